@@ -1,0 +1,1 @@
+"""Calibration baselines every leaderboard shows: random, centre and ground-truth maps."""

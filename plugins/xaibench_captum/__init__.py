@@ -1,0 +1,1 @@
+"""Saliency methods from captum, adapted to the xaibench method contract."""

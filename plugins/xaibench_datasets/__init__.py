@@ -1,0 +1,1 @@
+"""Built-in datasets: embedded, generated offline, no download."""

@@ -1,0 +1,1 @@
+"""CAM-family saliency methods from pytorch-grad-cam."""

@@ -1,0 +1,1 @@
+"""Built-in evaluation metrics: each follows its paper's definition and cites it."""

@@ -1,0 +1,87 @@
+"""Occlusion completeness (seed 003): how much of the output change the map accounts for.
+
+Completeness error, after the completeness axiom of Sundararajan et al. 2017 (ICML)
+and the "summation-to-delta" property of Shrikumar et al. 2017: with ``f`` the
+target logit (what the methods explain) and ``b`` the fully occluded input,
+
+    error = |sum_i a_i - (f(x) - f(b))| / |f(x) - f(b)|
+
+0 for a complete attribution; NaN where the model's output does not change.
+
+Sensitivity-n (Ancona et al., "Towards better understanding of gradient-based
+attribution methods", ICLR 2018): the Pearson correlation, over random sets S of n
+patches, between ``sum_{i in S} a_i`` and ``f(x) - f(x with S occluded)``.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from xaibench.engine import OUTPUTS
+from xaibench.specs import MetricContext
+
+
+def _fill(x: torch.Tensor, fill: str, ctx: MetricContext) -> torch.Tensor:
+    if fill == "zero":
+        return torch.zeros_like(x)
+    if fill == "mean" and ctx.data_mean is not None:
+        return ctx.data_mean.to(x).reshape(1, -1, *[1] * (x.dim() - 2)).expand_as(x)
+    raise ValueError(f"fill must be 'zero' or 'mean', got {fill!r}")
+
+
+def completeness_error(ctx: MetricContext, x: torch.Tensor, target: torch.Tensor, saliency: torch.Tensor,
+                       masks: torch.Tensor | None, regions: torch.Tensor | None, fill: str = "zero",
+                       output: str = "logit", eps: float = 1e-6) -> np.ndarray:
+    if output not in OUTPUTS:
+        raise ValueError(f"output must be one of {OUTPUTS}")
+    f_x = ctx.engine.scores(x, target, output)
+    f_b = ctx.engine.scores(_fill(x, fill, ctx), target, output)
+    delta = (f_x - f_b).double()
+    total = saliency.reshape(saliency.shape[0], -1).double().sum(1).to(delta.device)
+    err = (total - delta).abs() / delta.abs()
+    return torch.where(delta.abs() > eps, err, torch.full_like(err, float("nan"))).cpu().numpy()
+
+
+def patch_sets(n_samples: int, spatial: tuple[int, ...], patch: int, n: int, sets: int,
+               generator: torch.Generator) -> torch.Tensor:
+    """Random sets of ``n`` patches per sample: bool ``(n_samples, sets, *spatial)``."""
+    grid = tuple(max(1, s // patch) for s in spatial)
+    cells = int(np.prod(grid))
+    if not 0 < n < cells:
+        raise ValueError(f"n must be between 1 and {cells - 1} patches for a {spatial} input with patch {patch}")
+    scores = torch.rand(n_samples * sets, cells, generator=generator)
+    chosen = torch.zeros_like(scores, dtype=torch.bool)
+    chosen.scatter_(1, scores.topk(n, dim=1).indices, True)
+    coarse = chosen.float().reshape(n_samples * sets, 1, *grid)
+    mode = "nearest"
+    full = F.interpolate(coarse, size=spatial, mode=mode)[:, 0] > 0.5
+    return full.reshape(n_samples, sets, *spatial)
+
+
+def sensitivity_n(ctx: MetricContext, x: torch.Tensor, target: torch.Tensor, saliency: torch.Tensor,
+                  masks: torch.Tensor | None, regions: torch.Tensor | None, n: int = 8, patch: int = 8,
+                  sets: int = 32, fill: str = "zero", output: str = "logit") -> np.ndarray:
+    gen = torch.Generator().manual_seed(ctx.seed)
+    spatial = tuple(x.shape[2:])
+    s_masks = patch_sets(x.shape[0], spatial, patch, n, sets, gen).to(x.device)
+    baseline = _fill(x, fill, ctx)
+
+    def perturb(sample_idx: torch.Tensor, step_idx: torch.Tensor) -> torch.Tensor:
+        m = s_masks[sample_idx, step_idx].unsqueeze(1)
+        return torch.where(m, baseline[sample_idx], x[sample_idx])
+
+    f_x = ctx.engine.scores(x, target, output)
+    f_s = ctx.engine.perturbed_scores(perturb, x.shape[0], sets, target, output)
+    drop = (f_x[:, None] - f_s).double()
+    attr = (s_masks.flatten(2).double() * saliency.reshape(saliency.shape[0], 1, -1).double().to(x.device)).sum(-1)
+    return _pearson_rows(attr.cpu().numpy(), drop.cpu().numpy())
+
+
+def _pearson_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row-wise Pearson correlation; NaN where either row is constant."""
+    a = a - a.mean(1, keepdims=True)
+    b = b - b.mean(1, keepdims=True)
+    den = np.sqrt((a**2).sum(1) * (b**2).sum(1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, (a * b).sum(1) / den, np.nan)

@@ -1,0 +1,61 @@
+"""Average Drop / Drop in Confidence (DiC) and Increase in Confidence (IiC).
+
+Chattopadhay et al., "Grad-CAM++", WACV 2018, Sec. 5.1: with ``p_c(x)`` the
+softmax probability of the explained class and ``L`` the map scaled to [0, 1],
+
+    Average Drop = 100/N * sum_i max(0, p_c(x_i) - p_c(x_i * L_i)) / p_c(x_i)
+    Increase in Confidence = 100/N * sum_i 1[p_c(x_i * L_i) > p_c(x_i)]
+
+Each function returns the per-sample term (so the runner's mean is the paper's
+score). Seed 001 covers pixels two ways, darkening by the heat map (``x * L``) and
+zeroing by a binary mask thresholded from it, each applied to the non-essential
+part (the paper's setting: keep what the map marks) or to the important part
+(``x * (1 - L)``: remove what the map marks). Note that pytorch-grad-cam's
+``DropInConfidence`` is a different quantity (no division by ``p_c(x)``, logits).
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from xaibench.maps import normalize
+from xaibench.specs import MetricContext
+
+COVERS = ("nonessential", "important")
+FILLS = ("darken", "zero")
+
+
+def covered_inputs(x: torch.Tensor, saliency: torch.Tensor, cover: str, fill: str, threshold: float,
+                   sign: str) -> torch.Tensor:
+    """``x`` with the non-essential (or the important) part darkened or zeroed."""
+    if cover not in COVERS:
+        raise ValueError(f"cover must be one of {COVERS}, got {cover!r}")
+    if fill not in FILLS:
+        raise ValueError(f"fill must be one of {FILLS}, got {fill!r}")
+    keep = normalize(saliency, sign)
+    if fill == "zero":
+        keep = (keep >= threshold).float()
+    if cover == "important":
+        keep = 1.0 - keep
+    return x * keep.unsqueeze(1)
+
+
+def _probs(ctx: MetricContext, x: torch.Tensor, target: torch.Tensor, saliency: torch.Tensor, cover: str,
+           fill: str, threshold: float, sign: str) -> tuple[torch.Tensor, torch.Tensor]:
+    base = torch.softmax(ctx.base_logits.float(), 1).gather(1, target[:, None].to(ctx.base_logits.device))[:, 0]
+    covered = ctx.engine.scores(covered_inputs(x, saliency, cover, fill, threshold, sign), target, "prob")
+    return base, covered
+
+
+def drop_in_confidence(ctx: MetricContext, x: torch.Tensor, target: torch.Tensor, saliency: torch.Tensor,
+                       masks: torch.Tensor | None, regions: torch.Tensor | None, cover: str = "nonessential",
+                       fill: str = "darken", threshold: float = 0.5, sign: str = "positive") -> np.ndarray:
+    base, covered = _probs(ctx, x, target, saliency, cover, fill, threshold, sign)
+    return (100.0 * (base - covered).clamp(min=0) / base).cpu().numpy()
+
+
+def increase_in_confidence(ctx: MetricContext, x: torch.Tensor, target: torch.Tensor, saliency: torch.Tensor,
+                           masks: torch.Tensor | None, regions: torch.Tensor | None, cover: str = "nonessential",
+                           fill: str = "darken", threshold: float = 0.5, sign: str = "positive") -> np.ndarray:
+    base, covered = _probs(ctx, x, target, saliency, cover, fill, threshold, sign)
+    return (100.0 * (covered > base).float()).cpu().numpy()

@@ -1,0 +1,26 @@
+"""Hit rate / pointing game (Zhang et al., "Top-down Neural Attention by Excitation
+Backprop", ECCV 2016; TorchRay's protocol): a hit when the map's maximum lies
+within a tolerance of the annotated region. The tolerance is 15 px at 224 px and
+scales with the input size. An empty mask gives NaN (undefined), never a hit.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from xaibench import kernels
+from xaibench.specs import MetricContext
+
+
+def scaled_tolerance(tolerance: float, spatial: tuple[int, ...], reference: int = 224) -> float:
+    return tolerance * max(spatial) / reference
+
+
+def hit_rate(ctx: MetricContext, x: torch.Tensor, target: torch.Tensor, saliency: torch.Tensor,
+             masks: torch.Tensor | None, regions: torch.Tensor | None, tolerance: float = 15.0,
+             reference_size: int = 224) -> np.ndarray:
+    if masks is None:
+        raise ValueError("hit rate needs masks")
+    m = masks.cpu().numpy().astype(bool)
+    tol = scaled_tolerance(tolerance, tuple(m.shape[1:]), reference_size)
+    return kernels.pointing_game(saliency.cpu().numpy(), kernels.distance_to_mask(m), tol)

@@ -1,0 +1,1 @@
+"""Built-in model architectures (trained by the harness; no pretrained weights)."""

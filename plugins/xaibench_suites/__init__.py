@@ -1,0 +1,1 @@
+"""Built-in suites, shipped as YAML package data."""

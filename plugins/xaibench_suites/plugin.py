@@ -1,0 +1,19 @@
+"""Registers every ``suites/*.yaml`` file of this package as a built-in suite."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import yaml
+
+from xaibench import hookimpl
+from xaibench.specs import SuiteSource
+
+SUITE_DIR = Path(__file__).parent / "suites"
+
+
+@hookimpl
+def xaibench_register_suites(register: Callable[[SuiteSource], None]) -> None:
+    for path in sorted(SUITE_DIR.glob("*.yaml")):
+        head = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        register(SuiteSource(name=path.stem, path=str(path), description=str(head.get("description", ""))))

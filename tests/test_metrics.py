@@ -1,0 +1,101 @@
+"""Metric definitions against analytic expectations on models whose outputs we know."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from xaibench.engine import Engine
+from xaibench.plugins import load_harness
+from xaibench.specs import MethodContext, MetricContext
+
+
+class Linear2(nn.Module):
+    """logit_1 = w . x, logit_0 = 0: every quantity is computable by hand."""
+
+    def __init__(self, w: torch.Tensor) -> None:
+        super().__init__()
+        self.w = nn.Parameter(w.clone())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = (x.flatten(1) * self.w.flatten()).sum(1)
+        return torch.stack([torch.zeros_like(z), z], dim=1)
+
+
+def _ctx(model: nn.Module, x: torch.Tensor, seed: int = 0) -> MetricContext:
+    engine = Engine(model, "cpu", batch_size=5)
+    return MetricContext(engine=engine, base_logits=engine.logits(x), seed=seed)
+
+
+def test_average_drop_and_increase_match_the_formula() -> None:
+    torch.manual_seed(0)
+    w = torch.rand(1, 4, 4)
+    model = Linear2(w)
+    x = torch.rand(6, 1, 4, 4)
+    target = torch.ones(6, dtype=torch.long)
+    sal = torch.rand(6, 4, 4)
+    h = load_harness()
+    dic = h.metrics.get("dic").score(_ctx(model, x), x, target, sal, None, None, **h.metrics.get("dic").defaults)
+    iic = h.metrics.get("iic").score(_ctx(model, x), x, target, sal, None, None, **h.metrics.get("iic").defaults)
+    lo = sal.reshape(6, -1)
+    L = (lo / lo.max(1, keepdim=True).values).reshape(6, 1, 4, 4)
+    p = torch.sigmoid(model(x)[:, 1])
+    q = torch.sigmoid(model(x * L)[:, 1])
+    np.testing.assert_allclose(dic, (100 * (p - q).clamp(min=0) / p).detach().numpy(), rtol=1e-5)
+    np.testing.assert_allclose(iic, (100 * (q > p).float()).numpy())
+
+
+def test_integrated_gradients_on_a_linear_model_is_complete() -> None:
+    """IG is exactly x * w on a linear model, so the completeness error is 0."""
+    torch.manual_seed(1)
+    model = Linear2(torch.randn(1, 4, 4))
+    x = torch.rand(5, 1, 4, 4)
+    target = torch.ones(5, dtype=torch.long)
+    h = load_harness()
+    ctx = MethodContext(layer=None, batch_size=8, sample_seeds=(0,) * 5)
+    sal = h.methods.get("integrated-gradients").explain(model, x, target, ctx, n_steps=8)
+    err = h.metrics.get("completeness-error").score(_ctx(model, x), x, target, sal, None, None)
+    np.testing.assert_allclose(err, 0.0, atol=1e-5)
+    assert (h.metrics.get("completeness-error").score(_ctx(model, x), x, target, 2 * sal, None, None) > 0.99).all()
+
+
+def test_exact_occlusion_effect_has_zero_completeness_error_and_perfect_sensitivity_n() -> None:
+    """For a linear model, each patch's occlusion effect is additive: occlusion is complete."""
+    torch.manual_seed(2)
+    model = Linear2(torch.randn(1, 8, 8))
+    x = torch.rand(4, 1, 8, 8)
+    target = torch.ones(4, dtype=torch.long)
+    h = load_harness()
+    ctx = MethodContext(layer=None, batch_size=16, sample_seeds=(0,) * 4)
+    sal = h.methods.get("occlusion").explain(model, x, target, ctx, window=2)
+    err = h.metrics.get("completeness-error").score(_ctx(model, x), x, target, sal, None, None)
+    np.testing.assert_allclose(err, 0.0, atol=1e-5)
+    sens = h.metrics.get("sensitivity-n").score(_ctx(model, x, seed=3), x, target, sal, None, None,
+                                               n=4, patch=2, sets=16)
+    np.testing.assert_allclose(sens, 1.0, atol=1e-6)
+    shuffled = sal.flatten(1)[:, torch.randperm(64)].reshape(4, 8, 8)
+    assert (h.metrics.get("sensitivity-n").score(_ctx(model, x, seed=3), x, target, shuffled, None, None,
+                                                 n=4, patch=2, sets=16) < 0.9).all()
+
+
+def test_hit_rate_is_nan_on_empty_masks_and_one_for_the_oracle() -> None:
+    h = load_harness()
+    masks = torch.zeros(3, 32, 32, dtype=torch.bool)
+    masks[1, 4:8, 4:8] = True
+    masks[2, 20:30, 1:5] = True
+    score = h.metrics.get("hit-rate").score(None, None, None, masks.float(), masks, None)
+    assert np.isnan(score[0]) and (score[1:] == 1).all()
+
+
+def test_engine_streams_full_batches_across_samples() -> None:
+    calls = []
+
+    class Probe(nn.Module):
+        def forward(self, x):  # type: ignore[no-untyped-def]
+            calls.append(x.shape[0])
+            return torch.zeros(x.shape[0], 2)
+
+    x = torch.zeros(3, 1, 4, 4)
+    engine = Engine(Probe(), batch_size=4)
+    out = engine.perturbed_scores(lambda s, t: x[s], n_samples=3, n_steps=5, target=torch.zeros(3, dtype=torch.long))
+    assert out.shape == (3, 5) and calls == [4, 4, 4, 3] and engine.passes == 15

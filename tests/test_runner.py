@@ -1,0 +1,119 @@
+"""The runner on a tiny in-process plugin: caching, resumption, fault isolation, skips."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import TINY_SUITE
+from xaibench import hookimpl, leaderboard
+from xaibench.plugins import load_harness
+from xaibench.runner import RunOptions, Runner
+from xaibench.specs import MethodSpec, MetricSpec
+from xaibench.store import Store
+from xaibench.suite import load_suite
+
+
+class Faulty:
+    """Methods and a metric that misbehave in each way a plugin can."""
+
+    @hookimpl
+    def xaibench_register_methods(self, register):  # type: ignore[no-untyped-def]
+        def raises(model, x, target, ctx):  # type: ignore[no-untyped-def]
+            raise RuntimeError("method exploded")
+
+        def nan(model, x, target, ctx):  # type: ignore[no-untyped-def]
+            return torch.full(x.shape[:1] + x.shape[2:], float("nan"))
+
+        def wrong_shape(model, x, target, ctx):  # type: ignore[no-untyped-def]
+            return torch.zeros(x.shape[0], 3)
+
+        def mutates(model, x, target, ctx):  # type: ignore[no-untyped-def]
+            next(model.parameters()).data.add_(1.0)
+            return x[:, 0]
+
+        for name, fn in (("raises", raises), ("nan", nan), ("wrong-shape", wrong_shape), ("mutates", mutates)):
+            register(MethodSpec(name=name, explain=fn, modalities=frozenset({"image"}), description=name))
+
+    @hookimpl
+    def xaibench_register_metrics(self, register):  # type: ignore[no-untyped-def]
+        register(MetricSpec(name="too-few-scores", score=lambda ctx, x, *a, **k: np.zeros(1), category="complexity",
+                            higher_is_better=True, description="returns one score for the batch"))
+
+
+def _run(tmp_path: Path, text: str, *plugins: tuple[str, object], **opts: object):  # type: ignore[no-untyped-def]
+    path = tmp_path / "suite.yaml"
+    path.write_text(text)
+    harness = load_harness(plugins)
+    store = Store(tmp_path / "r.sqlite")
+    runner = Runner(harness, load_suite(path), store, RunOptions(progress=False, **opts))  # type: ignore[arg-type]
+    return runner.run(), store
+
+
+def test_tiny_suite_runs_and_oracle_and_chance_score_as_expected(tmp_path: Path, tiny_plugin) -> None:  # type: ignore[no-untyped-def]
+    summary, store = _run(tmp_path, TINY_SUITE, ("tiny", tiny_plugin))
+    assert summary.computed == 9 and summary.models_trained == 1 and not summary.failed
+    recs = {(r.method, r.metric): r for r in leaderboard.records(store, "tiny")}
+    assert recs[("oracle", "hit-rate")].mean == 1.0
+    assert recs[("input-times-one", "hit-rate")].mean == 1.0  # the bright square is the mask
+    assert 0.0 <= recs[("random", "hit-rate")].mean < 1.0
+    acc = store.model_evaluation(store.plan("tiny")[0].model_key)["accuracy"]
+    assert acc >= 0.9, "the tiny model must learn the left/right rule"
+
+
+def test_second_run_recomputes_nothing_and_renders_identically(tmp_path: Path, tiny_plugin) -> None:  # type: ignore[no-untyped-def]
+    _, store = _run(tmp_path, TINY_SUITE, ("tiny", tiny_plugin))
+    first = leaderboard.render(store, "tiny")
+    summary, store = _run(tmp_path, TINY_SUITE, ("tiny", tiny_plugin))
+    assert summary.computed == 0 and summary.reused == 9 and summary.models_trained == 0
+    assert leaderboard.render(store, "tiny") == first
+    assert store.counts()["cells"] == 9
+
+
+def test_adding_a_method_computes_only_its_cells(tmp_path: Path, tiny_plugin) -> None:  # type: ignore[no-untyped-def]
+    _run(tmp_path, TINY_SUITE, ("tiny", tiny_plugin))
+    summary, _ = _run(tmp_path, TINY_SUITE.replace("methods: [", "methods: [centre, "), ("tiny", tiny_plugin))
+    assert summary.computed == 3 and summary.reused == 9 and summary.maps_computed == 8
+
+
+def test_faulty_plugins_fail_their_cells_not_the_run(tmp_path: Path, tiny_plugin) -> None:  # type: ignore[no-untyped-def]
+    text = TINY_SUITE.replace("methods: [", "methods: [raises, nan, wrong-shape, mutates, ").replace(
+        "metrics: [", "metrics: [too-few-scores, ")
+    summary, store = _run(tmp_path, text, ("tiny", tiny_plugin), ("faulty", Faulty()))
+    recs = {(r.method, r.metric): r for r in leaderboard.records(store, "tiny")}
+    assert "method exploded" in recs[("raises", "dic")].detail
+    assert "NaN" in recs[("nan", "dic")].detail
+    assert "shape" in recs[("wrong-shape", "hit-rate")].detail
+    assert "changed the model's parameter" in recs[("mutates", "iic")].detail
+    assert "one score per sample" in recs[("oracle", "too-few-scores")].detail
+    assert recs[("oracle", "hit-rate")].status == "ok" and recs[("random", "dic")].status == "ok"
+    assert len(summary.failed) == 4 * 4 + 3
+    md = leaderboard.render(store, "tiny")
+    assert md.count("**failed**") == 19
+
+
+def test_fail_fast_stops_at_the_first_failure(tmp_path: Path, tiny_plugin) -> None:  # type: ignore[no-untyped-def]
+    text = TINY_SUITE.replace("methods: [", "methods: [raises, ")
+    summary, _ = _run(tmp_path, text, ("tiny", tiny_plugin), ("faulty", Faulty()), fail_fast=True)
+    assert len(summary.failed) == 1 and summary.computed == 0
+
+
+def test_cells_without_masks_are_skipped_with_a_reason(tmp_path: Path, tiny_plugin) -> None:  # type: ignore[no-untyped-def]
+    text = TINY_SUITE.replace("datasets: [tiny]", "datasets: [{name: tiny, params: {masks: false}}]")
+    summary, store = _run(tmp_path, text, ("tiny", tiny_plugin))
+    assert summary.computed == 4 and summary.skipped == 5
+    assert "dataset 'tiny' has no masks: localization metric 'hit-rate' skipped" in summary.skip_reasons
+    assert "method 'oracle' needs masks and 'tiny' has none" in summary.skip_reasons
+
+
+def test_target_label_and_unknown_layer(tmp_path: Path, tiny_plugin) -> None:  # type: ignore[no-untyped-def]
+    text = TINY_SUITE.replace("seed: 0", "seed: 0\ntarget: label")
+    summary, _ = _run(tmp_path, text, ("tiny", tiny_plugin))
+    assert summary.computed == 9
+    from xaibench.errors import SuiteError
+
+    bad = TINY_SUITE.replace("methods: [", "methods: [{name: gradcam, params: {layer: featurs}}, ")
+    with pytest.raises(SuiteError, match="did you mean 'features'"):
+        _run(tmp_path, bad, ("tiny", tiny_plugin))

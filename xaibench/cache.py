@@ -1,0 +1,110 @@
+"""On-disk caches under ``XAIBENCH_HOME``: trained checkpoints and saliency maps.
+
+Both are content-addressed by the same kind of key as the store, so a cache entry
+can never be used for something it was not computed for. Files are written to a
+temporary name and renamed, so a killed run never leaves a half-written entry.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from xaibench.errors import XaibenchError
+
+HOME_ENV = "XAIBENCH_HOME"
+
+
+def cache_home() -> Path:
+    """``$XAIBENCH_HOME``, else ``$XDG_CACHE_HOME/xaibench``, else ``~/.cache/xaibench``."""
+    if os.environ.get(HOME_ENV):
+        return Path(os.environ[HOME_ENV]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "xaibench"
+
+
+def content_key(*parts: Any) -> str:
+    """A short stable hex digest of JSON-serialisable parts."""
+    blob = json.dumps(parts, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:24]
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _atomic_write(path: Path, write: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _save_npy(path: Path, array: np.ndarray) -> None:
+    with open(path, "wb") as f:  # a file object: np.save would append ".npy" to a str path
+        np.save(f, np.ascontiguousarray(array))
+
+
+def save_checkpoint(model: nn.Module, path: Path) -> None:
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    _atomic_write(path, lambda p: torch.save(state, p))
+
+
+def load_checkpoint(model: nn.Module, path: Path, what: str) -> nn.Module:
+    """Load a state dict with ``weights_only=True`` into ``model``; clear errors on mismatch."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise XaibenchError(f"{what}: checkpoint {path} does not exist") from None
+    except Exception as exc:  # UnpicklingError for code-carrying pickles, zip errors for corrupt files
+        raise XaibenchError(
+            f"{what}: refusing checkpoint {path}: it cannot be loaded as plain weights "
+            f"(weights_only=True): {str(exc).splitlines()[0]}"
+        ) from None
+    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict):
+        raise XaibenchError(f"{what}: checkpoint {path} holds a {type(state).__name__}, not a state dict")
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        detail = " ".join(str(exc).split())[:400]
+        raise XaibenchError(f"{what}: checkpoint {path} does not fit this architecture: {detail}") from None
+    return model
+
+
+class SaliencyCache:
+    """Maps of one (model, method) pair, one ``.npy`` per sample id.
+
+    Per-sample files mean a larger ``samples:`` or a new dataset split computes only
+    the samples it has not seen.
+    """
+
+    def __init__(self, root: Path, model_key: str, method_key: str) -> None:
+        self.dir = root / "saliency" / model_key / method_key
+
+    def _path(self, sample_id: str) -> Path:
+        return self.dir / (hashlib.sha256(sample_id.encode()).hexdigest()[:32] + ".npy")
+
+    def missing(self, sample_ids: Sequence[str]) -> list[int]:
+        return [i for i, s in enumerate(sample_ids) if not self._path(s).exists()]
+
+    def put(self, sample_ids: Sequence[str], maps: np.ndarray) -> None:
+        for sid, m in zip(sample_ids, maps):
+            _atomic_write(self._path(sid), lambda p, m=m: _save_npy(p, m))
+
+    def get(self, sample_ids: Sequence[str]) -> np.ndarray:
+        return np.stack([np.load(self._path(s)) for s in sample_ids])

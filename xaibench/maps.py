@@ -1,0 +1,53 @@
+"""Helpers every method and metric plugin shares for handling saliency maps."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+SIGNS = ("abs", "positive", "raw")
+
+
+def upsample(saliency: torch.Tensor, spatial: tuple[int, ...]) -> torch.Tensor:
+    """Resize ``(N, *s)`` maps to ``(N, *spatial)`` (linear/bilinear, corners aligned off).
+
+    The harness does this for every method, so CAM plugins return their native
+    feature-map resolution and all methods are upsampled the same way.
+    """
+    if tuple(saliency.shape[1:]) == tuple(spatial):
+        return saliency
+    if saliency.dim() - 1 != len(spatial):
+        raise ValueError(f"map of shape {tuple(saliency.shape)} cannot be resized to {spatial}")
+    mode = {1: "linear", 2: "bilinear", 3: "trilinear"}[len(spatial)]
+    return F.interpolate(saliency[:, None].float(), size=spatial, mode=mode, align_corners=False)[:, 0]
+
+
+def normalize(saliency: torch.Tensor, sign: str = "positive") -> torch.Tensor:
+    """Scale each map to [0, 1] after sign handling; constant maps become all zeros.
+
+    ``abs`` keeps evidence of both signs, ``positive`` only evidence for the class
+    (negative values become 0), ``raw`` shifts the minimum to 0.
+    """
+    if sign == "abs":
+        s = saliency.abs()
+    elif sign == "positive":
+        s = saliency.clamp(min=0)
+    elif sign == "raw":
+        s = saliency
+    else:
+        raise ValueError(f"sign must be one of {SIGNS}, got {sign!r}")
+    flat = s.reshape(s.shape[0], -1).float()
+    low = flat.min(dim=1, keepdim=True).values if sign == "raw" else torch.zeros_like(flat[:, :1])
+    span = flat.max(dim=1, keepdim=True).values - low
+    out = torch.where(span > 0, (flat - low) / span.clamp(min=1e-12), torch.zeros_like(flat))
+    return out.reshape(s.shape)
+
+
+def reduce_channels(attribution: torch.Tensor, how: str = "sum") -> torch.Tensor:
+    """``(N, C, *s)`` input attributions -> ``(N, *s)`` maps ("sum", "abs" or "max_abs")."""
+    if how == "sum":
+        return attribution.sum(dim=1)
+    if how == "abs":
+        return attribution.abs().sum(dim=1)
+    if how == "max_abs":
+        return attribution.abs().amax(dim=1)
+    raise ValueError(f"channel reduction must be sum, abs or max_abs, got {how!r}")

@@ -1,0 +1,59 @@
+"""Name -> spec lookups for one kind of plugin, with clear errors on misuse."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Generic, Iterator, TypeVar
+
+from xaibench.errors import DuplicateNameError, UnknownNameError, did_you_mean
+
+S = TypeVar("S")
+
+
+@dataclass(frozen=True)
+class Entry(Generic[S]):
+    spec: S
+    plugin: str  # the registering plugin's name (its entry-point name)
+
+
+class Registry(Generic[S]):
+    """Specs of one kind, by name. Names are unique across all plugins."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._entries: dict[str, Entry[S]] = {}
+
+    def add(self, spec: S, plugin: str) -> None:
+        name = getattr(spec, "name")
+        if not isinstance(name, str) or not name:
+            raise DuplicateNameError(f"plugin {plugin!r} registered a {self.kind[:-1]} without a name")
+        if name in self._entries:
+            first = self._entries[name].plugin
+            raise DuplicateNameError(
+                f"{self.kind[:-1]} {name!r} is registered twice: by plugin {first!r} and by plugin "
+                f"{plugin!r}; disable one with XAIBENCH_DISABLE_PLUGINS={plugin}"
+            )
+        self._entries[name] = Entry(spec, plugin)
+
+    def get(self, name: str) -> S:
+        return self.entry(name).spec
+
+    def entry(self, name: str) -> Entry[S]:
+        try:
+            return self._entries[name]
+        except KeyError:
+            known = ", ".join(sorted(self._entries)) or "none"
+            raise UnknownNameError(
+                f"unknown {self.kind[:-1]} {name!r}{did_you_mean(name, self._entries)}; known: {known}"
+            ) from None
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._entries
+
+    def __iter__(self) -> Iterator[Entry[S]]:
+        return iter(sorted(self._entries.values(), key=lambda e: getattr(e.spec, "name")))
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def names(self) -> list[str]:
+        return sorted(self._entries)

@@ -1,0 +1,222 @@
+"""YAML suite -> validated :class:`Suite`, with ``file:line`` on every error.
+
+Suites are loaded with a ``yaml.SafeLoader`` subclass that remembers the line of
+every mapping key and list item, so a typo deep in a suite is reported where it is.
+Plugin names are *not* resolved here: the planner does that against the registries.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from xaibench.errors import SuiteError, did_you_mean
+
+
+class _Located(dict):
+    """A mapping that remembers the 1-based line of itself and of each key."""
+
+    line: int = 0
+    key_lines: dict[str, int]
+
+
+class _LocatedList(list):
+    line: int = 0
+    item_lines: list[int]
+
+
+class _Loader(yaml.SafeLoader):
+    pass
+
+
+def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> _Located:
+    loader.flatten_mapping(node)
+    out = _Located()
+    out.line = node.start_mark.line + 1
+    out.key_lines = {}
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        out[key] = loader.construct_object(value_node, deep=True)
+        out.key_lines[key] = key_node.start_mark.line + 1
+    return out
+
+
+def _construct_sequence(loader: _Loader, node: yaml.SequenceNode) -> _LocatedList:
+    out = _LocatedList(loader.construct_object(child, deep=True) for child in node.value)
+    out.line = node.start_mark.line + 1
+    out.item_lines = [child.start_mark.line + 1 for child in node.value]
+    return out
+
+
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One dataset, model, method or metric named in a suite."""
+
+    name: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+    #: Display name; lets one plugin appear twice with different parameters.
+    label: str = ""
+    line: int = 0
+    #: Models only: trainer overrides and an optional user checkpoint.
+    train: Mapping[str, Any] = field(default_factory=dict)
+    checkpoint: str | None = None
+
+    @property
+    def display(self) -> str:
+        return self.label or self.name
+
+    def identity(self) -> str:
+        """A canonical string of what determines this entry's results."""
+        return json.dumps(
+            {"name": self.name, "params": self.params, "train": self.train, "checkpoint": self.checkpoint},
+            sort_keys=True,
+            default=str,
+        )
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    path: str
+    datasets: tuple[Entry, ...]
+    models: tuple[Entry, ...]
+    methods: tuple[Entry, ...]
+    metrics: tuple[Entry, ...]
+    description: str = ""
+    seed: int = 0
+    samples: int = 32
+    image_size: int | None = None
+    target: str = "predicted"
+    batch_size: int = 64
+
+    def digest(self) -> str:
+        return hashlib.sha256(Path(self.path).read_bytes()).hexdigest()[:16]
+
+
+_TOP_KEYS = {
+    "name": str,
+    "description": str,
+    "seed": int,
+    "samples": int,
+    "image_size": (int, type(None)),
+    "target": str,
+    "batch_size": int,
+    "datasets": list,
+    "models": list,
+    "methods": list,
+    "metrics": list,
+}
+_REQUIRED = ("name", "datasets", "models", "methods", "metrics")
+_ENTRY_KEYS = {"name", "params", "label"}
+_MODEL_KEYS = _ENTRY_KEYS | {"train", "checkpoint"}
+_TARGETS = ("predicted", "label")
+
+
+def load_suite(path: str | Path) -> Suite:
+    """Parse and validate a suite file; raise :class:`SuiteError` naming file and line."""
+    path = Path(path)
+    where = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SuiteError(f"{where}: cannot read suite: {exc.strerror or exc}") from None
+    try:
+        doc = yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader derives from SafeLoader
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise SuiteError(f"{where}{line}: malformed YAML: {problem}") from None
+    if not isinstance(doc, _Located):
+        raise SuiteError(f"{where}:1: a suite is a YAML mapping with keys {', '.join(_REQUIRED)}")
+
+    def err(line: int, msg: str) -> SuiteError:
+        return SuiteError(f"{where}:{line}: {msg}")
+
+    for key in doc:
+        if key not in _TOP_KEYS:
+            raise err(doc.key_lines[key], f"unknown key {key!r}{did_you_mean(str(key), _TOP_KEYS)}")
+    for key in _REQUIRED:
+        if key not in doc:
+            raise err(doc.line, f"missing required key {key!r}")
+    for key, typ in _TOP_KEYS.items():
+        if key in doc and (not isinstance(doc[key], typ) or isinstance(doc[key], bool)):
+            want = typ.__name__ if isinstance(typ, type) else "int or null"
+            raise err(doc.key_lines[key], f"{key!r} must be {want}, got {type(doc[key]).__name__}")
+    if doc.get("target", "predicted") not in _TARGETS:
+        raise err(doc.key_lines["target"], f"'target' must be one of {', '.join(_TARGETS)}")
+    for key in ("samples", "batch_size", "image_size"):
+        if isinstance(doc.get(key), int) and doc[key] < 1:
+            raise err(doc.key_lines[key], f"{key!r} must be positive")
+
+    def entries(kind: str) -> tuple[Entry, ...]:
+        items = doc[kind]
+        if not items:
+            raise err(doc.key_lines[kind], f"{kind!r} is empty")
+        out: list[Entry] = []
+        allowed = _MODEL_KEYS if kind == "models" else _ENTRY_KEYS
+        for item, line in zip(items, items.item_lines):
+            if isinstance(item, str):
+                out.append(Entry(name=item, line=line))
+                continue
+            if not isinstance(item, _Located):
+                raise err(line, f"each of {kind!r} is a name or a mapping with 'name'")
+            for key in item:
+                if key not in allowed:
+                    raise err(item.key_lines[key], f"unknown key {key!r} in {kind}{did_you_mean(str(key), allowed)}")
+            if not isinstance(item.get("name"), str):
+                raise err(item.line, f"each of {kind!r} needs a 'name'")
+            for key in ("params", "train"):
+                if key in item and not isinstance(item[key], dict):
+                    raise err(item.key_lines[key], f"{key!r} must be a mapping")
+            checkpoint = item.get("checkpoint")
+            if checkpoint is not None:
+                checkpoint = str((path.parent / str(checkpoint)).resolve())
+            out.append(
+                Entry(
+                    name=item["name"],
+                    params=_plain(item.get("params", {})),
+                    label=str(item.get("label", "")),
+                    line=item.line,
+                    train=_plain(item.get("train", {})),
+                    checkpoint=checkpoint,
+                )
+            )
+        seen: dict[str, int] = {}
+        for e in out:
+            if e.display in seen:
+                raise err(e.line, f"{kind[:-1]} {e.display!r} appears twice (first on line {seen[e.display]}); give one a 'label'")
+            seen[e.display] = e.line
+        return tuple(out)
+
+    return Suite(
+        name=doc["name"],
+        path=str(path.resolve()),
+        description=doc.get("description", ""),
+        seed=doc.get("seed", 0),
+        samples=doc.get("samples", 32),
+        image_size=doc.get("image_size"),
+        target=doc.get("target", "predicted"),
+        batch_size=doc.get("batch_size", 64),
+        datasets=entries("datasets"),
+        models=entries("models"),
+        methods=entries("methods"),
+        metrics=entries("metrics"),
+    )
+
+
+def _plain(value: Any) -> Any:
+    """Strip location bookkeeping: nested dicts and lists become plain ones."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value

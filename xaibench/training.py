@@ -1,0 +1,115 @@
+"""The harness's trainer: no pretrained weights exist offline, so models are trained here.
+
+Deliberately plain (Adam, cross-entropy, seeded shuffling and augmentation, early
+stopping on validation accuracy, best-epoch weights kept) so that a checkpoint is
+a deterministic function of its cache key on a given machine.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import replace
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from xaibench.errors import SuiteError
+from xaibench.specs import Samples, TrainRecipe
+
+AUGMENTATIONS = ("hflip", "vflip", "rot90", "shift")
+
+
+def recipe_with(recipe: TrainRecipe, overrides: Mapping[str, Any]) -> TrainRecipe:
+    """Apply a suite's ``train:`` overrides, refusing unknown fields by name."""
+    fields = set(TrainRecipe.__dataclass_fields__)
+    unknown = sorted(set(overrides) - fields)
+    if unknown:
+        raise SuiteError(f"unknown training option(s) {', '.join(unknown)}; known: {', '.join(sorted(fields))}")
+    values = dict(overrides)
+    if "augment" in values:
+        values["augment"] = tuple(values["augment"])
+        bad = sorted(set(values["augment"]) - set(AUGMENTATIONS))
+        if bad:
+            raise SuiteError(f"unknown augmentation(s) {', '.join(bad)}; known: {', '.join(AUGMENTATIONS)}")
+    return replace(recipe, **values)
+
+
+def _augment(x: torch.Tensor, names: tuple[str, ...], gen: torch.Generator) -> torch.Tensor:
+    n = x.shape[0]
+    for name in names:
+        if name == "hflip":
+            flip = torch.rand(n, generator=gen) < 0.5
+            x = torch.where(flip.view(-1, *[1] * (x.dim() - 1)), x.flip(-1), x)
+        elif name == "vflip" and x.dim() == 4:
+            flip = torch.rand(n, generator=gen) < 0.5
+            x = torch.where(flip.view(-1, 1, 1, 1), x.flip(-2), x)
+        elif name == "rot90" and x.dim() == 4 and x.shape[-1] == x.shape[-2]:
+            k = int(torch.randint(0, 4, (1,), generator=gen))
+            x = torch.rot90(x, k, dims=(-2, -1))
+        elif name == "shift":
+            s = int(torch.randint(-3, 4, (1,), generator=gen))
+            x = torch.roll(x, s, dims=-1)
+    return x
+
+
+def train(model: nn.Module, train_set: Samples, val_set: Samples, recipe: TrainRecipe, seed: int,
+          device: torch.device) -> nn.Module:
+    """Train ``model`` in place and return it in eval mode with its best validation weights."""
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    model.to(device).train()
+    opt = torch.optim.Adam(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+    best_acc, best_state, stale = -1.0, copy.deepcopy(model.state_dict()), 0
+    n = len(train_set)
+    for _epoch in range(recipe.epochs):
+        model.train()
+        order = torch.randperm(n, generator=gen)
+        for start in range(0, n, recipe.batch_size):
+            idx = order[start : start + recipe.batch_size]
+            if idx.numel() < 2:  # BatchNorm cannot train on one sample
+                continue
+            xb = _augment(train_set.x[idx], recipe.augment, gen).to(device)
+            loss = F.cross_entropy(model(xb), train_set.y[idx].to(device))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        acc = evaluate(model, val_set, device)["accuracy"] if len(val_set) else 0.0
+        if acc > best_acc:
+            best_acc, best_state, stale = acc, copy.deepcopy(model.state_dict()), 0
+        else:
+            stale += 1
+            if recipe.patience and stale >= recipe.patience:
+                break
+    model.load_state_dict(best_state)
+    return model.eval()
+
+
+def predict(model: nn.Module, x: torch.Tensor, device: torch.device, batch_size: int = 256) -> torch.Tensor:
+    model.eval()
+    with torch.inference_mode():
+        return torch.cat([model(x[i : i + batch_size].to(device)).argmax(1).cpu() for i in range(0, len(x), batch_size)])
+
+
+def evaluate(model: nn.Module, samples: Samples, device: torch.device) -> dict[str, float]:
+    """Accuracy and macro precision, recall and F1 (seed 001's table) on ``samples``."""
+    pred = predict(model, samples.x, device).numpy()
+    true = samples.y.numpy()
+    classes = np.unique(np.concatenate([true, pred]))
+    precision, recall, f1 = [], [], []
+    for c in classes:
+        tp = np.sum((pred == c) & (true == c))
+        p = tp / max(np.sum(pred == c), 1)
+        r = tp / max(np.sum(true == c), 1)
+        precision.append(p)
+        recall.append(r)
+        f1.append(0.0 if p + r == 0 else 2 * p * r / (p + r))
+    return {
+        "accuracy": float(np.mean(pred == true)),
+        "precision": float(np.mean(precision)),
+        "recall": float(np.mean(recall)),
+        "f1": float(np.mean(f1)),
+        "n": int(len(true)),
+        "majority": float(np.bincount(true).max() / max(len(true), 1)),
+    }
