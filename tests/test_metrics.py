@@ -99,3 +99,30 @@ def test_engine_streams_full_batches_across_samples() -> None:
     engine = Engine(Probe(), batch_size=4)
     out = engine.perturbed_scores(lambda s, t: x[s], n_samples=3, n_steps=5, target=torch.zeros(3, dtype=torch.long))
     assert out.shape == (3, 5) and calls == [4, 4, 4, 3] and engine.passes == 15
+
+
+def test_every_metric_of_the_issue_is_registered_with_category_direction_and_citation() -> None:
+    import sys
+
+    from xaibench.specs import METRIC_CATEGORIES
+
+    expected = {
+        "faithfulness": ["dic", "iic", "dic-mask", "iic-mask", "dic-important", "iic-important", "dic-mask-important",
+                         "iic-mask-important", "deletion-auc", "insertion-auc", "road-morf", "road-lerf",
+                         "completeness-error", "sensitivity-n", "faithfulness-correlation", "infidelity"],
+        "localization": ["hit-rate", "graded-hit-rate", "energy-pointing-game", "relevance-mass", "relevance-rank",
+                         "attribution-localisation", "iou", "dice", "coverage", "iou-threshold", "dice-threshold",
+                         "coverage-threshold"],
+        "randomization": ["mprt-spearman", "mprt-ssim"],
+        "complexity": ["sparseness", "entropy"],
+    }
+    h = load_harness()
+    for category, names in expected.items():
+        assert category in METRIC_CATEGORIES
+        for name in names:
+            spec = h.metrics.get(name)
+            assert spec.category == category and spec.citation and spec.description, name
+            docs = (spec.score.__doc__ or "") + (sys.modules[spec.score.__module__].__doc__ or "")
+            assert spec.citation.split()[0] in docs, f"{name}: the paper's definition is not documented with the code"
+    assert not h.metrics.get("deletion-auc").higher_is_better and h.metrics.get("insertion-auc").higher_is_better
+    assert not h.metrics.get("road-morf").higher_is_better and h.metrics.get("road-lerf").higher_is_better

@@ -117,3 +117,19 @@ def test_target_label_and_unknown_layer(tmp_path: Path, tiny_plugin) -> None:  #
     bad = TINY_SUITE.replace("methods: [", "methods: [{name: gradcam, params: {layer: featurs}}, ")
     with pytest.raises(SuiteError, match="did you mean 'features'"):
         _run(tmp_path, bad, ("tiny", tiny_plugin))
+
+
+def test_an_optional_dataset_without_data_is_skipped_with_the_reason(tmp_path: Path, tiny_plugin) -> None:  # type: ignore[no-untyped-def]
+    text = TINY_SUITE.replace("datasets: [tiny]", "datasets: [tiny, {name: busi, optional: true}]")
+    summary, store = _run(tmp_path, text, ("tiny", tiny_plugin))
+    assert summary.computed == 9 and summary.skipped == 9
+    assert any(r.startswith("optional dataset 'busi' skipped:") for r in summary.skip_reasons)
+    md = leaderboard.render(store, "tiny")
+    assert "## tiny × tiny-cnn" in md and "optional dataset 'busi' skipped" in md
+
+
+def test_a_required_dataset_without_data_stops_the_run_before_training(tmp_path: Path, tiny_plugin) -> None:  # type: ignore[no-untyped-def]
+    from xaibench.errors import XaibenchError
+
+    with pytest.raises(XaibenchError, match="dataset 'busi'"):
+        _run(tmp_path, TINY_SUITE.replace("datasets: [tiny]", "datasets: [tiny, busi]"), ("tiny", tiny_plugin))

@@ -52,3 +52,27 @@ def test_not_a_database_gives_a_clear_error(tmp_path: Path) -> None:
     bad.write_bytes(b"this is not sqlite" * 100)
     with pytest.raises(XaibenchError, match="not a usable xaibench store"):
         Store(bad)
+
+
+def test_a_writer_waits_for_a_short_lock_and_refuses_clearly_after_the_timeout(tmp_path: Path) -> None:
+    import sqlite3
+    import threading
+
+    import pytest
+
+    from xaibench.errors import XaibenchError
+
+    path = tmp_path / "s.sqlite"
+    Store(path).close()
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")  # another run in the middle of writing a cell
+    threading.Timer(0.3, lambda: other.execute("COMMIT")).start()
+    with Store(path, timeout=10) as s:
+        s.put_cell(_cell("k"), ["a"], [1.0])  # waits for the other writer, then commits
+        assert s.counts()["cells"] == 1
+    other.execute("BEGIN IMMEDIATE")
+    with pytest.raises(XaibenchError, match="held the store's write lock for over 0.2s"):
+        Store(path, timeout=0.2)  # opening writes the schema, so it already refuses
+    other.execute("ROLLBACK")
+    with Store(path) as s:
+        assert s.finished(["k", "k2"]) == {"k"}

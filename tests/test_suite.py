@@ -33,6 +33,8 @@ def test_valid_suite_loads(write_suite) -> None:  # type: ignore[no-untyped-def]
     assert s.datasets[0].params == {"n_train": 30} and s.models[0].train == {"epochs": 1}
     assert [m.display for m in s.methods] == ["gradcam", "occ-4"]
     assert s.methods[1].line == 13
+    assert s.cell_timeout is None
+    assert load_suite(write_suite(GOOD.replace("samples: 5", "cell_timeout: 2.5"))).cell_timeout == 2.5
 
 
 @pytest.mark.parametrize(
@@ -48,6 +50,8 @@ def test_valid_suite_loads(write_suite) -> None:  # type: ignore[no-untyped-def]
         (GOOD.replace("metrics: [dic]", "metrics: []"), r"suite.yaml:\d+: 'metrics' is empty"),
         ("- just\n- a list\n", r"suite.yaml:1: a suite is a YAML mapping"),
         (GOOD.replace("samples: 5", "samples: 0"), r"suite.yaml:3: 'samples' must be positive"),
+        (GOOD.replace("samples: 5", "cell_timeout: soon"), r"suite.yaml:3: 'cell_timeout' must be int or float or null"),
+        (GOOD.replace("samples: 5", "cell_timeout: 0"), r"suite.yaml:3: 'cell_timeout' must be a positive number"),
     ],
 )
 def test_bad_suites_name_file_and_line(write_suite, text: str, message: str) -> None:  # type: ignore[no-untyped-def]

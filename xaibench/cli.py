@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
 import traceback
 from pathlib import Path
@@ -79,7 +80,10 @@ def _cmd_run(args: argparse.Namespace, harness: Harness) -> int:
     suite = resolve_suite(harness, args.suite)
     data_root = args.data_root or os.environ.get("XAIBENCH_DATA")
     options = RunOptions(data_root=data_root, device=args.device, limit=args.limit, batch_size=args.batch_size,
-                         progress=not args.no_progress, fail_fast=args.fail_fast)
+                         progress=not args.no_progress, fail_fast=args.fail_fast, cell_timeout=args.cell_timeout,
+                         autocast=args.autocast, executor=args.executor, workers=args.workers, address=args.address)
+    if args.workers < 1:
+        raise XaibenchError(f"--workers must be at least 1, got {args.workers}")
     with Store(args.store) as store:
         runner = Runner(harness, suite, store, options)
         cells = runner.plan()
@@ -93,12 +97,37 @@ def _cmd_run(args: argparse.Namespace, harness: Harness) -> int:
                   f"{summary.models_trained} models trained), reused {summary.reused} from {args.store}")
         path = leaderboard.write(store, suite.name, args.out)
         print(f"leaderboard written to {path}")
+        if not args.no_figures:
+            from xaibench.figures import write_run_figures
+
+            figures = write_run_figures(runner, args.out)
+            print(f"{len(figures)} figures (saliency galleries, deletion/insertion curves) written beside it")
     if summary.failed:
         print(f"{len(summary.failed)} cell(s) failed (stored with their errors; the rest of the run completed):",
               file=sys.stderr)
         for line in summary.failed:
             print(f"  {line}", file=sys.stderr)
         return 1
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace, harness: Harness) -> int:
+    from tabulate import tabulate
+
+    from xaibench.runner import RunOptions, RunSummary, Runner
+
+    suite = resolve_suite(harness, args.suite)
+    data_root = args.data_root or os.environ.get("XAIBENCH_DATA")
+    options = RunOptions(data_root=data_root, device=args.device, progress=False)
+    summary = RunSummary()
+    with Store(args.store) as store:
+        rows = Runner(harness, suite, store, options).train_models(summary)
+    print(tabulate([[d, m, *(e.get(k) for k in ("accuracy", "precision", "recall", "f1", "majority", "n"))]
+                    for d, m, e in rows],
+                   headers=["dataset", "model", "accuracy", "precision", "recall", "F1", "majority", "n test"],
+                   floatfmt=".3f"))
+    print(f"{summary.models_trained} model(s) trained, {len(rows) - summary.models_trained} loaded from the cache "
+          f"or a checkpoint; test-split evaluations stored in {args.store}")
     return 0
 
 
@@ -109,19 +138,46 @@ def _suite_name(harness: Harness, name_or_path: str) -> str:
 def _cmd_leaderboard(args: argparse.Namespace, harness: Harness) -> int:
     from xaibench import leaderboard
 
-    name = _suite_name(harness, args.suite)
+    if args.suite is None:
+        if not args.index:
+            raise XaibenchError("give --suite NAME (one leaderboard) or --index (the leaderboards/README.md index)")
+        if args.check:  # the index renders from the <suite>.json files in --out: no store needed
+            return _report_problems(leaderboard.index_problems(args.out), f"{args.out}/README.md", args)
+        print(f"index written to {leaderboard.write_index(args.out)}")
+        return 0
     _require_store(args.store)
     with Store(args.store) as store:
-        if args.check:
-            stale, path = leaderboard.is_stale(store, name, args.out)
-            if stale:
-                print(f"{path} is stale: it differs from what the store renders; "
-                      f"regenerate with `xaibench leaderboard --suite {name} --store {args.store} --out {args.out}`",
-                      file=sys.stderr)
-                return 1
-            print(f"{path} is up to date")
+        name = _suite_name(harness, args.suite)
+        if args.format == "json":
+            sys.stdout.write(leaderboard.to_json(store, name))
             return 0
+        if args.check:
+            return _report_problems(leaderboard.problems(store, name, args.out), f"{args.out}/{name}.md", args)
         print(f"leaderboard written to {leaderboard.write(store, name, args.out)}")
+    return 0
+
+
+def _report_problems(problems: list[str], what: str, args: argparse.Namespace) -> int:
+    if not problems:
+        print(f"{what} is up to date")
+        return 0
+    for line in problems:
+        print(line, file=sys.stderr)
+    print(f"regenerate with `xaibench run --suite NAME --store {args.store} --out {args.out}` for each suite",
+          file=sys.stderr)
+    return 1
+
+
+def _cmd_explain(args: argparse.Namespace, harness: Harness) -> int:
+    from xaibench.figures import explain_overlay
+    from xaibench.runner import RunOptions, Runner
+
+    suite = resolve_suite(harness, args.suite)
+    data_root = args.data_root or os.environ.get("XAIBENCH_DATA")
+    with Store(args.store) as store:
+        runner = Runner(harness, suite, store, RunOptions(data_root=data_root, device=args.device, progress=False))
+        path = explain_overlay(runner, args.method, args.sample, args.output, args.dataset, args.model)
+    print(f"overlay written to {path}")
     return 0
 
 
@@ -137,6 +193,30 @@ def _cmd_results(args: argparse.Namespace, harness: Harness) -> int:
 def _require_store(path: str) -> None:
     if not Path(path).exists():
         raise XaibenchError(f"no results store at {path}; run `xaibench run` first or pass --store")
+
+
+def _cmd_new(args: argparse.Namespace, harness: Harness | None) -> int:
+    from xaibench.scaffold import new_plugin
+
+    root = new_plugin(args.kind, args.name, args.dir)
+    print(f"wrote the {args.kind} plugin package {root}\nnext: python -m pip install -e {root} "
+          f"&& python -m pytest {root}/tests && xaibench plugins | grep {args.name}")
+    return 0
+
+
+def _cmd_hooks(args: argparse.Namespace, harness: Harness | None) -> int:
+    from xaibench import hookdoc
+
+    text = hookdoc.render()
+    if args.check is None:
+        sys.stdout.write(text)
+        return 0
+    path = Path(args.check)
+    if not path.exists() or path.read_text(encoding="utf-8") != text:
+        print(f"{path} is stale: regenerate it with `xaibench hooks > {path}`", file=sys.stderr)
+        return 1
+    print(f"{path} is up to date")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -155,31 +235,78 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--data-root", default=None, help="root of real datasets (default: $XAIBENCH_DATA)")
     sp.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     sp.add_argument("--limit", type=int, default=None, help="at most N samples per dataset")
-    sp.add_argument("--batch-size", type=int, default=None, help="evaluation batch size (default: the suite's)")
+    sp.add_argument("--batch-size", type=int, default=None,
+                    help="forward-pass batch size (default: the largest that fits a memory budget: 1 GiB on the "
+                         "CPU, half the free memory on CUDA)")
+    sp.add_argument("--autocast", action="store_true", help="run forward passes in bfloat16 on CUDA")
+    sp.add_argument("--executor", choices=("local", "ray"), default="local",
+                    help="where cells run: this machine (default) or a Ray cluster (pip install 'xaibench[ray]')")
+    sp.add_argument("--workers", type=int, default=1, help="local executor: N worker processes (default 1: in process)")
+    sp.add_argument("--address", default=None,
+                    help="Ray cluster address ('auto' or 'ray://host:10001'; default: start a local Ray instance)")
     sp.add_argument("--out", default="leaderboards", help="directory of the markdown leaderboards")
     sp.add_argument("--fail-fast", action="store_true", help="stop at the first failed cell")
+    sp.add_argument("--cell-timeout", type=float, default=None, metavar="SECONDS",
+                    help="fail a cell whose method or metric call runs longer (default: the suite's cell_timeout, "
+                         "else none); interrupts Python code, a single long native call ends first")
     sp.add_argument("--no-progress", action="store_true", help="no progress bar")
+    sp.add_argument("--no-figures", action="store_true",
+                    help="skip the saliency galleries and deletion/insertion curves (drawn from the caches)")
     sp.set_defaults(func=_cmd_run)
 
+    sp = sub.add_parser("train", help="train (or load) and evaluate every model of a suite, caching checkpoints")
+    sp.add_argument("--suite", required=True, help="built-in suite name or path to a YAML suite")
+    sp.add_argument("--store", default=DEFAULT_STORE)
+    sp.add_argument("--data-root", default=None, help="root of real datasets (default: $XAIBENCH_DATA)")
+    sp.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    sp.set_defaults(func=_cmd_train)
+
     sp = sub.add_parser("leaderboard", help="render a suite's leaderboard from the store")
-    sp.add_argument("--suite", required=True)
+    sp.add_argument("--suite", default=None, help="the suite (omit with --index)")
+    sp.add_argument("--index", action="store_true",
+                    help="only the index <out>/README.md, from the <suite>.json files in <out>")
     sp.add_argument("--store", default=DEFAULT_STORE)
     sp.add_argument("--out", default="leaderboards")
-    sp.add_argument("--check", action="store_true", help="exit 1 when the file on disk is stale")
+    sp.add_argument("--check", action="store_true",
+                    help="exit 1 when the markdown or the index on disk is stale or a linked figure is missing")
+    sp.add_argument("--format", choices=("md", "json"), default="md",
+                    help="md: write <out>/<suite>.md and .json, heat maps and index; json: print the JSON")
     sp.set_defaults(func=_cmd_leaderboard)
+
+    sp = sub.add_parser("explain", help="draw one saliency map over one test sample")
+    sp.add_argument("--suite", required=True, help="built-in suite name or path to a YAML suite")
+    sp.add_argument("--method", required=True, help="a method of the suite (its label if it has one)")
+    sp.add_argument("--sample", required=True, help="a test-split sample id")
+    sp.add_argument("-o", "--output", required=True, help="PNG file to write")
+    sp.add_argument("--dataset", default=None, help="a dataset of the suite (default: its first)")
+    sp.add_argument("--model", default=None, help="a model of the suite (default: its first)")
+    sp.add_argument("--store", default=DEFAULT_STORE)
+    sp.add_argument("--data-root", default=None, help="root of real datasets (default: $XAIBENCH_DATA)")
+    sp.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    sp.set_defaults(func=_cmd_explain)
 
     sp = sub.add_parser("results", help="export per-cell results")
     sp.add_argument("--suite", required=True)
     sp.add_argument("--store", default=DEFAULT_STORE)
     sp.add_argument("--format", choices=("json", "csv"), default="json")
     sp.set_defaults(func=_cmd_results)
+
+    sp = sub.add_parser("new", help="write a ready-to-install plugin package (method, metric or dataset)")
+    sp.add_argument("kind", choices=("method", "metric", "dataset"))
+    sp.add_argument("name", help="the name suites will use, e.g. gradient-x-input")
+    sp.add_argument("--dir", default=None, help="where to write it (default: ./xaibench-NAME)")
+    sp.set_defaults(func=_cmd_new, needs_plugins=False)
+
+    sp = sub.add_parser("hooks", help="print the hook reference (markdown) generated from the hookspecs")
+    sp.add_argument("--check", metavar="PATH", default=None, help="exit 1 when PATH differs from the generated text")
+    sp.set_defaults(func=_cmd_hooks, needs_plugins=False)
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        harness = load_harness()
+        harness = load_harness() if getattr(args, "needs_plugins", True) else None
         return args.func(args, harness)
     except XaibenchError as exc:
         if args.debug:
@@ -187,7 +314,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("\ninterrupted: every finished cell is saved in the store; run the same command again to resume",
+        command = shlex.join(["xaibench", *(sys.argv[1:] if argv is None else argv)])
+        print(f"\ninterrupted: every finished cell is saved in the store; resume with the same command: {command}",
               file=sys.stderr)
         return 130
 

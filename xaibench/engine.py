@@ -20,6 +20,55 @@ Perturb = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 OUTPUTS = ("prob", "logit")
 
+#: Default memory budget for one evaluation batch's activations on the CPU.
+CPU_BUDGET_BYTES = 1 << 30
+#: Fraction of the free device memory one evaluation batch may use on CUDA.
+CUDA_BUDGET_FRACTION = 0.5
+MAX_AUTO_BATCH = 1024
+
+
+def activation_bytes_per_sample(model: nn.Module, sample: torch.Tensor) -> int:
+    """Bytes of every module output for one input, measured with forward hooks.
+
+    The sum over all module outputs over-counts (outputs freed during the pass are
+    included), which is the safe side for a batch-size budget.
+    """
+    total = 0
+
+    def hook(_module: nn.Module, _inputs: object, output: object) -> None:
+        nonlocal total
+        for t in output if isinstance(output, (tuple, list)) else (output,):
+            if isinstance(t, torch.Tensor):
+                total += t.numel() * t.element_size()
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if not list(m.children())]
+    try:
+        with torch.inference_mode():
+            model(sample[:1])
+    finally:
+        for h in handles:
+            h.remove()
+    return max(total, sample[:1].numel() * sample.element_size())
+
+
+def auto_batch_size(model: nn.Module, sample: torch.Tensor, device: torch.device | str,
+                    budget_bytes: int | None = None) -> int:
+    """The largest batch whose activations fit the memory budget (a power of two, at most 1024).
+
+    The budget is 1 GiB on the CPU and half the free memory on CUDA unless given.
+    A user's ``--batch-size`` always wins over this estimate.
+    """
+    device = torch.device(device)
+    if budget_bytes is None:
+        if device.type == "cuda":
+            free, _total = torch.cuda.mem_get_info(device)
+            budget_bytes = int(free * CUDA_BUDGET_FRACTION)
+        else:
+            budget_bytes = CPU_BUDGET_BYTES
+    per_sample = activation_bytes_per_sample(model, sample.to(device))
+    fit = max(1, budget_bytes // per_sample)
+    return int(min(MAX_AUTO_BATCH, 1 << (int(fit).bit_length() - 1)))
+
 
 def select_output(logits: torch.Tensor, target: torch.Tensor, output: str) -> torch.Tensor:
     """The scalar each metric tracks: softmax probability or logit of the target class."""
@@ -31,25 +80,40 @@ def select_output(logits: torch.Tensor, target: torch.Tensor, output: str) -> to
 
 
 class Engine:
-    """Runs a model in evaluation mode on full batches, on one device."""
+    """Runs a model in evaluation mode on full batches, on one device.
 
-    def __init__(self, model: nn.Module, device: torch.device | str = "cpu", batch_size: int = 64) -> None:
+    On CUDA, 4D inputs go channels-last (faster convolutions on tensor cores) and
+    ``autocast`` optionally runs the passes in bfloat16; scores come back float32.
+    """
+
+    def __init__(self, model: nn.Module, device: torch.device | str = "cpu", batch_size: int = 64,
+                 autocast: bool = False) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be positive")
         self.model = model
         self.device = torch.device(device)
         self.batch_size = batch_size
+        self.autocast = autocast and self.device.type == "cuda"
+        self.channels_last = self.device.type == "cuda"
+        if self.channels_last:
+            model.to(memory_format=torch.channels_last)  # layout only: parameter values are unchanged
         #: Forward passes run so far (per input, not per batch); benchmarks read it.
         self.passes = 0
+
+    def _forward(self, batch: torch.Tensor) -> torch.Tensor:
+        if self.channels_last and batch.dim() == 4:
+            batch = batch.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
+            out = self.model(batch)
+        self.passes += batch.shape[0]
+        return out.float()
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """Logits of ``x`` in batches of ``batch_size``; returned on the engine's device."""
         outs = []
         with torch.inference_mode():
             for start in range(0, x.shape[0], self.batch_size):
-                chunk = x[start : start + self.batch_size].to(self.device, non_blocking=True)
-                outs.append(self.model(chunk).float())
-                self.passes += chunk.shape[0]
+                outs.append(self._forward(x[start : start + self.batch_size].to(self.device, non_blocking=True)))
         return torch.cat(outs) if outs else torch.empty(0, device=self.device)
 
     def scores(self, x: torch.Tensor, target: torch.Tensor, output: str = "prob") -> torch.Tensor:
@@ -77,8 +141,6 @@ class Engine:
             for start in range(0, total, self.batch_size):
                 flat = torch.arange(start, min(start + self.batch_size, total), device=self.device)
                 sample_idx, step_idx = flat // n_steps, flat % n_steps
-                batch = perturb(sample_idx, step_idx)
-                logits = self.model(batch)
-                self.passes += batch.shape[0]
+                logits = self._forward(perturb(sample_idx, step_idx))
                 out[start : start + flat.shape[0]] = select_output(logits, target[sample_idx], output)
         return out.view(n_samples, n_steps)

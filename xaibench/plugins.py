@@ -44,6 +44,10 @@ class Harness:
     plugins: dict[str, PluginInfo] = field(default_factory=dict)
     #: Plugins that failed to import or register: name -> one-line reason.
     broken: dict[str, str] = field(default_factory=dict)
+    #: In-process plugins given by module name: what a worker process re-registers.
+    extra_modules: dict[str, str] = field(default_factory=dict)
+    #: In-process plugins given as objects: they cannot be re-created in another process.
+    extra_objects: list[str] = field(default_factory=list)
 
     def registry(self, kind: str) -> Registry[Any]:
         return getattr(self, kind)
@@ -96,7 +100,10 @@ def load_harness(
         if name in disabled:
             continue
         if isinstance(plugin, str):
+            harness.extra_modules[name] = plugin
             plugin = importlib.import_module(plugin)
+        else:
+            harness.extra_objects.append(name)
         pm.register(plugin, name=name)
         harness.plugins[name] = PluginInfo(name, "(registered in process)", "-")
 

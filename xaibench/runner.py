@@ -13,9 +13,10 @@ import hashlib
 import platform
 import time
 import traceback
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping, TypeVar
 
 import numpy as np
 import torch
@@ -24,8 +25,9 @@ from tqdm import tqdm
 
 import xaibench
 from xaibench.cache import SaliencyCache, cache_home, content_key, file_sha256, load_checkpoint, save_checkpoint
-from xaibench.engine import Engine
+from xaibench.engine import Engine, auto_batch_size
 from xaibench.errors import CellError, PlanError, SuiteError, UnknownNameError, XaibenchError, did_you_mean
+from xaibench.isolation import ModelGuard, time_limit
 from xaibench.maps import upsample
 from xaibench.plugins import Harness
 from xaibench.specs import (
@@ -44,6 +46,8 @@ from xaibench.store import CellResult, PlanRow, Store
 from xaibench.suite import Entry, Suite
 from xaibench.training import evaluate, recipe_with, train
 
+_T = TypeVar("_T")
+
 
 @dataclass(frozen=True)
 class RunOptions:
@@ -54,6 +58,15 @@ class RunOptions:
     home: Path = field(default_factory=cache_home)
     progress: bool = True
     fail_fast: bool = False
+    #: Seconds each plugin call of a cell may take (overrides the suite's ``cell_timeout``).
+    cell_timeout: float | None = None
+    #: Run the forward passes in bfloat16 on CUDA.
+    autocast: bool = False
+    #: "local" (this machine; ``workers`` > 1 uses a process pool) or "ray".
+    executor: str = "local"
+    workers: int = 1
+    #: Address of an existing Ray cluster ("auto" or "ray://host:port"); None starts a local one.
+    address: str | None = None
 
 
 @dataclass
@@ -72,6 +85,20 @@ class _Resolved:
     entry: Entry
     spec: Any
     plugin: str
+
+
+@dataclass
+class _GroupContext:
+    model: nn.Module
+    engine: Engine
+    samples: Samples
+    base_logits: torch.Tensor
+    target: torch.Tensor
+    data_mean: torch.Tensor
+
+
+#: (cell key, result, per-sample values or None, saliency maps computed for it).
+Outcome = tuple[str, CellResult, "list[float] | None", int]
 
 
 @dataclass
@@ -112,6 +139,52 @@ def fingerprint(bundle: DataBundle) -> str:
     return h.hexdigest()[:24]
 
 
+def check_bundle(name: str, bundle: DataBundle) -> None:
+    """Refuse a dataset whose splits contradict each other, naming the dataset and what is wrong.
+
+    Caught here, before any training, rather than as a confusing failure deep inside a
+    metric: masks and region maps must match their images' spatial shape, sample ids
+    must be unique within a split (caches and scores are keyed by them), labels must
+    index ``class_names``, and inputs must be finite.
+    """
+    def bad(msg: str) -> XaibenchError:
+        return XaibenchError(f"dataset {name!r}: {msg}")
+
+    if not isinstance(bundle, DataBundle):
+        raise bad(f"the loader returned {type(bundle).__name__}, not a DataBundle")
+    dims = {"image": 4, "signal": 3}
+    if bundle.modality not in dims:
+        raise bad(f"modality {bundle.modality!r} is not one of {', '.join(dims)}")
+    shape = None
+    for split_name, split in (("train", bundle.train), ("val", bundle.val), ("test", bundle.test)):
+        x = split.x
+        if x.dim() != dims[bundle.modality]:
+            raise bad(f"{split_name} inputs have shape {tuple(x.shape)}; {bundle.modality} data is "
+                      f"{'(N, C, H, W)' if bundle.modality == 'image' else '(N, C, L)'}")
+        if shape is not None and tuple(x.shape[1:]) != shape:
+            raise bad(f"{split_name} inputs have shape {tuple(x.shape[1:])} per sample, the train split "
+                      f"{shape}: every split must have the same channels and size")
+        shape = tuple(x.shape[1:])
+        n = x.shape[0]
+        if len(split.ids) != n or split.y.shape != (n,):
+            raise bad(f"{split_name} split has {n} inputs, {len(split.ids)} ids and labels of shape "
+                      f"{tuple(split.y.shape)}: one id and one label per input")
+        if len(set(split.ids)) != n:
+            dup = sorted(i for i, k in Counter(split.ids).items() if k > 1)[:3]
+            raise bad(f"{split_name} sample ids are not unique ({', '.join(map(repr, dup))} repeat)")
+        if n and (split.y.dtype.is_floating_point or int(split.y.min()) < 0
+                  or int(split.y.max()) >= bundle.num_classes):
+            raise bad(f"{split_name} labels must be integers in 0..{bundle.num_classes - 1} "
+                      f"(one per class name), got {split.y.dtype} in {split.y.min().item()}..{split.y.max().item()}")
+        for what, t in (("masks", split.masks), ("region maps", split.regions)):
+            if t is not None and tuple(t.shape) != (n, *x.shape[2:]):
+                raise bad(f"{split_name} {what} have shape {tuple(t.shape)}, but the inputs are "
+                          f"{tuple(x.shape)}: each needs one {what[:-1]} of its input's size "
+                          f"{tuple(x.shape[2:])}")
+        if not torch.isfinite(x).all():
+            raise bad(f"{split_name} inputs contain NaN or infinite values")
+
+
 class Runner:
     """Runs one suite against one store; ``plan()`` is cheap, ``run()`` does the work."""
 
@@ -124,6 +197,9 @@ class Runner:
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise XaibenchError("--device cuda was asked for, but torch sees no CUDA device here")
         self.batch_size = options.batch_size or suite.batch_size
+        self.cell_timeout = suite.cell_timeout if options.cell_timeout is None else options.cell_timeout
+        if self.cell_timeout is not None and self.cell_timeout <= 0:
+            raise XaibenchError(f"the cell time limit must be a positive number of seconds, got {self.cell_timeout:g}")
         self.datasets = _resolve(harness, "datasets", suite.datasets, suite)
         self.models = _resolve(harness, "models", suite.models, suite)
         self.methods = _resolve(harness, "methods", suite.methods, suite)
@@ -144,9 +220,24 @@ class Runner:
                 raise XaibenchError(f"dataset {name!r}: {exc}") from None
             except TypeError as exc:
                 raise SuiteError(f"{self.suite.path}:{ds.entry.line}: dataset {name!r}: {exc}") from None
+            except Exception as exc:  # unreadable files: corrupt or truncated images, bad archives
+                first = str(exc).splitlines()[0] if str(exc) else ""
+                raise XaibenchError(f"dataset {name!r} could not be loaded: {type(exc).__name__}: {first} "
+                                    "(--debug shows where)") from exc
+            check_bundle(name, bundle)
             self._bundles[name] = bundle
             self._fingerprints[name] = fingerprint(bundle)
         return self._bundles[name]
+
+    def unavailable(self, ds: _Resolved) -> str | None:
+        """Why an ``optional: true`` dataset is skipped (its data could not be loaded), else None."""
+        if not ds.entry.optional:
+            return None
+        try:
+            self.bundle(ds)
+        except XaibenchError as exc:
+            return f"optional dataset {ds.entry.display!r} skipped: {str(exc).splitlines()[0]}"
+        return None
 
     def _samples(self, bundle: DataBundle) -> Samples:
         n = min(self.suite.samples, self.options.limit or self.suite.samples, len(bundle.test))
@@ -154,7 +245,7 @@ class Runner:
 
     def model_key(self, ds: _Resolved, mo: _Resolved) -> str:
         spec: ModelSpec = mo.spec
-        bundle = self.bundle(ds)
+        self.bundle(ds)  # loads the dataset and computes its fingerprint
         recipe = recipe_with(spec.recipe, mo.entry.train)
         checkpoint = file_sha256(Path(mo.entry.checkpoint)) if mo.entry.checkpoint and Path(mo.entry.checkpoint).exists() else mo.entry.checkpoint
         return content_key("model", spec.name, spec.version, _merged(spec, mo.entry), recipe, checkpoint,
@@ -168,6 +259,17 @@ class Runner:
         """
         cells: list[_Cell] = []
         for ds in self.datasets:
+            missing = self.unavailable(ds)
+            if missing is not None:
+                for mo in self.models:
+                    for me in self.methods:
+                        for mt in self.metrics:
+                            key = content_key("unavailable", ds.entry.identity(), mo.entry.identity(),
+                                              me.entry.identity(), mt.entry.identity())
+                            cells.append(_Cell(PlanRow(key, ds.entry.display, mo.entry.display, "", me.entry.display,
+                                                       mt.entry.display, mt.spec.category, mt.spec.higher_is_better,
+                                                       missing), ds, mo, me, mt))
+                continue
             bundle = self.bundle(ds)
             samples = self._samples(bundle)
             dspec: DatasetSpec = ds.spec
@@ -189,6 +291,10 @@ class Runner:
                         method_skip = f"method {me.entry.display!r} does not support {bundle.modality} data"
                     elif xspec.requires_mask and not has_masks:
                         method_skip = f"method {me.entry.display!r} needs masks and {dspec.name!r} has none"
+                    elif not xspec.requires_model <= mspec.provides:
+                        method_skip = (f"method {me.entry.display!r} needs a model with "
+                                       f"{', '.join(sorted(xspec.requires_model - mspec.provides))}: "
+                                       f"{mo.entry.display!r} has none")
                     for mt in self.metrics:
                         tspec: MetricSpec = mt.spec
                         skip = method_skip
@@ -212,6 +318,8 @@ class Runner:
         """Provenance shown above the leaderboard; nothing in it changes between identical runs."""
         datasets = {}
         for ds in self.datasets:
+            if self.unavailable(ds) is not None:
+                continue
             bundle = self.bundle(ds)
             samples = self._samples(bundle)
             counts = np.bincount(samples.y.numpy(), minlength=bundle.num_classes)
@@ -246,14 +354,40 @@ class Runner:
         }
 
     # -- execution ----------------------------------------------------------------------------
+    def train_models(self, summary: RunSummary | None = None) -> list[tuple[str, str, dict[str, Any]]]:
+        """Train (or load from the cache or a checkpoint) every dataset x model of the suite: ``xaibench train``.
+
+        Returns ``(dataset, model, test evaluation)`` per pair; the same path ``run()`` uses.
+        """
+        self.plan()  # refuses impossible dataset x model pairs before any training
+        summary = summary or RunSummary()
+        out = []
+        for ds in self.datasets:
+            for mo in self.models:
+                key = self.model_key(ds, mo)
+                self._model(ds, mo, key, summary)
+                out.append((ds.entry.display, mo.entry.display, self.store.model_evaluation(key) or {}))
+        return out
+
+    def build_model(self, ds: _Resolved, mo: _Resolved) -> nn.Module:
+        """An untrained model of ``mo`` shaped for dataset ``ds``.
+
+        Its initial weights are seeded from the model's cache key, so the same suite
+        trains the same model on a fresh machine, whatever ran before in the process.
+        """
+        bundle = self.bundle(ds)
+        try:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed_from(self.suite.seed, self.model_key(ds, mo), "init"))
+                return mo.spec.build(num_classes=bundle.num_classes, in_channels=bundle.in_channels,
+                                     modality=bundle.modality, **dict(mo.entry.params))
+        except TypeError as exc:
+            raise SuiteError(f"{self.suite.path}:{mo.entry.line}: model {mo.entry.display!r}: {exc}") from None
+
     def _model(self, ds: _Resolved, mo: _Resolved, model_key: str, summary: RunSummary) -> nn.Module:
         bundle = self.bundle(ds)
         spec: ModelSpec = mo.spec
-        try:
-            model = spec.build(num_classes=bundle.num_classes, in_channels=bundle.in_channels,
-                               modality=bundle.modality, **dict(mo.entry.params))
-        except TypeError as exc:
-            raise SuiteError(f"{self.suite.path}:{mo.entry.line}: model {mo.entry.display!r}: {exc}") from None
+        model = self.build_model(ds, mo)
         what = f"model {mo.entry.display!r} on {ds.entry.display!r}"
         if mo.entry.checkpoint:
             path = Path(mo.entry.checkpoint)
@@ -291,7 +425,6 @@ class Runner:
         params = _merged(spec, me.entry)
         layer = self._layer(model, mo, params)
         spatial = tuple(samples.x.shape[2:])
-        before = {k: (v.detach().clone(), v.requires_grad) for k, v in model.named_parameters()}
         out = []
         for start in range(0, len(samples), self.batch_size):
             chunk = samples.subset(slice(start, start + self.batch_size))
@@ -303,8 +436,7 @@ class Runner:
             x = chunk.x.to(self.device)
             with torch.enable_grad():
                 sal = spec.explain(model, x, target[start : start + len(chunk)].to(self.device), ctx, **params)
-            if not isinstance(sal, torch.Tensor):
-                sal = torch.as_tensor(np.asarray(sal))
+            sal = _real(sal, "method")
             if sal.dim() != len(spatial) + 1 or sal.shape[0] != len(chunk):
                 raise CellError(f"method returned shape {tuple(sal.shape)}; expected ({len(chunk)}, *spatial) "
                                 f"with spatial {spatial} or a coarser map")
@@ -312,13 +444,31 @@ class Runner:
             if not torch.isfinite(sal).all():
                 raise CellError("method returned NaN or infinite values")
             out.append(sal.cpu().numpy().astype(np.float32))
-        for k, v in model.named_parameters():
-            old, grad = before[k]
-            if v.requires_grad != grad or not torch.equal(v.detach(), old):
-                raise CellError(f"method changed the model's parameter {k!r} (values or requires_grad)")
         return np.concatenate(out)
 
+    def _isolated(self, what: str, model: nn.Module, call: Callable[[], _T]) -> _T:
+        """``call()`` under the per-cell time limit; the model is restored afterwards whatever happened.
+
+        A call that returns but changed the model fails with :class:`CellError` naming the change.
+        """
+        guard = ModelGuard(model)
+        try:
+            with time_limit(self.cell_timeout, what):
+                result = call()
+        finally:
+            changes = guard.restore(model)
+        if changes:
+            raise CellError(f"{what} changed the model's " + "; ".join(changes))
+        return result
+
     def run(self, cells: list[_Cell] | None = None, on_cell: Callable[[str], None] | None = None) -> RunSummary:
+        """Compute every unfinished cell and store each one as it finishes.
+
+        The work is cut into groups of one dataset x model x method (the saliency maps
+        are computed once per group and shared by its metrics). The local executor runs
+        them in this process; ``--workers N`` and ``--executor ray`` run them elsewhere
+        (:mod:`xaibench.executors`), but only this process writes the store.
+        """
         cells = self.plan() if cells is None else cells
         summary = RunSummary()
         self.store.put_plan(self.suite.name, [c.row for c in cells], self.header(cells))
@@ -330,45 +480,77 @@ class Runner:
         summary.reused = len(runnable) - len(todo)
         if not todo:
             return summary
-        bar = tqdm(total=len(todo), desc=f"{self.suite.name}", unit="cell", disable=not self.options.progress)
-        groups: dict[tuple[str, str], list[_Cell]] = {}
+        groups: dict[tuple[str, str, str], list[_Cell]] = {}
         for c in todo:
-            groups.setdefault((c.dataset.entry.display, c.model.entry.display), []).append(c)
-        for cells_dm in groups.values():
-            first = cells_dm[0]
-            bundle = self.bundle(first.dataset)
-            samples = self._samples(bundle)
-            model = self._model(first.dataset, first.model, first.row.model_key, summary)
-            engine = Engine(model, self.device, self.batch_size)
-            base_logits = engine.logits(samples.x)
-            target = (base_logits.argmax(1) if self.suite.target == "predicted" else samples.y.to(self.device))
-            dims = [0] + list(range(2, bundle.train.x.dim()))
-            data_mean = bundle.train.x.mean(dim=dims).to(self.device)
-            by_method: dict[str, list[_Cell]] = {}
-            for c in cells_dm:
-                by_method.setdefault(c.method.entry.display, []).append(c)
-            for method_cells in by_method.values():
-                me = method_cells[0].method
-                maps, error = self._maps(model, me, first.model, first.row.model_key, samples, target, data_mean, summary)
-                for c in method_cells:
-                    if error is None:
-                        result, values = self._score(c, model, engine, base_logits, samples, target, maps, data_mean, me)
-                    else:
-                        result, values = self._failed(c, error, len(samples)), []
-                    self.store.put_cell(result, samples.ids if values is not None else (), values if values is not None else ())
-                    if result.status == "ok":
-                        summary.computed += 1
-                    else:
-                        summary.failed.append(f"{c.row.dataset} / {c.row.model} / {c.row.method} / {c.row.metric}: "
-                                              f"{(result.error or '').splitlines()[0]}")
-                        if self.options.fail_fast:
-                            bar.close()
-                            return summary
-                    bar.update(1)
-                    if on_cell is not None:
-                        on_cell(c.row.cell_key)
-        bar.close()
+            groups.setdefault((c.dataset.entry.display, c.model.entry.display, c.method.entry.display), []).append(c)
+        by_key = {c.row.cell_key: c for c in todo}
+        bar = tqdm(total=len(todo), desc=f"{self.suite.name}", unit="cell", disable=not self.options.progress)
+        try:
+            for cell_key, result, values, maps_computed in self._outcomes(list(groups.values()), summary):
+                summary.maps_computed += maps_computed
+                c = by_key[cell_key]
+                self.store.put_cell(result, self._samples(self.bundle(c.dataset)).ids if values is not None else (),
+                                    values if values is not None else ())
+                bar.update(1)
+                if on_cell is not None:
+                    on_cell(cell_key)
+                if result.status == "ok":
+                    summary.computed += 1
+                    continue
+                summary.failed.append(f"{c.row.dataset} / {c.row.model} / {c.row.method} / {c.row.metric}: "
+                                      f"{(result.error or '').splitlines()[0]}")
+                if self.options.fail_fast:
+                    break
+        finally:
+            bar.close()
         return summary
+
+    def _outcomes(self, groups: list[list[_Cell]], summary: RunSummary) -> Iterator[Outcome]:
+        """Outcomes of every group, from this process or from the chosen executor."""
+        if self.options.executor == "local" and self.options.workers <= 1:
+            contexts: dict[tuple[str, str], _GroupContext] = {}
+            for group in groups:
+                first = group[0]
+                pair = (first.dataset.entry.display, first.model.entry.display)
+                if pair not in contexts:
+                    contexts.clear()  # one model in memory at a time
+                    model = self._model(first.dataset, first.model, first.row.model_key, summary)
+                    contexts[pair] = self.group_context(first.dataset, model)
+                yield from self.group_outcomes(contexts[pair], group)
+            return
+        from xaibench.executors import remote_outcomes
+
+        yield from remote_outcomes(self, groups, summary)
+
+    def group_context(self, ds: _Resolved, model: nn.Module) -> "_GroupContext":
+        """What every method of one dataset x model shares: the unperturbed pass, targets, the mean."""
+        bundle = self.bundle(ds)
+        samples = self._samples(bundle)
+        engine_batch = self.options.batch_size or auto_batch_size(model, samples.x[:1], self.device)
+        engine = Engine(model, self.device, engine_batch, autocast=self.options.autocast)
+        base_logits = engine.logits(samples.x)
+        target = base_logits.argmax(1) if self.suite.target == "predicted" else samples.y.to(self.device)
+        dims = [0] + list(range(2, bundle.train.x.dim()))
+        return _GroupContext(model, engine, samples, base_logits, target, bundle.train.x.mean(dim=dims).to(self.device))
+
+    def group_outcomes(self, g: "_GroupContext", group: list[_Cell]) -> Iterator[Outcome]:
+        """One method's maps (computed once) and then each of its metric cells."""
+        counter = RunSummary()
+        me = group[0].method
+        maps, error = self._maps(g.model, me, group[0].model, group[0].row.model_key, g.samples, g.target,
+                                 g.data_mean, counter)
+        for i, c in enumerate(group):
+            if error is None:
+                result, values = self._score(c, g.model, g.engine, g.base_logits, g.samples, g.target, maps,
+                                             g.data_mean, me)
+            else:
+                result, values = self._failed(c, error, len(g.samples)), None
+            yield c.row.cell_key, result, values, counter.maps_computed if i == 0 else 0
+
+    def adopt(self, bundles: Mapping[str, DataBundle], fingerprints: Mapping[str, str]) -> None:
+        """Use datasets loaded elsewhere (a worker receives them from the driver, not from disk)."""
+        self._bundles.update(bundles)
+        self._fingerprints.update(fingerprints)
 
     def _maps(self, model: nn.Module, me: _Resolved, mo: _Resolved, model_key: str, samples: Samples,
               target: torch.Tensor, data_mean: torch.Tensor, summary: RunSummary) -> tuple[np.ndarray | None, str | None]:
@@ -378,10 +560,11 @@ class Runner:
         missing = cache.missing(samples.ids)
         if missing:
             try:
-                maps = self._explain(model, me, mo, samples.subset(missing), target[missing], data_mean)
+                maps = self._isolated(f"method {me.entry.display!r}", model, lambda: self._explain(
+                    model, me, mo, samples.subset(missing), target[missing], data_mean))
             except (XaibenchError, KeyboardInterrupt):
                 raise
-            except Exception as exc:
+            except (Exception, SystemExit) as exc:  # a plugin calling sys.exit() fails its cells, not the run
                 return None, _describe_failure(exc)
             cache.put([samples.ids[i] for i in missing], maps)
             summary.maps_computed += len(missing)
@@ -404,19 +587,19 @@ class Runner:
         )
         start = time.perf_counter()
         try:
-            values = spec.score(
+            values = self._isolated(f"metric {c.metric.entry.display!r}", model, lambda: spec.score(
                 ctx, samples.x.to(self.device), target, torch.from_numpy(maps).to(self.device),
                 None if samples.masks is None else samples.masks.to(self.device),
                 None if samples.regions is None else samples.regions.to(self.device), **params,
-            )
-            values = np.asarray(values.detach().cpu() if isinstance(values, torch.Tensor) else values, dtype=np.float64)
+            ))
+            values = _real(values, "metric").detach().cpu().double().numpy()
             if values.shape != (len(samples),):
                 raise CellError(f"metric returned shape {values.shape}; expected ({len(samples)},): one score per sample")
             if np.isinf(values).any():
                 raise CellError("metric returned infinite scores")
         except (XaibenchError, KeyboardInterrupt):
             raise
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:
             return self._failed(c, _describe_failure(exc), len(samples)), None
         mean, low, high, n = summarize(values, seed_from(self.suite.seed, c.row.cell_key))
         prov = self._provenance(c, params, time.perf_counter() - start)
@@ -428,11 +611,21 @@ class Runner:
                           None, None, None, 0, n_total, error, self._provenance(c, _merged(c.metric.spec, c.metric.entry), 0.0))
 
     def _provenance(self, c: _Cell, metric_params: Mapping[str, Any], seconds: float) -> dict[str, Any]:
+        """Everything that determines the cell's scores, so it can be reproduced from the store alone."""
         plugins = self.harness.plugins
+        ids = self._samples(self.bundle(c.dataset)).ids
         return {
-            "xaibench": xaibench.__version__, "torch": torch.__version__, "seed": self.suite.seed,
+            "xaibench": xaibench.__version__, "torch": torch.__version__, "numpy": np.__version__,
+            "python": platform.python_version(), "seed": self.suite.seed,
             "device": self.device.type, "target": self.suite.target, "suite": self.suite.name,
+            "batch_size": self.batch_size,
+            "dataset": {"plugin": c.dataset.spec.name, "version": c.dataset.spec.version,
+                        "params": _merged(c.dataset.spec, c.dataset.entry), "image_size": self.suite.image_size},
             "dataset_fingerprint": self._fingerprints[c.dataset.entry.display],
+            "samples": {"split": "test", "first": len(ids),
+                        "ids_sha256": hashlib.sha256("\0".join(ids).encode()).hexdigest()},
+            "model": {"plugin": c.model.spec.name, "version": c.model.spec.version, "params": dict(c.model.entry.params),
+                      "train": dict(c.model.entry.train), "checkpoint": c.model.entry.checkpoint},
             "model_key": c.row.model_key,
             "method": {"plugin": c.method.spec.name, "version": c.method.spec.version,
                        "params": _merged(c.method.spec, c.method.entry)},
@@ -442,6 +635,38 @@ class Runner:
                                 if k in plugins},
             "seconds": round(seconds, 3),
         }
+
+    # -- inspection: what figures and `xaibench explain` show is what the run scores ---------------
+    def evaluated_samples(self, ds: _Resolved) -> Samples:
+        """The test samples the run scores for dataset ``ds``."""
+        return self._samples(self.bundle(ds))
+
+    def trained_model(self, ds: _Resolved, mo: _Resolved) -> nn.Module:
+        """The model the run scores, from its cached checkpoint (trained and cached first if absent)."""
+        return self._model(ds, mo, self.model_key(ds, mo), RunSummary())
+
+    def cached_maps(self, model: nn.Module, ds: _Resolved, mo: _Resolved, me: _Resolved, samples: Samples,
+                    target: torch.Tensor, data_mean: torch.Tensor) -> np.ndarray:
+        """``me``'s maps of ``samples`` from the saliency cache (computed and cached if absent).
+
+        Raises :class:`CellError` with the method's failure when it cannot explain them.
+        """
+        maps, error = self._maps(model, me, mo, self.model_key(ds, mo), samples, target, data_mean, RunSummary())
+        if error is not None:
+            raise CellError(error)
+        return maps
+
+
+def _real(value: Any, who: str) -> torch.Tensor:
+    """A plugin's output as a real-valued tensor, or a :class:`CellError` saying what came back instead."""
+    if not isinstance(value, torch.Tensor):
+        array = np.asarray(value)
+        if array.dtype.kind not in "biuf":
+            raise CellError(f"{who} returned {type(value).__name__} of dtype {array.dtype}; expected real numbers")
+        value = torch.from_numpy(np.ascontiguousarray(array))
+    if value.is_complex():
+        raise CellError(f"{who} returned dtype {value.dtype}; expected real numbers")
+    return value
 
 
 def _describe_failure(exc: BaseException) -> str:

@@ -106,7 +106,8 @@ class TrainRecipe:
     batch_size: int = 64
     lr: float = 1e-3
     weight_decay: float = 1e-4
-    #: Augmentations the trainer applies: "hflip", "vflip", "rot90" (images) or "shift" (signals).
+    #: Augmentations the trainer applies: "hflip", "vflip", "rot90", "rotate" (small angles) (images)
+    #: or "shift" (signals).
     augment: tuple[str, ...] = ()
     #: Stop when validation accuracy has not improved for this many epochs (0 = never).
     patience: int = 3
@@ -124,6 +125,9 @@ class ModelSpec:
     recipe: TrainRecipe = field(default_factory=TrainRecipe)
     citation: str = ""
     version: str = "1"
+    #: Capabilities beyond classification that methods may require (``MethodSpec.requires_model``),
+    #: e.g. "saliency-branch" for a model that outputs its own saliency map.
+    provides: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -157,6 +161,8 @@ class MethodSpec:
     takes_layer: bool = False
     #: Needs ground-truth masks (the oracle baseline); refused on datasets without them.
     requires_mask: bool = False
+    #: Model capabilities it needs (``ModelSpec.provides``); its cells on other models are skipped with a reason.
+    requires_model: frozenset[str] = frozenset()
     #: Default parameters, merged under the suite's parameters.
     defaults: Mapping[str, Any] = field(default_factory=dict)
 

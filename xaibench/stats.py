@@ -1,7 +1,12 @@
-"""Aggregation of per-sample scores: mean with a seeded 95% percentile bootstrap CI."""
+"""Statistics of the leaderboard: per-cell mean with a seeded 95% bootstrap CI,
+ranks that admit ties (paired Wilcoxon tests, Holm-corrected), and the agreement
+between metrics (Kendall's tau between their rankings of the methods).
+"""
 from __future__ import annotations
 
 import hashlib
+import math
+from typing import Sequence
 
 import numpy as np
 
@@ -32,3 +37,112 @@ def summarize(values: np.ndarray, seed: int) -> tuple[float, float, float, int]:
     means = v[rng.integers(0, n, size=(BOOTSTRAP_RESAMPLES, n))].mean(axis=1)
     low, high = np.percentile(means, [2.5, 97.5])
     return (mean, float(low), float(high), n)
+
+
+# -- ranks that admit ties: paired tests over the same samples ---------------------------------------
+
+#: Family-wise significance level of the paired tests behind tied ranks.
+ALPHA = 0.05
+
+
+def paired_pvalue(a: np.ndarray, b: np.ndarray) -> float:
+    """Two-sided Wilcoxon signed-rank p-value of ``a - b`` over the samples finite in both.
+
+    Wilcoxon (scipy.stats.wilcoxon, zero differences dropped) rather than a t-test
+    because per-sample scores are often bounded or binary (a hit is 0 or 1, IiC is
+    0 or 100) and far from normal; rather than a paired bootstrap because it gives
+    exact p-values for small n, which Holm's correction needs. Zero differences are
+    dropped (Wilcoxon's original rule); the p-value is exact when the remaining
+    absolute differences have no ties, else the tie-corrected normal approximation
+    (binary scores: the sign test's). No non-zero difference: p = 1.
+    """
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"paired scores need equal shapes, got {a.shape} and {b.shape}")
+    keep = np.isfinite(a) & np.isfinite(b)
+    diff = a[keep] - b[keep]
+    diff = diff[diff != 0]
+    if diff.size == 0:
+        return 1.0
+    from scipy.stats import wilcoxon
+
+    exact = np.unique(np.abs(diff)).size == diff.size
+    return float(wilcoxon(diff, alternative="two-sided", method="exact" if exact else "asymptotic").pvalue)
+
+
+def holm(pvalues: Sequence[float]) -> list[float]:
+    """Holm-Bonferroni adjusted p-values (Holm 1979): controls the family-wise error rate.
+
+    Written out (eight lines) rather than imported from statsmodels, whose import pulls
+    in pandas and patsy and costs every ``xaibench leaderboard`` about a second; the
+    tests check it equals ``statsmodels.stats.multitest.multipletests(method="holm")``.
+    """
+    p = np.asarray(pvalues, dtype=np.float64)
+    m = p.size
+    order = np.argsort(p, kind="stable")
+    adjusted = np.empty(m)
+    running = 0.0
+    for k, i in enumerate(order):
+        running = max(running, min(1.0, (m - k) * p[i]))
+        adjusted[i] = running
+    return adjusted.tolist()
+
+
+def significance_ranks(scores: Sequence[np.ndarray | None], higher_is_better: bool,
+                       alpha: float = ALPHA) -> list[int | None]:
+    """Rank of each method = 1 + the number of methods *significantly* better than it.
+
+    ``scores[i]`` holds method i's per-sample scores over the same samples as the
+    others (``None``: no score, no rank). Every pair is compared with
+    :func:`paired_pvalue`; the p-values of all pairs are Holm-corrected together;
+    a pair differs when its adjusted p-value is below ``alpha``, and the better one
+    is the one with the higher (or, for lower-is-better metrics, lower) mean over
+    the shared samples. So methods that no method beats significantly share rank 1,
+    and two methods share a rank whenever as many methods beat each of them.
+    """
+    idx = [i for i, s in enumerate(scores) if s is not None and np.isfinite(s).any()]
+    pairs = [(i, j) for k, i in enumerate(idx) for j in idx[k + 1:]]
+    adjusted = holm([paired_pvalue(scores[i], scores[j]) for i, j in pairs]) if pairs else []
+    beaten = {i: 0 for i in idx}
+    sign = 1.0 if higher_is_better else -1.0
+    for (i, j), p in zip(pairs, adjusted):
+        if p >= alpha:
+            continue
+        a, b = np.asarray(scores[i], dtype=np.float64), np.asarray(scores[j], dtype=np.float64)
+        keep = np.isfinite(a) & np.isfinite(b)
+        better_i = sign * (a[keep].mean() - b[keep].mean()) > 0
+        beaten[j if better_i else i] += 1
+    return [beaten[i] + 1 if i in beaten else None for i in range(len(scores))]
+
+
+def competition_ranks(values: Sequence[float | None], higher_is_better: bool) -> list[int | None]:
+    """Standard competition ranks ("1224"): equal values share the best of their ranks."""
+    sign = 1.0 if higher_is_better else -1.0
+    defined = [sign * v for v in values if v is not None and math.isfinite(v)]
+    return [None if v is None or not math.isfinite(v) else 1 + sum(d > sign * v for d in defined) for v in values]
+
+
+# -- metric agreement ----------------------------------------------------------------------------------
+
+def agreement(means: Sequence[Sequence[float | None]], higher_is_better: Sequence[bool]) -> np.ndarray:
+    """Kendall's tau-b between metrics' rankings of the methods (Tomsett et al. 2020).
+
+    ``means[k][i]`` is method i's mean on metric k. Scores are oriented so that
+    higher is better on every metric before comparing, so tau = 1 means two metrics
+    order the methods identically from best to worst and tau = -1 means they
+    reverse it. A pair of metrics gets NaN when fewer than 3 methods have values
+    on both or when either metric gives all of them the same value.
+    """
+    from scipy.stats import kendalltau
+
+    k = len(means)
+    oriented = [np.array([np.nan if v is None else (v if hib else -v) for v in row], dtype=np.float64)
+                for row, hib in zip(means, higher_is_better)]
+    out = np.full((k, k), np.nan)
+    for a in range(k):
+        for b in range(k):
+            keep = np.isfinite(oriented[a]) & np.isfinite(oriented[b])
+            x, y = oriented[a][keep], oriented[b][keep]
+            if keep.sum() >= 3 and np.ptp(x) > 0 and np.ptp(y) > 0:
+                out[a, b] = float(kendalltau(x, y).statistic)
+    return out

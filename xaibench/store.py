@@ -81,11 +81,12 @@ def _nullable(x: float | None) -> float | None:
 class Store:
     """A results store at ``path``; safe to open from several processes at once."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, timeout: float = 60.0) -> None:
         self.path = Path(path)
+        self.timeout = timeout
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self.db = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
+            self.db = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
             with self.transaction():
@@ -108,7 +109,7 @@ class Store:
         self.close()
 
     def transaction(self) -> "_Transaction":
-        return _Transaction(self.db)
+        return _Transaction(self)
 
     # -- writes ---------------------------------------------------------------------------
     def put_model(self, model_key: str, dataset: str, model: str, checkpoint_sha256: str,
@@ -194,13 +195,25 @@ class Store:
 
 
 class _Transaction:
-    """``BEGIN IMMEDIATE`` ... ``COMMIT``: one writer at a time, others wait (busy timeout)."""
+    """``BEGIN IMMEDIATE`` ... ``COMMIT``: one writer at a time, others wait (busy timeout).
 
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self.db = db
+    Transactions are one cell long, so a concurrent run waits milliseconds; a writer that
+    holds the lock past the timeout (a process stopped in a debugger) gets a clear refusal.
+    """
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.db = store.db
 
     def __enter__(self) -> None:
-        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            raise XaibenchError(
+                f"{self.store.path}: another process has held the store's write lock for over "
+                f"{self.store.timeout:g}s ({exc}); let it finish, or pass another --store") from None
 
     def __exit__(self, exc_type: object, *rest: object) -> None:
         self.db.execute("ROLLBACK" if exc_type else "COMMIT")

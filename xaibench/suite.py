@@ -68,6 +68,8 @@ class Entry:
     #: Models only: trainer overrides and an optional user checkpoint.
     train: Mapping[str, Any] = field(default_factory=dict)
     checkpoint: str | None = None
+    #: Datasets only: skip (with the reason) rather than fail when the data cannot be loaded.
+    optional: bool = False
 
     @property
     def display(self) -> str:
@@ -96,6 +98,8 @@ class Suite:
     image_size: int | None = None
     target: str = "predicted"
     batch_size: int = 64
+    #: Seconds each plugin call of a cell may take before the cell fails (None: no limit).
+    cell_timeout: float | None = None
 
     def digest(self) -> str:
         return hashlib.sha256(Path(self.path).read_bytes()).hexdigest()[:16]
@@ -109,6 +113,7 @@ _TOP_KEYS = {
     "image_size": (int, type(None)),
     "target": str,
     "batch_size": int,
+    "cell_timeout": (int, float, type(None)),
     "datasets": list,
     "models": list,
     "methods": list,
@@ -117,6 +122,7 @@ _TOP_KEYS = {
 _REQUIRED = ("name", "datasets", "models", "methods", "metrics")
 _ENTRY_KEYS = {"name", "params", "label"}
 _MODEL_KEYS = _ENTRY_KEYS | {"train", "checkpoint"}
+_DATASET_KEYS = _ENTRY_KEYS | {"optional"}
 _TARGETS = ("predicted", "label")
 
 
@@ -149,20 +155,23 @@ def load_suite(path: str | Path) -> Suite:
             raise err(doc.line, f"missing required key {key!r}")
     for key, typ in _TOP_KEYS.items():
         if key in doc and (not isinstance(doc[key], typ) or isinstance(doc[key], bool)):
-            want = typ.__name__ if isinstance(typ, type) else "int or null"
+            want = typ.__name__ if isinstance(typ, type) else " or ".join(
+                "null" if t is type(None) else t.__name__ for t in typ)
             raise err(doc.key_lines[key], f"{key!r} must be {want}, got {type(doc[key]).__name__}")
     if doc.get("target", "predicted") not in _TARGETS:
         raise err(doc.key_lines["target"], f"'target' must be one of {', '.join(_TARGETS)}")
     for key in ("samples", "batch_size", "image_size"):
         if isinstance(doc.get(key), int) and doc[key] < 1:
             raise err(doc.key_lines[key], f"{key!r} must be positive")
+    if doc.get("cell_timeout") is not None and not doc["cell_timeout"] > 0:
+        raise err(doc.key_lines["cell_timeout"], "'cell_timeout' must be a positive number of seconds")
 
     def entries(kind: str) -> tuple[Entry, ...]:
         items = doc[kind]
         if not items:
             raise err(doc.key_lines[kind], f"{kind!r} is empty")
         out: list[Entry] = []
-        allowed = _MODEL_KEYS if kind == "models" else _ENTRY_KEYS
+        allowed = {"models": _MODEL_KEYS, "datasets": _DATASET_KEYS}.get(kind, _ENTRY_KEYS)
         for item, line in zip(items, items.item_lines):
             if isinstance(item, str):
                 out.append(Entry(name=item, line=line))
@@ -177,6 +186,8 @@ def load_suite(path: str | Path) -> Suite:
             for key in ("params", "train"):
                 if key in item and not isinstance(item[key], dict):
                     raise err(item.key_lines[key], f"{key!r} must be a mapping")
+            if not isinstance(item.get("optional", False), bool):
+                raise err(item.key_lines["optional"], "'optional' must be true or false")
             checkpoint = item.get("checkpoint")
             if checkpoint is not None:
                 checkpoint = str((path.parent / str(checkpoint)).resolve())
@@ -188,6 +199,7 @@ def load_suite(path: str | Path) -> Suite:
                     line=item.line,
                     train=_plain(item.get("train", {})),
                     checkpoint=checkpoint,
+                    optional=item.get("optional", False),
                 )
             )
         seen: dict[str, int] = {}
@@ -206,6 +218,7 @@ def load_suite(path: str | Path) -> Suite:
         image_size=doc.get("image_size"),
         target=doc.get("target", "predicted"),
         batch_size=doc.get("batch_size", 64),
+        cell_timeout=doc.get("cell_timeout"),
         datasets=entries("datasets"),
         models=entries("models"),
         methods=entries("methods"),

@@ -15,10 +15,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from xaibench.errors import SuiteError
+from xaibench.errors import SuiteError, XaibenchError
 from xaibench.specs import Samples, TrainRecipe
 
-AUGMENTATIONS = ("hflip", "vflip", "rot90", "shift")
+AUGMENTATIONS = ("hflip", "vflip", "rot90", "rotate", "shift")
 
 
 def recipe_with(recipe: TrainRecipe, overrides: Mapping[str, Any]) -> TrainRecipe:
@@ -36,7 +36,24 @@ def recipe_with(recipe: TrainRecipe, overrides: Mapping[str, Any]) -> TrainRecip
     return replace(recipe, **values)
 
 
-def _augment(x: torch.Tensor, names: tuple[str, ...], gen: torch.Generator) -> torch.Tensor:
+#: Largest angle, in degrees, of the "rotate" augmentation (seed 001 rotates its ultrasound images slightly).
+MAX_ROTATION = 15.0
+
+
+def _rotate(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Rotate each image by its own uniform angle in [-MAX_ROTATION, MAX_ROTATION] degrees (zeros fill the corners)."""
+    angle = (torch.rand(x.shape[0], generator=gen) * 2 - 1) * MAX_ROTATION * torch.pi / 180
+    cos, sin, zero = torch.cos(angle), torch.sin(angle), torch.zeros_like(angle)
+    theta = torch.stack([torch.stack([cos, -sin, zero], 1), torch.stack([sin, cos, zero], 1)], 1).to(x.dtype)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+def _augment(x: torch.Tensor, names: tuple[str, ...], gen: torch.Generator,
+             masks: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Augment a batch; ``masks`` (N, *spatial) get the same geometric transforms (rotated masks re-thresholded)."""
+    if masks is not None:
+        x = torch.cat([x, masks[:, None].to(x.dtype)], 1)
     n = x.shape[0]
     for name in names:
         if name == "hflip":
@@ -48,15 +65,37 @@ def _augment(x: torch.Tensor, names: tuple[str, ...], gen: torch.Generator) -> t
         elif name == "rot90" and x.dim() == 4 and x.shape[-1] == x.shape[-2]:
             k = int(torch.randint(0, 4, (1,), generator=gen))
             x = torch.rot90(x, k, dims=(-2, -1))
+        elif name == "rotate" and x.dim() == 4:
+            x = _rotate(x, gen)
         elif name == "shift":
             s = int(torch.randint(-3, 4, (1,), generator=gen))
             x = torch.roll(x, s, dims=-1)
-    return x
+    if masks is None:
+        return x, None
+    return x[:, :-1], x[:, -1] >= 0.5
+
+
+def _loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, masks: torch.Tensor | None) -> torch.Tensor:
+    """The model's own ``training_loss(x, y, masks)`` when it is trained with masks, else cross-entropy."""
+    if masks is not None:
+        return model.training_loss(x, y, masks)
+    return F.cross_entropy(model(x), y)
 
 
 def train(model: nn.Module, train_set: Samples, val_set: Samples, recipe: TrainRecipe, seed: int,
           device: torch.device) -> nn.Module:
-    """Train ``model`` in place and return it in eval mode with its best validation weights."""
+    """Train ``model`` in place and return it in eval mode with its best validation weights.
+
+    A model that defines ``training_loss(x, y, masks) -> scalar`` is trained with that loss
+    and the training split's masks (a location-supervised model): the trainer stays free of
+    any particular model, and the masks follow the images through every augmentation.
+    """
+    masks = None
+    if callable(getattr(model, "training_loss", None)):
+        if train_set.masks is None:
+            raise XaibenchError(f"{type(model).__name__} is trained with masks (it defines training_loss), "
+                                f"but this dataset has none: use it on a dataset with masks")
+        masks = train_set.masks
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     model.to(device).train()
@@ -70,8 +109,8 @@ def train(model: nn.Module, train_set: Samples, val_set: Samples, recipe: TrainR
             idx = order[start : start + recipe.batch_size]
             if idx.numel() < 2:  # BatchNorm cannot train on one sample
                 continue
-            xb = _augment(train_set.x[idx], recipe.augment, gen).to(device)
-            loss = F.cross_entropy(model(xb), train_set.y[idx].to(device))
+            xb, mb = _augment(train_set.x[idx], recipe.augment, gen, None if masks is None else masks[idx])
+            loss = _loss(model, xb.to(device), train_set.y[idx].to(device), None if mb is None else mb.to(device))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

@@ -1,29 +1,94 @@
-"""Registers captum's attribution methods: Integrated Gradients and Occlusion.
+"""Registers captum's attribution methods, adapted to the xaibench method contract.
 
 captum attributes the model's logit for the target class; input attributions
-``(N, C, *s)`` are reduced over channels (sum by default) into ``(N, *s)`` maps.
+``(N, C, *s)`` are reduced over channels (``reduce``: sum, abs or max_abs) into
+``(N, *s)`` maps. Gradient methods accept a ``noise_tunnel`` parameter
+(captum's NoiseTunnel: SmoothGrad, SmoothGrad-squared or VarGrad), e.g.
+``noise_tunnel: {type: smoothgrad, samples: 16, stdev: 0.1}``.
+
+captum is imported inside the functions: it pulls in a large import graph that
+``xaibench`` commands not explaining anything should not pay for.
 """
 from __future__ import annotations
 
 import math
-from typing import Callable
+import warnings
+from typing import Any, Callable, Mapping
 
 import torch
-from captum.attr import IntegratedGradients, Occlusion
 from torch import nn
 
 from xaibench import hookimpl
 from xaibench.maps import reduce_channels
 from xaibench.specs import MODALITIES, MethodContext, MethodSpec
 from xaibench_captum.fills import fill_like
+from xaibench_captum.modelcopy import relu_safe_copy
+from xaibench_captum.stochastic import attribute
+
+SMOOTHGRAD = "Smilkov et al., SmoothGrad: removing noise by adding noise, arXiv 1706.03825, 2017"
+NOISE_TUNNEL_NOTE = "; accepts noise_tunnel: {type: smoothgrad|smoothgrad_sq|vargrad, samples, stdev}"
+
+
+def saliency(model: nn.Module, x: torch.Tensor, target: torch.Tensor, ctx: MethodContext,
+             reduce: str = "max_abs", noise_tunnel: Mapping[str, Any] | None = None) -> torch.Tensor:
+    """Vanilla gradients of the target logit (Simonyan et al.); the largest |gradient| over channels."""
+    from captum.attr import Saliency
+
+    attr = attribute(Saliency(model), x, target, ctx, noise_tunnel, abs=False)
+    return reduce_channels(attr, reduce)
 
 
 def integrated_gradients(model: nn.Module, x: torch.Tensor, target: torch.Tensor, ctx: MethodContext,
-                         n_steps: int = 32, baseline: str = "zero", reduce: str = "sum") -> torch.Tensor:
+                         n_steps: int = 32, baseline: str = "zero", reduce: str = "sum",
+                         noise_tunnel: Mapping[str, Any] | None = None) -> torch.Tensor:
     """IG with a Gauss-Legendre path of ``n_steps``; all steps of a batch in ``ctx.batch_size`` chunks."""
-    ig = IntegratedGradients(model)
-    attr = ig.attribute(x, baselines=fill_like(x, baseline, ctx), target=target, n_steps=n_steps,
-                        internal_batch_size=max(ctx.batch_size, x.shape[0]))
+    from captum.attr import IntegratedGradients
+
+    attr = attribute(IntegratedGradients(model), x, target, ctx, noise_tunnel,
+                     baselines=fill_like(x, baseline, ctx), n_steps=n_steps,
+                     internal_batch_size=max(ctx.batch_size, x.shape[0]))
+    return reduce_channels(attr, reduce)
+
+
+def gradient_shap(model: nn.Module, x: torch.Tensor, target: torch.Tensor, ctx: MethodContext,
+                  n_samples: int = 16, stdev: float = 0.1, baseline: str = "zero", reduce: str = "sum") -> torch.Tensor:
+    """GradientShap: expected gradients x (input - baseline) over noisy points on the baseline path.
+
+    Stochastic: each sample's noise and path points come from its own seed (``ctx.sample_seeds``).
+    """
+    from captum.attr import GradientShap
+
+    attr = attribute(GradientShap(model), x, target, ctx, None, stochastic=True,
+                     baselines=fill_like(x, baseline, ctx), n_samples=n_samples, stdevs=stdev)
+    return reduce_channels(attr, reduce)
+
+
+def deeplift(model: nn.Module, x: torch.Tensor, target: torch.Tensor, ctx: MethodContext,
+             baseline: str = "zero", reduce: str = "sum",
+             noise_tunnel: Mapping[str, Any] | None = None) -> torch.Tensor:
+    """DeepLIFT (Rescale rule) on a copy of the model whose ReLUs are fresh, one per call site.
+
+    captum's DeepLift hooks ReLU modules; a module used twice in ``forward`` (torchvision's
+    ResNet blocks call ``self.relu`` twice) or an in-place ReLU gives wrong multipliers, so the
+    copy gets one non-inplace ReLU per call site (see :mod:`xaibench_captum.modelcopy`).
+    """
+    from captum.attr import DeepLift
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # captum warns that it sets hooks on the activations
+        attr = attribute(DeepLift(relu_safe_copy(model)), x, target, ctx, noise_tunnel,
+                         baselines=fill_like(x, baseline, ctx))
+    return reduce_channels(attr, reduce)
+
+
+def guided_backprop(model: nn.Module, x: torch.Tensor, target: torch.Tensor, ctx: MethodContext,
+                    reduce: str = "max_abs", noise_tunnel: Mapping[str, Any] | None = None) -> torch.Tensor:
+    """Guided Backpropagation: gradients with negative values zeroed at every ReLU (on a ReLU-safe copy)."""
+    from captum.attr import GuidedBackprop
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        attr = attribute(GuidedBackprop(relu_safe_copy(model)), x, target, ctx, noise_tunnel)
     return reduce_channels(attr, reduce)
 
 
@@ -37,6 +102,8 @@ def occlusion(model: nn.Module, x: torch.Tensor, target: torch.Tensor, ctx: Meth
     Windows span all channels, so every channel carries the same value: the map is
     one channel of the attribution.
     """
+    from captum.attr import Occlusion
+
     stride = stride or window
     spatial = x.dim() - 2
     c = x.shape[1]
@@ -50,22 +117,82 @@ def occlusion(model: nn.Module, x: torch.Tensor, target: torch.Tensor, ctx: Meth
     return attr[:, 0]
 
 
+def patch_mask(spatial: tuple[int, ...], patch: int, device: torch.device) -> torch.Tensor:
+    """Row-major group ids of a grid of ``patch``-sized cells over ``spatial`` (1D or 2D)."""
+    if patch < 1:
+        raise ValueError(f"patch must be >= 1, got {patch}")
+    ids = torch.zeros((), dtype=torch.long, device=device)
+    for size in spatial:
+        ids = ids.unsqueeze(-1) * -(-size // patch) + torch.arange(size, device=device) // patch
+    return ids
+
+
+def feature_ablation(model: nn.Module, x: torch.Tensor, target: torch.Tensor, ctx: MethodContext,
+                     patch: int = 8, fill: str = "zero", per_pixel: bool = True) -> torch.Tensor:
+    """Feature ablation over a grid of non-overlapping ``patch``-sized groups (all channels at once).
+
+    captum gives every element of a group the group's whole output change; with
+    ``per_pixel`` it is divided by the group's size, so a group's map sums to its effect.
+    """
+    from captum.attr import FeatureAblation
+
+    groups = patch_mask(tuple(x.shape[2:]), patch, x.device)
+    attr = FeatureAblation(model).attribute(
+        x, baselines=fill_like(x, fill, ctx), target=target, feature_mask=groups[None, None],
+        perturbations_per_eval=max(1, ctx.batch_size // x.shape[0]),
+    )[:, 0]
+    if per_pixel:
+        attr = attr / torch.bincount(groups.flatten())[groups].to(attr)
+    return attr
+
+
 @hookimpl
 def xaibench_register_methods(register: Callable[[MethodSpec], None]) -> None:
+    both = frozenset(MODALITIES)
+    register(MethodSpec(
+        name="saliency", explain=saliency, modalities=both,
+        description="vanilla gradients of the target logit, max |gradient| over channels (captum)" + NOISE_TUNNEL_NOTE,
+        citation="Simonyan et al., Deep Inside Convolutional Networks, ICLR Workshop 2014; " + SMOOTHGRAD,
+        defaults={"reduce": "max_abs"},
+    ))
     register(MethodSpec(
         name="integrated-gradients",
         explain=integrated_gradients,
-        modalities=frozenset(MODALITIES),
-        description="path integral of gradients from a baseline to the input (captum)",
+        modalities=both,
+        description="path integral of gradients from a baseline to the input (captum)" + NOISE_TUNNEL_NOTE,
         citation="Sundararajan et al., Axiomatic Attribution for Deep Networks, ICML 2017",
         defaults={"n_steps": 32, "baseline": "zero", "reduce": "sum"},
     ))
     register(MethodSpec(
+        name="gradient-shap", explain=gradient_shap, modalities=both,
+        description="expected gradients x (input - baseline) at random points of noisy paths (captum)",
+        citation="Lundberg & Lee, A Unified Approach to Interpreting Model Predictions, NeurIPS 2017",
+        defaults={"n_samples": 16, "stdev": 0.1, "baseline": "zero", "reduce": "sum"},
+    ))
+    register(MethodSpec(
+        name="deeplift", explain=deeplift, modalities=both,
+        description="DeepLIFT rescale rule against a baseline, on a ReLU-safe model copy (captum)" + NOISE_TUNNEL_NOTE,
+        citation="Shrikumar et al., Learning Important Features Through Propagating Activation Differences, ICML 2017",
+        defaults={"baseline": "zero", "reduce": "sum"},
+    ))
+    register(MethodSpec(
+        name="guided-backprop", explain=guided_backprop, modalities=both,
+        description="gradients with negative signals zeroed at every ReLU (captum)" + NOISE_TUNNEL_NOTE,
+        citation="Springenberg et al., Striving for Simplicity: The All Convolutional Net, ICLR Workshop 2015",
+        defaults={"reduce": "max_abs"},
+    ))
+    register(MethodSpec(
         name="occlusion",
         explain=occlusion,
-        modalities=frozenset(MODALITIES),
-        description="output change when a sliding window is replaced by a fill (captum)",
+        modalities=both,
+        description="output change when a sliding window is replaced by a fill: zero, mean, blur or noise (captum)",
         citation="Zeiler & Fergus, Visualizing and Understanding Convolutional Networks, ECCV 2014",
         needs_gradients=False,
         defaults={"window": 8, "stride": None, "fill": "zero", "per_pixel": True},
+    ))
+    register(MethodSpec(
+        name="feature-ablation", explain=feature_ablation, modalities=both, needs_gradients=False,
+        description="output change when each patch of a grid is replaced by a fill (captum)",
+        citation="captum FeatureAblation (Kokhlikyan et al., Captum, arXiv 2009.07896, 2020)",
+        defaults={"patch": 8, "fill": "zero", "per_pixel": True},
     ))

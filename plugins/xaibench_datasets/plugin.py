@@ -7,7 +7,7 @@ import torch
 
 from xaibench import hookimpl
 from xaibench.specs import DataBundle, DatasetRequest, DatasetSpec, Samples
-from xaibench_datasets import synthetic
+from xaibench_datasets import digits, mnist1d, synthetic
 
 SPLITS = ("train", "val", "test")
 
@@ -49,4 +49,14 @@ def xaibench_register_datasets(register: Callable[[DatasetSpec], None]) -> None:
         has_masks=True,
         has_regions=True,
         description="ultrasound-like images, normal/benign/malignant, exact lesion masks and graded region maps",
+    ))
+    register(DatasetSpec(
+        name="mnist1d", load=mnist1d.load_bundle, modality="signal", has_masks=False,
+        description="MNIST-1D: 40-point 1D digit signals, ten classes, generated offline (seed 000)",
+        citation="Greydanus, Scaling Down Deep Learning, arXiv 2011.14439, 2020",
+    ))
+    register(DatasetSpec(
+        name="digits", load=digits.load_bundle, modality="image", has_masks=False,
+        description="scikit-learn's bundled 8x8 handwritten digits upsampled to image_size (seed 003)",
+        citation="Alpaydin & Kaynak, Optical Recognition of Handwritten Digits, UCI 1998 (scikit-learn load_digits)",
     ))

@@ -11,6 +11,12 @@ target logit (what the methods explain) and ``b`` the fully occluded input,
 Sensitivity-n (Ancona et al., "Towards better understanding of gradient-based
 attribution methods", ICLR 2018): the Pearson correlation, over random sets S of n
 patches, between ``sum_{i in S} a_i`` and ``f(x) - f(x with S occluded)``.
+
+Faithfulness correlation (Bhatt et al., "Evaluating and Aggregating Feature-based
+Model Explanations", IJCAI 2020, Eq. 2) is the same correlation over random subsets
+S of single pixels of a fixed size (``subset``, a fraction of the pixels), set to a
+baseline, on the model's probability output:
+``corr_S( sum_{i in S} g_i , f(x) - f(x_{S <- baseline}) )``.
 """
 from __future__ import annotations
 
@@ -22,10 +28,13 @@ from xaibench.engine import OUTPUTS
 from xaibench.specs import MetricContext
 
 
-def _fill(x: torch.Tensor, fill: str, ctx: MetricContext) -> torch.Tensor:
+def fill_baseline(x: torch.Tensor, fill: str, ctx: MetricContext) -> torch.Tensor:
+    """The uninformative input that occluded pixels take: zeros or the training mean per channel."""
     if fill == "zero":
         return torch.zeros_like(x)
-    if fill == "mean" and ctx.data_mean is not None:
+    if fill == "mean":
+        if ctx.data_mean is None:
+            raise ValueError("fill 'mean' needs the training mean, which this run does not provide")
         return ctx.data_mean.to(x).reshape(1, -1, *[1] * (x.dim() - 2)).expand_as(x)
     raise ValueError(f"fill must be 'zero' or 'mean', got {fill!r}")
 
@@ -36,7 +45,7 @@ def completeness_error(ctx: MetricContext, x: torch.Tensor, target: torch.Tensor
     if output not in OUTPUTS:
         raise ValueError(f"output must be one of {OUTPUTS}")
     f_x = ctx.engine.scores(x, target, output)
-    f_b = ctx.engine.scores(_fill(x, fill, ctx), target, output)
+    f_b = ctx.engine.scores(fill_baseline(x, fill, ctx), target, output)
     delta = (f_x - f_b).double()
     total = saliency.reshape(saliency.shape[0], -1).double().sum(1).to(delta.device)
     err = (total - delta).abs() / delta.abs()
@@ -65,7 +74,7 @@ def sensitivity_n(ctx: MetricContext, x: torch.Tensor, target: torch.Tensor, sal
     gen = torch.Generator().manual_seed(ctx.seed)
     spatial = tuple(x.shape[2:])
     s_masks = patch_sets(x.shape[0], spatial, patch, n, sets, gen).to(x.device)
-    baseline = _fill(x, fill, ctx)
+    baseline = fill_baseline(x, fill, ctx)
 
     def perturb(sample_idx: torch.Tensor, step_idx: torch.Tensor) -> torch.Tensor:
         m = s_masks[sample_idx, step_idx].unsqueeze(1)
@@ -85,3 +94,13 @@ def _pearson_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     den = np.sqrt((a**2).sum(1) * (b**2).sum(1))
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(den > 0, (a * b).sum(1) / den, np.nan)
+
+
+def faithfulness_correlation(ctx: MetricContext, x: torch.Tensor, target: torch.Tensor, saliency: torch.Tensor,
+                             masks: torch.Tensor | None, regions: torch.Tensor | None, subset: float = 0.05,
+                             runs: int = 64, fill: str = "zero", output: str = "prob") -> np.ndarray:
+    """Bhatt et al.'s ``corr_S(sum_S g, f(x) - f(x_S))``: sensitivity-n with single-pixel patches."""
+    if not 0 < subset < 1:
+        raise ValueError(f"subset must be a fraction of the pixels in (0, 1), got {subset}")
+    n = max(1, round(subset * int(np.prod(x.shape[2:]))))
+    return sensitivity_n(ctx, x, target, saliency, masks, regions, n=n, patch=1, sets=runs, fill=fill, output=output)

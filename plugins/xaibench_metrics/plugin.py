@@ -1,36 +1,106 @@
-"""Registers the built-in metrics with their categories, directions and citations."""
+"""Registers the built-in metrics with their categories, directions and citations.
+
+Directions of the DiC/IiC variants (seed 001). Covering the *non-essential* part
+(the Grad-CAM++ setting: keep what the map marks) should leave the confidence
+intact, so a lower drop and a higher increase rate are better. Covering the
+*important* part (remove what the map marks) should destroy the evidence, so there
+a *larger* drop is better and an increase in confidence is a failure: the
+``-important`` variants flip ``higher_is_better``.
+"""
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
+from typing import Any
 
 from xaibench import hookimpl
 from xaibench.specs import MetricSpec
-from xaibench_metrics.completeness import completeness_error, sensitivity_n
+from xaibench_metrics.completeness import completeness_error, faithfulness_correlation, sensitivity_n
+from xaibench_metrics.complexity import entropy, sparseness
 from xaibench_metrics.confidence import drop_in_confidence, increase_in_confidence
+from xaibench_metrics.deletion import deletion_auc, insertion_auc
+from xaibench_metrics.infidelity import infidelity
+from xaibench_metrics.localization import (
+    energy_pointing_game,
+    graded_hit_rate,
+    mask_overlap,
+    relevance_mass_accuracy,
+    relevance_rank_accuracy,
+)
 from xaibench_metrics.pointing import hit_rate
+from xaibench_metrics.randomization import model_randomization
+from xaibench_metrics.road import road
 
-GRADCAM_PP = "Chattopadhay et al., Grad-CAM++, WACV 2018"
+GRADCAM_PP = "Chattopadhay et al., Grad-CAM++, WACV 2018; variants of seed 001"
+RISE = "Petsiuk et al., RISE: Randomized Input Sampling for Explanation of Black-box Models, BMVC 2018"
+ROAD = "Rong et al., A Consistent and Efficient Evaluation Strategy for Attribution Methods (ROAD), ICML 2022"
+CLEVR_XAI = "Arras et al., CLEVR-XAI: A benchmark dataset for the ground truth evaluation of neural network explanations, Information Fusion 2022"
+SANITY = "Adebayo et al., Sanity Checks for Saliency Maps, NeurIPS 2018"
+BHATT = "Bhatt et al., Evaluating and Aggregating Feature-based Model Explanations, IJCAI 2020"
+
+#: (suffix, cover, fill, what is covered) of the four seed-001 DiC/IiC variants.
+CONFIDENCE_VARIANTS = (
+    ("", "nonessential", "darken", "the image darkened by the map (x*L): non-essential part covered"),
+    ("-mask", "nonessential", "zero", "pixels below the threshold zeroed: non-essential part covered"),
+    ("-important", "important", "darken", "the image darkened by 1-L: important part covered"),
+    ("-mask-important", "important", "zero", "pixels at or above the threshold zeroed: important part covered"),
+)
+
+
+def _register_confidence(register: Callable[[MetricSpec], None]) -> None:
+    for suffix, cover, fill, what in CONFIDENCE_VARIANTS:
+        defaults: dict[str, Any] = {"cover": cover, "fill": fill, "threshold": 0.5, "sign": "positive"}
+        important = cover == "important"
+        register(MetricSpec(
+            name=f"dic{suffix}", score=drop_in_confidence, category="faithfulness", higher_is_better=important,
+            description=f"Average Drop (% confidence lost) with {what}", citation=GRADCAM_PP, defaults=defaults,
+        ))
+        register(MetricSpec(
+            name=f"iic{suffix}", score=increase_in_confidence, category="faithfulness", higher_is_better=not important,
+            description=f"Increase in Confidence (% of samples whose confidence rises) with {what}",
+            citation=GRADCAM_PP, defaults=defaults,
+        ))
+
+
+def _register_overlaps(register: Callable[[MetricSpec], None]) -> None:
+    for score in ("iou", "dice", "coverage"):
+        register(MetricSpec(
+            name=score, score=mask_overlap, category="localization", higher_is_better=True, requires_mask=True,
+            description=f"{score} of the map's top 10% pixels against the lesion mask; NaN on empty masks",
+            citation="seed 001 (coverage of the heat map); Jaccard 1901 / Dice 1945",
+            defaults={"score": score, "selection": "top-k", "k": 0.1, "sign": "positive"},
+        ))
+        register(MetricSpec(
+            name=f"{score}-threshold", score=mask_overlap, category="localization", higher_is_better=True,
+            requires_mask=True,
+            description=f"{score} of the binary mask L >= 0.5 (map scaled to [0, 1]) against the lesion; NaN on empty masks",
+            citation="seed 001 (masks generated from the heat map); Jaccard 1901 / Dice 1945",
+            defaults={"score": score, "selection": "threshold", "threshold": 0.5, "sign": "positive"},
+        ))
 
 
 @hookimpl
 def xaibench_register_metrics(register: Callable[[MetricSpec], None]) -> None:
+    _register_confidence(register)
     register(MetricSpec(
-        name="dic", score=drop_in_confidence, category="faithfulness", higher_is_better=False,
-        description="Average Drop: % confidence lost when only the map's region is kept (x*L)",
-        citation=GRADCAM_PP,
-        defaults={"cover": "nonessential", "fill": "darken", "threshold": 0.5, "sign": "positive"},
+        name="deletion-auc", score=deletion_auc, category="faithfulness", higher_is_better=False,
+        description="area under p_c as pixels are zeroed in decreasing order of the map, P/steps per step",
+        citation=RISE, defaults={"steps": 64, "fill": "zero"},
     ))
     register(MetricSpec(
-        name="iic", score=increase_in_confidence, category="faithfulness", higher_is_better=True,
-        description="Increase in Confidence: % of samples whose confidence rises when only the map's region is kept",
-        citation=GRADCAM_PP,
-        defaults={"cover": "nonessential", "fill": "darken", "threshold": 0.5, "sign": "positive"},
+        name="insertion-auc", score=insertion_auc, category="faithfulness", higher_is_better=True,
+        description="area under p_c as pixels are restored onto a blurred canvas in decreasing order of the map",
+        citation=RISE, defaults={"steps": 64, "fill": "blur", "blur_size": 11, "blur_sigma": 5.0},
+    ))
+    road_fractions = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+    register(MetricSpec(
+        name="road-morf", score=road, category="faithfulness", higher_is_better=False,
+        description="mean p_c after removing the most relevant fractions of pixels with noisy linear imputation",
+        citation=ROAD, defaults={"order": "morf", "fractions": road_fractions, "noise": 0.01},
     ))
     register(MetricSpec(
-        name="hit-rate", score=hit_rate, category="localization", higher_is_better=True, requires_mask=True,
-        description="pointing game: the map's peak within 15 px (at 224 px) of the lesion; NaN on empty masks",
-        citation="Zhang et al., Top-down Neural Attention by Excitation Backprop, ECCV 2016",
-        defaults={"tolerance": 15.0, "reference_size": 224},
+        name="road-lerf", score=road, category="faithfulness", higher_is_better=True,
+        description="mean p_c after removing the least relevant fractions of pixels with noisy linear imputation",
+        citation=ROAD, defaults={"order": "lerf", "fractions": road_fractions, "noise": 0.01},
     ))
     register(MetricSpec(
         name="completeness-error", score=completeness_error, category="faithfulness", higher_is_better=False,
@@ -43,4 +113,69 @@ def xaibench_register_metrics(register: Callable[[MetricSpec], None]) -> None:
         description="Pearson correlation between the map's sum over random patch sets and the logit drop they cause",
         citation="Ancona et al., Towards better understanding of gradient-based attribution methods, ICLR 2018",
         defaults={"n": 8, "patch": 8, "sets": 32, "fill": "zero", "output": "logit"},
+    ))
+    register(MetricSpec(
+        name="faithfulness-correlation", score=faithfulness_correlation, category="faithfulness",
+        higher_is_better=True,
+        description="Pearson correlation between the map's sum over random 5% pixel subsets and the p_c drop when zeroed",
+        citation=BHATT, defaults={"subset": 0.05, "runs": 64, "fill": "zero", "output": "prob"},
+    ))
+    register(MetricSpec(
+        name="infidelity", score=infidelity, category="faithfulness", higher_is_better=False,
+        description="mean squared error between the (optimally scaled) map's prediction of the logit change "
+                    "under Gaussian pixel noise and the actual change",
+        citation="Yeh et al., On the (In)fidelity and Sensitivity of Explanations, NeurIPS 2019",
+        defaults={"runs": 32, "noise": 0.1, "normalize": True, "output": "logit"},
+    ))
+    register(MetricSpec(
+        name="hit-rate", score=hit_rate, category="localization", higher_is_better=True, requires_mask=True,
+        description="pointing game: the map's peak within 15 px (at 224 px) of the lesion; NaN on empty masks",
+        citation="Zhang et al., Top-down Neural Attention by Excitation Backprop, ECCV 2016",
+        defaults={"tolerance": 15.0, "reference_size": 224},
+    ))
+    register(MetricSpec(
+        name="graded-hit-rate", score=graded_hit_rate, category="localization", higher_is_better=True,
+        requires_region=True,
+        description="region level at the map's peak / top level (levels 3..-1: distractors score negative)",
+        citation="seed 001 (hit rate on skin layer maps, scale 3 to -1)",
+    ))
+    register(MetricSpec(
+        name="energy-pointing-game", score=energy_pointing_game, category="localization", higher_is_better=True,
+        requires_mask=True,
+        description="share of the map's positive energy inside the lesion's bounding box; NaN on empty masks",
+        citation="Wang et al., Score-CAM, CVPR Workshops 2020", defaults={"sign": "positive"},
+    ))
+    register(MetricSpec(
+        name="relevance-mass", score=relevance_mass_accuracy, category="localization", higher_is_better=True,
+        requires_mask=True, description="relevance mass accuracy: share of positive relevance inside the mask",
+        citation=CLEVR_XAI, defaults={"sign": "positive"},
+    ))
+    register(MetricSpec(
+        name="attribution-localisation", score=relevance_mass_accuracy, category="localization",
+        higher_is_better=True, requires_mask=True,
+        description="share of absolute relevance inside the mask (unweighted inside-total ratio)",
+        citation="Kohlbrenner et al., Towards Best Practice in Explaining Neural Network Decisions with LRP, IJCNN 2020",
+        defaults={"sign": "abs"},
+    ))
+    register(MetricSpec(
+        name="relevance-rank", score=relevance_rank_accuracy, category="localization", higher_is_better=True,
+        requires_mask=True, description="relevance rank accuracy: share of the top-|mask| pixels inside the mask",
+        citation=CLEVR_XAI, defaults={"sign": "positive"},
+    ))
+    _register_overlaps(register)
+    for measure, label in (("spearman", "Spearman rank correlation"), ("ssim", "SSIM")):
+        register(MetricSpec(
+            name=f"mprt-{measure}", score=model_randomization, category="randomization", higher_is_better=False,
+            description=f"{label} between the maps of the trained and of the cascadingly randomized model, "
+                        "averaged over the cascade (lower: the map depends on the weights)",
+            citation=SANITY, defaults={"similarity_measure": measure, "steps": 3, "sign": "abs"},
+        ))
+    register(MetricSpec(
+        name="sparseness", score=sparseness, category="complexity", higher_is_better=True,
+        description="Gini index of the absolute map (1 - 1/P: one pixel, 0: uniform)",
+        citation="Chalasani et al., Concise Explanations of Neural Networks using Adversarial Training, ICML 2020",
+    ))
+    register(MetricSpec(
+        name="entropy", score=entropy, category="complexity", higher_is_better=False,
+        description="Shannon entropy (nats) of |map| / sum |map|", citation=BHATT,
     ))

@@ -1,36 +1,28 @@
-"""Registers the built-in models: a small CNN (1D and 2D) and torchvision's ResNet-18."""
+"""Registers the built-in models: small CNNs (1D and 2D) and the seeds' torchvision architectures.
+
+Each model names the layer CAM methods explain by default: the output of its last
+convolutional block, the coarsest map with the most class-specific features.
+"""
 from __future__ import annotations
 
 from typing import Callable
 
-import torchvision
 from torch import nn
 
 from xaibench import hookimpl
 from xaibench.specs import ModelSpec, TrainRecipe
+from xaibench_models import zoo
+from xaibench_models.cnn1d import ShallowCNN1D
 from xaibench_models.small_cnn import SmallCNN
 
 
-def build_small_cnn(num_classes: int, in_channels: int, modality: str, width: int = 16, depth: int = 3) -> nn.Module:
+def build_small_cnn(num_classes: int, in_channels: int, modality: str, width: int = 16, depth: int = 4) -> nn.Module:
     return SmallCNN(num_classes, in_channels, modality, width=width, depth=depth)
 
 
-def build_resnet18(num_classes: int, in_channels: int, modality: str, stem: str = "imagenet") -> nn.Module:
-    """ResNet-18 (He et al. 2016), ``weights=None``, adapted to the input channels.
-
-    ``stem="small"`` uses a 3x3 stride-1 first convolution (no change in pooling),
-    which keeps layer4's maps at 1/16 rather than 1/32 of the input: CAMs of small
-    medical images stay usable (4x4 instead of 2x2 at 64 px).
-    """
-    model = torchvision.models.resnet18(weights=None, num_classes=num_classes)
-    if stem == "small":
-        model.conv1 = nn.Conv2d(in_channels, 64, kernel_size=3, stride=1, padding=1, bias=False)
-    elif stem == "imagenet":
-        if in_channels != 3:
-            model.conv1 = nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3, bias=False)
-    else:
-        raise ValueError(f"stem must be 'imagenet' or 'small', got {stem!r}")
-    return model
+def build_cnn1d_shallow(num_classes: int, in_channels: int, modality: str, length: int = 40,
+                        channels: int = 25) -> nn.Module:
+    return ShallowCNN1D(num_classes, in_channels, length=length, channels=channels)
 
 
 def _attr(path: str) -> Callable[[nn.Module], nn.Module]:
@@ -47,6 +39,11 @@ def _last(path: str) -> Callable[[nn.Module], nn.Module]:
     return find
 
 
+#: Recipes for the torchvision networks: seed 001's augmentation (small rotations and flips), patience 4.
+_TV_RECIPE = TrainRecipe(epochs=12, batch_size=32, lr=1e-3, augment=("hflip", "vflip", "rotate"), patience=4)
+_TV = "torchvision {}, weights=None, trained by the harness"
+
+
 @hookimpl
 def xaibench_register_models(register: Callable[[ModelSpec], None]) -> None:
     register(ModelSpec(
@@ -55,14 +52,52 @@ def xaibench_register_models(register: Callable[[ModelSpec], None]) -> None:
         modalities=frozenset({"image", "signal"}),
         target_layer=_last("features"),
         description="three conv-BN-ReLU blocks, global average pooling, linear head",
-        recipe=TrainRecipe(epochs=15, batch_size=64, lr=2e-3, augment=("hflip",), patience=4),
+        recipe=TrainRecipe(epochs=15, batch_size=32, lr=2e-3, augment=("hflip",), patience=5),
+    ))
+    register(ModelSpec(
+        name="cnn1d-shallow",
+        build=build_cnn1d_shallow,
+        modalities=frozenset({"signal"}),
+        target_layer=_last("features"),
+        description="MNIST-1D's ConvBase: three stride-2 conv-ReLU layers, linear head over the flattened map",
+        recipe=TrainRecipe(epochs=30, batch_size=100, lr=1e-2, augment=("shift",), patience=6),
+        citation="Greydanus S., Scaling down deep learning, arXiv:2011.14439, 2020",
     ))
     register(ModelSpec(
         name="resnet18",
-        build=build_resnet18,
+        build=zoo.resnet(18),
         modalities=frozenset({"image"}),
         target_layer=_last("layer4"),
-        description="torchvision ResNet-18, weights=None, trained by the harness",
+        description=_TV.format("ResNet-18"),
         recipe=TrainRecipe(epochs=12, batch_size=64, lr=1e-3, augment=("hflip",), patience=4),
         citation="He et al., Deep Residual Learning for Image Recognition, CVPR 2016",
+    ))
+    for depth in (50, 101):
+        register(ModelSpec(
+            name=f"resnet{depth}", build=zoo.resnet(depth), modalities=frozenset({"image"}),
+            target_layer=_last("layer4"), description=_TV.format(f"ResNet-{depth}"), recipe=_TV_RECIPE,
+            citation="He et al., Deep Residual Learning for Image Recognition, CVPR 2016",
+        ))
+    for depth in (121, 201):
+        register(ModelSpec(
+            # norm5 (features[-1]) is pytorch-grad-cam's documented DenseNet target: denseblock4's concatenated
+            # maps after the final BatchNorm, before the functional ReLU and pooling of forward().
+            name=f"densenet{depth}", build=zoo.densenet(depth), modalities=frozenset({"image"}),
+            target_layer=_attr("features.norm5"), description=_TV.format(f"DenseNet-{depth}"), recipe=_TV_RECIPE,
+            citation="Huang et al., Densely Connected Convolutional Networks, CVPR 2017",
+        ))
+    register(ModelSpec(
+        name="googlenet", build=zoo.build_googlenet, modalities=frozenset({"image"}),
+        target_layer=_attr("inception5b"), description=_TV.format("GoogLeNet (no auxiliary heads)"),
+        recipe=_TV_RECIPE, citation="Szegedy et al., Going Deeper with Convolutions, CVPR 2015",
+    ))
+    register(ModelSpec(
+        name="mobilenet_v2", build=zoo.build_mobilenet_v2, modalities=frozenset({"image"}),
+        target_layer=_last("features"), description=_TV.format("MobileNetV2"), recipe=_TV_RECIPE,
+        citation="Sandler et al., MobileNetV2: Inverted Residuals and Linear Bottlenecks, CVPR 2018",
+    ))
+    register(ModelSpec(
+        name="vgg16", build=zoo.build_vgg16, modalities=frozenset({"image"}),
+        target_layer=zoo.last_of_type("features", nn.ReLU), description=_TV.format("VGG-16"), recipe=_TV_RECIPE,
+        citation="Simonyan & Zisserman, Very Deep Convolutional Networks for Large-Scale Image Recognition, ICLR 2015",
     ))

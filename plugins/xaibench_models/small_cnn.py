@@ -10,7 +10,7 @@ from torch import nn
 
 
 class SmallCNN(nn.Module):
-    def __init__(self, num_classes: int, in_channels: int, modality: str, width: int = 16, depth: int = 3) -> None:
+    def __init__(self, num_classes: int, in_channels: int, modality: str, width: int = 16, depth: int = 4) -> None:
         super().__init__()
         conv, norm, pool = (
             (nn.Conv2d, nn.BatchNorm2d, nn.MaxPool2d) if modality == "image" else (nn.Conv1d, nn.BatchNorm1d, nn.MaxPool1d)

@@ -1,0 +1,56 @@
+"""Shared set-up for the benchmarks: the ResNet-18 case of the issue and a ratio report.
+
+Absolute times on shared machines vary, so every benchmark reports a *ratio*
+measured in the same run (ours vs. the forward-pass floor, ours vs. a peer), and
+the session ends with a table of them. Run with::
+
+    python -m pytest benchmarks --benchmark-disable-gc -p no:cacheprovider
+"""
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Callable
+
+import pytest
+import torch
+import torchvision
+
+RATIOS: list[tuple[str, str, float, str]] = []
+
+
+def report(name: str, what: str, value: float, target: str) -> None:
+    """Record one measured ratio for the end-of-session table."""
+    RATIOS.append((name, what, value, target))
+
+
+def median_time(fn: Callable[[], object], rounds: int) -> float:
+    times = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def pytest_terminal_summary(terminalreporter) -> None:  # type: ignore[no-untyped-def]
+    if not RATIOS:
+        return
+    from tabulate import tabulate
+
+    terminalreporter.write_sep("=", "xaibench ratios (measured in this run)")
+    terminalreporter.write_line(tabulate([[n, w, f"{v:.3g}", t] for n, w, v, t in RATIOS],
+                                         headers=["benchmark", "ratio", "value", "target"], tablefmt="github"))
+
+
+@pytest.fixture(scope="session")
+def resnet_case() -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """ResNet-18 (random weights, eval), 32 inputs of 3x64x64, their predicted classes, random maps."""
+    torch.manual_seed(0)
+    torch.set_num_threads(torch.get_num_threads())
+    model = torchvision.models.resnet18(weights=None, num_classes=10).eval()
+    x = torch.rand(32, 3, 64, 64)
+    with torch.inference_mode():
+        target = model(x).argmax(1)
+    saliency = torch.rand(32, 64, 64)
+    return model, x, target, saliency

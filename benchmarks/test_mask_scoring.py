@@ -1,0 +1,73 @@
+"""Benchmark 3: mask scoring of 256 maps of 224x224: our kernels vs. Quantus and vs. numpy.
+
+The same inputs go through Quantus's PointingGame, RelevanceMassAccuracy,
+RelevanceRankAccuracy and TopKIntersection, our numba kernels and our numpy
+references; values are checked equal. Targets: at least 1000x Quantus and 2x numpy.
+"""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from torch import nn
+
+from conftest import median_time, report
+from xaibench import kernels
+
+quantus = pytest.importorskip("quantus", reason="quantus (test extra) is not installed")
+N, SIDE, K = 256, 224, 1000
+
+
+@pytest.fixture(scope="module")
+def maps_and_masks() -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    sal = rng.random((N, SIDE, SIDE), dtype=np.float32)
+    masks = np.zeros((N, SIDE, SIDE), dtype=bool)
+    for i in range(N):
+        r, c = rng.integers(0, SIDE - 60, 2)
+        h, w = rng.integers(10, 60, 2)
+        masks[i, r : r + h, c : c + w] = True
+    return sal, masks
+
+
+def _ours(sal: np.ndarray, masks: np.ndarray, dist: np.ndarray) -> list[np.ndarray]:
+    return [kernels.pointing_game(sal, dist, 0.0), kernels.relevance_mass(sal, masks),
+            kernels.rank_accuracy(sal, masks), kernels.overlap_top_k(sal, masks, K / (SIDE * SIDE))["coverage"]]
+
+
+def _numpy(sal: np.ndarray, masks: np.ndarray, dist: np.ndarray) -> list[np.ndarray]:
+    return [kernels.pointing_game_ref(sal, dist, 0.0), kernels.relevance_mass_ref(sal, masks),
+            kernels.rank_accuracy_ref(sal, masks), kernels.overlap_top_k_ref(sal, masks, K / (SIDE * SIDE))["coverage"]]
+
+
+def test_mask_kernels_vs_quantus_and_numpy(benchmark, maps_and_masks) -> None:  # type: ignore[no-untyped-def]
+    warnings.filterwarnings("ignore")
+    sal, masks = maps_and_masks
+    model = nn.Sequential(nn.Flatten(), nn.LazyLinear(2)).eval()
+    x = np.zeros((N, 1, SIDE, SIDE), np.float32)
+    y = np.zeros(N, dtype=int)
+    q_metrics = [quantus.PointingGame(disable_warnings=True), quantus.RelevanceMassAccuracy(disable_warnings=True),
+                 quantus.RelevanceRankAccuracy(disable_warnings=True),
+                 quantus.TopKIntersection(k=K, disable_warnings=True)]
+    subset = 16  # Quantus is timed on 16 maps and scaled: all 256 would take minutes
+
+    def theirs() -> list[np.ndarray]:
+        return [np.asarray(m(model=model, x_batch=x[:subset], y_batch=y[:subset], a_batch=sal[:subset, None],
+                             s_batch=masks[:subset, None], device="cpu"), dtype=np.float64) for m in q_metrics]
+
+    dist = kernels.distance_to_mask(masks)  # once per mask, shared by every map and tolerance (not timed)
+    _ours(sal[:4], masks[:4], dist[:4])  # compile
+    t_quantus = median_time(theirs, 1) * N / subset
+    t_numpy = median_time(lambda: _numpy(sal, masks, dist), 1)
+    benchmark.pedantic(_ours, args=(sal, masks, dist), rounds=5, iterations=1)
+    t_ours = benchmark.stats.stats.median
+    ours, ref, q = _ours(sal, masks, dist), _numpy(sal, masks, dist), theirs()
+    for a, b in zip(ours, ref):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+    for a, b in zip(ours[:3], q[:3]):
+        np.testing.assert_allclose(a[:subset], b, atol=1e-5)
+    # TopKIntersection is |top-k ∩ mask| / k in Quantus; ours is coverage of the mask, so compare counts
+    np.testing.assert_allclose(ours[3][:subset] * masks[:subset].reshape(subset, -1).sum(1) / K, q[3], atol=1e-5)
+    report("mask scoring, 256 maps 224x224", "Quantus time / ours", t_quantus / t_ours, ">= 1000")
+    report("mask scoring, 256 maps 224x224", "numpy reference / ours", t_numpy / t_ours, ">= 2")

@@ -1,0 +1,54 @@
+"""Benchmark 1: perturbation metrics vs. the forward-pass floor, at user batch sizes 1, 4 and 32.
+
+The floor is the time of the same number of forward passes at a full batch on
+ready-made inputs: nothing a metric could do is faster. "User batch size" is the
+number of samples handed to the metric per call (Quantus's ``batch_size``); the
+engine still fills its batches across samples and steps, so the ratio should stay
+near 1 whatever the user gives. Target: at most 1.15 at every batch size.
+"""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from conftest import median_time, report
+from xaibench.engine import Engine, auto_batch_size
+from xaibench.plugins import load_harness
+from xaibench.specs import MetricContext
+
+ROUNDS = 3
+
+
+def _run_metrics(engine: Engine, metrics, x, target, saliency, user_batch: int) -> None:  # type: ignore[no-untyped-def]
+    for start in range(0, x.shape[0], user_batch):
+        xs, ts, ss = x[start : start + user_batch], target[start : start + user_batch], saliency[start : start + user_batch]
+        ctx = MetricContext(engine=engine, base_logits=engine.logits(xs), seed=0)
+        for spec in metrics:
+            spec.score(ctx, xs, ts, ss, None, None, **spec.defaults)
+
+
+@pytest.mark.parametrize("user_batch", [1, 4, 32])
+def test_deletion_and_dic_iic_vs_floor(benchmark, resnet_case, user_batch: int) -> None:  # type: ignore[no-untyped-def]
+    model, x, target, saliency = resnet_case
+    harness = load_harness()
+    metrics = [harness.metrics.get(name) for name in ("deletion-auc", "dic", "iic")]
+    assert metrics[0].defaults.get("steps") == 64
+    full = auto_batch_size(model, x, "cpu")
+    engine = Engine(model, "cpu", batch_size=full)
+    _run_metrics(engine, metrics, x[:2], target[:2], saliency[:2], user_batch)  # warm-up
+    engine.passes = 0
+    _run_metrics(engine, metrics, x, target, saliency, user_batch)
+    passes = engine.passes
+    floor_input = torch.rand(full, *x.shape[1:])
+
+    def floor() -> None:
+        with torch.inference_mode():
+            for start in range(0, passes, full):
+                model(floor_input[: min(full, passes - start)])
+
+    t_floor = median_time(floor, ROUNDS)
+    benchmark.pedantic(_run_metrics, args=(engine, metrics, x, target, saliency, user_batch), rounds=ROUNDS,
+                       iterations=1)
+    ratio = benchmark.stats.stats.median / t_floor
+    benchmark.extra_info.update({"passes": passes, "engine_batch": full, "floor_s": t_floor, "ratio": ratio})
+    report(f"perturbation metrics, user batch {user_batch}", "ours / forward-pass floor", ratio, "<= 1.15")

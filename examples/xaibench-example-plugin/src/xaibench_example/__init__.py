@@ -1,0 +1,1 @@
+"""An example third-party xaibench plugin (see plugin.py)."""

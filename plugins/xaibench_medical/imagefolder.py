@@ -1,0 +1,103 @@
+"""Any folder of ``<class>/<name>.<ext>`` images: how a user benchmarks their own data (e.g. seed 001's skin set).
+
+Optional per image, beside it or in parallel folders with the same ``<class>/`` layout:
+
+- masks ``<name>_mask.png`` (and ``<name>_mask_1.png``, ... OR-merged), any nonzero pixel
+  is relevant; in ``masks_dir`` also ``<class>/<name>.png``. Images without a mask get an
+  empty one (localization metrics are undefined, NaN, there), so the notes say how many have one.
+- region maps ``<name>_regions.png`` (or ``regions_dir/<class>/<name>.png``) whose pixel
+  values are relevance levels after subtracting ``region_offset``: seed 001's skin-layer
+  levels 3..-1 are stored as 4..0 with ``region_offset: 1``. The graded hit rate
+  normalises by ``region_top_level`` (default: the highest level found).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from xaibench.errors import XaibenchError
+from xaibench.specs import DataBundle, DatasetRequest
+from xaibench_medical import common
+from xaibench_medical.imageio import image_channels, merged_mask, open_image, read_levels, resize_mask, to_array
+
+SOURCE = common.Source(
+    name="image folder",
+    layout=("<path>/<class>/<name>.<ext> (png, jpg, jpeg, tif, tiff, bmp), optional <name>_mask.png and "
+            "<name>_regions.png beside each image or in parallel masks_dir/regions_dir folders"),
+    release="your own data: set params.path to the folder, relative to the data root",
+)
+EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+REGIONS_SUFFIX = "_regions"
+
+
+def _parallel(folder: Path | None, rel: Path, names: tuple[str, ...]) -> Path | None:
+    """The first of ``folder/<class>/<name>`` that exists, for image ``rel``."""
+    if folder is None:
+        return None
+    return next((folder / rel.parent / n for n in names if (folder / rel.parent / n).exists()), None)
+
+
+def load_imagefolder(request: DatasetRequest) -> DataBundle:
+    p = common.params_of(request, {"path": None, "channels": None, "val": 0.15, "test": 0.25, "seed": None,
+                            "masks_dir": None, "regions_dir": None, "region_offset": 0, "region_top_level": None})
+    if p["path"] is None:
+        raise TypeError("imagefolder needs a 'path' parameter: the folder of <class>/<name>.<ext> images")
+    folder = common.locate(request, SOURCE, p["path"], ())
+    masks_dir = None if p["masks_dir"] is None else common.locate(request, SOURCE, p["masks_dir"], ())
+    regions_dir = None if p["regions_dir"] is None else common.locate(request, SOURCE, p["regions_dir"], ())
+    class_dirs = sorted(d for d in folder.iterdir() if d.is_dir()) if folder.is_dir() else []
+    if len(class_dirs) < 2:
+        raise XaibenchError(f"{folder}: expected at least two class folders. Layout: {SOURCE.layout}")
+    class_names = tuple(d.name for d in class_dirs)
+    items, beside_masks, beside_regions = [], {}, {}
+    for k, d in enumerate(class_dirs):
+        for f in sorted(d.iterdir()):
+            if f.suffix.lower() not in EXTENSIONS:
+                continue
+            m = common.MASK_STEM.match(f.stem)
+            if m:
+                beside_masks.setdefault(f.parent / m["stem"], []).append(f)
+            elif f.stem.endswith(REGIONS_SUFFIX):
+                beside_regions[f.parent / f.stem[: -len(REGIONS_SUFFIX)]] = f
+            else:
+                items.append((f, k))
+    if not items:
+        raise XaibenchError(f"{folder}: no images ({', '.join(EXTENSIONS)}) in its class folders")
+    images = [open_image(f) for f, _ in items]
+    channels = int(p["channels"] or max(image_channels(img) for img in images))
+    if channels not in (1, 3):
+        raise TypeError(f"channels must be 1 or 3, got {channels}")
+    size, offset = request.image_size, int(p["region_offset"])
+    ids, xs, masks, regions = [], [], [], []
+    n_masked = 0
+    for (f, _), img in zip(items, images):
+        rel = f.relative_to(folder)
+        ids.append(rel.as_posix())
+        xs.append(to_array(img, channels, size))
+        shape = img.size[::-1]
+        stem = f.with_suffix("")
+        mask_paths = beside_masks.get(stem) or [
+            m for m in [_parallel(masks_dir, rel, (f"{f.stem}_mask.png", f"{f.stem}.png"))] if m is not None]
+        n_masked += bool(mask_paths)
+        masks.append(resize_mask(merged_mask(mask_paths, shape), size))
+        region_path = beside_regions.get(stem) or _parallel(regions_dir, rel, (f"{f.stem}{REGIONS_SUFFIX}.png",
+                                                                               f"{f.stem}.png"))
+        regions.append(None if region_path is None else read_levels(region_path, shape, offset, size))
+    x = common.stack_same_size(xs, ids, "imagefolder")
+    y = np.asarray([k for _, k in items])
+    region_arr, top = None, None
+    if any(r is not None for r in regions):
+        missing = [i for i, r in zip(ids, regions) if r is None]
+        if missing:
+            raise XaibenchError(f"{folder}: region maps are given for some images but not for {missing[0]} "
+                                f"({len(missing)} missing); give one per image or none")
+        region_arr = np.stack(regions)
+        top = int(region_arr.max()) if p["region_top_level"] is None else int(p["region_top_level"])
+    seed = request.seed if p["seed"] is None else int(p["seed"])
+    splits = common.stratified_split(y, float(p["val"]), float(p["test"]), seed)
+    notes = (f"image folder {folder.name}: {common.class_counts(y, class_names)}; {channels}-channel"
+             f"{'' if size is None else f', area-resized to {size}px'}; masks for {n_masked} of {len(ids)} images"
+             f"{'' if region_arr is None else f'; region maps, top level {top}'}; seeded stratified split")
+    return common.split_bundle(x, y, ids, splits, class_names, notes, masks=np.stack(masks) if n_masked else None,
+                        regions=region_arr, region_top_level=top)

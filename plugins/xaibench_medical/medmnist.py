@@ -1,0 +1,82 @@
+"""MedMNIST: any flag (pathmnist, breastmnist, dermamnist, ...) from a local ``.npz`` with its official splits.
+
+The release files hold ``{train,val,test}_images`` (uint8, ``(N, H, W)`` or
+``(N, H, W, 3)``) and ``{split}_labels`` (``(N, 1)``); ``<flag>.npz`` is 28 px and
+``<flag>_<size>.npz`` the MedMNIST+ sizes 64, 128 and 224. Multi-label flags
+(chestmnist) are refused: the harness explains one class per sample.
+"""
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from xaibench.errors import XaibenchError
+from xaibench.specs import DataBundle, DatasetRequest
+from xaibench_medical.common import SPLITS, Source, locate, params_of, samples, stratified_subset
+
+SOURCE = Source(
+    name="MedMNIST",
+    layout="medmnist/<flag>.npz (28 px) or medmnist/<flag>_<size>.npz, with keys train_images, train_labels, "
+           "val_images, val_labels, test_images, test_labels",
+    release="Yang et al., Sci Data 10:41 (2023), https://zenodo.org/records/10519652 (or `pip install medmnist`)",
+)
+CITATION = ("Yang J. et al., MedMNIST v2 - A large-scale lightweight benchmark for 2D and 3D biomedical image "
+            "classification, Scientific Data 10, 41, 2023")
+
+
+def _resize(images: np.ndarray, size: int | None) -> np.ndarray:
+    """``(N, C, H, W)`` float32 in [0, 1]; area interpolation when shrinking, bilinear when enlarging."""
+    x = torch.from_numpy(images).float().div_(255.0)
+    if size is None or x.shape[-1] == size:
+        return x.numpy()
+    mode = "area" if size < x.shape[-1] else "bilinear"
+    extra = {} if mode == "area" else {"align_corners": False}
+    return F.interpolate(x, size=(size, size), mode=mode, **extra).numpy()
+
+
+def load_medmnist(request: DatasetRequest) -> DataBundle:
+    p = params_of(request, {"flag": None, "size": 28, "path": None, "class_names": None, "max_per_split": None,
+                            "seed": None})
+    if not p["flag"]:
+        raise TypeError("medmnist needs a 'flag' parameter, e.g. params: {flag: breastmnist}")
+    flag, size = str(p["flag"]), int(p["size"])
+    name = f"{flag}.npz" if size == 28 else f"{flag}_{size}.npz"
+    path = locate(request, SOURCE, p["path"], (f"medmnist/{name}", name))
+    try:
+        with np.load(path) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:  # np.load's ways to fail on a bad file
+        raise XaibenchError(f"{path}: cannot read it as a MedMNIST .npz ({exc}); the file is corrupt or "
+                            f"truncated") from None
+    missing = [f"{s}_{k}" for s in SPLITS for k in ("images", "labels") if f"{s}_{k}" not in arrays]
+    if missing:
+        raise XaibenchError(f"{path}: missing key(s) {', '.join(missing)}. Expected layout: {SOURCE.layout}")
+    labels = {s: arrays[f"{s}_labels"].reshape(len(arrays[f"{s}_labels"]), -1) for s in SPLITS}
+    if any(v.shape[1] != 1 for v in labels.values()):
+        raise XaibenchError(f"{path}: labels have {labels['train'].shape[1]} columns: multi-label flags are not "
+                            f"supported (one class per sample)")
+    num_classes = int(max(v.max() for v in labels.values())) + 1
+    class_names = p["class_names"] or [str(k) for k in range(num_classes)]
+    if len(class_names) != num_classes:
+        raise TypeError(f"class_names has {len(class_names)} names but {path.name} has {num_classes} classes")
+    seed = request.seed if p["seed"] is None else int(p["seed"])
+    cap = p["max_per_split"]
+    parts = {}
+    for s in SPLITS:
+        images, y = arrays[f"{s}_images"], labels[s][:, 0].astype(np.int64)
+        if images.ndim not in (3, 4) or len(images) != len(y):
+            raise XaibenchError(f"{path}: {s}_images has shape {images.shape}; expected (N, H, W) or (N, H, W, 3) "
+                                f"with N = len({s}_labels) = {len(y)}")
+        keep = stratified_subset(y, None if cap is None else int(cap), seed)
+        images = images[keep]
+        images = images[:, None] if images.ndim == 3 else images.transpose(0, 3, 1, 2)
+        parts[s] = samples(_resize(images, request.image_size), y[keep], [f"{flag}/{s}/{i:06d}" for i in keep])
+    counts = np.bincount(parts["train"].y.numpy(), minlength=num_classes)
+    return DataBundle(**parts, class_names=tuple(str(c) for c in class_names), modality="image",
+                      notes=(f"MedMNIST {flag} ({Path(name).stem}), official train/val/test splits"
+                             f"{'' if cap is None else f' subsampled to at most {cap} per split'}; "
+                             f"train classes {counts.tolist()}; no masks: localization metrics are skipped"))

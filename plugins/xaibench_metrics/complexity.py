@@ -1,0 +1,46 @@
+"""Complexity of the map itself: how concentrated the relevance is (no model passes).
+
+- Sparseness (Chalasani et al., "Concise Explanations of Neural Networks using
+  Adversarial Training", ICML 2020): the Gini index of the absolute map (Hurley and
+  Rickard 2009), with ``a`` sorted ascending and ``n`` pixels,
+  ``G = sum_k (2k - n - 1) a_k / (n * sum_k a_k)``; 0 for a uniform map, ``1 - 1/n``
+  for a single pixel. Higher is sparser (more concise), which the paper prefers.
+- Entropy (Bhatt et al., "Evaluating and Aggregating Feature-based Model
+  Explanations", IJCAI 2020, "complexity"): the Shannon entropy (nats) of the
+  distribution ``|a_i| / sum_j |a_j|``. Lower is simpler.
+
+Both are NaN for an all-zero map (no distribution to measure).
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from xaibench.specs import MetricContext
+
+
+def _abs_rows(saliency: torch.Tensor) -> np.ndarray:
+    return saliency.reshape(saliency.shape[0], -1).abs().double().cpu().numpy()
+
+
+def sparseness(ctx: MetricContext, x: torch.Tensor, target: torch.Tensor, saliency: torch.Tensor,
+               masks: torch.Tensor | None, regions: torch.Tensor | None) -> np.ndarray:
+    """Gini index of ``|a|`` (Chalasani et al. 2020, Hurley and Rickard's formula)."""
+    a = np.sort(_abs_rows(saliency), axis=1)
+    n = a.shape[1]
+    k = np.arange(1, n + 1)
+    total = a.sum(1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        gini = ((2 * k - n - 1) * a).sum(1) / (n * total)
+    return np.where(total > 0, gini, np.nan)
+
+
+def entropy(ctx: MetricContext, x: torch.Tensor, target: torch.Tensor, saliency: torch.Tensor,
+            masks: torch.Tensor | None, regions: torch.Tensor | None) -> np.ndarray:
+    """``-sum p_i log p_i`` with ``p = |a| / sum |a|`` (Bhatt et al. 2020)."""
+    a = _abs_rows(saliency)
+    total = a.sum(1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p = a / total
+        h = -np.where(p > 0, p * np.log(p), 0.0).sum(1)
+    return np.where(total[:, 0] > 0, h, np.nan)

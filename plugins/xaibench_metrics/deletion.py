@@ -1,0 +1,61 @@
+"""Deletion and insertion AUC (Petsiuk et al., "RISE: Randomized Input Sampling for
+Explanation of Black-box Models", BMVC 2018, Sec. 4.1).
+
+Deletion removes pixels in decreasing order of the map, ``P / steps`` pixels per step,
+replacing them with a fill (RISE: zero; or the training mean), and records the
+softmax probability of the explained class after each step; a faithful map makes
+the probability fall fast, so a *lower* area is better. Insertion starts from a
+blurred copy of the image (RISE: Gaussian blur, kernel 11, sigma 5) and puts the
+original pixels back in the same order; a *higher* area is better. The curve has
+``steps + 1`` points, from the unperturbed (deletion) or fully blurred (insertion)
+input to the opposite end, and its area is the trapezoid rule on an x-axis
+normalised to [0, 1], so scores at different image sizes and step counts compare.
+
+The curve itself is :func:`xaibench.curves.perturbation_curve` (shared with the
+leaderboard's curve figures): every step's input is built on the device from a
+precomputed rank of each pixel, and the engine streams all (sample, step) pairs in
+full batches. This module adds RISE's canvases and the area.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torchvision.transforms.functional as TF
+
+from xaibench import kernels
+from xaibench.curves import perturbation_curve
+from xaibench.specs import MetricContext
+from xaibench_metrics.completeness import fill_baseline
+
+FILLS = ("zero", "mean", "blur")
+
+
+def gaussian_blur(x: torch.Tensor, size: int = 11, sigma: float = 5.0) -> torch.Tensor:
+    """RISE's insertion canvas: a Gaussian blur of ``(N, C, H, W)`` images or ``(N, C, L)`` signals."""
+    if x.dim() == 3:
+        return TF.gaussian_blur(x.unsqueeze(2), [size, 1], [sigma, sigma]).squeeze(2)
+    if x.dim() == 4:
+        return TF.gaussian_blur(x, [size, size], [sigma, sigma])
+    raise ValueError(f"blur needs (N, C, L) or (N, C, H, W) inputs, got shape {tuple(x.shape)}")
+
+
+def _canvas(x: torch.Tensor, fill: str, ctx: MetricContext, blur_size: int, blur_sigma: float) -> torch.Tensor:
+    if fill not in FILLS:
+        raise ValueError(f"fill must be one of {FILLS}, got {fill!r}")
+    return gaussian_blur(x, blur_size, blur_sigma) if fill == "blur" else fill_baseline(x, fill, ctx)
+
+
+def deletion_auc(ctx: MetricContext, x: torch.Tensor, target: torch.Tensor, saliency: torch.Tensor,
+                 masks: torch.Tensor | None, regions: torch.Tensor | None, steps: int = 64,
+                 fill: str = "zero") -> np.ndarray:
+    """RISE deletion: ``AUC_[0,1]( p_c(x with the top k/steps of pixels removed) )``; lower is better."""
+    canvas = _canvas(x, fill, ctx, 11, 5.0)
+    return kernels.auc(perturbation_curve(ctx.engine, x, target, saliency, "deletion", canvas, steps))
+
+
+def insertion_auc(ctx: MetricContext, x: torch.Tensor, target: torch.Tensor, saliency: torch.Tensor,
+                  masks: torch.Tensor | None, regions: torch.Tensor | None, steps: int = 64,
+                  fill: str = "blur", blur_size: int = 11, blur_sigma: float = 5.0) -> np.ndarray:
+    """RISE insertion: ``AUC_[0,1]( p_c(blurred x with the top k/steps of pixels restored) )``; higher is better."""
+    canvas = _canvas(x, fill, ctx, blur_size, blur_sigma)
+    return kernels.auc(perturbation_curve(ctx.engine, x, target, saliency, "insertion", canvas, steps))

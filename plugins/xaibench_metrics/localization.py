@@ -1,0 +1,103 @@
+"""Localization metrics: how well the map's relevance falls on the annotated lesion.
+
+All scores are numba kernels over flattened ``(N, P)`` maps (:mod:`xaibench.kernels`);
+every one is NaN on an empty mask. Sign handling (``positive``: evidence for the
+class only, the default of the papers below; ``abs``: both signs) is a parameter.
+
+- Relevance mass accuracy (Arras et al., "CLEVR-XAI: A benchmark dataset for the
+  ground truth evaluation of neural network explanations", Information Fusion 2022):
+  ``R_within / R_total``, the share of the map's positive relevance inside the mask.
+- Attribution localisation (Kohlbrenner et al., "Towards best practice in explaining
+  neural network decisions with LRP", IJCNN 2020): the same inside/total ratio on
+  the absolute map (Quantus's ``AttributionLocalisation`` default, unweighted).
+- Relevance rank accuracy (Arras et al. 2022): with ``K = |mask|``, the share of the
+  K highest-relevance pixels that lie inside the mask.
+- Energy-based pointing game (Wang et al., "Score-CAM", CVPR-W 2020, Sec. 5.2): the
+  share of the map's energy inside the *bounding box* of the annotation.
+- IoU, Dice and coverage (the mask's recall) of the thresholded map: either the
+  top ``k`` fraction of pixels or ``L >= threshold`` with ``L`` scaled to [0, 1].
+- Graded hit rate (seed 001): the region level at the map's peak over the top level.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from xaibench import kernels
+from xaibench.maps import normalize
+from xaibench.specs import MetricContext
+
+SELECTIONS = ("top-k", "threshold")
+
+
+def _needs(masks: torch.Tensor | None, what: str) -> np.ndarray:
+    if masks is None:
+        raise ValueError(f"{what} needs masks")
+    return masks.cpu().numpy().astype(bool)
+
+
+def _scaled(saliency: torch.Tensor, sign: str) -> np.ndarray:
+    return normalize(saliency, sign).cpu().numpy()
+
+
+def bounding_boxes(masks: np.ndarray) -> np.ndarray:
+    """Each mask replaced by its axis-aligned bounding box (empty stays empty), any number of axes."""
+    out = np.zeros_like(masks, dtype=bool)
+    for i, m in enumerate(masks):
+        if m.any():
+            box = tuple(slice(idx.min(), idx.max() + 1) for idx in np.nonzero(m))
+            out[i][box] = True
+    return out
+
+
+def relevance_mass_accuracy(ctx: MetricContext, x: torch.Tensor, target: torch.Tensor, saliency: torch.Tensor,
+                            masks: torch.Tensor | None, regions: torch.Tensor | None,
+                            sign: str = "positive") -> np.ndarray:
+    """``R_within / R_total`` (Arras et al. 2022, Eq. 1); with ``sign="abs"``, Kohlbrenner et al.'s ratio."""
+    return kernels.relevance_mass(_scaled(saliency, sign), _needs(masks, "relevance mass accuracy"))
+
+
+def energy_pointing_game(ctx: MetricContext, x: torch.Tensor, target: torch.Tensor, saliency: torch.Tensor,
+                         masks: torch.Tensor | None, regions: torch.Tensor | None,
+                         sign: str = "positive") -> np.ndarray:
+    """``sum L in box / sum L`` with the box enclosing the annotation (Score-CAM, Sec. 5.2)."""
+    boxes = bounding_boxes(_needs(masks, "the energy-based pointing game"))
+    return kernels.relevance_mass(_scaled(saliency, sign), boxes)
+
+
+def relevance_rank_accuracy(ctx: MetricContext, x: torch.Tensor, target: torch.Tensor, saliency: torch.Tensor,
+                            masks: torch.Tensor | None, regions: torch.Tensor | None,
+                            sign: str = "positive") -> np.ndarray:
+    """``|P_top-K & GT| / K`` with ``K = |GT|`` (Arras et al. 2022, Eq. 2); ties shared (see kernels)."""
+    return kernels.rank_accuracy(_scaled(saliency, sign), _needs(masks, "relevance rank accuracy"))
+
+
+def mask_overlap(ctx: MetricContext, x: torch.Tensor, target: torch.Tensor, saliency: torch.Tensor,
+                 masks: torch.Tensor | None, regions: torch.Tensor | None, score: str = "iou",
+                 selection: str = "top-k", k: float = 0.1, threshold: float = 0.5,
+                 sign: str = "positive") -> np.ndarray:
+    """IoU, Dice or coverage of the binarised map against the mask.
+
+    ``selection="top-k"`` keeps the ``k`` fraction of pixels with the highest values
+    (a fixed area, comparable across methods); ``selection="threshold"`` keeps
+    ``L >= threshold`` with ``L`` the map scaled to [0, 1] (seed 001's mask from the map).
+    """
+    if score not in kernels.OVERLAPS:
+        raise ValueError(f"score must be one of {kernels.OVERLAPS}, got {score!r}")
+    m = _needs(masks, f"{score} of the thresholded map")
+    sal = _scaled(saliency, sign)
+    if selection == "top-k":
+        return kernels.overlap_top_k(sal, m, k)[score]
+    if selection == "threshold":
+        return kernels.overlap_threshold(sal, m, threshold)[score]
+    raise ValueError(f"selection must be one of {SELECTIONS}, got {selection!r}")
+
+
+def graded_hit_rate(ctx: MetricContext, x: torch.Tensor, target: torch.Tensor, saliency: torch.Tensor,
+                    masks: torch.Tensor | None, regions: torch.Tensor | None) -> np.ndarray:
+    """``level(argmax L) / top level`` (seed 001, skin-layer maps scored 3 to -1); tied peaks average."""
+    if regions is None:
+        raise ValueError("the graded hit rate needs region maps")
+    if ctx.region_top_level is None:
+        raise ValueError("the dataset provides region maps but no region_top_level to normalise by")
+    return kernels.graded_hit(saliency.cpu().numpy(), regions.cpu().numpy(), ctx.region_top_level)

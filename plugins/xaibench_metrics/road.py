@@ -1,0 +1,114 @@
+"""ROAD: RemOve And Debias (Rong, Leemann, Borisov, Kasneci, Kasneci, "A Consistent and
+Efficient Evaluation Strategy for Attribution Methods", ICML 2022).
+
+Removing pixels by overwriting them with a constant leaks the removed shape to the
+model (Rong et al., Sec. 3); ROAD instead *imputes* each removed pixel from its
+neighbours with the noisy linear imputation of Sec. 4: every removed pixel's value is
+the weighted mean of its 8 neighbours (weights 1/6 for the 4 direct, 1/12 for the 4
+diagonal neighbours; 1/2 left and right on 1D signals), removed neighbours being
+unknowns too, which gives one sparse linear system per image; Gaussian noise
+(``noise`` standard deviation) is added to the imputed values. Imputation is per
+pixel: all channels of a removed pixel are unknowns of the same system (one
+right-hand side per channel), so RGB input is handled as the paper does.
+
+MoRF removes the ``f`` fraction of pixels the map ranks highest, LeRF the ``f``
+fraction it ranks lowest, for each ``f`` in ``fractions``; the per-sample score is
+the mean softmax probability of the explained class over the fractions (MoRF:
+lower is better, LeRF: higher is better). pytorch-grad-cam's
+``ROADMostRelevantFirstAverage`` reports the same mean *minus* ``p_c(x)``.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from scipy.sparse import coo_matrix
+from scipy.sparse.linalg import spsolve
+
+from xaibench.curves import pixel_ranks
+from xaibench.specs import MetricContext
+
+ORDERS = ("morf", "lerf")
+
+#: (offset, weight) of the neighbours in the imputation, per number of spatial axes (Rong et al. 2022, Eq. 4).
+NEIGHBOURS = {
+    1: [((-1,), 0.5), ((1,), 0.5)],
+    2: [((dy, dx), 1 / 6 if dy == 0 or dx == 0 else 1 / 12)
+        for dy in (-1, 0, 1) for dx in (-1, 0, 1) if (dy, dx) != (0, 0)],
+}
+
+
+def linear_impute(image: np.ndarray, removed: np.ndarray) -> np.ndarray:
+    """``image`` ``(C, *spatial)`` with the ``removed`` pixels (bool ``spatial``) imputed, noise-free."""
+    spatial = removed.shape
+    if removed.ndim not in NEIGHBOURS:
+        raise ValueError(f"noisy linear imputation supports 1D and 2D inputs, got spatial shape {spatial}")
+    flat = image.reshape(image.shape[0], -1).astype(np.float64)
+    known = ~removed.reshape(-1)
+    unknown = np.flatnonzero(~known)
+    out = flat.copy()
+    if unknown.size == 0:
+        return out.reshape(image.shape)
+    if known.sum() == 0:
+        raise ValueError("cannot impute an input whose every pixel is removed")
+    var = np.full(known.size, -1)
+    var[unknown] = np.arange(unknown.size)
+    coords = np.stack(np.unravel_index(unknown, spatial))
+    rows, cols, vals = [], [], []
+    diag = np.zeros(unknown.size)
+    rhs = np.zeros((unknown.size, flat.shape[0]))
+    for offset, weight in NEIGHBOURS[removed.ndim]:
+        nb = coords + np.asarray(offset)[:, None]
+        valid = np.all((nb >= 0) & (nb < np.asarray(spatial)[:, None]), axis=0)
+        eq = np.flatnonzero(valid)
+        nidx = np.ravel_multi_index(tuple(nb[:, valid]), spatial)
+        diag[eq] += weight
+        is_known = known[nidx]
+        rhs[eq[is_known]] += weight * flat[:, nidx[is_known]].T
+        rows.append(eq[~is_known])
+        cols.append(var[nidx[~is_known]])
+        vals.append(np.full(int((~is_known).sum()), -weight))
+    rows.append(np.arange(unknown.size))
+    cols.append(np.arange(unknown.size))
+    vals.append(diag)
+    a = coo_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+                   shape=(unknown.size, unknown.size)).tocsc()
+    solved = spsolve(a, rhs)
+    out[:, unknown] = solved.reshape(unknown.size, -1).T
+    return out.reshape(image.shape)
+
+
+def removal_masks(saliency: torch.Tensor, fractions: Sequence[float], order: str) -> torch.Tensor:
+    """Bool ``(N, F, *spatial)``: the pixels MoRF (highest-ranked first) or LeRF removes at each fraction."""
+    if order not in ORDERS:
+        raise ValueError(f"order must be one of {ORDERS}, got {order!r}")
+    fr = torch.as_tensor(list(fractions), dtype=torch.float64)
+    if fr.numel() == 0 or not bool(((fr > 0) & (fr < 1)).all()):
+        raise ValueError(f"fractions must lie strictly between 0 and 1, got {list(fractions)}")
+    ranks = pixel_ranks(saliency).cpu()
+    p = ranks.shape[1]
+    counts = torch.round(fr * p).long()
+    if order == "lerf":
+        ranks = p - 1 - ranks
+    removed = ranks[:, None, :] < counts[None, :, None]
+    return removed.reshape(saliency.shape[0], len(fr), *saliency.shape[1:])
+
+
+def road(ctx: MetricContext, x: torch.Tensor, target: torch.Tensor, saliency: torch.Tensor,
+         masks: torch.Tensor | None, regions: torch.Tensor | None, order: str = "morf",
+         fractions: Sequence[float] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9),
+         noise: float = 0.01) -> np.ndarray:
+    """``mean_f p_c(impute(x, R_f))`` with ``R_f`` the MoRF/LeRF pixels at fraction ``f`` (Rong et al. 2022)."""
+    removed = removal_masks(saliency, fractions, order).numpy()
+    images = x.detach().cpu().double().numpy()
+    rng = np.random.default_rng(ctx.seed)
+    imputed = np.empty((x.shape[0], removed.shape[1], *x.shape[1:]), dtype=np.float32)
+    for i in range(x.shape[0]):
+        for k in range(removed.shape[1]):
+            filled = linear_impute(images[i], removed[i, k])
+            filled += noise * rng.standard_normal(filled.shape) * removed[i, k]
+            imputed[i, k] = filled
+    inputs = torch.from_numpy(imputed).to(x.device)
+    probs = ctx.engine.perturbed_scores(lambda s, t: inputs[s, t], x.shape[0], removed.shape[1], target, "prob")
+    return probs.double().mean(1).cpu().numpy()

@@ -1,0 +1,32 @@
+"""The shallow 1D CNN of the MNIST-1D benchmark (Greydanus 2020, ``ConvBase``), seed 000's first model.
+
+Unlike ``small-cnn`` it has no pooling or normalisation: three stride-2 convolutions
+and a linear layer over the *flattened* feature map, so the head sees where along the
+signal each feature fired (a position-sensitive classifier, as in the seed). The
+flattened head fixes the signal ``length`` (MNIST-1D's 40 by default).
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class ShallowCNN1D(nn.Module):
+    def __init__(self, num_classes: int, in_channels: int, length: int = 40, channels: int = 25) -> None:
+        super().__init__()
+        self.length = length
+        blocks, n = [], length
+        for i in range(3):
+            blocks.append(nn.Sequential(nn.Conv1d(in_channels if i == 0 else channels, channels, 5, stride=2,
+                                                  padding=1), nn.ReLU()))
+            n = (n + 2 - 5) // 2 + 1
+        if n < 1:
+            raise ValueError(f"signals of length {length} are too short for three stride-2 convolutions")
+        self.features = nn.Sequential(*blocks)
+        self.classifier = nn.Linear(channels * n, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-1] != self.length:
+            raise ValueError(f"this cnn1d-shallow was built for signals of length {self.length}, got {x.shape[-1]}: "
+                             f"set the model's 'length' parameter in the suite")
+        return self.classifier(self.features(x).flatten(1))

@@ -1,0 +1,99 @@
+"""The seeds' torchvision architectures, ``weights=None``, adapted to the data's channels and classes.
+
+No pretrained weights can be fetched offline, so each is built from scratch and
+trained by the harness (or loaded from the user's checkpoint). Adapting channels
+replaces the first convolution with one of the same shape except its input
+channels; the classes go to torchvision's ``num_classes``. Every model keeps
+torchvision's module names, so a user's checkpoint of the same architecture loads.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torchvision
+from torch import nn
+
+#: Dotted path of each architecture's first convolution (the one that sees the input channels).
+FIRST_CONV = {
+    "resnet": "conv1",
+    "densenet": "features.conv0",
+    "googlenet": "conv1.conv",
+    "mobilenet_v2": "features.0.0",
+    "vgg": "features.0",
+}
+
+
+def adapt_input(model: nn.Module, path: str, in_channels: int) -> nn.Module:
+    """Replace the convolution at ``path`` by one taking ``in_channels`` inputs (no-op when it already does)."""
+    conv = model.get_submodule(path)
+    if not isinstance(conv, nn.Conv2d):
+        raise TypeError(f"{path} of {type(model).__name__} is {type(conv).__name__}, not Conv2d")
+    if conv.in_channels == in_channels:
+        return model
+    new = nn.Conv2d(in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
+                    conv.dilation, conv.groups, conv.bias is not None, conv.padding_mode)
+    parent, _, name = path.rpartition(".")
+    setattr(model.get_submodule(parent) if parent else model, name, new)
+    return model
+
+
+def resnet(depth: int) -> Callable[..., nn.Module]:
+    def build(num_classes: int, in_channels: int, modality: str, stem: str = "imagenet") -> nn.Module:
+        """ResNet (He et al. 2016); ``stem="small"`` is a 3x3 stride-1 first conv.
+
+        The small stem keeps layer4's maps at 1/16 rather than 1/32 of the input, so CAMs
+        of small medical images stay usable (4x4 instead of 2x2 at 64 px).
+        """
+        model = getattr(torchvision.models, f"resnet{depth}")(weights=None, num_classes=num_classes)
+        if stem == "small":
+            model.conv1 = nn.Conv2d(in_channels, 64, kernel_size=3, stride=1, padding=1, bias=False)
+        elif stem != "imagenet":
+            raise ValueError(f"stem must be 'imagenet' or 'small', got {stem!r}")
+        return adapt_input(model, FIRST_CONV["resnet"], in_channels)
+
+    build.__name__ = f"build_resnet{depth}"
+    return build
+
+
+def densenet(depth: int) -> Callable[..., nn.Module]:
+    def build(num_classes: int, in_channels: int, modality: str) -> nn.Module:
+        model = getattr(torchvision.models, f"densenet{depth}")(weights=None, num_classes=num_classes)
+        return adapt_input(model, FIRST_CONV["densenet"], in_channels)
+
+    build.__name__ = f"build_densenet{depth}"
+    return build
+
+
+def build_googlenet(num_classes: int, in_channels: int, modality: str) -> nn.Module:
+    """GoogLeNet without auxiliary heads (they only matter for training with their losses)."""
+    model = torchvision.models.googlenet(weights=None, num_classes=num_classes, aux_logits=False,
+                                         init_weights=True, transform_input=False)
+    return adapt_input(model, FIRST_CONV["googlenet"], in_channels)
+
+
+def build_mobilenet_v2(num_classes: int, in_channels: int, modality: str) -> nn.Module:
+    model = torchvision.models.mobilenet_v2(weights=None, num_classes=num_classes)
+    return adapt_input(model, FIRST_CONV["mobilenet_v2"], in_channels)
+
+
+def build_vgg16(num_classes: int, in_channels: int, modality: str, head: str = "torchvision") -> nn.Module:
+    """VGG-16 (Simonyan & Zisserman 2015); its adaptive pooling takes any input of at least 32 px.
+
+    ``head="gap"`` replaces the 7x7 pooling and the 120M-parameter fully connected head
+    by global average pooling and one linear layer: trainable on a CPU, same trunk.
+    """
+    model = torchvision.models.vgg16(weights=None, num_classes=num_classes)
+    if head == "gap":
+        model.avgpool = nn.AdaptiveAvgPool2d(1)
+        model.classifier = nn.Linear(512, num_classes)
+    elif head != "torchvision":
+        raise ValueError(f"head must be 'torchvision' or 'gap', got {head!r}")
+    return adapt_input(model, FIRST_CONV["vgg"], in_channels)
+
+
+def last_of_type(path: str, kind: type[nn.Module]) -> Callable[[nn.Module], nn.Module]:
+    """The last module of type ``kind`` under ``path`` (VGG's last ReLU: 2x the resolution of its final pool)."""
+    def find(model: nn.Module) -> nn.Module:
+        return [m for m in model.get_submodule(path).modules() if isinstance(m, kind)][-1]
+
+    return find

@@ -1,0 +1,1 @@
+"""RISE: randomized input sampling for explanation (Petsiuk et al., BMVC 2018)."""

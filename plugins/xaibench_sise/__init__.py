@@ -1,0 +1,1 @@
+"""SISE: semantic input sampling for explanation (Sattarzadeh et al., AAAI 2021)."""

@@ -1,0 +1,104 @@
+"""The public conformance kit (xaibench.testing) over every built-in method, 2D and 1D.
+
+Expensive methods get small step/mask counts through the kit's ``params``
+overrides; everything runs on the kit's tiny random-weight model.
+"""
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from xaibench.plugins import load_harness
+from xaibench.specs import MethodSpec
+from xaibench.testing import check_method, tiny_layer, tiny_model
+
+HARNESS = load_harness()
+BUILTIN = [e.spec for e in HARNESS.methods if HARNESS.plugins[e.plugin].distribution == "xaibench"]
+SIGNAL = [s for s in BUILTIN if "signal" in s.modalities]
+
+#: Parameters that keep each expensive method to a fraction of a second on the tiny model.
+FAST = {
+    "integrated-gradients": {"n_steps": 8},
+    "gradient-shap": {"n_samples": 4},
+    "rise": {"n_masks": 64, "grid": 4},
+    "occlusion": {"window": 4},
+    "feature-ablation": {"patch": 4},
+}
+
+
+#: Methods that explain a model's own extra output: checked on the registered model that has it.
+OWN_MODEL = {"supervised-saliency": "supervised-saliency-cnn"}
+
+
+def _model(spec: MethodSpec, modality: str) -> tuple[nn.Module, nn.Module]:
+    """The model to check ``spec`` on, and its CAM target layer."""
+    if spec.name in OWN_MODEL:
+        mspec = HARNESS.models.get(OWN_MODEL[spec.name])
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            model = mspec.build(num_classes=3, in_channels=1, modality=modality, width=4).eval()
+        return model, mspec.target_layer(model)
+    model = tiny_model(modality)
+    return model, tiny_layer(model)
+
+
+def _check(spec: MethodSpec, modality: str, **params: object) -> torch.Tensor:
+    g = torch.Generator().manual_seed(7)
+    x = torch.rand(2, 1, 16, 16, generator=g) if modality == "image" else torch.randn(2, 1, 40, generator=g)
+    model, layer = _model(spec, modality)
+    return check_method(spec, model, x, layer=layer if spec.takes_layer else None,
+                        params={**FAST.get(spec.name, {}), **params}, batch_size=16)
+
+
+def test_every_method_the_issue_names_is_registered() -> None:
+    names = {s.name for s in BUILTIN}
+    assert {"gradcam", "gradcam++", "hirescam", "eigengradcam", "eigencam", "layercam", "xgradcam",
+            "ablationcam", "scorecam", "fullgrad", "saliency", "integrated-gradients", "gradient-shap",
+            "deeplift", "guided-backprop", "occlusion", "feature-ablation", "sise", "rise", "random", "centre",
+            "ground-truth"} <= names
+
+
+@pytest.mark.parametrize("spec", BUILTIN, ids=lambda s: s.name)
+def test_method_conforms_on_images(spec: MethodSpec) -> None:
+    assert _check(spec, "image").shape[0] == 2
+
+
+@pytest.mark.parametrize("spec", SIGNAL, ids=lambda s: s.name)
+def test_method_conforms_on_signals(spec: MethodSpec) -> None:
+    maps = _check(spec, "signal")
+    assert maps.dim() == 2 and maps.shape[1] <= 40
+
+
+@pytest.mark.parametrize("name", ["saliency", "deeplift"])
+def test_noise_tunnel_conforms(name: str) -> None:
+    _check(HARNESS.methods.get(name), "image", noise_tunnel={"type": "smoothgrad", "samples": 3, "stdev": 0.1})
+
+
+def test_kit_catches_a_method_that_changes_the_model() -> None:
+    def sloppy(model, x, target, ctx):  # type: ignore[no-untyped-def]
+        model.train()
+        model(x)  # updates BatchNorm statistics
+        return x[:, 0]
+
+    spec = MethodSpec(name="sloppy", explain=sloppy, modalities=frozenset({"image"}), description="bad")
+    with pytest.raises(AssertionError, match="buffer|mode"):
+        _check(spec, "image")
+
+
+def test_kit_catches_batch_dependent_randomness() -> None:
+    spec = MethodSpec(name="global-rng", explain=lambda model, x, target, ctx: torch.rand(x.shape[0], *x.shape[2:]),
+                      modalities=frozenset({"image"}), description="bad")
+    with pytest.raises(AssertionError, match="different maps|alone"):
+        _check(spec, "image")
+
+
+def test_kit_catches_wrong_shapes_and_nan() -> None:
+    flat = MethodSpec(name="flat", explain=lambda model, x, target, ctx: x.flatten(1),
+                      modalities=frozenset({"image"}), description="bad")
+    with pytest.raises(AssertionError, match="shape"):
+        _check(flat, "image")
+    nan = MethodSpec(name="nan", explain=lambda model, x, target, ctx: x[:, 0] * float("nan"),
+                     modalities=frozenset({"image"}), description="bad")
+    with pytest.raises(AssertionError, match="NaN"):
+        _check(nan, "image")

@@ -1,0 +1,92 @@
+"""Localization and complexity metrics through the registry: oracle maps, NaN rules, analytic values."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from xaibench.plugins import load_harness
+from xaibench.specs import MetricContext
+
+LOCALIZATION = ("hit-rate", "graded-hit-rate", "energy-pointing-game", "relevance-mass", "attribution-localisation",
+                "relevance-rank", "iou", "dice", "coverage", "iou-threshold", "dice-threshold", "coverage-threshold")
+
+
+@pytest.fixture(scope="module")
+def harness():  # type: ignore[no-untyped-def]
+    return load_harness()
+
+
+def _score(harness, name: str, saliency: torch.Tensor, masks: torch.Tensor | None,  # type: ignore[no-untyped-def]
+           regions: torch.Tensor | None = None, **params) -> np.ndarray:
+    spec = harness.metrics.get(name)
+    ctx = MetricContext(engine=None, base_logits=torch.zeros(0), seed=0, region_top_level=3)
+    return spec.score(ctx, None, None, saliency, masks, regions, **{**spec.defaults, **params})
+
+
+def _rect_masks() -> torch.Tensor:
+    """Rectangular lesions of exactly 10% of a 20x20 image (so top-10% selections can match them), one empty."""
+    masks = torch.zeros(4, 20, 20, dtype=torch.bool)
+    masks[1, 2:6, 3:13] = True
+    masks[2, 10:18, 10:15] = True
+    masks[3, 0:20, 18:20] = True
+    return masks
+
+
+def test_every_localization_metric_is_registered_with_its_direction(harness) -> None:  # type: ignore[no-untyped-def]
+    for name in LOCALIZATION:
+        spec = harness.metrics.get(name)
+        assert spec.category == "localization" and spec.higher_is_better and spec.citation
+        assert spec.requires_mask or spec.requires_region
+
+
+def test_the_oracle_map_scores_one_on_every_localization_metric_and_empty_masks_give_nan(harness) -> None:  # type: ignore[no-untyped-def]
+    masks = _rect_masks()
+    regions = 3 * masks.to(torch.int8)
+    for name in LOCALIZATION:
+        got = _score(harness, name, masks.float(), masks, regions)
+        assert np.isnan(got[0]), name
+        np.testing.assert_allclose(got[1:], 1.0, err_msg=name)
+
+
+def test_a_constant_map_scores_chance_not_one(harness) -> None:  # type: ignore[no-untyped-def]
+    masks = _rect_masks()
+    const = torch.ones(4, 20, 20)
+    for name in ("hit-rate", "relevance-mass", "relevance-rank", "coverage"):
+        got = _score(harness, name, const, masks, tolerance=0.0)[1:] if name == "hit-rate" else \
+            _score(harness, name, const, masks)[1:]
+        np.testing.assert_allclose(got, 0.1, err_msg=name)
+
+
+def test_energy_pointing_game_uses_the_bounding_box_and_overlaps_follow_their_formulas(harness) -> None:  # type: ignore[no-untyped-def]
+    masks = torch.zeros(1, 10, 10, dtype=torch.bool)
+    masks[0, 2, 2] = masks[0, 6, 6] = True  # box 2..6 x 2..6 = 25 px, mask 2 px
+    sal = torch.zeros(1, 10, 10)
+    sal[0, 4, 4] = 3.0  # inside the box, outside the mask
+    sal[0, 9, 9] = 1.0
+    assert _score(harness, "energy-pointing-game", sal, masks)[0] == pytest.approx(0.75)
+    assert _score(harness, "relevance-mass", sal, masks)[0] == 0.0
+    sal[0, 2, 2] = 2.0  # top-2 = {(4,4), (2,2)}: 1 of 2 in the mask
+    assert _score(harness, "relevance-rank", sal, masks)[0] == pytest.approx(0.5)
+    # threshold 0.5 on L = sal / 3 selects (4,4) and (2,2): |B|=2, |M|=2, |B & M|=1
+    assert _score(harness, "iou-threshold", sal, masks)[0] == pytest.approx(1 / 3)
+    assert _score(harness, "dice-threshold", sal, masks)[0] == pytest.approx(0.5)
+    assert _score(harness, "coverage-threshold", sal, masks)[0] == pytest.approx(0.5)
+
+
+def test_graded_hit_rate_reads_the_level_at_the_peak(harness) -> None:  # type: ignore[no-untyped-def]
+    regions = torch.tensor([[[3, 2, 1, 0, -1]]], dtype=torch.int8).repeat(5, 1, 1)
+    sal = torch.eye(5)[:, None, :]  # sample i peaks at column i
+    got = _score(harness, "graded-hit-rate", sal, None, regions)
+    np.testing.assert_allclose(got, [1, 2 / 3, 1 / 3, 0, -1 / 3])
+
+
+def test_complexity_metrics_match_their_closed_forms(harness) -> None:  # type: ignore[no-untyped-def]
+    sal = torch.zeros(3, 8, 8)
+    sal[0, 3, 3] = -5.0  # one pixel (sign ignored)
+    sal[1] = 1.0  # uniform
+    gini = _score(harness, "sparseness", sal, None)
+    ent = _score(harness, "entropy", sal, None)
+    np.testing.assert_allclose(gini[:2], [1 - 1 / 64, 0.0], atol=1e-12)
+    np.testing.assert_allclose(ent[:2], [0.0, np.log(64)], atol=1e-12)
+    assert np.isnan(gini[2]) and np.isnan(ent[2])

@@ -1,0 +1,77 @@
+"""Model-parameter randomization (Adebayo et al. 2018): maps that ignore the weights fail, gradients pass."""
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from xaibench_metrics.randomization import cascade_stages, randomizable_layers, similarity
+
+from xaibench.engine import Engine
+from xaibench.plugins import load_harness
+from xaibench.specs import MetricContext
+
+
+def _model() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 4, 3, padding=1), nn.ReLU(),
+                         nn.Flatten(), nn.Linear(4 * 12 * 12, 2)).eval()
+
+
+def _gradient(model: nn.Module, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    x = x.clone().requires_grad_(True)
+    model(x).gather(1, target[:, None]).sum().backward()
+    return x.grad[:, 0].detach()
+
+
+def _ctx(model: nn.Module, x: torch.Tensor, target: torch.Tensor, method, seen: list) -> MetricContext:  # type: ignore[no-untyped-def]
+    def explain(m: nn.Module) -> torch.Tensor:
+        seen.append(m)
+        return method(m, x, target)
+
+    engine = Engine(model, "cpu", batch_size=8)
+    return MetricContext(engine=engine, base_logits=engine.logits(x), seed=3,
+                         model_factory=lambda: copy.deepcopy(model), explain=explain)
+
+
+@pytest.mark.parametrize("name", ["mprt-spearman", "mprt-ssim"])
+def test_a_map_that_ignores_the_model_fails_and_the_gradient_passes(name: str) -> None:
+    model = _model()
+    x = torch.rand(4, 1, 12, 12, generator=torch.Generator().manual_seed(1))
+    target = torch.tensor([0, 1, 0, 1])
+    spec = load_harness().metrics.get(name)
+    assert spec.category == "randomization" and not spec.higher_is_better
+
+    def input_only(m: nn.Module, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:  # an "edge detector"
+        return x[:, 0] * 2.0
+
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    seen: list = []
+    frozen = input_only(model, x, target)
+    ignoring = spec.score(_ctx(model, x, target, input_only, seen), x, target, frozen, None, None, **spec.defaults)
+    np.testing.assert_allclose(ignoring, 1.0, atol=1e-9)
+    assert len(seen) == spec.defaults["steps"]
+
+    grads = spec.score(_ctx(model, x, target, _gradient, []), x, target, _gradient(model, x, target), None, None,
+                       **spec.defaults)
+    assert (grads < 0.9).all()
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # only the copy is randomized
+
+
+def test_cascade_runs_top_down_and_ends_fully_randomized() -> None:
+    model = _model()
+    assert randomizable_layers(model) == ["5", "2", "0"]
+    assert cascade_stages(3, 3) == [1, 2, 3]
+    assert cascade_stages(10, 3) == [4, 7, 10]
+    assert cascade_stages(2, 5) == [1, 2]
+
+
+def test_similarity_rules_for_constant_maps() -> None:
+    a = np.random.default_rng(0).random((2, 8, 8))
+    b = a.copy()
+    b[1] = 0.0  # a randomized CAM that ReLU zeroed
+    s = similarity(a, b, "spearman")
+    assert s[0] == pytest.approx(1.0) and s[1] == 0.0
+    assert np.isnan(similarity(np.zeros((1, 8, 8)), a[:1], "ssim")[0])

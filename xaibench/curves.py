@@ -1,0 +1,61 @@
+"""Deletion and insertion curves (RISE, Petsiuk et al. 2018) through the batched engine.
+
+A curve follows the target-class probability while the pixels of an input are
+moved, most salient first, ``P / steps`` per step, from a start image to an end
+image: deletion goes from the input to a canvas with no information (a faithful
+map makes the probability fall fast), insertion from that canvas back to the input
+(a faithful map makes it rise fast). The canvas is the caller's: RISE uses zeros
+for deletion and a blurred copy for insertion; the leaderboard's curve figures use
+the training data's per-channel mean, the harness's baseline everywhere else.
+
+In the core, not in a metric plugin, so the figures and any deletion/insertion
+metric draw the same curve from the same code.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from xaibench.engine import Engine
+
+MODES = ("deletion", "insertion")
+
+
+def pixel_ranks(saliency: torch.Tensor) -> torch.Tensor:
+    """Position of each pixel in decreasing order of the map, ``(N, P)`` long; ties keep index order."""
+    flat = saliency.reshape(saliency.shape[0], -1)
+    order = torch.argsort(-flat, dim=1, stable=True)
+    ranks = torch.empty_like(order)
+    ranks.scatter_(1, order, torch.arange(flat.shape[1], device=flat.device).expand_as(order))
+    return ranks
+
+
+def perturbation_curve(engine: Engine, x: torch.Tensor, target: torch.Tensor, saliency: torch.Tensor, mode: str,
+                       canvas: torch.Tensor, steps: int, output: str = "prob") -> np.ndarray:
+    """Target score after each of ``steps`` deletions (or insertions): ``(N, steps + 1)`` float64.
+
+    ``x`` is ``(N, C, *spatial)``, ``saliency`` ``(N, *spatial)`` and ``canvas`` broadcasts
+    to ``x``. Point s moves the ``round(s * P / steps)`` most salient of the P pixels
+    (all channels of a pixel together): deletion puts the canvas there, insertion puts
+    the input there on the canvas. Point 0 is the input (deletion) or the canvas
+    (insertion), point ``steps`` the other end.
+    """
+    if mode not in MODES:
+        raise ValueError(f"mode must be 'deletion' or 'insertion', got {mode!r}")
+    if steps < 1:
+        raise ValueError("steps must be at least 1")
+    if saliency.shape[0] != x.shape[0] or tuple(saliency.shape[1:]) != tuple(x.shape[2:]):
+        raise ValueError(f"saliency {tuple(saliency.shape)} does not match inputs {tuple(x.shape)}: "
+                         "expected (N, *spatial)")
+    x = x.to(engine.device)
+    canvas = canvas.to(x).expand_as(x)
+    n, p = x.shape[0], int(np.prod(x.shape[2:]))
+    ranks = pixel_ranks(saliency.to(x.device))
+    counts = torch.round(torch.arange(steps + 1, device=x.device, dtype=torch.float64) * p / steps).long()
+    start, end = (x, canvas) if mode == "deletion" else (canvas, x)
+
+    def perturb(sample_idx: torch.Tensor, step_idx: torch.Tensor) -> torch.Tensor:
+        changed = (ranks[sample_idx] < counts[step_idx, None]).reshape(-1, 1, *x.shape[2:])
+        return torch.where(changed, end[sample_idx], start[sample_idx])
+
+    return engine.perturbed_scores(perturb, n, steps + 1, target, output).double().cpu().numpy()

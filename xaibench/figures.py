@@ -1,0 +1,317 @@
+"""Leaderboard figures (matplotlib, Agg, no pyplot state): PNGs beside the markdown.
+
+Per dataset x model block of a suite:
+
+- ``agreement``: heat map of Kendall's tau between the metrics' rankings of the
+  methods; drawn from the store by every ``xaibench leaderboard`` and ``run``;
+- ``gallery``: samples as rows, methods as columns, each map over its input with
+  the ground-truth mask's contour (1D signals: the signal as a line over the map
+  as a coloured band, the mask as a bar under it);
+- ``curves``: mean deletion and insertion curves per method (RISE), with AUCs.
+
+The gallery and the curves need the models and maps, so ``xaibench run`` draws
+them right after the run (:func:`write_run_figures`), from the cached checkpoints
+and saliency maps: nothing is trained or explained again. Files are small
+(:data:`DPI`, a 256-colour palette, bounded width) and written without a timestamp
+or software tag, so the same inputs give the same bytes on one machine.
+"""
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Mapping, Sequence
+
+import numpy as np
+
+from xaibench.errors import CellError, XaibenchError, did_you_mean
+
+if TYPE_CHECKING:  # pragma: no cover
+    from xaibench.runner import Runner
+
+FIGURE_KINDS = ("agreement", "gallery", "curves")
+DPI = 80
+#: Rows of a gallery and samples averaged in a curve figure (the first evaluated samples).
+GALLERY_SAMPLES = 4
+CURVE_SAMPLES = 16
+CURVE_STEPS = 20
+#: Widest gallery in inches: more methods make smaller panels, not a wider (heavier) file.
+MAX_WIDTH = 9.0
+SALIENCY_CMAP = "inferno"
+MASK_COLOUR = "#00e5ff"
+#: DejaVu Sans ships with matplotlib: the same text renders the same on every machine with one matplotlib.
+_STYLE = {"font.family": "DejaVu Sans", "font.size": 8, "axes.titlesize": 8, "image.interpolation": "nearest"}
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-") or "x"
+
+
+def figure_path(suite: str, dataset: str, model: str, kind: str) -> str:
+    """Path of a figure relative to the leaderboards folder (the markdown links it as is)."""
+    if kind not in FIGURE_KINDS:
+        raise ValueError(f"figure kind must be one of {FIGURE_KINDS}, got {kind!r}")
+    return f"{_slug(suite)}/{_slug(dataset)}--{_slug(model)}--{kind}.png"
+
+
+def _figure(width: float, height: float):  # type: ignore[no-untyped-def]
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), layout="constrained")
+
+
+def _save(fig, path: str | Path) -> Path:  # type: ignore[no-untyped-def]
+    """PNG with a 256-colour palette and no metadata: noisy maps stay small, same figure -> same bytes."""
+    import io
+
+    from PIL import Image
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    buf = io.BytesIO()
+    fig.savefig(buf, dpi=DPI, format="png", metadata={"Software": None})
+    with Image.open(buf) as image:
+        palette = image.convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+    tmp = path.with_name(f".{path.name}.tmp")
+    palette.save(tmp, format="PNG", optimize=True)
+    tmp.replace(path)
+    return path
+
+
+def _style():  # type: ignore[no-untyped-def]
+    import matplotlib
+
+    return matplotlib.rc_context(_STYLE)
+
+
+def agreement_heatmap(tau: np.ndarray, metrics: Sequence[str], title: str, path: str | Path) -> Path:
+    """Kendall's tau matrix as a diverging heat map (-1 blue, +1 red, undefined grey), values written in."""
+    tau = np.asarray(tau, dtype=np.float64)
+    k = len(metrics)
+    if tau.shape != (k, k):
+        raise ValueError(f"tau must be ({k}, {k}) for {k} metrics, got {tau.shape}")
+    with _style():
+        import matplotlib
+
+        size = 1.6 + 0.55 * k
+        fig = _figure(size + 0.8, size)
+        ax = fig.add_subplot()
+        cmap = matplotlib.colormaps["RdBu_r"].with_extremes(bad="#d0d0d0")
+        im = ax.imshow(np.ma.masked_invalid(tau), cmap=cmap, vmin=-1, vmax=1)
+        for i in range(k):
+            for j in range(k):
+                text = "–" if not math.isfinite(tau[i, j]) else f"{tau[i, j]:.2f}"
+                dark = math.isfinite(tau[i, j]) and abs(tau[i, j]) > 0.6
+                ax.text(j, i, text, ha="center", va="center", color="white" if dark else "black")
+        ax.set_xticks(range(k), metrics, rotation=45, ha="right")
+        ax.set_yticks(range(k), metrics)
+        ax.set_title(f"Kendall's tau between metric rankings\n{title}")
+        fig.colorbar(im, ax=ax, shrink=0.8, label="tau")
+        return _save(fig, path)
+
+
+def _display_image(x: np.ndarray) -> tuple[np.ndarray, str | None]:
+    """``(C, H, W)`` input -> something imshow draws: grey for 1 channel, RGB (per-image min-max) for 3."""
+    if x.shape[0] == 3:
+        rgb = np.moveaxis(x, 0, -1)
+        lo, hi = rgb.min(), rgb.max()
+        return (rgb - lo) / (hi - lo) if hi > lo else np.zeros_like(rgb), None
+    return x.mean(axis=0), "gray"
+
+
+def _scaled(saliency: np.ndarray) -> np.ndarray:
+    """|map| scaled to [0, 1] (constant maps -> 0), the same scaling for every method."""
+    a = np.abs(np.asarray(saliency, dtype=np.float64))
+    top = a.max()
+    return a / top if top > 0 else np.zeros_like(a)
+
+
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """Contiguous ``True`` runs of a 1D mask as (start, stop) pairs."""
+    padded = np.concatenate([[False], mask.astype(bool), [False]])
+    edges = np.flatnonzero(padded[1:] != padded[:-1])
+    return list(zip(edges[::2].tolist(), edges[1::2].tolist()))
+
+
+def draw_overlay(ax, x: np.ndarray, saliency: np.ndarray | None, mask: np.ndarray | None) -> None:  # type: ignore[no-untyped-def]
+    """One map over its input on ``ax`` (``saliency`` None: the input alone) with the mask's outline.
+
+    ``x`` is ``(C, *spatial)``, ``saliency`` and ``mask`` ``(*spatial)``.
+    """
+    if x.ndim == 2:  # a 1D signal (C, L)
+        signal = x.mean(axis=0)
+        lo, hi = float(signal.min()), float(signal.max())
+        pad = 0.1 * (hi - lo or 1.0)
+        ax.set_facecolor("black")
+        if saliency is not None:
+            ax.imshow(_scaled(saliency)[None], aspect="auto", cmap=SALIENCY_CMAP, vmin=0, vmax=1, alpha=0.8,
+                      extent=(-0.5, len(signal) - 0.5, lo - pad, hi + pad))
+        ax.plot(np.arange(len(signal)), signal, color="white", linewidth=1.0)
+        if mask is not None:
+            for start, stop in _runs(mask):
+                ax.hlines(lo - 0.7 * pad, start - 0.5, stop - 0.5, colors=MASK_COLOUR, linewidth=3)
+        ax.set_xlim(-0.5, len(signal) - 0.5)
+        ax.set_ylim(lo - pad, hi + pad)
+        ax.set_yticks([])
+        return
+    image, cmap = _display_image(x)
+    ax.imshow(image, cmap=cmap)
+    if saliency is not None:
+        ax.imshow(_scaled(saliency), cmap=SALIENCY_CMAP, vmin=0, vmax=1, alpha=0.55)
+    if mask is not None and mask.any() and not mask.all():
+        ax.contour(mask.astype(float), levels=[0.5], colors=MASK_COLOUR, linewidths=1.0)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def gallery(x: np.ndarray, masks: np.ndarray | None, maps: Mapping[str, np.ndarray], ids: Sequence[str],
+            labels: Sequence[str], title: str, path: str | Path) -> Path:
+    """Samples as rows (first column: the input), methods as columns; ``maps[method]`` is ``(N, *spatial)``."""
+    n, methods = len(ids), list(maps)
+    signal = x.ndim == 3
+    with _style():
+        cols = len(methods) + 1
+        panel = min(1.5 if not signal else 2.2, MAX_WIDTH / cols)
+        fig = _figure(panel * cols, (panel if not signal else 1.0) * n + 0.5)
+        axes = fig.subplots(n, cols, squeeze=False)
+        for i in range(n):
+            mask = None if masks is None else masks[i]
+            ax = axes[i][0]
+            draw_overlay(ax, x[i], None, mask)
+            ax.set_ylabel(f"{ids[i]}\n{labels[i]}", fontsize=6)
+            for j, method in enumerate(methods, start=1):
+                draw_overlay(axes[i][j], x[i], maps[method][i], mask)
+                if i == 0:
+                    axes[i][j].set_title(method)
+        axes[0][0].set_title("input")
+        fig.suptitle(f"{title}: |map| scaled per map, mask {'as a bar' if signal else 'contour'} in cyan")
+        return _save(fig, path)
+
+
+def curve_figure(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], title: str, path: str | Path,
+                 unit: str = "pixels") -> Path:
+    """Mean deletion and insertion curves per method, ``curves[method] = (deletion, insertion)`` each (N, S+1)."""
+    from xaibench.kernels import auc
+
+    with _style():
+        fig = _figure(7.0, 3.0)
+        axes = fig.subplots(1, 2, sharey=True)
+        for ax, which, better in ((axes[0], 0, "lower"), (axes[1], 1, "higher")):
+            for method, pair in curves.items():
+                curve = np.asarray(pair[which], dtype=np.float64)
+                mean = curve.mean(axis=0)
+                frac = np.linspace(0, 1, mean.size)
+                ax.plot(frac, mean, label=f"{method} (AUC {float(auc(mean[None])[0]):.3f})", linewidth=1.2)
+            ax.set_xlabel(f"fraction of {unit} {'deleted' if which == 0 else 'inserted'}, most salient first")
+            ax.set_title(f"{'deletion' if which == 0 else 'insertion'} ({better} AUC is better)")
+            ax.legend(fontsize=6, loc="best")
+            ax.grid(alpha=0.3)
+        n = next(iter(curves.values()))[0].shape[0] if curves else 0
+        axes[0].set_ylabel("target-class probability")
+        fig.suptitle(f"{title}: mean over {n} samples, removed {unit} set to the training mean")
+        return _save(fig, path)
+
+
+def _prepare(runner: "Runner", ds, mo, samples):  # type: ignore[no-untyped-def]
+    """Model (cached checkpoint), engine, logits, explained class and data mean for ``samples``: as the run does."""
+    from xaibench.engine import Engine
+
+    net = runner.trained_model(ds, mo)
+    engine = Engine(net, runner.device, runner.batch_size)
+    logits = engine.logits(samples.x)
+    target = logits.argmax(1) if runner.suite.target == "predicted" else samples.y.to(runner.device)
+    train_x = runner.bundle(ds).train.x
+    data_mean = train_x.mean(dim=[0] + list(range(2, train_x.dim()))).to(runner.device)
+    return net, engine, logits, target, data_mean
+
+
+def write_run_figures(runner: "Runner", out_dir: str | Path) -> list[Path]:
+    """Galleries and deletion/insertion curves of every dataset x model of ``runner``'s suite.
+
+    Uses the runner's own paths for models (cached checkpoint) and maps (saliency
+    cache), so the figures show exactly what was scored; a method whose maps
+    failed is left out of the figures (its cells say why).
+    """
+    import torch
+
+    from xaibench.curves import perturbation_curve
+
+    written = []
+    for ds in runner.datasets:
+        bundle = runner.bundle(ds)
+        evaluated = runner.evaluated_samples(ds)
+        samples = evaluated.subset(slice(0, min(CURVE_SAMPLES, len(evaluated))))
+        for mo in runner.models:
+            model, engine, _, target, data_mean = _prepare(runner, ds, mo, samples)
+            maps: dict[str, np.ndarray] = {}
+            for me in runner.methods:
+                if bundle.modality not in me.spec.modalities or (me.spec.requires_mask and samples.masks is None):
+                    continue
+                try:
+                    maps[me.entry.display] = runner.cached_maps(model, ds, mo, me, samples, target, data_mean)
+                except CellError:
+                    continue
+            if not maps:
+                continue
+            name = f"{ds.entry.display} × {mo.entry.display}"
+            rows = min(GALLERY_SAMPLES, len(samples))
+            masks = None if samples.masks is None else samples.masks[:rows].numpy()
+            labels = [f"y={bundle.class_names[int(y)]}, explained {bundle.class_names[int(t)]}"
+                      for y, t in zip(samples.y[:rows], target[:rows].cpu())]
+            written.append(gallery(samples.x[:rows].numpy(), masks, {k: v[:rows] for k, v in maps.items()},
+                                   samples.ids[:rows], labels, name,
+                                   Path(out_dir) / figure_path(runner.suite.name, ds.entry.display, mo.entry.display,
+                                                               "gallery")))
+            canvas = data_mean.reshape(1, -1, *[1] * (samples.x.dim() - 2))
+            curves = {k: tuple(perturbation_curve(engine, samples.x, target, torch.from_numpy(v), mode, canvas,
+                                                  CURVE_STEPS) for mode in ("deletion", "insertion"))
+                      for k, v in maps.items()}
+            written.append(curve_figure(curves, name, Path(out_dir) / figure_path(
+                runner.suite.name, ds.entry.display, mo.entry.display, "curves"),
+                unit="points" if bundle.modality == "signal" else "pixels"))
+    return written
+
+
+def _pick(resolved: Sequence, name: str | None, kind: str):  # type: ignore[no-untyped-def,type-arg]
+    names = [r.entry.display for r in resolved]
+    if name is None:
+        return resolved[0]
+    if name not in names:
+        raise XaibenchError(f"{kind} {name!r} is not in the suite{did_you_mean(name, names)}; "
+                            f"its {kind}s: {', '.join(names)}")
+    return resolved[names.index(name)]
+
+
+def explain_overlay(runner: "Runner", method: str, sample_id: str, path: str | Path, dataset: str | None = None,
+                    model: str | None = None) -> Path:
+    """One map over one test sample (``xaibench explain``), through the runner's caches.
+
+    The model is the suite's (trained and cached on first use), the map is the one
+    the run scores (read from the saliency cache, computed and cached if absent),
+    for the class the suite explains. ``dataset`` and ``model`` default to the
+    suite's first.
+    """
+    ds = _pick(runner.datasets, dataset, "dataset")
+    mo = _pick(runner.models, model, "model")
+    me = _pick(runner.methods, method, "method")
+    bundle = runner.bundle(ds)
+    ids = list(bundle.test.ids)
+    if sample_id not in ids:
+        raise XaibenchError(f"sample {sample_id!r} is not in the test split of {ds.entry.display!r}"
+                            f"{did_you_mean(sample_id, ids)}; its first ids: {', '.join(ids[:5])}")
+    sample = bundle.test.subset([ids.index(sample_id)])
+    net, _, logits, target, data_mean = _prepare(runner, ds, mo, sample)
+    try:
+        maps = runner.cached_maps(net, ds, mo, me, sample, target, data_mean)
+    except CellError as exc:
+        raise XaibenchError(f"method {method!r} failed on {sample_id!r}: {str(exc).splitlines()[0]}") from None
+    prob = float(logits.softmax(1)[0, int(target[0])])
+    with _style():
+        signal = sample.x.dim() == 3
+        fig = _figure(6.0 if signal else 3.6, 2.6 if signal else 3.8)
+        ax = fig.add_subplot()
+        draw_overlay(ax, sample.x[0].numpy(), maps[0], None if sample.masks is None else sample.masks[0].numpy())
+        ax.set_title(f"{me.entry.display} on {sample_id} ({ds.entry.display} × {mo.entry.display})\n"
+                     f"label {bundle.class_names[int(sample.y[0])]}, explained {bundle.class_names[int(target[0])]} "
+                     f"(p={prob:.2f})")
+        return _save(fig, path)
