@@ -219,6 +219,13 @@ def _cmd_hooks(args: argparse.Namespace, harness: Harness | None) -> int:
     return 0
 
 
+def _add_run_context(sp: argparse.ArgumentParser) -> None:
+    """The options every command that loads data or models shares."""
+    sp.add_argument("--store", default=DEFAULT_STORE)
+    sp.add_argument("--data-root", default=None, help="root of real datasets (default: $XAIBENCH_DATA)")
+    sp.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="xaibench", description="Benchmark saliency methods on CNNs.")
     p.add_argument("--version", action="version", version=f"xaibench {__version__}")
@@ -231,9 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = sub.add_parser("run", help="run a suite and write its leaderboard")
     sp.add_argument("--suite", required=True, help="built-in suite name or path to a YAML suite")
-    sp.add_argument("--store", default=DEFAULT_STORE)
-    sp.add_argument("--data-root", default=None, help="root of real datasets (default: $XAIBENCH_DATA)")
-    sp.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    _add_run_context(sp)
     sp.add_argument("--limit", type=int, default=None, help="at most N samples per dataset")
     sp.add_argument("--batch-size", type=int, default=None,
                     help="forward-pass batch size (default: the largest that fits a memory budget: 1 GiB on the "
@@ -256,9 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = sub.add_parser("train", help="train (or load) and evaluate every model of a suite, caching checkpoints")
     sp.add_argument("--suite", required=True, help="built-in suite name or path to a YAML suite")
-    sp.add_argument("--store", default=DEFAULT_STORE)
-    sp.add_argument("--data-root", default=None, help="root of real datasets (default: $XAIBENCH_DATA)")
-    sp.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    _add_run_context(sp)
     sp.set_defaults(func=_cmd_train)
 
     sp = sub.add_parser("leaderboard", help="render a suite's leaderboard from the store")
@@ -280,9 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("-o", "--output", required=True, help="PNG file to write")
     sp.add_argument("--dataset", default=None, help="a dataset of the suite (default: its first)")
     sp.add_argument("--model", default=None, help="a model of the suite (default: its first)")
-    sp.add_argument("--store", default=DEFAULT_STORE)
-    sp.add_argument("--data-root", default=None, help="root of real datasets (default: $XAIBENCH_DATA)")
-    sp.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    _add_run_context(sp)
     sp.set_defaults(func=_cmd_explain)
 
     sp = sub.add_parser("results", help="export per-cell results")
