@@ -29,7 +29,7 @@ def test_deletion_speedup_over_quantus_pixel_flipping(benchmark, resnet_case, us
     x_np, y_np = x.numpy(), target.numpy()
     a_np = saliency.numpy()[:, None].repeat(3, axis=1)
     metric = quantus.PixelFlipping(features_in_step=64, perturb_baseline="black", disable_warnings=True,
-                                   display_progressbar=False, return_auc_per_sample=True)
+                                   display_progressbar=False)
 
     def theirs() -> None:
         metric(model=model, x_batch=x_np, y_batch=y_np, a_batch=a_np, device="cpu", batch_size=user_batch)

@@ -75,3 +75,24 @@ def test_similarity_rules_for_constant_maps() -> None:
     s = similarity(a, b, "spearman")
     assert s[0] == pytest.approx(1.0) and s[1] == 0.0
     assert np.isnan(similarity(np.zeros((1, 8, 8)), a[:1], "ssim")[0])
+
+
+def test_data_randomization_separates_model_dependent_maps_from_input_maps(tmp_path, tiny_plugin) -> None:  # type: ignore[no-untyped-def]
+    """A map that is the input itself survives label permutation (similarity 1); gradients do not."""
+    from xaibench import leaderboard
+    from xaibench.plugins import load_harness
+    from xaibench.runner import RunOptions, Runner
+    from xaibench.store import Store
+    from xaibench.suite import load_suite
+
+    suite = tmp_path / "s.yaml"
+    suite.write_text("name: drt\nseed: 0\nsamples: 8\ndatasets: [tiny]\nmodels: [tiny-cnn]\n"
+                     "methods: [input-times-one, saliency]\nmetrics: [data-randomization]\n")
+    with Store(tmp_path / "r.sqlite") as store:
+        summary = Runner(load_harness([("tiny", tiny_plugin)]), load_suite(suite), store,
+                         RunOptions(progress=False, home=tmp_path / "home")).run()
+        assert not summary.failed, summary.failed
+        scores = {r.method: r.mean for r in leaderboard.records(store, "drt")}
+    assert scores["input-times-one"] == pytest.approx(1.0)
+    assert scores["saliency"] < 0.9
+    assert len(list((tmp_path / "home" / "models").glob("*.pt"))) == 2  # the model and its label-randomized twin

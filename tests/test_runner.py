@@ -133,3 +133,20 @@ def test_a_required_dataset_without_data_stops_the_run_before_training(tmp_path:
 
     with pytest.raises(XaibenchError, match="dataset 'busi'"):
         _run(tmp_path, TINY_SUITE.replace("datasets: [tiny]", "datasets: [tiny, busi]"), ("tiny", tiny_plugin))
+
+
+def test_figures_and_training_skip_an_optional_dataset_without_data(tmp_path: Path) -> None:
+    """The `run` command's figure step and `xaibench train` must not trip over a skipped dataset."""
+    import subprocess
+    import sys
+
+    suite = tmp_path / "s.yaml"
+    suite.write_text("name: opt\nseed: 0\nsamples: 4\nimage_size: 32\n"
+                     "datasets: [{name: synthetic-lesions, params: {n_train: 60, n_val: 12, n_test: 12}},"
+                     " {name: busi, optional: true}]\n"
+                     "models: [{name: small-cnn, params: {width: 4}, train: {epochs: 1}}]\n"
+                     "methods: [random]\nmetrics: [hit-rate]\n")
+    for args in (["run", "--suite", str(suite), "--no-progress"], ["train", "--suite", str(suite)]):
+        out = subprocess.run([sys.executable, "-m", "xaibench", *args], cwd=tmp_path, capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr
+    assert (tmp_path / "leaderboards" / "opt.md").exists()

@@ -238,6 +238,8 @@ def write_run_figures(runner: "Runner", out_dir: str | Path) -> list[Path]:
 
     written = []
     for ds in runner.datasets:
+        if runner.unavailable(ds) is not None:  # an optional dataset without data: nothing to draw
+            continue
         bundle = runner.bundle(ds)
         evaluated = runner.evaluated_samples(ds)
         samples = evaluated.subset(slice(0, min(CURVE_SAMPLES, len(evaluated))))

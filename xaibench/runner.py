@@ -9,6 +9,7 @@ plugin to its own cells, aggregating, and writing each finished cell atomically.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import platform
 import time
@@ -362,7 +363,7 @@ class Runner:
         self.plan()  # refuses impossible dataset x model pairs before any training
         summary = summary or RunSummary()
         out = []
-        for ds in self.datasets:
+        for ds in (d for d in self.datasets if self.unavailable(d) is None):
             for mo in self.models:
                 key = self.model_key(ds, mo)
                 self._model(ds, mo, key, summary)
@@ -407,6 +408,28 @@ class Runner:
                                  {"checkpoint": str(path), "params": dict(mo.entry.params),
                                   "train": dict(mo.entry.train), "torch": torch.__version__})
         return model
+
+    def label_randomized_model(self, ds: _Resolved, mo: _Resolved) -> nn.Module:
+        """``mo`` trained like the real model but on permuted training labels, cached by its own key.
+
+        Adebayo et al. (2018, Sec. 3.2) train "to high training accuracy" on the random
+        labels: the weights kept are those of the epoch that fits them best (the fit is
+        measured on permuted training samples, as there is nothing to generalize).
+        """
+        bundle = self.bundle(ds)
+        key = content_key("label-randomized", self.model_key(ds, mo))
+        path = self.options.home / "models" / f"{key}.pt"
+        model = self.build_model(ds, mo)
+        if not path.exists():
+            seed = seed_from(self.suite.seed, key)
+            perm = torch.randperm(len(bundle.train), generator=torch.Generator().manual_seed(seed))
+            shuffled = dataclasses.replace(bundle.train, y=bundle.train.y[perm])
+            recipe = dataclasses.replace(recipe_with(mo.spec.recipe, mo.entry.train), patience=0)
+            tqdm.write(f"training {mo.entry.display!r} on {ds.entry.display!r} with permuted labels ...")
+            train(model, shuffled, shuffled.subset(slice(0, 512)), recipe, seed, self.device)
+            save_checkpoint(model, path)
+        load_checkpoint(model, path, f"label-randomized model {mo.entry.display!r}")
+        return model.to(self.device).eval()
 
     def _layer(self, model: nn.Module, mo: _Resolved, params: dict[str, Any]) -> nn.Module | None:
         name = params.pop("layer", None)
@@ -584,6 +607,7 @@ class Runner:
             engine=engine, base_logits=base_logits, seed=seed_from(self.suite.seed, c.row.cell_key),
             data_mean=data_mean, region_top_level=bundle.region_top_level,
             model_factory=lambda: copy.deepcopy(model), explain=explain,
+            label_randomized_model=lambda: self.label_randomized_model(c.dataset, c.model),
         )
         start = time.perf_counter()
         try:

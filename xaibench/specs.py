@@ -184,6 +184,9 @@ class MetricContext:
     model_factory: Callable[[], nn.Module] | None = None
     #: The cell's method applied to the cell's samples for another model: (model) -> (N, *spatial).
     explain: Callable[[nn.Module], torch.Tensor] | None = None
+    #: The same architecture and recipe trained on permuted training labels (cached like any
+    #: model): Adebayo et al.'s data randomization test compares the method's maps on both.
+    label_randomized_model: Callable[[], nn.Module] | None = None
 
 
 @dataclass(frozen=True)

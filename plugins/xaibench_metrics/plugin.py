@@ -27,7 +27,7 @@ from xaibench_metrics.localization import (
     relevance_rank_accuracy,
 )
 from xaibench_metrics.pointing import hit_rate
-from xaibench_metrics.randomization import model_randomization
+from xaibench_metrics.randomization import data_randomization, model_randomization
 from xaibench_metrics.road import road
 
 GRADCAM_PP = "Chattopadhay et al., Grad-CAM++, WACV 2018; variants of seed 001"
@@ -170,6 +170,12 @@ def xaibench_register_metrics(register: Callable[[MetricSpec], None]) -> None:
                         "averaged over the cascade (lower: the map depends on the weights)",
             citation=SANITY, defaults={"similarity_measure": measure, "steps": 3, "sign": "abs"},
         ))
+    register(MetricSpec(
+        name="data-randomization", score=data_randomization, category="randomization", higher_is_better=False,
+        description="Spearman rank correlation between the maps of the trained model and of the same model "
+                    "trained on permuted labels (lower: the map depends on what was learned)",
+        citation=SANITY, defaults={"similarity_measure": "spearman", "sign": "abs"},
+    ))
     register(MetricSpec(
         name="sparseness", score=sparseness, category="complexity", higher_is_better=True,
         description="Gini index of the absolute map (1 - 1/P: one pixel, 0: uniform)",

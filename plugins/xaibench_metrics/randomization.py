@@ -22,10 +22,12 @@ initialisers, as Quantus's MPRT does), seeded from the cell's seed.
 Cost: ``steps`` extra runs of the method on the cell's samples (the method's own
 cost times ``steps``), no extra passes for the score itself.
 
-Data randomization (Adebayo et al., Sec. 3.2: explain a model retrained on permuted
-labels) is not offered as a metric: a metric receives the evaluated samples and a
-copy of the trained model, not the training split or the trainer, and retraining
-per cell would add a full training run to every method x model cell.
+Data randomization (Adebayo et al., Sec. 3.2): the same architecture trained with
+the same recipe on permuted training labels (the runner trains it once per model and
+caches it); the score is the similarity between the method's maps on the two models.
+A method whose maps survive the loss of every label-input relation is not explaining
+what the model learned. Lower is better. Cost: one training run per model (cached)
+and one run of the method.
 """
 from __future__ import annotations
 
@@ -100,3 +102,16 @@ def model_randomization(ctx: MetricContext, x: torch.Tensor, target: torch.Tenso
             randomized = normalize(ctx.explain(model).float(), sign).cpu().numpy()
             scores.append(similarity(reference, randomized, similarity_measure))
     return np.mean(scores, axis=0)
+
+
+def data_randomization(ctx: MetricContext, x: torch.Tensor, target: torch.Tensor, saliency: torch.Tensor,
+                       masks: torch.Tensor | None, regions: torch.Tensor | None, similarity_measure: str = "spearman",
+                       sign: str = "abs") -> np.ndarray:
+    """``sim(E(f, x), E(f_permuted labels, x))`` per sample (Adebayo et al. 2018, Sec. 3.2)."""
+    if similarity_measure not in SIMILARITIES:
+        raise ValueError(f"similarity_measure must be one of {SIMILARITIES}, got {similarity_measure!r}")
+    if ctx.label_randomized_model is None or ctx.explain is None:
+        raise ValueError("data randomization needs the runner's label-randomized model and explain function")
+    reference = normalize(saliency, sign).cpu().numpy()
+    randomized = normalize(ctx.explain(ctx.label_randomized_model()).float(), sign).cpu().numpy()
+    return similarity(reference, randomized, similarity_measure)
