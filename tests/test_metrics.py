@@ -126,3 +126,22 @@ def test_every_metric_of_the_issue_is_registered_with_category_direction_and_cit
             assert spec.citation.split()[0] in docs, f"{name}: the paper's definition is not documented with the code"
     assert not h.metrics.get("deletion-auc").higher_is_better and h.metrics.get("insertion-auc").higher_is_better
     assert not h.metrics.get("road-morf").higher_is_better and h.metrics.get("road-lerf").higher_is_better
+
+
+def test_curves_reuse_the_unperturbed_pass() -> None:
+    """The curve point that is the input itself comes from the runner's pass, not a new one."""
+    from xaibench.curves import perturbation_curve
+    from xaibench.engine import select_output
+
+    torch.manual_seed(0)
+    model = Linear2(torch.randn(1, 6, 6))
+    x, saliency = torch.rand(4, 1, 6, 6), torch.rand(4, 6, 6)
+    target = torch.ones(4, dtype=torch.long)
+    engine = Engine(model, "cpu", batch_size=5)
+    base = select_output(engine.logits(x), target, "prob")
+    for mode in ("deletion", "insertion"):
+        fresh = perturbation_curve(engine, x, target, saliency, mode, torch.zeros_like(x), 9)
+        engine.passes = 0
+        reused = perturbation_curve(engine, x, target, saliency, mode, torch.zeros_like(x), 9, input_scores=base)
+        assert engine.passes == 4 * 9
+        np.testing.assert_allclose(reused, fresh, atol=1e-6)

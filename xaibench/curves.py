@@ -31,7 +31,8 @@ def pixel_ranks(saliency: torch.Tensor) -> torch.Tensor:
 
 
 def perturbation_curve(engine: Engine, x: torch.Tensor, target: torch.Tensor, saliency: torch.Tensor, mode: str,
-                       canvas: torch.Tensor, steps: int, output: str = "prob") -> np.ndarray:
+                       canvas: torch.Tensor, steps: int, output: str = "prob",
+                       input_scores: torch.Tensor | None = None) -> np.ndarray:
     """Target score after each of ``steps`` deletions (or insertions): ``(N, steps + 1)`` float64.
 
     ``x`` is ``(N, C, *spatial)``, ``saliency`` ``(N, *spatial)`` and ``canvas`` broadcasts
@@ -39,6 +40,9 @@ def perturbation_curve(engine: Engine, x: torch.Tensor, target: torch.Tensor, sa
     (all channels of a pixel together): deletion puts the canvas there, insertion puts
     the input there on the canvas. Point 0 is the input (deletion) or the canvas
     (insertion), point ``steps`` the other end.
+
+    ``input_scores``, the scores of the unperturbed inputs (which the runner already
+    has), fill the curve's point that is the input itself instead of a forward pass.
     """
     if mode not in MODES:
         raise ValueError(f"mode must be 'deletion' or 'insertion', got {mode!r}")
@@ -54,8 +58,18 @@ def perturbation_curve(engine: Engine, x: torch.Tensor, target: torch.Tensor, sa
     counts = torch.round(torch.arange(steps + 1, device=x.device, dtype=torch.float64) * p / steps).long()
     start, end = (x, canvas) if mode == "deletion" else (canvas, x)
 
+    # the point that is the input itself: deletion's first, insertion's last
+    known = 0 if mode == "deletion" else steps
+    offset = 1 if input_scores is not None and known == 0 else 0
+    computed = steps if input_scores is not None else steps + 1
+
     def perturb(sample_idx: torch.Tensor, step_idx: torch.Tensor) -> torch.Tensor:
+        step_idx = step_idx + offset
         changed = (ranks[sample_idx] < counts[step_idx, None]).reshape(-1, 1, *x.shape[2:])
         return torch.where(changed, end[sample_idx], start[sample_idx])
 
-    return engine.perturbed_scores(perturb, n, steps + 1, target, output).double().cpu().numpy()
+    scores = engine.perturbed_scores(perturb, n, computed, target, output)
+    if input_scores is not None:
+        column = input_scores.to(scores).reshape(n, 1)
+        scores = torch.cat([column, scores] if known == 0 else [scores, column], dim=1)
+    return scores.double().cpu().numpy()

@@ -24,6 +24,7 @@ import torchvision.transforms.functional as TF
 
 from xaibench import kernels
 from xaibench.curves import perturbation_curve
+from xaibench.engine import select_output
 from xaibench.specs import MetricContext
 from xaibench_metrics.completeness import fill_baseline
 
@@ -50,7 +51,8 @@ def deletion_auc(ctx: MetricContext, x: torch.Tensor, target: torch.Tensor, sali
                  fill: str = "zero") -> np.ndarray:
     """RISE deletion: ``AUC_[0,1]( p_c(x with the top k/steps of pixels removed) )``; lower is better."""
     canvas = _canvas(x, fill, ctx, 11, 5.0)
-    return kernels.auc(perturbation_curve(ctx.engine, x, target, saliency, "deletion", canvas, steps))
+    return kernels.auc(perturbation_curve(ctx.engine, x, target, saliency, "deletion", canvas, steps,
+                                          input_scores=_input_scores(ctx, target)))
 
 
 def insertion_auc(ctx: MetricContext, x: torch.Tensor, target: torch.Tensor, saliency: torch.Tensor,
@@ -58,4 +60,10 @@ def insertion_auc(ctx: MetricContext, x: torch.Tensor, target: torch.Tensor, sal
                   fill: str = "blur", blur_size: int = 11, blur_sigma: float = 5.0) -> np.ndarray:
     """RISE insertion: ``AUC_[0,1]( p_c(blurred x with the top k/steps of pixels restored) )``; higher is better."""
     canvas = _canvas(x, fill, ctx, blur_size, blur_sigma)
-    return kernels.auc(perturbation_curve(ctx.engine, x, target, saliency, "insertion", canvas, steps))
+    return kernels.auc(perturbation_curve(ctx.engine, x, target, saliency, "insertion", canvas, steps,
+                                          input_scores=_input_scores(ctx, target)))
+
+
+def _input_scores(ctx: MetricContext, target: torch.Tensor) -> torch.Tensor:
+    """The unperturbed inputs' target probabilities, from the pass the runner already made."""
+    return select_output(ctx.base_logits, target.to(ctx.base_logits.device), "prob")
