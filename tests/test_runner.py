@@ -150,3 +150,22 @@ def test_figures_and_training_skip_an_optional_dataset_without_data(tmp_path: Pa
         out = subprocess.run([sys.executable, "-m", "xaibench", *args], cwd=tmp_path, capture_output=True, text=True)
         assert out.returncode == 0, out.stderr
     assert (tmp_path / "leaderboards" / "opt.md").exists()
+
+
+def test_deterministic_datasets_are_cached_exactly(tmp_path: Path) -> None:
+    """A generated dataset is loaded once; the cached bundle is bit-identical (same fingerprint)."""
+    from xaibench.runner import fingerprint
+
+    suite = tmp_path / "s.yaml"
+    suite.write_text("name: c\nseed: 1\nsamples: 4\nimage_size: 32\n"
+                     "datasets: [{name: synthetic-lesions, params: {n_train: 9, n_val: 3, n_test: 6}}]\n"
+                     "models: [small-cnn]\nmethods: [random]\nmetrics: [hit-rate]\n")
+    options = RunOptions(progress=False, home=tmp_path / "home")
+    with Store(tmp_path / "r.sqlite") as store:
+        first = Runner(load_harness(), load_suite(suite), store, options)
+        bundle = first.bundle(first.datasets[0])
+        assert len(list((tmp_path / "home" / "datasets").glob("*.pt"))) == 1
+        again = Runner(load_harness(), load_suite(suite), store, options)
+        cached = again.bundle(again.datasets[0])
+    assert fingerprint(cached) == fingerprint(bundle)
+    assert cached.test.ids == bundle.test.ids and cached.region_top_level == bundle.region_top_level

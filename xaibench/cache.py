@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from xaibench.errors import XaibenchError
+from xaibench.specs import DataBundle, Samples
 
 HOME_ENV = "XAIBENCH_HOME"
 
@@ -58,9 +59,36 @@ def _save_npy(path: Path, array: np.ndarray) -> None:
         np.save(f, np.ascontiguousarray(array))
 
 
-def save_checkpoint(model: nn.Module, path: Path) -> None:
-    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+def save_state(state: Any, path: Path) -> None:
+    """``torch.save`` of plain tensors and containers, written atomically."""
     _atomic_write(path, lambda p: torch.save(state, p))
+
+
+def save_checkpoint(model: nn.Module, path: Path) -> None:
+    save_state({k: v.detach().cpu() for k, v in model.state_dict().items()}, path)
+
+
+_SPLITS = ("train", "val", "test")
+
+
+def bundle_state(bundle: DataBundle) -> dict[str, Any]:
+    """A data bundle as tensors, strings and lists only: loadable with ``weights_only=True``."""
+    state: dict[str, Any] = {
+        "class_names": list(bundle.class_names), "modality": bundle.modality,
+        "region_top_level": bundle.region_top_level, "notes": bundle.notes,
+    }
+    for name in _SPLITS:
+        split: Samples = getattr(bundle, name)
+        state[name] = {"x": split.x, "y": split.y, "ids": list(split.ids), "masks": split.masks,
+                       "regions": split.regions}
+    return state
+
+
+def bundle_from_state(state: dict[str, Any]) -> DataBundle:
+    splits = {name: Samples(x=s["x"], y=s["y"], ids=tuple(s["ids"]), masks=s["masks"], regions=s["regions"])
+              for name, s in ((n, state[n]) for n in _SPLITS)}
+    return DataBundle(**splits, class_names=tuple(state["class_names"]), modality=state["modality"],
+                      region_top_level=state["region_top_level"], notes=state["notes"])
 
 
 def load_checkpoint(model: nn.Module, path: Path, what: str) -> nn.Module:

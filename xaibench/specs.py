@@ -96,6 +96,9 @@ class DatasetSpec:
     citation: str = ""
     version: str = "1"
     has_regions: bool = False
+    #: The data is a pure function of the request (generated, or bundled with a package):
+    #: the runner caches the loaded bundle, keyed by the request and ``version``.
+    deterministic: bool = False
 
 
 @dataclass(frozen=True)

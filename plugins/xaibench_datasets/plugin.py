@@ -45,18 +45,19 @@ def xaibench_register_datasets(register: Callable[[DatasetSpec], None]) -> None:
     register(DatasetSpec(
         name="synthetic-lesions",
         load=load_synthetic,
+        deterministic=True,
         modality="image",
         has_masks=True,
         has_regions=True,
         description="ultrasound-like images, normal/benign/malignant, exact lesion masks and graded region maps",
     ))
     register(DatasetSpec(
-        name="mnist1d", load=mnist1d.load_bundle, modality="signal", has_masks=False,
+        name="mnist1d", load=mnist1d.load_bundle, modality="signal", has_masks=False, deterministic=True,
         description="MNIST-1D: 40-point 1D digit signals, ten classes, generated offline (seed 000)",
         citation="Greydanus, Scaling Down Deep Learning, arXiv 2011.14439, 2020",
     ))
     register(DatasetSpec(
-        name="digits", load=digits.load_bundle, modality="image", has_masks=False,
+        name="digits", load=digits.load_bundle, modality="image", has_masks=False, deterministic=True,
         description="scikit-learn's bundled 8x8 handwritten digits upsampled to image_size (seed 003)",
         citation="Alpaydin & Kaynak, Optical Recognition of Handwritten Digits, UCI 1998 (scikit-learn load_digits)",
     ))
