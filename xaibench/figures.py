@@ -212,19 +212,6 @@ def curve_figure(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], title: str
         return _save(fig, path)
 
 
-def _prepare(runner: "Runner", ds, mo, samples):  # type: ignore[no-untyped-def]
-    """Model (cached checkpoint), engine, logits, explained class and data mean for ``samples``: as the run does."""
-    from xaibench.engine import Engine
-
-    net = runner.trained_model(ds, mo)
-    engine = Engine(net, runner.device, runner.batch_size)
-    logits = engine.logits(samples.x)
-    target = logits.argmax(1) if runner.suite.target == "predicted" else samples.y.to(runner.device)
-    train_x = runner.bundle(ds).train.x
-    data_mean = train_x.mean(dim=[0] + list(range(2, train_x.dim()))).to(runner.device)
-    return net, engine, logits, target, data_mean
-
-
 def write_run_figures(runner: "Runner", out_dir: str | Path) -> list[Path]:
     """Galleries and deletion/insertion curves of every dataset x model of ``runner``'s suite.
 
@@ -244,7 +231,8 @@ def write_run_figures(runner: "Runner", out_dir: str | Path) -> list[Path]:
         evaluated = runner.evaluated_samples(ds)
         samples = evaluated.subset(slice(0, min(CURVE_SAMPLES, len(evaluated))))
         for mo in runner.models:
-            model, engine, _, target, data_mean = _prepare(runner, ds, mo, samples)
+            g = runner.group_context(ds, runner.trained_model(ds, mo), samples)
+            model, engine, target, data_mean = g.model, g.engine, g.target, g.data_mean
             maps: dict[str, np.ndarray] = {}
             for me in runner.methods:
                 if bundle.modality not in me.spec.modalities or (me.spec.requires_mask and samples.masks is None):
@@ -302,9 +290,10 @@ def explain_overlay(runner: "Runner", method: str, sample_id: str, path: str | P
         raise XaibenchError(f"sample {sample_id!r} is not in the test split of {ds.entry.display!r}"
                             f"{did_you_mean(sample_id, ids)}; its first ids: {', '.join(ids[:5])}")
     sample = bundle.test.subset([ids.index(sample_id)])
-    net, _, logits, target, data_mean = _prepare(runner, ds, mo, sample)
+    g = runner.group_context(ds, runner.trained_model(ds, mo), sample)
+    logits, target = g.base_logits, g.target
     try:
-        maps = runner.cached_maps(net, ds, mo, me, sample, target, data_mean)
+        maps = runner.cached_maps(g.model, ds, mo, me, sample, target, g.data_mean)
     except CellError as exc:
         raise XaibenchError(f"method {method!r} failed on {sample_id!r}: {str(exc).splitlines()[0]}") from None
     prob = float(logits.softmax(1)[0, int(target[0])])

@@ -571,10 +571,13 @@ class Runner:
 
         yield from remote_outcomes(self, groups, summary)
 
-    def group_context(self, ds: _Resolved, model: nn.Module) -> "_GroupContext":
-        """What every method of one dataset x model shares: the unperturbed pass, targets, the mean."""
+    def group_context(self, ds: _Resolved, model: nn.Module, samples: Samples | None = None) -> "_GroupContext":
+        """What every method of one dataset x model shares: the unperturbed pass, targets, the mean.
+
+        ``samples`` defaults to the evaluated ones; figures and ``xaibench explain`` pass subsets.
+        """
         bundle = self.bundle(ds)
-        samples = self._samples(bundle)
+        samples = self._samples(bundle) if samples is None else samples
         engine_batch = self.options.batch_size or auto_batch_size(model, samples.x[:1], self.device)
         engine = Engine(model, self.device, engine_batch, autocast=self.options.autocast)
         base_logits = engine.logits(samples.x)
