@@ -11,12 +11,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from conftest import median_time, report
+from conftest import best_time, report
 from xaibench.engine import Engine, auto_batch_size
 from xaibench.plugins import load_harness
 from xaibench.specs import MetricContext
 
-ROUNDS = 3
+ROUNDS = 5
 
 
 def _run_metrics(engine: Engine, metrics, x, target, saliency, user_batch: int) -> None:  # type: ignore[no-untyped-def]
@@ -46,9 +46,12 @@ def test_deletion_and_dic_iic_vs_floor(benchmark, resnet_case, user_batch: int) 
             for start in range(0, passes, full):
                 model(floor_input[: min(full, passes - start)])
 
-    t_floor = median_time(floor, ROUNDS)
+    # Best of several rounds on both sides, the floor timed before and after ours: on a shared
+    # machine the least disturbed round is the comparable one (medians of 3 swung 1.04-1.21).
+    t_floor = best_time(floor, ROUNDS)
     benchmark.pedantic(_run_metrics, args=(engine, metrics, x, target, saliency, user_batch), rounds=ROUNDS,
                        iterations=1)
-    ratio = benchmark.stats.stats.median / t_floor
+    t_floor = min(t_floor, best_time(floor, ROUNDS))
+    ratio = benchmark.stats.stats.min / t_floor
     benchmark.extra_info.update({"passes": passes, "engine_batch": full, "floor_s": t_floor, "ratio": ratio})
     report(f"perturbation metrics, user batch {user_batch}", "ours / forward-pass floor", ratio, "<= 1.15")

@@ -149,3 +149,51 @@ def test_random_map_relevance_mass_and_rank_equal_the_mask_area_fraction() -> No
     assert abs(mass.mean() - 0.3) < 0.002  # the mass share concentrates fast (400 uniform pixels per map)
     assert abs(rank.mean() - 0.3) < 4 * np.sqrt(0.3 * 0.7 / 120 / n)
     assert abs(kernels.overlap_top_k(sal, masks, 0.2)["coverage"].mean() - 0.2) < 0.005
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), levels=st.sampled_from([2, 5, 1000, 0]), k=st.floats(0.001, 0.6))
+def test_fused_kernel_equals_references_on_large_maps(seed: int, levels: int, k: float) -> None:
+    """Maps of 3600 pixels: the top-k cuts go through the sampled floor (and its fallback), not a full scan.
+
+    ``levels=0`` draws continuous values; few levels make long runs of ties at the cut.
+    """
+    rng = np.random.default_rng(seed)
+    shape = (8, 60, 60)
+    sal = (rng.random(shape) if levels == 0 else rng.integers(0, levels, shape)).astype(np.float32)
+    sal[1] = np.repeat(np.linspace(0, 1, 60, dtype=np.float32)[None], 60, 0)  # smooth ramp: structured samples
+    masks = np.zeros(shape, dtype=bool)
+    for i in range(1, 8):
+        r, c = rng.integers(0, 40, 2)
+        h, w = rng.integers(1, 40, 2)
+        masks[i, r : r + h, c : c + w] = True
+    dist = kernels.distance_to_mask(masks)
+    got = kernels.mask_scores(sal, masks, (k,), tolerance=2.0, dist=dist)
+    np.testing.assert_allclose(got.pointing, kernels.pointing_game_ref(sal, dist, 2.0), equal_nan=True)
+    np.testing.assert_allclose(got.mass, kernels.relevance_mass_ref(sal, masks), rtol=1e-6, equal_nan=True)
+    np.testing.assert_allclose(got.rank, kernels.rank_accuracy_ref(sal, masks), rtol=1e-9, equal_nan=True)
+    want = kernels.overlap_top_k_ref(sal, masks, k)
+    for name in kernels.OVERLAPS:
+        np.testing.assert_allclose(got.top_k[k][name], want[name], rtol=1e-9, equal_nan=True, err_msg=name)
+
+
+def test_a_map_that_fools_the_sampled_floor_still_scores_exactly() -> None:
+    """Every sampled pixel high, fewer of them than k: the floor is too high and the row is rescanned."""
+    p = 100 * 100
+    sal = np.random.default_rng(0).random((1, p), dtype=np.float32)
+    sal[0, :: p // kernels._SAMPLE] = 2.0  # exactly the positions the floor samples
+    masks = np.zeros((1, p), bool)
+    masks[0, : p // 3] = True
+    got = kernels.mask_scores(sal, masks, (0.05,))
+    np.testing.assert_allclose(got.rank, kernels.rank_accuracy_ref(sal, masks), rtol=1e-12)
+    np.testing.assert_allclose(got.top_k[0.05]["iou"], kernels.overlap_top_k_ref(sal, masks, 0.05)["iou"], rtol=1e-12)
+
+
+def test_fused_kernel_flags_signed_maps_and_rejects_nan() -> None:
+    masks = np.ones((2, 4, 4), bool)
+    signed = kernels.mask_scores(np.full((2, 4, 4), -1.0, np.float32), masks)
+    assert signed.negative and not kernels.mask_scores(np.ones((2, 4, 4), np.float32), masks).negative
+    bad = np.zeros((2, 4, 4), np.float32)
+    bad[1, 2, 2] = np.inf
+    with pytest.raises(kernels.KernelInputError, match="NaN or infinite"):
+        kernels.mask_scores(bad, masks)

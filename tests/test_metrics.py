@@ -83,7 +83,8 @@ def test_hit_rate_is_nan_on_empty_masks_and_one_for_the_oracle() -> None:
     masks = torch.zeros(3, 32, 32, dtype=torch.bool)
     masks[1, 4:8, 4:8] = True
     masks[2, 20:30, 1:5] = True
-    score = h.metrics.get("hit-rate").score(None, None, None, masks.float(), masks, None)
+    ctx = MetricContext(engine=None, base_logits=torch.zeros(0), seed=0)
+    score = h.metrics.get("hit-rate").score(ctx, None, None, masks.float(), masks, None)
     assert np.isnan(score[0]) and (score[1:] == 1).all()
 
 

@@ -90,3 +90,27 @@ def test_complexity_metrics_match_their_closed_forms(harness) -> None:  # type: 
     np.testing.assert_allclose(gini[:2], [1 - 1 / 64, 0.0], atol=1e-12)
     np.testing.assert_allclose(ent[:2], [0.0, np.log(64)], atol=1e-12)
     assert np.isnan(gini[2]) and np.isnan(ent[2])
+
+
+def test_mask_metrics_of_one_method_share_one_fused_kernel_call(harness) -> None:  # type: ignore[no-untyped-def]
+    """With default parameters, mass, rank and the top-k overlaps read one ``kernels.mask_scores`` result."""
+    masks = _rect_masks()
+    sal = torch.rand(4, 20, 20, generator=torch.Generator().manual_seed(0))
+    memo: dict = {}
+    computed: list = []
+
+    def shared(key, compute):  # type: ignore[no-untyped-def]
+        if key not in memo:
+            computed.append(key)
+            memo[key] = compute()
+        return memo[key]
+
+    ctx = MetricContext(engine=None, base_logits=torch.zeros(0), seed=0, shared=shared)
+    names = ("relevance-mass", "relevance-rank", "iou", "dice", "coverage")
+    for name in names:
+        spec = harness.metrics.get(name)
+        got = spec.score(ctx, None, None, sal, masks, None, **spec.defaults)
+        np.testing.assert_array_equal(got, _score(harness, name, sal, masks), err_msg=name)  # same as unshared
+    assert len(computed) == 1
+    harness.metrics.get("attribution-localisation").score(ctx, None, None, sal, masks, None, sign="abs")
+    assert len(computed) == 2  # another sign rule is another map: its own call

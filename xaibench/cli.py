@@ -12,7 +12,7 @@ import shlex
 import sys
 import traceback
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 from xaibench import __version__
 from xaibench.errors import XaibenchError, did_you_mean
@@ -78,8 +78,7 @@ def _cmd_run(args: argparse.Namespace, harness: Harness) -> int:
     from xaibench.runner import RunOptions, Runner
 
     suite = resolve_suite(harness, args.suite)
-    data_root = args.data_root or os.environ.get("XAIBENCH_DATA")
-    options = RunOptions(data_root=data_root, device=args.device, limit=args.limit, batch_size=args.batch_size,
+    options = RunOptions(**_data_options(args), device=args.device, limit=args.limit, batch_size=args.batch_size,
                          progress=not args.no_progress, fail_fast=args.fail_fast, cell_timeout=args.cell_timeout,
                          autocast=args.autocast, executor=args.executor, workers=args.workers, address=args.address)
     if args.workers < 1:
@@ -117,8 +116,7 @@ def _cmd_train(args: argparse.Namespace, harness: Harness) -> int:
     from xaibench.runner import RunOptions, RunSummary, Runner
 
     suite = resolve_suite(harness, args.suite)
-    data_root = args.data_root or os.environ.get("XAIBENCH_DATA")
-    options = RunOptions(data_root=data_root, device=args.device, progress=False)
+    options = RunOptions(**_data_options(args), device=args.device, progress=False)
     summary = RunSummary()
     with Store(args.store) as store:
         rows = Runner(harness, suite, store, options).train_models(summary)
@@ -173,9 +171,8 @@ def _cmd_explain(args: argparse.Namespace, harness: Harness) -> int:
     from xaibench.runner import RunOptions, Runner
 
     suite = resolve_suite(harness, args.suite)
-    data_root = args.data_root or os.environ.get("XAIBENCH_DATA")
     with Store(args.store) as store:
-        runner = Runner(harness, suite, store, RunOptions(data_root=data_root, device=args.device, progress=False))
+        runner = Runner(harness, suite, store, RunOptions(**_data_options(args), device=args.device, progress=False))
         path = explain_overlay(runner, args.method, args.sample, args.output, args.dataset, args.model)
     print(f"overlay written to {path}")
     return 0
@@ -223,7 +220,28 @@ def _add_run_context(sp: argparse.ArgumentParser) -> None:
     """The options every command that loads data or models shares."""
     sp.add_argument("--store", default=DEFAULT_STORE)
     sp.add_argument("--data-root", default=None, help="root of real datasets (default: $XAIBENCH_DATA)")
+    sp.add_argument("--download", action="store_true",
+                    help="fetch a missing dataset's public release into the data root, checksum-verified "
+                         "(default root with this flag: $XAIBENCH_HOME/data)")
+    sp.add_argument("--mirror", default=None, metavar="URL",
+                    help="with --download: fetch release files from URL/<file name> instead (default: "
+                         "$XAIBENCH_MIRROR), e.g. an intranet or file:// copy; same checksums")
     sp.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+
+
+def _data_options(args: argparse.Namespace) -> dict[str, Any]:
+    """``RunOptions``' data fields: the root (``--data-root``, ``$XAIBENCH_DATA``), ``--download``, ``--mirror``.
+
+    ``--download`` without a root fetches into ``<cache home>/data`` and says so.
+    """
+    from xaibench.cache import cache_home
+
+    data_root = args.data_root or os.environ.get("XAIBENCH_DATA")
+    if args.download and not data_root:
+        data_root = str(cache_home() / "data")
+        print(f"--download without --data-root or XAIBENCH_DATA: datasets are read from and fetched into "
+              f"{data_root}", file=sys.stderr)
+    return {"data_root": data_root, "download": args.download, "mirror": args.mirror}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -2,8 +2,11 @@
 
 Every localization score is a cheap reduction of one saliency map against one
 mask, but it is computed for every map x metric x threshold of a run, so the
-kernels work on flattened ``(N, P)`` arrays, parallel over maps, one pass per map.
-Each ``*_ref`` function is the obvious numpy formulation the kernel must equal.
+kernels work on flattened ``(N, P)`` arrays, parallel over maps. One fused kernel
+(:func:`mask_scores`) gives the pointing game, relevance mass, rank accuracy and
+top-k overlaps of a batch together: one vectorised pass over each map, then work
+only on the few percent of pixels that can be in a top-k selection. Each ``*_ref``
+function is the obvious numpy formulation the kernels must equal.
 
 Ties are scored as their expectation under random tie-breaking, everywhere: a
 peak shared by several pixels hits with the fraction of them inside the mask,
@@ -12,6 +15,8 @@ pixel with weight ``(k - #strictly above) / #tied``. A constant map therefore
 scores chance on every metric, never 1.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 from numba import njit, prange
@@ -22,13 +27,18 @@ class KernelInputError(ValueError):
     """Saliency maps or masks that a kernel refuses (NaN, wrong shapes)."""
 
 
-def as_rows(saliency: np.ndarray, masks: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
-    """Flatten ``(N, *spatial)`` maps (and masks) to contiguous ``(N, P)`` rows, refusing NaN."""
+def as_rows(saliency: np.ndarray, masks: np.ndarray | None = None,
+            check_finite: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+    """Flatten ``(N, *spatial)`` maps (and masks) to contiguous ``(N, P)`` rows, refusing NaN.
+
+    Kernels that sum every row anyway pass ``check_finite=False`` and test the sums:
+    a separate check would be a whole extra pass over the maps.
+    """
     saliency = np.asarray(saliency)
     if saliency.ndim < 2:
         raise KernelInputError(f"saliency maps must be (N, *spatial), got shape {saliency.shape}")
     sal = np.ascontiguousarray(saliency.reshape(saliency.shape[0], -1), dtype=np.float32)
-    if not np.isfinite(sal).all():
+    if check_finite and not np.isfinite(sal).all():
         raise KernelInputError("saliency maps contain NaN or infinite values")
     if masks is None:
         return sal, None
@@ -48,180 +58,187 @@ def distance_to_mask(masks: np.ndarray) -> np.ndarray:
     return out
 
 
-@njit(parallel=True, cache=True)
-def _pointing_game(sal: np.ndarray, dist: np.ndarray, has_mask: np.ndarray, tol: float) -> np.ndarray:
-    n, p = sal.shape
-    out = np.empty(n, dtype=np.float64)
-    for i in prange(n):
-        if not has_mask[i]:
-            out[i] = np.nan
-            continue
-        best = sal[i, 0]
-        for j in range(1, p):
-            best = max(best, sal[i, j])
-        ties = 0
-        hits = 0
-        for j in range(p):
-            if sal[i, j] == best:
-                ties += 1
-                if dist[i, j] <= tol:
-                    hits += 1
-        out[i] = hits / ties
-    return out
-
-
-def pointing_game(saliency: np.ndarray, dist: np.ndarray, tolerance: float) -> np.ndarray:
-    """Pointing game (Zhang et al. 2016): 1 if the map's peak lies within ``tolerance`` of the mask.
-
-    ``dist`` comes from :func:`distance_to_mask`. Tied maxima count as the fraction
-    of them that hit (the expected score under random tie-breaking), so a constant
-    map scores chance, not 1. Empty masks give NaN.
-    """
-    sal, _ = as_rows(saliency)
-    d = np.ascontiguousarray(dist.reshape(dist.shape[0], -1), dtype=np.float32)
-    has_mask = np.isfinite(d).any(axis=1)
-    return _pointing_game(sal, d, has_mask, float(tolerance))
-
-
-def pointing_game_ref(saliency: np.ndarray, dist: np.ndarray, tolerance: float) -> np.ndarray:
-    sal = saliency.reshape(saliency.shape[0], -1)
-    d = dist.reshape(dist.shape[0], -1)
-    out = np.full(sal.shape[0], np.nan)
-    for i in range(sal.shape[0]):
-        if np.isfinite(d[i]).any():
-            peak = sal[i] == sal[i].max()
-            out[i] = (d[i][peak] <= tolerance).mean()
-    return out
-
-
-# -- relevance mass ---------------------------------------------------------------------------
-@njit(parallel=True, cache=True)
-def _mass(sal: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    n, p = sal.shape
-    out = np.empty(n, dtype=np.float64)
-    for i in prange(n):
-        inside = 0.0
-        total = 0.0
-        area = 0
-        for j in range(p):
-            total += sal[i, j]
-            if mask[i, j]:
-                inside += sal[i, j]
-                area += 1
-        out[i] = inside / total if area > 0 and total > 0 else np.nan
-    return out
-
-
-def relevance_mass(saliency: np.ndarray, masks: np.ndarray) -> np.ndarray:
-    """Share of the map's (non-negative) mass inside the mask: ``sum(L * M) / sum(L)``.
-
-    NaN on an empty mask or an all-zero map (both make the ratio undefined).
-    Negative values are refused: the caller chooses the sign handling.
-    """
-    sal, m = as_rows(saliency, masks)
-    if (sal < 0).any():
-        raise KernelInputError("relevance mass needs non-negative maps; apply a sign rule (positive or abs) first")
-    return _mass(sal, m)
-
-
-def relevance_mass_ref(saliency: np.ndarray, masks: np.ndarray) -> np.ndarray:
-    sal = saliency.reshape(saliency.shape[0], -1).astype(np.float64)
-    m = masks.reshape(masks.shape[0], -1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out = (sal * m).sum(1) / sal.sum(1)
-    return np.where(m.any(1) & (sal.sum(1) > 0), out, np.nan)
-
-
-# -- top-k selection and overlap --------------------------------------------------------------
-_SELECT_BINS = 4096
+# -- fused localization scores ----------------------------------------------------------------
+#: Values sampled per row to find a floor that the largest ``k`` values almost surely clear, and
+#: its margin in standard deviations of a sample rank. Rows whose floor fails (about 1 in 10^4,
+#: or adversarial ones) are rescanned whole: the result is exact either way.
+_SAMPLE = 1024
+_SPREAD = 4.0
+_BINS = 1024  # histogram of the candidates above the floor: a few per bin
+_REDUCE = {"reassoc", "contract"}  # lets numba vectorise the sums; NaN handling stays exact
 
 
 @njit(cache=True)
-def _bin(v: float, lo: float, scale: float) -> int:
-    return min(_SELECT_BINS - 1, int((v - lo) * scale))
+def _select(a: np.ndarray, r: int) -> float:
+    """The ``r``-th smallest value of ``a`` (0-based) by quickselect, reordering ``a`` in place.
+
+    Expected O(len): a sort of the same sample was the slowest step of every top-k score.
+    """
+    lo = 0
+    hi = a.shape[0] - 1
+    while lo < hi:
+        pivot = a[(lo + hi) // 2]
+        i = lo
+        j = hi
+        while i <= j:
+            while a[i] < pivot:
+                i += 1
+            while a[j] > pivot:
+                j -= 1
+            if i <= j:
+                a[i], a[j] = a[j], a[i]
+                i += 1
+                j -= 1
+        if r <= j:
+            hi = j
+        elif r >= i:
+            lo = i
+        else:
+            break  # a[j + 1 : i] all equal the pivot
+    return a[r]
 
 
 @njit(cache=True)
-def _kth_largest(row: np.ndarray, k: int) -> float:
-    """The k-th largest value of a finite row (1 <= k <= len) in O(P): a histogram select.
+def _floor(row: np.ndarray, k: int) -> np.float32:
+    """A value that at least ``k`` of the row's values exceed or equal, with high probability.
 
-    One pass finds the range, one bins the values, and only the values of the bin
-    holding the k-th largest (about P / 4096 of them on spread-out maps) are sorted.
-    numba's ``np.partition`` was the slowest step of every top-k score.
+    The ``k``-th largest of an evenly strided sample, lowered by ``_SPREAD`` standard
+    deviations of its rank: the candidates kept above it are a few percent more than k.
     """
     p = row.shape[0]
-    lo = np.float64(row[0])
-    hi = lo
-    for j in range(1, p):
-        v = np.float64(row[j])
-        if v < lo:
-            lo = v
-        elif v > hi:
-            hi = v
-    if lo == hi:
-        return hi
-    scale = _SELECT_BINS / (hi - lo)
-    hist = np.zeros(_SELECT_BINS, np.int64)
-    for j in range(p):
-        hist[_bin(row[j], lo, scale)] += 1
-    above = 0
-    b = _SELECT_BINS - 1
-    while above + hist[b] < k:
-        above += hist[b]
-        b -= 1
-    candidates = np.empty(hist[b], row.dtype)
+    s = min(_SAMPLE, p)
+    stride = p // s
+    sample = np.empty(s, row.dtype)
+    for j in range(s):
+        sample[j] = row[j * stride]
+    q = k / p
+    rank = int(np.ceil(q * s + _SPREAD * np.sqrt(s * q * (1.0 - q)) + 2.0))  # descending, 0-based
+    return np.float32(-np.inf) if rank >= s else _select(sample, s - 1 - rank)
+
+
+@njit(cache=True)
+def _candidates(row: np.ndarray, floor: np.float32, values: np.ndarray, index: np.ndarray) -> int:
+    """Values ``>= floor`` and their positions (a float32 floor: no conversion per pixel)."""
     c = 0
-    for j in range(p):
-        if _bin(row[j], lo, scale) == b:
-            candidates[c] = row[j]
+    for j in range(row.shape[0]):
+        v = row[j]
+        if v >= floor:
+            values[c] = v
+            index[c] = j
             c += 1
-    candidates.sort()
-    return candidates[c - (k - above)]
+    return c
 
 
-@njit(parallel=True, cache=True)
-def _topk_cut(sal: np.ndarray, k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per row: the k-th largest value ``t`` and the weight given to pixels equal to ``t``."""
+@njit(cache=True)
+def _top_k_inside(values: np.ndarray, inside: np.ndarray, bins: np.ndarray, hist: np.ndarray, k: int) -> float:
+    """How many of the ``k`` largest candidates lie in the mask, the values tied at the cut shared.
+
+    ``hist`` counts candidates per (bin, inside) pair; walking it from the top finds the
+    bin holding the cut, and only that bin's few members are sorted.
+    """
+    above = 0
+    inside_above = 0
+    b = _BINS - 1
+    while above + hist[2 * b] + hist[2 * b + 1] < k:
+        above += hist[2 * b] + hist[2 * b + 1]
+        inside_above += hist[2 * b + 1]
+        b -= 1
+    members = np.empty(hist[2 * b] + hist[2 * b + 1], values.dtype)
+    flags = np.empty(members.shape[0], np.bool_)
+    c = 0
+    for j in range(values.shape[0]):
+        if bins[j] == b:
+            members[c] = values[j]
+            flags[c] = inside[j]
+            c += 1
+    r = k - above  # the cut is the r-th largest member of bin b
+    cut = _select(members.copy(), c - r)
+    greater = 0
+    tied = 0
+    inside_greater = 0
+    inside_tied = 0
+    for j in range(c):
+        if members[j] > cut:
+            greater += 1
+            inside_greater += flags[j]
+        elif members[j] == cut:
+            tied += 1
+            inside_tied += flags[j]
+    return inside_above + inside_greater + inside_tied * (r - greater) / tied
+
+
+@njit(parallel=True, cache=True, fastmath=_REDUCE)
+def _mask_scores(sal: np.ndarray, mask: np.ndarray, dist: np.ndarray, tol: float,
+                 ks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per row: (total, inside, area, negatives, peak ties, peak hits) and top-k intersections.
+
+    One vectorised pass from memory sums the row; every other step works on the few
+    candidates above a sampled floor (the peak is among them), from cache. Column 0 of
+    the intersections is rank accuracy's ``k = |mask|``, the others follow ``ks``.
+    A NaN total marks a row holding NaN or infinity.
+    """
     n, p = sal.shape
-    cut = np.empty(n, dtype=np.float32)
-    weight = np.empty(n, dtype=np.float64)
+    stats = np.zeros((n, 6))
+    inter = np.full((n, ks.shape[0] + 1), np.nan)
+    use_dist = dist.shape[0] == n
     for i in prange(n):
-        if k[i] <= 0:
-            cut[i] = np.inf
-            weight[i] = 0.0
+        row = sal[i]
+        m = mask[i]
+        total = 0.0
+        inside = np.float32(0.0)
+        area = np.int32(0)
+        negatives = np.int32(0)
+        for j in range(p):
+            v = row[j]
+            total += v
+            inside += v if m[j] else np.float32(0.0)
+            area += np.int32(m[j])
+            negatives += np.int32(v < 0)
+        stats[i, 0] = total
+        stats[i, 1] = inside
+        stats[i, 2] = area
+        stats[i, 3] = negatives
+        if not np.isfinite(total) or area == 0:
             continue
-        t = _kth_largest(sal[i], min(k[i], p))
-        above = 0
-        tied = 0
-        for j in range(p):
-            if sal[i, j] > t:
-                above += 1
-            elif sal[i, j] == t:
-                tied += 1
-        cut[i] = t
-        weight[i] = (min(k[i], p) - above) / tied
-    return cut, weight
-
-
-@njit(parallel=True, cache=True)
-def _overlap(sal: np.ndarray, mask: np.ndarray, cut: np.ndarray, weight: np.ndarray) -> np.ndarray:
-    """Per row: (intersection, selected size, mask size) of a soft selection and the mask."""
-    n, p = sal.shape
-    out = np.empty((n, 3), dtype=np.float64)
-    for i in prange(n):
-        inter = 0.0
-        size = 0.0
-        area = 0.0
-        for j in range(p):
-            w = 1.0 if sal[i, j] > cut[i] else (weight[i] if sal[i, j] == cut[i] else 0.0)
-            size += w
-            if mask[i, j]:
-                area += 1.0
-                inter += w
-        out[i, 0] = inter
-        out[i, 1] = size
-        out[i, 2] = area
-    return out
+        k_max = area
+        for s in range(ks.shape[0]):
+            k_max = max(k_max, ks[s])
+        k_max = min(k_max, p)
+        values = np.empty(p, row.dtype)
+        index = np.empty(p, np.int32)
+        c = _candidates(row, _floor(row, k_max), values, index)
+        if c < k_max:  # the sampled floor was too high: every value is a candidate
+            c = _candidates(row, np.float32(-np.inf), values, index)
+        values = values[:c]
+        lo = values[0]
+        peak = values[0]
+        for j in range(c):
+            lo = min(lo, values[j])
+            peak = max(peak, values[j])
+        inside_flags = np.empty(c, np.bool_)
+        ties = 0
+        hits = 0
+        for j in range(c):
+            inside_flags[j] = m[index[j]]
+            if values[j] == peak:
+                ties += 1
+                hits += (dist[i, index[j]] <= tol) if use_dist else inside_flags[j]
+        stats[i, 4] = ties
+        stats[i, 5] = hits
+        scale = _BINS / (np.float64(peak) - np.float64(lo)) if peak > lo else 0.0
+        bins = np.empty(c, np.int16)
+        hist = np.zeros(2 * _BINS, np.int32)
+        for j in range(c):
+            b = min(_BINS - 1, int((values[j] - lo) * scale))
+            bins[j] = b
+            hist[2 * b + inside_flags[j]] += 1
+        for s in range(ks.shape[0] + 1):
+            k = min(p, area if s == 0 else ks[s - 1])
+            if ties == p or k == p:  # a constant map: every pixel tied, each selected with weight k / P
+                inter[i, s] = area * k / p
+            else:
+                inter[i, s] = _top_k_inside(values, inside_flags, bins, hist, k)
+    return stats, inter
 
 
 OVERLAPS = ("iou", "dice", "coverage")
@@ -238,30 +255,151 @@ def _overlap_scores(counts: np.ndarray) -> dict[str, np.ndarray]:
     return {k: np.where(area > 0, v, np.nan) for k, v in scores.items()}
 
 
+def top_k_size(fraction: float, pixels: int) -> int:
+    """The number of pixels a top-``fraction`` selection holds: ``round(fraction * P)``, at least 1."""
+    if not 0.0 < fraction <= 1.0:
+        raise KernelInputError(f"top-k fraction must be in (0, 1], got {fraction}")
+    return max(1, round(fraction * pixels))
+
+
+@dataclass(frozen=True)
+class MaskScores:
+    """Every mask score of a batch of maps, from one fused kernel call (:func:`mask_scores`).
+
+    All are NaN on an empty mask. ``mass`` is a share of the map's mass only for
+    non-negative maps (``negative`` is False): signed maps need a sign rule first.
+    """
+
+    pointing: np.ndarray
+    mass: np.ndarray
+    rank: np.ndarray
+    top_k: dict[float, dict[str, np.ndarray]]
+    negative: bool
+
+
+def mask_scores(saliency: np.ndarray, masks: np.ndarray, fractions: tuple[float, ...] = (),
+                tolerance: float = 0.0, dist: np.ndarray | None = None) -> MaskScores:
+    """Pointing game, relevance mass, rank accuracy and top-k overlaps of ``(N, *spatial)`` maps in one pass.
+
+    - pointing game (Zhang et al. 2016): does the peak lie within ``tolerance`` of the
+      mask? (tolerance 0: in the mask; otherwise ``dist`` from :func:`distance_to_mask`,
+      computed here if not given);
+    - relevance mass accuracy (Arras et al. 2022): ``sum(L * M) / sum(L)``, NaN on an all-zero map;
+    - relevance rank accuracy (Arras et al. 2022): the share of the top-|M| pixels in M;
+    - for each of ``fractions``: IoU, Dice and coverage of the top ``round(fraction * P)`` pixels.
+
+    Ties are scored by their expectation (module doc): a constant map scores chance.
+    """
+    sal, m = as_rows(saliency, masks, check_finite=False)
+    n, p = sal.shape
+    ks = np.array([top_k_size(f, p) for f in fractions], dtype=np.int64)
+    if tolerance > 0 and dist is None:
+        dist = distance_to_mask(masks)
+    d = (np.ascontiguousarray(dist.reshape(n, -1), dtype=np.float32) if tolerance > 0 and dist is not None
+         else np.zeros((0, 0), np.float32))
+    if d.size and d.shape != sal.shape:
+        raise KernelInputError(f"distance maps of shape {dist.shape} do not match saliency maps of shape {saliency.shape}")
+    stats, inter = _mask_scores(sal, m, d, float(tolerance), ks)
+    total, inside, area, negatives, ties, hits = stats.T
+    if not np.isfinite(total).all():
+        raise KernelInputError("saliency maps contain NaN or infinite values")
+    empty = area == 0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        pointing = np.where(empty, np.nan, hits / ties)
+        mass = np.where(empty | (total <= 0), np.nan, inside / total)
+    sizes = np.minimum(ks, p)
+    return MaskScores(
+        pointing=pointing,
+        mass=mass,
+        rank=np.where(empty, np.nan, inter[:, 0] / np.maximum(area, 1)),
+        top_k={f: _overlap_scores(np.stack([inter[:, s + 1], np.full(n, sizes[s], np.float64), area], 1))
+               for s, f in enumerate(fractions)},
+        negative=bool(negatives.any()),
+    )
+
+
+def pointing_game(saliency: np.ndarray, dist: np.ndarray, tolerance: float) -> np.ndarray:
+    """Pointing game (Zhang et al. 2016): 1 if the map's peak lies within ``tolerance`` of the mask.
+
+    ``dist`` comes from :func:`distance_to_mask`. Tied maxima count as the fraction
+    of them that hit (the expected score under random tie-breaking), so a constant
+    map scores chance, not 1. Empty masks give NaN.
+    """
+    within = np.asarray(dist) <= 0  # the mask itself: distance 0
+    return mask_scores(saliency, within, tolerance=max(float(tolerance), 0.0), dist=dist).pointing
+
+
+def pointing_game_ref(saliency: np.ndarray, dist: np.ndarray, tolerance: float) -> np.ndarray:
+    sal = saliency.reshape(saliency.shape[0], -1)
+    d = dist.reshape(dist.shape[0], -1)
+    out = np.full(sal.shape[0], np.nan)
+    for i in range(sal.shape[0]):
+        if np.isfinite(d[i]).any():
+            peak = sal[i] == sal[i].max()
+            out[i] = (d[i][peak] <= tolerance).mean()
+    return out
+
+
+def relevance_mass(saliency: np.ndarray, masks: np.ndarray) -> np.ndarray:
+    """Share of the map's (non-negative) mass inside the mask: ``sum(L * M) / sum(L)``.
+
+    NaN on an empty mask or an all-zero map (both make the ratio undefined).
+    Negative values are refused: the caller chooses the sign handling.
+    """
+    scores = mask_scores(saliency, masks)
+    if scores.negative:
+        raise KernelInputError("relevance mass needs non-negative maps; apply a sign rule (positive or abs) first")
+    return scores.mass
+
+
+def relevance_mass_ref(saliency: np.ndarray, masks: np.ndarray) -> np.ndarray:
+    sal = saliency.reshape(saliency.shape[0], -1).astype(np.float64)
+    m = masks.reshape(masks.shape[0], -1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = (sal * m).sum(1) / sal.sum(1)
+    return np.where(m.any(1) & (sal.sum(1) > 0), out, np.nan)
+
+
 def overlap_top_k(saliency: np.ndarray, masks: np.ndarray, fraction: float) -> dict[str, np.ndarray]:
     """IoU, Dice and coverage (recall of the mask) of the map's top ``fraction`` of pixels.
 
     The selection holds exactly ``round(fraction * P)`` pixels (ties weighted, see the
     module doc). NaN on empty masks.
     """
-    if not 0.0 < fraction <= 1.0:
-        raise KernelInputError(f"top-k fraction must be in (0, 1], got {fraction}")
-    sal, m = as_rows(saliency, masks)
-    k = np.full(sal.shape[0], max(1, round(fraction * sal.shape[1])), dtype=np.int64)
-    return _overlap_scores(_overlap(sal, m, *_topk_cut(sal, k)))
+    return mask_scores(saliency, masks, (fraction,)).top_k[fraction]
+
+
+def rank_accuracy(saliency: np.ndarray, masks: np.ndarray) -> np.ndarray:
+    """Relevance rank accuracy (Arras et al. 2022): share of the top-|M| pixels inside the mask M."""
+    return mask_scores(saliency, masks).rank
+
+
+# -- threshold selection ----------------------------------------------------------------------
+@njit(parallel=True, cache=True)
+def _overlap_threshold(sal: np.ndarray, mask: np.ndarray, threshold: float) -> np.ndarray:
+    """Per row: (intersection, selected size, mask size) of ``{L >= threshold}`` and the mask."""
+    n, p = sal.shape
+    out = np.empty((n, 3), dtype=np.float64)
+    for i in prange(n):
+        inter = 0.0
+        size = 0.0
+        area = 0.0
+        for j in range(p):
+            w = 1.0 if sal[i, j] >= threshold else 0.0
+            size += w
+            if mask[i, j]:
+                area += 1.0
+                inter += w
+        out[i, 0] = inter
+        out[i, 1] = size
+        out[i, 2] = area
+    return out
 
 
 def overlap_threshold(saliency: np.ndarray, masks: np.ndarray, threshold: float) -> dict[str, np.ndarray]:
     """IoU, Dice and coverage of ``{L >= threshold}`` (maps already scaled as the caller wants)."""
     sal, m = as_rows(saliency, masks)
-    n = sal.shape[0]
-    return _overlap_scores(_overlap(sal, m, np.full(n, threshold, np.float32), np.ones(n)))
-
-
-def rank_accuracy(saliency: np.ndarray, masks: np.ndarray) -> np.ndarray:
-    """Relevance rank accuracy (Arras et al. 2022): share of the top-|M| pixels inside the mask M."""
-    sal, m = as_rows(saliency, masks)
-    return _overlap_scores(_overlap(sal, m, *_topk_cut(sal, m.sum(1).astype(np.int64))))["coverage"]
+    return _overlap_scores(_overlap_threshold(sal, m, np.float32(threshold)))
 
 
 def _soft_top_k_ref(sal: np.ndarray, k: int) -> np.ndarray:

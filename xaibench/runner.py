@@ -17,7 +17,7 @@ import traceback
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, TypeVar
+from typing import Any, Callable, Hashable, Iterator, Mapping, TypeVar
 
 import numpy as np
 import torch
@@ -78,6 +78,10 @@ class RunOptions:
     workers: int = 1
     #: Address of an existing Ray cluster ("auto" or "ray://host:port"); None starts a local one.
     address: str | None = None
+    #: Let dataset loaders fetch missing public releases, checksum-verified (``--download``),
+    #: from their URL or from ``mirror`` (``--mirror``).
+    download: bool = False
+    mirror: str | None = None
 
 
 @dataclass
@@ -224,7 +228,8 @@ class Runner:
         if name not in self._bundles:
             spec: DatasetSpec = ds.spec
             request = DatasetRequest(params=_merged(spec, ds.entry), seed=self.suite.seed,
-                                     image_size=self.suite.image_size, data_root=self.options.data_root)
+                                     image_size=self.suite.image_size, data_root=self.options.data_root,
+                                     download=self.options.download, mirror=self.options.mirror)
             try:
                 bundle = self._load_bundle(spec, request)
             except XaibenchError as exc:
@@ -591,10 +596,11 @@ class Runner:
         me = group[0].method
         maps, error = self._maps(g.model, me, group[0].model, group[0].row.model_key, g.samples, g.target,
                                  g.data_mean, counter)
+        memo: dict[Hashable, Any] = {}  # what this method's metric cells share (MetricContext.shared)
         for i, c in enumerate(group):
             if error is None:
                 result, values = self._score(c, g.model, g.engine, g.base_logits, g.samples, g.target, maps,
-                                             g.data_mean, me)
+                                             g.data_mean, me, memo)
             else:
                 result, values = self._failed(c, error, len(g.samples)), None
             yield c.row.cell_key, result, values, counter.maps_computed if i == 0 else 0
@@ -623,8 +629,8 @@ class Runner:
         return cache.get(samples.ids), None
 
     def _score(self, c: _Cell, model: nn.Module, engine: Engine, base_logits: torch.Tensor, samples: Samples,
-               target: torch.Tensor, maps: np.ndarray, data_mean: torch.Tensor,
-               me: _Resolved) -> tuple[CellResult, list[float] | None]:
+               target: torch.Tensor, maps: np.ndarray, data_mean: torch.Tensor, me: _Resolved,
+               memo: dict[Hashable, Any]) -> tuple[CellResult, list[float] | None]:
         spec: MetricSpec = c.metric.spec
         params = _merged(spec, c.metric.entry)
         bundle = self.bundle(c.dataset)
@@ -637,6 +643,7 @@ class Runner:
             data_mean=data_mean, region_top_level=bundle.region_top_level,
             model_factory=lambda: copy.deepcopy(model), explain=explain,
             label_randomized_model=lambda: self.label_randomized_model(c.dataset, c.model),
+            shared=lambda key, compute: memo[key] if key in memo else memo.setdefault(key, compute()),
         )
         start = time.perf_counter()
         try:

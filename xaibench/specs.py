@@ -9,7 +9,7 @@ function plus one ``register(Spec(...))`` call.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Hashable, Mapping
 
 import numpy as np
 import torch
@@ -84,6 +84,11 @@ class DatasetRequest:
     seed: int
     image_size: int | None
     data_root: str | None
+    #: The user passed ``--download``: a loader may fetch a missing public release into the
+    #: data root, checksum-verified (:mod:`xaibench.download`). Never hashed: it does not change the data.
+    download: bool = False
+    #: ``--mirror``: a base URL serving the release files under their own names.
+    mirror: str | None = None
 
 
 @dataclass(frozen=True)
@@ -174,6 +179,10 @@ class MethodSpec:
 METRIC_CATEGORIES = ("faithfulness", "localization", "randomization", "complexity")
 
 
+def _unshared(key: Hashable, compute: Callable[[], Any]) -> Any:
+    return compute()
+
+
 @dataclass(frozen=True)
 class MetricContext:
     """What a metric may use besides the batch: the engine and the unperturbed outputs."""
@@ -190,6 +199,10 @@ class MetricContext:
     #: The same architecture and recipe trained on permuted training labels (cached like any
     #: model): Adebayo et al.'s data randomization test compares the method's maps on both.
     label_randomized_model: Callable[[], nn.Module] | None = None
+    #: ``shared(key, compute)``: ``compute()``, run once per key for these maps and reused by the
+    #: other metrics of the same method (the fused mask kernel gives several scores in one pass).
+    #: The key must name everything the result depends on besides the maps, masks and inputs.
+    shared: Callable[[Hashable, Callable[[], Any]], Any] = _unshared
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import torch
 
+from xaibench.download import Release, install
 from xaibench.errors import XaibenchError
 from xaibench.paths import under_root
 from xaibench.specs import DataBundle, DatasetRequest, Samples
@@ -20,11 +21,16 @@ MASK_STEM = re.compile(r"^(?P<stem>.*)_mask(_\d+)?$")
 
 @dataclass(frozen=True)
 class Source:
-    """How a dataset is laid out on disk and where its public release lives (for the missing-data error)."""
+    """How a dataset is laid out on disk and where its public release lives (for the missing-data error).
+
+    ``downloads`` are the release files ``--download`` may fetch, each pinned by a checksum;
+    a source without any is never fetched (we do not fetch unverified data).
+    """
 
     name: str
     layout: str
     release: str
+    downloads: tuple[Release, ...] = ()
 
 
 def params_of(request: DatasetRequest, known: Mapping[str, Any]) -> dict[str, Any]:
@@ -40,21 +46,39 @@ def locate(request: DatasetRequest, source: Source, path: str | None, candidates
     """The dataset's folder or file: ``path``, else the first of ``candidates`` found, under the data root.
 
     A suite's ``path`` must stay inside the data root (:func:`xaibench.paths.under_root`);
-    a missing dataset raises an error that names the expected layout and the public release.
+    a missing dataset raises an error that names the expected layout and the public release,
+    unless ``request.download`` is set and one of ``source.downloads`` provides it: then that
+    release is fetched, verified and unpacked into the data root (:mod:`xaibench.download`).
     """
+    wanted = [path] if path is not None else list(candidates)
+    release = next((r for r in source.downloads if r.provides in wanted), None)
+    offer = (f" Or pass --download to fetch {release.filename} ({release.checksum.partition(':')[0]}-verified) "
+             f"into the data root." if release else "")
     if not request.data_root:
         raise XaibenchError(
             f"{source.name} is read from a data root, and none was given: pass --data-root DIR or set "
-            f"XAIBENCH_DATA. Expected layout under it: {source.layout}. Public release: {source.release}")
+            f"XAIBENCH_DATA. Expected layout under it: {source.layout}. Public release: {source.release}.{offer}")
     root = Path(request.data_root).expanduser()
+    if request.download:
+        root.mkdir(parents=True, exist_ok=True)
     tried = ([under_root(root, path, f"{source.name} path", must_exist=False)] if path is not None
              else [root / c for c in candidates])
-    for p in tried:
-        if p.exists():
-            return p
-    raise XaibenchError(
-        f"{source.name} not found (looked for {', '.join(str(p) for p in tried)}). "
-        f"Expected layout: {source.layout}. Public release: {source.release}")
+    found = next((p for p in tried if p.exists()), None)
+    if found is not None:
+        return found
+    missing = f"{source.name} not found (looked for {', '.join(str(p) for p in tried)})"
+    if not request.download:
+        raise XaibenchError(f"{missing}. Expected layout: {source.layout}. Public release: {source.release}.{offer}")
+    if release is None:
+        raise XaibenchError(
+            f"{missing}, and --download cannot fetch it: xaibench knows no release of it with a pinned checksum "
+            f"and never fetches unverified data. Get it by hand from {source.release} and place it as: "
+            f"{source.layout}")
+    provided = install(release, root, request.mirror)
+    if not provided.exists():
+        raise XaibenchError(f"{release.filename} was fetched and verified but {provided} is not in it: "
+                            f"expected layout {source.layout}")
+    return next(p for p in tried if p.exists())
 
 
 def stratified_split(y: np.ndarray, val: float, test: float, seed: int) -> dict[str, np.ndarray]:

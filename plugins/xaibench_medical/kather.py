@@ -9,6 +9,7 @@ import re
 
 import numpy as np
 
+from xaibench.download import Release
 from xaibench.errors import XaibenchError
 from xaibench.specs import DataBundle, DatasetRequest
 from xaibench_medical import common
@@ -20,6 +21,11 @@ SOURCE = common.Source(
     layout=f"{FOLDER}/<NN_CLASS>/*.tif, e.g. {FOLDER}/01_TUMOR/1A11_CRC-Prim-HE-07_022.tif_Row_601_Col_151.tif",
     release=("Kather et al., Sci Rep 6:27988 (2016), https://zenodo.org/record/53169 "
              "(Kather_texture_2016_image_tiles_5000.zip)"),
+    # sha256 as pinned by TensorFlow Datasets for the same file (colorectal_histology,
+    # tensorflow_datasets/url_checksums/colorectal_histology.txt; 258098431 bytes).
+    downloads=(Release(
+        url=f"https://zenodo.org/record/53169/files/{FOLDER}.zip", filename=f"{FOLDER}.zip", extract=True,
+        checksum="sha256:936d0b95ae0f04f1f7b18a2b7e8c55776c3e887d102f645bcee752d1a6626a32", provides=FOLDER),),
 )
 CITATION = ("Kather J.N. et al., Multi-class texture analysis in colorectal cancer histology, "
             "Scientific Reports 6, 27988, 2016")

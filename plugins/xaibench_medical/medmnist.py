@@ -14,15 +14,19 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from xaibench.download import Release
 from xaibench.errors import XaibenchError
 from xaibench.specs import DataBundle, DatasetRequest
 from xaibench_medical.common import SPLITS, Source, locate, params_of, samples, stratified_subset
+from xaibench_medical.medmnist_releases import MD5, ZENODO
 
 SOURCE = Source(
     name="MedMNIST",
     layout="medmnist/<flag>.npz (28 px) or medmnist/<flag>_<size>.npz, with keys train_images, train_labels, "
            "val_images, val_labels, test_images, test_labels",
     release="Yang et al., Sci Data 10:41 (2023), https://zenodo.org/records/10519652 (or `pip install medmnist`)",
+    downloads=tuple(Release(url=f"{ZENODO}/{name}?download=1", filename=f"medmnist/{name}", checksum=f"md5:{md5}")
+                    for name, md5 in MD5.items()),
 )
 CITATION = ("Yang J. et al., MedMNIST v2 - A large-scale lightweight benchmark for 2D and 3D biomedical image "
             "classification, Scientific Data 10, 41, 2023")

@@ -1,7 +1,8 @@
 """Localization metrics: how well the map's relevance falls on the annotated lesion.
 
 All scores are numba kernels over flattened ``(N, P)`` maps (:mod:`xaibench.kernels`);
-every one is NaN on an empty mask. Sign handling (``positive``: evidence for the
+every one is NaN on an empty mask. The top-k and mass scores of one method's maps come
+from a single fused kernel call, shared between the metric cells through ``ctx.shared``. Sign handling (``positive``: evidence for the
 class only, the default of the papers below; ``abs``: both signs) is a parameter.
 
 - Relevance mass accuracy (Arras et al., "CLEVR-XAI: A benchmark dataset for the
@@ -50,31 +51,44 @@ def bounding_boxes(masks: np.ndarray) -> np.ndarray:
     return out
 
 
+#: The top-k fraction of the overlap scores' defaults. Relevance mass and rank accuracy ask the
+#: fused kernel for it too, so with default parameters all of them share one kernel call.
+TOP_K = 0.1
+
+
+def mask_scores(ctx: MetricContext, saliency: torch.Tensor, masks: np.ndarray, sign: str,
+                fraction: float = TOP_K, boxes: bool = False) -> kernels.MaskScores:
+    """Every top-k and mass score of the maps scaled to [0, 1] by ``sign``, once per method's maps (``ctx.shared``)."""
+    def compute() -> kernels.MaskScores:
+        return kernels.mask_scores(_scaled(saliency, sign), bounding_boxes(masks) if boxes else masks, (fraction,))
+
+    return ctx.shared(("xaibench_metrics.mask_scores", sign, fraction, boxes), compute)
+
+
 def relevance_mass_accuracy(ctx: MetricContext, x: torch.Tensor, target: torch.Tensor, saliency: torch.Tensor,
                             masks: torch.Tensor | None, regions: torch.Tensor | None,
                             sign: str = "positive") -> np.ndarray:
     """``R_within / R_total`` (Arras et al. 2022, Eq. 1); with ``sign="abs"``, Kohlbrenner et al.'s ratio."""
-    return kernels.relevance_mass(_scaled(saliency, sign), _needs(masks, "relevance mass accuracy"))
+    return mask_scores(ctx, saliency, _needs(masks, "relevance mass accuracy"), sign).mass
 
 
 def energy_pointing_game(ctx: MetricContext, x: torch.Tensor, target: torch.Tensor, saliency: torch.Tensor,
                          masks: torch.Tensor | None, regions: torch.Tensor | None,
                          sign: str = "positive") -> np.ndarray:
     """``sum L in box / sum L`` with the box enclosing the annotation (Score-CAM, Sec. 5.2)."""
-    boxes = bounding_boxes(_needs(masks, "the energy-based pointing game"))
-    return kernels.relevance_mass(_scaled(saliency, sign), boxes)
+    return mask_scores(ctx, saliency, _needs(masks, "the energy-based pointing game"), sign, boxes=True).mass
 
 
 def relevance_rank_accuracy(ctx: MetricContext, x: torch.Tensor, target: torch.Tensor, saliency: torch.Tensor,
                             masks: torch.Tensor | None, regions: torch.Tensor | None,
                             sign: str = "positive") -> np.ndarray:
     """``|P_top-K & GT| / K`` with ``K = |GT|`` (Arras et al. 2022, Eq. 2); ties shared (see kernels)."""
-    return kernels.rank_accuracy(_scaled(saliency, sign), _needs(masks, "relevance rank accuracy"))
+    return mask_scores(ctx, saliency, _needs(masks, "relevance rank accuracy"), sign).rank
 
 
 def mask_overlap(ctx: MetricContext, x: torch.Tensor, target: torch.Tensor, saliency: torch.Tensor,
                  masks: torch.Tensor | None, regions: torch.Tensor | None, score: str = "iou",
-                 selection: str = "top-k", k: float = 0.1, threshold: float = 0.5,
+                 selection: str = "top-k", k: float = TOP_K, threshold: float = 0.5,
                  sign: str = "positive") -> np.ndarray:
     """IoU, Dice or coverage of the binarised map against the mask.
 
@@ -85,11 +99,10 @@ def mask_overlap(ctx: MetricContext, x: torch.Tensor, target: torch.Tensor, sali
     if score not in kernels.OVERLAPS:
         raise ValueError(f"score must be one of {kernels.OVERLAPS}, got {score!r}")
     m = _needs(masks, f"{score} of the thresholded map")
-    sal = _scaled(saliency, sign)
     if selection == "top-k":
-        return kernels.overlap_top_k(sal, m, k)[score]
+        return mask_scores(ctx, saliency, m, sign, fraction=k).top_k[k][score]
     if selection == "threshold":
-        return kernels.overlap_threshold(sal, m, threshold)[score]
+        return kernels.overlap_threshold(_scaled(saliency, sign), m, threshold)[score]
     raise ValueError(f"selection must be one of {SELECTIONS}, got {selection!r}")
 
 

@@ -20,6 +20,7 @@ from xaibench_metrics.confidence import drop_in_confidence, increase_in_confiden
 from xaibench_metrics.deletion import deletion_auc, insertion_auc
 from xaibench_metrics.infidelity import infidelity
 from xaibench_metrics.localization import (
+    TOP_K,
     energy_pointing_game,
     graded_hit_rate,
     mask_overlap,
@@ -65,9 +66,9 @@ def _register_overlaps(register: Callable[[MetricSpec], None]) -> None:
     for score in ("iou", "dice", "coverage"):
         register(MetricSpec(
             name=score, score=mask_overlap, category="localization", higher_is_better=True, requires_mask=True,
-            description=f"{score} of the map's top 10% pixels against the lesion mask; NaN on empty masks",
+            description=f"{score} of the map's top {TOP_K:.0%} pixels against the lesion mask; NaN on empty masks",
             citation="seed 001 (coverage of the heat map); Jaccard 1901 / Dice 1945",
-            defaults={"score": score, "selection": "top-k", "k": 0.1, "sign": "positive"},
+            defaults={"score": score, "selection": "top-k", "k": TOP_K, "sign": "positive"},
         ))
         register(MetricSpec(
             name=f"{score}-threshold", score=mask_overlap, category="localization", higher_is_better=True,

@@ -23,4 +23,8 @@ def hit_rate(ctx: MetricContext, x: torch.Tensor, target: torch.Tensor, saliency
         raise ValueError("hit rate needs masks")
     m = masks.cpu().numpy().astype(bool)
     tol = scaled_tolerance(tolerance, tuple(m.shape[1:]), reference_size)
-    return kernels.pointing_game(saliency.cpu().numpy(), kernels.distance_to_mask(m), tol)
+
+    def compute() -> np.ndarray:  # the distance transform, once per mask, serves every map of the method
+        return kernels.mask_scores(saliency.cpu().numpy(), m, tolerance=tol).pointing
+
+    return ctx.shared(("xaibench_metrics.hit_rate", tol), compute)
