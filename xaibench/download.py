@@ -26,6 +26,7 @@ from pathlib import Path, PurePosixPath
 
 from tqdm import tqdm
 
+from xaibench.cache import file_digest
 from xaibench.errors import XaibenchError
 
 MIRROR_ENV = "XAIBENCH_MIRROR"
@@ -73,14 +74,6 @@ def release_url(release: Release, mirror: str | None = None) -> str:
     return f"{base.rstrip('/')}/{PurePosixPath(release.filename).name}" if base else release.url
 
 
-def digest_of(path: Path, algorithm: str) -> str:
-    h = hashlib.new(algorithm, usedforsecurity=False)
-    with open(path, "rb") as f:
-        while chunk := f.read(_CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def fetch(url: str, dest_dir: Path, filename: str, checksum: str) -> Path:
     """``dest_dir / filename`` downloaded from ``url`` and verified against ``checksum``.
 
@@ -91,7 +84,7 @@ def fetch(url: str, dest_dir: Path, filename: str, checksum: str) -> Path:
     dest_dir.mkdir(parents=True, exist_ok=True)
     target = dest_dir / filename
     if target.exists():
-        actual = digest_of(target, algorithm)
+        actual = file_digest(target, algorithm)
         if actual == expected:
             return target
         raise XaibenchError(f"{target} exists but its {algorithm} is {actual}, not the release's {expected}: "

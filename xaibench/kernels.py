@@ -203,7 +203,6 @@ def _mask_scores(sal: np.ndarray, mask: np.ndarray, dist: np.ndarray, tol: float
         k_max = area
         for s in range(ks.shape[0]):
             k_max = max(k_max, ks[s])
-        k_max = min(k_max, p)
         values = np.empty(p, row.dtype)
         index = np.empty(p, np.int32)
         c = _candidates(row, _floor(row, k_max), values, index)
@@ -233,7 +232,7 @@ def _mask_scores(sal: np.ndarray, mask: np.ndarray, dist: np.ndarray, tol: float
             bins[j] = b
             hist[2 * b + inside_flags[j]] += 1
         for s in range(ks.shape[0] + 1):
-            k = min(p, area if s == 0 else ks[s - 1])
+            k = area if s == 0 else ks[s - 1]  # both at most P (top_k_size)
             if ties == p or k == p:  # a constant map: every pixel tied, each selected with weight k / P
                 inter[i, s] = area * k / p
             else:
@@ -295,8 +294,8 @@ def mask_scores(saliency: np.ndarray, masks: np.ndarray, fractions: tuple[float,
     ks = np.array([top_k_size(f, p) for f in fractions], dtype=np.int64)
     if tolerance > 0 and dist is None:
         dist = distance_to_mask(masks)
-    d = (np.ascontiguousarray(dist.reshape(n, -1), dtype=np.float32) if tolerance > 0 and dist is not None
-         else np.zeros((0, 0), np.float32))
+    d = np.ascontiguousarray(dist.reshape(n, -1), dtype=np.float32) if dist is not None and tolerance > 0 \
+        else np.zeros((0, 0), np.float32)
     if d.size and d.shape != sal.shape:
         raise KernelInputError(f"distance maps of shape {dist.shape} do not match saliency maps of shape {saliency.shape}")
     stats, inter = _mask_scores(sal, m, d, float(tolerance), ks)
@@ -307,12 +306,11 @@ def mask_scores(saliency: np.ndarray, masks: np.ndarray, fractions: tuple[float,
     with np.errstate(invalid="ignore", divide="ignore"):
         pointing = np.where(empty, np.nan, hits / ties)
         mass = np.where(empty | (total <= 0), np.nan, inside / total)
-    sizes = np.minimum(ks, p)
     return MaskScores(
         pointing=pointing,
         mass=mass,
         rank=np.where(empty, np.nan, inter[:, 0] / np.maximum(area, 1)),
-        top_k={f: _overlap_scores(np.stack([inter[:, s + 1], np.full(n, sizes[s], np.float64), area], 1))
+        top_k={f: _overlap_scores(np.stack([inter[:, s + 1], np.full(n, ks[s], np.float64), area], 1))
                for s, f in enumerate(fractions)},
         negative=bool(negatives.any()),
     )
@@ -326,7 +324,7 @@ def pointing_game(saliency: np.ndarray, dist: np.ndarray, tolerance: float) -> n
     map scores chance, not 1. Empty masks give NaN.
     """
     within = np.asarray(dist) <= 0  # the mask itself: distance 0
-    return mask_scores(saliency, within, tolerance=max(float(tolerance), 0.0), dist=dist).pointing
+    return mask_scores(saliency, within, tolerance=float(tolerance), dist=dist).pointing
 
 
 def pointing_game_ref(saliency: np.ndarray, dist: np.ndarray, tolerance: float) -> np.ndarray:

@@ -31,7 +31,7 @@ from xaibench.cache import (
     bundle_state,
     cache_home,
     content_key,
-    file_sha256,
+    file_digest,
     load_checkpoint,
     save_checkpoint,
     save_state,
@@ -279,7 +279,7 @@ class Runner:
         spec: ModelSpec = mo.spec
         self.bundle(ds)  # loads the dataset and computes its fingerprint
         recipe = recipe_with(spec.recipe, mo.entry.train)
-        checkpoint = file_sha256(Path(mo.entry.checkpoint)) if mo.entry.checkpoint and Path(mo.entry.checkpoint).exists() else mo.entry.checkpoint
+        checkpoint = file_digest(Path(mo.entry.checkpoint)) if mo.entry.checkpoint and Path(mo.entry.checkpoint).exists() else mo.entry.checkpoint
         return content_key("model", spec.name, spec.version, _merged(spec, mo.entry), recipe, checkpoint,
                            self._fingerprints[ds.entry.display], self.suite.seed)
 
@@ -435,7 +435,7 @@ class Runner:
         model.to(self.device).eval()
         if self.store.model_evaluation(model_key) is None:
             evaluation = evaluate(model, bundle.test, self.device)
-            self.store.put_model(model_key, ds.entry.display, mo.entry.display, file_sha256(path), evaluation,
+            self.store.put_model(model_key, ds.entry.display, mo.entry.display, file_digest(path), evaluation,
                                  {"checkpoint": str(path), "params": dict(mo.entry.params),
                                   "train": dict(mo.entry.train), "torch": torch.__version__})
         return model
