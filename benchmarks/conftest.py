@@ -9,12 +9,18 @@ the session ends with a table of them. Run with::
 from __future__ import annotations
 
 import statistics
+import sys
 import time
+from pathlib import Path
 from typing import Callable
 
 import pytest
 import torch
 import torchvision
+
+# The numpy references of the kernels (tests/oracles.py) are shared with the tests; appended, not
+# prepended, so that ``conftest`` here stays this file.
+sys.path.append(str(Path(__file__).resolve().parents[1] / "tests"))
 
 RATIOS: list[tuple[str, str, float, str]] = []
 

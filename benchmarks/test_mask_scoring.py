@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from torch import nn
 
+import oracles
 from conftest import median_time, report
 from xaibench import kernels
 
@@ -40,8 +41,8 @@ def _ours(sal: np.ndarray, masks: np.ndarray) -> list[np.ndarray]:
 def _numpy(sal: np.ndarray, masks: np.ndarray) -> list[np.ndarray]:
     # tolerance 0: pointing_game_ref only asks "distance 0?", i.e. in the mask (inf marks an empty mask)
     dist = np.where(masks, 0.0, np.where(masks.any(axis=(1, 2), keepdims=True), 1.0, np.inf))
-    return [kernels.pointing_game_ref(sal, dist, 0.0), kernels.relevance_mass_ref(sal, masks),
-            kernels.rank_accuracy_ref(sal, masks), kernels.overlap_top_k_ref(sal, masks, K / (SIDE * SIDE))["coverage"]]
+    return [oracles.pointing_game_ref(sal, dist, 0.0), oracles.relevance_mass_ref(sal, masks),
+            oracles.rank_accuracy_ref(sal, masks), oracles.overlap_top_k_ref(sal, masks, K / (SIDE * SIDE))["coverage"]]
 
 
 def test_mask_kernels_vs_quantus_and_numpy(benchmark, maps_and_masks) -> None:  # type: ignore[no-untyped-def]

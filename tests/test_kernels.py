@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import oracles
 from xaibench import kernels
 
 
@@ -21,8 +22,8 @@ def test_pointing_game_kernel_equals_reference(seed: int, levels: int, p: float,
     masks = _masks(rng, 6, (9, 7), p)
     masks[0] = False  # always one empty mask
     dist = kernels.distance_to_mask(masks)
-    got = kernels.pointing_game(sal, dist, tol)
-    np.testing.assert_allclose(got, kernels.pointing_game_ref(sal, dist, tol), equal_nan=True)
+    got = oracles.pointing_game(sal, dist, tol)
+    np.testing.assert_allclose(got, oracles.pointing_game_ref(sal, dist, tol), equal_nan=True)
     assert np.isnan(got[0])
 
 
@@ -31,7 +32,7 @@ def test_random_map_hits_with_the_mask_area_fraction() -> None:
     n = 4000
     masks = np.zeros((n, 20, 20), dtype=bool)
     masks[:, 5:10, 5:13] = True  # area fraction 40/400 = 0.1
-    got = kernels.pointing_game(rng.random((n, 20, 20), dtype=np.float32), kernels.distance_to_mask(masks), 0.0)
+    got = oracles.pointing_game(rng.random((n, 20, 20), dtype=np.float32), kernels.distance_to_mask(masks), 0.0)
     se = np.sqrt(0.1 * 0.9 / n)
     assert abs(got.mean() - 0.1) < 4 * se
 
@@ -40,8 +41,8 @@ def test_oracle_map_scores_one_and_constant_map_scores_chance() -> None:
     rng = np.random.default_rng(1)
     masks = _masks(rng, 50, (16, 16), 0.2)
     dist = kernels.distance_to_mask(masks)
-    assert np.all(kernels.pointing_game(masks.astype(np.float32), dist, 0.0) == 1.0)
-    const = kernels.pointing_game(np.ones((50, 16, 16), np.float32), dist, 0.0)
+    assert np.all(oracles.pointing_game(masks.astype(np.float32), dist, 0.0) == 1.0)
+    const = oracles.pointing_game(np.ones((50, 16, 16), np.float32), dist, 0.0)
     np.testing.assert_allclose(const, masks.reshape(50, -1).mean(1))
 
 
@@ -51,15 +52,15 @@ def test_tolerance_counts_near_misses() -> None:
     sal = np.zeros((1, 1, 30), np.float32)
     sal[0, 0, 13] = 1.0
     dist = kernels.distance_to_mask(masks)
-    assert kernels.pointing_game(sal, dist, 2.9)[0] == 0.0
-    assert kernels.pointing_game(sal, dist, 3.0)[0] == 1.0
+    assert oracles.pointing_game(sal, dist, 2.9)[0] == 0.0
+    assert oracles.pointing_game(sal, dist, 3.0)[0] == 1.0
 
 
 def test_nan_maps_are_rejected_with_a_clear_error() -> None:
     sal = np.zeros((2, 4, 4), np.float32)
     sal[1, 0, 0] = np.nan
     with pytest.raises(kernels.KernelInputError, match="NaN"):
-        kernels.pointing_game(sal, np.zeros((2, 4, 4), np.float32), 0.0)
+        oracles.pointing_game(sal, np.zeros((2, 4, 4), np.float32), 0.0)
 
 
 def _maps_and_masks(seed: int, levels: int, p: float, n: int = 6, shape: tuple[int, ...] = (9, 7)):
@@ -77,10 +78,10 @@ def _maps_and_masks(seed: int, levels: int, p: float, n: int = 6, shape: tuple[i
 @given(seed=st.integers(0, 2**31 - 1), levels=st.integers(1, 6), p=st.floats(0.0, 1.0))
 def test_relevance_mass_and_rank_kernels_equal_reference(seed: int, levels: int, p: float) -> None:
     sal, masks = _maps_and_masks(seed, levels, p)
-    mass = kernels.relevance_mass(sal, masks)
-    np.testing.assert_allclose(mass, kernels.relevance_mass_ref(sal, masks), rtol=1e-6, equal_nan=True)
-    rank = kernels.rank_accuracy(sal, masks)
-    np.testing.assert_allclose(rank, kernels.rank_accuracy_ref(sal, masks), rtol=1e-9, equal_nan=True)
+    mass = oracles.relevance_mass(sal, masks)
+    np.testing.assert_allclose(mass, oracles.relevance_mass_ref(sal, masks), rtol=1e-6, equal_nan=True)
+    rank = oracles.rank_accuracy(sal, masks)
+    np.testing.assert_allclose(rank, oracles.rank_accuracy_ref(sal, masks), rtol=1e-9, equal_nan=True)
     assert np.isnan(mass[0]) and np.isnan(rank[0])
     assert rank[2] == 1.0  # a full mask holds every top pixel
     area = masks[1].mean()
@@ -93,8 +94,8 @@ def test_relevance_mass_and_rank_kernels_equal_reference(seed: int, levels: int,
        k=st.floats(0.01, 1.0), threshold=st.floats(0.0, 6.0))
 def test_overlap_kernels_equal_reference(seed: int, levels: int, p: float, k: float, threshold: float) -> None:
     sal, masks = _maps_and_masks(seed, levels, p)
-    for got, want in ((kernels.overlap_top_k(sal, masks, k), kernels.overlap_top_k_ref(sal, masks, k)),
-                      (kernels.overlap_threshold(sal, masks, threshold), kernels.overlap_threshold_ref(sal, masks, threshold))):
+    for got, want in ((oracles.overlap_top_k(sal, masks, k), oracles.overlap_top_k_ref(sal, masks, k)),
+                      (kernels.overlap_threshold(sal, masks, threshold), oracles.overlap_threshold_ref(sal, masks, threshold))):
         for name in kernels.OVERLAPS:
             np.testing.assert_allclose(got[name], want[name], rtol=1e-9, equal_nan=True, err_msg=name)
             assert np.isnan(got[name][0])
@@ -108,7 +109,7 @@ def test_graded_hit_kernel_equals_reference(seed: int, levels: int) -> None:
     regions = rng.integers(-1, 4, size=(6, 8, 8)).astype(np.int8)
     regions[0] = np.minimum(regions[0], 0)  # no relevant region: undefined
     got = kernels.graded_hit(sal, regions, 3)
-    np.testing.assert_allclose(got, kernels.graded_hit_ref(sal, regions, 3), rtol=1e-9, equal_nan=True)
+    np.testing.assert_allclose(got, oracles.graded_hit_ref(sal, regions, 3), rtol=1e-9, equal_nan=True)
     assert np.isnan(got[0]) and np.all((got[1:] >= -1 / 3) & (got[1:] <= 1))
 
 
@@ -116,7 +117,7 @@ def test_graded_hit_kernel_equals_reference(seed: int, levels: int) -> None:
 @given(seed=st.integers(0, 2**31 - 1), points=st.integers(2, 70))
 def test_auc_kernel_equals_trapezoid(seed: int, points: int) -> None:
     curves = np.random.default_rng(seed).random((5, points))
-    np.testing.assert_allclose(kernels.auc(curves), kernels.auc_ref(curves), rtol=1e-12)
+    np.testing.assert_allclose(kernels.auc(curves), oracles.auc_ref(curves), rtol=1e-12)
     np.testing.assert_allclose(kernels.auc(np.ones((2, points))), 1.0)
 
 
@@ -124,8 +125,8 @@ def test_every_kernel_rejects_nan_and_bad_shapes_clearly() -> None:
     sal = np.zeros((2, 4, 4), np.float32)
     sal[1, 0, 0] = np.nan
     masks = np.ones((2, 4, 4), bool)
-    calls = [lambda: kernels.relevance_mass(sal, masks), lambda: kernels.rank_accuracy(sal, masks),
-             lambda: kernels.overlap_top_k(sal, masks, 0.1), lambda: kernels.overlap_threshold(sal, masks, 0.5),
+    calls = [lambda: oracles.relevance_mass(sal, masks), lambda: oracles.rank_accuracy(sal, masks),
+             lambda: oracles.overlap_top_k(sal, masks, 0.1), lambda: kernels.overlap_threshold(sal, masks, 0.5),
              lambda: kernels.graded_hit(sal, masks.astype(np.int8), 3)]
     for call in calls:
         with pytest.raises(kernels.KernelInputError, match="NaN"):
@@ -133,9 +134,9 @@ def test_every_kernel_rejects_nan_and_bad_shapes_clearly() -> None:
     with pytest.raises(kernels.KernelInputError, match="NaN"):
         kernels.auc(np.array([[0.0, np.nan]]))
     with pytest.raises(kernels.KernelInputError, match="do not match"):
-        kernels.relevance_mass(np.zeros((2, 4, 4), np.float32), np.ones((2, 4, 5), bool))
+        oracles.relevance_mass(np.zeros((2, 4, 4), np.float32), np.ones((2, 4, 5), bool))
     with pytest.raises(kernels.KernelInputError, match="non-negative"):
-        kernels.relevance_mass(-np.ones((1, 4, 4), np.float32), np.ones((1, 4, 4), bool))
+        oracles.relevance_mass(-np.ones((1, 4, 4), np.float32), np.ones((1, 4, 4), bool))
 
 
 def test_random_map_relevance_mass_and_rank_equal_the_mask_area_fraction() -> None:
@@ -144,11 +145,11 @@ def test_random_map_relevance_mass_and_rank_equal_the_mask_area_fraction() -> No
     masks = np.zeros((n, 20, 20), dtype=bool)
     masks[:, 2:12, 3:15] = True  # area fraction 120/400 = 0.3
     sal = rng.random((n, 20, 20), dtype=np.float32)
-    mass = kernels.relevance_mass(sal, masks)
-    rank = kernels.rank_accuracy(sal, masks)
+    mass = oracles.relevance_mass(sal, masks)
+    rank = oracles.rank_accuracy(sal, masks)
     assert abs(mass.mean() - 0.3) < 0.002  # the mass share concentrates fast (400 uniform pixels per map)
     assert abs(rank.mean() - 0.3) < 4 * np.sqrt(0.3 * 0.7 / 120 / n)
-    assert abs(kernels.overlap_top_k(sal, masks, 0.2)["coverage"].mean() - 0.2) < 0.005
+    assert abs(oracles.overlap_top_k(sal, masks, 0.2)["coverage"].mean() - 0.2) < 0.005
 
 
 @settings(max_examples=25, deadline=None)
@@ -169,10 +170,10 @@ def test_fused_kernel_equals_references_on_large_maps(seed: int, levels: int, k:
         masks[i, r : r + h, c : c + w] = True
     dist = kernels.distance_to_mask(masks)
     got = kernels.mask_scores(sal, masks, (k,), tolerance=2.0, dist=dist)
-    np.testing.assert_allclose(got.pointing, kernels.pointing_game_ref(sal, dist, 2.0), equal_nan=True)
-    np.testing.assert_allclose(got.mass, kernels.relevance_mass_ref(sal, masks), rtol=1e-6, equal_nan=True)
-    np.testing.assert_allclose(got.rank, kernels.rank_accuracy_ref(sal, masks), rtol=1e-9, equal_nan=True)
-    want = kernels.overlap_top_k_ref(sal, masks, k)
+    np.testing.assert_allclose(got.pointing, oracles.pointing_game_ref(sal, dist, 2.0), equal_nan=True)
+    np.testing.assert_allclose(got.mass, oracles.relevance_mass_ref(sal, masks), rtol=1e-6, equal_nan=True)
+    np.testing.assert_allclose(got.rank, oracles.rank_accuracy_ref(sal, masks), rtol=1e-9, equal_nan=True)
+    want = oracles.overlap_top_k_ref(sal, masks, k)
     for name in kernels.OVERLAPS:
         np.testing.assert_allclose(got.top_k[k][name], want[name], rtol=1e-9, equal_nan=True, err_msg=name)
 
@@ -185,8 +186,8 @@ def test_a_map_that_fools_the_sampled_floor_still_scores_exactly() -> None:
     masks = np.zeros((1, p), bool)
     masks[0, : p // 3] = True
     got = kernels.mask_scores(sal, masks, (0.05,))
-    np.testing.assert_allclose(got.rank, kernels.rank_accuracy_ref(sal, masks), rtol=1e-12)
-    np.testing.assert_allclose(got.top_k[0.05]["iou"], kernels.overlap_top_k_ref(sal, masks, 0.05)["iou"], rtol=1e-12)
+    np.testing.assert_allclose(got.rank, oracles.rank_accuracy_ref(sal, masks), rtol=1e-12)
+    np.testing.assert_allclose(got.top_k[0.05]["iou"], oracles.overlap_top_k_ref(sal, masks, 0.05)["iou"], rtol=1e-12)
 
 
 def test_fused_kernel_flags_signed_maps_and_rejects_nan() -> None:

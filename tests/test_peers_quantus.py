@@ -12,6 +12,7 @@ import pytest
 import torch
 from torch import nn
 
+import oracles
 from xaibench import kernels
 from xaibench.curves import perturbation_curve
 from xaibench.engine import Engine
@@ -50,7 +51,7 @@ def test_pointing_game_equals_quantus_on_tie_free_maps_without_tolerance() -> No
     model, x, y, a, s = _data()
     for i in range(0, N, 2):  # plant the peak inside the lesion in half of the samples
         a[i, 0][s[i, 0]] += 1.0
-    ours = kernels.pointing_game(a[:, 0], kernels.distance_to_mask(s[:, 0]), 0.0)
+    ours = oracles.pointing_game(a[:, 0], kernels.distance_to_mask(s[:, 0]), 0.0)
     theirs = _quantus(quantus.PointingGame(disable_warnings=True), model, x, y, a, s)
     np.testing.assert_array_equal(ours, theirs)
     assert 0 < ours.sum() < N  # the check covers hits and misses
@@ -59,10 +60,10 @@ def test_pointing_game_equals_quantus_on_tie_free_maps_without_tolerance() -> No
 def test_relevance_mass_rank_and_attribution_localisation_equal_quantus() -> None:
     model, x, y, a, s = _data(1)
     pairs = [
-        (kernels.relevance_mass(a[:, 0], s[:, 0]), quantus.RelevanceMassAccuracy(disable_warnings=True)),
-        (kernels.rank_accuracy(a[:, 0], s[:, 0]), quantus.RelevanceRankAccuracy(disable_warnings=True)),
+        (oracles.relevance_mass(a[:, 0], s[:, 0]), quantus.RelevanceMassAccuracy(disable_warnings=True)),
+        (oracles.rank_accuracy(a[:, 0], s[:, 0]), quantus.RelevanceRankAccuracy(disable_warnings=True)),
         # AttributionLocalisation: abs + normalise, inside/total ratio (Quantus adds 1e-9 to the denominator)
-        (kernels.relevance_mass(np.abs(a[:, 0] - 0.5), s[:, 0]), quantus.AttributionLocalisation(disable_warnings=True)),
+        (oracles.relevance_mass(np.abs(a[:, 0] - 0.5), s[:, 0]), quantus.AttributionLocalisation(disable_warnings=True)),
     ]
     for i, (ours, metric) in enumerate(pairs):
         theirs = _quantus(metric, model, x, y, a - 0.5 if i == 2 else a, s)
@@ -99,7 +100,7 @@ def test_quantus_pointing_game_counts_an_empty_mask_as_a_hit_ours_gives_nan() ->
     s[0] = False
     a[0, 0, 0, 0] = 2.0  # the peak is nowhere near any lesion: there is none
     theirs = _quantus(quantus.PointingGame(disable_warnings=True), model, x, y, a, s)
-    ours = kernels.pointing_game(a[:, 0], kernels.distance_to_mask(s[:, 0]), 0.0)
+    ours = oracles.pointing_game(a[:, 0], kernels.distance_to_mask(s[:, 0]), 0.0)
     assert theirs[0] == 1.0 and np.isnan(ours[0])
 
 
@@ -108,7 +109,7 @@ def test_quantus_pointing_game_counts_any_tied_peak_in_the_mask_ours_the_fractio
     model, x, y, a, s = _data(5)
     a[:-1] = 0.5  # constant maps; Quantus refuses a batch in which *every* map is constant, so one is not
     theirs = _quantus(quantus.PointingGame(disable_warnings=True), model, x, y, a, s)[:-1]
-    ours = kernels.pointing_game(a[:, 0], kernels.distance_to_mask(s[:, 0]), 0.0)[:-1]
+    ours = oracles.pointing_game(a[:, 0], kernels.distance_to_mask(s[:, 0]), 0.0)[:-1]
     np.testing.assert_array_equal(theirs, 1.0)
     np.testing.assert_allclose(ours, s[:-1].reshape(N - 1, -1).mean(1))
 

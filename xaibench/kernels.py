@@ -1,12 +1,12 @@
-"""Numba kernels for mask-based scores, with plain numpy references for the tests.
+"""Numba kernels for mask-based scores (their plain numpy references live in ``tests/oracles.py``).
 
 Every localization score is a cheap reduction of one saliency map against one
 mask, but it is computed for every map x metric x threshold of a run, so the
 kernels work on flattened ``(N, P)`` arrays, parallel over maps. One fused kernel
 (:func:`mask_scores`) gives the pointing game, relevance mass, rank accuracy and
 top-k overlaps of a batch together: one vectorised pass over each map, then work
-only on the few percent of pixels that can be in a top-k selection. Each ``*_ref``
-function is the obvious numpy formulation the kernels must equal.
+only on the few percent of pixels that can be in a top-k selection. The tests
+compare every kernel with the obvious numpy formulation (``tests/oracles.py``).
 
 Ties are scored as their expectation under random tie-breaking, everywhere: a
 peak shared by several pixels hits with the fraction of them inside the mask,
@@ -244,13 +244,10 @@ OVERLAPS = ("iou", "dice", "coverage")
 
 
 def _overlap_scores(counts: np.ndarray) -> dict[str, np.ndarray]:
+    """IoU, Dice and coverage from ``(N, 3)`` rows of (intersection, selected size, mask area); NaN on empty masks."""
     inter, size, area = counts.T
     with np.errstate(invalid="ignore", divide="ignore"):
-        scores = {
-            "iou": inter / (size + area - inter),
-            "dice": 2 * inter / (size + area),
-            "coverage": inter / area,
-        }
+        scores = {"iou": inter / (size + area - inter), "dice": 2 * inter / (size + area), "coverage": inter / area}
     return {k: np.where(area > 0, v, np.nan) for k, v in scores.items()}
 
 
@@ -306,70 +303,10 @@ def mask_scores(saliency: np.ndarray, masks: np.ndarray, fractions: tuple[float,
     with np.errstate(invalid="ignore", divide="ignore"):
         pointing = np.where(empty, np.nan, hits / ties)
         mass = np.where(empty | (total <= 0), np.nan, inside / total)
-    return MaskScores(
-        pointing=pointing,
-        mass=mass,
-        rank=np.where(empty, np.nan, inter[:, 0] / np.maximum(area, 1)),
-        top_k={f: _overlap_scores(np.stack([inter[:, s + 1], np.full(n, ks[s], np.float64), area], 1))
-               for s, f in enumerate(fractions)},
-        negative=bool(negatives.any()),
-    )
-
-
-def pointing_game(saliency: np.ndarray, dist: np.ndarray, tolerance: float) -> np.ndarray:
-    """Pointing game (Zhang et al. 2016): 1 if the map's peak lies within ``tolerance`` of the mask.
-
-    ``dist`` comes from :func:`distance_to_mask`. Tied maxima count as the fraction
-    of them that hit (the expected score under random tie-breaking), so a constant
-    map scores chance, not 1. Empty masks give NaN.
-    """
-    within = np.asarray(dist) <= 0  # the mask itself: distance 0
-    return mask_scores(saliency, within, tolerance=float(tolerance), dist=dist).pointing
-
-
-def pointing_game_ref(saliency: np.ndarray, dist: np.ndarray, tolerance: float) -> np.ndarray:
-    sal = saliency.reshape(saliency.shape[0], -1)
-    d = dist.reshape(dist.shape[0], -1)
-    out = np.full(sal.shape[0], np.nan)
-    for i in range(sal.shape[0]):
-        if np.isfinite(d[i]).any():
-            peak = sal[i] == sal[i].max()
-            out[i] = (d[i][peak] <= tolerance).mean()
-    return out
-
-
-def relevance_mass(saliency: np.ndarray, masks: np.ndarray) -> np.ndarray:
-    """Share of the map's (non-negative) mass inside the mask: ``sum(L * M) / sum(L)``.
-
-    NaN on an empty mask or an all-zero map (both make the ratio undefined).
-    Negative values are refused: the caller chooses the sign handling.
-    """
-    scores = mask_scores(saliency, masks)
-    if scores.negative:
-        raise KernelInputError("relevance mass needs non-negative maps; apply a sign rule (positive or abs) first")
-    return scores.mass
-
-
-def relevance_mass_ref(saliency: np.ndarray, masks: np.ndarray) -> np.ndarray:
-    sal = saliency.reshape(saliency.shape[0], -1).astype(np.float64)
-    m = masks.reshape(masks.shape[0], -1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out = (sal * m).sum(1) / sal.sum(1)
-    return np.where(m.any(1) & (sal.sum(1) > 0), out, np.nan)
-
-
-def overlap_top_k(saliency: np.ndarray, masks: np.ndarray, fraction: float) -> dict[str, np.ndarray]:
-    """IoU, Dice and coverage (recall of the mask) of the map's top ``fraction`` of pixels.
-
-    The selection holds exactly ``round(fraction * P)`` pixels (ties weighted, see the
-    module doc). NaN on empty masks.
-    """
-    return mask_scores(saliency, masks, (fraction,)).top_k[fraction]
-
-
-def rank_accuracy(saliency: np.ndarray, masks: np.ndarray) -> np.ndarray:
-    """Relevance rank accuracy (Arras et al. 2022): share of the top-|M| pixels inside the mask M."""
-    return mask_scores(saliency, masks).rank
+    return MaskScores(pointing=pointing, mass=mass, rank=np.where(empty, np.nan, inter[:, 0] / np.maximum(area, 1)),
+                      top_k={f: _overlap_scores(np.stack([inter[:, s + 1], np.full(n, ks[s], np.float64), area], 1))
+                             for s, f in enumerate(fractions)},
+                      negative=bool(negatives.any()))
 
 
 # -- threshold selection ----------------------------------------------------------------------
@@ -398,40 +335,6 @@ def overlap_threshold(saliency: np.ndarray, masks: np.ndarray, threshold: float)
     """IoU, Dice and coverage of ``{L >= threshold}`` (maps already scaled as the caller wants)."""
     sal, m = as_rows(saliency, masks)
     return _overlap_scores(_overlap_threshold(sal, m, np.float32(threshold)))
-
-
-def _soft_top_k_ref(sal: np.ndarray, k: int) -> np.ndarray:
-    """Selection weights of the top ``k`` values, ties shared equally."""
-    if k <= 0:
-        return np.zeros_like(sal, dtype=np.float64)
-    t = np.sort(sal)[::-1][k - 1]
-    above = sal > t
-    tied = sal == t
-    return above + tied * (k - above.sum()) / tied.sum()
-
-
-def _overlap_ref(selection: np.ndarray, m: np.ndarray) -> dict[str, np.ndarray]:
-    inter, size, area = (selection * m).sum(1), selection.sum(1), m.sum(1).astype(np.float64)
-    return _overlap_scores(np.stack([inter, size, area], 1))
-
-
-def overlap_top_k_ref(saliency: np.ndarray, masks: np.ndarray, fraction: float) -> dict[str, np.ndarray]:
-    sal = saliency.reshape(saliency.shape[0], -1)
-    m = masks.reshape(masks.shape[0], -1)
-    k = max(1, round(fraction * sal.shape[1]))
-    return _overlap_ref(np.stack([_soft_top_k_ref(row, k) for row in sal]), m)
-
-
-def overlap_threshold_ref(saliency: np.ndarray, masks: np.ndarray, threshold: float) -> dict[str, np.ndarray]:
-    sal = saliency.reshape(saliency.shape[0], -1)
-    return _overlap_ref((sal >= np.float32(threshold)).astype(np.float64), masks.reshape(masks.shape[0], -1))
-
-
-def rank_accuracy_ref(saliency: np.ndarray, masks: np.ndarray) -> np.ndarray:
-    sal = saliency.reshape(saliency.shape[0], -1)
-    m = masks.reshape(masks.shape[0], -1)
-    sel = np.stack([_soft_top_k_ref(row, int(mi.sum())) for row, mi in zip(sal, m)])
-    return _overlap_ref(sel, m)["coverage"]
 
 
 # -- graded hit -------------------------------------------------------------------------------
@@ -474,16 +377,6 @@ def graded_hit(saliency: np.ndarray, regions: np.ndarray, top_level: int) -> np.
     return _graded_hit(sal, lv, float(top_level))
 
 
-def graded_hit_ref(saliency: np.ndarray, regions: np.ndarray, top_level: int) -> np.ndarray:
-    sal = saliency.reshape(saliency.shape[0], -1)
-    lv = regions.reshape(regions.shape[0], -1).astype(np.float64)
-    out = np.full(sal.shape[0], np.nan)
-    for i in range(sal.shape[0]):
-        if (lv[i] > 0).any():
-            out[i] = lv[i][sal[i] == sal[i].max()].mean() / top_level
-    return out
-
-
 # -- area under a curve -----------------------------------------------------------------------
 @njit(parallel=True, cache=True)
 def _auc(curves: np.ndarray) -> np.ndarray:
@@ -505,7 +398,3 @@ def auc(curves: np.ndarray) -> np.ndarray:
     if not np.isfinite(c).all():
         raise KernelInputError("curves contain NaN or infinite values")
     return _auc(c)
-
-
-def auc_ref(curves: np.ndarray) -> np.ndarray:
-    return np.trapezoid(curves, dx=1.0 / (curves.shape[1] - 1), axis=1)
