@@ -1,0 +1,179 @@
+"""The board model: a suite's stored cells -> ranked dataset x model blocks (the computation every view shows).
+
+Nothing here formats text. :func:`records` reads one :class:`Record` per planned
+cell from the store; :func:`board` groups them into :class:`Block` s (one per
+dataset x model, in plan order) with per-metric tie-aware significance ranks, the
+overall rank and the metric-agreement matrix (:mod:`xaibench.stats`). The
+renderers (:mod:`~xaibench.leaderboard.markdown`, :mod:`~xaibench.leaderboard.exports`)
+only format what this module computes; the ``*_RULE`` texts say how in words.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from xaibench import stats
+from xaibench.errors import XaibenchError
+from xaibench.store import CellResult, PlanRow, Store
+
+#: How the leaderboard ranks, shown in the markdown and the JSON export.
+RANK_RULE = (
+    f"Per metric, a method's rank is 1 + the number of methods significantly better than it: every pair of "
+    f"methods is compared by a two-sided Wilcoxon signed-rank test on their per-sample scores over the same "
+    f"samples, the p-values of all pairs are Holm-corrected together, and a pair differs when the corrected "
+    f"p-value is below {stats.ALPHA}. Methods that no method beats share rank 1; \"=\" marks a shared rank. "
+    f"The overall rank orders methods by their mean per-metric rank (equal means share a rank)."
+)
+CI_RULE = (
+    f"Each cell is the mean over samples with its 95% percentile bootstrap confidence interval "
+    f"({stats.BOOTSTRAP_RESAMPLES} resamples, seeded per cell from the suite seed) and, in parentheses, its rank "
+    f"(bold: rank 1); "
+    f"n is shown where fewer samples than evaluated had a defined score. ↑ means higher is better, ↓ lower."
+)
+AGREEMENT_RULE = (
+    "Kendall's tau-b between two metrics' rankings of the methods' mean scores, after orienting every metric so "
+    "that higher is better: 1 = the metrics order the methods identically, -1 = in reverse, – = fewer than 3 "
+    "methods with values on both or a metric that ties them all. Metrics often disagree (Tomsett et al. 2020, "
+    "Sanity Checks for Saliency Metrics, AAAI): read a ranking together with this table."
+)
+
+
+@dataclass(frozen=True)
+class Record:
+    """One planned cell of a suite as the leaderboard shows it.
+
+    ``mean``, ``ci_low`` and ``ci_high`` are the cell's mean over samples with a
+    defined score and its 95% percentile bootstrap CI, in the metric's units (None
+    unless ``status`` is ``ok``); ``n`` counts the samples with a defined (non-NaN)
+    score, ``n_total`` those evaluated. ``status`` is ``ok``, ``failed`` (``detail``:
+    the error), ``skipped`` (``detail``: the plan's reason) or ``missing`` (planned,
+    never run).
+    """
+
+    dataset: str
+    model: str
+    method: str
+    metric: str
+    mean: float | None
+    ci_low: float | None
+    ci_high: float | None
+    n: int
+    status: str  # ok | failed | skipped | missing
+    detail: str | None
+    cell_key: str = ""
+    n_total: int = 0
+
+
+def records(store: Store, suite: str) -> list[Record]:
+    """One record per planned cell of the suite's latest run."""
+    plan = store.plan(suite)
+    if not plan:
+        known = ", ".join(store.suites()) or "none"
+        raise XaibenchError(f"the store {store.path} has no results for suite {suite!r} (suites in it: {known}); "
+                            f"run `xaibench run --suite {suite}` first")
+    return [_record(row, cell) for row, cell in store.iter_cells(suite)]
+
+
+def _record(row: PlanRow, cell: CellResult | None) -> Record:
+    base = (row.dataset, row.model, row.method, row.metric)
+    if row.skip_reason:
+        return Record(*base, None, None, None, 0, "skipped", row.skip_reason, row.cell_key)
+    if cell is None:
+        return Record(*base, None, None, None, 0, "missing", None, row.cell_key)
+    return Record(*base, cell.mean, cell.ci_low, cell.ci_high, cell.n, cell.status, cell.error, row.cell_key,
+                  cell.n_total)
+
+
+@dataclass(frozen=True)
+class MethodRow:
+    """One method in one dataset x model block."""
+
+    method: str
+    rank: int | None  # overall rank (None: no metric has a value)
+    tied: bool
+    mean_rank: float | None
+    cells: dict[str, Record]  # metric -> record
+    metric_ranks: dict[str, int | None]
+    metric_tied: dict[str, bool]
+
+
+@dataclass(frozen=True)
+class Block:
+    """One dataset x model: its methods ranked, and how its metrics agree."""
+
+    dataset: str
+    model: str
+    metrics: list[str]
+    higher_is_better: dict[str, bool]
+    rows: list[MethodRow]  # best first
+    agreement_metrics: list[str]  # the metrics with at least one value
+    agreement: np.ndarray  # (agreement_metrics, agreement_metrics) Kendall's tau, NaN where undefined
+    evaluation: dict[str, Any] | None
+    samples: int  # samples evaluated per cell
+
+    @property
+    def winners(self) -> list[str]:
+        """The methods of overall rank 1 (several when tied; none when no method has a value)."""
+        return [r.method for r in self.rows if r.rank == 1]
+
+
+def _shared(ranks: list[int | None]) -> list[bool]:
+    return [r is not None and ranks.count(r) > 1 for r in ranks]
+
+
+def _aligned(store: Store, recs: list[Record | None]) -> list[np.ndarray | None]:
+    """Per-sample scores of each scored record over the union of their sample ids (NaN where absent)."""
+    scores = [store.scores(r.cell_key) if _score(r) is not None else None for r in recs]
+    ids = sorted(set().union(*(s.keys() for s in scores if s is not None)))
+    return [None if s is None else np.array([s.get(i, np.nan) for i in ids], dtype=np.float64) for s in scores]
+
+
+def _block(store: Store, dataset: str, model: str, block: list[Record], direction: dict[str, bool],
+           model_key: str, samples: int) -> Block:
+    methods = list(dict.fromkeys(r.method for r in block))
+    metrics = list(dict.fromkeys(r.metric for r in block))
+    by = {(r.method, r.metric): r for r in block}
+    metric_ranks: dict[str, dict[str, int | None]] = {}
+    for m in metrics:
+        aligned = _aligned(store, [by.get((me, m)) for me in methods])
+        metric_ranks[m] = dict(zip(methods, stats.significance_ranks(aligned, direction[m])))
+    mean_rank: dict[str, float | None] = {}
+    for me in methods:
+        rs = [metric_ranks[m][me] for m in metrics if metric_ranks[m][me] is not None]
+        mean_rank[me] = float(np.mean(rs)) if rs else None
+    overall = stats.competition_ranks([mean_rank[me] for me in methods], higher_is_better=False)
+    tied = _shared(overall)
+    shared = {m: dict(zip(methods, _shared([metric_ranks[m][me] for me in methods]))) for m in metrics}
+    rows = []
+    for i, me in enumerate(methods):
+        cells = {m: by[(me, m)] for m in metrics if (me, m) in by}
+        rows.append(MethodRow(me, overall[i], tied[i], mean_rank[me], cells,
+                              {m: metric_ranks[m][me] for m in metrics}, {m: shared[m][me] for m in metrics}))
+    rows.sort(key=lambda r: (r.rank is None, r.rank or 0, r.method))
+    means = {m: [_score(by.get((me, m))) for me in methods] for m in metrics}
+    scored = [m for m in metrics if any(v is not None for v in means[m])]
+    tau = stats.agreement([means[m] for m in scored], [direction[m] for m in scored])
+    return Block(dataset, model, metrics, {m: direction[m] for m in metrics}, rows, scored, tau,
+                 store.model_evaluation(model_key), samples)
+
+
+def _score(r: Record | None) -> float | None:
+    return r.mean if r is not None and r.status == "ok" and r.n > 0 else None
+
+
+def board(store: Store, suite: str) -> list[Block]:
+    """The statistics of every dataset x model block of the suite, in plan order."""
+    recs = records(store, suite)
+    plan = store.plan(suite)
+    header = store.header(suite) or {}
+    direction = {r.metric: r.higher_is_better for r in plan}
+    model_keys = {(r.dataset, r.model): r.model_key for r in plan}
+    blocks = []
+    for (dataset, model) in dict.fromkeys((r.dataset, r.model) for r in recs):
+        block = [r for r in recs if r.dataset == dataset and r.model == model]
+        samples = (header.get("datasets", {}).get(dataset, {}).get("samples")
+                   or max((r.n_total for r in block), default=0))
+        blocks.append(_block(store, dataset, model, block, direction, model_keys[(dataset, model)], samples))
+    return blocks

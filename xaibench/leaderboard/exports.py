@@ -1,0 +1,81 @@
+"""Board -> machine-readable views: the JSON document for websites (``<suite>.json``) and flat JSON/CSV.
+
+Both render from the store alone, with fixed key orders and rounded numbers, so
+the same store gives the same bytes.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+
+from xaibench import stats
+from xaibench.errors import XaibenchError
+from xaibench.figures import FIGURE_KINDS, figure_path
+from xaibench.leaderboard.board import AGREEMENT_RULE, CI_RULE, RANK_RULE, board, records
+from xaibench.store import Store
+
+#: Version of the ``<suite>.json`` document layout; the index reads only documents of this schema.
+JSON_SCHEMA = 1
+
+
+def export(store: Store, suite: str, fmt: str) -> str:
+    """``json`` or ``csv`` with keys dataset, model, method, metric, mean, ci_low, ci_high, n, status."""
+    keys = ("dataset", "model", "method", "metric", "mean", "ci_low", "ci_high", "n", "status")
+    rows = [{k: getattr(r, k) for k in keys} for r in records(store, suite)]
+    if fmt == "json":
+        return json.dumps(rows, indent=2) + "\n"
+    if fmt == "csv":
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=keys, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        return buf.getvalue()
+    raise XaibenchError(f"unknown format {fmt!r}; use json or csv")
+
+
+def _num(v: float | None) -> float | None:
+    """A JSON number with 6 significant digits (null for NaN/inf): float noise in the last bits of a
+    score computed on another CPU does not change the file."""
+    return None if v is None or not math.isfinite(v) else float(f"{v:.6g}")
+
+
+def to_json(store: Store, suite: str) -> str:
+    """The leaderboard as one JSON document (schema 1), for a website to render.
+
+    ``blocks[*].rows`` are ordered best first; each carries its overall ``rank``
+    (``tied``: shared), and per metric the cell's mean, CI, n, status, rank and tie
+    flag; ``agreement.tau[i][j]`` is Kendall's tau between ``agreement.metrics[i]``
+    and ``[j]`` (null where undefined); ``figures`` are paths relative to the
+    markdown. Numbers have 6 significant digits, NaN and infinities become null,
+    keys are sorted: the same store gives the same bytes. ``write`` puts it beside
+    the markdown as ``<suite>.json``; the index is rendered from these files.
+    """
+    header = store.header(suite) or {}
+    blocks = []
+    for b in board(store, suite):
+        rows = []
+        for r in b.rows:
+            cells = {m: {"mean": _num(c.mean), "ci_low": _num(c.ci_low), "ci_high": _num(c.ci_high), "n": c.n,
+                         "status": c.status, "rank": r.metric_ranks[m], "tied": r.metric_tied[m],
+                         "detail": c.detail.splitlines()[0] if c.detail else None}
+                     for m, c in r.cells.items()}
+            rows.append({"method": r.method, "rank": r.rank, "tied": r.tied, "mean_rank": _num(r.mean_rank),
+                         "cells": cells})
+        blocks.append({
+            "dataset": b.dataset, "model": b.model, "samples": b.samples, "evaluation": b.evaluation,
+            "metrics": [{"name": m, "higher_is_better": b.higher_is_better[m]} for m in b.metrics],
+            "rows": rows, "winners": b.winners,
+            "agreement": {"metrics": b.agreement_metrics, "tau": [[_num(t) for t in row] for row in b.agreement]},
+            "figures": {k: figure_path(suite, b.dataset, b.model, k) for k in FIGURE_KINDS},
+        })
+    doc = {
+        "schema": JSON_SCHEMA, "suite": suite,
+        "header": {k: header.get(k) for k in ("description", "seed", "samples", "target", "device", "versions",
+                                              "plugins", "datasets", "metrics", "methods")},
+        "statistics": {"cells": CI_RULE, "ranks": RANK_RULE, "agreement": AGREEMENT_RULE,
+                       "bootstrap_resamples": stats.BOOTSTRAP_RESAMPLES, "alpha": stats.ALPHA},
+        "blocks": blocks,
+    }
+    return json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n"

@@ -1,0 +1,72 @@
+"""Writing a suite's leaderboard files, and checking published files for staleness (``--check``).
+
+:func:`write` puts ``<suite>.md``, ``<suite>.json``, the agreement heat maps and the
+index in a folder; :func:`problems` lists what in such a folder differs from what
+the store renders now.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from xaibench.figures import figure_path
+from xaibench.leaderboard.board import board
+from xaibench.leaderboard.exports import to_json
+from xaibench.leaderboard.index import INDEX, render_index, write_index
+from xaibench.leaderboard.markdown import render
+from xaibench.store import Store
+
+
+def _rendered(store: Store, suite: str) -> dict[str, str]:
+    """File name -> content of the text files that represent ``suite``."""
+    return {f"{suite}.md": render(store, suite), f"{suite}.json": to_json(store, suite)}
+
+
+def write(store: Store, suite: str, out_dir: str | Path) -> Path:
+    """Write ``<suite>.md``, ``<suite>.json``, the agreement heat maps and the index; return the markdown's path."""
+    from xaibench.figures import agreement_heatmap
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, text in _rendered(store, suite).items():
+        (out / name).write_text(text, encoding="utf-8")
+    for b in board(store, suite):
+        if len(b.agreement_metrics) >= 2:
+            agreement_heatmap(b.agreement, b.agreement_metrics, f"{b.dataset} × {b.model}",
+                              out / figure_path(suite, b.dataset, b.model, "agreement"))
+    write_index(out)
+    return out / f"{suite}.md"
+
+
+def problems(store: Store, suite: str, out_dir: str | Path) -> list[str]:
+    """What is stale or missing in ``out_dir`` for ``suite``; empty when up to date.
+
+    The markdown, the JSON and the index are compared byte for byte with what the
+    store renders now. Figures are checked for existence only: PNG bytes depend on
+    the matplotlib and FreeType versions and on float rounding of the maps on the
+    machine that drew them, so comparing them would flag every other machine.
+    """
+    out = Path(out_dir)
+    found = []
+    rendered = _rendered(store, suite)
+    for name, text in rendered.items():
+        found += _differs(out / name, text, "the store renders")
+    for link in _linked_figures(rendered[f"{suite}.md"]):
+        if not (out / link).exists():
+            found.append(f"{out / link} is missing (figures are drawn by `xaibench run --suite {suite}`)")
+    return found + index_problems(out)
+
+
+def index_problems(out_dir: str | Path) -> list[str]:
+    """What is stale or missing about ``out_dir/README.md``: empty when it equals :func:`render_index`."""
+    return _differs(Path(out_dir) / INDEX, render_index(out_dir), "the <suite>.json files beside it render")
+
+
+def _differs(path: Path, text: str, source: str) -> list[str]:
+    current = path.read_text(encoding="utf-8") if path.exists() else None
+    if current == text:
+        return []
+    return [f"{path} is {'missing' if current is None else 'stale'}: it differs from what {source}"]
+
+
+def _linked_figures(markdown: str) -> list[str]:
+    return [line.split("](", 1)[1].rstrip(")") for line in markdown.splitlines() if line.startswith("![")]
