@@ -113,17 +113,37 @@ def load_harness(
         raise XaibenchError(f"plugin {exc.plugin!r} implements an unknown hook: {exc}") from None
 
     for hook_name, kind in hookspecs.HOOK_KINDS.items():
-        registry = harness.registry(kind)
-        for impl in getattr(pm.hook, hook_name).get_hookimpls():
-            def register(spec: object, _plugin: str = impl.plugin_name, _registry: Registry[Any] = registry) -> None:
-                _registry.add(spec, _plugin)
-
-            try:
-                impl.function(register=register)
-            except XaibenchError:
-                raise
-            except Exception as exc:
-                harness.broken[impl.plugin_name] = (
-                    f"{hook_name} raised {type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}"
-                )
+        _call_hook(harness, hook_name, harness.registry(kind))
     return harness
+
+
+def _call_hook(harness: Harness, hook_name: str, registry: Registry[Any]) -> None:
+    """Call ``hook_name`` through pluggy, once per implementing plugin, adding what each registers to ``registry``.
+
+    Why one call per plugin rather than one ``pm.hook.<name>(register=...)`` for all:
+    pluggy stops a hook call at the first implementation that raises, so one broken
+    plugin would keep every plugin after it from registering; and a single shared
+    ``register`` could not tell which plugin registered a spec (provenance and the
+    "registered twice by A and by B" error need it). So each plugin gets its own
+    ``pm.subset_hook_caller`` (the same hook, every other plugin removed) and its own
+    ``register``: the call still goes through pluggy's hook machinery (hookwrappers,
+    ``tryfirst``/``trylast``, argument checking), and a plugin whose hook raises is
+    recorded in ``harness.broken`` while the others still load. A
+    :class:`~xaibench.errors.XaibenchError` (a duplicate name, a malformed spec) is
+    the user's to fix and propagates.
+    """
+    pm = harness.pm
+    plugins = {name: plugin for name, plugin in pm.list_name_plugin()}
+    for impl in getattr(pm.hook, hook_name).get_hookimpls():
+        name = impl.plugin_name
+        caller = pm.subset_hook_caller(hook_name, remove_plugins=[p for n, p in plugins.items() if n != name])
+
+        def register(spec: object, _plugin: str = name) -> None:
+            registry.add(spec, _plugin)
+
+        try:
+            caller(register=register)
+        except XaibenchError:
+            raise
+        except Exception as exc:  # a broken third-party plugin must not sink the others
+            harness.broken[name] = f"{hook_name} raised {type(exc).__name__}: {exc}\n{traceback.format_exc(limit=-3)}"

@@ -10,9 +10,11 @@ S = TypeVar("S")
 
 
 @dataclass(frozen=True)
-class Entry(Generic[S]):
+class Registration(Generic[S]):
+    """A registered spec and the plugin that registered it (its entry-point name, or the in-process name)."""
+
     spec: S
-    plugin: str  # the registering plugin's name (its entry-point name)
+    plugin: str
 
 
 class Registry(Generic[S]):
@@ -20,7 +22,7 @@ class Registry(Generic[S]):
 
     def __init__(self, kind: str) -> None:
         self.kind = kind
-        self._entries: dict[str, Entry[S]] = {}
+        self._entries: dict[str, Registration[S]] = {}
 
     def add(self, spec: S, plugin: str) -> None:
         name = getattr(spec, "name")
@@ -32,12 +34,12 @@ class Registry(Generic[S]):
                 f"{self.kind[:-1]} {name!r} is registered twice: by plugin {first!r} and by plugin "
                 f"{plugin!r}; disable one with XAIBENCH_DISABLE_PLUGINS={plugin}"
             )
-        self._entries[name] = Entry(spec, plugin)
+        self._entries[name] = Registration(spec, plugin)
 
     def get(self, name: str) -> S:
         return self.entry(name).spec
 
-    def entry(self, name: str) -> Entry[S]:
+    def entry(self, name: str) -> Registration[S]:
         try:
             return self._entries[name]
         except KeyError:
@@ -49,7 +51,7 @@ class Registry(Generic[S]):
     def __contains__(self, name: object) -> bool:
         return name in self._entries
 
-    def __iter__(self) -> Iterator[Entry[S]]:
+    def __iter__(self) -> Iterator[Registration[S]]:
         return iter(sorted(self._entries.values(), key=lambda e: getattr(e.spec, "name")))
 
     def __len__(self) -> int:
