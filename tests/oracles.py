@@ -37,7 +37,7 @@ def relevance_mass(saliency: np.ndarray, masks: np.ndarray) -> np.ndarray:
     """
     scores = kernels.mask_scores(saliency, masks)
     if scores.negative:
-        raise kernels.KernelInputError("relevance mass needs non-negative maps; apply a sign rule (positive or abs) first")
+        raise kernels.KernelInputError("relevance mass needs non-negative maps; apply a sign rule first")
     return scores.mass
 
 

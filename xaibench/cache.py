@@ -66,6 +66,7 @@ def save_state(state: Any, path: Path) -> None:
 
 
 def save_checkpoint(model: nn.Module, path: Path) -> None:
+    """Save ``model``'s state dict (detached, on the CPU) atomically; loadable with ``weights_only=True``."""
     save_state({k: v.detach().cpu() for k, v in model.state_dict().items()}, path)
 
 
@@ -86,6 +87,7 @@ def bundle_state(bundle: DataBundle) -> dict[str, Any]:
 
 
 def bundle_from_state(state: dict[str, Any]) -> DataBundle:
+    """Rebuild a :class:`~xaibench.specs.DataBundle` from :func:`bundle_state`'s output (its inverse)."""
     splits = {name: Samples(x=s["x"], y=s["y"], ids=tuple(s["ids"]), masks=s["masks"], regions=s["regions"])
               for name, s in ((n, state[n]) for n in _SPLITS)}
     return DataBundle(**splits, class_names=tuple(state["class_names"]), modality=state["modality"],
@@ -129,11 +131,17 @@ class SaliencyCache:
         return self.dir / (hashlib.sha256(sample_id.encode()).hexdigest()[:32] + ".npy")
 
     def missing(self, sample_ids: Sequence[str]) -> list[int]:
+        """Positions in ``sample_ids`` whose map is not cached yet (ascending)."""
         return [i for i, s in enumerate(sample_ids) if not self._path(s).exists()]
 
     def put(self, sample_ids: Sequence[str], maps: np.ndarray) -> None:
+        """Cache ``maps[i]`` of ``(N, *spatial)`` maps (dtype kept) under ``sample_ids[i]``, each file atomically."""
         for sid, m in zip(sample_ids, maps):
             _atomic_write(self._path(sid), lambda p, m=m: _save_npy(p, m))
 
     def get(self, sample_ids: Sequence[str]) -> np.ndarray:
+        """The cached maps of ``sample_ids``, stacked to ``(N, *spatial)`` in that order.
+
+        Raises ``FileNotFoundError`` for an id that :meth:`missing` would list.
+        """
         return np.stack([np.load(self._path(s)) for s in sample_ids])

@@ -245,6 +245,7 @@ def _data_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``xaibench`` argument parser: one subcommand per ``_cmd_*`` function, each with its options."""
     p = argparse.ArgumentParser(prog="xaibench", description="Benchmark saliency methods on CNNs.")
     p.add_argument("--version", action="version", version=f"xaibench {__version__}")
     p.add_argument("--debug", action="store_true", help="show tracebacks for user errors")
@@ -323,6 +324,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI on ``argv`` (default ``sys.argv[1:]``) and return the exit status.
+
+    0: success; 1: cells failed (the rest of the run completed) or ``--check`` found stale files;
+    2: a user error (:class:`~xaibench.errors.XaibenchError`), printed as one line without a
+    traceback unless ``--debug``; 130: interrupted (finished cells stay in the store).
+    """
     args = build_parser().parse_args(argv)
     try:
         harness = load_harness() if getattr(args, "needs_plugins", True) else None

@@ -15,20 +15,28 @@ class XaibenchError(Exception):
 
 
 class UnknownNameError(XaibenchError, KeyError):
+    """A dataset, model, method, metric or suite name that no loaded plugin registered.
+
+    The message lists the known names and the close matches ("did you mean").
+    """
+
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0])
 
 
 class DuplicateNameError(XaibenchError):
-    pass
+    """Two plugins registered the same name for one kind, or a spec has no name; the message names the plugins."""
 
 
 class SuiteError(XaibenchError):
-    pass
+    """A suite file that cannot be used (malformed YAML, an unknown key or name, a bad value).
+
+    The message starts with ``file:line`` of the offending entry.
+    """
 
 
 class PlanError(XaibenchError):
-    pass
+    """A suite whose plan is wrong as a whole (a combination no cell can run); raised before anything is computed."""
 
 
 class CellError(Exception):

@@ -26,6 +26,8 @@ DISABLE_ENV = "XAIBENCH_DISABLE_PLUGINS"
 
 @dataclass(frozen=True)
 class PluginInfo:
+    """A loaded plugin: its entry-point (or in-process) name and the distribution and version that provide it."""
+
     name: str
     distribution: str
     version: str
@@ -50,6 +52,7 @@ class Harness:
     extra_objects: list[str] = field(default_factory=list)
 
     def registry(self, kind: str) -> Registry[Any]:
+        """The registry of one kind: ``datasets``, ``models``, ``methods``, ``metrics`` or ``suites``."""
         return getattr(self, kind)
 
     def plugin_versions(self) -> dict[str, str]:
@@ -58,6 +61,7 @@ class Harness:
 
 
 def disabled_plugins() -> set[str]:
+    """Plugin names listed (comma-separated) in ``XAIBENCH_DISABLE_PLUGINS``; they are not loaded."""
     return {n.strip() for n in os.environ.get(DISABLE_ENV, "").split(",") if n.strip()}
 
 

@@ -25,6 +25,10 @@ class Registry(Generic[S]):
         self._entries: dict[str, Registration[S]] = {}
 
     def add(self, spec: S, plugin: str) -> None:
+        """Register ``spec`` (any object with a non-empty ``name``) on behalf of ``plugin``.
+
+        Raises :class:`~xaibench.errors.DuplicateNameError` when the name is missing or already registered.
+        """
         name = getattr(spec, "name")
         if not isinstance(name, str) or not name:
             raise DuplicateNameError(f"plugin {plugin!r} registered a {self.kind[:-1]} without a name")
@@ -37,9 +41,11 @@ class Registry(Generic[S]):
         self._entries[name] = Registration(spec, plugin)
 
     def get(self, name: str) -> S:
+        """The spec registered as ``name``; raises :class:`~xaibench.errors.UnknownNameError` otherwise."""
         return self.entry(name).spec
 
     def entry(self, name: str) -> Registration[S]:
+        """The :class:`Registration` (spec and plugin) of ``name``; raises ``UnknownNameError`` otherwise."""
         try:
             return self._entries[name]
         except KeyError:
@@ -58,4 +64,5 @@ class Registry(Generic[S]):
         return len(self._entries)
 
     def names(self) -> list[str]:
+        """Every registered name, sorted."""
         return sorted(self._entries)

@@ -48,6 +48,10 @@ class PluginNames:
 
     @classmethod
     def of(cls, name: str) -> PluginNames:
+        """The names derived from ``name``: lowercase words joined by hyphens (a leading ``xaibench-`` is dropped).
+
+        Raises :class:`~xaibench.errors.XaibenchError` for any other name.
+        """
         if not _NAME.match(name):
             raise XaibenchError(f"plugin name {name!r} must be lowercase words joined by hyphens, "
                                 f"starting with a letter (for example 'gradient-x-input')")

@@ -46,6 +46,14 @@ CREATE TABLE IF NOT EXISTS suites (suite TEXT PRIMARY KEY, header TEXT NOT NULL)
 
 @dataclass(frozen=True)
 class CellResult:
+    """One scored cell (dataset x model x method x metric) as stored.
+
+    ``mean``, ``ci_low``, ``ci_high``: the mean over the samples with a defined score and
+    its 95% percentile bootstrap CI (:func:`xaibench.stats.summarize`), in the metric's
+    units; stored NaN/inf become None. ``n``: samples with a defined (finite) score;
+    ``n_total``: samples evaluated. ``status`` is ``ok`` or ``failed`` (``error`` says why).
+    """
+
     cell_key: str
     dataset: str
     model: str
@@ -63,6 +71,12 @@ class CellResult:
 
 @dataclass(frozen=True)
 class PlanRow:
+    """One cell of a suite's plan, in plan order: what the leaderboard shows, scored or not.
+
+    ``skip_reason`` is set when the cell cannot apply (for example a localization
+    metric on a dataset without masks); ``model_key`` identifies the trained model.
+    """
+
     cell_key: str
     dataset: str
     model: str
@@ -100,6 +114,7 @@ class Store:
             raise XaibenchError(f"{self.path}: store schema {version} is not the supported {SCHEMA_VERSION}")
 
     def close(self) -> None:
+        """Close the database connection."""
         self.db.close()
 
     def __enter__(self) -> "Store":
@@ -109,11 +124,13 @@ class Store:
         self.close()
 
     def transaction(self) -> "_Transaction":
+        """A context manager around one write transaction (``BEGIN IMMEDIATE`` ... ``COMMIT``)."""
         return _Transaction(self)
 
     # -- writes ---------------------------------------------------------------------------
     def put_model(self, model_key: str, dataset: str, model: str, checkpoint_sha256: str,
                   evaluation: Mapping[str, Any], provenance: Mapping[str, Any]) -> None:
+        """Record a trained model: checkpoint digest, test-split evaluation, provenance (replacing any earlier row)."""
         with self.transaction():
             self.db.execute(
                 "INSERT OR REPLACE INTO models VALUES (?, ?, ?, ?, ?, ?)",
@@ -160,36 +177,44 @@ class Store:
         return done
 
     def cell(self, cell_key: str) -> CellResult | None:
+        """The stored cell ``cell_key``, or None if it was never stored."""
         row = self.db.execute("SELECT * FROM cells WHERE cell_key = ?", (cell_key,)).fetchone()
         if row is None:
             return None
         return CellResult(*row[:-1], provenance=json.loads(row[-1]))
 
     def scores(self, cell_key: str) -> dict[str, float]:
+        """Per-sample scores of ``cell_key``: sample id -> value, sorted by id; undefined samples are NaN."""
         rows = self.db.execute("SELECT sample_id, value FROM scores WHERE cell_key = ? ORDER BY sample_id", (cell_key,))
         return {sid: (np.nan if v is None else v) for sid, v in rows}
 
     def plan(self, suite: str) -> list[PlanRow]:
+        """The cells of ``suite``'s latest plan, in plan order (empty for an unknown suite)."""
         rows = self.db.execute(
             "SELECT cell_key, dataset, model, model_key, method, metric, category, higher_is_better, skip_reason "
             "FROM plans WHERE suite = ? ORDER BY position", (suite,)).fetchall()
         return [PlanRow(*r[:7], bool(r[7]), r[8]) for r in rows]
 
     def header(self, suite: str) -> dict[str, Any] | None:
+        """The provenance header recorded with ``suite``'s latest plan (seed, versions, datasets...), or None."""
         row = self.db.execute("SELECT header FROM suites WHERE suite = ?", (suite,)).fetchone()
         return None if row is None else json.loads(row[0])
 
     def model_evaluation(self, model_key: str) -> dict[str, Any] | None:
+        """The test-split evaluation of ``model_key`` (accuracy, precision, recall, F1, majority, n), or None."""
         row = self.db.execute("SELECT evaluation FROM models WHERE model_key = ?", (model_key,)).fetchone()
         return None if row is None else json.loads(row[0])
 
     def suites(self) -> list[str]:
+        """The names of every suite with a plan in the store, sorted."""
         return [s for (s,) in self.db.execute("SELECT suite FROM suites ORDER BY suite")]
 
     def counts(self) -> dict[str, int]:
+        """Row counts of the ``cells``, ``scores`` and ``models`` tables."""
         return {t: self.db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in ("cells", "scores", "models")}
 
     def iter_cells(self, suite: str) -> Iterator[tuple[PlanRow, CellResult | None]]:
+        """Each plan row of ``suite`` with its stored cell (None when skipped or never run), in plan order."""
         for row in self.plan(suite):
             yield row, (None if row.skip_reason else self.cell(row.cell_key))
 

@@ -73,6 +73,7 @@ class Entry:
 
     @property
     def display(self) -> str:
+        """The name the leaderboard shows: the ``label`` if given, else the plugin name."""
         return self.label or self.name
 
     def identity(self) -> str:
@@ -86,6 +87,15 @@ class Entry:
 
 @dataclass(frozen=True)
 class Suite:
+    """A validated suite file (:func:`load_suite`): what to run and how.
+
+    ``samples``: test samples evaluated per dataset (>= 1); ``image_size``: the side
+    images are resized to (None: the dataset's own); ``target``: the explained class,
+    ``predicted`` or ``label``; ``batch_size``: samples per forward batch (>= 1); ``seed``
+    seeds training, sampling and bootstrap CIs. These defaults are the only place suite
+    defaults are written: keys absent from the file take them.
+    """
+
     name: str
     path: str
     datasets: tuple[Entry, ...]
@@ -102,6 +112,7 @@ class Suite:
     cell_timeout: float | None = None
 
     def digest(self) -> str:
+        """The first 16 hex digits of the SHA-256 of the suite file's bytes."""
         return hashlib.sha256(Path(self.path).read_bytes()).hexdigest()[:16]
 
 
@@ -158,7 +169,7 @@ def load_suite(path: str | Path) -> Suite:
             want = typ.__name__ if isinstance(typ, type) else " or ".join(
                 "null" if t is type(None) else t.__name__ for t in typ)
             raise err(doc.key_lines[key], f"{key!r} must be {want}, got {type(doc[key]).__name__}")
-    if doc.get("target", "predicted") not in _TARGETS:
+    if "target" in doc and doc["target"] not in _TARGETS:
         raise err(doc.key_lines["target"], f"'target' must be one of {', '.join(_TARGETS)}")
     for key in ("samples", "batch_size", "image_size"):
         if isinstance(doc.get(key), int) and doc[key] < 1:
@@ -209,16 +220,11 @@ def load_suite(path: str | Path) -> Suite:
             seen[e.display] = e.line
         return tuple(out)
 
+    settings = {k: doc[k] for k in _TOP_KEYS if k in doc and k not in _REQUIRED}  # absent: Suite's defaults
     return Suite(
         name=doc["name"],
         path=str(path.resolve()),
-        description=doc.get("description", ""),
-        seed=doc.get("seed", 0),
-        samples=doc.get("samples", 32),
-        image_size=doc.get("image_size"),
-        target=doc.get("target", "predicted"),
-        batch_size=doc.get("batch_size", 64),
-        cell_timeout=doc.get("cell_timeout"),
+        **settings,
         datasets=entries("datasets"),
         models=entries("models"),
         methods=entries("methods"),

@@ -126,6 +126,7 @@ def train(model: nn.Module, train_set: Samples, val_set: Samples, recipe: TrainR
 
 
 def predict(model: nn.Module, x: torch.Tensor, device: torch.device, batch_size: int = 256) -> torch.Tensor:
+    """Predicted classes (argmax of the outputs) of ``(N, C, *spatial)`` inputs: ``(N,)`` int64 on the CPU."""
     model.eval()
     with torch.inference_mode():
         return torch.cat([model(x[i : i + batch_size].to(device)).argmax(1).cpu() for i in range(0, len(x), batch_size)])
