@@ -5,8 +5,7 @@ mask, but it is computed for every map x metric x threshold of a run, so the
 kernels work on flattened ``(N, P)`` arrays, parallel over maps. One fused kernel
 (:func:`mask_scores`) gives the pointing game, relevance mass, rank accuracy and
 top-k overlaps of a batch together: one vectorised pass over each map, then work
-only on the few percent of pixels that can be in a top-k selection. The tests
-compare every kernel with the obvious numpy formulation (``tests/oracles.py``).
+only on the few percent of pixels that can be in a top-k selection.
 
 Ties are scored as their expectation under random tie-breaking, everywhere: a
 peak shared by several pixels hits with the fraction of them inside the mask,
@@ -29,10 +28,12 @@ class KernelInputError(ValueError):
 
 def as_rows(saliency: np.ndarray, masks: np.ndarray | None = None,
             check_finite: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
-    """Flatten ``(N, *spatial)`` maps (and masks) to contiguous ``(N, P)`` rows, refusing NaN.
+    """Flatten ``(N, *spatial)`` maps (and masks) to contiguous ``(N, P)`` float32 (bool) rows, refusing NaN.
 
     Kernels that sum every row anyway pass ``check_finite=False`` and test the sums:
-    a separate check would be a whole extra pass over the maps.
+    a separate check would be a whole extra pass over the maps. Raises
+    :class:`KernelInputError` for fewer than 2 dimensions, NaN or infinite values, or
+    masks whose shape differs from the maps'.
     """
     saliency = np.asarray(saliency)
     if saliency.ndim < 2:
@@ -48,9 +49,10 @@ def as_rows(saliency: np.ndarray, masks: np.ndarray | None = None,
 
 
 def distance_to_mask(masks: np.ndarray) -> np.ndarray:
-    """Euclidean distance of every pixel to the nearest mask pixel, ``(N, *spatial)`` float32.
+    """Euclidean distance of every pixel to the nearest mask pixel, ``(N, *spatial)`` float32, in pixels.
 
-    Computed once per mask and shared by every map and tolerance; empty masks give +inf.
+    ``masks``: ``(N, *spatial)`` bool. Computed once per mask (scipy's exact EDT) and
+    shared by every map and tolerance; 0 inside the mask; an empty mask gives +inf everywhere.
     """
     out = np.empty(masks.shape, dtype=np.float32)
     for i, m in enumerate(masks):
@@ -74,12 +76,10 @@ def _select(a: np.ndarray, r: int) -> float:
 
     Expected O(len): a sort of the same sample was the slowest step of every top-k score.
     """
-    lo = 0
-    hi = a.shape[0] - 1
+    lo, hi = 0, a.shape[0] - 1
     while lo < hi:
         pivot = a[(lo + hi) // 2]
-        i = lo
-        j = hi
+        i, j = lo, hi
         while i <= j:
             while a[i] < pivot:
                 i += 1
@@ -136,8 +136,7 @@ def _top_k_inside(values: np.ndarray, inside: np.ndarray, bins: np.ndarray, hist
     ``hist`` counts candidates per (bin, inside) pair; walking it from the top finds the
     bin holding the cut, and only that bin's few members are sorted.
     """
-    above = 0
-    inside_above = 0
+    above, inside_above = 0, 0
     b = _BINS - 1
     while above + hist[2 * b] + hist[2 * b + 1] < k:
         above += hist[2 * b] + hist[2 * b + 1]
@@ -153,10 +152,7 @@ def _top_k_inside(values: np.ndarray, inside: np.ndarray, bins: np.ndarray, hist
             c += 1
     r = k - above  # the cut is the r-th largest member of bin b
     cut = _select(members.copy(), c - r)
-    greater = 0
-    tied = 0
-    inside_greater = 0
-    inside_tied = 0
+    greater, tied, inside_greater, inside_tied = 0, 0, 0, 0
     for j in range(c):
         if members[j] > cut:
             greater += 1
@@ -184,20 +180,14 @@ def _mask_scores(sal: np.ndarray, mask: np.ndarray, dist: np.ndarray, tol: float
     for i in prange(n):
         row = sal[i]
         m = mask[i]
-        total = 0.0
-        inside = np.float32(0.0)
-        area = np.int32(0)
-        negatives = np.int32(0)
+        total, inside, area, negatives = 0.0, np.float32(0.0), np.int32(0), np.int32(0)
         for j in range(p):
             v = row[j]
             total += v
             inside += v if m[j] else np.float32(0.0)
             area += np.int32(m[j])
             negatives += np.int32(v < 0)
-        stats[i, 0] = total
-        stats[i, 1] = inside
-        stats[i, 2] = area
-        stats[i, 3] = negatives
+        stats[i, 0], stats[i, 1], stats[i, 2], stats[i, 3] = total, inside, area, negatives
         if not np.isfinite(total) or area == 0:
             continue
         k_max = area
@@ -209,21 +199,18 @@ def _mask_scores(sal: np.ndarray, mask: np.ndarray, dist: np.ndarray, tol: float
         if c < k_max:  # the sampled floor was too high: every value is a candidate
             c = _candidates(row, np.float32(-np.inf), values, index)
         values = values[:c]
-        lo = values[0]
-        peak = values[0]
+        lo, peak = values[0], values[0]
         for j in range(c):
             lo = min(lo, values[j])
             peak = max(peak, values[j])
         inside_flags = np.empty(c, np.bool_)
-        ties = 0
-        hits = 0
+        ties, hits = 0, 0
         for j in range(c):
             inside_flags[j] = m[index[j]]
             if values[j] == peak:
                 ties += 1
                 hits += (dist[i, index[j]] <= tol) if use_dist else inside_flags[j]
-        stats[i, 4] = ties
-        stats[i, 5] = hits
+        stats[i, 4], stats[i, 5] = ties, hits
         scale = _BINS / (np.float64(peak) - np.float64(lo)) if peak > lo else 0.0
         bins = np.empty(c, np.int16)
         hist = np.zeros(2 * _BINS, np.int32)
@@ -252,7 +239,10 @@ def _overlap_scores(counts: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def top_k_size(fraction: float, pixels: int) -> int:
-    """The number of pixels a top-``fraction`` selection holds: ``round(fraction * P)``, at least 1."""
+    """The number of pixels a top-``fraction`` selection holds: ``round(fraction * P)``, at least 1.
+
+    Raises :class:`KernelInputError` unless ``0 < fraction <= 1``.
+    """
     if not 0.0 < fraction <= 1.0:
         raise KernelInputError(f"top-k fraction must be in (0, 1], got {fraction}")
     return max(1, round(fraction * pixels))
@@ -262,8 +252,9 @@ def top_k_size(fraction: float, pixels: int) -> int:
 class MaskScores:
     """Every mask score of a batch of maps, from one fused kernel call (:func:`mask_scores`).
 
-    All are NaN on an empty mask. ``mass`` is a share of the map's mass only for
-    non-negative maps (``negative`` is False): signed maps need a sign rule first.
+    Each array is ``(N,)`` float64 in [0, 1] (``top_k[fraction]``: ``iou``, ``dice``, ``coverage``),
+    NaN on an empty mask (``mass`` also on a map summing to <= 0). ``mass`` is a share
+    of the map's mass only for non-negative maps (``negative`` False): signed maps need a sign rule.
     """
 
     pointing: np.ndarray
@@ -284,7 +275,9 @@ def mask_scores(saliency: np.ndarray, masks: np.ndarray, fractions: tuple[float,
     - relevance rank accuracy (Arras et al. 2022): the share of the top-|M| pixels in M;
     - for each of ``fractions``: IoU, Dice and coverage of the top ``round(fraction * P)`` pixels.
 
-    Ties are scored by their expectation (module doc): a constant map scores chance.
+    ``saliency``: ``(N, *spatial)`` real; ``masks`` and ``dist``: the same shape. Ties are
+    scored by their expectation (module doc): a constant map scores chance. Raises
+    :class:`KernelInputError` on NaN maps, mismatched shapes or a fraction outside (0, 1].
     """
     sal, m = as_rows(saliency, masks, check_finite=False)
     n, p = sal.shape
@@ -316,23 +309,23 @@ def _overlap_threshold(sal: np.ndarray, mask: np.ndarray, threshold: float) -> n
     n, p = sal.shape
     out = np.empty((n, 3), dtype=np.float64)
     for i in prange(n):
-        inter = 0.0
-        size = 0.0
-        area = 0.0
+        inter, size, area = 0.0, 0.0, 0.0
         for j in range(p):
             w = 1.0 if sal[i, j] >= threshold else 0.0
             size += w
             if mask[i, j]:
                 area += 1.0
                 inter += w
-        out[i, 0] = inter
-        out[i, 1] = size
-        out[i, 2] = area
+        out[i, 0], out[i, 1], out[i, 2] = inter, size, area
     return out
 
 
 def overlap_threshold(saliency: np.ndarray, masks: np.ndarray, threshold: float) -> dict[str, np.ndarray]:
-    """IoU, Dice and coverage of ``{L >= threshold}`` (maps already scaled as the caller wants)."""
+    """IoU, Dice and coverage (each ``(N,)`` in [0, 1]) of ``{L >= threshold}`` and the mask.
+
+    Maps come already scaled as the caller wants (the threshold is in their units);
+    NaN on an empty mask. Raises :class:`KernelInputError` on NaN maps or mismatched shapes.
+    """
     sal, m = as_rows(saliency, masks)
     return _overlap_scores(_overlap_threshold(sal, m, np.float32(threshold)))
 
@@ -366,7 +359,9 @@ def graded_hit(saliency: np.ndarray, regions: np.ndarray, top_level: int) -> np.
     """Seed 001's graded hit: the region level at the map's peak divided by the top level.
 
     Levels run from ``top_level`` (fully relevant) down to negative values (distractors
-    penalised); tied peaks average their levels. NaN where no pixel has a positive level.
+    penalised); tied peaks average their levels. Returns ``(N,)`` float64 in
+    ``[min level / top_level, 1]``; NaN where no pixel has a positive level. Raises
+    :class:`KernelInputError` for ``top_level <= 0``, NaN maps or mismatched shapes.
     """
     if top_level <= 0:
         raise KernelInputError(f"the region map's top level must be positive, got {top_level}")
@@ -391,7 +386,12 @@ def _auc(curves: np.ndarray) -> np.ndarray:
 
 
 def auc(curves: np.ndarray) -> np.ndarray:
-    """Trapezoid-rule area under ``(N, S)`` curves sampled evenly on a [0, 1] x-axis."""
+    """Trapezoid-rule area under ``(N, S)`` curves sampled evenly on a [0, 1] x-axis: ``(N,)`` float64.
+
+    The area is in the curves' units (a probability curve gives a value in [0, 1];
+    the deletion/insertion AUC of Petsiuk et al. 2018, RISE). Raises
+    :class:`KernelInputError` for ``S < 2`` or NaN/infinite values.
+    """
     c = np.ascontiguousarray(curves, dtype=np.float64)
     if c.ndim != 2 or c.shape[1] < 2:
         raise KernelInputError(f"curves must be (N, S) with S >= 2 points, got shape {c.shape}")

@@ -22,8 +22,11 @@ def seed_from(*parts: object) -> int:
 def summarize(values: np.ndarray, seed: int) -> tuple[float, float, float, int]:
     """``(mean, ci_low, ci_high, n)`` over the finite values; NaNs mark undefined samples.
 
-    The CI is the 2.5/97.5 percentiles of ``BOOTSTRAP_RESAMPLES`` bootstrap means,
-    seeded so that the same scores always give the same interval.
+    ``values``: one score per sample, ``(N,)``, in the metric's units. The CI is the
+    percentile bootstrap 95% interval (Efron & Tibshirani 1993, *An Introduction to the
+    Bootstrap*, ch. 13): the 2.5/97.5 percentiles of ``BOOTSTRAP_RESAMPLES`` bootstrap
+    means, seeded so that the same scores always give the same interval. ``n`` counts
+    the finite values; n = 0 gives ``(nan, nan, nan, 0)`` and n = 1 a zero-width interval.
     """
     v = np.asarray(values, dtype=np.float64)
     v = v[np.isfinite(v)]
@@ -46,7 +49,7 @@ ALPHA = 0.05
 
 
 def paired_pvalue(a: np.ndarray, b: np.ndarray) -> float:
-    """Two-sided Wilcoxon signed-rank p-value of ``a - b`` over the samples finite in both.
+    """Two-sided Wilcoxon signed-rank p-value (Wilcoxon 1945) of ``a - b`` over the samples finite in both.
 
     Wilcoxon (scipy.stats.wilcoxon, zero differences dropped) rather than a t-test
     because per-sample scores are often bounded or binary (a hit is 0 or 1, IiC is
@@ -125,13 +128,14 @@ def competition_ranks(values: Sequence[float | None], higher_is_better: bool) ->
 # -- metric agreement ----------------------------------------------------------------------------------
 
 def agreement(means: Sequence[Sequence[float | None]], higher_is_better: Sequence[bool]) -> np.ndarray:
-    """Kendall's tau-b between metrics' rankings of the methods (Tomsett et al. 2020).
+    """Kendall's tau-b (Kendall 1945) between metrics' rankings of the methods (Tomsett et al. 2020).
 
     ``means[k][i]`` is method i's mean on metric k. Scores are oriented so that
     higher is better on every metric before comparing, so tau = 1 means two metrics
     order the methods identically from best to worst and tau = -1 means they
     reverse it. A pair of metrics gets NaN when fewer than 3 methods have values
-    on both or when either metric gives all of them the same value.
+    on both or when either metric gives all of them the same value. Returns a symmetric
+    ``(K, K)`` float64 matrix in [-1, 1] (1 on the diagonal where defined), via scipy's ``kendalltau``.
     """
     from scipy.stats import kendalltau
 
