@@ -85,3 +85,24 @@ def test_every_hook_is_documented() -> None:
     for name in hookspecs.HOOK_KINDS:
         doc = getattr(hookspecs, name).__doc__ or ""
         assert ":param register:" in doc, f"{name} lacks a documented register parameter"
+
+
+def test_hooks_are_called_through_pluggy_one_plugin_at_a_time() -> None:
+    """pluggy maps arguments (an implementation may take fewer than the spec's), and each plugin's
+    registrations are attributed to it even when another plugin's hook raised before it."""
+    calls = []
+
+    class Quiet:
+        @hookimpl
+        def xaibench_register_methods(self):  # type: ignore[no-untyped-def]
+            calls.append("quiet")  # called by pluggy without ``register``: not an error
+
+    class Raises:
+        @hookimpl(tryfirst=True)
+        def xaibench_register_methods(self, register):  # type: ignore[no-untyped-def]
+            raise RuntimeError("first and broken")
+
+    h = load_harness([("quiet", Quiet()), ("raises", Raises())])
+    assert calls == ["quiet"] and "quiet" not in h.broken
+    assert "first and broken" in h.broken["raises"]
+    assert h.methods.entry("gradcam").plugin == "gradcam"

@@ -130,9 +130,10 @@ def _call_hook(harness: Harness, hook_name: str, registry: Registry[Any]) -> Non
     ``register`` could not tell which plugin registered a spec (provenance and the
     "registered twice by A and by B" error need it). So each plugin gets its own
     ``pm.subset_hook_caller`` (the same hook, every other plugin removed) and its own
-    ``register``: the call still goes through pluggy's hook machinery (hookwrappers,
-    ``tryfirst``/``trylast``, argument checking), and a plugin whose hook raises is
-    recorded in ``harness.broken`` while the others still load. A
+    ``register``: the call still goes through pluggy (its argument mapping, so an
+    implementation may omit ``register`` as pluggy allows; its call tracing and
+    monitoring), in the order pluggy lists the implementations, and a plugin whose
+    hook raises is recorded in ``harness.broken`` while the others still load. A
     :class:`~xaibench.errors.XaibenchError` (a duplicate name, a malformed spec) is
     the user's to fix and propagates.
     """
