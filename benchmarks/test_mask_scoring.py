@@ -10,11 +10,11 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+import oracles
 import pytest
+from conftest import median_time, report
 from torch import nn
 
-import oracles
-from conftest import median_time, report
 from xaibench import kernels
 
 quantus = pytest.importorskip("quantus", reason="quantus (test extra) is not installed")

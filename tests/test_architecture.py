@@ -168,8 +168,8 @@ def _compare(found: dict[str, str], listed: set[str], what: str) -> None:
     if new:
         message += [f"{what}:"] + [f"  {f}: {why}" for f, why in sorted(new.items())]
     if fixed:
-        message += [f"listed as known offenders but no longer {what}: {', '.join(fixed)}; "
-                    f"remove them from the list at the top of {Path(__file__).name}"]
+        message += [(f"listed as known offenders but no longer {what}: {', '.join(fixed)}; "
+                     f"remove them from the list at the top of {Path(__file__).name}")]
     assert not message, "\n".join(message)
 
 

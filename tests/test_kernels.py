@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import numpy as np
+import oracles
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import oracles
 from xaibench import kernels
 
 

@@ -8,11 +8,11 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+import oracles
 import pytest
 import torch
 from torch import nn
 
-import oracles
 from xaibench import kernels
 from xaibench.curves import perturbation_curve
 from xaibench.engine import Engine
