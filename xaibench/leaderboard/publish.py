@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from xaibench.figures import figure_path
+from xaibench.figures import agreement_heatmap, figure_path
 from xaibench.leaderboard.board import board
 from xaibench.leaderboard.exports import to_json
 from xaibench.leaderboard.index import INDEX, render_index, write_index
@@ -23,8 +23,6 @@ def _rendered(store: Store, suite: str) -> dict[str, str]:
 
 def write(store: Store, suite: str, out_dir: str | Path) -> Path:
     """Write ``<suite>.md``, ``<suite>.json``, the agreement heat maps and the index; return the markdown's path."""
-    from xaibench.figures import agreement_heatmap
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     for name, text in _rendered(store, suite).items():
