@@ -231,14 +231,13 @@ def write_run_figures(runner: "Runner", out_dir: str | Path) -> list[Path]:
         evaluated = runner.evaluated_samples(ds)
         samples = evaluated.subset(slice(0, min(CURVE_SAMPLES, len(evaluated))))
         for mo in runner.models:
-            g = runner.group_context(ds, runner.trained_model(ds, mo), samples)
-            model, engine, target, data_mean = g.model, g.engine, g.target, g.data_mean
+            g = runner.group_context(ds, mo, samples)
             maps: dict[str, np.ndarray] = {}
             for me in runner.methods:
-                if bundle.modality not in me.spec.modalities or (me.spec.requires_mask and samples.masks is None):
+                if runner.method_skip(ds, mo, me) is not None:
                     continue
                 try:
-                    maps[me.entry.display] = runner.cached_maps(model, ds, mo, me, samples, target, data_mean)
+                    maps[me.entry.display] = runner.cached_maps(g, me)
                 except CellError:
                     continue
             if not maps:
@@ -247,13 +246,13 @@ def write_run_figures(runner: "Runner", out_dir: str | Path) -> list[Path]:
             rows = min(GALLERY_SAMPLES, len(samples))
             masks = None if samples.masks is None else samples.masks[:rows].numpy()
             labels = [f"y={bundle.class_names[int(y)]}, explained {bundle.class_names[int(t)]}"
-                      for y, t in zip(samples.y[:rows], target[:rows].cpu())]
+                      for y, t in zip(samples.y[:rows], g.target[:rows].cpu())]
             written.append(gallery(samples.x[:rows].numpy(), masks, {k: v[:rows] for k, v in maps.items()},
                                    samples.ids[:rows], labels, name,
                                    Path(out_dir) / figure_path(runner.suite.name, ds.entry.display, mo.entry.display,
                                                                "gallery")))
-            canvas = data_mean.reshape(1, -1, *[1] * (samples.x.dim() - 2))
-            curves = {k: tuple(perturbation_curve(engine, samples.x, target, torch.from_numpy(v), mode, canvas,
+            canvas = g.data_mean.reshape(1, -1, *[1] * (samples.x.dim() - 2))
+            curves = {k: tuple(perturbation_curve(g.engine, samples.x, g.target, torch.from_numpy(v), mode, canvas,
                                                   CURVE_STEPS) for mode in ("deletion", "insertion"))
                       for k, v in maps.items()}
             written.append(curve_figure(curves, name, Path(out_dir) / figure_path(
@@ -290,10 +289,10 @@ def explain_overlay(runner: "Runner", method: str, sample_id: str, path: str | P
         raise XaibenchError(f"sample {sample_id!r} is not in the test split of {ds.entry.display!r}"
                             f"{did_you_mean(sample_id, ids)}; its first ids: {', '.join(ids[:5])}")
     sample = bundle.test.subset([ids.index(sample_id)])
-    g = runner.group_context(ds, runner.trained_model(ds, mo), sample)
+    g = runner.group_context(ds, mo, sample)
     logits, target = g.base_logits, g.target
     try:
-        maps = runner.cached_maps(g.model, ds, mo, me, sample, target, g.data_mean)
+        maps = runner.cached_maps(g, me)
     except CellError as exc:
         raise XaibenchError(f"method {method!r} failed on {sample_id!r}: {str(exc).splitlines()[0]}") from None
     prob = float(logits.softmax(1)[0, int(target[0])])
