@@ -154,7 +154,7 @@ def test_figures_and_training_skip_an_optional_dataset_without_data(tmp_path: Pa
 
 def test_deterministic_datasets_are_cached_exactly(tmp_path: Path) -> None:
     """A generated dataset is loaded once; the cached bundle is bit-identical (same fingerprint)."""
-    from xaibench.runner import fingerprint
+    from xaibench.bundles import fingerprint
 
     suite = tmp_path / "s.yaml"
     suite.write_text("name: c\nseed: 1\nsamples: 4\nimage_size: 32\n"

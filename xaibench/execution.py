@@ -85,7 +85,8 @@ class Execution:
         self.bundles = bundles
         self.models = models
 
-    def group_context(self, ds: Resolved, mo: Resolved, model: nn.Module, samples: Samples | None = None) -> GroupContext:
+    def group_context(self, ds: Resolved, mo: Resolved, model: nn.Module,
+                      samples: Samples | None = None) -> GroupContext:
         """The shared state of ``model`` (trained ``mo`` on ``ds``) for ``samples`` (default: the evaluated ones)."""
         settings = self.settings
         bundle = self.bundles.bundle(ds)

@@ -119,11 +119,13 @@ def _display_image(x: np.ndarray) -> tuple[np.ndarray, str | None]:
     return x.mean(axis=0), "gray"
 
 
-def _scaled(saliency: np.ndarray) -> np.ndarray:
-    """|map| scaled to [0, 1] (constant maps -> 0), the same scaling for every method."""
-    a = np.abs(np.asarray(saliency, dtype=np.float64))
-    top = a.max()
-    return a / top if top > 0 else np.zeros_like(a)
+def _abs_scaled(saliency: np.ndarray) -> np.ndarray:
+    """|map| scaled to [0, 1] (constant maps -> 0) by :func:`xaibench.maps.normalize`, as the metrics scale it."""
+    import torch
+
+    from xaibench.maps import normalize
+
+    return normalize(torch.as_tensor(np.asarray(saliency, dtype=np.float32))[None], "abs")[0].numpy()
 
 
 def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
@@ -133,7 +135,8 @@ def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
     return list(zip(edges[::2].tolist(), edges[1::2].tolist()))
 
 
-def draw_overlay(ax, x: np.ndarray, saliency: np.ndarray | None, mask: np.ndarray | None) -> None:  # type: ignore[no-untyped-def]
+def draw_overlay(ax, x: np.ndarray, saliency: np.ndarray | None,
+                 mask: np.ndarray | None) -> None:  # type: ignore[no-untyped-def]
     """One map over its input on ``ax`` (``saliency`` None: the input alone) with the mask's outline.
 
     ``x`` is ``(C, *spatial)``, ``saliency`` and ``mask`` ``(*spatial)``.
@@ -144,7 +147,7 @@ def draw_overlay(ax, x: np.ndarray, saliency: np.ndarray | None, mask: np.ndarra
         pad = 0.1 * (hi - lo or 1.0)
         ax.set_facecolor("black")
         if saliency is not None:
-            ax.imshow(_scaled(saliency)[None], aspect="auto", cmap=SALIENCY_CMAP, vmin=0, vmax=1, alpha=0.8,
+            ax.imshow(_abs_scaled(saliency)[None], aspect="auto", cmap=SALIENCY_CMAP, vmin=0, vmax=1, alpha=0.8,
                       extent=(-0.5, len(signal) - 0.5, lo - pad, hi + pad))
         ax.plot(np.arange(len(signal)), signal, color="white", linewidth=1.0)
         if mask is not None:
@@ -157,7 +160,7 @@ def draw_overlay(ax, x: np.ndarray, saliency: np.ndarray | None, mask: np.ndarra
     image, cmap = _display_image(x)
     ax.imshow(image, cmap=cmap)
     if saliency is not None:
-        ax.imshow(_scaled(saliency), cmap=SALIENCY_CMAP, vmin=0, vmax=1, alpha=0.55)
+        ax.imshow(_abs_scaled(saliency), cmap=SALIENCY_CMAP, vmin=0, vmax=1, alpha=0.55)
     if mask is not None and mask.any() and not mask.all():
         ax.contour(mask.astype(float), levels=[0.5], colors=MASK_COLOUR, linewidths=1.0)
     ax.set_xticks([])

@@ -18,7 +18,7 @@ from torch import nn
 from tqdm import tqdm
 
 import xaibench
-from xaibench.bundles import Bundles, check_bundle, fingerprint
+from xaibench.bundles import Bundles
 from xaibench.errors import CellError, PlanError
 from xaibench.execution import Execution, GroupContext, Outcome
 from xaibench.executors import remote_outcomes
@@ -30,7 +30,7 @@ from xaibench.specs import DataBundle, ModelSpec, Samples
 from xaibench.store import PlanRow, Store
 from xaibench.suite import Suite
 
-__all__ = ["RunOptions", "RunSummary", "Runner", "check_bundle", "fingerprint"]
+__all__ = ["RunOptions", "RunSummary", "Runner"]  # the options and summary live in xaibench.options
 
 
 class Runner:

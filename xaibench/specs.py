@@ -328,6 +328,7 @@ class MetricSpec:
     category: str
     higher_is_better: bool
     description: str
+    #: What ``score`` takes (keys of :data:`METRIC_NEEDS`), each passed as the keyword of that name.
     needs: frozenset[str] = frozenset({"maps"})
     citation: str = ""
     version: str = "1"

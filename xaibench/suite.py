@@ -209,16 +209,12 @@ def load_suite(path: str | Path) -> Suite:
             seen[e.display] = e.line
         return tuple(out)
 
+    optional = {k: doc[k] for k in ("description", "seed", "samples", "image_size", "target", "batch_size",
+                                      "cell_timeout") if k in doc}  # absent keys take the defaults of Suite
     return Suite(
         name=doc["name"],
         path=str(path.resolve()),
-        description=doc.get("description", ""),
-        seed=doc.get("seed", 0),
-        samples=doc.get("samples", 32),
-        image_size=doc.get("image_size"),
-        target=doc.get("target", "predicted"),
-        batch_size=doc.get("batch_size", 64),
-        cell_timeout=doc.get("cell_timeout"),
+        **optional,
         datasets=entries("datasets"),
         models=entries("models"),
         methods=entries("methods"),

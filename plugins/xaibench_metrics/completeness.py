@@ -25,20 +25,22 @@ import torch
 import torch.nn.functional as F
 
 from xaibench.engine import OUTPUTS, Engine
+from xaibench.fills import mean_fill
 
 
-def fill_baseline(x: torch.Tensor, fill: str, ctx: MetricContext) -> torch.Tensor:
+#: The fills (:mod:`xaibench.fills`) an occluded pixel may take here: constants, not functions of the input.
+FILLS = ("zero", "mean")
+
+
+def fill_baseline(x: torch.Tensor, fill: str, data_mean: torch.Tensor | None) -> torch.Tensor:
     """The uninformative input that occluded pixels take: zeros or the training mean per channel."""
-    if fill == "zero":
-        return torch.zeros_like(x)
-    if fill == "mean":
-        if ctx.data_mean is None:
-            raise ValueError("fill 'mean' needs the training mean, which this run does not provide")
-        return ctx.data_mean.to(x).reshape(1, -1, *[1] * (x.dim() - 2)).expand_as(x)
-    raise ValueError(f"fill must be 'zero' or 'mean', got {fill!r}")
+    if fill not in FILLS:
+        raise ValueError(f"fill must be one of {', '.join(FILLS)}, got {fill!r}")
+    return torch.zeros_like(x) if fill == "zero" else mean_fill(x, data_mean)
 
 
-def completeness_error(inputs: torch.Tensor, targets: torch.Tensor, maps: torch.Tensor, engine: Engine, data_mean: torch.Tensor | None = None,
+def completeness_error(inputs: torch.Tensor, targets: torch.Tensor, maps: torch.Tensor, engine: Engine,
+                       data_mean: torch.Tensor | None = None,
                        fill: str = "zero", output: str = "logit", eps: float = 1e-6) -> np.ndarray:
     if output not in OUTPUTS:
         raise ValueError(f"output must be one of {OUTPUTS}")
@@ -66,7 +68,8 @@ def patch_sets(n_samples: int, spatial: tuple[int, ...], patch: int, n: int, set
     return full.reshape(n_samples, sets, *spatial)
 
 
-def sensitivity_n(inputs: torch.Tensor, targets: torch.Tensor, maps: torch.Tensor, engine: Engine, seed: int, data_mean: torch.Tensor | None = None,
+def sensitivity_n(inputs: torch.Tensor, targets: torch.Tensor, maps: torch.Tensor, engine: Engine, seed: int,
+                  data_mean: torch.Tensor | None = None,
                   n: int = 8, patch: int = 8, sets: int = 32, fill: str = "zero", output: str = "logit") -> np.ndarray:
     gen = torch.Generator().manual_seed(seed)
     spatial = tuple(inputs.shape[2:])
@@ -94,10 +97,12 @@ def _pearson_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def faithfulness_correlation(inputs: torch.Tensor, targets: torch.Tensor, maps: torch.Tensor, engine: Engine, seed: int,
-                             data_mean: torch.Tensor | None = None, subset: float = 0.05, runs: int = 64, fill: str = "zero",
+                             data_mean: torch.Tensor | None = None, subset: float = 0.05, runs: int = 64,
+                             fill: str = "zero",
                              output: str = "prob") -> np.ndarray:
-    """Bhatt et al.'s ``corr_S(sum_S g, f(inputs) - f(x_S))``: sensitivity-n with single-pixel patches."""
+    """Bhatt et al.'s ``corr_S(sum_S g, f(x) - f(x_S))``: sensitivity-n with single-pixel patches."""
     if not 0 < subset < 1:
         raise ValueError(f"subset must be a fraction of the pixels in (0, 1), got {subset}")
     n = max(1, round(subset * int(np.prod(inputs.shape[2:]))))
-    return sensitivity_n(inputs, targets, maps, engine, seed, data_mean, n=n, patch=1, sets=runs, fill=fill, output=output)
+    return sensitivity_n(inputs, targets, maps, engine, seed, data_mean, n=n, patch=1, sets=runs, fill=fill,
+                         output=output)

@@ -40,21 +40,24 @@ def covered_inputs(x: torch.Tensor, saliency: torch.Tensor, cover: str, fill: st
     return x * keep.unsqueeze(1)
 
 
-def _probs(inputs: torch.Tensor, targets: torch.Tensor, maps: torch.Tensor, engine: Engine, base_logits: torch.Tensor, cover: str, fill: str,
+def _probs(inputs: torch.Tensor, targets: torch.Tensor, maps: torch.Tensor, engine: Engine,
+           base_logits: torch.Tensor, cover: str, fill: str,
            threshold: float, sign: str) -> tuple[torch.Tensor, torch.Tensor]:
     base = torch.softmax(base_logits.float(), 1).gather(1, targets[:, None].to(base_logits.device))[:, 0]
     covered = engine.scores(covered_inputs(inputs, maps, cover, fill, threshold, sign), targets, "prob")
     return base, covered
 
 
-def drop_in_confidence(inputs: torch.Tensor, targets: torch.Tensor, maps: torch.Tensor, engine: Engine, base_logits: torch.Tensor,
+def drop_in_confidence(inputs: torch.Tensor, targets: torch.Tensor, maps: torch.Tensor, engine: Engine,
+                       base_logits: torch.Tensor,
                        cover: str = "nonessential", fill: str = "darken", threshold: float = 0.5,
                        sign: str = "positive") -> np.ndarray:
     base, covered = _probs(inputs, targets, maps, engine, base_logits, cover, fill, threshold, sign)
     return (100.0 * (base - covered).clamp(min=0) / base).cpu().numpy()
 
 
-def increase_in_confidence(inputs: torch.Tensor, targets: torch.Tensor, maps: torch.Tensor, engine: Engine, base_logits: torch.Tensor,
+def increase_in_confidence(inputs: torch.Tensor, targets: torch.Tensor, maps: torch.Tensor, engine: Engine,
+                           base_logits: torch.Tensor,
                            cover: str = "nonessential", fill: str = "darken", threshold: float = 0.5,
                            sign: str = "positive") -> np.ndarray:
     base, covered = _probs(inputs, targets, maps, engine, base_logits, cover, fill, threshold, sign)

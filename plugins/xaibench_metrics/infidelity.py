@@ -27,9 +27,10 @@ def pixel_noise(x: torch.Tensor, runs: int, noise: float, seed: int) -> torch.Te
     return per_pixel.to(x).expand(-1, x.shape[1], *x.shape[2:])
 
 
-def infidelity(inputs: torch.Tensor, targets: torch.Tensor, maps: torch.Tensor, engine: Engine, seed: int, runs: int = 32, noise: float = 0.1,
+def infidelity(inputs: torch.Tensor, targets: torch.Tensor, maps: torch.Tensor, engine: Engine, seed: int,
+               runs: int = 32, noise: float = 0.1,
                normalize: bool = True, output: str = "logit") -> np.ndarray:
-    """``mean_I (beta * I^T Phi - (f(inputs) - f(inputs - I)))^2`` over ``runs`` perturbations per sample."""
+    """``mean_I (beta * I^T Phi - (f(x) - f(x - I)))^2`` over ``runs`` perturbations per sample."""
     if output not in OUTPUTS:
         raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}")
     if runs < 1 or noise <= 0:

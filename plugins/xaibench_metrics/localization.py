@@ -37,10 +37,6 @@ def _needs(masks: torch.Tensor | None, what: str) -> np.ndarray:
     return masks.cpu().numpy().astype(bool)
 
 
-def _scaled(saliency: torch.Tensor, sign: str) -> np.ndarray:
-    return normalize(saliency, sign).cpu().numpy()
-
-
 def bounding_boxes(masks: np.ndarray) -> np.ndarray:
     """Each mask replaced by its axis-aligned bounding box (empty stays empty), any number of axes."""
     out = np.zeros_like(masks, dtype=bool)
@@ -60,7 +56,8 @@ def mask_scores(shared: Shared, maps: torch.Tensor, masks: np.ndarray, sign: str
                 fraction: float = TOP_K, boxes: bool = False) -> kernels.MaskScores:
     """Every top-k and mass score of the maps scaled to [0, 1] by ``sign``, once per method's maps (``shared``)."""
     def compute() -> kernels.MaskScores:
-        return kernels.mask_scores(_scaled(maps, sign), bounding_boxes(masks) if boxes else masks, (fraction,))
+        scaled = normalize(maps, sign).cpu().numpy()
+        return kernels.mask_scores(scaled, bounding_boxes(masks) if boxes else masks, (fraction,))
 
     return shared(("xaibench_metrics.mask_scores", sign, fraction, boxes), compute)
 
@@ -98,7 +95,7 @@ def mask_overlap(maps: torch.Tensor, masks: torch.Tensor | None, shared: Shared 
     if selection == "top-k":
         return mask_scores(shared, maps, m, sign, fraction=k).top_k[k][score]
     if selection == "threshold":
-        return kernels.overlap_threshold(_scaled(maps, sign), m, threshold)[score]
+        return kernels.overlap_threshold(normalize(maps, sign).cpu().numpy(), m, threshold)[score]
     raise ValueError(f"selection must be one of {SELECTIONS}, got {selection!r}")
 
 

@@ -29,7 +29,7 @@ from xaibench_metrics.localization import (
 )
 from xaibench_metrics.pointing import hit_rate
 from xaibench_metrics.randomization import LABEL_RANDOMIZED, data_randomization, model_randomization
-from xaibench_metrics.road import road
+from xaibench_metrics.road import FRACTIONS, road
 
 GRADCAM_PP = "Chattopadhay et al., Grad-CAM++, WACV 2018; variants of seed 001"
 RISE = "Petsiuk et al., RISE: Randomized Input Sampling for Explanation of Black-box Models, BMVC 2018"
@@ -107,16 +107,15 @@ def xaibench_register_metrics(register: Callable[[MetricSpec], None]) -> None:
         description="area under p_c as pixels are restored onto a blurred canvas in decreasing order of the map",
         citation=RISE, defaults={"steps": 64, "fill": "blur", "blur_size": 11, "blur_sigma": 5.0},
     ))
-    road_fractions = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
     register(MetricSpec(
         name="road-morf", score=road, needs=MODEL | {"seed"}, category="faithfulness", higher_is_better=False,
         description="mean p_c after removing the most relevant fractions of pixels with noisy linear imputation",
-        citation=ROAD, defaults={"order": "morf", "fractions": road_fractions, "noise": 0.01},
+        citation=ROAD, defaults={"order": "morf", "fractions": FRACTIONS, "noise": 0.01},
     ))
     register(MetricSpec(
         name="road-lerf", score=road, needs=MODEL | {"seed"}, category="faithfulness", higher_is_better=True,
         description="mean p_c after removing the least relevant fractions of pixels with noisy linear imputation",
-        citation=ROAD, defaults={"order": "lerf", "fractions": road_fractions, "noise": 0.01},
+        citation=ROAD, defaults={"order": "lerf", "fractions": FRACTIONS, "noise": 0.01},
     ))
     register(MetricSpec(
         name="completeness-error", score=completeness_error,
