@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from conftest import best_time, report
+
 from xaibench.engine import Engine, auto_batch_size
 from xaibench.plugins import load_harness
 from xaibench.specs import MetricContext
+from xaibench.testing import score_metric
 
 ROUNDS = 5
 
@@ -24,7 +25,7 @@ def _run_metrics(engine: Engine, metrics, x, target, saliency, user_batch: int) 
         xs, ts, ss = x[start : start + user_batch], target[start : start + user_batch], saliency[start : start + user_batch]
         ctx = MetricContext(engine=engine, base_logits=engine.logits(xs), seed=0)
         for spec in metrics:
-            spec.score(ctx, xs, ts, ss, None, None, **spec.defaults)
+            score_metric(spec, ctx, xs, ts, ss, **spec.defaults)
 
 
 @pytest.mark.parametrize("user_batch", [1, 4, 32])

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-
 from conftest import median_time, report
+
 from xaibench.engine import Engine, auto_batch_size
 from xaibench.plugins import load_harness
 from xaibench.specs import MetricContext
+from xaibench.testing import score_metric
 
 
 def test_deletion_time_is_linear_in_samples(resnet_case) -> None:  # type: ignore[no-untyped-def]
@@ -24,7 +25,7 @@ def test_deletion_time_is_linear_in_samples(resnet_case) -> None:  # type: ignor
         engine = Engine(model, "cpu", batch_size=auto_batch_size(model, x, "cpu"))
         target = engine.logits(x).argmax(1)
         ctx = MetricContext(engine=engine, base_logits=engine.logits(x), seed=0)
-        times.append(median_time(lambda: deletion.score(ctx, x, target, saliency, None, None, steps=16), 2))
+        times.append(median_time(lambda: score_metric(deletion, ctx, x, target, saliency, steps=16), 2))
     exponent = float(np.polyfit(np.log(sizes), np.log(times), 1)[0])
     report("deletion at 16/64/256 samples", "fitted exponent of time vs samples", exponent, "~ 1")
     assert 0.5 < exponent < 1.5

@@ -11,11 +11,12 @@ import warnings
 
 import numpy as np
 import pytest
-
 from conftest import median_time, report
+
 from xaibench.engine import Engine, auto_batch_size
 from xaibench.plugins import load_harness
 from xaibench.specs import MetricContext
+from xaibench.testing import score_metric
 
 quantus = pytest.importorskip("quantus", reason="quantus (test extra) is not installed")
 
@@ -38,7 +39,7 @@ def test_deletion_speedup_over_quantus_pixel_flipping(benchmark, resnet_case, us
         for s in range(0, x.shape[0], user_batch):
             xs, ts = x[s : s + user_batch], target[s : s + user_batch]
             ctx = MetricContext(engine=engine, base_logits=engine.logits(xs), seed=0)
-            deletion.score(ctx, xs, ts, saliency[s : s + user_batch], None, None, steps=64, fill="zero")
+            score_metric(deletion, ctx, xs, ts, saliency[s : s + user_batch], steps=64, fill="zero")
 
     theirs()  # warm-up both
     ours()

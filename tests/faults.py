@@ -181,18 +181,18 @@ def _fault_method(kind: str) -> Callable[..., object]:
 
 
 # -- metrics -----------------------------------------------------------------------------------
-def mass(ctx, x, target, saliency, masks, regions):  # type: ignore[no-untyped-def]
+def mass(maps, masks):  # type: ignore[no-untyped-def]
     """Relevance mass accuracy (Arras et al. 2022): the share of positive saliency inside the mask."""
     tick("score")
-    pos = saliency.clamp(min=0).flatten(1)
+    pos = maps.clamp(min=0).flatten(1)
     total = pos.sum(1)
     inside = (pos * masks.flatten(1).float()).sum(1)
     return torch.where(total > 0, inside / total, torch.nan).cpu().numpy()
 
 
 def _fault_metric(kind: str) -> Callable[..., object]:
-    def score(ctx, x, target, saliency, masks, regions):  # type: ignore[no-untyped-def]
-        n = x.shape[0]
+    def score(maps, engine):  # type: ignore[no-untyped-def]
+        n = maps.shape[0]
         if kind == "raises":
             raise ValueError("metric exploded")
         if kind == "nan":  # allowed: NaN marks samples where a metric is undefined
@@ -206,7 +206,7 @@ def _fault_metric(kind: str) -> Callable[..., object]:
         if kind == "slow":
             time.sleep(120)
         if kind == "mutates":
-            next(ctx.engine.model.parameters()).data.mul_(0.0)
+            next(engine.model.parameters()).data.mul_(0.0)
             return np.zeros(n)
         sys.exit(4)  # "exits"
 
@@ -239,12 +239,12 @@ class FaultPlugin:
 
     @hookimpl
     def xaibench_register_metrics(self, register):  # type: ignore[no-untyped-def]
-        register(MetricSpec(name="mass", score=mass, category="localization", higher_is_better=True,
+        register(MetricSpec(name="mass", score=mass, needs={"maps", "masks"}, category="localization", higher_is_better=True,
                             requires_mask=True, description="share of positive saliency in the mask",
                             citation="Arras et al. 2022"))
         for kind in FAULT_KINDS:
-            register(MetricSpec(name=f"t-{kind}", score=_fault_metric(kind), category="complexity",
-                                higher_is_better=True, description=f"fault: {kind}"))
+            register(MetricSpec(name=f"t-{kind}", score=_fault_metric(kind), needs={"maps", "engine"},
+                                category="complexity", higher_is_better=True, description=f"fault: {kind}"))
 
 
 plugin = FaultPlugin()

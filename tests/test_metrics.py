@@ -8,6 +8,7 @@ from torch import nn
 from xaibench.engine import Engine
 from xaibench.plugins import load_harness
 from xaibench.specs import MethodContext, MetricContext
+from xaibench.testing import score_metric
 
 
 class Linear2(nn.Module):
@@ -35,8 +36,8 @@ def test_average_drop_and_increase_match_the_formula() -> None:
     target = torch.ones(6, dtype=torch.long)
     sal = torch.rand(6, 4, 4)
     h = load_harness()
-    dic = h.metrics.get("dic").score(_ctx(model, x), x, target, sal, None, None, **h.metrics.get("dic").defaults)
-    iic = h.metrics.get("iic").score(_ctx(model, x), x, target, sal, None, None, **h.metrics.get("iic").defaults)
+    dic = score_metric(h.metrics.get("dic"), _ctx(model, x), x, target, sal, **h.metrics.get("dic").defaults)
+    iic = score_metric(h.metrics.get("iic"), _ctx(model, x), x, target, sal, **h.metrics.get("iic").defaults)
     lo = sal.reshape(6, -1)
     L = (lo / lo.max(1, keepdim=True).values).reshape(6, 1, 4, 4)
     p = torch.sigmoid(model(x)[:, 1])
@@ -54,9 +55,9 @@ def test_integrated_gradients_on_a_linear_model_is_complete() -> None:
     h = load_harness()
     ctx = MethodContext(layer=None, batch_size=8, sample_seeds=(0,) * 5)
     sal = h.methods.get("integrated-gradients").explain(model, x, target, ctx, n_steps=8)
-    err = h.metrics.get("completeness-error").score(_ctx(model, x), x, target, sal, None, None)
+    err = score_metric(h.metrics.get("completeness-error"), _ctx(model, x), x, target, sal)
     np.testing.assert_allclose(err, 0.0, atol=1e-5)
-    assert (h.metrics.get("completeness-error").score(_ctx(model, x), x, target, 2 * sal, None, None) > 0.99).all()
+    assert (score_metric(h.metrics.get("completeness-error"), _ctx(model, x), x, target, 2 * sal) > 0.99).all()
 
 
 def test_exact_occlusion_effect_has_zero_completeness_error_and_perfect_sensitivity_n() -> None:
@@ -68,13 +69,13 @@ def test_exact_occlusion_effect_has_zero_completeness_error_and_perfect_sensitiv
     h = load_harness()
     ctx = MethodContext(layer=None, batch_size=16, sample_seeds=(0,) * 4)
     sal = h.methods.get("occlusion").explain(model, x, target, ctx, window=2)
-    err = h.metrics.get("completeness-error").score(_ctx(model, x), x, target, sal, None, None)
+    err = score_metric(h.metrics.get("completeness-error"), _ctx(model, x), x, target, sal)
     np.testing.assert_allclose(err, 0.0, atol=1e-5)
-    sens = h.metrics.get("sensitivity-n").score(_ctx(model, x, seed=3), x, target, sal, None, None,
+    sens = score_metric(h.metrics.get("sensitivity-n"), _ctx(model, x, seed=3), x, target, sal,
                                                n=4, patch=2, sets=16)
     np.testing.assert_allclose(sens, 1.0, atol=1e-6)
     shuffled = sal.flatten(1)[:, torch.randperm(64)].reshape(4, 8, 8)
-    assert (h.metrics.get("sensitivity-n").score(_ctx(model, x, seed=3), x, target, shuffled, None, None,
+    assert (score_metric(h.metrics.get("sensitivity-n"), _ctx(model, x, seed=3), x, target, shuffled,
                                                  n=4, patch=2, sets=16) < 0.9).all()
 
 
@@ -84,7 +85,7 @@ def test_hit_rate_is_nan_on_empty_masks_and_one_for_the_oracle() -> None:
     masks[1, 4:8, 4:8] = True
     masks[2, 20:30, 1:5] = True
     ctx = MetricContext(engine=None, base_logits=torch.zeros(0), seed=0)
-    score = h.metrics.get("hit-rate").score(ctx, None, None, masks.float(), masks, None)
+    score = score_metric(h.metrics.get("hit-rate"), ctx, maps=masks.float(), masks=masks)
     assert np.isnan(score[0]) and (score[1:] == 1).all()
 
 

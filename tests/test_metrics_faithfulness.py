@@ -13,6 +13,7 @@ from xaibench.curves import perturbation_curve
 from xaibench.engine import Engine
 from xaibench.plugins import load_harness
 from xaibench.specs import MetricContext
+from xaibench.testing import score_metric
 
 
 @pytest.fixture(scope="module")
@@ -51,13 +52,13 @@ def test_exact_contributions_give_the_best_deletion_and_insertion_auc(harness) -
     model, x, target = _setup(1, n=4)
     w = model.w.detach()
     deletion, insertion = harness.metrics.get("deletion-auc"), harness.metrics.get("insertion-auc")
-    best_del = deletion.score(_ctx(model, x), x, target, (w * x[:, 0]), None, None, steps=36)
+    best_del = score_metric(deletion, _ctx(model, x), x, target, (w * x[:, 0]), steps=36)
     canvas = gaussian_blur(x, 11, 5.0)
-    best_ins = insertion.score(_ctx(model, x), x, target, (w * (x - canvas)[:, 0]), None, None, steps=36)
+    best_ins = score_metric(insertion, _ctx(model, x), x, target, (w * (x - canvas)[:, 0]), steps=36)
     for seed in range(3):
         other = torch.rand(4, 6, 6, generator=torch.Generator().manual_seed(seed))
-        assert (best_del <= deletion.score(_ctx(model, x), x, target, other, None, None, steps=36) + 1e-9).all()
-        assert (best_ins >= insertion.score(_ctx(model, x), x, target, other, None, None, steps=36) - 1e-9).all()
+        assert (best_del <= score_metric(deletion, _ctx(model, x), x, target, other, steps=36) + 1e-9).all()
+        assert (best_ins >= score_metric(insertion, _ctx(model, x), x, target, other, steps=36) - 1e-9).all()
 
 
 def test_perturbation_batches_stay_full_across_samples_and_steps() -> None:
@@ -65,7 +66,7 @@ def test_perturbation_batches_stay_full_across_samples_and_steps() -> None:
     ctx = _ctx(model, x, batch_size=16)
     before = ctx.engine.passes
     harness_spec = load_harness().metrics.get("insertion-auc")
-    harness_spec.score(ctx, x, target, torch.rand(5, 6, 6), None, None, steps=8)
+    score_metric(harness_spec, ctx, x, target, torch.rand(5, 6, 6), steps=8)
     assert ctx.engine.passes - before == 5 * 8  # 9 curve points; the unperturbed one is ctx.base_logits
 
 
@@ -96,7 +97,7 @@ def test_road_on_rgb_input_scores_each_sample(harness) -> None:  # type: ignore[
     x = torch.rand(3, 3, 8, 8)
     target = torch.tensor([0, 1, 2])
     spec = harness.metrics.get("road-morf")
-    got = spec.score(_ctx(model, x), x, target, torch.rand(3, 8, 8), None, None, **spec.defaults)
+    got = score_metric(spec, _ctx(model, x), x, target, torch.rand(3, 8, 8), **spec.defaults)
     assert got.shape == (3,) and np.isfinite(got).all() and ((got > 0) & (got < 1)).all()
 
 
@@ -104,9 +105,9 @@ def test_faithfulness_correlation_is_one_for_exact_contributions(harness) -> Non
     model, x, target = _setup(2, n=3, size=8)
     spec = harness.metrics.get("faithfulness-correlation")
     exact = (model.w.detach() * x[:, 0])
-    got = spec.score(_ctx(model, x), x, target, exact, None, None, subset=0.1, runs=20, output="logit")
+    got = score_metric(spec, _ctx(model, x), x, target, exact, subset=0.1, runs=20, output="logit")
     np.testing.assert_allclose(got, 1.0, atol=1e-6)
-    prob = spec.score(_ctx(model, x), x, target, exact, None, None, **spec.defaults)
+    prob = score_metric(spec, _ctx(model, x), x, target, exact, **spec.defaults)
     assert (prob > 0.5).all()  # monotone in the logit, so still strongly correlated on probabilities
 
 
@@ -120,9 +121,9 @@ def test_confidence_variants_flip_direction_when_the_important_part_is_covered(h
     exact = (model.w.detach() * x[:, 0])
     ctx = _ctx(model, x)
     # The map of exact positive contributions: removing the part it marks loses more than keeping it does.
-    kept = harness.metrics.get("dic-mask").score(ctx, x, target, exact, None, None, **harness.metrics.get("dic-mask").defaults)
-    removed = harness.metrics.get("dic-mask-important").score(
-        ctx, x, target, exact, None, None, **harness.metrics.get("dic-mask-important").defaults)
+    kept = score_metric(harness.metrics.get("dic-mask"), ctx, x, target, exact, **harness.metrics.get("dic-mask").defaults)
+    removed = score_metric(harness.metrics.get("dic-mask-important"),
+        ctx, x, target, exact, **harness.metrics.get("dic-mask-important").defaults)
     assert (removed >= kept).all() and (removed > kept).any()
 
 
@@ -131,7 +132,7 @@ def test_road_noise_is_seeded_per_cell() -> None:
     model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 64, 3))
     x = torch.rand(2, 3, 8, 8)
     target, sal = torch.tensor([0, 1]), torch.rand(2, 8, 8)
-    noisy = [road(_ctx(model, x), x, target, sal, None, None, noise=0.05) for _ in range(2)]
-    clean = road(_ctx(model, x), x, target, sal, None, None, noise=0.0)
+    noisy = [road(x, target, sal, _ctx(model, x).engine, 0, noise=0.05) for _ in range(2)]
+    clean = road(x, target, sal, _ctx(model, x).engine, 0, noise=0.0)
     np.testing.assert_array_equal(noisy[0], noisy[1])
     assert not np.allclose(noisy[0], clean, atol=1e-9)

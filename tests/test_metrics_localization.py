@@ -1,12 +1,15 @@
 """Localization and complexity metrics through the registry: oracle maps, NaN rules, analytic values."""
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 import torch
 
 from xaibench.plugins import load_harness
 from xaibench.specs import MetricContext
+from xaibench.testing import score_metric
 
 LOCALIZATION = ("hit-rate", "graded-hit-rate", "energy-pointing-game", "relevance-mass", "attribution-localisation",
                 "relevance-rank", "iou", "dice", "coverage", "iou-threshold", "dice-threshold", "coverage-threshold")
@@ -20,8 +23,8 @@ def harness():  # type: ignore[no-untyped-def]
 def _score(harness, name: str, saliency: torch.Tensor, masks: torch.Tensor | None,  # type: ignore[no-untyped-def]
            regions: torch.Tensor | None = None, **params) -> np.ndarray:
     spec = harness.metrics.get(name)
-    ctx = MetricContext(engine=None, base_logits=torch.zeros(0), seed=0, region_top_level=3)
-    return spec.score(ctx, None, None, saliency, masks, regions, **{**spec.defaults, **params})
+    ctx = MetricContext(engine=None, base_logits=torch.zeros(0), seed=0, dataset=SimpleNamespace(region_top_level=3))
+    return score_metric(spec, ctx, maps=saliency, masks=masks, regions=regions, **{**spec.defaults, **params})
 
 
 def _rect_masks() -> torch.Tensor:
@@ -109,8 +112,8 @@ def test_mask_metrics_of_one_method_share_one_fused_kernel_call(harness) -> None
     names = ("relevance-mass", "relevance-rank", "iou", "dice", "coverage")
     for name in names:
         spec = harness.metrics.get(name)
-        got = spec.score(ctx, None, None, sal, masks, None, **spec.defaults)
+        got = score_metric(spec, ctx, maps=sal, masks=masks, **spec.defaults)
         np.testing.assert_array_equal(got, _score(harness, name, sal, masks), err_msg=name)  # same as unshared
     assert len(computed) == 1
-    harness.metrics.get("attribution-localisation").score(ctx, None, None, sal, masks, None, sign="abs")
+    score_metric(harness.metrics.get("attribution-localisation"), ctx, maps=sal, masks=masks, sign="abs")
     assert len(computed) == 2  # another sign rule is another map: its own call

@@ -12,6 +12,7 @@ from xaibench_metrics.randomization import cascade_stages, randomizable_layers, 
 from xaibench.engine import Engine
 from xaibench.plugins import load_harness
 from xaibench.specs import MetricContext
+from xaibench.testing import score_metric
 
 
 def _model() -> nn.Module:
@@ -33,7 +34,7 @@ def _ctx(model: nn.Module, x: torch.Tensor, target: torch.Tensor, method, seen: 
 
     engine = Engine(model, "cpu", batch_size=8)
     return MetricContext(engine=engine, base_logits=engine.logits(x), seed=3,
-                         model_factory=lambda: copy.deepcopy(model), explain=explain)
+                         model=lambda: copy.deepcopy(model), explain=explain)
 
 
 @pytest.mark.parametrize("name", ["mprt-spearman", "mprt-ssim"])
@@ -50,11 +51,11 @@ def test_a_map_that_ignores_the_model_fails_and_the_gradient_passes(name: str) -
     before = {k: v.clone() for k, v in model.state_dict().items()}
     seen: list = []
     frozen = input_only(model, x, target)
-    ignoring = spec.score(_ctx(model, x, target, input_only, seen), x, target, frozen, None, None, **spec.defaults)
+    ignoring = score_metric(spec, _ctx(model, x, target, input_only, seen), x, target, frozen, **spec.defaults)
     np.testing.assert_allclose(ignoring, 1.0, atol=1e-9)
     assert len(seen) == spec.defaults["steps"]
 
-    grads = spec.score(_ctx(model, x, target, _gradient, []), x, target, _gradient(model, x, target), None, None,
+    grads = score_metric(spec, _ctx(model, x, target, _gradient, []), x, target, _gradient(model, x, target),
                        **spec.defaults)
     assert (grads < 0.9).all()
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # only the copy is randomized
@@ -81,7 +82,7 @@ def test_data_randomization_separates_model_dependent_maps_from_input_maps(tmp_p
     """A map that is the input itself survives label permutation (similarity 1); gradients do not."""
     from xaibench import leaderboard
     from xaibench.plugins import load_harness
-    from xaibench.runner import RunOptions, Runner
+    from xaibench.runner import Runner, RunOptions
     from xaibench.store import Store
     from xaibench.suite import load_suite
 

@@ -28,7 +28,7 @@ def test_infidelity_equals_captum_on_rgb_input(normalize: bool) -> None:
     target = torch.tensor([0, 1, 2, 0])
     sal = torch.randn(N, 8, 8)
     ctx = _ctx(model, x)
-    ours = infidelity(ctx, x, target, sal, None, None, runs=RUNS, noise=0.1, normalize=normalize)
+    ours = infidelity(x, target, sal, ctx.engine, ctx.seed, runs=RUNS, noise=0.1, normalize=normalize)
     noise = pixel_noise(x, RUNS, 0.1, ctx.seed)
 
     def perturb(inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -48,7 +48,7 @@ def test_the_exact_contributions_of_a_linear_model_have_zero_infidelity() -> Non
     target = torch.ones(N, dtype=torch.long)
     w = model.w.detach()[0]
     exact = w.expand(N, -1, -1)  # f(x) - f(x - I) = w . I exactly
-    np.testing.assert_allclose(infidelity(_ctx(model, x), x, target, exact, None, None, normalize=False), 0, atol=1e-9)
-    scaled = infidelity(_ctx(model, x), x, target, 3 * exact, None, None, normalize=True)
+    np.testing.assert_allclose(infidelity(x, target, exact, _ctx(model, x).engine, 5, normalize=False), 0, atol=1e-9)
+    scaled = infidelity(x, target, 3 * exact, _ctx(model, x).engine, 5, normalize=True)
     np.testing.assert_allclose(scaled, 0, atol=1e-9)  # normalisation removes the scale
-    assert (infidelity(_ctx(model, x), x, target, torch.rand(N, 6, 6), None, None) > 1e-4).all()
+    assert (infidelity(x, target, torch.rand(N, 6, 6), _ctx(model, x).engine, 5) > 1e-4).all()

@@ -54,7 +54,7 @@ def test_road_morf_and_lerf_equal_pytorch_grad_cam_on_rgb_without_noise() -> Non
             lambda p, remover=remover: PerturbationConfidenceMetric(remover(p, NoisyLinearImputer(noise=0.0))),
             percentiles)
         theirs = peer(x, sal.numpy(), targets, model)
-        ours = road(ctx, x, target, sal, None, None, order=order, fractions=[p / 100 for p in percentiles], noise=0.0)
+        ours = road(x, target, sal, ctx.engine, ctx.seed, order=order, fractions=[p / 100 for p in percentiles], noise=0.0)
         np.testing.assert_allclose(ours - base, theirs, atol=1e-5, err_msg=order)
 
 
@@ -64,8 +64,8 @@ def test_confidence_change_equals_pytorch_grad_cam_cam_mult_image() -> None:
     cams = normalize(sal, "positive").numpy()
     change = CamMultImageConfidenceChange()(x, cams, [ClassifierOutputSoftmaxTarget(int(t)) for t in target], model)
     base = torch.softmax(model(x), 1).detach().numpy()[np.arange(N), target.numpy()]
-    dic = drop_in_confidence(ctx, x, target, sal, None, None)
-    iic = increase_in_confidence(ctx, x, target, sal, None, None)
+    dic = drop_in_confidence(x, target, sal, ctx.engine, ctx.base_logits)
+    iic = increase_in_confidence(x, target, sal, ctx.engine, ctx.base_logits)
     np.testing.assert_allclose(dic / 100 * base, np.maximum(-change, 0), atol=1e-6)
     np.testing.assert_array_equal(iic / 100, (change > 0).astype(np.float64))
 
@@ -83,6 +83,6 @@ def test_pytorch_grad_cam_drop_in_confidence_is_not_the_published_average_drop()
     np.testing.assert_allclose(theirs, np.maximum(z - zc, 0), atol=1e-5)  # their definition, pinned
     p = torch.softmax(logits, 1)[torch.arange(N), target].numpy()
     q = torch.softmax(covered, 1)[torch.arange(N), target].numpy()
-    ours = drop_in_confidence(ctx, x, target, sal, None, None)
+    ours = drop_in_confidence(x, target, sal, ctx.engine, ctx.base_logits)
     np.testing.assert_allclose(ours, 100 * np.maximum(p - q, 0) / p, rtol=1e-5)  # the paper's
     assert not np.allclose(ours, theirs, atol=1e-3) and not np.allclose(ours / 100, theirs, atol=1e-3)

@@ -88,9 +88,9 @@ def test_sparseness_and_entropy_equal_quantus() -> None:
 
     model, x, y, a, _ = _data(3)
     sal = torch.from_numpy(a[:, 0])
-    np.testing.assert_allclose(sparseness(None, None, None, sal, None, None),
+    np.testing.assert_allclose(sparseness(sal),
                                _quantus(quantus.Sparseness(disable_warnings=True), model, x, y, a), atol=1e-5)
-    np.testing.assert_allclose(entropy(None, None, None, sal, None, None),
+    np.testing.assert_allclose(entropy(sal),
                                _quantus(quantus.Complexity(disable_warnings=True), model, x, y, a), atol=1e-5)
 
 
@@ -124,5 +124,5 @@ def test_quantus_road_crashes_on_rgb_input_ours_imputes_per_pixel() -> None:
     xt = torch.from_numpy(x)
     engine = Engine(model, "cpu", batch_size=16)
     ctx = MetricContext(engine=engine, base_logits=engine.logits(xt), seed=0)
-    got = road(ctx, xt, torch.from_numpy(y), torch.from_numpy(a[:, 0]), None, None, fractions=(0.1, 0.5, 0.9))
+    got = road(xt, torch.from_numpy(y), torch.from_numpy(a[:, 0]), ctx.engine, ctx.seed, fractions=(0.1, 0.5, 0.9))
     assert np.isfinite(got).all()

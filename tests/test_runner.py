@@ -6,11 +6,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from conftest import TINY_SUITE
+
 from xaibench import hookimpl, leaderboard
 from xaibench.plugins import load_harness
-from xaibench.runner import RunOptions, Runner
+from xaibench.runner import Runner, RunOptions
 from xaibench.specs import MethodSpec, MetricSpec
 from xaibench.store import Store
 from xaibench.suite import load_suite
@@ -39,7 +39,7 @@ class Faulty:
 
     @hookimpl
     def xaibench_register_metrics(self, register):  # type: ignore[no-untyped-def]
-        register(MetricSpec(name="too-few-scores", score=lambda ctx, x, *a, **k: np.zeros(1), category="complexity",
+        register(MetricSpec(name="too-few-scores", score=lambda maps: np.zeros(1), category="complexity",
                             higher_is_better=True, description="returns one score for the batch"))
 
 
@@ -154,7 +154,7 @@ def test_figures_and_training_skip_an_optional_dataset_without_data(tmp_path: Pa
 
 def test_deterministic_datasets_are_cached_exactly(tmp_path: Path) -> None:
     """A generated dataset is loaded once; the cached bundle is bit-identical (same fingerprint)."""
-    from xaibench.runner import fingerprint
+    from xaibench.bundles import fingerprint
 
     suite = tmp_path / "s.yaml"
     suite.write_text("name: c\nseed: 1\nsamples: 4\nimage_size: 32\n"

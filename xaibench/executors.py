@@ -16,16 +16,20 @@ from __future__ import annotations
 import os
 import uuid
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Iterator
+from typing import Iterator
 
 import torch
 
+from xaibench.bundles import Bundles
 from xaibench.errors import XaibenchError
+from xaibench.execution import Execution, Outcome
+from xaibench.models import Models
+from xaibench.options import RunOptions, Settings
+from xaibench.plan import Cell, cell_key, resolve
+from xaibench.plugins import load_harness
 from xaibench.specs import DataBundle
-
-if TYPE_CHECKING:
-    from xaibench.runner import Outcome, Runner, RunOptions, RunSummary, _Cell
-    from xaibench.suite import Suite
+from xaibench.store import PlanRow
+from xaibench.suite import Suite
 
 #: Attempts of a Ray task whose worker process died, before its cells fail.
 RAY_MAX_RETRIES = 3
@@ -36,8 +40,8 @@ class Payload:
     """Everything a worker needs, shipped once (Ray's object store / the pool's initializer)."""
 
     token: str
-    suite: "Suite"
-    options: "RunOptions"
+    suite: Suite
+    options: RunOptions
     plugin_modules: dict[str, str]
     bundles: dict[str, DataBundle]
     fingerprints: dict[str, str]
@@ -48,48 +52,67 @@ class Payload:
 
 @dataclass(frozen=True)
 class Task:
+    """One group for a worker: its dataset and model display names and the keys of its cells, in order."""
+
     dataset: str
     model: str
+    method: str
     cell_keys: tuple[str, ...]
 
 
-_WORKER: dict[str, "Runner"] = {}
+_WORKER: dict[str, Execution] = {}
 
 
-def _worker_runner(payload: Payload) -> "Runner":
-    """The worker's runner for this payload, built once per worker process."""
-    from xaibench.plugins import load_harness
-    from xaibench.runner import Runner
-
+def _worker_execution(payload: Payload) -> Execution:
+    """The worker's execution for this payload, built once per worker process (no store: the driver writes)."""
     if payload.token not in _WORKER:
         _WORKER.clear()
         torch.set_num_threads(payload.threads)
         harness = load_harness(list(payload.plugin_modules.items()))
-        runner = Runner(harness, payload.suite, store=None, options=payload.options)  # type: ignore[arg-type]
-        runner.adopt(payload.bundles, payload.fingerprints)
-        _WORKER[payload.token] = runner
+        settings = Settings.of(payload.suite, payload.options)
+        bundles = Bundles(settings)
+        bundles.adopt(payload.bundles, payload.fingerprints)
+        _WORKER[payload.token] = Execution(harness, settings, bundles, Models(settings, bundles, store=None))
     return _WORKER[payload.token]
 
 
-def compute_group(payload: Payload, task: Task) -> list["Outcome"]:
-    """Run one group in a worker: rebuild its model from the shipped weights, explain, score."""
-    runner = _worker_runner(payload)
-    wanted = set(task.cell_keys)
-    cells = [c for c in runner.plan() if c.row.cell_key in wanted]
-    if len(cells) != len(wanted):
+def _cells(execution: Execution, task: Task) -> list[Cell]:
+    """The task's cells re-planned in the worker; refused if a key differs from the driver's."""
+    suite = execution.settings.suite
+    pick = {kind: next(r for r in resolve(execution.harness, kind, entries, suite) if r.entry.display == name)
+            for kind, entries, name in (("datasets", suite.datasets, task.dataset), ("models", suite.models, task.model),
+                                        ("methods", suite.methods, task.method))}
+    ds, mo, me = pick["datasets"], pick["models"], pick["methods"]
+    model_key = execution.models.key(ds, mo)
+    ids = execution.bundles.evaluated(ds).ids
+    by_key = {}
+    for mt in resolve(execution.harness, "metrics", suite.metrics, suite):
+        row_key = cell_key(model_key, me, mt, ids, suite)
+        by_key[row_key] = Cell(PlanRow(row_key, ds.entry.display, mo.entry.display, model_key, me.entry.display,
+                                       mt.entry.display, mt.spec.category, mt.spec.higher_is_better, None),
+                               ds, mo, me, mt)
+    if not set(task.cell_keys) <= set(by_key):
         raise XaibenchError("a worker planned different cells than the driver: are the plugin versions the same?")
+    return [by_key[k] for k in task.cell_keys]
+
+
+def compute_group(payload: Payload, task: Task) -> list[Outcome]:
+    """Run one group in a worker: rebuild its model from the shipped weights, then :meth:`Execution.execute_group`."""
+    execution = _worker_execution(payload)
+    cells = _cells(execution, task)
     first = cells[0]
-    model = runner.build_model(first.dataset, first.model)
+    model = execution.models.build(first.dataset, first.model)
     model.load_state_dict(payload.states[(task.dataset, task.model)])
-    model.to(runner.device).eval()
-    return list(runner.group_outcomes(runner.group_context(first.dataset, model), cells))
+    model.to(execution.settings.device).eval()
+    return execution.execute_group(execution.group_context(first.dataset, first.model, model), cells)
 
 
-def _payload(runner: "Runner", groups: list[list["_Cell"]], threads: int, summary: "RunSummary") -> Payload:
+def _payload(execution: Execution, groups: list[list[Cell]], threads: int) -> Payload:
     """Trains (or loads) every model here, once, before any worker needs it."""
-    if runner.harness.extra_objects:
+    harness = execution.harness
+    if harness.extra_objects:
         raise XaibenchError(
-            f"plugins registered in process as objects ({', '.join(runner.harness.extra_objects)}) cannot be "
+            f"plugins registered in process as objects ({', '.join(harness.extra_objects)}) cannot be "
             "sent to workers; register them by module name or install them as entry points"
         )
     states = {}
@@ -97,38 +120,44 @@ def _payload(runner: "Runner", groups: list[list["_Cell"]], threads: int, summar
         c = group[0]
         pair = (c.dataset.entry.display, c.model.entry.display)
         if pair not in states:
-            model = runner._model(c.dataset, c.model, c.row.model_key, summary)
+            model = execution.models.load(c.dataset, c.model)
             states[pair] = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    names = {c.dataset.entry.display for g in groups for c in g}
+    bundles, fingerprints = execution.bundles.loaded({c.dataset.entry.display for g in groups for c in g})
+    options = execution.settings.options
     return Payload(
-        token=uuid.uuid4().hex, suite=runner.suite,
-        options=replace(runner.options, executor="local", workers=1, progress=False),
-        plugin_modules=dict(runner.harness.extra_modules),
-        bundles={n: runner._bundles[n] for n in names}, fingerprints={n: runner._fingerprints[n] for n in names},
+        token=uuid.uuid4().hex, suite=execution.settings.suite,
+        options=replace(options, executor="local", workers=1, progress=False),
+        plugin_modules=dict(harness.extra_modules), bundles=bundles, fingerprints=fingerprints,
         states=states, threads=threads,
     )
 
 
-def _tasks(groups: list[list["_Cell"]]) -> list[Task]:
-    return [Task(g[0].dataset.entry.display, g[0].model.entry.display, tuple(c.row.cell_key for c in g)) for g in groups]
+def _tasks(groups: list[list[Cell]]) -> list[Task]:
+    return [Task(g[0].dataset.entry.display, g[0].model.entry.display, g[0].method.entry.display,
+                 tuple(c.row.cell_key for c in g)) for g in groups]
 
 
-def remote_outcomes(runner: "Runner", groups: list[list["_Cell"]], summary: "RunSummary") -> Iterator["Outcome"]:
-    """Outcomes of ``groups`` computed by the executor ``runner.options`` names, as they finish."""
-    if runner.options.executor == "ray":
-        yield from _ray_outcomes(runner, groups, summary)
-    elif runner.options.executor == "local":
-        yield from _pool_outcomes(runner, groups, summary)
+def _failed_group(execution: Execution, group: list[Cell], error: str) -> list[Outcome]:
+    return [Outcome(c.row.cell_key, execution.failed(c, error), None, 0) for c in group]
+
+
+def remote_outcomes(execution: Execution, groups: list[list[Cell]]) -> Iterator[Outcome]:
+    """Outcomes of ``groups`` computed by the executor the run's options name, as they finish."""
+    options = execution.settings.options
+    if options.executor == "ray":
+        yield from _ray_outcomes(execution, groups)
+    elif options.executor == "local":
+        yield from _pool_outcomes(execution, groups)
     else:
-        raise XaibenchError(f"unknown executor {runner.options.executor!r}; use local or ray")
+        raise XaibenchError(f"unknown executor {options.executor!r}; use local or ray")
 
 
-def _pool_outcomes(runner: "Runner", groups: list[list["_Cell"]], summary: "RunSummary") -> Iterator["Outcome"]:
+def _pool_outcomes(execution: Execution, groups: list[list[Cell]]) -> Iterator[Outcome]:
     import concurrent.futures as cf
     import multiprocessing
 
-    workers = runner.options.workers
-    payload = _payload(runner, groups, max(1, (os.cpu_count() or 1) // workers), summary)
+    workers = execution.settings.options.workers
+    payload = _payload(execution, groups, max(1, (os.cpu_count() or 1) // workers))
     tasks = _tasks(groups)
     ctx = multiprocessing.get_context("spawn")  # no forked torch/OpenMP state in workers
     with cf.ProcessPoolExecutor(workers, mp_context=ctx, initializer=_remember, initargs=(payload,)) as pool:
@@ -138,9 +167,7 @@ def _pool_outcomes(runner: "Runner", groups: list[list["_Cell"]], summary: "RunS
             try:
                 outcomes = future.result()
             except Exception as exc:  # the worker died: the group's cells fail, the run goes on
-                outcomes = [(c.row.cell_key, runner._failed(c, f"worker process failed: {type(exc).__name__}: {exc}",
-                                                            len(runner.evaluated_samples(c.dataset))), None, 0)
-                            for c in group]
+                outcomes = _failed_group(execution, group, f"worker process failed: {type(exc).__name__}: {exc}")
             yield from outcomes
 
 
@@ -151,22 +178,22 @@ def _remember(payload: Payload) -> None:
     _POOL_PAYLOAD[:] = [payload]
 
 
-def _compute_remembered(task: Task) -> list["Outcome"]:
+def _compute_remembered(task: Task) -> list[Outcome]:
     return compute_group(_POOL_PAYLOAD[0], task)
 
 
-def _ray_outcomes(runner: "Runner", groups: list[list["_Cell"]], summary: "RunSummary") -> Iterator["Outcome"]:
+def _ray_outcomes(execution: Execution, groups: list[list[Cell]]) -> Iterator[Outcome]:
     try:
         import ray
     except ImportError:
         raise XaibenchError("--executor ray needs Ray: pip install 'xaibench[ray]'") from None
     started = not ray.is_initialized()
     if started:
-        ray.init(address=runner.options.address, include_dashboard=False, log_to_driver=False,
+        ray.init(address=execution.settings.options.address, include_dashboard=False, log_to_driver=False,
                  configure_logging=False)
     try:
-        gpus = 1 if runner.device.type == "cuda" else 0
-        payload_ref = ray.put(_payload(runner, groups, 1 if gpus else torch.get_num_threads(), summary))
+        gpus = 1 if execution.settings.device.type == "cuda" else 0
+        payload_ref = ray.put(_payload(execution, groups, 1 if gpus else torch.get_num_threads()))
         remote = ray.remote(num_cpus=1, num_gpus=gpus, max_retries=RAY_MAX_RETRIES)(compute_group)
         pending = {remote.remote(payload_ref, task): group for task, group in zip(_tasks(groups), groups)}
         while pending:
@@ -175,10 +202,7 @@ def _ray_outcomes(runner: "Runner", groups: list[list["_Cell"]], summary: "RunSu
             try:
                 outcomes = ray.get(ready[0])
             except Exception as exc:  # retries exhausted: the group's cells fail, the run goes on
-                first = str(exc).splitlines()[0]
-                outcomes = [(c.row.cell_key, runner._failed(c, f"Ray task failed: {first}",
-                                                            len(runner.evaluated_samples(c.dataset))), None, 0)
-                            for c in group]
+                outcomes = _failed_group(execution, group, f"Ray task failed: {str(exc).splitlines()[0]}")
             yield from outcomes
     finally:
         if started:

@@ -119,11 +119,13 @@ def _display_image(x: np.ndarray) -> tuple[np.ndarray, str | None]:
     return x.mean(axis=0), "gray"
 
 
-def _scaled(saliency: np.ndarray) -> np.ndarray:
-    """|map| scaled to [0, 1] (constant maps -> 0), the same scaling for every method."""
-    a = np.abs(np.asarray(saliency, dtype=np.float64))
-    top = a.max()
-    return a / top if top > 0 else np.zeros_like(a)
+def _abs_scaled(saliency: np.ndarray) -> np.ndarray:
+    """|map| scaled to [0, 1] (constant maps -> 0) by :func:`xaibench.maps.normalize`, as the metrics scale it."""
+    import torch
+
+    from xaibench.maps import normalize
+
+    return normalize(torch.as_tensor(np.asarray(saliency, dtype=np.float32))[None], "abs")[0].numpy()
 
 
 def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
@@ -133,7 +135,8 @@ def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
     return list(zip(edges[::2].tolist(), edges[1::2].tolist()))
 
 
-def draw_overlay(ax, x: np.ndarray, saliency: np.ndarray | None, mask: np.ndarray | None) -> None:  # type: ignore[no-untyped-def]
+def draw_overlay(ax, x: np.ndarray, saliency: np.ndarray | None,
+                 mask: np.ndarray | None) -> None:  # type: ignore[no-untyped-def]
     """One map over its input on ``ax`` (``saliency`` None: the input alone) with the mask's outline.
 
     ``x`` is ``(C, *spatial)``, ``saliency`` and ``mask`` ``(*spatial)``.
@@ -144,7 +147,7 @@ def draw_overlay(ax, x: np.ndarray, saliency: np.ndarray | None, mask: np.ndarra
         pad = 0.1 * (hi - lo or 1.0)
         ax.set_facecolor("black")
         if saliency is not None:
-            ax.imshow(_scaled(saliency)[None], aspect="auto", cmap=SALIENCY_CMAP, vmin=0, vmax=1, alpha=0.8,
+            ax.imshow(_abs_scaled(saliency)[None], aspect="auto", cmap=SALIENCY_CMAP, vmin=0, vmax=1, alpha=0.8,
                       extent=(-0.5, len(signal) - 0.5, lo - pad, hi + pad))
         ax.plot(np.arange(len(signal)), signal, color="white", linewidth=1.0)
         if mask is not None:
@@ -157,7 +160,7 @@ def draw_overlay(ax, x: np.ndarray, saliency: np.ndarray | None, mask: np.ndarra
     image, cmap = _display_image(x)
     ax.imshow(image, cmap=cmap)
     if saliency is not None:
-        ax.imshow(_scaled(saliency), cmap=SALIENCY_CMAP, vmin=0, vmax=1, alpha=0.55)
+        ax.imshow(_abs_scaled(saliency), cmap=SALIENCY_CMAP, vmin=0, vmax=1, alpha=0.55)
     if mask is not None and mask.any() and not mask.all():
         ax.contour(mask.astype(float), levels=[0.5], colors=MASK_COLOUR, linewidths=1.0)
     ax.set_xticks([])
@@ -231,14 +234,13 @@ def write_run_figures(runner: "Runner", out_dir: str | Path) -> list[Path]:
         evaluated = runner.evaluated_samples(ds)
         samples = evaluated.subset(slice(0, min(CURVE_SAMPLES, len(evaluated))))
         for mo in runner.models:
-            g = runner.group_context(ds, runner.trained_model(ds, mo), samples)
-            model, engine, target, data_mean = g.model, g.engine, g.target, g.data_mean
+            g = runner.group_context(ds, mo, samples)
             maps: dict[str, np.ndarray] = {}
             for me in runner.methods:
-                if bundle.modality not in me.spec.modalities or (me.spec.requires_mask and samples.masks is None):
+                if runner.method_skip(ds, mo, me) is not None:
                     continue
                 try:
-                    maps[me.entry.display] = runner.cached_maps(model, ds, mo, me, samples, target, data_mean)
+                    maps[me.entry.display] = runner.cached_maps(g, me)
                 except CellError:
                     continue
             if not maps:
@@ -247,13 +249,13 @@ def write_run_figures(runner: "Runner", out_dir: str | Path) -> list[Path]:
             rows = min(GALLERY_SAMPLES, len(samples))
             masks = None if samples.masks is None else samples.masks[:rows].numpy()
             labels = [f"y={bundle.class_names[int(y)]}, explained {bundle.class_names[int(t)]}"
-                      for y, t in zip(samples.y[:rows], target[:rows].cpu())]
+                      for y, t in zip(samples.y[:rows], g.target[:rows].cpu())]
             written.append(gallery(samples.x[:rows].numpy(), masks, {k: v[:rows] for k, v in maps.items()},
                                    samples.ids[:rows], labels, name,
                                    Path(out_dir) / figure_path(runner.suite.name, ds.entry.display, mo.entry.display,
                                                                "gallery")))
-            canvas = data_mean.reshape(1, -1, *[1] * (samples.x.dim() - 2))
-            curves = {k: tuple(perturbation_curve(engine, samples.x, target, torch.from_numpy(v), mode, canvas,
+            canvas = g.data_mean.reshape(1, -1, *[1] * (samples.x.dim() - 2))
+            curves = {k: tuple(perturbation_curve(g.engine, samples.x, g.target, torch.from_numpy(v), mode, canvas,
                                                   CURVE_STEPS) for mode in ("deletion", "insertion"))
                       for k, v in maps.items()}
             written.append(curve_figure(curves, name, Path(out_dir) / figure_path(
@@ -290,10 +292,10 @@ def explain_overlay(runner: "Runner", method: str, sample_id: str, path: str | P
         raise XaibenchError(f"sample {sample_id!r} is not in the test split of {ds.entry.display!r}"
                             f"{did_you_mean(sample_id, ids)}; its first ids: {', '.join(ids[:5])}")
     sample = bundle.test.subset([ids.index(sample_id)])
-    g = runner.group_context(ds, runner.trained_model(ds, mo), sample)
+    g = runner.group_context(ds, mo, sample)
     logits, target = g.base_logits, g.target
     try:
-        maps = runner.cached_maps(g.model, ds, mo, me, sample, target, g.data_mean)
+        maps = runner.cached_maps(g, me)
     except CellError as exc:
         raise XaibenchError(f"method {method!r} failed on {sample_id!r}: {str(exc).splitlines()[0]}") from None
     prob = float(logits.softmax(1)[0, int(target[0])])

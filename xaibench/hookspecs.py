@@ -63,7 +63,8 @@ def xaibench_register_methods(register: Callable[[MethodSpec], None]) -> None:
         ``explain(model, x, target, ctx, **params)`` takes ``x`` of shape
         ``(N, C, *spatial)`` and returns a float tensor of shape ``(N, *spatial)``
         (or a coarser map the harness upsamples), finite, without changing the
-        model's parameters. ``ctx`` is a :class:`~xaibench.specs.MethodContext`;
+        model's parameters. ``ctx`` is a :class:`~xaibench.specs.MethodContext`
+        (ground-truth masks only for a method whose ``needs`` declares ``"masks"``);
         :func:`xaibench.testing.check_method` checks the whole contract.
     """
 
@@ -73,10 +74,14 @@ def xaibench_register_metrics(register: Callable[[MetricSpec], None]) -> None:
     """Register evaluation metrics.
 
     :param register: call with one :class:`~xaibench.specs.MetricSpec` per metric.
-        ``score(ctx, x, target, saliency, masks, regions, **params)`` returns one
-        float per sample (NaN where undefined). Metrics are stateless; model access
-        goes through ``ctx.engine``, and ``ctx.base_logits`` holds the unperturbed
-        outputs (``ctx`` is a :class:`~xaibench.specs.MetricContext`).
+        ``score(**needs, **params)`` returns one float per sample (NaN where
+        undefined). ``MetricSpec.needs`` declares what it takes, each passed as the
+        keyword of that name (:data:`~xaibench.specs.METRIC_NEEDS`): the batch's
+        ``inputs``, ``targets``, ``maps``, ``masks``, ``regions``
+        (:class:`~xaibench.specs.MetricBatch`) and context such as ``engine`` (the
+        only model access), ``base_logits``, ``seed``, ``explain`` (re-run the
+        cell's method on other models or inputs) and ``variant`` (a model trained
+        by a declared :class:`~xaibench.specs.ModelVariant`). Metrics are stateless.
     """
 
 

@@ -8,6 +8,7 @@ function plus one ``register(Spec(...))`` call.
 """
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
 from typing import Any, Callable, Hashable, Mapping
 
@@ -138,6 +139,13 @@ class ModelSpec:
     provides: frozenset[str] = frozenset()
 
 
+#: What a method may declare in ``MethodSpec.needs`` beyond what every method gets.
+METHOD_NEEDS = {
+    "masks": "the batch's ground-truth masks (N, *spatial) bool as MethodContext.masks; the method is "
+             "skipped on datasets without masks (the calibration baseline that returns them)",
+}
+
+
 @dataclass(frozen=True)
 class MethodContext:
     """What the runner hands a method besides the batch.
@@ -151,8 +159,28 @@ class MethodContext:
     sample_seeds: tuple[int, ...]
     #: Per-channel mean of the training inputs (for "mean" fills and baselines).
     data_mean: torch.Tensor | None = None
-    #: Ground-truth masks for the calibration baseline that returns them; else None.
+    #: Ground-truth masks ``(N, *spatial)``, only for a method that declares ``"masks"`` in its needs; else None.
     masks: torch.Tensor | None = None
+
+
+def _check_needs(kind: str, name: str, needs: frozenset[str], known: Mapping[str, str],
+                 call: Callable[..., Any] | None) -> None:
+    unknown = sorted(set(needs) - set(known))
+    if unknown:
+        raise ValueError(f"{kind} {name!r} needs {', '.join(map(repr, unknown))}; a {kind} may need "
+                         f"{', '.join(sorted(known))}")
+    if call is None:
+        return
+    try:
+        parameters = inspect.signature(call).parameters
+    except (TypeError, ValueError):  # builtins and some C callables have no signature: nothing to check
+        return
+    if any(p.kind is p.VAR_KEYWORD for p in parameters.values()):
+        return
+    missing = sorted(n for n in needs if n not in parameters)
+    if missing:
+        raise ValueError(f"{kind} {name!r} declares needs {', '.join(map(repr, missing))} that its function "
+                         "does not take as keyword parameters")
 
 
 @dataclass(frozen=True)
@@ -167,48 +195,129 @@ class MethodSpec:
     version: str = "1"
     needs_gradients: bool = True
     takes_layer: bool = False
-    #: Needs ground-truth masks (the oracle baseline); refused on datasets without them.
-    requires_mask: bool = False
+    #: What it needs beyond the batch and the common context (keys of :data:`METHOD_NEEDS`).
+    needs: frozenset[str] = frozenset()
     #: Model capabilities it needs (``ModelSpec.provides``); its cells on other models are skipped with a reason.
     requires_model: frozenset[str] = frozenset()
     #: Default parameters, merged under the suite's parameters.
     defaults: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "needs", frozenset(self.needs))
+        _check_needs("method", self.name, self.needs, METHOD_NEEDS, None)
+
+    @property
+    def requires_mask(self) -> bool:
+        """It needs ground-truth masks, so it is refused on datasets without them."""
+        return "masks" in self.needs
 
 
 #: Metric categories, in the order the leaderboard shows them.
 METRIC_CATEGORIES = ("faithfulness", "localization", "randomization", "complexity")
 
 
-def _unshared(key: Hashable, compute: Callable[[], Any]) -> Any:
+@dataclass(frozen=True)
+class MetricBatch:
+    """The evaluated samples of one cell, as a metric sees them (all on the run's device).
+
+    ``inputs`` ``(N, C, *spatial)`` float32 as the model consumes them; ``targets``
+    ``(N,)`` long, the explained class; ``maps`` ``(N, *spatial)`` float32, finite,
+    the method's saliency maps upsampled to the input size; ``masks`` ``(N, *spatial)``
+    bool and ``regions`` ``(N, *spatial)`` int8 levels (higher = more relevant), or
+    None where the dataset has none. New per-sample annotations (bounding boxes,
+    fold ids, volumes' slices) join this batch as fields and :data:`METRIC_NEEDS` keys.
+    """
+
+    inputs: torch.Tensor
+    targets: torch.Tensor
+    maps: torch.Tensor
+    masks: torch.Tensor | None = None
+    regions: torch.Tensor | None = None
+
+    def __len__(self) -> int:
+        return int(self.targets.shape[0])
+
+
+#: ``shared(key, compute)``: the result of ``compute()`` for ``key``, computed once per method's maps.
+Shared = Callable[[Hashable, Callable[[], Any]], Any]
+
+
+def unshared(key: Hashable, compute: Callable[[], Any]) -> Any:
+    """``compute()``: the :data:`Shared` of a metric called alone (tests, notebooks), nothing memoised."""
     return compute()
 
 
 @dataclass(frozen=True)
 class MetricContext:
-    """What a metric may use besides the batch: the engine and the unperturbed outputs."""
+    """What a cell offers its metric besides the batch; a metric receives only what it declares.
+
+    ``explain(model=None, inputs=None)`` re-runs the cell's method (same parameters,
+    same per-sample seeds) for another model and/or other inputs of the same samples:
+    the randomization checks use other models, robustness metrics perturbed inputs.
+    ``variant(name)`` is the cell's model trained by one of the metric's declared
+    :class:`ModelVariant` protocols (cached like any model).
+    """
 
     engine: Any  # xaibench.engine.Engine; typed loosely to keep specs import-light
     base_logits: torch.Tensor  # (N, K) logits of the unperturbed inputs
     seed: int
     data_mean: torch.Tensor | None = None
-    region_top_level: int | None = None
+    #: The dataset's bundle: class names, modality, ``region_top_level`` and other metadata.
+    dataset: "DataBundle | None" = None
     #: A fresh copy of the trained model (randomization metrics perturb copies).
-    model_factory: Callable[[], nn.Module] | None = None
-    #: The cell's method applied to the cell's samples for another model: (model) -> (N, *spatial).
-    explain: Callable[[nn.Module], torch.Tensor] | None = None
-    #: The same architecture and recipe trained on permuted training labels (cached like any
-    #: model): Adebayo et al.'s data randomization test compares the method's maps on both.
-    label_randomized_model: Callable[[], nn.Module] | None = None
+    model: Callable[[], nn.Module] | None = None
+    explain: Callable[..., torch.Tensor] | None = None
+    variant: Callable[[str], nn.Module] | None = None
     #: ``shared(key, compute)``: ``compute()``, run once per key for these maps and reused by the
     #: other metrics of the same method (the fused mask kernel gives several scores in one pass).
     #: The key must name everything the result depends on besides the maps, masks and inputs.
-    shared: Callable[[Hashable, Callable[[], Any]], Any] = _unshared
+    shared: Shared = unshared
+
+
+#: What a metric may declare in ``MetricSpec.needs``; each arrives as the keyword argument of that name.
+METRIC_NEEDS = {
+    "inputs": "MetricBatch.inputs (N, C, *spatial)",
+    "targets": "MetricBatch.targets (N,)",
+    "maps": "MetricBatch.maps (N, *spatial)",
+    "masks": "MetricBatch.masks (N, *spatial) bool, or None",
+    "regions": "MetricBatch.regions (N, *spatial) int8, or None",
+    "engine": "MetricContext.engine: batched forward passes of the trained model",
+    "base_logits": "MetricContext.base_logits (N, K) of the unperturbed inputs",
+    "seed": "MetricContext.seed, the cell's seed",
+    "data_mean": "MetricContext.data_mean (C,), the training inputs' per-channel mean",
+    "dataset": "MetricContext.dataset, the DataBundle (metadata such as region_top_level)",
+    "model": "MetricContext.model() -> a fresh copy of the trained model",
+    "explain": "MetricContext.explain(model=None, inputs=None) -> (N, *spatial) maps of the cell's method",
+    "variant": "MetricContext.variant(name) -> the model trained by a declared MetricSpec.variants protocol",
+    "shared": "MetricContext.shared(key, compute): one result per key shared by a method's metric cells",
+}
+
+
+def metric_arguments(needs: frozenset[str], batch: MetricBatch, ctx: MetricContext) -> dict[str, Any]:
+    """The keyword arguments of a metric that declares ``needs``: fields of ``batch``, else of ``ctx``."""
+    return {n: getattr(batch, n) if hasattr(batch, n) else getattr(ctx, n) for n in sorted(needs)}
+
+
+@dataclass(frozen=True)
+class ModelVariant:
+    """A model derived from a suite's model by another training protocol, declared by the metric that needs it.
+
+    ``fit(model, bundle, recipe, seed, device)`` trains the freshly built (seeded)
+    ``model`` in place on ``bundle`` with the suite's ``recipe``; the runner caches
+    the result under ``content_key(name, model key)`` and ``seed`` derives from that key.
+    """
+
+    name: str
+    fit: Callable[..., None]
+    description: str = ""
 
 
 @dataclass(frozen=True)
 class MetricSpec:
-    """A metric: ``score(ctx, x, target, saliency, masks, regions, **params) -> (N,) float``.
+    """A metric: ``score(**needs, **params) -> (N,) float``, called with exactly what it declares.
 
+    ``needs`` names the :data:`METRIC_NEEDS` it takes (a complexity metric: ``{"maps"}``);
+    the runner passes each as the keyword of that name, then the suite's parameters.
     Stateless: everything it needs arrives as arguments. NaN marks a sample where the
     metric is undefined (a hit rate on an empty mask); the runner excludes NaNs from
     the mean and reports how many samples counted.
@@ -219,12 +328,20 @@ class MetricSpec:
     category: str
     higher_is_better: bool
     description: str
+    #: What ``score`` takes (keys of :data:`METRIC_NEEDS`), each passed as the keyword of that name.
+    needs: frozenset[str] = frozenset({"maps"})
     citation: str = ""
     version: str = "1"
     requires_mask: bool = False
     requires_region: bool = False
     modalities: frozenset[str] = frozenset(MODALITIES)
     defaults: Mapping[str, Any] = field(default_factory=dict)
+    #: Model variants the metric compares against (``needs`` then includes ``"variant"``).
+    variants: tuple[ModelVariant, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "needs", frozenset(self.needs))
+        _check_needs("metric", self.name, self.needs, METRIC_NEEDS, self.score)
 
 
 @dataclass(frozen=True)

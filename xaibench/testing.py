@@ -38,7 +38,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from xaibench.specs import MODALITIES, MethodContext, MethodSpec
+from xaibench.specs import (
+    MODALITIES,
+    MethodContext,
+    MethodSpec,
+    MetricBatch,
+    MetricContext,
+    MetricSpec,
+    metric_arguments,
+)
 
 __all__ = ["check_method", "check_spec", "modality_of", "one_thread", "tiny_layer", "tiny_model"]
 
@@ -191,7 +199,8 @@ def _check_method(spec: MethodSpec, model: nn.Module, x: torch.Tensor, target: t
     x_before = x.clone()
     before = _snapshot(model)
 
-    maps = _maps(spec, model, x, target, _context(x, layer, batch_size, seeds, data_mean, masks), merged)
+    declared = masks if spec.requires_mask else None  # as the runner: masks only for a method that needs them
+    maps = _maps(spec, model, x, target, _context(x, layer, batch_size, seeds, data_mean, declared), merged)
     name = spec.name
     assert torch.equal(x, x_before), f"{name}: modified its input tensor in place"
     _assert_untouched(name, before, model)
@@ -255,3 +264,16 @@ def tiny_model(modality: str, num_classes: int = 3, in_channels: int = 1, seed: 
 def tiny_layer(model: nn.Module) -> nn.Module:
     """The CAM target layer of :func:`tiny_model`: its last block."""
     return model[0][-1]
+
+
+def score_metric(spec: MetricSpec, ctx: MetricContext, inputs: torch.Tensor | None = None,
+                 targets: torch.Tensor | None = None, maps: torch.Tensor | None = None,
+                 masks: torch.Tensor | None = None, regions: torch.Tensor | None = None, **params: Any) -> np.ndarray:
+    """``spec``'s per-sample scores of one batch through the runner's path: only its declared needs reach it.
+
+    ``inputs`` ``(N, C, *spatial)``, ``targets`` ``(N,)``, ``maps``, ``masks`` and ``regions``
+    ``(N, *spatial)`` form the :class:`~xaibench.specs.MetricBatch`; ``ctx`` supplies the rest
+    (engine, seed, ...); ``params`` are passed as given (merge ``spec.defaults`` yourself).
+    """
+    batch = MetricBatch(inputs=inputs, targets=targets, maps=maps, masks=masks, regions=regions)  # type: ignore[arg-type]
+    return spec.score(**metric_arguments(spec.needs, batch, ctx), **params)

@@ -49,5 +49,5 @@ def xaibench_register_methods(register: Callable[[MethodSpec], None]) -> None:
     ))
     register(MethodSpec(
         name="ground-truth", explain=ground_truth, modalities=frozenset(MODALITIES), needs_gradients=False,
-        requires_mask=True, description="the annotated mask: the upper bound of localization metrics",
+        needs=frozenset({"masks"}), description="the annotated mask: the upper bound of localization metrics",
     ))

@@ -19,9 +19,9 @@ import torch
 from torch import nn
 
 from xaibench import hookimpl
+from xaibench.fills import fill_like
 from xaibench.maps import reduce_channels
 from xaibench.specs import MODALITIES, MethodContext, MethodSpec
-from xaibench_captum.fills import fill_like
 from xaibench_captum.modelcopy import relu_safe_copy
 from xaibench_captum.stochastic import attribute
 
@@ -45,7 +45,7 @@ def integrated_gradients(model: nn.Module, x: torch.Tensor, target: torch.Tensor
     from captum.attr import IntegratedGradients
 
     attr = attribute(IntegratedGradients(model), x, target, ctx, noise_tunnel,
-                     baselines=fill_like(x, baseline, ctx), n_steps=n_steps,
+                     baselines=fill_like(x, baseline, ctx.data_mean, ctx.sample_seeds), n_steps=n_steps,
                      internal_batch_size=max(ctx.batch_size, x.shape[0]))
     return reduce_channels(attr, reduce)
 
@@ -59,7 +59,7 @@ def gradient_shap(model: nn.Module, x: torch.Tensor, target: torch.Tensor, ctx: 
     from captum.attr import GradientShap
 
     attr = attribute(GradientShap(model), x, target, ctx, None, stochastic=True,
-                     baselines=fill_like(x, baseline, ctx), n_samples=n_samples, stdevs=stdev)
+                     baselines=fill_like(x, baseline, ctx.data_mean, ctx.sample_seeds), n_samples=n_samples, stdevs=stdev)
     return reduce_channels(attr, reduce)
 
 
@@ -77,7 +77,7 @@ def deeplift(model: nn.Module, x: torch.Tensor, target: torch.Tensor, ctx: Metho
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # captum warns that it sets hooks on the activations
         attr = attribute(DeepLift(relu_safe_copy(model)), x, target, ctx, noise_tunnel,
-                         baselines=fill_like(x, baseline, ctx))
+                         baselines=fill_like(x, baseline, ctx.data_mean, ctx.sample_seeds))
     return reduce_channels(attr, reduce)
 
 
@@ -110,7 +110,7 @@ def occlusion(model: nn.Module, x: torch.Tensor, target: torch.Tensor, ctx: Meth
     per_eval = max(1, ctx.batch_size // x.shape[0])
     attr = Occlusion(model).attribute(
         x, sliding_window_shapes=(c,) + (window,) * spatial, strides=(c,) + (stride,) * spatial,
-        baselines=fill_like(x, fill, ctx), target=target, perturbations_per_eval=per_eval,
+        baselines=fill_like(x, fill, ctx.data_mean, ctx.sample_seeds), target=target, perturbations_per_eval=per_eval,
     )
     if per_pixel:
         attr = attr / math.prod((window,) * spatial)
@@ -138,7 +138,7 @@ def feature_ablation(model: nn.Module, x: torch.Tensor, target: torch.Tensor, ct
 
     groups = patch_mask(tuple(x.shape[2:]), patch, x.device)
     attr = FeatureAblation(model).attribute(
-        x, baselines=fill_like(x, fill, ctx), target=target, feature_mask=groups[None, None],
+        x, baselines=fill_like(x, fill, ctx.data_mean, ctx.sample_seeds), target=target, feature_mask=groups[None, None],
         perturbations_per_eval=max(1, ctx.batch_size // x.shape[0]),
     )[:, 0]
     if per_pixel:

@@ -24,30 +24,30 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from xaibench.engine import OUTPUTS
-from xaibench.specs import MetricContext
+from xaibench.engine import OUTPUTS, Engine
+from xaibench.fills import mean_fill
 
 
-def fill_baseline(x: torch.Tensor, fill: str, ctx: MetricContext) -> torch.Tensor:
+#: The fills (:mod:`xaibench.fills`) an occluded pixel may take here: constants, not functions of the input.
+FILLS = ("zero", "mean")
+
+
+def fill_baseline(x: torch.Tensor, fill: str, data_mean: torch.Tensor | None) -> torch.Tensor:
     """The uninformative input that occluded pixels take: zeros or the training mean per channel."""
-    if fill == "zero":
-        return torch.zeros_like(x)
-    if fill == "mean":
-        if ctx.data_mean is None:
-            raise ValueError("fill 'mean' needs the training mean, which this run does not provide")
-        return ctx.data_mean.to(x).reshape(1, -1, *[1] * (x.dim() - 2)).expand_as(x)
-    raise ValueError(f"fill must be 'zero' or 'mean', got {fill!r}")
+    if fill not in FILLS:
+        raise ValueError(f"fill must be one of {', '.join(FILLS)}, got {fill!r}")
+    return torch.zeros_like(x) if fill == "zero" else mean_fill(x, data_mean)
 
 
-def completeness_error(ctx: MetricContext, x: torch.Tensor, target: torch.Tensor, saliency: torch.Tensor,
-                       masks: torch.Tensor | None, regions: torch.Tensor | None, fill: str = "zero",
-                       output: str = "logit", eps: float = 1e-6) -> np.ndarray:
+def completeness_error(inputs: torch.Tensor, targets: torch.Tensor, maps: torch.Tensor, engine: Engine,
+                       data_mean: torch.Tensor | None = None,
+                       fill: str = "zero", output: str = "logit", eps: float = 1e-6) -> np.ndarray:
     if output not in OUTPUTS:
         raise ValueError(f"output must be one of {OUTPUTS}")
-    f_x = ctx.engine.scores(x, target, output)
-    f_b = ctx.engine.scores(fill_baseline(x, fill, ctx), target, output)
+    f_x = engine.scores(inputs, targets, output)
+    f_b = engine.scores(fill_baseline(inputs, fill, data_mean), targets, output)
     delta = (f_x - f_b).double()
-    total = saliency.reshape(saliency.shape[0], -1).double().sum(1).to(delta.device)
+    total = maps.reshape(maps.shape[0], -1).double().sum(1).to(delta.device)
     err = (total - delta).abs() / delta.abs()
     return torch.where(delta.abs() > eps, err, torch.full_like(err, float("nan"))).cpu().numpy()
 
@@ -68,22 +68,22 @@ def patch_sets(n_samples: int, spatial: tuple[int, ...], patch: int, n: int, set
     return full.reshape(n_samples, sets, *spatial)
 
 
-def sensitivity_n(ctx: MetricContext, x: torch.Tensor, target: torch.Tensor, saliency: torch.Tensor,
-                  masks: torch.Tensor | None, regions: torch.Tensor | None, n: int = 8, patch: int = 8,
-                  sets: int = 32, fill: str = "zero", output: str = "logit") -> np.ndarray:
-    gen = torch.Generator().manual_seed(ctx.seed)
-    spatial = tuple(x.shape[2:])
-    s_masks = patch_sets(x.shape[0], spatial, patch, n, sets, gen).to(x.device)
-    baseline = fill_baseline(x, fill, ctx)
+def sensitivity_n(inputs: torch.Tensor, targets: torch.Tensor, maps: torch.Tensor, engine: Engine, seed: int,
+                  data_mean: torch.Tensor | None = None,
+                  n: int = 8, patch: int = 8, sets: int = 32, fill: str = "zero", output: str = "logit") -> np.ndarray:
+    gen = torch.Generator().manual_seed(seed)
+    spatial = tuple(inputs.shape[2:])
+    s_masks = patch_sets(inputs.shape[0], spatial, patch, n, sets, gen).to(inputs.device)
+    baseline = fill_baseline(inputs, fill, data_mean)
 
     def perturb(sample_idx: torch.Tensor, step_idx: torch.Tensor) -> torch.Tensor:
         m = s_masks[sample_idx, step_idx].unsqueeze(1)
-        return torch.where(m, baseline[sample_idx], x[sample_idx])
+        return torch.where(m, baseline[sample_idx], inputs[sample_idx])
 
-    f_x = ctx.engine.scores(x, target, output)
-    f_s = ctx.engine.perturbed_scores(perturb, x.shape[0], sets, target, output)
+    f_x = engine.scores(inputs, targets, output)
+    f_s = engine.perturbed_scores(perturb, inputs.shape[0], sets, targets, output)
     drop = (f_x[:, None] - f_s).double()
-    attr = (s_masks.flatten(2).double() * saliency.reshape(saliency.shape[0], 1, -1).double().to(x.device)).sum(-1)
+    attr = (s_masks.flatten(2).double() * maps.reshape(maps.shape[0], 1, -1).double().to(inputs.device)).sum(-1)
     return _pearson_rows(attr.cpu().numpy(), drop.cpu().numpy())
 
 
@@ -96,11 +96,13 @@ def _pearson_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return np.where(den > 0, (a * b).sum(1) / den, np.nan)
 
 
-def faithfulness_correlation(ctx: MetricContext, x: torch.Tensor, target: torch.Tensor, saliency: torch.Tensor,
-                             masks: torch.Tensor | None, regions: torch.Tensor | None, subset: float = 0.05,
-                             runs: int = 64, fill: str = "zero", output: str = "prob") -> np.ndarray:
+def faithfulness_correlation(inputs: torch.Tensor, targets: torch.Tensor, maps: torch.Tensor, engine: Engine, seed: int,
+                             data_mean: torch.Tensor | None = None, subset: float = 0.05, runs: int = 64,
+                             fill: str = "zero",
+                             output: str = "prob") -> np.ndarray:
     """Bhatt et al.'s ``corr_S(sum_S g, f(x) - f(x_S))``: sensitivity-n with single-pixel patches."""
     if not 0 < subset < 1:
         raise ValueError(f"subset must be a fraction of the pixels in (0, 1), got {subset}")
-    n = max(1, round(subset * int(np.prod(x.shape[2:]))))
-    return sensitivity_n(ctx, x, target, saliency, masks, regions, n=n, patch=1, sets=runs, fill=fill, output=output)
+    n = max(1, round(subset * int(np.prod(inputs.shape[2:]))))
+    return sensitivity_n(inputs, targets, maps, engine, seed, data_mean, n=n, patch=1, sets=runs, fill=fill,
+                         output=output)

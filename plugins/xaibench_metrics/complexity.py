@@ -16,17 +16,14 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from xaibench.specs import MetricContext
-
 
 def _abs_rows(saliency: torch.Tensor) -> np.ndarray:
     return saliency.reshape(saliency.shape[0], -1).abs().double().cpu().numpy()
 
 
-def sparseness(ctx: MetricContext, x: torch.Tensor, target: torch.Tensor, saliency: torch.Tensor,
-               masks: torch.Tensor | None, regions: torch.Tensor | None) -> np.ndarray:
+def sparseness(maps: torch.Tensor) -> np.ndarray:
     """Gini index of ``|a|`` (Chalasani et al. 2020, Hurley and Rickard's formula)."""
-    a = np.sort(_abs_rows(saliency), axis=1)
+    a = np.sort(_abs_rows(maps), axis=1)
     n = a.shape[1]
     k = np.arange(1, n + 1)
     total = a.sum(1)
@@ -35,10 +32,9 @@ def sparseness(ctx: MetricContext, x: torch.Tensor, target: torch.Tensor, salien
     return np.where(total > 0, gini, np.nan)
 
 
-def entropy(ctx: MetricContext, x: torch.Tensor, target: torch.Tensor, saliency: torch.Tensor,
-            masks: torch.Tensor | None, regions: torch.Tensor | None) -> np.ndarray:
+def entropy(maps: torch.Tensor) -> np.ndarray:
     """``-sum p_i log p_i`` with ``p = |a| / sum |a|`` (Bhatt et al. 2020)."""
-    a = _abs_rows(saliency)
+    a = _abs_rows(maps)
     total = a.sum(1, keepdims=True)
     with np.errstate(invalid="ignore", divide="ignore"):
         p = a / total

@@ -18,8 +18,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from xaibench.engine import Engine
 from xaibench.maps import normalize
-from xaibench.specs import MetricContext
 
 COVERS = ("nonessential", "important")
 FILLS = ("darken", "zero")
@@ -40,22 +40,25 @@ def covered_inputs(x: torch.Tensor, saliency: torch.Tensor, cover: str, fill: st
     return x * keep.unsqueeze(1)
 
 
-def _probs(ctx: MetricContext, x: torch.Tensor, target: torch.Tensor, saliency: torch.Tensor, cover: str,
-           fill: str, threshold: float, sign: str) -> tuple[torch.Tensor, torch.Tensor]:
-    base = torch.softmax(ctx.base_logits.float(), 1).gather(1, target[:, None].to(ctx.base_logits.device))[:, 0]
-    covered = ctx.engine.scores(covered_inputs(x, saliency, cover, fill, threshold, sign), target, "prob")
+def _probs(inputs: torch.Tensor, targets: torch.Tensor, maps: torch.Tensor, engine: Engine,
+           base_logits: torch.Tensor, cover: str, fill: str,
+           threshold: float, sign: str) -> tuple[torch.Tensor, torch.Tensor]:
+    base = torch.softmax(base_logits.float(), 1).gather(1, targets[:, None].to(base_logits.device))[:, 0]
+    covered = engine.scores(covered_inputs(inputs, maps, cover, fill, threshold, sign), targets, "prob")
     return base, covered
 
 
-def drop_in_confidence(ctx: MetricContext, x: torch.Tensor, target: torch.Tensor, saliency: torch.Tensor,
-                       masks: torch.Tensor | None, regions: torch.Tensor | None, cover: str = "nonessential",
-                       fill: str = "darken", threshold: float = 0.5, sign: str = "positive") -> np.ndarray:
-    base, covered = _probs(ctx, x, target, saliency, cover, fill, threshold, sign)
+def drop_in_confidence(inputs: torch.Tensor, targets: torch.Tensor, maps: torch.Tensor, engine: Engine,
+                       base_logits: torch.Tensor,
+                       cover: str = "nonessential", fill: str = "darken", threshold: float = 0.5,
+                       sign: str = "positive") -> np.ndarray:
+    base, covered = _probs(inputs, targets, maps, engine, base_logits, cover, fill, threshold, sign)
     return (100.0 * (base - covered).clamp(min=0) / base).cpu().numpy()
 
 
-def increase_in_confidence(ctx: MetricContext, x: torch.Tensor, target: torch.Tensor, saliency: torch.Tensor,
-                           masks: torch.Tensor | None, regions: torch.Tensor | None, cover: str = "nonessential",
-                           fill: str = "darken", threshold: float = 0.5, sign: str = "positive") -> np.ndarray:
-    base, covered = _probs(ctx, x, target, saliency, cover, fill, threshold, sign)
+def increase_in_confidence(inputs: torch.Tensor, targets: torch.Tensor, maps: torch.Tensor, engine: Engine,
+                           base_logits: torch.Tensor,
+                           cover: str = "nonessential", fill: str = "darken", threshold: float = 0.5,
+                           sign: str = "positive") -> np.ndarray:
+    base, covered = _probs(inputs, targets, maps, engine, base_logits, cover, fill, threshold, sign)
     return (100.0 * (covered > base).float()).cpu().numpy()

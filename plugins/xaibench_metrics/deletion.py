@@ -24,8 +24,7 @@ import torchvision.transforms.functional as TF
 
 from xaibench import kernels
 from xaibench.curves import perturbation_curve
-from xaibench.engine import select_output
-from xaibench.specs import MetricContext
+from xaibench.engine import Engine, select_output
 from xaibench_metrics.completeness import fill_baseline
 
 FILLS = ("zero", "mean", "blur")
@@ -40,30 +39,32 @@ def gaussian_blur(x: torch.Tensor, size: int = 11, sigma: float = 5.0) -> torch.
     raise ValueError(f"blur needs (N, C, L) or (N, C, H, W) inputs, got shape {tuple(x.shape)}")
 
 
-def _canvas(x: torch.Tensor, fill: str, ctx: MetricContext, blur_size: int, blur_sigma: float) -> torch.Tensor:
+def _canvas(inputs: torch.Tensor, fill: str, data_mean: torch.Tensor | None, blur_size: int,
+            blur_sigma: float) -> torch.Tensor:
     if fill not in FILLS:
         raise ValueError(f"fill must be one of {FILLS}, got {fill!r}")
-    return gaussian_blur(x, blur_size, blur_sigma) if fill == "blur" else fill_baseline(x, fill, ctx)
+    return gaussian_blur(inputs, blur_size, blur_sigma) if fill == "blur" else fill_baseline(inputs, fill, data_mean)
 
 
-def deletion_auc(ctx: MetricContext, x: torch.Tensor, target: torch.Tensor, saliency: torch.Tensor,
-                 masks: torch.Tensor | None, regions: torch.Tensor | None, steps: int = 64,
-                 fill: str = "zero") -> np.ndarray:
+def deletion_auc(inputs: torch.Tensor, targets: torch.Tensor, maps: torch.Tensor, engine: Engine,
+                 base_logits: torch.Tensor,
+                 data_mean: torch.Tensor | None = None, steps: int = 64, fill: str = "zero") -> np.ndarray:
     """RISE deletion: ``AUC_[0,1]( p_c(x with the top k/steps of pixels removed) )``; lower is better."""
-    canvas = _canvas(x, fill, ctx, 11, 5.0)
-    return kernels.auc(perturbation_curve(ctx.engine, x, target, saliency, "deletion", canvas, steps,
-                                          input_scores=_input_scores(ctx, target)))
+    canvas = _canvas(inputs, fill, data_mean, 11, 5.0)
+    return kernels.auc(perturbation_curve(engine, inputs, targets, maps, "deletion", canvas, steps,
+                                          input_scores=_input_scores(base_logits, targets)))
 
 
-def insertion_auc(ctx: MetricContext, x: torch.Tensor, target: torch.Tensor, saliency: torch.Tensor,
-                  masks: torch.Tensor | None, regions: torch.Tensor | None, steps: int = 64,
-                  fill: str = "blur", blur_size: int = 11, blur_sigma: float = 5.0) -> np.ndarray:
+def insertion_auc(inputs: torch.Tensor, targets: torch.Tensor, maps: torch.Tensor, engine: Engine,
+                  base_logits: torch.Tensor,
+                  data_mean: torch.Tensor | None = None, steps: int = 64, fill: str = "blur", blur_size: int = 11,
+                  blur_sigma: float = 5.0) -> np.ndarray:
     """RISE insertion: ``AUC_[0,1]( p_c(blurred x with the top k/steps of pixels restored) )``; higher is better."""
-    canvas = _canvas(x, fill, ctx, blur_size, blur_sigma)
-    return kernels.auc(perturbation_curve(ctx.engine, x, target, saliency, "insertion", canvas, steps,
-                                          input_scores=_input_scores(ctx, target)))
+    canvas = _canvas(inputs, fill, data_mean, blur_size, blur_sigma)
+    return kernels.auc(perturbation_curve(engine, inputs, targets, maps, "insertion", canvas, steps,
+                                          input_scores=_input_scores(base_logits, targets)))
 
 
-def _input_scores(ctx: MetricContext, target: torch.Tensor) -> torch.Tensor:
+def _input_scores(base_logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """The unperturbed inputs' target probabilities, from the pass the runner already made."""
-    return select_output(ctx.base_logits, target.to(ctx.base_logits.device), "prob")
+    return select_output(base_logits, targets.to(base_logits.device), "prob")

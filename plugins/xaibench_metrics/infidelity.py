@@ -17,8 +17,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from xaibench.engine import OUTPUTS
-from xaibench.specs import MetricContext
+from xaibench.engine import OUTPUTS, Engine
 
 
 def pixel_noise(x: torch.Tensor, runs: int, noise: float, seed: int) -> torch.Tensor:
@@ -28,21 +27,21 @@ def pixel_noise(x: torch.Tensor, runs: int, noise: float, seed: int) -> torch.Te
     return per_pixel.to(x).expand(-1, x.shape[1], *x.shape[2:])
 
 
-def infidelity(ctx: MetricContext, x: torch.Tensor, target: torch.Tensor, saliency: torch.Tensor,
-               masks: torch.Tensor | None, regions: torch.Tensor | None, runs: int = 32, noise: float = 0.1,
+def infidelity(inputs: torch.Tensor, targets: torch.Tensor, maps: torch.Tensor, engine: Engine, seed: int,
+               runs: int = 32, noise: float = 0.1,
                normalize: bool = True, output: str = "logit") -> np.ndarray:
     """``mean_I (beta * I^T Phi - (f(x) - f(x - I)))^2`` over ``runs`` perturbations per sample."""
     if output not in OUTPUTS:
         raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}")
     if runs < 1 or noise <= 0:
         raise ValueError("infidelity needs runs >= 1 and a positive noise level")
-    n = x.shape[0]
-    perturbations = pixel_noise(x, runs, noise, ctx.seed)
-    f_x = ctx.engine.scores(x, target, output).double()
-    f_pert = ctx.engine.perturbed_scores(lambda s, t: x[s] - perturbations[s * runs + t], n, runs, target, output)
+    n = inputs.shape[0]
+    perturbations = pixel_noise(inputs, runs, noise, seed)
+    f_x = engine.scores(inputs, targets, output).double()
+    f_pert = engine.perturbed_scores(lambda s, t: inputs[s] - perturbations[s * runs + t], n, runs, targets, output)
     change = f_x[:, None] - f_pert.double()
     pixel = perturbations[:, 0].reshape(n, runs, -1).double()
-    predicted = (pixel * saliency.reshape(n, 1, -1).double().to(pixel.device)).sum(-1)
+    predicted = (pixel * maps.reshape(n, 1, -1).double().to(pixel.device)).sum(-1)
     if normalize:
         denom = (predicted**2).sum(1)
         beta = torch.where(denom > 0, (predicted * change).sum(1) / denom.clamp(min=1e-300), torch.zeros_like(denom))

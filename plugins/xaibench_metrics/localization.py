@@ -2,7 +2,7 @@
 
 All scores are numba kernels over flattened ``(N, P)`` maps (:mod:`xaibench.kernels`);
 every one is NaN on an empty mask. The top-k and mass scores of one method's maps come
-from a single fused kernel call, shared between the metric cells through ``ctx.shared``. Sign handling (``positive``: evidence for the
+from a single fused kernel call, shared between the metric cells through ``shared``. Sign handling (``positive``: evidence for the
 class only, the default of the papers below; ``abs``: both signs) is a parameter.
 
 - Relevance mass accuracy (Arras et al., "CLEVR-XAI: A benchmark dataset for the
@@ -26,7 +26,7 @@ import torch
 
 from xaibench import kernels
 from xaibench.maps import normalize
-from xaibench.specs import MetricContext
+from xaibench.specs import DataBundle, Shared, unshared
 
 SELECTIONS = ("top-k", "threshold")
 
@@ -35,10 +35,6 @@ def _needs(masks: torch.Tensor | None, what: str) -> np.ndarray:
     if masks is None:
         raise ValueError(f"{what} needs masks")
     return masks.cpu().numpy().astype(bool)
-
-
-def _scaled(saliency: torch.Tensor, sign: str) -> np.ndarray:
-    return normalize(saliency, sign).cpu().numpy()
 
 
 def bounding_boxes(masks: np.ndarray) -> np.ndarray:
@@ -56,38 +52,35 @@ def bounding_boxes(masks: np.ndarray) -> np.ndarray:
 TOP_K = 0.1
 
 
-def mask_scores(ctx: MetricContext, saliency: torch.Tensor, masks: np.ndarray, sign: str,
+def mask_scores(shared: Shared, maps: torch.Tensor, masks: np.ndarray, sign: str,
                 fraction: float = TOP_K, boxes: bool = False) -> kernels.MaskScores:
-    """Every top-k and mass score of the maps scaled to [0, 1] by ``sign``, once per method's maps (``ctx.shared``)."""
+    """Every top-k and mass score of the maps scaled to [0, 1] by ``sign``, once per method's maps (``shared``)."""
     def compute() -> kernels.MaskScores:
-        return kernels.mask_scores(_scaled(saliency, sign), bounding_boxes(masks) if boxes else masks, (fraction,))
+        scaled = normalize(maps, sign).cpu().numpy()
+        return kernels.mask_scores(scaled, bounding_boxes(masks) if boxes else masks, (fraction,))
 
-    return ctx.shared(("xaibench_metrics.mask_scores", sign, fraction, boxes), compute)
+    return shared(("xaibench_metrics.mask_scores", sign, fraction, boxes), compute)
 
 
-def relevance_mass_accuracy(ctx: MetricContext, x: torch.Tensor, target: torch.Tensor, saliency: torch.Tensor,
-                            masks: torch.Tensor | None, regions: torch.Tensor | None,
+def relevance_mass_accuracy(maps: torch.Tensor, masks: torch.Tensor | None, shared: Shared = unshared,
                             sign: str = "positive") -> np.ndarray:
     """``R_within / R_total`` (Arras et al. 2022, Eq. 1); with ``sign="abs"``, Kohlbrenner et al.'s ratio."""
-    return mask_scores(ctx, saliency, _needs(masks, "relevance mass accuracy"), sign).mass
+    return mask_scores(shared, maps, _needs(masks, "relevance mass accuracy"), sign).mass
 
 
-def energy_pointing_game(ctx: MetricContext, x: torch.Tensor, target: torch.Tensor, saliency: torch.Tensor,
-                         masks: torch.Tensor | None, regions: torch.Tensor | None,
+def energy_pointing_game(maps: torch.Tensor, masks: torch.Tensor | None, shared: Shared = unshared,
                          sign: str = "positive") -> np.ndarray:
     """``sum L in box / sum L`` with the box enclosing the annotation (Score-CAM, Sec. 5.2)."""
-    return mask_scores(ctx, saliency, _needs(masks, "the energy-based pointing game"), sign, boxes=True).mass
+    return mask_scores(shared, maps, _needs(masks, "the energy-based pointing game"), sign, boxes=True).mass
 
 
-def relevance_rank_accuracy(ctx: MetricContext, x: torch.Tensor, target: torch.Tensor, saliency: torch.Tensor,
-                            masks: torch.Tensor | None, regions: torch.Tensor | None,
+def relevance_rank_accuracy(maps: torch.Tensor, masks: torch.Tensor | None, shared: Shared = unshared,
                             sign: str = "positive") -> np.ndarray:
     """``|P_top-K & GT| / K`` with ``K = |GT|`` (Arras et al. 2022, Eq. 2); ties shared (see kernels)."""
-    return mask_scores(ctx, saliency, _needs(masks, "relevance rank accuracy"), sign).rank
+    return mask_scores(shared, maps, _needs(masks, "relevance rank accuracy"), sign).rank
 
 
-def mask_overlap(ctx: MetricContext, x: torch.Tensor, target: torch.Tensor, saliency: torch.Tensor,
-                 masks: torch.Tensor | None, regions: torch.Tensor | None, score: str = "iou",
+def mask_overlap(maps: torch.Tensor, masks: torch.Tensor | None, shared: Shared = unshared, score: str = "iou",
                  selection: str = "top-k", k: float = TOP_K, threshold: float = 0.5,
                  sign: str = "positive") -> np.ndarray:
     """IoU, Dice or coverage of the binarised map against the mask.
@@ -100,17 +93,16 @@ def mask_overlap(ctx: MetricContext, x: torch.Tensor, target: torch.Tensor, sali
         raise ValueError(f"score must be one of {kernels.OVERLAPS}, got {score!r}")
     m = _needs(masks, f"{score} of the thresholded map")
     if selection == "top-k":
-        return mask_scores(ctx, saliency, m, sign, fraction=k).top_k[k][score]
+        return mask_scores(shared, maps, m, sign, fraction=k).top_k[k][score]
     if selection == "threshold":
-        return kernels.overlap_threshold(_scaled(saliency, sign), m, threshold)[score]
+        return kernels.overlap_threshold(normalize(maps, sign).cpu().numpy(), m, threshold)[score]
     raise ValueError(f"selection must be one of {SELECTIONS}, got {selection!r}")
 
 
-def graded_hit_rate(ctx: MetricContext, x: torch.Tensor, target: torch.Tensor, saliency: torch.Tensor,
-                    masks: torch.Tensor | None, regions: torch.Tensor | None) -> np.ndarray:
+def graded_hit_rate(maps: torch.Tensor, regions: torch.Tensor | None, dataset: DataBundle) -> np.ndarray:
     """``level(argmax L) / top level`` (seed 001, skin-layer maps scored 3 to -1); tied peaks average."""
     if regions is None:
         raise ValueError("the graded hit rate needs region maps")
-    if ctx.region_top_level is None:
+    if dataset.region_top_level is None:
         raise ValueError("the dataset provides region maps but no region_top_level to normalise by")
-    return kernels.graded_hit(saliency.cpu().numpy(), regions.cpu().numpy(), ctx.region_top_level)
+    return kernels.graded_hit(maps.cpu().numpy(), regions.cpu().numpy(), dataset.region_top_level)

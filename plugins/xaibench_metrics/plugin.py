@@ -28,8 +28,8 @@ from xaibench_metrics.localization import (
     relevance_rank_accuracy,
 )
 from xaibench_metrics.pointing import hit_rate
-from xaibench_metrics.randomization import data_randomization, model_randomization
-from xaibench_metrics.road import road
+from xaibench_metrics.randomization import LABEL_RANDOMIZED, data_randomization, model_randomization
+from xaibench_metrics.road import FRACTIONS, road
 
 GRADCAM_PP = "Chattopadhay et al., Grad-CAM++, WACV 2018; variants of seed 001"
 RISE = "Petsiuk et al., RISE: Randomized Input Sampling for Explanation of Black-box Models, BMVC 2018"
@@ -37,6 +37,11 @@ ROAD = "Rong et al., A Consistent and Efficient Evaluation Strategy for Attribut
 CLEVR_XAI = "Arras et al., CLEVR-XAI: A benchmark dataset for the ground truth evaluation of neural network explanations, Information Fusion 2022"
 SANITY = "Adebayo et al., Sanity Checks for Saliency Maps, NeurIPS 2018"
 BHATT = "Bhatt et al., Evaluating and Aggregating Feature-based Model Explanations, IJCAI 2020"
+
+#: What the metrics that perturb inputs and read the model's outputs take (``MetricSpec.needs``).
+MODEL = frozenset({"inputs", "targets", "maps", "engine"})
+#: What the mask-scoring metrics take: the maps, the masks and the memo their fused kernel call shares.
+MASK = frozenset({"maps", "masks", "shared"})
 
 #: (suffix, cover, fill, what is covered) of the four seed-001 DiC/IiC variants.
 CONFIDENCE_VARIANTS = (
@@ -52,11 +57,15 @@ def _register_confidence(register: Callable[[MetricSpec], None]) -> None:
         defaults: dict[str, Any] = {"cover": cover, "fill": fill, "threshold": 0.5, "sign": "positive"}
         important = cover == "important"
         register(MetricSpec(
-            name=f"dic{suffix}", score=drop_in_confidence, category="faithfulness", higher_is_better=important,
+            name=f"dic{suffix}", score=drop_in_confidence,
+            needs=MODEL | {"base_logits"},
+            category="faithfulness", higher_is_better=important,
             description=f"Average Drop (% confidence lost) with {what}", citation=GRADCAM_PP, defaults=defaults,
         ))
         register(MetricSpec(
-            name=f"iic{suffix}", score=increase_in_confidence, category="faithfulness", higher_is_better=not important,
+            name=f"iic{suffix}", score=increase_in_confidence,
+            needs=MODEL | {"base_logits"},
+            category="faithfulness", higher_is_better=not important,
             description=f"Increase in Confidence (% of samples whose confidence rises) with {what}",
             citation=GRADCAM_PP, defaults=defaults,
         ))
@@ -65,13 +74,15 @@ def _register_confidence(register: Callable[[MetricSpec], None]) -> None:
 def _register_overlaps(register: Callable[[MetricSpec], None]) -> None:
     for score in ("iou", "dice", "coverage"):
         register(MetricSpec(
-            name=score, score=mask_overlap, category="localization", higher_is_better=True, requires_mask=True,
+            name=score, score=mask_overlap,
+            needs=MASK,
+            category="localization", higher_is_better=True, requires_mask=True,
             description=f"{score} of the map's top {TOP_K:.0%} pixels against the lesion mask; NaN on empty masks",
             citation="seed 001 (coverage of the heat map); Jaccard 1901 / Dice 1945",
             defaults={"score": score, "selection": "top-k", "k": TOP_K, "sign": "positive"},
         ))
         register(MetricSpec(
-            name=f"{score}-threshold", score=mask_overlap, category="localization", higher_is_better=True,
+            name=f"{score}-threshold", score=mask_overlap, needs=MASK, category="localization", higher_is_better=True,
             requires_mask=True,
             description=f"{score} of the binary mask L >= 0.5 (map scaled to [0, 1]) against the lesion; NaN on empty masks",
             citation="seed 001 (masks generated from the heat map); Jaccard 1901 / Dice 1945",
@@ -83,106 +94,127 @@ def _register_overlaps(register: Callable[[MetricSpec], None]) -> None:
 def xaibench_register_metrics(register: Callable[[MetricSpec], None]) -> None:
     _register_confidence(register)
     register(MetricSpec(
-        name="deletion-auc", score=deletion_auc, category="faithfulness", higher_is_better=False,
+        name="deletion-auc", score=deletion_auc,
+        needs=MODEL | {"base_logits", "data_mean"},
+        category="faithfulness", higher_is_better=False,
         description="area under p_c as pixels are zeroed in decreasing order of the map, P/steps per step",
         citation=RISE, defaults={"steps": 64, "fill": "zero"},
     ))
     register(MetricSpec(
-        name="insertion-auc", score=insertion_auc, category="faithfulness", higher_is_better=True,
+        name="insertion-auc", score=insertion_auc,
+        needs=MODEL | {"base_logits", "data_mean"},
+        category="faithfulness", higher_is_better=True,
         description="area under p_c as pixels are restored onto a blurred canvas in decreasing order of the map",
         citation=RISE, defaults={"steps": 64, "fill": "blur", "blur_size": 11, "blur_sigma": 5.0},
     ))
-    road_fractions = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
     register(MetricSpec(
-        name="road-morf", score=road, category="faithfulness", higher_is_better=False,
+        name="road-morf", score=road, needs=MODEL | {"seed"}, category="faithfulness", higher_is_better=False,
         description="mean p_c after removing the most relevant fractions of pixels with noisy linear imputation",
-        citation=ROAD, defaults={"order": "morf", "fractions": road_fractions, "noise": 0.01},
+        citation=ROAD, defaults={"order": "morf", "fractions": FRACTIONS, "noise": 0.01},
     ))
     register(MetricSpec(
-        name="road-lerf", score=road, category="faithfulness", higher_is_better=True,
+        name="road-lerf", score=road, needs=MODEL | {"seed"}, category="faithfulness", higher_is_better=True,
         description="mean p_c after removing the least relevant fractions of pixels with noisy linear imputation",
-        citation=ROAD, defaults={"order": "lerf", "fractions": road_fractions, "noise": 0.01},
+        citation=ROAD, defaults={"order": "lerf", "fractions": FRACTIONS, "noise": 0.01},
     ))
     register(MetricSpec(
-        name="completeness-error", score=completeness_error, category="faithfulness", higher_is_better=False,
+        name="completeness-error", score=completeness_error,
+        needs=MODEL | {"data_mean"},
+        category="faithfulness", higher_is_better=False,
         description="|sum of the map - (f(x) - f(occluded x))| / |f(x) - f(occluded x)| on the target logit",
         citation="Sundararajan et al., ICML 2017 (completeness axiom); seed 003",
         defaults={"fill": "zero", "output": "logit"},
     ))
     register(MetricSpec(
-        name="sensitivity-n", score=sensitivity_n, category="faithfulness", higher_is_better=True,
+        name="sensitivity-n", score=sensitivity_n,
+        needs=MODEL | {"seed", "data_mean"},
+        category="faithfulness", higher_is_better=True,
         description="Pearson correlation between the map's sum over random patch sets and the logit drop they cause",
         citation="Ancona et al., Towards better understanding of gradient-based attribution methods, ICLR 2018",
         defaults={"n": 8, "patch": 8, "sets": 32, "fill": "zero", "output": "logit"},
     ))
     register(MetricSpec(
-        name="faithfulness-correlation", score=faithfulness_correlation, category="faithfulness",
+        name="faithfulness-correlation", score=faithfulness_correlation,
+        needs=MODEL | {"seed", "data_mean"},
+        category="faithfulness",
         higher_is_better=True,
         description="Pearson correlation between the map's sum over random 5% pixel subsets and the p_c drop when zeroed",
         citation=BHATT, defaults={"subset": 0.05, "runs": 64, "fill": "zero", "output": "prob"},
     ))
     register(MetricSpec(
-        name="infidelity", score=infidelity, category="faithfulness", higher_is_better=False,
+        name="infidelity", score=infidelity, needs=MODEL | {"seed"}, category="faithfulness", higher_is_better=False,
         description="mean squared error between the (optimally scaled) map's prediction of the logit change "
                     "under Gaussian pixel noise and the actual change",
         citation="Yeh et al., On the (In)fidelity and Sensitivity of Explanations, NeurIPS 2019",
         defaults={"runs": 32, "noise": 0.1, "normalize": True, "output": "logit"},
     ))
     register(MetricSpec(
-        name="hit-rate", score=hit_rate, category="localization", higher_is_better=True, requires_mask=True,
+        name="hit-rate", score=hit_rate, needs=MASK, category="localization", higher_is_better=True, requires_mask=True,
         description="pointing game: the map's peak within 15 px (at 224 px) of the lesion; NaN on empty masks",
         citation="Zhang et al., Top-down Neural Attention by Excitation Backprop, ECCV 2016",
         defaults={"tolerance": 15.0, "reference_size": 224},
     ))
     register(MetricSpec(
-        name="graded-hit-rate", score=graded_hit_rate, category="localization", higher_is_better=True,
+        name="graded-hit-rate", score=graded_hit_rate,
+        needs=frozenset({"maps", "regions", "dataset"}),
+        category="localization", higher_is_better=True,
         requires_region=True,
         description="region level at the map's peak / top level (levels 3..-1: distractors score negative)",
         citation="seed 001 (hit rate on skin layer maps, scale 3 to -1)",
     ))
     register(MetricSpec(
-        name="energy-pointing-game", score=energy_pointing_game, category="localization", higher_is_better=True,
+        name="energy-pointing-game", score=energy_pointing_game,
+        needs=MASK,
+        category="localization", higher_is_better=True,
         requires_mask=True,
         description="share of the map's positive energy inside the lesion's bounding box; NaN on empty masks",
         citation="Wang et al., Score-CAM, CVPR Workshops 2020", defaults={"sign": "positive"},
     ))
     register(MetricSpec(
-        name="relevance-mass", score=relevance_mass_accuracy, category="localization", higher_is_better=True,
+        name="relevance-mass", score=relevance_mass_accuracy,
+        needs=MASK,
+        category="localization", higher_is_better=True,
         requires_mask=True, description="relevance mass accuracy: share of positive relevance inside the mask",
         citation=CLEVR_XAI, defaults={"sign": "positive"},
     ))
     register(MetricSpec(
-        name="attribution-localisation", score=relevance_mass_accuracy, category="localization",
+        name="attribution-localisation", score=relevance_mass_accuracy, needs=MASK, category="localization",
         higher_is_better=True, requires_mask=True,
         description="share of absolute relevance inside the mask (unweighted inside-total ratio)",
         citation="Kohlbrenner et al., Towards Best Practice in Explaining Neural Network Decisions with LRP, IJCNN 2020",
         defaults={"sign": "abs"},
     ))
     register(MetricSpec(
-        name="relevance-rank", score=relevance_rank_accuracy, category="localization", higher_is_better=True,
+        name="relevance-rank", score=relevance_rank_accuracy,
+        needs=MASK,
+        category="localization", higher_is_better=True,
         requires_mask=True, description="relevance rank accuracy: share of the top-|mask| pixels inside the mask",
         citation=CLEVR_XAI, defaults={"sign": "positive"},
     ))
     _register_overlaps(register)
     for measure, label in (("spearman", "Spearman rank correlation"), ("ssim", "SSIM")):
         register(MetricSpec(
-            name=f"mprt-{measure}", score=model_randomization, category="randomization", higher_is_better=False,
+            name=f"mprt-{measure}", score=model_randomization,
+            needs=frozenset({"maps", "model", "explain", "seed"}),
+            category="randomization", higher_is_better=False,
             description=f"{label} between the maps of the trained and of the cascadingly randomized model, "
                         "averaged over the cascade (lower: the map depends on the weights)",
             citation=SANITY, defaults={"similarity_measure": measure, "steps": 3, "sign": "abs"},
         ))
     register(MetricSpec(
-        name="data-randomization", score=data_randomization, category="randomization", higher_is_better=False,
+        name="data-randomization", score=data_randomization,
+        needs=frozenset({"maps", "variant", "explain"}), variants=(LABEL_RANDOMIZED,),
+        category="randomization", higher_is_better=False,
         description="Spearman rank correlation between the maps of the trained model and of the same model "
                     "trained on permuted labels (lower: the map depends on what was learned)",
         citation=SANITY, defaults={"similarity_measure": "spearman", "sign": "abs"},
     ))
     register(MetricSpec(
-        name="sparseness", score=sparseness, category="complexity", higher_is_better=True,
+        name="sparseness", score=sparseness, needs=frozenset({"maps"}), category="complexity", higher_is_better=True,
         description="Gini index of the absolute map (1 - 1/P: one pixel, 0: uniform)",
         citation="Chalasani et al., Concise Explanations of Neural Networks using Adversarial Training, ICML 2020",
     ))
     register(MetricSpec(
-        name="entropy", score=entropy, category="complexity", higher_is_better=False,
+        name="entropy", score=entropy, needs=frozenset({"maps"}), category="complexity", higher_is_better=False,
         description="Shannon entropy (nats) of |map| / sum |map|", citation=BHATT,
     ))

@@ -9,15 +9,14 @@ import numpy as np
 import torch
 
 from xaibench import kernels
-from xaibench.specs import MetricContext
+from xaibench.specs import Shared, unshared
 
 
 def scaled_tolerance(tolerance: float, spatial: tuple[int, ...], reference: int = 224) -> float:
     return tolerance * max(spatial) / reference
 
 
-def hit_rate(ctx: MetricContext, x: torch.Tensor, target: torch.Tensor, saliency: torch.Tensor,
-             masks: torch.Tensor | None, regions: torch.Tensor | None, tolerance: float = 15.0,
+def hit_rate(maps: torch.Tensor, masks: torch.Tensor | None, shared: Shared = unshared, tolerance: float = 15.0,
              reference_size: int = 224) -> np.ndarray:
     if masks is None:
         raise ValueError("hit rate needs masks")
@@ -25,6 +24,6 @@ def hit_rate(ctx: MetricContext, x: torch.Tensor, target: torch.Tensor, saliency
     tol = scaled_tolerance(tolerance, tuple(m.shape[1:]), reference_size)
 
     def compute() -> np.ndarray:  # the distance transform, once per mask, serves every map of the method
-        return kernels.mask_scores(saliency.cpu().numpy(), m, tolerance=tol).pointing
+        return kernels.mask_scores(maps.cpu().numpy(), m, tolerance=tol).pointing
 
-    return ctx.shared(("xaibench_metrics.hit_rate", tol), compute)
+    return shared(("xaibench_metrics.hit_rate", tol), compute)

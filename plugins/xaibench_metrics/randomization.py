@@ -31,6 +31,9 @@ and one run of the method.
 """
 from __future__ import annotations
 
+from dataclasses import replace
+from typing import Callable
+
 import numpy as np
 import torch
 from scipy.stats import spearmanr
@@ -38,7 +41,8 @@ from skimage.metrics import structural_similarity
 from torch import nn
 
 from xaibench.maps import normalize
-from xaibench.specs import MetricContext
+from xaibench.specs import DataBundle, ModelVariant, TrainRecipe
+from xaibench.training import train
 
 SIMILARITIES = ("spearman", "ssim")
 
@@ -78,40 +82,54 @@ def similarity(a: np.ndarray, b: np.ndarray, how: str) -> np.ndarray:
     return out
 
 
-def model_randomization(ctx: MetricContext, x: torch.Tensor, target: torch.Tensor, saliency: torch.Tensor,
-                        masks: torch.Tensor | None, regions: torch.Tensor | None, similarity_measure: str = "spearman",
-                        steps: int = 3, sign: str = "abs") -> np.ndarray:
+def model_randomization(maps: torch.Tensor, model: Callable[[], nn.Module], explain: Callable[..., torch.Tensor],
+                        seed: int, similarity_measure: str = "spearman", steps: int = 3,
+                        sign: str = "abs") -> np.ndarray:
     """``mean_stages sim(E(f, x), E(f_randomized top-down, x))`` per sample (Adebayo et al. 2018, Sec. 3.1)."""
     if similarity_measure not in SIMILARITIES:
         raise ValueError(f"similarity_measure must be one of {SIMILARITIES}, got {similarity_measure!r}")
-    if ctx.model_factory is None or ctx.explain is None:
-        raise ValueError("model randomization needs a model factory and the cell's explain function from the runner")
-    model = ctx.model_factory()
-    layers = randomizable_layers(model)
+    copy = model()
+    layers = randomizable_layers(copy)
     if not layers:
         raise ValueError("the model has no layers with reset_parameters() to randomize")
-    reference = normalize(saliency, sign).cpu().numpy()
+    reference = normalize(maps, sign).cpu().numpy()
     done = 0
     scores = []
     with torch.random.fork_rng():
-        torch.manual_seed(ctx.seed)
+        torch.manual_seed(seed)
         for upto in cascade_stages(len(layers), steps):
             for name in layers[done:upto]:
-                model.get_submodule(name).reset_parameters()
+                copy.get_submodule(name).reset_parameters()
             done = upto
-            randomized = normalize(ctx.explain(model).float(), sign).cpu().numpy()
+            randomized = normalize(explain(copy).float(), sign).cpu().numpy()
             scores.append(similarity(reference, randomized, similarity_measure))
     return np.mean(scores, axis=0)
 
 
-def data_randomization(ctx: MetricContext, x: torch.Tensor, target: torch.Tensor, saliency: torch.Tensor,
-                       masks: torch.Tensor | None, regions: torch.Tensor | None, similarity_measure: str = "spearman",
-                       sign: str = "abs") -> np.ndarray:
+def fit_on_permuted_labels(model: nn.Module, bundle: DataBundle, recipe: TrainRecipe, seed: int,
+                           device: torch.device) -> None:
+    """Train ``model`` on the training split with its labels permuted (seeded by ``seed``), to its best fit.
+
+    Adebayo et al. (2018, Sec. 3.2) train "to high training accuracy" on the random
+    labels: the weights kept are those of the epoch that fits them best (the fit is
+    measured on permuted training samples, as there is nothing to generalize).
+    """
+    perm = torch.randperm(len(bundle.train), generator=torch.Generator().manual_seed(seed))
+    shuffled = replace(bundle.train, y=bundle.train.y[perm])
+    train(model, shuffled, shuffled.subset(slice(0, 512)), replace(recipe, patience=0), seed, device)
+
+
+#: The label-randomized twin of a model (data randomization test), trained and cached by the
+#: runner under ``content_key("label-randomized", model key)``.
+LABEL_RANDOMIZED = ModelVariant("label-randomized", fit_on_permuted_labels,
+                                "the same architecture and recipe trained on permuted training labels")
+
+
+def data_randomization(maps: torch.Tensor, variant: Callable[[str], nn.Module], explain: Callable[..., torch.Tensor],
+                       similarity_measure: str = "spearman", sign: str = "abs") -> np.ndarray:
     """``sim(E(f, x), E(f_permuted labels, x))`` per sample (Adebayo et al. 2018, Sec. 3.2)."""
     if similarity_measure not in SIMILARITIES:
         raise ValueError(f"similarity_measure must be one of {SIMILARITIES}, got {similarity_measure!r}")
-    if ctx.label_randomized_model is None or ctx.explain is None:
-        raise ValueError("data randomization needs the runner's label-randomized model and explain function")
-    reference = normalize(saliency, sign).cpu().numpy()
-    randomized = normalize(ctx.explain(ctx.label_randomized_model()).float(), sign).cpu().numpy()
+    reference = normalize(maps, sign).cpu().numpy()
+    randomized = normalize(explain(variant(LABEL_RANDOMIZED.name)).float(), sign).cpu().numpy()
     return similarity(reference, randomized, similarity_measure)

@@ -27,9 +27,11 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.linalg import spsolve
 
 from xaibench.curves import pixel_ranks
-from xaibench.specs import MetricContext
+from xaibench.engine import Engine
 
 ORDERS = ("morf", "lerf")
+#: The removal fractions of Rong et al. (2022, Sec. 5): 10% to 90% in steps of 10%.
+FRACTIONS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 
 #: (offset, weight) of the neighbours in the imputation, per number of spatial axes (Rong et al. 2022, Eq. 4).
 NEIGHBOURS = {
@@ -95,20 +97,18 @@ def removal_masks(saliency: torch.Tensor, fractions: Sequence[float], order: str
     return removed.reshape(saliency.shape[0], len(fr), *saliency.shape[1:])
 
 
-def road(ctx: MetricContext, x: torch.Tensor, target: torch.Tensor, saliency: torch.Tensor,
-         masks: torch.Tensor | None, regions: torch.Tensor | None, order: str = "morf",
-         fractions: Sequence[float] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9),
-         noise: float = 0.01) -> np.ndarray:
+def road(inputs: torch.Tensor, targets: torch.Tensor, maps: torch.Tensor, engine: Engine, seed: int,
+         order: str = "morf", fractions: Sequence[float] = FRACTIONS, noise: float = 0.01) -> np.ndarray:
     """``mean_f p_c(impute(x, R_f))`` with ``R_f`` the MoRF/LeRF pixels at fraction ``f`` (Rong et al. 2022)."""
-    removed = removal_masks(saliency, fractions, order).numpy()
-    images = x.detach().cpu().double().numpy()
-    rng = np.random.default_rng(ctx.seed)
-    imputed = np.empty((x.shape[0], removed.shape[1], *x.shape[1:]), dtype=np.float32)
-    for i in range(x.shape[0]):
+    removed = removal_masks(maps, fractions, order).numpy()
+    images = inputs.detach().cpu().double().numpy()
+    rng = np.random.default_rng(seed)
+    imputed = np.empty((inputs.shape[0], removed.shape[1], *inputs.shape[1:]), dtype=np.float32)
+    for i in range(inputs.shape[0]):
         for k in range(removed.shape[1]):
             filled = linear_impute(images[i], removed[i, k])
             filled += noise * rng.standard_normal(filled.shape) * removed[i, k]
             imputed[i, k] = filled
-    inputs = torch.from_numpy(imputed).to(x.device)
-    probs = ctx.engine.perturbed_scores(lambda s, t: inputs[s, t], x.shape[0], removed.shape[1], target, "prob")
+    perturbed = torch.from_numpy(imputed).to(inputs.device)
+    probs = engine.perturbed_scores(lambda s, t: perturbed[s, t], inputs.shape[0], removed.shape[1], targets, "prob")
     return probs.double().mean(1).cpu().numpy()

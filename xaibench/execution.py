@@ -1,0 +1,292 @@
+"""Execution of one group of cells: explain (once), isolate, score. The one work unit of every executor.
+
+A *group* is one dataset x model x method with the metric cells that share its
+maps. :meth:`Execution.execute_group` computes the method's maps (from the
+saliency cache where possible) and then each metric cell, each plugin call under
+the per-cell time limit with the model restored afterwards; a plugin failure fails
+its own cells only. The local loop, the process pool and Ray all run it.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import hashlib
+import platform
+import time
+import traceback
+from dataclasses import dataclass
+from typing import Any, Callable, Hashable, Mapping, NamedTuple, TypeVar
+
+import numpy as np
+import torch
+from torch import nn
+
+import xaibench
+from xaibench.bundles import Bundles
+from xaibench.cache import SaliencyCache
+from xaibench.engine import Engine, auto_batch_size
+from xaibench.errors import CellError, SuiteError, XaibenchError, did_you_mean
+from xaibench.isolation import ModelGuard, time_limit
+from xaibench.maps import upsample
+from xaibench.models import Models
+from xaibench.options import Settings
+from xaibench.plan import Cell, Resolved, method_key
+from xaibench.plugins import Harness
+from xaibench.specs import (
+    DataBundle,
+    MethodContext,
+    MethodSpec,
+    MetricBatch,
+    MetricContext,
+    MetricSpec,
+    Samples,
+    metric_arguments,
+)
+from xaibench.stats import seed_from, summarize
+from xaibench.store import CellResult
+
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True)
+class GroupContext:
+    """What every method of one dataset x model shares: the model, the unperturbed pass, targets, the mean."""
+
+    dataset: Resolved
+    model_entry: Resolved
+    model_key: str
+    bundle: DataBundle
+    model: nn.Module
+    engine: Engine
+    samples: Samples
+    #: ``(N, K)`` logits of the unperturbed samples.
+    base_logits: torch.Tensor
+    #: ``(N,)`` the explained class of each sample (predicted, or the label if the suite says so).
+    target: torch.Tensor
+    #: ``(C,)`` per-channel mean of the training inputs.
+    data_mean: torch.Tensor
+
+
+class Outcome(NamedTuple):
+    """One finished cell: its result, per-sample scores (None when failed), and maps computed for it."""
+
+    cell_key: str
+    result: CellResult
+    values: list[float] | None
+    maps_computed: int
+
+
+class Execution:
+    """Explains and scores groups of cells of one run (in the driver or in a worker)."""
+
+    def __init__(self, harness: Harness, settings: Settings, bundles: Bundles, models: Models) -> None:
+        self.harness = harness
+        self.settings = settings
+        self.bundles = bundles
+        self.models = models
+
+    def group_context(self, ds: Resolved, mo: Resolved, model: nn.Module,
+                      samples: Samples | None = None) -> GroupContext:
+        """The shared state of ``model`` (trained ``mo`` on ``ds``) for ``samples`` (default: the evaluated ones)."""
+        settings = self.settings
+        bundle = self.bundles.bundle(ds)
+        samples = self.bundles.evaluated(ds) if samples is None else samples
+        engine_batch = settings.options.batch_size or auto_batch_size(model, samples.x[:1], settings.device)
+        engine = Engine(model, settings.device, engine_batch, autocast=settings.options.autocast)
+        base_logits = engine.logits(samples.x)
+        target = base_logits.argmax(1) if settings.suite.target == "predicted" else samples.y.to(settings.device)
+        dims = [0] + list(range(2, bundle.train.x.dim()))
+        data_mean = bundle.train.x.mean(dim=dims).to(settings.device)
+        return GroupContext(ds, mo, self.models.key(ds, mo), bundle, model, engine, samples, base_logits, target,
+                            data_mean)
+
+    def execute_group(self, g: GroupContext, cells: list[Cell]) -> list[Outcome]:
+        """One method's maps (computed once, cached) and then each of its metric ``cells``, in order."""
+        me = cells[0].method
+        maps, error, computed = self.maps(g, me)
+        memo: dict[Hashable, Any] = {}  # what this method's metric cells share (MetricContext.shared)
+        out = []
+        for i, c in enumerate(cells):
+            if maps is not None:
+                result, values = self.score(g, c, maps, memo)
+            else:
+                result, values = self.failed(c, error or ""), None
+            out.append(Outcome(c.row.cell_key, result, values, computed if i == 0 else 0))
+        return out
+
+    def maps(self, g: GroupContext, me: Resolved) -> tuple[np.ndarray | None, str | None, int]:
+        """``(maps, None, computed)`` of ``g.samples`` from the saliency cache (missing ones explained now),
+        or ``(None, failure, 0)`` when the method fails."""
+        cache = SaliencyCache(self.settings.options.home, g.model_key, method_key(me, self.settings.suite))
+        missing = cache.missing(g.samples.ids)
+        if missing:
+            subset = dataclasses.replace(g, samples=g.samples.subset(missing), target=g.target[missing])
+            try:
+                maps = self.isolated(f"method {me.entry.display!r}", g.model, lambda: self.explain(subset, me))
+            except (XaibenchError, KeyboardInterrupt):
+                raise
+            except (Exception, SystemExit) as exc:  # a plugin calling sys.exit() fails its cells, not the run
+                return None, describe_failure(exc), 0
+            cache.put([g.samples.ids[i] for i in missing], maps)
+        return cache.get(g.samples.ids), None, len(missing)
+
+    def explain(self, g: GroupContext, me: Resolved, model: nn.Module | None = None) -> np.ndarray:
+        """``me``'s maps of ``g.samples`` for ``g.target`` (on ``model``, default ``g.model``), in batches,
+        validated and upsampled to the input size: ``(N, *spatial)`` float32."""
+        settings = self.settings
+        spec: MethodSpec = me.spec
+        model = g.model if model is None else model
+        params = me.params
+        layer = self._layer(model, g.model_entry, params)
+        samples, batch_size = g.samples, settings.batch_size
+        spatial = tuple(samples.x.shape[2:])
+        out = []
+        for start in range(0, len(samples), batch_size):
+            chunk = samples.subset(slice(start, start + batch_size))
+            masks = chunk.masks.to(settings.device) if "masks" in spec.needs and chunk.masks is not None else None
+            ctx = MethodContext(layer=layer, batch_size=batch_size,
+                                sample_seeds=tuple(seed_from(settings.suite.seed, sid) for sid in chunk.ids),
+                                data_mean=g.data_mean, masks=masks)
+            x = chunk.x.to(settings.device)
+            with torch.enable_grad():
+                sal = spec.explain(model, x, g.target[start : start + len(chunk)].to(settings.device), ctx, **params)
+            sal = _real(sal, "method")
+            if sal.dim() != len(spatial) + 1 or sal.shape[0] != len(chunk):
+                raise CellError(f"method returned shape {tuple(sal.shape)}; expected ({len(chunk)}, *spatial) "
+                                f"with spatial {spatial} or a coarser map")
+            sal = upsample(sal.detach().float(), spatial)
+            if not torch.isfinite(sal).all():
+                raise CellError("method returned NaN or infinite values")
+            out.append(sal.cpu().numpy().astype(np.float32))
+        return np.concatenate(out)
+
+    @staticmethod
+    def _layer(model: nn.Module, mo: Resolved, params: dict[str, Any]) -> nn.Module | None:
+        name = params.pop("layer", None)
+        if name is None:
+            return mo.spec.target_layer(model)
+        try:
+            return model.get_submodule(name)
+        except AttributeError:
+            names = [n for n, _ in model.named_modules() if n]
+            raise SuiteError(f"layer {name!r} is not in model {mo.entry.display!r}{did_you_mean(name, names)}") from None
+
+    def isolated(self, what: str, model: nn.Module, call: Callable[[], _T]) -> _T:
+        """``call()`` under the per-cell time limit; the model is restored afterwards whatever happened.
+
+        A call that returns but changed the model fails with :class:`CellError` naming the change.
+        """
+        guard = ModelGuard(model)
+        try:
+            with time_limit(self.settings.cell_timeout, what):
+                result = call()
+        finally:
+            changes = guard.restore(model)
+        if changes:
+            raise CellError(f"{what} changed the model's " + "; ".join(changes))
+        return result
+
+    def metric_context(self, g: GroupContext, c: Cell, memo: dict[Hashable, Any]) -> MetricContext:
+        """What cell ``c`` offers its metric: the engine, the unperturbed pass, re-explaining, variants, the memo."""
+        device = self.settings.device
+        spec: MetricSpec = c.metric.spec
+
+        def explain(model: nn.Module | None = None, inputs: torch.Tensor | None = None) -> torch.Tensor:
+            """The cell's method on the cell's samples, for another model and/or other inputs of the same samples."""
+            h = g if inputs is None else dataclasses.replace(
+                g, samples=dataclasses.replace(g.samples, x=inputs.detach().cpu()))
+            return torch.from_numpy(self.explain(h, c.method, model)).to(device)
+
+        def variant(name: str) -> nn.Module:
+            """The cell's model trained by the metric's declared variant ``name``."""
+            for v in spec.variants:
+                if v.name == name:
+                    return self.models.variant(g.dataset, g.model_entry, v)
+            raise CellError(f"metric {c.metric.entry.display!r} asked for model variant {name!r}, which it does "
+                            f"not declare (MetricSpec.variants: {', '.join(v.name for v in spec.variants) or 'none'})")
+
+        return MetricContext(
+            engine=g.engine, base_logits=g.base_logits, seed=seed_from(self.settings.suite.seed, c.row.cell_key),
+            data_mean=g.data_mean, dataset=g.bundle, model=lambda: copy.deepcopy(g.model), explain=explain,
+            variant=variant, shared=lambda key, compute: memo[key] if key in memo else memo.setdefault(key, compute()),
+        )
+
+    def score(self, g: GroupContext, c: Cell, maps: np.ndarray,
+              memo: dict[Hashable, Any]) -> tuple[CellResult, list[float] | None]:
+        """Cell ``c``'s metric on ``maps``: its result and per-sample scores, or a failed result and None."""
+        device = self.settings.device
+        spec: MetricSpec = c.metric.spec
+        params = c.metric.params
+        samples = g.samples
+        start = time.perf_counter()
+        try:
+            batch = MetricBatch(
+                inputs=samples.x.to(device), targets=g.target, maps=torch.from_numpy(maps).to(device),
+                masks=None if samples.masks is None else samples.masks.to(device),
+                regions=None if samples.regions is None else samples.regions.to(device))
+            arguments = metric_arguments(spec.needs, batch, self.metric_context(g, c, memo))
+            values = self.isolated(f"metric {c.metric.entry.display!r}", g.model,
+                                   lambda: spec.score(**arguments, **params))
+            values = _real(values, "metric").detach().cpu().double().numpy()
+            if values.shape != (len(samples),):
+                raise CellError(f"metric returned shape {values.shape}; expected ({len(samples)},): one score per sample")
+            if np.isinf(values).any():
+                raise CellError("metric returned infinite scores")
+        except (XaibenchError, KeyboardInterrupt):
+            raise
+        except (Exception, SystemExit) as exc:
+            return self.failed(c, describe_failure(exc)), None
+        mean, low, high, n = summarize(values, seed_from(self.settings.suite.seed, c.row.cell_key))
+        prov = self.provenance(c, params, time.perf_counter() - start)
+        return CellResult(c.row.cell_key, c.row.dataset, c.row.model, c.row.method, c.row.metric, "ok",
+                          mean, low, high, n, len(samples), None, prov), values.tolist()
+
+    def failed(self, c: Cell, error: str) -> CellResult:
+        """A failed result for cell ``c`` with ``error`` (no scores; every evaluated sample counted as missing)."""
+        n_total = len(self.bundles.evaluated(c.dataset))
+        return CellResult(c.row.cell_key, c.row.dataset, c.row.model, c.row.method, c.row.metric, "failed",
+                          None, None, None, 0, n_total, error, self.provenance(c, c.metric.params, 0.0))
+
+    def provenance(self, c: Cell, metric_params: Mapping[str, Any], seconds: float) -> dict[str, Any]:
+        """Everything that determines the cell's scores, so it can be reproduced from the store alone."""
+        settings, suite = self.settings, self.settings.suite
+        plugins = self.harness.plugins
+        ids = self.bundles.evaluated(c.dataset).ids
+        return {
+            "xaibench": xaibench.__version__, "torch": torch.__version__, "numpy": np.__version__,
+            "python": platform.python_version(), "seed": suite.seed,
+            "device": settings.device.type, "target": suite.target, "suite": suite.name,
+            "batch_size": settings.batch_size,
+            "dataset": {"plugin": c.dataset.spec.name, "version": c.dataset.spec.version,
+                        "params": c.dataset.params, "image_size": suite.image_size},
+            "dataset_fingerprint": self.bundles.fingerprint(c.dataset),
+            "samples": {"split": "test", "first": len(ids),
+                        "ids_sha256": hashlib.sha256("\0".join(ids).encode()).hexdigest()},
+            "model": {"plugin": c.model.spec.name, "version": c.model.spec.version, "params": dict(c.model.entry.params),
+                      "train": dict(c.model.entry.train), "checkpoint": c.model.entry.checkpoint},
+            "model_key": c.row.model_key,
+            "method": {"plugin": c.method.spec.name, "version": c.method.spec.version, "params": c.method.params},
+            "metric": {"plugin": c.metric.spec.name, "version": c.metric.spec.version, "params": dict(metric_params)},
+            "plugin_versions": {k: f"{plugins[k].distribution} {plugins[k].version}"
+                                for k in {c.dataset.plugin, c.model.plugin, c.method.plugin, c.metric.plugin}
+                                if k in plugins},
+            "seconds": round(seconds, 3),
+        }
+
+
+def _real(value: Any, who: str) -> torch.Tensor:
+    """A plugin's output as a real-valued tensor, or a :class:`CellError` saying what came back instead."""
+    if not isinstance(value, torch.Tensor):
+        array = np.asarray(value)
+        if array.dtype.kind not in "biuf":
+            raise CellError(f"{who} returned {type(value).__name__} of dtype {array.dtype}; expected real numbers")
+        value = torch.from_numpy(np.ascontiguousarray(array))
+    if value.is_complex():
+        raise CellError(f"{who} returned dtype {value.dtype}; expected real numbers")
+    return value
+
+
+def describe_failure(exc: BaseException) -> str:
+    """First line: the error; then the innermost frames, enough to find the plugin bug."""
+    frames = traceback.format_exception(type(exc), exc, exc.__traceback__, limit=-4)
+    return f"{type(exc).__name__}: {exc}\n" + "".join(frames[-6:])

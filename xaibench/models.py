@@ -1,0 +1,107 @@
+"""Models of a run: built with seeded weights, trained or loaded, cached by content key.
+
+A model's key names everything its weights depend on (spec, parameters, recipe,
+checkpoint digest, dataset fingerprint, seed), so the same suite trains the same
+model on a fresh machine and a re-run loads it from ``<home>/models``. Variants
+(a model trained by another protocol, such as Adebayo et al.'s label-randomized
+twin) are declared by the plugin that needs them (:class:`~xaibench.specs.ModelVariant`)
+and cached here like any model.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from xaibench.bundles import Bundles
+from xaibench.cache import content_key, file_digest, load_checkpoint, save_checkpoint
+from xaibench.errors import SuiteError
+from xaibench.options import Settings
+from xaibench.plan import Resolved
+from xaibench.specs import ModelSpec, ModelVariant
+from xaibench.stats import seed_from
+from xaibench.store import Store
+from xaibench.training import evaluate, recipe_with, train
+
+
+class Models:
+    """Builds, trains, loads and caches the models of one run; ``store`` (None in workers) records evaluations."""
+
+    def __init__(self, settings: Settings, bundles: Bundles, store: Store | None) -> None:
+        self.settings = settings
+        self.bundles = bundles
+        self.store = store
+        #: Models trained by this object (not loaded from the cache or a checkpoint).
+        self.trained = 0
+
+    def key(self, ds: Resolved, mo: Resolved) -> str:
+        """The content key of model ``mo`` trained on dataset ``ds``."""
+        spec: ModelSpec = mo.spec
+        fingerprint = self.bundles.fingerprint(ds)
+        recipe = recipe_with(spec.recipe, mo.entry.train)
+        checkpoint = mo.entry.checkpoint
+        if checkpoint and Path(checkpoint).exists():
+            checkpoint = file_digest(Path(checkpoint))
+        return content_key("model", spec.name, spec.version, mo.params, recipe, checkpoint, fingerprint,
+                           self.settings.suite.seed)
+
+    def build(self, ds: Resolved, mo: Resolved) -> nn.Module:
+        """An untrained model of ``mo`` shaped for dataset ``ds``.
+
+        Its initial weights are seeded from the model's cache key, so the same suite
+        trains the same model on a fresh machine, whatever ran before in the process.
+        """
+        bundle = self.bundles.bundle(ds)
+        try:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed_from(self.settings.suite.seed, self.key(ds, mo), "init"))
+                return mo.spec.build(num_classes=bundle.num_classes, in_channels=bundle.in_channels,
+                                     modality=bundle.modality, **dict(mo.entry.params))
+        except TypeError as exc:
+            raise SuiteError(f"{self.settings.suite.path}:{mo.entry.line}: model {mo.entry.display!r}: {exc}") from None
+
+    def load(self, ds: Resolved, mo: Resolved) -> nn.Module:
+        """The trained model in eval mode on the run's device: the user's checkpoint, the cache, or trained now."""
+        bundle = self.bundles.bundle(ds)
+        device = self.settings.device
+        model_key = self.key(ds, mo)
+        model = self.build(ds, mo)
+        what = f"model {mo.entry.display!r} on {ds.entry.display!r}"
+        if mo.entry.checkpoint:
+            path = Path(mo.entry.checkpoint)
+        else:
+            path = self.settings.options.home / "models" / f"{model_key}.pt"
+            if not path.exists():
+                recipe = recipe_with(mo.spec.recipe, mo.entry.train)
+                tqdm.write(f"training {what} ({recipe.epochs} epochs max) ...")
+                train(model, bundle.train, bundle.val, recipe, seed_from(self.settings.suite.seed, model_key), device)
+                save_checkpoint(model, path)
+                self.trained += 1
+        load_checkpoint(model, path, what)
+        model.to(device).eval()
+        if self.store is not None and self.store.model_evaluation(model_key) is None:
+            evaluation = evaluate(model, bundle.test, device)
+            self.store.put_model(model_key, ds.entry.display, mo.entry.display, file_digest(path), evaluation,
+                                 {"checkpoint": str(path), "params": dict(mo.entry.params),
+                                  "train": dict(mo.entry.train), "torch": torch.__version__})
+        return model
+
+    def variant(self, ds: Resolved, mo: Resolved, variant: ModelVariant) -> nn.Module:
+        """``mo`` built like the real model and fitted by ``variant``'s protocol, cached by its own key.
+
+        The key is ``content_key(variant.name, model key)``; the fit gets the model's
+        recipe (with the suite's overrides) and a seed derived from that key.
+        """
+        bundle = self.bundles.bundle(ds)
+        key = content_key(variant.name, self.key(ds, mo))
+        path = self.settings.options.home / "models" / f"{key}.pt"
+        model = self.build(ds, mo)
+        if not path.exists():
+            tqdm.write(f"training {mo.entry.display!r} on {ds.entry.display!r}: {variant.name} variant ...")
+            variant.fit(model, bundle, recipe_with(mo.spec.recipe, mo.entry.train),
+                        seed_from(self.settings.suite.seed, key), self.settings.device)
+            save_checkpoint(model, path)
+        load_checkpoint(model, path, f"{variant.name} model {mo.entry.display!r}")
+        return model.to(self.settings.device).eval()

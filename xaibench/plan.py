@@ -1,0 +1,100 @@
+"""The plan of a run: the suite's names resolved to specs, its cells, their keys and skip rules.
+
+A *cell* is one dataset x model x method x metric. Planning is cheap and happens
+before anything is trained: the rules here say which cells cannot run (and why),
+and the keys say which results, models and maps a cell shares with earlier runs.
+Everything here is pure: no data is loaded and no model is built in this module.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+from xaibench.cache import content_key
+from xaibench.errors import SuiteError, UnknownNameError
+from xaibench.plugins import Harness
+from xaibench.specs import DataBundle, MethodSpec, MetricSpec, ModelSpec
+from xaibench.store import PlanRow
+from xaibench.suite import Entry, Suite
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """A suite entry with the spec it names and the plugin that registered the spec."""
+
+    entry: Entry
+    spec: Any
+    plugin: str
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The spec's defaults overridden by the suite's parameters for this entry."""
+        return {**dict(getattr(self.spec, "defaults", {})), **dict(self.entry.params)}
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One dataset x model x method x metric, with its plan row (key, names, skip reason)."""
+
+    row: PlanRow
+    dataset: Resolved
+    model: Resolved
+    method: Resolved
+    metric: Resolved
+
+
+def resolve(harness: Harness, kind: str, entries: Sequence[Entry], suite: Suite) -> list[Resolved]:
+    """The specs ``entries`` name in the ``kind`` registry; an unknown name is a :class:`SuiteError` at its line."""
+    registry = harness.registry(kind)
+    out = []
+    for e in entries:
+        try:
+            entry = registry.entry(e.name)
+        except UnknownNameError as exc:
+            broken = "".join(f"; plugin {n!r} failed to load: {why.splitlines()[0]}" for n, why in harness.broken.items())
+            raise SuiteError(f"{suite.path}:{e.line}: {exc}{broken}") from None
+        out.append(Resolved(e, entry.spec, entry.plugin))
+    return out
+
+
+def method_skip(ds: Resolved, bundle: DataBundle, mo: Resolved, me: Resolved) -> str | None:
+    """Why method ``me`` cannot explain model ``mo`` on dataset ``ds`` (modality, masks, model capability), else None."""
+    xspec: MethodSpec = me.spec
+    mspec: ModelSpec = mo.spec
+    if bundle.modality not in xspec.modalities:
+        return f"method {me.entry.display!r} does not support {bundle.modality} data"
+    if xspec.requires_mask and bundle.test.masks is None:
+        return f"method {me.entry.display!r} needs masks and {ds.spec.name!r} has none"
+    if not xspec.requires_model <= mspec.provides:
+        return (f"method {me.entry.display!r} needs a model with "
+                f"{', '.join(sorted(xspec.requires_model - mspec.provides))}: {mo.entry.display!r} has none")
+    return None
+
+
+def metric_skip(ds: Resolved, bundle: DataBundle, mt: Resolved) -> str | None:
+    """Why metric ``mt`` cannot score dataset ``ds`` (modality, masks, region maps), else None."""
+    tspec: MetricSpec = mt.spec
+    if bundle.modality not in tspec.modalities:
+        return f"metric {mt.entry.display!r} does not support {bundle.modality} data"
+    if tspec.requires_mask and bundle.test.masks is None:
+        return f"dataset {ds.entry.display!r} has no masks: {tspec.category} metric {mt.entry.display!r} skipped"
+    if tspec.requires_region and bundle.test.regions is None:
+        return f"dataset {ds.entry.display!r} has no region maps: metric {mt.entry.display!r} skipped"
+    return None
+
+
+def cell_key(model_key: str, me: Resolved, mt: Resolved, sample_ids: Sequence[str], suite: Suite) -> str:
+    """The content key of a cell: its model, method, metric (with parameters), samples, target and seed."""
+    return content_key("cell", model_key, me.spec.name, me.spec.version, me.params, mt.spec.name, mt.spec.version,
+                       mt.params, tuple(sample_ids), suite.target, suite.seed)
+
+
+def unavailable_key(ds: Resolved, mo: Resolved, me: Resolved, mt: Resolved) -> str:
+    """The key of a cell of an optional dataset whose data could not be loaded."""
+    return content_key("unavailable", ds.entry.identity(), mo.entry.identity(), me.entry.identity(),
+                       mt.entry.identity())
+
+
+def method_key(me: Resolved, suite: Suite) -> str:
+    """The content key of a method's maps for one model (with :class:`~xaibench.cache.SaliencyCache`)."""
+    return content_key("method", me.spec.name, me.spec.version, me.params, suite.target, suite.seed)
