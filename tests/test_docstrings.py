@@ -19,7 +19,7 @@ RULES = "D100,D101,D102,D103,D104,D106"
 
 # -- pending: files whose owner (the runner split, issue 20 part A) is still writing their docstrings -----------
 # Empty this set as they land; a listed file that is fully documented fails the test, so the list cannot rot.
-PENDING: set[str] = {"xaibench/executors.py", "xaibench/runner.py", "xaibench/specs.py"}
+PENDING: set[str] = set()
 # ------------------------------------------------------------------------------------------------------------------
 
 
