@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 from tabulate import tabulate
 
-from xaibench import stats
+from xaibench import stats, verdict
 from xaibench.errors import XaibenchError
 from xaibench.figures import FIGURE_KINDS, figure_path
 from xaibench.store import CellResult, PlanRow, Store
@@ -308,6 +308,7 @@ def render(store: Store, suite: str) -> str:
 
     for b in blocks:
         lines += [f"## {b.dataset} × {b.model}", ""]
+        lines += verdict.markdown(verdict.section_verdict(b, header))
         if b.evaluation:
             e = b.evaluation
             lines += [f"Model on the test split (n={e['n']}): accuracy {e['accuracy']:.3f}, macro precision "

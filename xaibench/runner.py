@@ -56,6 +56,7 @@ from xaibench.stats import seed_from, summarize
 from xaibench.store import CellResult, PlanRow, Store
 from xaibench.suite import Entry, Suite
 from xaibench.training import evaluate, recipe_with, train
+from xaibench.verdict import calibration_facts
 
 _T = TypeVar("_T")
 
@@ -383,6 +384,7 @@ class Runner:
                         for mt in self.metrics},
             "methods": {me.entry.display: {"plugin": me.spec.name, "params": _merged(me.spec, me.entry),
                                            "citation": me.spec.citation} for me in self.methods},
+            **calibration_facts(self),
         }
 
     # -- execution ----------------------------------------------------------------------------

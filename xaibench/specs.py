@@ -173,6 +173,10 @@ class MethodSpec:
     requires_model: frozenset[str] = frozenset()
     #: Default parameters, merged under the suite's parameters.
     defaults: Mapping[str, Any] = field(default_factory=dict)
+    #: A calibration baseline's role, checked by each leaderboard section's verdict
+    #: (:mod:`xaibench.verdict`): ``"chance"`` (a uniformly random map), ``"oracle"`` (the
+    #: annotated mask itself), or ``""`` for a real method.
+    calibration: str = ""
 
 
 #: Metric categories, in the order the leaderboard shows them.
@@ -225,6 +229,13 @@ class MetricSpec:
     requires_region: bool = False
     modalities: frozenset[str] = frozenset(MODALITIES)
     defaults: Mapping[str, Any] = field(default_factory=dict)
+    #: ``chance(params)``: what a uniformly random map scores in expectation with these
+    #: parameters, as a named level: ``"mask-fraction"`` (the mask's area fraction; Arras et
+    #: al. 2022), or None where it is not known in closed form. None: never known.
+    chance: Callable[[Mapping[str, Any]], str | None] | None = None
+    #: What a map equal to the mask scores on every sample with a non-empty mask (1 for the
+    #: pointing game and relevance mass), or None where the oracle has no fixed score.
+    oracle: float | None = None
 
 
 @dataclass(frozen=True)
