@@ -22,9 +22,9 @@ from typing import Any, Callable, Hashable, Iterator, Mapping, TypeVar
 import numpy as np
 import torch
 from torch import nn
-from tqdm import tqdm
 
 import xaibench
+from xaibench import progress
 from xaibench.cache import (
     SaliencyCache,
     bundle_from_state,
@@ -258,6 +258,7 @@ class Runner:
         path = self.options.home / "datasets" / f"{key}.pt"
         if path.exists():
             return bundle_from_state(torch.load(path, map_location="cpu", weights_only=True))
+        progress.say(f"generating dataset {spec.name!r} ({dict(request.params)}) ...")
         bundle = spec.load(request)
         save_state(bundle_state(bundle), path)
         return bundle
@@ -429,8 +430,9 @@ class Runner:
             path = self.options.home / "models" / f"{model_key}.pt"
             if not path.exists():
                 recipe = recipe_with(spec.recipe, mo.entry.train)
-                tqdm.write(f"training {what} ({recipe.epochs} epochs max) ...")
-                train(model, bundle.train, bundle.val, recipe, seed_from(self.suite.seed, model_key), self.device)
+                progress.say(f"training {what} ({recipe.epochs} epochs max) ...")
+                train(model, bundle.train, bundle.val, recipe, seed_from(self.suite.seed, model_key), self.device,
+                      on_epoch=progress.epochs(mo.entry.display) if self.options.progress else None)
                 save_checkpoint(model, path)
                 summary.models_trained += 1
         load_checkpoint(model, path, what)
@@ -458,8 +460,9 @@ class Runner:
             perm = torch.randperm(len(bundle.train), generator=torch.Generator().manual_seed(seed))
             shuffled = dataclasses.replace(bundle.train, y=bundle.train.y[perm])
             recipe = dataclasses.replace(recipe_with(mo.spec.recipe, mo.entry.train), patience=0)
-            tqdm.write(f"training {mo.entry.display!r} on {ds.entry.display!r} with permuted labels ...")
-            train(model, shuffled, shuffled.subset(slice(0, 512)), recipe, seed, self.device)
+            progress.say(f"training {mo.entry.display!r} on {ds.entry.display!r} with permuted labels ...")
+            train(model, shuffled, shuffled.subset(slice(0, 512)), recipe, seed, self.device,
+                  on_epoch=progress.epochs(f"{mo.entry.display} (permuted labels)") if self.options.progress else None)
             save_checkpoint(model, path)
         load_checkpoint(model, path, f"label-randomized model {mo.entry.display!r}")
         return model.to(self.device).eval()
@@ -540,7 +543,9 @@ class Runner:
         for c in todo:
             groups.setdefault((c.dataset.entry.display, c.model.entry.display, c.method.entry.display), []).append(c)
         by_key = {c.row.cell_key: c for c in todo}
-        bar = tqdm(total=len(todo), desc=f"{self.suite.name}", unit="cell", disable=not self.options.progress)
+        for c in {(c.dataset.entry.display, c.model.entry.display): c for c in todo}.values():
+            self._model(c.dataset, c.model, c.row.model_key, summary)  # trained before the bar: its ETA is cells only
+        bar = progress.cells(len(todo), self.suite.name, self.options.progress)
         try:
             for cell_key, result, values, maps_computed in self._outcomes(list(groups.values()), summary):
                 summary.maps_computed += maps_computed
