@@ -73,7 +73,7 @@ def test_an_existing_store_is_kept_when_a_run_fails(write_suite: Callable[[str],
 
     store = tmp_path / "results.sqlite"
     Store(store).close()
-    suite = write_suite("name: t\ndatasets: [synthetic-lesions]\nmodels: [small-cnn]\nmethods: [nope]\nmetrics: [dic]\n")
+    suite = write_suite("name: t\ndatasets: [synthetic-lesions]\nmodels: [small-cnn]\nmethods: [nope]\nmetrics: [x]\n")
     assert main(["run", "--suite", str(suite), "--store", str(store)]) == 2
     capsys.readouterr()
     assert store.exists()

@@ -6,11 +6,11 @@ import math
 from pathlib import Path
 
 import pytest
-
 from conftest import TINY_SUITE, tiny_samples
+
 from xaibench import progress
 from xaibench.plugins import load_harness
-from xaibench.runner import RunOptions, Runner
+from xaibench.runner import Runner, RunOptions
 from xaibench.specs import TrainRecipe
 from xaibench.store import Store
 from xaibench.suite import load_suite
@@ -45,7 +45,6 @@ def test_cells_are_plain_lines_when_stderr_is_not_a_terminal() -> None:
 
 def test_train_reports_every_epoch_with_loss_and_validation_accuracy() -> None:
     import torch
-
     from conftest import TinyCNN
 
     seen: list[tuple[int, int, float, float]] = []

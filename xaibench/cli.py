@@ -95,13 +95,15 @@ def _cmd_run(args: argparse.Namespace, harness: Harness) -> int:
                   f"{summary.models_trained} models trained), reused {summary.reused} from {args.store}")
         path = leaderboard.write(store, suite.name, args.out)
         print(f"leaderboard written to {path}")
-        for line in verdict.summary_lines(store, suite.name):
-            print(line, file=sys.stdout if line.startswith("calibration verdict") else sys.stderr)
-        if not args.no_figures:
-            from xaibench.figures import write_run_figures
+        from xaibench.figures import prune, write_run_figures
 
+        if not args.no_figures:
             figures = write_run_figures(runner, args.out)
             print(f"{len(figures)} figures (saliency galleries, deletion/insertion curves) written beside it")
+        for stale in prune(args.out, suite.name, path.read_text(encoding="utf-8")):
+            print(f"removed {stale}: the leaderboard no longer links it")
+        for line in verdict.summary_lines(store, suite.name):
+            print(line, file=sys.stdout if line.startswith("calibration verdict") else sys.stderr)
     if summary.failed:
         print(f"{len(summary.failed)} cell(s) failed (stored with their errors; the rest of the run completed):",
               file=sys.stderr)

@@ -259,9 +259,10 @@ def _agreement_table(b: Block) -> list[str]:
 def _figure_links(suite: str, b: Block) -> list[str]:
     titles = {"agreement": "metric agreement heat map", "gallery": "saliency gallery",
               "curves": "deletion and insertion curves"}
+    drawn = any(c.status == "ok" for r in b.rows for c in r.cells.values())  # no maps, no gallery or curves
     links = [f"![{titles[k]}: {b.dataset} × {b.model}]({figure_path(suite, b.dataset, b.model, k)})"
-             for k in FIGURE_KINDS if k != "agreement" or len(b.agreement_metrics) >= 2]
-    return ["### Figures", "", *(f"{link}\n" for link in links)]
+             for k in FIGURE_KINDS if (len(b.agreement_metrics) >= 2 if k == "agreement" else drawn)]
+    return ["### Figures", "", *(f"{link}\n" for link in links)] if links else []
 
 
 def render(store: Store, suite: str) -> str:
