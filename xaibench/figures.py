@@ -171,7 +171,7 @@ def _short(text: str, width: int) -> str:
     """``text`` wrapped to lines of ``width`` characters (long sample ids such as BUSI paths)."""
     import textwrap
 
-    return "\n".join(textwrap.wrap(text, width, break_long_words=True, break_on_hyphens=False)) or text
+    return "\n".join(textwrap.wrap(text, width, break_long_words=True, break_on_hyphens=True)) or text
 
 
 def gallery(x: np.ndarray, masks: np.ndarray | None, maps: Mapping[str, np.ndarray], ids: Sequence[str],
@@ -197,7 +197,7 @@ def gallery(x: np.ndarray, masks: np.ndarray | None, maps: Mapping[str, np.ndarr
             ax = axes[i][0]
             draw_overlay(ax, x[i], None, mask)
             empty = mask is not None and not np.asarray(mask).any()
-            ax.set_ylabel(_short(str(ids[i]), 14) + "\n" + _short(labels[i], 18) + ("\n(no lesion)" if empty else ""),
+            ax.set_ylabel(_short(str(ids[i]), 18) + "\n" + _short(labels[i], 18) + ("\n(no lesion)" if empty else ""),
                           fontsize=6)
             for j, method in enumerate(methods, start=1):
                 draw_overlay(axes[i][j], x[i], maps[method][i], mask)
