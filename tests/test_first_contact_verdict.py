@@ -86,3 +86,12 @@ metrics: [dic]
     assert facts == {"gradcam": [side, side], "gradcam-layer3": [2 * side, 2 * side]}
     assert (model.conv1.kernel_size, model.conv1.stride) == (((7, 7), (2, 2)) if stem == "imagenet" else ((3, 3), (1, 1)))
     assert isinstance(model.maxpool, torch.nn.Identity) == (stem == "small")
+
+
+def test_the_json_leaderboard_carries_the_verdict(tmp_path: Path, tiny_plugin) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    v, store = _verdict(tmp_path, tiny_plugin, "    train: {epochs: 1, lr: 1.0e-9}")
+    (block,) = json.loads(leaderboard.to_json(store, "t"))["blocks"]
+    assert block["verdict"]["passed"] is False
+    assert [c["name"] for c in block["verdict"]["checks"] if not c["passed"]] == ["model above the majority class"]

@@ -358,6 +358,7 @@ def _num(v: float | None) -> float | None:
 def to_json(store: Store, suite: str) -> str:
     """The leaderboard as one JSON document (schema 1), for a website to render.
 
+    ``blocks[*].verdict`` is the section's calibration verdict (:mod:`xaibench.verdict`);
     ``blocks[*].rows`` are ordered best first; each carries its overall ``rank``
     (``tied``: shared), and per metric the cell's mean, CI, n, status, rank and tie
     flag; ``agreement.tau[i][j]`` is Kendall's tau between ``agreement.metrics[i]``
@@ -383,6 +384,7 @@ def to_json(store: Store, suite: str) -> str:
             "rows": rows, "winners": b.winners,
             "agreement": {"metrics": b.agreement_metrics, "tau": [[_num(t) for t in row] for row in b.agreement]},
             "figures": {k: figure_path(suite, b.dataset, b.model, k) for k in FIGURE_KINDS},
+            "verdict": verdict.as_json(verdict.section_verdict(b, header)),
         })
     doc = {
         "schema": JSON_SCHEMA, "suite": suite,

@@ -153,7 +153,7 @@ def section_verdict(block: "Block", header: Mapping[str, Any]) -> Verdict:
                 r = row.cells.get(m)
                 if r is None or r.status != "ok" or r.n == 0 or r.ci_low is None or r.ci_high is None:
                     continue
-                ok = r.ci_low <= fraction <= r.ci_high
+                ok = bool(r.ci_low <= fraction <= r.ci_high)
                 verdict.checks.append(Check(
                     f"`{row.method}` at chance on {m}", ok,
                     f"`{row.method}` on {m}: {_fmt(r.mean)} [{_fmt(r.ci_low)}, {_fmt(r.ci_high)}] "
@@ -167,7 +167,7 @@ def section_verdict(block: "Block", header: Mapping[str, Any]) -> Verdict:
             if r is None or r.status != "ok" or r.n == 0 or r.mean is None:
                 continue
             target = float(metric_facts[m]["oracle"])
-            ok = abs(r.mean - target) <= ORACLE_TOLERANCE
+            ok = bool(abs(r.mean - target) <= ORACLE_TOLERANCE)
             verdict.checks.append(Check(f"`{row.method}` at {target:g} on {m}", ok,
                                         f"`{row.method}` on {m}: {_fmt(r.mean)} (must be {target:g})"))
     if not oracle:
@@ -191,7 +191,7 @@ def _model_check(block: "Block", verdict: Verdict) -> None:
     n, acc, majority = int(e["n"]), float(e["accuracy"]), float(e["majority"])
     k = int(round(acc * n))
     p = binomtest(k, n, majority, alternative="greater").pvalue if majority < 1 else 1.0
-    ok = p < ALPHA
+    ok = bool(p < ALPHA)
     verdict.checks.append(Check(
         "model above the majority class", ok,
         f"model accuracy {acc:.3f} vs majority class {majority:.3f} on n={n} test samples "
@@ -211,6 +211,12 @@ def markdown(verdict: Verdict) -> list[str]:
     if verdict.not_run:
         lines += [f"- not run: {why}" for why in verdict.not_run]
     return lines + [""]
+
+
+def as_json(verdict: Verdict) -> dict[str, Any]:
+    """``{"passed": bool, "checks": [{"name", "passed", "detail"}], "not_run": [reason]}``."""
+    return {"passed": verdict.passed, "not_run": list(verdict.not_run),
+            "checks": [{"name": c.name, "passed": c.passed, "detail": c.detail} for c in verdict.checks]}
 
 
 def verdicts(store: "Store", suite: str) -> list[Verdict]:
