@@ -131,9 +131,12 @@ def _fmt(v: float | None) -> str:
 
 def section_verdict(block: "Block", header: Mapping[str, Any]) -> Verdict:
     """The verdict of one leaderboard block, from its stored scores and the run's header."""
-    facts = header.get("calibration", {})
     verdict = Verdict(block.dataset, block.model)
     _model_check(block, verdict)
+    if "calibration" not in header:
+        verdict.not_run.append("baseline and CAM-layer checks: the stored run predates them; re-run the suite")
+        return verdict
+    facts = header["calibration"]
     roles = facts.get("methods", {})
     metric_facts = facts.get("metrics", {})
     rows = {r.method: r for r in block.rows}
