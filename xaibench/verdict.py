@@ -118,7 +118,10 @@ def calibration_facts(runner: "Runner") -> dict[str, Any]:
             shapes = {}
             for me in cams:
                 name = _params(me.spec, me.entry).get("layer")
-                layer = model.get_submodule(name) if name else mo.spec.target_layer(model)
+                try:
+                    layer = model.get_submodule(name) if name else mo.spec.target_layer(model)
+                except AttributeError:  # an unknown layer name fails the method's cells, with the reason
+                    continue
                 shapes[me.entry.display] = _layer_shape(model, layer, samples.x[:1])
             layers[f"{ds.entry.display} × {mo.entry.display}"] = shapes
     return {"calibration": {"metrics": metrics, "methods": methods, "mask_fraction": fractions,
