@@ -97,7 +97,7 @@ CASES = [
       r"\(weights_only=True\): Weights only load failed")),
     ("store that is not a database", GOOD, ("--store-not-sqlite",), r"not a usable xaibench store"),
     ("negative --cell-timeout", GOOD, ("--cell-timeout", "-2"),
-     r"the cell time limit must be a positive number of seconds, got -2"),
+     r"--cell-timeout must be a positive number of seconds, got -2"),
 ]
 
 

@@ -12,6 +12,7 @@ from typing import Mapping
 
 import torch
 
+from xaibench import progress
 from xaibench.cache import bundle_from_state, bundle_state, content_key, save_state
 from xaibench.errors import SuiteError, XaibenchError
 from xaibench.options import Settings
@@ -120,6 +121,7 @@ class Bundles:
         path = self.settings.options.home / "datasets" / f"{key}.pt"
         if path.exists():
             return bundle_from_state(torch.load(path, map_location="cpu", weights_only=True))
+        progress.say(f"generating dataset {spec.name!r} ({dict(request.params)}) ...")
         bundle = spec.load(request)
         save_state(bundle_state(bundle), path)
         return bundle

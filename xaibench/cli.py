@@ -11,10 +11,11 @@ import os
 import shlex
 import sys
 import traceback
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
-from xaibench import __version__
+from xaibench import __version__, validate
 from xaibench.errors import XaibenchError, did_you_mean
 from xaibench.plugins import Harness, load_harness
 from xaibench.store import DEFAULT_STORE, Store
@@ -75,15 +76,14 @@ def _cmd_plugins(args: argparse.Namespace, harness: Harness) -> int:
 
 def _cmd_run(args: argparse.Namespace, harness: Harness) -> int:
     from xaibench import leaderboard
+    from xaibench.leaderboard import verdict
     from xaibench.runner import RunOptions, Runner
 
     suite = resolve_suite(harness, args.suite)
     options = RunOptions(**_data_options(args), device=args.device, limit=args.limit, batch_size=args.batch_size,
                          progress=not args.no_progress, fail_fast=args.fail_fast, cell_timeout=args.cell_timeout,
                          autocast=args.autocast, executor=args.executor, workers=args.workers, address=args.address)
-    if args.workers < 1:
-        raise XaibenchError(f"--workers must be at least 1, got {args.workers}")
-    with Store(args.store) as store:
+    with _results_store(args.store) as store:
         runner = Runner(harness, suite, store, options)
         cells = runner.plan()
         summary = runner.run(cells)
@@ -96,11 +96,15 @@ def _cmd_run(args: argparse.Namespace, harness: Harness) -> int:
                   f"{summary.models_trained} models trained), reused {summary.reused} from {args.store}")
         path = leaderboard.write(store, suite.name, args.out)
         print(f"leaderboard written to {path}")
-        if not args.no_figures:
-            from xaibench.figures import write_run_figures
+        from xaibench.figures import prune, write_run_figures
 
+        if not args.no_figures:
             figures = write_run_figures(runner, args.out)
             print(f"{len(figures)} figures (saliency galleries, deletion/insertion curves) written beside it")
+        for stale in prune(args.out, suite.name, path.read_text(encoding="utf-8")):
+            print(f"removed {stale}: the leaderboard no longer links it")
+        for line in verdict.summary_lines(store, suite.name):
+            print(line, file=sys.stdout if line.startswith("calibration verdict") else sys.stderr)
     if summary.failed:
         print(f"{len(summary.failed)} cell(s) failed (stored with their errors; the rest of the run completed):",
               file=sys.stderr)
@@ -118,7 +122,7 @@ def _cmd_train(args: argparse.Namespace, harness: Harness) -> int:
     suite = resolve_suite(harness, args.suite)
     options = RunOptions(**_data_options(args), device=args.device, progress=False)
     summary = RunSummary()
-    with Store(args.store) as store:
+    with _results_store(args.store) as store:
         rows = Runner(harness, suite, store, options).train_models(summary)
     print(tabulate([[d, m, *(e.get(k) for k in ("accuracy", "precision", "recall", "f1", "majority", "n"))]
                     for d, m, e in rows],
@@ -171,7 +175,7 @@ def _cmd_explain(args: argparse.Namespace, harness: Harness) -> int:
     from xaibench.runner import RunOptions, Runner
 
     suite = resolve_suite(harness, args.suite)
-    with Store(args.store) as store:
+    with _results_store(args.store) as store:
         runner = Runner(harness, suite, store, RunOptions(**_data_options(args), device=args.device, progress=False))
         path = explain_overlay(runner, args.method, args.sample, args.output, args.dataset, args.model)
     print(f"overlay written to {path}")
@@ -185,6 +189,50 @@ def _cmd_results(args: argparse.Namespace, harness: Harness) -> int:
     with Store(args.store) as store:
         sys.stdout.write(leaderboard.export(store, _suite_name(harness, args.suite), args.format))
     return 0
+
+
+@contextmanager
+def _results_store(path: str) -> Iterator[Store]:
+    """The store at ``path``; one this command created is removed again when the command fails before
+    any run was planned in it (a mistake must not leave an empty store behind)."""
+    store_path = Path(path)
+    created = [p for p in (store_path.parent, *store_path.parent.parents) if not p.exists()]
+    existed = store_path.exists()
+    store = Store(store_path)
+    try:
+        with store:
+            yield store
+    except BaseException:
+        if not existed and not _planned(store_path):
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                Path(f"{store_path}{suffix}").unlink(missing_ok=True)
+            for folder in created:  # innermost first
+                if folder.is_dir() and not any(folder.iterdir()):
+                    folder.rmdir()
+        raise
+
+
+def _planned(path: Path) -> bool:
+    with Store(path) as store:
+        return bool(store.suites())
+
+
+def check_values(args: argparse.Namespace) -> None:
+    """Every command-line value, before anything is opened or written (:mod:`xaibench.validate`)."""
+    for option in ("limit", "batch_size", "workers"):
+        validate.positive_int(getattr(args, option, None), "--" + option.replace("_", "-"))
+    validate.positive_seconds(getattr(args, "cell_timeout", None), "--cell-timeout")
+    if getattr(args, "device", None) is not None:
+        validate.device(args.device)
+    if getattr(args, "address", None) and getattr(args, "executor", "ray") != "ray":
+        raise XaibenchError("--address names a Ray cluster: use it with --executor ray")
+    for option in ("store", "output"):
+        value = getattr(args, option, None)
+        if value is not None and Path(value).is_dir():
+            raise XaibenchError(f"--{option} {value} is a directory; give a file path")
+    out = getattr(args, "out", None)
+    if out is not None and Path(out).exists() and not Path(out).is_dir():
+        raise XaibenchError(f"--out {out} is a file; give a directory for the leaderboards")
 
 
 def _require_store(path: str) -> None:
@@ -332,6 +380,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     args = build_parser().parse_args(argv)
     try:
+        check_values(args)
         harness = load_harness() if getattr(args, "needs_plugins", True) else None
         return args.func(args, harness)
     except XaibenchError as exc:

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Mapping, Sequence
 
 import numpy as np
 
+from xaibench import progress
 from xaibench.errors import CellError, XaibenchError, did_you_mean
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -37,6 +38,8 @@ CURVE_SAMPLES = 16
 CURVE_STEPS = 20
 #: Widest gallery in inches: more methods make smaller panels, not a wider (heavier) file.
 MAX_WIDTH = 9.0
+#: Narrowest gallery panel in inches: with 11-17 methods the figure grows wider instead.
+MIN_PANEL = 0.75
 SALIENCY_CMAP = "inferno"
 MASK_COLOUR = "#00e5ff"
 #: DejaVu Sans ships with matplotlib: the same text renders the same on every machine with one matplotlib.
@@ -167,52 +170,99 @@ def draw_overlay(ax, x: np.ndarray, saliency: np.ndarray | None,
     ax.set_yticks([])
 
 
+def _short(text: str, width: int) -> str:
+    """``text`` wrapped to lines of ``width`` characters (long sample ids such as BUSI paths)."""
+    import textwrap
+
+    return "\n".join(textwrap.wrap(text, width, break_long_words=True, break_on_hyphens=True)) or text
+
+
 def gallery(x: np.ndarray, masks: np.ndarray | None, maps: Mapping[str, np.ndarray], ids: Sequence[str],
             labels: Sequence[str], title: str, path: str | Path) -> Path:
-    """Samples as rows (first column: the input), methods as columns; ``maps[method]`` is ``(N, *spatial)``."""
+    """Samples as rows (first column: the input), methods as columns; ``maps[method]`` is ``(N, *spatial)``.
+
+    Rows are labelled with the sample id and classes (wrapped, so long ids do not run into the
+    next row), a row whose mask is empty says "no lesion"; column titles are wrapped and, with
+    many methods, rotated so that they do not collide. The caption mentions the mask only when
+    there is one, and the colour bar gives the scale of the maps.
+    """
     n, methods = len(ids), list(maps)
     signal = x.ndim == 3
     with _style():
         cols = len(methods) + 1
-        panel = min(1.5 if not signal else 2.2, MAX_WIDTH / cols)
-        fig = _figure(panel * cols, (panel if not signal else 1.0) * n + 0.5)
+        panel = max(MIN_PANEL, min(1.5 if not signal else 2.2, MAX_WIDTH / cols))
+        rotate = cols > 8
+        head = 0.9 if rotate else 0.6
+        fig = _figure(panel * cols + 1.6, (panel if not signal else 1.0) * n + head)
         axes = fig.subplots(n, cols, squeeze=False)
         for i in range(n):
             mask = None if masks is None else masks[i]
             ax = axes[i][0]
             draw_overlay(ax, x[i], None, mask)
-            ax.set_ylabel(f"{ids[i]}\n{labels[i]}", fontsize=6)
+            empty = mask is not None and not np.asarray(mask).any()
+            ax.set_ylabel(_short(str(ids[i]), 18) + "\n" + _short(labels[i], 18) + ("\n(no lesion)" if empty else ""),
+                          fontsize=6)
             for j, method in enumerate(methods, start=1):
                 draw_overlay(axes[i][j], x[i], maps[method][i], mask)
                 if i == 0:
-                    axes[i][j].set_title(method)
-        axes[0][0].set_title("input")
-        fig.suptitle(f"{title}: |map| scaled per map, mask {'as a bar' if signal else 'contour'} in cyan")
+                    axes[i][j].set_title(_short(method, 12), rotation=30 if rotate else 0,
+                                         ha="left" if rotate else "center", fontsize=7)
+        axes[0][0].set_title("input", fontsize=7)
+        import matplotlib
+
+        bar = matplotlib.cm.ScalarMappable(norm=matplotlib.colors.Normalize(0, 1), cmap=SALIENCY_CMAP)
+        fig.colorbar(bar, ax=axes, shrink=0.6, label="|map| / max |map|")
+        has_mask = masks is not None and any(np.asarray(m).any() for m in masks)
+        outline = f", lesion mask {'as a bar' if signal else 'outlined'} in cyan" if has_mask else ""
+        fig.suptitle(_short(f"{title}: |map| scaled per map{outline}", 90))
         return _save(fig, path)
 
 
 def curve_figure(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], title: str, path: str | Path,
                  unit: str = "pixels") -> Path:
-    """Mean deletion and insertion curves per method, ``curves[method] = (deletion, insertion)`` each (N, S+1)."""
+    """Mean deletion and insertion curves per method, ``curves[method] = (deletion, insertion)`` each (N, S+1).
+
+    One legend for both panels, outside the data on the right, with each method's two AUCs.
+    """
     from xaibench.kernels import auc
 
     with _style():
-        fig = _figure(7.0, 3.0)
+        fig = _figure(8.5, 3.2)
         axes = fig.subplots(1, 2, sharey=True)
+        aucs: dict[str, list[float]] = {m: [] for m in curves}
+        handles = []
         for ax, which, better in ((axes[0], 0, "lower"), (axes[1], 1, "higher")):
             for method, pair in curves.items():
                 curve = np.asarray(pair[which], dtype=np.float64)
                 mean = curve.mean(axis=0)
                 frac = np.linspace(0, 1, mean.size)
-                ax.plot(frac, mean, label=f"{method} (AUC {float(auc(mean[None])[0]):.3f})", linewidth=1.2)
+                (line,) = ax.plot(frac, mean, linewidth=1.2)
+                aucs[method].append(float(auc(mean[None])[0]))
+                if which == 0:
+                    handles.append(line)
             ax.set_xlabel(f"fraction of {unit} {'deleted' if which == 0 else 'inserted'}, most salient first")
             ax.set_title(f"{'deletion' if which == 0 else 'insertion'} ({better} AUC is better)")
-            ax.legend(fontsize=6, loc="best")
             ax.grid(alpha=0.3)
+        fig.legend(handles, [f"{m}\n  AUC del {a[0]:.3f}, ins {a[1]:.3f}" for m, a in aucs.items()],
+                   loc="outside right center", fontsize=6, frameon=False)
         n = next(iter(curves.values()))[0].shape[0] if curves else 0
         axes[0].set_ylabel("target-class probability")
-        fig.suptitle(f"{title}: mean over {n} samples, removed {unit} set to the training mean")
+        fig.suptitle(_short(f"{title}: mean over the first {n} samples, {CURVE_STEPS} steps, removed {unit} set "
+                            f"to the training mean (the table's AUCs use the suite's samples and steps)", 110))
         return _save(fig, path)
+
+
+def gallery_rows(has_lesion: Sequence[bool], rows: int) -> list[int]:
+    """Which samples a gallery shows: lesion cases first (in sample order), then one without a lesion.
+
+    ``has_lesion[i]`` says whether sample ``i``'s mask is non-empty; with no lesion or no
+    normal case among them, the first ``rows`` samples.
+    """
+    lesion = [i for i, h in enumerate(has_lesion) if h]
+    normal = [i for i, h in enumerate(has_lesion) if not h]
+    if not lesion or not normal:
+        return list(range(min(rows, len(has_lesion))))
+    return sorted(lesion[: rows - 1] + normal[:1])
 
 
 def write_run_figures(runner: "Runner", out_dir: str | Path) -> list[Path]:
@@ -246,12 +296,14 @@ def write_run_figures(runner: "Runner", out_dir: str | Path) -> list[Path]:
             if not maps:
                 continue
             name = f"{ds.entry.display} × {mo.entry.display}"
-            rows = min(GALLERY_SAMPLES, len(samples))
-            masks = None if samples.masks is None else samples.masks[:rows].numpy()
-            labels = [f"y={bundle.class_names[int(y)]}, explained {bundle.class_names[int(t)]}"
-                      for y, t in zip(samples.y[:rows], g.target[:rows].cpu())]
-            written.append(gallery(samples.x[:rows].numpy(), masks, {k: v[:rows] for k, v in maps.items()},
-                                   samples.ids[:rows], labels, name,
+            rows = gallery_rows([True] * len(samples) if samples.masks is None else
+                                samples.masks.reshape(len(samples), -1).any(1).tolist(), GALLERY_SAMPLES)
+            progress.say(f"drawing the saliency gallery and deletion/insertion curves of {name} ...")
+            masks = None if samples.masks is None else samples.masks[rows].numpy()
+            labels = [f"y={bundle.class_names[int(samples.y[i])]}, explained {bundle.class_names[int(g.target[i])]}"
+                      for i in rows]
+            written.append(gallery(samples.x[rows].numpy(), masks, {k: v[rows] for k, v in maps.items()},
+                                   [samples.ids[i] for i in rows], labels, name,
                                    Path(out_dir) / figure_path(runner.suite.name, ds.entry.display, mo.entry.display,
                                                                "gallery")))
             canvas = g.data_mean.reshape(1, -1, *[1] * (samples.x.dim() - 2))
@@ -262,6 +314,19 @@ def write_run_figures(runner: "Runner", out_dir: str | Path) -> list[Path]:
                 runner.suite.name, ds.entry.display, mo.entry.display, "curves"),
                 unit="points" if bundle.modality == "signal" else "pixels"))
     return written
+
+
+def prune(out_dir: str | Path, suite: str, markdown: str) -> list[Path]:
+    """Delete the PNGs in ``<out_dir>/<suite>/`` that ``markdown`` (the suite's leaderboard) does not link.
+
+    A figure of an older run (a dataset since removed or skipped) would otherwise stay in the
+    folder and make a link check pass by accident. Returns the deleted paths.
+    """
+    folder = Path(out_dir) / _slug(suite)
+    stale = [p for p in sorted(folder.glob("*.png")) if f"]({_slug(suite)}/{p.name})" not in markdown]
+    for path in stale:
+        path.unlink()
+    return stale
 
 
 def _pick(resolved: Sequence, name: str | None, kind: str):  # type: ignore[no-untyped-def,type-arg]
@@ -300,11 +365,18 @@ def explain_overlay(runner: "Runner", method: str, sample_id: str, path: str | P
         raise XaibenchError(f"method {method!r} failed on {sample_id!r}: {str(exc).splitlines()[0]}") from None
     prob = float(logits.softmax(1)[0, int(target[0])])
     with _style():
+        import matplotlib
+
         signal = sample.x.dim() == 3
-        fig = _figure(6.0 if signal else 3.6, 2.6 if signal else 3.8)
+        fig = _figure(6.0 if signal else 4.6, 2.8 if signal else 4.4)
         ax = fig.add_subplot()
-        draw_overlay(ax, sample.x[0].numpy(), maps[0], None if sample.masks is None else sample.masks[0].numpy())
-        ax.set_title(f"{me.entry.display} on {sample_id} ({ds.entry.display} × {mo.entry.display})\n"
-                     f"label {bundle.class_names[int(sample.y[0])]}, explained {bundle.class_names[int(target[0])]} "
-                     f"(p={prob:.2f})")
+        mask = None if sample.masks is None else sample.masks[0].numpy()
+        draw_overlay(ax, sample.x[0].numpy(), maps[0], mask)
+        bar = matplotlib.cm.ScalarMappable(norm=matplotlib.colors.Normalize(0, 1), cmap=SALIENCY_CMAP)
+        fig.colorbar(bar, ax=ax, shrink=0.8, label="|map| / max |map|")
+        outline = "; lesion outlined in cyan" if mask is not None and mask.any() else ""
+        ax.set_title("\n".join([_short(f"{me.entry.display} on {sample_id}", 44),
+                                 _short(f"{ds.entry.display} × {mo.entry.display}", 44),
+                                 f"label {bundle.class_names[int(sample.y[0])]}, explained "
+                                 f"{bundle.class_names[int(target[0])]} (p={prob:.2f}){outline}"]), fontsize=7)
         return _save(fig, path)

@@ -21,6 +21,10 @@ import numpy as np
 from numba import njit, prange
 from scipy import ndimage
 
+from xaibench.paths import use_numba_cache
+
+use_numba_cache()  # before the first @njit(cache=True): nothing is written inside the package
+
 
 class KernelInputError(ValueError):
     """Saliency maps or masks that a kernel refuses (NaN, wrong shapes)."""

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from tqdm import tqdm
 
+from xaibench import progress
 from xaibench.bundles import Bundles
 from xaibench.cache import content_key, file_digest, load_checkpoint, save_checkpoint
 from xaibench.errors import SuiteError
@@ -75,8 +75,9 @@ class Models:
             path = self.settings.options.home / "models" / f"{model_key}.pt"
             if not path.exists():
                 recipe = recipe_with(mo.spec.recipe, mo.entry.train)
-                tqdm.write(f"training {what} ({recipe.epochs} epochs max) ...")
-                train(model, bundle.train, bundle.val, recipe, seed_from(self.settings.suite.seed, model_key), device)
+                progress.say(f"training {what} ({recipe.epochs} epochs max) ...")
+                train(model, bundle.train, bundle.val, recipe, seed_from(self.settings.suite.seed, model_key), device,
+                      on_epoch=progress.epochs(mo.entry.display) if self.settings.options.progress else None)
                 save_checkpoint(model, path)
                 self.trained += 1
         load_checkpoint(model, path, what)
@@ -99,7 +100,7 @@ class Models:
         path = self.settings.options.home / "models" / f"{key}.pt"
         model = self.build(ds, mo)
         if not path.exists():
-            tqdm.write(f"training {mo.entry.display!r} on {ds.entry.display!r}: {variant.name} variant ...")
+            progress.say(f"training {mo.entry.display!r} on {ds.entry.display!r}: {variant.name} variant ...")
             variant.fit(model, bundle, recipe_with(mo.spec.recipe, mo.entry.train),
                         seed_from(self.settings.suite.seed, key), self.settings.device)
             save_checkpoint(model, path)

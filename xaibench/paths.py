@@ -10,11 +10,16 @@ A suite is a file people share, so a path in it is untrusted input. The rule:
   loaded as plain tensors (``torch.load(weights_only=True)``), never unpickled.
 
 Dataset plugins call :func:`under_root` for every path they take from a suite.
+
+Where the harness itself writes at run time: only under the cache home
+(``$XAIBENCH_HOME``), never inside the installed package (:func:`use_numba_cache`).
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
+from xaibench.cache import cache_home
 from xaibench.errors import XaibenchError
 
 DATA_ENV = "XAIBENCH_DATA"
@@ -43,3 +48,20 @@ def under_root(root: str | Path | None, relative: str | Path, what: str = "datas
     if must_exist and not target.exists():
         raise XaibenchError(f"{what} {str(relative)!r} does not exist under the data root {base}")
     return target
+
+
+def use_numba_cache() -> Path:
+    """Point numba's ``cache=True`` files at ``<cache home>/numba`` (unless ``NUMBA_CACHE_DIR`` is set).
+
+    Numba's default locator writes beside the source, into ``site-packages/xaibench/__pycache__``
+    for an installed copy; files there are not in the wheel's RECORD, so a later
+    ``pip install -e .`` leaves that folder behind without ``__init__.py`` and Python imports
+    ``xaibench`` from it as a namespace package. Numba reads ``config.CACHE_DIR`` when a
+    function is decorated, so this must run before the kernels module defines its kernels.
+    Returns the directory in use.
+    """
+    from numba.core import config
+
+    if not os.environ.get("NUMBA_CACHE_DIR"):
+        config.CACHE_DIR = str(cache_home() / "numba")
+    return Path(config.CACHE_DIR)

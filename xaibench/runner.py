@@ -15,14 +15,15 @@ from typing import Any, Callable, Iterator
 import numpy as np
 import torch
 from torch import nn
-from tqdm import tqdm
 
 import xaibench
+from xaibench import progress
 from xaibench.bundles import Bundles
 from xaibench.errors import CellError, PlanError
 from xaibench.execution import Execution, GroupContext, Outcome
 from xaibench.executors import remote_outcomes
 from xaibench.models import Models
+from xaibench.calibration import calibration_facts
 from xaibench.options import RunOptions, RunSummary, Settings
 from xaibench.plan import Cell, Resolved, cell_key, method_skip, metric_skip, resolve, unavailable_key
 from xaibench.plugins import Harness
@@ -59,6 +60,10 @@ class Runner:
     def unavailable(self, ds: Resolved) -> str | None:
         """Why an ``optional: true`` dataset is skipped (its data could not be loaded), else None."""
         return self.bundles.unavailable(ds)
+
+    def build_model(self, ds: Resolved, mo: Resolved) -> nn.Module:
+        """An untrained model of ``mo`` shaped for dataset ``ds`` (initial weights seeded from its cache key)."""
+        return self.trainer.build(ds, mo)
 
     def model_key(self, ds: Resolved, mo: Resolved) -> str:
         """The content key of model ``mo`` trained on ``ds``."""
@@ -140,6 +145,7 @@ class Runner:
                         for mt in self.metrics},
             "methods": {me.entry.display: {"plugin": me.spec.name, "params": me.params,
                                            "citation": me.spec.citation} for me in self.methods},
+            **calibration_facts(self),
         }
 
     # -- execution ----------------------------------------------------------------------------
@@ -182,8 +188,10 @@ class Runner:
         for c in todo:
             groups.setdefault((c.dataset.entry.display, c.model.entry.display, c.method.entry.display), []).append(c)
         by_key = {c.row.cell_key: c for c in todo}
-        bar = tqdm(total=len(todo), desc=f"{self.suite.name}", unit="cell", disable=not self.options.progress)
         before = self.trainer.trained
+        for c in {(c.dataset.entry.display, c.model.entry.display): c for c in todo}.values():
+            self.trainer.load(c.dataset, c.model)  # trained before the bar: its ETA counts cells only
+        bar = progress.cells(len(todo), self.suite.name, self.options.progress)
         try:
             for cell_key_, result, values, maps_computed in self._outcomes(list(groups.values())):
                 summary.maps_computed += maps_computed

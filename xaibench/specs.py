@@ -201,6 +201,10 @@ class MethodSpec:
     requires_model: frozenset[str] = frozenset()
     #: Default parameters, merged under the suite's parameters.
     defaults: Mapping[str, Any] = field(default_factory=dict)
+    #: A calibration baseline's role, checked by each leaderboard section's verdict
+    #: (:mod:`xaibench.leaderboard.verdict`): ``"chance"`` (a uniformly random map), ``"oracle"`` (the
+    #: annotated mask itself), or ``""`` for a real method.
+    calibration: str = ""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "needs", frozenset(self.needs))
@@ -342,6 +346,13 @@ class MetricSpec:
     def __post_init__(self) -> None:
         object.__setattr__(self, "needs", frozenset(self.needs))
         _check_needs("metric", self.name, self.needs, METRIC_NEEDS, self.score)
+    #: ``chance(params)``: what a uniformly random map scores in expectation with these
+    #: parameters, as a named level: ``"mask-fraction"`` (the mask's area fraction; Arras et
+    #: al. 2022), or None where it is not known in closed form. None: never known.
+    chance: Callable[[Mapping[str, Any]], str | None] | None = None
+    #: What a map equal to the mask scores on every sample with a non-empty mask (1 for the
+    #: pointing game and relevance mass), or None where the oracle has no fixed score.
+    oracle: float | None = None
 
 
 @dataclass(frozen=True)

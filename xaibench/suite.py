@@ -15,6 +15,7 @@ from typing import Any, Mapping
 import yaml
 
 from xaibench.errors import SuiteError, did_you_mean
+from xaibench.validate import train_options
 
 
 class _Located(dict):
@@ -197,6 +198,7 @@ def load_suite(path: str | Path) -> Suite:
             for key in ("params", "train"):
                 if key in item and not isinstance(item[key], dict):
                     raise err(item.key_lines[key], f"{key!r} must be a mapping")
+            train_options(item.get("train", {}), getattr(item.get("train"), "key_lines", {}), item.line, where)
             if not isinstance(item.get("optional", False), bool):
                 raise err(item.key_lines["optional"], "'optional' must be true or false")
             checkpoint = item.get("checkpoint")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import replace
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import torch
@@ -83,12 +83,14 @@ def _loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, masks: torch.Tenso
 
 
 def train(model: nn.Module, train_set: Samples, val_set: Samples, recipe: TrainRecipe, seed: int,
-          device: torch.device) -> nn.Module:
+          device: torch.device, on_epoch: Callable[[int, int, float, float], None] | None = None) -> nn.Module:
     """Train ``model`` in place and return it in eval mode with its best validation weights.
 
     A model that defines ``training_loss(x, y, masks) -> scalar`` is trained with that loss
     and the training split's masks (a location-supervised model): the trainer stays free of
     any particular model, and the masks follow the images through every augmentation.
+    ``on_epoch(epoch, epochs, mean training loss, validation accuracy)`` is called after each
+    epoch (1-based), for progress output.
     """
     masks = None
     if callable(getattr(model, "training_loss", None)):
@@ -102,8 +104,9 @@ def train(model: nn.Module, train_set: Samples, val_set: Samples, recipe: TrainR
     opt = torch.optim.Adam(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
     best_acc, best_state, stale = -1.0, copy.deepcopy(model.state_dict()), 0
     n = len(train_set)
-    for _epoch in range(recipe.epochs):
+    for epoch in range(recipe.epochs):
         model.train()
+        losses = []
         order = torch.randperm(n, generator=gen)
         for start in range(0, n, recipe.batch_size):
             idx = order[start : start + recipe.batch_size]
@@ -114,7 +117,10 @@ def train(model: nn.Module, train_set: Samples, val_set: Samples, recipe: TrainR
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            losses.append(float(loss.detach()))
         acc = evaluate(model, val_set, device)["accuracy"] if len(val_set) else 0.0
+        if on_epoch is not None:
+            on_epoch(epoch + 1, recipe.epochs, float(np.mean(losses)) if losses else float("nan"), acc)
         if acc > best_acc:
             best_acc, best_state, stale = acc, copy.deepcopy(model.state_dict()), 0
         else:

@@ -41,7 +41,7 @@ def ground_truth(model: nn.Module, x: torch.Tensor, target: torch.Tensor, ctx: M
 def xaibench_register_methods(register: Callable[[MethodSpec], None]) -> None:
     register(MethodSpec(
         name="random", explain=random_map, modalities=frozenset(MODALITIES), needs_gradients=False,
-        description="uniform noise: the chance level of every metric",
+        description="uniform noise: the chance level of every metric", calibration="chance",
     ))
     register(MethodSpec(
         name="centre", explain=centre_map, modalities=frozenset(MODALITIES), needs_gradients=False,
@@ -50,4 +50,5 @@ def xaibench_register_methods(register: Callable[[MethodSpec], None]) -> None:
     register(MethodSpec(
         name="ground-truth", explain=ground_truth, modalities=frozenset(MODALITIES), needs_gradients=False,
         needs=frozenset({"masks"}), description="the annotated mask: the upper bound of localization metrics",
+        calibration="oracle",
     ))

@@ -35,6 +35,18 @@ GRADCAM_PP = "Chattopadhay et al., Grad-CAM++, WACV 2018; variants of seed 001"
 RISE = "Petsiuk et al., RISE: Randomized Input Sampling for Explanation of Black-box Models, BMVC 2018"
 ROAD = "Rong et al., A Consistent and Efficient Evaluation Strategy for Attribution Methods (ROAD), ICML 2022"
 CLEVR_XAI = "Arras et al., CLEVR-XAI: A benchmark dataset for the ground truth evaluation of neural network explanations, Information Fusion 2022"
+
+
+def _mask_fraction(params: Any) -> str:
+    """A uniformly random map puts the mask's area fraction of its relevance (and of its top-|mask|
+    pixels) inside the mask, in expectation (Arras et al. 2022, Sec. 4)."""
+    return "mask-fraction"
+
+
+def _exact_pointing_chance(params: Any) -> str | None:
+    """With tolerance 0 a uniformly random map's peak hits with the mask's area fraction; with a
+    tolerance the chance level is the area of the dilated mask, which the store does not keep."""
+    return "mask-fraction" if float(params.get("tolerance", 0)) == 0 else None
 SANITY = "Adebayo et al., Sanity Checks for Saliency Maps, NeurIPS 2018"
 BHATT = "Bhatt et al., Evaluating and Aggregating Feature-based Model Explanations, IJCAI 2020"
 
@@ -152,7 +164,7 @@ def xaibench_register_metrics(register: Callable[[MetricSpec], None]) -> None:
         name="hit-rate", score=hit_rate, needs=MASK, category="localization", higher_is_better=True, requires_mask=True,
         description="pointing game: the map's peak within 15 px (at 224 px) of the lesion; NaN on empty masks",
         citation="Zhang et al., Top-down Neural Attention by Excitation Backprop, ECCV 2016",
-        defaults={"tolerance": 15.0, "reference_size": 224},
+        defaults={"tolerance": 15.0, "reference_size": 224}, chance=_exact_pointing_chance, oracle=1.0,
     ))
     register(MetricSpec(
         name="graded-hit-rate", score=graded_hit_rate,
@@ -168,28 +180,28 @@ def xaibench_register_metrics(register: Callable[[MetricSpec], None]) -> None:
         category="localization", higher_is_better=True,
         requires_mask=True,
         description="share of the map's positive energy inside the lesion's bounding box; NaN on empty masks",
-        citation="Wang et al., Score-CAM, CVPR Workshops 2020", defaults={"sign": "positive"},
+        citation="Wang et al., Score-CAM, CVPR Workshops 2020", defaults={"sign": "positive"}, oracle=1.0,
     ))
     register(MetricSpec(
         name="relevance-mass", score=relevance_mass_accuracy,
         needs=MASK,
         category="localization", higher_is_better=True,
         requires_mask=True, description="relevance mass accuracy: share of positive relevance inside the mask",
-        citation=CLEVR_XAI, defaults={"sign": "positive"},
+        citation=CLEVR_XAI, defaults={"sign": "positive"}, chance=_mask_fraction, oracle=1.0,
     ))
     register(MetricSpec(
         name="attribution-localisation", score=relevance_mass_accuracy, needs=MASK, category="localization",
         higher_is_better=True, requires_mask=True,
         description="share of absolute relevance inside the mask (unweighted inside-total ratio)",
         citation="Kohlbrenner et al., Towards Best Practice in Explaining Neural Network Decisions with LRP, IJCNN 2020",
-        defaults={"sign": "abs"},
+        defaults={"sign": "abs"}, chance=_mask_fraction, oracle=1.0,
     ))
     register(MetricSpec(
         name="relevance-rank", score=relevance_rank_accuracy,
         needs=MASK,
         category="localization", higher_is_better=True,
         requires_mask=True, description="relevance rank accuracy: share of the top-|mask| pixels inside the mask",
-        citation=CLEVR_XAI, defaults={"sign": "positive"},
+        citation=CLEVR_XAI, defaults={"sign": "positive"}, chance=_mask_fraction, oracle=1.0,
     ))
     _register_overlaps(register)
     for measure, label in (("spearman", "Spearman rank correlation"), ("ssim", "SSIM")):

@@ -42,6 +42,8 @@ def _last(path: str) -> Callable[[nn.Module], nn.Module]:
 #: Recipes for the torchvision networks: seed 001's augmentation (small rotations and flips), patience 4.
 _TV_RECIPE = TrainRecipe(epochs=12, batch_size=32, lr=1e-3, augment=("hflip", "vflip", "rotate"), patience=4)
 _TV = "torchvision {}, weights=None, trained by the harness"
+_STEM = ("; params: stem: imagenet (default: 7x7 stride-2 conv + max-pool, CAM layer 1/32 of the input) or "
+         "small (3x3 stride-1 conv, no max-pool, as in CIFAR ResNets: CAM layer 1/8, 8x8 at 64 px)")
 
 
 @hookimpl
@@ -68,14 +70,14 @@ def xaibench_register_models(register: Callable[[ModelSpec], None]) -> None:
         build=zoo.resnet(18),
         modalities=frozenset({"image"}),
         target_layer=_last("layer4"),
-        description=_TV.format("ResNet-18"),
+        description=_TV.format("ResNet-18") + _STEM,
         recipe=TrainRecipe(epochs=12, batch_size=64, lr=1e-3, augment=("hflip",), patience=4),
         citation="He et al., Deep Residual Learning for Image Recognition, CVPR 2016",
     ))
     for depth in (50, 101):
         register(ModelSpec(
             name=f"resnet{depth}", build=zoo.resnet(depth), modalities=frozenset({"image"}),
-            target_layer=_last("layer4"), description=_TV.format(f"ResNet-{depth}"), recipe=_TV_RECIPE,
+            target_layer=_last("layer4"), description=_TV.format(f"ResNet-{depth}") + _STEM, recipe=_TV_RECIPE,
             citation="He et al., Deep Residual Learning for Image Recognition, CVPR 2016",
         ))
     for depth in (121, 201):

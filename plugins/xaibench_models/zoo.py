@@ -37,18 +37,27 @@ def adapt_input(model: nn.Module, path: str, in_channels: int) -> nn.Module:
     return model
 
 
+#: ResNet stems: ``imagenet`` is torchvision's 7x7 stride-2 conv and 3x3 stride-2 max-pool (maps at 1/32 of
+#: the input after layer4); ``small`` is a 3x3 stride-1 conv and no max-pool, as in the CIFAR ResNets
+#: (He et al. 2016, Sec. 4.2), so layer4's maps are 1/8 of the input: 8x8 at 64 px instead of 2x2.
+RESNET_STEMS = ("imagenet", "small")
+
+
 def resnet(depth: int) -> Callable[..., nn.Module]:
     def build(num_classes: int, in_channels: int, modality: str, stem: str = "imagenet") -> nn.Module:
-        """ResNet (He et al. 2016); ``stem="small"`` is a 3x3 stride-1 first conv.
+        """ResNet (He et al. 2016) with the given ``stem`` (see :data:`RESNET_STEMS`).
 
-        The small stem keeps layer4's maps at 1/16 rather than 1/32 of the input, so CAMs
-        of small medical images stay usable (4x4 instead of 2x2 at 64 px).
+        A CAM explains layer4's maps, upsampled to the input: with the ImageNet stem a 64 px
+        input gives a 2x2 map (blocky, near chance on localization); use ``stem: small`` for
+        small images (about 16x the compute of the ImageNet stem at the same input size).
+        Raises ValueError for an unknown stem.
         """
+        if stem not in RESNET_STEMS:
+            raise ValueError(f"stem must be one of {', '.join(RESNET_STEMS)}, got {stem!r}")
         model = getattr(torchvision.models, f"resnet{depth}")(weights=None, num_classes=num_classes)
         if stem == "small":
             model.conv1 = nn.Conv2d(in_channels, 64, kernel_size=3, stride=1, padding=1, bias=False)
-        elif stem != "imagenet":
-            raise ValueError(f"stem must be 'imagenet' or 'small', got {stem!r}")
+            model.maxpool = nn.Identity()
         return adapt_input(model, FIRST_CONV["resnet"], in_channels)
 
     build.__name__ = f"build_resnet{depth}"

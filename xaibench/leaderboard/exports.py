@@ -11,6 +11,7 @@ import json
 import math
 
 from xaibench import stats
+from xaibench.leaderboard import verdict
 from xaibench.errors import XaibenchError
 from xaibench.figures import FIGURE_KINDS, figure_path
 from xaibench.leaderboard.board import AGREEMENT_RULE, CI_RULE, RANK_RULE, board, records
@@ -44,6 +45,7 @@ def _num(v: float | None) -> float | None:
 def to_json(store: Store, suite: str) -> str:
     """The leaderboard as one JSON document (schema 1), for a website to render.
 
+    ``blocks[*].verdict`` is the section's calibration verdict (:mod:`xaibench.leaderboard.verdict`);
     ``blocks[*].rows`` are ordered best first; each carries its overall ``rank``
     (``tied``: shared), and per metric the cell's mean, CI, n, status, rank and tie
     flag; ``agreement.tau[i][j]`` is Kendall's tau between ``agreement.metrics[i]``
@@ -69,6 +71,7 @@ def to_json(store: Store, suite: str) -> str:
             "rows": rows, "winners": b.winners,
             "agreement": {"metrics": b.agreement_metrics, "tau": [[_num(t) for t in row] for row in b.agreement]},
             "figures": {k: figure_path(suite, b.dataset, b.model, k) for k in FIGURE_KINDS},
+            "verdict": verdict.as_json(verdict.section_verdict(b, header)),
         })
     doc = {
         "schema": JSON_SCHEMA, "suite": suite,

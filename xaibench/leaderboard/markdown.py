@@ -14,6 +14,7 @@ import numpy as np
 from tabulate import tabulate
 
 from xaibench import stats
+from xaibench.leaderboard import verdict
 from xaibench.figures import FIGURE_KINDS, figure_path
 from xaibench.leaderboard.board import AGREEMENT_RULE, CI_RULE, RANK_RULE, Block, Record, board
 from xaibench.store import Store
@@ -77,9 +78,10 @@ def _agreement_table(b: Block) -> list[str]:
 def _figure_links(suite: str, b: Block) -> list[str]:
     titles = {"agreement": "metric agreement heat map", "gallery": "saliency gallery",
               "curves": "deletion and insertion curves"}
+    drawn = any(c.status == "ok" for r in b.rows for c in r.cells.values())  # no maps, no gallery or curves
     links = [f"![{titles[k]}: {b.dataset} × {b.model}]({figure_path(suite, b.dataset, b.model, k)})"
-             for k in FIGURE_KINDS if k != "agreement" or len(b.agreement_metrics) >= 2]
-    return ["### Figures", "", *(f"{link}\n" for link in links)]
+             for k in FIGURE_KINDS if (len(b.agreement_metrics) >= 2 if k == "agreement" else drawn)]
+    return ["### Figures", "", *(f"{link}\n" for link in links)] if links else []
 
 
 def render(store: Store, suite: str) -> str:
@@ -130,6 +132,7 @@ def render(store: Store, suite: str) -> str:
 
     for b in blocks:
         lines += [f"## {b.dataset} × {b.model}", ""]
+        lines += verdict.markdown(verdict.section_verdict(b, header))
         if b.evaluation:
             e = b.evaluation
             lines += [f"Model on the test split (n={e['n']}): accuracy {e['accuracy']:.3f}, macro precision "

@@ -1,0 +1,74 @@
+"""Calibration facts of a run: what each leaderboard section's verdict needs besides the scores.
+
+Computed once when a run is planned and stored in the run's header, so that
+:mod:`xaibench.leaderboard.verdict` renders from the store alone: each metric's
+chance level and oracle score (``MetricSpec.chance``/``.oracle``), each method's
+calibration role (``MethodSpec.calibration``), the evaluated masks' mean area
+fraction per dataset, and the spatial size of every CAM method's target layer.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+
+def layer_shape(model: torch.nn.Module, layer: torch.nn.Module, x: torch.Tensor) -> list[int]:
+    """Spatial shape of ``layer``'s output for input ``x`` (one forward pass, hooks removed after)."""
+    seen: list[torch.Size] = []
+
+    def hook(module: torch.nn.Module, inputs: Any, output: Any) -> None:
+        out = output[0] if isinstance(output, (tuple, list)) else output
+        seen.append(out.shape)
+
+    handle = layer.register_forward_hook(hook)
+    try:
+        with torch.inference_mode():
+            model.eval()(x)
+    finally:
+        handle.remove()
+    return [int(s) for s in seen[0][2:]] if seen else []
+
+
+def calibration_facts(runner: Any) -> dict[str, Any]:
+    """What the verdict needs besides the scores, for the run's header: ``{"calibration": {...}}``.
+
+    ``runner`` is a :class:`xaibench.runner.Runner` (typed loosely: the runner calls this).
+
+    ``metrics``: each metric's chance level name and oracle score; ``methods``: each
+    method's calibration role; ``mask_fraction``: per dataset, the mean area fraction of
+    the evaluated samples' non-empty masks (None without masks); ``cam_layers``: per
+    ``"dataset × model"``, each layer-taking method's layer shape at the suite's input
+    size, from an untrained copy of the model (shapes do not depend on weights).
+    """
+    metrics = {mt.entry.display: {"chance": mt.spec.chance(mt.params) if mt.spec.chance else None,
+                                  "oracle": mt.spec.oracle} for mt in runner.metrics}
+    methods = {me.entry.display: me.spec.calibration for me in runner.methods}
+    fractions: dict[str, float | None] = {}
+    layers: dict[str, dict[str, list[int]]] = {}
+    cams = [me for me in runner.methods if me.spec.takes_layer]
+    for ds in runner.datasets:
+        if runner.unavailable(ds) is not None:
+            continue
+        samples = runner.evaluated_samples(ds)
+        fractions[ds.entry.display] = None
+        if samples.masks is not None:
+            area = samples.masks.reshape(len(samples), -1).float().mean(1).numpy()
+            nonempty = area[area > 0]
+            fractions[ds.entry.display] = float(np.mean(nonempty)) if len(nonempty) else None
+        if not cams:
+            continue
+        for mo in runner.models:
+            model = runner.build_model(ds, mo)
+            shapes = {}
+            for me in cams:
+                name = me.params.get("layer")
+                try:
+                    layer = model.get_submodule(name) if name else mo.spec.target_layer(model)
+                except AttributeError:  # an unknown layer name fails the method's cells, with the reason
+                    continue
+                shapes[me.entry.display] = layer_shape(model, layer, samples.x[:1])
+            layers[f"{ds.entry.display} × {mo.entry.display}"] = shapes
+    return {"calibration": {"metrics": metrics, "methods": methods, "mask_fraction": fractions,
+                            "cam_layers": layers}}

@@ -1,0 +1,178 @@
+"""The calibration verdict of one leaderboard section (dataset x model), from its own results.
+
+A ranking of saliency methods means something only when the section passes four
+checks, each computed from what the run stored:
+
+- **the model learned**: its test accuracy is above the majority class's share,
+  by a one-sided exact binomial test at alpha 0.05 (``scipy.stats.binomtest``);
+- **the chance baseline is at chance**: on every metric whose chance level is known
+  in closed form (``MetricSpec.chance``), the 95% CI of the ``calibration="chance"``
+  method (``random``) contains it; ``"mask-fraction"`` is the mean area fraction of
+  the evaluated non-empty masks (Arras et al. 2022, Sec. 4);
+- **the oracle is at its score**: the ``calibration="oracle"`` method
+  (``ground-truth``) scores ``MetricSpec.oracle`` (1) wherever the metric fixes it;
+- **CAM layers are not too coarse**: every layer a CAM method explains has at least
+  :data:`MIN_CAM_SIDE` units along each spatial axis (a 2x2 map upsampled to the
+  input is blocky and near chance on localization).
+
+A check with nothing to check (no chance baseline, no metric with a known chance
+level, no CAM method) is listed as not run, with the reason. The facts the checks
+need that are not scores (chance levels, mask fractions, CAM layer sizes) are put in
+the run's header by :func:`xaibench.calibration.calibration_facts` when the run is planned.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from scipy.stats import binomtest
+
+from xaibench.leaderboard.board import Block, board
+from xaibench.store import Store
+
+#: One-sided significance level of the model-above-majority test.
+ALPHA = 0.05
+#: Smallest CAM layer side (units along each spatial axis).
+MIN_CAM_SIDE = 7
+#: Tolerance of the oracle check (scores are means of floats).
+ORACLE_TOLERANCE = 1e-6
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    passed: bool
+    detail: str
+
+
+@dataclass(frozen=True)
+class Verdict:
+    dataset: str
+    model: str
+    checks: list[Check] = field(default_factory=list)
+    not_run: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return all(c.passed for c in self.checks)
+
+    @property
+    def failures(self) -> list[Check]:
+        return [c for c in self.checks if not c.passed]
+
+
+def _fmt(v: float | None) -> str:
+    return "–" if v is None or not math.isfinite(v) else f"{v:.3f}"
+
+
+def section_verdict(block: Block, header: Mapping[str, Any]) -> Verdict:
+    """The verdict of one leaderboard block, from its stored scores and the run's header."""
+    verdict = Verdict(block.dataset, block.model)
+    _model_check(block, verdict)
+    if "calibration" not in header:
+        verdict.not_run.append("baseline and CAM-layer checks: the stored run predates them; re-run the suite")
+        return verdict
+    facts = header["calibration"]
+    roles = facts.get("methods", {})
+    metric_facts = facts.get("metrics", {})
+    rows = {r.method: r for r in block.rows}
+    chance = [r for m, r in rows.items() if roles.get(m) == "chance"]
+    oracle = [r for m, r in rows.items() if roles.get(m) == "oracle"]
+    fraction = facts.get("mask_fraction", {}).get(block.dataset)
+    known = [m for m in block.metrics if metric_facts.get(m, {}).get("chance") == "mask-fraction"]
+    unknown = [m for m in block.metrics if m not in known and m in metric_facts]
+    if not chance:
+        verdict.not_run.append("chance baseline: the suite has no `random` (calibration: chance) method")
+    elif not known or fraction is None:
+        verdict.not_run.append("chance baseline: no metric here has a known chance level"
+                               + ("" if fraction is not None else " (the dataset has no masks)"))
+    else:
+        for row in chance:
+            for m in known:
+                r = row.cells.get(m)
+                if r is None or r.status != "ok" or r.n == 0 or r.ci_low is None or r.ci_high is None:
+                    continue
+                ok = bool(r.ci_low <= fraction <= r.ci_high)
+                verdict.checks.append(Check(
+                    f"`{row.method}` at chance on {m}", ok,
+                    f"`{row.method}` on {m}: {_fmt(r.mean)} [{_fmt(r.ci_low)}, {_fmt(r.ci_high)}] "
+                    f"{'contains' if ok else 'misses'} the chance level {fraction:.3f} (mean mask area fraction)"))
+        if unknown:
+            verdict.not_run.append(f"`random` on {', '.join(unknown)}: chance level not known in closed form")
+    oracle_metrics = [m for m in block.metrics if metric_facts.get(m, {}).get("oracle") is not None]
+    for row in oracle:
+        for m in oracle_metrics:
+            r = row.cells.get(m)
+            if r is None or r.status != "ok" or r.n == 0 or r.mean is None:
+                continue
+            target = float(metric_facts[m]["oracle"])
+            ok = bool(abs(r.mean - target) <= ORACLE_TOLERANCE)
+            verdict.checks.append(Check(f"`{row.method}` at {target:g} on {m}", ok,
+                                        f"`{row.method}` on {m}: {_fmt(r.mean)} (must be {target:g})"))
+    if not oracle:
+        verdict.not_run.append("oracle: the suite has no `ground-truth` (calibration: oracle) method")
+    layers = facts.get("cam_layers", {}).get(f"{block.dataset} × {block.model}", {})
+    for method, shape in layers.items():
+        ok = bool(shape) and min(shape) >= MIN_CAM_SIDE
+        verdict.checks.append(Check(f"CAM layer of `{method}`", ok,
+                                    f"CAM layer of `{method}`: {'x'.join(map(str, shape))} "
+                                    f"({'at least' if ok else 'under'} {MIN_CAM_SIDE} per side)"))
+    if not layers:
+        verdict.not_run.append("CAM layer size: no CAM method in the suite")
+    return verdict
+
+
+def _model_check(block: Block, verdict: Verdict) -> None:
+    e = block.evaluation
+    if not e or not e.get("n"):
+        verdict.not_run.append("model accuracy: no test-split evaluation stored")
+        return
+    n, acc, majority = int(e["n"]), float(e["accuracy"]), float(e["majority"])
+    k = int(round(acc * n))
+    p = binomtest(k, n, majority, alternative="greater").pvalue if majority < 1 else 1.0
+    ok = bool(p < ALPHA)
+    verdict.checks.append(Check(
+        "model above the majority class", ok,
+        f"model accuracy {acc:.3f} vs majority class {majority:.3f} on n={n} test samples "
+        f"(one-sided binomial p={p:.2g}{'' if ok else f', not below {ALPHA}'})"))
+
+
+def markdown(verdict: Verdict) -> list[str]:
+    """The verdict as markdown lines for the top of its section (a failure first and in bold)."""
+    if verdict.passed:
+        lines = [f"**Calibration verdict: pass** ({len(verdict.checks)} checks).", ""]
+        lines += [f"- {c.detail}" for c in verdict.checks]
+    else:
+        lines = [f"> **⚠ Calibration verdict: FAIL**: the ranking below is not meaningful until these are fixed.",
+                 ">"]
+        lines += [f"> - {c.detail}" for c in verdict.failures]
+        lines += ["", "Checks that passed:", ""] + [f"- {c.detail}" for c in verdict.checks if c.passed]
+    if verdict.not_run:
+        lines += [f"- not run: {why}" for why in verdict.not_run]
+    return lines + [""]
+
+
+def as_json(verdict: Verdict) -> dict[str, Any]:
+    """``{"passed": bool, "checks": [{"name", "passed", "detail"}], "not_run": [reason]}``."""
+    return {"passed": verdict.passed, "not_run": list(verdict.not_run),
+            "checks": [{"name": c.name, "passed": c.passed, "detail": c.detail} for c in verdict.checks]}
+
+
+def verdicts(store: Store, suite: str) -> list[Verdict]:
+    """The verdict of every section of the suite's latest run."""
+
+    header = store.header(suite) or {}
+    return [section_verdict(b, header) for b in board(store, suite)]
+
+
+def summary_lines(store: Store, suite: str) -> list[str]:
+    """One line per section for the command line; failing sections name what failed."""
+    out = []
+    for v in verdicts(store, suite):
+        if v.passed:
+            out.append(f"calibration verdict {v.dataset} × {v.model}: pass ({len(v.checks)} checks)")
+        else:
+            out.append(f"CALIBRATION VERDICT {v.dataset} × {v.model}: FAIL: "
+                       + "; ".join(c.detail for c in v.failures))
+    return out

@@ -1,0 +1,80 @@
+"""What a long command prints while it works: cell progress, training epochs, named steps.
+
+On a terminal the cells get a tqdm bar; when stderr is not a terminal (CI logs, a
+redirected run) the same progress comes as plain lines, at most one every
+:data:`LOG_EVERY` seconds and at each tenth of the cells, so a log file holds no bar
+frames. Training is reported per epoch (loss and validation accuracy) and happens
+before the cell bar starts, so the bar's rate and ETA count cell work only.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from typing import Callable, TextIO
+
+from tqdm import tqdm
+
+#: Seconds between two plain progress lines (non-terminal output).
+LOG_EVERY = 30.0
+
+
+def interactive(stream: TextIO | None = None) -> bool:
+    """True when ``stream`` (default: stderr) is a terminal."""
+    stream = sys.stderr if stream is None else stream
+    return bool(getattr(stream, "isatty", lambda: False)())
+
+
+def say(message: str) -> None:
+    """One line on stdout that does not break a running bar."""
+    tqdm.write(message, file=sys.stdout)
+    sys.stdout.flush()
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+class PlainProgress:
+    """tqdm's ``update``/``close`` as plain lines: ``name: 12/112 cells (11%), 0:00:40 elapsed, ETA 0:05:33``."""
+
+    def __init__(self, total: int, desc: str, stream: TextIO | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.total, self.desc, self.n = total, desc, 0
+        self.stream = sys.stderr if stream is None else stream
+        self.clock = clock
+        self.start = self.last = clock()
+        self.step = max(1, total // 10)
+
+    def update(self, n: int = 1) -> None:
+        before, self.n = self.n, self.n + n
+        now = self.clock()
+        if self.n >= self.total or self.n // self.step > before // self.step or now - self.last >= LOG_EVERY:
+            self.last = now
+            elapsed = now - self.start
+            eta = elapsed / self.n * (self.total - self.n) if self.n else float("nan")
+            pct = 100 * self.n // max(self.total, 1)
+            print(f"{self.desc}: {self.n}/{self.total} cells ({pct}%), {_clock(elapsed)} elapsed"
+                  + ("" if self.n >= self.total else f", ETA {_clock(eta)}"), file=self.stream, flush=True)
+
+    def close(self) -> None:
+        pass
+
+
+def cells(total: int, desc: str, enabled: bool) -> "tqdm | PlainProgress":
+    """A progress counter over ``total`` cells: a bar on a terminal, plain lines otherwise."""
+    if enabled and not interactive():
+        return PlainProgress(total, desc)
+    return tqdm(total=total, desc=desc, unit="cell", disable=not enabled)
+
+
+def epochs(what: str) -> Callable[[int, int, float, float], None]:
+    """An ``on_epoch(epoch, epochs, loss, val_accuracy)`` callback for :func:`xaibench.training.train`
+    that prints ``  <what>: epoch 3/15, loss 0.412, validation accuracy 0.867 (4.1 s)``."""
+    start = time.monotonic()
+
+    def report(epoch: int, total: int, loss: float, accuracy: float) -> None:
+        say(f"  {what}: epoch {epoch}/{total}, loss {loss:.3f}, validation accuracy {accuracy:.3f} "
+            f"({time.monotonic() - start:.1f} s)")
+
+    return report

@@ -1,0 +1,80 @@
+"""Checks of user-given values that must hold before anything is opened or written.
+
+Each function raises :class:`~xaibench.errors.XaibenchError` (command-line values) or
+:class:`~xaibench.errors.SuiteError` (suite values, with ``file:line``) with one line
+that says what to change; the CLI turns both into exit status 2.
+"""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import fields
+from typing import Any, Mapping
+
+from xaibench.errors import SuiteError, XaibenchError, did_you_mean
+from xaibench.specs import TrainRecipe
+from xaibench.training import AUGMENTATIONS
+
+#: Devices a run accepts: ``cpu``, ``cuda``, ``cuda:N`` and ``mps``.
+DEVICE = re.compile(r"^(cpu|cuda(:\d+)?|mps)$")
+
+
+def positive_int(value: int | None, option: str) -> None:
+    """``value`` is None (not given) or an integer of at least 1."""
+    if value is not None and value < 1:
+        raise XaibenchError(f"{option} must be at least 1, got {value}")
+
+
+def positive_seconds(value: float | None, option: str) -> None:
+    """``value`` is None or a finite number of seconds above 0."""
+    if value is not None and not (math.isfinite(value) and value > 0):
+        raise XaibenchError(f"{option} must be a positive number of seconds, got {value:g}")
+
+
+def device(name: str) -> None:
+    """A device torch can use here: ``cpu``, ``cuda``/``cuda:N`` when CUDA sees that device, ``mps`` when present."""
+    if not DEVICE.match(name):
+        raise XaibenchError(f"--device must be cpu, cuda, cuda:N or mps, got {name!r}"
+                            f"{did_you_mean(name, ('cpu', 'cuda', 'mps'))}")
+    import torch
+
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise XaibenchError(f"--device {name} was asked for, but torch sees no CUDA device here "
+                                f"(torch {torch.__version__}); use --device cpu")
+        index = int(name.partition(":")[2] or 0)
+        if index >= torch.cuda.device_count():
+            raise XaibenchError(f"--device {name}: torch sees {torch.cuda.device_count()} CUDA device(s), "
+                                f"numbered from 0")
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise XaibenchError("--device mps was asked for, but torch sees no MPS device here; use --device cpu")
+
+
+def train_options(train: Mapping[str, Any], key_lines: Mapping[str, int], line: int, where: str) -> None:
+    """A suite model's ``train:`` mapping: known keys (with "did you mean"), positive sizes, known augmentations.
+
+    ``key_lines`` maps each key to its 1-based line in ``where`` (``line`` is the mapping's own).
+    """
+    known = [f.name for f in fields(TrainRecipe)]
+    for key, value in train.items():
+        at = f"{where}:{key_lines.get(key, line)}"
+        if key not in known:
+            raise SuiteError(f"{at}: unknown training option {key!r}{did_you_mean(str(key), known)}; "
+                             f"known: {', '.join(known)}")
+        if key in ("epochs", "batch_size") and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise SuiteError(f"{at}: training option {key!r} must be an integer of at least 1, got {value!r}")
+        if key == "patience" and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+            raise SuiteError(f"{at}: training option 'patience' must be an integer of at least 0 (0: never stop "
+                             f"early), got {value!r}")
+        if key in ("lr", "weight_decay") and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                              or not math.isfinite(value) or value < 0 or (key == "lr" and value == 0)):
+            raise SuiteError(f"{at}: training option {key!r} must be a {'positive' if key == 'lr' else 'non-negative'} "
+                             f"number, got {value!r}")
+        if key == "augment":
+            names = list(value) if isinstance(value, list) else None
+            if names is None:
+                raise SuiteError(f"{at}: training option 'augment' must be a list of names, got {value!r}")
+            for name in names:
+                if name not in AUGMENTATIONS:
+                    raise SuiteError(f"{at}: unknown augmentation {name!r}{did_you_mean(str(name), AUGMENTATIONS)}; "
+                                     f"known: {', '.join(AUGMENTATIONS)}")
