@@ -1,16 +1,13 @@
 """Numba kernels for mask-based scores (their plain numpy references live in ``tests/oracles.py``).
 
-Every localization score is a cheap reduction of one saliency map against one
-mask, but it is computed for every map x metric x threshold of a run, so the
-kernels work on flattened ``(N, P)`` arrays, parallel over maps. One fused kernel
+Kernels work on flattened ``(N, P)`` arrays, parallel over maps. One fused kernel
 (:func:`mask_scores`) gives the pointing game, relevance mass, rank accuracy and
 top-k overlaps of a batch together: one vectorised pass over each map, then work
 only on the few percent of pixels that can be in a top-k selection.
 
-Ties are scored as their expectation under random tie-breaking, everywhere: a
-peak shared by several pixels hits with the fraction of them inside the mask,
-and a top-k selection that cuts through a run of equal values takes each tied
-pixel with weight ``(k - #strictly above) / #tied``. A constant map therefore
+Ties score their expectation under random tie-breaking: a peak shared by several
+pixels hits with the fraction of them inside the mask; a top-k cut through equal
+values takes each tied pixel with weight ``(k - #above) / #tied``. A constant map
 scores chance on every metric, never 1.
 """
 from __future__ import annotations
