@@ -32,6 +32,7 @@ from tabulate import tabulate
 from xaibench import stats
 from xaibench.errors import XaibenchError
 from xaibench.figures import FIGURE_KINDS, figure_path
+from xaibench.gate import evaluation_notes, unranked_reason
 from xaibench.store import CellResult, PlanRow, Store
 
 ARROW = {True: "↑", False: "↓"}
@@ -162,9 +163,11 @@ def _block(store: Store, dataset: str, model: str, block: list[Record], directio
     metrics = list(dict.fromkeys(r.metric for r in block))
     by = {(r.method, r.metric): r for r in block}
     metric_ranks: dict[str, dict[str, int | None]] = {}
+    unranked = unranked_reason(store.model_evaluation(model_key))  # issue 14: a model that did not learn
     for m in metrics:
         aligned = _aligned(store, [by.get((me, m)) for me in methods])
-        metric_ranks[m] = dict(zip(methods, stats.significance_ranks(aligned, direction[m])))
+        metric_ranks[m] = dict(zip(methods, [None] * len(methods) if unranked
+                                   else stats.significance_ranks(aligned, direction[m])))
     mean_rank: dict[str, float | None] = {}
     for me in methods:
         rs = [metric_ranks[m][me] for m in metrics if metric_ranks[m][me] is not None]
@@ -313,6 +316,7 @@ def render(store: Store, suite: str) -> str:
             lines += [f"Model on the test split (n={e['n']}): accuracy {e['accuracy']:.3f}, macro precision "
                       f"{e['precision']:.3f}, recall {e['recall']:.3f}, F1 {e['f1']:.3f} "
                       f"(majority class: {e['majority']:.3f}).", ""]
+            lines += evaluation_notes(e)  # issue 14: gate verdict, device/dtype/autocast
         lines += [f"Samples per cell: {b.samples}.", ""]
         table = [[_rank_text(r.rank, r.tied), r.method]
                  + [_cell_text(r.cells[m], r.metric_ranks[m], r.metric_tied[m], b.samples) if m in r.cells else "–"

@@ -33,13 +33,19 @@ from xaibench.cache import (
     content_key,
     file_digest,
     load_checkpoint,
+    numerics,
     save_checkpoint,
     save_state,
 )
+from xaibench.byom import factory_spec, output_form, with_layer
 from xaibench.engine import Engine, auto_batch_size
 from xaibench.errors import CellError, PlanError, SuiteError, UnknownNameError, XaibenchError, did_you_mean
 from xaibench.isolation import ModelGuard, time_limit
+from xaibench.gate import verdict
+from xaibench.inputs import conform_bundle
 from xaibench.maps import upsample
+from xaibench.outputs import conform
+from xaibench.params import validate_params
 from xaibench.plugins import Harness
 from xaibench.specs import (
     DataBundle,
@@ -129,12 +135,15 @@ def _resolve(harness: Harness, kind: str, entries: tuple[Entry, ...], suite: Sui
     registry = harness.registry(kind)
     out = []
     for e in entries:
+        if kind == "models" and e.factory is not None:  # issue 14: a model without a plugin
+            out.append(_Resolved(e, factory_spec(e, suite.path), "suite"))
+            continue
         try:
             entry = registry.entry(e.name)
         except UnknownNameError as exc:
             broken = "".join(f"; plugin {n!r} failed to load: {why.splitlines()[0]}" for n, why in harness.broken.items())
             raise SuiteError(f"{suite.path}:{e.line}: {exc}{broken}") from None
-        out.append(_Resolved(e, entry.spec, entry.plugin))
+        out.append(_Resolved(e, with_layer(entry.spec, e) if kind == "models" else entry.spec, entry.plugin))
     return out
 
 
@@ -221,6 +230,8 @@ class Runner:
         self.metrics = _resolve(harness, "metrics", suite.metrics, suite)
         self._bundles: dict[str, DataBundle] = {}
         self._fingerprints: dict[str, str] = {}
+        self.numerics = numerics(self.device, options.autocast)
+        validate_params(suite, self.methods, self.metrics)  # issue 14: parameters checked before anything runs
 
     # -- planning -----------------------------------------------------------------------------
     def bundle(self, ds: _Resolved) -> DataBundle:
@@ -240,6 +251,7 @@ class Runner:
                 first = str(exc).splitlines()[0] if str(exc) else ""
                 raise XaibenchError(f"dataset {name!r} could not be loaded: {type(exc).__name__}: {first} "
                                     "(--debug shows where)") from exc
+            bundle = conform_bundle(name, bundle)  # issue 14: the input contract (xaibench.inputs)
             check_bundle(name, bundle)
             self._bundles[name] = bundle
             self._fingerprints[name] = fingerprint(bundle)
@@ -281,7 +293,8 @@ class Runner:
         recipe = recipe_with(spec.recipe, mo.entry.train)
         checkpoint = file_digest(Path(mo.entry.checkpoint)) if mo.entry.checkpoint and Path(mo.entry.checkpoint).exists() else mo.entry.checkpoint
         return content_key("model", spec.name, spec.version, _merged(spec, mo.entry), recipe, checkpoint,
-                           self._fingerprints[ds.entry.display], self.suite.seed)
+                           self._fingerprints[ds.entry.display], self.suite.seed,
+                           output_form(mo.entry), self.numerics)  # issue 14: output form, device/dtype/autocast
 
     def plan(self) -> list[_Cell]:
         """Every cell of the suite, with a skip reason for those that cannot run.
@@ -339,7 +352,7 @@ class Runner:
                         key = content_key(
                             "cell", model_key, me.spec.name, me.spec.version, _merged(me.spec, me.entry),
                             mt.spec.name, mt.spec.version, _merged(mt.spec, mt.entry), samples.ids,
-                            self.suite.target, self.suite.seed,
+                            self.suite.target, self.suite.seed, self.numerics,
                         )
                         row = PlanRow(key, ds.entry.display, mo.entry.display, model_key, me.entry.display,
                                       mt.entry.display, tspec.category, tspec.higher_is_better, skip)
@@ -411,10 +424,12 @@ class Runner:
         try:
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(seed_from(self.suite.seed, self.model_key(ds, mo), "init"))
-                return mo.spec.build(num_classes=bundle.num_classes, in_channels=bundle.in_channels,
-                                     modality=bundle.modality, **dict(mo.entry.params))
+                built = mo.spec.build(num_classes=bundle.num_classes, in_channels=bundle.in_channels,
+                                      modality=bundle.modality, **dict(mo.entry.params))
         except TypeError as exc:
             raise SuiteError(f"{self.suite.path}:{mo.entry.line}: model {mo.entry.display!r}: {exc}") from None
+        return conform(built, num_classes=bundle.num_classes, in_channels=bundle.in_channels, spatial=bundle.spatial,
+                       form=output_form(mo.entry), who=f"model {mo.entry.display!r} on {ds.entry.display!r}")
 
     def _model(self, ds: _Resolved, mo: _Resolved, model_key: str, summary: RunSummary) -> nn.Module:
         bundle = self.bundle(ds)
@@ -435,6 +450,9 @@ class Runner:
         model.to(self.device).eval()
         if self.store.model_evaluation(model_key) is None:
             evaluation = evaluate(model, bundle.test, self.device)
+            evaluation.update(gate=verdict(evaluation), numerics=self.numerics)  # issue 14: gate, provenance
+            if evaluation["gate"]["reason"]:
+                tqdm.write(f"{what}: {evaluation['gate']['reason']}")
             self.store.put_model(model_key, ds.entry.display, mo.entry.display, file_digest(path), evaluation,
                                  {"checkpoint": str(path), "params": dict(mo.entry.params),
                                   "train": dict(mo.entry.train), "torch": torch.__version__})
@@ -613,7 +631,7 @@ class Runner:
     def _maps(self, model: nn.Module, me: _Resolved, mo: _Resolved, model_key: str, samples: Samples,
               target: torch.Tensor, data_mean: torch.Tensor, summary: RunSummary) -> tuple[np.ndarray | None, str | None]:
         method_key = content_key("method", me.spec.name, me.spec.version, _merged(me.spec, me.entry),
-                                 self.suite.target, self.suite.seed)
+                                 self.suite.target, self.suite.seed, self.numerics)
         cache = SaliencyCache(self.options.home, model_key, method_key)
         missing = cache.missing(samples.ids)
         if missing:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -15,6 +16,7 @@ from typing import Any, Mapping
 import yaml
 
 from xaibench.errors import SuiteError, did_you_mean
+from xaibench.outputs import FORMS
 
 
 class _Located(dict):
@@ -70,6 +72,13 @@ class Entry:
     checkpoint: str | None = None
     #: Datasets only: skip (with the reason) rather than fail when the data cannot be loaded.
     optional: bool = False
+    #: Models only: ``package.module:function`` building the model (no plugin needed), the CAM layer by
+    #: dotted name, and how to read the output (:mod:`xaibench.outputs`).
+    factory: str | None = None
+    layer: str | None = None
+    output: str = "logits"
+    output_index: int | None = None
+    output_key: str | None = None
 
     @property
     def display(self) -> str:
@@ -78,7 +87,9 @@ class Entry:
     def identity(self) -> str:
         """A canonical string of what determines this entry's results."""
         return json.dumps(
-            {"name": self.name, "params": self.params, "train": self.train, "checkpoint": self.checkpoint},
+            {"name": self.name, "params": self.params, "train": self.train, "checkpoint": self.checkpoint,
+             "factory": self.factory, "layer": self.layer, "output": self.output,
+             "output_index": self.output_index, "output_key": self.output_key},
             sort_keys=True,
             default=str,
         )
@@ -121,9 +132,12 @@ _TOP_KEYS = {
 }
 _REQUIRED = ("name", "datasets", "models", "methods", "metrics")
 _ENTRY_KEYS = {"name", "params", "label"}
-_MODEL_KEYS = _ENTRY_KEYS | {"train", "checkpoint"}
+_MODEL_KEYS = _ENTRY_KEYS | {"train", "checkpoint", "factory", "layer", "output", "output_index", "output_key"}
+#: Model entry keys with their types (``output`` is checked against xaibench.outputs.FORMS).
+_MODEL_TYPED = {"factory": str, "layer": str, "output": str, "output_index": int, "output_key": str}
 _DATASET_KEYS = _ENTRY_KEYS | {"optional"}
 _TARGETS = ("predicted", "label")
+_FACTORY = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")
 
 
 def load_suite(path: str | Path) -> Suite:
@@ -188,6 +202,15 @@ def load_suite(path: str | Path) -> Suite:
                     raise err(item.key_lines[key], f"{key!r} must be a mapping")
             if not isinstance(item.get("optional", False), bool):
                 raise err(item.key_lines["optional"], "'optional' must be true or false")
+            for key, typ in _MODEL_TYPED.items():
+                if kind == "models" and key in item and (not isinstance(item[key], typ) or isinstance(item[key], bool)):
+                    raise err(item.key_lines[key], f"{key!r} must be {typ.__name__}, got {type(item[key]).__name__}")
+            if kind == "models" and item.get("output", "logits") not in FORMS:
+                raise err(item.key_lines["output"], f"'output' must be one of {', '.join(FORMS)}"
+                          f"{did_you_mean(str(item['output']), FORMS)}")
+            if kind == "models" and isinstance(item.get("factory"), str) and not _FACTORY.fullmatch(item["factory"]):
+                raise err(item.key_lines["factory"], "'factory' is `package.module:function`, e.g. "
+                          "`my_models.nets:build_cnn`")
             checkpoint = item.get("checkpoint")
             if checkpoint is not None:
                 checkpoint = str((path.parent / str(checkpoint)).resolve())
@@ -200,6 +223,7 @@ def load_suite(path: str | Path) -> Suite:
                     train=_plain(item.get("train", {})),
                     checkpoint=checkpoint,
                     optional=item.get("optional", False),
+                    **{k: item[k] for k in _MODEL_TYPED if k in item},
                 )
             )
         seen: dict[str, int] = {}
