@@ -32,6 +32,7 @@ from tabulate import tabulate
 from xaibench import stats
 from xaibench.errors import XaibenchError
 from xaibench.figures import FIGURE_KINDS, figure_path
+from xaibench.degenerate import constant_map_notes
 from xaibench.gate import evaluation_notes, unranked_reason
 from xaibench.store import CellResult, PlanRow, Store
 
@@ -75,6 +76,8 @@ class Record:
     detail: str | None
     cell_key: str = ""
     n_total: int = 0
+    #: Samples whose map was constant (scored NaN), from the cell's provenance.
+    constant_maps: int = 0
 
 
 def records(store: Store, suite: str) -> list[Record]:
@@ -94,7 +97,7 @@ def _record(row: PlanRow, cell: CellResult | None) -> Record:
     if cell is None:
         return Record(*base, None, None, None, 0, "missing", None, row.cell_key)
     return Record(*base, cell.mean, cell.ci_low, cell.ci_high, cell.n, cell.status, cell.error, row.cell_key,
-                  cell.n_total)
+                  cell.n_total, int((cell.provenance or {}).get("constant_maps", 0)))
 
 
 def export(store: Store, suite: str, fmt: str) -> str:
@@ -329,6 +332,8 @@ def render(store: Store, suite: str) -> str:
                         for r in b.rows for c in r.cells.values() if c.status in ("failed", "skipped") and c.detail})
         if notes:
             lines += ["Cells without a score:", ""] + [f"- {n}" for n in notes] + [""]
+        lines += constant_map_notes({r.method: max((c.constant_maps for c in r.cells.values()), default=0)
+                                     for r in b.rows}, b.samples)  # issue 14
         lines += _agreement_table(b)
         lines += _figure_links(suite, b)
 

@@ -38,6 +38,7 @@ from xaibench.cache import (
     save_state,
 )
 from xaibench.byom import factory_spec, output_form, with_layer
+from xaibench.degenerate import check_cam_layer, mask_constant
 from xaibench.engine import Engine, auto_batch_size
 from xaibench.errors import CellError, PlanError, SuiteError, UnknownNameError, XaibenchError, did_you_mean
 from xaibench.isolation import ModelGuard, time_limit
@@ -329,6 +330,12 @@ class Runner:
                         f"{bundle.modality} data"
                     )
                 model_key = self.model_key(ds, mo)
+                cams = [me for me in self.methods if me.spec.takes_layer and not me.entry.allow_small_cam
+                        and bundle.modality in me.spec.modalities]  # issue 14: coarse CAM layers refused
+                built = self.build_model(ds, mo) if cams else None
+                for me in cams:
+                    check_cam_layer(built, self._layer(built, mo, _merged(me.spec, me.entry)), bundle.in_channels,
+                                    bundle.spatial, f"{self.suite.path}:{me.entry.line}", me.entry.display, mo.entry.display)
                 for me in self.methods:
                     xspec: MethodSpec = me.spec
                     method_skip = None
@@ -675,12 +682,13 @@ class Runner:
                 raise CellError(f"metric returned shape {values.shape}; expected ({len(samples)},): one score per sample")
             if np.isinf(values).any():
                 raise CellError("metric returned infinite scores")
+            values, constant = mask_constant(values, maps)  # issue 14: constant maps are not informative
         except (XaibenchError, KeyboardInterrupt):
             raise
         except (Exception, SystemExit) as exc:
             return self._failed(c, _describe_failure(exc), len(samples)), None
         mean, low, high, n = summarize(values, seed_from(self.suite.seed, c.row.cell_key))
-        prov = self._provenance(c, params, time.perf_counter() - start)
+        prov = {**self._provenance(c, params, time.perf_counter() - start), "constant_maps": constant}
         return CellResult(c.row.cell_key, c.row.dataset, c.row.model, c.row.method, c.row.metric, "ok",
                           mean, low, high, n, len(samples), None, prov), values.tolist()
 

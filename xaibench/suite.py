@@ -79,6 +79,8 @@ class Entry:
     output: str = "logits"
     output_index: int | None = None
     output_key: str | None = None
+    #: Methods only: accept a CAM layer whose map is smaller than 4x4 (xaibench.degenerate).
+    allow_small_cam: bool = False
 
     @property
     def display(self) -> str:
@@ -136,6 +138,7 @@ _MODEL_KEYS = _ENTRY_KEYS | {"train", "checkpoint", "factory", "layer", "output"
 #: Model entry keys with their types (``output`` is checked against xaibench.outputs.FORMS).
 _MODEL_TYPED = {"factory": str, "layer": str, "output": str, "output_index": int, "output_key": str}
 _DATASET_KEYS = _ENTRY_KEYS | {"optional"}
+_METHOD_KEYS = _ENTRY_KEYS | {"allow_small_cam"}
 _TARGETS = ("predicted", "label")
 _FACTORY = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")
 
@@ -185,7 +188,7 @@ def load_suite(path: str | Path) -> Suite:
         if not items:
             raise err(doc.key_lines[kind], f"{kind!r} is empty")
         out: list[Entry] = []
-        allowed = {"models": _MODEL_KEYS, "datasets": _DATASET_KEYS}.get(kind, _ENTRY_KEYS)
+        allowed = {"models": _MODEL_KEYS, "datasets": _DATASET_KEYS, "methods": _METHOD_KEYS}.get(kind, _ENTRY_KEYS)
         for item, line in zip(items, items.item_lines):
             if isinstance(item, str):
                 out.append(Entry(name=item, line=line))
@@ -200,8 +203,9 @@ def load_suite(path: str | Path) -> Suite:
             for key in ("params", "train"):
                 if key in item and not isinstance(item[key], dict):
                     raise err(item.key_lines[key], f"{key!r} must be a mapping")
-            if not isinstance(item.get("optional", False), bool):
-                raise err(item.key_lines["optional"], "'optional' must be true or false")
+            for flag in ("optional", "allow_small_cam"):
+                if not isinstance(item.get(flag, False), bool):
+                    raise err(item.key_lines[flag], f"{flag!r} must be true or false")
             for key, typ in _MODEL_TYPED.items():
                 if kind == "models" and key in item and (not isinstance(item[key], typ) or isinstance(item[key], bool)):
                     raise err(item.key_lines[key], f"{key!r} must be {typ.__name__}, got {type(item[key]).__name__}")
@@ -223,6 +227,7 @@ def load_suite(path: str | Path) -> Suite:
                     train=_plain(item.get("train", {})),
                     checkpoint=checkpoint,
                     optional=item.get("optional", False),
+                    allow_small_cam=item.get("allow_small_cam", False),
                     **{k: item[k] for k in _MODEL_TYPED if k in item},
                 )
             )

@@ -1,8 +1,9 @@
 """Writes a 2-class image folder (16-bit grayscale PNGs) and trains the 1-logit model outside xaibench.
 
-    python make_data.py DATA_ROOT
+    python make_data.py DATA_ROOT [CHECKPOINT]
 
-makes ``DATA_ROOT/spots/{clear,spot}/*.png`` and ``binary.pt`` (a plain state dict) beside this file.
+makes ``DATA_ROOT/spots/{clear,spot}/*.png`` and ``CHECKPOINT`` (a plain state dict; default
+``binary.pt`` in the current folder).
 """
 from __future__ import annotations
 
@@ -49,4 +50,4 @@ def train_outside(root: Path, out: Path) -> None:
 if __name__ == "__main__":
     data_root = Path(sys.argv[1])
     make_folder(data_root)
-    train_outside(data_root, Path(__file__).with_name("binary.pt"))
+    train_outside(data_root, Path(sys.argv[2] if len(sys.argv) > 2 else "binary.pt"))
