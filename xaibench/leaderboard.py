@@ -30,9 +30,9 @@ import numpy as np
 from tabulate import tabulate
 
 from xaibench import stats
+from xaibench.degenerate import constant_map_notes
 from xaibench.errors import XaibenchError
 from xaibench.figures import FIGURE_KINDS, figure_path
-from xaibench.degenerate import constant_map_notes
 from xaibench.gate import evaluation_notes, unranked_reason
 from xaibench.store import CellResult, PlanRow, Store
 

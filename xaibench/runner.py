@@ -25,6 +25,7 @@ from torch import nn
 from tqdm import tqdm
 
 import xaibench
+from xaibench.byom import factory_spec, output_form, with_layer
 from xaibench.cache import (
     SaliencyCache,
     bundle_from_state,
@@ -37,13 +38,12 @@ from xaibench.cache import (
     save_checkpoint,
     save_state,
 )
-from xaibench.byom import factory_spec, output_form, with_layer
 from xaibench.degenerate import check_cam_layer, mask_constant
 from xaibench.engine import Engine, auto_batch_size
 from xaibench.errors import CellError, PlanError, SuiteError, UnknownNameError, XaibenchError, did_you_mean
-from xaibench.isolation import ModelGuard, time_limit
 from xaibench.gate import verdict
 from xaibench.inputs import conform_bundle
+from xaibench.isolation import ModelGuard, time_limit
 from xaibench.maps import upsample
 from xaibench.outputs import conform
 from xaibench.params import validate_params
