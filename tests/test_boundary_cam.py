@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import os
 from pathlib import Path
 
 import numpy as np
@@ -122,9 +123,12 @@ def test_cells_with_constant_maps_report_the_count(tmp_path: Path, tiny_plugin) 
 LAYER_CAMS = [c for c in CAMS if c.takes_layer]
 #: Run by default: the small CNN with every CAM, and the in-place architectures with some gradient CAMs.
 #: The rest of the matrix (larger torchvision models; Score-CAM and Ablation-CAM, one pass per channel) is
-#: marked slow: `pytest -m slow tests/test_boundary_cam.py`.
+#: marked heavy: `XAIBENCH_HEAVY=1 pytest -m heavy tests/test_boundary_cam.py`.
 FAST = {"small-cnn": {c.name for c in LAYER_CAMS}, "densenet121": {"gradcam", "eigencam", "layercam"},
         "mobilenet_v2": {"gradcam"}}
+
+
+HEAVY = pytest.mark.skipif(not os.environ.get("XAIBENCH_HEAVY"), reason="set XAIBENCH_HEAVY=1 (minutes on a CPU)")
 
 
 @functools.lru_cache(maxsize=None)
@@ -182,8 +186,8 @@ def _cases() -> list[object]:
     out = []
     for name in sorted(_image_models()):
         for cam in LAYER_CAMS:
-            slow = cam.name not in FAST.get(name, ())
-            out.append(pytest.param(name, cam.name, marks=[pytest.mark.slow] if slow else []))
+            heavy = cam.name not in FAST.get(name, ())
+            out.append(pytest.param(name, cam.name, marks=[pytest.mark.heavy, HEAVY] if heavy else []))
     return out
 
 
