@@ -9,18 +9,18 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from torch import nn
-
 from conftest import TINY_SUITE
+from torch import nn
+from xaibench_gradcam.plugin import CAMS, sign_corrected
+
 from xaibench import hookimpl, leaderboard
 from xaibench.degenerate import constant_maps, layer_output_spatial, mask_constant
 from xaibench.errors import PlanError
 from xaibench.plugins import load_harness
-from xaibench.runner import RunOptions, Runner
+from xaibench.runner import Runner, RunOptions
 from xaibench.specs import MethodContext, MethodSpec
 from xaibench.store import Store
 from xaibench.suite import load_suite
-from xaibench_gradcam.plugin import CAMS, sign_corrected
 
 SIZE = 64
 
@@ -131,7 +131,7 @@ FAST = {"small-cnn": {c.name for c in LAYER_CAMS}, "densenet121": {"gradcam", "e
 HEAVY = pytest.mark.skipif(not os.environ.get("XAIBENCH_HEAVY"), reason="set XAIBENCH_HEAVY=1 (minutes on a CPU)")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _image_models() -> dict[str, object]:
     reg = load_harness().registry("models")
     return {name: reg.entry(name).spec for name in reg.names() if "image" in reg.entry(name).spec.modalities}

@@ -9,20 +9,20 @@ import numpy as np
 import pytest
 import tifffile
 import torch
-from PIL import Image
-
 from conftest import TinyPlugin, load_tiny
+from PIL import Image
+from xaibench_medical import medmnist_releases
+from xaibench_medical.imagefolder import load_imagefolder
+from xaibench_medical.medmnist import load_medmnist
+
 from xaibench import hookimpl
 from xaibench.errors import XaibenchError
 from xaibench.inputs import as_float32, conform_bundle
 from xaibench.plugins import load_harness
-from xaibench.runner import RunOptions, Runner
+from xaibench.runner import Runner, RunOptions
 from xaibench.specs import DatasetRequest, DatasetSpec
 from xaibench.store import Store
 from xaibench.suite import load_suite
-from xaibench_medical import medmnist_releases
-from xaibench_medical.imagefolder import load_imagefolder
-from xaibench_medical.medmnist import load_medmnist
 
 
 @pytest.mark.parametrize(("dtype", "lo", "hi"), [(torch.uint8, 0, 255), (torch.int8, -128, 127),

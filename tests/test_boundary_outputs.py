@@ -16,7 +16,7 @@ from xaibench import leaderboard
 from xaibench.errors import SuiteError, XaibenchError
 from xaibench.outputs import OutputAdapter, OutputForm, conform, unwrap
 from xaibench.plugins import load_harness
-from xaibench.runner import RunOptions, Runner
+from xaibench.runner import Runner, RunOptions
 from xaibench.store import Store
 from xaibench.suite import load_suite
 
@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BYOM = ROOT / "examples" / "byom"
 sys.path.insert(0, str(BYOM))
 
-from usernets import BinaryCNN, TupleCNN  # noqa: E402
+from usernets import BinaryCNN, TupleCNN
 
 
 class Probs(nn.Module):

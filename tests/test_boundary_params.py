@@ -10,7 +10,7 @@ import pytest
 from xaibench.errors import SuiteError
 from xaibench.params import accepted
 from xaibench.plugins import load_harness
-from xaibench.runner import RunOptions, Runner
+from xaibench.runner import Runner, RunOptions
 from xaibench.store import Store
 from xaibench.suite import load_suite
 

@@ -6,15 +6,15 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import TINY_SUITE
 from scipy.stats import binom
 from torch import nn
 
-from conftest import TINY_SUITE
 from xaibench import hookimpl, leaderboard
 from xaibench.cache import numerics
 from xaibench.gate import ALPHA, verdict
 from xaibench.plugins import load_harness
-from xaibench.runner import RunOptions, Runner
+from xaibench.runner import Runner, RunOptions
 from xaibench.specs import ModelSpec, Samples, TrainRecipe
 from xaibench.store import Store
 from xaibench.suite import load_suite

@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import inspect
-from typing import Callable
+from collections.abc import Callable
 
 from torch import nn
 

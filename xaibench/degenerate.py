@@ -15,7 +15,7 @@ count in the cell's provenance as ``constant_maps``.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch

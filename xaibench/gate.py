@@ -10,7 +10,8 @@ predicting the most frequent class". The model passes when the p-value is below
 """
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from scipy.stats import binomtest
 

@@ -10,7 +10,8 @@ the fixed leading arguments the runner passes (:data:`FIXED`), plus the spec's d
 from __future__ import annotations
 
 import inspect
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from xaibench.errors import SuiteError, did_you_mean
 from xaibench.suite import Suite

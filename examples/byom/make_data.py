@@ -14,7 +14,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
-
 from usernets import BinaryCNN
 
 
