@@ -15,6 +15,7 @@ import torch
 from xaibench import progress
 from xaibench.cache import bundle_from_state, bundle_state, content_key, save_state
 from xaibench.errors import SuiteError, XaibenchError
+from xaibench.inputs import conform_bundle
 from xaibench.options import Settings
 from xaibench.plan import Resolved
 from xaibench.specs import DataBundle, DatasetRequest, DatasetSpec, Samples
@@ -104,6 +105,7 @@ class Bundles:
                 first = str(exc).splitlines()[0] if str(exc) else ""
                 raise XaibenchError(f"dataset {name!r} could not be loaded: {type(exc).__name__}: {first} "
                                     "(--debug shows where)") from exc
+            bundle = conform_bundle(name, bundle)  # the input contract (xaibench.inputs)
             check_bundle(name, bundle)
             self._bundles[name] = bundle
             self._fingerprints[name] = fingerprint(bundle)

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from xaibench.errors import XaibenchError
+from xaibench.outputs import unwrap
 from xaibench.specs import DataBundle, Samples
 
 HOME_ENV = "XAIBENCH_HOME"
@@ -34,6 +35,15 @@ def content_key(*parts: Any) -> str:
     """A short stable hex digest of JSON-serialisable parts."""
     blob = json.dumps(parts, sort_keys=True, default=str, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:24]
+
+
+def numerics(device: torch.device, autocast: bool) -> dict[str, str]:
+    """What the numbers were computed with: device type, parameter dtype and autocast (part of every cache key).
+
+    Autocast is effective on CUDA only (the engine runs bfloat16 passes there), so it reads "off" elsewhere.
+    """
+    return {"device": device.type, "dtype": "float32",
+            "autocast": "bfloat16" if autocast and device.type == "cuda" else "off"}
 
 
 def file_digest(path: Path, algorithm: str = "sha256") -> str:
@@ -66,8 +76,11 @@ def save_state(state: Any, path: Path) -> None:
 
 
 def save_checkpoint(model: nn.Module, path: Path) -> None:
-    """Save ``model``'s state dict (detached, on the CPU) atomically; loadable with ``weights_only=True``."""
-    save_state({k: v.detach().cpu() for k, v in model.state_dict().items()}, path)
+    """Save the user's model's own state dict (inside an output adapter, :func:`xaibench.outputs.unwrap`).
+
+    Detached, on the CPU, written atomically; loadable with ``weights_only=True``.
+    """
+    save_state({k: v.detach().cpu() for k, v in unwrap(model).state_dict().items()}, path)
 
 
 _SPLITS = ("train", "val", "test")
@@ -110,7 +123,7 @@ def load_checkpoint(model: nn.Module, path: Path, what: str) -> nn.Module:
     if not isinstance(state, dict):
         raise XaibenchError(f"{what}: checkpoint {path} holds a {type(state).__name__}, not a state dict")
     try:
-        model.load_state_dict(state)
+        unwrap(model).load_state_dict(state)
     except RuntimeError as exc:
         detail = " ".join(str(exc).split())[:400]
         raise XaibenchError(f"{what}: checkpoint {path} does not fit this architecture: {detail}") from None

@@ -11,24 +11,10 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import torch
 
-
-def layer_shape(model: torch.nn.Module, layer: torch.nn.Module, x: torch.Tensor) -> list[int]:
-    """Spatial shape of ``layer``'s output for input ``x`` (one forward pass, hooks removed after)."""
-    seen: list[torch.Size] = []
-
-    def hook(module: torch.nn.Module, inputs: Any, output: Any) -> None:
-        out = output[0] if isinstance(output, (tuple, list)) else output
-        seen.append(out.shape)
-
-    handle = layer.register_forward_hook(hook)
-    try:
-        with torch.inference_mode():
-            model.eval()(x)
-    finally:
-        handle.remove()
-    return [int(s) for s in seen[0][2:]] if seen else []
+from xaibench.degenerate import layer_output_spatial
+from xaibench.errors import SuiteError
+from xaibench.execution import target_layer
 
 
 def calibration_facts(runner: Any) -> dict[str, Any]:
@@ -63,12 +49,12 @@ def calibration_facts(runner: Any) -> dict[str, Any]:
             model = runner.build_model(ds, mo)
             shapes = {}
             for me in cams:
-                name = me.params.get("layer")
                 try:
-                    layer = model.get_submodule(name) if name else mo.spec.target_layer(model)
-                except AttributeError:  # an unknown layer name fails the method's cells, with the reason
+                    layer = target_layer(model, mo, dict(me.params))
+                except SuiteError:  # an unknown layer name fails the method's cells, with the reason
                     continue
-                shapes[me.entry.display] = layer_shape(model, layer, samples.x[:1])
+                shapes[me.entry.display] = list(layer_output_spatial(model, layer, samples.x.shape[1],
+                                                                     samples.x.shape[2:]))
             layers[f"{ds.entry.display} × {mo.entry.display}"] = shapes
     return {"calibration": {"metrics": metrics, "methods": methods, "mask_fraction": fractions,
                             "cam_layers": layers}}

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 import xaibench
+from xaibench.degenerate import mask_constant
 from xaibench.bundles import Bundles
 from xaibench.cache import SaliencyCache
 from xaibench.engine import Engine, auto_batch_size
@@ -117,7 +118,7 @@ class Execution:
     def maps(self, g: GroupContext, me: Resolved) -> tuple[np.ndarray | None, str | None, int]:
         """``(maps, None, computed)`` of ``g.samples`` from the saliency cache (missing ones explained now),
         or ``(None, failure, 0)`` when the method fails."""
-        cache = SaliencyCache(self.settings.options.home, g.model_key, method_key(me, self.settings.suite))
+        cache = SaliencyCache(self.settings.options.home, g.model_key, method_key(me, self.settings.suite, self.settings.numerics))
         missing = cache.missing(g.samples.ids)
         if missing:
             subset = dataclasses.replace(g, samples=g.samples.subset(missing), target=g.target[missing])
@@ -137,7 +138,7 @@ class Execution:
         spec: MethodSpec = me.spec
         model = g.model if model is None else model
         params = me.params
-        layer = self._layer(model, g.model_entry, params)
+        layer = target_layer(model, g.model_entry, params)
         samples, batch_size = g.samples, settings.batch_size
         spatial = tuple(samples.x.shape[2:])
         out = []
@@ -159,17 +160,6 @@ class Execution:
                 raise CellError("method returned NaN or infinite values")
             out.append(sal.cpu().numpy().astype(np.float32))
         return np.concatenate(out)
-
-    @staticmethod
-    def _layer(model: nn.Module, mo: Resolved, params: dict[str, Any]) -> nn.Module | None:
-        name = params.pop("layer", None)
-        if name is None:
-            return mo.spec.target_layer(model)
-        try:
-            return model.get_submodule(name)
-        except AttributeError:
-            names = [n for n, _ in model.named_modules() if n]
-            raise SuiteError(f"layer {name!r} is not in model {mo.entry.display!r}{did_you_mean(name, names)}") from None
 
     def isolated(self, what: str, model: nn.Module, call: Callable[[], _T]) -> _T:
         """``call()`` under the per-cell time limit; the model is restored afterwards whatever happened.
@@ -232,12 +222,13 @@ class Execution:
                 raise CellError(f"metric returned shape {values.shape}; expected ({len(samples)},): one score per sample")
             if np.isinf(values).any():
                 raise CellError("metric returned infinite scores")
+            values, constant = mask_constant(values, maps)  # a constant map carries no information: NaN, counted
         except (XaibenchError, KeyboardInterrupt):
             raise
         except (Exception, SystemExit) as exc:
             return self.failed(c, describe_failure(exc)), None
         mean, low, high, n = summarize(values, seed_from(self.settings.suite.seed, c.row.cell_key))
-        prov = self.provenance(c, params, time.perf_counter() - start)
+        prov = {**self.provenance(c, params, time.perf_counter() - start), "constant_maps": constant}
         return CellResult(c.row.cell_key, c.row.dataset, c.row.model, c.row.method, c.row.metric, "ok",
                           mean, low, high, n, len(samples), None, prov), values.tolist()
 
@@ -290,3 +281,18 @@ def describe_failure(exc: BaseException) -> str:
     """First line: the error; then the innermost frames, enough to find the plugin bug."""
     frames = traceback.format_exception(type(exc), exc, exc.__traceback__, limit=-4)
     return f"{type(exc).__name__}: {exc}\n" + "".join(frames[-6:])
+
+
+def target_layer(model: nn.Module, mo: Resolved, params: dict[str, Any]) -> nn.Module | None:
+    """The layer a method explains: ``params["layer"]`` (popped) by dotted name, else the model spec's default.
+
+    Raises :class:`SuiteError` naming close layer names when the model has no such layer.
+    """
+    name = params.pop("layer", None)
+    if name is None:
+        return mo.spec.target_layer(model)
+    try:
+        return model.get_submodule(name)
+    except AttributeError:
+        names = [n for n, _ in model.named_modules() if n]
+        raise SuiteError(f"layer {name!r} is not in model {mo.entry.display!r}{did_you_mean(name, names)}") from None

@@ -87,7 +87,7 @@ def _cells(execution: Execution, task: Task) -> list[Cell]:
     ids = execution.bundles.evaluated(ds).ids
     by_key = {}
     for mt in resolve(execution.harness, "metrics", suite.metrics, suite):
-        row_key = cell_key(model_key, me, mt, ids, suite)
+        row_key = cell_key(model_key, me, mt, ids, suite, execution.settings.numerics)
         by_key[row_key] = Cell(PlanRow(row_key, ds.entry.display, mo.entry.display, model_key, me.entry.display,
                                        mt.entry.display, mt.spec.category, mt.spec.higher_is_better, None),
                                ds, mo, me, mt)

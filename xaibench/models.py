@@ -16,9 +16,12 @@ from torch import nn
 
 from xaibench import progress
 from xaibench.bundles import Bundles
+from xaibench.byom import output_form
 from xaibench.cache import content_key, file_digest, load_checkpoint, save_checkpoint
 from xaibench.errors import SuiteError
+from xaibench.gate import verdict
 from xaibench.options import Settings
+from xaibench.outputs import conform
 from xaibench.plan import Resolved
 from xaibench.specs import ModelSpec, ModelVariant
 from xaibench.stats import seed_from
@@ -45,7 +48,7 @@ class Models:
         if checkpoint and Path(checkpoint).exists():
             checkpoint = file_digest(Path(checkpoint))
         return content_key("model", spec.name, spec.version, mo.params, recipe, checkpoint, fingerprint,
-                           self.settings.suite.seed)
+                           self.settings.suite.seed, output_form(mo.entry), self.settings.numerics)
 
     def build(self, ds: Resolved, mo: Resolved) -> nn.Module:
         """An untrained model of ``mo`` shaped for dataset ``ds``.
@@ -57,10 +60,12 @@ class Models:
         try:
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(seed_from(self.settings.suite.seed, self.key(ds, mo), "init"))
-                return mo.spec.build(num_classes=bundle.num_classes, in_channels=bundle.in_channels,
-                                     modality=bundle.modality, **dict(mo.entry.params))
+                built = mo.spec.build(num_classes=bundle.num_classes, in_channels=bundle.in_channels,
+                                      modality=bundle.modality, **dict(mo.entry.params))
         except TypeError as exc:
             raise SuiteError(f"{self.settings.suite.path}:{mo.entry.line}: model {mo.entry.display!r}: {exc}") from None
+        return conform(built, num_classes=bundle.num_classes, in_channels=bundle.in_channels, spatial=bundle.spatial,
+                       form=output_form(mo.entry), who=f"model {mo.entry.display!r} on {ds.entry.display!r}")
 
     def load(self, ds: Resolved, mo: Resolved) -> nn.Module:
         """The trained model in eval mode on the run's device: the user's checkpoint, the cache, or trained now."""
@@ -84,6 +89,9 @@ class Models:
         model.to(device).eval()
         if self.store is not None and self.store.model_evaluation(model_key) is None:
             evaluation = evaluate(model, bundle.test, device)
+            evaluation.update(gate=verdict(evaluation), numerics=self.settings.numerics)  # the model gate
+            if evaluation["gate"]["reason"]:
+                progress.say(f"{what}: {evaluation['gate']['reason']}")
             self.store.put_model(model_key, ds.entry.display, mo.entry.display, file_digest(path), evaluation,
                                  {"checkpoint": str(path), "params": dict(mo.entry.params),
                                   "train": dict(mo.entry.train), "torch": torch.__version__})

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import torch
 
+from xaibench.cache import numerics
 from xaibench.cache import cache_home
 from xaibench.errors import XaibenchError
 from xaibench.suite import Suite
@@ -60,6 +61,11 @@ class Settings:
         if timeout is not None and timeout <= 0:
             raise XaibenchError(f"the cell time limit must be a positive number of seconds, got {timeout:g}")
         return cls(suite, options, device, options.batch_size or suite.batch_size, timeout)
+
+    @property
+    def numerics(self) -> dict[str, str]:
+        """Device type, parameter dtype and autocast of the run (:func:`xaibench.cache.numerics`): in every cache key."""
+        return numerics(self.device, self.options.autocast)
 
 
 @dataclass

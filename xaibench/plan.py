@@ -8,8 +8,9 @@ Everything here is pure: no data is loaded and no model is built in this module.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
+from xaibench.byom import factory_spec, with_layer
 from xaibench.cache import content_key
 from xaibench.errors import SuiteError, UnknownNameError
 from xaibench.plugins import Harness
@@ -48,12 +49,15 @@ def resolve(harness: Harness, kind: str, entries: Sequence[Entry], suite: Suite)
     registry = harness.registry(kind)
     out = []
     for e in entries:
+        if kind == "models" and e.factory is not None:  # a model without a plugin (xaibench.byom)
+            out.append(Resolved(e, factory_spec(e, suite.path), "suite"))
+            continue
         try:
             entry = registry.entry(e.name)
         except UnknownNameError as exc:
             broken = "".join(f"; plugin {n!r} failed to load: {why.splitlines()[0]}" for n, why in harness.broken.items())
             raise SuiteError(f"{suite.path}:{e.line}: {exc}{broken}") from None
-        out.append(Resolved(e, entry.spec, entry.plugin))
+        out.append(Resolved(e, with_layer(entry.spec, e) if kind == "models" else entry.spec, entry.plugin))
     return out
 
 
@@ -83,10 +87,11 @@ def metric_skip(ds: Resolved, bundle: DataBundle, mt: Resolved) -> str | None:
     return None
 
 
-def cell_key(model_key: str, me: Resolved, mt: Resolved, sample_ids: Sequence[str], suite: Suite) -> str:
-    """The content key of a cell: its model, method, metric (with parameters), samples, target and seed."""
+def cell_key(model_key: str, me: Resolved, mt: Resolved, sample_ids: Sequence[str], suite: Suite,
+             numerics: Mapping[str, str]) -> str:
+    """The content key of a cell: its model, method, metric (with parameters), samples, target, seed and numerics."""
     return content_key("cell", model_key, me.spec.name, me.spec.version, me.params, mt.spec.name, mt.spec.version,
-                       mt.params, tuple(sample_ids), suite.target, suite.seed)
+                       mt.params, tuple(sample_ids), suite.target, suite.seed, dict(numerics))
 
 
 def unavailable_key(ds: Resolved, mo: Resolved, me: Resolved, mt: Resolved) -> str:
@@ -95,6 +100,6 @@ def unavailable_key(ds: Resolved, mo: Resolved, me: Resolved, mt: Resolved) -> s
                        mt.entry.identity())
 
 
-def method_key(me: Resolved, suite: Suite) -> str:
+def method_key(me: Resolved, suite: Suite, numerics: Mapping[str, str]) -> str:
     """The content key of a method's maps for one model (with :class:`~xaibench.cache.SaliencyCache`)."""
-    return content_key("method", me.spec.name, me.spec.version, me.params, suite.target, suite.seed)
+    return content_key("method", me.spec.name, me.spec.version, me.params, suite.target, suite.seed, dict(numerics))

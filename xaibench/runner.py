@@ -20,12 +20,14 @@ import xaibench
 from xaibench import progress
 from xaibench.bundles import Bundles
 from xaibench.errors import CellError, PlanError
-from xaibench.execution import Execution, GroupContext, Outcome
+from xaibench.degenerate import check_cam_layer
+from xaibench.execution import Execution, GroupContext, Outcome, target_layer
 from xaibench.executors import remote_outcomes
 from xaibench.models import Models
 from xaibench.calibration import calibration_facts
 from xaibench.options import RunOptions, RunSummary, Settings
 from xaibench.plan import Cell, Resolved, cell_key, method_skip, metric_skip, resolve, unavailable_key
+from xaibench.params import validate_params
 from xaibench.plugins import Harness
 from xaibench.specs import DataBundle, ModelSpec, Samples
 from xaibench.store import PlanRow, Store
@@ -48,6 +50,7 @@ class Runner:
         self.models = resolve(harness, "models", suite.models, suite)
         self.methods = resolve(harness, "methods", suite.methods, suite)
         self.metrics = resolve(harness, "metrics", suite.metrics, suite)
+        validate_params(suite, self.methods, self.metrics)  # parameters checked before anything runs
         self.bundles = Bundles(self.settings)
         self.trainer = Models(self.settings, self.bundles, store)
         self.execution = Execution(harness, self.settings, self.bundles, self.trainer)
@@ -98,15 +101,25 @@ class Runner:
                         f"{bundle.modality} data"
                     )
                 model_key = self.model_key(ds, mo)
+                self._check_cam_layers(ds, bundle, mo)
                 for me in self.methods:
                     skip_method = method_skip(ds, bundle, mo, me)
                     for mt in self.metrics:
                         skip = skip_method or metric_skip(ds, bundle, mt)
-                        row = PlanRow(cell_key(model_key, me, mt, samples.ids, self.suite), ds.entry.display,
+                        row = PlanRow(cell_key(model_key, me, mt, samples.ids, self.suite, self.settings.numerics), ds.entry.display,
                                       mo.entry.display, model_key, me.entry.display, mt.entry.display,
                                       mt.spec.category, mt.spec.higher_is_better, skip)
                         cells.append(Cell(row, ds, mo, me, mt))
         return cells
+
+    def _check_cam_layers(self, ds: Resolved, bundle: DataBundle, mo: Resolved) -> None:
+        """Refuse, before any training, a CAM layer too coarse to localize (``allow_small_cam`` accepts it)."""
+        cams = [me for me in self.methods if me.spec.takes_layer and not me.entry.allow_small_cam
+                and bundle.modality in me.spec.modalities]
+        built = self.build_model(ds, mo) if cams else None
+        for me in cams:
+            check_cam_layer(built, target_layer(built, mo, dict(me.params)), bundle.in_channels, bundle.spatial,
+                            f"{self.suite.path}:{me.entry.line}", me.entry.display, mo.entry.display)
 
     def header(self, cells: list[Cell]) -> dict[str, Any]:
         """Provenance shown above the leaderboard; nothing in it changes between identical runs."""

@@ -118,8 +118,11 @@ class TrainRecipe:
     #: Augmentations the trainer applies: "hflip", "vflip", "rot90", "rotate" (small angles) (images)
     #: or "shift" (signals).
     augment: tuple[str, ...] = ()
-    #: Stop when validation accuracy has not improved for this many epochs (0 = never).
+    #: Stop when validation accuracy (ties broken by validation loss) has not improved for this many
+    #: epochs (0 = never) ...
     patience: int = 3
+    #: ... but never before this many epochs: a small model first predicts the majority class for a while.
+    min_epochs: int = 8
 
 
 @dataclass(frozen=True)

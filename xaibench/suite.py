@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -16,6 +17,7 @@ import yaml
 
 from xaibench.errors import SuiteError, did_you_mean
 from xaibench.validate import train_options
+from xaibench.outputs import FORMS
 
 
 class _Located(dict):
@@ -71,6 +73,15 @@ class Entry:
     checkpoint: str | None = None
     #: Datasets only: skip (with the reason) rather than fail when the data cannot be loaded.
     optional: bool = False
+    #: Models only: ``package.module:function`` building the model (no plugin needed), the CAM layer by
+    #: dotted name, and how to read the output (:mod:`xaibench.outputs`).
+    factory: str | None = None
+    layer: str | None = None
+    output: str = "logits"
+    output_index: int | None = None
+    output_key: str | None = None
+    #: Methods only: accept a CAM layer whose map is smaller than 4x4 (xaibench.degenerate).
+    allow_small_cam: bool = False
 
     @property
     def display(self) -> str:
@@ -80,7 +91,9 @@ class Entry:
     def identity(self) -> str:
         """A canonical string of what determines this entry's results."""
         return json.dumps(
-            {"name": self.name, "params": self.params, "train": self.train, "checkpoint": self.checkpoint},
+            {"name": self.name, "params": self.params, "train": self.train, "checkpoint": self.checkpoint,
+             "factory": self.factory, "layer": self.layer, "output": self.output,
+             "output_index": self.output_index, "output_key": self.output_key},
             sort_keys=True,
             default=str,
         )
@@ -133,9 +146,13 @@ _TOP_KEYS = {
 }
 _REQUIRED = ("name", "datasets", "models", "methods", "metrics")
 _ENTRY_KEYS = {"name", "params", "label"}
-_MODEL_KEYS = _ENTRY_KEYS | {"train", "checkpoint"}
+_MODEL_KEYS = _ENTRY_KEYS | {"train", "checkpoint", "factory", "layer", "output", "output_index", "output_key"}
+#: Model entry keys with their types (``output`` is checked against xaibench.outputs.FORMS).
+_MODEL_TYPED = {"factory": str, "layer": str, "output": str, "output_index": int, "output_key": str}
 _DATASET_KEYS = _ENTRY_KEYS | {"optional"}
+_METHOD_KEYS = _ENTRY_KEYS | {"allow_small_cam"}
 _TARGETS = ("predicted", "label")
+_FACTORY = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")
 
 
 def load_suite(path: str | Path) -> Suite:
@@ -183,7 +200,7 @@ def load_suite(path: str | Path) -> Suite:
         if not items:
             raise err(doc.key_lines[kind], f"{kind!r} is empty")
         out: list[Entry] = []
-        allowed = {"models": _MODEL_KEYS, "datasets": _DATASET_KEYS}.get(kind, _ENTRY_KEYS)
+        allowed = {"models": _MODEL_KEYS, "datasets": _DATASET_KEYS, "methods": _METHOD_KEYS}.get(kind, _ENTRY_KEYS)
         for item, line in zip(items, items.item_lines):
             if isinstance(item, str):
                 out.append(Entry(name=item, line=line))
@@ -199,8 +216,18 @@ def load_suite(path: str | Path) -> Suite:
                 if key in item and not isinstance(item[key], dict):
                     raise err(item.key_lines[key], f"{key!r} must be a mapping")
             train_options(item.get("train", {}), getattr(item.get("train"), "key_lines", {}), item.line, where)
-            if not isinstance(item.get("optional", False), bool):
-                raise err(item.key_lines["optional"], "'optional' must be true or false")
+            for flag in ("optional", "allow_small_cam"):
+                if not isinstance(item.get(flag, False), bool):
+                    raise err(item.key_lines[flag], f"{flag!r} must be true or false")
+            for key, typ in _MODEL_TYPED.items():
+                if kind == "models" and key in item and (not isinstance(item[key], typ) or isinstance(item[key], bool)):
+                    raise err(item.key_lines[key], f"{key!r} must be {typ.__name__}, got {type(item[key]).__name__}")
+            if kind == "models" and item.get("output", "logits") not in FORMS:
+                raise err(item.key_lines["output"], f"'output' must be one of {', '.join(FORMS)}"
+                          f"{did_you_mean(str(item['output']), FORMS)}")
+            if kind == "models" and isinstance(item.get("factory"), str) and not _FACTORY.fullmatch(item["factory"]):
+                raise err(item.key_lines["factory"], "'factory' is `package.module:function`, e.g. "
+                          "`my_models.nets:build_cnn`")
             checkpoint = item.get("checkpoint")
             if checkpoint is not None:
                 checkpoint = str((path.parent / str(checkpoint)).resolve())
@@ -213,6 +240,8 @@ def load_suite(path: str | Path) -> Suite:
                     train=_plain(item.get("train", {})),
                     checkpoint=checkpoint,
                     optional=item.get("optional", False),
+                    allow_small_cam=item.get("allow_small_cam", False),
+                    **{k: item[k] for k in _MODEL_TYPED if k in item},
                 )
             )
         seen: dict[str, int] = {}

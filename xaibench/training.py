@@ -1,7 +1,8 @@
 """The harness's trainer: no pretrained weights exist offline, so models are trained here.
 
 Deliberately plain (Adam, cross-entropy, seeded shuffling and augmentation, early
-stopping on validation accuracy, best-epoch weights kept) so that a checkpoint is
+stopping on validation accuracy with ties broken by validation loss and a minimum
+number of epochs, best-epoch weights kept) so that a checkpoint is
 a deterministic function of its cache key on a given machine.
 """
 from __future__ import annotations
@@ -102,7 +103,7 @@ def train(model: nn.Module, train_set: Samples, val_set: Samples, recipe: TrainR
     gen = torch.Generator().manual_seed(seed)
     model.to(device).train()
     opt = torch.optim.Adam(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
-    best_acc, best_state, stale = -1.0, copy.deepcopy(model.state_dict()), 0
+    best, best_state, stale = (-1.0, float("-inf")), copy.deepcopy(model.state_dict()), 0
     n = len(train_set)
     for epoch in range(recipe.epochs):
         model.train()
@@ -118,17 +119,35 @@ def train(model: nn.Module, train_set: Samples, val_set: Samples, recipe: TrainR
             loss.backward()
             opt.step()
             losses.append(float(loss.detach()))
-        acc = evaluate(model, val_set, device)["accuracy"] if len(val_set) else 0.0
+        score = validation_score(model, val_set, device)
         if on_epoch is not None:
-            on_epoch(epoch + 1, recipe.epochs, float(np.mean(losses)) if losses else float("nan"), acc)
-        if acc > best_acc:
-            best_acc, best_state, stale = acc, copy.deepcopy(model.state_dict()), 0
+            on_epoch(epoch + 1, recipe.epochs, float(np.mean(losses)) if losses else float("nan"), score[0])
+        if score > best:
+            best, best_state, stale = score, copy.deepcopy(model.state_dict()), 0
         else:
             stale += 1
-            if recipe.patience and stale >= recipe.patience:
+            if recipe.patience and stale >= recipe.patience and epoch + 1 >= recipe.min_epochs:
                 break
     model.load_state_dict(best_state)
     return model.eval()
+
+
+def validation_score(model: nn.Module, val_set: Samples, device: torch.device,
+                     batch_size: int = 256) -> tuple[float, float]:
+    """``(accuracy, -mean cross-entropy)`` on ``val_set``, compared lexicographically by early stopping.
+
+    Accuracy ties (common on a small validation split while a model still predicts one
+    class) are broken by the validation loss, so an epoch that is more confident in the
+    right classes counts as progress. An empty split scores ``(0, 0)``: every epoch ties.
+    """
+    if not len(val_set):
+        return 0.0, 0.0
+    model.eval()
+    with torch.inference_mode():
+        logits = torch.cat([model(val_set.x[i : i + batch_size].to(device)).float().cpu()
+                            for i in range(0, len(val_set), batch_size)])
+    acc = float((logits.argmax(1) == val_set.y).float().mean())
+    return acc, -float(F.cross_entropy(logits, val_set.y))
 
 
 def predict(model: nn.Module, x: torch.Tensor, device: torch.device, batch_size: int = 256) -> torch.Tensor:

@@ -68,3 +68,26 @@ def quiet_progress() -> Iterator[None]:
     finally:
         for module, original in saved:
             module.tqdm = original
+
+
+def copying_hooks(cam: object) -> None:
+    """Make a pytorch-grad-cam instance capture its target layers' activations as copies at hook time.
+
+    pytorch-grad-cam stores ``activation.cpu().detach()``: a copy on CUDA but the very tensor
+    on the CPU, which a later in-place op (DenseNet's ``F.relu(features, inplace=True)`` after
+    ``features.norm5``, a ``ReLU(inplace=True)`` or ``ReLU6`` after a chosen BatchNorm) then
+    overwrites: the CAM would combine post-ReLU activations with pre-ReLU gradients, and CPU and
+    CUDA would disagree. The instance's hooks are replaced by ones that clone on the CPU.
+    """
+    from pytorch_grad_cam.activations_and_gradients import ActivationsAndGradients
+
+    class CopyingActivationsAndGradients(ActivationsAndGradients):
+        def save_activation(self, module, input, output):  # type: ignore[no-untyped-def]
+            copied = output.detach()
+            copied = copied.clone() if copied.device.type == "cpu" else copied
+            super().save_activation(module, input, copied)
+
+    old = cam.activations_and_grads  # type: ignore[attr-defined]
+    old.release()
+    cam.activations_and_grads = CopyingActivationsAndGradients(  # type: ignore[attr-defined]
+        old.model, cam.target_layers, old.reshape_transform, old.detach)  # type: ignore[attr-defined]

@@ -27,7 +27,7 @@ from torch import nn
 
 from xaibench import hookimpl
 from xaibench.specs import MODALITIES, MethodContext, MethodSpec
-from xaibench_gradcam.adapters import as_image_model, preserved_grads, quiet_progress, signal_to_image
+from xaibench_gradcam.adapters import as_image_model, copying_hooks, preserved_grads, quiet_progress, signal_to_image
 
 GRADCAM_REPO = "Gildenblat et al., pytorch-grad-cam, https://github.com/jacobgil/pytorch-grad-cam"
 
@@ -117,6 +117,7 @@ def cam_method(cam: Cam) -> Callable[..., torch.Tensor]:
         targets = [ClassifierOutputTarget(int(t)) for t in target]
         with preserved_grads(model), quiet_progress():
             instance = cam_class(model=driven, target_layers=layers, **kwargs)
+            copying_hooks(instance)
             if cam.evaluation_batch:
                 instance.batch_size = ctx.batch_size
             try:

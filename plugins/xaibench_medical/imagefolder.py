@@ -19,15 +19,15 @@ import numpy as np
 from xaibench.errors import XaibenchError
 from xaibench.specs import DataBundle, DatasetRequest
 from xaibench_medical import common
-from xaibench_medical.imageio import image_channels, merged_mask, open_image, read_levels, resize_mask, to_array
+from xaibench_medical.imageio import image_channels, merged_mask, read_image, read_levels, resize_mask, to_array
 
 SOURCE = common.Source(
     name="image folder",
-    layout=("<path>/<class>/<name>.<ext> (png, jpg, jpeg, tif, tiff, bmp), optional <name>_mask.png and "
+    layout=("<path>/<class>/<name>.<ext> (png, jpg, jpeg, tif, tiff, bmp; dcm with pydicom), optional <name>_mask.png and "
             "<name>_regions.png beside each image or in parallel masks_dir/regions_dir folders"),
     release="your own data: set params.path to the folder, relative to the data root",
 )
-EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".dcm")
 REGIONS_SUFFIX = "_regions"
 
 
@@ -64,7 +64,7 @@ def load_imagefolder(request: DatasetRequest) -> DataBundle:
                 items.append((f, k))
     if not items:
         raise XaibenchError(f"{folder}: no images ({', '.join(EXTENSIONS)}) in its class folders")
-    images = [open_image(f) for f, _ in items]
+    images = [read_image(f) for f, _ in items]
     channels = int(p["channels"] or max(image_channels(img) for img in images))
     if channels not in (1, 3):
         raise TypeError(f"channels must be 1 or 3, got {channels}")

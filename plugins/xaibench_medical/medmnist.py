@@ -14,6 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from xaibench.cache import file_digest
 from xaibench.download import Release
 from xaibench.errors import XaibenchError
 from xaibench.specs import DataBundle, DatasetRequest
@@ -40,6 +41,18 @@ def _resize(images: np.ndarray, size: int | None) -> np.ndarray:
     mode = "area" if size < x.shape[-1] else "bilinear"
     extra = {} if mode == "area" else {"align_corners": False}
     return F.interpolate(x, size=(size, size), mode=mode, **extra).numpy()
+
+
+def release_note(path: Path, name: str) -> str:
+    """Whether the local file is the official release: its MD5 against the pinned one (a note, not an error)."""
+    pinned = MD5.get(name)
+    if pinned is None:
+        return f"{path.name}: no pinned checksum to compare"
+    digest = file_digest(path, "md5")
+    if digest == pinned:
+        return f"{path.name} is the official release (MD5 {digest})"
+    return (f"**{path.name} is NOT the official release**: MD5 {digest}, the release's is {pinned} "
+            f"(re-saved or modified; results may not compare with published ones)")
 
 
 def load_medmnist(request: DatasetRequest) -> DataBundle:
@@ -81,6 +94,7 @@ def load_medmnist(request: DatasetRequest) -> DataBundle:
         parts[s] = samples(_resize(images, request.image_size), y[keep], [f"{flag}/{s}/{i:06d}" for i in keep])
     counts = np.bincount(parts["train"].y.numpy(), minlength=num_classes)
     return DataBundle(**parts, class_names=tuple(str(c) for c in class_names), modality="image",
-                      notes=(f"MedMNIST {flag} ({Path(name).stem}), official train/val/test splits"
+                      notes=(f"MedMNIST {flag} ({Path(name).stem}), {release_note(path, name)}, official "
+                             f"train/val/test splits"
                              f"{'' if cap is None else f' subsampled to at most {cap} per split'}; "
                              f"train classes {counts.tolist()}; no masks: localization metrics are skipped"))

@@ -16,6 +16,7 @@ import numpy as np
 
 from xaibench import stats
 from xaibench.errors import XaibenchError
+from xaibench.gate import unranked_reason
 from xaibench.store import CellResult, PlanRow, Store
 
 #: How the leaderboard ranks, shown in the markdown and the JSON export.
@@ -64,6 +65,8 @@ class Record:
     detail: str | None
     cell_key: str = ""
     n_total: int = 0
+    #: Samples whose map was constant (scored NaN), from the cell's provenance.
+    constant_maps: int = 0
 
 
 def records(store: Store, suite: str) -> list[Record]:
@@ -83,7 +86,7 @@ def _record(row: PlanRow, cell: CellResult | None) -> Record:
     if cell is None:
         return Record(*base, None, None, None, 0, "missing", None, row.cell_key)
     return Record(*base, cell.mean, cell.ci_low, cell.ci_high, cell.n, cell.status, cell.error, row.cell_key,
-                  cell.n_total)
+                  cell.n_total, int((cell.provenance or {}).get("constant_maps", 0)))
 
 
 @dataclass(frozen=True)
@@ -136,9 +139,11 @@ def _block(store: Store, dataset: str, model: str, block: list[Record], directio
     metrics = list(dict.fromkeys(r.metric for r in block))
     by = {(r.method, r.metric): r for r in block}
     metric_ranks: dict[str, dict[str, int | None]] = {}
+    unranked = unranked_reason(store.model_evaluation(model_key))  # a model that did not learn ranks nothing
     for m in metrics:
         aligned = _aligned(store, [by.get((me, m)) for me in methods])
-        metric_ranks[m] = dict(zip(methods, stats.significance_ranks(aligned, direction[m])))
+        metric_ranks[m] = dict(zip(methods, [None] * len(methods) if unranked
+                                   else stats.significance_ranks(aligned, direction[m])))
     mean_rank: dict[str, float | None] = {}
     for me in methods:
         rs = [metric_ranks[m][me] for m in metrics if metric_ranks[m][me] is not None]

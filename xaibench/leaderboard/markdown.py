@@ -14,6 +14,8 @@ import numpy as np
 from tabulate import tabulate
 
 from xaibench import stats
+from xaibench.degenerate import constant_map_notes
+from xaibench.gate import evaluation_notes
 from xaibench.leaderboard import verdict
 from xaibench.figures import FIGURE_KINDS, figure_path
 from xaibench.leaderboard.board import AGREEMENT_RULE, CI_RULE, RANK_RULE, Block, Record, board
@@ -138,6 +140,7 @@ def render(store: Store, suite: str) -> str:
             lines += [f"Model on the test split (n={e['n']}): accuracy {e['accuracy']:.3f}, macro precision "
                       f"{e['precision']:.3f}, recall {e['recall']:.3f}, F1 {e['f1']:.3f} "
                       f"(majority class: {e['majority']:.3f}).", ""]
+            lines += evaluation_notes(e)  # the model gate's verdict; device, dtype, autocast
         lines += [f"Samples per cell: {b.samples}.", ""]
         table = [[_rank_text(r.rank, r.tied), r.method]
                  + [_cell_text(r.cells[m], r.metric_ranks[m], r.metric_tied[m], b.samples) if m in r.cells else "–"
@@ -150,6 +153,8 @@ def render(store: Store, suite: str) -> str:
                         for r in b.rows for c in r.cells.values() if c.status in ("failed", "skipped") and c.detail})
         if notes:
             lines += ["Cells without a score:", ""] + [f"- {n}" for n in notes] + [""]
+        lines += constant_map_notes({r.method: max((c.constant_maps for c in r.cells.values()), default=0)
+                                     for r in b.rows}, b.samples)
         lines += _agreement_table(b)
         lines += _figure_links(suite, b)
 

@@ -4,7 +4,7 @@ A ranking of saliency methods means something only when the section passes four
 checks, each computed from what the run stored:
 
 - **the model learned**: its test accuracy is above the majority class's share,
-  by a one-sided exact binomial test at alpha 0.05 (``scipy.stats.binomtest``);
+  by the model gate (:mod:`xaibench.gate`: a one-sided exact binomial test at alpha 0.05);
 - **the chance baseline is at chance**: on every metric whose chance level is known
   in closed form (``MetricSpec.chance``), the 95% CI of the ``calibration="chance"``
   method (``random``) contains it; ``"mask-fraction"`` is the mean area fraction of
@@ -26,13 +26,11 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from scipy.stats import binomtest
-
+from xaibench.gate import ALPHA
+from xaibench.gate import verdict as model_gate
 from xaibench.leaderboard.board import Block, board
 from xaibench.store import Store
 
-#: One-sided significance level of the model-above-majority test.
-ALPHA = 0.05
 #: Smallest CAM layer side (units along each spatial axis).
 MIN_CAM_SIDE = 7
 #: Tolerance of the oracle check (scores are means of floats).
@@ -129,9 +127,8 @@ def _model_check(block: Block, verdict: Verdict) -> None:
         verdict.not_run.append("model accuracy: no test-split evaluation stored")
         return
     n, acc, majority = int(e["n"]), float(e["accuracy"]), float(e["majority"])
-    k = int(round(acc * n))
-    p = binomtest(k, n, majority, alternative="greater").pvalue if majority < 1 else 1.0
-    ok = bool(p < ALPHA)
+    gate = e.get("gate") or model_gate(e)  # stored by the run; recomputed for runs stored before the gate
+    p, ok = float(gate["p_value"]), bool(gate["learned"])
     verdict.checks.append(Check(
         "model above the majority class", ok,
         f"model accuracy {acc:.3f} vs majority class {majority:.3f} on n={n} test samples "

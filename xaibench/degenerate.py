@@ -1,0 +1,89 @@
+"""Degenerate saliency maps are caught, not ranked: CAM layers too coarse to localize, and constant maps.
+
+A CAM is a weighted sum of the target layer's feature maps, upsampled to the input. A
+layer whose map is 1x1 gives a constant map (every method of the family then scores
+like an empty map and ties with ``random``); 2x2 and 3x3 give blocks, not locations.
+:func:`check_cam_layer` measures the layer's output size with a forward hook on a
+dummy input of the dataset's size, at plan time, and refuses layers below
+:data:`MIN_CAM_SIZE` per spatial axis unless the method entry says
+``allow_small_cam: true``.
+
+A map that is constant over a sample carries no ranking of its pixels: every metric
+would score an arbitrary tie-break. :func:`constant_maps` flags those samples; the
+runner scores them NaN (excluded from the mean, like an empty mask) and records their
+count in the cell's provenance as ``constant_maps``.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from xaibench.errors import PlanError
+
+#: Smallest CAM map, per spatial axis, that is accepted without ``allow_small_cam: true``.
+MIN_CAM_SIZE = 4
+
+
+def layer_output_spatial(model: nn.Module, layer: nn.Module, in_channels: int, spatial: Sequence[int]) -> tuple[int, ...]:
+    """The spatial shape of ``layer``'s output for one zero input ``(1, in_channels, *spatial)`` (eval mode, no grad)."""
+    seen: list[tuple[int, ...]] = []
+
+    def hook(_m: nn.Module, _i: object, out: object) -> None:
+        t = out[0] if isinstance(out, (tuple, list)) else out
+        if isinstance(t, torch.Tensor):
+            seen.append(tuple(int(s) for s in t.shape[2:]))
+
+    was_training = model.training
+    handle = layer.register_forward_hook(hook)
+    try:
+        model.eval()
+        with torch.no_grad():
+            model(torch.zeros(1, in_channels, *spatial))
+    finally:
+        handle.remove()
+        model.train(was_training)
+    return seen[0] if seen else ()
+
+
+def check_cam_layer(model: nn.Module, layer: nn.Module, in_channels: int, spatial: Sequence[int], where: str,
+                    method: str, model_name: str) -> None:
+    """Raise :class:`PlanError` (``where`` is ``file:line``) when ``layer``'s map is smaller than MIN_CAM_SIZE."""
+    size = layer_output_spatial(model, layer, in_channels, spatial)
+    if not size or min(size) >= MIN_CAM_SIZE:
+        return
+    names = {id(m): n for n, m in getattr(model, "wrapped", model).named_modules()}
+    dims = "x".join(map(str, size))
+    raise PlanError(
+        f"{where}: method {method!r} on model {model_name!r}: CAM layer {names.get(id(layer), '?')!r} gives a {dims} "
+        f"map for {'x'.join(map(str, spatial))} inputs, too coarse to localize (at least {MIN_CAM_SIZE} per axis): "
+        f"name a finer layer with `layer:`, use a larger `image_size`, or `stem: small` on a torchvision ResNet; "
+        f"or accept it with `allow_small_cam: true` on the method")
+
+
+def constant_maps(maps: np.ndarray) -> np.ndarray:
+    """``(N,)`` bool: whether each map of ``maps`` ``(N, *spatial)`` is constant (max - min <= 1e-6 of its max |value|).
+
+    An all-zero map is constant.
+    """
+    flat = np.asarray(maps, dtype=np.float64).reshape(len(maps), -1)
+    if flat.shape[1] == 0:
+        return np.ones(len(flat), dtype=bool)
+    spread = flat.max(1) - flat.min(1)
+    return spread <= 1e-6 * np.abs(flat).max(1)
+
+
+def mask_constant(values: np.ndarray, maps: np.ndarray) -> tuple[np.ndarray, int]:
+    """``values`` (N,) with NaN where the sample's map is constant, and how many were."""
+    constant = constant_maps(maps)
+    out = np.where(constant, np.nan, values)
+    return out, int(constant.sum())
+
+
+def constant_map_notes(counts: dict[str, int], samples: int) -> list[str]:
+    """Markdown lines naming each method with constant maps (``counts``: method -> samples) in a block."""
+    named = [f"- {method}: {k} of {samples} maps constant, scored NaN (no pixel ranking to score)"
+             for method, k in counts.items() if k]
+    return ["Constant saliency maps:", ""] + named + [""] if named else []

@@ -1,0 +1,57 @@
+"""The model gate: a model that did not learn is reported, and its methods are not ranked.
+
+Explanations of a constant classifier say nothing about a saliency method, and ranking
+them gives winners to noise. After training (or loading), the model's test accuracy is
+compared with the majority-class rate of the same test split by a one-sided exact
+binomial test (Clopper & Pearson's exact test; ``scipy.stats.binomtest(k, n, p0,
+alternative="greater")``): H0 is "the model is right no more often than always
+predicting the most frequent class". The model passes when the p-value is below
+:data:`ALPHA`; with few test samples only a large margin passes, which is the point.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from scipy.stats import binomtest
+
+#: Significance level of the gate's one-sided test.
+ALPHA = 0.05
+
+
+def verdict(evaluation: Mapping[str, Any]) -> dict[str, Any]:
+    """``{"learned": bool, "p_value": float, "reason": str}`` for an evaluation of :func:`xaibench.training.evaluate`.
+
+    ``evaluation`` needs ``accuracy`` (in [0, 1]), ``n`` (test samples) and ``majority``
+    (the most frequent class's share of them). ``reason`` is "" when the model learned.
+    """
+    n, acc, majority = int(evaluation["n"]), float(evaluation["accuracy"]), float(evaluation["majority"])
+    if n == 0:
+        return {"learned": False, "p_value": 1.0, "reason": "did not learn: the test split is empty"}
+    k = round(acc * n)
+    p = float(binomtest(k, n, min(majority, 1.0), alternative="greater").pvalue) if majority < 1 else 1.0
+    if p < ALPHA:
+        return {"learned": True, "p_value": p, "reason": ""}
+    return {"learned": False, "p_value": p,
+            "reason": (f"did not learn: test accuracy {acc:.3f} is not significantly above the majority-class rate "
+                       f"{majority:.3f} (one-sided exact binomial test, n={n}, p={p:.3g} >= {ALPHA}); "
+                       f"its methods are not ranked")}
+
+
+def unranked_reason(evaluation: Mapping[str, Any] | None) -> str:
+    """The gate's reason when ``evaluation`` (as stored) failed it, else ""."""
+    if not evaluation or "gate" not in evaluation:
+        return ""
+    return str(evaluation["gate"].get("reason", ""))
+
+
+def evaluation_notes(evaluation: Mapping[str, Any]) -> list[str]:
+    """Markdown lines for a dataset x model block: the gate's verdict and what the numbers were computed with."""
+    lines = []
+    reason = unranked_reason(evaluation)
+    if reason:
+        lines += [f"**This model {reason}.**", ""]
+    num = evaluation.get("numerics")
+    if num:
+        lines += [f"Computed on {num['device']}, {num['dtype']}, autocast {num['autocast']}.", ""]
+    return lines

@@ -1,0 +1,175 @@
+"""The model output contract: what a user's model returns becomes ``(N, K)`` logits, or one line says what to change.
+
+Every method, metric and the trainer read a model's output as ``(N, K)`` logits,
+``K`` the dataset's classes, whose softmax gives the class probabilities. Models that
+people bring return other things; :func:`conform` checks the output once, on a dummy
+batch, when the model is built (before training or loading a checkpoint), and wraps
+the model in an :class:`OutputAdapter` when the output needs converting:
+
+- ``(N, 1)`` for two classes (a sigmoid/BCE binary classifier with logit ``z``): the
+  adapter emits ``[-z/2, z/2]``. Its softmax is ``[1 - sigmoid(z), sigmoid(z)]``, the
+  two-class softmax of ``[0, z]`` (softmax is shift-invariant), and cross-entropy on it
+  equals ``binary_cross_entropy_with_logits(z, y)``. The symmetric form, rather than
+  ``[0, z]``, gives the class-0 logit a gradient (``-z/2``): a gradient method
+  explaining class 0 of ``[0, z]`` would see a constant and return an empty map.
+- ``output: probabilities`` (the model ends in a softmax or sigmoid): the adapter emits
+  ``log p`` (``[log(1 - p), log p]`` for one output), so the harness's softmax gives back
+  ``p`` exactly and nothing is softmaxed twice. Probabilities below the smallest normal
+  float32 (1.2e-38) are taken as that value so the log stays finite.
+- tuples, lists, named tuples and dicts (``(logits, embedding)``, torchvision's
+  ``GoogLeNetOutputs``): the suite names the class scores with ``output_index: i`` or
+  ``output_key: name``; without one the error names the key to add.
+
+A wrong class count is refused, for harness-trained and loaded models alike. The
+adapter keeps the user's layer names: ``get_submodule("features.3")`` and attribute
+access resolve on the wrapped model, and checkpoints hold the wrapped model's own
+state dict (:func:`unwrap`).
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from xaibench.errors import XaibenchError
+
+#: What a suite model entry may declare with ``output:``.
+FORMS = ("logits", "probabilities")
+
+
+@dataclass(frozen=True)
+class OutputForm:
+    """How to read a model's output: ``kind`` one of :data:`FORMS`, and which element of a tuple or dict."""
+
+    kind: str = "logits"
+    index: int | None = None
+    key: str | None = None
+
+
+class OutputAdapter(nn.Module):
+    """Wraps ``model`` so that ``forward`` returns ``(N, K)`` logits (see the module docstring)."""
+
+    def __init__(self, model: nn.Module, form: OutputForm, single: bool) -> None:
+        super().__init__()
+        self.wrapped = model
+        self.form = form
+        self.single = single
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = select(self.wrapped(x), self.form)
+        if self.form.kind == "probabilities":
+            p = out.float().clamp_min(torch.finfo(torch.float32).tiny)
+            if self.single:
+                p1 = p[:, 0]
+                return torch.stack([torch.log1p(-p1.clamp_max(1 - torch.finfo(torch.float32).eps)), torch.log(p1)], 1)
+            return torch.log(p)
+        if self.single:
+            z = out[:, 0]
+            return torch.stack([-z / 2, z / 2], 1)
+        return out
+
+    def get_submodule(self, target: str) -> nn.Module:
+        """Layer names are the user's: ``features.3`` names ``self.wrapped.features[3]``."""
+        return self.wrapped.get_submodule(target) if target else self
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            return getattr(super().__getattr__("wrapped"), name)
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The user's model inside an :class:`OutputAdapter` (``model`` itself otherwise): what checkpoints hold."""
+    return model.wrapped if isinstance(model, OutputAdapter) else model
+
+
+def select(out: Any, form: OutputForm) -> Any:
+    """The class scores inside a tuple/list/named tuple/dict output, as ``form`` names them."""
+    if isinstance(out, torch.Tensor):
+        return out
+    if form.key is not None:
+        return out[form.key] if isinstance(out, dict) else getattr(out, form.key)
+    if form.index is not None and isinstance(out, (tuple, list)):
+        return out[form.index]
+    return out
+
+
+def _shape(v: Any) -> str:
+    return str(tuple(v.shape)) if isinstance(v, torch.Tensor) else type(v).__name__
+
+
+def _scores_hint(items: Sequence[tuple[Any, Any]], n: int, num_classes: int) -> tuple[Any, str]:
+    """The first element shaped like class scores, and a phrase listing every element's shape."""
+    shapes = ", ".join(f"{k}: {_shape(v)}" for k, v in items)
+    fits = [k for k, v in items if isinstance(v, torch.Tensor) and v.dim() == 2 and v.shape[0] == n
+            and (v.shape[1] == num_classes or (num_classes == 2 and v.shape[1] == 1))]
+    return (fits[0] if fits else None), shapes
+
+
+def _refuse_container(out: Any, who: str, n: int, num_classes: int) -> None:
+    """Raise the one-line error for a tuple/dict output whose class scores the suite did not name."""
+    if isinstance(out, dict) or hasattr(out, "_fields"):
+        items = list(out.items()) if isinstance(out, dict) else [(f, getattr(out, f)) for f in out._fields]
+        best, shapes = _scores_hint(items, n, num_classes)
+        kind, option = ("a dict" if isinstance(out, dict) else f"a named tuple {type(out).__name__}"), "output_key"
+    else:
+        items = list(enumerate(out))
+        best, shapes = _scores_hint(items, n, num_classes)
+        kind, option = f"a {type(out).__name__} of {len(out)}", "output_index"
+    pick = f"add `{option}: {best}` to its suite entry" if best is not None else (
+        f"add `{option}: <which>` to its suite entry naming the ({n}, {num_classes}) class scores; none has that shape")
+    raise XaibenchError(f"{who} returns {kind} ({shapes}): {pick}")
+
+
+def conform(model: nn.Module, *, num_classes: int, in_channels: int, spatial: Sequence[int], form: OutputForm,
+            who: str) -> nn.Module:
+    """``model`` itself when its output is already ``(N, num_classes)`` logits, else an :class:`OutputAdapter`.
+
+    Runs one forward pass on a zero batch of two inputs ``(2, in_channels, *spatial)``
+    in eval mode (no gradients, training mode restored). Raises :class:`XaibenchError`
+    (one line naming ``who`` and what to change) for an unnamed tuple/dict output, a
+    wrong class count, a non-2D output, or declared probabilities outside [0, 1].
+    """
+    if form.kind not in FORMS:
+        raise XaibenchError(f"{who}: `output: {form.kind}` is not one of {', '.join(FORMS)}")
+    n = 2
+    x = torch.zeros(n, in_channels, *spatial)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            raw = model(x)
+    finally:
+        model.train(was_training)
+    try:
+        out = select(raw, form)
+    except (KeyError, IndexError, AttributeError, TypeError) as exc:
+        raise XaibenchError(f"{who}: the suite's output_index/output_key does not select an output "
+                            f"({type(exc).__name__}: {exc})") from None
+    if not isinstance(out, torch.Tensor):
+        if isinstance(out, (tuple, list, dict)):
+            _refuse_container(out, who, n, num_classes)
+        raise XaibenchError(f"{who} returns {type(out).__name__}; expected a tensor of class scores ({n}, {num_classes})")
+    if out.dim() != 2 or out.shape[0] != n:
+        raise XaibenchError(f"{who} returns shape {tuple(out.shape)} for {n} inputs; expected class scores "
+                            f"({n}, {num_classes}): flatten or pool its output to one row per input")
+    k = int(out.shape[1])
+    single = k == 1 and num_classes == 2
+    if k != num_classes and not single:
+        raise XaibenchError(f"{who} outputs {k} class score(s) per input but the dataset has {num_classes} classes: "
+                            f"build it with num_classes={num_classes}" + (" (or one logit for two classes)"
+                                                                          if num_classes == 2 else ""))
+    if form.kind == "probabilities":
+        p = out.float()
+        sums_ok = single or torch.allclose(p.sum(1), torch.ones(n), atol=1e-4)
+        if not ((p >= 0) & (p <= 1)).all() or not sums_ok:
+            raise XaibenchError(f"{who} is declared `output: probabilities` but returns values in "
+                                f"{p.min().item():.3g}..{p.max().item():.3g} with row sums {p.sum(1).tolist()}: "
+                                f"remove `output: probabilities` if it returns logits")
+    if form == OutputForm() and not single and isinstance(raw, torch.Tensor):
+        return model
+    return OutputAdapter(model, form, single).train(was_training)
