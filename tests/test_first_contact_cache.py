@@ -15,7 +15,8 @@ import numpy as np
 from xaibench import kernels
 sal = np.random.default_rng(0).random((4, 8, 8)).astype(np.float32)
 masks = np.zeros((4, 8, 8), bool); masks[:, 2:5, 2:5] = True
-print(kernels.relevance_mass(sal, masks).round(3).tolist(), kernels.rank_accuracy(sal, masks).round(3).tolist())
+s = kernels.mask_scores(sal, masks, (0.1,))
+print(s.relevance_mass.round(3).tolist(), s.rank_accuracy.round(3).tolist())
 """
 
 

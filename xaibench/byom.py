@@ -34,7 +34,7 @@ def layer_by_name(name: str | None, display: str) -> Callable[[nn.Module], nn.Mo
 
     def find(model: nn.Module) -> nn.Module:
         if name is None:
-            convs = [n for n, m in model.named_modules() if isinstance(m, nn.modules.conv._ConvNd)]
+            convs = [n for n, m in model.named_modules() if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d))]
             hint = f" (its last convolution is {convs[-1]!r})" if convs else ""
             raise XaibenchError(f"model {display!r} names no CAM layer: add `layer: <dotted name>` to its suite "
                                 f"entry{hint}")

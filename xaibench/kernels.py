@@ -7,8 +7,7 @@ only on the few percent of pixels that can be in a top-k selection.
 
 Ties score their expectation under random tie-breaking: a peak shared by several
 pixels hits with the fraction of them inside the mask; a top-k cut through equal
-values takes each tied pixel with weight ``(k - #above) / #tied``. A constant map
-scores chance on every metric, never 1.
+values takes each tied pixel with weight ``(k - #above) / #tied`` (a constant map scores chance).
 """
 from __future__ import annotations
 

@@ -59,6 +59,7 @@ class OutputAdapter(nn.Module):
         self.single = single
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(N, K)`` logits of the user's model on ``x`` ``(N, C, *spatial)``, per the declared output form."""
         out = select(self.wrapped(x), self.form)
         if self.form.kind == "probabilities":
             p = out.float().clamp_min(torch.finfo(torch.float32).tiny)

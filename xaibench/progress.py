@@ -47,6 +47,7 @@ class PlainProgress:
         self.step = max(1, total // 10)
 
     def update(self, n: int = 1) -> None:
+        """Count ``n`` more finished cells; print a line every tenth of the total or every ``LOG_EVERY`` s."""
         before, self.n = self.n, self.n + n
         now = self.clock()
         if self.n >= self.total or self.n // self.step > before // self.step or now - self.last >= LOG_EVERY:
@@ -58,7 +59,7 @@ class PlainProgress:
                   + ("" if self.n >= self.total else f", ETA {_clock(eta)}"), file=self.stream, flush=True)
 
     def close(self) -> None:
-        pass
+        """Nothing to close (tqdm's interface): the last line was printed by the final ``update``."""
 
 
 def cells(total: int, desc: str, enabled: bool) -> "tqdm | PlainProgress":

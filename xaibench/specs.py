@@ -39,6 +39,7 @@ class Samples:
         return len(self.ids)
 
     def subset(self, index: slice | list[int] | np.ndarray) -> "Samples":
+        """The samples at ``index`` (a slice or integer positions), ids, labels, masks and regions alike."""
         idx = index if isinstance(index, slice) else torch.as_tensor(np.asarray(index), dtype=torch.long)
         ids = np.asarray(self.ids, dtype=object)[index if isinstance(index, slice) else np.asarray(index)]
         return Samples(
@@ -66,14 +67,17 @@ class DataBundle:
 
     @property
     def in_channels(self) -> int:
+        """Input channels ``C`` of ``x`` ``(N, C, *spatial)`` (1 for grayscale, 3 for RGB)."""
         return int(self.train.x.shape[1])
 
     @property
     def spatial(self) -> tuple[int, ...]:
+        """Spatial shape of one input in pixels (``(H, W)`` for images, ``(L,)`` for signals)."""
         return tuple(int(s) for s in self.train.x.shape[2:])
 
     @property
     def num_classes(self) -> int:
+        """Number of classes ``K``: labels are integers in ``0..K-1`` indexing ``class_names``."""
         return len(self.class_names)
 
 
@@ -94,6 +98,13 @@ class DatasetRequest:
 
 @dataclass(frozen=True)
 class DatasetSpec:
+    """A dataset plugin: ``load(request) -> DataBundle`` plus what the planner needs before loading.
+
+    ``modality`` is ``"image"`` or ``"signal"``; ``has_masks`` / ``has_regions`` say whether the
+    test split carries lesion masks / graded region maps; ``deterministic`` lets the runner cache the
+    loaded bundle keyed by the request and ``version``.
+    """
+
     name: str
     load: Callable[[DatasetRequest], DataBundle]
     modality: str

@@ -39,6 +39,8 @@ ORACLE_TOLERANCE = 1e-6
 
 @dataclass(frozen=True)
 class Check:
+    """One calibration check of a section: its name, whether it passed, and the numbers behind it."""
+
     name: str
     passed: bool
     detail: str
@@ -46,6 +48,8 @@ class Check:
 
 @dataclass(frozen=True)
 class Verdict:
+    """The calibration verdict of one dataset x model section: the checks that ran and those that could not."""
+
     dataset: str
     model: str
     checks: list[Check] = field(default_factory=list)
@@ -53,10 +57,12 @@ class Verdict:
 
     @property
     def passed(self) -> bool:
+        """Every check that ran passed (a verdict with no check passes; ``not_run`` says why)."""
         return all(c.passed for c in self.checks)
 
     @property
     def failures(self) -> list[Check]:
+        """The checks that failed, in the order they ran."""
         return [c for c in self.checks if not c.passed]
 
 
