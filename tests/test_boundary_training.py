@@ -11,6 +11,7 @@ from scipy.stats import binom
 from torch import nn
 
 from xaibench import hookimpl, leaderboard
+from xaibench.options import Settings
 from xaibench.cache import numerics
 from xaibench.gate import ALPHA, verdict
 from xaibench.plugins import load_harness
@@ -107,7 +108,7 @@ def test_case9_early_stopping_breaks_accuracy_ties_by_loss_and_waits_min_epochs(
     assert fit(base) == pytest.approx(patient, abs=0.05)
 
 
-def test_case8_cache_keys_include_device_dtype_and_autocast(tmp_path: Path, tiny_plugin) -> None:  # type: ignore[no-untyped-def]
+def test_case8_cache_keys_include_device_dtype_and_autocast(tmp_path: Path, tiny_plugin, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     assert numerics(torch.device("cpu"), True) == {"device": "cpu", "dtype": "float32", "autocast": "off"}
     assert numerics(torch.device("cuda"), True)["autocast"] == "bfloat16"
     path = tmp_path / "suite.yaml"
@@ -116,12 +117,15 @@ def test_case8_cache_keys_include_device_dtype_and_autocast(tmp_path: Path, tiny
     runner = Runner(load_harness([("tiny", tiny_plugin)]), suite, Store(tmp_path / "r.sqlite"),
                     RunOptions(progress=False))
     cells = runner.plan()
+    # what --device cuda --autocast gives, on a machine without CUDA:
+    monkeypatch.setattr(Settings, "numerics", property(lambda s: {"device": "cuda", "dtype": "float32",
+                                                                   "autocast": "bfloat16"}))
     other = Runner(load_harness([("tiny", tiny_plugin)]), suite, Store(tmp_path / "r.sqlite"),
                    RunOptions(progress=False))
-    other.numerics = {"device": "cuda", "dtype": "float32", "autocast": "bfloat16"}  # what --device cuda --autocast gives
     moved = other.plan()
     assert {c.row.model_key for c in cells}.isdisjoint({c.row.model_key for c in moved})
     assert {c.row.cell_key for c in cells}.isdisjoint({c.row.cell_key for c in moved})
+    monkeypatch.undo()
     runner.run()
     board = leaderboard.render(runner.store, "tiny")
     assert "Computed on cpu, float32, autocast off." in board

@@ -16,7 +16,7 @@ from xaibench import kernels
 sal = np.random.default_rng(0).random((4, 8, 8)).astype(np.float32)
 masks = np.zeros((4, 8, 8), bool); masks[:, 2:5, 2:5] = True
 s = kernels.mask_scores(sal, masks, (0.1,))
-print(s.relevance_mass.round(3).tolist(), s.rank_accuracy.round(3).tolist())
+print(s.mass.round(3).tolist(), s.rank.round(3).tolist())
 """
 
 

@@ -80,7 +80,7 @@ def test_an_existing_store_is_kept_when_a_run_fails(write_suite: Callable[[str],
 
 
 @pytest.mark.parametrize("train, message", [
-    ("{epoch: 3}", "unknown training option 'epoch' (did you mean 'epochs'?)"),
+    ("{epoch: 3}", "unknown training option 'epoch' (did you mean 'epochs'"),
     ("{epochs: 0}", "training option 'epochs' must be an integer of at least 1, got 0"),
     ("{batch_size: -2}", "training option 'batch_size' must be an integer of at least 1, got -2"),
     ("{lr: 0}", "training option 'lr' must be a positive number, got 0"),

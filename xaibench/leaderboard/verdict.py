@@ -16,7 +16,7 @@ checks, each computed from what the run stored:
   input is blocky and near chance on localization).
 
 A check with nothing to check (no chance baseline, no metric with a known chance
-level, no CAM method) is listed as not run, with the reason. The facts the checks
+level, no CAM method) is listed as not checked, with the reason. The facts the checks
 need that are not scores (chance levels, mask fractions, CAM layer sizes) are put in
 the run's header by :func:`xaibench.calibration.calibration_facts` when the run is planned.
 """
@@ -152,7 +152,7 @@ def markdown(verdict: Verdict) -> list[str]:
         lines += [f"> - {c.detail}" for c in verdict.failures]
         lines += ["", "Checks that passed:", ""] + [f"- {c.detail}" for c in verdict.checks if c.passed]
     if verdict.not_run:
-        lines += [f"- not run: {why}" for why in verdict.not_run]
+        lines += [f"- not checked: {why}" for why in verdict.not_run]
     return lines + [""]
 
 
