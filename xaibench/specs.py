@@ -213,7 +213,7 @@ class MethodSpec:
 
 
 #: Metric categories, in the order the leaderboard shows them.
-METRIC_CATEGORIES = ("faithfulness", "localization", "randomization", "complexity")
+METRIC_CATEGORIES = ("faithfulness", "robustness", "localization", "randomization", "complexity")
 
 
 @dataclass(frozen=True)
@@ -272,6 +272,9 @@ class MetricContext:
     #: other metrics of the same method (the fused mask kernel gives several scores in one pass).
     #: The key must name everything the result depends on besides the maps, masks and inputs.
     shared: Shared = unshared
+    #: One seed per evaluated sample, from the suite's seed, the model (so the dataset), the metric with its
+    #: parameters and the sample's id, but not the method: every method of a cell faces the same random draws.
+    sample_seeds: tuple[int, ...] = ()
 
 
 #: What a metric may declare in ``MetricSpec.needs``; each arrives as the keyword argument of that name.
@@ -290,6 +293,7 @@ METRIC_NEEDS = {
     "explain": "MetricContext.explain(model=None, inputs=None) -> (N, *spatial) maps of the cell's method",
     "variant": "MetricContext.variant(name) -> the model trained by a declared MetricSpec.variants protocol",
     "shared": "MetricContext.shared(key, compute): one result per key shared by a method's metric cells",
+    "sample_seeds": "MetricContext.sample_seeds, one seed per sample, the same for every method (common random numbers)",
 }
 
 

@@ -30,6 +30,7 @@ from xaibench_metrics.localization import (
 from xaibench_metrics.pointing import hit_rate
 from xaibench_metrics.randomization import LABEL_RANDOMIZED, data_randomization, model_randomization
 from xaibench_metrics.road import FRACTIONS, road
+from xaibench_metrics.robustness import register_robustness
 
 GRADCAM_PP = "Chattopadhay et al., Grad-CAM++, WACV 2018; variants of seed 001"
 RISE = "Petsiuk et al., RISE: Randomized Input Sampling for Explanation of Black-box Models, BMVC 2018"
@@ -192,6 +193,7 @@ def xaibench_register_metrics(register: Callable[[MetricSpec], None]) -> None:
         citation=CLEVR_XAI, defaults={"sign": "positive"},
     ))
     _register_overlaps(register)
+    register_robustness(register)
     for measure, label in (("spearman", "Spearman rank correlation"), ("ssim", "SSIM")):
         register(MetricSpec(
             name=f"mprt-{measure}", score=model_randomization,
