@@ -193,10 +193,12 @@ class Execution:
         draws = content_key("metric-draws", self.settings.suite.seed, g.model_key, spec.name, spec.version,
                             c.metric.params)
 
-        def explain(model: nn.Module | None = None, inputs: torch.Tensor | None = None) -> torch.Tensor:
-            """The cell's method on the cell's samples, for another model and/or other inputs of the same samples."""
+        def explain(model: nn.Module | None = None, inputs: torch.Tensor | None = None,
+                    targets: torch.Tensor | None = None) -> torch.Tensor:
+            """The cell's method on the cell's samples, for another model, other inputs and/or other classes."""
             h = g if inputs is None else dataclasses.replace(
                 g, samples=dataclasses.replace(g.samples, x=inputs.detach().cpu()))
+            h = h if targets is None else dataclasses.replace(h, target=targets.to(g.target.device))
             return torch.from_numpy(self.explain(h, c.method, model)).to(device)
 
         def variant(name: str) -> nn.Module:

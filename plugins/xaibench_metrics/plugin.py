@@ -29,6 +29,7 @@ from xaibench_metrics.localization import (
 )
 from xaibench_metrics.pointing import hit_rate
 from xaibench_metrics.randomization import LABEL_RANDOMIZED, data_randomization, model_randomization
+from xaibench_metrics.randomization_revisited import register_randomization_revisited
 from xaibench_metrics.road import FRACTIONS, road
 from xaibench_metrics.robustness import register_robustness
 
@@ -211,6 +212,7 @@ def xaibench_register_metrics(register: Callable[[MetricSpec], None]) -> None:
                     "trained on permuted labels (lower: the map depends on what was learned)",
         citation=SANITY, defaults={"similarity_measure": "spearman", "sign": "abs"},
     ))
+    register_randomization_revisited(register)
     register(MetricSpec(
         name="sparseness", score=sparseness, needs=frozenset({"maps"}), category="complexity", higher_is_better=True,
         description="Gini index of the absolute map (1 - 1/P: one pixel, 0: uniform)",
