@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
+from xaibench_metrics.randomization_revisited import discrete_entropy, off_classes
+from xaibench_metrics.robustness import input_noise
 
 from xaibench.engine import Engine
 from xaibench.plugins import load_harness
 from xaibench.specs import MetricBatch, MetricContext, metric_arguments
-from xaibench_metrics.randomization_revisited import discrete_entropy, off_classes
-from xaibench_metrics.robustness import input_noise
 
 N, C, H, W = 6, 1, 8, 8
 SEEDS = tuple(range(7, 7 + N))
@@ -79,7 +79,7 @@ def test_a_map_that_ignores_the_model_fails_every_check() -> None:
     """An edge detector (the map of the input alone): eMPRT 0, sMPRT 1, random logit 1 (identical maps)."""
     model, x = _model(), _inputs()
     targets = model(x).argmax(1)
-    edges = lambda model=None, inputs=None, targets=None: (inputs if inputs is not None else x)[:, 0].diff(dim=-1, prepend=x[:, 0, :, :1]).abs()  # noqa: E731
+    edges = lambda model=None, inputs=None, targets=None: (inputs if inputs is not None else x)[:, 0].diff(dim=-1, prepend=x[:, 0, :, :1]).abs()
     np.testing.assert_allclose(_score("emprt", model, x, targets, edges), 0.0, atol=1e-12)
     np.testing.assert_allclose(_score("smprt", model, x, targets, edges, draws=3), 1.0, atol=1e-12)
     np.testing.assert_allclose(_score("random-logit", model, x, targets, edges), 1.0, atol=1e-12)

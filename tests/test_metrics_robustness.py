@@ -9,6 +9,7 @@ import pytest
 import torch
 from conftest import TINY_SUITE
 from torch import nn
+from xaibench_metrics.robustness import input_noise
 
 from xaibench import hookimpl, leaderboard
 from xaibench.engine import Engine
@@ -17,7 +18,6 @@ from xaibench.runner import Runner, RunOptions
 from xaibench.specs import MethodSpec, MetricBatch, MetricContext, metric_arguments
 from xaibench.store import Store
 from xaibench.suite import load_suite
-from xaibench_metrics.robustness import input_noise
 
 N, C, H, W = 6, 2, 8, 8
 ROBUSTNESS = ("max-sensitivity", "avg-sensitivity", "local-lipschitz", "relative-input-stability",
@@ -81,7 +81,7 @@ def test_sensitivity_of_the_identity_map_is_the_noise_norm_over_the_map_norm() -
     """Phi(x) = x[:, 0]: Phi(x + d) - Phi(x) = d[:, 0], with d drawn independently here from the documented rule."""
     model, x = _model(), _inputs()
     targets = torch.zeros(N, dtype=torch.long)
-    ident = lambda model=None, inputs=None: inputs[:, 0].clone()  # noqa: E731
+    ident = lambda model=None, inputs=None: inputs[:, 0].clone()
     draws, r = 5, 0.2
     expected_max, expected_avg = [], []
     for i, s in enumerate(SEEDS):

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
+from xaibench_metrics.irof import irof_curves, superpixels
 
 from xaibench.engine import Engine
 from xaibench.plugins import load_harness
 from xaibench.specs import MetricBatch, MetricContext, metric_arguments
-from xaibench_metrics.irof import irof_curves, superpixels
 
 N, C, H, W = 5, 3, 16, 16
 
@@ -58,7 +58,7 @@ def test_srg_is_lif_minus_mif_area_of_curves_drawn_by_hand() -> None:
             curve = []
             for s in range(steps + 1):
                 flat = x[i].reshape(C, -1).clone()
-                flat[:, order[: int(round(s * p / steps))]] = 0.0
+                flat[:, order[: round(s * p / steps)]] = 0.0
                 curve.append(_prob(model, flat.reshape(C, H, W), int(targets[i])))
             areas.append(np.trapezoid(curve, dx=1.0 / steps))
         expected.append(areas[0] - areas[1])

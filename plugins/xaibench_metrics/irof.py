@@ -23,7 +23,7 @@ Cost: ``S`` forward passes per sample (about ``n_segments``), plus SLIC.
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch

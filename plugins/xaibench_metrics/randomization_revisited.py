@@ -41,7 +41,7 @@ Cost: eMPRT one re-run of the method; sMPRT ``2 * draws - 1``; random logit one.
 """
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import scipy.stats

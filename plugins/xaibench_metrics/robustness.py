@@ -42,7 +42,7 @@ passes for the prediction check (RIS, RRS, ROS).
 """
 from __future__ import annotations
 
-from typing import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 import torch

@@ -24,7 +24,7 @@ curves drawn by hand.
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch
