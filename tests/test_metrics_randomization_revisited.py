@@ -14,7 +14,8 @@ from xaibench_metrics.robustness import input_noise
 
 from xaibench.engine import Engine
 from xaibench.plugins import load_harness
-from xaibench.specs import MetricBatch, MetricContext, metric_arguments
+from xaibench.specs import MetricContext
+from xaibench.testing import score_metric
 
 N, C, H, W = 6, 1, 8, 8
 SEEDS = tuple(range(7, 7 + N))
@@ -71,8 +72,8 @@ def _score(name: str, model: nn.Module, x: torch.Tensor, targets: torch.Tensor, 
     engine = Engine(model, "cpu", batch_size=4)
     ctx = MetricContext(engine=engine, base_logits=engine.logits(x), seed=0, model=lambda: copy.deepcopy(model),
                         explain=explain, sample_seeds=SEEDS)
-    args = metric_arguments(spec.needs, MetricBatch(inputs=x, targets=targets, maps=explain(inputs=x)), ctx)
-    return np.asarray(spec.score(**args, **{**spec.defaults, **params}), dtype=np.float64)
+    return np.asarray(score_metric(spec, ctx, x, targets, explain(inputs=x), **{**spec.defaults, **params}),
+                      dtype=np.float64)
 
 
 def test_a_map_that_ignores_the_model_fails_every_check() -> None:

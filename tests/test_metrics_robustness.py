@@ -15,9 +15,10 @@ from xaibench import hookimpl, leaderboard
 from xaibench.engine import Engine
 from xaibench.plugins import load_harness
 from xaibench.runner import Runner, RunOptions
-from xaibench.specs import MethodSpec, MetricBatch, MetricContext, metric_arguments
+from xaibench.specs import MethodSpec, MetricContext
 from xaibench.store import Store
 from xaibench.suite import load_suite
+from xaibench.testing import score_metric
 
 N, C, H, W = 6, 2, 8, 8
 ROBUSTNESS = ("max-sensitivity", "avg-sensitivity", "local-lipschitz", "relative-input-stability",
@@ -50,8 +51,7 @@ def _score(name: str, model: nn.Module, x: torch.Tensor, targets: torch.Tensor,
     engine = Engine(model, "cpu", batch_size=4)
     ctx = MetricContext(engine=engine, base_logits=engine.logits(x), seed=0, model=lambda: _model_copy(model),
                         explain=explain, sample_seeds=SEEDS)
-    args = metric_arguments(spec.needs, MetricBatch(inputs=x, targets=targets, maps=maps), ctx)
-    return np.asarray(spec.score(**args, **{**spec.defaults, **params}), dtype=np.float64)
+    return np.asarray(score_metric(spec, ctx, x, targets, maps, **{**spec.defaults, **params}), dtype=np.float64)
 
 
 def _model_copy(model: nn.Module) -> nn.Module:

@@ -12,7 +12,8 @@ from xaibench_metrics.irof import irof_curves, superpixels
 
 from xaibench.engine import Engine
 from xaibench.plugins import load_harness
-from xaibench.specs import MetricBatch, MetricContext, metric_arguments
+from xaibench.specs import MetricContext
+from xaibench.testing import score_metric
 
 N, C, H, W = 5, 3, 16, 16
 
@@ -38,8 +39,7 @@ def _score(name: str, model: nn.Module, x: torch.Tensor, maps: torch.Tensor, **p
     engine = Engine(model, "cpu", batch_size=7)
     base = engine.logits(x)
     ctx = MetricContext(engine=engine, base_logits=base, seed=0, data_mean=x.mean(dim=(0, 2, 3)))
-    args = metric_arguments(spec.needs, MetricBatch(inputs=x, targets=base.argmax(1), maps=maps), ctx)
-    return np.asarray(spec.score(**args, **{**spec.defaults, **params}), dtype=np.float64)
+    return np.asarray(score_metric(spec, ctx, x, base.argmax(1), maps, **{**spec.defaults, **params}), dtype=np.float64)
 
 
 def _prob(model: nn.Module, x: torch.Tensor, target: int) -> float:
