@@ -34,6 +34,9 @@ a map that is exactly invariant to the perturbation scores 0.
       RRS = max_k ||rel(Phi(x), Phi(x'_k))||_2 / max(||rel(L(x), L(x'_k))||_2, eps_min)
       ROS = max_k ||rel(Phi(x), Phi(x'_k))||_2 / max(||h(x) - h(x'_k)||_2, eps_min)
 
+  The elementwise relative change divides by ``eps_min`` where ``Phi(x)`` is exactly 0,
+  so maps with many exact zeros (CAMs after their ReLU) score in the thousands or
+  more: a property of the definition (Quantus gives the same), to read per method.
   ``h`` the logits, ``L`` an internal representation (default: the input of the
   model's last parameterised module, the representation the classifier reads; or the
   output of the module named ``layer``). The maximum runs over draws whose predicted
