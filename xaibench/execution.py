@@ -24,7 +24,7 @@ from torch import nn
 import xaibench
 from xaibench.degenerate import mask_constant
 from xaibench.bundles import Bundles
-from xaibench.cache import SaliencyCache
+from xaibench.cache import SaliencyCache, content_key
 from xaibench.engine import Engine, auto_batch_size
 from xaibench.errors import CellError, SuiteError, XaibenchError, did_you_mean
 from xaibench.isolation import ModelGuard, time_limit
@@ -180,11 +180,15 @@ class Execution:
         """What cell ``c`` offers its metric: the engine, the unperturbed pass, re-explaining, variants, the memo."""
         device = self.settings.device
         spec: MetricSpec = c.metric.spec
+        draws = content_key("metric-draws", self.settings.suite.seed, g.model_key, spec.name, spec.version,
+                            c.metric.params)
 
-        def explain(model: nn.Module | None = None, inputs: torch.Tensor | None = None) -> torch.Tensor:
-            """The cell's method on the cell's samples, for another model and/or other inputs of the same samples."""
+        def explain(model: nn.Module | None = None, inputs: torch.Tensor | None = None,
+                    targets: torch.Tensor | None = None) -> torch.Tensor:
+            """The cell's method on the cell's samples, for another model, other inputs and/or other classes."""
             h = g if inputs is None else dataclasses.replace(
                 g, samples=dataclasses.replace(g.samples, x=inputs.detach().cpu()))
+            h = h if targets is None else dataclasses.replace(h, target=targets.to(g.target.device))
             return torch.from_numpy(self.explain(h, c.method, model)).to(device)
 
         def variant(name: str) -> nn.Module:
@@ -199,6 +203,7 @@ class Execution:
             engine=g.engine, base_logits=g.base_logits, seed=seed_from(self.settings.suite.seed, c.row.cell_key),
             data_mean=g.data_mean, dataset=g.bundle, model=lambda: copy.deepcopy(g.model), explain=explain,
             variant=variant, shared=lambda key, compute: memo[key] if key in memo else memo.setdefault(key, compute()),
+            sample_seeds=tuple(seed_from(draws, sid) for sid in g.samples.ids),
         )
 
     def score(self, g: GroupContext, c: Cell, maps: np.ndarray,

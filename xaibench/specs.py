@@ -231,7 +231,7 @@ class MethodSpec:
 
 
 #: Metric categories, in the order the leaderboard shows them.
-METRIC_CATEGORIES = ("faithfulness", "localization", "randomization", "complexity")
+METRIC_CATEGORIES = ("faithfulness", "robustness", "localization", "randomization", "complexity")
 
 
 @dataclass(frozen=True)
@@ -269,9 +269,10 @@ def unshared(key: Hashable, compute: Callable[[], Any]) -> Any:
 class MetricContext:
     """What a cell offers its metric besides the batch; a metric receives only what it declares.
 
-    ``explain(model=None, inputs=None)`` re-runs the cell's method (same parameters,
-    same per-sample seeds) for another model and/or other inputs of the same samples:
-    the randomization checks use other models, robustness metrics perturbed inputs.
+    ``explain(model=None, inputs=None, targets=None)`` re-runs the cell's method (same
+    parameters, same per-sample seeds) for another model, other inputs of the same samples
+    and/or other explained classes ``(N,)``: the randomization checks use other models
+    and classes (random logit), robustness metrics perturbed inputs.
     ``variant(name)`` is the cell's model trained by one of the metric's declared
     :class:`ModelVariant` protocols (cached like any model).
     """
@@ -290,6 +291,9 @@ class MetricContext:
     #: other metrics of the same method (the fused mask kernel gives several scores in one pass).
     #: The key must name everything the result depends on besides the maps, masks and inputs.
     shared: Shared = unshared
+    #: One seed per evaluated sample, from the suite's seed, the model (so the dataset), the metric with its
+    #: parameters and the sample's id, but not the method: every method of a cell faces the same random draws.
+    sample_seeds: tuple[int, ...] = ()
 
 
 #: What a metric may declare in ``MetricSpec.needs``; each arrives as the keyword argument of that name.
@@ -305,9 +309,10 @@ METRIC_NEEDS = {
     "data_mean": "MetricContext.data_mean (C,), the training inputs' per-channel mean",
     "dataset": "MetricContext.dataset, the DataBundle (metadata such as region_top_level)",
     "model": "MetricContext.model() -> a fresh copy of the trained model",
-    "explain": "MetricContext.explain(model=None, inputs=None) -> (N, *spatial) maps of the cell's method",
+    "explain": "MetricContext.explain(model=None, inputs=None, targets=None) -> (N, *spatial) maps of the cell's method",
     "variant": "MetricContext.variant(name) -> the model trained by a declared MetricSpec.variants protocol",
     "shared": "MetricContext.shared(key, compute): one result per key shared by a method's metric cells",
+    "sample_seeds": "MetricContext.sample_seeds, one seed per sample, the same for every method (common random numbers)",
 }
 
 

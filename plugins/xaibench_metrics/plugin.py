@@ -19,6 +19,7 @@ from xaibench_metrics.complexity import entropy, sparseness
 from xaibench_metrics.confidence import drop_in_confidence, increase_in_confidence
 from xaibench_metrics.deletion import deletion_auc, insertion_auc
 from xaibench_metrics.infidelity import infidelity
+from xaibench_metrics.irof import register_irof
 from xaibench_metrics.localization import (
     TOP_K,
     energy_pointing_game,
@@ -29,7 +30,10 @@ from xaibench_metrics.localization import (
 )
 from xaibench_metrics.pointing import hit_rate
 from xaibench_metrics.randomization import LABEL_RANDOMIZED, data_randomization, model_randomization
+from xaibench_metrics.randomization_revisited import register_randomization_revisited
 from xaibench_metrics.road import FRACTIONS, road
+from xaibench_metrics.robustness import register_robustness
+from xaibench_metrics.srg import register_srg
 
 GRADCAM_PP = "Chattopadhay et al., Grad-CAM++, WACV 2018; variants of seed 001"
 RISE = "Petsiuk et al., RISE: Randomized Input Sampling for Explanation of Black-box Models, BMVC 2018"
@@ -204,6 +208,9 @@ def xaibench_register_metrics(register: Callable[[MetricSpec], None]) -> None:
         citation=CLEVR_XAI, defaults={"sign": "positive"}, chance=_mask_fraction, oracle=1.0,
     ))
     _register_overlaps(register)
+    register_srg(register)
+    register_irof(register)
+    register_robustness(register)
     for measure, label in (("spearman", "Spearman rank correlation"), ("ssim", "SSIM")):
         register(MetricSpec(
             name=f"mprt-{measure}", score=model_randomization,
@@ -221,6 +228,7 @@ def xaibench_register_metrics(register: Callable[[MetricSpec], None]) -> None:
                     "trained on permuted labels (lower: the map depends on what was learned)",
         citation=SANITY, defaults={"similarity_measure": "spearman", "sign": "abs"},
     ))
+    register_randomization_revisited(register)
     register(MetricSpec(
         name="sparseness", score=sparseness, needs=frozenset({"maps"}), category="complexity", higher_is_better=True,
         description="Gini index of the absolute map (1 - 1/P: one pixel, 0: uniform)",

@@ -1,0 +1,154 @@
+"""eMPRT, sMPRT and the random logit test: analytic cases and Quantus 0.6 on the same models, noise and classes."""
+from __future__ import annotations
+
+import copy
+import warnings
+from unittest import mock
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from xaibench_metrics.randomization_revisited import discrete_entropy, off_classes
+from xaibench_metrics.robustness import input_noise
+
+from xaibench.engine import Engine
+from xaibench.plugins import load_harness
+from xaibench.specs import MetricContext
+from xaibench.testing import score_metric
+
+N, C, H, W = 6, 1, 8, 8
+SEEDS = tuple(range(7, 7 + N))
+
+
+class FixedConv(nn.Conv2d):
+    """A conv layer whose re-initialisation is deterministic, so two libraries randomize it identically."""
+
+    def reset_parameters(self) -> None:
+        with torch.no_grad():
+            self.weight.copy_(torch.cos(torch.arange(self.weight.numel(), dtype=torch.float32)).reshape(self.weight.shape))
+            if self.bias is not None:
+                self.bias.fill_(0.05)
+
+
+class FixedLinear(nn.Linear):
+    def reset_parameters(self) -> None:
+        with torch.no_grad():
+            self.weight.copy_(torch.sin(torch.arange(self.weight.numel(), dtype=torch.float32) * 0.7).reshape(self.weight.shape) * 0.1)
+            self.bias.fill_(-0.02)
+
+
+def _model(classes: int = 3) -> nn.Module:
+    torch.manual_seed(0)
+    m = nn.Sequential(FixedConv(C, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), FixedLinear(4 * H * W, classes))
+    with torch.no_grad():  # trained-looking weights, different from the deterministic re-initialisation
+        for p in m.parameters():
+            p.copy_(torch.randn(p.shape) * 0.3)
+    return m.eval()
+
+
+def _inputs() -> torch.Tensor:
+    return torch.from_numpy(np.random.default_rng(4).random((N, C, H, W)).astype(np.float32))
+
+
+def gradient(model: nn.Module, inputs: np.ndarray, targets: np.ndarray, **_: object) -> np.ndarray:
+    """The target logit's gradient, (N, 1, H, W): a deterministic explain_func for both sides."""
+    x = torch.as_tensor(np.asarray(inputs, dtype=np.float32)).reshape(-1, C, H, W).requires_grad_(True)
+    with torch.enable_grad():
+        model(x).gather(1, torch.as_tensor(np.asarray(targets)).long()[:, None]).sum().backward()
+    return x.grad.numpy()  # type: ignore[union-attr]
+
+
+def _score(name: str, model: nn.Module, x: torch.Tensor, targets: torch.Tensor, explain=None,
+           **params: object) -> np.ndarray:  # type: ignore[no-untyped-def]
+    """The registered metric through the seam, as the runner calls it."""
+    if explain is None:
+        def explain(model_: nn.Module | None = None, inputs: torch.Tensor | None = None,
+                    targets_: torch.Tensor | None = None, **kw: torch.Tensor) -> torch.Tensor:
+            t = kw.get("targets", targets_)
+            return torch.from_numpy(gradient(model if model_ is None else model_, x if inputs is None else inputs,
+                                             targets if t is None else t))[:, 0]
+    spec = load_harness().metrics.get(name)
+    engine = Engine(model, "cpu", batch_size=4)
+    ctx = MetricContext(engine=engine, base_logits=engine.logits(x), seed=0, model=lambda: copy.deepcopy(model),
+                        explain=explain, sample_seeds=SEEDS)
+    return np.asarray(score_metric(spec, ctx, x, targets, explain(inputs=x), **{**spec.defaults, **params}),
+                      dtype=np.float64)
+
+
+def test_a_map_that_ignores_the_model_fails_every_check() -> None:
+    """An edge detector (the map of the input alone): eMPRT 0, sMPRT 1, random logit 1 (identical maps)."""
+    model, x = _model(), _inputs()
+    targets = model(x).argmax(1)
+    edges = lambda model=None, inputs=None, targets=None: (inputs if inputs is not None else x)[:, 0].diff(dim=-1, prepend=x[:, 0, :, :1]).abs()
+    np.testing.assert_allclose(_score("emprt", model, x, targets, edges), 0.0, atol=1e-12)
+    np.testing.assert_allclose(_score("smprt", model, x, targets, edges, draws=3), 1.0, atol=1e-12)
+    np.testing.assert_allclose(_score("random-logit", model, x, targets, edges), 1.0, atol=1e-12)
+
+
+def test_off_classes_are_uniform_over_the_other_classes_and_never_the_target() -> None:
+    seeds = tuple(range(3000))
+    targets = torch.tensor([s % 4 for s in seeds])
+    off = off_classes(targets, 4, seeds)
+    assert not (off == targets).any()
+    counts = np.bincount(((off - targets) % 4).numpy(), minlength=4)
+    assert counts[0] == 0 and all(abs(c - 1000) < 120 for c in counts[1:])  # 3 other classes, ~1000 each
+
+
+def test_discrete_entropy_of_a_uniform_histogram_is_log_bins() -> None:
+    maps = np.tile(np.arange(100, dtype=np.float64), (2, 1))
+    np.testing.assert_allclose(discrete_entropy(maps, 100), np.log(100))
+    np.testing.assert_allclose(discrete_entropy(np.zeros((1, 10)), 10), 0.0)
+
+
+quantus = pytest.importorskip("quantus", reason="quantus (test extra) is not installed")
+
+
+def _quantus(metric, model, x, targets, a=None) -> np.ndarray:  # type: ignore[no-untyped-def]
+    warnings.filterwarnings("ignore", module="quantus")
+    return np.asarray(metric(model=model, x_batch=x.numpy(), y_batch=targets.numpy(), a_batch=a,
+                             explain_func=gradient, device="cpu"), dtype=np.float64)
+
+
+def test_emprt_equals_quantus() -> None:
+    model, x = _model(), _inputs()
+    targets = model(x).argmax(1)
+    ours = _score("emprt", model, x, targets, n_bins=20)
+    theirs = _quantus(quantus.EfficientMPRT(complexity_func_kwargs={"n_bins": 20}, disable_warnings=True),
+                      model, x, targets, gradient(model, x.numpy(), targets.numpy()))
+    assert np.isfinite(ours).all() and np.ptp(ours) > 0
+    np.testing.assert_allclose(ours, theirs, rtol=1e-9)
+
+
+def test_smprt_equals_quantus_on_the_same_noise() -> None:
+    model, x = _model(), _inputs()
+    targets = model(x).argmax(1)
+    draws = 4
+    z = input_noise(x, SEEDS, draws - 1, "gaussian", 1.0).double().numpy()
+    calls = iter(list(z) * 10)  # Quantus draws the same draws - 1 noises for each model it explains
+    ours = _score("smprt", model, x, targets, draws=draws, noise_magnitude=0.2)
+    with mock.patch("numpy.random.randn", lambda *shape: next(calls)):
+        theirs = _quantus(quantus.SmoothMPRT(nr_samples=draws, noise_magnitude=0.2, return_last_correlation=True,
+                                             disable_warnings=True), model, x, targets)
+    assert np.isfinite(ours).all() and ours.max() < 0.99
+    np.testing.assert_allclose(ours, theirs, atol=1e-6)
+
+
+def test_random_logit_equals_quantus_with_spearman_similarity() -> None:
+    """Two classes: the off class is the other one on both sides (Quantus draws it from its own seed)."""
+    model, x = _model(classes=2), _inputs()
+    targets = model(x).argmax(1)
+    ours = _score("random-logit", model, x, targets, similarity_measure="spearman", sign="raw")
+    theirs = _quantus(quantus.RandomLogit(num_classes=2, similarity_func=quantus.similarity_func.correlation_spearman,
+                                          disable_warnings=True), model, x, targets,
+                      gradient(model, x.numpy(), targets.numpy()))
+    assert np.isfinite(ours).all()
+    np.testing.assert_allclose(ours, theirs, atol=1e-6)
+
+
+def test_smprt_without_noise_is_one_draw_and_noise_changes_it() -> None:
+    model, x = _model(), _inputs()
+    targets = model(x).argmax(1)
+    one = _score("smprt", model, x, targets, draws=1)
+    np.testing.assert_allclose(_score("smprt", model, x, targets, draws=4, noise_magnitude=0.0), one, atol=1e-12)
+    assert not np.allclose(_score("smprt", model, x, targets, draws=4, noise_magnitude=0.2), one)
