@@ -4,9 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from scipy import ndimage
 from test_metrics import Linear2
 from torch import nn
-from xaibench_metrics.deletion import gaussian_blur
 from xaibench_metrics.road import linear_impute, removal_masks, road
 
 from xaibench.curves import perturbation_curve
@@ -53,7 +53,8 @@ def test_exact_contributions_give_the_best_deletion_and_insertion_auc(harness) -
     w = model.w.detach()
     deletion, insertion = harness.metrics.get("deletion-auc"), harness.metrics.get("insertion-auc")
     best_del = score_metric(deletion, _ctx(model, x), x, target, (w * x[:, 0]), steps=36)
-    canvas = gaussian_blur(x, 11, 5.0)
+    # RISE's canvas (11-tap Gaussian, sigma 5, borders replicated), computed by scipy
+    canvas = torch.from_numpy(ndimage.gaussian_filter(x.numpy(), (0, 0, 5.0, 5.0), mode="nearest", truncate=1.0))
     best_ins = score_metric(insertion, _ctx(model, x), x, target, (w * (x - canvas)[:, 0]), steps=36)
     for seed in range(3):
         other = torch.rand(4, 6, 6, generator=torch.Generator().manual_seed(seed))
@@ -136,3 +137,16 @@ def test_road_noise_is_seeded_per_cell() -> None:
     clean = road(x, target, sal, _ctx(model, x).engine, 0, noise=0.0)
     np.testing.assert_array_equal(noisy[0], noisy[1])
     assert not np.allclose(noisy[0], clean, atol=1e-9)
+
+
+def test_the_one_blur_equals_scipys_gaussian_filter_in_1d_and_2d() -> None:
+    """``fills.blur`` is a Gaussian with replicated borders: scipy's ``gaussian_filter(mode="nearest")``."""
+    from xaibench.fills import blur
+
+    gen = torch.Generator().manual_seed(0)
+    for shape, sigma, radius in (((2, 3, 9, 7), 2.0, None), ((2, 1, 6, 6), 5.0, 5), ((3, 2, 17), 1.5, 4)):
+        x = torch.rand(*shape, generator=gen, dtype=torch.float64)
+        r = max(1, round(3 * sigma)) if radius is None else radius
+        want = ndimage.gaussian_filter(x.numpy(), (0, 0) + (sigma,) * (len(shape) - 2), mode="nearest",
+                                       truncate=r / sigma)
+        np.testing.assert_allclose(blur(x, sigma, radius).numpy(), want, atol=1e-12)

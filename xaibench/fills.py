@@ -28,10 +28,21 @@ def mean_fill(x: torch.Tensor, data_mean: torch.Tensor | None) -> torch.Tensor:
     return data_mean.to(x).reshape(1, -1, *[1] * (x.dim() - 2)).expand_as(x)
 
 
-def blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian blur of ``(N, C, L)`` or ``(N, C, H, W)`` inputs, standard deviation ``sigma`` in
-    positions, kernel radius ``round(3 sigma)`` (at least 1), borders replicated; per channel."""
-    radius = max(1, int(round(3 * sigma)))
+def blur(x: torch.Tensor, sigma: float, radius: int | None = None) -> torch.Tensor:
+    """Separable Gaussian blur of ``(N, C, L)`` or ``(N, C, H, W)`` inputs, per channel: the one blur of xaibench.
+
+    ``sigma`` is the standard deviation in positions (pixels); ``radius`` the kernel's
+    half-width (default ``round(3 sigma)``, at least 1; RISE's 11-tap kernel is radius 5);
+    borders are replicated, so any input size works (torchvision's ``gaussian_blur``
+    reflect-pads, which fails once the radius reaches the image size, and is 2D only).
+    Equals ``scipy.ndimage.gaussian_filter(x, (0, 0, sigma, ...), mode="nearest",
+    truncate=radius / sigma)``. Raises ValueError for ``sigma <= 0`` or ``radius < 1``.
+    """
+    if sigma <= 0:
+        raise ValueError(f"blur sigma must be positive, got {sigma}")
+    radius = max(1, int(round(3 * sigma))) if radius is None else int(radius)
+    if radius < 1:
+        raise ValueError(f"blur radius must be at least 1, got {radius}")
     t = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
     k = torch.exp(-(t**2) / (2 * sigma**2))
     k = k / k.sum()
@@ -40,7 +51,7 @@ def blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     for dim in range(2, x.dim()):
         shape = [1] * x.dim()
         shape[0], shape[dim] = c, k.numel()
-        weight = k.reshape(shape[0], 1, *shape[2:])
+        weight = k.reshape(1, 1, *shape[2:]).repeat(c, 1, *[1] * (x.dim() - 2))
         pad = [0] * (2 * (x.dim() - 2))
         pad[2 * (x.dim() - 1 - dim)] = pad[2 * (x.dim() - 1 - dim) + 1] = radius
         conv = F.conv2d if x.dim() == 4 else F.conv1d

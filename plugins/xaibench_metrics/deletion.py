@@ -5,7 +5,8 @@ Deletion removes pixels in decreasing order of the map, ``P / steps`` pixels per
 replacing them with a fill (RISE: zero; or the training mean), and records the
 softmax probability of the explained class after each step; a faithful map makes
 the probability fall fast, so a *lower* area is better. Insertion starts from a
-blurred copy of the image (RISE: Gaussian blur, kernel 11, sigma 5) and puts the
+blurred copy of the image (RISE: Gaussian blur, kernel 11, sigma 5; :func:`xaibench.fills.blur`,
+borders replicated) and puts the
 original pixels back in the same order; a *higher* area is better. The curve has
 ``steps + 1`` points, from the unperturbed (deletion) or fully blurred (insertion)
 input to the opposite end, and its area is the trapezoid rule on an x-axis
@@ -20,30 +21,24 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torchvision.transforms.functional as TF
-
 from xaibench import kernels
 from xaibench.curves import perturbation_curve
 from xaibench.engine import Engine, select_output
+from xaibench.fills import blur
 from xaibench_metrics.completeness import fill_baseline
 
 FILLS = ("zero", "mean", "blur")
-
-
-def gaussian_blur(x: torch.Tensor, size: int = 11, sigma: float = 5.0) -> torch.Tensor:
-    """RISE's insertion canvas: a Gaussian blur of ``(N, C, H, W)`` images or ``(N, C, L)`` signals."""
-    if x.dim() == 3:
-        return TF.gaussian_blur(x.unsqueeze(2), [size, 1], [sigma, sigma]).squeeze(2)
-    if x.dim() == 4:
-        return TF.gaussian_blur(x, [size, size], [sigma, sigma])
-    raise ValueError(f"blur needs (N, C, L) or (N, C, H, W) inputs, got shape {tuple(x.shape)}")
 
 
 def _canvas(inputs: torch.Tensor, fill: str, data_mean: torch.Tensor | None, blur_size: int,
             blur_sigma: float) -> torch.Tensor:
     if fill not in FILLS:
         raise ValueError(f"fill must be one of {FILLS}, got {fill!r}")
-    return gaussian_blur(inputs, blur_size, blur_sigma) if fill == "blur" else fill_baseline(inputs, fill, data_mean)
+    if fill != "blur":
+        return fill_baseline(inputs, fill, data_mean)
+    if blur_size < 3 or blur_size % 2 == 0:
+        raise ValueError(f"blur_size is the kernel's odd width in pixels (at least 3), got {blur_size}")
+    return blur(inputs, blur_sigma, radius=blur_size // 2)
 
 
 def deletion_auc(inputs: torch.Tensor, targets: torch.Tensor, maps: torch.Tensor, engine: Engine,
