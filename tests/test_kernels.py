@@ -198,3 +198,16 @@ def test_fused_kernel_flags_signed_maps_and_rejects_nan() -> None:
     bad[1, 2, 2] = np.inf
     with pytest.raises(kernels.KernelInputError, match="NaN or infinite"):
         kernels.mask_scores(bad, masks)
+
+
+@pytest.mark.parametrize("dy, dx", [(1, 2), (3, 1), (1, 1), (2, 2)])
+def test_a_peak_exactly_at_the_tolerance_hits(dy: int, dx: int) -> None:
+    """Distance sqrt(dy^2 + dx^2) <= tolerance sqrt(dy^2 + dx^2): a hit, though float32 rounds the distance."""
+    masks = np.zeros((1, 12, 12), dtype=bool)
+    masks[0, 3, 3] = True
+    sal = np.zeros((1, 12, 12), dtype=np.float32)
+    sal[0, 3 + dy, 3 + dx] = 1.0
+    tol = float(np.hypot(dy, dx))
+    dist = kernels.distance_to_mask(masks)
+    assert kernels.mask_scores(sal, masks, tolerance=tol, dist=dist).pointing[0] == 1.0
+    assert kernels.mask_scores(sal, masks, tolerance=tol * (1 - 1e-6), dist=dist).pointing[0] == 0.0

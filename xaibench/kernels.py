@@ -288,7 +288,7 @@ def mask_scores(saliency: np.ndarray, masks: np.ndarray, fractions: tuple[float,
         else np.zeros((0, 0), np.float32)
     if d.size and d.shape != sal.shape:
         raise KernelInputError(f"distance maps of shape {dist.shape} do not match saliency maps of shape {saliency.shape}")
-    stats, inter = _mask_scores(sal, m, d, float(tolerance), ks)
+    stats, inter = _mask_scores(sal, m, d, np.float32(tolerance), ks)  # tolerance at the distances' precision
     total, inside, area, negatives, ties, hits = stats.T
     if not np.isfinite(total).all():
         raise KernelInputError("saliency maps contain NaN or infinite values")
