@@ -149,7 +149,9 @@ class Runner:
             "samples": self.suite.samples if self.options.limit is None else min(self.suite.samples, self.options.limit),
             "target": self.suite.target,
             "device": self.device.type,
-            "versions": {"xaibench": xaibench.__version__, "torch": torch.__version__,
+            # torch without its local build label (+cpu, +cu130): the CPU kernels, and so the scores, are the
+            # same in both builds, and the leaderboard workflow's CPU build must render identical files
+            "versions": {"xaibench": xaibench.__version__, "torch": torch.__version__.split("+")[0],
                          "python": platform.python_version()},
             "plugins": self.harness.plugin_versions(),
             "datasets": datasets,
