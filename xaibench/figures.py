@@ -222,21 +222,25 @@ def curve_figure(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], title: str
                  unit: str = "pixels") -> Path:
     """Mean deletion and insertion curves per method, ``curves[method] = (deletion, insertion)`` each (N, S+1).
 
-    One legend for both panels, outside the data on the right, with each method's two AUCs.
+    One legend for both panels, outside the data on the right, with each method's two AUCs;
+    past 12 methods it takes two columns and the figure grows, and past 10 the line
+    style changes with each round of the colour cycle, so no two methods look alike.
     """
     from xaibench.kernels import auc
 
+    columns = 1 if len(curves) <= 12 else 2
     with _style():
-        fig = _figure(8.5, 3.2)
+        fig = _figure(8.5 + 1.6 * (columns - 1), max(3.2, 0.3 * math.ceil(len(curves) / columns) + 1.0))
         axes = fig.subplots(1, 2, sharey=True)
         aucs: dict[str, list[float]] = {m: [] for m in curves}
         handles = []
         for ax, which, better in ((axes[0], 0, "lower"), (axes[1], 1, "higher")):
-            for method, pair in curves.items():
+            for i, (method, pair) in enumerate(curves.items()):
                 curve = np.asarray(pair[which], dtype=np.float64)
                 mean = curve.mean(axis=0)
                 frac = np.linspace(0, 1, mean.size)
-                (line,) = ax.plot(frac, mean, linewidth=1.2)
+                style = ("-", "--", ":", "-.")[i // 10 % 4]
+                (line,) = ax.plot(frac, mean, linewidth=1.2, color=f"C{i % 10}", linestyle=style)
                 aucs[method].append(float(auc(mean[None])[0]))
                 if which == 0:
                     handles.append(line)
@@ -244,7 +248,7 @@ def curve_figure(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], title: str
             ax.set_title(f"{'deletion' if which == 0 else 'insertion'} ({better} AUC is better)")
             ax.grid(alpha=0.3)
         fig.legend(handles, [f"{m}\n  AUC del {a[0]:.3f}, ins {a[1]:.3f}" for m, a in aucs.items()],
-                   loc="outside right center", fontsize=6, frameon=False)
+                   loc="outside right center", fontsize=6, frameon=False, ncols=columns)
         n = next(iter(curves.values()))[0].shape[0] if curves else 0
         axes[0].set_ylabel("target-class probability")
         fig.suptitle(_short(f"{title}: mean over the first {n} samples, {CURVE_STEPS} steps, removed {unit} set "
