@@ -104,3 +104,23 @@ def test_misspelled_training_options_name_file_line_and_a_suggestion(
     line = _one_error_line(capsys)
     assert f"{suite}:5: " in line and message in line, line
     assert not (tmp_path / "s.sqlite").exists()
+
+
+def test_a_command_that_plans_no_run_leaves_no_store_behind(tmp_path: Path) -> None:
+    """``xaibench explain`` opens the store but runs no suite: a store it created is removed again."""
+    from xaibench.cli import _results_store
+    from xaibench.store import PlanRow
+
+    fresh = tmp_path / "new" / "results.sqlite"
+    with _results_store(str(fresh)) as store:
+        assert fresh.exists()
+    assert not fresh.exists() and not fresh.parent.exists()
+    kept = tmp_path / "kept.sqlite"
+    with _results_store(str(kept)) as store:
+        store.put_plan("s", [PlanRow("k", "d", "m", "mk", "me", "mt", "faithfulness", True, None)], {})
+    assert kept.exists()
+
+
+def test_gpu_is_answered_with_cuda(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "--suite", "quick", "--device", "gpu"]) == 2
+    assert "got 'gpu' (did you mean cuda?)" in capsys.readouterr().err

@@ -193,8 +193,9 @@ def _cmd_results(args: argparse.Namespace, harness: Harness) -> int:
 
 @contextmanager
 def _results_store(path: str) -> Iterator[Store]:
-    """The store at ``path``; one this command created is removed again when the command fails before
-    any run was planned in it (a mistake must not leave an empty store behind)."""
+    """The store at ``path``; one this command created is removed again when no run was planned in it,
+    whether the command failed (a mistake must not leave an empty store behind) or never runs a suite
+    (``explain``: a later ``results`` must not find an empty store and report it has no results)."""
     store_path = Path(path)
     created = [p for p in (store_path.parent, *store_path.parent.parents) if not p.exists()]
     existed = store_path.exists()
@@ -202,14 +203,13 @@ def _results_store(path: str) -> Iterator[Store]:
     try:
         with store:
             yield store
-    except BaseException:
+    finally:
         if not existed and not _planned(store_path):
             for suffix in ("", "-wal", "-shm", "-journal"):
                 Path(f"{store_path}{suffix}").unlink(missing_ok=True)
             for folder in created:  # innermost first
                 if folder.is_dir() and not any(folder.iterdir()):
                     folder.rmdir()
-        raise
 
 
 def _planned(path: Path) -> bool:

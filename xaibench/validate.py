@@ -35,7 +35,7 @@ def device(name: str) -> None:
     """A device torch can use here: ``cpu``, ``cuda``/``cuda:N`` when CUDA sees that device, ``mps`` when present."""
     if not DEVICE.match(name):
         raise XaibenchError(f"--device must be cpu, cuda, cuda:N or mps, got {name!r}"
-                            f"{did_you_mean(name, ('cpu', 'cuda', 'mps'))}")
+                            f"{' (did you mean cuda?)' if name.lower() == 'gpu' else did_you_mean(name, ('cpu', 'cuda', 'mps'))}")
     import torch
 
     if name.startswith("cuda"):
