@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, Sequence
@@ -101,7 +102,7 @@ class Store:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self.db = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
-            self.db.execute("PRAGMA journal_mode=WAL")
+            self._wal(time.monotonic() + timeout)
             self.db.execute("PRAGMA synchronous=NORMAL")
             with self.transaction():
                 for statement in filter(str.strip, _SCHEMA.split(";")):
@@ -112,6 +113,22 @@ class Store:
             raise XaibenchError(f"{self.path}: not a usable xaibench store ({exc})") from None
         if version != SCHEMA_VERSION:
             raise XaibenchError(f"{self.path}: store schema {version} is not the supported {SCHEMA_VERSION}")
+
+    def _wal(self, deadline: float) -> None:
+        """Switch to WAL, waiting while another process holds the lock (until ``deadline``, monotonic seconds).
+
+        SQLite answers a journal-mode change with SQLITE_BUSY at once, without the busy
+        handler, while another connection is creating the same new store: two runs started
+        together on one new store would otherwise fail with "database is locked".
+        """
+        while True:
+            try:
+                self.db.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
 
     def close(self) -> None:
         """Close the database connection."""
