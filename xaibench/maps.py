@@ -21,11 +21,23 @@ def upsample(saliency: torch.Tensor, spatial: tuple[int, ...]) -> torch.Tensor:
     return F.interpolate(saliency[:, None].float(), size=spatial, mode=mode, align_corners=False)[:, 0]
 
 
-def normalize(saliency: torch.Tensor, sign: str = "positive") -> torch.Tensor:
-    """Scale each map to [0, 1] after sign handling; constant maps become all zeros.
+def normalize(saliency: torch.Tensor, sign: str = "positive", subtract_min: bool = False) -> torch.Tensor:
+    """``(N, *s)`` maps -> ``(N, *s)`` float32 in [0, 1], each map scaled on its own after sign handling.
 
     ``abs`` keeps evidence of both signs, ``positive`` only evidence for the class
-    (negative values become 0), ``raw`` shifts the minimum to 0.
+    (negative values become 0), ``raw`` keeps the signed values. ``raw`` always, and the
+    others with ``subtract_min``, subtract the map's minimum and divide by its range
+    (min-max scaling): the scaling of a heat map to [0, 1] behind the Grad-CAM++
+    explanation map ``E = L * x`` (Chattopadhay et al. 2018, Sec. 5.1; pytorch-grad-cam's
+    ``scale_cam_image`` does the same), so that a constant offset over the whole map
+    (a RISE map whose minimum is 84% of its maximum) does not keep the whole image.
+    Without it, ``abs`` and ``positive`` divide by the maximum only, keeping the ratios
+    of the values (what relevance mass and the other mass scores read).
+
+    A map that is constant after sign handling carries no ranking: with min-max scaling,
+    and wherever it is all zero, it becomes all zeros; a positive constant map without
+    ``subtract_min`` becomes all ones (uniform relevance). Raises ``ValueError`` for an
+    unknown ``sign``.
     """
     if sign == "abs":
         s = saliency.abs()
@@ -36,7 +48,7 @@ def normalize(saliency: torch.Tensor, sign: str = "positive") -> torch.Tensor:
     else:
         raise ValueError(f"sign must be one of {SIGNS}, got {sign!r}")
     flat = s.reshape(s.shape[0], -1).float()
-    low = flat.min(dim=1, keepdim=True).values if sign == "raw" else torch.zeros_like(flat[:, :1])
+    low = flat.min(dim=1, keepdim=True).values if sign == "raw" or subtract_min else torch.zeros_like(flat[:, :1])
     span = flat.max(dim=1, keepdim=True).values - low
     out = torch.where(span > 0, (flat - low) / span.clamp(min=1e-12), torch.zeros_like(flat))
     return out.reshape(s.shape)

@@ -1,7 +1,9 @@
 """Average Drop / Drop in Confidence (DiC) and Increase in Confidence (IiC).
 
 Chattopadhay et al., "Grad-CAM++", WACV 2018, Sec. 5.1: with ``p_c(x)`` the
-softmax probability of the explained class and ``L`` the map scaled to [0, 1],
+softmax probability of the explained class and ``L`` the map scaled to [0, 1]
+(after the sign handling, its minimum subtracted and divided by its range: the
+heat map's min-max scaling, :func:`xaibench.maps.normalize` with ``subtract_min``),
 
     Average Drop = 100/N * sum_i max(0, p_c(x_i) - p_c(x_i * L_i)) / p_c(x_i)
     Increase in Confidence = 100/N * sum_i 1[p_c(x_i * L_i) > p_c(x_i)]
@@ -12,6 +14,11 @@ zeroing by a binary mask thresholded from it, each applied to the non-essential
 part (the paper's setting: keep what the map marks) or to the important part
 (``x * (1 - L)``: remove what the map marks). Note that pytorch-grad-cam's
 ``DropInConfidence`` is a different quantity (no division by ``p_c(x)``, logits).
+
+Degenerate maps: a map that is constant after the sign handling (all zero, or a
+uniform offset) scales to all zeros, so it keeps nothing of the image (the worst drop
+with the non-essential part covered, never the best); the runner scores a map that
+is constant before it NaN and counts it.
 """
 from __future__ import annotations
 
@@ -32,7 +39,7 @@ def covered_inputs(x: torch.Tensor, saliency: torch.Tensor, cover: str, fill: st
         raise ValueError(f"cover must be one of {COVERS}, got {cover!r}")
     if fill not in FILLS:
         raise ValueError(f"fill must be one of {FILLS}, got {fill!r}")
-    keep = normalize(saliency, sign)
+    keep = normalize(saliency, sign, subtract_min=True)
     if fill == "zero":
         keep = (keep >= threshold).float()
     if cover == "important":
