@@ -70,12 +70,41 @@ def test_cascade_runs_top_down_and_ends_fully_randomized() -> None:
 
 
 def test_similarity_rules_for_constant_maps() -> None:
+    """A randomized CAM that ReLU zeroed has no ranking: undefined (NaN), never the best score 0."""
     a = np.random.default_rng(0).random((2, 8, 8))
     b = a.copy()
     b[1] = 0.0  # a randomized CAM that ReLU zeroed
     s = similarity(a, b, "spearman")
-    assert s[0] == pytest.approx(1.0) and s[1] == 0.0
+    assert s[0] == pytest.approx(1.0) and np.isnan(s[1])
     assert np.isnan(similarity(np.zeros((1, 8, 8)), a[:1], "ssim")[0])
+    assert np.isfinite(similarity(a[:1], b[1:], "ssim")[0])  # SSIM is defined against a constant map
+
+
+def test_an_inverted_map_is_as_similar_as_the_map_itself() -> None:
+    """|rho|: an anti-correlated map (the same structure, inverted) must not score better than an independent one."""
+    a = np.random.default_rng(1).random((1, 8, 8))
+    assert similarity(a, 1.0 - a, "spearman")[0] == pytest.approx(1.0)
+    assert similarity(a, 1.0 - a, "ssim")[0] == pytest.approx(abs(
+        __import__("skimage.metrics", fromlist=["x"]).structural_similarity(a[0], 1.0 - a[0], data_range=1.0)))
+
+
+def test_mprt_averages_the_absolute_similarity_over_every_stage_of_the_cascade() -> None:
+    """Stage maps with hand-known Spearman: the score is their mean of |rho|, not the last stage's, not signed."""
+    from scipy.stats import spearmanr
+
+    model = _model()  # 3 randomizable layers: steps=3 gives three stages
+    x = torch.rand(1, 1, 12, 12, generator=torch.Generator().manual_seed(2))
+    reference = torch.rand(1, 12, 12, generator=torch.Generator().manual_seed(3))
+    other = torch.rand(1, 12, 12, generator=torch.Generator().manual_seed(4))
+    stage_maps = [reference.clone(), 1.0 - reference, other]  # rho = 1, -1, r
+    r = spearmanr(reference.ravel(), other.ravel()).statistic
+    assert 0.02 < abs(r) < 0.5
+    seen: list = []
+    ctx = _ctx(model, x, torch.tensor([0]), lambda m, x, t: stage_maps[len(seen) - 1], seen)
+    spec = load_harness().metrics.get("mprt-spearman")
+    got = score_metric(spec, ctx, x, torch.tensor([0]), reference, **{**spec.defaults, "steps": 3})
+    assert len(seen) == 3
+    assert got[0] == pytest.approx((1.0 + 1.0 + abs(r)) / 3, abs=1e-12)
 
 
 def test_data_randomization_separates_model_dependent_maps_from_input_maps(tmp_path, tiny_plugin) -> None:  # type: ignore[no-untyped-def]

@@ -199,8 +199,9 @@ class Execution:
             raise CellError(f"metric {c.metric.entry.display!r} asked for model variant {name!r}, which it does "
                             f"not declare (MetricSpec.variants: {', '.join(v.name for v in spec.variants) or 'none'})")
 
-        return MetricContext(
-            engine=g.engine, base_logits=g.base_logits, seed=seed_from(self.settings.suite.seed, c.row.cell_key),
+        return MetricContext(  # seeds: common random numbers, the same for every method of this dataset x model
+            engine=g.engine, base_logits=g.base_logits, seed=seed_from(draws, *g.samples.ids),
+            model_seed=seed_from(self.settings.suite.seed, g.model_key, "randomized-models"),
             data_mean=g.data_mean, dataset=g.bundle, model=lambda: copy.deepcopy(g.model), explain=explain,
             variant=variant, shared=lambda key, compute: memo[key] if key in memo else memo.setdefault(key, compute()),
             sample_seeds=tuple(seed_from(draws, sid) for sid in g.samples.ids),

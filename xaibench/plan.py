@@ -87,6 +87,14 @@ def metric_skip(ds: Resolved, bundle: DataBundle, mt: Resolved) -> str | None:
     return None
 
 
+def not_applicable(me: Resolved, mt: Resolved) -> str | None:
+    """Why metric ``mt`` means nothing for method ``me``'s maps (it presumes additive attributions), else None."""
+    if mt.spec.requires_additive and not me.spec.additive:
+        return (f"not applicable: metric {mt.entry.display!r} compares sums of the map with output changes, and "
+                f"method {me.entry.display!r} does not produce additive attributions (MethodSpec.additive)")
+    return None
+
+
 def cell_key(model_key: str, me: Resolved, mt: Resolved, sample_ids: Sequence[str], suite: Suite,
              numerics: Mapping[str, str]) -> str:
     """The content key of a cell: its model, method, metric (with parameters), samples, target, seed and numerics."""

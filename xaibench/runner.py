@@ -26,7 +26,8 @@ from xaibench.executors import remote_outcomes
 from xaibench.models import Models
 from xaibench.calibration import calibration_facts
 from xaibench.options import RunOptions, RunSummary, Settings
-from xaibench.plan import Cell, Resolved, cell_key, method_skip, metric_skip, resolve, unavailable_key
+from xaibench.plan import (Cell, Resolved, cell_key, method_skip, metric_skip, not_applicable, resolve,
+                           unavailable_key)
 from xaibench.params import validate_params
 from xaibench.plugins import Harness
 from xaibench.specs import DataBundle, ModelSpec, Samples
@@ -105,7 +106,7 @@ class Runner:
                 for me in self.methods:
                     skip_method = method_skip(ds, bundle, mo, me)
                     for mt in self.metrics:
-                        skip = skip_method or metric_skip(ds, bundle, mt)
+                        skip = skip_method or metric_skip(ds, bundle, mt) or not_applicable(me, mt)
                         row = PlanRow(cell_key(model_key, me, mt, samples.ids, self.suite, self.settings.numerics), ds.entry.display,
                                       mo.entry.display, model_key, me.entry.display, mt.entry.display,
                                       mt.spec.category, mt.spec.higher_is_better, skip)

@@ -219,6 +219,11 @@ class MethodSpec:
     #: (:mod:`xaibench.leaderboard.verdict`): ``"chance"`` (a uniformly random map), ``"oracle"`` (the
     #: annotated mask itself), or ``""`` for a real method.
     calibration: str = ""
+    #: Its maps (with the default parameters) are additive attributions in the model output's units, whose
+    #: sums over pixels compare with output changes (integrated gradients, DeepLIFT, SHAP, occlusion spread per
+    #: pixel); a CAM or a gradient magnitude is not. Metrics with ``requires_additive`` show its cells as
+    #: "not applicable" (not scored, not ranked).
+    additive: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "needs", frozenset(self.needs))
@@ -279,6 +284,8 @@ class MetricContext:
 
     engine: Any  # xaibench.engine.Engine; typed loosely to keep specs import-light
     base_logits: torch.Tensor  # (N, K) logits of the unperturbed inputs
+    #: The batch's seed, from the suite's seed, the model (so the dataset), the metric with its parameters and the
+    #: evaluated samples' ids, but not the method: every method faces the same perturbation draws.
     seed: int
     data_mean: torch.Tensor | None = None
     #: The dataset's bundle: class names, modality, ``region_top_level`` and other metadata.
@@ -294,6 +301,9 @@ class MetricContext:
     #: One seed per evaluated sample, from the suite's seed, the model (so the dataset), the metric with its
     #: parameters and the sample's id, but not the method: every method of a cell faces the same random draws.
     sample_seeds: tuple[int, ...] = ()
+    #: The seed of randomized models (MPRT's cascade, eMPRT, sMPRT): from the suite's seed and the model (so the
+    #: dataset) only, the same for every method and metric: randomized models are common random numbers too.
+    model_seed: int = 0
 
 
 #: What a metric may declare in ``MetricSpec.needs``; each arrives as the keyword argument of that name.
@@ -305,7 +315,8 @@ METRIC_NEEDS = {
     "regions": "MetricBatch.regions (N, *spatial) int8, or None",
     "engine": "MetricContext.engine: batched forward passes of the trained model",
     "base_logits": "MetricContext.base_logits (N, K) of the unperturbed inputs",
-    "seed": "MetricContext.seed, the cell's seed",
+    "seed": "MetricContext.seed, the batch's seed, the same for every method (common random numbers)",
+    "model_seed": "MetricContext.model_seed, the seed of randomized models, the same for every method and metric",
     "data_mean": "MetricContext.data_mean (C,), the training inputs' per-channel mean",
     "dataset": "MetricContext.dataset, the DataBundle (metadata such as region_top_level)",
     "model": "MetricContext.model() -> a fresh copy of the trained model",
@@ -357,6 +368,9 @@ class MetricSpec:
     version: str = "1"
     requires_mask: bool = False
     requires_region: bool = False
+    #: It compares sums of the map with changes of the model's output (completeness, sensitivity-n,
+    #: infidelity), so it applies only to methods declaring ``MethodSpec.additive``.
+    requires_additive: bool = False
     modalities: frozenset[str] = frozenset(MODALITIES)
     defaults: Mapping[str, Any] = field(default_factory=dict)
     #: Model variants the metric compares against (``needs`` then includes ``"variant"``).

@@ -156,7 +156,7 @@ def xaibench_register_methods(register: Callable[[MethodSpec], None]) -> None:
         defaults={"reduce": "max_abs"},
     ))
     register(MethodSpec(
-        name="integrated-gradients",
+        name="integrated-gradients", additive=True,
         explain=integrated_gradients,
         modalities=both,
         description="path integral of gradients from a baseline to the input (captum)" + NOISE_TUNNEL_NOTE,
@@ -164,13 +164,13 @@ def xaibench_register_methods(register: Callable[[MethodSpec], None]) -> None:
         defaults={"n_steps": 32, "baseline": "zero", "reduce": "sum"},
     ))
     register(MethodSpec(
-        name="gradient-shap", explain=gradient_shap, modalities=both,
+        name="gradient-shap", explain=gradient_shap, modalities=both, additive=True,
         description="expected gradients x (input - baseline) at random points of noisy paths (captum)",
         citation="Lundberg & Lee, A Unified Approach to Interpreting Model Predictions, NeurIPS 2017",
         defaults={"n_samples": 16, "stdev": 0.1, "baseline": "zero", "reduce": "sum"},
     ))
     register(MethodSpec(
-        name="deeplift", explain=deeplift, modalities=both,
+        name="deeplift", explain=deeplift, modalities=both, additive=True,
         description="DeepLIFT rescale rule against a baseline, on a ReLU-safe model copy (captum)" + NOISE_TUNNEL_NOTE,
         citation="Shrikumar et al., Learning Important Features Through Propagating Activation Differences, ICML 2017",
         defaults={"baseline": "zero", "reduce": "sum"},
@@ -183,6 +183,7 @@ def xaibench_register_methods(register: Callable[[MethodSpec], None]) -> None:
     ))
     register(MethodSpec(
         name="occlusion",
+        additive=True,
         explain=occlusion,
         modalities=both,
         description="output change when a sliding window is replaced by a fill: zero, mean, blur or noise (captum)",
@@ -191,7 +192,7 @@ def xaibench_register_methods(register: Callable[[MethodSpec], None]) -> None:
         defaults={"window": 8, "stride": None, "fill": "zero", "per_pixel": True},
     ))
     register(MethodSpec(
-        name="feature-ablation", explain=feature_ablation, modalities=both, needs_gradients=False,
+        name="feature-ablation", explain=feature_ablation, modalities=both, needs_gradients=False, additive=True,
         description="output change when each patch of a grid is replaced by a fill (captum)",
         citation="captum FeatureAblation (Kokhlikyan et al., Captum, arXiv 2009.07896, 2020)",
         defaults={"patch": 8, "fill": "zero", "per_pixel": True},

@@ -73,13 +73,13 @@ def _register_confidence(register: Callable[[MetricSpec], None]) -> None:
         defaults: dict[str, Any] = {"cover": cover, "fill": fill, "threshold": 0.5, "sign": "positive"}
         important = cover == "important"
         register(MetricSpec(
-            name=f"dic{suffix}", score=drop_in_confidence,
+            name=f"dic{suffix}", score=drop_in_confidence, version="2",
             needs=MODEL | {"base_logits"},
             category="faithfulness", higher_is_better=important,
             description=f"Average Drop (% confidence lost) with {what}", citation=GRADCAM_PP, defaults=defaults,
         ))
         register(MetricSpec(
-            name=f"iic{suffix}", score=increase_in_confidence,
+            name=f"iic{suffix}", score=increase_in_confidence, version="2",
             needs=MODEL | {"base_logits"},
             category="faithfulness", higher_is_better=not important,
             description=f"Increase in Confidence (% of samples whose confidence rises) with {what}",
@@ -124,17 +124,19 @@ def xaibench_register_metrics(register: Callable[[MetricSpec], None]) -> None:
         citation=RISE, defaults={"steps": 64, "fill": "blur", "blur_size": 11, "blur_sigma": 5.0},
     ))
     register(MetricSpec(
-        name="road-morf", score=road, needs=MODEL | {"seed"}, category="faithfulness", higher_is_better=False,
+        name="road-morf", score=road, version="2", needs=MODEL | {"seed"}, category="faithfulness",
+        higher_is_better=False,
         description="mean p_c after removing the most relevant fractions of pixels with noisy linear imputation",
         citation=ROAD, defaults={"order": "morf", "fractions": FRACTIONS, "noise": 0.01},
     ))
     register(MetricSpec(
-        name="road-lerf", score=road, needs=MODEL | {"seed"}, category="faithfulness", higher_is_better=True,
+        name="road-lerf", score=road, version="2", needs=MODEL | {"seed"}, category="faithfulness",
+        higher_is_better=True,
         description="mean p_c after removing the least relevant fractions of pixels with noisy linear imputation",
         citation=ROAD, defaults={"order": "lerf", "fractions": FRACTIONS, "noise": 0.01},
     ))
     register(MetricSpec(
-        name="completeness-error", score=completeness_error,
+        name="completeness-error", score=completeness_error, requires_additive=True,
         needs=MODEL | {"data_mean"},
         category="faithfulness", higher_is_better=False,
         description="|sum of the map - (f(x) - f(occluded x))| / |f(x) - f(occluded x)| on the target logit",
@@ -142,7 +144,7 @@ def xaibench_register_metrics(register: Callable[[MetricSpec], None]) -> None:
         defaults={"fill": "zero", "output": "logit"},
     ))
     register(MetricSpec(
-        name="sensitivity-n", score=sensitivity_n,
+        name="sensitivity-n", score=sensitivity_n, requires_additive=True, version="2",
         needs=MODEL | {"seed", "data_mean"},
         category="faithfulness", higher_is_better=True,
         description="Pearson correlation between the map's sum over random patch sets and the logit drop they cause",
@@ -150,7 +152,7 @@ def xaibench_register_metrics(register: Callable[[MetricSpec], None]) -> None:
         defaults={"n": 8, "patch": 8, "sets": 32, "fill": "zero", "output": "logit"},
     ))
     register(MetricSpec(
-        name="faithfulness-correlation", score=faithfulness_correlation,
+        name="faithfulness-correlation", score=faithfulness_correlation, version="2",
         needs=MODEL | {"seed", "data_mean"},
         category="faithfulness",
         higher_is_better=True,
@@ -158,7 +160,8 @@ def xaibench_register_metrics(register: Callable[[MetricSpec], None]) -> None:
         citation=BHATT, defaults={"subset": 0.05, "runs": 64, "fill": "zero", "output": "prob"},
     ))
     register(MetricSpec(
-        name="infidelity", score=infidelity, needs=MODEL | {"seed"}, category="faithfulness", higher_is_better=False,
+        name="infidelity", score=infidelity, version="2", needs=MODEL | {"seed"}, requires_additive=True,
+        category="faithfulness", higher_is_better=False,
         description="mean squared error between the (optimally scaled) map's prediction of the logit change "
                     "under Gaussian pixel noise and the actual change",
         citation="Yeh et al., On the (In)fidelity and Sensitivity of Explanations, NeurIPS 2019",
@@ -213,18 +216,20 @@ def xaibench_register_metrics(register: Callable[[MetricSpec], None]) -> None:
     register_robustness(register)
     for measure, label in (("spearman", "Spearman rank correlation"), ("ssim", "SSIM")):
         register(MetricSpec(
-            name=f"mprt-{measure}", score=model_randomization,
-            needs=frozenset({"maps", "model", "explain", "seed"}),
+            name=f"mprt-{measure}", score=model_randomization, version="2",
+            needs=frozenset({"maps", "model", "explain", "model_seed"}),
             category="randomization", higher_is_better=False,
-            description=f"{label} between the maps of the trained and of the cascadingly randomized model, "
-                        "averaged over the cascade (lower: the map depends on the weights)",
+            description=f"absolute {label} between the maps of the trained and of the randomized model, averaged "
+                        "over `steps` cascade stages spread over the layers, top first (steps: 1 = the fully "
+                        "randomized model only; fewer steps than layers = a coarse cascade); lower: the map "
+                        "depends on the weights",
             citation=SANITY, defaults={"similarity_measure": measure, "steps": 3, "sign": "abs"},
         ))
     register(MetricSpec(
-        name="data-randomization", score=data_randomization,
+        name="data-randomization", score=data_randomization, version="2",
         needs=frozenset({"maps", "variant", "explain"}), variants=(LABEL_RANDOMIZED,),
         category="randomization", higher_is_better=False,
-        description="Spearman rank correlation between the maps of the trained model and of the same model "
+        description="absolute Spearman rank correlation between the maps of the trained model and of the same model "
                     "trained on permuted labels (lower: the map depends on what was learned)",
         citation=SANITY, defaults={"similarity_measure": "spearman", "sign": "abs"},
     ))

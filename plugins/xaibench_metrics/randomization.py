@@ -9,7 +9,21 @@ that change as the model is destroyed; maps that stay similar reflect the input
 similarity between the trained model's map and the randomized model's map,
 averaged over the cascade (the area under Adebayo et al.'s Fig. 2 curves);
 ``steps`` cascade stages are taken evenly over the layers, always ending with the
-fully randomized model. Lower is better.
+fully randomized model: with ``steps`` at least the number of layers this is the
+paper's layer-by-layer cascade, with fewer a coarse cascade, and ``steps: 1`` scores
+the fully randomized model only (the leaderboard shows ``steps``). Lower is better.
+
+Direction: the score is the *absolute* similarity, so 0 (the maps share no
+structure) is best. A signed "lower is better" would rank a map that is strongly
+anti-correlated with the trained model's map (an inverted copy, which still depends
+on the input exactly as before and not on the weights) above an independent one;
+Adebayo et al. ask whether the map *changes*, and an inverted map has not.
+
+Degenerate maps, one rule: where the trained model's map is constant there is nothing
+to compare (NaN, and the runner counts the constant map). Where the randomized model's
+map is constant (a CAM whose ReLU zeroes everything: it happens or not depending on
+the initialisation seed alone), its rank correlation is undefined: NaN, not 0, which
+would be the best score by accident; SSIM is defined for it and is kept.
 
 Similarities, as in the paper: Spearman rank correlation of the two maps, and SSIM
 (Wang et al. 2004, scikit-image's ``structural_similarity`` with data range 1) of the
@@ -17,7 +31,9 @@ two maps scaled to [0, 1]. Sign handling is a parameter (the paper reports both 
 absolute and the signed maps; ``abs`` is the default here).
 
 Re-initialisation uses each layer's own ``reset_parameters`` (PyTorch's default
-initialisers, as Quantus's MPRT does), seeded from the cell's seed.
+initialisers, as Quantus's MPRT does), seeded from ``model_seed``, which depends on
+the dataset and model only: every method and every similarity faces the same
+randomized models (common random numbers).
 
 Cost: ``steps`` extra runs of the method on the cell's samples (the method's own
 cost times ``steps``), no extra passes for the score itself.
@@ -63,27 +79,29 @@ def cascade_stages(n_layers: int, steps: int) -> list[int]:
 
 
 def similarity(a: np.ndarray, b: np.ndarray, how: str) -> np.ndarray:
-    """Per-sample similarity of reference maps ``a`` and randomized maps ``b``, ``(N, *spatial)``.
+    """Per-sample *absolute* similarity of reference maps ``a`` and randomized maps ``b``, ``(N, *spatial)``.
 
-    NaN where the reference map is constant (nothing to compare). A constant
-    randomized map (a CAM whose ReLU zeroes everything) shares no ranking with the
-    reference: its Spearman similarity is 0; SSIM is defined for it as it is.
+    ``(N,)`` float64 in [0, 1]: ``|Spearman rho|`` or ``|SSIM|`` (an anti-correlated map is as
+    similar as a correlated one; see the module's note on direction). NaN where the reference
+    map is constant (nothing to compare) and, for Spearman, where the randomized map is
+    constant (rank correlation undefined; 0 would be the best score by accident). SSIM is
+    defined for a constant randomized map and is kept.
     """
     out = np.full(a.shape[0], np.nan)
     for i in range(a.shape[0]):
         if np.ptp(a[i]) == 0:
             continue
         if how == "spearman":
-            out[i] = spearmanr(a[i].ravel(), b[i].ravel()).statistic if np.ptp(b[i]) > 0 else 0.0
+            out[i] = abs(spearmanr(a[i].ravel(), b[i].ravel()).statistic) if np.ptp(b[i]) > 0 else np.nan
         elif how == "ssim":
-            out[i] = structural_similarity(a[i], b[i], data_range=1.0)
+            out[i] = abs(structural_similarity(a[i], b[i], data_range=1.0))
         else:
             raise ValueError(f"similarity must be one of {SIMILARITIES}, got {how!r}")
     return out
 
 
 def model_randomization(maps: torch.Tensor, model: Callable[[], nn.Module], explain: Callable[..., torch.Tensor],
-                        seed: int, similarity_measure: str = "spearman", steps: int = 3,
+                        model_seed: int, similarity_measure: str = "spearman", steps: int = 3,
                         sign: str = "abs") -> np.ndarray:
     """``mean_stages sim(E(f, x), E(f_randomized top-down, x))`` per sample (Adebayo et al. 2018, Sec. 3.1)."""
     if similarity_measure not in SIMILARITIES:
@@ -96,7 +114,7 @@ def model_randomization(maps: torch.Tensor, model: Callable[[], nn.Module], expl
     done = 0
     scores = []
     with torch.random.fork_rng():
-        torch.manual_seed(seed)
+        torch.manual_seed(model_seed)
         for upto in cascade_stages(len(layers), steps):
             for name in layers[done:upto]:
                 copy.get_submodule(name).reset_parameters()

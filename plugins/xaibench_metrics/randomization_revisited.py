@@ -31,9 +31,12 @@ handling, data range 1, over the image or signal) or Spearman. Quantus 0.6's
 ``RandomLogit`` computes SSIM on the *flattened* maps; it is equal to ours with
 Spearman similarity (where flattening changes nothing).
 
-Randomness: the randomized model and the noise and off-classes of each sample are
-drawn from the method-independent ``sample_seeds`` (common random numbers: every
-method faces the same randomized model, noise and classes). Each layer with
+Randomness: the noise and off-classes of each sample are drawn from the
+method-independent ``sample_seeds``, the randomized model from ``model_seed``, which
+depends on the dataset and model only (common random numbers: every method and metric
+faces the same randomized model, every method the same noise and classes).
+sMPRT and the random logit test score the *absolute* similarity (see
+:mod:`xaibench_metrics.randomization` on direction): lower is better, 0 best. Each layer with
 parameters is re-initialised by its own ``reset_parameters`` (PyTorch's
 initialisers, as in Quantus).
 
@@ -59,8 +62,8 @@ SANITY_REVISITED = ("Hedström et al., Sanity Checks Revisited: An Exploration t
 RANDOM_LOGIT = "Sixt et al., When Explanations Lie: Why Many Modified BP Attributions Fail, ICML 2020"
 
 
-def fully_randomized(model: Callable[[], nn.Module], sample_seeds: Sequence[int]) -> nn.Module:
-    """A fresh copy of the trained model with every layer re-initialised, seeded from all ``sample_seeds``.
+def fully_randomized(model: Callable[[], nn.Module], model_seed: int) -> nn.Module:
+    """A fresh copy of the trained model with every layer re-initialised, seeded by ``model_seed``.
 
     Raises :class:`ValueError` for a model with no layer that has ``reset_parameters``.
     """
@@ -69,7 +72,7 @@ def fully_randomized(model: Callable[[], nn.Module], sample_seeds: Sequence[int]
     if not layers:
         raise ValueError("the model has no layers with reset_parameters() to randomize")
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed_from("randomized-model", *sample_seeds))
+        torch.manual_seed(seed_from("randomized-model", model_seed))
         for name in layers[::-1]:  # bottom-up, the order of Quantus's generator
             copy.get_submodule(name).reset_parameters()
     return copy
@@ -81,7 +84,7 @@ def discrete_entropy(maps: np.ndarray, n_bins: int) -> np.ndarray:
 
 
 def efficient_mprt(maps: torch.Tensor, model: Callable[[], nn.Module], explain: Callable[..., torch.Tensor],
-                   sample_seeds: Sequence[int], n_bins: int = 100) -> np.ndarray:
+                   model_seed: int, n_bins: int = 100) -> np.ndarray:
     """eMPRT (Hedström et al. 2023, Sec. 4.2): ``(H(Phi(f_rand, x)) - H(Phi(f, x))) / H(Phi(f, x))`` per sample.
 
     ``(N,)`` float64, higher is better; NaN where the trained model's map is constant.
@@ -89,24 +92,24 @@ def efficient_mprt(maps: torch.Tensor, model: Callable[[], nn.Module], explain: 
     if n_bins < 2:
         raise ValueError(f"n_bins must be at least 2, got {n_bins}")
     before = discrete_entropy(maps.double().cpu().numpy(), n_bins)
-    after = discrete_entropy(explain(fully_randomized(model, sample_seeds)).double().cpu().numpy(), n_bins)
+    after = discrete_entropy(explain(fully_randomized(model, model_seed)).double().cpu().numpy(), n_bins)
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(before > 0, (after - before) / np.where(before > 0, before, 1.0), np.nan)
 
 
 def smooth_mprt(inputs: torch.Tensor, maps: torch.Tensor, model: Callable[[], nn.Module],
-                explain: Callable[..., torch.Tensor], sample_seeds: Sequence[int], draws: int = 10,
+                explain: Callable[..., torch.Tensor], sample_seeds: Sequence[int], model_seed: int, draws: int = 10,
                 noise_magnitude: float = 0.1, sign: str = "abs") -> np.ndarray:
     """sMPRT (Hedström et al. 2023, Sec. 4.1): Spearman of the noise-averaged maps of ``f`` and of ``f_rand``.
 
-    ``(N,)`` float64 in [-1, 1], lower is better; NaN where the trained model's smoothed map is constant.
+    ``(N,)`` float64 in [0, 1] (``|rho|``), lower is better; NaN where either smoothed map is constant.
     """
     if draws < 1 or noise_magnitude < 0:
         raise ValueError(f"sMPRT needs draws >= 1 and noise_magnitude >= 0, got {draws} and {noise_magnitude}")
     dims = tuple(range(1, inputs.dim()))
     spread = (inputs.amax(dim=dims, keepdim=True) - inputs.amin(dim=dims, keepdim=True)) * noise_magnitude
     noise = input_noise(inputs, sample_seeds, draws - 1, "gaussian", 1.0) if draws > 1 else inputs.new_zeros((0, *inputs.shape))
-    randomized = fully_randomized(model, sample_seeds)
+    randomized = fully_randomized(model, model_seed)
     trained, rand = maps.double().clone(), explain(randomized, inputs=inputs).double()
     for z in noise:
         trained += explain(inputs=inputs + z * spread).double()
@@ -140,20 +143,21 @@ def random_logit(targets: torch.Tensor, maps: torch.Tensor, base_logits: torch.T
 def register_randomization_revisited(register: Callable[[MetricSpec], None]) -> None:
     """Registers eMPRT, sMPRT and the random logit test (category ``randomization``) with ``register``."""
     register(MetricSpec(
-        name="emprt", score=efficient_mprt, needs=frozenset({"maps", "model", "explain", "sample_seeds"}),
+        name="emprt", score=efficient_mprt, version="2", needs=frozenset({"maps", "model", "explain", "model_seed"}),
         category="randomization", higher_is_better=True,
         description="relative rise of the map's histogram entropy when every layer is randomized "
                     "(higher: the map depends on the weights)", citation=SANITY_REVISITED, defaults={"n_bins": 100}))
     register(MetricSpec(
-        name="smprt", score=smooth_mprt, needs=frozenset({"inputs", "maps", "model", "explain", "sample_seeds"}),
+        name="smprt", score=smooth_mprt, version="2",
+        needs=frozenset({"inputs", "maps", "model", "explain", "sample_seeds", "model_seed"}),
         category="randomization", higher_is_better=False,
-        description="Spearman correlation of noise-averaged maps of the trained and the fully randomized model "
-                    "(lower: the map depends on the weights)", citation=SANITY_REVISITED,
+        description="absolute Spearman correlation of noise-averaged maps of the trained and the fully randomized "
+                    "model (lower: the map depends on the weights)", citation=SANITY_REVISITED,
         defaults={"draws": 10, "noise_magnitude": 0.1, "sign": "abs"}))
     register(MetricSpec(
-        name="random-logit", score=random_logit,
+        name="random-logit", score=random_logit, version="2",
         needs=frozenset({"targets", "maps", "base_logits", "explain", "sample_seeds"}),
         category="randomization", higher_is_better=False,
-        description="SSIM between the maps of the explained class and of a random other class "
+        description="absolute SSIM between the maps of the explained class and of a random other class "
                     "(lower: the map depends on the class)", citation=RANDOM_LOGIT,
         defaults={"similarity_measure": "ssim", "sign": "abs"}))
