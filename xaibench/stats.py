@@ -46,6 +46,9 @@ def summarize(values: np.ndarray, seed: int) -> tuple[float, float, float, int]:
 
 #: Family-wise significance level of the paired tests behind tied ranks.
 ALPHA = 0.05
+#: Paired differences within this relative tolerance of the scores' magnitude (``rtol * max(1, |a|, |b|)``)
+#: are ties: float64 rounding (a Spearman of 0.9999999999999998 against 1.0) never decides a rank.
+TIE_RTOL = 1e-9
 
 
 def paired_pvalue(a: np.ndarray, b: np.ndarray) -> float:
@@ -54,8 +57,9 @@ def paired_pvalue(a: np.ndarray, b: np.ndarray) -> float:
     Wilcoxon (scipy.stats.wilcoxon, zero differences dropped) rather than a t-test
     because per-sample scores are often bounded or binary (a hit is 0 or 1, IiC is
     0 or 100) and far from normal; rather than a paired bootstrap because it gives
-    exact p-values for small n, which Holm's correction needs. Zero differences are
-    dropped (Wilcoxon's original rule); the p-value is exact when the remaining
+    exact p-values for small n, which Holm's correction needs. Zero differences, and
+    differences below :data:`TIE_RTOL` of the scores' magnitude (rounding, not a
+    difference), are dropped (Wilcoxon's original rule); the p-value is exact when the remaining
     absolute differences have no ties, else the tie-corrected normal approximation
     (binary scores: the sign test's). No non-zero difference: p = 1.
     """
@@ -64,7 +68,8 @@ def paired_pvalue(a: np.ndarray, b: np.ndarray) -> float:
         raise ValueError(f"paired scores need equal shapes, got {a.shape} and {b.shape}")
     keep = np.isfinite(a) & np.isfinite(b)
     diff = a[keep] - b[keep]
-    diff = diff[diff != 0]
+    scale = np.maximum(1.0, np.maximum(np.abs(a[keep]), np.abs(b[keep])))
+    diff = diff[np.abs(diff) > TIE_RTOL * scale]
     if diff.size == 0:
         return 1.0
     from scipy.stats import wilcoxon
