@@ -223,3 +223,73 @@ def test_target_predicted_explains_and_scores_the_predicted_class_not_the_label(
         assert not summary.failed, summary.failed
         means = {r.metric: r.mean for r in leaderboard.records(store, "tgt")}
     assert means == {"explained-class": expected, "scored-class": expected}
+
+
+# -- a saturated softmax: faithfulness correlation reads the logit ---------------------------------------------
+
+def test_faithfulness_correlation_reads_the_logit_where_the_float32_softmax_saturates() -> None:
+    """logit_1 = w . x + 40: p_1 = sigmoid(40 + ...) is exactly 1.0 in float32 whatever 5% of the pixels do,
+    so on probabilities every drop is 0 and the correlation is undefined on every sample; on the logit (the
+    default) the exact contributions w * x correlate perfectly (1 by hand: the drop is their sum)."""
+    g = torch.Generator().manual_seed(5)
+    w = torch.rand(1, 8, 8, generator=g)
+    model = Affine(w, 40.0)
+    x = torch.rand(3, 1, 8, 8, generator=g)
+    target = torch.ones(3, dtype=torch.long)
+    exact = (x * w)[:, 0]
+    assert (torch.softmax(model(x), 1)[:, 1] == 1.0).all()
+    np.testing.assert_allclose(_score("faithfulness-correlation", model, x, target, exact), 1.0, atol=1e-6)
+    assert np.isnan(_score("faithfulness-correlation", model, x, target, exact, output="prob")).all()
+
+
+# -- the leaderboard: effective parameters, not applicable, undefined with its reason ------------------------
+
+class Applicability:
+    """An additive method (gradient x input) next to the tiny plugin's non-additive one, and a metric that is
+    undefined on every sample with its declared reason."""
+
+    @hookimpl
+    def xaibench_register_methods(self, register):  # type: ignore[no-untyped-def]
+        def gradient_times_input(model, x, target, ctx):  # type: ignore[no-untyped-def]
+            x = x.detach().clone().requires_grad_(True)
+            model(x).gather(1, target[:, None]).sum().backward()
+            return (x.grad * x).sum(1).detach()
+
+        register(MethodSpec(name="grad-x-input", explain=gradient_times_input, modalities=frozenset({"image"}),
+                            description="gradient x input", additive=True))
+
+    @hookimpl
+    def xaibench_register_metrics(self, register):  # type: ignore[no-untyped-def]
+        register(MetricSpec(name="never-defined", score=lambda maps: np.full(len(maps), np.nan),
+                            category="complexity", higher_is_better=True, description="NaN on every sample",
+                            undefined="the probe is never defined"))
+
+
+def test_leaderboard_shows_parameters_not_applicable_cells_and_why_a_cell_is_undefined(
+        tmp_path: Path, tiny_plugin) -> None:  # type: ignore[no-untyped-def]
+    from xaibench.leaderboard.markdown import render
+    from xaibench.runner import Runner, RunOptions
+    from xaibench.store import Store
+    from xaibench.suite import load_suite
+
+    suite = tmp_path / "s.yaml"
+    suite.write_text("name: app\nseed: 0\nsamples: 4\ndatasets: [tiny]\nmodels: [tiny-cnn]\n"
+                     "methods: [input-times-one, grad-x-input]\n"
+                     "metrics: [completeness-error, {name: sensitivity-n, params: {patch: 4}}, never-defined]\n")
+    harness = load_harness([("tiny", tiny_plugin), ("app", Applicability())])
+    with Store(tmp_path / "r.sqlite") as store:
+        summary = Runner(harness, load_suite(suite), store, RunOptions(progress=False, home=tmp_path / "home")).run()
+        assert not summary.failed, summary.failed
+        recs = {(r.method, r.metric): r for r in leaderboard.records(store, "app")}
+        md = render(store, "app")
+    for metric in ("completeness-error", "sensitivity-n"):
+        assert recs[("input-times-one", metric)].status == "skipped"
+        assert recs[("input-times-one", metric)].detail.startswith("not applicable")
+        assert recs[("grad-x-input", metric)].status == "ok" and recs[("grad-x-input", metric)].n > 0
+    assert "not applicable: metric 'completeness-error'" in md
+    row = next(line for line in md.splitlines() if line.startswith("|") and "input-times-one" in line)
+    assert row.count("n/a") == 2
+    assert "grad-x-input / never-defined undefined on every sample: the probe is never defined" in md
+    metrics_table = md.split("## Metrics", 1)[1]
+    metric_row = next(line for line in metrics_table.splitlines() if line.startswith("| sensitivity-n "))
+    assert '"patch": 4' in metric_row and '"n": 8' in metric_row and '"sets": 32' in metric_row

@@ -371,6 +371,9 @@ class MetricSpec:
     #: It compares sums of the map with changes of the model's output (completeness, sensitivity-n,
     #: infidelity), so it applies only to methods declaring ``MethodSpec.additive``.
     requires_additive: bool = False
+    #: When a sample's score is undefined (NaN) and why, in one line; the leaderboard shows it next to a
+    #: cell that is undefined on every sample ("" : the metric never returns NaN, or says so in its description).
+    undefined: str = ""
     modalities: frozenset[str] = frozenset(MODALITIES)
     defaults: Mapping[str, Any] = field(default_factory=dict)
     #: Model variants the metric compares against (``needs`` then includes ``"variant"``).

@@ -15,8 +15,17 @@ patches, between ``sum_{i in S} a_i`` and ``f(x) - f(x with S occluded)``.
 Faithfulness correlation (Bhatt et al., "Evaluating and Aggregating Feature-based
 Model Explanations", IJCAI 2020, Eq. 2) is the same correlation over random subsets
 S of single pixels of a fixed size (``subset``, a fraction of the pixels), set to a
-baseline, on the model's probability output:
-``corr_S( sum_{i in S} g_i , f(x) - f(x_{S <- baseline}) )``.
+baseline: ``corr_S( sum_{i in S} g_i , f(x) - f(x_{S <- baseline}) )``. Bhatt et al.
+leave ``f`` as the model's output for the class; we take the target *logit* by default
+(``output: logit``, as Quantus's ``FaithfulnessCorrelation`` does with its default
+``softmax=False``), because a float32 softmax saturates: a confident model's ``p_c``
+stays exactly 1.0 when 5% of the pixels are zeroed, every drop is 0, and the
+correlation is undefined on every sample (seen on a 28 px ultrasound set), while the
+logit still moves. ``output: prob`` is the probability version; the leaderboard's
+metric table shows which one a run used.
+
+Undefined (NaN): where the output drops or the map's subset sums do not vary over the
+sets (Pearson's correlation has a zero denominator); the leaderboard names the rule.
 """
 from __future__ import annotations
 
@@ -99,7 +108,7 @@ def _pearson_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def faithfulness_correlation(inputs: torch.Tensor, targets: torch.Tensor, maps: torch.Tensor, engine: Engine, seed: int,
                              data_mean: torch.Tensor | None = None, subset: float = 0.05, runs: int = 64,
                              fill: str = "zero",
-                             output: str = "prob") -> np.ndarray:
+                             output: str = "logit") -> np.ndarray:
     """Bhatt et al.'s ``corr_S(sum_S g, f(x) - f(x_S))``: sensitivity-n with single-pixel patches."""
     if not 0 < subset < 1:
         raise ValueError(f"subset must be a fraction of the pixels in (0, 1), got {subset}")

@@ -140,6 +140,7 @@ def xaibench_register_metrics(register: Callable[[MetricSpec], None]) -> None:
         needs=MODEL | {"data_mean"},
         category="faithfulness", higher_is_better=False,
         description="|sum of the map - (f(x) - f(occluded x))| / |f(x) - f(occluded x)| on the target logit",
+        undefined="the target output is the same at the input and at the occluded baseline: no change to account for",
         citation="Sundararajan et al., ICML 2017 (completeness axiom); seed 003",
         defaults={"fill": "zero", "output": "logit"},
     ))
@@ -148,6 +149,7 @@ def xaibench_register_metrics(register: Callable[[MetricSpec], None]) -> None:
         needs=MODEL | {"seed", "data_mean"},
         category="faithfulness", higher_is_better=True,
         description="Pearson correlation between the map's sum over random patch sets and the logit drop they cause",
+        undefined="the output change or the map's sum does not vary over the random sets (a saturated output, or a map constant on them): Pearson correlation undefined",
         citation="Ancona et al., Towards better understanding of gradient-based attribution methods, ICLR 2018",
         defaults={"n": 8, "patch": 8, "sets": 32, "fill": "zero", "output": "logit"},
     ))
@@ -156,8 +158,10 @@ def xaibench_register_metrics(register: Callable[[MetricSpec], None]) -> None:
         needs=MODEL | {"seed", "data_mean"},
         category="faithfulness",
         higher_is_better=True,
-        description="Pearson correlation between the map's sum over random 5% pixel subsets and the p_c drop when zeroed",
-        citation=BHATT, defaults={"subset": 0.05, "runs": 64, "fill": "zero", "output": "prob"},
+        description="Pearson correlation between the map's sum over random pixel subsets (`subset` of the pixels) "
+                    "and the drop of the target's `output` (logit by default) when they are set to `fill`",
+        undefined="the output change or the map's sum does not vary over the random sets (a saturated output, or a map constant on them): Pearson correlation undefined",
+        citation=BHATT, defaults={"subset": 0.05, "runs": 64, "fill": "zero", "output": "logit"},
     ))
     register(MetricSpec(
         name="infidelity", score=infidelity, version="2", needs=MODEL | {"seed"}, requires_additive=True,
@@ -224,6 +228,8 @@ def xaibench_register_metrics(register: Callable[[MetricSpec], None]) -> None:
                         "randomized model only; fewer steps than layers = a coarse cascade); lower: the map "
                         "depends on the weights",
             citation=SANITY, defaults={"similarity_measure": measure, "steps": 3, "sign": "abs"},
+            undefined="the trained model's map is constant, or (Spearman) a randomized model's map is constant "
+                      "(a CAM that ReLU zeroed): rank correlation undefined, never scored as the best value 0",
         ))
     register(MetricSpec(
         name="data-randomization", score=data_randomization, version="2",

@@ -58,6 +58,19 @@ def _cell_text(r: Record, rank: int | None, tied: bool, samples: int) -> str:
     return f"**{text}**" if rank == 1 else text
 
 
+def _undefined_reason(r: Record, header: dict) -> str:  # type: ignore[type-arg]
+    """Why cell ``r`` has no defined sample: constant maps, else the metric's declared NaN rule."""
+    if r.constant_maps == r.n_total and r.n_total:
+        return "every map is constant (no pixel ranking to score)"
+    rule = header.get("metrics", {}).get(r.metric, {}).get("undefined", "")
+    return rule or "the metric returned NaN for every sample"
+
+
+def _params_text(params: object) -> str:
+    """A metric's effective parameters (its defaults merged with the suite's), as the metric table shows them."""
+    return _md(json.dumps(params, sort_keys=True)) if params else ""
+
+
 def _agreement_table(b: Block) -> list[str]:
     names = b.agreement_metrics
     if len(names) < 2:
@@ -150,7 +163,9 @@ def render(store: Store, suite: str) -> str:
                            tablefmt="github", disable_numparse=True), ""]
         notes = sorted({_md((f"{c.method} / {c.metric} failed: " if c.status == "failed" else "")
                             + c.detail.splitlines()[0])
-                        for r in b.rows for c in r.cells.values() if c.status in ("failed", "skipped") and c.detail})
+                        for r in b.rows for c in r.cells.values() if c.status in ("failed", "skipped") and c.detail}
+                       | {_md(f"{c.method} / {c.metric} undefined on every sample: " + _undefined_reason(c, header))
+                          for r in b.rows for c in r.cells.values() if c.status == "ok" and c.n == 0})
         if notes:
             lines += ["Cells without a score:", ""] + [f"- {n}" for n in notes] + [""]
         lines += constant_map_notes({r.method: max((c.constant_maps for c in r.cells.values()), default=0)
@@ -163,9 +178,11 @@ def render(store: Store, suite: str) -> str:
     metric_info = header.get("metrics", {})
     if metric_info:
         rows = [[m, i.get("category"), ARROW[bool(i.get("higher_is_better"))], _md(i.get("description", "")),
-                 _md(i.get("citation", ""))] for m, i in metric_info.items()]
-        lines += ["## Metrics", "", tabulate(rows, headers=["metric", "category", "better", "what it measures",
-                                                          "reference"], tablefmt="github"), ""]
+                 _params_text(i.get("params")), _md(i.get("citation", ""))] for m, i in metric_info.items()]
+        lines += ["## Metrics", "", "Parameters: the values this run used (the metric's defaults with the suite's "
+                  "overrides).", "",
+                  tabulate(rows, headers=["metric", "category", "better", "what it measures", "parameters",
+                                          "reference"], tablefmt="github"), ""]
     method_info = header.get("methods", {})
     if method_info:
         rows = [[m, i.get("plugin"), _md(json.dumps(i.get("params", {}), sort_keys=True)), _md(i.get("citation", ""))]
