@@ -26,3 +26,16 @@ def test_a_tiny_difference_on_large_scores_is_a_tie_but_on_small_scores_it_is_no
     assert paired_pvalue(big, big + 1e-7) == 1.0
     small = np.full(12, 0.5)
     assert paired_pvalue(small, small + 1e-7) < 0.01
+
+
+def test_one_number_format_per_column() -> None:
+    """The issue's cell ``689.3 [392.6, 1.04e+03]`` mixed formats; a column now takes its largest value's."""
+    from xaibench.leaderboard.markdown import column_format
+
+    big = column_format([689.3, 392.6, 1040.0, None, float("nan")])
+    assert [big(v) for v in (689.3, 392.6, 1040.0)] == ["6.89e+02", "3.93e+02", "1.04e+03"]
+    assert big(None) == big(float("nan")) == "–"
+    mid = column_format([12.25, 0.5])
+    assert [mid(12.25), mid(0.5)] == ["12.2", "0.5"]
+    small = column_format([0.12345, -0.5])
+    assert [small(0.12345), small(-0.5)] == ["0.123", "-0.500"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+from typing import Callable, Iterable
 
 import numpy as np
 from tabulate import tabulate
@@ -24,19 +25,19 @@ from xaibench.store import Store
 ARROW = {True: "↑", False: "↓"}
 
 
-def fmt(v: float | None) -> str:
-    """A score as the tables show it: 3 significant digits (``–`` for None, NaN and infinities).
-
-    ``|v| >= 1000``: ``.3g``; ``|v| >= 10``: one decimal; otherwise three decimals.
+def column_format(values: Iterable[float | None]) -> Callable[[float | None], str]:
+    """One number format for every score of a table column (means and CI bounds alike), from its largest
+    finite ``|value|``: ``>= 1000`` scientific with 3 significant digits (``1.04e+03``), ``>= 10`` one
+    decimal, otherwise three decimals; ``–`` for None, NaN and infinities. So a column never mixes
+    ``689.3`` with ``1.04e+03``.
     """
-    if v is None or not math.isfinite(v):
-        return "–"
-    a = abs(v)
-    if a >= 1000:
-        return f"{v:.3g}"
-    if a >= 10:
-        return f"{v:.1f}"
-    return f"{v:.3f}"
+    top = max((abs(v) for v in values if v is not None and math.isfinite(v)), default=0.0)
+    spec = ".2e" if top >= 1000 else ".1f" if top >= 10 else ".3f"
+
+    def fmt(v: float | None) -> str:
+        return "–" if v is None or not math.isfinite(v) else format(v, spec)
+
+    return fmt
 
 
 def _md(text: object) -> str:
@@ -48,7 +49,7 @@ def _rank_text(rank: int | None, tied: bool) -> str:
     return "–" if rank is None else f"{rank}{'=' if tied else ''}"
 
 
-def _cell_text(r: Record, rank: int | None, tied: bool, samples: int) -> str:
+def _cell_text(r: Record, rank: int | None, tied: bool, samples: int, fmt: Callable[[float | None], str]) -> str:
     if r.status != "ok":
         return {"failed": "**failed**", "skipped": "n/a", "missing": "not run"}[r.status]
     if r.n == 0:
@@ -155,9 +156,12 @@ def render(store: Store, suite: str) -> str:
                       f"(majority class: {e['majority']:.3f}).", ""]
             lines += evaluation_notes(e)  # the model gate's verdict; device, dtype, autocast
         lines += [f"Samples per cell: {b.samples}.", ""]
+        formats = {m: column_format(v for r in b.rows if m in r.cells and r.cells[m].status == "ok"
+                                    for v in (r.cells[m].mean, r.cells[m].ci_low, r.cells[m].ci_high))
+                   for m in b.metrics}
         table = [[_rank_text(r.rank, r.tied), r.method]
-                 + [_cell_text(r.cells[m], r.metric_ranks[m], r.metric_tied[m], b.samples) if m in r.cells else "–"
-                    for m in b.metrics] for r in b.rows]
+                 + [_cell_text(r.cells[m], r.metric_ranks[m], r.metric_tied[m], b.samples, formats[m])
+                    if m in r.cells else "–" for m in b.metrics] for r in b.rows]
         lines += [tabulate(table, headers=["rank", "method"] + [f"{m} {ARROW[b.higher_is_better[m]]}"
                                                                 for m in b.metrics],
                            tablefmt="github", disable_numparse=True), ""]
