@@ -11,7 +11,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from xaibench import hookimpl, leaderboard
 from xaibench.plugins import load_harness

@@ -10,7 +10,9 @@ from torch import nn
 from xaibench_metrics.infidelity import infidelity, pixel_noise
 
 from xaibench.engine import Engine
+from xaibench.plugins import load_harness
 from xaibench.specs import MetricContext
+from xaibench.testing import score_metric
 
 N, RUNS = 4, 12
 
@@ -28,7 +30,9 @@ def test_infidelity_equals_captum_on_rgb_input(normalize: bool) -> None:
     target = torch.tensor([0, 1, 2, 0])
     sal = torch.randn(N, 8, 8)
     ctx = _ctx(model, x)
-    ours = infidelity(x, target, sal, ctx.engine, ctx.seed, runs=RUNS, noise=0.1, normalize=normalize)
+    spec = load_harness().metrics.get("infidelity")  # the registered metric, as the runner calls it
+    ours = score_metric(spec, ctx, x, target, sal, **{**spec.defaults, "runs": RUNS, "noise": 0.1,
+                                                      "normalize": normalize})
     noise = pixel_noise(x, RUNS, 0.1, ctx.seed)
 
     def perturb(inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

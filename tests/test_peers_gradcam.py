@@ -19,7 +19,9 @@ from xaibench_metrics.road import road
 
 from xaibench.engine import Engine
 from xaibench.maps import normalize
+from xaibench.plugins import load_harness
 from xaibench.specs import MetricContext
+from xaibench.testing import score_metric
 
 N = 5
 
@@ -56,6 +58,68 @@ def test_road_morf_and_lerf_equal_pytorch_grad_cam_on_rgb_without_noise() -> Non
         theirs = peer(x, sal.numpy(), targets, model)
         ours = road(x, target, sal, ctx.engine, ctx.seed, order=order, fractions=[p / 100 for p in percentiles], noise=0.0)
         np.testing.assert_allclose(ours - base, theirs, atol=1e-5, err_msg=order)
+
+
+def _registered(name: str, ctx: MetricContext, x: torch.Tensor, target: torch.Tensor, sal: torch.Tensor,
+                **params: object) -> np.ndarray:
+    """The registered metric ``name`` with its defaults (``params`` override them), through the runner's seam."""
+    spec = load_harness().metrics.get(name)
+    return np.asarray(score_metric(spec, ctx, x, target, sal, **{**spec.defaults, **params}), dtype=np.float64)
+
+
+def test_registered_road_with_noise_equals_pytorch_grad_cam_on_the_same_draws() -> None:
+    """ROAD with noise 0.05 through the registered metrics, against grad-cam's NoisyLinearImputer fed the same
+    Gaussian draws at the imputed pixels (ours: one standard normal per channel and pixel, per sample and
+    fraction, from the cell's seed; grad-cam draws one per imputed value, which we replace by ours)."""
+    from unittest import mock
+
+    import pytorch_grad_cam.metrics.road as gc_road
+
+    model, x, sal, target, ctx = _setup(channels=3, size=10, seed=3)
+    noise, percentiles = 0.05, [20, 50, 80]
+    fractions = [p / 100 for p in percentiles]
+    base = torch.softmax(model(x), 1).detach().numpy()[np.arange(N), target.numpy()]
+    for order, remover in (("morf", RemoveMostRelevantFirst), ("lerf", RemoveLeastRelevantFirst)):
+        rng = np.random.default_rng(ctx.seed)  # our draws, in our order: sample-major, then fraction
+        draws = [[rng.standard_normal(x.shape[1:]) for _ in fractions] for _ in range(N)]
+        current: dict[str, torch.Tensor] = {}
+
+        class SameDraws(NoisyLinearImputer):
+            def __call__(self, img: torch.Tensor, mask: torch.Tensor,  # type: ignore[override]
+                         current: dict = current) -> torch.Tensor:  # type: ignore[type-arg]
+                current["img"], current["mask"] = img, mask
+                return super().__call__(img, mask)
+
+        def randn_like(t: torch.Tensor, current: dict = current, draws: list = draws) -> torch.Tensor:  # type: ignore[type-arg]
+            i = next(k for k in range(N) if torch.equal(current["img"], x[k]))
+            removed = (current["mask"].reshape(-1) == 0).numpy()
+            k = fractions.index(round(removed.mean(), 2))
+            return torch.from_numpy(draws[i][k].reshape(x.shape[1], -1)[:, removed]).float()
+
+        peer = AveragerAcrossThresholds(
+            lambda p, remover=remover: PerturbationConfidenceMetric(remover(p, SameDraws(noise=noise))), percentiles)
+        with mock.patch.object(gc_road.torch, "randn_like", randn_like):
+            theirs = peer(x, sal.numpy(), [ClassifierOutputSoftmaxTarget(int(t)) for t in target], model)
+        ours = _registered(f"road-{order}", ctx, x, target, sal, fractions=fractions, noise=noise)
+        np.testing.assert_allclose(ours - base, theirs, atol=1e-5, err_msg=order)
+        noiseless = _registered(f"road-{order}", ctx, x, target, sal, fractions=fractions, noise=0.0)
+        assert np.abs(ours - noiseless).max() > 1e-4  # the noise is in the comparison
+
+
+def test_registered_dic_iic_scale_the_map_as_pytorch_grad_cam_scales_a_cam() -> None:
+    """Maps with a positive offset (+3): the registered dic/iic keep ``x * L`` with ``L`` grad-cam's own
+    ``scale_cam_image`` (min-max), so they equal its CamMultImageConfidenceChange on that ``L``."""
+    from pytorch_grad_cam.utils.image import scale_cam_image
+
+    model, x, sal, target, ctx = _setup(channels=3, size=8, seed=4)
+    offset = sal + 3.0
+    cams = scale_cam_image(offset.numpy())
+    change = CamMultImageConfidenceChange()(x, cams, [ClassifierOutputSoftmaxTarget(int(t)) for t in target], model)
+    base = torch.softmax(model(x), 1).detach().numpy()[np.arange(N), target.numpy()]
+    dic = _registered("dic", ctx, x, target, offset)
+    iic = _registered("iic", ctx, x, target, offset)
+    np.testing.assert_allclose(dic / 100 * base, np.maximum(-change, 0), atol=1e-6)
+    np.testing.assert_array_equal(iic / 100, (change > 0).astype(np.float64))
 
 
 def test_confidence_change_equals_pytorch_grad_cam_cam_mult_image() -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 import numpy as np
 from tabulate import tabulate
@@ -183,8 +183,8 @@ def render(store: Store, suite: str) -> str:
     if metric_info:
         rows = [[m, i.get("category"), ARROW[bool(i.get("higher_is_better"))], _md(i.get("description", "")),
                  _params_text(i.get("params")), _md(i.get("citation", ""))] for m, i in metric_info.items()]
-        lines += ["## Metrics", "", "Parameters: the values this run used (the metric's defaults with the suite's "
-                  "overrides).", "",
+        lines += ["## Metrics", "", ("Parameters: the values this run used (the metric's defaults with the suite's "
+                                    "overrides)."), "",
                   tabulate(rows, headers=["metric", "category", "better", "what it measures", "parameters",
                                           "reference"], tablefmt="github"), ""]
     method_info = header.get("methods", {})
