@@ -59,6 +59,7 @@ def test_two_methods_with_the_same_map_get_the_same_scores_on_every_metric(  # t
                 continue
             va, vb = store.scores(a.cell_key), store.scores(b.cell_key)
             np.testing.assert_array_equal(np.array(list(va.values())), np.array(list(vb.values())), err_msg=metric)
+            assert (a.mean, a.ci_low, a.ci_high) == (b.mean, b.ci_low, b.ci_high) or a.n == 0, metric
             scored.append(metric)
     random_draws = {"sensitivity-n", "faithfulness-correlation", "infidelity", "road-morf", "road-lerf",
                     "mprt-spearman", "mprt-ssim", "emprt", "smprt", "random-logit"}

@@ -45,6 +45,16 @@ class Affine(nn.Module):
         return torch.stack([torch.zeros_like(z), z], dim=1)
 
 
+def _affine_case(seed: int, n: int, size: int, bias: float,
+                 signed: bool) -> tuple[Affine, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(model, x (n, 1, size, size), targets (all class 1), the exact contributions w * x (n, size, size))``."""
+    g = torch.Generator().manual_seed(seed)
+    w = (torch.randn if signed else torch.rand)(1, size, size, generator=g)
+    model = Affine(w, bias)
+    x = torch.rand(n, 1, size, size, generator=g)
+    return model, x, torch.ones(n, dtype=torch.long), (x * w)[:, 0]
+
+
 # -- pointing game: 15 px at 224 px, scaled with the input's size ------------------------------------------
 
 @pytest.mark.parametrize("size", [64, 112])
@@ -111,12 +121,7 @@ def test_road_adds_its_noise_to_the_imputed_pixels_only_with_the_stated_deviatio
 def test_completeness_error_subtracts_the_output_at_the_baseline() -> None:
     """Affine model, zero baseline: f(x) - f(0) = w . x. The exact contributions w * x have error 0 and
     w * x / 2 has error 1/2, whatever the bias b = 3; without the baseline term both would depend on b."""
-    g = torch.Generator().manual_seed(1)
-    w = torch.randn(1, 6, 6, generator=g)
-    model = Affine(w, 3.0)
-    x = torch.rand(5, 1, 6, 6, generator=g)
-    target = torch.ones(5, dtype=torch.long)
-    exact = (x * w)[:, 0]
+    model, x, target, exact = _affine_case(1, 5, 6, 3.0, signed=True)
     assert (model(torch.zeros(1, 1, 6, 6))[0, 1] == 3.0).item()  # the logit at the baseline is not 0
     np.testing.assert_allclose(_score("completeness-error", model, x, target, exact), 0.0, atol=1e-5)
     np.testing.assert_allclose(_score("completeness-error", model, x, target, exact / 2), 0.5, atol=1e-5)
@@ -231,12 +236,7 @@ def test_faithfulness_correlation_reads_the_logit_where_the_float32_softmax_satu
     """logit_1 = w . x + 40: p_1 = sigmoid(40 + ...) is exactly 1.0 in float32 whatever 5% of the pixels do,
     so on probabilities every drop is 0 and the correlation is undefined on every sample; on the logit (the
     default) the exact contributions w * x correlate perfectly (1 by hand: the drop is their sum)."""
-    g = torch.Generator().manual_seed(5)
-    w = torch.rand(1, 8, 8, generator=g)
-    model = Affine(w, 40.0)
-    x = torch.rand(3, 1, 8, 8, generator=g)
-    target = torch.ones(3, dtype=torch.long)
-    exact = (x * w)[:, 0]
+    model, x, target, exact = _affine_case(5, 3, 8, 40.0, signed=False)
     assert (torch.softmax(model(x), 1)[:, 1] == 1.0).all()
     np.testing.assert_allclose(_score("faithfulness-correlation", model, x, target, exact), 1.0, atol=1e-6)
     assert np.isnan(_score("faithfulness-correlation", model, x, target, exact, output="prob")).all()

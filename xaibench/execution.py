@@ -233,7 +233,9 @@ class Execution:
             raise
         except (Exception, SystemExit) as exc:
             return self.failed(c, describe_failure(exc)), None
-        mean, low, high, n = summarize(values, seed_from(self.settings.suite.seed, c.row.cell_key))
+        # the bootstrap's resamples are common random numbers too: identical scores, identical intervals
+        bootstrap = seed_from(self.settings.suite.seed, g.model_key, spec.name, "bootstrap")
+        mean, low, high, n = summarize(values, bootstrap)
         prov = {**self.provenance(c, params, time.perf_counter() - start), "constant_maps": constant}
         return CellResult(c.row.cell_key, c.row.dataset, c.row.model, c.row.method, c.row.metric, "ok",
                           mean, low, high, n, len(samples), None, prov), values.tolist()
