@@ -100,8 +100,8 @@ def test_road_adds_its_noise_to_the_imputed_pixels_only_with_the_stated_deviatio
     maps = torch.rand(4, 24, 24, generator=g)
     model = Recorder().eval()
     _score("road-morf", model, x, torch.zeros(4, dtype=torch.long), maps, fractions=fractions, noise=noise)
-    seen = torch.cat(model.seen[1:] if model.seen[0].shape[0] == 4 and len(model.seen) > 1 else model.seen)
-    perturbed = seen[-4 * len(fractions):].reshape(4, len(fractions), 3, 24, 24)  # sample-major, then fraction
+    # the last 4 x 2 inputs the model saw are the perturbed ones, sample-major (kept pixels pin the order)
+    perturbed = torch.cat(model.seen)[-4 * len(fractions):].reshape(4, len(fractions), 3, 24, 24)
     removed = removal_masks(maps, fractions, "morf")
     residuals = []
     for i in range(4):
