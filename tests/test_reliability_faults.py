@@ -110,10 +110,9 @@ def test_fail_fast_stops_at_the_first_failed_cell(xb) -> None:  # type: ignore[n
 
 
 def test_cli_cell_timeout_overrides_the_suite_and_must_be_positive(xb) -> None:  # type: ignore[no-untyped-def]
-    start = time.monotonic()
+    # the message names the command line's limit, not the suite's: no wall-clock assertion needed
     code, _, err, _ = xb(suite_text(["m-slow", "probe"], ["mass"], "cell_timeout: 600"), "--cell-timeout", "0.5")
     assert code == 1 and "timed out after 0.5s" in err
-    assert time.monotonic() - start < 30
     code, _, err, _ = xb(suite_text(["probe"], ["mass"], "cell_timeout: 600"), "--cell-timeout", "-1")
     assert code == 2 and "must be a positive number of seconds" in err
 
