@@ -48,6 +48,25 @@ def best_time(fn: Callable[[], object], rounds: int) -> float:
     return min(_times(fn, rounds))
 
 
+class CountingModel(torch.nn.Module):
+    """Wraps a model and counts the images its forward passes see: the work both sides of a comparison do."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+        self.images = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.images += int(x.shape[0])
+        return self.model(x)
+
+    def count(self, fn: Callable[[], object]) -> int:
+        """The images ``fn()`` passes through the model."""
+        before = self.images
+        fn()
+        return self.images - before
+
+
 def pytest_terminal_summary(terminalreporter) -> None:  # type: ignore[no-untyped-def]
     if not RATIOS:
         return

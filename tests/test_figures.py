@@ -80,8 +80,10 @@ def test_gallery_and_curve_figures_for_images_and_signals(tmp_path: Path) -> Non
     smask[:, 10:15] = True
     spath = figures.gallery(signal, smask, {"a": rng.random((2, 40))}, ["t0", "t1"], ["y=0", "y=1"], "sig",
                             tmp_path / "s.png")
-    curves = {"a": (rng.random((3, 21)), rng.random((3, 21))), "b": (rng.random((3, 21)), rng.random((3, 21)))}
-    cpath = figures.curve_figure(curves, "img", tmp_path / "c.png")
+    panels = [figures.CurvePanel(f"{m}-auc: steps=20", m, m == "insertion", {"a": rng.random((3, 21)),
+                                                                          "b": rng.random((3, 21))})
+              for m in ("deletion", "insertion")]
+    cpath = figures.curve_figure(panels, "img", tmp_path / "c.png", note="test")
     for p in (path, spath, cpath):
         assert 1_000 < p.stat().st_size < MAX_BYTES
     assert figures.figure_path("my suite", "ds/1", "net", "gallery") == "my-suite/ds-1--net--gallery.png"

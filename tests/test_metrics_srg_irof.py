@@ -38,7 +38,8 @@ def _score(name: str, model: nn.Module, x: torch.Tensor, maps: torch.Tensor, **p
     spec = load_harness().metrics.get(name)
     engine = Engine(model, "cpu", batch_size=7)
     base = engine.logits(x)
-    ctx = MetricContext(engine=engine, base_logits=base, seed=0, data_mean=x.mean(dim=(0, 2, 3)))
+    ctx = MetricContext(engine=engine, base_logits=base, seed=0, data_mean=x.mean(dim=(0, 2, 3)),
+                        sample_seeds=tuple(range(x.shape[0])))
     return np.asarray(score_metric(spec, ctx, x, base.argmax(1), maps, **{**spec.defaults, **params}), dtype=np.float64)
 
 

@@ -10,8 +10,16 @@ the training data's per-channel mean, the harness's baseline everywhere else.
 
 In the core, not in a metric plugin, so the figures and any deletion/insertion
 metric draw the same curve from the same code.
+
+Ties: pixels of equal saliency (a flat CAM region, a constant map) have no order of
+their own. Given one seed per sample, :func:`pixel_ranks` orders each tied group by a
+random permutation drawn from that seed, so a flat region is removed in a seeded
+random order, not top-left first (raster order would let a model that looks at one
+corner make a flat map look faithful); without seeds, index order (ROAD's rule).
 """
 from __future__ import annotations
+
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -21,10 +29,22 @@ from xaibench.engine import Engine
 MODES = ("deletion", "insertion")
 
 
-def pixel_ranks(saliency: torch.Tensor) -> torch.Tensor:
-    """Position of each pixel in decreasing order of the map, ``(N, P)`` long; ties keep index order."""
+def pixel_ranks(saliency: torch.Tensor, sample_seeds: Sequence[int] | None = None) -> torch.Tensor:
+    """Position of each pixel in decreasing order of the map, ``(N, P)`` long (0 = most salient).
+
+    Ties keep index order, or with ``sample_seeds`` (one per map) the order of a random
+    permutation of the pixels seeded by the map's seed (the same seed, the same order).
+    Raises ``ValueError`` when the number of seeds differs from the number of maps.
+    """
     flat = saliency.reshape(saliency.shape[0], -1)
-    order = torch.argsort(-flat, dim=1, stable=True)
+    if sample_seeds is None:
+        order = torch.argsort(-flat, dim=1, stable=True)
+    else:
+        if len(sample_seeds) != flat.shape[0]:
+            raise ValueError(f"{len(sample_seeds)} sample seeds for {flat.shape[0]} maps: one seed per map")
+        shuffle = torch.stack([torch.randperm(flat.shape[1], generator=torch.Generator().manual_seed(int(s)))
+                               for s in sample_seeds]).to(flat.device)
+        order = shuffle.gather(1, torch.argsort(-flat.gather(1, shuffle), dim=1, stable=True))
     ranks = torch.empty_like(order)
     ranks.scatter_(1, order, torch.arange(flat.shape[1], device=flat.device).expand_as(order))
     return ranks
@@ -32,7 +52,8 @@ def pixel_ranks(saliency: torch.Tensor) -> torch.Tensor:
 
 def perturbation_curve(engine: Engine, x: torch.Tensor, target: torch.Tensor, saliency: torch.Tensor, mode: str,
                        canvas: torch.Tensor, steps: int, output: str = "prob",
-                       input_scores: torch.Tensor | None = None) -> np.ndarray:
+                       input_scores: torch.Tensor | None = None,
+                       sample_seeds: Sequence[int] | None = None) -> np.ndarray:
     """Target score after each of ``steps`` deletions (or insertions): ``(N, steps + 1)`` float64.
 
     ``x`` is ``(N, C, *spatial)``, ``saliency`` ``(N, *spatial)`` and ``canvas`` broadcasts
@@ -43,6 +64,7 @@ def perturbation_curve(engine: Engine, x: torch.Tensor, target: torch.Tensor, sa
 
     ``input_scores``, the scores of the unperturbed inputs (which the runner already
     has), fill the curve's point that is the input itself instead of a forward pass.
+    ``sample_seeds`` (one per sample) order tied pixels at random (:func:`pixel_ranks`).
     """
     if mode not in MODES:
         raise ValueError(f"mode must be 'deletion' or 'insertion', got {mode!r}")
@@ -54,7 +76,7 @@ def perturbation_curve(engine: Engine, x: torch.Tensor, target: torch.Tensor, sa
     x = x.to(engine.device)
     canvas = canvas.to(x).expand_as(x)
     n, p = x.shape[0], int(np.prod(x.shape[2:]))
-    ranks = pixel_ranks(saliency.to(x.device))
+    ranks = pixel_ranks(saliency.to(x.device), sample_seeds)
     counts = torch.round(torch.arange(steps + 1, device=x.device, dtype=torch.float64) * p / steps).long()
     start, end = (x, canvas) if mode == "deletion" else (canvas, x)
 

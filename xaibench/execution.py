@@ -207,20 +207,30 @@ class Execution:
             sample_seeds=tuple(seed_from(draws, sid) for sid in g.samples.ids),
         )
 
+    def batch(self, g: GroupContext, maps: np.ndarray) -> MetricBatch:
+        """The per-sample arguments of every metric of ``g`` on ``maps``, on the device."""
+        device, samples = self.settings.device, g.samples
+        return MetricBatch(
+            inputs=samples.x.to(device), targets=g.target, maps=torch.from_numpy(maps).to(device),
+            masks=None if samples.masks is None else samples.masks.to(device),
+            regions=None if samples.regions is None else samples.regions.to(device))
+
+    def curves(self, g: GroupContext, c: Cell, maps: np.ndarray) -> np.ndarray:
+        """Cell ``c``'s metric curves (``MetricSpec.curve``) of ``maps``, ``(N, S)`` float64: its score's
+        arguments, parameters and random draws, so their areas are the cell's per-sample scores."""
+        spec: MetricSpec = c.metric.spec
+        arguments = metric_arguments(spec.needs, self.batch(g, maps), self.metric_context(g, c, {}))
+        return np.asarray(spec.curve(**arguments, **c.metric.params), dtype=np.float64)
+
     def score(self, g: GroupContext, c: Cell, maps: np.ndarray,
               memo: dict[Hashable, Any]) -> tuple[CellResult, list[float] | None]:
         """Cell ``c``'s metric on ``maps``: its result and per-sample scores, or a failed result and None."""
-        device = self.settings.device
         spec: MetricSpec = c.metric.spec
         params = c.metric.params
         samples = g.samples
         start = time.perf_counter()
         try:
-            batch = MetricBatch(
-                inputs=samples.x.to(device), targets=g.target, maps=torch.from_numpy(maps).to(device),
-                masks=None if samples.masks is None else samples.masks.to(device),
-                regions=None if samples.regions is None else samples.regions.to(device))
-            arguments = metric_arguments(spec.needs, batch, self.metric_context(g, c, memo))
+            arguments = metric_arguments(spec.needs, self.batch(g, maps), self.metric_context(g, c, memo))
             values = self.isolated(f"metric {c.metric.entry.display!r}", g.model,
                                    lambda: spec.score(**arguments, **params))
             values = _real(values, "metric").detach().cpu().double().numpy()

@@ -7,7 +7,8 @@ Per dataset x model block of a suite:
 - ``gallery``: samples as rows, methods as columns, each map over its input with
   the ground-truth mask's contour (1D signals: the signal as a line over the map
   as a coloured band, the mask as a bar under it);
-- ``curves``: mean deletion and insertion curves per method (RISE), with AUCs.
+- ``curves``: per method, the mean curve of each metric that has one (``MetricSpec.curve``:
+  deletion, insertion), with the suite's parameters: a panel's AUC is the table's score.
 
 The gallery and the curves need the models and maps, so ``xaibench run`` draws
 them right after the run (:func:`write_run_figures`), from the cached checkpoints
@@ -20,12 +21,14 @@ from __future__ import annotations
 import math
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, NamedTuple, Sequence
 
 import numpy as np
 
 from xaibench import progress
 from xaibench.errors import CellError, XaibenchError, did_you_mean
+from xaibench.plan import resolve
+from xaibench.suite import Entry
 
 if TYPE_CHECKING:  # pragma: no cover
     from xaibench.runner import Runner
@@ -35,7 +38,6 @@ DPI = 80
 #: Rows of a gallery and samples averaged in a curve figure (the first evaluated samples).
 GALLERY_SAMPLES = 4
 CURVE_SAMPLES = 16
-CURVE_STEPS = 20
 #: Widest gallery in inches: more methods make smaller panels, not a wider (heavier) file.
 MAX_WIDTH = 9.0
 #: Narrowest gallery panel in inches: with 11-17 methods the figure grows wider instead.
@@ -218,41 +220,50 @@ def gallery(x: np.ndarray, masks: np.ndarray | None, maps: Mapping[str, np.ndarr
         return _save(fig, path)
 
 
-def curve_figure(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], title: str, path: str | Path,
-                 unit: str = "pixels") -> Path:
-    """Mean deletion and insertion curves per method, ``curves[method] = (deletion, insertion)`` each (N, S+1).
+class CurvePanel(NamedTuple):
+    """One panel of a curve figure: a metric's title (name and parameters), label, direction, curves per method."""
 
-    One legend for both panels, outside the data on the right, with each method's two AUCs;
-    past 12 methods it takes two columns and the figure grows, and past 10 the line
-    style changes with each round of the colour cycle, so no two methods look alike.
+    title: str
+    label: str
+    higher_is_better: bool
+    curves: Mapping[str, np.ndarray]
+
+
+def curve_figure(panels: Sequence[CurvePanel], title: str, path: str | Path, unit: str = "pixels",
+                 note: str = "") -> Path:
+    """Mean curves per method, one panel per curve metric (``panel.curves[method]``: ``(N, S)``, same methods).
+
+    One legend, right of the panels, with each method's mean per-sample trapezoid area per panel (the metric's
+    score on these samples); past 12 methods two columns, past 10 the line style changes. ``note`` ends the title.
     """
     from xaibench.kernels import auc
 
-    columns = 1 if len(curves) <= 12 else 2
+    methods = list(panels[0].curves) if panels else []
+    columns = 1 if len(methods) <= 12 else 2
     with _style():
-        fig = _figure(8.5 + 1.6 * (columns - 1), max(3.2, 0.3 * math.ceil(len(curves) / columns) + 1.0))
-        axes = fig.subplots(1, 2, sharey=True)
-        aucs: dict[str, list[float]] = {m: [] for m in curves}
-        handles = []
-        for ax, which, better in ((axes[0], 0, "lower"), (axes[1], 1, "higher")):
-            for i, (method, pair) in enumerate(curves.items()):
-                curve = np.asarray(pair[which], dtype=np.float64)
+        fig = _figure(4.25 * max(2, len(panels)) + 1.6 * (columns - 1),
+                      max(3.2, 0.3 * math.ceil(len(methods) / columns) + 1.0))
+        axes = np.atleast_1d(fig.subplots(1, max(1, len(panels)), sharey=True))
+        areas: dict[str, list[str]] = {m: [] for m in methods}
+        handles: dict[str, Any] = {}
+        for ax, panel in zip(axes, panels):
+            for i, method in enumerate(methods):
+                curve = np.asarray(panel.curves[method], dtype=np.float64)
                 mean = curve.mean(axis=0)
-                frac = np.linspace(0, 1, mean.size)
                 style = ("-", "--", ":", "-.")[i // 10 % 4]
-                (line,) = ax.plot(frac, mean, linewidth=1.2, color=f"C{i % 10}", linestyle=style)
-                aucs[method].append(float(auc(mean[None])[0]))
-                if which == 0:
-                    handles.append(line)
-            ax.set_xlabel(f"fraction of {unit} {'deleted' if which == 0 else 'inserted'}, most salient first")
-            ax.set_title(f"{'deletion' if which == 0 else 'insertion'} ({better} AUC is better)")
+                (line,) = ax.plot(np.linspace(0, 1, mean.size), mean, linewidth=1.2, color=f"C{i % 10}",
+                                  linestyle=style)
+                handles.setdefault(method, line)
+                areas[method].append(f"{panel.label} {float(auc(curve).mean()):.3f}")
+            ax.set_xlabel(f"fraction of {unit} moved, most salient first")
+            ax.set_title(_short(f"{panel.title} ({'higher' if panel.higher_is_better else 'lower'} is better)", 60),
+                         fontsize=7)
             ax.grid(alpha=0.3)
-        fig.legend(handles, [f"{m}\n  AUC del {a[0]:.3f}, ins {a[1]:.3f}" for m, a in aucs.items()],
+        fig.legend(list(handles.values()), [f"{m}\n  AUC {', '.join(areas[m])}" for m in handles],
                    loc="outside right center", fontsize=6, frameon=False, ncols=columns)
-        n = next(iter(curves.values()))[0].shape[0] if curves else 0
+        n = len(next(iter(panels[0].curves.values()))) if methods else 0
         axes[0].set_ylabel("target-class probability")
-        fig.suptitle(_short(f"{title}: mean over the first {n} samples, {CURVE_STEPS} steps, removed {unit} set "
-                            f"to the training mean (the table's AUCs use the suite's samples and steps)", 110))
+        fig.suptitle(_short(f"{title}: mean over {n} samples. {note}", 140), fontsize=7)
         return _save(fig, path)
 
 
@@ -276,10 +287,11 @@ def write_run_figures(runner: "Runner", out_dir: str | Path) -> list[Path]:
     cache), so the figures show exactly what was scored; a method whose maps
     failed is left out of the figures (its cells say why).
     """
-    import torch
-
-    from xaibench.curves import perturbation_curve
-
+    curve_metrics = [mt for mt in runner.metrics if mt.spec.curve is not None]
+    in_table = bool(curve_metrics)  # else the registered curve metrics with their defaults, said on the figure
+    curve_metrics = curve_metrics or resolve(runner.harness, "metrics", [
+        Entry(r.spec.name) for r in runner.harness.metrics if r.spec.curve is not None], runner.suite)
+    methods = {me.entry.display: me for me in runner.methods}
     written = []
     for ds in runner.datasets:
         if runner.unavailable(ds) is not None:  # an optional dataset without data: nothing to draw
@@ -310,13 +322,14 @@ def write_run_figures(runner: "Runner", out_dir: str | Path) -> list[Path]:
                                    [samples.ids[i] for i in rows], labels, name,
                                    Path(out_dir) / figure_path(runner.suite.name, ds.entry.display, mo.entry.display,
                                                                "gallery")))
-            canvas = g.data_mean.reshape(1, -1, *[1] * (samples.x.dim() - 2))
-            curves = {k: tuple(perturbation_curve(g.engine, samples.x, g.target, torch.from_numpy(v), mode, canvas,
-                                                  CURVE_STEPS) for mode in ("deletion", "insertion"))
-                      for k, v in maps.items()}
-            written.append(curve_figure(curves, name, Path(out_dir) / figure_path(
+            panels = [CurvePanel(f"{mt.entry.display}: " + ", ".join(f"{k}={v}" for k, v in sorted(mt.params.items())),
+                                 mt.entry.display, mt.spec.higher_is_better,
+                                 {k: runner.metric_curves(g, methods[k], mt, v) for k, v in maps.items()}) for mt in curve_metrics]
+            note = (f"The first {len(samples)} of the table's {len(evaluated)} samples, curves as scored" if in_table
+                    else "Not in this suite's table: the registered curve metrics with their default parameters")
+            written.append(curve_figure(panels, name, Path(out_dir) / figure_path(
                 runner.suite.name, ds.entry.display, mo.entry.display, "curves"),
-                unit="points" if bundle.modality == "signal" else "pixels"))
+                unit="points" if bundle.modality == "signal" else "pixels", note=note))
     return written
 
 

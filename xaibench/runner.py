@@ -263,6 +263,14 @@ class Runner:
         """Why the plan skips method ``me`` on ``mo`` x ``ds`` (the plan's own rule), else None."""
         return method_skip(ds, self.bundle(ds), mo, me)
 
+    def metric_curves(self, g: GroupContext, me: Resolved, mt: Resolved, maps: np.ndarray) -> np.ndarray:
+        """The curves behind metric ``mt``'s scores of ``me``'s ``maps`` on ``g.samples`` (``mt.spec.curve``),
+        ``(N, S)``: the suite's parameters and the run's random draws, so the figures draw what the table scores."""
+        row = PlanRow(cell_key(g.model_key, me, mt, g.samples.ids, self.suite, self.settings.numerics),
+                      g.dataset.entry.display, g.model_entry.entry.display, g.model_key, me.entry.display,
+                      mt.entry.display, mt.spec.category, mt.spec.higher_is_better, None)
+        return self.execution.curves(g, Cell(row, g.dataset, g.model_entry, me, mt), maps)
+
     def cached_maps(self, g: GroupContext, me: Resolved) -> np.ndarray:
         """``me``'s maps of ``g.samples`` from the saliency cache (computed and cached if absent).
 

@@ -378,6 +378,10 @@ class MetricSpec:
     defaults: Mapping[str, Any] = field(default_factory=dict)
     #: Model variants the metric compares against (``needs`` then includes ``"variant"``).
     variants: tuple[ModelVariant, ...] = ()
+    #: ``curve(**needs, **params) -> (N, S)``: the per-sample curve whose trapezoid area
+    #: (:func:`xaibench.kernels.auc`) is ``score`` (deletion, insertion); the leaderboard's
+    #: curve figures draw exactly it, with the suite's parameters. None: no curve.
+    curve: Callable[..., np.ndarray] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "needs", frozenset(self.needs))

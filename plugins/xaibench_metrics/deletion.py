@@ -16,8 +16,17 @@ The curve itself is :func:`xaibench.curves.perturbation_curve` (shared with the
 leaderboard's curve figures): every step's input is built on the device from a
 precomputed rank of each pixel, and the engine streams all (sample, step) pairs in
 full batches. This module adds RISE's canvases and the area.
+
+Ties: pixels of equal saliency are removed (inserted) in a random order seeded per
+sample from ``sample_seeds`` (which do not depend on the method: two methods with the
+same map get the same curve), never in raster order; so a constant map scores a
+random ordering's AUC, whatever corner the model looks at. The curves themselves
+(:func:`deletion_curve`, :func:`insertion_curve`) are what the leaderboard's curve
+figures draw, with the suite's parameters.
 """
 from __future__ import annotations
+
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -41,23 +50,39 @@ def _canvas(inputs: torch.Tensor, fill: str, data_mean: torch.Tensor | None, blu
     return blur(inputs, blur_sigma, radius=blur_size // 2)
 
 
-def deletion_auc(inputs: torch.Tensor, targets: torch.Tensor, maps: torch.Tensor, engine: Engine,
-                 base_logits: torch.Tensor,
-                 data_mean: torch.Tensor | None = None, steps: int = 64, fill: str = "zero") -> np.ndarray:
-    """RISE deletion: ``AUC_[0,1]( p_c(x with the top k/steps of pixels removed) )``; lower is better."""
+def deletion_curve(inputs: torch.Tensor, targets: torch.Tensor, maps: torch.Tensor, engine: Engine,
+                   base_logits: torch.Tensor, sample_seeds: Sequence[int],
+                   data_mean: torch.Tensor | None = None, steps: int = 64, fill: str = "zero") -> np.ndarray:
+    """RISE deletion curve: ``p_c`` with the top ``s/steps`` of the pixels removed, ``(N, steps + 1)`` float64 in [0, 1]."""
     canvas = _canvas(inputs, fill, data_mean, 11, 5.0)
-    return kernels.auc(perturbation_curve(engine, inputs, targets, maps, "deletion", canvas, steps,
-                                          input_scores=_input_scores(base_logits, targets)))
+    return perturbation_curve(engine, inputs, targets, maps, "deletion", canvas, steps,
+                              input_scores=_input_scores(base_logits, targets), sample_seeds=sample_seeds)
+
+
+def deletion_auc(inputs: torch.Tensor, targets: torch.Tensor, maps: torch.Tensor, engine: Engine,
+                 base_logits: torch.Tensor, sample_seeds: Sequence[int],
+                 data_mean: torch.Tensor | None = None, steps: int = 64, fill: str = "zero") -> np.ndarray:
+    """RISE deletion: ``AUC_[0,1]( p_c(x with the top k/steps of pixels removed) )``, ``(N,)`` in [0, 1]; lower is better."""
+    return kernels.auc(deletion_curve(inputs, targets, maps, engine, base_logits, sample_seeds, data_mean, steps, fill))
+
+
+def insertion_curve(inputs: torch.Tensor, targets: torch.Tensor, maps: torch.Tensor, engine: Engine,
+                    base_logits: torch.Tensor, sample_seeds: Sequence[int],
+                    data_mean: torch.Tensor | None = None, steps: int = 64, fill: str = "blur", blur_size: int = 11,
+                    blur_sigma: float = 5.0) -> np.ndarray:
+    """RISE insertion curve: ``p_c`` of the canvas with the top ``s/steps`` of the pixels restored, ``(N, steps + 1)``."""
+    canvas = _canvas(inputs, fill, data_mean, blur_size, blur_sigma)
+    return perturbation_curve(engine, inputs, targets, maps, "insertion", canvas, steps,
+                              input_scores=_input_scores(base_logits, targets), sample_seeds=sample_seeds)
 
 
 def insertion_auc(inputs: torch.Tensor, targets: torch.Tensor, maps: torch.Tensor, engine: Engine,
-                  base_logits: torch.Tensor,
+                  base_logits: torch.Tensor, sample_seeds: Sequence[int],
                   data_mean: torch.Tensor | None = None, steps: int = 64, fill: str = "blur", blur_size: int = 11,
                   blur_sigma: float = 5.0) -> np.ndarray:
-    """RISE insertion: ``AUC_[0,1]( p_c(blurred x with the top k/steps of pixels restored) )``; higher is better."""
-    canvas = _canvas(inputs, fill, data_mean, blur_size, blur_sigma)
-    return kernels.auc(perturbation_curve(engine, inputs, targets, maps, "insertion", canvas, steps,
-                                          input_scores=_input_scores(base_logits, targets)))
+    """RISE insertion: ``AUC_[0,1]( p_c(blurred x with the top k/steps of pixels restored) )``, ``(N,)``; higher is better."""
+    return kernels.auc(insertion_curve(inputs, targets, maps, engine, base_logits, sample_seeds, data_mean, steps,
+                                       fill, blur_size, blur_sigma))
 
 
 def _input_scores(base_logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

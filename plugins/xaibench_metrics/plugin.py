@@ -17,7 +17,7 @@ from xaibench.specs import MetricSpec
 from xaibench_metrics.completeness import completeness_error, faithfulness_correlation, sensitivity_n
 from xaibench_metrics.complexity import entropy, sparseness
 from xaibench_metrics.confidence import drop_in_confidence, increase_in_confidence
-from xaibench_metrics.deletion import deletion_auc, insertion_auc
+from xaibench_metrics.deletion import deletion_auc, deletion_curve, insertion_auc, insertion_curve
 from xaibench_metrics.infidelity import infidelity
 from xaibench_metrics.irof import register_irof
 from xaibench_metrics.localization import (
@@ -110,18 +110,20 @@ def _register_overlaps(register: Callable[[MetricSpec], None]) -> None:
 def xaibench_register_metrics(register: Callable[[MetricSpec], None]) -> None:
     _register_confidence(register)
     register(MetricSpec(
-        name="deletion-auc", score=deletion_auc,
-        needs=MODEL | {"base_logits", "data_mean"},
+        name="deletion-auc", score=deletion_auc, curve=deletion_curve,
+        needs=MODEL | {"base_logits", "data_mean", "sample_seeds"},
         category="faithfulness", higher_is_better=False,
-        description="area under p_c as pixels are zeroed in decreasing order of the map, P/steps per step",
-        citation=RISE, defaults={"steps": 64, "fill": "zero"},
+        description="area under p_c as pixels are zeroed in decreasing order of the map, P/steps per step "
+                    "(ties in a seeded random order)",
+        citation=RISE, defaults={"steps": 64, "fill": "zero"}, version="2",
     ))
     register(MetricSpec(
-        name="insertion-auc", score=insertion_auc,
-        needs=MODEL | {"base_logits", "data_mean"},
+        name="insertion-auc", score=insertion_auc, curve=insertion_curve,
+        needs=MODEL | {"base_logits", "data_mean", "sample_seeds"},
         category="faithfulness", higher_is_better=True,
-        description="area under p_c as pixels are restored onto a blurred canvas in decreasing order of the map",
-        citation=RISE, defaults={"steps": 64, "fill": "blur", "blur_size": 11, "blur_sigma": 5.0},
+        description="area under p_c as pixels are restored onto a blurred canvas in decreasing order of the map "
+                    "(ties in a seeded random order)",
+        citation=RISE, defaults={"steps": 64, "fill": "blur", "blur_size": 11, "blur_sigma": 5.0}, version="2",
     ))
     register(MetricSpec(
         name="road-morf", score=road, version="2", needs=MODEL | {"seed"}, category="faithfulness",

@@ -1,0 +1,69 @@
+"""Leaderboard statistics pinned to independent values (the mutants of ``xaibench/stats.py``, docs/mutation.md)."""
+from __future__ import annotations
+
+import hashlib
+import warnings
+
+import numpy as np
+import pytest
+from scipy.stats import bootstrap
+
+from xaibench import stats
+
+
+def test_seed_from_is_sha256_of_the_parts_joined_by_colons() -> None:
+    # the docstring's definition, from hashlib on the literal joined text; and a pinned value (seeds are reproducibility)
+    assert stats.seed_from("a", 1, 2.5) == int.from_bytes(hashlib.sha256(b"a:1:2.5").digest()[:4], "little")
+    assert stats.seed_from("busi", "cam") == int.from_bytes(hashlib.sha256(b"busi:cam").digest()[:4], "little")
+    assert stats.seed_from("x") == 1108767021  # pinned: a change of seeds changes every published draw
+    assert 0 <= stats.seed_from("y", 3) < 2**32
+
+
+@pytest.mark.parametrize("seed", [0, 3, 11])
+def test_bootstrap_ci_equals_scipys_percentile_bootstrap(seed: int) -> None:
+    """scipy.stats.bootstrap (percentile, 2000 resamples, the same generator) draws the same resamples."""
+    v = np.array([1.0, 2.0, 3.5, 4.0, 7.0, 0.5, 2.2, np.nan])
+    mean, low, high, n = stats.summarize(v, seed)
+    peer = bootstrap((v[:-1],), np.mean, confidence_level=0.95, n_resamples=2000, method="percentile",
+                     random_state=np.random.default_rng(seed), vectorized=True).confidence_interval
+    assert (mean, n) == (pytest.approx(20.2 / 7), 7)
+    assert (low, high) == (pytest.approx(peer.low, abs=1e-12), pytest.approx(peer.high, abs=1e-12))
+    w = np.random.default_rng(seed).random(30)  # continuous values: every resample count moves the percentiles
+    peer = bootstrap((w,), np.mean, confidence_level=0.95, n_resamples=2000, method="percentile",
+                     random_state=np.random.default_rng(seed), vectorized=True).confidence_interval
+    assert stats.summarize(w, seed)[1:3] == (pytest.approx(peer.low, abs=1e-12), pytest.approx(peer.high, abs=1e-12))
+
+
+def test_summarize_of_no_or_one_value_is_defined_without_warnings() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "mean of empty slice" on an all-NaN cell
+        nan = stats.summarize(np.array([np.nan, np.nan]), 0)
+        assert np.isnan(nan[:3]).all() and nan[3] == 0
+    assert stats.summarize(np.array([np.nan, 4.0]), 0) == (4.0, 4.0, 4.0, 1)
+    two = stats.summarize(np.array([1.0, 3.0]), 0)  # resamples of two values: means 1, 2 or 3
+    assert two[0] == 2.0 and two[3] == 2 and two[1] == 1.0 and two[2] == 3.0
+
+
+def test_paired_pvalue_refuses_unequal_shapes_by_name() -> None:
+    with pytest.raises(ValueError, match="^paired scores need equal shapes, got \\(3,\\) and \\(2,\\)$"):
+        stats.paired_pvalue(np.zeros(3), np.zeros(2))
+
+
+def test_a_pair_differs_only_below_alpha() -> None:
+    a = np.arange(10.0)
+    b = a + np.arange(1, 11)  # ten distinct positive differences: exact two-sided p = 2 / 1024 (by hand)
+    assert stats.significance_ranks([a, b], True, alpha=2 / 1024) == [1, 1]  # p = alpha: not below it
+    assert stats.significance_ranks([a, b], True, alpha=2 / 1024 + 1e-9) == [2, 1]
+    assert stats.significance_ranks([a, b], False, alpha=2 / 1024 + 1e-9) == [1, 2]
+
+
+def test_the_better_of_a_significant_pair_is_the_higher_mean_over_shared_samples() -> None:
+    rng = np.random.default_rng(0)
+    b = rng.random(20)
+    a = b + 0.5 + 0.01 * np.arange(20)  # every difference positive, the means 0.6 apart (less than 1)
+    assert stats.significance_ranks([a, b], True) == [1, 2]
+    assert stats.significance_ranks([a, b], False) == [2, 1]
+    # a NaN in one method's scores leaves that sample out of the comparison, not the whole mean
+    a_nan, b_other = np.append(a, np.nan), np.append(b, 5.0)
+    assert stats.significance_ranks([a_nan, b_other], True) == [1, 2]
+    assert stats.significance_ranks([b_other, a_nan], True) == [2, 1]
