@@ -217,7 +217,8 @@ class MethodSpec:
     defaults: Mapping[str, Any] = field(default_factory=dict)
     #: A calibration baseline's role, checked by each leaderboard section's verdict
     #: (:mod:`xaibench.leaderboard.verdict`): ``"chance"`` (a uniformly random map), ``"oracle"`` (the
-    #: annotated mask itself), or ``""`` for a real method.
+    #: annotated mask itself), ``"centre-bias"`` (a fixed central bump), or ``""`` for a real method. A method
+    #: with a role is a reference in every leaderboard table, never ranked and never a winner.
     calibration: str = ""
 
     def __post_init__(self) -> None:

@@ -16,7 +16,7 @@ from tabulate import tabulate
 from xaibench import stats
 from xaibench.degenerate import constant_map_notes
 from xaibench.gate import evaluation_notes
-from xaibench.leaderboard import verdict
+from xaibench.leaderboard import references, verdict
 from xaibench.figures import FIGURE_KINDS, figure_path
 from xaibench.leaderboard.board import AGREEMENT_RULE, CI_RULE, RANK_RULE, Block, Record, board
 from xaibench.store import Store
@@ -142,12 +142,14 @@ def render(store: Store, suite: str) -> str:
                       f"(majority class: {e['majority']:.3f}).", ""]
             lines += evaluation_notes(e)  # the model gate's verdict; device, dtype, autocast
         lines += [f"Samples per cell: {b.samples}.", ""]
-        table = [[_rank_text(r.rank, r.tied), r.method]
+        table = [["ref" if r.baseline else _rank_text(r.rank, r.tied),
+                  f"{r.method} ({r.baseline} baseline)" if r.baseline else r.method]
                  + [_cell_text(r.cells[m], r.metric_ranks[m], r.metric_tied[m], b.samples) if m in r.cells else "–"
                     for m in b.metrics] for r in b.rows]
         lines += [tabulate(table, headers=["rank", "method"] + [f"{m} {ARROW[b.higher_is_better[m]]}"
                                                                 for m in b.metrics],
                            tablefmt="github", disable_numparse=True), ""]
+        lines += references.markdown(b)
         notes = sorted({_md((f"{c.method} / {c.metric} failed: " if c.status == "failed" else "")
                             + c.detail.splitlines()[0])
                         for r in b.rows for c in r.cells.values() if c.status in ("failed", "skipped") and c.detail})
