@@ -16,6 +16,7 @@ from xaibench import hookimpl
 from xaibench.specs import MetricSpec
 from xaibench_metrics.completeness import completeness_error, faithfulness_correlation, sensitivity_n
 from xaibench_metrics.complexity import entropy, sparseness
+from xaibench_metrics.consistency import register_consistency
 from xaibench_metrics.confidence import drop_in_confidence, increase_in_confidence
 from xaibench_metrics.deletion import deletion_auc, insertion_auc
 from xaibench_metrics.infidelity import infidelity
@@ -211,6 +212,7 @@ def xaibench_register_metrics(register: Callable[[MetricSpec], None]) -> None:
     register_srg(register)
     register_irof(register)
     register_robustness(register)
+    register_consistency(register)
     for measure, label in (("spearman", "Spearman rank correlation"), ("ssim", "SSIM")):
         register(MetricSpec(
             name=f"mprt-{measure}", score=model_randomization,
