@@ -156,10 +156,12 @@ class Runner:
             "plugins": self.harness.plugin_versions(),
             "datasets": datasets,
             "metrics": {mt.entry.display: {"category": mt.spec.category, "higher_is_better": mt.spec.higher_is_better,
-                                           "citation": mt.spec.citation, "description": mt.spec.description}
+                                           "citation": mt.spec.citation, "description": mt.spec.description,
+                                           "bounds": list(mt.spec.bounds)}
                         for mt in self.metrics},
             "methods": {me.entry.display: {"plugin": me.spec.name, "params": me.params,
                                            "citation": me.spec.citation} for me in self.methods},
+            "meta_evaluation": self.suite.meta_evaluation,
             **calibration_facts(self),
         }
 

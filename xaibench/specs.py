@@ -373,6 +373,10 @@ class MetricSpec:
     #: What a map equal to the mask scores on every sample with a non-empty mask (1 for the
     #: pointing game and relevance mass), or None where the oracle has no fixed score.
     oracle: float | None = None
+    #: ``(low, high)``: the values a per-sample score cannot pass (None: unbounded on that side), e.g.
+    #: ``(0, 1)`` for a hit rate, ``(0, 100)`` for DiC. The leaderboard's meta-evaluation reports the share of
+    #: scores exactly at a bound (a metric that saturates cannot tell methods apart).
+    bounds: tuple[float | None, float | None] = (None, None)
 
 
 @dataclass(frozen=True)

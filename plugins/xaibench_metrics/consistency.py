@@ -65,7 +65,7 @@ def consistency(maps: torch.Tensor, base_logits: torch.Tensor, grid: int = 4, ab
 def register_consistency(register: Callable[[MetricSpec], None]) -> None:
     """Registers ``consistency`` (category ``robustness``, higher is better, in [0, 1]) with ``register``."""
     register(MetricSpec(
-        name="consistency", score=consistency, needs=frozenset({"maps", "base_logits"}), category="robustness",
+        name="consistency", bounds=(0.0, 1.0), score=consistency, needs=frozenset({"maps", "base_logits"}), category="robustness",
         higher_is_better=True,
         description="share of the other samples whose map peaks in the same grid cell that get the same "
                     "prediction", citation=DASGUPTA, defaults={"grid": 4, "abs": True}))

@@ -130,8 +130,9 @@ def _shared(ranks: list[int | None]) -> list[bool]:
     return [r is not None and ranks.count(r) > 1 for r in ranks]
 
 
-def _aligned(store: Store, recs: list[Record | None]) -> list[np.ndarray | None]:
-    """Per-sample scores of each scored record over the union of their sample ids (NaN where absent)."""
+def sample_scores(store: Store, recs: list[Record | None]) -> list[np.ndarray | None]:
+    """Per-sample scores ``(S,)`` of each scored record over the union of their S sample ids, sorted (NaN where
+    absent); None for a record that is None or has no score."""
     scores = [store.scores(r.cell_key) if _score(r) is not None else None for r in recs]
     ids = sorted(set().union(*(s.keys() for s in scores if s is not None)))
     return [None if s is None else np.array([s.get(i, np.nan) for i in ids], dtype=np.float64) for s in scores]
@@ -145,7 +146,7 @@ def _block(store: Store, dataset: str, model: str, block: list[Record], directio
     metric_ranks: dict[str, dict[str, int | None]] = {}
     unranked = unranked_reason(store.model_evaluation(model_key))  # a model that did not learn ranks nothing
     for m in metrics:
-        aligned = _aligned(store, [None if roles.get(me) else by.get((me, m)) for me in methods])  # baselines unranked
+        aligned = sample_scores(store, [None if roles.get(me) else by.get((me, m)) for me in methods])  # baselines unranked
         metric_ranks[m] = dict(zip(methods, [None] * len(methods) if unranked
                                    else stats.significance_ranks(aligned, direction[m])))
     mean_rank: dict[str, float | None] = {}

@@ -11,7 +11,7 @@ import json
 import math
 
 from xaibench import stats
-from xaibench.leaderboard import references, verdict
+from xaibench.leaderboard import ranking, references, trust, verdict
 from xaibench.errors import XaibenchError
 from xaibench.figures import FIGURE_KINDS, figure_path
 from xaibench.leaderboard.board import AGREEMENT_RULE, CI_RULE, RANK_RULE, board, records
@@ -73,6 +73,8 @@ def to_json(store: Store, suite: str) -> str:
             "agreement": {"metrics": b.agreement_metrics, "tau": [[_num(t) for t in row] for row in b.agreement]},
             "figures": {k: figure_path(suite, b.dataset, b.model, k) for k in FIGURE_KINDS},
             "verdict": verdict.as_json(verdict.section_verdict(b, header)),
+            "meta_evaluation": trust.as_json(store, b, header),
+            "aggregate": ranking.as_json(ranking.aggregate([b], header)),
         })
     doc = {
         "schema": JSON_SCHEMA, "suite": suite,
