@@ -23,6 +23,7 @@ from xaibench.errors import CellError, PlanError
 from xaibench.degenerate import check_cam_layer
 from xaibench.execution import Execution, GroupContext, Outcome, target_layer
 from xaibench.executors import remote_outcomes
+from xaibench.metarun import meta_evaluate
 from xaibench.models import Models
 from xaibench.calibration import calibration_facts
 from xaibench.options import RunOptions, RunSummary, Settings
@@ -200,6 +201,7 @@ class Runner:
         todo = [c for c in runnable if c.row.cell_key not in done]
         summary.reused = len(runnable) - len(todo)
         if not todo:
+            meta_evaluate(self, runnable)  # the suite's `meta_evaluation` perturbations (xaibench.metarun)
             return summary
         groups: dict[tuple[str, str, str], list[Cell]] = {}
         for c in todo:
@@ -228,6 +230,8 @@ class Runner:
         finally:
             bar.close()
             summary.models_trained += self.trainer.trained - before
+        if not (summary.failed and self.options.fail_fast):
+            meta_evaluate(self, runnable)
         return summary
 
     def _outcomes(self, groups: list[list[Cell]]) -> Iterator[Outcome]:
