@@ -35,7 +35,9 @@ RULE = (
     "over the metrics (blocks) differ at all; the pairwise Wilcoxon signed-rank tests are Holm-corrected "
     f"(alpha {stats.ALPHA}); in the critical difference diagram, methods joined by a bar do not differ "
     "(Demšar, JMLR 2006; scikit-posthocs). Baselines are references and are not ranked. With few metrics the "
-    "tests have little power: over n metrics no Wilcoxon p-value is below 2/2^n before the correction."
+    "tests have little power: over n metrics no Wilcoxon p-value is below 2/2^n before the correction. The "
+    "table's overall rank and this aggregate can differ: the first counts significant differences in per-sample "
+    "scores, the second ranks the means whatever their uncertainty."
 )
 
 
