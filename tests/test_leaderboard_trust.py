@@ -113,3 +113,32 @@ def test_too_few_methods_or_metrics_says_why_there_is_no_test(tmp_path: Path) ->
     assert two.test is None and "at least 3 methods; 2 here" in two.why_not
     lines = ranking.markdown(two, "Aggregate ranking", "x.png", "x")
     assert "No rank test: Friedman's test needs at least 3 methods; 2 here." in lines and "![" not in "".join(lines)
+
+
+def test_noise_resilience_and_adversary_reactivity_from_stored_perturbed_cells(tmp_path: Path) -> None:
+    """A metric whose scores stay under minor and drop under disruptive perturbations, by hand with scipy."""
+    from xaibench.metaeval import PERTURBATIONS, perturbed_key
+    from xaibench.store import CellResult
+
+    raw = scores()
+    q = np.array([raw[(m, "mass")] for m in METHODS])
+    drop = 0.5 + 0.01 * np.arange(q.shape[1])  # distinct differences: exact Wilcoxon p-values
+    with store(tmp_path / "s.sqlite") as s:
+        header = {**s.header("demo"), "meta_evaluation": 1}
+        block = leaderboard.board(s, "demo")[0]
+        for row in block.rows:
+            if row.baseline:
+                continue
+            cell = row.cells["mass"]
+            base = np.array([s.scores(cell.cell_key)[i] for i in sorted(s.scores(cell.cell_key))])
+            for test in PERTURBATIONS:
+                for kind, values in (("minor", base), ("disruptive", base - drop)):
+                    key = perturbed_key(cell.cell_key, test, kind, 0)
+                    s.put_cell(CellResult(key, "ds", "net", row.method, "mass", "ok", float(values.mean()), None, None,
+                                          len(values), len(values), None, {}), sorted(s.scores(cell.cell_key)), values)
+        assessed = {t.metric: t for t in trust.assess(s, block, header)}
+    meta = assessed["mass"].meta
+    p = [scipy.stats.wilcoxon(q[m], q[m] - drop).pvalue for m in range(3)]
+    assert trust.noise_resilience(meta) == pytest.approx(1.0)  # identical scores: p = 1, same order everywhere
+    assert trust.adversary_reactivity(meta) == pytest.approx(((1 - np.mean(p)) + 1.0) / 2)  # every score worse
+    assert assessed["hit-rate"].meta is None  # no perturbed cells stored for it: "not run"

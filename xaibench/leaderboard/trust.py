@@ -99,8 +99,9 @@ def _meta(store: Store, block: Block, metric: str, q: np.ndarray, draws: int) ->
             c.cell_key, test, kind, k) for c in cells}) for k in range(draws)]) for kind in kinds}
         if any(p.shape[1:] != q.shape for p in perturbed.values()):
             return None
-        per_test.append(metaeval.meta_consistency(q, perturbed["minor"], perturbed["disruptive"],
-                                                  block.higher_is_better[metric]))
+        scored = np.isfinite(q).any(1)  # a method without scores (its cells failed) leaves the others comparable
+        per_test.append(metaeval.meta_consistency(q[scored], perturbed["minor"][:, scored],
+                                                  perturbed["disruptive"][:, scored], block.higher_is_better[metric]))
     return metaeval.MetaConsistency(*(float(np.nanmean([getattr(t, f) for t in per_test])) if any(
         math.isfinite(getattr(t, f)) for t in per_test) else math.nan
         for f in ("iac_nr", "iac_ar", "iec_nr", "iec_ar")))
