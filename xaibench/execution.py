@@ -238,6 +238,9 @@ class Execution:
                 raise CellError(f"metric returned shape {values.shape}; expected ({len(samples)},): one score per sample")
             if np.isinf(values).any():
                 raise CellError("metric returned infinite scores")
+            outside = _outside(values, spec.bounds)
+            if outside:
+                raise CellError(f"metric returned scores outside its declared bounds {spec.bounds}: {outside}")
             values, constant = mask_constant(values, maps)  # a constant map carries no information: NaN, counted
         except (XaibenchError, KeyboardInterrupt):
             raise
@@ -293,6 +296,20 @@ def _real(value: Any, who: str) -> torch.Tensor:
     if value.is_complex():
         raise CellError(f"{who} returned dtype {value.dtype}; expected real numbers")
     return value
+
+
+def _outside(values: np.ndarray, bounds: tuple[float | None, float | None]) -> str:
+    """What in ``values`` lies beyond ``bounds`` (by more than float rounding, 1e-9 of the bound's scale), or ""."""
+    low, high = bounds
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        return ""
+    out = []
+    if low is not None and finite.min() < low - 1e-9 * max(1.0, abs(low)):
+        out.append(f"min {finite.min():.6g}")
+    if high is not None and finite.max() > high + 1e-9 * max(1.0, abs(high)):
+        out.append(f"max {finite.max():.6g}")
+    return ", ".join(out)
 
 
 def describe_failure(exc: BaseException) -> str:

@@ -397,3 +397,9 @@ def explain_overlay(runner: "Runner", method: str, sample_id: str, path: str | P
                                  f"label {bundle.class_names[int(sample.y[0])]}, explained "
                                  f"{bundle.class_names[int(target[0])]} (p={prob:.2f}){outline}"]), fontsize=7)
         return _save(fig, path)
+
+
+def suite_figure_path(suite: str, name: str) -> str:
+    """Path of a figure ``name`` (any text; slugged) of ``suite`` relative to the leaderboards folder, beside the
+    per-section figures of :func:`figure_path` (so :func:`prune` keeps it while the markdown links it)."""
+    return f"{_slug(suite)}/{_slug(name)}.png"

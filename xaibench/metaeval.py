@@ -27,6 +27,14 @@ minor perturbations (of the model or the inputs: the metric should stay put, noi
 resilience NR) and K disruptive ones (the metric should react, adversary
 reactivity AR).
 
+The perturbations (MetaQuantus's test suite, Sec. 5): the *model* test multiplies every
+parameter by noise drawn from N(1, std^2), std :data:`PERTURBATIONS` ``["model"]`` (0.001
+minor, 2.0 disruptive); the *input* test adds N(0, std^2) noise to every input value
+(0.001 minor, 5.0 disruptive, in the input's units: the inputs of the built-in data
+lie in [0, 1]). The runner re-explains and re-scores every cell under K draws of each
+(:mod:`xaibench.metarun`, the suite's ``meta_evaluation: K``) and stores the per-sample
+scores under :func:`perturbed_key`.
+
 Aggregate ranking (LATEC, Klein et al. 2024; Demšar, JMLR 2006): :func:`mean_ranks`,
 :func:`friedman_posthoc` (Friedman test, then pairwise Wilcoxon signed-rank tests
 with Holm's correction, scikit-posthocs), :func:`critical_difference_diagram`
@@ -44,6 +52,15 @@ import numpy as np
 import pandas as pd
 import scikit_posthocs
 import scipy.stats
+
+
+#: Standard deviation of the noise of each MetaQuantus test and kind (Hedström et al. 2023, Sec. 5 and their code).
+PERTURBATIONS = {"model": {"minor": 0.001, "disruptive": 2.0}, "input": {"minor": 0.001, "disruptive": 5.0}}
+
+
+def perturbed_key(cell_key: str, test: str, kind: str, draw: int) -> str:
+    """The store key of cell ``cell_key``'s scores re-computed under draw ``draw`` of perturbation ``test`` x ``kind``."""
+    return f"{cell_key}~meta-{test}-{kind}-{draw}"
 
 
 def _oriented(q: np.ndarray, higher_is_better: bool) -> np.ndarray:

@@ -23,6 +23,7 @@ from xaibench.errors import CellError, PlanError
 from xaibench.degenerate import check_cam_layer
 from xaibench.execution import Execution, GroupContext, Outcome, target_layer
 from xaibench.executors import remote_outcomes
+from xaibench.metarun import meta_evaluate
 from xaibench.models import Models
 from xaibench.calibration import calibration_facts
 from xaibench.options import RunOptions, RunSummary, Settings
@@ -158,10 +159,12 @@ class Runner:
             "datasets": datasets,
             "metrics": {mt.entry.display: {"category": mt.spec.category, "higher_is_better": mt.spec.higher_is_better,
                                            "citation": mt.spec.citation, "description": mt.spec.description,
-                                           "params": mt.params, "undefined": mt.spec.undefined}
+                                           "params": mt.params, "undefined": mt.spec.undefined,
+                                           "bounds": list(mt.spec.bounds)}
                         for mt in self.metrics},
             "methods": {me.entry.display: {"plugin": me.spec.name, "params": me.params,
                                            "citation": me.spec.citation} for me in self.methods},
+            "meta_evaluation": self.suite.meta_evaluation,
             **calibration_facts(self),
         }
 
@@ -200,6 +203,7 @@ class Runner:
         todo = [c for c in runnable if c.row.cell_key not in done]
         summary.reused = len(runnable) - len(todo)
         if not todo:
+            meta_evaluate(self, runnable)  # the suite's `meta_evaluation` perturbations (xaibench.metarun)
             return summary
         groups: dict[tuple[str, str, str], list[Cell]] = {}
         for c in todo:
@@ -228,6 +232,8 @@ class Runner:
         finally:
             bar.close()
             summary.models_trained += self.trainer.trained - before
+        if not (summary.failed and self.options.fail_fast):
+            meta_evaluate(self, runnable)
         return summary
 
     def _outcomes(self, groups: list[list[Cell]]) -> Iterator[Outcome]:

@@ -217,7 +217,8 @@ class MethodSpec:
     defaults: Mapping[str, Any] = field(default_factory=dict)
     #: A calibration baseline's role, checked by each leaderboard section's verdict
     #: (:mod:`xaibench.leaderboard.verdict`): ``"chance"`` (a uniformly random map), ``"oracle"`` (the
-    #: annotated mask itself), or ``""`` for a real method.
+    #: annotated mask itself), ``"centre-bias"`` (a fixed central bump), or ``""`` for a real method. A method
+    #: with a role is a reference in every leaderboard table, never ranked and never a winner.
     calibration: str = ""
     #: Its maps (with the default parameters) are additive attributions in the model output's units, whose
     #: sums over pixels compare with output changes (integrated gradients, DeepLIFT, SHAP, occlusion spread per
@@ -393,6 +394,10 @@ class MetricSpec:
     #: What a map equal to the mask scores on every sample with a non-empty mask (1 for the
     #: pointing game and relevance mass), or None where the oracle has no fixed score.
     oracle: float | None = None
+    #: ``(low, high)``: the values a per-sample score cannot pass (None: unbounded on that side), e.g.
+    #: ``(0, 1)`` for a hit rate, ``(0, 100)`` for DiC. The leaderboard's meta-evaluation reports the share of
+    #: scores exactly at a bound (a metric that saturates cannot tell methods apart).
+    bounds: tuple[float | None, float | None] = (None, None)
 
 
 @dataclass(frozen=True)

@@ -124,6 +124,9 @@ class Suite:
     batch_size: int = 64
     #: Seconds each plugin call of a cell may take before the cell fails (None: no limit).
     cell_timeout: float | None = None
+    #: Perturbations K per MetaQuantus test (model and input, minor and disruptive: 4K re-runs of every cell;
+    #: :mod:`xaibench.metarun`); 0 (the default) leaves noise resilience and adversary reactivity out.
+    meta_evaluation: int = 0
 
     def digest(self) -> str:
         """The first 16 hex digits of the SHA-256 of the suite file's bytes."""
@@ -139,6 +142,7 @@ _TOP_KEYS = {
     "target": str,
     "batch_size": int,
     "cell_timeout": (int, float, type(None)),
+    "meta_evaluation": int,
     "datasets": list,
     "models": list,
     "methods": list,
@@ -192,6 +196,9 @@ def load_suite(path: str | Path) -> Suite:
     for key in ("samples", "batch_size", "image_size"):
         if isinstance(doc.get(key), int) and doc[key] < 1:
             raise err(doc.key_lines[key], f"{key!r} must be positive")
+    if doc.get("meta_evaluation", 0) < 0:
+        raise err(doc.key_lines["meta_evaluation"], "'meta_evaluation' is the number of perturbations per "
+                  "MetaQuantus test: 0 (off) or more")
     if doc.get("cell_timeout") is not None and not doc["cell_timeout"] > 0:
         raise err(doc.key_lines["cell_timeout"], "'cell_timeout' must be a positive number of seconds")
 

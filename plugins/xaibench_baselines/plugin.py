@@ -46,6 +46,7 @@ def xaibench_register_methods(register: Callable[[MethodSpec], None]) -> None:
     register(MethodSpec(
         name="centre", explain=centre_map, modalities=frozenset(MODALITIES), needs_gradients=False,
         description="a Gaussian at the centre: what a centre bias alone scores", defaults={"sigma": 0.25},
+        calibration="centre-bias",
     ))
     register(MethodSpec(
         name="ground-truth", explain=ground_truth, modalities=frozenset(MODALITIES), needs_gradients=False,

@@ -96,7 +96,7 @@ def irof(inputs: torch.Tensor, targets: torch.Tensor, maps: torch.Tensor, engine
 def register_irof(register: Callable[[MetricSpec], None]) -> None:
     """Registers ``irof`` (category ``faithfulness``, higher is better, images only) with ``register``."""
     register(MetricSpec(
-        name="irof", score=irof,
+        name="irof", bounds=(None, 1.0), score=irof,
         needs=frozenset({"inputs", "targets", "maps", "engine", "base_logits", "data_mean"}),
         category="faithfulness", higher_is_better=True, modalities=frozenset({"image"}),
         description="area over the curve of p_c / p_c(x) as SLIC superpixels are removed, most relevant first "

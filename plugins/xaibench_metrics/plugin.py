@@ -16,6 +16,7 @@ from xaibench import hookimpl
 from xaibench.specs import MetricSpec
 from xaibench_metrics.completeness import completeness_error, faithfulness_correlation, sensitivity_n
 from xaibench_metrics.complexity import entropy, sparseness
+from xaibench_metrics.consistency import register_consistency
 from xaibench_metrics.confidence import drop_in_confidence, increase_in_confidence
 from xaibench_metrics.deletion import deletion_auc, deletion_curve, insertion_auc, insertion_curve
 from xaibench_metrics.infidelity import infidelity
@@ -73,13 +74,13 @@ def _register_confidence(register: Callable[[MetricSpec], None]) -> None:
         defaults: dict[str, Any] = {"cover": cover, "fill": fill, "threshold": 0.5, "sign": "positive"}
         important = cover == "important"
         register(MetricSpec(
-            name=f"dic{suffix}", score=drop_in_confidence, version="2",
+            name=f"dic{suffix}", bounds=(0.0, 100.0), score=drop_in_confidence, version="2",
             needs=MODEL | {"base_logits"},
             category="faithfulness", higher_is_better=important,
             description=f"Average Drop (% confidence lost) with {what}", citation=GRADCAM_PP, defaults=defaults,
         ))
         register(MetricSpec(
-            name=f"iic{suffix}", score=increase_in_confidence, version="2",
+            name=f"iic{suffix}", bounds=(0.0, 100.0), score=increase_in_confidence, version="2",
             needs=MODEL | {"base_logits"},
             category="faithfulness", higher_is_better=not important,
             description=f"Increase in Confidence (% of samples whose confidence rises) with {what}",
@@ -90,7 +91,7 @@ def _register_confidence(register: Callable[[MetricSpec], None]) -> None:
 def _register_overlaps(register: Callable[[MetricSpec], None]) -> None:
     for score in ("iou", "dice", "coverage"):
         register(MetricSpec(
-            name=score, score=mask_overlap,
+            name=score, bounds=(0.0, 1.0), score=mask_overlap,
             needs=MASK,
             category="localization", higher_is_better=True, requires_mask=True,
             description=f"{score} of the map's top {TOP_K:.0%} pixels against the lesion mask; NaN on empty masks",
@@ -98,7 +99,7 @@ def _register_overlaps(register: Callable[[MetricSpec], None]) -> None:
             defaults={"score": score, "selection": "top-k", "k": TOP_K, "sign": "positive"},
         ))
         register(MetricSpec(
-            name=f"{score}-threshold", score=mask_overlap, needs=MASK, category="localization", higher_is_better=True,
+            name=f"{score}-threshold", bounds=(0.0, 1.0), score=mask_overlap, needs=MASK, category="localization", higher_is_better=True,
             requires_mask=True,
             description=f"{score} of the binary mask L >= 0.5 (map scaled to [0, 1]) against the lesion; NaN on empty masks",
             citation="seed 001 (masks generated from the heat map); Jaccard 1901 / Dice 1945",
@@ -110,7 +111,7 @@ def _register_overlaps(register: Callable[[MetricSpec], None]) -> None:
 def xaibench_register_metrics(register: Callable[[MetricSpec], None]) -> None:
     _register_confidence(register)
     register(MetricSpec(
-        name="deletion-auc", score=deletion_auc, curve=deletion_curve,
+        name="deletion-auc", bounds=(0.0, 1.0), score=deletion_auc, curve=deletion_curve,
         needs=MODEL | {"base_logits", "data_mean", "sample_seeds"},
         category="faithfulness", higher_is_better=False,
         description="area under p_c as pixels are zeroed in decreasing order of the map, P/steps per step "
@@ -118,7 +119,7 @@ def xaibench_register_metrics(register: Callable[[MetricSpec], None]) -> None:
         citation=RISE, defaults={"steps": 64, "fill": "zero"}, version="2",
     ))
     register(MetricSpec(
-        name="insertion-auc", score=insertion_auc, curve=insertion_curve,
+        name="insertion-auc", bounds=(0.0, 1.0), score=insertion_auc, curve=insertion_curve,
         needs=MODEL | {"base_logits", "data_mean", "sample_seeds"},
         category="faithfulness", higher_is_better=True,
         description="area under p_c as pixels are restored onto a blurred canvas in decreasing order of the map "
@@ -138,7 +139,7 @@ def xaibench_register_metrics(register: Callable[[MetricSpec], None]) -> None:
         citation=ROAD, defaults={"order": "lerf", "fractions": FRACTIONS, "noise": 0.01},
     ))
     register(MetricSpec(
-        name="completeness-error", score=completeness_error, requires_additive=True,
+        name="completeness-error", bounds=(0.0, None), score=completeness_error, requires_additive=True,
         needs=MODEL | {"data_mean"},
         category="faithfulness", higher_is_better=False,
         description="|sum of the map - (f(x) - f(occluded x))| / |f(x) - f(occluded x)| on the target logit",
@@ -147,7 +148,7 @@ def xaibench_register_metrics(register: Callable[[MetricSpec], None]) -> None:
         defaults={"fill": "zero", "output": "logit"},
     ))
     register(MetricSpec(
-        name="sensitivity-n", score=sensitivity_n, requires_additive=True, version="2",
+        name="sensitivity-n", bounds=(-1.0, 1.0), score=sensitivity_n, requires_additive=True, version="2",
         needs=MODEL | {"seed", "data_mean"},
         category="faithfulness", higher_is_better=True,
         description="Pearson correlation between the map's sum over random patch sets and the logit drop they cause",
@@ -156,7 +157,7 @@ def xaibench_register_metrics(register: Callable[[MetricSpec], None]) -> None:
         defaults={"n": 8, "patch": 8, "sets": 32, "fill": "zero", "output": "logit"},
     ))
     register(MetricSpec(
-        name="faithfulness-correlation", score=faithfulness_correlation, version="2",
+        name="faithfulness-correlation", bounds=(-1.0, 1.0), score=faithfulness_correlation, version="2",
         needs=MODEL | {"seed", "data_mean"},
         category="faithfulness",
         higher_is_better=True,
@@ -166,7 +167,8 @@ def xaibench_register_metrics(register: Callable[[MetricSpec], None]) -> None:
         citation=BHATT, defaults={"subset": 0.05, "runs": 64, "fill": "zero", "output": "logit"},
     ))
     register(MetricSpec(
-        name="infidelity", score=infidelity, version="2", needs=MODEL | {"seed"}, requires_additive=True,
+        name="infidelity", bounds=(0.0, None), score=infidelity, version="2", needs=MODEL | {"seed"},
+        requires_additive=True,
         category="faithfulness", higher_is_better=False,
         description="mean squared error between the (optimally scaled) map's prediction of the logit change "
                     "under Gaussian pixel noise and the actual change",
@@ -174,7 +176,7 @@ def xaibench_register_metrics(register: Callable[[MetricSpec], None]) -> None:
         defaults={"runs": 32, "noise": 0.1, "normalize": True, "output": "logit"},
     ))
     register(MetricSpec(
-        name="hit-rate", score=hit_rate, needs=MASK, category="localization", higher_is_better=True, requires_mask=True,
+        name="hit-rate", bounds=(0.0, 1.0), score=hit_rate, needs=MASK, category="localization", higher_is_better=True, requires_mask=True,
         description="pointing game: the map's peak within 15 px (at 224 px) of the lesion; NaN on empty masks",
         citation="Zhang et al., Top-down Neural Attention by Excitation Backprop, ECCV 2016",
         defaults={"tolerance": 15.0, "reference_size": 224}, chance=_exact_pointing_chance, oracle=1.0,
@@ -188,7 +190,7 @@ def xaibench_register_metrics(register: Callable[[MetricSpec], None]) -> None:
         citation="seed 001 (hit rate on skin layer maps, scale 3 to -1)",
     ))
     register(MetricSpec(
-        name="energy-pointing-game", score=energy_pointing_game,
+        name="energy-pointing-game", bounds=(0.0, 1.0), score=energy_pointing_game,
         needs=MASK,
         category="localization", higher_is_better=True,
         requires_mask=True,
@@ -196,21 +198,21 @@ def xaibench_register_metrics(register: Callable[[MetricSpec], None]) -> None:
         citation="Wang et al., Score-CAM, CVPR Workshops 2020", defaults={"sign": "positive"}, oracle=1.0,
     ))
     register(MetricSpec(
-        name="relevance-mass", score=relevance_mass_accuracy,
+        name="relevance-mass", bounds=(0.0, 1.0), score=relevance_mass_accuracy,
         needs=MASK,
         category="localization", higher_is_better=True,
         requires_mask=True, description="relevance mass accuracy: share of positive relevance inside the mask",
         citation=CLEVR_XAI, defaults={"sign": "positive"}, chance=_mask_fraction, oracle=1.0,
     ))
     register(MetricSpec(
-        name="attribution-localisation", score=relevance_mass_accuracy, needs=MASK, category="localization",
+        name="attribution-localisation", bounds=(0.0, 1.0), score=relevance_mass_accuracy, needs=MASK, category="localization",
         higher_is_better=True, requires_mask=True,
         description="share of absolute relevance inside the mask (unweighted inside-total ratio)",
         citation="Kohlbrenner et al., Towards Best Practice in Explaining Neural Network Decisions with LRP, IJCNN 2020",
         defaults={"sign": "abs"}, chance=_mask_fraction, oracle=1.0,
     ))
     register(MetricSpec(
-        name="relevance-rank", score=relevance_rank_accuracy,
+        name="relevance-rank", bounds=(0.0, 1.0), score=relevance_rank_accuracy,
         needs=MASK,
         category="localization", higher_is_better=True,
         requires_mask=True, description="relevance rank accuracy: share of the top-|mask| pixels inside the mask",
@@ -220,9 +222,10 @@ def xaibench_register_metrics(register: Callable[[MetricSpec], None]) -> None:
     register_srg(register)
     register_irof(register)
     register_robustness(register)
+    register_consistency(register)
     for measure, label in (("spearman", "Spearman rank correlation"), ("ssim", "SSIM")):
         register(MetricSpec(
-            name=f"mprt-{measure}", score=model_randomization, version="2",
+            name=f"mprt-{measure}", bounds=(-1.0, 1.0), score=model_randomization, version="2",
             needs=frozenset({"maps", "model", "explain", "model_seed"}),
             category="randomization", higher_is_better=False,
             description=f"absolute {label} between the maps of the trained and of the randomized model, averaged "
@@ -243,11 +246,11 @@ def xaibench_register_metrics(register: Callable[[MetricSpec], None]) -> None:
     ))
     register_randomization_revisited(register)
     register(MetricSpec(
-        name="sparseness", score=sparseness, needs=frozenset({"maps"}), category="complexity", higher_is_better=True,
+        name="sparseness", bounds=(0.0, 1.0), score=sparseness, needs=frozenset({"maps"}), category="complexity", higher_is_better=True,
         description="Gini index of the absolute map (1 - 1/P: one pixel, 0: uniform)",
         citation="Chalasani et al., Concise Explanations of Neural Networks using Adversarial Training, ICML 2020",
     ))
     register(MetricSpec(
-        name="entropy", score=entropy, needs=frozenset({"maps"}), category="complexity", higher_is_better=False,
+        name="entropy", bounds=(0.0, None), score=entropy, needs=frozenset({"maps"}), category="complexity", higher_is_better=False,
         description="Shannon entropy (nats) of |map| / sum |map|", citation=BHATT,
     ))

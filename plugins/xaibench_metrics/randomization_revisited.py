@@ -143,19 +143,19 @@ def random_logit(targets: torch.Tensor, maps: torch.Tensor, base_logits: torch.T
 def register_randomization_revisited(register: Callable[[MetricSpec], None]) -> None:
     """Registers eMPRT, sMPRT and the random logit test (category ``randomization``) with ``register``."""
     register(MetricSpec(
-        name="emprt", score=efficient_mprt, version="2", needs=frozenset({"maps", "model", "explain", "model_seed"}),
+        name="emprt", bounds=(-1.0, None), score=efficient_mprt, version="2", needs=frozenset({"maps", "model", "explain", "model_seed"}),
         category="randomization", higher_is_better=True,
         description="relative rise of the map's histogram entropy when every layer is randomized "
                     "(higher: the map depends on the weights)", citation=SANITY_REVISITED, defaults={"n_bins": 100}))
     register(MetricSpec(
-        name="smprt", score=smooth_mprt, version="2",
+        name="smprt", bounds=(-1.0, 1.0), score=smooth_mprt, version="2",
         needs=frozenset({"inputs", "maps", "model", "explain", "sample_seeds", "model_seed"}),
         category="randomization", higher_is_better=False,
         description="absolute Spearman correlation of noise-averaged maps of the trained and the fully randomized "
                     "model (lower: the map depends on the weights)", citation=SANITY_REVISITED,
         defaults={"draws": 10, "noise_magnitude": 0.1, "sign": "abs"}))
     register(MetricSpec(
-        name="random-logit", score=random_logit, version="2",
+        name="random-logit", bounds=(-1.0, 1.0), score=random_logit, version="2",
         needs=frozenset({"targets", "maps", "base_logits", "explain", "sample_seeds"}),
         category="randomization", higher_is_better=False,
         description="absolute SSIM between the maps of the explained class and of a random other class "

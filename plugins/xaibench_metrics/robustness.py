@@ -256,11 +256,11 @@ def register_robustness(register: Callable[[MetricSpec], None]) -> None:
         ("avg-sensitivity", avg_sensitivity, "mean", "mean"),
     ):
         register(MetricSpec(
-            name=name, score=score, needs=NEEDS, category="robustness", higher_is_better=False,
+            name=name, bounds=(0.0, None), score=score, needs=NEEDS, category="robustness", higher_is_better=False,
             description=f"{reduce} ||Phi(x+d) - Phi(x)|| / ||Phi(x)|| over `draws` uniform perturbations d "
                         "(the method re-run on each)", citation=YEH, defaults={**uniform, "relative": True}))
     register(MetricSpec(
-        name="local-lipschitz", score=local_lipschitz, needs=NEEDS, category="robustness", higher_is_better=False,
+        name="local-lipschitz", bounds=(0.0, None), score=local_lipschitz, needs=NEEDS, category="robustness", higher_is_better=False,
         description="largest ||Phi(x) - Phi(x')|| / ||x - x'|| over `draws` Gaussian perturbations",
         citation=ALVAREZ_MELIS, defaults={"draws": 10, "noise": "gaussian", "scale": 0.05}))
     for name, score, versus, extra in (
@@ -270,7 +270,7 @@ def register_robustness(register: Callable[[MetricSpec], None]) -> None:
         ("relative-output-stability", relative_output_stability, "the change of the logits", frozenset()),
     ):
         register(MetricSpec(
-            name=name, score=score, needs=NEEDS | {"engine", "base_logits"} | extra, category="robustness",
+            name=name, bounds=(0.0, None), score=score, needs=NEEDS | {"engine", "base_logits"} | extra, category="robustness",
             higher_is_better=False,
             description=f"largest relative change of the map over {versus}, among uniform perturbations that keep "
                         "the predicted class", citation=AGARWAL,

@@ -57,7 +57,7 @@ def symmetric_relevance_gain(inputs: torch.Tensor, targets: torch.Tensor, maps: 
 def register_srg(register: Callable[[MetricSpec], None]) -> None:
     """Registers ``srg`` (category ``faithfulness``, higher is better) with ``register``."""
     register(MetricSpec(
-        name="srg", score=symmetric_relevance_gain,
+        name="srg", bounds=(-1.0, 1.0), score=symmetric_relevance_gain,
         needs=frozenset({"inputs", "targets", "maps", "engine", "base_logits", "data_mean"}),
         category="faithfulness", higher_is_better=True,
         description="symmetric relevance gain: AUC of p_c removing the least relevant pixels first minus AUC "

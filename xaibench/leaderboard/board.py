@@ -25,7 +25,9 @@ RANK_RULE = (
     f"methods is compared by a two-sided Wilcoxon signed-rank test on their per-sample scores over the same "
     f"samples, the p-values of all pairs are Holm-corrected together, and a pair differs when the corrected "
     f"p-value is below {stats.ALPHA}. Methods that no method beats share rank 1; \"=\" marks a shared rank. "
-    f"The overall rank orders methods by their mean per-metric rank (equal means share a rank)."
+    f"The overall rank orders methods by their mean per-metric rank (equal means share a rank). "
+    f"Calibration baselines (random, centre, ground-truth: `MethodSpec.calibration`) are references, not "
+    f"contenders: they are listed below the methods with rank \"ref\" and are left out of every ranking."
 )
 CI_RULE = (
     f"Each cell is the mean over samples with its 95% percentile bootstrap confidence interval "
@@ -100,6 +102,8 @@ class MethodRow:
     cells: dict[str, Record]  # metric -> record
     metric_ranks: dict[str, int | None]
     metric_tied: dict[str, bool]
+    #: The calibration role of a baseline (``MethodSpec.calibration``: chance, centre-bias, oracle), "" for a method.
+    baseline: str = ""
 
 
 @dataclass(frozen=True)
@@ -126,22 +130,23 @@ def _shared(ranks: list[int | None]) -> list[bool]:
     return [r is not None and ranks.count(r) > 1 for r in ranks]
 
 
-def _aligned(store: Store, recs: list[Record | None]) -> list[np.ndarray | None]:
-    """Per-sample scores of each scored record over the union of their sample ids (NaN where absent)."""
+def sample_scores(store: Store, recs: list[Record | None]) -> list[np.ndarray | None]:
+    """Per-sample scores ``(S,)`` of each scored record over the union of their S sample ids, sorted (NaN where
+    absent); None for a record that is None or has no score."""
     scores = [store.scores(r.cell_key) if _score(r) is not None else None for r in recs]
     ids = sorted(set().union(*(s.keys() for s in scores if s is not None)))
     return [None if s is None else np.array([s.get(i, np.nan) for i in ids], dtype=np.float64) for s in scores]
 
 
 def _block(store: Store, dataset: str, model: str, block: list[Record], direction: dict[str, bool],
-           model_key: str, samples: int) -> Block:
+           model_key: str, samples: int, roles: dict[str, str]) -> Block:
     methods = list(dict.fromkeys(r.method for r in block))
     metrics = list(dict.fromkeys(r.metric for r in block))
     by = {(r.method, r.metric): r for r in block}
     metric_ranks: dict[str, dict[str, int | None]] = {}
     unranked = unranked_reason(store.model_evaluation(model_key))  # a model that did not learn ranks nothing
     for m in metrics:
-        aligned = _aligned(store, [by.get((me, m)) for me in methods])
+        aligned = sample_scores(store, [None if roles.get(me) else by.get((me, m)) for me in methods])  # baselines unranked
         metric_ranks[m] = dict(zip(methods, [None] * len(methods) if unranked
                                    else stats.significance_ranks(aligned, direction[m])))
     mean_rank: dict[str, float | None] = {}
@@ -155,8 +160,9 @@ def _block(store: Store, dataset: str, model: str, block: list[Record], directio
     for i, me in enumerate(methods):
         cells = {m: by[(me, m)] for m in metrics if (me, m) in by}
         rows.append(MethodRow(me, overall[i], tied[i], mean_rank[me], cells,
-                              {m: metric_ranks[m][me] for m in metrics}, {m: shared[m][me] for m in metrics}))
-    rows.sort(key=lambda r: (r.rank is None, r.rank or 0, r.method))
+                              {m: metric_ranks[m][me] for m in metrics}, {m: shared[m][me] for m in metrics},
+                              roles.get(me, "")))
+    rows.sort(key=lambda r: (bool(r.baseline), r.rank is None, r.rank or 0, r.method))
     means = {m: [_score(by.get((me, m))) for me in methods] for m in metrics}
     scored = [m for m in metrics if any(v is not None for v in means[m])]
     tau = stats.agreement([means[m] for m in scored], [direction[m] for m in scored])
@@ -175,10 +181,12 @@ def board(store: Store, suite: str) -> list[Block]:
     header = store.header(suite) or {}
     direction = {r.metric: r.higher_is_better for r in plan}
     model_keys = {(r.dataset, r.model): r.model_key for r in plan}
+    roles = {m: role for m, role in header.get("calibration", {}).get("methods", {}).items() if role}
     blocks = []
     for (dataset, model) in dict.fromkeys((r.dataset, r.model) for r in recs):
         block = [r for r in recs if r.dataset == dataset and r.model == model]
         samples = (header.get("datasets", {}).get(dataset, {}).get("samples")
                    or max((r.n_total for r in block), default=0))
-        blocks.append(_block(store, dataset, model, block, direction, model_keys[(dataset, model)], samples))
+        blocks.append(_block(store, dataset, model, block, direction, model_keys[(dataset, model)], samples,
+                             roles))
     return blocks

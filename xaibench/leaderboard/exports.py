@@ -11,7 +11,7 @@ import json
 import math
 
 from xaibench import stats
-from xaibench.leaderboard import verdict
+from xaibench.leaderboard import ranking, references, trust, verdict
 from xaibench.errors import XaibenchError
 from xaibench.figures import FIGURE_KINDS, figure_path
 from xaibench.leaderboard.board import AGREEMENT_RULE, CI_RULE, RANK_RULE, board, records
@@ -64,14 +64,17 @@ def to_json(store: Store, suite: str) -> str:
                          "detail": c.detail.splitlines()[0] if c.detail else None}
                      for m, c in r.cells.items()}
             rows.append({"method": r.method, "rank": r.rank, "tied": r.tied, "mean_rank": _num(r.mean_rank),
+                         "baseline": r.baseline,
                          "cells": cells})
         blocks.append({
             "dataset": b.dataset, "model": b.model, "samples": b.samples, "evaluation": b.evaluation,
             "metrics": [{"name": m, "higher_is_better": b.higher_is_better[m]} for m in b.metrics],
-            "rows": rows, "winners": b.winners,
+            "rows": rows, "winners": b.winners, "baseline_findings": references.findings(b),
             "agreement": {"metrics": b.agreement_metrics, "tau": [[_num(t) for t in row] for row in b.agreement]},
             "figures": {k: figure_path(suite, b.dataset, b.model, k) for k in FIGURE_KINDS},
             "verdict": verdict.as_json(verdict.section_verdict(b, header)),
+            "meta_evaluation": trust.as_json(store, b, header),
+            "aggregate": ranking.as_json(ranking.aggregate([b], header)),
         })
     doc = {
         "schema": JSON_SCHEMA, "suite": suite,

@@ -17,7 +17,7 @@ from tabulate import tabulate
 from xaibench import stats
 from xaibench.degenerate import constant_map_notes
 from xaibench.gate import evaluation_notes
-from xaibench.leaderboard import verdict
+from xaibench.leaderboard import ranking, references, trust, verdict
 from xaibench.figures import FIGURE_KINDS, figure_path
 from xaibench.leaderboard.board import AGREEMENT_RULE, CI_RULE, RANK_RULE, Block, Record, board
 from xaibench.store import Store
@@ -159,12 +159,14 @@ def render(store: Store, suite: str) -> str:
         formats = {m: column_format(v for r in b.rows if m in r.cells and r.cells[m].status == "ok"
                                     for v in (r.cells[m].mean, r.cells[m].ci_low, r.cells[m].ci_high))
                    for m in b.metrics}
-        table = [[_rank_text(r.rank, r.tied), r.method]
+        table = [["ref" if r.baseline else _rank_text(r.rank, r.tied),
+                  f"{r.method} ({r.baseline} baseline)" if r.baseline else r.method]
                  + [_cell_text(r.cells[m], r.metric_ranks[m], r.metric_tied[m], b.samples, formats[m])
                     if m in r.cells else "–" for m in b.metrics] for r in b.rows]
         lines += [tabulate(table, headers=["rank", "method"] + [f"{m} {ARROW[b.higher_is_better[m]]}"
                                                                 for m in b.metrics],
                            tablefmt="github", disable_numparse=True), ""]
+        lines += references.markdown(b)
         notes = sorted({_md((f"{c.method} / {c.metric} failed: " if c.status == "failed" else "")
                             + c.detail.splitlines()[0])
                         for r in b.rows for c in r.cells.values() if c.status in ("failed", "skipped") and c.detail}
@@ -175,10 +177,19 @@ def render(store: Store, suite: str) -> str:
         lines += constant_map_notes({r.method: max((c.constant_maps for c in r.cells.values()), default=0)
                                      for r in b.rows}, b.samples)
         lines += _agreement_table(b)
+        lines += trust.markdown(store, b, header)
+        lines += ranking.markdown(ranking.aggregate([b], header), "Aggregate ranking", ranking.section_figure(suite, b),
+                                  f"{b.dataset} × {b.model}")
         lines += _figure_links(suite, b)
+
+    if len(blocks) > 1:
+        lines += ["## Across all sections", ""] + ranking.markdown(
+            ranking.aggregate(blocks, header), "Aggregate ranking over every section", ranking.overall_figure(suite),
+            "all sections")
 
     if any(len(b.agreement_metrics) >= 2 for b in blocks):
         lines += ["## About the metric agreement", "", AGREEMENT_RULE, ""]
+    lines += ["## About the meta-evaluation and the aggregate ranking", "", trust.LEGEND, "", ranking.RULE, ""]
     metric_info = header.get("metrics", {})
     if metric_info:
         rows = [[m, i.get("category"), ARROW[bool(i.get("higher_is_better"))], _md(i.get("description", "")),

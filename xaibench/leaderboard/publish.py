@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from xaibench.figures import agreement_heatmap, figure_path
+from xaibench.leaderboard import ranking
 from xaibench.leaderboard.board import board
 from xaibench.leaderboard.exports import to_json
 from xaibench.leaderboard.index import INDEX, render_index, write_index
@@ -31,6 +32,7 @@ def write(store: Store, suite: str, out_dir: str | Path) -> Path:
         if len(b.agreement_metrics) >= 2:
             agreement_heatmap(b.agreement, b.agreement_metrics, f"{b.dataset} × {b.model}",
                               out / figure_path(suite, b.dataset, b.model, "agreement"))
+    ranking.write_figures(board(store, suite), store.header(suite) or {}, suite, out)
     write_index(out)
     return out / f"{suite}.md"
 

@@ -1,0 +1,54 @@
+"""A small hand-built store for the leaderboard sections: methods, calibration baselines and per-sample scores."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from xaibench.stats import seed_from, summarize
+from xaibench.store import CellResult, PlanRow, Store
+
+N = 10
+IDS = [f"s{i:02d}" for i in range(N)]
+#: metric -> (category, higher_is_better, bounds)
+METRICS = {"hit-rate": ("localization", True, [0.0, 1.0]), "mass": ("localization", True, [0.0, 1.0]),
+           "dic": ("faithfulness", False, [0.0, 100.0])}
+ROLES = {"a": "", "b": "", "c": "", "random": "chance", "ground-truth": "oracle"}
+
+
+def scores() -> dict[tuple[str, str], np.ndarray]:
+    """Per-sample scores: a > b > c on every metric and sample; ground-truth hits everywhere (beats every method)."""
+    rng = np.random.default_rng(0)
+    out = {}
+    for k, me in enumerate(("a", "b", "c")):
+        out[(me, "hit-rate")] = (rng.random(N) < 0.8 - 0.3 * k).astype(float)
+        out[(me, "mass")] = 0.6 - 0.2 * k + 0.05 * rng.random(N)
+        out[(me, "dic")] = 20.0 + 20 * k + rng.random(N)
+    out[("random", "hit-rate")] = (rng.random(N) < 0.3).astype(float)
+    out[("random", "mass")] = 0.1 + 0.05 * rng.random(N)
+    out[("random", "dic")] = 90.0 + rng.random(N)
+    out[("ground-truth", "hit-rate")] = np.ones(N)
+    out[("ground-truth", "mass")] = np.ones(N)
+    out[("ground-truth", "dic")] = 95.0 + rng.random(N)
+    return out
+
+
+def store(path: Path, suite: str = "demo", datasets: tuple[str, ...] = ("ds",)) -> Store:
+    """A store with ``suite``'s plan and scores on each of ``datasets`` (one model ``net``)."""
+    s = Store(path)
+    rows = []
+    for ds in datasets:
+        for (me, mt), values in scores().items():
+            key = f"{ds}-{me}-{mt}"
+            category, hib, _ = METRICS[mt]
+            rows.append(PlanRow(key, ds, "net", f"mk-{ds}", me, mt, category, hib, None))
+            mean, low, high, n = summarize(values, seed_from(0, key))
+            s.put_cell(CellResult(key, ds, "net", me, mt, "ok", mean, low, high, n, N, None, {}), IDS, values)
+        s.put_model(f"mk-{ds}", ds, "net", "sha", {"accuracy": 0.9, "precision": 0.8, "recall": 0.7, "f1": 0.75,
+                                                  "n": 20, "majority": 0.5}, {})
+    s.put_plan(suite, rows, {
+        "seed": 7, "samples": N, "target": "predicted", "versions": {},
+        "datasets": {ds: {"samples": N, "modality": "image", "shape": [1, 8, 8]} for ds in datasets},
+        "metrics": {m: {"category": c, "higher_is_better": h, "bounds": b} for m, (c, h, b) in METRICS.items()},
+        "calibration": {"methods": ROLES, "metrics": {}, "mask_fraction": {}, "cam_layers": {}}})
+    return s

@@ -1,0 +1,79 @@
+"""Consistency (Dasgupta et al. 2022): a hand-worked case, 1D signals, and Quantus 0.6 on the same discretisation."""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from xaibench_metrics.consistency import peak_cells
+
+from xaibench.engine import Engine
+from xaibench.plugins import load_harness
+from xaibench.specs import MetricContext
+from xaibench.testing import score_metric
+
+
+def _score(maps: torch.Tensor, logits: torch.Tensor, **params: object) -> np.ndarray:
+    """The registered metric through the runner's seam (only its declared needs reach it)."""
+    spec = load_harness().metrics.get("consistency")
+    ctx = MetricContext(engine=None, base_logits=logits, seed=0)
+    return np.asarray(score_metric(spec, ctx, maps=maps, **{**spec.defaults, **params}), dtype=np.float64)
+
+
+def _peaks(spatial: tuple[int, ...], where: list[tuple[int, ...]]) -> torch.Tensor:
+    maps = torch.zeros(len(where), *spatial)
+    for i, p in enumerate(where):
+        maps[(i, *p)] = 1.0
+    return maps
+
+
+def test_hand_worked_labels_and_predictions() -> None:
+    # 8x8, grid 2: cells of 4x4. Peaks: samples 0-2 top-left (cell 0), 3 bottom-right (cell 3), 4 top-right (cell 1)
+    maps = _peaks((8, 8), [(0, 0), (3, 3), (2, 1), (7, 7), (0, 5)])
+    predicted = torch.tensor([1, 1, 0, 2, 2])
+    logits = torch.nn.functional.one_hot(predicted, 3).float()
+    values = _score(maps, logits, grid=2)
+    # sample 0: peers 1 (same class) and 2 (other): 1/2; sample 1 alike; sample 2: both peers differ: 0;
+    # samples 3 and 4: no other sample peaks in their cell: undefined
+    np.testing.assert_array_equal(values[:3], [0.5, 0.5, 0.0])
+    assert np.isnan(values[3:]).all()
+    assert peak_cells(maps, 2).tolist() == [0, 0, 0, 3, 1]
+    # grid 1: one label for all, the score is the share of the others predicting the same class
+    np.testing.assert_allclose(_score(maps, logits, grid=1), [1 / 4, 1 / 4, 0.0, 1 / 4, 1 / 4])
+
+
+def test_signals_and_the_sign_handling() -> None:
+    maps = torch.tensor([[0.0, 0.0, 0.0, -5.0], [0.0, 0.0, 0.0, 1.0], [2.0, 0.0, 0.0, 0.0]])
+    assert peak_cells(maps, 2).tolist() == [1, 1, 0]
+    assert peak_cells(maps, 2, abs=False).tolist() == [0, 1, 0]  # without abs the first sample's peak is at 0
+    logits = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+    np.testing.assert_array_equal(_score(maps, logits, grid=2)[:2], [1.0, 1.0])
+    with pytest.raises(ValueError, match="grid >= 1"):
+        peak_cells(maps, 0)
+
+
+def test_equals_quantus_with_the_same_discretisation() -> None:
+    warnings.filterwarnings("ignore", module="quantus")
+    quantus = pytest.importorskip("quantus")
+    n, c, h, w, grid = 40, 1, 8, 8, 2
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(c, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(4 * h * w, 3)).eval()
+    x = torch.rand(n, c, h, w)
+    maps = torch.randn(n, h, w)
+    logits = Engine(model, "cpu", batch_size=16).logits(x)
+    ours = _score(maps, logits, grid=grid)
+
+    def cell_of_peak(a: np.ndarray, **_: object) -> int:
+        """The peak's grid cell, computed independently with numpy's unravel_index."""
+        r, col = np.unravel_index(int(np.argmax(a.reshape(h, w))), (h, w))
+        return int(r * grid // h) * grid + int(col * grid // w)
+
+    metric = quantus.Consistency(discretise_func=cell_of_peak, abs=True, normalise=True, disable_warnings=True)
+    theirs = np.asarray(metric(model=model, x_batch=x.numpy(), y_batch=logits.argmax(1).numpy(),
+                               a_batch=maps[:, None].numpy(), device="cpu", batch_size=n), dtype=np.float64)
+    defined = np.isfinite(ours)
+    assert defined.sum() >= n - 2 and np.unique(ours[defined]).size > 2  # a non-trivial case
+    np.testing.assert_allclose(ours[defined], theirs[defined], atol=1e-8)
+    np.testing.assert_array_equal(theirs[~defined], 0.0)  # Quantus scores "no peer" as 0; we leave it undefined
