@@ -36,8 +36,6 @@ from typing import Callable
 
 import numpy as np
 import torch
-from scipy.stats import spearmanr
-from skimage.metrics import structural_similarity
 from torch import nn
 
 from xaibench.maps import normalize
@@ -69,6 +67,9 @@ def similarity(a: np.ndarray, b: np.ndarray, how: str) -> np.ndarray:
     randomized map (a CAM whose ReLU zeroes everything) shares no ranking with the
     reference: its Spearman similarity is 0; SSIM is defined for it as it is.
     """
+    from scipy.stats import spearmanr
+    from skimage.metrics import structural_similarity
+
     out = np.full(a.shape[0], np.nan)
     for i in range(a.shape[0]):
         if np.ptp(a[i]) == 0:

@@ -44,7 +44,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import numpy as np
-import scipy.stats
 import torch
 from torch import nn
 
@@ -77,6 +76,8 @@ def fully_randomized(model: Callable[[], nn.Module], sample_seeds: Sequence[int]
 
 def discrete_entropy(maps: np.ndarray, n_bins: int) -> np.ndarray:
     """Entropy (nats) of the histogram of each map's values in ``n_bins`` equal-width bins: ``(N,)``."""
+    import scipy.stats
+
     return np.array([scipy.stats.entropy(np.histogram(m.ravel(), bins=n_bins)[0]) for m in maps])
 
 
