@@ -214,7 +214,7 @@ def xaibench_register_metrics(register: Callable[[MetricSpec], None]) -> None:
     for measure, label in (("spearman", "Spearman rank correlation"), ("ssim", "SSIM")):
         register(MetricSpec(
             name=f"mprt-{measure}", score=model_randomization,
-            needs=frozenset({"maps", "model", "explain", "seed"}),
+            needs=frozenset({"maps", "model", "explain", "seed", "shared"}),
             category="randomization", higher_is_better=False,
             description=f"{label} between the maps of the trained and of the cascadingly randomized model, "
                         "averaged over the cascade (lower: the map depends on the weights)",

@@ -48,7 +48,7 @@ import torch
 from torch import nn
 
 from xaibench.maps import normalize
-from xaibench.specs import MetricSpec
+from xaibench.specs import MetricSpec, Shared, unshared
 from xaibench.stats import seed_from
 from xaibench_metrics.randomization import SIMILARITIES, randomizable_layers, similarity
 from xaibench_metrics.robustness import input_noise
@@ -74,6 +74,18 @@ def fully_randomized(model: Callable[[], nn.Module], sample_seeds: Sequence[int]
     return copy
 
 
+def fully_randomized_maps(model: Callable[[], nn.Module], explain: Callable[..., torch.Tensor],
+                          sample_seeds: Sequence[int], shared: Shared = unshared) -> tuple[nn.Module, torch.Tensor]:
+    """The :func:`fully_randomized` model and the method's maps ``(N, *spatial)`` on it, for the cell's inputs.
+
+    Both depend on the seeds only: computed once per seed and shared (``shared``) by eMPRT and sMPRT.
+    """
+    def compute() -> tuple[nn.Module, torch.Tensor]:
+        randomized = fully_randomized(model, sample_seeds)
+        return randomized, explain(randomized)
+    return shared(("randomized-maps", "full", seed_from("randomized-model", *sample_seeds)), compute)
+
+
 def discrete_entropy(maps: np.ndarray, n_bins: int) -> np.ndarray:
     """Entropy (nats) of the histogram of each map's values in ``n_bins`` equal-width bins: ``(N,)``."""
     import scipy.stats
@@ -82,7 +94,7 @@ def discrete_entropy(maps: np.ndarray, n_bins: int) -> np.ndarray:
 
 
 def efficient_mprt(maps: torch.Tensor, model: Callable[[], nn.Module], explain: Callable[..., torch.Tensor],
-                   sample_seeds: Sequence[int], n_bins: int = 100) -> np.ndarray:
+                   sample_seeds: Sequence[int], n_bins: int = 100, shared: Shared = unshared) -> np.ndarray:
     """eMPRT (Hedström et al. 2023, Sec. 4.2): ``(H(Phi(f_rand, x)) - H(Phi(f, x))) / H(Phi(f, x))`` per sample.
 
     ``(N,)`` float64, higher is better; NaN where the trained model's map is constant.
@@ -90,14 +102,14 @@ def efficient_mprt(maps: torch.Tensor, model: Callable[[], nn.Module], explain: 
     if n_bins < 2:
         raise ValueError(f"n_bins must be at least 2, got {n_bins}")
     before = discrete_entropy(maps.double().cpu().numpy(), n_bins)
-    after = discrete_entropy(explain(fully_randomized(model, sample_seeds)).double().cpu().numpy(), n_bins)
+    after = discrete_entropy(fully_randomized_maps(model, explain, sample_seeds, shared)[1].double().cpu().numpy(), n_bins)
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(before > 0, (after - before) / np.where(before > 0, before, 1.0), np.nan)
 
 
 def smooth_mprt(inputs: torch.Tensor, maps: torch.Tensor, model: Callable[[], nn.Module],
                 explain: Callable[..., torch.Tensor], sample_seeds: Sequence[int], draws: int = 10,
-                noise_magnitude: float = 0.1, sign: str = "abs") -> np.ndarray:
+                noise_magnitude: float = 0.1, sign: str = "abs", shared: Shared = unshared) -> np.ndarray:
     """sMPRT (Hedström et al. 2023, Sec. 4.1): Spearman of the noise-averaged maps of ``f`` and of ``f_rand``.
 
     ``(N,)`` float64 in [-1, 1], lower is better; NaN where the trained model's smoothed map is constant.
@@ -107,8 +119,8 @@ def smooth_mprt(inputs: torch.Tensor, maps: torch.Tensor, model: Callable[[], nn
     dims = tuple(range(1, inputs.dim()))
     spread = (inputs.amax(dim=dims, keepdim=True) - inputs.amin(dim=dims, keepdim=True)) * noise_magnitude
     noise = input_noise(inputs, sample_seeds, draws - 1, "gaussian", 1.0) if draws > 1 else inputs.new_zeros((0, *inputs.shape))
-    randomized = fully_randomized(model, sample_seeds)
-    trained, rand = maps.double().clone(), explain(randomized, inputs=inputs).double()
+    randomized, rand = fully_randomized_maps(model, explain, sample_seeds, shared)
+    trained, rand = maps.double().clone(), rand.to(torch.float64, copy=True)
     for z in noise:
         trained += explain(inputs=inputs + z * spread).double()
         rand += explain(randomized, inputs=inputs + z * spread).double()
@@ -141,12 +153,12 @@ def random_logit(targets: torch.Tensor, maps: torch.Tensor, base_logits: torch.T
 def register_randomization_revisited(register: Callable[[MetricSpec], None]) -> None:
     """Registers eMPRT, sMPRT and the random logit test (category ``randomization``) with ``register``."""
     register(MetricSpec(
-        name="emprt", score=efficient_mprt, needs=frozenset({"maps", "model", "explain", "sample_seeds"}),
+        name="emprt", score=efficient_mprt, needs=frozenset({"maps", "model", "explain", "sample_seeds", "shared"}),
         category="randomization", higher_is_better=True,
         description="relative rise of the map's histogram entropy when every layer is randomized "
                     "(higher: the map depends on the weights)", citation=SANITY_REVISITED, defaults={"n_bins": 100}))
     register(MetricSpec(
-        name="smprt", score=smooth_mprt, needs=frozenset({"inputs", "maps", "model", "explain", "sample_seeds"}),
+        name="smprt", score=smooth_mprt, needs=frozenset({"inputs", "maps", "model", "explain", "sample_seeds", "shared"}),
         category="randomization", higher_is_better=False,
         description="Spearman correlation of noise-averaged maps of the trained and the fully randomized model "
                     "(lower: the map depends on the weights)", citation=SANITY_REVISITED,
