@@ -36,7 +36,8 @@ def test_quick_suite_end_to_end(tmp_path: Path) -> None:
 
     results = json.loads(xaibench("results", "--suite", "quick", "--format", "json", cwd=tmp_path).stdout)
     assert results and all(r["status"] == "ok" for r in results)
-    assert set(results[0]) == {"dataset", "model", "method", "metric", "mean", "ci_low", "ci_high", "n", "status"}
+    assert set(results[0]) == {"dataset", "model", "method", "metric", "mean", "ci_low", "ci_high", "n", "status",
+                               "seconds", "maps_seconds", "training_seconds"}
 
 
 def test_plugins_json_shape(tmp_path: Path) -> None:

@@ -183,9 +183,10 @@ def test_export_json_and_csv(tmp_path: Path) -> None:
     with _store(tmp_path / "s.sqlite") as s:
         rows = json.loads(leaderboard.export(s, "demo", "json"))
         csv = leaderboard.export(s, "demo", "csv")
-    assert set(rows[0]) == {"dataset", "model", "method", "metric", "mean", "ci_low", "ci_high", "n", "status"}
+    assert set(rows[0]) == {"dataset", "model", "method", "metric", "mean", "ci_low", "ci_high", "n", "status",
+                            "seconds", "maps_seconds", "training_seconds"}
     assert {r["status"] for r in rows} == {"ok", "failed", "skipped"}
-    assert csv.splitlines()[0] == "dataset,model,method,metric,mean,ci_low,ci_high,n,status"
+    assert csv.splitlines()[0] == "dataset,model,method,metric,mean,ci_low,ci_high,n,status,seconds,maps_seconds,training_seconds"
 
 
 def test_unknown_suite_in_store(tmp_path: Path) -> None:

@@ -104,12 +104,14 @@ class Execution:
     def execute_group(self, g: GroupContext, cells: list[Cell]) -> list[Outcome]:
         """One method's maps (computed once, cached) and then each of its metric ``cells``, in order."""
         me = cells[0].method
+        start = time.perf_counter()
         maps, error, computed = self.maps(g, me)
+        maps_seconds = time.perf_counter() - start  # booked to the group's first cell, as `computed` is
         memo: dict[Hashable, Any] = {}  # what this method's metric cells share (MetricContext.shared)
         out = []
         for i, c in enumerate(cells):
             if maps is not None:
-                result, values = self.score(g, c, maps, memo)
+                result, values = self.score(g, c, maps, memo, maps_seconds if i == 0 else 0.0)
             else:
                 result, values = self.failed(c, error or ""), None
             out.append(Outcome(c.row.cell_key, result, values, computed if i == 0 else 0))
@@ -222,13 +224,16 @@ class Execution:
         arguments = metric_arguments(spec.needs, self.batch(g, maps), self.metric_context(g, c, {}))
         return np.asarray(spec.curve(**arguments, **c.metric.params), dtype=np.float64)
 
-    def score(self, g: GroupContext, c: Cell, maps: np.ndarray,
-              memo: dict[Hashable, Any]) -> tuple[CellResult, list[float] | None]:
-        """Cell ``c``'s metric on ``maps``: its result and per-sample scores, or a failed result and None."""
+    def score(self, g: GroupContext, c: Cell, maps: np.ndarray, memo: dict[Hashable, Any],
+              maps_seconds: float = 0.0) -> tuple[CellResult, list[float] | None]:
+        """Cell ``c``'s metric on ``maps``: its result and per-sample scores, or a failed result and None.
+
+        Its provenance books the time apart: ``seconds`` scoring, ``training_seconds`` models the metric
+        had trained (a label-randomized twin), ``maps_seconds`` the method's maps (given)."""
         spec: MetricSpec = c.metric.spec
         params = c.metric.params
         samples = g.samples
-        start = time.perf_counter()
+        start, trained_before = time.perf_counter(), self.models.training_seconds
         try:
             arguments = metric_arguments(spec.needs, self.batch(g, maps), self.metric_context(g, c, memo))
             values = self.isolated(f"metric {c.metric.entry.display!r}", g.model,
@@ -249,7 +254,9 @@ class Execution:
         # the bootstrap's resamples are common random numbers too: identical scores, identical intervals
         bootstrap = seed_from(self.settings.suite.seed, g.model_key, spec.name, "bootstrap")
         mean, low, high, n = summarize(values, bootstrap)
-        prov = {**self.provenance(c, params, time.perf_counter() - start), "constant_maps": constant}
+        training = self.models.training_seconds - trained_before
+        prov = {**self.provenance(c, params, time.perf_counter() - start - training), "constant_maps": constant,
+                "training_seconds": round(training, 3), "maps_seconds": round(maps_seconds, 3)}
         return CellResult(c.row.cell_key, c.row.dataset, c.row.model, c.row.method, c.row.metric, "ok",
                           mean, low, high, n, len(samples), None, prov), values.tolist()
 

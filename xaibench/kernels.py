@@ -14,12 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from numba import njit, prange
-from scipy import ndimage
 
-from xaibench.paths import use_numba_cache
-
-use_numba_cache()  # before the first @njit(cache=True): nothing is written inside the package
+from xaibench.jit import njit, prange  # numba loads at the first kernel call
 
 
 class KernelInputError(ValueError):
@@ -54,6 +50,8 @@ def distance_to_mask(masks: np.ndarray) -> np.ndarray:
     ``masks``: ``(N, *spatial)`` bool. Computed once per mask (scipy's exact EDT) and
     shared by every map and tolerance; 0 inside the mask; an empty mask gives +inf everywhere.
     """
+    from scipy import ndimage
+
     out = np.empty(masks.shape, dtype=np.float32)
     for i, m in enumerate(masks):
         out[i] = ndimage.distance_transform_edt(~m) if m.any() else np.inf

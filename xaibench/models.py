@@ -9,6 +9,7 @@ and cached here like any model.
 """
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import torch
@@ -36,8 +37,10 @@ class Models:
         self.settings = settings
         self.bundles = bundles
         self.store = store
-        #: Models trained by this object (not loaded from the cache or a checkpoint).
+        #: Models trained by this object (not loaded from the cache or a checkpoint), variants included,
+        #: and the wall-clock seconds their training took.
         self.trained = 0
+        self.training_seconds = 0.0
 
     def key(self, ds: Resolved, mo: Resolved) -> str:
         """The content key of model ``mo`` trained on dataset ``ds``."""
@@ -81,10 +84,12 @@ class Models:
             if not path.exists():
                 recipe = recipe_with(mo.spec.recipe, mo.entry.train)
                 progress.say(f"training {what} ({recipe.epochs} epochs max) ...")
+                start = time.perf_counter()
                 train(model, bundle.train, bundle.val, recipe, seed_from(self.settings.suite.seed, model_key), device,
                       on_epoch=progress.epochs(mo.entry.display) if self.settings.options.progress else None)
                 save_checkpoint(model, path)
                 self.trained += 1
+                self.training_seconds += time.perf_counter() - start
         load_checkpoint(model, path, what)
         model.to(device).eval()
         if self.store is not None and self.store.model_evaluation(model_key) is None:
@@ -109,8 +114,11 @@ class Models:
         model = self.build(ds, mo)
         if not path.exists():
             progress.say(f"training {mo.entry.display!r} on {ds.entry.display!r}: {variant.name} variant ...")
+            start = time.perf_counter()
             variant.fit(model, bundle, recipe_with(mo.spec.recipe, mo.entry.train),
                         seed_from(self.settings.suite.seed, key), self.settings.device)
             save_checkpoint(model, path)
+            self.trained += 1
+            self.training_seconds += time.perf_counter() - start
         load_checkpoint(model, path, f"{variant.name} model {mo.entry.display!r}")
         return model.to(self.settings.device).eval()

@@ -57,7 +57,8 @@ def use_numba_cache() -> Path:
     for an installed copy; files there are not in the wheel's RECORD, so a later
     ``pip install -e .`` leaves that folder behind without ``__init__.py`` and Python imports
     ``xaibench`` from it as a namespace package. Numba reads ``config.CACHE_DIR`` when a
-    function is decorated, so this must run before the kernels module defines its kernels.
+    function is decorated, so this must run before the first dispatcher is made
+    (:func:`xaibench.jit.compile_module` calls it).
     Returns the directory in use.
     """
     from numba.core import config

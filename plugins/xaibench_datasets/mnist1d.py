@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from scipy.ndimage import gaussian_filter
 
 from xaibench.specs import DataBundle, DatasetRequest, Samples
 
@@ -61,6 +60,8 @@ def _resample(x: np.ndarray, n: int) -> np.ndarray:
 
 def example(rng: np.random.Generator, template: np.ndarray) -> np.ndarray:
     """One transformed example of ``LENGTH`` points (the reference's ``transform``)."""
+    from scipy.ndimage import gaussian_filter
+
     pad = PADDING[0] + int(rng.random() * (PADDING[1] - PADDING[0] + 1))
     x = np.concatenate([template + 1e-8, np.zeros(pad)])
     x = _resample(x, TEMPLATE_LEN + PADDING[1])

@@ -47,7 +47,6 @@ show up on exact rounding ties, which practically never happen.
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage
 
 CLASS_NAMES = ("normal", "benign", "malignant")
 REGION_TOP_LEVEL = 3
@@ -95,6 +94,8 @@ def _sample(
     rng: np.random.Generator, label: int, size: int, mark_p: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Draw one image; returns ``(image, mask, regions)``."""
+    from scipy import ndimage
+
     px = size / 64.0  # one "64-pixel-image pixel": keeps the look independent of size
     echo = _tissue(rng, size, px)
     mask = np.zeros((size, size), dtype=bool)
@@ -127,6 +128,8 @@ def _sample(
 
 def _smooth_noise(rng: np.random.Generator, shape: tuple[int, ...], sigma: float | tuple[float, ...]) -> np.ndarray:
     """Gaussian-smoothed white noise rescaled to zero mean and unit variance."""
+    from scipy import ndimage
+
     field = ndimage.gaussian_filter(rng.standard_normal(shape), sigma, truncate=3.0)
     return (field - field.mean()) / (field.std() + 1e-12)
 
@@ -199,6 +202,8 @@ def _lesion_mask(rng: np.random.Generator, label: int, size: int) -> np.ndarray:
 
 def _lesion_factor(rng: np.random.Generator, label: int, mask: np.ndarray, px: float) -> np.ndarray:
     """Multiplicative echo change caused by the lesion itself (interior, margin, halo)."""
+    from scipy import ndimage
+
     level = rng.uniform(0.22, 0.34)
     if label == _BENIGN:
         soft = ndimage.gaussian_filter(mask.astype(np.float64), 0.4 * px)
@@ -232,6 +237,8 @@ def _posterior_factor(
 
 def _display(rng: np.random.Generator, echo: np.ndarray, size: int, px: float) -> np.ndarray:
     """Apply laterally elongated Rayleigh speckle and a compressive display curve."""
+    from scipy import ndimage
+
     scatter = rng.standard_normal((2, size, size))
     field = ndimage.gaussian_filter(scatter, (0.0, 0.45 * px, 1.0 * px))
     speckle = np.hypot(field[0], field[1])

@@ -27,7 +27,6 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
-from skimage.segmentation import slic
 
 from xaibench.engine import Engine, select_output
 from xaibench.fills import fill_like
@@ -42,6 +41,8 @@ def superpixels(inputs: torch.Tensor, n_segments: int = 100, compactness: float 
 
     Raises :class:`ValueError` for inputs that are not images.
     """
+    from skimage.segmentation import slic
+
     if inputs.dim() != 4:
         raise ValueError(f"IROF segments images (N, C, H, W); got inputs of shape {tuple(inputs.shape)}")
     images = np.moveaxis(inputs.detach().cpu().double().numpy(), 1, -1)

@@ -36,7 +36,8 @@ the dataset and model only: every method and every similarity faces the same
 randomized models (common random numbers).
 
 Cost: ``steps`` extra runs of the method on the cell's samples (the method's own
-cost times ``steps``), no extra passes for the score itself.
+cost times ``steps``), no extra passes for the score itself; the randomized maps are
+computed once per seed and shared by both similarities (:func:`cascade_maps`).
 
 Data randomization (Adebayo et al., Sec. 3.2): the same architecture trained with
 the same recipe on permuted training labels (the runner trains it once per model and
@@ -52,12 +53,10 @@ from typing import Callable
 
 import numpy as np
 import torch
-from scipy.stats import spearmanr
-from skimage.metrics import structural_similarity
 from torch import nn
 
 from xaibench.maps import normalize
-from xaibench.specs import DataBundle, ModelVariant, TrainRecipe
+from xaibench.specs import DataBundle, ModelVariant, Shared, TrainRecipe, unshared
 from xaibench.training import train
 
 SIMILARITIES = ("spearman", "ssim")
@@ -87,6 +86,9 @@ def similarity(a: np.ndarray, b: np.ndarray, how: str) -> np.ndarray:
     constant (rank correlation undefined; 0 would be the best score by accident). SSIM is
     defined for a constant randomized map and is kept.
     """
+    from scipy.stats import spearmanr
+    from skimage.metrics import structural_similarity
+
     out = np.full(a.shape[0], np.nan)
     for i in range(a.shape[0]):
         if np.ptp(a[i]) == 0:
@@ -100,27 +102,41 @@ def similarity(a: np.ndarray, b: np.ndarray, how: str) -> np.ndarray:
     return out
 
 
+def cascade_maps(model: Callable[[], nn.Module], explain: Callable[..., torch.Tensor], seed: int, steps: int,
+                 shared: Shared = unshared) -> list[torch.Tensor]:
+    """The method's maps ``(N, *spatial)`` after each stage of the cascading randomization, top layer first.
+
+    A copy of the model has its layers re-initialised top-down (:func:`cascade_stages`), seeded by
+    ``seed``; the maps depend on nothing else, so they are computed once per ``(seed, steps)`` and
+    shared (``shared``) by every similarity scored on them (MPRT-Spearman, MPRT-SSIM).
+    Raises ValueError for a model with no layer that has ``reset_parameters``.
+    """
+    def compute() -> list[torch.Tensor]:
+        copy = model()
+        layers = randomizable_layers(copy)
+        if not layers:
+            raise ValueError("the model has no layers with reset_parameters() to randomize")
+        done, out = 0, []
+        with torch.random.fork_rng():
+            torch.manual_seed(seed)
+            for upto in cascade_stages(len(layers), steps):
+                for name in layers[done:upto]:
+                    copy.get_submodule(name).reset_parameters()
+                done = upto
+                out.append(explain(copy).float())
+        return out
+    return shared(("randomized-maps", "cascade", seed, steps), compute)
+
+
 def model_randomization(maps: torch.Tensor, model: Callable[[], nn.Module], explain: Callable[..., torch.Tensor],
                         model_seed: int, similarity_measure: str = "spearman", steps: int = 3,
-                        sign: str = "abs") -> np.ndarray:
+                        sign: str = "abs", shared: Shared = unshared) -> np.ndarray:
     """``mean_stages sim(E(f, x), E(f_randomized top-down, x))`` per sample (Adebayo et al. 2018, Sec. 3.1)."""
     if similarity_measure not in SIMILARITIES:
         raise ValueError(f"similarity_measure must be one of {SIMILARITIES}, got {similarity_measure!r}")
-    copy = model()
-    layers = randomizable_layers(copy)
-    if not layers:
-        raise ValueError("the model has no layers with reset_parameters() to randomize")
     reference = normalize(maps, sign).cpu().numpy()
-    done = 0
-    scores = []
-    with torch.random.fork_rng():
-        torch.manual_seed(model_seed)
-        for upto in cascade_stages(len(layers), steps):
-            for name in layers[done:upto]:
-                copy.get_submodule(name).reset_parameters()
-            done = upto
-            randomized = normalize(explain(copy).float(), sign).cpu().numpy()
-            scores.append(similarity(reference, randomized, similarity_measure))
+    scores = [similarity(reference, normalize(randomized, sign).cpu().numpy(), similarity_measure)
+              for randomized in cascade_maps(model, explain, model_seed, steps, shared)]
     return np.mean(scores, axis=0)
 
 

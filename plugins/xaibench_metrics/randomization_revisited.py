@@ -47,12 +47,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import numpy as np
-import scipy.stats
 import torch
 from torch import nn
 
 from xaibench.maps import normalize
-from xaibench.specs import MetricSpec
+from xaibench.specs import MetricSpec, Shared, unshared
 from xaibench.stats import seed_from
 from xaibench_metrics.randomization import SIMILARITIES, randomizable_layers, similarity
 from xaibench_metrics.robustness import input_noise
@@ -78,13 +77,27 @@ def fully_randomized(model: Callable[[], nn.Module], model_seed: int) -> nn.Modu
     return copy
 
 
+def fully_randomized_maps(model: Callable[[], nn.Module], explain: Callable[..., torch.Tensor],
+                          model_seed: int, shared: Shared = unshared) -> tuple[nn.Module, torch.Tensor]:
+    """The :func:`fully_randomized` model and the method's maps ``(N, *spatial)`` on it, for the cell's inputs.
+
+    Both depend on ``model_seed`` only: computed once per seed and shared (``shared``) by eMPRT and sMPRT.
+    """
+    def compute() -> tuple[nn.Module, torch.Tensor]:
+        randomized = fully_randomized(model, model_seed)
+        return randomized, explain(randomized)
+    return shared(("randomized-maps", "full", model_seed), compute)
+
+
 def discrete_entropy(maps: np.ndarray, n_bins: int) -> np.ndarray:
     """Entropy (nats) of the histogram of each map's values in ``n_bins`` equal-width bins: ``(N,)``."""
+    import scipy.stats
+
     return np.array([scipy.stats.entropy(np.histogram(m.ravel(), bins=n_bins)[0]) for m in maps])
 
 
 def efficient_mprt(maps: torch.Tensor, model: Callable[[], nn.Module], explain: Callable[..., torch.Tensor],
-                   model_seed: int, n_bins: int = 100) -> np.ndarray:
+                   model_seed: int, n_bins: int = 100, shared: Shared = unshared) -> np.ndarray:
     """eMPRT (Hedström et al. 2023, Sec. 4.2): ``(H(Phi(f_rand, x)) - H(Phi(f, x))) / H(Phi(f, x))`` per sample.
 
     ``(N,)`` float64, higher is better; NaN where the trained model's map is constant.
@@ -92,14 +105,14 @@ def efficient_mprt(maps: torch.Tensor, model: Callable[[], nn.Module], explain: 
     if n_bins < 2:
         raise ValueError(f"n_bins must be at least 2, got {n_bins}")
     before = discrete_entropy(maps.double().cpu().numpy(), n_bins)
-    after = discrete_entropy(explain(fully_randomized(model, model_seed)).double().cpu().numpy(), n_bins)
+    after = discrete_entropy(fully_randomized_maps(model, explain, model_seed, shared)[1].double().cpu().numpy(), n_bins)
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(before > 0, (after - before) / np.where(before > 0, before, 1.0), np.nan)
 
 
 def smooth_mprt(inputs: torch.Tensor, maps: torch.Tensor, model: Callable[[], nn.Module],
                 explain: Callable[..., torch.Tensor], sample_seeds: Sequence[int], model_seed: int, draws: int = 10,
-                noise_magnitude: float = 0.1, sign: str = "abs") -> np.ndarray:
+                noise_magnitude: float = 0.1, sign: str = "abs", shared: Shared = unshared) -> np.ndarray:
     """sMPRT (Hedström et al. 2023, Sec. 4.1): Spearman of the noise-averaged maps of ``f`` and of ``f_rand``.
 
     ``(N,)`` float64 in [0, 1] (``|rho|``), lower is better; NaN where either smoothed map is constant.
@@ -109,8 +122,8 @@ def smooth_mprt(inputs: torch.Tensor, maps: torch.Tensor, model: Callable[[], nn
     dims = tuple(range(1, inputs.dim()))
     spread = (inputs.amax(dim=dims, keepdim=True) - inputs.amin(dim=dims, keepdim=True)) * noise_magnitude
     noise = input_noise(inputs, sample_seeds, draws - 1, "gaussian", 1.0) if draws > 1 else inputs.new_zeros((0, *inputs.shape))
-    randomized = fully_randomized(model, model_seed)
-    trained, rand = maps.double().clone(), explain(randomized, inputs=inputs).double()
+    randomized, rand = fully_randomized_maps(model, explain, model_seed, shared)
+    trained, rand = maps.double().clone(), rand.to(torch.float64, copy=True)
     for z in noise:
         trained += explain(inputs=inputs + z * spread).double()
         rand += explain(randomized, inputs=inputs + z * spread).double()
@@ -143,13 +156,13 @@ def random_logit(targets: torch.Tensor, maps: torch.Tensor, base_logits: torch.T
 def register_randomization_revisited(register: Callable[[MetricSpec], None]) -> None:
     """Registers eMPRT, sMPRT and the random logit test (category ``randomization``) with ``register``."""
     register(MetricSpec(
-        name="emprt", bounds=(-1.0, None), score=efficient_mprt, version="2", needs=frozenset({"maps", "model", "explain", "model_seed"}),
+        name="emprt", bounds=(-1.0, None), score=efficient_mprt, version="2", needs=frozenset({"maps", "model", "explain", "model_seed", "shared"}),
         category="randomization", higher_is_better=True,
         description="relative rise of the map's histogram entropy when every layer is randomized "
                     "(higher: the map depends on the weights)", citation=SANITY_REVISITED, defaults={"n_bins": 100}))
     register(MetricSpec(
         name="smprt", bounds=(-1.0, 1.0), score=smooth_mprt, version="2",
-        needs=frozenset({"inputs", "maps", "model", "explain", "sample_seeds", "model_seed"}),
+        needs=frozenset({"inputs", "maps", "model", "explain", "sample_seeds", "model_seed", "shared"}),
         category="randomization", higher_is_better=False,
         description="absolute Spearman correlation of noise-averaged maps of the trained and the fully randomized "
                     "model (lower: the map depends on the weights)", citation=SANITY_REVISITED,

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import Callable
 
-import torchvision
 from torch import nn
 
 #: Dotted path of each architecture's first convolution (the one that sees the input channels).
@@ -52,6 +51,8 @@ def resnet(depth: int) -> Callable[..., nn.Module]:
         small images (about 16x the compute of the ImageNet stem at the same input size).
         Raises ValueError for an unknown stem.
         """
+        import torchvision
+
         if stem not in RESNET_STEMS:
             raise ValueError(f"stem must be one of {', '.join(RESNET_STEMS)}, got {stem!r}")
         model = getattr(torchvision.models, f"resnet{depth}")(weights=None, num_classes=num_classes)
@@ -66,6 +67,8 @@ def resnet(depth: int) -> Callable[..., nn.Module]:
 
 def densenet(depth: int) -> Callable[..., nn.Module]:
     def build(num_classes: int, in_channels: int, modality: str) -> nn.Module:
+        import torchvision
+
         model = getattr(torchvision.models, f"densenet{depth}")(weights=None, num_classes=num_classes)
         return adapt_input(model, FIRST_CONV["densenet"], in_channels)
 
@@ -75,12 +78,16 @@ def densenet(depth: int) -> Callable[..., nn.Module]:
 
 def build_googlenet(num_classes: int, in_channels: int, modality: str) -> nn.Module:
     """GoogLeNet without auxiliary heads (they only matter for training with their losses)."""
+    import torchvision
+
     model = torchvision.models.googlenet(weights=None, num_classes=num_classes, aux_logits=False,
                                          init_weights=True, transform_input=False)
     return adapt_input(model, FIRST_CONV["googlenet"], in_channels)
 
 
 def build_mobilenet_v2(num_classes: int, in_channels: int, modality: str) -> nn.Module:
+    import torchvision
+
     model = torchvision.models.mobilenet_v2(weights=None, num_classes=num_classes)
     return adapt_input(model, FIRST_CONV["mobilenet_v2"], in_channels)
 
@@ -91,6 +98,8 @@ def build_vgg16(num_classes: int, in_channels: int, modality: str, head: str = "
     ``head="gap"`` replaces the 7x7 pooling and the 120M-parameter fully connected head
     by global average pooling and one linear layer: trainable on a CPU, same trunk.
     """
+    import torchvision
+
     model = torchvision.models.vgg16(weights=None, num_classes=num_classes)
     if head == "gap":
         model.avgpool = nn.AdaptiveAvgPool2d(1)
