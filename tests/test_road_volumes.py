@@ -53,3 +53,25 @@ def test_smooth_volume_solves_the_discrete_laplace_equation_exactly() -> None:
     # a non-harmonic function is not reproduced: the test can fail
     bumpy = smooth + 0.05 * d * d
     assert np.abs(linear_impute(np.where(removed, 0.0, bumpy)[None], removed)[0] - bumpy).max() > 1e-3
+
+
+def test_road_scores_volumes_through_the_registered_metric() -> None:
+    """MoRF on a volume: mean p_c over the fractions of the imputed volumes, one score per sample."""
+    import torch
+    from test_metrics import Linear2
+    from xaibench_metrics.road import road
+
+    from xaibench.engine import Engine
+
+    g = torch.Generator().manual_seed(0)
+    model = Linear2(torch.randn(1, 3, 4, 5, generator=g)).eval()
+    x, maps = torch.rand(2, 1, 3, 4, 5, generator=g), torch.rand(2, 3, 4, 5, generator=g)
+    target = torch.ones(2, dtype=torch.long)
+    got = road(x, target, maps, Engine(model, "cpu", 8), seed=0, fractions=(0.5,), noise=0.0)
+    removed = torch.zeros(2, 3 * 4 * 5, dtype=torch.bool)
+    removed.scatter_(1, maps.flatten(1).argsort(1, descending=True)[:, :30], True)
+    expected = []
+    for i in range(2):
+        filled = linear_impute(x[i].double().numpy(), removed[i].reshape(3, 4, 5).numpy())
+        expected.append(torch.softmax(model(torch.from_numpy(filled).float()[None]), 1)[0, 1].item())
+    np.testing.assert_allclose(got, expected, rtol=1e-5)
