@@ -23,6 +23,12 @@ def xaibench_register_datasets(register: Callable[[DatasetSpec], None]) -> None:
         description="any MedMNIST flag from a local <flag>.npz, official splits, no masks",
     ))
     register(DatasetSpec(
+        name="medmnist3d", load=medmnist.load_medmnist3d, modality="volume", has_masks=False,
+        citation=medmnist.CITATION,
+        description="a MedMNIST-3D flag (organ, nodule, adrenal, fracture, vessel, synapse) from a local "
+                    "<flag>.npz, 28^3 or 64^3 volumes, official splits, no masks",
+    ))
+    register(DatasetSpec(
         name="imagefolder", load=imagefolder.load_imagefolder, modality="image", has_masks=True, has_regions=True,
         description="your own <class>/<name>.<ext> images, optional masks and graded region maps",
     ))
