@@ -5,7 +5,7 @@ from typing import Callable
 
 from xaibench import hookimpl
 from xaibench.specs import DatasetSpec
-from xaibench_medical import busi, imagefolder, kather, medmnist
+from xaibench_medical import busi, imagefolder, kather, medmnist, nifti
 
 
 @hookimpl
@@ -31,4 +31,9 @@ def xaibench_register_datasets(register: Callable[[DatasetSpec], None]) -> None:
     register(DatasetSpec(
         name="imagefolder", load=imagefolder.load_imagefolder, modality="image", has_masks=True, has_regions=True,
         description="your own <class>/<name>.<ext> images, optional masks and graded region maps",
+    ))
+    register(DatasetSpec(
+        name="niftifolder", load=nifti.load_niftifolder, modality="volume", has_masks=True,
+        description="your own <class>/<name>.nii[.gz] volumes (nibabel, the nifti extra), optional "
+                    "<name>_mask.nii[.gz] masks, voxel spacing recorded",
     ))
