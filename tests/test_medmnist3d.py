@@ -67,3 +67,27 @@ def test_flags_of_the_other_dimensionality_and_missing_files_are_refused(tmp_pat
     with pytest.raises(XaibenchError, match=r"MedMNIST-3D not found.*pass --download to fetch "
                                             r"medmnist/synapsemnist3d\.npz \(md5-verified\)"):
         load_medmnist3d(_request(tmp_path, flag="synapsemnist3d"))
+
+
+def test_the_volumes_suite_plans_on_medmnist3d_with_reasons_for_mask_metrics(tmp_path: Path) -> None:
+    """The README's recipe: volumes.yaml with a MedMNIST-3D flag; localization cells are skipped, not faked."""
+    import yaml
+
+    from xaibench.plugins import load_harness
+    from xaibench.runner import RunOptions, Runner
+    from xaibench.store import Store
+    from xaibench.suite import load_suite
+
+    harness = load_harness()
+    suite = yaml.safe_load(Path(harness.suites.get("volumes").path).read_text(encoding="utf-8"))
+    suite.update(name="volumes-nodule", image_size=28,
+                 datasets=[{"name": "medmnist3d", "params": {"flag": "nodulemnist3d"}}])
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(suite))
+    _npz(tmp_path / "data" / "medmnist" / "nodulemnist3d.npz")
+    with Store(tmp_path / "r.sqlite") as store:
+        runner = Runner(harness, load_suite(path), store, RunOptions(data_root=str(tmp_path / "data"), progress=False))
+        reasons = {(c.row.method, c.row.metric): c.row.skip_reason for c in runner.plan()}
+    assert reasons[("gradcam", "dic")] is None and reasons[("sise", "deletion-auc")] is None
+    assert reasons[("gradcam", "hit-rate")] == "dataset 'medmnist3d' has no masks: localization metric 'hit-rate' skipped"
+    assert reasons[("ground-truth", "dic")] is not None  # the oracle needs masks
