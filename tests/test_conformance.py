@@ -1,4 +1,4 @@
-"""The public conformance kit (xaibench.testing) over every built-in method, 2D and 1D.
+"""The public conformance kit (xaibench.testing) over every built-in method, 2D, 1D and 3D.
 
 Expensive methods get small step/mask counts through the kit's ``params``
 overrides; everything runs on the kit's tiny random-weight model.
@@ -10,12 +10,13 @@ import torch
 from torch import nn
 
 from xaibench.plugins import load_harness
-from xaibench.specs import MethodSpec
+from xaibench.specs import MethodContext, MethodSpec
 from xaibench.testing import check_method, tiny_layer, tiny_model
 
 HARNESS = load_harness()
 BUILTIN = [e.spec for e in HARNESS.methods if HARNESS.plugins[e.plugin].distribution == "xaibench"]
 SIGNAL = [s for s in BUILTIN if "signal" in s.modalities]
+VOLUME = [s for s in BUILTIN if "volume" in s.modalities]
 
 #: Parameters that keep each expensive method to a fraction of a second on the tiny model.
 FAST = {
@@ -45,7 +46,8 @@ def _model(spec: MethodSpec, modality: str) -> tuple[nn.Module, nn.Module]:
 
 def _check(spec: MethodSpec, modality: str, **params: object) -> torch.Tensor:
     g = torch.Generator().manual_seed(7)
-    x = torch.rand(2, 1, 16, 16, generator=g) if modality == "image" else torch.randn(2, 1, 40, generator=g)
+    x = {"image": lambda: torch.rand(2, 1, 16, 16, generator=g), "signal": lambda: torch.randn(2, 1, 40, generator=g),
+         "volume": lambda: torch.rand(2, 1, 12, 16, 16, generator=g)}[modality]()
     model, layer = _model(spec, modality)
     return check_method(spec, model, x, layer=layer if spec.takes_layer else None,
                         params={**FAST.get(spec.name, {}), **params}, batch_size=16)
@@ -68,6 +70,30 @@ def test_method_conforms_on_images(spec: MethodSpec) -> None:
 def test_method_conforms_on_signals(spec: MethodSpec) -> None:
     maps = _check(spec, "signal")
     assert maps.dim() == 2 and maps.shape[1] <= 40
+
+
+@pytest.mark.parametrize("spec", VOLUME, ids=lambda s: s.name)
+def test_method_conforms_on_volumes(spec: MethodSpec) -> None:
+    maps = _check(spec, "volume")
+    assert maps.dim() == 4 and all(m <= s for m, s in zip(maps.shape[1:], (12, 16, 16)))
+
+
+def test_volume_methods_are_the_checked_ones() -> None:
+    """Which built-in methods declare volumes, and which decline (pytorch-grad-cam's 2D-only CAMs)."""
+    declared = {s.name for s in VOLUME}
+    assert {"gradcam", "gradcam++", "hirescam", "eigengradcam", "eigencam", "layercam", "xgradcam", "saliency",
+            "integrated-gradients", "gradient-shap", "deeplift", "guided-backprop", "occlusion", "feature-ablation",
+            "rise", "sise", "random", "centre", "ground-truth"} <= declared
+    assert not declared & {"scorecam", "ablationcam", "fullgrad"}
+
+
+@pytest.mark.parametrize("name", ["scorecam", "ablationcam", "fullgrad"])
+def test_cams_without_3d_support_decline_volumes_with_their_reason(name: str) -> None:
+    spec = HARNESS.methods.get(name)
+    model = tiny_model("volume")
+    ctx = MethodContext(layer=tiny_layer(model), batch_size=4, sample_seeds=(1, 2))
+    with pytest.raises(ValueError, match=r"does not support volumes \(N, C, D, H, W\): .*(4D|Conv2d)"):
+        spec.explain(model, torch.rand(2, 1, 8, 8, 8), torch.tensor([0, 1]), ctx)
 
 
 @pytest.mark.parametrize("name", ["saliency", "deeplift"])

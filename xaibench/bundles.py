@@ -18,7 +18,7 @@ from xaibench.errors import SuiteError, XaibenchError
 from xaibench.inputs import conform_bundle
 from xaibench.options import Settings
 from xaibench.plan import Resolved
-from xaibench.specs import DataBundle, DatasetRequest, DatasetSpec, Samples
+from xaibench.specs import MODALITY_DIMS, MODALITY_SHAPES, DataBundle, DatasetRequest, DatasetSpec, Samples
 
 
 def fingerprint(bundle: DataBundle) -> str:
@@ -46,7 +46,7 @@ def check_bundle(name: str, bundle: DataBundle) -> None:
 
     if not isinstance(bundle, DataBundle):
         raise bad(f"the loader returned {type(bundle).__name__}, not a DataBundle")
-    dims = {"image": 4, "signal": 3}
+    dims = MODALITY_DIMS
     if bundle.modality not in dims:
         raise bad(f"modality {bundle.modality!r} is not one of {', '.join(dims)}")
     shape = None
@@ -54,7 +54,7 @@ def check_bundle(name: str, bundle: DataBundle) -> None:
         x = split.x
         if x.dim() != dims[bundle.modality]:
             raise bad(f"{split_name} inputs have shape {tuple(x.shape)}; {bundle.modality} data is "
-                      f"{'(N, C, H, W)' if bundle.modality == 'image' else '(N, C, L)'}")
+                      f"{MODALITY_SHAPES[bundle.modality]}")
         if shape is not None and tuple(x.shape[1:]) != shape:
             raise bad(f"{split_name} inputs have shape {tuple(x.shape[1:])} per sample, the train split "
                       f"{shape}: every split must have the same channels and size")

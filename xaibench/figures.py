@@ -6,7 +6,8 @@ Per dataset x model block of a suite:
   methods; drawn from the store by every ``xaibench leaderboard`` and ``run``;
 - ``gallery``: samples as rows, methods as columns, each map over its input with
   the ground-truth mask's contour (1D signals: the signal as a line over the map
-  as a coloured band, the mask as a bar under it);
+  as a coloured band, the mask as a bar under it; volumes: axial, coronal and sagittal
+  slices through each map's peak, :mod:`xaibench.slices`);
 - ``curves``: per method, the mean curve of each metric that has one (``MetricSpec.curve``:
   deletion, insertion), with the suite's parameters: a panel's AUC is the table's score.
 
@@ -29,6 +30,7 @@ from xaibench import progress
 from xaibench.errors import CellError, XaibenchError, did_you_mean
 from xaibench.plan import resolve
 from xaibench.suite import Entry
+from xaibench.slices import PLANES, orthogonal_slices
 
 if TYPE_CHECKING:  # pragma: no cover
     from xaibench.runner import Runner
@@ -146,6 +148,8 @@ def draw_overlay(ax, x: np.ndarray, saliency: np.ndarray | None,
 
     ``x`` is ``(C, *spatial)``, ``saliency`` and ``mask`` ``(*spatial)``.
     """
+    if x.ndim == 4:  # a volume (C, D, H, W): its orthogonal slices through the map's peak, drawn as an image
+        x, saliency, mask = orthogonal_slices(x, saliency, mask)
     if x.ndim == 2:  # a 1D signal (C, L)
         signal = x.mean(axis=0)
         lo, hi = float(signal.min()), float(signal.max())
@@ -189,13 +193,14 @@ def gallery(x: np.ndarray, masks: np.ndarray | None, maps: Mapping[str, np.ndarr
     there is one, and the colour bar gives the scale of the maps.
     """
     n, methods = len(ids), list(maps)
-    signal = x.ndim == 3
+    signal, volume = x.ndim == 3, x.ndim == 5
     with _style():
         cols = len(methods) + 1
         panel = max(MIN_PANEL, min(1.5 if not signal else 2.2, MAX_WIDTH / cols))
         rotate = cols > 8
         head = 0.9 if rotate else 0.6
-        fig = _figure(panel * cols + 1.6, (panel if not signal else 1.0) * n + head)
+        wide = (x.shape[-1] * 2 + x.shape[-2] + 2) / max(x.shape[-2], x.shape[-3]) if volume else 1.0
+        fig = _figure(panel * wide * cols + 1.6, (panel if not signal else 1.0) * n + head)
         axes = fig.subplots(n, cols, squeeze=False)
         for i in range(n):
             mask = None if masks is None else masks[i]
@@ -209,14 +214,15 @@ def gallery(x: np.ndarray, masks: np.ndarray | None, maps: Mapping[str, np.ndarr
                 if i == 0:
                     axes[i][j].set_title(_short(method, 12), rotation=30 if rotate else 0,
                                          ha="left" if rotate else "center", fontsize=7)
-        axes[0][0].set_title("input", fontsize=7)
+        axes[0][0].set_title("input" + (f"\n({', '.join(PLANES)})" if volume else ""), fontsize=7)
         import matplotlib
 
         bar = matplotlib.cm.ScalarMappable(norm=matplotlib.colors.Normalize(0, 1), cmap=SALIENCY_CMAP)
         fig.colorbar(bar, ax=axes, shrink=0.6, label="|map| / max |map|")
         has_mask = masks is not None and any(np.asarray(m).any() for m in masks)
         outline = f", lesion mask {'as a bar' if signal else 'outlined'} in cyan" if has_mask else ""
-        fig.suptitle(_short(f"{title}: |map| scaled per map{outline}", 90))
+        planes = f"; volumes: {', '.join(PLANES)} slices through each map's peak" if volume else ""
+        fig.suptitle(_short(f"{title}: |map| scaled per map{outline}{planes}", 90))
         return _save(fig, path)
 
 
@@ -329,7 +335,7 @@ def write_run_figures(runner: "Runner", out_dir: str | Path) -> list[Path]:
                     else "Not in this suite's table: the registered curve metrics with their default parameters")
             written.append(curve_figure(panels, name, Path(out_dir) / figure_path(
                 runner.suite.name, ds.entry.display, mo.entry.display, "curves"),
-                unit="points" if bundle.modality == "signal" else "pixels", note=note))
+                unit={"signal": "points", "volume": "voxels"}.get(bundle.modality, "pixels"), note=note))
     return written
 
 

@@ -29,15 +29,18 @@ def mean_fill(x: torch.Tensor, data_mean: torch.Tensor | None) -> torch.Tensor:
 
 
 def blur(x: torch.Tensor, sigma: float, radius: int | None = None) -> torch.Tensor:
-    """Separable Gaussian blur of ``(N, C, L)`` or ``(N, C, H, W)`` inputs, per channel: the one blur of xaibench.
+    """Separable Gaussian blur of ``(N, C, L)``, ``(N, C, H, W)`` or ``(N, C, D, H, W)`` inputs, per channel.
 
     ``sigma`` is the standard deviation in positions (pixels); ``radius`` the kernel's
     half-width (default ``round(3 sigma)``, at least 1; RISE's 11-tap kernel is radius 5);
     borders are replicated, so any input size works (torchvision's ``gaussian_blur``
     reflect-pads, which fails once the radius reaches the image size, and is 2D only).
     Equals ``scipy.ndimage.gaussian_filter(x, (0, 0, sigma, ...), mode="nearest",
-    truncate=radius / sigma)``. Raises ValueError for ``sigma <= 0`` or ``radius < 1``.
+    truncate=radius / sigma)``: the one blur of xaibench. Raises ValueError for ``sigma <= 0``,
+    ``radius < 1`` or inputs of another rank.
     """
+    if x.dim() not in (3, 4, 5):
+        raise ValueError(f"blur takes (N, C, *spatial) inputs with 1 to 3 spatial axes, got shape {tuple(x.shape)}")
     if sigma <= 0:
         raise ValueError(f"blur sigma must be positive, got {sigma}")
     radius = max(1, int(round(3 * sigma))) if radius is None else int(radius)
@@ -54,7 +57,7 @@ def blur(x: torch.Tensor, sigma: float, radius: int | None = None) -> torch.Tens
         weight = k.reshape(1, 1, *shape[2:]).repeat(c, 1, *[1] * (x.dim() - 2))
         pad = [0] * (2 * (x.dim() - 2))
         pad[2 * (x.dim() - 1 - dim)] = pad[2 * (x.dim() - 1 - dim) + 1] = radius
-        conv = F.conv2d if x.dim() == 4 else F.conv1d
+        conv = {3: F.conv1d, 4: F.conv2d, 5: F.conv3d}[x.dim()]
         out = conv(F.pad(out, pad, mode="replicate"), weight, groups=c)
     return out
 

@@ -16,8 +16,16 @@ import numpy as np
 import torch
 from torch import nn
 
-#: Modalities the harness knows: images ``(N, C, H, W)`` and signals ``(N, C, L)``.
-MODALITIES = ("image", "signal")
+#: Modalities the harness knows: images ``(N, C, H, W)``, signals ``(N, C, L)`` and volumes
+#: ``(N, C, D, H, W)`` (CT/MRI; depth first, as ``torch.nn.Conv3d`` reads them). Maps drop ``C``.
+MODALITIES = ("image", "signal", "volume")
+#: The inputs' number of dimensions per modality, batch and channel axes included.
+MODALITY_DIMS = {"signal": 3, "image": 4, "volume": 5}
+#: The input layout per modality, as error messages name it.
+MODALITY_SHAPES = {"signal": "(N, C, L)", "image": "(N, C, H, W)", "volume": "(N, C, D, H, W)"}
+#: What a metric that declares no modalities supports: volumes are opt-in, since a metric's
+#: neighbourhoods (patches, stencils, tolerances, SSIM windows) must each be checked in 3D.
+PLANAR = frozenset({"image", "signal"})
 
 
 @dataclass(frozen=True)
@@ -72,7 +80,7 @@ class DataBundle:
 
     @property
     def spatial(self) -> tuple[int, ...]:
-        """Spatial shape of one input in pixels (``(H, W)`` for images, ``(L,)`` for signals)."""
+        """Spatial shape of one input in pixels (``(H, W)`` images, ``(L,)`` signals, ``(D, H, W)`` volumes)."""
         return tuple(int(s) for s in self.train.x.shape[2:])
 
     @property
@@ -100,7 +108,7 @@ class DatasetRequest:
 class DatasetSpec:
     """A dataset plugin: ``load(request) -> DataBundle`` plus what the planner needs before loading.
 
-    ``modality`` is ``"image"`` or ``"signal"``; ``has_masks`` / ``has_regions`` say whether the
+    ``modality`` is one of :data:`MODALITIES`; ``has_masks`` / ``has_regions`` say whether the
     test split carries lesion masks / graded region maps; ``deterministic`` lets the runner cache the
     loaded bundle keyed by the request and ``version``.
     """
@@ -375,7 +383,8 @@ class MetricSpec:
     #: When a sample's score is undefined (NaN) and why, in one line; the leaderboard shows it next to a
     #: cell that is undefined on every sample ("" : the metric never returns NaN, or says so in its description).
     undefined: str = ""
-    modalities: frozenset[str] = frozenset(MODALITIES)
+    #: Defaults to :data:`PLANAR`: a metric declares ``"volume"`` once it is checked on volumes.
+    modalities: frozenset[str] = PLANAR
     defaults: Mapping[str, Any] = field(default_factory=dict)
     #: Model variants the metric compares against (``needs`` then includes ``"variant"``).
     variants: tuple[ModelVariant, ...] = ()

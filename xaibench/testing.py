@@ -26,7 +26,8 @@ runner relies on:
   its hooks;
 - the input tensor is left as found;
 - a method that declares a modality works on it (pass a 1D model and
-  ``(N, C, L)`` inputs for "signal", a 2D one and ``(N, C, H, W)`` for "image").
+  ``(N, C, L)`` inputs for "signal", a 2D one and ``(N, C, H, W)`` for "image",
+  a 3D one and ``(N, C, D, H, W)`` for "volume": ``tiny_model("volume")``).
 """
 from __future__ import annotations
 
@@ -38,8 +39,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from xaibench.layers import layers_for
 from xaibench.specs import (
     MODALITIES,
+    MODALITY_DIMS,
+    MODALITY_SHAPES,
     MethodContext,
     MethodSpec,
     MetricBatch,
@@ -68,12 +72,11 @@ def one_thread() -> Iterator[None]:
 
 
 def modality_of(x: torch.Tensor) -> str:
-    """``"signal"`` for ``(N, C, L)`` inputs, ``"image"`` for ``(N, C, H, W)``."""
-    if x.dim() == 3:
-        return "signal"
-    if x.dim() == 4:
-        return "image"
-    raise AssertionError(f"inputs must be (N, C, L) or (N, C, H, W), got shape {tuple(x.shape)}")
+    """``"signal"`` for ``(N, C, L)`` inputs, ``"image"`` for ``(N, C, H, W)``, ``"volume"`` for ``(N, C, D, H, W)``."""
+    for modality, dims in MODALITY_DIMS.items():
+        if x.dim() == dims:
+            return modality
+    raise AssertionError(f"inputs must be {' or '.join(MODALITY_SHAPES.values())}, got shape {tuple(x.shape)}")
 
 
 def check_spec(spec: MethodSpec) -> None:
@@ -239,8 +242,7 @@ def tiny_model(modality: str, num_classes: int = 3, in_channels: int = 1, seed: 
     """
     if modality not in MODALITIES:
         raise ValueError(f"modality must be one of {MODALITIES}, got {modality!r}")
-    conv, norm, pool = ((nn.Conv2d, nn.BatchNorm2d, nn.MaxPool2d) if modality == "image"
-                        else (nn.Conv1d, nn.BatchNorm1d, nn.MaxPool1d))
+    conv, norm, pool, gap = layers_for(modality)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         blocks, c = [], in_channels
@@ -250,12 +252,10 @@ def tiny_model(modality: str, num_classes: int = 3, in_channels: int = 1, seed: 
                 layers.append(pool(2))
             blocks.append(nn.Sequential(*layers))
             c = out
-        model = nn.Sequential(nn.Sequential(*blocks),
-                              nn.AdaptiveAvgPool2d(1) if modality == "image" else nn.AdaptiveAvgPool1d(1),
-                              nn.Flatten(), nn.Linear(c, num_classes))
+        model = nn.Sequential(nn.Sequential(*blocks), gap(1), nn.Flatten(), nn.Linear(c, num_classes))
         with torch.no_grad():
             for m in model.modules():
-                if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+                if isinstance(m, norm):
                     m.running_mean.uniform_(-0.1, 0.1)
                     m.running_var.uniform_(0.5, 1.5)
     return model.eval()

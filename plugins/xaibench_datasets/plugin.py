@@ -1,4 +1,4 @@
-"""Registers the embedded synthetic lesion dataset (the default medical data)."""
+"""Registers the embedded datasets: synthetic lesion images and volumes (the default medical data), MNIST-1D, digits."""
 from __future__ import annotations
 
 from typing import Callable
@@ -7,7 +7,7 @@ import torch
 
 from xaibench import hookimpl
 from xaibench.specs import DataBundle, DatasetRequest, DatasetSpec, Samples
-from xaibench_datasets import digits, mnist1d, synthetic
+from xaibench_datasets import digits, mnist1d, synthetic, volumes
 
 SPLITS = ("train", "val", "test")
 
@@ -60,4 +60,9 @@ def xaibench_register_datasets(register: Callable[[DatasetSpec], None]) -> None:
         name="digits", load=digits.load_bundle, modality="image", has_masks=False, deterministic=True,
         description="scikit-learn's bundled 8x8 handwritten digits upsampled to image_size (seed 003)",
         citation="Alpaydin & Kaynak, Optical Recognition of Handwritten Digits, UCI 1998 (scikit-learn load_digits)",
+    ))
+    register(DatasetSpec(
+        name="synthetic-volumes", load=volumes.load_bundle, deterministic=True, modality="volume", has_masks=True,
+        has_regions=True,
+        description="CT/MRI-like 32^3 volumes, normal/benign/malignant by lesion shape and texture, exact 3D masks",
     ))

@@ -91,3 +91,13 @@ def copying_hooks(cam: object) -> None:
     old.release()
     cam.activations_and_grads = CopyingActivationsAndGradients(  # type: ignore[attr-defined]
         old.model, cam.target_layers, old.reshape_transform, old.detach)  # type: ignore[attr-defined]
+
+
+def native_resolution(cam: object) -> None:
+    """Make a pytorch-grad-cam instance return its maps at the target layer's resolution (scaled to [0, 1]).
+
+    The library resizes 3D maps with ``scipy.ndimage.zoom`` (cubic splines, corner-aligned
+    grid), unlike its 2D half-pixel bilinear resize; without a target size it skips the
+    resize, and the harness upsamples trilinearly with half-pixel centres (:func:`xaibench.maps.upsample`).
+    """
+    cam.get_target_width_height = lambda input_tensor: None  # type: ignore[attr-defined]

@@ -10,7 +10,14 @@ number of spatial axes, so signals ``(N, C, L)`` go through the very same
 classes viewed as images of height one (see :mod:`xaibench_gradcam.adapters`):
 no formula is re-implemented here. Ablation-CAM (whose ablation layer indexes
 4D activations) and FullGrad (which collects ``Conv2d``/``BatchNorm2d`` biases)
-stay image-only and declare it. Eigen-CAM's principal component gets a
+stay image-only and declare it.
+
+On volumes ``(N, C, D, H, W)`` the library's formulas take 5D activations as they are
+(checked for Grad-CAM, Grad-CAM++, HiResCAM, the Eigen-CAMs, LayerCAM and XGradCAM).
+Three decline volumes, each with its reason (:data:`NO_VOLUME`). The library's own
+3D resize (``scipy.ndimage.zoom``: cubic splines on a corner-aligned grid, unlike the
+half-pixel bilinear resize it uses in 2D) is skipped: the harness resizes the native
+map trilinearly with half-pixel centres, as in 2D (``native_resolution``). Eigen-CAM's principal component gets a
 deterministic sign (see ``sign_corrected``).
 
 pytorch-grad-cam is imported inside the functions: importing it costs about two
@@ -26,8 +33,15 @@ import torch
 from torch import nn
 
 from xaibench import hookimpl
-from xaibench.specs import MODALITIES, MethodContext, MethodSpec
-from xaibench_gradcam.adapters import as_image_model, copying_hooks, preserved_grads, quiet_progress, signal_to_image
+from xaibench.specs import MethodContext, MethodSpec
+from xaibench_gradcam.adapters import (
+    as_image_model,
+    copying_hooks,
+    native_resolution,
+    preserved_grads,
+    quiet_progress,
+    signal_to_image,
+)
 
 GRADCAM_REPO = "Gildenblat et al., pytorch-grad-cam, https://github.com/jacobgil/pytorch-grad-cam"
 
@@ -46,6 +60,16 @@ class Cam:
     needs_gradients: bool = True
     #: Eigen-CAMs: fix the sign of the principal component (see ``sign_corrected``).
     eigen: bool = False
+    volume: bool = True  # works on volumes (N, C, D, H, W); else its reason is in NO_VOLUME
+
+
+#: Why a CAM declines volumes (pytorch-grad-cam 1.5.7).
+NO_VOLUME = {
+    "scorecam": "its masks are upsampled with UpsamplingBilinear2d, which takes 4D activations only",
+    "ablationcam": "its AblationLayer repeats and indexes 4D activations",
+    "fullgrad": "it collects the biases of Conv2d and BatchNorm2d layers only: on a 3D network it would silently "
+                "drop every bias term",
+}
 
 
 CAMS = (
@@ -64,13 +88,13 @@ CAMS = (
     Cam("xgradcam", "XGradCAM", "feature maps weighted by activation-normalised gradients",
         "Fu et al., Axiom-based Grad-CAM, BMVC 2020"),
     Cam("scorecam", "ScoreCAM", "feature maps weighted by the softmax of the scores of the input masked by them",
-        "Wang et al., Score-CAM, CVPR Workshops 2020", evaluation_batch=True, needs_gradients=False),
+        "Wang et al., Score-CAM, CVPR Workshops 2020", evaluation_batch=True, needs_gradients=False, volume=False),
     Cam("ablationcam", "AblationCAM", "feature maps weighted by the score drop when each one is zeroed",
         "Desai & Ramaswamy, Ablation-CAM, WACV 2020", signal=False, evaluation_batch=True,
-        needs_gradients=False),
+        needs_gradients=False, volume=False),
     Cam("fullgrad", "FullGrad", "input gradients plus bias gradients of every conv/BN layer (no target layer)",
         "Srinivas & Fleuret, Full-Gradient Representation for Neural Network Visualization, NeurIPS 2019",
-        signal=False, takes_layer=False),
+        signal=False, takes_layer=False, volume=False),
 )
 
 
@@ -104,6 +128,8 @@ def cam_method(cam: Cam) -> Callable[..., torch.Tensor]:
         signal = x.dim() == 3
         if signal and not cam.signal:
             raise ValueError(f"{cam.name} supports images (N, C, H, W) only, got {tuple(x.shape)}")
+        if x.dim() == 5 and not cam.volume:
+            raise ValueError(f"{cam.name} does not support volumes (N, C, D, H, W): {NO_VOLUME[cam.name]}")
         if cam.takes_layer and ctx.layer is None:
             raise ValueError(f"{cam.name} needs a target layer (the model spec's, or `layer:` in the suite)")
         cam_class = getattr(pytorch_grad_cam, cam.cls)
@@ -118,6 +144,8 @@ def cam_method(cam: Cam) -> Callable[..., torch.Tensor]:
         with preserved_grads(model), quiet_progress():
             instance = cam_class(model=driven, target_layers=layers, **kwargs)
             copying_hooks(instance)
+            if x.dim() == 5:
+                native_resolution(instance)
             if cam.evaluation_batch:
                 instance.batch_size = ctx.batch_size
             try:
@@ -138,8 +166,9 @@ def xaibench_register_methods(register: Callable[[MethodSpec], None]) -> None:
         register(MethodSpec(
             name=cam.name,
             explain=cam_method(cam),
-            modalities=frozenset(MODALITIES) if cam.signal else frozenset({"image"}),
-            description=f"{cam.description} (pytorch-grad-cam){defaults_note}",
+            modalities=frozenset({"image"} | ({"signal"} if cam.signal else set()) | ({"volume"} if cam.volume else set())),
+            description=f"{cam.description} (pytorch-grad-cam){defaults_note}"
+                        + ("" if cam.volume else f"; not on volumes: {NO_VOLUME[cam.name]}"),
             citation=f"{cam.citation}; {GRADCAM_REPO}",
             takes_layer=cam.takes_layer,
             needs_gradients=cam.needs_gradients,

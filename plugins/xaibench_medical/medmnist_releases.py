@@ -1,9 +1,10 @@
-"""MD5 of every MedMNIST v2/MedMNIST+ 2D single-label release file that :mod:`xaibench_medical.medmnist` reads.
+"""MD5 of every MedMNIST v2/MedMNIST+ single-label release file that xaibench reads: 2D flags
+(:mod:`xaibench_medical.medmnist`) and the six 3D flags (:mod:`xaibench_medical.medmnist3d`).
 
-Copied from the ``INFO`` table (``MD5``, ``MD5_64``, ``MD5_128``, ``MD5_224``) in
-``medmnist/info.py`` of the ``medmnist`` 3.0.2 wheel on PyPI, where every file is at
-``https://zenodo.org/records/10519652/files/<name>?download=1``. Left out: chestmnist
-(multi-label) and the 3D flags, which the loader refuses.
+Copied from the ``INFO`` table (``MD5``, ``MD5_64``, ``MD5_128``, ``MD5_224``, and the 3D
+flags' ``label`` names) in ``medmnist/info.py`` of the ``medmnist`` 3.0.2 wheel on PyPI, where
+every file is at ``https://zenodo.org/records/10519652/files/<name>?download=1``. Left out:
+chestmnist (multi-label), which the loader refuses.
 """
 from __future__ import annotations
 
@@ -53,4 +54,29 @@ MD5 = {
     "organsmnist_64.npz": "53a6d115339d874c25e309a994ff46d3",
     "organsmnist_128.npz": "ded0c5fa01a95dc4978b956f613e9b8e",
     "organsmnist_224.npz": "b354719e553fbbb2513d5533f52a4cb1",
+}
+#: The 3D flags (28^3 and the MedMNIST+ 64^3 size).
+MD5_3D = {
+    "organmnist3d.npz": "a0c5a1ff56af4f155c46d46fbb45a2fe",
+    "organmnist3d_64.npz": "58a2205adf14a9d0a189cb06dc78bf10",
+    "nodulemnist3d.npz": "8755a7e9e05a4d9ce80a24c3e7a256f3",
+    "nodulemnist3d_64.npz": "c47c5b7d457bf6332200d2ea6d64ecd8",
+    "adrenalmnist3d.npz": "bbd3c5a5576322bc4cdfea780653b1ce",
+    "adrenalmnist3d_64.npz": "17721accfe9fb005146a47d33bc54b2f",
+    "fracturemnist3d.npz": "6aa7b0143a6b42da40027a9dda61302f",
+    "fracturemnist3d_64.npz": "f01d7e6316aedf4210da0da5b7437b42",
+    "vesselmnist3d.npz": "b41fd4f7e7e2feedddb201585ecafa1b",
+    "vesselmnist3d_64.npz": "6bb274a8846e1097066dcd64e2c4520f",
+    "synapsemnist3d.npz": "1235b78a3cd6280881dd7850a78eadb6",
+    "synapsemnist3d_64.npz": "43bd14ebf3af9d3dd072446fedc14d5e",
+}
+#: Class names of the 3D flags, in label order.
+CLASSES_3D = {
+    "organmnist3d": ("liver", "kidney-right", "kidney-left", "femur-right", "femur-left", "bladder", "heart",
+                     "lung-right", "lung-left", "spleen", "pancreas"),
+    "nodulemnist3d": ("benign", "malignant"),
+    "adrenalmnist3d": ("normal", "hyperplasia"),
+    "fracturemnist3d": ("buckle rib fracture", "nondisplaced rib fracture", "displaced rib fracture"),
+    "vesselmnist3d": ("vessel", "aneurysm"),
+    "synapsemnist3d": ("inhibitory synapse", "excitatory synapse"),
 }

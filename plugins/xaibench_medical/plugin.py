@@ -5,7 +5,7 @@ from typing import Callable
 
 from xaibench import hookimpl
 from xaibench.specs import DatasetSpec
-from xaibench_medical import busi, imagefolder, kather, medmnist
+from xaibench_medical import busi, imagefolder, kather, medmnist, nifti
 
 
 @hookimpl
@@ -23,6 +23,17 @@ def xaibench_register_datasets(register: Callable[[DatasetSpec], None]) -> None:
         description="any MedMNIST flag from a local <flag>.npz, official splits, no masks",
     ))
     register(DatasetSpec(
+        name="medmnist3d", load=medmnist.load_medmnist3d, modality="volume", has_masks=False,
+        citation=medmnist.CITATION,
+        description="a MedMNIST-3D flag (organ, nodule, adrenal, fracture, vessel, synapse) from a local "
+                    "<flag>.npz, 28^3 or 64^3 volumes, official splits, no masks",
+    ))
+    register(DatasetSpec(
         name="imagefolder", load=imagefolder.load_imagefolder, modality="image", has_masks=True, has_regions=True,
         description="your own <class>/<name>.<ext> images, optional masks and graded region maps",
+    ))
+    register(DatasetSpec(
+        name="niftifolder", load=nifti.load_niftifolder, modality="volume", has_masks=True,
+        description="your own <class>/<name>.nii[.gz] volumes (nibabel, the nifti extra), optional "
+                    "<name>_mask.nii[.gz] masks, voxel spacing recorded",
     ))

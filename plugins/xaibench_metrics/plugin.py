@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from xaibench import hookimpl
-from xaibench.specs import MetricSpec
+from xaibench.specs import MODALITIES, MetricSpec
 from xaibench_metrics.completeness import completeness_error, faithfulness_correlation, sensitivity_n
 from xaibench_metrics.complexity import entropy, sparseness
 from xaibench_metrics.consistency import register_consistency
@@ -55,6 +55,8 @@ def _exact_pointing_chance(params: Any) -> str | None:
 SANITY = "Adebayo et al., Sanity Checks for Saliency Maps, NeurIPS 2018"
 BHATT = "Bhatt et al., Evaluating and Aggregating Feature-based Model Explanations, IJCAI 2020"
 
+#: The metrics checked on volumes (tests/test_metrics_volumes.py) declare every modality.
+ANY = frozenset(MODALITIES)
 #: What the metrics that perturb inputs and read the model's outputs take (``MetricSpec.needs``).
 MODEL = frozenset({"inputs", "targets", "maps", "engine"})
 #: What the mask-scoring metrics take: the maps, the masks and the memo their fused kernel call shares.
@@ -74,13 +76,13 @@ def _register_confidence(register: Callable[[MetricSpec], None]) -> None:
         defaults: dict[str, Any] = {"cover": cover, "fill": fill, "threshold": 0.5, "sign": "positive"}
         important = cover == "important"
         register(MetricSpec(
-            name=f"dic{suffix}", bounds=(0.0, 100.0), score=drop_in_confidence, version="2",
+            name=f"dic{suffix}", modalities=ANY, bounds=(0.0, 100.0), score=drop_in_confidence, version="2",
             needs=MODEL | {"base_logits"},
             category="faithfulness", higher_is_better=important,
             description=f"Average Drop (% confidence lost) with {what}", citation=GRADCAM_PP, defaults=defaults,
         ))
         register(MetricSpec(
-            name=f"iic{suffix}", bounds=(0.0, 100.0), score=increase_in_confidence, version="2",
+            name=f"iic{suffix}", modalities=ANY, bounds=(0.0, 100.0), score=increase_in_confidence, version="2",
             needs=MODEL | {"base_logits"},
             category="faithfulness", higher_is_better=not important,
             description=f"Increase in Confidence (% of samples whose confidence rises) with {what}",
@@ -91,7 +93,7 @@ def _register_confidence(register: Callable[[MetricSpec], None]) -> None:
 def _register_overlaps(register: Callable[[MetricSpec], None]) -> None:
     for score in ("iou", "dice", "coverage"):
         register(MetricSpec(
-            name=score, bounds=(0.0, 1.0), score=mask_overlap,
+            name=score, modalities=ANY, bounds=(0.0, 1.0), score=mask_overlap,
             needs=MASK,
             category="localization", higher_is_better=True, requires_mask=True,
             description=f"{score} of the map's top {TOP_K:.0%} pixels against the lesion mask; NaN on empty masks",
@@ -99,7 +101,7 @@ def _register_overlaps(register: Callable[[MetricSpec], None]) -> None:
             defaults={"score": score, "selection": "top-k", "k": TOP_K, "sign": "positive"},
         ))
         register(MetricSpec(
-            name=f"{score}-threshold", bounds=(0.0, 1.0), score=mask_overlap, needs=MASK, category="localization", higher_is_better=True,
+            name=f"{score}-threshold", modalities=ANY, bounds=(0.0, 1.0), score=mask_overlap, needs=MASK, category="localization", higher_is_better=True,
             requires_mask=True,
             description=f"{score} of the binary mask L >= 0.5 (map scaled to [0, 1]) against the lesion; NaN on empty masks",
             citation="seed 001 (masks generated from the heat map); Jaccard 1901 / Dice 1945",
@@ -111,7 +113,7 @@ def _register_overlaps(register: Callable[[MetricSpec], None]) -> None:
 def xaibench_register_metrics(register: Callable[[MetricSpec], None]) -> None:
     _register_confidence(register)
     register(MetricSpec(
-        name="deletion-auc", bounds=(0.0, 1.0), score=deletion_auc, curve=deletion_curve,
+        name="deletion-auc", modalities=ANY, bounds=(0.0, 1.0), score=deletion_auc, curve=deletion_curve,
         needs=MODEL | {"base_logits", "data_mean", "sample_seeds"},
         category="faithfulness", higher_is_better=False,
         description="area under p_c as pixels are zeroed in decreasing order of the map, P/steps per step "
@@ -119,7 +121,7 @@ def xaibench_register_metrics(register: Callable[[MetricSpec], None]) -> None:
         citation=RISE, defaults={"steps": 64, "fill": "zero"}, version="2",
     ))
     register(MetricSpec(
-        name="insertion-auc", bounds=(0.0, 1.0), score=insertion_auc, curve=insertion_curve,
+        name="insertion-auc", modalities=ANY, bounds=(0.0, 1.0), score=insertion_auc, curve=insertion_curve,
         needs=MODEL | {"base_logits", "data_mean", "sample_seeds"},
         category="faithfulness", higher_is_better=True,
         description="area under p_c as pixels are restored onto a blurred canvas in decreasing order of the map "
@@ -127,19 +129,19 @@ def xaibench_register_metrics(register: Callable[[MetricSpec], None]) -> None:
         citation=RISE, defaults={"steps": 64, "fill": "blur", "blur_size": 11, "blur_sigma": 5.0}, version="2",
     ))
     register(MetricSpec(
-        name="road-morf", score=road, version="2", needs=MODEL | {"seed"}, category="faithfulness",
+        name="road-morf", modalities=ANY, score=road, version="2", needs=MODEL | {"seed"}, category="faithfulness",
         higher_is_better=False,
         description="mean p_c after removing the most relevant fractions of pixels with noisy linear imputation",
         citation=ROAD, defaults={"order": "morf", "fractions": FRACTIONS, "noise": 0.01},
     ))
     register(MetricSpec(
-        name="road-lerf", score=road, version="2", needs=MODEL | {"seed"}, category="faithfulness",
+        name="road-lerf", modalities=ANY, score=road, version="2", needs=MODEL | {"seed"}, category="faithfulness",
         higher_is_better=True,
         description="mean p_c after removing the least relevant fractions of pixels with noisy linear imputation",
         citation=ROAD, defaults={"order": "lerf", "fractions": FRACTIONS, "noise": 0.01},
     ))
     register(MetricSpec(
-        name="completeness-error", bounds=(0.0, None), score=completeness_error, requires_additive=True,
+        name="completeness-error", modalities=ANY, bounds=(0.0, None), score=completeness_error, requires_additive=True,
         needs=MODEL | {"data_mean"},
         category="faithfulness", higher_is_better=False,
         description="|sum of the map - (f(x) - f(occluded x))| / |f(x) - f(occluded x)| on the target logit",
@@ -148,7 +150,7 @@ def xaibench_register_metrics(register: Callable[[MetricSpec], None]) -> None:
         defaults={"fill": "zero", "output": "logit"},
     ))
     register(MetricSpec(
-        name="sensitivity-n", bounds=(-1.0, 1.0), score=sensitivity_n, requires_additive=True, version="2",
+        name="sensitivity-n", modalities=ANY, bounds=(-1.0, 1.0), score=sensitivity_n, requires_additive=True, version="2",
         needs=MODEL | {"seed", "data_mean"},
         category="faithfulness", higher_is_better=True,
         description="Pearson correlation between the map's sum over random patch sets and the logit drop they cause",
@@ -157,7 +159,7 @@ def xaibench_register_metrics(register: Callable[[MetricSpec], None]) -> None:
         defaults={"n": 8, "patch": 8, "sets": 32, "fill": "zero", "output": "logit"},
     ))
     register(MetricSpec(
-        name="faithfulness-correlation", bounds=(-1.0, 1.0), score=faithfulness_correlation, version="2",
+        name="faithfulness-correlation", modalities=ANY, bounds=(-1.0, 1.0), score=faithfulness_correlation, version="2",
         needs=MODEL | {"seed", "data_mean"},
         category="faithfulness",
         higher_is_better=True,
@@ -176,13 +178,13 @@ def xaibench_register_metrics(register: Callable[[MetricSpec], None]) -> None:
         defaults={"runs": 32, "noise": 0.1, "normalize": True, "output": "logit"},
     ))
     register(MetricSpec(
-        name="hit-rate", bounds=(0.0, 1.0), score=hit_rate, needs=MASK, category="localization", higher_is_better=True, requires_mask=True,
+        name="hit-rate", modalities=ANY, bounds=(0.0, 1.0), score=hit_rate, needs=MASK, category="localization", higher_is_better=True, requires_mask=True,
         description="pointing game: the map's peak within 15 px (at 224 px) of the lesion; NaN on empty masks",
         citation="Zhang et al., Top-down Neural Attention by Excitation Backprop, ECCV 2016",
         defaults={"tolerance": 15.0, "reference_size": 224}, chance=_exact_pointing_chance, oracle=1.0,
     ))
     register(MetricSpec(
-        name="graded-hit-rate", score=graded_hit_rate,
+        name="graded-hit-rate", modalities=ANY, score=graded_hit_rate,
         needs=frozenset({"maps", "regions", "dataset"}),
         category="localization", higher_is_better=True,
         requires_region=True,
@@ -190,7 +192,7 @@ def xaibench_register_metrics(register: Callable[[MetricSpec], None]) -> None:
         citation="seed 001 (hit rate on skin layer maps, scale 3 to -1)",
     ))
     register(MetricSpec(
-        name="energy-pointing-game", bounds=(0.0, 1.0), score=energy_pointing_game,
+        name="energy-pointing-game", modalities=ANY, bounds=(0.0, 1.0), score=energy_pointing_game,
         needs=MASK,
         category="localization", higher_is_better=True,
         requires_mask=True,
@@ -198,21 +200,21 @@ def xaibench_register_metrics(register: Callable[[MetricSpec], None]) -> None:
         citation="Wang et al., Score-CAM, CVPR Workshops 2020", defaults={"sign": "positive"}, oracle=1.0,
     ))
     register(MetricSpec(
-        name="relevance-mass", bounds=(0.0, 1.0), score=relevance_mass_accuracy,
+        name="relevance-mass", modalities=ANY, bounds=(0.0, 1.0), score=relevance_mass_accuracy,
         needs=MASK,
         category="localization", higher_is_better=True,
         requires_mask=True, description="relevance mass accuracy: share of positive relevance inside the mask",
         citation=CLEVR_XAI, defaults={"sign": "positive"}, chance=_mask_fraction, oracle=1.0,
     ))
     register(MetricSpec(
-        name="attribution-localisation", bounds=(0.0, 1.0), score=relevance_mass_accuracy, needs=MASK, category="localization",
+        name="attribution-localisation", modalities=ANY, bounds=(0.0, 1.0), score=relevance_mass_accuracy, needs=MASK, category="localization",
         higher_is_better=True, requires_mask=True,
         description="share of absolute relevance inside the mask (unweighted inside-total ratio)",
         citation="Kohlbrenner et al., Towards Best Practice in Explaining Neural Network Decisions with LRP, IJCNN 2020",
         defaults={"sign": "abs"}, chance=_mask_fraction, oracle=1.0,
     ))
     register(MetricSpec(
-        name="relevance-rank", bounds=(0.0, 1.0), score=relevance_rank_accuracy,
+        name="relevance-rank", modalities=ANY, bounds=(0.0, 1.0), score=relevance_rank_accuracy,
         needs=MASK,
         category="localization", higher_is_better=True,
         requires_mask=True, description="relevance rank accuracy: share of the top-|mask| pixels inside the mask",
@@ -225,7 +227,7 @@ def xaibench_register_metrics(register: Callable[[MetricSpec], None]) -> None:
     register_consistency(register)
     for measure, label in (("spearman", "Spearman rank correlation"), ("ssim", "SSIM")):
         register(MetricSpec(
-            name=f"mprt-{measure}", bounds=(-1.0, 1.0), score=model_randomization, version="2",
+            name=f"mprt-{measure}", modalities=ANY, bounds=(-1.0, 1.0), score=model_randomization, version="2",
             needs=frozenset({"maps", "model", "explain", "model_seed", "shared"}),
             category="randomization", higher_is_better=False,
             description=f"absolute {label} between the maps of the trained and of the randomized model, averaged "
@@ -237,7 +239,7 @@ def xaibench_register_metrics(register: Callable[[MetricSpec], None]) -> None:
                       "(a CAM that ReLU zeroed): rank correlation undefined, never scored as the best value 0",
         ))
     register(MetricSpec(
-        name="data-randomization", score=data_randomization, version="2",
+        name="data-randomization", modalities=ANY, score=data_randomization, version="2",
         needs=frozenset({"maps", "variant", "explain"}), variants=(LABEL_RANDOMIZED,),
         category="randomization", higher_is_better=False,
         description="absolute Spearman rank correlation between the maps of the trained model and of the same model "
@@ -246,11 +248,11 @@ def xaibench_register_metrics(register: Callable[[MetricSpec], None]) -> None:
     ))
     register_randomization_revisited(register)
     register(MetricSpec(
-        name="sparseness", bounds=(0.0, 1.0), score=sparseness, needs=frozenset({"maps"}), category="complexity", higher_is_better=True,
+        name="sparseness", modalities=ANY, bounds=(0.0, 1.0), score=sparseness, needs=frozenset({"maps"}), category="complexity", higher_is_better=True,
         description="Gini index of the absolute map (1 - 1/P: one pixel, 0: uniform)",
         citation="Chalasani et al., Concise Explanations of Neural Networks using Adversarial Training, ICML 2020",
     ))
     register(MetricSpec(
-        name="entropy", bounds=(0.0, None), score=entropy, needs=frozenset({"maps"}), category="complexity", higher_is_better=False,
+        name="entropy", modalities=ANY, bounds=(0.0, None), score=entropy, needs=frozenset({"maps"}), category="complexity", higher_is_better=False,
         description="Shannon entropy (nats) of |map| / sum |map|", citation=BHATT,
     ))

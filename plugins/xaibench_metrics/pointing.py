@@ -1,7 +1,9 @@
 """Hit rate / pointing game (Zhang et al., "Top-down Neural Attention by Excitation
 Backprop", ECCV 2016; TorchRay's protocol): a hit when the map's maximum lies
 within a tolerance of the annotated region. The tolerance is 15 px at 224 px and
-scales with the input size. An empty mask gives NaN (undefined), never a hit.
+scales with the input size (its longest side); on volumes it is in voxels, scaled by
+the longest of ``(D, H, W)`` the same way (2.1 voxels at 32^3), and the distance is
+the 3D Euclidean one. An empty mask gives NaN (undefined), never a hit.
 """
 from __future__ import annotations
 

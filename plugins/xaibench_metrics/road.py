@@ -5,7 +5,8 @@ Removing pixels by overwriting them with a constant leaks the removed shape to t
 model (Rong et al., Sec. 3); ROAD instead *imputes* each removed pixel from its
 neighbours with the noisy linear imputation of Sec. 4: every removed pixel's value is
 the weighted mean of its 8 neighbours (weights 1/6 for the 4 direct, 1/12 for the 4
-diagonal neighbours; 1/2 left and right on 1D signals), removed neighbours being
+diagonal neighbours; 1/2 left and right on 1D signals; on volumes the 26 neighbours,
+see :data:`NEIGHBOURS`), removed neighbours being
 unknowns too, which gives one sparse linear system per image; Gaussian noise
 (``noise`` standard deviation) is added to the imputed values. Imputation is per
 pixel: all channels of a removed pixel are unknowns of the same system (one
@@ -19,6 +20,7 @@ lower is better, LeRF: higher is better). pytorch-grad-cam's
 """
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 import numpy as np
@@ -31,12 +33,24 @@ ORDERS = ("morf", "lerf")
 #: The removal fractions of Rong et al. (2022, Sec. 5): 10% to 90% in steps of 10%.
 FRACTIONS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 
+
+def _inverse_square_stencil(d: int) -> list[tuple[tuple[int, ...], float]]:
+    """The ``3^d - 1`` neighbours of a ``d``-dimensional grid point with weights ``1 / |offset|^2`` summing to 1."""
+    offsets = [o for o in itertools.product((-1, 0, 1), repeat=d) if any(o)]
+    raw = [1 / sum(c * c for c in o) for o in offsets]
+    return [(o, w / sum(raw)) for o, w in zip(offsets, raw)]
+
+
 #: (offset, weight) of the neighbours in the imputation, per number of spatial axes (Rong et al. 2022, Eq. 4).
-NEIGHBOURS = {
-    1: [((-1,), 0.5), ((1,), 0.5)],
-    2: [((dy, dx), 1 / 6 if dy == 0 or dx == 0 else 1 / 12)
-        for dy in (-1, 0, 1) for dx in (-1, 0, 1) if (dy, dx) != (0, 0)],
-}
+#: Rong et al.'s 2D weights are the inverse squared distances normalised to sum 1 (direct neighbours
+#: 1 / 1, diagonal ones 1 / 2: 4 + 2 = 6, so 1/6 and 1/12); 1D gives 1/2 and 1/2. The 3D stencil
+#: follows the same construction over the 26 neighbours: 6 face (d^2 = 1), 12 edge (d^2 = 2) and
+#: 8 corner (d^2 = 3) neighbours with weights 1, 1/2, 1/3, sum 44/3, so 3/44, 3/88 and 1/44.
+#: On a one-slice volume only the 8 in-plane neighbours exist, with weights 3/44 and 3/88 in
+#: the ratio 2:1 of the 2D stencil: the system (each row divided by the weights of its existing
+#: neighbours) is the 2D one. Every stencil is symmetric, so linear and harmonic quadratic
+#: functions satisfy it exactly (a discrete Laplace equation).
+NEIGHBOURS = {d: _inverse_square_stencil(d) for d in (1, 2, 3)}
 
 
 #: Conjugate gradients stop when every system's residual is below this fraction of its right-hand side
@@ -114,7 +128,7 @@ def linear_impute(image: np.ndarray, removed: np.ndarray) -> np.ndarray:
 
     spatial = removed.shape
     if removed.ndim not in NEIGHBOURS:
-        raise ValueError(f"noisy linear imputation supports 1D and 2D inputs, got spatial shape {spatial}")
+        raise ValueError(f"noisy linear imputation supports 1D, 2D and 3D inputs, got spatial shape {spatial}")
     flat = image.reshape(image.shape[0], -1).astype(np.float64)
     known = ~removed.reshape(-1)
     unknown = np.flatnonzero(~known)

@@ -1,4 +1,4 @@
-"""Registers the built-in models: small CNNs (1D and 2D) and the seeds' torchvision architectures.
+"""Registers the built-in models: small CNNs (1D, 2D, 3D) and torchvision architectures (R3D-18 for volumes).
 
 Each model names the layer CAM methods explain by default: the output of its last
 convolutional block, the coarsest map with the most class-specific features.
@@ -51,7 +51,7 @@ def xaibench_register_models(register: Callable[[ModelSpec], None]) -> None:
     register(ModelSpec(
         name="small-cnn",
         build=build_small_cnn,
-        modalities=frozenset({"image", "signal"}),
+        modalities=frozenset({"image", "signal", "volume"}),
         target_layer=_last("features"),
         description="three conv-BN-ReLU blocks, global average pooling, linear head",
         recipe=TrainRecipe(epochs=15, batch_size=32, lr=2e-3, augment=("hflip",), patience=5),
@@ -64,6 +64,14 @@ def xaibench_register_models(register: Callable[[ModelSpec], None]) -> None:
         description="MNIST-1D's ConvBase: three stride-2 conv-ReLU layers, linear head over the flattened map",
         recipe=TrainRecipe(epochs=30, batch_size=100, lr=1e-2, augment=("shift",), patience=6),
         citation="Greydanus S., Scaling down deep learning, arXiv:2011.14439, 2020",
+    ))
+    register(ModelSpec(
+        name="r3d-18", build=zoo.build_r3d18, modalities=frozenset({"volume"}), target_layer=_last("layer4"),
+        description="torchvision R3D-18 (3D ResNet-18), weights=None, trained by the harness; params: stem: small "
+                    "(default: 3x3x3 stride-1 conv, CAM layer 1/8 per axis) or video (torchvision's 3x7x7 "
+                    "stride-1x2x2 stem, CAM layer 1/16 in height and width)",
+        recipe=TrainRecipe(epochs=12, batch_size=16, lr=1e-3, augment=("hflip",), patience=4),
+        citation="Tran et al., A Closer Look at Spatiotemporal Convolutions for Action Recognition, CVPR 2018",
     ))
     register(ModelSpec(
         name="resnet18",

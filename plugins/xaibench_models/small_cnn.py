@@ -1,20 +1,20 @@
-"""A small CNN for 2D images and 1D signals: quick to train on two CPU cores.
+"""A small CNN for 1D signals, 2D images and 3D volumes: quick to train on two CPU cores.
 
-The same definition serves both modalities (Conv2d or Conv1d), so 1D and 2D
-benchmarks compare methods on architecturally identical models. Each block is a
+The same definition serves every modality (Conv1d, Conv2d or Conv3d), so 1D, 2D
+and 3D benchmarks compare methods on architecturally identical models. Each block is a
 ``Sequential`` so the last one is a clean CAM target layer.
 """
 from __future__ import annotations
 
 from torch import nn
 
+from xaibench.layers import layers_for
+
 
 class SmallCNN(nn.Module):
     def __init__(self, num_classes: int, in_channels: int, modality: str, width: int = 16, depth: int = 4) -> None:
         super().__init__()
-        conv, norm, pool = (
-            (nn.Conv2d, nn.BatchNorm2d, nn.MaxPool2d) if modality == "image" else (nn.Conv1d, nn.BatchNorm1d, nn.MaxPool1d)
-        )
+        conv, norm, pool, gap = layers_for(modality)
         blocks: list[nn.Module] = []
         channels = in_channels
         for i in range(depth):
@@ -25,7 +25,7 @@ class SmallCNN(nn.Module):
             blocks.append(nn.Sequential(*layers))
             channels = out
         self.features = nn.Sequential(*blocks)
-        self.pool = nn.AdaptiveAvgPool2d(1) if modality == "image" else nn.AdaptiveAvgPool1d(1)
+        self.pool = gap(1)
         self.classifier = nn.Linear(channels, num_classes)
 
     def forward(self, x):  # type: ignore[no-untyped-def]

@@ -19,17 +19,18 @@ FIRST_CONV = {
     "googlenet": "conv1.conv",
     "mobilenet_v2": "features.0.0",
     "vgg": "features.0",
+    "r3d_18": "stem.0",
 }
 
 
 def adapt_input(model: nn.Module, path: str, in_channels: int) -> nn.Module:
-    """Replace the convolution at ``path`` by one taking ``in_channels`` inputs (no-op when it already does)."""
+    """Replace the convolution (2D or 3D) at ``path`` by one taking ``in_channels`` inputs (no-op when it already does)."""
     conv = model.get_submodule(path)
-    if not isinstance(conv, nn.Conv2d):
-        raise TypeError(f"{path} of {type(model).__name__} is {type(conv).__name__}, not Conv2d")
+    if not isinstance(conv, (nn.Conv2d, nn.Conv3d)):
+        raise TypeError(f"{path} of {type(model).__name__} is {type(conv).__name__}, not Conv2d or Conv3d")
     if conv.in_channels == in_channels:
         return model
-    new = nn.Conv2d(in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
+    new = type(conv)(in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
                     conv.dilation, conv.groups, conv.bias is not None, conv.padding_mode)
     parent, _, name = path.rpartition(".")
     setattr(model.get_submodule(parent) if parent else model, name, new)
@@ -107,6 +108,26 @@ def build_vgg16(num_classes: int, in_channels: int, modality: str, head: str = "
     elif head != "torchvision":
         raise ValueError(f"head must be 'torchvision' or 'gap', got {head!r}")
     return adapt_input(model, FIRST_CONV["vgg"], in_channels)
+
+
+#: R3D-18 stems: ``video`` is torchvision's (3x7x7 conv, stride 1x2x2: layer4's maps are 1/8 of the depth and
+#: 1/16 of height and width); ``small`` is a 3x3x3 stride-1 conv (layer4 at 1/8 per axis: 4^3 at 32^3, about
+#: 4x the compute of the video stem at the same input size).
+R3D_STEMS = ("video", "small")
+
+
+def build_r3d18(num_classes: int, in_channels: int, modality: str, stem: str = "small") -> nn.Module:
+    """torchvision's R3D-18 (Tran et al. 2018, 3D ResNet-18) for ``(N, C, D, H, W)`` volumes, ``weights=None``.
+
+    The first convolution takes ``in_channels`` (1 for CT/MRI); ``stem`` is one of
+    :data:`R3D_STEMS`. Raises ValueError for another stem.
+    """
+    if stem not in R3D_STEMS:
+        raise ValueError(f"stem must be one of {', '.join(R3D_STEMS)}, got {stem!r}")
+    model = torchvision.models.video.r3d_18(weights=None, num_classes=num_classes)
+    if stem == "small":
+        model.stem[0] = nn.Conv3d(in_channels, 64, kernel_size=3, stride=1, padding=1, bias=False)
+    return adapt_input(model, FIRST_CONV["r3d_18"], in_channels)
 
 
 def last_of_type(path: str, kind: type[nn.Module]) -> Callable[[nn.Module], nn.Module]:

@@ -14,7 +14,7 @@ from torch import nn
 
 from xaibench import hookimpl
 from xaibench.maps import reduce_channels
-from xaibench.specs import MODALITIES, MethodContext, MethodSpec, ModelSpec, TrainRecipe
+from xaibench.specs import MethodContext, MethodSpec, ModelSpec, TrainRecipe
 
 
 def deconvolution(model: nn.Module, x: torch.Tensor, target: torch.Tensor, ctx: MethodContext,
@@ -57,7 +57,7 @@ def xaibench_register_methods(register: Callable[[MethodSpec], None]) -> None:
     register(MethodSpec(
         name="deconvolution",
         explain=deconvolution,
-        modalities=frozenset(MODALITIES),
+        modalities=frozenset({"image", "signal"}),  # checked on 1D and 2D only
         description="deconvnet: gradients with ReLU applied on the backward pass (captum)",
         citation="Zeiler & Fergus, Visualizing and Understanding Convolutional Networks, ECCV 2014",
         defaults={"reduce": "abs"},
@@ -69,7 +69,7 @@ def xaibench_register_models(register: Callable[[ModelSpec], None]) -> None:
     register(ModelSpec(
         name="lenet5",
         build=LeNet5,
-        modalities=frozenset(MODALITIES),
+        modalities=frozenset({"image", "signal"}),  # checked on 1D and 2D only
         target_layer=lambda model: model.features,
         description="LeNet-5 layout with ReLU and max pooling, any input size, 1D or 2D",
         citation="LeCun et al., Gradient-Based Learning Applied to Document Recognition, Proc. IEEE 1998",
