@@ -16,6 +16,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from xaibench.published import PretrainedWeights
+
 #: Modalities the harness knows: images ``(N, C, H, W)`` and signals ``(N, C, L)``.
 MODALITIES = ("image", "signal")
 
@@ -134,6 +136,9 @@ class TrainRecipe:
     patience: int = 3
     #: ... but never before this many epochs: a small model first predicts the majority class for a while.
     min_epochs: int = 8
+    #: With a suite's ``weights:``, first train only the new head this many epochs (backbone frozen). Not in
+    #: the repr, so other recipes' cache keys are unchanged; the model key names it when weights are used.
+    frozen_epochs: int = field(default=0, repr=False)
 
 
 @dataclass(frozen=True)
@@ -151,6 +156,8 @@ class ModelSpec:
     #: Capabilities beyond classification that methods may require (``MethodSpec.requires_model``),
     #: e.g. "saliency-branch" for a model that outputs its own saliency map.
     provides: frozenset[str] = frozenset()
+    #: Published weights by name (a suite model's ``weights: imagenet``): ``((name, PretrainedWeights), ...)``.
+    weights: tuple[tuple[str, PretrainedWeights], ...] = ()
 
 
 #: What a method may declare in ``MethodSpec.needs`` beyond what every method gets.

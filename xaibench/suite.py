@@ -82,6 +82,8 @@ class Entry:
     output_key: str | None = None
     #: Methods only: accept a CAM layer whose map is smaller than 4x4 (xaibench.degenerate).
     allow_small_cam: bool = False
+    #: Models only: published weights to fine-tune from (``imagenet``; :mod:`xaibench.pretrained`).
+    weights: str | None = None
 
     @property
     def display(self) -> str:
@@ -93,7 +95,8 @@ class Entry:
         return json.dumps(
             {"name": self.name, "params": self.params, "train": self.train, "checkpoint": self.checkpoint,
              "factory": self.factory, "layer": self.layer, "output": self.output,
-             "output_index": self.output_index, "output_key": self.output_key},
+             "output_index": self.output_index, "output_key": self.output_key,
+             **({"weights": self.weights} if self.weights else {})},
             sort_keys=True,
             default=str,
         )
@@ -146,9 +149,10 @@ _TOP_KEYS = {
 }
 _REQUIRED = ("name", "datasets", "models", "methods", "metrics")
 _ENTRY_KEYS = {"name", "params", "label"}
-_MODEL_KEYS = _ENTRY_KEYS | {"train", "checkpoint", "factory", "layer", "output", "output_index", "output_key"}
+_MODEL_KEYS = _ENTRY_KEYS | {"train", "checkpoint", "factory", "layer", "output", "output_index", "output_key",
+                             "weights"}
 #: Model entry keys with their types (``output`` is checked against xaibench.outputs.FORMS).
-_MODEL_TYPED = {"factory": str, "layer": str, "output": str, "output_index": int, "output_key": str}
+_MODEL_TYPED = {"factory": str, "layer": str, "output": str, "output_index": int, "output_key": str, "weights": str}
 _DATASET_KEYS = _ENTRY_KEYS | {"optional"}
 _METHOD_KEYS = _ENTRY_KEYS | {"allow_small_cam"}
 _TARGETS = ("predicted", "label")
@@ -229,6 +233,9 @@ def load_suite(path: str | Path) -> Suite:
                 raise err(item.key_lines["factory"], "'factory' is `package.module:function`, e.g. "
                           "`my_models.nets:build_cnn`")
             checkpoint = item.get("checkpoint")
+            if checkpoint is not None and "weights" in item:
+                raise err(item.key_lines["weights"], "'weights' (a start for training) and 'checkpoint' (trained "
+                          "weights, no training) exclude each other; keep one")
             if checkpoint is not None:
                 checkpoint = str((path.parent / str(checkpoint)).resolve())
             out.append(
