@@ -66,6 +66,9 @@ class DataBundle:
     region_top_level: int | None = None
     #: Free-form notes shown in the leaderboard header (source, licence, caveats).
     notes: str = ""
+    #: What ``masks`` are: "masks" (segmentations) or "boxes" (the union of bounding boxes on the pixel grid,
+    #: scored only by metrics with ``MetricSpec.box_ground_truth``).
+    ground_truth: str = "masks"
 
     @property
     def in_channels(self) -> int:
@@ -363,6 +366,9 @@ class MetricSpec:
     citation: str = ""
     version: str = "1"
     requires_mask: bool = False
+    #: Defined on a bounding-box region too (pointing game, energy pointing game, relevance mass in the box):
+    #: scores datasets whose ground truth is boxes; other mask metrics skip them.
+    box_ground_truth: bool = False
     requires_region: bool = False
     modalities: frozenset[str] = frozenset(MODALITIES)
     defaults: Mapping[str, Any] = field(default_factory=dict)
