@@ -69,6 +69,9 @@ class DataBundle:
     #: What ``masks`` are: "masks" (segmentations) or "boxes" (the union of bounding boxes on the pixel grid,
     #: scored only by metrics with ``MetricSpec.box_ground_truth``).
     ground_truth: str = "masks"
+    #: Sample id -> group (patient) id, when several samples come from one patient: k-fold cross-validation
+    #: keeps each group in one fold (:mod:`xaibench.folds`). None: every sample is its own group.
+    groups: Mapping[str, str] | None = None
 
     @property
     def in_channels(self) -> int:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -84,6 +84,13 @@ class Entry:
     allow_small_cam: bool = False
     #: Models only: published weights to fine-tune from (``imagenet``; :mod:`xaibench.pretrained`).
     weights: str | None = None
+    #: Datasets only, set by a suite's ``folds: K``: this entry is fold ``fold`` (1-based) of the dataset.
+    fold: int | None = None
+
+    @property
+    def source(self) -> str:
+        """The display name of the dataset a fold entry was cut from (the display name otherwise)."""
+        return self.display.rsplit(" fold ", 1)[0] if self.fold else self.display
 
     @property
     def display(self) -> str:
@@ -96,7 +103,7 @@ class Entry:
             {"name": self.name, "params": self.params, "train": self.train, "checkpoint": self.checkpoint,
              "factory": self.factory, "layer": self.layer, "output": self.output,
              "output_index": self.output_index, "output_key": self.output_key,
-             **({"weights": self.weights} if self.weights else {})},
+             **({"weights": self.weights} if self.weights else {}), **({"fold": self.fold} if self.fold else {})},
             sort_keys=True,
             default=str,
         )
@@ -127,6 +134,8 @@ class Suite:
     batch_size: int = 64
     #: Seconds each plugin call of a cell may take before the cell fails (None: no limit).
     cell_timeout: float | None = None
+    #: k-fold cross-validation (:mod:`xaibench.folds`): each dataset becomes ``folds`` entries, one per held-out fold.
+    folds: int | None = None
 
     def digest(self) -> str:
         """The first 16 hex digits of the SHA-256 of the suite file's bytes."""
@@ -142,6 +151,7 @@ _TOP_KEYS = {
     "target": str,
     "batch_size": int,
     "cell_timeout": (int, float, type(None)),
+    "folds": (int, type(None)),
     "datasets": list,
     "models": list,
     "methods": list,
@@ -196,6 +206,8 @@ def load_suite(path: str | Path) -> Suite:
     for key in ("samples", "batch_size", "image_size"):
         if isinstance(doc.get(key), int) and doc[key] < 1:
             raise err(doc.key_lines[key], f"{key!r} must be positive")
+    if isinstance(doc.get("folds"), int) and doc["folds"] < 2:
+        raise err(doc.key_lines["folds"], "'folds' must be at least 2 (k-fold cross-validation), or absent")
     if doc.get("cell_timeout") is not None and not doc["cell_timeout"] > 0:
         raise err(doc.key_lines["cell_timeout"], "'cell_timeout' must be a positive number of seconds")
 
@@ -263,11 +275,19 @@ def load_suite(path: str | Path) -> Suite:
         name=doc["name"],
         path=str(path.resolve()),
         **settings,
-        datasets=entries("datasets"),
+        datasets=_folded(entries("datasets"), doc.get("folds")),
         models=entries("models"),
         methods=entries("methods"),
         metrics=entries("metrics"),
     )
+
+
+def _folded(datasets: tuple[Entry, ...], folds: int | None) -> tuple[Entry, ...]:
+    """Each dataset as ``folds`` entries labelled ``<name> fold k/K`` (unchanged without ``folds``)."""
+    if not folds:
+        return datasets
+    return tuple(replace(e, label=f"{e.display} fold {k}/{folds}", fold=k) for e in datasets
+                 for k in range(1, folds + 1))
 
 
 def _plain(value: Any) -> Any:

@@ -13,10 +13,14 @@ Optional per image, beside it or in parallel folders with the same ``<class>/`` 
   :mod:`xaibench_medical.boxes` (``box_format``: cub, voc, coco or csv; inferred from the name).
   Images without a box get an empty region (NaN scores). With both masks and boxes,
   ``ground_truth: masks`` or ``boxes`` chooses which the localization metrics score.
+- patients: ``group_pattern`` is a regular expression whose first group captures the patient
+  id from a file name (``"^(P\\d+)_"``): k-fold cross-validation keeps a patient in one fold.
 """
 from __future__ import annotations
 
-from pathlib import Path
+import re
+from dataclasses import replace
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 
@@ -46,7 +50,7 @@ def _parallel(folder: Path | None, rel: Path, names: tuple[str, ...]) -> Path | 
 def load_imagefolder(request: DatasetRequest) -> DataBundle:
     p = common.params_of(request, {"path": None, "channels": None, "val": 0.15, "test": 0.25, "seed": None,
                             "masks_dir": None, "regions_dir": None, "region_offset": 0, "region_top_level": None,
-                            "boxes": None, "box_format": None, "ground_truth": None})
+                            "boxes": None, "box_format": None, "ground_truth": None, "group_pattern": None})
     if p["path"] is None:
         raise TypeError("imagefolder needs a 'path' parameter: the folder of <class>/<name>.<ext> images")
     folder = common.locate(request, SOURCE, p["path"], ())
@@ -116,8 +120,26 @@ def load_imagefolder(request: DatasetRequest) -> DataBundle:
     notes = (f"image folder {folder.name}: {common.class_counts(y, class_names)}; {channels}-channel"
              f"{'' if size is None else f', area-resized to {size}px'}; {described}"
              f"{'' if region_arr is None else f'; region maps, top level {top}'}; seeded stratified split")
-    return common.split_bundle(x, y, ids, splits, class_names, notes, masks=np.stack(masks) if n_masked else None,
-                        regions=region_arr, region_top_level=top, ground_truth=truth)
+    bundle = common.split_bundle(x, y, ids, splits, class_names, notes, masks=np.stack(masks) if n_masked else None,
+                                 regions=region_arr, region_top_level=top, ground_truth=truth)
+    return bundle if p["group_pattern"] is None else replace(bundle, groups=_groups(ids, str(p["group_pattern"])))
+
+
+def _groups(ids: list[str], pattern: str) -> dict[str, str]:
+    """Sample id -> patient id: the first group of ``pattern`` (a regular expression) searched in the file name."""
+    try:
+        rx = re.compile(pattern)
+    except re.error as exc:
+        raise TypeError(f"group_pattern {pattern!r} is not a regular expression: {exc}") from None
+    if rx.groups < 1:
+        raise TypeError(f"group_pattern {pattern!r} needs one (group) that captures the patient id")
+    out = {}
+    for i in ids:
+        m = rx.search(PurePosixPath(i).name)
+        if m is None or not m.group(1):
+            raise XaibenchError(f"{i}: group_pattern {pattern!r} finds no patient id in its file name")
+        out[i] = m.group(1)
+    return out
 
 
 def _ground_truth(asked: str | None, n_masked: int, box_path: Path | None) -> str:
