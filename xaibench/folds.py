@@ -5,7 +5,8 @@ All of a dataset's samples (its train, validation and test splits pooled) are cu
 ``StratifiedGroupKFold`` when the dataset gives each sample a group (patient) id, so one
 patient's images never sit on both sides; both shuffled with the suite's seed. Fold
 ``k`` is the held-out test split; the rest is split again the same way into training
-and validation, with the validation share of the dataset's own split. Each fold is a
+and validation, with the validation share of the dataset's own split (fewer inner folds
+when a class has too few samples; below two, no validation split). Each fold is a
 dataset with its own fingerprint, so its model, maps and cells are cached and resumed
 on their own, and every held-out sample is scored exactly once across the folds
 (Kohavi, A study of cross-validation and bootstrap for accuracy estimation and model
@@ -70,8 +71,12 @@ def fold_bundle(bundle: DataBundle, fold: int, folds: int, seed: int) -> DataBun
     rest, held_out = _split(y, groups, folds, seed)[fold - 1]
     share = len(bundle.val) / max(len(bundle.train) + len(bundle.val), 1)
     train_idx, val_idx = rest, rest[:0]
-    if share > 0:
-        inner = _split(y[rest], None if groups is None else groups[rest], max(2, round(1 / share)), seed + fold)
+    # as many inner folds as give the validation share, but no more than the rarest class has samples
+    inner_splits = min([max(2, round(1 / share))] + [int(n) for n in np.bincount(y[rest]) if n]) if share > 0 else 0
+    if groups is not None:
+        inner_splits = min(inner_splits, len(set(groups[rest])))
+    if inner_splits >= 2:
+        inner = _split(y[rest], None if groups is None else groups[rest], inner_splits, seed + fold)
         train_idx, val_idx = rest[inner[0][0]], rest[inner[0][1]]
     grouped = "grouped by patient, " if groups is not None else ""
     notes = (f"{bundle.notes}; fold {fold} of {folds} (stratified {grouped}{folds}-fold cross-validation, seed {seed}): "

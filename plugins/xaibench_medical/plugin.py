@@ -5,7 +5,7 @@ from typing import Callable
 
 from xaibench import hookimpl
 from xaibench.specs import DatasetSpec
-from xaibench_medical import busi, imagefolder, kather, medmnist
+from xaibench_medical import busi, imagefolder, kather, medmnist, mnist
 
 
 @hookimpl
@@ -25,4 +25,8 @@ def xaibench_register_datasets(register: Callable[[DatasetSpec], None]) -> None:
     register(DatasetSpec(
         name="imagefolder", load=imagefolder.load_imagefolder, modality="image", has_masks=True, has_regions=True,
         description="your own <class>/<name>.<ext> images, optional masks and graded region maps",
+    ))
+    register(DatasetSpec(
+        name="mnist", load=mnist.load_mnist, modality="image", has_masks=False, citation=mnist.CITATION,
+        description="MNIST digits, 28x28, official split; --download fetches it (torchvision's MD5s)",
     ))
