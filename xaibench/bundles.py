@@ -15,6 +15,7 @@ import torch
 from xaibench import progress
 from xaibench.cache import bundle_from_state, bundle_state, content_key, save_state
 from xaibench.errors import SuiteError, XaibenchError
+from xaibench.folds import fold_bundle
 from xaibench.inputs import conform_bundle
 from xaibench.options import Settings
 from xaibench.plan import Resolved
@@ -86,6 +87,7 @@ class Bundles:
         self.settings = settings
         self._bundles: dict[str, DataBundle] = {}
         self._fingerprints: dict[str, str] = {}
+        self._sources: dict[str, DataBundle] = {}
 
     def bundle(self, ds: Resolved) -> DataBundle:
         """Dataset ``ds`` loaded and validated (:func:`check_bundle`); a loader's failure is one XaibenchError line."""
@@ -95,8 +97,9 @@ class Bundles:
             spec: DatasetSpec = ds.spec
             request = DatasetRequest(params=ds.params, seed=suite.seed, image_size=suite.image_size,
                                      data_root=options.data_root, download=options.download, mirror=options.mirror)
+            source = content_key(spec.name, dict(request.params))  # the folds of one dataset load it once
             try:
-                bundle = self._load(spec, request)
+                bundle = self._sources[source] if source in self._sources else self._load(spec, request)
             except XaibenchError as exc:
                 raise XaibenchError(f"dataset {name!r}: {exc}") from None
             except TypeError as exc:
@@ -106,6 +109,12 @@ class Bundles:
                 raise XaibenchError(f"dataset {name!r} could not be loaded: {type(exc).__name__}: {first} "
                                     "(--debug shows where)") from exc
             bundle = conform_bundle(name, bundle)  # the input contract (xaibench.inputs)
+            if ds.entry.fold:
+                self._sources[source] = bundle
+                try:
+                    bundle = fold_bundle(bundle, ds.entry.fold, suite.folds, suite.seed)
+                except XaibenchError as exc:
+                    raise XaibenchError(f"dataset {name!r}: {exc}") from None
             check_bundle(name, bundle)
             self._bundles[name] = bundle
             self._fingerprints[name] = fingerprint(bundle)

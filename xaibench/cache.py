@@ -91,6 +91,7 @@ def bundle_state(bundle: DataBundle) -> dict[str, Any]:
     state: dict[str, Any] = {
         "class_names": list(bundle.class_names), "modality": bundle.modality,
         "region_top_level": bundle.region_top_level, "notes": bundle.notes,
+        "ground_truth": bundle.ground_truth, "groups": None if bundle.groups is None else dict(bundle.groups),
     }
     for name in _SPLITS:
         split: Samples = getattr(bundle, name)
@@ -104,7 +105,8 @@ def bundle_from_state(state: dict[str, Any]) -> DataBundle:
     splits = {name: Samples(x=s["x"], y=s["y"], ids=tuple(s["ids"]), masks=s["masks"], regions=s["regions"])
               for name, s in ((n, state[n]) for n in _SPLITS)}
     return DataBundle(**splits, class_names=tuple(state["class_names"]), modality=state["modality"],
-                      region_top_level=state["region_top_level"], notes=state["notes"])
+                      region_top_level=state["region_top_level"], notes=state["notes"],
+                      ground_truth=state.get("ground_truth", "masks"), groups=state.get("groups"))
 
 
 def load_checkpoint(model: nn.Module, path: Path, what: str) -> nn.Module:

@@ -70,8 +70,13 @@ def parse_checksum(checksum: str) -> tuple[str, str]:
 
 def release_url(release: Release, mirror: str | None = None) -> str:
     """The release's URL, or ``<mirror>/<file name>`` (``mirror`` else ``$XAIBENCH_MIRROR``)."""
+    return mirrored(release.url, PurePosixPath(release.filename).name, mirror)
+
+
+def mirrored(url: str, name: str, mirror: str | None = None) -> str:
+    """``url``, or ``<mirror>/<name>`` when a mirror is given (``mirror`` else ``$XAIBENCH_MIRROR``)."""
     base = mirror or os.environ.get(MIRROR_ENV)
-    return f"{base.rstrip('/')}/{PurePosixPath(release.filename).name}" if base else release.url
+    return f"{base.rstrip('/')}/{name}" if base else url
 
 
 def fetch(url: str, dest_dir: Path, filename: str, checksum: str) -> Path:

@@ -15,15 +15,16 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from xaibench import progress
+from xaibench import pretrained, progress
 from xaibench.bundles import Bundles
 from xaibench.byom import output_form
 from xaibench.cache import content_key, file_digest, load_checkpoint, save_checkpoint
 from xaibench.errors import SuiteError
 from xaibench.gate import verdict
 from xaibench.options import Settings
-from xaibench.outputs import conform
+from xaibench.outputs import conform, unwrap
 from xaibench.plan import Resolved
+from xaibench.published import PretrainedWeights
 from xaibench.specs import ModelSpec, ModelVariant
 from xaibench.stats import seed_from
 from xaibench.store import Store
@@ -50,8 +51,26 @@ class Models:
         checkpoint = mo.entry.checkpoint
         if checkpoint and Path(checkpoint).exists():
             checkpoint = file_digest(Path(checkpoint))
+        start = self._weights(mo)
         return content_key("model", spec.name, spec.version, mo.params, recipe, checkpoint, fingerprint,
-                           self.settings.suite.seed, output_form(mo.entry), self.settings.numerics)
+                           self.settings.suite.seed, output_form(mo.entry), self.settings.numerics,
+                           *([{"weights": mo.entry.weights, "file": pretrained.file_name(start)[0],
+                               "frozen_epochs": recipe.frozen_epochs}] if start else []))
+
+    def _weights(self, mo: Resolved) -> PretrainedWeights | None:
+        """The published weights ``mo`` starts from (``weights:``), or None; unknown names refused with file:line."""
+        return pretrained.chosen(mo.spec, mo.entry.weights, recipe_with(mo.spec.recipe, mo.entry.train),
+                                 f"{self.settings.suite.path}:{mo.entry.line}")
+
+    def _pretrain(self, model: nn.Module, mo: Resolved) -> PretrainedWeights | None:
+        """Load the published weights the suite names (``weights:``) into ``model`` before training; None if none."""
+        start = self._weights(mo)
+        if start is not None:
+            opts = self.settings.options
+            who = f"model {mo.entry.display!r} (weights: {mo.entry.weights})"
+            pretrained.initialise(unwrap(model), start, pretrained.locate(start, opts.home, opts.download,
+                                                                          opts.mirror, who), who)
+        return start
 
     def build(self, ds: Resolved, mo: Resolved) -> nn.Module:
         """An untrained model of ``mo`` shaped for dataset ``ds``.
@@ -83,13 +102,20 @@ class Models:
             path = self.settings.options.home / "models" / f"{model_key}.pt"
             if not path.exists():
                 recipe = recipe_with(mo.spec.recipe, mo.entry.train)
-                progress.say(f"training {what} ({recipe.epochs} epochs max) ...")
-                start = time.perf_counter()
-                train(model, bundle.train, bundle.val, recipe, seed_from(self.settings.suite.seed, model_key), device,
-                      on_epoch=progress.epochs(mo.entry.display) if self.settings.options.progress else None)
+                start = self._pretrain(model, mo)
+                started = time.perf_counter()
+                progress.say(f"training {what} ({recipe.epochs} epochs max"
+                             f"{f', from {mo.entry.weights} weights' if start else ''}) ...")
+                on_epoch = progress.epochs(mo.entry.display) if self.settings.options.progress else None
+                seed = seed_from(self.settings.suite.seed, model_key)
+                if start is None:
+                    train(model, bundle.train, bundle.val, recipe, seed, device, on_epoch=on_epoch)
+                else:
+                    pretrained.fine_tune(unwrap(model), model, start, bundle.train, bundle.val, recipe, seed, device,
+                                         on_epoch)
                 save_checkpoint(model, path)
                 self.trained += 1
-                self.training_seconds += time.perf_counter() - start
+                self.training_seconds += time.perf_counter() - started
         load_checkpoint(model, path, what)
         model.to(device).eval()
         if self.store is not None and self.store.model_evaluation(model_key) is None:
@@ -113,6 +139,7 @@ class Models:
         path = self.settings.options.home / "models" / f"{key}.pt"
         model = self.build(ds, mo)
         if not path.exists():
+            self._pretrain(model, mo)
             progress.say(f"training {mo.entry.display!r} on {ds.entry.display!r}: {variant.name} variant ...")
             start = time.perf_counter()
             variant.fit(model, bundle, recipe_with(mo.spec.recipe, mo.entry.train),

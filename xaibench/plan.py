@@ -82,6 +82,9 @@ def metric_skip(ds: Resolved, bundle: DataBundle, mt: Resolved) -> str | None:
         return f"metric {mt.entry.display!r} does not support {bundle.modality} data"
     if tspec.requires_mask and bundle.test.masks is None:
         return f"dataset {ds.entry.display!r} has no masks: {tspec.category} metric {mt.entry.display!r} skipped"
+    if tspec.requires_mask and bundle.ground_truth == "boxes" and not tspec.box_ground_truth:
+        return (f"dataset {ds.entry.display!r} has bounding boxes, not masks: metric {mt.entry.display!r} needs "
+                f"masks (only metrics defined on a box region score boxes)")
     if tspec.requires_region and bundle.test.regions is None:
         return f"dataset {ds.entry.display!r} has no region maps: metric {mt.entry.display!r} skipped"
     return None

@@ -143,6 +143,7 @@ class Runner:
                 "split_sizes": [len(bundle.train), len(bundle.val), len(bundle.test)],
                 "notes": bundle.notes,
                 "citation": ds.spec.citation,
+                **({"fold": [ds.entry.fold, self.suite.folds], "source": ds.entry.source} if ds.entry.fold else {}),
             }
         return {
             "suite": self.suite.name,

@@ -16,6 +16,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from xaibench.published import PretrainedWeights
+
 #: Modalities the harness knows: images ``(N, C, H, W)``, signals ``(N, C, L)`` and volumes
 #: ``(N, C, D, H, W)`` (CT/MRI; depth first, as ``torch.nn.Conv3d`` reads them). Maps drop ``C``.
 MODALITIES = ("image", "signal", "volume")
@@ -72,6 +74,12 @@ class DataBundle:
     region_top_level: int | None = None
     #: Free-form notes shown in the leaderboard header (source, licence, caveats).
     notes: str = ""
+    #: What ``masks`` are: "masks" (segmentations) or "boxes" (the union of bounding boxes on the pixel grid,
+    #: scored only by metrics with ``MetricSpec.box_ground_truth``).
+    ground_truth: str = "masks"
+    #: Sample id -> group (patient) id, when several samples come from one patient: k-fold cross-validation
+    #: keeps each group in one fold (:mod:`xaibench.folds`). None: every sample is its own group.
+    groups: Mapping[str, str] | None = None
 
     @property
     def in_channels(self) -> int:
@@ -142,6 +150,9 @@ class TrainRecipe:
     patience: int = 3
     #: ... but never before this many epochs: a small model first predicts the majority class for a while.
     min_epochs: int = 8
+    #: With a suite's ``weights:``, first train only the new head this many epochs (backbone frozen). Not in
+    #: the repr, so other recipes' cache keys are unchanged; the model key names it when weights are used.
+    frozen_epochs: int = field(default=0, repr=False)
 
 
 @dataclass(frozen=True)
@@ -159,6 +170,8 @@ class ModelSpec:
     #: Capabilities beyond classification that methods may require (``MethodSpec.requires_model``),
     #: e.g. "saliency-branch" for a model that outputs its own saliency map.
     provides: frozenset[str] = frozenset()
+    #: Published weights by name (a suite model's ``weights: imagenet``): ``((name, PretrainedWeights), ...)``.
+    weights: tuple[tuple[str, PretrainedWeights], ...] = ()
 
 
 #: What a method may declare in ``MethodSpec.needs`` beyond what every method gets.
@@ -376,6 +389,9 @@ class MetricSpec:
     citation: str = ""
     version: str = "1"
     requires_mask: bool = False
+    #: Defined on a bounding-box region too (pointing game, energy pointing game, relevance mass in the box):
+    #: scores datasets whose ground truth is boxes; other mask metrics skip them.
+    box_ground_truth: bool = False
     requires_region: bool = False
     #: It compares sums of the map with changes of the model's output (completeness, sensitivity-n,
     #: infidelity), so it applies only to methods declaring ``MethodSpec.additive``.

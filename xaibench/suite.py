@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -82,6 +82,15 @@ class Entry:
     output_key: str | None = None
     #: Methods only: accept a CAM layer whose map is smaller than 4x4 (xaibench.degenerate).
     allow_small_cam: bool = False
+    #: Models only: published weights to fine-tune from (``imagenet``; :mod:`xaibench.pretrained`).
+    weights: str | None = None
+    #: Datasets only, set by a suite's ``folds: K``: this entry is fold ``fold`` (1-based) of the dataset.
+    fold: int | None = None
+
+    @property
+    def source(self) -> str:
+        """The display name of the dataset a fold entry was cut from (the display name otherwise)."""
+        return self.display.rsplit(" fold ", 1)[0] if self.fold else self.display
 
     @property
     def display(self) -> str:
@@ -93,7 +102,8 @@ class Entry:
         return json.dumps(
             {"name": self.name, "params": self.params, "train": self.train, "checkpoint": self.checkpoint,
              "factory": self.factory, "layer": self.layer, "output": self.output,
-             "output_index": self.output_index, "output_key": self.output_key},
+             "output_index": self.output_index, "output_key": self.output_key,
+             **({"weights": self.weights} if self.weights else {}), **({"fold": self.fold} if self.fold else {})},
             sort_keys=True,
             default=str,
         )
@@ -127,6 +137,8 @@ class Suite:
     #: Perturbations K per MetaQuantus test (model and input, minor and disruptive: 4K re-runs of every cell;
     #: :mod:`xaibench.metarun`); 0 (the default) leaves noise resilience and adversary reactivity out.
     meta_evaluation: int = 0
+    #: k-fold cross-validation (:mod:`xaibench.folds`): each dataset becomes ``folds`` entries, one per held-out fold.
+    folds: int | None = None
 
     def digest(self) -> str:
         """The first 16 hex digits of the SHA-256 of the suite file's bytes."""
@@ -143,6 +155,7 @@ _TOP_KEYS = {
     "batch_size": int,
     "cell_timeout": (int, float, type(None)),
     "meta_evaluation": int,
+    "folds": (int, type(None)),
     "datasets": list,
     "models": list,
     "methods": list,
@@ -150,9 +163,10 @@ _TOP_KEYS = {
 }
 _REQUIRED = ("name", "datasets", "models", "methods", "metrics")
 _ENTRY_KEYS = {"name", "params", "label"}
-_MODEL_KEYS = _ENTRY_KEYS | {"train", "checkpoint", "factory", "layer", "output", "output_index", "output_key"}
+_MODEL_KEYS = _ENTRY_KEYS | {"train", "checkpoint", "factory", "layer", "output", "output_index", "output_key",
+                             "weights"}
 #: Model entry keys with their types (``output`` is checked against xaibench.outputs.FORMS).
-_MODEL_TYPED = {"factory": str, "layer": str, "output": str, "output_index": int, "output_key": str}
+_MODEL_TYPED = {"factory": str, "layer": str, "output": str, "output_index": int, "output_key": str, "weights": str}
 _DATASET_KEYS = _ENTRY_KEYS | {"optional"}
 _METHOD_KEYS = _ENTRY_KEYS | {"allow_small_cam"}
 _TARGETS = ("predicted", "label")
@@ -199,6 +213,8 @@ def load_suite(path: str | Path) -> Suite:
     if doc.get("meta_evaluation", 0) < 0:
         raise err(doc.key_lines["meta_evaluation"], "'meta_evaluation' is the number of perturbations per "
                   "MetaQuantus test: 0 (off) or more")
+    if isinstance(doc.get("folds"), int) and doc["folds"] < 2:
+        raise err(doc.key_lines["folds"], "'folds' must be at least 2 (k-fold cross-validation), or absent")
     if doc.get("cell_timeout") is not None and not doc["cell_timeout"] > 0:
         raise err(doc.key_lines["cell_timeout"], "'cell_timeout' must be a positive number of seconds")
 
@@ -236,6 +252,9 @@ def load_suite(path: str | Path) -> Suite:
                 raise err(item.key_lines["factory"], "'factory' is `package.module:function`, e.g. "
                           "`my_models.nets:build_cnn`")
             checkpoint = item.get("checkpoint")
+            if checkpoint is not None and "weights" in item:
+                raise err(item.key_lines["weights"], "'weights' (a start for training) and 'checkpoint' (trained "
+                          "weights, no training) exclude each other; keep one")
             if checkpoint is not None:
                 checkpoint = str((path.parent / str(checkpoint)).resolve())
             out.append(
@@ -263,11 +282,19 @@ def load_suite(path: str | Path) -> Suite:
         name=doc["name"],
         path=str(path.resolve()),
         **settings,
-        datasets=entries("datasets"),
+        datasets=_folded(entries("datasets"), doc.get("folds")),
         models=entries("models"),
         methods=entries("methods"),
         metrics=entries("metrics"),
     )
+
+
+def _folded(datasets: tuple[Entry, ...], folds: int | None) -> tuple[Entry, ...]:
+    """Each dataset as ``folds`` entries labelled ``<name> fold k/K`` (unchanged without ``folds``)."""
+    if not folds:
+        return datasets
+    return tuple(replace(e, label=f"{e.display} fold {k}/{folds}", fold=k) for e in datasets
+                 for k in range(1, folds + 1))
 
 
 def _plain(value: Any) -> Any:

@@ -63,9 +63,11 @@ def train_options(train: Mapping[str, Any], key_lines: Mapping[str, int], line: 
                              f"known: {', '.join(known)}")
         if key in ("epochs", "batch_size") and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
             raise SuiteError(f"{at}: training option {key!r} must be an integer of at least 1, got {value!r}")
-        if key == "patience" and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
-            raise SuiteError(f"{at}: training option 'patience' must be an integer of at least 0 (0: never stop "
-                             f"early), got {value!r}")
+        if key in ("patience", "frozen_epochs") and (isinstance(value, bool) or not isinstance(value, int)
+                                                     or value < 0):
+            raise SuiteError(f"{at}: training option {key!r} must be an integer of at least 0 "
+                             f"({'0: never stop early' if key == 'patience' else '0: no frozen-backbone epochs'}), "
+                             f"got {value!r}")
         if key in ("lr", "weight_decay") and (isinstance(value, bool) or not isinstance(value, (int, float))
                                               or not math.isfinite(value) or value < 0 or (key == "lr" and value == 0)):
             raise SuiteError(f"{at}: training option {key!r} must be a {'positive' if key == 'lr' else 'non-negative'} "

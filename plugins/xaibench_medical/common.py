@@ -125,8 +125,9 @@ def samples(x: np.ndarray, y: np.ndarray, ids: Sequence[str], masks: np.ndarray 
 def split_bundle(x: np.ndarray, y: np.ndarray, ids: Sequence[str], splits: Mapping[str, np.ndarray],
                  class_names: Sequence[str], notes: str, masks: np.ndarray | None = None,
                  regions: np.ndarray | None = None, region_top_level: int | None = None,
-                 modality: str = "image") -> DataBundle:
-    """A bundle of ``modality`` from arrays of all samples and the split indices."""
+                 modality: str = "image", ground_truth: str = "masks") -> DataBundle:
+    """A bundle of ``modality`` from arrays of all samples and the split indices (``ground_truth``: what
+    ``masks`` are)."""
     ids_arr = np.asarray(ids, dtype=object)
     parts = {
         s: samples(x[i], y[i], ids_arr[i].tolist(), None if masks is None else masks[i],
@@ -134,7 +135,7 @@ def split_bundle(x: np.ndarray, y: np.ndarray, ids: Sequence[str], splits: Mappi
         for s, i in splits.items()
     }
     return DataBundle(**parts, class_names=tuple(class_names), modality=modality,
-                      region_top_level=region_top_level, notes=notes)
+                      region_top_level=region_top_level, notes=notes, ground_truth=ground_truth)
 
 
 def stack_same_size(arrays: Sequence[np.ndarray], ids: Sequence[str], what: str) -> np.ndarray:

@@ -9,15 +9,24 @@ Optional per image, beside it or in parallel folders with the same ``<class>/`` 
   values are relevance levels after subtracting ``region_offset``: seed 001's skin-layer
   levels 3..-1 are stored as 4..0 with ``region_offset: 1``. The graded hit rate
   normalises by ``region_top_level`` (default: the highest level found).
+- bounding boxes: ``boxes`` names a box file under the data root in one of the layouts of
+  :mod:`xaibench_medical.boxes` (``box_format``: cub, voc, coco or csv; inferred from the name).
+  Images without a box get an empty region (NaN scores). With both masks and boxes,
+  ``ground_truth: masks`` or ``boxes`` chooses which the localization metrics score.
+- patients: ``group_pattern`` is a regular expression whose first group captures the patient
+  id from a file name (``"^(P\\d+)_"``): k-fold cross-validation keeps a patient in one fold.
 """
 from __future__ import annotations
 
-from pathlib import Path
+import re
+from dataclasses import replace
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 
 from xaibench.errors import XaibenchError
 from xaibench.specs import DataBundle, DatasetRequest
+from xaibench_medical import boxes as box_files
 from xaibench_medical import common
 from xaibench_medical.imageio import image_channels, merged_mask, read_image, read_levels, resize_mask, to_array
 
@@ -40,7 +49,8 @@ def _parallel(folder: Path | None, rel: Path, names: tuple[str, ...]) -> Path | 
 
 def load_imagefolder(request: DatasetRequest) -> DataBundle:
     p = common.params_of(request, {"path": None, "channels": None, "val": 0.15, "test": 0.25, "seed": None,
-                            "masks_dir": None, "regions_dir": None, "region_offset": 0, "region_top_level": None})
+                            "masks_dir": None, "regions_dir": None, "region_offset": 0, "region_top_level": None,
+                            "boxes": None, "box_format": None, "ground_truth": None, "group_pattern": None})
     if p["path"] is None:
         raise TypeError("imagefolder needs a 'path' parameter: the folder of <class>/<name>.<ext> images")
     folder = common.locate(request, SOURCE, p["path"], ())
@@ -69,7 +79,10 @@ def load_imagefolder(request: DatasetRequest) -> DataBundle:
     if channels not in (1, 3):
         raise TypeError(f"channels must be 1 or 3, got {channels}")
     size, offset = request.image_size, int(p["region_offset"])
-    ids, xs, masks, regions = [], [], [], []
+    box_path = None if p["boxes"] is None else common.locate(request, SOURCE, p["boxes"], ())
+    listed = {} if box_path is None else box_files.match(box_files.read_boxes(box_path, p["box_format"]),
+                                                         [f.relative_to(folder).as_posix() for f, _ in items], box_path)
+    ids, xs, masks, regions, box_masks = [], [], [], [], []
     n_masked = 0
     for (f, _), img in zip(items, images):
         rel = f.relative_to(folder)
@@ -81,6 +94,8 @@ def load_imagefolder(request: DatasetRequest) -> DataBundle:
             m for m in [_parallel(masks_dir, rel, (f"{f.stem}_mask.png", f"{f.stem}.png"))] if m is not None]
         n_masked += bool(mask_paths)
         masks.append(resize_mask(merged_mask(mask_paths, shape), size))
+        if box_path is not None:
+            box_masks.append(box_files.rasterise(listed.get(ids[-1], []), shape, size, ids[-1]))
         region_path = beside_regions.get(stem) or _parallel(regions_dir, rel, (f"{f.stem}{REGIONS_SUFFIX}.png",
                                                                                f"{f.stem}.png"))
         regions.append(None if region_path is None else read_levels(region_path, shape, offset, size))
@@ -94,10 +109,45 @@ def load_imagefolder(request: DatasetRequest) -> DataBundle:
                                 f"({len(missing)} missing); give one per image or none")
         region_arr = np.stack(regions)
         top = int(region_arr.max()) if p["region_top_level"] is None else int(p["region_top_level"])
+    truth = _ground_truth(p["ground_truth"], n_masked, box_path)
+    described = f"masks for {n_masked} of {len(ids)} images"
+    if truth == "boxes":
+        masks, n_masked = box_masks, len(listed)
+        described = (f"bounding boxes for {n_masked} of {len(ids)} images ({sum(map(len, listed.values()))} boxes "
+                     f"from {box_path.name}; a pixel is in a box when its centre is)")
     seed = request.seed if p["seed"] is None else int(p["seed"])
     splits = common.stratified_split(y, float(p["val"]), float(p["test"]), seed)
     notes = (f"image folder {folder.name}: {common.class_counts(y, class_names)}; {channels}-channel"
-             f"{'' if size is None else f', area-resized to {size}px'}; masks for {n_masked} of {len(ids)} images"
+             f"{'' if size is None else f', area-resized to {size}px'}; {described}"
              f"{'' if region_arr is None else f'; region maps, top level {top}'}; seeded stratified split")
-    return common.split_bundle(x, y, ids, splits, class_names, notes, masks=np.stack(masks) if n_masked else None,
-                        regions=region_arr, region_top_level=top)
+    bundle = common.split_bundle(x, y, ids, splits, class_names, notes, masks=np.stack(masks) if n_masked else None,
+                                 regions=region_arr, region_top_level=top, ground_truth=truth)
+    return bundle if p["group_pattern"] is None else replace(bundle, groups=_groups(ids, str(p["group_pattern"])))
+
+
+def _groups(ids: list[str], pattern: str) -> dict[str, str]:
+    """Sample id -> patient id: the first group of ``pattern`` (a regular expression) searched in the file name."""
+    try:
+        rx = re.compile(pattern)
+    except re.error as exc:
+        raise TypeError(f"group_pattern {pattern!r} is not a regular expression: {exc}") from None
+    if rx.groups < 1:
+        raise TypeError(f"group_pattern {pattern!r} needs one (group) that captures the patient id")
+    out = {}
+    for i in ids:
+        m = rx.search(PurePosixPath(i).name)
+        if m is None or not m.group(1):
+            raise XaibenchError(f"{i}: group_pattern {pattern!r} finds no patient id in its file name")
+        out[i] = m.group(1)
+    return out
+
+
+def _ground_truth(asked: str | None, n_masked: int, box_path: Path | None) -> str:
+    """"masks" or "boxes": what the localization metrics score; both present needs ``ground_truth`` to say which."""
+    if asked not in (None, "masks", "boxes"):
+        raise TypeError(f"ground_truth must be 'masks' or 'boxes', got {asked!r}")
+    if asked == "boxes" and box_path is None:
+        raise TypeError("ground_truth: boxes needs a 'boxes' file")
+    if asked is None and n_masked and box_path is not None:
+        raise TypeError("this folder has masks and a 'boxes' file: set ground_truth to 'masks' or 'boxes'")
+    return asked or ("boxes" if box_path is not None else "masks")

@@ -5,7 +5,7 @@ from typing import Callable
 
 from xaibench import hookimpl
 from xaibench.specs import DatasetSpec
-from xaibench_medical import busi, imagefolder, kather, medmnist, nifti
+from xaibench_medical import busi, imagefolder, kather, medmnist, mnist, nifti
 
 
 @hookimpl
@@ -36,4 +36,8 @@ def xaibench_register_datasets(register: Callable[[DatasetSpec], None]) -> None:
         name="niftifolder", load=nifti.load_niftifolder, modality="volume", has_masks=True,
         description="your own <class>/<name>.nii[.gz] volumes (nibabel, the nifti extra), optional "
                     "<name>_mask.nii[.gz] masks, voxel spacing recorded",
+    ))
+    register(DatasetSpec(
+        name="mnist", load=mnist.load_mnist, modality="image", has_masks=False, citation=mnist.CITATION,
+        description="MNIST digits, 28x28, official split; --download fetches it (torchvision's MD5s)",
     ))

@@ -179,6 +179,7 @@ def xaibench_register_metrics(register: Callable[[MetricSpec], None]) -> None:
     ))
     register(MetricSpec(
         name="hit-rate", modalities=ANY, bounds=(0.0, 1.0), score=hit_rate, needs=MASK, category="localization", higher_is_better=True, requires_mask=True,
+        box_ground_truth=True,
         description="pointing game: the map's peak within 15 px (at 224 px) of the lesion; NaN on empty masks",
         citation="Zhang et al., Top-down Neural Attention by Excitation Backprop, ECCV 2016",
         defaults={"tolerance": 15.0, "reference_size": 224}, chance=_exact_pointing_chance, oracle=1.0,
@@ -196,6 +197,7 @@ def xaibench_register_metrics(register: Callable[[MetricSpec], None]) -> None:
         needs=MASK,
         category="localization", higher_is_better=True,
         requires_mask=True,
+        box_ground_truth=True,
         description="share of the map's positive energy inside the lesion's bounding box; NaN on empty masks",
         citation="Wang et al., Score-CAM, CVPR Workshops 2020", defaults={"sign": "positive"}, oracle=1.0,
     ))
@@ -203,7 +205,8 @@ def xaibench_register_metrics(register: Callable[[MetricSpec], None]) -> None:
         name="relevance-mass", modalities=ANY, bounds=(0.0, 1.0), score=relevance_mass_accuracy,
         needs=MASK,
         category="localization", higher_is_better=True,
-        requires_mask=True, description="relevance mass accuracy: share of positive relevance inside the mask",
+        requires_mask=True, box_ground_truth=True,
+        description="relevance mass accuracy: share of positive relevance inside the mask (or the boxes)",
         citation=CLEVR_XAI, defaults={"sign": "positive"}, chance=_mask_fraction, oracle=1.0,
     ))
     register(MetricSpec(

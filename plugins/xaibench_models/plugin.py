@@ -10,6 +10,7 @@ from typing import Callable
 from torch import nn
 
 from xaibench import hookimpl
+from xaibench.published import PretrainedWeights
 from xaibench.specs import ModelSpec, TrainRecipe
 from xaibench_models import zoo
 from xaibench_models.cnn1d import ShallowCNN1D
@@ -39,9 +40,17 @@ def _last(path: str) -> Callable[[nn.Module], nn.Module]:
     return find
 
 
+def _imagenet(name: str, family: str) -> tuple[tuple[str, PretrainedWeights], ...]:
+    """``weights: imagenet`` of architecture ``name``: torchvision's file, a new head (see :data:`zoo.HEADS`)."""
+    return (("imagenet", PretrainedWeights(
+        url=zoo.IMAGENET[name], new=zoo.HEADS[family], unused=zoo.UNUSED.get(family, ()),
+        convert=zoo.densenet_keys if family == "densenet" else None,
+        description="torchvision's ImageNet-1k weights (IMAGENET1K_V1), fetched with --download")),)
+
+
 #: Recipes for the torchvision networks: seed 001's augmentation (small rotations and flips), patience 4.
 _TV_RECIPE = TrainRecipe(epochs=12, batch_size=32, lr=1e-3, augment=("hflip", "vflip", "rotate"), patience=4)
-_TV = "torchvision {}, weights=None, trained by the harness"
+_TV = "torchvision {}, trained by the harness from random weights or (weights: imagenet) fine-tuned"
 _STEM = ("; params: stem: imagenet (default: 7x7 stride-2 conv + max-pool, CAM layer 1/32 of the input) or "
          "small (3x3 stride-1 conv, no max-pool, as in CIFAR ResNets: CAM layer 1/8, 8x8 at 64 px)")
 
@@ -81,12 +90,14 @@ def xaibench_register_models(register: Callable[[ModelSpec], None]) -> None:
         description=_TV.format("ResNet-18") + _STEM,
         recipe=TrainRecipe(epochs=12, batch_size=64, lr=1e-3, augment=("hflip",), patience=4),
         citation="He et al., Deep Residual Learning for Image Recognition, CVPR 2016",
+        weights=_imagenet("resnet18", "resnet"),
     ))
     for depth in (50, 101):
         register(ModelSpec(
             name=f"resnet{depth}", build=zoo.resnet(depth), modalities=frozenset({"image"}),
             target_layer=_last("layer4"), description=_TV.format(f"ResNet-{depth}") + _STEM, recipe=_TV_RECIPE,
             citation="He et al., Deep Residual Learning for Image Recognition, CVPR 2016",
+            weights=_imagenet(f"resnet{depth}", "resnet"),
         ))
     for depth in (121, 201):
         register(ModelSpec(
@@ -95,19 +106,23 @@ def xaibench_register_models(register: Callable[[ModelSpec], None]) -> None:
             name=f"densenet{depth}", build=zoo.densenet(depth), modalities=frozenset({"image"}),
             target_layer=_attr("features.norm5"), description=_TV.format(f"DenseNet-{depth}"), recipe=_TV_RECIPE,
             citation="Huang et al., Densely Connected Convolutional Networks, CVPR 2017",
+            weights=_imagenet(f"densenet{depth}", "densenet"),
         ))
     register(ModelSpec(
         name="googlenet", build=zoo.build_googlenet, modalities=frozenset({"image"}),
         target_layer=_attr("inception5b"), description=_TV.format("GoogLeNet (no auxiliary heads)"),
         recipe=_TV_RECIPE, citation="Szegedy et al., Going Deeper with Convolutions, CVPR 2015",
+        weights=_imagenet("googlenet", "googlenet"),
     ))
     register(ModelSpec(
         name="mobilenet_v2", build=zoo.build_mobilenet_v2, modalities=frozenset({"image"}),
         target_layer=_last("features"), description=_TV.format("MobileNetV2"), recipe=_TV_RECIPE,
         citation="Sandler et al., MobileNetV2: Inverted Residuals and Linear Bottlenecks, CVPR 2018",
+        weights=_imagenet("mobilenet_v2", "mobilenet_v2"),
     ))
     register(ModelSpec(
         name="vgg16", build=zoo.build_vgg16, modalities=frozenset({"image"}),
         target_layer=zoo.last_of_type("features", nn.ReLU), description=_TV.format("VGG-16"), recipe=_TV_RECIPE,
         citation="Simonyan & Zisserman, Very Deep Convolutional Networks for Large-Scale Image Recognition, ICLR 2015",
+        weights=_imagenet("vgg16", "vgg"),
     ))

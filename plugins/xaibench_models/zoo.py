@@ -1,7 +1,9 @@
 """The seeds' torchvision architectures, ``weights=None``, adapted to the data's channels and classes.
 
-No pretrained weights can be fetched offline, so each is built from scratch and
-trained by the harness (or loaded from the user's checkpoint). Adapting channels
+Each is built with seeded random weights and trained by the harness (or loaded from
+the user's checkpoint); a suite's ``weights: imagenet`` starts training from
+torchvision's published ImageNet weights instead (:data:`IMAGENET`, loaded by
+:mod:`xaibench.pretrained`, never fetched without ``--download``). Adapting channels
 replaces the first convolution with one of the same shape except its input
 channels; the classes go to torchvision's ``num_classes``. Every model keeps
 torchvision's module names, so a user's checkpoint of the same architecture loads.
@@ -10,7 +12,35 @@ from __future__ import annotations
 
 from typing import Callable
 
+import re
+
+import torch
+import torchvision
 from torch import nn
+
+#: torchvision's ImageNet weights (``IMAGENET1K_V1``, the release the seeds' studies used) of each architecture.
+IMAGENET = {name: torchvision.models.get_weight(f"{enum}.IMAGENET1K_V1").url for name, enum in (
+    ("resnet18", "ResNet18_Weights"), ("resnet50", "ResNet50_Weights"), ("resnet101", "ResNet101_Weights"),
+    ("densenet121", "DenseNet121_Weights"), ("densenet201", "DenseNet201_Weights"),
+    ("googlenet", "GoogLeNet_Weights"), ("mobilenet_v2", "MobileNet_V2_Weights"), ("vgg16", "VGG16_Weights"))}
+
+#: The classification layer of each architecture, re-initialised for the dataset's classes when fine-tuning
+#: (VGG-16's ``head: gap`` has a single linear ``classifier``).
+HEADS = {"resnet": ("fc",), "densenet": ("classifier",), "googlenet": ("fc",), "mobilenet_v2": ("classifier.1",),
+         "vgg": ("classifier.6", "classifier.weight", "classifier.bias")}
+
+#: Keys of the published files a built model may lack: GoogLeNet's auxiliary heads (built without them here) and
+#: VGG-16's fully connected layers (absent with ``head: gap``).
+UNUSED = {"googlenet": ("aux1", "aux2"), "vgg": ("classifier.0", "classifier.3")}
+
+#: DenseNet's published files name a dense layer's modules ``norm.1``, ``conv.2`` ...; the modules are ``norm1``,
+#: ``conv2`` (the renaming torchvision's densenet loader applies to the same files).
+_DENSENET_KEY = re.compile(r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$")
+
+
+def densenet_keys(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A published DenseNet state dict with its dense-layer keys renamed to the modules' names."""
+    return {(f"{m.group(1)}{m.group(2)}" if (m := _DENSENET_KEY.match(k)) else k): v for k, v in state.items()}
 
 #: Dotted path of each architecture's first convolution (the one that sees the input channels).
 FIRST_CONV = {

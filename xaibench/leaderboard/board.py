@@ -9,14 +9,15 @@ only format what this module computes; the ``*_RULE`` texts say how in words.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import Any, Callable
 
 import numpy as np
 
 from xaibench import stats
 from xaibench.errors import XaibenchError
 from xaibench.gate import unranked_reason
+from xaibench.gate import verdict as gate_verdict
 from xaibench.store import CellResult, PlanRow, Store
 
 #: How the leaderboard ranks, shown in the markdown and the JSON export.
@@ -119,6 +120,9 @@ class Block:
     agreement: np.ndarray  # (agreement_metrics, agreement_metrics) Kendall's tau, NaN where undefined
     evaluation: dict[str, Any] | None
     samples: int  # samples evaluated per cell
+    #: Pooled k-fold blocks only (:mod:`~xaibench.leaderboard.pooled`): method -> metric -> (mean of the fold
+    #: means, their sample standard deviation, folds with a score).
+    folds: dict[str, dict[str, tuple[float, float, int]]] | None = None
 
     @property
     def winners(self) -> list[str]:
@@ -130,23 +134,23 @@ def _shared(ranks: list[int | None]) -> list[bool]:
     return [r is not None and ranks.count(r) > 1 for r in ranks]
 
 
-def sample_scores(store: Store, recs: list[Record | None]) -> list[np.ndarray | None]:
-    """Per-sample scores ``(S,)`` of each scored record over the union of their S sample ids, sorted (NaN where
-    absent); None for a record that is None or has no score."""
-    scores = [store.scores(r.cell_key) if _score(r) is not None else None for r in recs]
+def sample_scores(scores_of: Callable[[Record], dict[str, float]], recs: list[Record | None]) -> list[np.ndarray | None]:
+    """Per-sample scores ``(S,)`` of each scored record (``scores_of(record)``: sample id -> score) over the union
+    of their S sample ids, sorted (NaN where absent); None for a record that is None or has no score."""
+    scores = [scores_of(r) if r is not None and _score(r) is not None else None for r in recs]
     ids = sorted(set().union(*(s.keys() for s in scores if s is not None)))
     return [None if s is None else np.array([s.get(i, np.nan) for i in ids], dtype=np.float64) for s in scores]
 
 
-def _block(store: Store, dataset: str, model: str, block: list[Record], direction: dict[str, bool],
-           model_key: str, samples: int, roles: dict[str, str]) -> Block:
+def _block(scores_of: Callable[[Record], dict[str, float]], dataset: str, model: str, block: list[Record],
+           direction: dict[str, bool], evaluation: dict[str, Any] | None, samples: int, roles: dict[str, str]) -> Block:
     methods = list(dict.fromkeys(r.method for r in block))
     metrics = list(dict.fromkeys(r.metric for r in block))
     by = {(r.method, r.metric): r for r in block}
     metric_ranks: dict[str, dict[str, int | None]] = {}
-    unranked = unranked_reason(store.model_evaluation(model_key))  # a model that did not learn ranks nothing
+    unranked = unranked_reason(evaluation)  # a model that did not learn ranks nothing
     for m in metrics:
-        aligned = sample_scores(store, [None if roles.get(me) else by.get((me, m)) for me in methods])  # baselines unranked
+        aligned = sample_scores(scores_of, [None if roles.get(me) else by.get((me, m)) for me in methods])  # baselines unranked
         metric_ranks[m] = dict(zip(methods, [None] * len(methods) if unranked
                                    else stats.significance_ranks(aligned, direction[m])))
     mean_rank: dict[str, float | None] = {}
@@ -166,8 +170,7 @@ def _block(store: Store, dataset: str, model: str, block: list[Record], directio
     means = {m: [_score(by.get((me, m))) for me in methods] for m in metrics}
     scored = [m for m in metrics if any(v is not None for v in means[m])]
     tau = stats.agreement([means[m] for m in scored], [direction[m] for m in scored])
-    return Block(dataset, model, metrics, {m: direction[m] for m in metrics}, rows, scored, tau,
-                 store.model_evaluation(model_key), samples)
+    return Block(dataset, model, metrics, {m: direction[m] for m in metrics}, rows, scored, tau, evaluation, samples)
 
 
 def _score(r: Record | None) -> float | None:
@@ -187,6 +190,63 @@ def board(store: Store, suite: str) -> list[Block]:
         block = [r for r in recs if r.dataset == dataset and r.model == model]
         samples = (header.get("datasets", {}).get(dataset, {}).get("samples")
                    or max((r.n_total for r in block), default=0))
-        blocks.append(_block(store, dataset, model, block, direction, model_keys[(dataset, model)], samples,
-                             roles))
-    return blocks
+        blocks.append(_block(lambda r: store.scores(r.cell_key), dataset, model, block, direction,
+                             store.model_evaluation(model_keys[(dataset, model)]), samples, roles))
+    return blocks + pooled_blocks(store, header, recs, blocks, direction, roles)
+
+
+def pooled_blocks(store: Store, header: dict[str, Any], recs: list[Record], blocks: list[Block],
+                  direction: dict[str, bool], roles: dict[str, str]) -> list[Block]:
+    """One block per dataset x model run with ``folds: K``, pooling its folds' held-out samples.
+
+    Each cell's mean and CI are over all held-out samples together (``stats.summarize``),
+    its rank from the paired tests over them; ``Block.folds`` holds the mean and sample
+    standard deviation of the fold means. A cell is ``ok`` only when it is in every fold.
+    The evaluation pools the folds: accuracy (and the majority rate) over all held-out
+    samples, macro precision, recall and F1 as the mean over folds, and the model gate
+    (:func:`xaibench.gate.verdict`) on the pooled accuracy.
+    """
+    datasets = header.get("datasets", {})
+    groups: dict[tuple[str, str], list[Block]] = {}
+    for b in blocks:
+        if "fold" in datasets.get(b.dataset, {}):
+            groups.setdefault((datasets[b.dataset]["source"], b.model), []).append(b)
+    out = []
+    for (source, model), fold_blocks in groups.items():
+        names = {b.dataset for b in fold_blocks}
+        name = f"{source} (pooled over {len(fold_blocks)} folds)"
+        parts: dict[tuple[str, str], list[Record]] = {}
+        for r in recs:
+            if r.dataset in names and r.model == model:
+                parts.setdefault((r.method, r.metric), []).append(r)
+        pooled, scores, spread = [], {}, {}
+        for (method, metric), rs in parts.items():
+            bad = next((r for r in rs if r.status != "ok"), None)
+            if bad is not None or len(rs) < len(fold_blocks):
+                pooled.append(Record(name, model, method, metric, None, None, None, 0,
+                                     bad.status if bad else "missing", bad.detail if bad else None))
+                continue
+            values = {i: v for r in rs for i, v in store.scores(r.cell_key).items()}
+            mean, low, high, n = stats.summarize(np.array(list(values.values()), dtype=np.float64),
+                                                 stats.seed_from(header.get("seed", 0), name, model, method, metric))
+            key = f"{name}/{method}/{metric}"
+            scores[key] = values
+            pooled.append(Record(name, model, method, metric, mean, low, high, n, "ok", None, key, len(values)))
+            means = [r.mean for r in rs if r.n > 0]
+            spread.setdefault(method, {})[metric] = (float(np.mean(means)) if means else float("nan"),
+                                                     float(np.std(means, ddof=1)) if len(means) > 1 else float("nan"),
+                                                     len(means))
+        evaluations = [b.evaluation for b in fold_blocks if b.evaluation]
+        evaluation = None
+        if len(evaluations) == len(fold_blocks):
+            n = np.array([e["n"] for e in evaluations], dtype=np.float64)
+            evaluation = {**evaluations[0], "n": int(n.sum()),
+                          **{k: float(np.average([e[k] for e in evaluations], weights=n))
+                             for k in ("accuracy", "majority")},
+                          **{k: float(np.mean([e[k] for e in evaluations])) for k in ("precision", "recall", "f1")}}
+            evaluation["gate"] = gate_verdict(evaluation)  # the cross-validated accuracy over all held-out samples
+        block = _block(lambda r: scores[r.cell_key], name, model, pooled, direction, evaluation,
+                       sum(b.samples for b in fold_blocks), roles)
+        out.append(replace(block, folds=spread))
+    return out
+

@@ -91,6 +91,18 @@ def _agreement_table(b: Block) -> list[str]:
     return lines
 
 
+def _fold_table(b: Block) -> list[str]:
+    """A pooled k-fold block's spread: each cell's mean of the fold means ± their sample standard deviation."""
+    if not b.folds:
+        return []
+    k = max((n for per in b.folds.values() for _, _, n in per.values()), default=0)
+    table = [[r.method] + [f"{fmt(b.folds[r.method][m][0])} ± {fmt(b.folds[r.method][m][1])}"
+                           if m in b.folds.get(r.method, {}) else "–" for m in b.metrics] for r in b.rows]
+    return [f"Across the {k} folds (mean of the fold means ± their standard deviation; the table above pools "
+            f"all held-out samples):", "",
+            tabulate(table, headers=["method"] + b.metrics, tablefmt="github", disable_numparse=True), ""]
+
+
 def _figure_links(suite: str, b: Block) -> list[str]:
     titles = {"agreement": "metric agreement heat map", "gallery": "saliency gallery",
               "curves": "deletion and insertion curves"}
@@ -176,11 +188,13 @@ def render(store: Store, suite: str) -> str:
             lines += ["Cells without a score:", ""] + [f"- {n}" for n in notes] + [""]
         lines += constant_map_notes({r.method: max((c.constant_maps for c in r.cells.values()), default=0)
                                      for r in b.rows}, b.samples)
+        lines += _fold_table(b)
         lines += _agreement_table(b)
-        lines += trust.markdown(store, b, header)
+        if b.folds is None:  # a pooled k-fold block has no stored per-cell scores or maps of its own
+            lines += trust.markdown(store, b, header)
         lines += ranking.markdown(ranking.aggregate([b], header), "Aggregate ranking", ranking.section_figure(suite, b),
                                   f"{b.dataset} × {b.model}")
-        lines += _figure_links(suite, b)
+        lines += [] if b.folds is not None else _figure_links(suite, b)
 
     if len(blocks) > 1:
         lines += ["## Across all sections", ""] + ranking.markdown(

@@ -82,7 +82,7 @@ def _matrix(store: Store, block: Block, metric: str, keys: Mapping[str, str] | N
     recs = [r.cells.get(metric) for r in block.rows if not r.baseline]
     if keys is not None:  # the same cells' scores under a perturbation, stored under derived keys
         recs = [None if r is None else replace(r, cell_key=keys[r.cell_key]) for r in recs]
-    aligned = sample_scores(store, recs)
+    aligned = sample_scores(lambda r: store.scores(r.cell_key), recs)
     width = max((len(a) for a in aligned if a is not None), default=0)
     return np.array([np.full(width, np.nan) if a is None or len(a) != width else a for a in aligned]).reshape(
         len(aligned), width)
