@@ -96,7 +96,8 @@ def _fold_table(b: Block) -> list[str]:
     if not b.folds:
         return []
     k = max((n for per in b.folds.values() for _, _, n in per.values()), default=0)
-    table = [[r.method] + [f"{fmt(b.folds[r.method][m][0])} ± {fmt(b.folds[r.method][m][1])}"
+    formats = {m: column_format(v for per in b.folds.values() if m in per for v in per[m][:2]) for m in b.metrics}
+    table = [[r.method] + [f"{formats[m](b.folds[r.method][m][0])} ± {formats[m](b.folds[r.method][m][1])}"
                            if m in b.folds.get(r.method, {}) else "–" for m in b.metrics] for r in b.rows]
     return [f"Across the {k} folds (mean of the fold means ± their standard deviation; the table above pools "
             f"all held-out samples):", "",
