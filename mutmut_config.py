@@ -18,9 +18,8 @@ TESTS = {
     "xaibench/curves.py": "tests/test_curves.py -k 'not figure_draws' tests/test_metrics.py::test_curves_reuse_the_unperturbed_pass "
                           "tests/test_figures.py::test_deletion_and_insertion_curves_are_exact_on_a_linear_model "
                           "tests/test_metrics_faithfulness.py::test_deletion_curve_matches_a_step_by_step_hand_computation",
-    "xaibench/maps.py": "tests/test_maps.py",
     "xaibench/kernels.py": "tests/test_kernels.py",
-    "xaibench/execution.py": "tests/test_targets_and_seeds.py",
+    # to add with their fast tests: xaibench/maps.py (SKIP below), xaibench/execution.py (ONLY below)
 }
 
 #: Functions not mutated: ``normalize``'s definition is being changed (issue 15, part A).
@@ -52,5 +51,6 @@ def pre_mutation(context) -> None:  # type: ignore[no-untyped-def]
     if filename in ONLY and not _inside(filename, line, ONLY[filename]):
         context.skip = True
         return
-    if filename in TESTS:
-        context.config.test_command = f"{PYTEST} {TESTS[filename]}"
+    if filename not in TESTS:  # the default runner would let every mutant "survive" on unrelated tests
+        raise RuntimeError(f"mutmut_config.TESTS names no fast tests for {filename}; add them first")
+    context.config.test_command = f"{PYTEST} {TESTS[filename]}"
