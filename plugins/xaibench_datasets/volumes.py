@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from scipy import ndimage
 
 from xaibench.specs import DataBundle, DatasetRequest, Samples
 
@@ -76,6 +75,8 @@ def _grid(size: int) -> np.ndarray:
 
 
 def _smooth_noise(rng: np.random.Generator, shape: tuple[int, ...], sigma: float) -> np.ndarray:
+    from scipy import ndimage
+
     field = ndimage.gaussian_filter(rng.standard_normal(shape), sigma, truncate=3.0)
     return (field - field.mean()) / (field.std() + 1e-12)
 
@@ -133,6 +134,8 @@ def _lesion_mask(rng: np.random.Generator, label: int, size: int, grid: np.ndarr
 
 def _sample(rng: np.random.Generator, label: int, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Draw one volume; returns ``(volume, mask, regions)``."""
+    from scipy import ndimage
+
     grid = _grid(size)
     centre = (size - 1) / 2 + rng.uniform(-0.04, 0.04, size=3) * size
     axes = rng.uniform(0.44, 0.50, size=3) * size

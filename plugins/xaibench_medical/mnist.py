@@ -12,22 +12,25 @@ import gzip
 from pathlib import Path
 
 import numpy as np
-import torchvision
-from sklearn.model_selection import train_test_split
 
 from xaibench.download import Release
 from xaibench.errors import XaibenchError
 from xaibench.specs import DataBundle, DatasetRequest
 from xaibench_medical import common
 
-#: The release files by role, with torchvision's pinned MD5s.
-FILES = dict(zip(("train_images", "train_labels", "test_images", "test_labels"),
-                 torchvision.datasets.MNIST.resources))
+#: The release files by role, with torchvision's MD5s (``torchvision.datasets.MNIST.resources``, pinned here so
+#: that registering the dataset imports no torchvision; a test checks they equal torchvision's).
+FILES = {"train_images": ("train-images-idx3-ubyte.gz", "f68b3c2dcbeaaa9fbdd348bbdeb94873"),
+         "train_labels": ("train-labels-idx1-ubyte.gz", "d53e105ee54ea40749a09fcbcd1e9432"),
+         "test_images": ("t10k-images-idx3-ubyte.gz", "9fb629c4189551a2d022fa330f9573f3"),
+         "test_labels": ("t10k-labels-idx1-ubyte.gz", "ec29112dd5afa0611ce80d1b7f02629c")}
+#: torchvision's first MNIST mirror (``torchvision.datasets.MNIST.mirrors[0]``).
+MIRROR = "https://ossci-datasets.s3.amazonaws.com/mnist/"
 SOURCE = common.Source(
     name="MNIST",
     layout="mnist/{train,t10k}-{images-idx3,labels-idx1}-ubyte.gz (the release's four IDX files, gzipped)",
     release="LeCun et al. 1998, http://yann.lecun.com/exdb/mnist/ (mirror: torchvision's)",
-    downloads=tuple(Release(url=f"{torchvision.datasets.MNIST.mirrors[0]}{name}", filename=f"mnist/{name}",
+    downloads=tuple(Release(url=f"{MIRROR}{name}", filename=f"mnist/{name}",
                             checksum=f"md5:{md5}") for name, md5 in FILES.values()),
 )
 CITATION = "LeCun Y., Bottou L., Bengio Y., Haffner P., Gradient-based learning applied to document recognition, 1998"
@@ -61,6 +64,8 @@ def load_mnist(request: DatasetRequest) -> DataBundle:
         parts[split] = (arrays[f"{split}_images"][keep], y[keep], [f"{split}/{i:05d}" for i in keep])
     x_train, y_train, ids_train = parts["train"]
     x_test, y_test, ids_test = parts["test"]
+    from sklearn.model_selection import train_test_split
+
     train_idx, val_idx = train_test_split(np.arange(len(y_train)), test_size=float(p["val"]), stratify=y_train,
                                           random_state=seed)
     x = np.concatenate([x_train, x_test])[:, None].astype(np.float32) / 255.0

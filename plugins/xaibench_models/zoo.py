@@ -15,14 +15,14 @@ from typing import Callable
 import re
 
 import torch
-import torchvision
 from torch import nn
 
-#: torchvision's ImageNet weights (``IMAGENET1K_V1``, the release the seeds' studies used) of each architecture.
-IMAGENET = {name: torchvision.models.get_weight(f"{enum}.IMAGENET1K_V1").url for name, enum in (
-    ("resnet18", "ResNet18_Weights"), ("resnet50", "ResNet50_Weights"), ("resnet101", "ResNet101_Weights"),
-    ("densenet121", "DenseNet121_Weights"), ("densenet201", "DenseNet201_Weights"),
-    ("googlenet", "GoogLeNet_Weights"), ("mobilenet_v2", "MobileNet_V2_Weights"), ("vgg16", "VGG16_Weights"))}
+#: torchvision's ImageNet weights (``IMAGENET1K_V1``, the release the seeds' studies used) of each architecture:
+#: the URLs of its weights enums (``torchvision.models.get_weight("ResNet18_Weights.IMAGENET1K_V1").url`` ...),
+#: pinned here so that registering the models imports no torchvision (tests check they equal torchvision's).
+IMAGENET = {name: f"https://download.pytorch.org/models/{name}-{sha}.pth" for name, sha in (
+    ("resnet18", "f37072fd"), ("resnet50", "0676ba61"), ("resnet101", "63fe2227"), ("densenet121", "a639ec97"),
+    ("densenet201", "c1103571"), ("googlenet", "1378be20"), ("mobilenet_v2", "b0353104"), ("vgg16", "397923af"))}
 
 #: The classification layer of each architecture, re-initialised for the dataset's classes when fine-tuning
 #: (VGG-16's ``head: gap`` has a single linear ``classifier``).
@@ -154,6 +154,8 @@ def build_r3d18(num_classes: int, in_channels: int, modality: str, stem: str = "
     """
     if stem not in R3D_STEMS:
         raise ValueError(f"stem must be one of {', '.join(R3D_STEMS)}, got {stem!r}")
+    import torchvision
+
     model = torchvision.models.video.r3d_18(weights=None, num_classes=num_classes)
     if stem == "small":
         model.stem[0] = nn.Conv3d(in_channels, 64, kernel_size=3, stride=1, padding=1, bias=False)
