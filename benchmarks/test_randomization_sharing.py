@@ -18,7 +18,7 @@ from conftest import best_time, report
 
 from xaibench.engine import Engine
 from xaibench.plugins import load_harness
-from xaibench.specs import MetricContext
+from xaibench.metric_inputs import MetricContext
 from xaibench.testing import score_metric
 from xaibench_datasets.synthetic import generate
 from xaibench_models.plugin import build_small_cnn

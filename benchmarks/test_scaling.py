@@ -11,7 +11,7 @@ from conftest import median_time, report
 
 from xaibench.engine import Engine, auto_batch_size
 from xaibench.plugins import load_harness
-from xaibench.specs import MetricContext
+from xaibench.metric_inputs import MetricContext
 from xaibench.testing import score_metric
 
 

@@ -12,7 +12,7 @@ from xaibench import kernels
 from xaibench.curves import perturbation_curve, pixel_ranks
 from xaibench.engine import Engine
 from xaibench.plugins import load_harness
-from xaibench.specs import MetricContext
+from xaibench.metric_inputs import MetricContext
 from xaibench.testing import score_metric
 
 SIDE, N = 4, 400

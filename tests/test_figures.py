@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from conftest import TINY_SUITE
-from xaibench import figures, hookimpl, leaderboard
+from xaibench import figures, hookimpl, leaderboard, overlay
 from xaibench.cli import main
 from xaibench.curves import perturbation_curve
 from xaibench.engine import Engine
@@ -116,11 +116,11 @@ def test_run_figures_and_explain_on_a_tiny_real_run(tmp_path: Path, tiny_plugin,
     with Store(store_path) as store:
         runner = Runner(harness, load_suite(suite_path), store, RunOptions(progress=False))
         with pytest.raises(XaibenchError, match="method 'orcale' is not in the suite .did you mean 'oracle'"):
-            figures.explain_overlay(runner, "orcale", "tiny-test-3", tmp_path / "x.png")
+            overlay.explain_overlay(runner, "orcale", "tiny-test-3", tmp_path / "x.png")
         suite_path.write_text(TINY_SUITE.replace("methods: [", "methods: [explodes, "))
         broken = load_harness([("tiny", tiny_plugin), ("explodes", Explodes())])
         runner = Runner(broken, load_suite(suite_path), store, RunOptions(progress=False))
         with pytest.raises(XaibenchError, match="method 'explodes' failed on 'tiny-test-3': RuntimeError: boom"):
-            figures.explain_overlay(runner, "explodes", "tiny-test-3", tmp_path / "x.png")
+            overlay.explain_overlay(runner, "explodes", "tiny-test-3", tmp_path / "x.png")
         # the figure step leaves a failing method out instead of failing the run
         assert len(figures.write_run_figures(runner, out)) == 2

@@ -19,7 +19,8 @@ from xaibench import hookimpl, leaderboard
 from xaibench.engine import Engine
 from xaibench.maps import normalize
 from xaibench.plugins import load_harness
-from xaibench.specs import MethodSpec, MetricContext, MetricSpec
+from xaibench.specs import MethodSpec, MetricSpec
+from xaibench.metric_inputs import MetricContext
 from xaibench.testing import score_metric
 
 

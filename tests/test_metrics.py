@@ -7,7 +7,8 @@ from torch import nn
 
 from xaibench.engine import Engine
 from xaibench.plugins import load_harness
-from xaibench.specs import MethodContext, MetricContext
+from xaibench.specs import MethodContext
+from xaibench.metric_inputs import MetricContext
 from xaibench.testing import score_metric
 
 

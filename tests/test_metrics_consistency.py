@@ -11,7 +11,7 @@ from xaibench_metrics.consistency import peak_cells
 
 from xaibench.engine import Engine
 from xaibench.plugins import load_harness
-from xaibench.specs import MetricContext
+from xaibench.metric_inputs import MetricContext
 from xaibench.testing import score_metric
 
 

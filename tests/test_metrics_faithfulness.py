@@ -12,7 +12,7 @@ from xaibench_metrics.road import linear_impute, removal_masks, road
 from xaibench.curves import perturbation_curve
 from xaibench.engine import Engine
 from xaibench.plugins import load_harness
-from xaibench.specs import MetricContext
+from xaibench.metric_inputs import MetricContext
 from xaibench.testing import score_metric
 
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from xaibench.plugins import load_harness
-from xaibench.specs import MetricContext
+from xaibench.metric_inputs import MetricContext
 from xaibench.testing import score_metric
 
 LOCALIZATION = ("hit-rate", "graded-hit-rate", "energy-pointing-game", "relevance-mass", "attribution-localisation",

@@ -14,7 +14,7 @@ from xaibench_metrics.robustness import input_noise
 
 from xaibench.engine import Engine
 from xaibench.plugins import load_harness
-from xaibench.specs import MetricContext
+from xaibench.metric_inputs import MetricContext
 from xaibench.testing import score_metric
 
 N, C, H, W = 6, 1, 8, 8

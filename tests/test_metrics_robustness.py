@@ -15,7 +15,8 @@ from xaibench import hookimpl, leaderboard
 from xaibench.engine import Engine
 from xaibench.plugins import load_harness
 from xaibench.runner import Runner, RunOptions
-from xaibench.specs import MethodSpec, MetricContext
+from xaibench.specs import MethodSpec
+from xaibench.metric_inputs import MetricContext
 from xaibench.store import Store
 from xaibench.suite import load_suite
 from xaibench.testing import score_metric

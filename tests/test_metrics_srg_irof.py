@@ -12,7 +12,7 @@ from xaibench_metrics.irof import irof_curves, superpixels
 
 from xaibench.engine import Engine
 from xaibench.plugins import load_harness
-from xaibench.specs import MetricContext
+from xaibench.metric_inputs import MetricContext
 from xaibench.testing import score_metric
 
 N, C, H, W = 5, 3, 16, 16

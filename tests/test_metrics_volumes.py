@@ -21,7 +21,8 @@ from xaibench import kernels
 from xaibench.curves import perturbation_curve
 from xaibench.engine import Engine
 from xaibench.plugins import load_harness
-from xaibench.specs import DataBundle, MethodContext, MetricContext, Samples
+from xaibench.specs import DataBundle, MethodContext, Samples
+from xaibench.metric_inputs import MetricContext
 from xaibench.testing import score_metric
 
 HARNESS = load_harness()

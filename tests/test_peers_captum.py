@@ -11,7 +11,7 @@ from xaibench_metrics.infidelity import infidelity, pixel_noise
 
 from xaibench.engine import Engine
 from xaibench.plugins import load_harness
-from xaibench.specs import MetricContext
+from xaibench.metric_inputs import MetricContext
 from xaibench.testing import score_metric
 
 N, RUNS = 4, 12

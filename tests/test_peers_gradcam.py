@@ -20,7 +20,7 @@ from xaibench_metrics.road import road
 from xaibench.engine import Engine
 from xaibench.maps import normalize
 from xaibench.plugins import load_harness
-from xaibench.specs import MetricContext
+from xaibench.metric_inputs import MetricContext
 from xaibench.testing import score_metric
 
 N = 5

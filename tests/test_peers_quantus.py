@@ -16,7 +16,7 @@ from torch import nn
 from xaibench import kernels
 from xaibench.engine import Engine
 from xaibench.plugins import load_harness
-from xaibench.specs import MetricContext
+from xaibench.metric_inputs import MetricContext
 from xaibench.testing import score_metric
 
 quantus = pytest.importorskip("quantus", reason="quantus (test extra) is not installed")

@@ -171,7 +171,7 @@ def _report_problems(problems: list[str], what: str, args: argparse.Namespace) -
 
 
 def _cmd_explain(args: argparse.Namespace, harness: Harness) -> int:
-    from xaibench.figures import explain_overlay
+    from xaibench.overlay import explain_overlay
     from xaibench.runner import RunOptions, Runner
 
     suite = resolve_suite(harness, args.suite)

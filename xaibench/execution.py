@@ -33,16 +33,8 @@ from xaibench.models import Models
 from xaibench.options import Settings
 from xaibench.plan import Cell, Resolved, method_key
 from xaibench.plugins import Harness
-from xaibench.specs import (
-    DataBundle,
-    MethodContext,
-    MethodSpec,
-    MetricBatch,
-    MetricContext,
-    MetricSpec,
-    Samples,
-    metric_arguments,
-)
+from xaibench.specs import DataBundle, MethodContext, MethodSpec, MetricSpec, Samples
+from xaibench.metric_inputs import MetricBatch, MetricContext, metric_arguments
 from xaibench.stats import seed_from, summarize
 from xaibench.store import CellResult
 

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Mapping, NamedTuple, Sequence
 import numpy as np
 
 from xaibench import progress
-from xaibench.errors import CellError, XaibenchError, did_you_mean
+from xaibench.errors import CellError
 from xaibench.plan import resolve
 from xaibench.suite import Entry
 from xaibench.slices import PLANES, orthogonal_slices
@@ -61,13 +61,14 @@ def figure_path(suite: str, dataset: str, model: str, kind: str) -> str:
     return f"{_slug(suite)}/{_slug(dataset)}--{_slug(model)}--{kind}.png"
 
 
-def _figure(width: float, height: float):  # type: ignore[no-untyped-def]
+def new_figure(width: float, height: float):  # type: ignore[no-untyped-def]
+    """A matplotlib ``Figure`` of ``width`` x ``height`` inches, constrained layout, no pyplot state."""
     from matplotlib.figure import Figure
 
     return Figure(figsize=(width, height), layout="constrained")
 
 
-def _save(fig, path: str | Path) -> Path:  # type: ignore[no-untyped-def]
+def save_figure(fig, path: str | Path) -> Path:  # type: ignore[no-untyped-def]
     """PNG with a 256-colour palette and no metadata: noisy maps stay small, same figure -> same bytes."""
     import io
 
@@ -85,7 +86,8 @@ def _save(fig, path: str | Path) -> Path:  # type: ignore[no-untyped-def]
     return path
 
 
-def _style():  # type: ignore[no-untyped-def]
+def figure_style():  # type: ignore[no-untyped-def]
+    """The figures' matplotlib style as a context manager (fonts, sizes, nearest-neighbour images)."""
     import matplotlib
 
     return matplotlib.rc_context(_STYLE)
@@ -97,11 +99,11 @@ def agreement_heatmap(tau: np.ndarray, metrics: Sequence[str], title: str, path:
     k = len(metrics)
     if tau.shape != (k, k):
         raise ValueError(f"tau must be ({k}, {k}) for {k} metrics, got {tau.shape}")
-    with _style():
+    with figure_style():
         import matplotlib
 
         size = 1.6 + 0.55 * k
-        fig = _figure(size + 0.8, size)
+        fig = new_figure(size + 0.8, size)
         ax = fig.add_subplot()
         cmap = matplotlib.colormaps["RdBu_r"].with_extremes(bad="#d0d0d0")
         im = ax.imshow(np.ma.masked_invalid(tau), cmap=cmap, vmin=-1, vmax=1)
@@ -114,7 +116,7 @@ def agreement_heatmap(tau: np.ndarray, metrics: Sequence[str], title: str, path:
         ax.set_yticks(range(k), metrics)
         ax.set_title(f"Kendall's tau between metric rankings\n{title}")
         fig.colorbar(im, ax=ax, shrink=0.8, label="tau")
-        return _save(fig, path)
+        return save_figure(fig, path)
 
 
 def _display_image(x: np.ndarray) -> tuple[np.ndarray, str | None]:
@@ -176,7 +178,7 @@ def draw_overlay(ax, x: np.ndarray, saliency: np.ndarray | None,
     ax.set_yticks([])
 
 
-def _short(text: str, width: int) -> str:
+def shorten(text: str, width: int) -> str:
     """``text`` wrapped to lines of ``width`` characters (long sample ids such as BUSI paths)."""
     import textwrap
 
@@ -194,25 +196,25 @@ def gallery(x: np.ndarray, masks: np.ndarray | None, maps: Mapping[str, np.ndarr
     """
     n, methods = len(ids), list(maps)
     signal, volume = x.ndim == 3, x.ndim == 5
-    with _style():
+    with figure_style():
         cols = len(methods) + 1
         panel = max(MIN_PANEL, min(1.5 if not signal else 2.2, MAX_WIDTH / cols))
         rotate = cols > 8
         head = 0.9 if rotate else 0.6
         wide = (x.shape[-1] * 2 + x.shape[-2] + 2) / max(x.shape[-2], x.shape[-3]) if volume else 1.0
-        fig = _figure(panel * wide * cols + 1.6, (panel if not signal else 1.0) * n + head)
+        fig = new_figure(panel * wide * cols + 1.6, (panel if not signal else 1.0) * n + head)
         axes = fig.subplots(n, cols, squeeze=False)
         for i in range(n):
             mask = None if masks is None else masks[i]
             ax = axes[i][0]
             draw_overlay(ax, x[i], None, mask)
             empty = mask is not None and not np.asarray(mask).any()
-            ax.set_ylabel(_short(str(ids[i]), 18) + "\n" + _short(labels[i], 18) + ("\n(no lesion)" if empty else ""),
+            ax.set_ylabel(shorten(str(ids[i]), 18) + "\n" + shorten(labels[i], 18) + ("\n(no lesion)" if empty else ""),
                           fontsize=6)
             for j, method in enumerate(methods, start=1):
                 draw_overlay(axes[i][j], x[i], maps[method][i], mask)
                 if i == 0:
-                    axes[i][j].set_title(_short(method, 12), rotation=30 if rotate else 0,
+                    axes[i][j].set_title(shorten(method, 12), rotation=30 if rotate else 0,
                                          ha="left" if rotate else "center", fontsize=7)
         axes[0][0].set_title("input" + (f"\n({', '.join(PLANES)})" if volume else ""), fontsize=7)
         import matplotlib
@@ -222,8 +224,8 @@ def gallery(x: np.ndarray, masks: np.ndarray | None, maps: Mapping[str, np.ndarr
         has_mask = masks is not None and any(np.asarray(m).any() for m in masks)
         outline = f", lesion mask {'as a bar' if signal else 'outlined'} in cyan" if has_mask else ""
         planes = f"; volumes: {', '.join(PLANES)} slices through each map's peak" if volume else ""
-        fig.suptitle(_short(f"{title}: |map| scaled per map{outline}{planes}", 90))
-        return _save(fig, path)
+        fig.suptitle(shorten(f"{title}: |map| scaled per map{outline}{planes}", 90))
+        return save_figure(fig, path)
 
 
 class CurvePanel(NamedTuple):
@@ -246,8 +248,8 @@ def curve_figure(panels: Sequence[CurvePanel], title: str, path: str | Path, uni
 
     methods = list(panels[0].curves) if panels else []
     columns = 1 if len(methods) <= 12 else 2
-    with _style():
-        fig = _figure(4.25 * max(2, len(panels)) + 1.6 * (columns - 1),
+    with figure_style():
+        fig = new_figure(4.25 * max(2, len(panels)) + 1.6 * (columns - 1),
                       max(3.2, 0.3 * math.ceil(len(methods) / columns) + 1.0))
         axes = np.atleast_1d(fig.subplots(1, max(1, len(panels)), sharey=True))
         areas: dict[str, list[str]] = {m: [] for m in methods}
@@ -262,15 +264,15 @@ def curve_figure(panels: Sequence[CurvePanel], title: str, path: str | Path, uni
                 handles.setdefault(method, line)
                 areas[method].append(f"{panel.label} {float(auc(curve).mean()):.3f}")
             ax.set_xlabel(f"fraction of {unit} moved, most salient first")
-            ax.set_title(_short(f"{panel.title} ({'higher' if panel.higher_is_better else 'lower'} is better)", 60),
+            ax.set_title(shorten(f"{panel.title} ({'higher' if panel.higher_is_better else 'lower'} is better)", 60),
                          fontsize=7)
             ax.grid(alpha=0.3)
         fig.legend(list(handles.values()), [f"{m}\n  AUC {', '.join(areas[m])}" for m in handles],
                    loc="outside right center", fontsize=6, frameon=False, ncols=columns)
         n = len(next(iter(panels[0].curves.values()))) if methods else 0
         axes[0].set_ylabel("target-class probability")
-        fig.suptitle(_short(f"{title}: mean over {n} samples. {note}", 140), fontsize=7)
-        return _save(fig, path)
+        fig.suptitle(shorten(f"{title}: mean over {n} samples. {note}", 140), fontsize=7)
+        return save_figure(fig, path)
 
 
 def gallery_rows(has_lesion: Sequence[bool], rows: int) -> list[int]:
@@ -350,59 +352,6 @@ def prune(out_dir: str | Path, suite: str, markdown: str) -> list[Path]:
     for path in stale:
         path.unlink()
     return stale
-
-
-def _pick(resolved: Sequence, name: str | None, kind: str):  # type: ignore[no-untyped-def,type-arg]
-    names = [r.entry.display for r in resolved]
-    if name is None:
-        return resolved[0]
-    if name not in names:
-        raise XaibenchError(f"{kind} {name!r} is not in the suite{did_you_mean(name, names)}; "
-                            f"its {kind}s: {', '.join(names)}")
-    return resolved[names.index(name)]
-
-
-def explain_overlay(runner: "Runner", method: str, sample_id: str, path: str | Path, dataset: str | None = None,
-                    model: str | None = None) -> Path:
-    """One map over one test sample (``xaibench explain``), through the runner's caches.
-
-    The model is the suite's (trained and cached on first use), the map is the one
-    the run scores (read from the saliency cache, computed and cached if absent),
-    for the class the suite explains. ``dataset`` and ``model`` default to the
-    suite's first.
-    """
-    ds = _pick(runner.datasets, dataset, "dataset")
-    mo = _pick(runner.models, model, "model")
-    me = _pick(runner.methods, method, "method")
-    bundle = runner.bundle(ds)
-    ids = list(bundle.test.ids)
-    if sample_id not in ids:
-        raise XaibenchError(f"sample {sample_id!r} is not in the test split of {ds.entry.display!r}"
-                            f"{did_you_mean(sample_id, ids)}; its first ids: {', '.join(ids[:5])}")
-    sample = bundle.test.subset([ids.index(sample_id)])
-    g = runner.group_context(ds, mo, sample)
-    logits, target = g.base_logits, g.target
-    try:
-        maps = runner.cached_maps(g, me)
-    except CellError as exc:
-        raise XaibenchError(f"method {method!r} failed on {sample_id!r}: {str(exc).splitlines()[0]}") from None
-    prob = float(logits.softmax(1)[0, int(target[0])])
-    with _style():
-        import matplotlib
-
-        signal = sample.x.dim() == 3
-        fig = _figure(6.0 if signal else 4.6, 2.8 if signal else 4.4)
-        ax = fig.add_subplot()
-        mask = None if sample.masks is None else sample.masks[0].numpy()
-        draw_overlay(ax, sample.x[0].numpy(), maps[0], mask)
-        bar = matplotlib.cm.ScalarMappable(norm=matplotlib.colors.Normalize(0, 1), cmap=SALIENCY_CMAP)
-        fig.colorbar(bar, ax=ax, shrink=0.8, label="|map| / max |map|")
-        outline = "; lesion outlined in cyan" if mask is not None and mask.any() else ""
-        ax.set_title("\n".join([_short(f"{me.entry.display} on {sample_id}", 44),
-                                 _short(f"{ds.entry.display} × {mo.entry.display}", 44),
-                                 f"label {bundle.class_names[int(sample.y[0])]}, explained "
-                                 f"{bundle.class_names[int(target[0])]} (p={prob:.2f}){outline}"]), fontsize=7)
-        return _save(fig, path)
 
 
 def suite_figure_path(suite: str, name: str) -> str:

@@ -202,8 +202,9 @@ def render(module: ModuleType = default_specs) -> str:
 
 
 def _dataclasses_of(specs: set[type]) -> list[type]:
-    """Every dataclass defined in the modules that define the hooks' spec classes, in source order."""
+    """Every xaibench dataclass the modules that define the hooks' spec classes define or re-export (the
+    metric's inputs live in ``xaibench.metric_inputs``, re-exported by ``xaibench.specs``), in source order."""
     modules = {inspect.getmodule(s) for s in specs}
-    found = [c for m in modules if m for c in vars(m).values()
-             if inspect.isclass(c) and dataclasses.is_dataclass(c) and c.__module__ == m.__name__]
+    found = list({c: None for m in modules if m for c in vars(m).values()
+                  if inspect.isclass(c) and dataclasses.is_dataclass(c) and c.__module__.startswith("xaibench")})
     return sorted(found, key=lambda c: (c.__module__, inspect.getsourcelines(c)[1]))

@@ -40,17 +40,8 @@ import torch
 from torch import nn
 
 from xaibench.layers import layers_for
-from xaibench.specs import (
-    MODALITIES,
-    MODALITY_DIMS,
-    MODALITY_SHAPES,
-    MethodContext,
-    MethodSpec,
-    MetricBatch,
-    MetricContext,
-    MetricSpec,
-    metric_arguments,
-)
+from xaibench.specs import MODALITIES, MODALITY_DIMS, MODALITY_SHAPES, MethodContext, MethodSpec, MetricSpec
+from xaibench.metric_inputs import MetricBatch, MetricContext, metric_arguments
 
 __all__ = ["check_method", "check_spec", "modality_of", "one_thread", "tiny_layer", "tiny_model"]
 

@@ -26,7 +26,8 @@ import torch
 
 from xaibench import kernels
 from xaibench.maps import normalize
-from xaibench.specs import DataBundle, Shared, unshared
+from xaibench.specs import DataBundle
+from xaibench.metric_inputs import Shared, unshared
 
 SELECTIONS = ("top-k", "threshold")
 

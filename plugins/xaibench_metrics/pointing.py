@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from xaibench import kernels
-from xaibench.specs import Shared, unshared
+from xaibench.metric_inputs import Shared, unshared
 
 
 def scaled_tolerance(tolerance: float, spatial: tuple[int, ...], reference: int = 224) -> float:

@@ -56,7 +56,8 @@ import torch
 from torch import nn
 
 from xaibench.maps import normalize
-from xaibench.specs import DataBundle, ModelVariant, Shared, TrainRecipe, unshared
+from xaibench.specs import DataBundle, ModelVariant, TrainRecipe
+from xaibench.metric_inputs import Shared, unshared
 from xaibench.training import train
 
 SIMILARITIES = ("spearman", "ssim")

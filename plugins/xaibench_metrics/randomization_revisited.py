@@ -51,7 +51,8 @@ import torch
 from torch import nn
 
 from xaibench.maps import normalize
-from xaibench.specs import MetricSpec, Shared, unshared
+from xaibench.specs import MetricSpec
+from xaibench.metric_inputs import Shared, unshared
 from xaibench.stats import seed_from
 from xaibench_metrics.randomization import SIMILARITIES, randomizable_layers, similarity
 from xaibench_metrics.robustness import input_noise
