@@ -58,6 +58,16 @@ _MAX_REACH = 0.27  # farthest lesion pixel from its centre, as a fraction of the
 _ANGLES = np.linspace(0.0, 2.0 * np.pi, 720, endpoint=False)
 
 
+def check_generator_args(n: int, size: int, seed: int, min_size: int) -> None:
+    """Raises ValueError unless ``n >= 0``, ``size >= min_size`` and ``seed >= 0`` (the synthetic generators' rule)."""
+    if n < 0:
+        raise ValueError(f"n must be >= 0, got {n}")
+    if size < min_size:
+        raise ValueError(f"size must be >= {min_size}, got {size}")
+    if seed < 0:
+        raise ValueError(f"seed must be >= 0, got {seed}")
+
+
 def generate(n: int, size: int, seed: int, *, shortcut: float = 0.0) -> dict[str, np.ndarray]:
     """Generate ``n`` synthetic ultrasound images of ``size`` x ``size`` pixels.
 
@@ -70,12 +80,7 @@ def generate(n: int, size: int, seed: int, *, shortcut: float = 0.0) -> dict[str
     ``0.5 + shortcut / 2`` and in the others with ``0.5 - shortcut / 4``, which
     keeps the overall mark rate at one half; 0 makes marks independent of class.
     """
-    if n < 0:
-        raise ValueError(f"n must be >= 0, got {n}")
-    if size < _MIN_SIZE:
-        raise ValueError(f"size must be >= {_MIN_SIZE}, got {size}")
-    if seed < 0:
-        raise ValueError(f"seed must be >= 0, got {seed}")
+    check_generator_args(n, size, seed, _MIN_SIZE)
     if not 0.0 <= shortcut <= 1.0:
         raise ValueError(f"shortcut must be in [0, 1], got {shortcut}")
 

@@ -35,6 +35,7 @@ import numpy as np
 import torch
 
 from xaibench.specs import DataBundle, DatasetRequest, Samples
+from xaibench_datasets.synthetic import check_generator_args
 
 CLASS_NAMES = ("normal", "benign", "malignant")
 REGION_TOP_LEVEL = 3
@@ -54,12 +55,7 @@ def generate(n: int, size: int, seed: int) -> dict[str, np.ndarray]:
     "regions": int8 (n, size, size, size) relevance levels 3, 2, 0, -1}``.
     Raises ValueError for ``n < 0``, ``size < 16`` or ``seed < 0``.
     """
-    if n < 0:
-        raise ValueError(f"n must be >= 0, got {n}")
-    if size < MIN_SIZE:
-        raise ValueError(f"size must be >= {MIN_SIZE}, got {size}")
-    if seed < 0:
-        raise ValueError(f"seed must be >= 0, got {seed}")
+    check_generator_args(n, size, seed, MIN_SIZE)
     x = np.empty((n, 1, size, size, size), dtype=np.float32)
     y = np.arange(n, dtype=np.int64) % 3
     masks = np.zeros((n, size, size, size), dtype=bool)
