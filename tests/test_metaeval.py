@@ -88,3 +88,12 @@ def test_baseline_findings_name_a_baseline_only_when_it_beats_every_method() -> 
     means = np.array([[0.5, 0.2], [0.6, 0.1], [0.9, 0.3]])  # methods m1, m2, baseline random
     found = metaeval.baseline_findings(means, ["m1", "m2", "random"], ["hit", "drop"], [True, False], ["random"])
     assert found == [("hit", "random")]
+
+
+def test_internal_consistency_skips_a_metric_scored_on_no_sample() -> None:
+    # a family member every method is "not applicable" to has a (L, 0) matrix: compared with nothing, never broadcast
+    a = np.random.default_rng(2).random((3, 10))
+    empty = np.empty((3, 0))
+    assert metaeval.internal_consistency({"up": a, "same": a + 1, "none": empty},
+                                         {"up": True, "same": True, "none": True}) == pytest.approx(1.0)
+    assert np.isnan(metaeval.internal_consistency({"up": a, "none": empty}, {"up": True, "none": True}))

@@ -122,13 +122,16 @@ def internal_consistency(scores: Mapping[str, Any], higher_is_better: Mapping[st
     """Mean pairwise Spearman correlation between the metrics of one family (Tomsett et al. 2020).
 
     ``scores`` maps each metric to its ``(L, N)`` matrix over the same methods and samples;
-    pairs are compared on the (method, sample) cells finite in both. NaN with fewer than two metrics.
+    pairs are compared on the (method, sample) cells finite in both; a pair whose matrices differ in shape
+    (a metric scored on no sample, or on other samples) is not compared. NaN with fewer than two metrics.
     """
     names = list(scores)
     flat = {m: _oriented(_matrix(scores[m]), higher_is_better[m]).ravel() for m in names}
     correlations = []
     for i, a in enumerate(names):
         for b in names[i + 1 :]:
+            if flat[a].shape != flat[b].shape:
+                continue
             ok = np.isfinite(flat[a]) & np.isfinite(flat[b])
             if ok.sum() >= 3 and np.ptp(flat[a][ok]) > 0 and np.ptp(flat[b][ok]) > 0:
                 correlations.append(scipy.stats.spearmanr(flat[a][ok], flat[b][ok]).statistic)
