@@ -46,7 +46,7 @@ def test_a_score_beyond_the_declared_bounds_fails_its_cell_with_the_numbers(tmp_
     with Store(tmp_path / "r.sqlite") as store:
         summary = Runner(harness, load_suite(tmp_path / "suite.yaml"), store, RunOptions(progress=False)).run()
         recs = {r.metric: r for r in leaderboard.records(store, "tiny")}
-    assert recs["at-bounds"].status == "ok" and recs["at-bounds"].mean == 0.5
+    assert recs["at-bounds"].status == "ok" and recs["at-bounds"].mean == pytest.approx(0.5, abs=1e-7)
     assert recs["beyond"].status == "failed"
     assert "outside its declared bounds (0.0, 1.0): max 1.5" in recs["beyond"].detail
     assert len(summary.failed) == 1
