@@ -278,6 +278,9 @@ def _child(run: dict, out: Path) -> None:  # type: ignore[type-arg]
     from xaibench import cli
 
     os.environ.update(run.get("env", {}))
+    # Ctrl-C as a terminal sends it, even when this test runs as a background job (which starts with SIGINT
+    # ignored, a disposition Python keeps: the run would sleep through the test's interrupt)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     for fd, suffix in ((1, "out"), (2, "err")):
         os.dup2(os.open(out / f"{run['name']}.{suffix}", os.O_WRONLY | os.O_CREAT | os.O_TRUNC), fd)
     code = 1
