@@ -73,8 +73,8 @@ models:
   - name: small-cnn
     params: {width: 4, depth: 2}
     train: {epochs: 1, batch_size: 8, patience: 0, min_epochs: 0}
-methods: [random, centre]
-metrics: [dic]
+methods: [random, centre, saliency]
+metrics: [dic, relevance-mass]
 """
 
 
@@ -84,7 +84,7 @@ def test_suite_folds_train_one_model_per_fold_and_pool_the_held_out_samples(
     store_path, out = tmp_path / "r.db", tmp_path / "out"
     args = ["run", "--suite", str(suite), "--store", str(store_path), "--no-progress", "--no-figures", "--out", str(out)]
     assert cli.main(args) == 0
-    assert "computed 6 cells (" in capsys.readouterr().out
+    assert "computed 18 cells (" in capsys.readouterr().out
     doc = json.loads((out / "kfold.json").read_text())
     names = [b["dataset"] for b in doc["blocks"]]
     assert names == [f"synthetic-lesions fold {k}/3" for k in (1, 2, 3)] + ["synthetic-lesions (pooled over 3 folds)"]
@@ -93,7 +93,7 @@ def test_suite_folds_train_one_model_per_fold_and_pool_the_held_out_samples(
         assert len({r.model_key for r in plan}) == 3  # one model per fold
         per_fold = {}
         for r in plan:
-            if r.method == "random":
+            if r.method == "random" and r.metric == "dic":
                 per_fold[r.dataset] = store.scores(r.cell_key)
     pooled_scores = {i: v for s in per_fold.values() for i, v in s.items()}
     assert len(pooled_scores) == 48  # every sample held out exactly once
@@ -104,9 +104,20 @@ def test_suite_folds_train_one_model_per_fold_and_pool_the_held_out_samples(
     assert spread["folds"] == 3 and spread["mean"] == pytest.approx(np.mean(fold_means), rel=1e-5)
     assert spread["sd"] == pytest.approx(np.std(fold_means, ddof=1), rel=1e-4)
     assert "Across the 3 folds" in (out / "kfold.md").read_text()
+    # the pooled section is judged like any other: the chance check uses the masks of every fold's held-out
+    # samples, and the trust table reads the pooled per-sample scores
+    with Store(store_path) as store:
+        fractions = store.header("kfold")["calibration"]["mask_fraction"]
+    per_fold_fraction = [fractions[b["dataset"]] for b in doc["blocks"][:3]]
+    assert min(per_fold_fraction) <= fractions["synthetic-lesions"] <= max(per_fold_fraction)  # a pooled mean
+    checks = {c["name"]: c for c in doc["blocks"][3]["verdict"]["checks"]}
+    assert not any("no masks" in r for r in doc["blocks"][3]["verdict"]["not_run"])
+    assert any("chance" in name for name in checks), checks
+    trust_rows = {t["metric"]: t for t in doc["blocks"][3]["meta_evaluation"]}
+    assert set(trust_rows) == {"dic", "relevance-mass"}
     # resume: nothing is recomputed
     assert cli.main(args) == 0
-    assert "all 6 cells of suite 'kfold' were already in" in capsys.readouterr().out
+    assert "all 18 cells of suite 'kfold' were already in" in capsys.readouterr().out
 
 
 def test_image_folder_patient_ids_from_the_file_name(tmp_path: Path) -> None:

@@ -27,7 +27,7 @@ def test_the_meta_evaluation_table_of_a_section(tmp_path: Path) -> None:
     with store(tmp_path / "s.sqlite") as s:
         block = leaderboard.board(s, "demo")[0]
         header = s.header("demo")
-        assessed = {t.metric: t for t in trust.assess(s, block, header)}
+        assessed = {t.metric: t for t in trust.assess(block, header)}
         md = leaderboard.render(s, "demo")
     raw = scores()
     hits = np.array([raw[(m, "hit-rate")] for m in METHODS])
@@ -136,7 +136,7 @@ def test_noise_resilience_and_adversary_reactivity_from_stored_perturbed_cells(t
                     key = perturbed_key(cell.cell_key, test, kind, 0)
                     s.put_cell(CellResult(key, "ds", "net", row.method, "mass", "ok", float(values.mean()), None, None,
                                           len(values), len(values), None, {}), sorted(s.scores(cell.cell_key)), values)
-        assessed = {t.metric: t for t in trust.assess(s, block, header)}
+        assessed = {t.metric: t for t in trust.assess(block, header)}
     meta = assessed["mass"].meta
     p = [scipy.stats.wilcoxon(q[m], q[m] - drop).pvalue for m in range(3)]
     assert trust.noise_resilience(meta) == pytest.approx(1.0)  # identical scores: p = 1, same order everywhere

@@ -63,9 +63,9 @@ def test_rescoring_a_run_under_every_perturbation(tmp_path: Path, tiny_plugin) -
 
         block, header = leaderboard.board(store, "tiny")[0], store.header("tiny")
         assert header["meta_evaluation"] == 1
-        assessed = {t.metric: t for t in trust.assess(store, block, header)}
+        assessed = {t.metric: t for t in trust.assess(block, header)}
         assert assessed["hit-rate"].meta is not None and np.isfinite(trust.noise_resilience(assessed["hit-rate"].meta))
-        assert "| hit-rate |" in "\n".join(trust.markdown(store, block, header))
+        assert "| hit-rate |" in "\n".join(trust.markdown(block, header))
 
 
 def test_a_negative_meta_evaluation_is_refused_at_its_line(tmp_path: Path) -> None:

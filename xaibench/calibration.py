@@ -24,7 +24,9 @@ def calibration_facts(runner: Any) -> dict[str, Any]:
 
     ``metrics``: each metric's chance level name and oracle score; ``methods``: each
     method's calibration role; ``mask_fraction``: per dataset, the mean area fraction of
-    the evaluated samples' non-empty masks (None without masks); ``cam_layers``: per
+    the evaluated samples' non-empty masks (None without masks), and for a dataset cut into
+    folds (``folds: K``) the same over every fold's held-out samples, under the dataset's
+    own name (the pooled leaderboard section's chance level); ``cam_layers``: per
     ``"dataset × model"``, each layer-taking method's layer shape at the suite's input
     size, from an untrained copy of the model (shapes do not depend on weights).
     """
@@ -32,6 +34,7 @@ def calibration_facts(runner: Any) -> dict[str, Any]:
                                   "oracle": mt.spec.oracle} for mt in runner.metrics}
     methods = {me.entry.display: me.spec.calibration for me in runner.methods}
     fractions: dict[str, float | None] = {}
+    pooled: dict[str, list[np.ndarray | None]] = {}  # source dataset -> each fold's non-empty mask areas
     layers: dict[str, dict[str, list[int]]] = {}
     cams = [me for me in runner.methods if me.spec.takes_layer]
     for ds in runner.datasets:
@@ -43,6 +46,8 @@ def calibration_facts(runner: Any) -> dict[str, Any]:
             area = samples.masks.reshape(len(samples), -1).float().mean(1).numpy()
             nonempty = area[area > 0]
             fractions[ds.entry.display] = float(np.mean(nonempty)) if len(nonempty) else None
+        if ds.entry.fold:
+            pooled.setdefault(ds.entry.source, []).append(None if samples.masks is None else nonempty)
         if not cams:
             continue
         for mo in runner.models:
@@ -56,5 +61,8 @@ def calibration_facts(runner: Any) -> dict[str, Any]:
                 shapes[me.entry.display] = list(layer_output_spatial(model, layer, samples.x.shape[1],
                                                                      samples.x.shape[2:]))
             layers[f"{ds.entry.display} × {mo.entry.display}"] = shapes
+    for source, parts in pooled.items():
+        areas = None if any(p is None for p in parts) else np.concatenate(parts)
+        fractions[source] = float(np.mean(areas)) if areas is not None and len(areas) else None
     return {"calibration": {"metrics": metrics, "methods": methods, "mask_fraction": fractions,
                             "cam_layers": layers}}

@@ -9,7 +9,7 @@ only format what this module computes; the ``*_RULE`` texts say how in words.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 import numpy as np
@@ -123,6 +123,11 @@ class Block:
     #: Pooled k-fold blocks only (:mod:`~xaibench.leaderboard.pooled`): method -> metric -> (mean of the fold
     #: means, their sample standard deviation, folds with a score).
     folds: dict[str, dict[str, tuple[float, float, int]]] | None = None
+    #: Pooled k-fold blocks only: the dataset the folds were cut from (its calibration facts apply).
+    pooled_from: str | None = None
+    #: A record's per-sample scores (sample id -> score; empty where none is stored): the store's for a
+    #: stored cell, the pooled folds' for a pooled block. Per-sample views (the trust table) read them here.
+    scores_of: Callable[[Record], dict[str, float]] = field(default=lambda r: {}, compare=False, repr=False)
 
     @property
     def winners(self) -> list[str]:
@@ -170,7 +175,8 @@ def _block(scores_of: Callable[[Record], dict[str, float]], dataset: str, model:
     means = {m: [_score(by.get((me, m))) for me in methods] for m in metrics}
     scored = [m for m in metrics if any(v is not None for v in means[m])]
     tau = stats.agreement([means[m] for m in scored], [direction[m] for m in scored])
-    return Block(dataset, model, metrics, {m: direction[m] for m in metrics}, rows, scored, tau, evaluation, samples)
+    return Block(dataset, model, metrics, {m: direction[m] for m in metrics}, rows, scored, tau, evaluation, samples,
+                 scores_of=scores_of)
 
 
 def _score(r: Record | None) -> float | None:
@@ -245,8 +251,8 @@ def pooled_blocks(store: Store, header: dict[str, Any], recs: list[Record], bloc
                              for k in ("accuracy", "majority")},
                           **{k: float(np.mean([e[k] for e in evaluations])) for k in ("precision", "recall", "f1")}}
             evaluation["gate"] = gate_verdict(evaluation)  # the cross-validated accuracy over all held-out samples
-        block = _block(lambda r: scores[r.cell_key], name, model, pooled, direction, evaluation,
-                       sum(b.samples for b in fold_blocks), roles)
-        out.append(replace(block, folds=spread))
+        block = _block(lambda r, scores=scores: scores.get(r.cell_key, {}), name, model, pooled, direction,
+                       evaluation, sum(b.samples for b in fold_blocks), roles)
+        out.append(replace(block, folds=spread, pooled_from=source))
     return out
 

@@ -77,9 +77,9 @@ def to_json(store: Store, suite: str) -> str:
             "rows": rows, "winners": b.winners, "baseline_findings": references.findings(b),
             "agreement": {"metrics": b.agreement_metrics, "tau": [[_num(t) for t in row] for row in b.agreement]},
             "figures": {k: figure_path(suite, b.dataset, b.model, k) for k in FIGURE_KINDS
-                        if b.folds is None or k == "agreement"},  # a pooled k-fold block has no maps of its own
+                        if b.pooled_from is None or k == "agreement"},  # a pooled k-fold block has no maps of its own
             "verdict": verdict.as_json(verdict.section_verdict(b, header)),
-            "meta_evaluation": None if b.folds is not None else trust.as_json(store, b, header),
+            "meta_evaluation": trust.as_json(b, header),
             "aggregate": ranking.as_json(ranking.aggregate([b], header)),
             **({} if b.folds is None else {"folds": {me: {m: {"mean": _num(v[0]), "sd": _num(v[1]), "folds": v[2]}
                                                           for m, v in per.items()} for me, per in b.folds.items()}}),

@@ -191,11 +191,10 @@ def render(store: Store, suite: str) -> str:
                                      for r in b.rows}, b.samples)
         lines += _fold_table(b)
         lines += _agreement_table(b)
-        if b.folds is None:  # a pooled k-fold block has no stored per-cell scores or maps of its own
-            lines += trust.markdown(store, b, header)
+        lines += trust.markdown(b, header)
         lines += ranking.markdown(ranking.aggregate([b], header), "Aggregate ranking", ranking.section_figure(suite, b),
                                   f"{b.dataset} × {b.model}")
-        lines += [] if b.folds is not None else _figure_links(suite, b)
+        lines += [] if b.pooled_from is not None else _figure_links(suite, b)  # pooled folds: no maps of their own
 
     if len(blocks) > 1:
         lines += ["## Across all sections", ""] + ranking.markdown(

@@ -33,7 +33,6 @@ from tabulate import tabulate
 
 from xaibench import metaeval
 from xaibench.leaderboard.board import Block, sample_scores
-from xaibench.store import Store
 
 #: Krippendorff's lowest alpha for tentative conclusions (Krippendorff, Content Analysis, 2004, Sec. 11.3.4).
 ALPHA_MIN = 0.667
@@ -77,25 +76,25 @@ class MetricTrust:
         return "doubt" if self.reasons else "trust"
 
 
-def _matrix(store: Store, block: Block, metric: str, keys: Mapping[str, str] | None = None) -> np.ndarray:
+def _matrix(block: Block, metric: str, keys: Mapping[str, str] | None = None) -> np.ndarray:
     """``(L, S)`` per-sample scores of the section's methods (not baselines) on ``metric`` (NaN rows: no score)."""
     recs = [r.cells.get(metric) for r in block.rows if not r.baseline]
     if keys is not None:  # the same cells' scores under a perturbation, stored under derived keys
         recs = [None if r is None else replace(r, cell_key=keys[r.cell_key]) for r in recs]
-    aligned = sample_scores(lambda r: store.scores(r.cell_key), recs)
+    aligned = sample_scores(block.scores_of, recs)
     width = max((len(a) for a in aligned if a is not None), default=0)
     return np.array([np.full(width, np.nan) if a is None or len(a) != width else a for a in aligned]).reshape(
         len(aligned), width)
 
 
-def _meta(store: Store, block: Block, metric: str, q: np.ndarray, draws: int) -> metaeval.MetaConsistency | None:
+def _meta(block: Block, metric: str, q: np.ndarray, draws: int) -> metaeval.MetaConsistency | None:
     """MetaQuantus's criteria averaged over the model and input tests; None when nothing was re-scored."""
     cells = [r.cells[metric] for r in block.rows if not r.baseline and metric in block.metrics and metric in r.cells]
     if draws < 1 or not cells:
         return None
     per_test = []
     for test, kinds in metaeval.PERTURBATIONS.items():
-        perturbed = {kind: np.stack([_matrix(store, block, metric, {c.cell_key: metaeval.perturbed_key(
+        perturbed = {kind: np.stack([_matrix(block, metric, {c.cell_key: metaeval.perturbed_key(
             c.cell_key, test, kind, k) for c in cells}) for k in range(draws)]) for kind in kinds}
         if any(p.shape[1:] != q.shape for p in perturbed.values()):
             return None
@@ -117,7 +116,7 @@ def adversary_reactivity(meta: metaeval.MetaConsistency) -> float:
     return float(np.mean([meta.iac_ar, meta.iec_ar]))
 
 
-def assess(store: Store, block: Block, header: Mapping[str, Any]) -> list[MetricTrust]:
+def assess(block: Block, header: Mapping[str, Any]) -> list[MetricTrust]:
     """The meta-evaluation of every metric of ``block`` with a score, in the block's metric order.
 
     ``header`` is the run's header: metric categories and bounds (``metrics``) and the
@@ -126,7 +125,7 @@ def assess(store: Store, block: Block, header: Mapping[str, Any]) -> list[Metric
     info = header.get("metrics", {})
     draws = int(header.get("meta_evaluation") or 0)
     scored = [m for m in block.metrics if m in block.agreement_metrics]
-    q = {m: _matrix(store, block, m) for m in scored}
+    q = {m: _matrix(block, m) for m in scored}
     family = {m: info.get(m, {}).get("category", "") for m in scored}
     consistency = {}
     for fam in set(family.values()):
@@ -142,7 +141,7 @@ def assess(store: Store, block: Block, header: Mapping[str, Any]) -> list[Metric
         at_bounds = metaeval.share_at_bounds(rows.ravel(), low, high) if low is not None or high is not None \
             else math.nan
         tied = metaeval.share_tied(rows) if len(rows) >= 2 else math.nan
-        meta = _meta(store, block, m, q[m], draws)
+        meta = _meta(block, m, q[m], draws)
         reasons = []
         if not alpha >= ALPHA_MIN:
             reasons.append("samples disagree on the ranking" if math.isfinite(alpha) else "no agreement measurable")
@@ -164,9 +163,9 @@ def _f(v: float, pct: bool = False) -> str:
     return f"{v:.0%}" if pct else f"{v:.2f}"
 
 
-def markdown(store: Store, block: Block, header: Mapping[str, Any]) -> list[str]:
+def markdown(block: Block, header: Mapping[str, Any]) -> list[str]:
     """The section's meta-evaluation table with its verdicts (nothing when no metric has a score)."""
-    assessed = assess(store, block, header)
+    assessed = assess(block, header)
     if not assessed:
         return []
     rows = []
@@ -183,7 +182,7 @@ def markdown(store: Store, block: Block, header: Mapping[str, Any]) -> list[str]
                                     "verdict"], tablefmt="github", disable_numparse=True), ""]
 
 
-def as_json(store: Store, block: Block, header: Mapping[str, Any]) -> list[dict[str, Any]]:
+def as_json(block: Block, header: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The meta-evaluation of :func:`assess` as JSON-ready dictionaries (NaN as None)."""
     def num(v: float) -> float | None:
         return None if not math.isfinite(v) else float(f"{v:.6g}")
@@ -192,4 +191,4 @@ def as_json(store: Store, block: Block, header: Mapping[str, Any]) -> list[dict[
              "family_consistency": num(t.family_consistency), "at_bounds": num(t.at_bounds), "tied": num(t.tied),
              "noise_resilience": None if t.meta is None else num(noise_resilience(t.meta)),
              "adversary_reactivity": None if t.meta is None else num(adversary_reactivity(t.meta)),
-             "verdict": t.verdict, "reasons": list(t.reasons)} for t in assess(store, block, header)]
+             "verdict": t.verdict, "reasons": list(t.reasons)} for t in assess(block, header)]

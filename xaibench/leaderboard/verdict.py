@@ -83,7 +83,7 @@ def section_verdict(block: Block, header: Mapping[str, Any]) -> Verdict:
     rows = {r.method: r for r in block.rows}
     chance = [r for m, r in rows.items() if roles.get(m) == "chance"]
     oracle = [r for m, r in rows.items() if roles.get(m) == "oracle"]
-    fraction = facts.get("mask_fraction", {}).get(block.dataset)
+    fraction = facts.get("mask_fraction", {}).get(block.pooled_from or block.dataset)
     known = [m for m in block.metrics if metric_facts.get(m, {}).get("chance") == "mask-fraction"]
     unknown = [m for m in block.metrics if m not in known and m in metric_facts]
     if not chance:
