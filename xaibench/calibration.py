@@ -12,9 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from xaibench.degenerate import layer_output_spatial
 from xaibench.errors import SuiteError
-from xaibench.execution import target_layer
 
 
 def calibration_facts(runner: Any) -> dict[str, Any]:
@@ -48,19 +46,10 @@ def calibration_facts(runner: Any) -> dict[str, Any]:
             fractions[ds.entry.display] = float(np.mean(nonempty)) if len(nonempty) else None
         if ds.entry.fold:
             pooled.setdefault(ds.entry.source, []).append(None if samples.masks is None else nonempty)
-        if not cams:
-            continue
-        for mo in runner.models:
-            model = runner.build_model(ds, mo)
-            shapes = {}
-            for me in cams:
-                try:
-                    layer = target_layer(model, mo, dict(me.params))
-                except SuiteError:  # an unknown layer name fails the method's cells, with the reason
-                    continue
-                shapes[me.entry.display] = list(layer_output_spatial(model, layer, samples.x.shape[1],
-                                                                     samples.x.shape[2:]))
-            layers[f"{ds.entry.display} × {mo.entry.display}"] = shapes
+        for mo in runner.models if cams else ():
+            layers[f"{ds.entry.display} × {mo.entry.display}"] = {
+                method: list(found[1]) for method, found in runner.cam_layers(ds, mo).items()
+                if not isinstance(found, SuiteError)}  # an unknown layer name fails the method's cells, with the reason
     for source, parts in pooled.items():
         areas = None if any(p is None for p in parts) else np.concatenate(parts)
         fractions[source] = float(np.mean(areas)) if areas is not None and len(areas) else None

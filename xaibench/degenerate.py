@@ -48,16 +48,15 @@ def layer_output_spatial(model: nn.Module, layer: nn.Module, in_channels: int, s
     return seen[0] if seen else ()
 
 
-def check_cam_layer(model: nn.Module, layer: nn.Module, in_channels: int, spatial: Sequence[int], where: str,
-                    method: str, model_name: str) -> None:
-    """Raise :class:`PlanError` (``where`` is ``file:line``) when ``layer``'s map is smaller than MIN_CAM_SIZE."""
-    size = layer_output_spatial(model, layer, in_channels, spatial)
+def check_cam_layer(layer_name: str, size: Sequence[int], spatial: Sequence[int], where: str, method: str,
+                    model_name: str) -> None:
+    """Raise :class:`PlanError` (``where`` is ``file:line``) when a CAM layer's map ``size`` (from
+    :func:`layer_output_spatial` for inputs of shape ``spatial``) is smaller than MIN_CAM_SIZE on an axis."""
     if not size or min(size) >= MIN_CAM_SIZE:
         return
-    names = {id(m): n for n, m in getattr(model, "wrapped", model).named_modules()}
     dims = "x".join(map(str, size))
     raise PlanError(
-        f"{where}: method {method!r} on model {model_name!r}: CAM layer {names.get(id(layer), '?')!r} gives a {dims} "
+        f"{where}: method {method!r} on model {model_name!r}: CAM layer {layer_name!r} gives a {dims} "
         f"map for {'x'.join(map(str, spatial))} inputs, too coarse to localize (at least {MIN_CAM_SIZE} per axis): "
         f"name a finer layer with `layer:`, use a larger `image_size`, or `stem: small` on a torchvision ResNet; "
         f"or accept it with `allow_small_cam: true` on the method")

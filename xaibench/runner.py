@@ -19,8 +19,8 @@ from torch import nn
 import xaibench
 from xaibench import progress
 from xaibench.bundles import Bundles
-from xaibench.errors import CellError, PlanError
-from xaibench.degenerate import check_cam_layer
+from xaibench.errors import CellError, PlanError, SuiteError
+from xaibench.degenerate import check_cam_layer, layer_output_spatial
 from xaibench.execution import Execution, GroupContext, Outcome, target_layer
 from xaibench.executors import remote_outcomes
 from xaibench.metarun import meta_evaluate
@@ -56,6 +56,7 @@ class Runner:
         self.bundles = Bundles(self.settings)
         self.trainer = Models(self.settings, self.bundles, store)
         self.execution = Execution(harness, self.settings, self.bundles, self.trainer)
+        self._cam_shapes: dict[tuple[str, str], dict[str, tuple[str, tuple[int, ...]] | SuiteError]] = {}
 
     # -- planning -----------------------------------------------------------------------------
     def bundle(self, ds: Resolved) -> DataBundle:
@@ -103,7 +104,7 @@ class Runner:
                         f"{bundle.modality} data"
                     )
                 model_key = self.model_key(ds, mo)
-                self._check_cam_layers(ds, bundle, mo)
+                self._check_cam_layers(ds, mo)
                 for me in self.methods:
                     skip_method = method_skip(ds, bundle, mo, me)
                     for mt in self.metrics:
@@ -114,14 +115,39 @@ class Runner:
                         cells.append(Cell(row, ds, mo, me, mt))
         return cells
 
-    def _check_cam_layers(self, ds: Resolved, bundle: DataBundle, mo: Resolved) -> None:
+    def cam_layers(self, ds: Resolved, mo: Resolved) -> dict[str, tuple[str, tuple[int, ...]] | SuiteError]:
+        """Per layer-taking method (display name) applicable to ``ds``: its layer's name and output spatial shape
+        on an untrained ``mo`` for ``ds``'s inputs (shapes do not depend on weights), or the SuiteError of an
+        unknown layer name. Measured once per dataset x model; the plan check and the calibration facts read it."""
+        key = (ds.entry.display, mo.entry.display)
+        if key not in self._cam_shapes:
+            bundle = self.bundle(ds)
+            cams = [me for me in self.methods if me.spec.takes_layer and bundle.modality in me.spec.modalities]
+            built = self.build_model(ds, mo) if cams else None
+            names = {id(m): n for n, m in getattr(built, "wrapped", built).named_modules()} if cams else {}
+            shapes: dict[str, tuple[str, tuple[int, ...]] | SuiteError] = {}
+            for me in cams:
+                try:
+                    layer = target_layer(built, mo, dict(me.params))
+                except SuiteError as e:  # refused by the plan, or failing the method's cells with the reason
+                    shapes[me.entry.display] = e
+                    continue
+                shapes[me.entry.display] = (names.get(id(layer), "?"), layer_output_spatial(
+                    built, layer, bundle.in_channels, bundle.spatial))
+            self._cam_shapes[key] = shapes
+        return self._cam_shapes[key]
+
+    def _check_cam_layers(self, ds: Resolved, mo: Resolved) -> None:
         """Refuse, before any training, a CAM layer too coarse to localize (``allow_small_cam`` accepts it)."""
-        cams = [me for me in self.methods if me.spec.takes_layer and not me.entry.allow_small_cam
-                and bundle.modality in me.spec.modalities]
-        built = self.build_model(ds, mo) if cams else None
-        for me in cams:
-            check_cam_layer(built, target_layer(built, mo, dict(me.params)), bundle.in_channels, bundle.spatial,
-                            f"{self.suite.path}:{me.entry.line}", me.entry.display, mo.entry.display)
+        measured = self.cam_layers(ds, mo)
+        for me in self.methods:
+            found = measured.get(me.entry.display)
+            if found is None or me.entry.allow_small_cam:
+                continue
+            if isinstance(found, SuiteError):
+                raise found
+            check_cam_layer(found[0], found[1], self.bundle(ds).spatial, f"{self.suite.path}:{me.entry.line}",
+                            me.entry.display, mo.entry.display)
 
     def header(self, cells: list[Cell]) -> dict[str, Any]:
         """Provenance shown above the leaderboard; nothing in it changes between identical runs."""
