@@ -8,7 +8,8 @@ import pytest
 import torch
 from conftest import TINY_SUITE
 
-from xaibench import hookimpl, leaderboard
+from xaibench import hookimpl, leaderboard, models
+from xaibench.cache import load_checkpoint
 from xaibench.plugins import load_harness
 from xaibench.runner import Runner, RunOptions
 from xaibench.specs import MethodSpec, MetricSpec
@@ -72,10 +73,14 @@ def test_second_run_recomputes_nothing_and_renders_identically(tmp_path: Path, t
     assert store.counts()["cells"] == 9
 
 
-def test_adding_a_method_computes_only_its_cells(tmp_path: Path, tiny_plugin) -> None:  # type: ignore[no-untyped-def]
+def test_adding_a_method_computes_only_its_cells(tmp_path: Path, tiny_plugin,  # type: ignore[no-untyped-def]
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     _run(tmp_path, TINY_SUITE, ("tiny", tiny_plugin))
+    loads = []
+    monkeypatch.setattr(models, "load_checkpoint", lambda *a: loads.append(a[1]) or load_checkpoint(*a))
     summary, _ = _run(tmp_path, TINY_SUITE.replace("methods: [", "methods: [centre, "), ("tiny", tiny_plugin))
     assert summary.computed == 3 and summary.reused == 9 and summary.maps_computed == 8
+    assert len(loads) == 1  # the cached, already evaluated model is read once, for its cells
 
 
 def test_faulty_plugins_fail_their_cells_not_the_run(tmp_path: Path, tiny_plugin) -> None:  # type: ignore[no-untyped-def]

@@ -89,6 +89,19 @@ class Models:
         return conform(built, num_classes=bundle.num_classes, in_channels=bundle.in_channels, spatial=bundle.spatial,
                        form=output_form(mo.entry), who=f"model {mo.entry.display!r} on {ds.entry.display!r}")
 
+    def _checkpoint(self, mo: Resolved, model_key: str) -> Path:
+        """Where the trained weights are: the user's checkpoint, or the cache's file for ``model_key``."""
+        return Path(mo.entry.checkpoint) if mo.entry.checkpoint else self.settings.options.home / "models" / f"{model_key}.pt"
+
+    def prepare(self, ds: Resolved, mo: Resolved) -> None:
+        """Train (when not cached) and evaluate (when the store has no evaluation) model ``mo`` on ``ds``,
+        without loading it when both are already done: a run readies its models before its cells."""
+        model_key = self.key(ds, mo)
+        if self._checkpoint(mo, model_key).exists() and (
+                self.store is None or self.store.model_evaluation(model_key) is not None):
+            return
+        self.load(ds, mo)
+
     def load(self, ds: Resolved, mo: Resolved) -> nn.Module:
         """The trained model in eval mode on the run's device: the user's checkpoint, the cache, or trained now."""
         bundle = self.bundles.bundle(ds)
@@ -96,10 +109,8 @@ class Models:
         model_key = self.key(ds, mo)
         model = self.build(ds, mo)
         what = f"model {mo.entry.display!r} on {ds.entry.display!r}"
-        if mo.entry.checkpoint:
-            path = Path(mo.entry.checkpoint)
-        else:
-            path = self.settings.options.home / "models" / f"{model_key}.pt"
+        path = self._checkpoint(mo, model_key)
+        if not mo.entry.checkpoint:
             if not path.exists():
                 recipe = recipe_with(mo.spec.recipe, mo.entry.train)
                 start = self._pretrain(model, mo)

@@ -207,7 +207,7 @@ class Runner:
         before = self.trainer.trained
         for ds in (d for d in self.datasets if self.unavailable(d) is None):
             for mo in self.models:
-                self.trainer.load(ds, mo)
+                self.trainer.prepare(ds, mo)
                 out.append((ds.entry.display, mo.entry.display, self.store.model_evaluation(self.model_key(ds, mo)) or {}))
         summary.models_trained += self.trainer.trained - before
         return out
@@ -238,7 +238,7 @@ class Runner:
         by_key = {c.row.cell_key: c for c in todo}
         before = self.trainer.trained
         for c in {(c.dataset.entry.display, c.model.entry.display): c for c in todo}.values():
-            self.trainer.load(c.dataset, c.model)  # trained before the bar: its ETA counts cells only
+            self.trainer.prepare(c.dataset, c.model)  # trained before the bar: its ETA counts cells only
         bar = progress.cells(len(todo), self.suite.name, self.options.progress)
         try:
             for cell_key_, result, values, maps_computed in self._outcomes(list(groups.values())):
