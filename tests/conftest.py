@@ -37,9 +37,11 @@ def tiny_samples(n: int, seed: int, split: str, with_masks: bool = True) -> Samp
 
 
 def load_tiny(request) -> DataBundle:  # type: ignore[no-untyped-def]
-    masks = dict(request.params).get("masks", True)
+    params = dict(request.params)
+    masks = params.get("masks", True)
     return DataBundle(train=tiny_samples(64, 1, "train", masks), val=tiny_samples(16, 2, "val", masks),
-                      test=tiny_samples(16, 3, "test", masks), class_names=("left", "right"), modality="image")
+                      test=tiny_samples(params.get("n_test", 16), 3, "test", masks), class_names=("left", "right"),
+                      modality="image")
 
 
 class TinyCNN(nn.Module):

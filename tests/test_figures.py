@@ -13,6 +13,7 @@ from xaibench import figures, hookimpl, leaderboard, overlay
 from xaibench.cli import main
 from xaibench.curves import perturbation_curve
 from xaibench.engine import Engine
+from xaibench.kernels import auc
 from xaibench.errors import XaibenchError
 from xaibench.plugins import load_harness
 from xaibench.runner import RunOptions, Runner
@@ -88,6 +89,26 @@ def test_gallery_and_curve_figures_for_images_and_signals(tmp_path: Path) -> Non
         assert 1_000 < p.stat().st_size < MAX_BYTES
     assert figures.figure_path("my suite", "ds/1", "net", "gallery") == "my-suite/ds-1--net--gallery.png"
     assert figures._runs(np.array([0, 1, 1, 0, 1], dtype=bool)) == [(1, 3), (4, 5)]
+
+
+def test_curve_figure_averages_every_scored_sample(tmp_path: Path, tiny_plugin, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The legend's AUC of a curve metric in the table is that cell's mean score, over all its samples."""
+    suite_path = tmp_path / "suite.yaml"
+    suite_path.write_text(TINY_SUITE.replace("datasets: [tiny]", "datasets: [{name: tiny, params: {n_test: 40}}]")
+                          .replace("samples: 8", "samples: 40").replace("metrics: [dic, iic, hit-rate]",
+                                                                       "metrics: [deletion-auc]"))
+    drawn = []
+    monkeypatch.setattr(figures, "curve_figure", lambda panels, *a, **k: drawn.extend(panels) or tmp_path / "c.png")
+    with Store(tmp_path / "r.sqlite") as store:
+        runner = Runner(load_harness([("tiny", tiny_plugin)]), load_suite(suite_path), store, RunOptions(progress=False))
+        runner.run()
+        figures.write_run_figures(runner, tmp_path / "lb")
+        means = {r.method: r.mean for r in leaderboard.records(store, "tiny")}
+    (panel,) = drawn
+    assert set(panel.curves) == set(means)
+    for method, curves in panel.curves.items():
+        assert len(curves) == 40
+        assert float(auc(curves).mean()) == pytest.approx(means[method], rel=1e-6, abs=1e-9)
 
 
 def test_run_figures_and_explain_on_a_tiny_real_run(tmp_path: Path, tiny_plugin, monkeypatch) -> None:  # type: ignore[no-untyped-def]

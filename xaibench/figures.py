@@ -37,9 +37,9 @@ if TYPE_CHECKING:  # pragma: no cover
 
 FIGURE_KINDS = ("agreement", "gallery", "curves")
 DPI = 80
-#: Rows of a gallery and samples averaged in a curve figure (the first evaluated samples).
+#: Rows of a gallery (among the first evaluated samples). A curve figure averages every evaluated sample, so
+#: its legend's AUC is the table's mean score of that metric.
 GALLERY_SAMPLES = 4
-CURVE_SAMPLES = 16
 #: Widest gallery in inches: more methods make smaller panels, not a wider (heavier) file.
 MAX_WIDTH = 9.0
 #: Narrowest gallery panel in inches: with 11-17 methods the figure grows wider instead.
@@ -305,8 +305,7 @@ def write_run_figures(runner: "Runner", out_dir: str | Path) -> list[Path]:
         if runner.unavailable(ds) is not None:  # an optional dataset without data: nothing to draw
             continue
         bundle = runner.bundle(ds)
-        evaluated = runner.evaluated_samples(ds)
-        samples = evaluated.subset(slice(0, min(CURVE_SAMPLES, len(evaluated))))
+        samples = runner.evaluated_samples(ds)
         for mo in runner.models:
             g = runner.group_context(ds, mo, samples)
             maps: dict[str, np.ndarray] = {}
@@ -333,7 +332,7 @@ def write_run_figures(runner: "Runner", out_dir: str | Path) -> list[Path]:
             panels = [CurvePanel(f"{mt.entry.display}: " + ", ".join(f"{k}={v}" for k, v in sorted(mt.params.items())),
                                  mt.entry.display, mt.spec.higher_is_better,
                                  {k: runner.metric_curves(g, methods[k], mt, v) for k, v in maps.items()}) for mt in curve_metrics]
-            note = (f"The first {len(samples)} of the table's {len(evaluated)} samples, curves as scored" if in_table
+            note = (f"Mean over the table's {len(samples)} samples, curves as scored (AUC = the table's mean)" if in_table
                     else "Not in this suite's table: the registered curve metrics with their default parameters")
             written.append(curve_figure(panels, name, Path(out_dir) / figure_path(
                 runner.suite.name, ds.entry.display, mo.entry.display, "curves"),
