@@ -18,13 +18,13 @@ def test_slices_go_through_the_peak_and_keep_each_plane() -> None:
     mask = np.zeros((4, 5, 6), dtype=bool)
     mask[1, 2:4, 1:3] = True
     x2d, s2d, m2d = orthogonal_slices(x, sal, mask)
-    assert x2d.shape == (1, 5, 6 + 1 + 6 + 1 + 5) and s2d.shape == m2d.shape == (5, 19)
-    np.testing.assert_array_equal(x2d[0, :, :6], x[0, 1])            # axial: the D=1 plane (H x W)
-    np.testing.assert_array_equal(x2d[0, :4, 7:13], x[0, :, 3, :])   # coronal: the H=3 plane (D x W)
-    np.testing.assert_array_equal(x2d[0, :4, 14:], x[0, :, :, 2])    # sagittal: the W=2 plane (D x H)
-    assert s2d[1 - 0, 0] == 0 and s2d[3, 2] == -5.0 and s2d[1, 7 + 2] == -5.0 and s2d[1, 14 + 3] == -5.0
-    np.testing.assert_array_equal(m2d[:, :6], mask[1])
-    assert not m2d[4, 7:13].any()  # the coronal plane is D=4 rows tall: its padding row holds no mask
+    assert x2d.shape == (1, 5 + 1 + 4 + 1 + 4, 6) and s2d.shape == m2d.shape == (15, 6)
+    np.testing.assert_array_equal(x2d[0, :5, :], x[0, 1])             # axial: the D=1 plane (H x W)
+    np.testing.assert_array_equal(x2d[0, 6:10, :], x[0, :, 3, :])     # coronal: the H=3 plane (D x W)
+    np.testing.assert_array_equal(x2d[0, 11:15, :5], x[0, :, :, 2])   # sagittal: the W=2 plane (D x H)
+    assert s2d[0, 0] == 0 and s2d[3, 2] == -5.0 and s2d[6 + 1, 2] == -5.0 and s2d[11 + 1, 3] == -5.0
+    np.testing.assert_array_equal(m2d[:5, :], mask[1])
+    assert not m2d[5].any() and not m2d[11:15, 5].any()  # a separator row and the sagittal plane's padding column
 
 
 def test_input_panels_go_through_the_mask_centre() -> None:

@@ -201,8 +201,9 @@ def gallery(x: np.ndarray, masks: np.ndarray | None, maps: Mapping[str, np.ndarr
         panel = max(MIN_PANEL, min(1.5 if not signal else 2.2, MAX_WIDTH / cols))
         rotate = cols > 8
         head = 0.9 if rotate else 0.6
-        wide = (x.shape[-1] * 2 + x.shape[-2] + 2) / max(x.shape[-2], x.shape[-3]) if volume else 1.0
-        fig = new_figure(panel * wide * cols + 1.6, (panel if not signal else 1.0) * n + head)
+        # a volume's panel is its three planes stacked (xaibench.slices): (H + 2D + 2) rows x max(W, H) columns
+        tall = (x.shape[-2] + 2 * x.shape[-3] + 2) / max(x.shape[-1], x.shape[-2]) if volume else 1.0
+        fig = new_figure(panel * cols + 1.6, (panel * tall if not signal else 1.0) * n + head)
         axes = fig.subplots(n, cols, squeeze=False)
         for i in range(n):
             mask = None if masks is None else masks[i]
@@ -216,14 +217,14 @@ def gallery(x: np.ndarray, masks: np.ndarray | None, maps: Mapping[str, np.ndarr
                 if i == 0:
                     axes[i][j].set_title(shorten(method, 12), rotation=30 if rotate else 0,
                                          ha="left" if rotate else "center", fontsize=7)
-        axes[0][0].set_title("input" + (f"\n({', '.join(PLANES)})" if volume else ""), fontsize=7)
+        axes[0][0].set_title("input" + (f"\n(top to bottom:\n{', '.join(PLANES)})" if volume else ""), fontsize=7)
         import matplotlib
 
         bar = matplotlib.cm.ScalarMappable(norm=matplotlib.colors.Normalize(0, 1), cmap=SALIENCY_CMAP)
         fig.colorbar(bar, ax=axes, shrink=0.6, label="|map| / max |map|")
         has_mask = masks is not None and any(np.asarray(m).any() for m in masks)
         outline = f", lesion mask {'as a bar' if signal else 'outlined'} in cyan" if has_mask else ""
-        planes = f"; volumes: {', '.join(PLANES)} slices through each map's peak" if volume else ""
+        planes = f"; volumes: {', '.join(PLANES)} slices (top to bottom) through each map's peak" if volume else ""
         fig.suptitle(shorten(f"{title}: |map| scaled per map{outline}{planes}", 90))
         return save_figure(fig, path)
 

@@ -1,9 +1,9 @@
 """Orthogonal slices of a volume through a map's peak: how figures draw volumes ``(C, D, H, W)``.
 
-A volume's gallery panel is three planes side by side through one point: axial
+A volume's gallery panel is three planes stacked top to bottom through one point: axial
 (the ``D`` plane, ``H x W``), coronal (the ``H`` plane, ``D x W``) and sagittal (the
-``W`` plane, ``D x H``), separated by one blank column and bottom-padded to a common
-height. The point is the map's peak (its first maximum of ``|map|`` in C order), or,
+``W`` plane, ``D x H``), separated by one blank row and right-padded to a common
+width, so that a gallery of many methods stays about as wide as it is tall. The point is the map's peak (its first maximum of ``|map|`` in C order), or,
 for the input alone, the mask voxel nearest its centre of mass (the volume's centre without a mask),
 so each panel shows where the method points and whether the lesion is there.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-#: The planes, left to right, as figure captions name them.
+#: The planes, top to bottom, as figure captions name them.
 PLANES = ("axial", "coronal", "sagittal")
 
 
@@ -32,14 +32,14 @@ def _planes(v: np.ndarray, point: tuple[int, ...]) -> list[np.ndarray]:
     return [v[..., d, :, :], v[..., :, h, :], v[..., :, :, w]]
 
 
-def _side_by_side(planes: list[np.ndarray], fill: float) -> np.ndarray:
-    """Planes ``(..., rows_i, cols_i)`` joined left to right, one ``fill`` column between, bottom-padded."""
-    rows = max(p.shape[-2] for p in planes)
+def _stacked(planes: list[np.ndarray], fill: float) -> np.ndarray:
+    """Planes ``(..., rows_i, cols_i)`` joined top to bottom, one ``fill`` row between, right-padded."""
+    cols = max(p.shape[-1] for p in planes)
     parts = []
     for k, p in enumerate(planes):
-        pad = [(0, 0)] * (p.ndim - 2) + [(0, rows - p.shape[-2]), (0, 0 if k == len(planes) - 1 else 1)]
+        pad = [(0, 0)] * (p.ndim - 2) + [(0, 0 if k == len(planes) - 1 else 1), (0, cols - p.shape[-1])]
         parts.append(np.pad(p.astype(np.float64), pad, constant_values=fill))
-    return np.concatenate(parts, axis=-1)
+    return np.concatenate(parts, axis=-2)
 
 
 def orthogonal_slices(x: np.ndarray, saliency: np.ndarray | None, mask: np.ndarray | None
@@ -47,7 +47,7 @@ def orthogonal_slices(x: np.ndarray, saliency: np.ndarray | None, mask: np.ndarr
     """``x`` ``(C, D, H, W)``, ``saliency`` and ``mask`` ``(D, H, W)`` (or None) as one 2D composite each.
 
     Returns ``(x2d (C, R, K), saliency2d (R, K) | None, mask2d (R, K) bool | None)`` with
-    ``R = max(H, D)`` and ``K = W + W + H + 2``: the three planes through :func:`slice_point`.
+    ``R = H + D + D + 2`` and ``K = max(W, H)``: the three planes through :func:`slice_point`.
     Padding is the input's minimum, 0 for the map and False for the mask. Raises ValueError
     when ``x`` is not 4D or the shapes disagree.
     """
@@ -58,7 +58,7 @@ def orthogonal_slices(x: np.ndarray, saliency: np.ndarray | None, mask: np.ndarr
         if a is not None and tuple(np.shape(a)) != shape:
             raise ValueError(f"{name} of shape {np.shape(a)} does not match the volume {shape}")
     point = slice_point(saliency, mask, shape)  # type: ignore[arg-type]
-    x2d = _side_by_side(_planes(x, point), float(x.min()))
-    s2d = None if saliency is None else _side_by_side(_planes(np.asarray(saliency), point), 0.0)
-    m2d = None if mask is None else _side_by_side(_planes(np.asarray(mask, dtype=bool), point), 0.0) > 0.5
+    x2d = _stacked(_planes(x, point), float(x.min()))
+    s2d = None if saliency is None else _stacked(_planes(np.asarray(saliency), point), 0.0)
+    m2d = None if mask is None else _stacked(_planes(np.asarray(mask, dtype=bool), point), 0.0) > 0.5
     return x2d, s2d, m2d
