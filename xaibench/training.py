@@ -89,15 +89,17 @@ def train(model: nn.Module, train_set: Samples, val_set: Samples, recipe: TrainR
 
     A model that defines ``training_loss(x, y, masks) -> scalar`` is trained with that loss
     and the training split's masks (a location-supervised model): the trainer stays free of
-    any particular model, and the masks follow the images through every augmentation.
+    any particular model, and the masks follow the images through every augmentation. With
+    ``recipe.location_supervision`` False it gets cross-entropy alone and the masks are never read.
     ``on_epoch(epoch, epochs, mean training loss, validation accuracy)`` is called after each
     epoch (1-based), for progress output.
     """
     masks = None
-    if callable(getattr(model, "training_loss", None)):
+    if callable(getattr(model, "training_loss", None)) and recipe.location_supervision:
         if train_set.masks is None:
             raise XaibenchError(f"{type(model).__name__} is trained with masks (it defines training_loss), "
-                                f"but this dataset has none: use it on a dataset with masks")
+                                f"but this dataset has none: use a dataset with masks or boxes, or set "
+                                f"train.location_supervision: false (labels only)")
         masks = train_set.masks
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
