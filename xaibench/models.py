@@ -123,7 +123,7 @@ class Models:
         load_checkpoint(model, path, what)
         model.to(device).eval()
         if self.store is not None and self.store.model_evaluation(model_key) is None:
-            evaluation = evaluate(model, bundle.test, device)
+            evaluation = evaluate(model, bundle.test, device, bundle.class_names)
             evaluation.update(gate=verdict(evaluation), numerics=self.settings.numerics)  # the model gate
             if evaluation["gate"]["reason"]:
                 progress.say(f"{what}: {evaluation['gate']['reason']}")

@@ -159,24 +159,36 @@ def predict(model: nn.Module, x: torch.Tensor, device: torch.device, batch_size:
         return torch.cat([model(x[i : i + batch_size].to(device)).argmax(1).cpu() for i in range(0, len(x), batch_size)])
 
 
-def evaluate(model: nn.Module, samples: Samples, device: torch.device) -> dict[str, float]:
-    """Accuracy and macro precision, recall and F1 (seed 001's table) on ``samples``."""
+def _defined(value: float) -> float | None:
+    return None if np.isnan(value) else float(value)
+
+
+def evaluate(model: nn.Module, samples: Samples, device: torch.device,
+             class_names: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """Accuracy, macro precision, recall and F1 (seed 001's table) and the same per class on ``samples``.
+
+    Per class (scikit-learn's ``precision_recall_fscore_support`` over the classes that
+    occur among the labels or the predictions): ``per_class[name] = {precision, recall,
+    f1, support}``, with precision None for a class never predicted and recall None for a
+    class absent from the labels (undefined, not 0; None, not NaN, so the JSON exports stay valid). The macro values are the means over
+    those classes with an undefined value counted as 0 (scikit-learn's
+    ``zero_division=0``). ``class_names`` name the classes (default: their indices).
+    """
+    from sklearn.metrics import precision_recall_fscore_support  # lazy: listing plugins must not import sklearn
+
     pred = predict(model, samples.x, device).numpy()
     true = samples.y.numpy()
     classes = np.unique(np.concatenate([true, pred]))
-    precision, recall, f1 = [], [], []
-    for c in classes:
-        tp = np.sum((pred == c) & (true == c))
-        p = tp / max(np.sum(pred == c), 1)
-        r = tp / max(np.sum(true == c), 1)
-        precision.append(p)
-        recall.append(r)
-        f1.append(0.0 if p + r == 0 else 2 * p * r / (p + r))
+    precision, recall, f1, support = (precision_recall_fscore_support(true, pred, labels=classes, zero_division=np.nan)
+                                      if classes.size else ([], [], [], []))
+    names = class_names or tuple(str(c) for c in range(int(classes.max(initial=0)) + 1))
     return {
         "accuracy": float(np.mean(pred == true)),
-        "precision": float(np.mean(precision)),
-        "recall": float(np.mean(recall)),
-        "f1": float(np.mean(f1)),
+        "precision": float(np.mean(np.nan_to_num(precision))),
+        "recall": float(np.mean(np.nan_to_num(recall))),
+        "f1": float(np.mean(np.nan_to_num(f1))),
         "n": int(len(true)),
         "majority": float(np.bincount(true).max() / max(len(true), 1)),
+        "per_class": {names[c]: {"precision": _defined(p), "recall": _defined(r), "f1": _defined(f), "support": int(k)}
+                      for c, p, r, f, k in zip(classes, precision, recall, f1, support)},
     }
