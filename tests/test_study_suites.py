@@ -161,3 +161,31 @@ def test_digits_occlusion_suite_downloads_mnist_with_pinned_md5s(tmp_path: Path,
                                                           and "not produce additive attributions" in c["detail"])
                                   for m, r in rows.items() for c in r.values())
     assert "MNIST 28x28" in doc["header"]["datasets"]["mnist"]["notes"]
+
+
+def test_localization_supervision_suite(tmp_path: Path) -> None:
+    """Seed 002: both branch designs transferred from an annotated source, their target-only twins, a classic CNN
+    with post-hoc methods, all on the target in one leaderboard (the built-in data at 32 px, a few images)."""
+    doc = yaml.safe_load((SUITE_DIR / "localization-supervision.yaml").read_text())
+    fast = {"epochs": 1, "min_epochs": 0, "patience": 0, "batch_size": 8}
+    sources = [m["fine_tune_from"] for m in doc["models"] if "fine_tune_from" in m]
+    assert len(sources) == 2 and {m["params"]["branch"] for m in doc["models"] if "params" in m} == {"conv1x1",
+                                                                                                     "attention"}
+    for m in doc["models"]:
+        m["train"].update(fast)
+        m.setdefault("params", {})["width"] = 4
+    for source in sources:
+        source.update(params={"n_train": 16, "n_val": 6, "n_test": 6}, train=fast)
+    target = doc["datasets"][0]
+    target["params"].update(n_train=12, n_val=6, n_test=6)
+    doc.update(image_size=32, samples=6, methods=["supervised-saliency", "gradcam", "random"], metrics=["hit-rate"])
+    path = tmp_path / "localization-supervision.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    result = run(path, tmp_path)
+    blocks = {b["model"]: b for b in result["blocks"] if b["dataset"] == target["label"]}
+    assert set(blocks) == {m["label"] for m in doc["models"]}
+    for label, block in blocks.items():
+        cells = {r["method"]: r["cells"] for r in block["rows"]}
+        branch = cells["supervised-saliency"]["hit-rate"]
+        assert (branch["status"] == "ok") is (label != "small-cnn (classic)"), (label, branch)
+        assert cells["gradcam"]["hit-rate"]["status"] == "ok"

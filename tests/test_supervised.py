@@ -35,6 +35,28 @@ def test_two_heads_shapes_and_the_loss_reaches_the_saliency_branch() -> None:
     assert signal.saliency(torch.rand(3, 1, 40)).shape == (3, 20)
 
 
+def test_attention_branch_gates_the_classifier_and_the_side_output_does_not() -> None:
+    torch.manual_seed(0)
+    x = torch.rand(2, 1, 32, 32)
+    masks = torch.zeros(2, 32, 32, dtype=torch.bool)
+    masks[:, 4:12, 4:12] = True
+    for branch, gates in (("conv1x1", False), ("attention", True)):
+        model = SupervisedSaliencyCNN(3, 1, "image", width=4, depth=3, branch=branch).eval()
+        assert model(x).shape == (2, 3) and model.saliency(x).shape == (2, 8, 8)
+        before = model(x).detach()
+        last = [m for m in model.saliency_head.modules() if isinstance(m, torch.nn.Conv2d)][-1]
+        with torch.no_grad():
+            last.bias += 5.0  # the map's logits move: only a gating branch changes the classes' logits
+        assert torch.allclose(model(x), before) is not gates
+        # by hand at the fixed point: attention gates the pooled features by (1 + sigmoid(map))
+        if gates:
+            feats = model.features(x)
+            gate = 1 + torch.sigmoid(model.saliency_head(feats))
+            assert torch.allclose(model(x), model.classifier((feats * gate).mean((2, 3))), atol=1e-6)
+        model.train().training_loss(x, torch.tensor([0, 2]), masks).backward()
+        assert last.weight.grad is not None and last.weight.grad.abs().sum() > 0
+
+
 def test_soft_dice_loss_analytic_values() -> None:
     t = torch.zeros(1, 4, 4)
     t[0, :2, :2] = 1
@@ -63,9 +85,10 @@ def test_runner_skips_the_method_on_models_without_a_branch(tmp_path: Path, tiny
                                    "'tiny-cnn' has none", "supervised-saliency-cnn": None}
 
 
-def test_trained_branch_points_at_the_lesions() -> None:
-    """Trained on masks, the branch's peak falls inside the mask on held-out images."""
-    model = SupervisedSaliencyCNN(2, 1, "image", width=8, depth=2, saliency_weight=2.0)
+@pytest.mark.parametrize("branch", ["conv1x1", "attention"])
+def test_trained_branch_points_at_the_lesions(branch: str) -> None:
+    """Trained on masks, the branch's peak falls inside the mask on held-out images (both designs)."""
+    model = SupervisedSaliencyCNN(2, 1, "image", width=8, depth=2, saliency_weight=2.0, branch=branch)
     recipe = TrainRecipe(epochs=6, batch_size=16, lr=1e-2, patience=0, augment=("hflip", "vflip"))
     train(model, tiny_samples(64, 1, "train"), tiny_samples(16, 2, "val"), recipe, 0, torch.device("cpu"))
     test = tiny_samples(32, 3, "test")

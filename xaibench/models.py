@@ -15,11 +15,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from xaibench import pretrained, progress
+from xaibench import pretrained, progress, transfer
 from xaibench.bundles import Bundles
 from xaibench.byom import output_form
 from xaibench.cache import content_key, file_digest, load_checkpoint, save_checkpoint
-from xaibench.errors import SuiteError
+from xaibench.errors import SuiteError, XaibenchError
 from xaibench.gate import verdict
 from xaibench.options import Settings
 from xaibench.outputs import conform, unwrap
@@ -55,7 +55,9 @@ class Models:
         return content_key("model", spec.name, spec.version, mo.params, recipe, checkpoint, fingerprint,
                            self.settings.suite.seed, output_form(mo.entry), self.settings.numerics,
                            *([{"weights": mo.entry.weights, "file": pretrained.file_name(start)[0],
-                               "frozen_epochs": recipe.frozen_epochs}] if start else []))
+                               "frozen_epochs": recipe.frozen_epochs}] if start else []),
+                           *([{"location_supervision": False}] if not recipe.location_supervision else []),
+                           *([{"fine_tune_from": self.key(*mo.source)}] if mo.source else []))
 
     def _weights(self, mo: Resolved) -> PretrainedWeights | None:
         """The published weights ``mo`` starts from (``weights:``), or None; unknown names refused with file:line."""
@@ -114,6 +116,8 @@ class Models:
             if not path.exists():
                 recipe = recipe_with(mo.spec.recipe, mo.entry.train)
                 start = self._pretrain(model, mo)
+                if mo.source:
+                    self._from_source(model, ds, mo)
                 started = time.perf_counter()
                 progress.say(f"training {what} ({recipe.epochs} epochs max"
                              f"{f', from {mo.entry.weights} weights' if start else ''}) ...")
@@ -130,7 +134,7 @@ class Models:
         load_checkpoint(model, path, what)
         model.to(device).eval()
         if self.store is not None and self.store.model_evaluation(model_key) is None:
-            evaluation = evaluate(model, bundle.test, device)
+            evaluation = evaluate(model, bundle.test, device, bundle.class_names)
             evaluation.update(gate=verdict(evaluation), numerics=self.settings.numerics)  # the model gate
             if evaluation["gate"]["reason"]:
                 progress.say(f"{what}: {evaluation['gate']['reason']}")
@@ -138,6 +142,27 @@ class Models:
                                  {"checkpoint": str(path), "params": dict(mo.entry.params),
                                   "train": dict(mo.entry.train), "torch": torch.__version__})
         return model
+
+    def _from_source(self, model: nn.Module, ds: Resolved, mo: Resolved) -> None:
+        """Start ``model`` from ``mo`` trained on its ``fine_tune_from`` dataset (trained and cached first if absent)."""
+        source_ds, source_mo = mo.source
+        bundle, source_bundle = self.bundles.bundle(ds), self.bundles.bundle(source_ds)
+        who = f"{self.settings.suite.path}:{mo.entry.line}: model {mo.entry.display!r} fine_tune_from " \
+              f"{source_ds.entry.name!r}"
+        if source_bundle.modality != bundle.modality:
+            raise XaibenchError(f"{who}: the source is {source_bundle.modality} data and {ds.entry.display!r} is "
+                                f"{bundle.modality} data; use a source of the same modality")
+        try:
+            source = self.load(source_ds, source_mo)
+        except XaibenchError as exc:
+            raise XaibenchError(f"{who}: {exc}") from None
+        probe = mo.spec.build(num_classes=bundle.num_classes + 1, in_channels=bundle.in_channels,
+                              modality=bundle.modality, **dict(mo.entry.params))
+        head = transfer.class_dependent(unwrap(model), probe)
+        fresh = transfer.initialise(unwrap(model), unwrap(source), head,
+                                    source_bundle.num_classes == bundle.num_classes, who)
+        renewed = f" (new: {', '.join(fresh)})" if fresh else ""
+        progress.say(f"model {mo.entry.display!r} starts from its training on {source_ds.entry.name!r}{renewed}")
 
     def variant(self, ds: Resolved, mo: Resolved, variant: ModelVariant) -> nn.Module:
         """``mo`` built like the real model and fitted by ``variant``'s protocol, cached by its own key.
@@ -151,6 +176,8 @@ class Models:
         model = self.build(ds, mo)
         if not path.exists():
             self._pretrain(model, mo)
+            if mo.source:
+                self._from_source(model, ds, mo)
             progress.say(f"training {mo.entry.display!r} on {ds.entry.display!r}: {variant.name} variant ...")
             start = time.perf_counter()
             variant.fit(model, bundle, recipe_with(mo.spec.recipe, mo.entry.train),

@@ -7,7 +7,7 @@ Everything here is pure: no data is loaded and no model is built in this module.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Mapping, Sequence
 
 from xaibench.byom import factory_spec, with_layer
@@ -26,6 +26,9 @@ class Resolved:
     entry: Entry
     spec: Any
     plugin: str
+    #: Models with ``fine_tune_from``: ``(source dataset, this model as trained there)``, trained first
+    #: (:mod:`xaibench.transfer`); None otherwise.
+    source: "tuple[Resolved, Resolved] | None" = None
 
     @property
     def params(self) -> dict[str, Any]:
@@ -50,15 +53,29 @@ def resolve(harness: Harness, kind: str, entries: Sequence[Entry], suite: Suite)
     out = []
     for e in entries:
         if kind == "models" and e.factory is not None:  # a model without a plugin (xaibench.byom)
-            out.append(Resolved(e, factory_spec(e, suite.path), "suite"))
+            out.append(_with_source(harness, Resolved(e, factory_spec(e, suite.path), "suite"), suite))
             continue
         try:
             entry = registry.entry(e.name)
         except UnknownNameError as exc:
             broken = "".join(f"; plugin {n!r} failed to load: {why.splitlines()[0]}" for n, why in harness.broken.items())
             raise SuiteError(f"{suite.path}:{e.line}: {exc}{broken}") from None
-        out.append(Resolved(e, with_layer(entry.spec, e) if kind == "models" else entry.spec, entry.plugin))
+        if kind == "models":
+            out.append(_with_source(harness, Resolved(e, with_layer(entry.spec, e), entry.plugin), suite))
+        else:
+            out.append(Resolved(e, entry.spec, entry.plugin))
     return out
+
+
+def _with_source(harness: Harness, mo: Resolved, suite: Suite) -> Resolved:
+    """Model ``mo`` with its ``fine_tune_from`` source resolved: the dataset, and the same model trained there."""
+    src = mo.entry.fine_tune_from
+    if src is None:
+        return mo
+    [ds] = resolve(harness, "datasets", [replace(src, label=f"{src.name} (source of {mo.entry.display})",
+                                                 train={})], suite)
+    trained = replace(mo.entry, label=f"{mo.entry.display} (source)", train=src.train, fine_tune_from=None)
+    return replace(mo, source=(ds, replace(mo, entry=trained)))
 
 
 def method_skip(ds: Resolved, bundle: DataBundle, mo: Resolved, me: Resolved) -> str | None:

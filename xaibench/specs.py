@@ -156,6 +156,11 @@ class TrainRecipe:
     #: With a suite's ``weights:``, first train only the new head this many epochs (backbone frozen). Not in
     #: the repr, so other recipes' cache keys are unchanged; the model key names it when weights are used.
     frozen_epochs: int = field(default=0, repr=False)
+    #: A model that defines ``training_loss(x, y, masks)`` is trained with the split's masks (location
+    #: supervision, seed 002); False trains it on the labels alone with cross-entropy and never reads the masks
+    #: (the target stage of ``fine_tune_from``, and the unsupervised control). Not in the repr (cache keys
+    #: unchanged); the model key names it when False.
+    location_supervision: bool = field(default=True, repr=False)
 
 
 @dataclass(frozen=True)

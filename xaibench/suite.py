@@ -86,6 +86,9 @@ class Entry:
     weights: str | None = None
     #: Datasets only, set by a suite's ``folds: K``: this entry is fold ``fold`` (1-based) of the dataset.
     fold: int | None = None
+    #: Models only: the source dataset (name, params, line; ``train``: the source stage's trainer overrides) the
+    #: model is first trained on; its weights start the training on each suite dataset (:mod:`xaibench.transfer`).
+    fine_tune_from: "Entry | None" = None
 
     @property
     def source(self) -> str:
@@ -103,7 +106,8 @@ class Entry:
             {"name": self.name, "params": self.params, "train": self.train, "checkpoint": self.checkpoint,
              "factory": self.factory, "layer": self.layer, "output": self.output,
              "output_index": self.output_index, "output_key": self.output_key,
-             **({"weights": self.weights} if self.weights else {}), **({"fold": self.fold} if self.fold else {})},
+             **({"weights": self.weights} if self.weights else {}), **({"fold": self.fold} if self.fold else {}),
+             **({"fine_tune_from": self.fine_tune_from.identity()} if self.fine_tune_from else {})},
             sort_keys=True,
             default=str,
         )
@@ -164,7 +168,8 @@ _TOP_KEYS = {
 _REQUIRED = ("name", "datasets", "models", "methods", "metrics")
 _ENTRY_KEYS = {"name", "params", "label"}
 _MODEL_KEYS = _ENTRY_KEYS | {"train", "checkpoint", "factory", "layer", "output", "output_index", "output_key",
-                             "weights"}
+                             "weights", "fine_tune_from"}
+_SOURCE_KEYS = ("dataset", "params", "train")
 #: Model entry keys with their types (``output`` is checked against xaibench.outputs.FORMS).
 _MODEL_TYPED = {"factory": str, "layer": str, "output": str, "output_index": int, "output_key": str, "weights": str}
 _DATASET_KEYS = _ENTRY_KEYS | {"optional"}
@@ -255,6 +260,10 @@ def load_suite(path: str | Path) -> Suite:
             if checkpoint is not None and "weights" in item:
                 raise err(item.key_lines["weights"], "'weights' (a start for training) and 'checkpoint' (trained "
                           "weights, no training) exclude each other; keep one")
+            for other in ("checkpoint", "weights"):
+                if "fine_tune_from" in item and other in item:
+                    raise err(item.key_lines[other], f"'fine_tune_from' (a source dataset to train on first) and "
+                              f"{other!r} exclude each other; keep one")
             if checkpoint is not None:
                 checkpoint = str((path.parent / str(checkpoint)).resolve())
             out.append(
@@ -267,6 +276,8 @@ def load_suite(path: str | Path) -> Suite:
                     checkpoint=checkpoint,
                     optional=item.get("optional", False),
                     allow_small_cam=item.get("allow_small_cam", False),
+                    fine_tune_from=_source(item["fine_tune_from"], item.key_lines["fine_tune_from"], where)
+                    if "fine_tune_from" in item else None,
                     **{k: item[k] for k in _MODEL_TYPED if k in item},
                 )
             )
@@ -287,6 +298,25 @@ def load_suite(path: str | Path) -> Suite:
         methods=entries("methods"),
         metrics=entries("metrics"),
     )
+
+
+def _source(item: Any, line: int, where: str) -> Entry:
+    """A model's ``fine_tune_from: {dataset: <name>, params: {...}, train: {...}}`` as a dataset :class:`Entry`."""
+    def err(at: int, msg: str) -> SuiteError:
+        return SuiteError(f"{where}:{at}: {msg}")
+
+    if not isinstance(item, _Located) or not isinstance(item.get("dataset"), str):
+        raise err(line, "'fine_tune_from' is a mapping with 'dataset' (a dataset name), and optional 'params' and "
+                  "'train' (the source stage's training options)")
+    for key in item:
+        if key not in _SOURCE_KEYS:
+            raise err(item.key_lines[key], f"unknown key {key!r} in fine_tune_from{did_you_mean(str(key), _SOURCE_KEYS)}")
+    for key in ("params", "train"):
+        if key in item and not isinstance(item[key], dict):
+            raise err(item.key_lines[key], f"fine_tune_from {key!r} must be a mapping")
+    train_options(item.get("train", {}), getattr(item.get("train"), "key_lines", {}), item.line, where)
+    return Entry(name=item["dataset"], params=_plain(item.get("params", {})), line=item.line,
+                 train=_plain(item.get("train", {})))
 
 
 def _folded(datasets: tuple[Entry, ...], folds: int | None) -> tuple[Entry, ...]:

@@ -89,15 +89,17 @@ def train(model: nn.Module, train_set: Samples, val_set: Samples, recipe: TrainR
 
     A model that defines ``training_loss(x, y, masks) -> scalar`` is trained with that loss
     and the training split's masks (a location-supervised model): the trainer stays free of
-    any particular model, and the masks follow the images through every augmentation.
+    any particular model, and the masks follow the images through every augmentation. With
+    ``recipe.location_supervision`` False it gets cross-entropy alone and the masks are never read.
     ``on_epoch(epoch, epochs, mean training loss, validation accuracy)`` is called after each
     epoch (1-based), for progress output.
     """
     masks = None
-    if callable(getattr(model, "training_loss", None)):
+    if callable(getattr(model, "training_loss", None)) and recipe.location_supervision:
         if train_set.masks is None:
             raise XaibenchError(f"{type(model).__name__} is trained with masks (it defines training_loss), "
-                                f"but this dataset has none: use it on a dataset with masks")
+                                f"but this dataset has none: use a dataset with masks or boxes, or set "
+                                f"train.location_supervision: false (labels only)")
         masks = train_set.masks
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
@@ -157,24 +159,36 @@ def predict(model: nn.Module, x: torch.Tensor, device: torch.device, batch_size:
         return torch.cat([model(x[i : i + batch_size].to(device)).argmax(1).cpu() for i in range(0, len(x), batch_size)])
 
 
-def evaluate(model: nn.Module, samples: Samples, device: torch.device) -> dict[str, float]:
-    """Accuracy and macro precision, recall and F1 (seed 001's table) on ``samples``."""
+def _defined(value: float) -> float | None:
+    return None if np.isnan(value) else float(value)
+
+
+def evaluate(model: nn.Module, samples: Samples, device: torch.device,
+             class_names: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """Accuracy, macro precision, recall and F1 (seed 001's table) and the same per class on ``samples``.
+
+    Per class (scikit-learn's ``precision_recall_fscore_support`` over the classes that
+    occur among the labels or the predictions): ``per_class[name] = {precision, recall,
+    f1, support}``, with precision None for a class never predicted and recall None for a
+    class absent from the labels (undefined, not 0; None, not NaN, so the JSON exports stay valid). The macro values are the means over
+    those classes with an undefined value counted as 0 (scikit-learn's
+    ``zero_division=0``). ``class_names`` name the classes (default: their indices).
+    """
+    from sklearn.metrics import precision_recall_fscore_support  # lazy: listing plugins must not import sklearn
+
     pred = predict(model, samples.x, device).numpy()
     true = samples.y.numpy()
     classes = np.unique(np.concatenate([true, pred]))
-    precision, recall, f1 = [], [], []
-    for c in classes:
-        tp = np.sum((pred == c) & (true == c))
-        p = tp / max(np.sum(pred == c), 1)
-        r = tp / max(np.sum(true == c), 1)
-        precision.append(p)
-        recall.append(r)
-        f1.append(0.0 if p + r == 0 else 2 * p * r / (p + r))
+    precision, recall, f1, support = (precision_recall_fscore_support(true, pred, labels=classes, zero_division=np.nan)
+                                      if classes.size else ([], [], [], []))
+    names = class_names or tuple(str(c) for c in range(int(classes.max(initial=0)) + 1))
     return {
         "accuracy": float(np.mean(pred == true)),
-        "precision": float(np.mean(precision)),
-        "recall": float(np.mean(recall)),
-        "f1": float(np.mean(f1)),
+        "precision": float(np.mean(np.nan_to_num(precision))),
+        "recall": float(np.mean(np.nan_to_num(recall))),
+        "f1": float(np.mean(np.nan_to_num(f1))),
         "n": int(len(true)),
         "majority": float(np.bincount(true).max() / max(len(true), 1)),
+        "per_class": {names[c]: {"precision": _defined(p), "recall": _defined(r), "f1": _defined(f), "support": int(k)}
+                      for c, p, r, f, k in zip(classes, precision, recall, f1, support)},
     }

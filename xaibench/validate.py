@@ -72,6 +72,8 @@ def train_options(train: Mapping[str, Any], key_lines: Mapping[str, int], line: 
                                               or not math.isfinite(value) or value < 0 or (key == "lr" and value == 0)):
             raise SuiteError(f"{at}: training option {key!r} must be a {'positive' if key == 'lr' else 'non-negative'} "
                              f"number, got {value!r}")
+        if key == "location_supervision" and not isinstance(value, bool):
+            raise SuiteError(f"{at}: training option 'location_supervision' must be true or false, got {value!r}")
         if key == "augment":
             names = list(value) if isinstance(value, list) else None
             if names is None:

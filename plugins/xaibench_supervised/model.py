@@ -1,11 +1,24 @@
-"""A small CNN with two heads: classes, and a saliency map supervised by the lesion masks.
+"""A small CNN with two branches: classes, and a saliency map supervised by the lesion masks (or boxes).
 
-Seed 002's design: the classification branch (global average pooling + linear) and
-a saliency branch (a 1x1 convolution on the last feature map, giving one coarse
-logit map) share the convolutional trunk. Training minimises cross-entropy on the
-classes plus binary cross-entropy and soft Dice between the upsampled saliency map
-and the mask; a mask-free image (a normal case) teaches an empty map. ``forward``
-returns class logits only, so every post-hoc method sees an ordinary classifier.
+Seed 002's design: a classification branch (global average pooling + linear) and a
+saliency branch share the convolutional trunk; the seed compares several designs of
+the two branches. ``branch`` selects one:
+
+- ``conv1x1``: a 1x1 convolution on the last feature map gives one coarse logit map;
+  the classification branch does not see it (a side output, as in deep supervision).
+- ``attention``: the Attention Branch Network's design (Fukui et al., CVPR 2019,
+  section 3): 3x3 conv + norm + ReLU + 1x1 conv + sigmoid give an attention map ``A`` in
+  [0, 1] that gates the features the classifier pools, ``f * (1 + A)`` (the residual
+  attention mechanism), so the map is used by the classification and trained by its loss
+  too; supervising ``A`` with the masks follows Mitsuhara et al. (Embedding human
+  knowledge into deep neural network via attention map, arXiv 1905.03540, 2019).
+
+Training with masks minimises cross-entropy on the classes plus binary cross-entropy and
+soft Dice between the upsampled saliency logits and the mask; a mask-free image (a
+normal case) teaches an empty map. Boxes arrive as filled masks (the union of the
+boxes on the pixel grid), so a box-annotated dataset supervises the branch the same
+way. ``forward`` returns class logits only, so every post-hoc method sees an ordinary
+classifier.
 """
 from __future__ import annotations
 
@@ -13,6 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from xaibench_models.small_cnn import SmallCNN
+
+from xaibench.layers import layers_for
 
 
 def soft_dice_loss(prob: torch.Tensor, target: torch.Tensor, eps: float = 1.0) -> torch.Tensor:
@@ -22,28 +37,43 @@ def soft_dice_loss(prob: torch.Tensor, target: torch.Tensor, eps: float = 1.0) -
     return (1 - (2 * inter + eps) / (prob.sum(dims) + target.sum(dims) + eps)).mean()
 
 
+#: The saliency-branch designs a model's ``branch`` parameter selects.
+BRANCHES = ("conv1x1", "attention")
+
+
 class SupervisedSaliencyCNN(nn.Module):
     def __init__(self, num_classes: int, in_channels: int, modality: str, width: int = 16, depth: int = 4,
-                 saliency_weight: float = 1.0) -> None:
+                 saliency_weight: float = 1.0, branch: str = "conv1x1") -> None:
         super().__init__()
+        if branch not in BRANCHES:
+            raise ValueError(f"branch must be one of {', '.join(BRANCHES)}, got {branch!r}")
         trunk = SmallCNN(num_classes, in_channels, modality, width=width, depth=depth)
         self.features, self.pool, self.classifier = trunk.features, trunk.pool, trunk.classifier
-        conv = nn.Conv2d if modality == "image" else nn.Conv1d
-        self.saliency_head = conv(self.classifier.in_features, 1, kernel_size=1)
+        conv, norm, _, _ = layers_for(modality)
+        channels = self.classifier.in_features
+        self.branch = branch
+        self.saliency_head: nn.Module = conv(channels, 1, kernel_size=1) if branch == "conv1x1" else nn.Sequential(
+            conv(channels, channels, kernel_size=3, padding=1), norm(channels), nn.ReLU(), conv(channels, 1, kernel_size=1))
         self.saliency_weight = saliency_weight
 
+    def _classify(self, feats: torch.Tensor, coarse: torch.Tensor | None) -> torch.Tensor:
+        """Class logits from the trunk's features; the attention design gates them with ``1 + sigmoid(coarse)``."""
+        if self.branch == "attention":
+            feats = feats * (1 + torch.sigmoid(self.saliency_head(feats) if coarse is None else coarse))
+        return self.classifier(self.pool(feats).flatten(1))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.pool(self.features(x)).flatten(1))
+        return self._classify(self.features(x), None)
 
     def saliency(self, x: torch.Tensor) -> torch.Tensor:
         """The branch's map, ``(N, *coarse spatial)`` probabilities; the harness upsamples it."""
         return torch.sigmoid(self.saliency_head(self.features(x))[:, 0])
 
     def training_loss(self, x: torch.Tensor, y: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
-        """Cross-entropy on classes + ``saliency_weight`` x (BCE + soft Dice) on the mask."""
+        """Cross-entropy on classes + ``saliency_weight`` x (BCE + soft Dice) on the mask ``(N, *spatial)`` bool."""
         feats = self.features(x)
-        logits = self.classifier(self.pool(feats).flatten(1))
         coarse = self.saliency_head(feats)
+        logits = self._classify(feats, coarse)
         mode = "bilinear" if x.dim() == 4 else "linear"
         fine = F.interpolate(coarse, size=tuple(masks.shape[1:]), mode=mode, align_corners=False)[:, 0]
         target = masks.to(fine.dtype)

@@ -33,9 +33,16 @@ def supervised_saliency(model: nn.Module, x: torch.Tensor, target: torch.Tensor,
 
 
 def build(num_classes: int, in_channels: int, modality: str, width: int = 16, depth: int = 4,
-          saliency_weight: float = 1.0) -> nn.Module:
-    return SupervisedSaliencyCNN(num_classes, in_channels, modality, width=width, depth=depth,
-                                 saliency_weight=saliency_weight)
+          saliency_weight: float = 1.0, branch: str = "conv1x1") -> nn.Module:
+    """The model for a suite entry; ``branch`` is one of :data:`xaibench_supervised.model.BRANCHES`.
+
+    Raises TypeError (the suite's file:line is added by the harness) for an unknown branch.
+    """
+    try:
+        return SupervisedSaliencyCNN(num_classes, in_channels, modality, width=width, depth=depth,
+                                     saliency_weight=saliency_weight, branch=branch)
+    except ValueError as exc:  # a suite's parameter: the harness reports TypeErrors of a build with file:line
+        raise TypeError(f"params.{exc}") from None
 
 
 @hookimpl
@@ -45,7 +52,8 @@ def xaibench_register_models(register: Callable[[ModelSpec], None]) -> None:
         build=build,
         modalities=frozenset({"image", "signal"}),
         target_layer=lambda model: model.features[-1],
-        description="small-cnn trunk with a 1x1-conv saliency branch trained on the masks (BCE + Dice) beside CE",
+        description="small-cnn trunk with a saliency branch (branch: conv1x1 or attention) trained on the masks or "
+                    "boxes (BCE + Dice) beside CE",
         recipe=TrainRecipe(epochs=15, batch_size=64, lr=2e-3, augment=("hflip",), patience=4),
         citation=CITATION,
         provides=frozenset({BRANCH}),

@@ -209,7 +209,7 @@ def pooled_blocks(store: Store, header: dict[str, Any], recs: list[Record], bloc
     its rank from the paired tests over them; ``Block.folds`` holds the mean and sample
     standard deviation of the fold means. A cell is ``ok`` only when it is in every fold.
     The evaluation pools the folds: accuracy (and the majority rate) over all held-out
-    samples, macro precision, recall and F1 as the mean over folds, and the model gate
+    samples, macro and per-class precision, recall and F1 as the mean over folds, and the model gate
     (:func:`xaibench.gate.verdict`) on the pooled accuracy.
     """
     datasets = header.get("datasets", {})
@@ -250,9 +250,25 @@ def pooled_blocks(store: Store, header: dict[str, Any], recs: list[Record], bloc
                           **{k: float(np.average([e[k] for e in evaluations], weights=n))
                              for k in ("accuracy", "majority")},
                           **{k: float(np.mean([e[k] for e in evaluations])) for k in ("precision", "recall", "f1")}}
+            evaluation["per_class"] = pooled_per_class(evaluations)
             evaluation["gate"] = gate_verdict(evaluation)  # the cross-validated accuracy over all held-out samples
         block = _block(lambda r, scores=scores: scores.get(r.cell_key, {}), name, model, pooled, direction,
                        evaluation, sum(b.samples for b in fold_blocks), roles)
         out.append(replace(block, folds=spread, pooled_from=source))
     return out
 
+
+
+def pooled_per_class(evaluations: list[dict]) -> dict[str, dict[str, float]]:  # type: ignore[type-arg]
+    """Per class: precision, recall and F1 as the mean over the folds where each is defined (None if in none),
+    and the support summed over the folds."""
+    names = list(dict.fromkeys(c for e in evaluations for c in e.get("per_class", {})))
+    out = {}
+    for c in names:
+        folds = [e["per_class"][c] for e in evaluations if c in e.get("per_class", {})]
+        means = {}
+        for k in ("precision", "recall", "f1"):
+            values = [v[k] for v in folds if v[k] is not None]
+            means[k] = float(np.mean(values)) if values else None
+        out[c] = {**means, "support": int(sum(v["support"] for v in folds))}
+    return out

@@ -104,6 +104,18 @@ def _fold_table(b: Block) -> list[str]:
             tabulate(table, headers=["method"] + b.metrics, tablefmt="github", disable_numparse=True), ""]
 
 
+def _per_class_table(e: dict) -> list[str]:  # type: ignore[type-arg]
+    """The model's precision, recall and F1 per class (``evaluation["per_class"]``); "–" where undefined."""
+    per_class = e.get("per_class") or {}
+    if not per_class:
+        return []
+    rows = [[_md(c), *("–" if v[k] is None else f"{v[k]:.3f}" for k in ("precision", "recall", "f1")),
+             v["support"]] for c, v in per_class.items()]
+    return [tabulate(rows, headers=["class", "precision", "recall", "F1", "n"], tablefmt="github",
+                     disable_numparse=True),
+            "", "– : undefined (precision of a class never predicted, recall of a class absent from the labels).", ""]
+
+
 def _figure_links(suite: str, b: Block) -> list[str]:
     titles = {"agreement": "metric agreement heat map", "gallery": "saliency gallery",
               "curves": "deletion and insertion curves"}
@@ -167,6 +179,7 @@ def render(store: Store, suite: str) -> str:
             lines += [f"Model on the test split (n={e['n']}): accuracy {e['accuracy']:.3f}, macro precision "
                       f"{e['precision']:.3f}, recall {e['recall']:.3f}, F1 {e['f1']:.3f} "
                       f"(majority class: {e['majority']:.3f}).", ""]
+            lines += _per_class_table(e)
             lines += evaluation_notes(e)  # the model gate's verdict; device, dtype, autocast
         lines += [f"Samples per cell: {b.samples}.", ""]
         formats = {m: column_format(v for r in b.rows if m in r.cells and r.cells[m].status == "ok"
