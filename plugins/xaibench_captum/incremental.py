@@ -354,3 +354,14 @@ def spread(deltas: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, spatial: tu
         total[(slice(None),) + box] += deltas[:, p].view((-1,) + (1,) * len(spatial))
         covered[box] += 1
     return total / covered
+
+
+def occlusion_attribution(model: nn.Module, x: torch.Tensor, fill: torch.Tensor, target: torch.Tensor,
+                          window: tuple[int, ...], stride: tuple[int, ...], batch: int) -> torch.Tensor | None:
+    """captum ``Occlusion``'s attribution ``(N, *S)`` (one channel), incrementally; None where it cannot be traced.
+
+    Arguments as :func:`occlusion_deltas`; ``window`` and ``stride`` per spatial axis (see :func:`patch_boxes`).
+    """
+    lo, hi = patch_boxes(tuple(x.shape[2:]), window, stride, x.device)
+    deltas = occlusion_deltas(model, x, fill, target, lo, hi, batch)
+    return None if deltas is None else spread(deltas, lo, hi, tuple(x.shape[2:]))
