@@ -117,16 +117,6 @@ def call(node: Any, modules: dict[str, nn.Module], args: tuple, kwargs: dict, fr
     return getattr(args[0], node.target)(*args[1:], **kwargs)
 
 
-def _grid(start: torch.Tensor, size: tuple[int, ...]) -> list[torch.Tensor]:
-    """Index tensors, one per spatial axis, broadcasting to ``(B, *size)``: ``start[:, k] + arange(size[k])``."""
-    d, out = len(size), []
-    for k in range(d):
-        shape = [start.shape[0]] + [1] * d
-        shape[1 + k] = size[k]
-        out.append((start[:, k, None] + torch.arange(size[k], device=start.device)).view(shape))
-    return out
-
-
 def read(base: torch.Tensor, rep: Window, start: torch.Tensor, size: tuple[int, ...], pad: float) -> torch.Tensor:
     """The boxes ``[start, start + size)`` of each position's activations ``(B, C, *size)``, ``pad`` outside the map.
 
