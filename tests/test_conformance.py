@@ -24,6 +24,7 @@ FAST = {
     "gradient-shap": {"n_samples": 4},
     "rise": {"n_masks": 64, "grid": 4},
     "occlusion": {"window": 4},
+    "occlusion-incremental": {"window": 4},
     "feature-ablation": {"patch": 4},
 }
 

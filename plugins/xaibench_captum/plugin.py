@@ -19,12 +19,15 @@ import torch
 from torch import nn
 
 from xaibench import hookimpl
+from xaibench.errors import XaibenchError
 from xaibench.fills import fill_like
 from xaibench.maps import reduce_channels
 from xaibench.specs import MODALITIES, MethodContext, MethodSpec
 from xaibench_captum.modelcopy import relu_safe_copy
 from xaibench_captum.stochastic import attribute
 
+#: The parameters of ``occlusion`` and ``occlusion-incremental`` (seed 003's window, stride and fill).
+OCCLUSION_DEFAULTS = {"window": 8, "stride": None, "fill": "zero", "per_pixel": True}
 SMOOTHGRAD = "Smilkov et al., SmoothGrad: removing noise by adding noise, arXiv 1706.03825, 2017"
 NOISE_TUNNEL_NOTE = "; accepts noise_tunnel: {type: smoothgrad|smoothgrad_sq|vargrad, samples, stdev}"
 
@@ -117,6 +120,37 @@ def occlusion(model: nn.Module, x: torch.Tensor, target: torch.Tensor, ctx: Meth
     return attr[:, 0]
 
 
+def occlusion_incremental(model: nn.Module, x: torch.Tensor, target: torch.Tensor, ctx: MethodContext,
+                          window: int = 8, stride: int | None = None, fill: str = "zero",
+                          per_pixel: bool = True) -> torch.Tensor:
+    """The ``occlusion`` method's maps ``(N, *spatial)``, computed by exact incremental inference (Krypton).
+
+    Nakandala, Kumar & Papakonstantinou, Incremental and Approximate Inference for Faster
+    Occlusion-based Deep CNN Explanations, SIGMOD 2019, Sec. 3 (see :mod:`xaibench_captum.incremental`):
+    the unoccluded pass is cached and, for ``ctx.batch_size`` patch positions at a time, only the
+    activations a patch changes are recomputed. Parameters and values are ``occlusion``'s (equal to
+    captum's ``Occlusion`` up to float rounding). A model that ``torch.fx`` cannot trace gets
+    captum's ``Occlusion`` itself. Raises :class:`XaibenchError` for a model in training mode
+    (BatchNorm batch statistics and dropout make an occluded pass depend on the batch) and for a
+    window larger than the input or a stride larger than the window.
+    """
+    from xaibench_captum.incremental import occlusion_attribution
+
+    if any(m.training for m in model.modules()):
+        raise XaibenchError("occlusion-incremental explains a model in eval mode; call model.eval() first "
+                            "(training mode's BatchNorm batch statistics and dropout change every pass)")
+    stride = stride or window
+    spatial = tuple(x.shape[2:])
+    if window > min(spatial) or (stride > window and window < max(spatial)):
+        raise XaibenchError(f"occlusion-incremental: window {window} and stride {stride} must satisfy "
+                            f"stride <= window <= the input's smallest side ({min(spatial)})")
+    attr = occlusion_attribution(model, x, fill_like(x, fill, ctx.data_mean, ctx.sample_seeds), target,
+                                 (window,) * len(spatial), (stride,) * len(spatial), max(1, ctx.batch_size))
+    if attr is None:
+        return occlusion(model, x, target, ctx, window, stride, fill, per_pixel)
+    return attr / math.prod((window,) * len(spatial)) if per_pixel else attr
+
+
 def patch_mask(spatial: tuple[int, ...], patch: int, device: torch.device) -> torch.Tensor:
     """Row-major group ids of a grid of ``patch``-sized cells over ``spatial`` (1D or 2D)."""
     if patch < 1:
@@ -189,7 +223,16 @@ def xaibench_register_methods(register: Callable[[MethodSpec], None]) -> None:
         description="output change when a sliding window is replaced by a fill: zero, mean, blur or noise (captum)",
         citation="Zeiler & Fergus, Visualizing and Understanding Convolutional Networks, ECCV 2014",
         needs_gradients=False,
-        defaults={"window": 8, "stride": None, "fill": "zero", "per_pixel": True},
+        defaults=OCCLUSION_DEFAULTS,
+    ))
+    register(MethodSpec(
+        name="occlusion-incremental", explain=occlusion_incremental, modalities=both, needs_gradients=False,
+        additive=True,
+        description="occlusion's maps by exact incremental inference: only the activations each patch changes are "
+                    "recomputed from the cached unoccluded pass (Krypton)",
+        citation="Nakandala, Kumar & Papakonstantinou, Incremental and Approximate Inference for Faster "
+                 "Occlusion-based Deep CNN Explanations, SIGMOD 2019, Sec. 3; Zeiler & Fergus, ECCV 2014",
+        defaults=OCCLUSION_DEFAULTS,
     ))
     register(MethodSpec(
         name="feature-ablation", explain=feature_ablation, modalities=both, needs_gradients=False, additive=True,
