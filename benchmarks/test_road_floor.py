@@ -17,7 +17,7 @@ from conftest import best_time, report
 from xaibench.engine import Engine
 from xaibench_datasets.synthetic import generate
 from xaibench_metrics.road import impute, linear_impute, removal_masks, road
-from xaibench_models.plugin import build_small_cnn
+from xaibench_models.small_cnn import build_small_cnn
 
 FRACTIONS = (0.2, 0.5, 0.8)
 
