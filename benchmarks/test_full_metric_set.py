@@ -192,7 +192,7 @@ def test_full_metric_set_per_family(tmp_path: Path, monkeypatch: Any, device: st
     print(f"\n{IMAGES} images at {SIZE} px, {samples} scored, {len(methods)} methods x {len(metrics)} metrics on "
           f"{device}; forward {t_forward * 1e3:.2f} ms/image, forward + backward {t_backward * 1e3:.2f} ms/image; "
           f"{len(failed)} failed cells; load average {os.getloadavg()[0]:.1f}")
-    print("| family | cells | passes per sample (forward / with backward) | seconds | floor (s) | ratio to floor |")
+    print("| family or method | metrics | passes per sample (forward / with backward) | seconds | floor (s) | ratio to floor |")
     print("|---|---|---|---|---|---|")
     for key, (fwd, bwd, seconds, cells) in sorted(rows.items(), key=lambda kv: -kv[1][2]):
         floor = fwd * t_forward + bwd * (t_backward - t_forward)
