@@ -21,7 +21,7 @@ from xaibench.plugins import load_harness
 from xaibench.metric_inputs import MetricContext
 from xaibench.testing import score_metric
 from xaibench_datasets.synthetic import generate
-from xaibench_models.plugin import build_small_cnn
+from xaibench_models.small_cnn import build_small_cnn
 
 
 def test_shared_randomized_maps_vs_recomputed() -> None:

@@ -6,9 +6,16 @@ the suite's Grad-CAM gives). The floor is the same number of forward passes at a
 ready-made inputs. Measured in the same run: ROAD as it runs on this device, and the two
 imputations alone, scipy's per-image ``spsolve`` (:func:`linear_impute`, used on a CPU) and the
 batched, warm-started conjugate gradients (:func:`impute`, used on accelerators).
-Target: ROAD at most 1.3x its floor.
+Target: ROAD at most 1.3x its floor. ``XAIBENCH_PROFILE=1`` also prints where one ROAD call's
+time goes (cProfile, by cumulative time)::
+
+    XAIBENCH_PROFILE=1 OMP_NUM_THREADS=1 python -m pytest benchmarks/test_road_floor.py -s -p no:cacheprovider
 """
 from __future__ import annotations
+
+import cProfile
+import os
+import pstats
 
 import torch
 import torch.nn.functional as F
@@ -17,7 +24,7 @@ from conftest import best_time, report
 from xaibench.engine import Engine
 from xaibench_datasets.synthetic import generate
 from xaibench_metrics.road import impute, linear_impute, removal_masks, road
-from xaibench_models.plugin import build_small_cnn
+from xaibench_models.small_cnn import build_small_cnn
 
 FRACTIONS = (0.2, 0.5, 0.8)
 
@@ -30,6 +37,10 @@ def test_road_vs_forward_pass_floor(device: str = "cuda" if torch.cuda.is_availa
     maps = F.interpolate(torch.rand(64, 1, 8, 8), size=(64, 64), mode="bilinear", align_corners=False)[:, 0]
     engine = Engine(model, device, batch_size=64)
     ours = best_time(lambda: road(x, target, maps, engine, 0, fractions=FRACTIONS), 3)
+    if os.environ.get("XAIBENCH_PROFILE") == "1":
+        profile = cProfile.Profile()
+        profile.runcall(road, x, target, maps, engine, 0, fractions=FRACTIONS)
+        pstats.Stats(profile).sort_stats("cumulative").print_stats(12)
     flat = x.repeat_interleave(len(FRACTIONS), 0)
 
     def floor() -> None:

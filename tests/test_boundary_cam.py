@@ -11,7 +11,8 @@ import torch
 import torch.nn.functional as F
 from conftest import TINY_SUITE
 from torch import nn
-from xaibench_gradcam.plugin import CAMS, sign_corrected
+from xaibench_gradcam.methods import sign_corrected
+from xaibench_gradcam.plugin import CAMS
 
 from xaibench import hookimpl, leaderboard
 from xaibench.degenerate import constant_maps, layer_output_spatial, mask_constant

@@ -1,6 +1,8 @@
 """Metric definitions against analytic expectations on models whose outputs we know."""
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 import torch
 from torch import nn
@@ -126,7 +128,8 @@ def test_every_metric_of_the_issue_is_registered_with_category_direction_and_cit
         for name in names:
             spec = h.metrics.get(name)
             assert spec.category == category and spec.citation and spec.description, name
-            docs = (spec.score.__doc__ or "") + (sys.modules[spec.score.__module__].__doc__ or "")
+            score = inspect.unwrap(spec.score)  # a lazily named function: the function itself
+            docs = (score.__doc__ or "") + (sys.modules[score.__module__].__doc__ or "")
             assert spec.citation.split()[0] in docs, f"{name}: the paper's definition is not documented with the code"
     assert not h.metrics.get("deletion-auc").higher_is_better and h.metrics.get("insertion-auc").higher_is_better
     assert not h.metrics.get("road-morf").higher_is_better and h.metrics.get("road-lerf").higher_is_better

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torchvision
 
 from xaibench_medical import mnist
-from xaibench_models import zoo
+from xaibench_models import weights
 
 ENUMS = {"resnet18": "ResNet18_Weights", "resnet50": "ResNet50_Weights", "resnet101": "ResNet101_Weights",
          "densenet121": "DenseNet121_Weights", "densenet201": "DenseNet201_Weights", "googlenet": "GoogLeNet_Weights",
@@ -12,7 +12,7 @@ ENUMS = {"resnet18": "ResNet18_Weights", "resnet50": "ResNet50_Weights", "resnet
 
 
 def test_imagenet_urls_are_torchvisions_imagenet1k_v1() -> None:
-    assert zoo.IMAGENET == {name: torchvision.models.get_weight(f"{enum}.IMAGENET1K_V1").url
+    assert weights.IMAGENET == {name: torchvision.models.get_weight(f"{enum}.IMAGENET1K_V1").url
                             for name, enum in ENUMS.items()}
 
 

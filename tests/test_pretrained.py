@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import torch
 import torchvision
-from xaibench_models import zoo
-from xaibench_models.plugin import build_small_cnn
+from xaibench_models import weights, zoo
+from xaibench_models.small_cnn import build_small_cnn
 
 from xaibench import cli, pretrained
 from xaibench.errors import SuiteError, XaibenchError
@@ -40,7 +40,7 @@ def published(folder: Path, arch: str, **kwargs: object) -> tuple[Path, dict[str
 
 
 def weights_of(family: str, path: Path) -> PretrainedWeights:
-    return PretrainedWeights(url=path.as_uri(), new=zoo.HEADS[family], unused=zoo.UNUSED.get(family, ()),
+    return PretrainedWeights(url=path.as_uri(), new=weights.HEADS[family], unused=weights.UNUSED.get(family, ()),
                              convert=zoo.densenet_keys if family == "densenet" else None)
 
 
@@ -72,7 +72,7 @@ def test_published_formats_load_into_the_built_models(tmp_path: Path, arch: str,
     pretrained.initialise(model, weights_of(family, path), path, arch)
     expected = reference.state_dict()
     for key, value in model.state_dict().items():
-        if not any(key == h or key.startswith(h + ".") for h in zoo.HEADS[family]):
+        if not any(key == h or key.startswith(h + ".") for h in weights.HEADS[family]):
             torch.testing.assert_close(value, expected[key], msg=key)
 
 
@@ -159,7 +159,7 @@ def test_frozen_epochs_train_the_head_alone_first(tmp_path: Path) -> None:
 
 
 def test_builtin_weights_are_torchvision_imagenet_v1() -> None:
-    for name, url in zoo.IMAGENET.items():
+    for name, url in weights.IMAGENET.items():
         assert url.startswith("https://download.pytorch.org/models/") and pretrained.file_name(
             PretrainedWeights(url=url, new=()))[0].startswith(f"{name}-")
 
@@ -185,7 +185,7 @@ def test_cli_run_offline_first_then_download(tmp_path: Path, write_suite, isolat
                                              monkeypatch: pytest.MonkeyPatch,
                                              capsys: pytest.CaptureFixture[str]) -> None:
     path, _ = published(tmp_path / "src", "resnet18")
-    monkeypatch.setitem(zoo.IMAGENET, "resnet18", path.as_uri())
+    monkeypatch.setitem(weights.IMAGENET, "resnet18", path.as_uri())
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     suite = write_suite(SUITE.format(extra=", frozen_epochs: 1"))
     args = ["run", "--suite", str(suite), "--store", str(tmp_path / "r.db"), "--no-progress", "--no-figures",

@@ -19,7 +19,7 @@ import pytest
 import yaml
 from PIL import Image
 from xaibench_medical import mnist
-from xaibench_models import zoo
+from xaibench_models import weights
 from xaibench_suites.plugin import SUITE_DIR
 
 from tests.test_pretrained import published
@@ -47,7 +47,7 @@ def place_weights(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, archs: dict[s
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     for arch, kwargs in archs.items():
         path, _ = published(hub, arch, **kwargs)
-        monkeypatch.setitem(zoo.IMAGENET, arch, f"https://download.pytorch.org/models/{path.name}")
+        monkeypatch.setitem(weights.IMAGENET, arch, f"https://download.pytorch.org/models/{path.name}")
 
 
 def run(suite: Path, tmp_path: Path, *extra: str) -> dict[str, Any]:

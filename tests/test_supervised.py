@@ -8,7 +8,7 @@ import torch
 from conftest import tiny_samples
 from xaibench_models.small_cnn import SmallCNN
 from xaibench_supervised.model import SupervisedSaliencyCNN, soft_dice_loss
-from xaibench_supervised.plugin import supervised_saliency
+from xaibench_supervised.model import supervised_saliency
 
 from xaibench.plugins import load_harness
 from xaibench.runner import Runner, RunOptions

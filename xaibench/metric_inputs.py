@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Hashable
+from typing import TYPE_CHECKING, Any, Callable, Hashable
 
-import torch
-from torch import nn
+if TYPE_CHECKING:  # torch loads on first use, not to register specs (xaibench.lazy)
+    import torch
+    from torch import nn
 
 
 @dataclass(frozen=True)

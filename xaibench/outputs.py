@@ -35,14 +35,12 @@ import torch
 from torch import nn
 
 from xaibench.errors import XaibenchError
-
-#: What a suite model entry may declare with ``output:``.
-FORMS = ("logits", "probabilities")
+from xaibench.specs import OUTPUT_FORMS
 
 
 @dataclass(frozen=True)
 class OutputForm:
-    """How to read a model's output: ``kind`` one of :data:`FORMS`, and which element of a tuple or dict."""
+    """How to read a model's output: ``kind`` one of :data:`xaibench.specs.OUTPUT_FORMS`, and which element of a tuple or dict."""
 
     kind: str = "logits"
     index: int | None = None
@@ -135,8 +133,8 @@ def conform(model: nn.Module, *, num_classes: int, in_channels: int, spatial: Se
     (one line naming ``who`` and what to change) for an unnamed tuple/dict output, a
     wrong class count, a non-2D output, or declared probabilities outside [0, 1].
     """
-    if form.kind not in FORMS:
-        raise XaibenchError(f"{who}: `output: {form.kind}` is not one of {', '.join(FORMS)}")
+    if form.kind not in OUTPUT_FORMS:
+        raise XaibenchError(f"{who}: `output: {form.kind}` is not one of {', '.join(OUTPUT_FORMS)}")
     n = 2
     x = torch.zeros(n, in_channels, *spatial)
     was_training = model.training

@@ -13,7 +13,7 @@ import inspect
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from xaibench.errors import SuiteError, did_you_mean
+from xaibench.errors import SuiteError, XaibenchError, did_you_mean
 from xaibench.suite import Suite
 
 #: Leading arguments the runner passes positionally, per plugin kind: ``explain(model, x, target, ctx, ...)``;
@@ -57,6 +57,11 @@ def validate_params(suite: Suite, methods: Iterable[Any], metrics: Iterable[Any]
     for kind, resolved in (("method", methods), ("metric", metrics)):
         for r in resolved:
             fn = r.spec.explain if kind == "method" else r.spec.score
+            if kind == "metric":
+                try:  # a lazily named score function is imported and checked here, before anything runs
+                    r.spec.check_score()
+                except ValueError as exc:
+                    raise XaibenchError(f"{suite.path}:{r.entry.line}: {exc}") from None
             takes_layer = bool(getattr(r.spec, "takes_layer", False))
             allowed = accepted(fn, FIXED[kind], getattr(r.spec, "defaults", {}), takes_layer)
             if allowed is not None and kind == "metric":

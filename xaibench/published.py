@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-import torch
+if TYPE_CHECKING:  # torch loads on first use, not to register specs (xaibench.lazy)
+    import torch
 
 
 @dataclass(frozen=True)

@@ -10,16 +10,19 @@ from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 import numpy as np
-import torch
-from torch import nn
 
+from xaibench.lazy import Lazy, resolved
 # What a metric receives lives in xaibench.metric_inputs; plugins may import it from here, the public facade.
 from xaibench.metric_inputs import (  # noqa: F401
     METRIC_NEEDS, MetricBatch, MetricContext, Shared, metric_arguments, unshared)
 from xaibench.published import PretrainedWeights
+
+if TYPE_CHECKING:  # torch loads on first use, not to register specs (xaibench.lazy)
+    import torch
+    from torch import nn
 
 #: Modalities the harness knows: images ``(N, C, H, W)``, signals ``(N, C, L)`` and volumes
 #: ``(N, C, D, H, W)`` (CT/MRI; depth first, as ``torch.nn.Conv3d`` reads them). Maps drop ``C``.
@@ -53,6 +56,8 @@ class Samples:
 
     def subset(self, index: slice | list[int] | np.ndarray) -> "Samples":
         """The samples at ``index`` (a slice or integer positions), ids, labels, masks and regions alike."""
+        import torch
+
         idx = index if isinstance(index, slice) else torch.as_tensor(np.asarray(index), dtype=torch.long)
         ids = np.asarray(self.ids, dtype=object)[index if isinstance(index, slice) else np.asarray(index)]
         return Samples(
@@ -137,6 +142,12 @@ class DatasetSpec:
     deterministic: bool = False
 
 
+#: What a suite model entry may declare with ``output:`` (how :mod:`xaibench.outputs` reads the model's output).
+OUTPUT_FORMS = ("logits", "probabilities")
+#: The augmentations the harness's trainer knows (``TrainRecipe.augment``).
+AUGMENTATIONS = ("hflip", "vflip", "rot90", "rotate", "shift")
+
+
 @dataclass(frozen=True)
 class TrainRecipe:
     """Defaults for the harness's trainer; a suite may override any field."""
@@ -212,8 +223,8 @@ def _check_needs(kind: str, name: str, needs: frozenset[str], known: Mapping[str
     if unknown:
         raise ValueError(f"{kind} {name!r} needs {', '.join(map(repr, unknown))}; a {kind} may need "
                          f"{', '.join(sorted(known))}")
-    if call is None:
-        return
+    if call is None or (isinstance(call, Lazy) and not call.loaded):
+        return  # a lazy function is checked when the runner validates a suite (MetricSpec.check_score)
     try:
         parameters = inspect.signature(call).parameters
     except (TypeError, ValueError):  # builtins and some C callables have no signature: nothing to check
@@ -327,6 +338,10 @@ class MetricSpec:
     def __post_init__(self) -> None:
         object.__setattr__(self, "needs", frozenset(self.needs))
         _check_needs("metric", self.name, self.needs, METRIC_NEEDS, self.score)
+
+    def check_score(self) -> None:
+        """Raise ``ValueError`` unless ``score`` (imported now if :func:`~xaibench.lazy.lazy`) takes every need."""
+        _check_needs("metric", self.name, self.needs, METRIC_NEEDS, resolved(self.score))
     #: ``chance(params)``: what a uniformly random map scores in expectation with these
     #: parameters, as a named level: ``"mask-fraction"`` (the mask's area fraction; Arras et
     #: al. 2022), or None where it is not known in closed form. None: never known.

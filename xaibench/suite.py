@@ -17,7 +17,7 @@ import yaml
 
 from xaibench.errors import SuiteError, did_you_mean
 from xaibench.validate import train_options
-from xaibench.outputs import FORMS
+from xaibench.specs import OUTPUT_FORMS
 
 
 class _Located(dict):
@@ -170,7 +170,7 @@ _ENTRY_KEYS = {"name", "params", "label"}
 _MODEL_KEYS = _ENTRY_KEYS | {"train", "checkpoint", "factory", "layer", "output", "output_index", "output_key",
                              "weights", "fine_tune_from"}
 _SOURCE_KEYS = ("dataset", "params", "train")
-#: Model entry keys with their types (``output`` is checked against xaibench.outputs.FORMS).
+#: Model entry keys with their types (``output`` is checked against xaibench.specs.OUTPUT_FORMS).
 _MODEL_TYPED = {"factory": str, "layer": str, "output": str, "output_index": int, "output_key": str, "weights": str}
 _DATASET_KEYS = _ENTRY_KEYS | {"optional"}
 _METHOD_KEYS = _ENTRY_KEYS | {"allow_small_cam"}
@@ -250,9 +250,9 @@ def load_suite(path: str | Path) -> Suite:
             for key, typ in _MODEL_TYPED.items():
                 if kind == "models" and key in item and (not isinstance(item[key], typ) or isinstance(item[key], bool)):
                     raise err(item.key_lines[key], f"{key!r} must be {typ.__name__}, got {type(item[key]).__name__}")
-            if kind == "models" and item.get("output", "logits") not in FORMS:
-                raise err(item.key_lines["output"], f"'output' must be one of {', '.join(FORMS)}"
-                          f"{did_you_mean(str(item['output']), FORMS)}")
+            if kind == "models" and item.get("output", "logits") not in OUTPUT_FORMS:
+                raise err(item.key_lines["output"], f"'output' must be one of {', '.join(OUTPUT_FORMS)}"
+                          f"{did_you_mean(str(item['output']), OUTPUT_FORMS)}")
             if kind == "models" and isinstance(item.get("factory"), str) and not _FACTORY.fullmatch(item["factory"]):
                 raise err(item.key_lines["factory"], "'factory' is `package.module:function`, e.g. "
                           "`my_models.nets:build_cnn`")

@@ -17,9 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from xaibench.errors import SuiteError, XaibenchError
-from xaibench.specs import Samples, TrainRecipe
-
-AUGMENTATIONS = ("hflip", "vflip", "rot90", "rotate", "shift")
+from xaibench.specs import AUGMENTATIONS, Samples, TrainRecipe
 
 
 def recipe_with(recipe: TrainRecipe, overrides: Mapping[str, Any]) -> TrainRecipe:

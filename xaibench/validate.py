@@ -12,8 +12,7 @@ from dataclasses import fields
 from typing import Any, Mapping
 
 from xaibench.errors import SuiteError, XaibenchError, did_you_mean
-from xaibench.specs import TrainRecipe
-from xaibench.training import AUGMENTATIONS
+from xaibench.specs import AUGMENTATIONS, TrainRecipe
 
 #: Devices a run accepts: ``cpu``, ``cuda``, ``cuda:N`` and ``mps``.
 DEVICE = re.compile(r"^(cpu|cuda(:\d+)?|mps)$")

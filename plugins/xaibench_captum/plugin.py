@@ -6,25 +6,17 @@ captum attributes the model's logit for the target class; input attributions
 (captum's NoiseTunnel: SmoothGrad, SmoothGrad-squared or VarGrad), e.g.
 ``noise_tunnel: {type: smoothgrad, samples: 16, stdev: 0.1}``.
 
-captum is imported inside the functions: it pulls in a large import graph that
-``xaibench`` commands not explaining anything should not pay for.
+The methods live in :mod:`xaibench_captum.methods`, named here with :func:`xaibench.lazy.lazy`
+and imported at their first call; captum is imported inside them: it pulls in a large import
+graph that ``xaibench`` commands not explaining anything should not pay for.
 """
 from __future__ import annotations
 
-import math
-import warnings
-from typing import Any, Callable, Mapping
-
-import torch
-from torch import nn
+from typing import Callable
 
 from xaibench import hookimpl
-from xaibench.errors import XaibenchError
-from xaibench.fills import fill_like
-from xaibench.maps import reduce_channels
-from xaibench.specs import MODALITIES, MethodContext, MethodSpec
-from xaibench_captum.modelcopy import relu_safe_copy
-from xaibench_captum.stochastic import attribute
+from xaibench.lazy import lazy
+from xaibench.specs import MODALITIES, MethodSpec
 
 #: The parameters of ``occlusion`` and ``occlusion-incremental`` (seed 003's window, stride and fill).
 OCCLUSION_DEFAULTS = {"window": 8, "stride": None, "fill": "zero", "per_pixel": True}
@@ -32,185 +24,37 @@ SMOOTHGRAD = "Smilkov et al., SmoothGrad: removing noise by adding noise, arXiv 
 NOISE_TUNNEL_NOTE = "; accepts noise_tunnel: {type: smoothgrad|smoothgrad_sq|vargrad, samples, stdev}"
 
 
-def saliency(model: nn.Module, x: torch.Tensor, target: torch.Tensor, ctx: MethodContext,
-             reduce: str = "max_abs", noise_tunnel: Mapping[str, Any] | None = None) -> torch.Tensor:
-    """Vanilla gradients of the target logit (Simonyan et al.); the largest |gradient| over channels."""
-    from captum.attr import Saliency
-
-    attr = attribute(Saliency(model), x, target, ctx, noise_tunnel, abs=False)
-    return reduce_channels(attr, reduce)
-
-
-def integrated_gradients(model: nn.Module, x: torch.Tensor, target: torch.Tensor, ctx: MethodContext,
-                         n_steps: int = 32, baseline: str = "zero", reduce: str = "sum",
-                         noise_tunnel: Mapping[str, Any] | None = None) -> torch.Tensor:
-    """IG with a Gauss-Legendre path of ``n_steps``; all steps of a batch in ``ctx.batch_size`` chunks."""
-    from captum.attr import IntegratedGradients
-
-    attr = attribute(IntegratedGradients(model), x, target, ctx, noise_tunnel,
-                     baselines=fill_like(x, baseline, ctx.data_mean, ctx.sample_seeds), n_steps=n_steps,
-                     internal_batch_size=max(ctx.batch_size, x.shape[0]))
-    return reduce_channels(attr, reduce)
-
-
-def gradient_shap(model: nn.Module, x: torch.Tensor, target: torch.Tensor, ctx: MethodContext,
-                  n_samples: int = 16, stdev: float = 0.1, baseline: str = "zero", reduce: str = "sum") -> torch.Tensor:
-    """GradientShap: expected gradients x (input - baseline) over noisy points on the baseline path.
-
-    Stochastic: each sample's noise and path points come from its own seed (``ctx.sample_seeds``).
-    """
-    from captum.attr import GradientShap
-
-    attr = attribute(GradientShap(model), x, target, ctx, None, stochastic=True,
-                     baselines=fill_like(x, baseline, ctx.data_mean, ctx.sample_seeds), n_samples=n_samples, stdevs=stdev)
-    return reduce_channels(attr, reduce)
-
-
-def deeplift(model: nn.Module, x: torch.Tensor, target: torch.Tensor, ctx: MethodContext,
-             baseline: str = "zero", reduce: str = "sum",
-             noise_tunnel: Mapping[str, Any] | None = None) -> torch.Tensor:
-    """DeepLIFT (Rescale rule) on a copy of the model whose ReLUs are fresh, one per call site.
-
-    captum's DeepLift hooks ReLU modules; a module used twice in ``forward`` (torchvision's
-    ResNet blocks call ``self.relu`` twice) or an in-place ReLU gives wrong multipliers, so the
-    copy gets one non-inplace ReLU per call site (see :mod:`xaibench_captum.modelcopy`).
-    """
-    from captum.attr import DeepLift
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # captum warns that it sets hooks on the activations
-        attr = attribute(DeepLift(relu_safe_copy(model)), x, target, ctx, noise_tunnel,
-                         baselines=fill_like(x, baseline, ctx.data_mean, ctx.sample_seeds))
-    return reduce_channels(attr, reduce)
-
-
-def guided_backprop(model: nn.Module, x: torch.Tensor, target: torch.Tensor, ctx: MethodContext,
-                    reduce: str = "max_abs", noise_tunnel: Mapping[str, Any] | None = None) -> torch.Tensor:
-    """Guided Backpropagation: gradients with negative values zeroed at every ReLU (on a ReLU-safe copy)."""
-    from captum.attr import GuidedBackprop
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        attr = attribute(GuidedBackprop(relu_safe_copy(model)), x, target, ctx, noise_tunnel)
-    return reduce_channels(attr, reduce)
-
-
-def occlusion(model: nn.Module, x: torch.Tensor, target: torch.Tensor, ctx: MethodContext,
-              window: int = 8, stride: int | None = None, fill: str = "zero", per_pixel: bool = True) -> torch.Tensor:
-    """Sliding-window occlusion (Zeiler & Fergus 2014) with seed 003's window, stride and fill.
-
-    With ``per_pixel`` the window's output change is spread over its pixels (divided
-    by the window's area), so a map's sum over one window equals that window's effect:
-    the quantity occlusion completeness compares with the model's output change.
-    Windows span all channels, so every channel carries the same value: the map is
-    one channel of the attribution.
-    """
-    from captum.attr import Occlusion
-
-    stride = stride or window
-    spatial = x.dim() - 2
-    c = x.shape[1]
-    per_eval = max(1, ctx.batch_size // x.shape[0])
-    attr = Occlusion(model).attribute(
-        x, sliding_window_shapes=(c,) + (window,) * spatial, strides=(c,) + (stride,) * spatial,
-        baselines=fill_like(x, fill, ctx.data_mean, ctx.sample_seeds), target=target, perturbations_per_eval=per_eval,
-    )
-    if per_pixel:
-        attr = attr / math.prod((window,) * spatial)
-    return attr[:, 0]
-
-
-def occlusion_incremental(model: nn.Module, x: torch.Tensor, target: torch.Tensor, ctx: MethodContext,
-                          window: int = 8, stride: int | None = None, fill: str = "zero",
-                          per_pixel: bool = True) -> torch.Tensor:
-    """The ``occlusion`` method's maps ``(N, *spatial)``, computed by exact incremental inference (Krypton).
-
-    Nakandala, Kumar & Papakonstantinou, Incremental and Approximate Inference for Faster
-    Occlusion-based Deep CNN Explanations, SIGMOD 2019, Sec. 3 (see :mod:`xaibench_captum.incremental`):
-    the unoccluded pass is cached and, for ``ctx.batch_size`` patch positions at a time, only the
-    activations a patch changes are recomputed. Parameters and values are ``occlusion``'s (equal to
-    captum's ``Occlusion`` up to float rounding). A model that ``torch.fx`` cannot trace gets
-    captum's ``Occlusion`` itself. Raises :class:`XaibenchError` for a model in training mode
-    (BatchNorm batch statistics and dropout make an occluded pass depend on the batch) and for a
-    window larger than the input or a stride larger than the window.
-    """
-    from xaibench_captum.incremental import occlusion_attribution
-
-    if any(m.training for m in model.modules()):
-        raise XaibenchError("occlusion-incremental explains a model in eval mode; call model.eval() first "
-                            "(training mode's BatchNorm batch statistics and dropout change every pass)")
-    stride = stride or window
-    spatial = tuple(x.shape[2:])
-    if window > min(spatial) or (stride > window and window < max(spatial)):
-        raise XaibenchError(f"occlusion-incremental: window {window} and stride {stride} must satisfy "
-                            f"stride <= window <= the input's smallest side ({min(spatial)})")
-    attr = occlusion_attribution(model, x, fill_like(x, fill, ctx.data_mean, ctx.sample_seeds), target,
-                                 (window,) * len(spatial), (stride,) * len(spatial), max(1, ctx.batch_size))
-    if attr is None:
-        return occlusion(model, x, target, ctx, window, stride, fill, per_pixel)
-    return attr / math.prod((window,) * len(spatial)) if per_pixel else attr
-
-
-def patch_mask(spatial: tuple[int, ...], patch: int, device: torch.device) -> torch.Tensor:
-    """Row-major group ids of a grid of ``patch``-sized cells over ``spatial`` (1D or 2D)."""
-    if patch < 1:
-        raise ValueError(f"patch must be >= 1, got {patch}")
-    ids = torch.zeros((), dtype=torch.long, device=device)
-    for size in spatial:
-        ids = ids.unsqueeze(-1) * -(-size // patch) + torch.arange(size, device=device) // patch
-    return ids
-
-
-def feature_ablation(model: nn.Module, x: torch.Tensor, target: torch.Tensor, ctx: MethodContext,
-                     patch: int = 8, fill: str = "zero", per_pixel: bool = True) -> torch.Tensor:
-    """Feature ablation over a grid of non-overlapping ``patch``-sized groups (all channels at once).
-
-    captum gives every element of a group the group's whole output change; with
-    ``per_pixel`` it is divided by the group's size, so a group's map sums to its effect.
-    """
-    from captum.attr import FeatureAblation
-
-    groups = patch_mask(tuple(x.shape[2:]), patch, x.device)
-    attr = FeatureAblation(model).attribute(
-        x, baselines=fill_like(x, fill, ctx.data_mean, ctx.sample_seeds), target=target, feature_mask=groups[None, None],
-        perturbations_per_eval=max(1, ctx.batch_size // x.shape[0]),
-    )[:, 0]
-    if per_pixel:
-        attr = attr / torch.bincount(groups.flatten())[groups].to(attr)
-    return attr
-
-
 @hookimpl
 def xaibench_register_methods(register: Callable[[MethodSpec], None]) -> None:
     both = frozenset(MODALITIES)
     register(MethodSpec(
-        name="saliency", explain=saliency, modalities=both,
+        name="saliency", explain=lazy("xaibench_captum.methods:saliency"), modalities=both,
         description="vanilla gradients of the target logit, max |gradient| over channels (captum)" + NOISE_TUNNEL_NOTE,
         citation="Simonyan et al., Deep Inside Convolutional Networks, ICLR Workshop 2014; " + SMOOTHGRAD,
         defaults={"reduce": "max_abs"},
     ))
     register(MethodSpec(
         name="integrated-gradients", additive=True,
-        explain=integrated_gradients,
+        explain=lazy("xaibench_captum.methods:integrated_gradients"),
         modalities=both,
         description="path integral of gradients from a baseline to the input (captum)" + NOISE_TUNNEL_NOTE,
         citation="Sundararajan et al., Axiomatic Attribution for Deep Networks, ICML 2017",
         defaults={"n_steps": 32, "baseline": "zero", "reduce": "sum"},
     ))
     register(MethodSpec(
-        name="gradient-shap", explain=gradient_shap, modalities=both, additive=True,
+        name="gradient-shap", explain=lazy("xaibench_captum.methods:gradient_shap"), modalities=both, additive=True,
         description="expected gradients x (input - baseline) at random points of noisy paths (captum)",
         citation="Lundberg & Lee, A Unified Approach to Interpreting Model Predictions, NeurIPS 2017",
         defaults={"n_samples": 16, "stdev": 0.1, "baseline": "zero", "reduce": "sum"},
     ))
     register(MethodSpec(
-        name="deeplift", explain=deeplift, modalities=both, additive=True,
+        name="deeplift", explain=lazy("xaibench_captum.methods:deeplift"), modalities=both, additive=True,
         description="DeepLIFT rescale rule against a baseline, on a ReLU-safe model copy (captum)" + NOISE_TUNNEL_NOTE,
         citation="Shrikumar et al., Learning Important Features Through Propagating Activation Differences, ICML 2017",
         defaults={"baseline": "zero", "reduce": "sum"},
     ))
     register(MethodSpec(
-        name="guided-backprop", explain=guided_backprop, modalities=both,
+        name="guided-backprop", explain=lazy("xaibench_captum.methods:guided_backprop"), modalities=both,
         description="gradients with negative signals zeroed at every ReLU (captum)" + NOISE_TUNNEL_NOTE,
         citation="Springenberg et al., Striving for Simplicity: The All Convolutional Net, ICLR Workshop 2015",
         defaults={"reduce": "max_abs"},
@@ -218,7 +62,7 @@ def xaibench_register_methods(register: Callable[[MethodSpec], None]) -> None:
     register(MethodSpec(
         name="occlusion",
         additive=True,
-        explain=occlusion,
+        explain=lazy("xaibench_captum.methods:occlusion"),
         modalities=both,
         description="output change when a sliding window is replaced by a fill: zero, mean, blur or noise (captum)",
         citation="Zeiler & Fergus, Visualizing and Understanding Convolutional Networks, ECCV 2014",
@@ -226,8 +70,8 @@ def xaibench_register_methods(register: Callable[[MethodSpec], None]) -> None:
         defaults=OCCLUSION_DEFAULTS,
     ))
     register(MethodSpec(
-        name="occlusion-incremental", explain=occlusion_incremental, modalities=both, needs_gradients=False,
-        additive=True,
+        name="occlusion-incremental", explain=lazy("xaibench_captum.methods:occlusion_incremental"), modalities=both,
+        needs_gradients=False, additive=True,
         description="occlusion's maps by exact incremental inference: only the activations each patch changes are "
                     "recomputed from the cached unoccluded pass (Krypton)",
         citation="Nakandala, Kumar & Papakonstantinou, Incremental and Approximate Inference for Faster "
@@ -235,7 +79,8 @@ def xaibench_register_methods(register: Callable[[MethodSpec], None]) -> None:
         defaults=OCCLUSION_DEFAULTS,
     ))
     register(MethodSpec(
-        name="feature-ablation", explain=feature_ablation, modalities=both, needs_gradients=False, additive=True,
+        name="feature-ablation", explain=lazy("xaibench_captum.methods:feature_ablation"), modalities=both,
+        needs_gradients=False, additive=True,
         description="output change when each patch of a grid is replaced by a fill (captum)",
         citation="captum FeatureAblation (Kokhlikyan et al., Captum, arXiv 2009.07896, 2020)",
         defaults={"patch": 8, "fill": "zero", "per_pixel": True},

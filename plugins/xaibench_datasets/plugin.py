@@ -3,17 +3,18 @@ from __future__ import annotations
 
 from typing import Callable
 
-import torch
-
 from xaibench import hookimpl
+from xaibench.lazy import lazy
 from xaibench.specs import DataBundle, DatasetRequest, DatasetSpec, Samples
-from xaibench_datasets import digits, mnist1d, synthetic, volumes
+from xaibench_datasets import synthetic
 
 SPLITS = ("train", "val", "test")
 
 
 def load_synthetic(request: DatasetRequest) -> DataBundle:
     """Three independently seeded splits; sample ``i`` of a split never depends on the split's size."""
+    import torch
+
     p = dict(request.params)
     size = int(p.pop("size", request.image_size or 64))
     sizes = {"train": int(p.pop("n_train", 600)), "val": int(p.pop("n_val", 150)), "test": int(p.pop("n_test", 300))}
@@ -52,17 +53,20 @@ def xaibench_register_datasets(register: Callable[[DatasetSpec], None]) -> None:
         description="ultrasound-like images, normal/benign/malignant, exact lesion masks and graded region maps",
     ))
     register(DatasetSpec(
-        name="mnist1d", load=mnist1d.load_bundle, modality="signal", has_masks=False, deterministic=True,
+        name="mnist1d", load=lazy("xaibench_datasets.mnist1d:load_bundle"),
+        modality="signal", has_masks=False, deterministic=True,
         description="MNIST-1D: 40-point 1D digit signals, ten classes, generated offline (seed 000)",
         citation="Greydanus, Scaling Down Deep Learning, arXiv 2011.14439, 2020",
     ))
     register(DatasetSpec(
-        name="digits", load=digits.load_bundle, modality="image", has_masks=False, deterministic=True,
+        name="digits", load=lazy("xaibench_datasets.digits:load_bundle"),
+        modality="image", has_masks=False, deterministic=True,
         description="scikit-learn's bundled 8x8 handwritten digits upsampled to image_size (seed 003)",
         citation="Alpaydin & Kaynak, Optical Recognition of Handwritten Digits, UCI 1998 (scikit-learn load_digits)",
     ))
     register(DatasetSpec(
-        name="synthetic-volumes", load=volumes.load_bundle, deterministic=True, modality="volume", has_masks=True,
+        name="synthetic-volumes", load=lazy("xaibench_datasets.volumes:load_bundle"),
+        deterministic=True, modality="volume", has_masks=True,
         has_regions=True,
         description="CT/MRI-like 32^3 volumes, normal/benign/malignant by lesion shape and texture, exact 3D masks",
     ))

@@ -28,7 +28,6 @@ SOURCE = common.Source(
     release=("Al-Dhabyani et al., Data in Brief 28:104863 (2020), "
              "https://scholar.cu.edu.eg/?q=afahmy/pages/dataset"),
 )
-CITATION = "Al-Dhabyani W., Gomaa M., Khaled H., Fahmy A., Dataset of breast ultrasound images, Data in Brief 28, 2020"
 NOTES = ("breast ultrasound (BUSI): grayscale, area-resized to {size}px, lesion masks OR-merged and thresholded "
          "at 0.5; "
          "normal images have empty masks (hit rate undefined there); {counts}; seeded stratified split "

@@ -27,8 +27,6 @@ SOURCE = common.Source(
         url=f"https://zenodo.org/record/53169/files/{FOLDER}.zip", filename=f"{FOLDER}.zip", extract=True,
         checksum="sha256:936d0b95ae0f04f1f7b18a2b7e8c55776c3e887d102f645bcee752d1a6626a32", provides=FOLDER),),
 )
-CITATION = ("Kather J.N. et al., Multi-class texture analysis in colorectal cancer histology, "
-            "Scientific Reports 6, 27988, 2016")
 _CLASS_DIR = re.compile(r"^\d+_(?P<name>\w+)$")
 EXTENSIONS = (".tif", ".tiff", ".png", ".jpg")
 

@@ -41,8 +41,6 @@ SOURCE = Source(name="MedMNIST", layout=f"medmnist/<flag>.npz (28 px) or medmnis
                 release=_RELEASE, downloads=_downloads(MD5))
 SOURCE_3D = Source(name="MedMNIST-3D", layout=f"medmnist/<flag>.npz (28^3) or medmnist/<flag>_64.npz (64^3), {_KEYS}",
                    release=_RELEASE, downloads=_downloads(MD5_3D))
-CITATION = ("Yang J. et al., MedMNIST v2 - A large-scale lightweight benchmark for 2D and 3D biomedical image "
-            "classification, Scientific Data 10, 41, 2023")
 
 
 def _resize(images: np.ndarray, size: int | None) -> np.ndarray:

@@ -33,7 +33,6 @@ SOURCE = common.Source(
     downloads=tuple(Release(url=f"{MIRROR}{name}", filename=f"mnist/{name}",
                             checksum=f"md5:{md5}") for name, md5 in FILES.values()),
 )
-CITATION = "LeCun Y., Bottou L., Bengio Y., Haffner P., Gradient-based learning applied to document recognition, 1998"
 #: IDX magic numbers: unsigned bytes, 3 dimensions (images) or 1 (labels).
 _MAGIC = {3: 2051, 1: 2049}
 

@@ -18,13 +18,10 @@ unperturbed one: cheap on any suite.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
 
 import torch
 
-from xaibench.specs import MetricSpec
 
-DASGUPTA = "Dasgupta, Frost and Moshkovitz, Framework for Evaluating Faithfulness of Local Explanations, ICML 2022"
 
 
 def peak_cells(maps: torch.Tensor, grid: int, abs: bool = True) -> torch.Tensor:
@@ -60,12 +57,3 @@ def consistency(maps: torch.Tensor, base_logits: torch.Tensor, grid: int = 4, ab
     peers = same_label.sum(1).double()
     agree = same_prediction.sum(1).double()
     return torch.where(peers > 0, agree / peers.clamp(min=1), torch.full_like(peers, float("nan")))
-
-
-def register_consistency(register: Callable[[MetricSpec], None]) -> None:
-    """Registers ``consistency`` (category ``robustness``, higher is better, in [0, 1]) with ``register``."""
-    register(MetricSpec(
-        name="consistency", bounds=(0.0, 1.0), score=consistency, needs=frozenset({"maps", "base_logits"}), category="robustness",
-        higher_is_better=True,
-        description="share of the other samples whose map peaks in the same grid cell that get the same "
-                    "prediction", citation=DASGUPTA, defaults={"grid": 4, "abs": True}))

@@ -23,17 +23,14 @@ Cost: ``S`` forward passes per sample (about ``n_segments``), plus SLIC.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
 
 import numpy as np
 import torch
 
 from xaibench.engine import Engine, select_output
 from xaibench.fills import fill_like
-from xaibench.specs import MetricSpec
 
 FILLS = ("zero", "mean")
-RIEGER = "Rieger and Hansen, IROF: a low resource evaluation metric for explanation methods, ICLR Workshop 2020"
 
 
 def superpixels(inputs: torch.Tensor, n_segments: int = 100, compactness: float = 10.0) -> np.ndarray:
@@ -92,14 +89,3 @@ def irof(inputs: torch.Tensor, targets: torch.Tensor, maps: torch.Tensor, engine
     """
     curves = irof_curves(inputs, targets, maps, engine, base_logits, data_mean, fill, n_segments, compactness)
     return np.array([1.0 - np.trapezoid(c, dx=1.0 / (len(c) - 1)) for c in curves])
-
-
-def register_irof(register: Callable[[MetricSpec], None]) -> None:
-    """Registers ``irof`` (category ``faithfulness``, higher is better, images only) with ``register``."""
-    register(MetricSpec(
-        name="irof", bounds=(None, 1.0), score=irof,
-        needs=frozenset({"inputs", "targets", "maps", "engine", "base_logits", "data_mean"}),
-        category="faithfulness", higher_is_better=True, modalities=frozenset({"image"}),
-        description="area over the curve of p_c / p_c(x) as SLIC superpixels are removed, most relevant first "
-                    "(training-mean fill)",
-        citation=RIEGER, defaults={"fill": "mean", "n_segments": 100, "compactness": 10.0}))

@@ -28,6 +28,7 @@ from xaibench import kernels
 from xaibench.maps import normalize
 from xaibench.specs import DataBundle
 from xaibench.metric_inputs import Shared, unshared
+from xaibench_metrics.families import TOP_K
 
 SELECTIONS = ("top-k", "threshold")
 
@@ -50,7 +51,6 @@ def bounding_boxes(masks: np.ndarray) -> np.ndarray:
 
 #: The top-k fraction of the overlap scores' defaults. Relevance mass and rank accuracy ask the
 #: fused kernel for it too, so with default parameters all of them share one kernel call.
-TOP_K = 0.1
 
 
 def mask_scores(shared: Shared, maps: torch.Tensor, masks: np.ndarray, sign: str,

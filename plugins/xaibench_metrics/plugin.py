@@ -14,27 +14,40 @@ from typing import Any
 
 from xaibench import hookimpl
 from xaibench.specs import MODALITIES, MetricSpec
-from xaibench_metrics.completeness import completeness_error, faithfulness_correlation, sensitivity_n
-from xaibench_metrics.complexity import entropy, sparseness
-from xaibench_metrics.consistency import register_consistency
-from xaibench_metrics.confidence import drop_in_confidence, increase_in_confidence
-from xaibench_metrics.deletion import deletion_auc, deletion_curve, insertion_auc, insertion_curve
-from xaibench_metrics.infidelity import infidelity
-from xaibench_metrics.irof import register_irof
-from xaibench_metrics.localization import (
+from xaibench.lazy import lazy
+from xaibench_metrics.families import (
+    FRACTIONS,
+    LABEL_RANDOMIZED,
     TOP_K,
-    energy_pointing_game,
-    graded_hit_rate,
-    mask_overlap,
-    relevance_mass_accuracy,
-    relevance_rank_accuracy,
+    register_consistency,
+    register_irof,
+    register_randomization_revisited,
+    register_robustness,
+    register_srg,
 )
-from xaibench_metrics.pointing import hit_rate
-from xaibench_metrics.randomization import LABEL_RANDOMIZED, data_randomization, model_randomization
-from xaibench_metrics.randomization_revisited import register_randomization_revisited
-from xaibench_metrics.road import FRACTIONS, road
-from xaibench_metrics.robustness import register_robustness
-from xaibench_metrics.srg import register_srg
+
+# The scoring functions load with their modules (and torch) when a metric first runs (xaibench.lazy).
+completeness_error = lazy("xaibench_metrics.completeness:completeness_error")
+faithfulness_correlation = lazy("xaibench_metrics.completeness:faithfulness_correlation")
+sensitivity_n = lazy("xaibench_metrics.completeness:sensitivity_n")
+entropy = lazy("xaibench_metrics.complexity:entropy")
+sparseness = lazy("xaibench_metrics.complexity:sparseness")
+drop_in_confidence = lazy("xaibench_metrics.confidence:drop_in_confidence")
+increase_in_confidence = lazy("xaibench_metrics.confidence:increase_in_confidence")
+deletion_auc = lazy("xaibench_metrics.deletion:deletion_auc")
+deletion_curve = lazy("xaibench_metrics.deletion:deletion_curve")
+insertion_auc = lazy("xaibench_metrics.deletion:insertion_auc")
+insertion_curve = lazy("xaibench_metrics.deletion:insertion_curve")
+infidelity = lazy("xaibench_metrics.infidelity:infidelity")
+energy_pointing_game = lazy("xaibench_metrics.localization:energy_pointing_game")
+graded_hit_rate = lazy("xaibench_metrics.localization:graded_hit_rate")
+mask_overlap = lazy("xaibench_metrics.localization:mask_overlap")
+relevance_mass_accuracy = lazy("xaibench_metrics.localization:relevance_mass_accuracy")
+relevance_rank_accuracy = lazy("xaibench_metrics.localization:relevance_rank_accuracy")
+hit_rate = lazy("xaibench_metrics.pointing:hit_rate")
+data_randomization = lazy("xaibench_metrics.randomization:data_randomization")
+model_randomization = lazy("xaibench_metrics.randomization:model_randomization")
+road = lazy("xaibench_metrics.road:road")
 
 GRADCAM_PP = "Chattopadhay et al., Grad-CAM++, WACV 2018; variants of seed 001"
 RISE = "Petsiuk et al., RISE: Randomized Input Sampling for Explanation of Black-box Models, BMVC 2018"

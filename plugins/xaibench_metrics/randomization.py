@@ -56,9 +56,10 @@ import torch
 from torch import nn
 
 from xaibench.maps import normalize
-from xaibench.specs import DataBundle, ModelVariant, TrainRecipe
+from xaibench.specs import DataBundle, TrainRecipe
 from xaibench.metric_inputs import Shared, unshared
 from xaibench.training import train
+from xaibench_metrics.families import LABEL_RANDOMIZED
 
 SIMILARITIES = ("spearman", "ssim")
 
@@ -154,10 +155,6 @@ def fit_on_permuted_labels(model: nn.Module, bundle: DataBundle, recipe: TrainRe
     train(model, shuffled, shuffled.subset(slice(0, 512)), replace(recipe, patience=0), seed, device)
 
 
-#: The label-randomized twin of a model (data randomization test), trained and cached by the
-#: runner under ``content_key("label-randomized", model key)``.
-LABEL_RANDOMIZED = ModelVariant("label-randomized", fit_on_permuted_labels,
-                                "the same architecture and recipe trained on permuted training labels")
 
 
 def data_randomization(maps: torch.Tensor, variant: Callable[[str], nn.Module], explain: Callable[..., torch.Tensor],

@@ -51,15 +51,11 @@ import torch
 from torch import nn
 
 from xaibench.maps import normalize
-from xaibench.specs import MetricSpec
 from xaibench.metric_inputs import Shared, unshared
 from xaibench.stats import seed_from
 from xaibench_metrics.randomization import SIMILARITIES, randomizable_layers, similarity
 from xaibench_metrics.robustness import input_noise
 
-SANITY_REVISITED = ("Hedström et al., Sanity Checks Revisited: An Exploration to Repair the Model Parameter "
-                    "Randomisation Test, XAI in Action workshop, NeurIPS 2023")
-RANDOM_LOGIT = "Sixt et al., When Explanations Lie: Why Many Modified BP Attributions Fail, ICML 2020"
 
 
 def fully_randomized(model: Callable[[], nn.Module], model_seed: int) -> nn.Module:
@@ -152,26 +148,3 @@ def random_logit(targets: torch.Tensor, maps: torch.Tensor, base_logits: torch.T
         raise ValueError(f"similarity_measure must be one of {SIMILARITIES}, got {similarity_measure!r}")
     other = explain(targets=off_classes(targets, int(base_logits.shape[1]), sample_seeds)).float()
     return similarity(normalize(maps, sign).cpu().numpy(), normalize(other, sign).cpu().numpy(), similarity_measure)
-
-
-def register_randomization_revisited(register: Callable[[MetricSpec], None]) -> None:
-    """Registers eMPRT, sMPRT and the random logit test (category ``randomization``) with ``register``."""
-    register(MetricSpec(
-        name="emprt", bounds=(-1.0, None), score=efficient_mprt, version="2", needs=frozenset({"maps", "model", "explain", "model_seed", "shared"}),
-        category="randomization", higher_is_better=True,
-        description="relative rise of the map's histogram entropy when every layer is randomized "
-                    "(higher: the map depends on the weights)", citation=SANITY_REVISITED, defaults={"n_bins": 100}))
-    register(MetricSpec(
-        name="smprt", bounds=(-1.0, 1.0), score=smooth_mprt, version="2",
-        needs=frozenset({"inputs", "maps", "model", "explain", "sample_seeds", "model_seed", "shared"}),
-        category="randomization", higher_is_better=False,
-        description="absolute Spearman correlation of noise-averaged maps of the trained and the fully randomized "
-                    "model (lower: the map depends on the weights)", citation=SANITY_REVISITED,
-        defaults={"draws": 10, "noise_magnitude": 0.1, "sign": "abs"}))
-    register(MetricSpec(
-        name="random-logit", bounds=(-1.0, 1.0), score=random_logit, version="2",
-        needs=frozenset({"targets", "maps", "base_logits", "explain", "sample_seeds"}),
-        category="randomization", higher_is_better=False,
-        description="absolute SSIM between the maps of the explained class and of a random other class "
-                    "(lower: the map depends on the class)", citation=RANDOM_LOGIT,
-        defaults={"similarity_measure": "ssim", "sign": "abs"}))

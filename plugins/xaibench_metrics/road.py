@@ -28,10 +28,9 @@ import torch
 
 from xaibench.curves import pixel_ranks
 from xaibench.engine import Engine
+from xaibench_metrics.families import FRACTIONS
 
 ORDERS = ("morf", "lerf")
-#: The removal fractions of Rong et al. (2022, Sec. 5): 10% to 90% in steps of 10%.
-FRACTIONS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 
 
 def _inverse_square_stencil(d: int) -> list[tuple[tuple[int, ...], float]]:

@@ -56,12 +56,8 @@ import torch
 from torch import nn
 
 from xaibench.engine import Engine
-from xaibench.specs import MetricSpec
 
 NOISES = ("uniform", "gaussian")
-YEH = "Yeh et al., On the (In)fidelity and Sensitivity of Explanations, NeurIPS 2019"
-ALVAREZ_MELIS = "Alvarez-Melis and Jaakkola, On the Robustness of Interpretability Methods, ICML WHI 2018"
-AGARWAL = "Agarwal et al., Rethinking Stability for Attribution-based Explanations, ICLR PAIR2Struct 2022"
 
 
 def input_noise(inputs: torch.Tensor, sample_seeds: Sequence[int], draws: int, noise: str,
@@ -244,34 +240,3 @@ def relative_representation_stability(inputs: torch.Tensor, maps: torch.Tensor,
 
 
 #: What every robustness metric takes: the inputs, the maps, re-explaining and the method-independent seeds.
-NEEDS = frozenset({"inputs", "maps", "explain", "sample_seeds"})
-
-
-def register_robustness(register: Callable[[MetricSpec], None]) -> None:
-    """Registers the robustness metrics (category ``robustness``, lower is better) with ``register``."""
-    uniform = {"draws": 10, "noise": "uniform", "scale": 0.05}
-    stability = {**uniform, "eps_min": 1e-6, "same_prediction": True}
-    for name, score, what, reduce in (
-        ("max-sensitivity", max_sensitivity, "max", "largest"),
-        ("avg-sensitivity", avg_sensitivity, "mean", "mean"),
-    ):
-        register(MetricSpec(
-            name=name, bounds=(0.0, None), score=score, needs=NEEDS, category="robustness", higher_is_better=False,
-            description=f"{reduce} ||Phi(x+d) - Phi(x)|| / ||Phi(x)|| over `draws` uniform perturbations d "
-                        "(the method re-run on each)", citation=YEH, defaults={**uniform, "relative": True}))
-    register(MetricSpec(
-        name="local-lipschitz", bounds=(0.0, None), score=local_lipschitz, needs=NEEDS, category="robustness", higher_is_better=False,
-        description="largest ||Phi(x) - Phi(x')|| / ||x - x'|| over `draws` Gaussian perturbations",
-        citation=ALVAREZ_MELIS, defaults={"draws": 10, "noise": "gaussian", "scale": 0.05}))
-    for name, score, versus, extra in (
-        ("relative-input-stability", relative_input_stability, "the relative change of the input", frozenset()),
-        ("relative-representation-stability", relative_representation_stability,
-         "the relative change of the representation the classifier reads", frozenset({"model"})),
-        ("relative-output-stability", relative_output_stability, "the change of the logits", frozenset()),
-    ):
-        register(MetricSpec(
-            name=name, bounds=(0.0, None), score=score, needs=NEEDS | {"engine", "base_logits"} | extra, category="robustness",
-            higher_is_better=False,
-            description=f"largest relative change of the map over {versus}, among uniform perturbations that keep "
-                        "the predicted class", citation=AGARWAL,
-            defaults=dict(stability, **({"layer": None} if "model" in extra else {}))))

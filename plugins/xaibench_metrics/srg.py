@@ -24,7 +24,6 @@ curves drawn by hand.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -33,11 +32,8 @@ from xaibench import kernels
 from xaibench.curves import perturbation_curve
 from xaibench.engine import Engine, select_output
 from xaibench.fills import fill_like
-from xaibench.specs import MetricSpec
 
 FILLS = ("zero", "mean", "blur")
-BLUCHER = ("Blücher et al., Decoupling Pixel Flipping and Occlusion Strategy for Consistent XAI Benchmarks, "
-           "TMLR 2024")
 
 
 def symmetric_relevance_gain(inputs: torch.Tensor, targets: torch.Tensor, maps: torch.Tensor, engine: Engine,
@@ -52,14 +48,3 @@ def symmetric_relevance_gain(inputs: torch.Tensor, targets: torch.Tensor, maps: 
     mif = perturbation_curve(engine, inputs, targets, maps, "deletion", canvas, steps, input_scores=start)
     lif = perturbation_curve(engine, inputs, targets, -maps, "deletion", canvas, steps, input_scores=start)
     return kernels.auc(lif) - kernels.auc(mif)
-
-
-def register_srg(register: Callable[[MetricSpec], None]) -> None:
-    """Registers ``srg`` (category ``faithfulness``, higher is better) with ``register``."""
-    register(MetricSpec(
-        name="srg", bounds=(-1.0, 1.0), score=symmetric_relevance_gain,
-        needs=frozenset({"inputs", "targets", "maps", "engine", "base_logits", "data_mean"}),
-        category="faithfulness", higher_is_better=True,
-        description="symmetric relevance gain: AUC of p_c removing the least relevant pixels first minus AUC "
-                    "removing the most relevant first (training-mean fill)",
-        citation=BLUCHER, defaults={"steps": 32, "fill": "mean", "blur_sigma": 2.0}))

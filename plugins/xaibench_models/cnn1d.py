@@ -30,3 +30,9 @@ class ShallowCNN1D(nn.Module):
             raise ValueError(f"this cnn1d-shallow was built for signals of length {self.length}, got {x.shape[-1]}: "
                              f"set the model's 'length' parameter in the suite")
         return self.classifier(self.features(x).flatten(1))
+
+
+def build_cnn1d_shallow(num_classes: int, in_channels: int, modality: str, length: int = 40,
+                        channels: int = 25) -> nn.Module:
+    """The ``cnn1d-shallow`` model spec's builder: :class:`ShallowCNN1D` for signals of ``length`` points."""
+    return ShallowCNN1D(num_classes, in_channels, length=length, channels=channels)

@@ -7,23 +7,19 @@ from __future__ import annotations
 
 from typing import Callable
 
-from torch import nn
+from typing import TYPE_CHECKING
 
 from xaibench import hookimpl
+from xaibench.lazy import lazy
 from xaibench.published import PretrainedWeights
 from xaibench.specs import ModelSpec, TrainRecipe
-from xaibench_models import zoo
-from xaibench_models.cnn1d import ShallowCNN1D
-from xaibench_models.small_cnn import SmallCNN
+from xaibench_models.weights import HEADS, IMAGENET, UNUSED
 
+if TYPE_CHECKING:
+    from torch import nn
 
-def build_small_cnn(num_classes: int, in_channels: int, modality: str, width: int = 16, depth: int = 4) -> nn.Module:
-    return SmallCNN(num_classes, in_channels, modality, width=width, depth=depth)
-
-
-def build_cnn1d_shallow(num_classes: int, in_channels: int, modality: str, length: int = 40,
-                        channels: int = 25) -> nn.Module:
-    return ShallowCNN1D(num_classes, in_channels, length=length, channels=channels)
+#: The module of the torchvision builders, imported when a model is first built (xaibench.lazy).
+ZOO = "xaibench_models.zoo"
 
 
 def _attr(path: str) -> Callable[[nn.Module], nn.Module]:
@@ -41,10 +37,10 @@ def _last(path: str) -> Callable[[nn.Module], nn.Module]:
 
 
 def _imagenet(name: str, family: str) -> tuple[tuple[str, PretrainedWeights], ...]:
-    """``weights: imagenet`` of architecture ``name``: torchvision's file, a new head (see :data:`zoo.HEADS`)."""
+    """``weights: imagenet`` of ``name``: torchvision's file, a new head (:data:`~xaibench_models.weights.HEADS`)."""
     return (("imagenet", PretrainedWeights(
-        url=zoo.IMAGENET[name], new=zoo.HEADS[family], unused=zoo.UNUSED.get(family, ()),
-        convert=zoo.densenet_keys if family == "densenet" else None,
+        url=IMAGENET[name], new=HEADS[family], unused=UNUSED.get(family, ()),
+        convert=lazy(f"{ZOO}:densenet_keys") if family == "densenet" else None,
         description="torchvision's ImageNet-1k weights (IMAGENET1K_V1), fetched with --download")),)
 
 
@@ -59,7 +55,7 @@ _STEM = ("; params: stem: imagenet (default: 7x7 stride-2 conv + max-pool, CAM l
 def xaibench_register_models(register: Callable[[ModelSpec], None]) -> None:
     register(ModelSpec(
         name="small-cnn",
-        build=build_small_cnn,
+        build=lazy("xaibench_models.small_cnn:build_small_cnn"),
         modalities=frozenset({"image", "signal", "volume"}),
         target_layer=_last("features"),
         description="three conv-BN-ReLU blocks, global average pooling, linear head",
@@ -67,7 +63,7 @@ def xaibench_register_models(register: Callable[[ModelSpec], None]) -> None:
     ))
     register(ModelSpec(
         name="cnn1d-shallow",
-        build=build_cnn1d_shallow,
+        build=lazy("xaibench_models.cnn1d:build_cnn1d_shallow"),
         modalities=frozenset({"signal"}),
         target_layer=_last("features"),
         description="MNIST-1D's ConvBase: three stride-2 conv-ReLU layers, linear head over the flattened map",
@@ -75,7 +71,7 @@ def xaibench_register_models(register: Callable[[ModelSpec], None]) -> None:
         citation="Greydanus S., Scaling down deep learning, arXiv:2011.14439, 2020",
     ))
     register(ModelSpec(
-        name="r3d-18", build=zoo.build_r3d18, modalities=frozenset({"volume"}), target_layer=_last("layer4"),
+        name="r3d-18", build=lazy(f"{ZOO}:build_r3d18"), modalities=frozenset({"volume"}), target_layer=_last("layer4"),
         description="torchvision R3D-18 (3D ResNet-18), weights=None, trained by the harness; params: stem: small "
                     "(default: 3x3x3 stride-1 conv, CAM layer 1/8 per axis) or video (torchvision's 3x7x7 "
                     "stride-1x2x2 stem, CAM layer 1/16 in height and width)",
@@ -84,7 +80,7 @@ def xaibench_register_models(register: Callable[[ModelSpec], None]) -> None:
     ))
     register(ModelSpec(
         name="resnet18",
-        build=zoo.resnet(18),
+        build=lazy(f"{ZOO}:resnet", 18),
         modalities=frozenset({"image"}),
         target_layer=_last("layer4"),
         description=_TV.format("ResNet-18") + _STEM,
@@ -94,7 +90,7 @@ def xaibench_register_models(register: Callable[[ModelSpec], None]) -> None:
     ))
     for depth in (50, 101):
         register(ModelSpec(
-            name=f"resnet{depth}", build=zoo.resnet(depth), modalities=frozenset({"image"}),
+            name=f"resnet{depth}", build=lazy(f"{ZOO}:resnet", depth), modalities=frozenset({"image"}),
             target_layer=_last("layer4"), description=_TV.format(f"ResNet-{depth}") + _STEM, recipe=_TV_RECIPE,
             citation="He et al., Deep Residual Learning for Image Recognition, CVPR 2016",
             weights=_imagenet(f"resnet{depth}", "resnet"),
@@ -103,26 +99,27 @@ def xaibench_register_models(register: Callable[[ModelSpec], None]) -> None:
         register(ModelSpec(
             # norm5 (features[-1]) is pytorch-grad-cam's documented DenseNet target: denseblock4's concatenated
             # maps after the final BatchNorm, before the functional ReLU and pooling of forward().
-            name=f"densenet{depth}", build=zoo.densenet(depth), modalities=frozenset({"image"}),
+            name=f"densenet{depth}", build=lazy(f"{ZOO}:densenet", depth), modalities=frozenset({"image"}),
             target_layer=_attr("features.norm5"), description=_TV.format(f"DenseNet-{depth}"), recipe=_TV_RECIPE,
             citation="Huang et al., Densely Connected Convolutional Networks, CVPR 2017",
             weights=_imagenet(f"densenet{depth}", "densenet"),
         ))
     register(ModelSpec(
-        name="googlenet", build=zoo.build_googlenet, modalities=frozenset({"image"}),
+        name="googlenet", build=lazy(f"{ZOO}:build_googlenet"), modalities=frozenset({"image"}),
         target_layer=_attr("inception5b"), description=_TV.format("GoogLeNet (no auxiliary heads)"),
         recipe=_TV_RECIPE, citation="Szegedy et al., Going Deeper with Convolutions, CVPR 2015",
         weights=_imagenet("googlenet", "googlenet"),
     ))
     register(ModelSpec(
-        name="mobilenet_v2", build=zoo.build_mobilenet_v2, modalities=frozenset({"image"}),
+        name="mobilenet_v2", build=lazy(f"{ZOO}:build_mobilenet_v2"), modalities=frozenset({"image"}),
         target_layer=_last("features"), description=_TV.format("MobileNetV2"), recipe=_TV_RECIPE,
         citation="Sandler et al., MobileNetV2: Inverted Residuals and Linear Bottlenecks, CVPR 2018",
         weights=_imagenet("mobilenet_v2", "mobilenet_v2"),
     ))
     register(ModelSpec(
-        name="vgg16", build=zoo.build_vgg16, modalities=frozenset({"image"}),
-        target_layer=zoo.last_of_type("features", nn.ReLU), description=_TV.format("VGG-16"), recipe=_TV_RECIPE,
+        name="vgg16", build=lazy(f"{ZOO}:build_vgg16"), modalities=frozenset({"image"}),
+        target_layer=lazy(f"{ZOO}:last_of_type", "features", "ReLU"), description=_TV.format("VGG-16"),
+        recipe=_TV_RECIPE,
         citation="Simonyan & Zisserman, Very Deep Convolutional Networks for Large-Scale Image Recognition, ICLR 2015",
         weights=_imagenet("vgg16", "vgg"),
     ))

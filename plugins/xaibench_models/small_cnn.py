@@ -30,3 +30,8 @@ class SmallCNN(nn.Module):
 
     def forward(self, x):  # type: ignore[no-untyped-def]
         return self.classifier(self.pool(self.features(x)).flatten(1))
+
+
+def build_small_cnn(num_classes: int, in_channels: int, modality: str, width: int = 16, depth: int = 4) -> nn.Module:
+    """The ``small-cnn`` model spec's builder: :class:`SmallCNN` with ``width`` channels and ``depth`` blocks."""
+    return SmallCNN(num_classes, in_channels, modality, width=width, depth=depth)

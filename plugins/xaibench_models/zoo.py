@@ -2,7 +2,7 @@
 
 Each is built with seeded random weights and trained by the harness (or loaded from
 the user's checkpoint); a suite's ``weights: imagenet`` starts training from
-torchvision's published ImageNet weights instead (:data:`IMAGENET`, loaded by
+torchvision's published ImageNet weights instead (:data:`xaibench_models.weights.IMAGENET`, loaded by
 :mod:`xaibench.pretrained`, never fetched without ``--download``). Adapting channels
 replaces the first convolution with one of the same shape except its input
 channels; the classes go to torchvision's ``num_classes``. Every model keeps
@@ -16,22 +16,6 @@ import re
 
 import torch
 from torch import nn
-
-#: torchvision's ImageNet weights (``IMAGENET1K_V1``, the release the seeds' studies used) of each architecture:
-#: the URLs of its weights enums (``torchvision.models.get_weight("ResNet18_Weights.IMAGENET1K_V1").url`` ...),
-#: pinned here so that registering the models imports no torchvision (tests check they equal torchvision's).
-IMAGENET = {name: f"https://download.pytorch.org/models/{name}-{sha}.pth" for name, sha in (
-    ("resnet18", "f37072fd"), ("resnet50", "0676ba61"), ("resnet101", "63fe2227"), ("densenet121", "a639ec97"),
-    ("densenet201", "c1103571"), ("googlenet", "1378be20"), ("mobilenet_v2", "b0353104"), ("vgg16", "397923af"))}
-
-#: The classification layer of each architecture, re-initialised for the dataset's classes when fine-tuning
-#: (VGG-16's ``head: gap`` has a single linear ``classifier``).
-HEADS = {"resnet": ("fc",), "densenet": ("classifier",), "googlenet": ("fc",), "mobilenet_v2": ("classifier.1",),
-         "vgg": ("classifier.6", "classifier.weight", "classifier.bias")}
-
-#: Keys of the published files a built model may lack: GoogLeNet's auxiliary heads (built without them here) and
-#: VGG-16's fully connected layers (absent with ``head: gap``).
-UNUSED = {"googlenet": ("aux1", "aux2"), "vgg": ("classifier.0", "classifier.3")}
 
 #: DenseNet's published files name a dense layer's modules ``norm.1``, ``conv.2`` ...; the modules are ``norm1``,
 #: ``conv2`` (the renaming torchvision's densenet loader applies to the same files).
@@ -162,9 +146,14 @@ def build_r3d18(num_classes: int, in_channels: int, modality: str, stem: str = "
     return adapt_input(model, FIRST_CONV["r3d_18"], in_channels)
 
 
-def last_of_type(path: str, kind: type[nn.Module]) -> Callable[[nn.Module], nn.Module]:
-    """The last module of type ``kind`` under ``path`` (VGG's last ReLU: 2x the resolution of its final pool)."""
+def last_of_type(path: str, kind: str) -> Callable[[nn.Module], nn.Module]:
+    """The last module of class ``torch.nn.<kind>`` under ``path``.
+
+    VGG's last ReLU: twice the resolution of its final pool.
+    """
+    cls = getattr(nn, kind)
+
     def find(model: nn.Module) -> nn.Module:
-        return [m for m in model.get_submodule(path).modules() if isinstance(m, kind)][-1]
+        return [m for m in model.get_submodule(path).modules() if isinstance(m, cls)][-1]
 
     return find

@@ -4,14 +4,14 @@ from __future__ import annotations
 from typing import Callable
 
 from xaibench import hookimpl
+from xaibench.lazy import lazy
 from xaibench.specs import MODALITIES, MethodSpec
-from xaibench_rise.rise import rise
 
 
 @hookimpl
 def xaibench_register_methods(register: Callable[[MethodSpec], None]) -> None:
     register(MethodSpec(
-        name="rise", explain=rise, modalities=frozenset(MODALITIES), needs_gradients=False,
+        name="rise", explain=lazy("xaibench_rise.rise:rise"), modalities=frozenset(MODALITIES), needs_gradients=False,
         description="score-weighted average of random low-resolution binary masks",
         citation="Petsiuk, Das & Saenko, RISE: Randomized Input Sampling for Explanation of Black-box Models, "
                  "BMVC 2018",

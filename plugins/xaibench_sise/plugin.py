@@ -4,14 +4,14 @@ from __future__ import annotations
 from typing import Callable
 
 from xaibench import hookimpl
+from xaibench.lazy import lazy
 from xaibench.specs import MODALITIES, MethodSpec
-from xaibench_sise.sise import sise
 
 
 @hookimpl
 def xaibench_register_methods(register: Callable[[MethodSpec], None]) -> None:
     register(MethodSpec(
-        name="sise", explain=sise, modalities=frozenset(MODALITIES),
+        name="sise", explain=lazy("xaibench_sise.sise:sise"), modalities=frozenset(MODALITIES),
         description="feature maps of every block, kept by positive average gradient, used as input masks; "
                     "block-wise cascading fusion with Otsu gating",
         citation="Sattarzadeh et al., Explaining Convolutional Neural Networks through Attribution-Based Input "

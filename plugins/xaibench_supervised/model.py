@@ -25,6 +25,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from xaibench.specs import MethodContext
 from xaibench_models.small_cnn import SmallCNN
 
 from xaibench.layers import layers_for
@@ -79,3 +81,27 @@ class SupervisedSaliencyCNN(nn.Module):
         target = masks.to(fine.dtype)
         seg = F.binary_cross_entropy_with_logits(fine, target) + soft_dice_loss(torch.sigmoid(fine), target)
         return F.cross_entropy(logits, y) + self.saliency_weight * seg
+
+
+def supervised_saliency(model: nn.Module, x: torch.Tensor, target: torch.Tensor, ctx: MethodContext) -> torch.Tensor:
+    """The model's saliency-branch output; refuses models that have no such branch."""
+    branch = getattr(model, "saliency", None)
+    if not callable(branch):
+        raise TypeError(f"supervised-saliency reads a model's own saliency branch, and {type(model).__name__} has "
+                        f"none (no .saliency(x) method): use it with a model such as 'supervised-saliency-cnn'")
+    with torch.no_grad():
+        return branch(x)
+
+
+def build(num_classes: int, in_channels: int, modality: str, width: int = 16, depth: int = 4,
+          saliency_weight: float = 1.0, branch: str = "conv1x1") -> nn.Module:
+    """The ``supervised-saliency-cnn`` model spec's builder (:class:`SupervisedSaliencyCNN`); ``branch`` is one of
+    :data:`BRANCHES`.
+
+    Raises TypeError (the suite's file:line is added by the harness) for an unknown branch.
+    """
+    try:
+        return SupervisedSaliencyCNN(num_classes, in_channels, modality, width=width, depth=depth,
+                                     saliency_weight=saliency_weight, branch=branch)
+    except ValueError as exc:  # a suite's parameter: the harness reports TypeErrors of a build with file:line
+        raise TypeError(f"params.{exc}") from None

@@ -1,0 +1,80 @@
+"""The ``explain`` functions driving pytorch-grad-cam's classes (registered in :mod:`xaibench_gradcam.plugin`)."""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from xaibench.specs import MethodContext
+from xaibench_gradcam.adapters import (
+    as_image_model,
+    copying_hooks,
+    native_resolution,
+    preserved_grads,
+    quiet_progress,
+    signal_to_image,
+)
+from xaibench_gradcam.plugin import NO_VOLUME, Cam
+
+
+def sign_corrected(cam_class: type) -> type:
+    """An Eigen-CAM class whose principal component has a deterministic sign.
+
+    The sign of an SVD component is arbitrary: LAPACK returned opposite signs for
+    activations differing by 6e-8 (one sample alone vs in a batch), which turns the
+    clipped map into its complement. pytorch-grad-cam's own sign correction (flip
+    when ``|min| > |max|``, Eq. 13 of Seg-Eigen-CAM, Chung & Ying 2025) makes the
+    map a function of the activations alone.
+    """
+    from pytorch_grad_cam.utils.svd_on_activations import get_2d_projection_with_sign_correction
+
+    class SignCorrected(cam_class):  # type: ignore[misc, valid-type]
+        def get_cam_image(self, input_tensor, target_layer, targets, activations, grads,  # type: ignore[no-untyped-def]
+                          eigen_smooth=False):
+            return get_2d_projection_with_sign_correction(grads * activations if self.uses_gradients else activations)
+
+    SignCorrected.__name__ = f"SignCorrected{cam_class.__name__}"
+    return SignCorrected
+
+
+def cam_method(cam: Cam) -> Callable[..., torch.Tensor]:
+    """An ``explain`` function driving one pytorch-grad-cam class; 1D inputs use the height-one view."""
+
+    def explain(model: nn.Module, x: torch.Tensor, target: torch.Tensor, ctx: MethodContext) -> torch.Tensor:
+        import pytorch_grad_cam
+        from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+        signal = x.dim() == 3
+        if signal and not cam.signal:
+            raise ValueError(f"{cam.name} supports images (N, C, H, W) only, got {tuple(x.shape)}")
+        if x.dim() == 5 and not cam.volume:
+            raise ValueError(f"{cam.name} does not support volumes (N, C, D, H, W): {NO_VOLUME[cam.name]}")
+        if cam.takes_layer and ctx.layer is None:
+            raise ValueError(f"{cam.name} needs a target layer (the model spec's, or `layer:` in the suite)")
+        cam_class = getattr(pytorch_grad_cam, cam.cls)
+        if cam.eigen:
+            cam_class = sign_corrected(cam_class)
+        layers = [ctx.layer] if cam.takes_layer else []
+        if signal:
+            driven, inputs, kwargs = as_image_model(model), signal_to_image(x), {"reshape_transform": signal_to_image}
+        else:
+            driven, inputs, kwargs = model, x, {}
+        targets = [ClassifierOutputTarget(int(t)) for t in target]
+        with preserved_grads(model), quiet_progress():
+            instance = cam_class(model=driven, target_layers=layers, **kwargs)
+            copying_hooks(instance)
+            if x.dim() == 5:
+                native_resolution(instance)
+            if cam.evaluation_batch:
+                instance.batch_size = ctx.batch_size
+            try:
+                maps = instance(input_tensor=inputs, targets=targets)
+            finally:  # not ``with``: BaseCAM.__exit__ swallows IndexError, which would hide a failure
+                instance.activations_and_grads.release()
+        out = torch.from_numpy(np.ascontiguousarray(maps, dtype=np.float32)).to(x.device)
+        return out[:, 0] if signal else out
+
+    explain.__name__ = explain.__qualname__ = f"explain_{cam.cls.lower()}"
+    return explain

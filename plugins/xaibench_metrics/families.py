@@ -1,0 +1,131 @@
+"""The specs of the metric families that live in their own modules, registered without importing them,
+and the constants the specs share with the implementations.
+
+Each family's functions are named here with :func:`xaibench.lazy.lazy`, so registering them
+imports no torch; the module loads when the metric first runs.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from xaibench.lazy import lazy
+from xaibench.specs import MetricSpec, ModelVariant
+
+#: ROAD's default fractions of pixels removed (Rong et al. 2022, Sec. 5).
+FRACTIONS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+#: The share of a map's pixels the overlap metrics select with ``selection: top-k``.
+TOP_K = 0.1
+#: The label-randomized twin of a model (data randomization test), trained and cached by the
+#: runner under ``content_key("label-randomized", model key)``.
+LABEL_RANDOMIZED = ModelVariant("label-randomized", lazy("xaibench_metrics.randomization:fit_on_permuted_labels"),
+                                "the same architecture and recipe trained on permuted training labels")
+
+BLUCHER = ("Blücher et al., Decoupling Pixel Flipping and Occlusion Strategy for Consistent XAI Benchmarks, "
+           "TMLR 2024")
+RIEGER = "Rieger and Hansen, IROF: a low resource evaluation metric for explanation methods, ICLR Workshop 2020"
+YEH = "Yeh et al., On the (In)fidelity and Sensitivity of Explanations, NeurIPS 2019"
+ALVAREZ_MELIS = "Alvarez-Melis and Jaakkola, On the Robustness of Interpretability Methods, ICML WHI 2018"
+AGARWAL = "Agarwal et al., Rethinking Stability for Attribution-based Explanations, ICLR PAIR2Struct 2022"
+#: What the robustness metrics take (``MetricSpec.needs``).
+ROBUSTNESS_NEEDS = frozenset({"inputs", "maps", "explain", "sample_seeds"})
+DASGUPTA = "Dasgupta, Frost and Moshkovitz, Framework for Evaluating Faithfulness of Local Explanations, ICML 2022"
+SANITY_REVISITED = ("Hedström et al., Sanity Checks Revisited: An Exploration to Repair the Model Parameter "
+                    "Randomisation Test, XAI in Action workshop, NeurIPS 2023")
+RANDOM_LOGIT = "Sixt et al., When Explanations Lie: Why Many Modified BP Attributions Fail, ICML 2020"
+
+symmetric_relevance_gain = lazy("xaibench_metrics.srg:symmetric_relevance_gain")
+irof = lazy("xaibench_metrics.irof:irof")
+avg_sensitivity = lazy("xaibench_metrics.robustness:avg_sensitivity")
+local_lipschitz = lazy("xaibench_metrics.robustness:local_lipschitz")
+max_sensitivity = lazy("xaibench_metrics.robustness:max_sensitivity")
+relative_input_stability = lazy("xaibench_metrics.robustness:relative_input_stability")
+relative_output_stability = lazy("xaibench_metrics.robustness:relative_output_stability")
+relative_representation_stability = lazy("xaibench_metrics.robustness:relative_representation_stability")
+consistency = lazy("xaibench_metrics.consistency:consistency")
+efficient_mprt = lazy("xaibench_metrics.randomization_revisited:efficient_mprt")
+random_logit = lazy("xaibench_metrics.randomization_revisited:random_logit")
+smooth_mprt = lazy("xaibench_metrics.randomization_revisited:smooth_mprt")
+
+
+def register_srg(register: Callable[[MetricSpec], None]) -> None:
+    """Registers ``srg`` (category ``faithfulness``, higher is better) with ``register``."""
+    register(MetricSpec(
+        name="srg", bounds=(-1.0, 1.0), score=symmetric_relevance_gain,
+        needs=frozenset({"inputs", "targets", "maps", "engine", "base_logits", "data_mean"}),
+        category="faithfulness", higher_is_better=True,
+        description="symmetric relevance gain: AUC of p_c removing the least relevant pixels first minus AUC "
+                    "removing the most relevant first (training-mean fill)",
+        citation=BLUCHER, defaults={"steps": 32, "fill": "mean", "blur_sigma": 2.0}))
+
+
+def register_irof(register: Callable[[MetricSpec], None]) -> None:
+    """Registers ``irof`` (category ``faithfulness``, higher is better, images only) with ``register``."""
+    register(MetricSpec(
+        name="irof", bounds=(None, 1.0), score=irof,
+        needs=frozenset({"inputs", "targets", "maps", "engine", "base_logits", "data_mean"}),
+        category="faithfulness", higher_is_better=True, modalities=frozenset({"image"}),
+        description="area over the curve of p_c / p_c(x) as SLIC superpixels are removed, most relevant first "
+                    "(training-mean fill)",
+        citation=RIEGER, defaults={"fill": "mean", "n_segments": 100, "compactness": 10.0}))
+
+
+def register_robustness(register: Callable[[MetricSpec], None]) -> None:
+    """Registers the robustness metrics (category ``robustness``, lower is better) with ``register``."""
+    uniform = {"draws": 10, "noise": "uniform", "scale": 0.05}
+    stability = {**uniform, "eps_min": 1e-6, "same_prediction": True}
+    for name, score, what, reduce in (
+        ("max-sensitivity", max_sensitivity, "max", "largest"),
+        ("avg-sensitivity", avg_sensitivity, "mean", "mean"),
+    ):
+        register(MetricSpec(
+            name=name, bounds=(0.0, None), score=score, needs=ROBUSTNESS_NEEDS, category="robustness", higher_is_better=False,
+            description=f"{reduce} ||Phi(x+d) - Phi(x)|| / ||Phi(x)|| over `draws` uniform perturbations d "
+                        "(the method re-run on each)", citation=YEH, defaults={**uniform, "relative": True}))
+    register(MetricSpec(
+        name="local-lipschitz", bounds=(0.0, None), score=local_lipschitz, needs=ROBUSTNESS_NEEDS, category="robustness", higher_is_better=False,
+        description="largest ||Phi(x) - Phi(x')|| / ||x - x'|| over `draws` Gaussian perturbations",
+        citation=ALVAREZ_MELIS, defaults={"draws": 10, "noise": "gaussian", "scale": 0.05}))
+    for name, score, versus, extra in (
+        ("relative-input-stability", relative_input_stability, "the relative change of the input", frozenset()),
+        ("relative-representation-stability", relative_representation_stability,
+         "the relative change of the representation the classifier reads", frozenset({"model"})),
+        ("relative-output-stability", relative_output_stability, "the change of the logits", frozenset()),
+    ):
+        register(MetricSpec(
+            name=name, bounds=(0.0, None), score=score, needs=ROBUSTNESS_NEEDS | {"engine", "base_logits"} | extra, category="robustness",
+            higher_is_better=False,
+            description=f"largest relative change of the map over {versus}, among uniform perturbations that keep "
+                        "the predicted class", citation=AGARWAL,
+            defaults=dict(stability, **({"layer": None} if "model" in extra else {}))))
+
+
+def register_consistency(register: Callable[[MetricSpec], None]) -> None:
+    """Registers ``consistency`` (category ``robustness``, higher is better, in [0, 1]) with ``register``."""
+    register(MetricSpec(
+        name="consistency", bounds=(0.0, 1.0), score=consistency, needs=frozenset({"maps", "base_logits"}), category="robustness",
+        higher_is_better=True,
+        description="share of the other samples whose map peaks in the same grid cell that get the same "
+                    "prediction", citation=DASGUPTA, defaults={"grid": 4, "abs": True}))
+
+
+def register_randomization_revisited(register: Callable[[MetricSpec], None]) -> None:
+    """Registers eMPRT, sMPRT and the random logit test (category ``randomization``) with ``register``."""
+    register(MetricSpec(
+        name="emprt", bounds=(-1.0, None), score=efficient_mprt, version="2", needs=frozenset({"maps", "model", "explain", "model_seed", "shared"}),
+        category="randomization", higher_is_better=True,
+        description="relative rise of the map's histogram entropy when every layer is randomized "
+                    "(higher: the map depends on the weights)", citation=SANITY_REVISITED, defaults={"n_bins": 100}))
+    register(MetricSpec(
+        name="smprt", bounds=(-1.0, 1.0), score=smooth_mprt, version="2",
+        needs=frozenset({"inputs", "maps", "model", "explain", "sample_seeds", "model_seed", "shared"}),
+        category="randomization", higher_is_better=False,
+        description="absolute Spearman correlation of noise-averaged maps of the trained and the fully randomized "
+                    "model (lower: the map depends on the weights)", citation=SANITY_REVISITED,
+        defaults={"draws": 10, "noise_magnitude": 0.1, "sign": "abs"}))
+    register(MetricSpec(
+        name="random-logit", bounds=(-1.0, 1.0), score=random_logit, version="2",
+        needs=frozenset({"targets", "maps", "base_logits", "explain", "sample_seeds"}),
+        category="randomization", higher_is_better=False,
+        description="absolute SSIM between the maps of the explained class and of a random other class "
+                    "(lower: the map depends on the class)", citation=RANDOM_LOGIT,
+        defaults={"similarity_measure": "ssim", "sign": "abs"}))
