@@ -40,8 +40,18 @@ def test_pixel_ranks_order_by_saliency_and_shuffle_only_ties() -> None:
         seen.add(tuple(r[1:4]))
         assert pixel_ranks(sal, [seed]).tolist() == [r]  # the same seed, the same order
     assert len(seen) == 6  # all 3! orders of the tied pixels occur
-    with pytest.raises(ValueError, match="one seed per map"):
+    with pytest.raises(ValueError, match="2 sample seeds for 1 maps: one seed per map"):
         pixel_ranks(sal, [0, 1])
+
+
+def test_unseeded_ties_keep_index_order_on_a_large_flat_map() -> None:
+    """Without seeds a flat map of 5000 pixels is ranked in index order (ROAD's rule), pixel i at rank i:
+    an unstable sort reorders ties on maps this large."""
+    flat = torch.zeros(2, 50, 100)
+    flat[1, 0, 0] = 1.0  # one peak, then the other 4999 pixels in index order
+    ranks = pixel_ranks(flat)
+    np.testing.assert_array_equal(ranks[0].numpy(), np.arange(5000))
+    np.testing.assert_array_equal(ranks[1].numpy(), np.arange(5000))
 
 
 @pytest.mark.parametrize("key", [(0, 0), (SIDE - 1, SIDE - 1)])

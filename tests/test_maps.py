@@ -56,7 +56,7 @@ def test_normalize_keeps_a_tiny_range_and_zeroes_an_all_zero_map() -> None:
     const = torch.full((1, 2, 2), 3.0)  # uniform relevance without min-max scaling, no ranking with it
     np.testing.assert_array_equal(normalize(const, "positive").numpy(), 1.0)
     np.testing.assert_array_equal(normalize(const, "raw").numpy(), 0.0)
-    with pytest.raises(ValueError, match="sign must be one of"):
+    with pytest.raises(ValueError, match=r"sign must be one of \('abs', 'positive', 'raw'\), got 'signed'"):
         normalize(tiny, "signed")
 
 
