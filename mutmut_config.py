@@ -23,15 +23,15 @@ TESTS = {
     "xaibench/kernels.py": "--noconftest tests/test_kernels.py -k 'not large_maps and not random_map'",
     "xaibench/maps.py": "--noconftest tests/test_maps.py",
     # one -k per command (pytest keeps only the last): the selection is one expression over the named files
-    "plugins/xaibench_metrics/pointing.py": "tests/test_metric_definitions.py tests/test_peers_quantus.py "
-                                            "-k 'pointing_tolerance or pointing_game_equals or pointing_game_with'",
-    "plugins/xaibench_metrics/confidence.py": "tests/test_metric_definitions.py tests/test_peers_gradcam.py "
+    "plugins/xaibench_metrics/pointing.py": "tests/test_metric_defaults.py tests/test_metric_definitions.py tests/test_peers_quantus.py "
+                                            "-k 'defaults or pointing_tolerance or pointing_game_equals or pointing_game_with'",
+    "plugins/xaibench_metrics/confidence.py": "tests/test_metric_defaults.py tests/test_metric_definitions.py tests/test_peers_gradcam.py "
                                               "tests/test_metrics_faithfulness.py "
-                                              "-k 'average_drop or dic_iic or confidence_change or confidence_variants'",
-    "plugins/xaibench_metrics/completeness.py": "tests/test_metric_definitions.py tests/test_metrics_faithfulness.py "
-                                                "-k 'completeness_error or faithfulness_correlation'",
-    "plugins/xaibench_metrics/deletion.py": "tests/test_peers_quantus.py tests/test_curves.py tests/test_metrics_faithfulness.py "
-                                            "-k 'deletion_curve_equals or flat_maps_deletion or exact_contributions "
+                                              "-k 'defaults or average_drop or dic_iic or confidence_change or confidence_variants'",
+    "plugins/xaibench_metrics/completeness.py": "tests/test_metric_defaults.py tests/test_metric_definitions.py tests/test_metrics_faithfulness.py "
+                                                "-k 'defaults or completeness_error or faithfulness_correlation'",
+    "plugins/xaibench_metrics/deletion.py": "tests/test_metric_defaults.py tests/test_peers_quantus.py tests/test_curves.py tests/test_metrics_faithfulness.py "
+                                            "-k 'defaults or deletion_curve_equals or flat_maps_deletion or exact_contributions "
                                             "or deletion_curve_matches'",
 }
 

@@ -58,10 +58,11 @@ def _affine_case(seed: int, n: int, size: int, bias: float,
 
 # -- pointing game: 15 px at 224 px, scaled with the input's size ------------------------------------------
 
-@pytest.mark.parametrize("size", [64, 112])
+@pytest.mark.parametrize("size", [64, 112, 224])
 def test_pointing_tolerance_scales_15_px_at_224_to_the_input_size(size: int) -> None:
-    """At 64 px the tolerance is 15 * 64/224 = 4.29 px, at 112 px 7.5 px: a peak 4 (7) px from the
-    lesion hits, 5 (8) px misses. Doubling or halving the tolerance, or not scaling it, flips one of them."""
+    """At 64 px the tolerance is 15 * 64/224 = 4.29 px, at 112 px 7.5 px, at 224 px 15 px: a peak 4 (7, 15) px
+    from the lesion hits, 5 (8, 16) px misses. Doubling or halving the tolerance, or not scaling it, flips one
+    of them; at 224 px a tolerance of 16 px or a reference of 225 px flips the peak at 15 or 16 px."""
     tol = 15 * size / 224
     inside, outside = int(np.floor(tol)), int(np.floor(tol)) + 1  # distances (px) straight right of the lesion
     masks = torch.zeros(3, size, size, dtype=torch.bool)
