@@ -277,7 +277,8 @@ def test_leaderboard_shows_parameters_not_applicable_cells_and_why_a_cell_is_und
     suite = tmp_path / "s.yaml"
     suite.write_text("name: app\nseed: 0\nsamples: 4\ndatasets: [tiny]\nmodels: [tiny-cnn]\n"
                      "methods: [input-times-one, grad-x-input]\n"
-                     "metrics: [completeness-error, {name: sensitivity-n, params: {patch: 4}}, never-defined]\n")
+                     "metrics: [completeness-error, {name: sensitivity-n, params: {patch: 4}}, never-defined,\n"
+                     "          {name: mprt-spearman, params: {steps: 1}}]\n")
     harness = load_harness([("tiny", tiny_plugin), ("app", Applicability())])
     with Store(tmp_path / "r.sqlite") as store:
         summary = Runner(harness, load_suite(suite), store, RunOptions(progress=False, home=tmp_path / "home")).run()
@@ -295,3 +296,14 @@ def test_leaderboard_shows_parameters_not_applicable_cells_and_why_a_cell_is_und
     metrics_table = md.split("## Metrics", 1)[1]
     metric_row = next(line for line in metrics_table.splitlines() if line.startswith("| sensitivity-n "))
     assert '"patch": 4' in metric_row and '"n": 8' in metric_row and '"sets": 32' in metric_row
+    mprt_row = next(line for line in metrics_table.splitlines() if line.startswith("| mprt-spearman "))
+    assert "MPRT, fully randomized model only (steps: 1, not a cascade)" in mprt_row and '"steps": 1' in mprt_row
+    assert "averaged over" not in mprt_row  # the generic cascade description is not shown for one stage
+
+
+def test_mprt_description_names_the_randomization_its_steps_give() -> None:
+    describe = load_harness().metrics.get("mprt-ssim").describe
+    assert describe is not None
+    one, three = describe({"steps": 1}), describe({"steps": 3})
+    assert one.startswith("MPRT, fully randomized model only (steps: 1, not a cascade): absolute SSIM")
+    assert three.startswith("MPRT, cascade of 3 stages spread over the layers") and "averaged over the stages" in three

@@ -30,7 +30,12 @@ from xaibench_metrics.localization import (
     relevance_rank_accuracy,
 )
 from xaibench_metrics.pointing import hit_rate
-from xaibench_metrics.randomization import LABEL_RANDOMIZED, data_randomization, model_randomization
+from xaibench_metrics.randomization import (
+    LABEL_RANDOMIZED,
+    data_randomization,
+    model_randomization,
+    mprt_description,
+)
 from xaibench_metrics.randomization_revisited import register_randomization_revisited
 from xaibench_metrics.road import FRACTIONS, road
 from xaibench_metrics.robustness import register_robustness
@@ -238,6 +243,7 @@ def xaibench_register_metrics(register: Callable[[MetricSpec], None]) -> None:
                         "randomized model only; fewer steps than layers = a coarse cascade); lower: the map "
                         "depends on the weights",
             citation=SANITY, defaults={"similarity_measure": measure, "steps": 3, "sign": "abs"},
+            describe=mprt_description(label),
             undefined="the trained model's map is constant, or (Spearman) a randomized model's map is constant "
                       "(a CAM that ReLU zeroed): rank correlation undefined, never scored as the best value 0",
         ))

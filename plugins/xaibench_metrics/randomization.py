@@ -49,7 +49,7 @@ and one run of the method.
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Callable
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import torch
@@ -101,6 +101,26 @@ def similarity(a: np.ndarray, b: np.ndarray, how: str) -> np.ndarray:
         else:
             raise ValueError(f"similarity must be one of {SIMILARITIES}, got {how!r}")
     return out
+
+
+def mprt_description(label: str) -> Callable[[Mapping[str, Any]], str]:
+    """``describe(params)`` of MPRT with similarity ``label``: names the randomization that ``steps`` gives.
+
+    ``steps: 1`` re-initialises every layer at once (the fully randomized model, not a cascade);
+    more steps are a cascade of that many stages over the layers, top first, which is the paper's
+    layer-by-layer cascade only for a model with at most ``steps`` randomizable layers.
+    """
+    def describe(params: Mapping[str, Any]) -> str:
+        steps = int(params["steps"])
+        if steps == 1:
+            what = ("MPRT, fully randomized model only (steps: 1, not a cascade): absolute "
+                    f"{label} between the maps of the trained model and of the model with every layer re-initialised")
+        else:
+            what = (f"MPRT, cascade of {steps} stages spread over the layers, top first (layer by layer only for "
+                    f"a model with at most {steps} layers to randomize): absolute {label} between the maps of the "
+                    "trained and of the randomized model, averaged over the stages")
+        return what + "; lower: the map depends on the weights"
+    return describe
 
 
 def cascade_maps(model: Callable[[], nn.Module], explain: Callable[..., torch.Tensor], seed: int, steps: int,
