@@ -45,6 +45,12 @@ def test_normalize_scales_each_map_on_its_own() -> None:
                                normalize(maps, "positive", subtract_min=True).numpy(), rtol=1e-6)
 
 
+def test_normalize_defaults_to_the_positive_part_divided_by_the_maximum() -> None:
+    """By hand: negative values become 0 (not |v|), and the minimum is not subtracted."""
+    np.testing.assert_allclose(normalize(torch.tensor([[-2.0, 1.0, 2.0, 4.0]])).numpy(), [[0.0, 0.25, 0.5, 1.0]])
+    np.testing.assert_allclose(normalize(torch.tensor([[1.0, 2.0, 4.0]])).numpy(), [[0.25, 0.5, 1.0]])
+
+
 def test_normalize_keeps_a_tiny_range_and_zeroes_an_all_zero_map() -> None:
     """A range of 1e-20 is still a range (the map is rescaled exactly); an all-negative map under ``positive``
     is all zero and stays zero (no division by zero, no NaN)."""
