@@ -57,12 +57,12 @@ def _alarm(*_: object) -> None:
     raise _Timeout()
 
 
-def _run(args: list[str]) -> int:
-    """The tests' exit status, -1 on timeout, with every reloaded module imported afresh."""
+def _run(args: list[str], timeout: int = TIMEOUT_S) -> int:
+    """The tests' exit status, -1 on timeout (0: none), with every reloaded module imported afresh."""
     for name in list(sys.modules):
         if name.startswith(RELOADED):
             del sys.modules[name]
-    signal.alarm(TIMEOUT_S)
+    signal.alarm(timeout)
     try:
         return int(pytest.main(["-x", "-q", "-p", "no:cacheprovider", "-p", "no:hypothesispytest",
                                 "-p", "no:benchmark", *args]))
@@ -82,7 +82,7 @@ def main(module: str, out: str) -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # restore the file on SIGTERM too
     results: dict[int, dict[str, object]] = {}
     try:
-        if _run(args) != 0:
+        if _run(args, timeout=0) != 0:  # the first run imports everything: no time limit
             raise SystemExit(f"the tests of {module} fail without mutations")
         for k, mid in enumerate(ids):
             mutated, _ = mutmut.mutate(mutmut.Context(source=source, mutation_id=mid, filename=module,
