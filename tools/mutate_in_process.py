@@ -79,12 +79,20 @@ def main(module: str, out: str) -> None:
     args = shlex.split(mutmut_config.TESTS[module])
     ids = _selected(module, source)
     signal.signal(signal.SIGALRM, _alarm)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # restore the file on SIGTERM too
+    stop: list[int] = []
+
+    def terminate(*_: object) -> None:  # SIGTERM: stop after this mutant (pytest would catch SystemExit)
+        stop.append(1)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, terminate)
     results: dict[int, dict[str, object]] = {}
     try:
         if _run(args, timeout=0) != 0:  # the first run imports everything: no time limit
             raise SystemExit(f"the tests of {module} fail without mutations")
         for k, mid in enumerate(ids):
+            if stop:
+                break
             mutated, _ = mutmut.mutate(mutmut.Context(source=source, mutation_id=mid, filename=module,
                                                       dict_synonyms=[]))
             if mutated == source:
@@ -101,6 +109,8 @@ def main(module: str, out: str) -> None:
             results[k] = {"line": mid.line_number + 1, "mutant": changed[:2], "seconds": round(time.time() - start, 1),
                           "status": "survived" if code == 0 else "timeout" if code == -1 else "killed"}
             print(k, results[k]["status"], results[k]["line"], changed[:1], flush=True)
+            if stop:  # interrupted: this mutant's status is not a result
+                del results[k]
             with open(out, "w", encoding="utf-8") as f:
                 json.dump({"module": module, "tests": args, "total": len(ids), "results": results}, f, indent=1)
     finally:
