@@ -104,6 +104,12 @@ def test_curve_points_move_round_of_s_p_over_steps_pixels() -> None:
                                 input_scores=base + 100, sample_seeds=[7])
     np.testing.assert_allclose(seeded, [[163, 60, 56, 48, 0]])  # the given input score fills point 0
     np.testing.assert_allclose(kernels.auc(dele), [(63 + 60) / 8 + (60 + 56) / 8 + (56 + 48) / 8 + 48 / 8])
+    one = perturbation_curve(engine, x, target, sal, "deletion", torch.zeros_like(x), 1, output="logit")
+    np.testing.assert_allclose(one, [[63, 0]])  # one step: the input, then every pixel deleted
+    with pytest.raises(ValueError, match="^steps must be at least 1$"):
+        perturbation_curve(engine, x, target, sal, "deletion", torch.zeros_like(x), 0)
+    with pytest.raises(ValueError, match="^mode must be 'deletion' or 'insertion', got 'erase'$"):
+        perturbation_curve(engine, x, target, sal, "erase", torch.zeros_like(x), 4)
 
 
 CURVE_SUITE = """
