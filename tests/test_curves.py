@@ -110,6 +110,9 @@ def test_curve_points_move_round_of_s_p_over_steps_pixels() -> None:
         perturbation_curve(engine, x, target, sal, "deletion", torch.zeros_like(x), 0)
     with pytest.raises(ValueError, match="^mode must be 'deletion' or 'insertion', got 'erase'$"):
         perturbation_curve(engine, x, target, sal, "erase", torch.zeros_like(x), 4)
+    shape_error = r"^saliency \(1, 6\) does not match inputs \(1, 1, 1, 6\): expected \(N, \*spatial\)$"
+    with pytest.raises(ValueError, match=shape_error):
+        perturbation_curve(engine, x, target, sal[:, 0], "deletion", torch.zeros_like(x), 4)
 
 
 CURVE_SUITE = """

@@ -51,7 +51,8 @@ def normalize(saliency: torch.Tensor, sign: str = "positive", subtract_min: bool
     flat = s.reshape(s.shape[0], -1).float()
     low = flat.min(dim=1, keepdim=True).values if sign == "raw" or subtract_min else torch.zeros_like(flat[:, :1])
     span = flat.max(dim=1, keepdim=True).values - low
-    out = torch.where(span > 0, (flat - low) / torch.where(span > 0, span, torch.ones_like(span)), torch.zeros_like(flat))
+    safe = torch.where(span > 0, span, torch.ones_like(span))  # no 0 / 0 even in the branch not taken
+    out = torch.where(span > 0, (flat - low) / safe, torch.zeros_like(flat))
     return out.reshape(s.shape)
 
 
