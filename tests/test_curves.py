@@ -40,8 +40,21 @@ def test_pixel_ranks_order_by_saliency_and_shuffle_only_ties() -> None:
         seen.add(tuple(r[1:4]))
         assert pixel_ranks(sal, [seed]).tolist() == [r]  # the same seed, the same order
     assert len(seen) == 6  # all 3! orders of the tied pixels occur
-    with pytest.raises(ValueError, match="one seed per map"):
+    with pytest.raises(ValueError, match="^2 sample seeds for 1 maps: one seed per map$"):
         pixel_ranks(sal, [0, 1])
+
+
+def test_unseeded_ties_keep_index_order_on_a_large_flat_map() -> None:
+    """Without seeds a flat map of 5000 pixels is ranked in index order (ROAD's rule), pixel i at rank i:
+    an unstable sort reorders ties on maps this large."""
+    flat = torch.zeros(2, 50, 100)
+    flat[1, 0, 0] = 1.0  # one peak, then the other 4999 pixels in index order
+    ranks = pixel_ranks(flat)
+    np.testing.assert_array_equal(ranks[0].numpy(), np.arange(5000))
+    np.testing.assert_array_equal(ranks[1].numpy(), np.arange(5000))
+    seeded = pixel_ranks(torch.zeros(1, 50, 100), [7])[0]  # ties in the order of the seed's permutation
+    perm = torch.randperm(5000, generator=torch.Generator().manual_seed(7))
+    np.testing.assert_array_equal(seeded[perm].numpy(), np.arange(5000))
 
 
 @pytest.mark.parametrize("key", [(0, 0), (SIDE - 1, SIDE - 1)])
@@ -91,6 +104,15 @@ def test_curve_points_move_round_of_s_p_over_steps_pixels() -> None:
                                 input_scores=base + 100, sample_seeds=[7])
     np.testing.assert_allclose(seeded, [[163, 60, 56, 48, 0]])  # the given input score fills point 0
     np.testing.assert_allclose(kernels.auc(dele), [(63 + 60) / 8 + (60 + 56) / 8 + (56 + 48) / 8 + 48 / 8])
+    one = perturbation_curve(engine, x, target, sal, "deletion", torch.zeros_like(x), 1, output="logit")
+    np.testing.assert_allclose(one, [[63, 0]])  # one step: the input, then every pixel deleted
+    with pytest.raises(ValueError, match="^steps must be at least 1$"):
+        perturbation_curve(engine, x, target, sal, "deletion", torch.zeros_like(x), 0)
+    with pytest.raises(ValueError, match="^mode must be 'deletion' or 'insertion', got 'erase'$"):
+        perturbation_curve(engine, x, target, sal, "erase", torch.zeros_like(x), 4)
+    shape_error = r"^saliency \(1, 6\) does not match inputs \(1, 1, 1, 6\): expected \(N, \*spatial\)$"
+    with pytest.raises(ValueError, match=shape_error):
+        perturbation_curve(engine, x, target, sal[:, 0], "deletion", torch.zeros_like(x), 4)
 
 
 CURVE_SUITE = """

@@ -58,10 +58,11 @@ def _affine_case(seed: int, n: int, size: int, bias: float,
 
 # -- pointing game: 15 px at 224 px, scaled with the input's size ------------------------------------------
 
-@pytest.mark.parametrize("size", [64, 112])
+@pytest.mark.parametrize("size", [64, 112, 224])
 def test_pointing_tolerance_scales_15_px_at_224_to_the_input_size(size: int) -> None:
-    """At 64 px the tolerance is 15 * 64/224 = 4.29 px, at 112 px 7.5 px: a peak 4 (7) px from the
-    lesion hits, 5 (8) px misses. Doubling or halving the tolerance, or not scaling it, flips one of them."""
+    """At 64 px the tolerance is 15 * 64/224 = 4.29 px, at 112 px 7.5 px, at 224 px 15 px: a peak 4 (7, 15) px
+    from the lesion hits, 5 (8, 16) px misses. Doubling or halving the tolerance, or not scaling it, flips one
+    of them; at 224 px a tolerance of 16 px or a reference of 225 px flips the peak at 15 or 16 px."""
     tol = 15 * size / 224
     inside, outside = int(np.floor(tol)), int(np.floor(tol)) + 1  # distances (px) straight right of the lesion
     masks = torch.zeros(3, size, size, dtype=torch.bool)
@@ -276,7 +277,8 @@ def test_leaderboard_shows_parameters_not_applicable_cells_and_why_a_cell_is_und
     suite = tmp_path / "s.yaml"
     suite.write_text("name: app\nseed: 0\nsamples: 4\ndatasets: [tiny]\nmodels: [tiny-cnn]\n"
                      "methods: [input-times-one, grad-x-input]\n"
-                     "metrics: [completeness-error, {name: sensitivity-n, params: {patch: 4}}, never-defined]\n")
+                     "metrics: [completeness-error, {name: sensitivity-n, params: {patch: 4}}, never-defined,\n"
+                     "          {name: mprt-spearman, params: {steps: 1}}]\n")
     harness = load_harness([("tiny", tiny_plugin), ("app", Applicability())])
     with Store(tmp_path / "r.sqlite") as store:
         summary = Runner(harness, load_suite(suite), store, RunOptions(progress=False, home=tmp_path / "home")).run()
@@ -294,3 +296,14 @@ def test_leaderboard_shows_parameters_not_applicable_cells_and_why_a_cell_is_und
     metrics_table = md.split("## Metrics", 1)[1]
     metric_row = next(line for line in metrics_table.splitlines() if line.startswith("| sensitivity-n "))
     assert '"patch": 4' in metric_row and '"n": 8' in metric_row and '"sets": 32' in metric_row
+    mprt_row = next(line for line in metrics_table.splitlines() if line.startswith("| mprt-spearman "))
+    assert "MPRT, fully randomized model only (steps: 1, not a cascade)" in mprt_row and '"steps": 1' in mprt_row
+    assert "averaged over" not in mprt_row  # the generic cascade description is not shown for one stage
+
+
+def test_mprt_description_names_the_randomization_its_steps_give() -> None:
+    describe = load_harness().metrics.get("mprt-ssim").describe
+    assert describe is not None
+    one, three = describe({"steps": 1}), describe({"steps": 3})
+    assert one.startswith("MPRT, fully randomized model only (steps: 1, not a cascade): absolute SSIM")
+    assert three.startswith("MPRT, cascade of 3 stages spread over the layers") and "averaged over the stages" in three

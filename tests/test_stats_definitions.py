@@ -57,6 +57,17 @@ def test_a_pair_differs_only_below_alpha() -> None:
     assert stats.significance_ranks([a, b], False, alpha=2 / 1024 + 1e-9) == [1, 2]
 
 
+def test_a_significant_pair_with_equal_means_beats_neither() -> None:
+    """Twenty differences of +1 and one of -20: the signed-rank test is significant (W- = 21 of 231), the
+    means are exactly equal, so neither method is the better one and both keep rank 1."""
+    a = np.arange(21.0)
+    b = a - np.array([1.0] * 20 + [-20.0])
+    assert a.mean() == b.mean() and stats.paired_pvalue(a, b) < 0.05
+    assert stats.significance_ranks([a, b], True) == [1, 1]
+    assert stats.significance_ranks([a, b], False) == [1, 1]
+    assert stats.significance_ranks([b, a], True) == [1, 1]
+
+
 def test_the_better_of_a_significant_pair_is_the_higher_mean_over_shared_samples() -> None:
     rng = np.random.default_rng(0)
     b = rng.random(20)

@@ -34,6 +34,7 @@ def normalize(saliency: torch.Tensor, sign: str = "positive", subtract_min: bool
     Without it, ``abs`` and ``positive`` divide by the maximum only, keeping the ratios
     of the values (what relevance mass and the other mass scores read).
 
+    Any positive range is divided out exactly (a map of gradients around 1e-20 still spans [0, 1]).
     A map that is constant after sign handling carries no ranking: with min-max scaling,
     and wherever it is all zero, it becomes all zeros; a positive constant map without
     ``subtract_min`` becomes all ones (uniform relevance). Raises ``ValueError`` for an
@@ -50,7 +51,8 @@ def normalize(saliency: torch.Tensor, sign: str = "positive", subtract_min: bool
     flat = s.reshape(s.shape[0], -1).float()
     low = flat.min(dim=1, keepdim=True).values if sign == "raw" or subtract_min else torch.zeros_like(flat[:, :1])
     span = flat.max(dim=1, keepdim=True).values - low
-    out = torch.where(span > 0, (flat - low) / span.clamp(min=1e-12), torch.zeros_like(flat))
+    safe = torch.where(span > 0, span, torch.ones_like(span))  # no 0 / 0 even in the branch not taken
+    out = torch.where(span > 0, (flat - low) / safe, torch.zeros_like(flat))
     return out.reshape(s.shape)
 
 

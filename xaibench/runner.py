@@ -185,7 +185,9 @@ class Runner:
             "plugins": self.harness.plugin_versions(),
             "datasets": datasets,
             "metrics": {mt.entry.display: {"category": mt.spec.category, "higher_is_better": mt.spec.higher_is_better,
-                                           "citation": mt.spec.citation, "description": mt.spec.description,
+                                           "citation": mt.spec.citation,
+                                           "description": mt.spec.describe(mt.params) if mt.spec.describe
+                                           else mt.spec.description,
                                            "params": mt.params, "undefined": mt.spec.undefined,
                                            "bounds": list(mt.spec.bounds)}
                         for mt in self.metrics},

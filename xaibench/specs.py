@@ -353,6 +353,10 @@ class MetricSpec:
     #: ``(0, 1)`` for a hit rate, ``(0, 100)`` for DiC. The leaderboard's meta-evaluation reports the share of
     #: scores exactly at a bound (a metric that saturates cannot tell methods apart).
     bounds: tuple[float | None, float | None] = (None, None)
+    #: ``describe(params) -> str``: the description for the effective parameters, where they change what
+    #: the metric is (MPRT with ``steps: 1`` randomizes the whole model at once: not a cascade); the
+    #: leaderboard's metric table shows it. None: ``description`` whatever the parameters.
+    describe: Callable[[Mapping[str, Any]], str] | None = None
 
 
 @dataclass(frozen=True)

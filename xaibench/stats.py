@@ -105,7 +105,9 @@ def significance_ranks(scores: Sequence[np.ndarray | None], higher_is_better: bo
     :func:`paired_pvalue`; the p-values of all pairs are Holm-corrected together;
     a pair differs when its adjusted p-value is below ``alpha``, and the better one
     is the one with the higher (or, for lower-is-better metrics, lower) mean over
-    the shared samples. So methods that no method beats significantly share rank 1,
+    the shared samples (a significant pair with exactly equal means, possible when the
+    differences are skewed, has no better one and beats neither). So methods that no
+    method beats significantly share rank 1,
     and two methods share a rank whenever as many methods beat each of them.
     """
     idx = [i for i, s in enumerate(scores) if s is not None and np.isfinite(s).any()]
@@ -118,8 +120,9 @@ def significance_ranks(scores: Sequence[np.ndarray | None], higher_is_better: bo
             continue
         a, b = np.asarray(scores[i], dtype=np.float64), np.asarray(scores[j], dtype=np.float64)
         keep = np.isfinite(a) & np.isfinite(b)
-        better_i = sign * (a[keep].mean() - b[keep].mean()) > 0
-        beaten[j if better_i else i] += 1
+        diff = a[keep].mean() - b[keep].mean()
+        if diff != 0:  # equal means: the test found a difference but no direction, so neither is beaten
+            beaten[j if sign * diff > 0 else i] += 1
     return [beaten[i] + 1 if i in beaten else None for i in range(len(scores))]
 
 

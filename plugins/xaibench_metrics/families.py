@@ -6,7 +6,8 @@ imports no torch; the module loads when the metric first runs.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from xaibench.lazy import lazy
 from xaibench.specs import MetricSpec, ModelVariant
@@ -129,3 +130,23 @@ def register_randomization_revisited(register: Callable[[MetricSpec], None]) -> 
         description="absolute SSIM between the maps of the explained class and of a random other class "
                     "(lower: the map depends on the class)", citation=RANDOM_LOGIT,
         defaults={"similarity_measure": "ssim", "sign": "abs"}))
+
+
+def mprt_description(label: str) -> Callable[[Mapping[str, Any]], str]:
+    """``describe(params)`` of MPRT with similarity ``label``: names the randomization that ``steps`` gives.
+
+    ``steps: 1`` re-initialises every layer at once (the fully randomized model, not a cascade);
+    more steps are a cascade of that many stages over the layers, top first, which is the paper's
+    layer-by-layer cascade only for a model with at most ``steps`` randomizable layers.
+    """
+    def describe(params: Mapping[str, Any]) -> str:
+        steps = int(params["steps"])
+        if steps == 1:
+            what = ("MPRT, fully randomized model only (steps: 1, not a cascade): absolute "
+                    f"{label} between the maps of the trained model and of the model with every layer re-initialised")
+        else:
+            what = (f"MPRT, cascade of {steps} stages spread over the layers, top first (layer by layer only for "
+                    f"a model with at most {steps} layers to randomize): absolute {label} between the maps of the "
+                    "trained and of the randomized model, averaged over the stages")
+        return what + "; lower: the map depends on the weights"
+    return describe

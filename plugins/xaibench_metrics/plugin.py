@@ -23,6 +23,7 @@ from xaibench_metrics.families import (
     register_irof,
     register_randomization_revisited,
     register_robustness,
+    mprt_description,
     register_srg,
 )
 
@@ -251,6 +252,7 @@ def xaibench_register_metrics(register: Callable[[MetricSpec], None]) -> None:
                         "randomized model only; fewer steps than layers = a coarse cascade); lower: the map "
                         "depends on the weights",
             citation=SANITY, defaults={"similarity_measure": measure, "steps": 3, "sign": "abs"},
+            describe=mprt_description(label),
             undefined="the trained model's map is constant, or (Spearman) a randomized model's map is constant "
                       "(a CAM that ReLU zeroed): rank correlation undefined, never scored as the best value 0",
         ))

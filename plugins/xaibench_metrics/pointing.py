@@ -14,7 +14,7 @@ from xaibench import kernels
 from xaibench.metric_inputs import Shared, unshared
 
 
-def scaled_tolerance(tolerance: float, spatial: tuple[int, ...], reference: int = 224) -> float:
+def scaled_tolerance(tolerance: float, spatial: tuple[int, ...], reference: int) -> float:
     return tolerance * max(spatial) / reference
 
 
