@@ -37,9 +37,11 @@ if TYPE_CHECKING:  # pragma: no cover
 
 FIGURE_KINDS = ("agreement", "gallery", "curves")
 DPI = 80
-#: Rows of a gallery (among the first evaluated samples). A curve figure averages every evaluated sample, so
-#: its legend's AUC is the table's mean score of that metric.
+#: Rows of a gallery (among the first evaluated samples). A curve figure of metrics in the suite's table averages
+#: every evaluated sample, so its legend's AUC is the table's mean score; without them, the registered curve
+#: metrics' defaults are drawn on the first CURVE_SAMPLES samples (said on the figure).
 GALLERY_SAMPLES = 4
+CURVE_SAMPLES = 16
 #: Widest gallery in inches: more methods make smaller panels, not a wider (heavier) file.
 MAX_WIDTH = 9.0
 #: Narrowest gallery panel in inches: with 11-17 methods the figure grows wider instead.
@@ -306,7 +308,8 @@ def write_run_figures(runner: "Runner", out_dir: str | Path) -> list[Path]:
         if runner.unavailable(ds) is not None:  # an optional dataset without data: nothing to draw
             continue
         bundle = runner.bundle(ds)
-        samples = runner.evaluated_samples(ds)
+        evaluated = runner.evaluated_samples(ds)
+        samples = evaluated if in_table else evaluated.subset(slice(0, min(CURVE_SAMPLES, len(evaluated))))
         for mo in runner.models:
             g = runner.group_context(ds, mo, samples)
             maps: dict[str, np.ndarray] = {}
@@ -334,7 +337,8 @@ def write_run_figures(runner: "Runner", out_dir: str | Path) -> list[Path]:
                                  mt.entry.display, mt.spec.higher_is_better,
                                  {k: runner.metric_curves(g, methods[k], mt, v) for k, v in maps.items()}) for mt in curve_metrics]
             note = (f"Mean over the table's {len(samples)} samples, curves as scored (AUC = the table's mean)" if in_table
-                    else "Not in this suite's table: the registered curve metrics with their default parameters")
+                    else f"Not in this suite's table: the registered curve metrics with their default parameters, "
+                         f"on the first {len(samples)} of its {len(evaluated)} samples")
             written.append(curve_figure(panels, name, Path(out_dir) / figure_path(
                 runner.suite.name, ds.entry.display, mo.entry.display, "curves"),
                 unit={"signal": "points", "volume": "voxels"}.get(bundle.modality, "pixels"), note=note))
