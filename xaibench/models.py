@@ -115,9 +115,7 @@ class Models:
         if not mo.entry.checkpoint:
             if not path.exists():
                 recipe = recipe_with(mo.spec.recipe, mo.entry.train)
-                start = self._pretrain(model, mo)
-                if mo.source:
-                    self._from_source(model, ds, mo)
+                start = self._initialise(model, ds, mo)
                 started = time.perf_counter()
                 progress.say(f"training {what} ({recipe.epochs} epochs max"
                              f"{f', from {mo.entry.weights} weights' if start else ''}) ...")
@@ -142,6 +140,14 @@ class Models:
                                  {"checkpoint": str(path), "params": dict(mo.entry.params),
                                   "train": dict(mo.entry.train), "torch": torch.__version__})
         return model
+
+    def _initialise(self, model: nn.Module, ds: Resolved, mo: Resolved) -> PretrainedWeights | None:
+        """Start ``model`` before its training: the published weights (``weights:``), then its training on the
+        ``fine_tune_from`` dataset; returns the published weights, or None."""
+        start = self._pretrain(model, mo)
+        if mo.source:
+            self._from_source(model, ds, mo)
+        return start
 
     def _from_source(self, model: nn.Module, ds: Resolved, mo: Resolved) -> None:
         """Start ``model`` from ``mo`` trained on its ``fine_tune_from`` dataset (trained and cached first if absent)."""
@@ -175,9 +181,7 @@ class Models:
         path = self.settings.options.home / "models" / f"{key}.pt"
         model = self.build(ds, mo)
         if not path.exists():
-            self._pretrain(model, mo)
-            if mo.source:
-                self._from_source(model, ds, mo)
+            self._initialise(model, ds, mo)
             progress.say(f"training {mo.entry.display!r} on {ds.entry.display!r}: {variant.name} variant ...")
             start = time.perf_counter()
             variant.fit(model, bundle, recipe_with(mo.spec.recipe, mo.entry.train),
