@@ -13,6 +13,14 @@ copy (``git archive HEAD | tar -x -C /tmp/m``), from that copy's root::
         xaibench/maps.py mutants.json
 
 ``mutants.json`` gets, per mutant, its line, the mutated line, and killed / survived / timeout.
+
+Test selection (mutmut 3 does the same): a first run records, with ``coverage`` dynamic
+contexts, which tests execute each line of the module. A mutant inside a function body
+runs first against only the tests that execute that function; a mutant elsewhere (module
+level, a default, a decorator) against all of them. A mutant no test executes survives
+without a run ("not covered"). Selection can only miss a kill (a module-scoped fixture
+is recorded under its first test), never invent one, so every survivor is run again
+against the module's whole ``TESTS`` before it is reported.
 """
 from __future__ import annotations
 
@@ -26,6 +34,7 @@ import time
 
 os.environ.setdefault("NUMBA_DISABLE_JIT", "1")  # a mutant in a jitted kernel runs as Python, no compilation
 
+import coverage  # noqa: E402
 import mutmut  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402,F401  (imported once, kept across mutants)
@@ -37,9 +46,14 @@ RELOADED = ("xaibench", "test_", "conftest", "oracles", "faults", "boards", "wor
 TIMEOUT_S = 300
 
 
+def _functions(source: str) -> list[tuple[str, int, int, int]]:
+    """(name, def line, first body line, last line) of every function, innermost last."""
+    return [(n.name, n.lineno, n.body[0].lineno, n.end_lineno or n.lineno) for n in ast.walk(ast.parse(source))
+            if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
+
+
 def _selected(module: str, source: str) -> list[mutmut.RelativeMutationID]:
-    functions = [(n.name, n.lineno, n.end_lineno or n.lineno) for n in ast.walk(ast.parse(source))
-                 if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
+    functions = [(name, start, end) for name, start, _, end in _functions(source)]
 
     def inside(line: int, names: set[str]) -> bool:
         return any(name in names and start <= line <= end for name, start, end in functions)
@@ -57,7 +71,20 @@ def _alarm(*_: object) -> None:
     raise _Timeout()
 
 
-def _run(args: list[str], timeout: int = TIMEOUT_S) -> int:
+class _Contexts:
+    """pytest plugin: names the coverage context after the running test."""
+
+    def __init__(self, cov: coverage.Coverage) -> None:
+        self.cov = cov
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_protocol(self, item: pytest.Item, nextitem: object):  # type: ignore[no-untyped-def]
+        self.cov.switch_context(item.nodeid)
+        yield
+        self.cov.switch_context("")
+
+
+def _run(args: list[str], timeout: int = TIMEOUT_S, plugins: tuple[object, ...] = ()) -> int:
     """The tests' exit status, -1 on timeout (0: none), with every reloaded module imported afresh."""
     for name in list(sys.modules):
         if name.startswith(RELOADED):
@@ -65,11 +92,51 @@ def _run(args: list[str], timeout: int = TIMEOUT_S) -> int:
     signal.alarm(timeout)
     try:
         return int(pytest.main(["-x", "-q", "-p", "no:cacheprovider", "-p", "no:hypothesispytest",
-                                "-p", "no:benchmark", *args]))
+                                "-p", "no:benchmark", *args], plugins=list(plugins)))
     except _Timeout:
         return -1
     finally:
         signal.alarm(0)
+
+
+def _line_tests(module: str, args: list[str]) -> dict[int, set[str]]:
+    """Run the tests once under coverage: for each executed line of ``module``, the tests that executed it."""
+    path = os.path.abspath(module)
+    cov = coverage.Coverage(data_file=None, include=[path])
+    cov.start()
+    try:
+        code = _run(args, timeout=0, plugins=(_Contexts(cov),))  # the first run imports everything: no time limit
+    finally:
+        cov.stop()
+    if code != 0:
+        raise SystemExit(f"the tests of {module} fail without mutations")
+    data = cov.get_data()
+    measured = [f for f in data.measured_files() if os.path.abspath(f) == path]
+    by_line = data.contexts_by_lineno(measured[0]) if measured else {}
+    return {line: {c for c in contexts if c} for line, contexts in by_line.items()}
+
+
+def _tests_for(line: int, functions: list[tuple[str, int, int, int]], line_tests: dict[int, set[str]]) -> set[str] | None:
+    """Tests that execute the innermost function whose body holds ``line``; None: not in a body (run them all)."""
+    bodies = [(body, end) for _, _, body, end in functions if body <= line <= end]
+    if not bodies:
+        return None
+    body, end = max(bodies)  # innermost: the latest first body line
+    return set().union(*(line_tests.get(k, set()) for k in range(body, end + 1)))
+
+
+def _narrowed(args: list[str], tests: set[str]) -> list[str]:
+    """``args`` with its test files replaced by the selected test ids (options and ``-k`` kept)."""
+    options, k = [], 0
+    while k < len(args):
+        if args[k] == "-k":
+            options += args[k : k + 2]
+            k += 2
+            continue
+        if args[k].startswith("-"):
+            options.append(args[k])
+        k += 1
+    return [*options, *sorted(tests)]
 
 
 def main(module: str, out: str) -> None:
@@ -87,9 +154,9 @@ def main(module: str, out: str) -> None:
 
     signal.signal(signal.SIGTERM, terminate)
     results: dict[int, dict[str, object]] = {}
+    functions = _functions(source)
     try:
-        if _run(args, timeout=0) != 0:  # the first run imports everything: no time limit
-            raise SystemExit(f"the tests of {module} fail without mutations")
+        line_tests = _line_tests(module, args)
         for k, mid in enumerate(ids):
             if stop:
                 break
@@ -100,13 +167,22 @@ def main(module: str, out: str) -> None:
             with open(module, "w", encoding="utf-8") as f:
                 f.write(mutated)
             start = time.time()
+            selected = _tests_for(mid.line_number + 1, functions, line_tests)
             try:
-                code = _run(args)
+                if selected == set():
+                    code, ran = 0, "none (not covered)"
+                else:
+                    code, ran = _run(args if selected is None else _narrowed(args, selected)), "all"
+                    if selected is not None:
+                        ran = f"{len(selected)} selected"
+                        if code == 0:  # selection may miss a kill: confirm a survivor on every test
+                            code, ran = _run(args), f"{len(selected)} selected, then all"
             finally:
                 with open(module, "w", encoding="utf-8") as f:
                     f.write(source)
             changed = [line for line in mutated.splitlines() if line not in source.splitlines()]
-            results[k] = {"line": mid.line_number + 1, "mutant": changed[:2], "seconds": round(time.time() - start, 1),
+            results[k] = {"line": mid.line_number + 1, "mutant": changed[:2], "tests": ran,
+                          "seconds": round(time.time() - start, 1),
                           "status": "survived" if code == 0 else "timeout" if code == -1 else "killed"}
             print(k, results[k]["status"], results[k]["line"], changed[:1], flush=True)
             if stop:  # interrupted: this mutant's status is not a result
