@@ -43,6 +43,19 @@ def median_time(fn: Callable[[], object], rounds: int) -> float:
     return statistics.median(_times(fn, rounds))
 
 
+def interleaved_ratio(benchmark, ours: Callable[[], object], theirs: Callable[[], object],  # type: ignore[no-untyped-def]
+                      rounds: int) -> float:
+    """Median time of ``theirs`` over median time of ``ours``, the two timed in alternation.
+
+    Each of pytest-benchmark's rounds of ``ours`` is preceded by one timed run of
+    ``theirs`` (its untimed ``setup``), so a change of load on a shared machine during the
+    measurement falls on both sides instead of on whichever side ran second.
+    """
+    peer: list[float] = []
+    benchmark.pedantic(ours, setup=lambda: peer.extend(_times(theirs, 1)), rounds=rounds, iterations=1)
+    return statistics.median(peer) / benchmark.stats.stats.median
+
+
 def best_time(fn: Callable[[], object], rounds: int) -> float:
     """The fastest round: for ratios of two near-equal times, the least disturbed measurement of each."""
     return min(_times(fn, rounds))
