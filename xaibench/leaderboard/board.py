@@ -258,7 +258,6 @@ def pooled_blocks(store: Store, header: dict[str, Any], recs: list[Record], bloc
     return out
 
 
-
 def pooled_per_class(evaluations: list[dict]) -> dict[str, dict[str, float]]:  # type: ignore[type-arg]
     """Per class: precision, recall and F1 as the mean over the folds where each is defined (None if in none),
     and the support summed over the folds."""
