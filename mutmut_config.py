@@ -34,7 +34,7 @@ TESTS = {
                                             "-k 'defaults or deletion_curve_equals or flat_maps_deletion or exact_contributions "
                                             "or deletion_curve_matches'",
     # captum's infidelity on the same perturbations, the analytic zero of a linear model, the defaults
-    "plugins/xaibench_metrics/infidelity.py": "tests/test_metric_defaults.py tests/test_peers_captum.py",
+    "plugins/xaibench_metrics/infidelity.py": "tests/test_metric_defaults.py tests/test_peers_captum.py tests/test_metrics_infidelity.py",
     # test_irof / test_srg: the test names, not the file name (test_metrics_srg_irof.py holds both)
     "plugins/xaibench_metrics/irof.py": "tests/test_metric_defaults.py tests/test_metrics_srg_irof.py -k 'defaults or test_irof'",
     "plugins/xaibench_metrics/srg.py": "tests/test_metric_defaults.py tests/test_metrics_srg_irof.py -k 'defaults or test_srg'",
