@@ -1,6 +1,7 @@
 """Symmetric Relevance Gain and IROF: analytic cases, curves drawn by hand, Quantus 0.6's IROF on the same segments."""
 from __future__ import annotations
 
+import inspect
 import warnings
 from unittest import mock
 
@@ -8,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
-from xaibench_metrics.irof import irof_curves, superpixels
+from xaibench_metrics.irof import irof_curves, segment_ranks, superpixels
 
 from xaibench.engine import Engine
 from xaibench.plugins import load_harness
@@ -95,9 +96,37 @@ def test_irof_of_a_model_that_ignores_the_input_is_zero_and_curves_start_at_one(
 
 
 def test_irof_refuses_signals() -> None:
-    with pytest.raises(ValueError, match="images"):
+    with pytest.raises(ValueError, match=r"^IROF segments images \(N, C, H, W\); got inputs of shape \(2, 1, 30\)$"):
         superpixels(torch.zeros(2, 1, 30))
     assert load_harness().metrics.get("irof").modalities == frozenset({"image"})
+
+
+def test_irof_removes_segments_in_decreasing_order_of_mean_relevance() -> None:
+    """By hand: segment 0 (one pixel of 3, mean 3) goes first, then segment 2 (one pixel of 2), then segment 1
+    (four pixels of 1: the largest total relevance, 4, but the lowest mean)."""
+    segments = np.array([[[0, 1, 1], [1, 1, 2]]])
+    maps = np.array([[[3.0, 1.0, 1.0], [1.0, 1.0, 2.0]]])
+    ranks, counts = segment_ranks(maps, segments)
+    np.testing.assert_array_equal(ranks, [[[0, 2, 2], [2, 2, 1]]])
+    np.testing.assert_array_equal(counts, [3])
+
+
+def test_irof_superpixels_are_labelled_0_to_s_minus_1() -> None:
+    x, _ = _data(5)
+    for labels in superpixels(x):
+        np.testing.assert_array_equal(np.unique(labels), np.arange(len(np.unique(labels))))
+
+
+def test_irof_helpers_default_to_the_registered_metrics_defaults() -> None:
+    """A direct call of the segmentation or the curves segments as the metric does (Quantus's SLIC defaults)."""
+    defaults = load_harness().metrics.get("irof").defaults
+    checked = 0
+    for helper in (superpixels, irof_curves):
+        for key, param in inspect.signature(helper).parameters.items():
+            if key in defaults and param.default is not inspect.Parameter.empty:
+                assert param.default == defaults[key] and type(param.default) is type(defaults[key]), (helper, key)
+                checked += 1
+    assert checked == 5  # n_segments and compactness twice, fill once
 
 
 quantus = pytest.importorskip("quantus", reason="quantus (test extra) is not installed")
