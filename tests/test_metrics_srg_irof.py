@@ -75,6 +75,35 @@ def test_srg_is_deletion_auc_of_the_negated_map_minus_that_of_the_map() -> None:
     assert (srg != 0).all()
 
 
+def test_srg_with_a_blur_fill_removes_pixels_to_scipys_gaussian_blur() -> None:
+    """``fill: blur``, ``blur_sigma`` 1: the canvas is scipy's Gaussian filter of the input (sigma 1 pixel, radius
+    round(3 sigma) = 3, borders replicated); SRG is the area of the curve for the negated map minus the map's."""
+    from scipy.ndimage import gaussian_filter
+
+    from xaibench.curves import perturbation_curve
+
+    model, (x, maps) = _model(), _data(6)
+    engine = Engine(model, "cpu", batch_size=7)
+    targets = engine.logits(x).argmax(1)
+    canvas = torch.from_numpy(gaussian_filter(x.numpy(), sigma=(0, 0, 1.0, 1.0), mode="nearest", truncate=3.0))
+    mif, lif = (perturbation_curve(engine, x, targets, m, "deletion", canvas, 8) for m in (maps, -maps))
+    expected = np.trapezoid(lif, dx=1 / 8, axis=1) - np.trapezoid(mif, dx=1 / 8, axis=1)
+    srg = _score("srg", model, x, maps, steps=8, fill="blur", blur_sigma=1.0)
+    np.testing.assert_allclose(srg, expected, atol=1e-6)
+    assert (np.abs(srg) > 1e-4).all()
+
+
+def test_srg_costs_two_curves_of_steps_passes_per_sample() -> None:
+    """The curves' common first point, the input itself, is the runner's pass: 2 * steps new passes per sample."""
+    spec, model, (x, maps) = load_harness().metrics.get("srg"), _model(), _data(7)
+    engine = Engine(model, "cpu", batch_size=7)
+    ctx = MetricContext(engine=engine, base_logits=engine.logits(x), seed=0, data_mean=x.mean(dim=(0, 2, 3)),
+                        sample_seeds=tuple(range(N)))
+    before = engine.passes
+    score_metric(spec, ctx, x, ctx.base_logits.argmax(1), maps, **{**spec.defaults, "steps": 4})
+    assert engine.passes - before == 2 * 4 * N
+
+
 def test_srg_of_a_map_that_orders_nothing_or_a_model_that_ignores_the_input_is_zero() -> None:
     model, (x, maps) = _model(), _data(2)
     np.testing.assert_array_equal(_score("srg", model, x, torch.ones(N, H, W)), np.zeros(N))
