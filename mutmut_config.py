@@ -14,7 +14,7 @@ PYTEST = "env NUMBA_DISABLE_JIT=1 OMP_NUM_THREADS=1 python -m pytest -x -q -p no
 
 #: The fast tests that pin each module's behaviour (seconds per run; ``--noconftest`` where no fixture is used).
 TESTS = {
-    "xaibench/stats.py": "--noconftest tests/test_stats.py tests/test_stats_definitions.py",
+    "xaibench/stats.py": "--noconftest tests/test_stats.py tests/test_stats_definitions.py tests/test_ties.py",
     "xaibench/curves.py": "tests/test_curves.py -k 'not figure_draws' tests/test_metrics.py::test_curves_reuse_the_unperturbed_pass "
                           "tests/test_figures.py::test_deletion_and_insertion_curves_are_exact_on_a_linear_model "
                           "tests/test_metrics_faithfulness.py::test_deletion_curve_matches_a_step_by_step_hand_computation",
@@ -33,6 +33,14 @@ TESTS = {
     "plugins/xaibench_metrics/deletion.py": "tests/test_metric_defaults.py tests/test_peers_quantus.py tests/test_curves.py tests/test_metrics_faithfulness.py "
                                             "-k 'defaults or deletion_curve_equals or flat_maps_deletion or exact_contributions "
                                             "or deletion_curve_matches'",
+    # captum's infidelity on the same perturbations, the analytic zero of a linear model, the defaults
+    "plugins/xaibench_metrics/infidelity.py": "tests/test_metric_defaults.py tests/test_peers_captum.py tests/test_metrics_infidelity.py",
+    # test_irof / test_srg: the test names, not the file name (test_metrics_srg_irof.py holds both)
+    "plugins/xaibench_metrics/irof.py": "tests/test_metric_defaults.py tests/test_metrics_srg_irof.py -k 'defaults or test_irof'",
+    "plugins/xaibench_metrics/srg.py": "tests/test_metric_defaults.py tests/test_metrics_srg_irof.py -k 'defaults or test_srg'",
+    "plugins/xaibench_metrics/complexity.py": "tests/test_metrics_localization.py tests/test_peers_quantus.py tests/test_metrics_volumes.py "
+                                              "-k 'complexity or sparseness or entropy'",
+    "plugins/xaibench_metrics/consistency.py": "tests/test_metric_defaults.py tests/test_metrics_consistency.py",
 }
 
 #: Functions not mutated (none at present; name the reason beside any added).

@@ -50,8 +50,17 @@ def test_signals_and_the_sign_handling() -> None:
     assert peak_cells(maps, 2, abs=False).tolist() == [0, 1, 0]  # without abs the first sample's peak is at 0
     logits = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
     np.testing.assert_array_equal(_score(maps, logits, grid=2)[:2], [1.0, 1.0])
-    with pytest.raises(ValueError, match="grid >= 1"):
+    with pytest.raises(ValueError, match="^consistency needs grid >= 1 cells per axis, got 0$"):
         peak_cells(maps, 0)
+
+
+def test_peak_cells_on_a_grid_that_does_not_divide_the_axes() -> None:
+    """By hand, 8x8 in 3x3 cells: a peak at row p lies in cell floor(3p / 8); (2, 7) -> row 0, column 2, label 2;
+    (3, 2) -> row 1, column 0, label 3; (7, 5) -> row 2, column 1, label 7. A volume 4x4x4 in 3x3x3 cells:
+    (1, 3, 2) -> (0, 2, 1), label 0 * 9 + 2 * 3 + 1 = 7."""
+    labels = peak_cells(_peaks((8, 8), [(2, 7), (3, 2), (7, 5)]), 3)
+    assert labels.dtype == torch.long and labels.tolist() == [2, 3, 7]
+    assert peak_cells(_peaks((4, 4, 4), [(1, 3, 2)]), 3).tolist() == [7]
 
 
 def test_equals_quantus_with_the_same_discretisation() -> None:

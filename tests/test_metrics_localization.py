@@ -95,6 +95,17 @@ def test_complexity_metrics_match_their_closed_forms(harness) -> None:  # type: 
     assert np.isnan(gini[2]) and np.isnan(ent[2])
 
 
+def test_complexity_metrics_of_a_map_summing_to_less_than_one_are_its_closed_forms(harness) -> None:  # type: ignore[no-untyped-def]
+    """Both measure the distribution |a| / sum |a|, not the map's units: a uniform map of 1/128 (sum 0.5) has
+    entropy log 64 and Gini 0; half the pixels at v = 1e-3 (sum 0.032), the rest 0, has entropy log 32 and Gini
+    sum_{k=33..64} (2k - 65) v / (64 * 32 v) = (1 + 3 + ... + 63) / 2048 = 32^2 / 2048 = 1/2."""
+    sal = torch.full((2, 8, 8), 1 / 128, dtype=torch.float64)
+    sal[1] = 0.0
+    sal[1, :4] = 1e-3
+    np.testing.assert_allclose(_score(harness, "entropy", sal, None), [np.log(64), np.log(32)], rtol=1e-12)
+    np.testing.assert_allclose(_score(harness, "sparseness", sal, None), [0.0, 0.5], atol=1e-12)
+
+
 def test_mask_metrics_of_one_method_share_one_fused_kernel_call(harness) -> None:  # type: ignore[no-untyped-def]
     """With default parameters, mass, rank and the top-k overlaps read one ``kernels.mask_scores`` result."""
     masks = _rect_masks()

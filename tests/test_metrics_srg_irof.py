@@ -1,6 +1,7 @@
 """Symmetric Relevance Gain and IROF: analytic cases, curves drawn by hand, Quantus 0.6's IROF on the same segments."""
 from __future__ import annotations
 
+import inspect
 import warnings
 from unittest import mock
 
@@ -8,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
-from xaibench_metrics.irof import irof_curves, superpixels
+from xaibench_metrics.irof import irof_curves, segment_ranks, superpixels
 
 from xaibench.engine import Engine
 from xaibench.plugins import load_harness
@@ -74,6 +75,35 @@ def test_srg_is_deletion_auc_of_the_negated_map_minus_that_of_the_map() -> None:
     assert (srg != 0).all()
 
 
+def test_srg_with_a_blur_fill_removes_pixels_to_scipys_gaussian_blur() -> None:
+    """``fill: blur``, ``blur_sigma`` 1: the canvas is scipy's Gaussian filter of the input (sigma 1 pixel, radius
+    round(3 sigma) = 3, borders replicated); SRG is the area of the curve for the negated map minus the map's."""
+    from scipy.ndimage import gaussian_filter
+
+    from xaibench.curves import perturbation_curve
+
+    model, (x, maps) = _model(), _data(6)
+    engine = Engine(model, "cpu", batch_size=7)
+    targets = engine.logits(x).argmax(1)
+    canvas = torch.from_numpy(gaussian_filter(x.numpy(), sigma=(0, 0, 1.0, 1.0), mode="nearest", truncate=3.0))
+    mif, lif = (perturbation_curve(engine, x, targets, m, "deletion", canvas, 8) for m in (maps, -maps))
+    expected = np.trapezoid(lif, dx=1 / 8, axis=1) - np.trapezoid(mif, dx=1 / 8, axis=1)
+    srg = _score("srg", model, x, maps, steps=8, fill="blur", blur_sigma=1.0)
+    np.testing.assert_allclose(srg, expected, atol=1e-6)
+    assert (np.abs(srg) > 1e-4).all()
+
+
+def test_srg_costs_two_curves_of_steps_passes_per_sample() -> None:
+    """The curves' common first point, the input itself, is the runner's pass: 2 * steps new passes per sample."""
+    spec, model, (x, maps) = load_harness().metrics.get("srg"), _model(), _data(7)
+    engine = Engine(model, "cpu", batch_size=7)
+    ctx = MetricContext(engine=engine, base_logits=engine.logits(x), seed=0, data_mean=x.mean(dim=(0, 2, 3)),
+                        sample_seeds=tuple(range(N)))
+    before = engine.passes
+    score_metric(spec, ctx, x, ctx.base_logits.argmax(1), maps, **{**spec.defaults, "steps": 4})
+    assert engine.passes - before == 2 * 4 * N
+
+
 def test_srg_of_a_map_that_orders_nothing_or_a_model_that_ignores_the_input_is_zero() -> None:
     model, (x, maps) = _model(), _data(2)
     np.testing.assert_array_equal(_score("srg", model, x, torch.ones(N, H, W)), np.zeros(N))
@@ -95,9 +125,37 @@ def test_irof_of_a_model_that_ignores_the_input_is_zero_and_curves_start_at_one(
 
 
 def test_irof_refuses_signals() -> None:
-    with pytest.raises(ValueError, match="images"):
+    with pytest.raises(ValueError, match=r"^IROF segments images \(N, C, H, W\); got inputs of shape \(2, 1, 30\)$"):
         superpixels(torch.zeros(2, 1, 30))
     assert load_harness().metrics.get("irof").modalities == frozenset({"image"})
+
+
+def test_irof_removes_segments_in_decreasing_order_of_mean_relevance() -> None:
+    """By hand: segment 0 (one pixel of 3, mean 3) goes first, then segment 2 (one pixel of 2), then segment 1
+    (four pixels of 1: the largest total relevance, 4, but the lowest mean)."""
+    segments = np.array([[[0, 1, 1], [1, 1, 2]]])
+    maps = np.array([[[3.0, 1.0, 1.0], [1.0, 1.0, 2.0]]])
+    ranks, counts = segment_ranks(maps, segments)
+    np.testing.assert_array_equal(ranks, [[[0, 2, 2], [2, 2, 1]]])
+    np.testing.assert_array_equal(counts, [3])
+
+
+def test_irof_superpixels_are_labelled_0_to_s_minus_1() -> None:
+    x, _ = _data(5)
+    for labels in superpixels(x):
+        np.testing.assert_array_equal(np.unique(labels), np.arange(len(np.unique(labels))))
+
+
+def test_irof_helpers_default_to_the_registered_metrics_defaults() -> None:
+    """A direct call of the segmentation or the curves segments as the metric does (Quantus's SLIC defaults)."""
+    defaults = load_harness().metrics.get("irof").defaults
+    checked = 0
+    for helper in (superpixels, irof_curves):
+        for key, param in inspect.signature(helper).parameters.items():
+            if key in defaults and param.default is not inspect.Parameter.empty:
+                assert param.default == defaults[key] and type(param.default) is type(defaults[key]), (helper, key)
+                checked += 1
+    assert checked == 5  # n_segments and compactness twice, fill once
 
 
 quantus = pytest.importorskip("quantus", reason="quantus (test extra) is not installed")

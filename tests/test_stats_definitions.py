@@ -78,3 +78,37 @@ def test_the_better_of_a_significant_pair_is_the_higher_mean_over_shared_samples
     a_nan, b_other = np.append(a, np.nan), np.append(b, 5.0)
     assert stats.significance_ranks([a_nan, b_other], True) == [1, 2]
     assert stats.significance_ranks([b_other, a_nan], True) == [2, 1]
+
+
+def test_a_paired_difference_is_a_tie_up_to_1e_9_of_the_larger_magnitude_but_at_least_1e_9() -> None:
+    """``TIE_RTOL * max(1, |a|, |b|)`` at its edges, by hand: on scores below 1 the tolerance is 1e-9, so a
+    difference of 1.5e-9 on every sample is a difference and one of exactly 1e-9 is within it (a tie); on
+    scores of 1e3 it is 1e-6, so 1.5e-6 is a difference and 0.5e-6 is not."""
+    half = np.full(12, 0.5)
+    assert stats.TIE_RTOL == 1e-9
+    assert stats.paired_pvalue(half + 1.5e-9, half) < 0.01
+    assert stats.paired_pvalue(np.full(12, 1e-9), np.zeros(12)) == 1.0  # |diff| = 1e-9 * 1 exactly: within
+    big = np.full(12, 1e3) + np.arange(12)
+    assert stats.paired_pvalue(big + 1.5e-6, big) < 0.01
+    assert stats.paired_pvalue(big + 0.5e-6, big) == 1.0
+
+
+def test_paired_pvalue_leaves_out_infinite_and_nan_samples_without_warnings() -> None:
+    """Samples with an infinite or NaN score on either side are not compared (``inf - inf`` is not computed):
+    the p-value is the exact Wilcoxon p of the finite pairs, here six distinct positive differences, 2 / 2**6."""
+    a = np.array([1.0, 2.0, 3.0, 4.0, 5.0, 6.0, np.inf, np.nan, np.inf, -np.inf])
+    b = np.array([0.0, 0.0, 0.0, 0.0, 0.0, 0.0, np.inf, 1.0, 2.0, -np.inf])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert stats.paired_pvalue(a, b) == pytest.approx(2 / 64)
+
+
+def test_agreement_compares_two_metrics_over_the_methods_scored_by_both() -> None:
+    """A method without a score on one metric leaves only that method out: tau over the other four methods,
+    by hand 2 concordant and 4 discordant pairs of 6 (no ties), tau = (2 - 4) / 6."""
+    full = [1.0, 2.0, 3.0, 4.0, 5.0]
+    partial = [None, 1.0, 3.0, 2.0, 0.5]  # methods 1..4: (2, 1), (3, 3), (4, 2), (5, 0.5)
+    tau = stats.agreement([full, partial], [True, True])
+    # pairs over methods 1..4: (1,2) +, (1,3) +, (1,4) -, (2,3) -, (2,4) -, (3,4) -: 2 concordant, 4 discordant
+    assert tau[0, 1] == pytest.approx((2 - 4) / 6) and tau[1, 0] == tau[0, 1]
+    assert tau[1, 1] == 1.0
