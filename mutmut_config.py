@@ -38,6 +38,9 @@ TESTS = {
     "xaibench/execution.py": "tests/test_execution_context.py "
                              "tests/test_metric_definitions.py::test_target_predicted_explains_and_scores_the_predicted_class_not_the_label "
                              "tests/test_runner.py::test_target_label_and_unknown_layer",
+    "plugins/xaibench_metrics/randomization.py": "tests/test_metrics_randomization.py tests/test_randomization_sharing.py "
+                                                 "tests/test_metric_defaults.py tests/test_metrics_volumes.py tests/test_metric_definitions.py "
+                                                 "-k 'randomiz or mprt or defaults'",
 }
 
 #: Functions not mutated (none at present; name the reason beside any added).
