@@ -41,6 +41,10 @@ TESTS = {
     "plugins/xaibench_metrics/randomization.py": "tests/test_metrics_randomization.py tests/test_randomization_sharing.py "
                                                  "tests/test_metric_defaults.py tests/test_metrics_volumes.py tests/test_metric_definitions.py "
                                                  "-k 'randomiz or mprt or defaults'",
+    "plugins/xaibench_metrics/randomization_revisited.py": "tests/test_metrics_randomization_revisited.py tests/test_randomization_sharing.py "
+                                                         "tests/test_metric_defaults.py",
+    "plugins/xaibench_metrics/robustness.py": "tests/test_metrics_robustness.py tests/test_metrics_robustness_definitions.py "
+                                              "tests/test_metric_defaults.py",
 }
 
 #: Functions not mutated (none at present; name the reason beside any added).
