@@ -258,3 +258,10 @@ def test_random_logit_refuses_a_one_class_model_and_an_unknown_similarity_in_one
     model, x = _model(), _inputs()
     with pytest.raises(ValueError, match=r"^similarity_measure must be one of \('spearman', 'ssim'\), got 'l2'$"):
         _score("random-logit", model, x, model(x).argmax(1), similarity_measure="l2")
+
+
+def test_a_model_without_resettable_layers_is_one_line_for_the_fully_randomized_model() -> None:
+    model = nn.Sequential(nn.Flatten(), nn.ReLU()).eval()  # nothing to re-initialise
+    x = _inputs()
+    with pytest.raises(ValueError, match=r"^the model has no layers with reset_parameters\(\) to randomize$"):
+        _score("emprt", model, x, torch.zeros(N, dtype=torch.long), _fixed(x[:, 0], x[:, 0]))
