@@ -41,6 +41,18 @@ TESTS = {
     "plugins/xaibench_metrics/complexity.py": "tests/test_metrics_localization.py tests/test_peers_quantus.py tests/test_metrics_volumes.py "
                                               "-k 'complexity or sparseness or entropy'",
     "plugins/xaibench_metrics/consistency.py": "tests/test_metric_defaults.py tests/test_metrics_consistency.py",
+    # the runner's target selection and seeding (ONLY below); the common-random-numbers test through every
+    # metric takes 45 s and runs in the default suite, not against each mutant
+    "xaibench/execution.py": "tests/test_execution_context.py "
+                             "tests/test_metric_definitions.py::test_target_predicted_explains_and_scores_the_predicted_class_not_the_label "
+                             "tests/test_runner.py::test_target_label_and_unknown_layer",
+    "plugins/xaibench_metrics/randomization.py": "tests/test_metrics_randomization.py tests/test_randomization_sharing.py "
+                                                 "tests/test_metric_defaults.py tests/test_metrics_volumes.py tests/test_metric_definitions.py "
+                                                 "-k 'randomiz or mprt or defaults'",
+    "plugins/xaibench_metrics/randomization_revisited.py": "tests/test_metrics_randomization_revisited.py tests/test_randomization_sharing.py "
+                                                         "tests/test_metric_defaults.py",
+    "plugins/xaibench_metrics/robustness.py": "tests/test_metrics_robustness.py tests/test_metrics_robustness_definitions.py "
+                                              "tests/test_metric_defaults.py",
 }
 
 #: Functions not mutated (none at present; name the reason beside any added).

@@ -152,3 +152,120 @@ def test_smprt_without_noise_is_one_draw_and_noise_changes_it() -> None:
     one = _score("smprt", model, x, targets, draws=1)
     np.testing.assert_allclose(_score("smprt", model, x, targets, draws=4, noise_magnitude=0.0), one, atol=1e-12)
     assert not np.allclose(_score("smprt", model, x, targets, draws=4, noise_magnitude=0.2), one)
+
+
+# -- definitions pinned one line at a time (mutation testing, docs/mutation.md) --------------------------------
+
+def _fixed(trained: torch.Tensor, randomized: torch.Tensor):  # type: ignore[no-untyped-def]
+    """An explain that returns ``trained`` for the trained model (model None) and ``randomized`` for any other."""
+    return lambda model=None, inputs=None, targets=None: (trained if model is None else randomized).clone()
+
+
+def test_emprt_is_the_relative_entropy_rise_by_hand_and_nan_for_a_constant_trained_map() -> None:
+    """Two bins: a trained map half 0 / half 1 has H = ln 2 (below one nat), a randomized map a quarter 0 /
+    three quarters 1 has H = -(1/4 ln 1/4 + 3/4 ln 3/4); eMPRT = (H_rand - ln 2) / ln 2. A constant trained
+    map (H = 0) is NaN."""
+    trained = torch.zeros(N, H * W)
+    trained[:, H * W // 2:] = 1.0
+    trained[0] = 0.5  # constant
+    randomized = torch.zeros(N, H * W)
+    randomized[:, H * W // 4:] = 1.0
+    trained, randomized = trained.reshape(N, H, W), randomized.reshape(N, H, W)
+    model, x = _model(), _inputs()
+    got = _score("emprt", model, x, model(x).argmax(1), _fixed(trained, randomized), n_bins=2)
+    h_rand = -(0.25 * np.log(0.25) + 0.75 * np.log(0.75))
+    assert np.isnan(got[0])
+    np.testing.assert_allclose(got[1:], (h_rand - np.log(2)) / np.log(2), rtol=1e-12)
+    with pytest.raises(ValueError, match=r"^n_bins must be at least 2, got 1$"):
+        _score("emprt", model, x, model(x).argmax(1), _fixed(trained, randomized), n_bins=1)
+
+
+def test_smprt_averages_maps_over_noise_scaled_by_each_samples_range_by_hand() -> None:
+    """Two channels of different ranges ([0, 1] and [0, 5]): the noise's standard deviation is
+    ``noise_magnitude * (max - min)`` of the whole sample, not per channel. With ``draws = 2`` the smoothed map
+    is ``(Phi(x) + Phi(x + z * spread)) / 2``, z the standard normal draw of the sample's seed; the score is
+    ``|Spearman|`` of the trained and randomized smoothed maps (scale-free, so ``abs`` sign handling is |.|)."""
+    from scipy.stats import spearmanr
+
+    c = 2
+    rng = np.random.default_rng(8)
+    x = torch.from_numpy(rng.random((N, c, H, W)).astype(np.float32)) * torch.tensor([1.0, 5.0])[None, :, None, None]
+    model = nn.Sequential(nn.Conv2d(c, 2, 1), nn.Flatten(), nn.Linear(2 * H * W, 3)).eval()
+    phi = lambda v: v[:, 0] + 2.0 * v[:, 1] ** 2  # noqa: E731  (the trained model's map)
+    phi_rand = lambda v: v[:, 0] * v[:, 1] - v[:, 1]  # noqa: E731  (the randomized model's map)
+
+    def explain(model=None, inputs=None, targets=None):  # type: ignore[no-untyped-def]
+        return (phi if model is None else phi_rand)(x if inputs is None else inputs)
+
+    magnitude = 0.1
+    got = _score("smprt", model, x, model(x).argmax(1), explain, draws=2, noise_magnitude=magnitude)
+    expected = []
+    for i, s in enumerate(SEEDS):
+        z = torch.randn((1, c, H, W), generator=torch.Generator().manual_seed(s), dtype=torch.float64).float()
+        moved = x[i:i + 1] + z * (magnitude * (x[i].max() - x[i].min()))
+        t = (phi(x[i:i + 1]).double() + phi(moved).double()) / 2
+        r = (phi_rand(x[i:i + 1]).double() + phi_rand(moved).double()) / 2
+        expected.append(abs(spearmanr(t.abs().ravel(), r.abs().ravel()).statistic))
+    assert 0.05 < min(expected) and max(expected) < 0.95
+    np.testing.assert_allclose(got, expected, atol=1e-9)
+
+
+def test_smprt_with_one_draw_reexplains_only_the_randomized_model_once() -> None:
+    """Cost ``2 * draws - 1``: one draw is the randomized model's map of the input itself, nothing else."""
+    model, x = _model(), _inputs()
+    calls: list[int] = []
+    maps = torch.rand(N, H, W, generator=torch.Generator().manual_seed(1))
+
+    def explain(model=None, inputs=None, targets=None):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        return maps.clone()
+
+    _score("smprt", model, x, model(x).argmax(1), explain, draws=1)
+    assert len(calls) == 2  # _score's own call for the trained maps, and the randomized model's
+
+
+@pytest.mark.parametrize(("draws", "magnitude"), [(0, 0.1), (2, -0.1)])
+def test_smprt_refuses_no_draws_and_negative_noise_in_one_line(draws: int, magnitude: float) -> None:
+    model, x = _model(), _inputs()
+    with pytest.raises(ValueError, match=rf"^sMPRT needs draws >= 1 and noise_magnitude >= 0, got {draws} and "
+                                         rf"{magnitude}$"):
+        _score("smprt", model, x, model(x).argmax(1), draws=draws, noise_magnitude=magnitude)
+
+
+def test_smprt_leaves_the_shared_randomized_maps_as_they_were_for_emprt() -> None:
+    """sMPRT accumulates its smoothed randomized map on a copy: eMPRT after it on the same memo scores as alone,
+    also when the method returns float64 maps (no dtype conversion that would copy anyway)."""
+    model, x = _model(), _inputs()
+    targets = model(x).argmax(1)
+    trained = torch.rand(N, H, W, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    randomized = torch.rand(N, H, W, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+
+    def explain(model=None, inputs=None, targets=None):  # type: ignore[no-untyped-def]
+        """float64 maps that move with the input (an accumulation on the shared maps would not be a mere rescaling)."""
+        return (trained if model is None else randomized) + (x if inputs is None else inputs)[:, 0].double() ** 2
+
+    memo: dict = {}
+    engine = Engine(model, "cpu", batch_size=4)
+    ctx = MetricContext(engine=engine, base_logits=engine.logits(x), seed=0, model=lambda: copy.deepcopy(model),
+                        explain=explain, sample_seeds=SEEDS,
+                        shared=lambda key, compute: memo[key] if key in memo else memo.setdefault(key, compute()))
+    harness = load_harness()
+    smprt, emprt = harness.metrics.get("smprt"), harness.metrics.get("emprt")
+    score_metric(smprt, ctx, x, targets, explain(), **{**smprt.defaults, "draws": 3})
+    after = score_metric(emprt, ctx, x, targets, explain(), **emprt.defaults)
+    np.testing.assert_array_equal(after, _score("emprt", model, x, targets, explain))
+
+
+def test_random_logit_refuses_a_one_class_model_and_an_unknown_similarity_in_one_line() -> None:
+    with pytest.raises(ValueError, match=r"^the random logit test needs a model with at least two classes$"):
+        off_classes(torch.zeros(2, dtype=torch.long), 1, (1, 2))
+    model, x = _model(), _inputs()
+    with pytest.raises(ValueError, match=r"^similarity_measure must be one of \('spearman', 'ssim'\), got 'l2'$"):
+        _score("random-logit", model, x, model(x).argmax(1), similarity_measure="l2")
+
+
+def test_a_model_without_resettable_layers_is_one_line_for_the_fully_randomized_model() -> None:
+    model = nn.Sequential(nn.Flatten(), nn.ReLU()).eval()  # nothing to re-initialise
+    x = _inputs()
+    with pytest.raises(ValueError, match=r"^the model has no layers with reset_parameters\(\) to randomize$"):
+        _score("emprt", model, x, torch.zeros(N, dtype=torch.long), _fixed(x[:, 0], x[:, 0]))
