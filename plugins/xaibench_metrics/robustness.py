@@ -237,6 +237,3 @@ def relative_representation_stability(inputs: torch.Tensor, maps: torch.Tensor,
     return _stability(inputs, maps, explain, engine, base_logits, sample_seeds, draws, noise, scale, eps_min,
                       same_prediction, lambda moved, _logits: _relative_change(
                           reference, representations(copy, moved, layer, engine.batch_size), eps_min))
-
-
-#: What every robustness metric takes: the inputs, the maps, re-explaining and the method-independent seeds.
