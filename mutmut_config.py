@@ -26,8 +26,9 @@ TESTS = {
     "plugins/xaibench_metrics/pointing.py": "tests/test_metric_defaults.py tests/test_metric_definitions.py tests/test_peers_quantus.py "
                                             "-k 'defaults or pointing_tolerance or pointing_game_equals or pointing_game_with'",
     "plugins/xaibench_metrics/confidence.py": "tests/test_metric_defaults.py tests/test_metric_definitions.py tests/test_peers_gradcam.py "
-                                              "tests/test_metrics_faithfulness.py "
-                                              "-k 'defaults or average_drop or dic_iic or confidence_change or confidence_variants'",
+                                              "tests/test_metrics_faithfulness.py tests/test_confidence_definitions.py "
+                                              "-k 'defaults or average_drop or dic_iic or confidence_change or confidence_variants "
+                                              "or confidence_definitions'",
     "plugins/xaibench_metrics/completeness.py": "tests/test_metric_defaults.py tests/test_metric_definitions.py tests/test_metrics_faithfulness.py "
                                                 "-k 'defaults or completeness_error or faithfulness_correlation'",
     "plugins/xaibench_metrics/deletion.py": "tests/test_metric_defaults.py tests/test_peers_quantus.py tests/test_curves.py tests/test_metrics_faithfulness.py "
