@@ -32,8 +32,9 @@ TESTS = {
     "plugins/xaibench_metrics/completeness.py": "tests/test_metric_defaults.py tests/test_metric_definitions.py tests/test_metrics_faithfulness.py "
                                                 "-k 'defaults or completeness_error or faithfulness_correlation'",
     "plugins/xaibench_metrics/deletion.py": "tests/test_metric_defaults.py tests/test_peers_quantus.py tests/test_curves.py tests/test_metrics_faithfulness.py "
+                                            "tests/test_deletion_definitions.py "
                                             "-k 'defaults or deletion_curve_equals or flat_maps_deletion or exact_contributions "
-                                            "or deletion_curve_matches'",
+                                            "or deletion_curve_matches or deletion_definitions'",
 }
 
 #: Functions not mutated (none at present; name the reason beside any added).
