@@ -30,7 +30,9 @@ TESTS = {
                                               "-k 'defaults or average_drop or dic_iic or confidence_change or confidence_variants "
                                               "or confidence_definitions'",
     "plugins/xaibench_metrics/completeness.py": "tests/test_metric_defaults.py tests/test_metric_definitions.py tests/test_metrics_faithfulness.py "
-                                                "-k 'defaults or completeness_error or faithfulness_correlation'",
+                                                "tests/test_metrics.py tests/test_metrics_volumes.py "
+                                                "-k 'defaults or completeness or faithfulness_correlation or sensitivity_n "
+                                                "or linear_model_is_complete'",
     "plugins/xaibench_metrics/deletion.py": "tests/test_metric_defaults.py tests/test_peers_quantus.py tests/test_curves.py tests/test_metrics_faithfulness.py "
                                             "tests/test_deletion_definitions.py "
                                             "-k 'defaults or deletion_curve_equals or flat_maps_deletion or exact_contributions "
