@@ -30,9 +30,9 @@ TESTS = {
                                               "-k 'defaults or average_drop or dic_iic or confidence_change or confidence_variants "
                                               "or confidence_definitions'",
     "plugins/xaibench_metrics/completeness.py": "tests/test_metric_defaults.py tests/test_metric_definitions.py tests/test_metrics_faithfulness.py "
-                                                "tests/test_metrics.py tests/test_metrics_volumes.py "
+                                                "tests/test_metrics.py tests/test_metrics_volumes.py tests/test_completeness_definitions.py "
                                                 "-k 'defaults or completeness or faithfulness_correlation or sensitivity_n "
-                                                "or linear_model_is_complete'",
+                                                "or linear_model_is_complete or patch_sets'",
     # ROAD: its peer tests (pytorch-grad-cam, with and without the same noise draws), the noise-on-imputed-pixels
     # test, the imputation and solver tests (2D, volumes, conjugate gradients against spsolve)
     "plugins/xaibench_metrics/road.py": "tests/test_metric_defaults.py tests/test_metric_definitions.py tests/test_metrics_faithfulness.py "
