@@ -36,7 +36,7 @@ TESTS = {
     # ROAD: its peer tests (pytorch-grad-cam, with and without the same noise draws), the noise-on-imputed-pixels
     # test, the imputation and solver tests (2D, volumes, conjugate gradients against spsolve)
     "plugins/xaibench_metrics/road.py": "tests/test_metric_defaults.py tests/test_metric_definitions.py tests/test_metrics_faithfulness.py "
-                                        "tests/test_peers_gradcam.py tests/test_road_solver.py tests/test_road_volumes.py "
+                                        "tests/test_peers_gradcam.py tests/test_road_solver.py tests/test_road_volumes.py tests/test_road_definitions.py "
                                         "-k 'defaults or road or imputation'",
     "plugins/xaibench_metrics/deletion.py": "tests/test_metric_defaults.py tests/test_peers_quantus.py tests/test_curves.py tests/test_metrics_faithfulness.py "
                                             "tests/test_deletion_definitions.py "
