@@ -83,3 +83,14 @@ def test_conjugate_gradients_say_when_they_do_not_converge(monkeypatch: pytest.M
     removed[0, 2, 2] = True
     with pytest.raises(RuntimeError, match="^noisy linear imputation: conjugate gradients did not converge$"):
         road.impute(torch.rand(1, 1, 5, 5, dtype=torch.float64), removed)
+
+
+@pytest.mark.parametrize("scale", [1e-6, 1e-4, 1.0, 1e4, 1e6])
+def test_conjugate_gradients_stop_relative_to_the_images_own_scale(scale: float) -> None:
+    """The stopping rule is relative (residual below RTOL of the right-hand side, 2-norms): one image alone, at
+    any scale, agrees with spsolve to 1e-9 of that scale, as RTOL's note states."""
+    gen = torch.Generator().manual_seed(3)
+    image = scale * torch.rand(1, 2, 16, 12, generator=gen, dtype=torch.float64)
+    removed = removal_masks(torch.rand(1, 16, 12, generator=gen), (0.6,), "morf")[:, 0]
+    expected = linear_impute(image[0].numpy(), removed[0].numpy())
+    np.testing.assert_allclose(impute(image, removed)[0].numpy(), expected, rtol=0, atol=1e-9 * scale)
