@@ -2,7 +2,7 @@
 
 The registered ``dic``/``iic`` metrics and their ``-mask`` (binary mask ``L >= threshold``) and
 ``-important`` (cover ``1 - L``: remove what the map marks) variants, on a model whose
-target probability is ``sigmoid(w . x)``; the kept image is derived from the integer map
+target probability is ``sigmoid(w . x)`` (``Linear2``); the kept image is derived from the integer map
 directly (min-max scaling of ``{0, 1, 2}`` gives ``L = {0, 0.5, 1}``), not from the metric's code.
 """
 from __future__ import annotations
@@ -12,24 +12,13 @@ import re
 import numpy as np
 import pytest
 import torch
+from test_metrics import Linear2
 from torch import nn
 
 from xaibench.engine import Engine
 from xaibench.metric_inputs import MetricContext
 from xaibench.plugins import load_harness
 from xaibench.testing import score_metric
-
-
-class Linear2(nn.Module):
-    """logit_1 = w . x, logit_0 = 0: the target-1 probability is sigmoid(w . x)."""
-
-    def __init__(self, w: torch.Tensor) -> None:
-        super().__init__()
-        self.w = nn.Parameter(w.clone())
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        z = (x.flatten(1) * self.w.flatten()).sum(1)
-        return torch.stack([torch.zeros_like(z), z], dim=1)
 
 
 def _score(name: str, model: nn.Module, x: torch.Tensor, maps: torch.Tensor, **params: object) -> np.ndarray:
