@@ -26,13 +26,22 @@ TESTS = {
     "plugins/xaibench_metrics/pointing.py": "tests/test_metric_defaults.py tests/test_metric_definitions.py tests/test_peers_quantus.py "
                                             "-k 'defaults or pointing_tolerance or pointing_game_equals or pointing_game_with'",
     "plugins/xaibench_metrics/confidence.py": "tests/test_metric_defaults.py tests/test_metric_definitions.py tests/test_peers_gradcam.py "
-                                              "tests/test_metrics_faithfulness.py "
-                                              "-k 'defaults or average_drop or dic_iic or confidence_change or confidence_variants'",
+                                              "tests/test_metrics_faithfulness.py tests/test_confidence_definitions.py "
+                                              "-k 'defaults or average_drop or dic_iic or confidence_change or confidence_variants "
+                                              "or confidence_definitions'",
     "plugins/xaibench_metrics/completeness.py": "tests/test_metric_defaults.py tests/test_metric_definitions.py tests/test_metrics_faithfulness.py "
-                                                "-k 'defaults or completeness_error or faithfulness_correlation'",
+                                                "tests/test_metrics.py tests/test_metrics_volumes.py tests/test_completeness_definitions.py "
+                                                "-k 'defaults or completeness or faithfulness_correlation or sensitivity_n "
+                                                "or linear_model_is_complete or patch_sets'",
+    # ROAD: its peer tests (pytorch-grad-cam, with and without the same noise draws), the noise-on-imputed-pixels
+    # test, the imputation and solver tests (2D, volumes, conjugate gradients against spsolve)
+    "plugins/xaibench_metrics/road.py": "tests/test_metric_defaults.py tests/test_metric_definitions.py tests/test_metrics_faithfulness.py "
+                                        "tests/test_peers_gradcam.py tests/test_road_solver.py tests/test_road_volumes.py tests/test_road_definitions.py "
+                                        "-k 'defaults or road or imputation'",
     "plugins/xaibench_metrics/deletion.py": "tests/test_metric_defaults.py tests/test_peers_quantus.py tests/test_curves.py tests/test_metrics_faithfulness.py "
+                                            "tests/test_deletion_definitions.py "
                                             "-k 'defaults or deletion_curve_equals or flat_maps_deletion or exact_contributions "
-                                            "or deletion_curve_matches'",
+                                            "or deletion_curve_matches or deletion_definitions'",
     # captum's infidelity on the same perturbations, the analytic zero of a linear model, the defaults
     "plugins/xaibench_metrics/infidelity.py": "tests/test_metric_defaults.py tests/test_peers_captum.py tests/test_metrics_infidelity.py",
     # test_irof / test_srg: the test names, not the file name (test_metrics_srg_irof.py holds both)

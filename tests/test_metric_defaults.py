@@ -26,3 +26,24 @@ def test_score_function_defaults_are_the_defaults_of_one_of_its_metrics() -> Non
             f"{score.__name__}: {key} defaults to {param.default!r}, none of its metrics' defaults {seen!r}"
         checked += 1
     assert checked >= 40
+
+
+def test_curve_function_defaults_are_the_defaults_of_its_metric() -> None:
+    """A metric's curve (``MetricSpec.curve``, what the curve figures draw) called directly draws the curve of
+    the scores the metric publishes: every parameter it defaults and the spec sets has the spec's default."""
+    metrics = load_harness().metrics
+    checked = 0
+    for name in metrics.names():
+        spec = metrics.get(name)
+        if spec.curve is None:
+            continue
+        parameters = inspect.signature(spec.curve).parameters
+        for key, value in spec.defaults.items():
+            param = parameters.get(key)
+            assert param is not None, f"{name}: its curve takes no {key!r}"
+            if param.default is inspect.Parameter.empty:
+                continue
+            assert param.default == value and type(param.default) is type(value), \
+                f"{name}: its curve defaults {key} to {param.default!r}, the metric to {value!r}"
+            checked += 1
+    assert checked >= 6  # deletion: steps, fill; insertion: steps, fill, blur_size, blur_sigma

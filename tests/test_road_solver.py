@@ -1,6 +1,8 @@
 """ROAD's batched conjugate-gradient imputation (:func:`impute`) equals the direct sparse solve (:func:`linear_impute`, scipy's ``spsolve``)."""
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -33,3 +35,62 @@ def test_conjugate_gradients_keep_kept_pixels_and_refuse_a_fully_removed_input()
     torch.testing.assert_close(got[0, :, ~removed[0]], image[0, :, ~removed[0]], rtol=0, atol=0)
     with pytest.raises(ValueError, match="every pixel is removed"):
         impute(image, torch.ones(1, 9, 7, dtype=torch.bool))
+
+
+def test_conjugate_gradients_equal_spsolve_on_black_zero_dark_and_bright_images_in_one_batch() -> None:
+    """Each image's system stops on its own residual (RTOL of its own right-hand side): a black image stays black,
+    pixels that are exactly 0 stay finite, and images at 1e-4 and 1e4 agree with spsolve to 1e-8 of their scale."""
+    gen = torch.Generator().manual_seed(3)
+    base = torch.rand(1, 2, 16, 12, generator=gen, dtype=torch.float64)
+    holes = base.clone()
+    holes[..., ::3, ::2] = 0.0  # exact zeros among the kept pixels
+    images = torch.cat([torch.zeros_like(base), holes, 1e-4 * base, 1e4 * base])
+    removed = removal_masks(torch.rand(4, 16, 12, generator=gen), (0.6,), "morf")[:, 0]
+    got = impute(images, removed)
+    assert torch.isfinite(got).all()
+    assert (got[0] == 0).all()
+    for i, scale in enumerate((1.0, 1.0, 1e-4, 1e4)):
+        expected = linear_impute(images[i].numpy(), removed[i].numpy())
+        np.testing.assert_allclose(got[i].numpy(), expected, rtol=0, atol=1e-8 * scale, err_msg=str(i))
+
+
+def test_conjugate_gradients_impute_a_two_by_two_image() -> None:
+    """One removed corner of a 2 x 2 image: its 2 direct neighbours weigh 1/6, the diagonal one 1/12, normalised
+    over the existing neighbours (5/12): (2 (b + c) + d) / 5."""
+    image = torch.tensor([[[[0.0, 1.0], [2.0, 4.0]]]], dtype=torch.float64)
+    removed = torch.tensor([[[True, False], [False, False]]])
+    got = impute(image, removed)
+    assert got[0, 0, 0, 0].item() == pytest.approx((2 * (1.0 + 2.0) + 4.0) / 5, abs=1e-12)
+    assert torch.equal(got[0, 0].flatten()[1:], image[0, 0].flatten()[1:])
+
+
+@pytest.mark.parametrize("shape, message", [
+    ((1, 1, 2, 2, 2, 2), "noisy linear imputation supports [1, 2, 3]-D inputs, got spatial shape (2, 2, 2, 2)"),
+    ((1, 1, 3, 3), "cannot impute an input whose every pixel is removed"),
+])
+def test_conjugate_gradients_refuse_unsupported_ranks_and_a_fully_removed_input(shape, message) -> None:  # type: ignore[no-untyped-def]
+    image = torch.rand(*shape, dtype=torch.float64)
+    with pytest.raises(ValueError, match="^" + re.escape(message) + "$"):
+        impute(image, torch.ones(shape[:1] + shape[2:], dtype=torch.bool))
+
+
+def test_conjugate_gradients_say_when_they_do_not_converge(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With a stopping tolerance no residual meets (negative), the iteration cap is reached: one line, RuntimeError."""
+    from xaibench_metrics import road
+
+    monkeypatch.setattr(road, "RTOL", -1.0)
+    removed = torch.zeros(1, 5, 5, dtype=torch.bool)
+    removed[0, 2, 2] = True
+    with pytest.raises(RuntimeError, match="^noisy linear imputation: conjugate gradients did not converge$"):
+        road.impute(torch.rand(1, 1, 5, 5, dtype=torch.float64), removed)
+
+
+@pytest.mark.parametrize("scale", [1e-6, 1e-4, 1.0, 1e4, 1e6])
+def test_conjugate_gradients_stop_relative_to_the_images_own_scale(scale: float) -> None:
+    """The stopping rule is relative (residual below RTOL of the right-hand side, 2-norms): one image alone, at
+    any scale, agrees with spsolve to 1e-9 of that scale, as RTOL's note states."""
+    gen = torch.Generator().manual_seed(3)
+    image = scale * torch.rand(1, 2, 16, 12, generator=gen, dtype=torch.float64)
+    removed = removal_masks(torch.rand(1, 16, 12, generator=gen), (0.6,), "morf")[:, 0]
+    expected = linear_impute(image[0].numpy(), removed[0].numpy())
+    np.testing.assert_allclose(impute(image, removed)[0].numpy(), expected, rtol=0, atol=1e-9 * scale)
