@@ -17,7 +17,7 @@ copy (``git archive HEAD | tar -x -C /tmp/m``), from that copy's root::
 Test selection (mutmut 3 does the same): a first run records, with ``coverage`` dynamic
 contexts, which tests execute each line of the module. A mutant inside a function body
 runs first against only the tests that execute that function; a mutant elsewhere (module
-level, a default, a decorator) against all of them. A mutant no test executes survives
+level, a default, a decorator) or in a function that also runs at import against all of them. A mutant no test executes survives
 without a run ("not covered"). Selection can only miss a kill (a module-scoped fixture
 is recorded under its first test), never invent one, so every survivor is run again
 against the module's whole ``TESTS`` before it is reported.
@@ -113,16 +113,21 @@ def _line_tests(module: str, args: list[str]) -> dict[int, set[str]]:
     data = cov.get_data()
     measured = [f for f in data.measured_files() if os.path.abspath(f) == path]
     by_line = data.contexts_by_lineno(measured[0]) if measured else {}
-    return {line: {c for c in contexts if c} for line, contexts in by_line.items()}
+    return {line: set(contexts) for line, contexts in by_line.items()}  # "": executed outside a test (an import)
 
 
 def _tests_for(line: int, functions: list[tuple[str, int, int, int]], line_tests: dict[int, set[str]]) -> set[str] | None:
-    """Tests that execute the innermost function whose body holds ``line``; None: not in a body (run them all)."""
+    """Tests that execute the innermost function whose body holds ``line``.
+
+    None (run them all) when the line is not in a function body, or when the function also
+    runs outside any test (at import: a module constant built by it), where no test is recorded.
+    """
     bodies = [(body, end) for _, _, body, end in functions if body <= line <= end]
     if not bodies:
         return None
     body, end = max(bodies)  # innermost: the latest first body line
-    return set().union(*(line_tests.get(k, set()) for k in range(body, end + 1)))
+    tests = set().union(*(line_tests.get(k, set()) for k in range(body, end + 1)))
+    return None if "" in tests else tests
 
 
 def _narrowed(args: list[str], tests: set[str]) -> list[str]:
