@@ -230,6 +230,7 @@ def test_every_kernel_error_is_one_line_naming_the_shapes_or_values() -> None:
         (lambda: kernels.mask_scores(sal, masks, tolerance=1.0, dist=np.zeros((2, 4, 5), np.float32)),
          "distance maps of shape (2, 4, 5) do not match saliency maps of shape (2, 4, 4)"),
         (lambda: kernels.mask_scores(sal, masks, (0.0,)), "top-k fraction must be in (0, 1], got 0.0"),
+        (lambda: kernels.mask_scores(sal, masks, (1.5,)), "top-k fraction must be in (0, 1], got 1.5"),
         (lambda: kernels.graded_hit(sal, masks.astype(np.int8), 0), "the region map's top level must be positive, got 0"),
         (lambda: kernels.graded_hit(sal, np.ones((2, 4, 5), np.int8), 3),
          "region maps of shape (2, 4, 5) do not match saliency maps of shape (2, 4, 4)"),
@@ -252,7 +253,7 @@ def _structured_maps(seed: int) -> tuple[np.ndarray, np.ndarray]:
     sal[1, 0, 0], sal[1, 47, 47] = 0.0, 1.0
     sal[2] = rng.integers(0, 5, (48, 48))  # 2: five levels, long ties at every cut
     sal[3] = np.linspace(0, 1, 48, dtype=np.float32)[None]  # 3: a ramp, equal within columns
-    sal[4] = rng.random((48, 48)) - 0.7  # 4: mostly negative, total below zero
+    sal[4] = -1.0 - rng.random((48, 48))  # 4: all negative (the histogram's low end below zero), total below zero
     sal[5] = 0.0  # 5: three tied peaks, one inside the mask, one 2 px from it, one far
     masks = np.zeros(shape, dtype=bool)
     for i in range(6):
@@ -304,3 +305,51 @@ def test_quickselect_returns_the_rth_smallest_value() -> None:
         want = np.sort(a)
         for r in range(len(a)):
             assert kernels._select(a.copy(), r) == want[r], (a, r)
+
+
+def test_the_sampled_floor_keeps_at_least_k_and_not_much_more_of_a_random_row() -> None:
+    """``_floor(row, k)`` (module doc): at least ``k`` values clear it (else the row is rescanned whole) and, the
+    point of sampling, few more: at most ``2k + 5%`` of the row here, where a floor of -inf would keep all of it."""
+    rng = np.random.default_rng(4)
+    for p in (2304, 10000):
+        for q in (0.001, 0.05, 0.3):
+            k = round(q * p)
+            for _ in range(3):
+                row = rng.random(p).astype(np.float32)
+                kept = int((row >= kernels._floor(row, k)).sum())
+                assert k <= kept <= 2 * k + 0.05 * p, (p, k, kept)
+
+
+def test_one_pixel_maps_and_a_single_negative_pixel() -> None:
+    """1 x 1 maps: one candidate, the peak is the pixel (a hit, mass and rank 1 where it is in the mask, 0 or NaN
+    elsewhere). A map whose only negative value is its first pixel is flagged signed."""
+    sal = np.array([[[2.0]], [[2.0]], [[0.5]]], np.float32)
+    masks = np.array([[[True]], [[False]], [[True]]])
+    got = kernels.mask_scores(sal, masks, (1.0,))
+    np.testing.assert_array_equal(got.pointing, [1.0, np.nan, 1.0])
+    np.testing.assert_array_equal(got.mass, [1.0, np.nan, 1.0])
+    np.testing.assert_array_equal(got.rank, [1.0, np.nan, 1.0])
+    np.testing.assert_array_equal(got.top_k[1.0]["iou"], [1.0, np.nan, 1.0])
+    signed = np.ones((1, 4, 4), np.float32)
+    signed[0, 0, 0] = -1.0
+    assert kernels.mask_scores(signed, np.ones((1, 4, 4), bool)).negative
+    balanced = np.array([[[1.0, -1.0, 0.0]]], np.float32)  # sums to exactly 0: no share of a mass (NaN, not inf)
+    assert np.isnan(kernels.mask_scores(balanced, np.array([[[True, False, False]]])).mass[0])
+
+
+def test_the_pointing_tolerance_defaults_to_the_mask_itself_and_computes_missing_distances() -> None:
+    """A peak 1 px right of a one-pixel lesion: a miss by default (tolerance 0), a hit at tolerance 1 whether the
+    distances are given or computed from the masks; the scores are read-only (shared between metric cells)."""
+    import dataclasses
+
+    masks = np.zeros((1, 7, 7), dtype=bool)
+    masks[0, 3, 3] = True
+    sal = np.zeros((1, 7, 7), np.float32)
+    sal[0, 3, 4] = 1.0
+    assert kernels.mask_scores(sal, masks).pointing[0] == 0.0
+    assert kernels.mask_scores(sal, masks, tolerance=1.0).pointing[0] == 1.0
+    assert kernels.mask_scores(sal, masks, tolerance=0.5).pointing[0] == 0.0
+    scores = kernels.mask_scores(sal, masks, tolerance=1.0, dist=kernels.distance_to_mask(masks))
+    assert scores.pointing[0] == 1.0
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        scores.pointing = np.zeros(1)  # type: ignore[misc]
