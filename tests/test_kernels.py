@@ -353,3 +353,13 @@ def test_the_pointing_tolerance_defaults_to_the_mask_itself_and_computes_missing
     assert scores.pointing[0] == 1.0
     with pytest.raises(dataclasses.FrozenInstanceError):
         scores.pointing = np.zeros(1)  # type: ignore[misc]
+
+
+def test_graded_hit_on_binary_regions_and_one_pixel_maps() -> None:
+    """Top level 1 (a plain lesion mask as regions): the graded hit is the pointing game's tied-peak fraction;
+    a 1 x 1 map scores its pixel's level; no positive level anywhere gives NaN."""
+    sal = np.array([[[0.0, 3.0, 3.0, 1.0]], [[5.0, 0.0, 0.0, 0.0]], [[1.0, 1.0, 1.0, 1.0]]], np.float32)
+    regions = np.array([[[0, 1, 0, 1]], [[0, 1, 1, 1]], [[0, 0, 0, 0]]], np.int8)
+    np.testing.assert_array_equal(kernels.graded_hit(sal, regions, 1), [0.5, 0.0, np.nan])
+    one = np.array([[[2.0]], [[2.0]]], np.float32)
+    np.testing.assert_array_equal(kernels.graded_hit(one, np.array([[[3]], [[-1]]], np.int8), 3), [1.0, np.nan])
