@@ -24,7 +24,9 @@ TESTS = {
     "xaibench/maps.py": "--noconftest tests/test_maps.py",
     # one -k per command (pytest keeps only the last): the selection is one expression over the named files
     "plugins/xaibench_metrics/pointing.py": "tests/test_metric_defaults.py tests/test_metric_definitions.py tests/test_peers_quantus.py "
-                                            "-k 'defaults or pointing_tolerance or pointing_game_equals or pointing_game_with'",
+                                            "-k 'defaults or pointing_tolerance or pointing_game_equals or pointing_game_with or hit_rate_without'",
+    "plugins/xaibench_metrics/localization.py": "tests/test_metric_defaults.py tests/test_metrics_localization.py tests/test_peers_quantus.py "
+                                                "-k 'defaults or test_metrics_localization or relevance_mass_rank'",
     "plugins/xaibench_metrics/confidence.py": "tests/test_metric_defaults.py tests/test_metric_definitions.py tests/test_peers_gradcam.py "
                                               "tests/test_metrics_faithfulness.py tests/test_confidence_definitions.py "
                                               "-k 'defaults or average_drop or dic_iic or confidence_change or confidence_variants "

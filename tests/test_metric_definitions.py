@@ -76,6 +76,24 @@ def test_pointing_tolerance_scales_15_px_at_224_to_the_input_size(size: int) -> 
     np.testing.assert_array_equal(got, [1.0, 0.0, 1.0])
 
 
+def test_pointing_tolerance_scales_with_the_longest_side_of_a_non_square_input() -> None:
+    """A 112 x 56 input (height the longest side): the tolerance is 15 * 112 / 224 = 7.5 px, not 15 * 56 / 224
+    = 3.75 px (the width) nor 15 px: a peak 7 px right of the lesion hits, one 8 px right misses."""
+    masks = torch.zeros(2, 112, 56, dtype=torch.bool)
+    masks[:, 50:60, 10:20] = True  # lesion columns 10..19
+    maps = torch.zeros(2, 112, 56)
+    maps[0, 55, 19 + 7] = 1.0
+    maps[1, 55, 19 + 8] = 1.0
+    x = torch.zeros(2, 1, 112, 56)
+    got = _score("hit-rate", nn.Identity(), x, torch.zeros(2, dtype=torch.long), maps, masks)
+    np.testing.assert_array_equal(got, [1.0, 0.0])
+
+
+def test_hit_rate_without_masks_stops_with_one_line() -> None:
+    with pytest.raises(ValueError, match="^hit rate needs masks$"):
+        _score("hit-rate", nn.Identity(), torch.zeros(1, 1, 8, 8), torch.zeros(1, dtype=torch.long), torch.zeros(1, 8, 8))
+
+
 # -- ROAD: noise on the imputed pixels only -----------------------------------------------------------------
 
 class Recorder(nn.Module):

@@ -128,3 +128,43 @@ def test_mask_metrics_of_one_method_share_one_fused_kernel_call(harness) -> None
     assert len(computed) == 1
     score_metric(harness.metrics.get("attribution-localisation"), ctx, maps=sal, masks=masks, sign="abs")
     assert len(computed) == 2  # another sign rule is another map: its own call
+
+
+def test_energy_pointing_game_box_ends_at_the_annotations_last_row_and_column(harness) -> None:  # type: ignore[no-untyped-def]
+    """Mask pixels (2, 2) and (6, 6): the box is rows and columns 2..6 inclusive. Equal energy at (4, 4) (inside),
+    (7, 4), (4, 7) and (7, 7) (one past the box's last row or column): 1/4 of the energy lies in the box."""
+    masks = torch.zeros(1, 10, 10, dtype=torch.bool)
+    masks[0, 2, 2] = masks[0, 6, 6] = True
+    sal = torch.zeros(1, 10, 10)
+    sal[0, 4, 4] = sal[0, 7, 4] = sal[0, 4, 7] = sal[0, 7, 7] = 1.0
+    assert _score(harness, "energy-pointing-game", sal, masks)[0] == pytest.approx(0.25)
+
+
+@pytest.mark.parametrize("name, message", [
+    ("relevance-mass", "relevance mass accuracy needs masks"),
+    ("attribution-localisation", "relevance mass accuracy needs masks"),
+    ("energy-pointing-game", "the energy-based pointing game needs masks"),
+    ("relevance-rank", "relevance rank accuracy needs masks"),
+    ("iou", "iou of the thresholded map needs masks"),
+    ("dice-threshold", "dice of the thresholded map needs masks"),
+    ("graded-hit-rate", "the graded hit rate needs region maps"),
+])
+def test_a_localization_metric_without_its_annotation_stops_with_one_line(harness, name: str,  # type: ignore[no-untyped-def]
+                                                                         message: str) -> None:
+    with pytest.raises(ValueError, match=f"^{message}$"):
+        _score(harness, name, torch.rand(2, 6, 6), None)
+
+
+def test_graded_hit_rate_without_a_top_level_stops_with_one_line(harness) -> None:  # type: ignore[no-untyped-def]
+    spec = harness.metrics.get("graded-hit-rate")
+    ctx = MetricContext(engine=None, base_logits=torch.zeros(0), seed=0, dataset=SimpleNamespace(region_top_level=None))
+    with pytest.raises(ValueError, match="^the dataset provides region maps but no region_top_level to normalise by$"):
+        score_metric(spec, ctx, maps=torch.rand(1, 4, 4), regions=torch.ones(1, 4, 4, dtype=torch.int8), **spec.defaults)
+
+
+def test_mask_overlap_names_its_choices_when_given_an_unknown_score_or_selection(harness) -> None:  # type: ignore[no-untyped-def]
+    masks = _rect_masks()
+    with pytest.raises(ValueError, match=r"^score must be one of \('iou', 'dice', 'coverage'\), got 'jaccard'$"):
+        _score(harness, "iou", torch.rand(4, 20, 20), masks, score="jaccard")
+    with pytest.raises(ValueError, match=r"^selection must be one of \('top-k', 'threshold'\), got 'otsu'$"):
+        _score(harness, "iou", torch.rand(4, 20, 20), masks, selection="otsu")
