@@ -43,7 +43,9 @@ import mutmut_config  # noqa: E402
 
 #: Modules reloaded for every mutant: the package under test, its plugins and the test modules.
 RELOADED = ("xaibench", "test_", "conftest", "oracles", "faults", "boards", "worker_plugins")
-TIMEOUT_S = 300
+#: A mutant's tests may take this many times the unmutated run (at least ``MIN_TIMEOUT_S``): a mutant
+#: that loops forever (a quickselect bound) is a kill by timeout, not a wait of minutes.
+TIMEOUT_FACTOR, MIN_TIMEOUT_S = 10, 20
 
 
 def _functions(source: str) -> list[tuple[str, int, int, int]]:
@@ -84,7 +86,7 @@ class _Contexts:
         self.cov.switch_context("")
 
 
-def _run(args: list[str], timeout: int = TIMEOUT_S, plugins: tuple[object, ...] = ()) -> int:
+def _run(args: list[str], timeout: int, plugins: tuple[object, ...] = ()) -> int:
     """The tests' exit status, -1 on timeout (0: none), with every reloaded module imported afresh."""
     for name in list(sys.modules):
         if name.startswith(RELOADED):
@@ -99,21 +101,23 @@ def _run(args: list[str], timeout: int = TIMEOUT_S, plugins: tuple[object, ...] 
         signal.alarm(0)
 
 
-def _line_tests(module: str, args: list[str]) -> dict[int, set[str]]:
-    """Run the tests once under coverage: for each executed line of ``module``, the tests that executed it."""
+def _line_tests(module: str, args: list[str]) -> tuple[dict[int, set[str]], float]:
+    """Run the tests once under coverage: for each executed line of ``module``, the tests that executed it; the seconds."""
     path = os.path.abspath(module)
     cov = coverage.Coverage(data_file=None, include=[path])
+    start = time.time()
     cov.start()
     try:
         code = _run(args, timeout=0, plugins=(_Contexts(cov),))  # the first run imports everything: no time limit
     finally:
         cov.stop()
+    seconds = time.time() - start
     if code != 0:
         raise SystemExit(f"the tests of {module} fail without mutations")
     data = cov.get_data()
     measured = [f for f in data.measured_files() if os.path.abspath(f) == path]
     by_line = data.contexts_by_lineno(measured[0]) if measured else {}
-    return {line: set(contexts) for line, contexts in by_line.items()}  # "": executed outside a test (an import)
+    return {line: set(contexts) for line, contexts in by_line.items()}, seconds  # "": outside a test (an import)
 
 
 def _tests_for(line: int, functions: list[tuple[str, int, int, int]], line_tests: dict[int, set[str]]) -> set[str] | None:
@@ -161,7 +165,8 @@ def main(module: str, out: str) -> None:
     results: dict[int, dict[str, object]] = {}
     functions = _functions(source)
     try:
-        line_tests = _line_tests(module, args)
+        line_tests, seconds = _line_tests(module, args)
+        timeout = max(MIN_TIMEOUT_S, int(TIMEOUT_FACTOR * seconds))
         for k, mid in enumerate(ids):
             if stop:
                 break
@@ -177,11 +182,11 @@ def main(module: str, out: str) -> None:
                 if selected == set():
                     code, ran = 0, "none (not covered)"
                 else:
-                    code, ran = _run(args if selected is None else _narrowed(args, selected)), "all"
+                    code, ran = _run(args if selected is None else _narrowed(args, selected), timeout), "all"
                     if selected is not None:
                         ran = f"{len(selected)} selected"
                         if code == 0:  # selection may miss a kill: confirm a survivor on every test
-                            code, ran = _run(args), f"{len(selected)} selected, then all"
+                            code, ran = _run(args, timeout), f"{len(selected)} selected, then all"
             finally:
                 with open(module, "w", encoding="utf-8") as f:
                     f.write(source)
