@@ -35,6 +35,18 @@ class Explodes:
         register(MethodSpec(name="explodes", explain=explode, modalities=frozenset({"image"}), description="raises"))
 
 
+class ClassOneOnly:
+    """A method plugin whose map is the input's first channel for class 1 and all zeros (constant) for class 0."""
+
+    @hookimpl
+    def xaibench_register_methods(self, register):  # type: ignore[no-untyped-def]
+        def explain(model, x, target, ctx):  # type: ignore[no-untyped-def]
+            return x[:, 0] * (target == 1).float()[:, None, None]
+
+        register(MethodSpec(name="class-one-only", explain=explain, modalities=frozenset({"image"}),
+                            description="constant on class 0"))
+
+
 class SumLogit(nn.Module):
     """Logit of class 1 = the sum of the input: a curve point is the sum of what is left."""
 
@@ -92,23 +104,38 @@ def test_gallery_and_curve_figures_for_images_and_signals(tmp_path: Path) -> Non
 
 
 def test_curve_figure_averages_every_scored_sample(tmp_path: Path, tiny_plugin, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    """The legend's AUC of a curve metric in the table is that cell's mean score, over all its samples."""
+    """The legend's AUC of a curve metric in the table is that cell's mean score, over all its scored samples:
+    the constant maps the table scores NaN are NaN rows of the figure's curves, left out of its mean."""
     suite_path = tmp_path / "suite.yaml"
     suite_path.write_text(TINY_SUITE.replace("datasets: [tiny]", "datasets: [{name: tiny, params: {n_test: 40}}]")
                           .replace("samples: 8", "samples: 40").replace("metrics: [dic, iic, hit-rate]",
-                                                                       "metrics: [deletion-auc]"))
-    drawn = []
-    monkeypatch.setattr(figures, "curve_figure", lambda panels, *a, **k: drawn.extend(panels) or tmp_path / "c.png")
+                                                                       "metrics: [deletion-auc]")
+                          .replace("methods: [", "methods: [class-one-only, "))
+    drawn, saved = [], []
+    draw = figures.curve_figure
+    monkeypatch.setattr(figures, "curve_figure", lambda panels, *a, **k: drawn.extend(panels) or draw(panels, *a, **k))
+    monkeypatch.setattr(figures, "save_figure", lambda fig, path: saved.append(fig) or Path(path))  # read, not written
     with Store(tmp_path / "r.sqlite") as store:
-        runner = Runner(load_harness([("tiny", tiny_plugin)]), load_suite(suite_path), store, RunOptions(progress=False))
+        runner = Runner(load_harness([("tiny", tiny_plugin), ("one", ClassOneOnly())]), load_suite(suite_path), store,
+                        RunOptions(progress=False))
         runner.run()
         figures.write_run_figures(runner, tmp_path / "lb")
-        means = {r.method: r.mean for r in leaderboard.records(store, "tiny")}
+        records = {r.method: r for r in leaderboard.records(store, "tiny")}
+        ds = runner.datasets[0]
+        class_zero = (runner.group_context(ds, runner.models[0], runner.evaluated_samples(ds)).target == 0).numpy()
     (panel,) = drawn
-    assert set(panel.curves) == set(means)
+    legends = [t.get_text() for fig in saved for legend in fig.legends for t in legend.get_texts()]
+    assert set(panel.curves) == set(records)
+    assert 0 < class_zero.sum() < 40
     for method, curves in panel.curves.items():
         assert len(curves) == 40
-        assert float(auc(curves).mean()) == pytest.approx(means[method], rel=1e-6, abs=1e-9)
+        scored = np.isfinite(curves).all(1)
+        assert list(scored) == (list(~class_zero) if method == "class-one-only" else [True] * 40)
+        assert records[method].n == scored.sum()
+        assert float(auc(curves[scored]).mean()) == pytest.approx(records[method].mean, rel=1e-6, abs=1e-9)
+        (legend,) = [t for t in legends if t.startswith(f"{method}\n")]
+        n = f" (n={scored.sum()})" if method == "class-one-only" else ""
+        assert legend.endswith(f"deletion-auc {records[method].mean:.3f}{n}")
 
 
 def test_run_figures_and_explain_on_a_tiny_real_run(tmp_path: Path, tiny_plugin, monkeypatch) -> None:  # type: ignore[no-untyped-def]

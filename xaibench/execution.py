@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 import xaibench
-from xaibench.degenerate import mask_constant
+from xaibench.degenerate import constant_maps, mask_constant
 from xaibench.bundles import Bundles
 from xaibench.cache import SaliencyCache, content_key
 from xaibench.engine import Engine, auto_batch_size
@@ -211,10 +211,13 @@ class Execution:
 
     def curves(self, g: GroupContext, c: Cell, maps: np.ndarray) -> np.ndarray:
         """Cell ``c``'s metric curves (``MetricSpec.curve``) of ``maps``, ``(N, S)`` float64: its score's
-        arguments, parameters and random draws, so their areas are the cell's per-sample scores."""
+        arguments, parameters and random draws, so their areas are the cell's per-sample scores; the row of
+        a constant map is NaN, as its score is (:func:`~xaibench.degenerate.mask_constant`)."""
         spec: MetricSpec = c.metric.spec
         arguments = metric_arguments(spec.needs, self.batch(g, maps), self.metric_context(g, c, {}))
-        return np.asarray(spec.curve(**arguments, **c.metric.params), dtype=np.float64)
+        curves = np.array(spec.curve(**arguments, **c.metric.params), dtype=np.float64)
+        curves[constant_maps(maps)] = np.nan
+        return curves
 
     def score(self, g: GroupContext, c: Cell, maps: np.ndarray, memo: dict[Hashable, Any],
               maps_seconds: float = 0.0) -> tuple[CellResult, list[float] | None]:

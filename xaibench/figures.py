@@ -246,6 +246,8 @@ def curve_figure(panels: Sequence[CurvePanel], title: str, path: str | Path, uni
 
     One legend, right of the panels, with each method's mean per-sample trapezoid area per panel (the metric's
     score on these samples); past 12 methods two columns, past 10 the line style changes. ``note`` ends the title.
+    A row with a NaN (a sample the table does not score: a constant map) is left out of the method's mean
+    curve and area, and the legend gives the number of samples averaged where it is not all of them.
     """
     from xaibench.kernels import auc
 
@@ -260,12 +262,15 @@ def curve_figure(panels: Sequence[CurvePanel], title: str, path: str | Path, uni
         for ax, panel in zip(axes, panels):
             for i, method in enumerate(methods):
                 curve = np.asarray(panel.curves[method], dtype=np.float64)
-                mean = curve.mean(axis=0)
+                scored = curve[np.isfinite(curve).all(axis=1)]
+                mean = scored.mean(axis=0) if len(scored) else np.empty(0)
                 style = ("-", "--", ":", "-.")[i // 10 % 4]
                 (line,) = ax.plot(np.linspace(0, 1, mean.size), mean, linewidth=1.2, color=f"C{i % 10}",
                                   linestyle=style)
                 handles.setdefault(method, line)
-                areas[method].append(f"{panel.label} {float(auc(curve).mean()):.3f}")
+                n = "" if len(scored) == len(curve) else f" (n={len(scored)})"
+                areas[method].append(f"{panel.label} {float(auc(scored).mean()):.3f}{n}" if len(scored) else
+                                     f"{panel.label} undefined (no scored sample)")
             ax.set_xlabel(f"fraction of {unit} moved, most salient first")
             ax.set_title(shorten(f"{panel.title} ({'higher' if panel.higher_is_better else 'lower'} is better)", 60),
                          fontsize=7)
@@ -336,7 +341,8 @@ def write_run_figures(runner: "Runner", out_dir: str | Path) -> list[Path]:
             panels = [CurvePanel(f"{mt.entry.display}: " + ", ".join(f"{k}={v}" for k, v in sorted(mt.params.items())),
                                  mt.entry.display, mt.spec.higher_is_better,
                                  {k: runner.metric_curves(g, methods[k], mt, v) for k, v in maps.items()}) for mt in curve_metrics]
-            note = (f"Mean over the table's {len(samples)} samples, curves as scored (AUC = the table's mean)" if in_table
+            note = (f"Mean over the table's {len(samples)} samples, curves as scored (AUC = the table's mean; "
+                    f"constant maps left out, as in the table)" if in_table
                     else f"Not in this suite's table: the registered curve metrics with their default parameters, "
                          f"on the first {len(samples)} of its {len(evaluated)} samples")
             written.append(curve_figure(panels, name, Path(out_dir) / figure_path(

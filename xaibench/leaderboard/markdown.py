@@ -118,7 +118,7 @@ def _per_class_table(e: dict) -> list[str]:  # type: ignore[type-arg]
 
 def _figure_links(suite: str, b: Block) -> list[str]:
     titles = {"agreement": "metric agreement heat map", "gallery": "saliency gallery",
-              "curves": "deletion and insertion curves"}
+              "curves": "perturbation curves"}
     drawn = any(c.status == "ok" for r in b.rows for c in r.cells.values())  # no maps, no gallery or curves
     links = [f"![{titles[k]}: {b.dataset} × {b.model}]({figure_path(suite, b.dataset, b.model, k)})"
              for k in FIGURE_KINDS if (len(b.agreement_metrics) >= 2 if k == "agreement" else drawn)]
