@@ -1,6 +1,10 @@
 """Meta-evaluation and aggregate ranking: hand-computed cases."""
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -82,6 +86,41 @@ def test_friedman_posthoc_and_the_critical_difference_diagram() -> None:
     plt.close(fig)
     with pytest.raises(ValueError, match="3 methods"):
         metaeval.friedman_posthoc(blocks[:, :2], ["a", "b"])
+
+
+CD_SCRIPT = """
+import sys
+import numpy as np
+from matplotlib.figure import Figure
+from xaibench import metaeval
+methods = ["gradcam", "gradcam++", "integrated-gradients", "occlusion (window 8)", "random", "centre",
+           "ground-truth", "rise", "lime", "saliency"]
+blocks = np.random.default_rng(0).normal(size=(17, 10)) + np.linspace(0, 1.0, 10)
+fig = Figure(figsize=(5, 5))
+elements = metaeval.critical_difference_diagram(metaeval.friedman_posthoc(blocks, methods), ax=fig.subplots())
+fig.savefig(sys.argv[1], format="png", metadata={"Software": None})
+print(sorted(t.get_text() for t in elements["labels"]))
+"""
+
+
+def test_the_critical_difference_diagram_is_the_same_in_every_process(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Overlapping bars are stacked alike whatever the string hash seed (scikit-posthocs iterates sets of labels);
+    each label keeps its method's name and mean rank."""
+    outputs = []
+    for seed in ("1", "2", "3"):
+        png = tmp_path / f"cd{seed}.png"
+        run = subprocess.run([sys.executable, "-c", CD_SCRIPT, str(png)], capture_output=True, text=True, check=True,
+                             env={**os.environ, "PYTHONHASHSEED": seed})
+        outputs.append((png.read_bytes(), run.stdout))
+    assert outputs[0] == outputs[1] == outputs[2]
+    labels = eval(outputs[0][1])  # noqa: S307  (the sorted label texts printed above)
+    methods = ["gradcam", "gradcam++", "integrated-gradients", "occlusion (window 8)", "random", "centre",
+               "ground-truth", "rise", "lime", "saliency"]
+    blocks = np.random.default_rng(0).normal(size=(17, 10)) + np.linspace(0, 1.0, 10)
+    mean_ranks = scipy.stats.rankdata(-blocks, axis=1).mean(0)  # 1 = the highest score of a block
+    expected = sorted(f"{m} ({r:.2g})" if r <= np.median(mean_ranks) else f"({r:.2g}) {m}"
+                      for m, r in zip(methods, mean_ranks))
+    assert labels == expected
 
 
 def test_baseline_findings_name_a_baseline_only_when_it_beats_every_method() -> None:

@@ -253,8 +253,25 @@ def friedman_posthoc(blocks: Any, methods: Sequence[str], higher_is_better: bool
 
 def critical_difference_diagram(test: RankTest, ax: Any = None, alpha: float = 0.05) -> dict[str, list]:
     """Draws the critical difference diagram of ``test`` (scikit-posthocs) on ``ax``; methods joined by a bar
-    do not differ at ``alpha`` after Holm's correction. Returns scikit-posthocs's element dictionary."""
-    return scikit_posthocs.critical_difference_diagram(test.ranks, test.pairwise, ax=ax, alpha=alpha)
+    do not differ at ``alpha`` after Holm's correction. Returns scikit-posthocs's element dictionary.
+
+    scikit-posthocs stacks its bars in the order it meets them iterating sets of the methods' labels, and
+    string hashes change from one process to the next, so the same test drew its bars at different heights.
+    The methods go in as their positions (integers hash alike in every process) and the labels' texts are
+    renamed to the methods afterwards: the same test, the same figure.
+    """
+    names = list(test.ranks.index)
+    ranks = pd.Series(test.ranks.to_numpy(), index=range(len(names)))
+    pairwise = pd.DataFrame(test.pairwise.loc[names, names].to_numpy(), index=ranks.index, columns=ranks.index)
+    elements = scikit_posthocs.critical_difference_diagram(ranks, pairwise, ax=ax, alpha=alpha,
+                                                           label_fmt_left="{label} ({rank:.2g})",
+                                                           label_fmt_right="({rank:.2g}) {label}")
+    for text in elements.get("labels", []):
+        words = text.get_text().split(" ")  # "k (rank)" left of the axis, "(rank) k" right of it
+        k = 0 if words[0].isdigit() else len(words) - 1
+        words[k] = names[int(words[k])]
+        text.set_text(" ".join(words))
+    return elements
 
 
 def baseline_findings(means: Any, methods: Sequence[str], metrics: Sequence[str], higher_is_better: Sequence[bool],
