@@ -342,7 +342,7 @@ def write_run_figures(runner: "Runner", out_dir: str | Path) -> list[Path]:
                                  mt.entry.display, mt.spec.higher_is_better,
                                  {k: runner.metric_curves(g, methods[k], mt, v) for k, v in maps.items()}) for mt in curve_metrics]
             note = (f"Mean over the table's {len(samples)} samples, curves as scored (AUC = the table's mean; "
-                    f"constant maps left out, as in the table)" if in_table
+                    "constant maps left out, as in the table)" if in_table
                     else f"Not in this suite's table: the registered curve metrics with their default parameters, "
                          f"on the first {len(samples)} of its {len(evaluated)} samples")
             written.append(curve_figure(panels, name, Path(out_dir) / figure_path(
