@@ -20,8 +20,16 @@ from xaibench import hookimpl
 from xaibench.errors import CellError
 from xaibench.plugins import load_harness
 from xaibench.runner import Runner, RunOptions
-from xaibench.specs import (DataBundle, DatasetSpec, MethodSpec, MetricSpec, ModelSpec, ModelVariant, Samples,
-                            TrainRecipe)
+from xaibench.specs import (
+    DataBundle,
+    DatasetSpec,
+    MethodSpec,
+    MetricSpec,
+    ModelSpec,
+    ModelVariant,
+    Samples,
+    TrainRecipe,
+)
 from xaibench.store import Store
 from xaibench.suite import load_suite
 

@@ -13,8 +13,8 @@ from xaibench_metrics.randomization_revisited import discrete_entropy, off_class
 from xaibench_metrics.robustness import input_noise
 
 from xaibench.engine import Engine
-from xaibench.plugins import load_harness
 from xaibench.metric_inputs import MetricContext
+from xaibench.plugins import load_harness
 from xaibench.testing import score_metric
 
 N, C, H, W = 6, 1, 8, 8
@@ -191,8 +191,8 @@ def test_smprt_averages_maps_over_noise_scaled_by_each_samples_range_by_hand() -
     rng = np.random.default_rng(8)
     x = torch.from_numpy(rng.random((N, c, H, W)).astype(np.float32)) * torch.tensor([1.0, 5.0])[None, :, None, None]
     model = nn.Sequential(nn.Conv2d(c, 2, 1), nn.Flatten(), nn.Linear(2 * H * W, 3)).eval()
-    phi = lambda v: v[:, 0] + 2.0 * v[:, 1] ** 2  # noqa: E731  (the trained model's map)
-    phi_rand = lambda v: v[:, 0] * v[:, 1] - v[:, 1]  # noqa: E731  (the randomized model's map)
+    phi = lambda v: v[:, 0] + 2.0 * v[:, 1] ** 2
+    phi_rand = lambda v: v[:, 0] * v[:, 1] - v[:, 1]
 
     def explain(model=None, inputs=None, targets=None):  # type: ignore[no-untyped-def]
         return (phi if model is None else phi_rand)(x if inputs is None else inputs)

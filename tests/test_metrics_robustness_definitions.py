@@ -111,7 +111,7 @@ def _by_hand(x: torch.Tensor, model: nn.Module, scale: float, draws: int, eps: f
     """RIS / ROS / RRS per sample: max over the draws that keep the predicted class, NaN where none does."""
     with torch.no_grad():
         logits = model(x).double().numpy()
-        represent = lambda v: model[:4](v).double().numpy()  # noqa: E731  (the Linear's input)
+        represent = lambda v: model[:4](v).double().numpy()
         phi = _phi(x).numpy()
         ratios: dict[str, list[np.ndarray]] = {"ris": [], "ros": [], "rrs": []}
         keep = []
