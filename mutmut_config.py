@@ -73,26 +73,32 @@ SKIP: dict[str, set[str]] = {}
 ONLY = {"xaibench/execution.py": {"group_context", "metric_context"}}
 
 
+def functions(source: str) -> tuple[tuple[str, int, int, int], ...]:
+    """(name, def line, first body line, last line) of every function of ``source``, outer before inner."""
+    return tuple((n.name, n.lineno, n.body[0].lineno, n.end_lineno or n.lineno) for n in ast.walk(ast.parse(source))
+                 if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)))
+
+
+def mutated(module: str, line: int, module_functions: tuple[tuple[str, int, int, int], ...]) -> bool:
+    """Whether ``ONLY`` and ``SKIP`` let ``line`` of ``module`` (with its ``functions``) be mutated."""
+    def inside(names: set[str]) -> bool:
+        return any(name in names and start <= line <= end for name, start, _, end in module_functions)
+
+    only = ONLY.get(module)
+    return (only is None or inside(only)) and not inside(SKIP.get(module, set()))
+
+
 @lru_cache(maxsize=None)
-def _functions(filename: str) -> tuple[tuple[str, int, int], ...]:
+def _file_functions(filename: str) -> tuple[tuple[str, int, int, int], ...]:
     with open(filename, encoding="utf-8") as f:
-        tree = ast.parse(f.read())
-    return tuple((node.name, node.lineno, node.end_lineno or node.lineno) for node in ast.walk(tree)
-                 if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)))
-
-
-def _inside(filename: str, line: int, names: set[str]) -> bool:
-    return any(name in names and start <= line <= end for name, start, end in _functions(filename))
+        return functions(f.read())
 
 
 def pre_mutation(context) -> None:  # type: ignore[no-untyped-def]
     """Skip left-out functions; run the module's own fast tests against the mutant."""
     filename = context.filename.replace("\\", "/")
     line = context.current_line_index + 1
-    if filename in SKIP and _inside(filename, line, SKIP[filename]):
-        context.skip = True
-        return
-    if filename in ONLY and not _inside(filename, line, ONLY[filename]):
+    if not mutated(filename, line, _file_functions(filename)):
         context.skip = True
         return
     if filename not in TESTS:  # the default runner would let every mutant "survive" on unrelated tests

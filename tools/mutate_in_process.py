@@ -24,7 +24,6 @@ against the module's whole ``TESTS`` before it is reported.
 """
 from __future__ import annotations
 
-import ast
 import json
 import os
 import shlex
@@ -46,23 +45,6 @@ RELOADED = ("xaibench", "test_", "conftest", "oracles", "faults", "boards", "wor
 #: A mutant's tests may take this many times the unmutated run (at least ``MIN_TIMEOUT_S``): a mutant
 #: that loops forever (a quickselect bound) is a kill by timeout, not a wait of minutes.
 TIMEOUT_FACTOR, MIN_TIMEOUT_S = 10, 20
-
-
-def _functions(source: str) -> list[tuple[str, int, int, int]]:
-    """(name, def line, first body line, last line) of every function, innermost last."""
-    return [(n.name, n.lineno, n.body[0].lineno, n.end_lineno or n.lineno) for n in ast.walk(ast.parse(source))
-            if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
-
-
-def _selected(module: str, source: str) -> list[mutmut.RelativeMutationID]:
-    functions = [(name, start, end) for name, start, _, end in _functions(source)]
-
-    def inside(line: int, names: set[str]) -> bool:
-        return any(name in names and start <= line <= end for name, start, end in functions)
-
-    ids = mutmut.list_mutations(mutmut.Context(source=source, filename=module, dict_synonyms=[]))
-    only, skip = mutmut_config.ONLY.get(module), mutmut_config.SKIP.get(module, set())
-    return [m for m in ids if (only is None or inside(m.line_number + 1, only)) and not inside(m.line_number + 1, skip)]
 
 
 class _Timeout(Exception):
@@ -120,7 +102,7 @@ def _line_tests(module: str, args: list[str]) -> tuple[dict[int, set[str]], floa
     return {line: set(contexts) for line, contexts in by_line.items()}, seconds  # "": outside a test (an import)
 
 
-def _tests_for(line: int, functions: list[tuple[str, int, int, int]], line_tests: dict[int, set[str]]) -> set[str] | None:
+def _tests_for(line: int, functions: tuple[tuple[str, int, int, int], ...], line_tests: dict[int, set[str]]) -> set[str] | None:
     """Tests that execute the innermost function whose body holds ``line``.
 
     None (run them all) when the line is not in a function body, or when the function also
@@ -153,7 +135,9 @@ def main(module: str, out: str) -> None:
     with open(module, encoding="utf-8") as f:
         source = f.read()
     args = shlex.split(mutmut_config.TESTS[module])
-    ids = _selected(module, source)
+    functions = mutmut_config.functions(source)
+    ids = [m for m in mutmut.list_mutations(mutmut.Context(source=source, filename=module, dict_synonyms=[]))
+           if mutmut_config.mutated(module, m.line_number + 1, functions)]
     signal.signal(signal.SIGALRM, _alarm)
     stop: list[int] = []
 
@@ -163,7 +147,6 @@ def main(module: str, out: str) -> None:
 
     signal.signal(signal.SIGTERM, terminate)
     results: dict[int, dict[str, object]] = {}
-    functions = _functions(source)
     try:
         line_tests, seconds = _line_tests(module, args)
         timeout = max(MIN_TIMEOUT_S, int(TIMEOUT_FACTOR * seconds))
