@@ -244,8 +244,8 @@ def curve_figure(panels: Sequence[CurvePanel], title: str, path: str | Path, uni
                  note: str = "") -> Path:
     """Mean curves per method, one panel per curve metric (``panel.curves[method]``: ``(N, S)``, same methods).
 
-    One legend, right of the panels, with each method's mean per-sample trapezoid area per panel (the metric's
-    score on these samples); past 12 methods two columns, past 10 the line style changes. ``note`` ends the title.
+    One legend, right of the panels, with each method's mean per-sample trapezoid area per panel, one line
+    each (the metric's score on these samples); past 12 methods two columns, past 10 the line style changes. ``note`` ends the title.
     A row with a NaN (a sample the table does not score: a constant map) is left out of the method's mean
     curve and area, and the legend gives the number of samples averaged where it is not all of them.
     """
@@ -255,7 +255,7 @@ def curve_figure(panels: Sequence[CurvePanel], title: str, path: str | Path, uni
     columns = 1 if len(methods) <= 12 else 2
     with figure_style():
         fig = new_figure(4.25 * max(2, len(panels)) + 1.6 * (columns - 1),
-                      max(3.2, 0.3 * math.ceil(len(methods) / columns) + 1.0))
+                      max(3.2, 0.15 * (1 + len(panels)) * math.ceil(len(methods) / columns) + 1.0))
         axes = np.atleast_1d(fig.subplots(1, max(1, len(panels)), sharey=True))
         areas: dict[str, list[str]] = {m: [] for m in methods}
         handles: dict[str, Any] = {}
@@ -275,7 +275,7 @@ def curve_figure(panels: Sequence[CurvePanel], title: str, path: str | Path, uni
             ax.set_title(shorten(f"{panel.title} ({'higher' if panel.higher_is_better else 'lower'} is better)", 60),
                          fontsize=7)
             ax.grid(alpha=0.3)
-        fig.legend(list(handles.values()), [f"{m}\n  AUC {', '.join(areas[m])}" for m in handles],
+        fig.legend(list(handles.values()), [m + "".join(f"\n  AUC {a}" for a in areas[m]) for m in handles],
                    loc="outside right center", fontsize=6, frameon=False, ncols=columns)
         n = len(next(iter(panels[0].curves.values()))) if methods else 0
         axes[0].set_ylabel("target-class probability")
