@@ -174,3 +174,33 @@ def test_deterministic_datasets_are_cached_exactly(tmp_path: Path) -> None:
         cached = again.bundle(again.datasets[0])
     assert fingerprint(cached) == fingerprint(bundle)
     assert cached.test.ids == bundle.test.ids and cached.region_top_level == bundle.region_top_level
+
+
+class Covering:
+    """Two copies of ``input-times-one``: one whose rules cover only models without ReLU, one that covers all."""
+
+    @hookimpl
+    def xaibench_register_methods(self, register):  # type: ignore[no-untyped-def]
+        def explain(model, x, target, ctx):  # type: ignore[no-untyped-def]
+            return x.sum(1)
+
+        def no_relu(model):  # type: ignore[no-untyped-def]
+            seen = sorted({type(m).__name__ for m in model.modules() if isinstance(m, torch.nn.ReLU)})
+            return f"its rules are not defined for {', '.join(seen)}" if seen else None
+
+        register(MethodSpec(name="relu-free", explain=explain, modalities=frozenset({"image"}), description="d",
+                            covers=no_relu))
+        register(MethodSpec(name="any-model", explain=explain, modalities=frozenset({"image"}), description="d",
+                            covers=lambda model: None))
+
+
+def test_a_method_whose_rules_do_not_cover_the_model_is_not_applicable_before_any_training(
+        tmp_path: Path, tiny_plugin) -> None:  # type: ignore[no-untyped-def]
+    text = TINY_SUITE.replace("methods: [input-times-one, random, {name: ground-truth, label: oracle}]",
+                              "methods: [relu-free, any-model]")
+    summary, store = _run(tmp_path, text, ("tiny", tiny_plugin), ("covering", Covering()))
+    # the tiny CNN (tests/conftest.py) has ReLU modules: relu-free's three cells carry the method's own reason
+    assert summary.skip_reasons == ["not applicable: its rules are not defined for ReLU"]
+    assert summary.skipped == 3 and summary.computed == 3 and not summary.failed
+    ok = {(r.method, r.metric) for r in leaderboard.records(store, "tiny") if r.status == "ok"}
+    assert ok == {("any-model", m) for m in ("dic", "iic", "hit-rate")}

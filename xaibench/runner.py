@@ -57,6 +57,8 @@ class Runner:
         self.trainer = Models(self.settings, self.bundles, store)
         self.execution = Execution(harness, self.settings, self.bundles, self.trainer)
         self._cam_shapes: dict[tuple[str, str], dict[str, tuple[str, tuple[int, ...]] | SuiteError]] = {}
+        self._coverage: dict[tuple[str, str, str], str | None] = {}
+        self._built: tuple[tuple[str, str] | None, nn.Module | None] = (None, None)
 
     # -- planning -----------------------------------------------------------------------------
     def bundle(self, ds: Resolved) -> DataBundle:
@@ -106,7 +108,7 @@ class Runner:
                 model_key = self.model_key(ds, mo)
                 self._check_cam_layers(ds, mo)
                 for me in self.methods:
-                    skip_method = method_skip(ds, bundle, mo, me)
+                    skip_method = self.method_skip(ds, mo, me)
                     for mt in self.metrics:
                         skip = skip_method or metric_skip(ds, bundle, mt) or not_applicable(me, mt)
                         row = PlanRow(cell_key(model_key, me, mt, samples.ids, self.suite, self.settings.numerics), ds.entry.display,
@@ -123,7 +125,7 @@ class Runner:
         if key not in self._cam_shapes:
             bundle = self.bundle(ds)
             cams = [me for me in self.methods if me.spec.takes_layer and bundle.modality in me.spec.modalities]
-            built = self.build_model(ds, mo) if cams else None
+            built = self._inspected(ds, mo) if cams else None
             names = {id(m): n for n, m in getattr(built, "wrapped", built).named_modules()} if cams else {}
             shapes: dict[str, tuple[str, tuple[int, ...]] | SuiteError] = {}
             for me in cams:
@@ -295,8 +297,27 @@ class Runner:
         return self.execution.group_context(ds, mo, self.trained_model(ds, mo), samples)
 
     def method_skip(self, ds: Resolved, mo: Resolved, me: Resolved) -> str | None:
-        """Why the plan skips method ``me`` on ``mo`` x ``ds`` (the plan's own rule), else None."""
-        return method_skip(ds, self.bundle(ds), mo, me)
+        """Why the plan skips method ``me`` on ``mo`` x ``ds``: the plan's rules (modality, masks, model
+        capabilities), then whether the method's rules cover the model (``MethodSpec.covers``), else None."""
+        return method_skip(ds, self.bundle(ds), mo, me) or self.uncovered(ds, mo, me)
+
+    def uncovered(self, ds: Resolved, mo: Resolved, me: Resolved) -> str | None:
+        """``not applicable: <reason>`` where ``me``'s rules do not cover ``mo`` as built for ``ds``
+        (``MethodSpec.covers`` on an untrained instance: layers and nonlinearities do not depend on weights)."""
+        if me.spec.covers is None:
+            return None
+        key = (ds.entry.display, mo.entry.display, me.entry.display)
+        if key not in self._coverage:
+            reason = me.spec.covers(self._inspected(ds, mo))
+            self._coverage[key] = None if reason is None else f"not applicable: {reason}"
+        return self._coverage[key]
+
+    def _inspected(self, ds: Resolved, mo: Resolved) -> nn.Module:
+        """An untrained ``mo`` for ``ds``, built once for the plan's checks of this pair (one pair kept at a time)."""
+        pair = (ds.entry.display, mo.entry.display)
+        if self._built[0] != pair:
+            self._built = (pair, self.build_model(ds, mo))
+        return self._built[1]
 
     def metric_curves(self, g: GroupContext, me: Resolved, mt: Resolved, maps: np.ndarray) -> np.ndarray:
         """The curves behind metric ``mt``'s scores of ``me``'s ``maps`` on ``g.samples`` (``mt.spec.curve``),

@@ -265,6 +265,15 @@ class MethodSpec:
     #: pixel); a CAM or a gradient magnitude is not. Metrics with ``requires_additive`` show its cells as
     #: "not applicable" (not scored, not ranked).
     additive: bool = False
+    #: ``covers(model) -> reason | None``: None where the method's rules are defined for every layer and
+    #: nonlinearity of ``model`` (an untrained instance, built as the suite builds it, output contract applied),
+    #: else one line saying what they do not cover ("guided backpropagation modifies ReLU gradients; this network
+    #: uses ReLU6"). The plan marks the method's cells on such a model not applicable with that reason, before any
+    #: training, so no other method's map is ever scored under this method's name. None: every model.
+    covers: Callable[[nn.Module], str | None] | None = None
+    #: What its maps are checked against: the peer library call or the identity worked by hand, and the test that
+    #: does it (``"captum NoiseTunnel(Saliency), same draws: tests/test_methods_noise.py::test_smoothgrad"``).
+    checked_against: str = ""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "needs", frozenset(self.needs))
@@ -357,6 +366,12 @@ class MetricSpec:
     #: the metric is (MPRT with ``steps: 1`` randomizes the whole model at once: not a cascade); the
     #: leaderboard's metric table shows it. None: ``description`` whatever the parameters.
     describe: Callable[[Mapping[str, Any]], str] | None = None
+    #: The definition in one formula, in the notation of the metric reference (docs), e.g.
+    #: ``"DiC = 100 * max(0, p_c(x) - p_c(x * L)) / p_c(x)"``.
+    formula: str = ""
+    #: What its scores are checked against: the peer library call or the value worked by hand, and the test that
+    #: does it (``"Quantus 0.6 PixelFlipping, same inputs: tests/test_peers_quantus.py::test_pixel_flipping"``).
+    checked_against: str = ""
 
 
 @dataclass(frozen=True)
