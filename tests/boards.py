@@ -52,3 +52,47 @@ def store(path: Path, suite: str = "demo", datasets: tuple[str, ...] = ("ds",)) 
         "metrics": {m: {"category": c, "higher_is_better": h, "bounds": b} for m, (c, h, b) in METRICS.items()},
         "calibration": {"methods": ROLES, "metrics": {}, "mask_fraction": {}, "cam_layers": {}}})
     return s
+
+
+#: Kinds of cell a drawn table holds: scored (random, constant across methods, partly NaN, all NaN) or not.
+CELL_KINDS = ("random", "tied", "some-nan", "all-nan", "failed", "skipped", "missing")
+
+
+def shaped_store(path: Path, sections: dict[tuple[str, str], dict[str, dict[str, str]]], metrics: dict[str, bool],
+                 samples: int, seed: int = 0, suite: str = "shape", roles: dict[str, str] | None = None) -> Store:
+    """A store of any suite shape: ``sections[(dataset, model)][method][metric]`` is a kind of :data:`CELL_KINDS`;
+    ``metrics`` maps each metric to higher-is-better. ``roles`` names the calibration baselines (default: ``random``
+    and ``ground-truth``). Scores are drawn from ``seed``; "tied" cells score the same on every method."""
+    rng = np.random.default_rng(seed)
+    ids = [f"s{i:02d}" for i in range(samples)]
+    tied = {m: rng.random(samples) for m in metrics}
+    s = Store(path)
+    rows = []
+    for (ds, model), methods in sections.items():
+        for me, cells in methods.items():
+            for mt, kind in cells.items():
+                key = f"{ds}-{model}-{me}-{mt}"
+                rows.append(PlanRow(key, ds, model, f"mk-{ds}-{model}", me, mt, "faithfulness", metrics[mt],
+                                    "not applicable: drawn so" if kind == "skipped" else None))
+                if kind in ("skipped", "missing"):
+                    continue
+                if kind == "failed":
+                    s.put_cell(CellResult(key, ds, model, me, mt, "failed", None, None, None, 0, samples, "boom", {}))
+                    continue
+                values = {"random": rng.random(samples), "tied": tied[mt].copy(),
+                          "some-nan": np.where(rng.random(samples) < 0.5, np.nan, rng.random(samples)),
+                          "all-nan": np.full(samples, np.nan)}[kind]
+                mean, low, high, n = summarize(values, seed_from(0, key))
+                s.put_cell(CellResult(key, ds, model, me, mt, "ok", mean, low, high, n, samples, None, {}), ids, values)
+        s.put_model(f"mk-{ds}-{model}", ds, model, "sha", {"accuracy": 0.9, "precision": 0.8, "recall": 0.7,
+                                                          "f1": 0.75, "n": 20, "majority": 0.5}, {})
+    datasets = {ds for ds, _ in sections}
+    s.put_plan(suite, rows, {
+        "seed": 7, "samples": samples, "target": "predicted", "versions": {},
+        "datasets": {ds: {"samples": samples, "modality": "image", "shape": [1, 8, 8]} for ds in datasets},
+        "metrics": {m: {"category": "faithfulness", "higher_is_better": h, "bounds": [0.0, 1.0]}
+                    for m, h in metrics.items()},
+        "calibration": {"methods": {m: ROLES[m] for m in ("random", "ground-truth")} if roles is None else roles,
+                        "metrics": {},
+                        "mask_fraction": {}, "cam_layers": {}}})
+    return s

@@ -53,7 +53,7 @@ def _means(datasets: int = 1) -> np.ndarray:
     return np.array(rows * datasets)
 
 
-@pytest.mark.parametrize("datasets", [1, 3])
+@pytest.mark.parametrize("datasets", [1, 2, 3])
 def test_friedman_and_holm_corrected_wilcoxon_equal_scipy_on_the_same_table(tmp_path: Path, datasets: int) -> None:
     names = tuple(f"ds{i}" for i in range(datasets))
     with store(tmp_path / "s.sqlite", datasets=names) as s:
@@ -63,6 +63,9 @@ def test_friedman_and_holm_corrected_wilcoxon_equal_scipy_on_the_same_table(tmp_
     assert agg.methods == list(METHODS) and agg.blocks == len(table)
     expected = scipy.stats.friedmanchisquare(*table.T)
     assert agg.test.statistic == pytest.approx(expected.statistic) and agg.test.pvalue == pytest.approx(expected.pvalue)
+    if datasets == 1:  # 3 blocks: no Wilcoxon p-value over 3 pairs is below 2/2^3 = 0.25, so no post-hoc test
+        assert agg.test.pairwise is None and agg.test.why_no_posthoc.startswith("3 blocks: too few for a post-hoc")
+        return
     pairs = [(0, 1), (0, 2), (1, 2)]
     raw = [scipy.stats.wilcoxon(table[:, i], table[:, j]).pvalue for i, j in pairs]
     holm = multipletests(raw, method="holm")[1]
@@ -97,8 +100,11 @@ def test_the_leaderboard_links_the_diagrams_it_draws_and_its_json_carries_both_s
         assert missing and all("gallery" in p or "curves" in p for p in missing)  # drawn by `run`; the rest exists
         doc = json.loads(leaderboard.to_json(s, "demo"))
     md = md_path.read_text()
-    for link in ("demo/ds--net--cd.png", "demo/ds2--net--cd.png", "demo/all-sections--cd.png"):
-        assert f"]({link})" in md and (out / link).stat().st_size > 0
+    link = "demo/all-sections--cd.png"  # 6 blocks: the post-hoc test can find a difference
+    assert f"]({link})" in md and (out / link).stat().st_size > 0
+    for section in ("demo/ds--net--cd.png", "demo/ds2--net--cd.png"):  # 3 blocks each: it cannot
+        assert section not in md and not (out / section).exists()
+    assert "3 blocks: too few for a post-hoc test" in md
     assert "## Across all sections" in md and "Friedman test over 6 metrics and 3 methods" in md
     block = doc["blocks"][0]
     assert block["aggregate"]["methods"] == ["a", "b", "c"]  # no baseline in the ranking

@@ -77,6 +77,7 @@ def _cmd_plugins(args: argparse.Namespace, harness: Harness) -> int:
 def _cmd_run(args: argparse.Namespace, harness: Harness) -> int:
     from xaibench import leaderboard
     from xaibench.leaderboard import verdict
+    from xaibench.leaderboard.publish import stage
     from xaibench.runner import RunOptions, Runner
 
     suite = resolve_suite(harness, args.suite)
@@ -94,16 +95,22 @@ def _cmd_run(args: argparse.Namespace, harness: Harness) -> int:
         else:
             print(f"computed {summary.computed} cells ({summary.maps_computed} saliency maps, "
                   f"{summary.models_trained} models trained), reused {summary.reused} from {args.store}")
-        path = leaderboard.write(store, suite.name, args.out)
+        with stage("leaderboard", store, suite.name, args.out):
+            path = leaderboard.write(store, suite.name, args.out)
         print(f"leaderboard written to {path}")
         from xaibench.figures import prune, write_run_figures
 
         if not args.no_figures:
-            figures = write_run_figures(runner, args.out)
+            with stage("figures", store, suite.name, args.out):
+                figures = write_run_figures(runner, args.out)
             print(f"{len(figures)} figures (saliency galleries, deletion/insertion curves) written beside it")
-        for stale in prune(args.out, suite.name, path.read_text(encoding="utf-8")):
+        with stage("figure pruning", store, suite.name, args.out):
+            pruned = prune(args.out, suite.name, path.read_text(encoding="utf-8"))
+        for stale in pruned:
             print(f"removed {stale}: the leaderboard no longer links it")
-        for line in verdict.summary_lines(store, suite.name):
+        with stage("calibration verdict", store, suite.name, args.out):
+            lines = verdict.summary_lines(store, suite.name)
+        for line in lines:
             print(line, file=sys.stdout if line.startswith("calibration verdict") else sys.stderr)
     if summary.failed:
         print(f"{len(summary.failed)} cell(s) failed (stored with their errors; the rest of the run completed):",

@@ -39,6 +39,11 @@ class PlanError(XaibenchError):
     """A suite whose plan is wrong as a whole (a combination no cell can run); raised before anything is computed."""
 
 
+class PublishError(XaibenchError):
+    """Writing a run's leaderboard or figures failed after every cell was stored; the message names the stage,
+    the cause and the ``xaibench leaderboard`` command that writes the board once the cause is fixed."""
+
+
 class CellError(Exception):
     """A plugin misbehaved inside one cell: recorded as that cell's failure."""
 

@@ -223,43 +223,88 @@ def mean_ranks(means: Any, higher_is_better: Sequence[bool]) -> tuple[np.ndarray
 
 @dataclass(frozen=True)
 class RankTest:
-    """A Friedman test over methods and its Holm-corrected pairwise Wilcoxon post-hoc tests."""
+    """A Friedman test over methods and, where the blocks allow one, its Holm-corrected pairwise Wilcoxon tests."""
 
     #: Mean rank per method over the blocks (1 = best).
     ranks: pd.Series
     statistic: float
     pvalue: float
-    #: Holm-adjusted p-values of the pairwise Wilcoxon signed-rank tests, methods x methods.
-    pairwise: pd.DataFrame
+    #: Holm-adjusted p-values of the pairwise Wilcoxon signed-rank tests, methods x methods; None when
+    #: :func:`posthoc_blocks` says the blocks are too few for any pair to differ (``why_no_posthoc`` says so).
+    pairwise: pd.DataFrame | None
+    why_no_posthoc: str = ""
 
 
-def friedman_posthoc(blocks: Any, methods: Sequence[str], higher_is_better: bool = True) -> RankTest:
-    """Friedman's test of ``blocks`` ``(B, L)`` (B blocks such as metrics or samples, L >= 3 methods).
+def posthoc_blocks(alpha: float) -> int:
+    """The fewest blocks over which a two-sided Wilcoxon signed-rank test can reach p < ``alpha``.
 
-    Blocks with a NaN are left out. Raises :class:`ValueError` with fewer than three
-    methods or two complete blocks (Demšar 2006, Sec. 3.2.2).
+    Over n pairs without ties the smallest exact two-sided p-value is 2 / 2^n (every difference of one sign;
+    Wilcoxon 1945), so n must exceed log2(2 / alpha): 6 blocks at alpha 0.05. Below that no pair can differ
+    before any correction, and a post-hoc test or critical difference diagram would only look like an answer.
+    """
+    n = 1
+    while 2.0 / 2.0 ** n >= alpha:
+        n += 1
+    return n
+
+
+def why_no_friedman(blocks: Any, unit: str = "blocks") -> str:
+    """Why Friedman's test is not defined on ``blocks`` ``(B, L)`` (its complete blocks: rows without NaN),
+    naming the blocks ``unit`` (e.g. "metrics"); "" when it is. It needs at least 3 methods (columns) and 2 complete blocks (Demšar 2006, Sec. 3.2.2), and a
+    block that does not tie every method (else its statistic is 0/0)."""
+    x = _matrix(blocks)
+    x = x[np.isfinite(x).all(1)]
+    if x.shape[1] < 3:
+        return f"Friedman's test needs at least 3 methods; {x.shape[1]} here"
+    if x.shape[0] < 2:
+        return f"Friedman's test needs at least 2 {unit} that score every method; {x.shape[0]} here"
+    if (np.ptp(x, axis=1) == 0).all():
+        return f"every one of the {x.shape[0]} {unit} ties all {x.shape[1]} methods: nothing to rank"
+    return ""
+
+
+def friedman_posthoc(blocks: Any, methods: Sequence[str], higher_is_better: bool = True,
+                     alpha: float = 0.05) -> RankTest:
+    """Friedman's test of ``blocks`` ``(B, L)`` (B blocks such as metrics or samples, L >= 3 methods), then the
+    pairwise Wilcoxon signed-rank tests with Holm's correction (scikit-posthocs) when B >= :func:`posthoc_blocks`.
+
+    Blocks with a NaN are left out. The post-hoc tests get the scores in long form, one row per (block,
+    method), with the columns named (``val_col``, ``group_col``), so scikit-posthocs never guesses the layout
+    (it did, wrongly, for two blocks); observations pair by block order within each method. Raises
+    :class:`ValueError` with fewer than three methods or two complete blocks, or when every block gives every
+    method the same score (nothing to rank; Demšar 2006, Sec. 3.2.2).
     """
     x = _oriented(_matrix(blocks), higher_is_better)
     x = x[np.isfinite(x).all(1)]
-    if x.shape[1] < 3 or x.shape[0] < 2 or len(methods) != x.shape[1]:
-        raise ValueError(f"Friedman's test needs >= 3 methods (named) and >= 2 complete blocks, got {x.shape} "
-                         f"for {len(methods)} names")
+    why = why_no_friedman(x)
+    if why or len(methods) != x.shape[1]:
+        raise ValueError(why or f"{len(methods)} names for {x.shape[1]} methods")
     statistic, pvalue = scipy.stats.friedmanchisquare(*x.T)
     ranks = pd.Series(scipy.stats.rankdata(-x, axis=1).mean(0), index=list(methods))
-    pairwise = scikit_posthocs.posthoc_wilcoxon(x.T, p_adjust="holm", zero_method="zsplit")
+    need = posthoc_blocks(alpha)
+    if x.shape[0] < need:
+        why = (f"{x.shape[0]} blocks: too few for a post-hoc test (over n blocks no two-sided Wilcoxon p-value is "
+               f"below 2/2^n = {2 / 2 ** x.shape[0]:.3g}; {need} blocks reach alpha {alpha})")
+        return RankTest(ranks, float(statistic), float(pvalue), None, why)
+    long = pd.DataFrame({"score": x.ravel(), "method": np.tile(np.arange(x.shape[1]), x.shape[0])})
+    pairwise = scikit_posthocs.posthoc_wilcoxon(long, val_col="score", group_col="method", p_adjust="holm",
+                                                zero_method="zsplit", sort=True)
     pairwise.index = pairwise.columns = list(methods)
     return RankTest(ranks, float(statistic), float(pvalue), pairwise)
 
 
 def critical_difference_diagram(test: RankTest, ax: Any = None, alpha: float = 0.05) -> dict[str, list]:
     """Draws the critical difference diagram of ``test`` (scikit-posthocs) on ``ax``; methods joined by a bar
-    do not differ at ``alpha`` after Holm's correction. Returns scikit-posthocs's element dictionary.
+    do not differ at ``alpha`` after Holm's correction. Returns scikit-posthocs's element dictionary. Raises
+    :class:`ValueError` for a test without post-hoc tests (``test.pairwise`` None).
 
     scikit-posthocs stacks its bars in the order it meets them iterating sets of the methods' labels, and
     string hashes change from one process to the next, so the same test drew its bars at different heights.
     The methods go in as their positions (integers hash alike in every process) and the labels' texts are
     renamed to the methods afterwards: the same test, the same figure.
     """
+    if test.pairwise is None:
+        raise ValueError(f"no critical difference diagram without a post-hoc test: {test.why_no_posthoc}")
     names = list(test.ranks.index)
     ranks = pd.Series(test.ranks.to_numpy(), index=range(len(names)))
     pairwise = pd.DataFrame(test.pairwise.loc[names, names].to_numpy(), index=ranks.index, columns=ranks.index)

@@ -6,8 +6,11 @@ the store renders now.
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+from xaibench.errors import PublishError
 from xaibench.figures import agreement_heatmap, figure_path
 from xaibench.leaderboard import ranking
 from xaibench.leaderboard.board import board
@@ -35,6 +38,22 @@ def write(store: Store, suite: str, out_dir: str | Path) -> Path:
     ranking.write_figures(board(store, suite), store.header(suite) or {}, suite, out)
     write_index(out)
     return out / f"{suite}.md"
+
+
+@contextmanager
+def stage(name: str, store: Store, suite: str, out_dir: str | Path) -> Iterator[None]:
+    """Run one publishing stage of ``xaibench run`` (``name``: "leaderboard", "figures", ...) after its cells are
+    stored: any exception but an interrupt becomes a :class:`~xaibench.errors.PublishError` naming the stage, the
+    cause and the command that writes the board from the store once the cause is fixed (chained: ``--debug``
+    shows the traceback). Computed work is never lost: each cell was committed when it finished."""
+    try:
+        yield
+    except Exception as exc:  # noqa: BLE001  (a bug in publishing must not read as a lost run)
+        cause = str(exc).splitlines()[0] if str(exc) else ""
+        raise PublishError(
+            f"writing the {name} of suite {suite!r} failed ({type(exc).__name__}{': ' + cause if cause else ''}); "
+            f"every computed cell is saved in {store.path}: once the cause is fixed, write the board with "
+            f"`xaibench leaderboard --suite {suite} --store {store.path} --out {out_dir}`") from exc
 
 
 def problems(store: Store, suite: str, out_dir: str | Path) -> list[str]:

@@ -52,6 +52,8 @@ class Aggregate:
     #: Why there is no Friedman test (empty when there is one).
     why_not: str
     blocks: int
+    #: Methods of some but not every section (an aggregate over sections ranks only the methods all share).
+    left_out: tuple[str, ...] = ()
 
 
 def _means(block: Block) -> tuple[list[str], np.ndarray]:
@@ -70,6 +72,7 @@ def aggregate(blocks: Sequence[Block], header: Mapping[str, Any]) -> Aggregate:
     info = header.get("metrics", {})
     per_block = [_means(b) for b in blocks]
     methods = [m for m in per_block[0][0] if all(m in names for names, _ in per_block)] if per_block else []
+    left_out = tuple(dict.fromkeys(m for names, _ in per_block for m in names if m not in methods))
     columns, directions, families = [], [], []
     for b, (names, means) in zip(blocks, per_block):
         for j, metric in enumerate(b.metrics):
@@ -86,15 +89,10 @@ def aggregate(blocks: Sequence[Block], header: Mapping[str, Any]) -> Aggregate:
             mean, std = metaeval.mean_ranks(table[:, keep], [directions[j] for j in keep])
             out[family] = (mean, std, len(keep))
     oriented = np.array([c if hib else -c for c, hib in zip(columns, directions)]).reshape(len(columns), len(methods))
-    complete = int(np.isfinite(oriented).all(1).sum()) if len(methods) else 0
-    test, why = None, ""
-    if len(methods) < 3:
-        why = f"Friedman's test needs at least 3 methods; {len(methods)} here"
-    elif complete < 2:
-        why = f"Friedman's test needs at least 2 metrics that score every method; {complete} here"
-    else:
-        test = metaeval.friedman_posthoc(oriented, methods, higher_is_better=True)
-    return Aggregate(methods, out, test, why, complete)
+    complete = int(np.isfinite(oriented).all(1).sum())
+    why = metaeval.why_no_friedman(oriented, "metrics")
+    test = None if why else metaeval.friedman_posthoc(oriented, methods, higher_is_better=True, alpha=stats.ALPHA)
+    return Aggregate(methods, out, test, why, complete, left_out)
 
 
 def _cell(agg: Aggregate, family: str, i: int) -> str:
@@ -116,16 +114,20 @@ def markdown(agg: Aggregate, title: str, figure: str, caption: str) -> list[str]
     headers = ["method"] + [f"{f} ({agg.families[f][2]} metric{'s' if agg.families[f][2] != 1 else ''})"
                             for f in fams]
     lines = [f"### {title}", "", tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True), ""]
+    if agg.left_out:
+        lines += [f"Not in every section, so not in this aggregate: {', '.join(agg.left_out)}.", ""]
     if agg.test is None:
         return lines + [f"No rank test: {agg.why_not}.", ""]
     t = agg.test
+    friedman = (f"Friedman test over {agg.blocks} metrics and {len(agg.methods)} methods: chi² = {t.statistic:.2f}, "
+                f"p = {t.pvalue:.2g}.")
+    if t.pairwise is None:
+        return lines + [f"{friedman} No pairwise comparison or critical difference diagram: {t.why_no_posthoc}.", ""]
     pairs = [(t.pairwise.loc[a, b], a, b) for k, a in enumerate(agg.methods) for b in agg.methods[k + 1:]
              if t.pairwise.loc[a, b] < stats.ALPHA]
     differ = "; ".join(f"{a} vs {b} (p={p:.2g})" for p, a, b in sorted(pairs)) or "none"
-    lines += [f"Friedman test over {agg.blocks} metrics and {len(agg.methods)} methods: chi² = {t.statistic:.2f}, "
-              f"p = {t.pvalue:.2g}. Pairs that differ after Holm's correction: {differ}.", "",
-              f"![critical difference diagram: {caption}]({figure})", ""]
-    return lines
+    return lines + [f"{friedman} Pairs that differ after Holm's correction: {differ}.", "",
+                    f"![critical difference diagram: {caption}]({figure})", ""]
 
 
 def section_figure(suite: str, block: Block) -> str:
@@ -139,8 +141,9 @@ def overall_figure(suite: str) -> str:
 
 
 def draw(agg: Aggregate, title: str, path: str | Path) -> Path | None:
-    """The critical difference diagram of ``agg`` (scikit-posthocs) as a PNG at ``path``; None without a test."""
-    if agg.test is None:
+    """The critical difference diagram of ``agg`` (scikit-posthocs) as a PNG at ``path``; None without a post-hoc
+    test."""
+    if agg.test is None or agg.test.pairwise is None:
         return None
     from matplotlib.figure import Figure
 
@@ -164,13 +167,16 @@ def write_figures(blocks: Sequence[Block], header: Mapping[str, Any], suite: str
 
 
 def as_json(agg: Aggregate) -> dict[str, Any]:
-    """``{"methods", "families": {family: {"mean_rank", "std", "metrics"}}, "friedman": {...} | null, "why_not"}``."""
+    """``{"methods", "left_out", "families": {family: {"mean_rank", "std", "metrics"}}, "friedman": {...} | null,
+    "why_not"}``; ``friedman["pairwise_holm"]`` is null where the blocks are too few (``why_no_posthoc``)."""
     def num(v: float) -> float | None:
         return None if not math.isfinite(v) else float(f"{v:.6g}")
 
     test = None if agg.test is None else {
         "statistic": num(agg.test.statistic), "pvalue": num(agg.test.pvalue), "blocks": agg.blocks,
-        "pairwise_holm": {a: {b: num(float(agg.test.pairwise.loc[a, b])) for b in agg.methods} for a in agg.methods}}
-    return {"methods": agg.methods, "why_not": agg.why_not or None, "friedman": test,
+        "why_no_posthoc": agg.test.why_no_posthoc or None,
+        "pairwise_holm": None if agg.test.pairwise is None else {
+            a: {b: num(float(agg.test.pairwise.loc[a, b])) for b in agg.methods} for a in agg.methods}}
+    return {"methods": agg.methods, "left_out": list(agg.left_out), "why_not": agg.why_not or None, "friedman": test,
             "families": {f: {"mean_rank": [num(v) for v in mean], "std": [num(v) for v in std], "metrics": k}
                          for f, (mean, std, k) in agg.families.items()}}
