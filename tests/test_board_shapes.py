@@ -133,3 +133,35 @@ def test_every_built_in_suite_with_subsets_of_its_metrics_writes_a_board(tmp_pat
                         for d in suite.datasets for mo in suite.models}
             with shaped_store(tmp_path / f"{name}-{size}.sqlite", sections, metrics, 4, k, roles=roles) as s:
                 _check_board(json.loads(leaderboard.to_json(s, "shape")), leaderboard.render(s, "shape"))
+
+
+def test_a_failure_while_publishing_keeps_every_cell_and_the_leaderboard_command_writes_the_board(
+        tmp_path: Path, tiny_plugin, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
+    from conftest import TINY_SUITE
+
+    from xaibench import cli, plugins
+    from xaibench.leaderboard import ranking
+    from xaibench.store import Store
+
+    harness = plugins.load_harness([("tiny", tiny_plugin)])
+    monkeypatch.setattr(cli, "load_harness", lambda *a, **k: harness)
+    suite, store, out = tmp_path / "tiny.yaml", tmp_path / "r.sqlite", tmp_path / "boards"
+    suite.write_text(TINY_SUITE)
+
+    def injected(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("injected: the figure writer broke")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(ranking, "write_figures", injected)
+        code = cli.main(["run", "--suite", str(suite), "--store", str(store), "--out", str(out), "--no-progress",
+                         "--no-figures"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "Traceback" not in err[0]
+    assert err[0].startswith("error: writing the leaderboard of suite 'tiny' failed (RuntimeError: injected: the "
+                             "figure writer broke); every computed cell is saved in")
+    assert f"`xaibench leaderboard --suite tiny --store {store} --out {out}`" in err[0]
+    with Store(store) as s:
+        rows = [(row, cell) for row, cell in s.iter_cells("tiny")]
+        assert len(rows) == 3 * 3 and all(cell is not None and cell.status == "ok" for _, cell in rows)
+    assert cli.main(["leaderboard", "--suite", "tiny", "--store", str(store), "--out", str(out)]) == 0
+    assert "input-times-one" in (out / "tiny.md").read_text()
