@@ -215,7 +215,7 @@ class Execution:
         a constant map is NaN, as its score is (:func:`~xaibench.degenerate.mask_constant`)."""
         spec: MetricSpec = c.metric.spec
         arguments = metric_arguments(spec.needs, self.batch(g, maps), self.metric_context(g, c, {}))
-        curves = np.array(spec.curve(**arguments, **c.metric.params), dtype=np.float64)
+        curves = np.array(spec.curve(**arguments, **c.metric_params), dtype=np.float64)
         curves[constant_maps(maps)] = np.nan
         return curves
 
@@ -226,7 +226,7 @@ class Execution:
         Its provenance books the time apart: ``seconds`` scoring, ``training_seconds`` models the metric
         had trained (a label-randomized twin), ``maps_seconds`` the method's maps (given)."""
         spec: MetricSpec = c.metric.spec
-        params = c.metric.params
+        params = c.metric_params
         samples = g.samples
         start, trained_before = time.perf_counter(), self.models.training_seconds
         try:
@@ -259,7 +259,7 @@ class Execution:
         """A failed result for cell ``c`` with ``error`` (no scores; every evaluated sample counted as missing)."""
         n_total = len(self.bundles.evaluated(c.dataset))
         return CellResult(c.row.cell_key, c.row.dataset, c.row.model, c.row.method, c.row.metric, "failed",
-                          None, None, None, 0, n_total, error, self.provenance(c, c.metric.params, 0.0))
+                          None, None, None, 0, n_total, error, self.provenance(c, c.metric_params, 0.0))
 
     def provenance(self, c: Cell, metric_params: Mapping[str, Any], seconds: float) -> dict[str, Any]:
         """Everything that determines the cell's scores, so it can be reproduced from the store alone."""

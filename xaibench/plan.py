@@ -14,7 +14,7 @@ from xaibench.byom import factory_spec, with_layer
 from xaibench.cache import content_key
 from xaibench.errors import SuiteError, UnknownNameError
 from xaibench.plugins import Harness
-from xaibench.specs import DataBundle, MethodSpec, MetricSpec, ModelSpec
+from xaibench.specs import DataBundle, MethodSpec, MetricSpec, ModelSpec, Pairing
 from xaibench.store import PlanRow
 from xaibench.suite import Entry, Suite
 
@@ -45,6 +45,11 @@ class Cell:
     model: Resolved
     method: Resolved
     metric: Resolved
+
+    @property
+    def metric_params(self) -> dict[str, Any]:
+        """The parameters the metric is scored with: its own, with paired ones taken from the method."""
+        return metric_params(self.method, self.metric)
 
 
 def resolve(harness: Harness, kind: str, entries: Sequence[Entry], suite: Suite) -> list[Resolved]:
@@ -108,18 +113,55 @@ def metric_skip(ds: Resolved, bundle: DataBundle, mt: Resolved) -> str | None:
 
 
 def not_applicable(me: Resolved, mt: Resolved) -> str | None:
-    """Why metric ``mt`` means nothing for method ``me``'s maps (it presumes additive attributions), else None."""
+    """Why metric ``mt`` means nothing for method ``me``'s maps (it presumes additive attributions, or a paired
+    parameter disagrees: :func:`pairing_conflict`), else None."""
     if mt.spec.requires_additive and not me.spec.additive:
         return (f"not applicable: metric {mt.entry.display!r} compares sums of the map with output changes, and "
                 f"method {me.entry.display!r} does not produce additive attributions (MethodSpec.additive)")
+    return pairing_conflict(me, mt)
+
+
+def _paired(me: Resolved, pair: Pairing) -> str | None:
+    """The method parameter of ``me`` that ``pair`` takes its value from (the first it has), or None."""
+    return next((k for k in pair.method_params if k in me.params), None)
+
+
+def metric_params(me: Resolved, mt: Resolved) -> dict[str, Any]:
+    """Metric ``mt``'s parameters for method ``me``'s cells: its defaults and the suite's, then each paired parameter
+    (``MetricSpec.pairs``) the suite leaves unset takes the method's effective value (IG ``baseline: mean`` gives
+    completeness-error ``fill: mean``)."""
+    params = mt.params
+    for pair in mt.spec.pairs:
+        source = _paired(me, pair)
+        if source is not None and pair.param not in mt.entry.params:
+            params[pair.param] = me.params[source]
+    return params
+
+
+def pairing_conflict(me: Resolved, mt: Resolved) -> str | None:
+    """Why ``mt`` cannot score ``me`` on a paired parameter (``MetricSpec.pairs``), else None: the suite sets the
+    metric's value to another than the method's, or the method's value is one the metric cannot take."""
+    for pair in mt.spec.pairs:
+        source = _paired(me, pair)
+        if source is None:
+            continue
+        mine, theirs = mt.entry.params.get(pair.param, me.params[source]), me.params[source]
+        if mine != theirs:
+            return (f"not applicable: metric {mt.entry.display!r} is defined against {pair.why}, and the suite sets "
+                    f"its {pair.param}: {mine} where method {me.entry.display!r} uses {source}: {theirs} (leave "
+                    f"{pair.param} unset: the metric takes the method's)")
+        if theirs not in pair.values:
+            return (f"not applicable: metric {mt.entry.display!r} is defined against {pair.why}, and method "
+                    f"{me.entry.display!r} uses {source}: {theirs}, which the metric's {pair.param} cannot take "
+                    f"({', '.join(map(str, pair.values))})")
     return None
 
 
 def cell_key(model_key: str, me: Resolved, mt: Resolved, sample_ids: Sequence[str], suite: Suite,
              numerics: Mapping[str, str]) -> str:
-    """The content key of a cell: its model, method, metric (with parameters), samples, target, seed and numerics."""
+    """The content key of a cell: its model, method, metric (with the parameters it is scored with), samples, target, seed and numerics."""
     return content_key("cell", model_key, me.spec.name, me.spec.version, me.params, mt.spec.name, mt.spec.version,
-                       mt.params, tuple(sample_ids), suite.target, suite.seed, dict(numerics))
+                       metric_params(me, mt), tuple(sample_ids), suite.target, suite.seed, dict(numerics))
 
 
 def unavailable_key(ds: Resolved, mo: Resolved, me: Resolved, mt: Resolved) -> str:

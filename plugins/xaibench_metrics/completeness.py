@@ -35,10 +35,7 @@ import torch.nn.functional as F
 
 from xaibench.engine import OUTPUTS, Engine
 from xaibench.fills import mean_fill
-
-
-#: The fills (:mod:`xaibench.fills`) an occluded pixel may take here: constants, not functions of the input.
-FILLS = ("zero", "mean")
+from xaibench_metrics.references import FILLS
 
 
 def fill_baseline(x: torch.Tensor, fill: str, data_mean: torch.Tensor | None) -> torch.Tensor:
