@@ -8,8 +8,8 @@ the method's fault. Those cells are not applicable; the default follows the meth
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pytest
@@ -20,7 +20,7 @@ from xaibench import hookimpl
 from xaibench.leaderboard import records
 from xaibench.plan import Resolved, metric_params, pairing_conflict
 from xaibench.plugins import load_harness
-from xaibench.runner import RunOptions, Runner
+from xaibench.runner import Runner, RunOptions
 from xaibench.specs import DatasetSpec, ModelSpec, TrainRecipe
 from xaibench.store import Store
 from xaibench.suite import Entry, load_suite

@@ -17,7 +17,8 @@ import numpy as np
 from xaibench.errors import XaibenchError
 from xaibench.specs import DataBundle, DatasetRequest
 from xaibench_medical import common
-from xaibench_medical.imageio import merged_mask, open_image, read_bytes, read_mask, resize_mask, to_array
+from xaibench_medical.imageio import open_image, read_bytes, resize_mask, to_array
+from xaibench_medical.masks import merged_mask, read_mask
 
 CLASSES = ("benign", "malignant", "normal")
 SOURCE = common.Source(

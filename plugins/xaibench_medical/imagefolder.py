@@ -2,9 +2,10 @@
 
 Optional per image, beside it or in parallel folders with the same ``<class>/`` layout:
 
-- masks ``<name>_mask.png`` (and ``<name>_mask_1.png``, ... OR-merged), any nonzero pixel
-  is relevant; in ``masks_dir`` also ``<class>/<name>.png``. Images without a mask get an
-  empty one (localization metrics are undefined, NaN, there), so the notes say how many have one.
+- masks ``<name>_mask.<ext>`` (and ``<name>_mask_1.<ext>``, ... OR-merged), read by the rule of
+  :mod:`xaibench_medical.masks`; in ``masks_dir`` also ``<class>/<name>.<ext>``. Images without a
+  mask get an empty one (localization metrics are undefined, NaN, there), so the notes say how
+  many have one; a mask without an image is skipped and counted.
 - region maps ``<name>_regions.png`` (or ``regions_dir/<class>/<name>.png``) whose pixel
   values are relevance levels after subtracting ``region_offset``: seed 001's skin-layer
   levels 3..-1 are stored as 4..0 with ``region_offset: 1``. The graded hit rate
@@ -15,6 +16,15 @@ Optional per image, beside it or in parallel folders with the same ``<class>/`` 
   ``ground_truth: masks`` or ``boxes`` chooses which the localization metrics score.
 - patients: ``group_pattern`` is a regular expression whose first group captures the patient
   id from a file name (``"^(P\\d+)_"``): k-fold cross-validation keeps a patient in one fold.
+
+What a folder holds besides images and masks (decided as torchvision's ``ImageFolder`` and a
+person would; docs/data-formats.md): hidden files and folders (a leading ``.``: ``.DS_Store``,
+macOS's ``._name`` resource forks, ``.ipynb_checkpoints``), ``__MACOSX``, ``Thumbs.db`` and
+``desktop.ini`` are skipped (``ImageFolder`` would make ``.ipynb_checkpoints`` a class); so are
+files of other types, files beside the class folders and subfolders of a class folder. Extensions
+match in any case (``.JPG``); symbolic links are followed. Every file is read upright by its EXIF
+orientation (:mod:`xaibench_medical.imageio`). What was skipped or converted, and why, is counted
+in the dataset's notes, which the run header and the leaderboard show.
 """
 from __future__ import annotations
 
@@ -28,7 +38,8 @@ from xaibench.errors import XaibenchError
 from xaibench.specs import DataBundle, DatasetRequest
 from xaibench_medical import boxes as box_files
 from xaibench_medical import common
-from xaibench_medical.imageio import image_channels, merged_mask, read_image, read_levels, resize_mask, to_array
+from xaibench_medical.imageio import Report, image_channels, read_image, read_levels, resize_mask, to_array
+from xaibench_medical.masks import merged_mask
 
 SOURCE = common.Source(
     name="image folder",
@@ -38,6 +49,37 @@ SOURCE = common.Source(
 )
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".dcm")
 REGIONS_SUFFIX = "_regions"
+#: What operating systems and archivers leave in folders (lower case), besides hidden names (a leading dot).
+SYSTEM_NAMES = frozenset({"__macosx", "thumbs.db", "ehthumbs.db", "desktop.ini", "icon\r"})
+
+
+def _hidden(p: Path) -> bool:
+    return p.name.startswith(".") or p.name.lower() in SYSTEM_NAMES
+
+
+def _entries(folder: Path, report: Report) -> tuple[list[Path], list[Path]]:
+    """(sub-folders, image files) of ``folder``; anything else is counted in ``report`` as skipped."""
+    dirs, files = [], []
+    for p in sorted(folder.iterdir()):
+        if _hidden(p):
+            report.add("skipped hidden or system entries", p)
+        elif p.is_dir():
+            dirs.append(p)
+        elif p.suffix.lower() in EXTENSIONS:
+            files.append(p)
+        else:
+            report.add("skipped files of other types", p)
+    return dirs, files
+
+
+def _masks_in(folder: Path | None, report: Report) -> dict[Path, list[Path]]:
+    """``masks_dir`` indexed by ``<class>/<name>`` (its files ``<name>.<ext>`` and ``<name>_mask[_k].<ext>``)."""
+    index: dict[Path, list[Path]] = {}
+    for d in [] if folder is None else _entries(folder, report)[0]:
+        for f in _entries(d, report)[1]:
+            m = common.MASK_STEM.match(f.stem)
+            index.setdefault(Path(d.name) / (m["stem"] if m else f.stem), []).append(f)
+    return index
 
 
 def _parallel(folder: Path | None, rel: Path, names: tuple[str, ...]) -> Path | None:
@@ -56,15 +98,19 @@ def load_imagefolder(request: DatasetRequest) -> DataBundle:
     folder = common.locate(request, SOURCE, p["path"], ())
     masks_dir = None if p["masks_dir"] is None else common.locate(request, SOURCE, p["masks_dir"], ())
     regions_dir = None if p["regions_dir"] is None else common.locate(request, SOURCE, p["regions_dir"], ())
-    class_dirs = sorted(d for d in folder.iterdir() if d.is_dir()) if folder.is_dir() else []
+    report = Report()
+    class_dirs = _entries(folder, report)[0] if folder.is_dir() else []
+    for f in _entries(folder, Report())[1] if folder.is_dir() else []:
+        report.add("skipped images outside the class folders", f)
     if len(class_dirs) < 2:
         raise XaibenchError(f"{folder}: expected at least two class folders. Layout: {SOURCE.layout}")
     class_names = tuple(d.name for d in class_dirs)
     items, beside_masks, beside_regions = [], {}, {}
     for k, d in enumerate(class_dirs):
-        for f in sorted(d.iterdir()):
-            if f.suffix.lower() not in EXTENSIONS:
-                continue
+        subdirs, files = _entries(d, report)
+        for sub in subdirs:
+            report.add("skipped subfolders of class folders", sub)
+        for f in files:
             m = common.MASK_STEM.match(f.stem)
             if m:
                 beside_masks.setdefault(f.parent / m["stem"], []).append(f)
@@ -74,7 +120,15 @@ def load_imagefolder(request: DatasetRequest) -> DataBundle:
                 items.append((f, k))
     if not items:
         raise XaibenchError(f"{folder}: no images ({', '.join(EXTENSIONS)}) in its class folders")
-    images = [read_image(f) for f, _ in items]
+    parallel_masks = _masks_in(masks_dir, report)
+    stems = {f.with_suffix("") for f, _ in items}
+    for stem, paths in beside_masks.items():
+        for path in paths if stem not in stems else []:
+            report.add("skipped masks without an image", path)
+    for key, paths in parallel_masks.items():
+        for path in paths if not any(f.relative_to(folder).parent / f.stem == key for f, _ in items) else []:
+            report.add("skipped masks without an image", path)
+    images = [read_image(f, report) for f, _ in items]
     channels = int(p["channels"] or max(image_channels(img) for img in images))
     if channels not in (1, 3):
         raise TypeError(f"channels must be 1 or 3, got {channels}")
@@ -90,15 +144,14 @@ def load_imagefolder(request: DatasetRequest) -> DataBundle:
         xs.append(to_array(img, channels, size))
         shape = img.size[::-1]
         stem = f.with_suffix("")
-        mask_paths = beside_masks.get(stem) or [
-            m for m in [_parallel(masks_dir, rel, (f"{f.stem}_mask.png", f"{f.stem}.png"))] if m is not None]
+        mask_paths = beside_masks.get(stem) or parallel_masks.get(rel.parent / f.stem, [])
         n_masked += bool(mask_paths)
-        masks.append(resize_mask(merged_mask(mask_paths, shape), size))
+        masks.append(resize_mask(merged_mask(mask_paths, shape, report), size))
         if box_path is not None:
             box_masks.append(box_files.rasterise(listed.get(ids[-1], []), shape, size, ids[-1]))
         region_path = beside_regions.get(stem) or _parallel(regions_dir, rel, (f"{f.stem}{REGIONS_SUFFIX}.png",
                                                                                f"{f.stem}.png"))
-        regions.append(None if region_path is None else read_levels(region_path, shape, offset, size))
+        regions.append(None if region_path is None else read_levels(region_path, shape, offset, size, report))
     x = common.stack_same_size(xs, ids, "imagefolder")
     y = np.asarray([k for _, k in items])
     region_arr, top = None, None
@@ -119,7 +172,8 @@ def load_imagefolder(request: DatasetRequest) -> DataBundle:
     splits = common.stratified_split(y, float(p["val"]), float(p["test"]), seed)
     notes = (f"image folder {folder.name}: {common.class_counts(y, class_names)}; {channels}-channel"
              f"{'' if size is None else f', area-resized to {size}px'}; {described}"
-             f"{'' if region_arr is None else f'; region maps, top level {top}'}; seeded stratified split")
+             f"{'' if region_arr is None else f'; region maps, top level {top}'}; seeded stratified split"
+             f"{'; ' + report.summary() if report.files else ''}")
     bundle = common.split_bundle(x, y, ids, splits, class_names, notes, masks=np.stack(masks) if n_masked else None,
                                  regions=region_arr, region_top_level=top, ground_truth=truth)
     return bundle if p["group_pattern"] is None else replace(bundle, groups=_groups(ids, str(p["group_pattern"])))

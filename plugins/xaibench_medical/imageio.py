@@ -10,20 +10,31 @@ pydicom``, the ``dicom`` extra) give their modality values: ``RescaleSlope * sto
 RescaleIntercept`` (Hounsfield units for CT), unscaled, MONOCHROME1 negated so that brighter
 is higher; multi-frame files are refused.
 
+Files are read as a viewer shows them: the EXIF (or TIFF) Orientation tag is applied
+(``PIL.ImageOps.exif_transpose``; the same transposition for 16-bit pixels decoded by OpenCV,
+which ignores the tag when reading unchanged), to images, masks and region maps alike. A file
+with several frames (multi-page TIFF, animated GIF, PNG or WebP) is refused; a phone's
+multi-picture JPEG (MPO) is read as its primary image, as viewers show it. Alpha is dropped
+where every pixel is opaque; an image with transparent pixels is refused (a model would see
+the colour stored under them, a viewer the background). CMYK is converted to RGB by Pillow;
+ICC profiles are not applied (pixel values as stored, as torchvision and MONAI read them).
+What was converted is counted in a :class:`Report` for the dataset's notes.
+
 Images are resized with area (box) interpolation, the resampling that keeps the
 mean intensity of every output pixel; masks are resized the same way and then
 thresholded at 0.5, so a mask pixel is set when most of its area was lesion; region
-maps hold discrete levels and are resized with nearest neighbour.
+maps hold discrete levels and are resized with nearest neighbour. How a mask file
+becomes a region is :mod:`xaibench_medical.masks`'s rule.
 """
 from __future__ import annotations
 
 import hashlib
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from xaibench.errors import XaibenchError
 from xaibench.inputs import scaled_array
@@ -32,26 +43,82 @@ from xaibench.inputs import scaled_array
 MODES = {1: "L", 3: "RGB"}
 
 
+#: The EXIF and TIFF Orientation tag.
+ORIENTATION = 0x0112
+#: Orientation value -> the transposition that shows the stored pixels upright, as ``ImageOps.exif_transpose``
+#: does (checked against it in tests/test_folder_reading.py): 6 is "rotate 90 degrees clockwise to view".
+UPRIGHT = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
+           5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+           8: Image.Transpose.ROTATE_90}
+
+
+@dataclass
+class Report:
+    """What reading a folder skipped or converted: reason -> the files concerned, in the order met."""
+
+    files: dict[str, list[str]] = field(default_factory=dict)
+
+    def add(self, reason: str, path: Path | str) -> None:
+        """Count ``path`` under ``reason`` (a phrase such as ``"skipped: hidden or system files"``)."""
+        self.files.setdefault(reason, []).append(str(path))
+
+    def summary(self) -> str:
+        """``"reason: n (e.g. file); ..."`` in the order the reasons were met; "" when nothing was."""
+        return "; ".join(f"{reason}: {len(paths)} (e.g. {Path(paths[0]).name})" for reason, paths in self.files.items())
+
+
 def read_bytes(path: Path, sha256: str | None = None) -> bytes:
-    """The file's bytes, checked against ``sha256`` when given (hashing what is read anyway costs little)."""
+    """The file's bytes, checked against ``sha256`` when given (hashing what is read anyway costs little).
+
+    A broken symbolic link, a missing or an unreadable file raises a :class:`XaibenchError` naming it."""
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        raise XaibenchError(f"{path}: file not found") from None
+        broken = path.is_symlink()
+        raise XaibenchError(f"{path}: {'a symbolic link to a missing file' if broken else 'file not found'}"
+                            f"{': point the link at the file or remove it' if broken else ''}") from None
+    except OSError as exc:
+        raise XaibenchError(f"{path}: cannot be read ({exc.strerror or exc}): fix its permissions or remove it") \
+            from None
     if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256.lower():
         raise XaibenchError(f"{path}: sha256 differs from the manifest: the file is corrupt or was modified; "
                             f"restore it from the release")
     return data
 
 
-def open_image(path: Path, data: bytes | None = None) -> Image.Image:
-    """A fully decoded Pillow image; a corrupt or truncated file raises a :class:`XaibenchError` naming it."""
+def decode(path: Path, data: bytes) -> Image.Image:
+    """The file's pixels as stored, fully decoded; one frame only (a multi-picture JPEG: its primary image)."""
     try:
-        img = Image.open(io.BytesIO(read_bytes(path) if data is None else data))
+        img = Image.open(io.BytesIO(data))
         img.load()  # decoding is lazy: truncation only shows here
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise XaibenchError(f"{path}: cannot decode the image ({exc}): the file is corrupt or truncated") from None
+    frames = int(getattr(img, "n_frames", 1))
+    if frames > 1 and img.format != "MPO":
+        raise XaibenchError(f"{path}: holds {frames} frames ({img.format}: a multi-page or animated file); one image "
+                            f"per file is read: save each frame as its own file")
     return img
+
+
+def _orientation(img: Image.Image) -> int:
+    """The image's Orientation tag (1: stored upright; an unknown value counts as 1, as Pillow does)."""
+    value = img.getexif().get(ORIENTATION, 1)
+    return int(value) if value in UPRIGHT else 1
+
+
+def upright(img: Image.Image, path: Path, report: Report | None = None) -> Image.Image:
+    """``img`` as a viewer shows it: its EXIF orientation applied (``ImageOps.exif_transpose``), counted in ``report``."""
+    if _orientation(img) == 1:
+        return img
+    if report is not None:
+        report.add("turned upright by their EXIF orientation", path)
+    return ImageOps.exif_transpose(img)
+
+
+def open_image(path: Path, data: bytes | None = None, report: Report | None = None) -> Image.Image:
+    """A fully decoded Pillow image, upright as a viewer shows it (``ImageOps.exif_transpose``); a corrupt or
+    truncated file, or one of several frames, raises a :class:`XaibenchError` naming it."""
+    return upright(decode(path, read_bytes(path) if data is None else data), path, report)
 
 
 @dataclass(frozen=True)
@@ -110,13 +177,48 @@ def _dicom(path: Path, data: bytes) -> Pixels:
     return Pixels(np.ascontiguousarray(values if rgb else values[..., None], dtype=np.float32))
 
 
-def read_image(path: Path) -> Image.Image | Pixels:
-    """A decoded image at full depth: a Pillow image for 8-bit files, :class:`Pixels` for deeper ones and DICOM."""
+def _upright_values(values: np.ndarray, orientation: int) -> np.ndarray:
+    """``(H, W, C)`` pixels transposed as :data:`UPRIGHT` says for ``orientation``."""
+    if orientation == 1:
+        return values
+    planes = [Image.fromarray(np.ascontiguousarray(values[..., c], dtype=np.float32), mode="F")
+              .transpose(UPRIGHT[orientation]) for c in range(values.shape[2])]
+    return np.stack([np.asarray(p, dtype=np.float32) for p in planes], axis=2)
+
+
+def _opaque(img: Image.Image, path: Path, report: Report | None) -> Image.Image:
+    """``img`` without its alpha channel, which must be opaque everywhere; else a :class:`XaibenchError`."""
+    if img.mode == "P" and "transparency" in img.info:
+        img = img.convert("RGBA")
+    if img.mode not in ("RGBA", "LA", "PA", "La", "RGBa"):
+        return img
+    low = img.getchannel("A").getextrema()[0]
+    if low < 255:
+        raise XaibenchError(f"{path}: has transparent pixels (alpha down to {low}): a model would see the colour "
+                            f"stored under them, a viewer the background; flatten it onto the background you mean "
+                            f"and save it without alpha")
+    if report is not None:
+        report.add("opaque alpha channel dropped", path)
+    return img.convert("L" if img.mode in ("LA", "La") else "RGB")
+
+
+def read_image(path: Path, report: Report | None = None) -> Image.Image | Pixels:
+    """A decoded image at full depth, upright as a viewer shows it: a Pillow image for 8-bit files, :class:`Pixels`
+    for deeper ones and DICOM. Refused with a :class:`XaibenchError` naming the file: several frames, transparent
+    pixels, a corrupt or unreadable file. Conversions are counted in ``report``."""
     data = read_bytes(path)
     if path.suffix.lower() == ".dcm":
         return _dicom(path, data)
-    img = open_image(path, data)
-    return _decode_deep(path, data) if _deep(img, data) else img
+    img = decode(path, data)
+    if _deep(img, data):
+        turn = _orientation(img)
+        if turn != 1 and report is not None:
+            report.add("turned upright by their EXIF orientation", path)
+        return Pixels(_upright_values(_decode_deep(path, data).values, turn))
+    img = _opaque(upright(img, path, report), path, report)
+    if img.mode == "CMYK" and report is not None:
+        report.add("converted from CMYK to RGB (Pillow)", path)
+    return img
 
 
 def image_channels(img: Image.Image | Pixels) -> int:
@@ -154,23 +256,6 @@ def to_array(img: Image.Image | Pixels, channels: int, size: int | None) -> np.n
     return arr[None] if channels == 1 else np.ascontiguousarray(arr.transpose(2, 0, 1))
 
 
-def read_mask(path: Path, shape: tuple[int, int], data: bytes | None = None) -> np.ndarray:
-    """A boolean mask at native resolution (any nonzero pixel is lesion); its size must match the image's."""
-    img = open_image(path, data)
-    if img.size[::-1] != shape:
-        raise XaibenchError(f"{path}: mask is {img.size[0]}x{img.size[1]} but its image is {shape[1]}x{shape[0]} "
-                            f"(width x height); masks must have their image's size")
-    return np.asarray(img.convert("L")) > 0
-
-
-def merged_mask(paths: list[Path], shape: tuple[int, int]) -> np.ndarray:
-    """The OR of several masks of one image (one file per lesion)."""
-    merged = np.zeros(shape, dtype=bool)
-    for path in paths:
-        merged |= read_mask(path, shape)
-    return merged
-
-
 def resize_mask(mask: np.ndarray, size: int | None) -> np.ndarray:
     """Area-resize a boolean mask and threshold at 0.5."""
     if size is None or mask.shape == (size, size):
@@ -179,9 +264,10 @@ def resize_mask(mask: np.ndarray, size: int | None) -> np.ndarray:
     return np.asarray(img) >= 0.5
 
 
-def read_levels(path: Path, shape: tuple[int, int], offset: int, size: int | None) -> np.ndarray:
-    """A region map of integer levels (stored pixel value minus ``offset``), nearest-resized, int8."""
-    img = open_image(path)
+def read_levels(path: Path, shape: tuple[int, int], offset: int, size: int | None,
+                report: Report | None = None) -> np.ndarray:
+    """A region map of integer levels (stored pixel value minus ``offset``), upright, nearest-resized, int8."""
+    img = open_image(path, report=report)
     if img.size[::-1] != shape:
         raise XaibenchError(f"{path}: region map is {img.size[0]}x{img.size[1]} but its image is "
                             f"{shape[1]}x{shape[0]} (width x height)")

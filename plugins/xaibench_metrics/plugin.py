@@ -15,7 +15,6 @@ from typing import Any
 from xaibench import hookimpl
 from xaibench.specs import MODALITIES, MetricSpec
 from xaibench.lazy import lazy
-from xaibench_metrics.references import REFERENCE
 from xaibench_metrics.families import (
     FRACTIONS,
     LABEL_RANDOMIZED,
@@ -27,6 +26,7 @@ from xaibench_metrics.families import (
     mprt_description,
     register_srg,
 )
+from xaibench_metrics.references import REFERENCE
 
 # The scoring functions load with their modules (and torch) when a metric first runs (xaibench.lazy).
 completeness_error = lazy("xaibench_metrics.completeness:completeness_error")
