@@ -75,9 +75,7 @@ def _cmd_plugins(args: argparse.Namespace, harness: Harness) -> int:
 
 
 def _cmd_run(args: argparse.Namespace, harness: Harness) -> int:
-    from xaibench import leaderboard
-    from xaibench.leaderboard import verdict
-    from xaibench.leaderboard.publish import stage
+    from xaibench.leaderboard.publish import publish_run
     from xaibench.runner import RunOptions, Runner
 
     suite = resolve_suite(harness, args.suite)
@@ -95,23 +93,8 @@ def _cmd_run(args: argparse.Namespace, harness: Harness) -> int:
         else:
             print(f"computed {summary.computed} cells ({summary.maps_computed} saliency maps, "
                   f"{summary.models_trained} models trained), reused {summary.reused} from {args.store}")
-        with stage("leaderboard", store, suite.name, args.out):
-            path = leaderboard.write(store, suite.name, args.out)
-        print(f"leaderboard written to {path}")
-        from xaibench.figures import prune, write_run_figures
-
-        if not args.no_figures:
-            with stage("figures", store, suite.name, args.out):
-                figures = write_run_figures(runner, args.out)
-            print(f"{len(figures)} figures (saliency galleries, deletion/insertion curves) written beside it")
-        with stage("figure pruning", store, suite.name, args.out):
-            pruned = prune(args.out, suite.name, path.read_text(encoding="utf-8"))
-        for stale in pruned:
-            print(f"removed {stale}: the leaderboard no longer links it")
-        with stage("calibration verdict", store, suite.name, args.out):
-            lines = verdict.summary_lines(store, suite.name)
-        for line in lines:
-            print(line, file=sys.stdout if line.startswith("calibration verdict") else sys.stderr)
+        for line, to_stderr in publish_run(store, suite.name, args.out, None if args.no_figures else runner):
+            print(line, file=sys.stderr if to_stderr else sys.stdout)
     if summary.failed:
         print(f"{len(summary.failed)} cell(s) failed (stored with their errors; the rest of the run completed):",
               file=sys.stderr)

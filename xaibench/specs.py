@@ -305,18 +305,10 @@ class ModelVariant:
 
 @dataclass(frozen=True)
 class Pairing:
-    """A metric parameter whose value must equal one of the method's, because the metric's definition is
-    relative to it (completeness: ``sum(a) = f(x) - f(b)`` holds for the baseline ``b`` the method integrated
-    from, not for another one).
-
-    ``param``: the metric's parameter (``"fill"``); ``method_params``: the method parameters that hold the same
-    quantity, the first one the method has counts (``("baseline", "fill")``: IG's ``baseline``, occlusion's
-    ``fill``); ``values``: what the metric can take (``("zero", "mean")``); ``why``: what is paired, in words
-    ("the reference input its attributions are relative to"). The plan (:func:`xaibench.plan.metric_params`)
-    gives the metric the method's effective value; a suite that sets the metric's parameter to another value, or
-    a method value outside ``values``, makes the cell not applicable with the reason
-    (:func:`xaibench.plan.pairing_conflict`). A method with none of ``method_params`` leaves the metric's own value.
-    """
+    """A metric parameter ``param`` that must equal the method's (``method_params``: the method parameters holding
+    it, the first present counts; ``values``: what the metric can take; ``why``: what is paired, in words), as
+    completeness ``sum(a) = f(x) - f(b)`` holds only for the method's own baseline ``b``. Applied by
+    :func:`xaibench.plan.metric_params` and :func:`xaibench.plan.pairing_conflict`."""
 
     param: str
     method_params: tuple[str, ...]
@@ -393,8 +385,7 @@ class MetricSpec:
     #: What its scores are checked against: the peer library call or the value worked by hand, and the test that
     #: does it (``"Quantus 0.6 PixelFlipping, same inputs: tests/test_peers_quantus.py::test_pixel_flipping"``).
     checked_against: str = ""
-    #: Parameters that take the method's value (:class:`Pairing`): the reference input of completeness and
-    #: sensitivity-n is the method's own baseline.
+    #: Parameters that take the method's value (:class:`Pairing`), e.g. completeness's reference input.
     pairs: tuple[Pairing, ...] = ()
 
 

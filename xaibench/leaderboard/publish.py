@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from xaibench.errors import PublishError
 from xaibench.figures import agreement_heatmap, figure_path
@@ -54,6 +55,30 @@ def stage(name: str, store: Store, suite: str, out_dir: str | Path) -> Iterator[
             f"writing the {name} of suite {suite!r} failed ({type(exc).__name__}{': ' + cause if cause else ''}); "
             f"every computed cell is saved in {store.path}: once the cause is fixed, write the board with "
             f"`xaibench leaderboard --suite {suite} --store {store.path} --out {out_dir}`") from exc
+
+
+def publish_run(store: Store, suite: str, out_dir: str | Path, runner: Any = None) -> Iterator[tuple[str, bool]]:
+    """Publish a finished run, stage by stage (:func:`stage`): the leaderboard, the run's figures (with
+    ``runner``: galleries and curves, :func:`xaibench.figures.write_run_figures`; None: none), the pruning of
+    figures no longer linked, the calibration verdict. Yields ``(line to print, to stderr)`` as it goes."""
+    from xaibench.figures import prune, write_run_figures
+    from xaibench.leaderboard import verdict
+
+    with stage("leaderboard", store, suite, out_dir):
+        path = write(store, suite, out_dir)
+    yield f"leaderboard written to {path}", False
+    if runner is not None:
+        with stage("figures", store, suite, out_dir):
+            figures = write_run_figures(runner, out_dir)
+        yield f"{len(figures)} figures (saliency galleries, deletion/insertion curves) written beside it", False
+    with stage("figure pruning", store, suite, out_dir):
+        pruned = prune(out_dir, suite, path.read_text(encoding="utf-8"))
+    for stale in pruned:
+        yield f"removed {stale}: the leaderboard no longer links it", False
+    with stage("calibration verdict", store, suite, out_dir):
+        lines = verdict.summary_lines(store, suite)
+    for line in lines:
+        yield line, not line.startswith("calibration verdict")
 
 
 def problems(store: Store, suite: str, out_dir: str | Path) -> list[str]:
