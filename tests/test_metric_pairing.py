@@ -17,7 +17,7 @@ from conftest import load_tiny
 from torch import nn
 
 from xaibench import hookimpl
-from xaibench.leaderboard import records
+from xaibench.leaderboard import records, render
 from xaibench.plan import Resolved, metric_params, pairing_conflict
 from xaibench.plugins import load_harness
 from xaibench.runner import Runner, RunOptions
@@ -108,6 +108,11 @@ def test_completeness_of_ig_is_scored_against_its_own_baseline_only(tmp_path: Pa
     assert recs[("ig-mean", "completeness-error")].cell_key == recs[("ig-mean", "ce-mean")].cell_key
     cell = store.cell(recs[("ig-mean", "completeness-error")].cell_key)
     assert cell.provenance["metric"]["params"]["fill"] == "mean"
+    metrics = store.header("pairing")["metrics"]  # the board's metric table says whose baseline a cell used
+    assert metrics["completeness-error"]["params"]["fill"] == "the method's baseline or fill"
+    assert metrics["ce-zero"]["params"]["fill"] == "zero"
+    board = render(store, "pairing")
+    assert "not applicable: metric 'ce-zero' is defined against the method's own baseline" in board
 
 
 @pytest.mark.parametrize("name", ["completeness-error", "sensitivity-n"])

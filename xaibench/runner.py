@@ -190,7 +190,10 @@ class Runner:
                                            "citation": mt.spec.citation,
                                            "description": mt.spec.describe(mt.params) if mt.spec.describe
                                            else mt.spec.description,
-                                           "params": mt.params, "undefined": mt.spec.undefined,
+                                           "params": {**mt.params, **{  # paired: each cell takes its method's
+                                               p.param: f"the method's {' or '.join(p.method_params)}"
+                                               for p in mt.spec.pairs if p.param not in mt.entry.params}},
+                                           "undefined": mt.spec.undefined,
                                            "bounds": list(mt.spec.bounds)}
                         for mt in self.metrics},
             "methods": {me.entry.display: {"plugin": me.spec.name, "params": me.params,
