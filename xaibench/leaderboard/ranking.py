@@ -34,8 +34,10 @@ RULE = (
     "deviation across them, as LATEC does (Klein et al. 2024). The Friedman test asks whether the methods' ranks "
     "over the metrics (blocks) differ at all; the pairwise Wilcoxon signed-rank tests are Holm-corrected "
     f"(alpha {stats.ALPHA}); in the critical difference diagram, methods joined by a bar do not differ "
-    "(Demšar, JMLR 2006; scikit-posthocs). Baselines are references and are not ranked. With few metrics the "
-    "tests have little power: over n metrics no Wilcoxon p-value is below 2/2^n before the correction. The "
+    "(Demšar, JMLR 2006; scikit-posthocs). Baselines are references and are not ranked. Over n metrics no "
+    "two-sided Wilcoxon p-value is below 2/2^n, so with fewer than "
+    f"{metaeval.posthoc_blocks(stats.ALPHA)} metrics no pair can differ: then the board shows the Friedman test "
+    "alone and says so. An aggregate over sections ranks the methods every section has. The "
     "table's overall rank and this aggregate can differ: the first counts significant differences in per-sample "
     "scores, the second ranks the means whatever their uncertainty."
 )
