@@ -110,6 +110,7 @@ def test_completeness_of_ig_is_scored_against_its_own_baseline_only(tmp_path: Pa
     assert cell.provenance["metric"]["params"]["fill"] == "mean"
     metrics = store.header("pairing")["metrics"]  # the board's metric table says whose baseline a cell used
     assert metrics["completeness-error"]["params"]["fill"] == "the method's baseline or fill"
+    assert metrics["completeness-error"]["params"]["output"] == "the method's output (logit if it has none)"
     assert metrics["ce-zero"]["params"]["fill"] == "zero"
     board = render(store, "pairing")
     assert "not applicable: metric 'ce-zero' is defined against the method's own baseline" in board
@@ -118,4 +119,15 @@ def test_completeness_of_ig_is_scored_against_its_own_baseline_only(tmp_path: Pa
 @pytest.mark.parametrize("name", ["completeness-error", "sensitivity-n"])
 def test_the_reference_metrics_declare_their_pairing(name: str) -> None:
     spec = load_harness().metrics.get(name)
-    assert [(p.param, p.method_params) for p in spec.pairs] == [("fill", ("baseline", "fill"))]
+    assert [(p.param, p.method_params, p.implied) for p in spec.pairs] == [("fill", ("baseline", "fill"), None),
+                                                                          ("output", ("output",), "logit")]
+
+
+def test_a_sum_of_logit_attributions_is_not_compared_with_a_change_of_probability() -> None:
+    """Additive methods decompose the target logit: completeness on ``output: prob`` measures the softmax, not them."""
+    ig = _resolved("methods", "integrated-gradients", {})
+    prob = _resolved("metrics", "completeness-error", {"output": "prob"})
+    assert metric_params(ig, _resolved("metrics", "completeness-error", {}))["output"] == "logit"
+    assert "sets its output: prob where method 'integrated-gradients-methods' uses output: logit" in \
+        pairing_conflict(ig, prob)
+    assert pairing_conflict(ig, _resolved("metrics", "completeness-error", {"output": "logit"})) is None

@@ -121,9 +121,13 @@ def not_applicable(me: Resolved, mt: Resolved) -> str | None:
     return pairing_conflict(me, mt)
 
 
-def _paired(me: Resolved, pair: Pairing) -> str | None:
-    """The method parameter of ``me`` that ``pair`` takes its value from (the first it has), or None."""
-    return next((k for k in pair.method_params if k in me.params), None)
+def _paired(me: Resolved, pair: Pairing) -> tuple[str, Any] | None:
+    """``(name, value)`` of the method parameter of ``me`` that ``pair`` takes its value from (the first it has),
+    ``(pair.param, pair.implied)`` for a method without any when the pairing implies a value, else None."""
+    source = next((k for k in pair.method_params if k in me.params), None)
+    if source is not None:
+        return source, me.params[source]
+    return None if pair.implied is None else (pair.param, pair.implied)
 
 
 def metric_params(me: Resolved, mt: Resolved) -> dict[str, Any]:
@@ -134,7 +138,7 @@ def metric_params(me: Resolved, mt: Resolved) -> dict[str, Any]:
     for pair in mt.spec.pairs:
         source = _paired(me, pair)
         if source is not None and pair.param not in mt.entry.params:
-            params[pair.param] = me.params[source]
+            params[pair.param] = source[1]
     return params
 
 
@@ -145,14 +149,15 @@ def pairing_conflict(me: Resolved, mt: Resolved) -> str | None:
         source = _paired(me, pair)
         if source is None:
             continue
-        mine, theirs = mt.entry.params.get(pair.param, me.params[source]), me.params[source]
+        name, theirs = source
+        mine = mt.entry.params.get(pair.param, theirs)
         if mine != theirs:
             return (f"not applicable: metric {mt.entry.display!r} is defined against {pair.why}, and the suite sets "
-                    f"its {pair.param}: {mine} where method {me.entry.display!r} uses {source}: {theirs} (leave "
+                    f"its {pair.param}: {mine} where method {me.entry.display!r} uses {name}: {theirs} (leave "
                     f"{pair.param} unset: the metric takes the method's)")
         if theirs not in pair.values:
             return (f"not applicable: metric {mt.entry.display!r} is defined against {pair.why}, and method "
-                    f"{me.entry.display!r} uses {source}: {theirs}, which the metric's {pair.param} cannot take "
+                    f"{me.entry.display!r} uses {name}: {theirs}, which the metric's {pair.param} cannot take "
                     f"({', '.join(map(str, pair.values))})")
     return None
 

@@ -192,6 +192,7 @@ class Runner:
                                            else mt.spec.description,
                                            "params": {**mt.params, **{  # paired: each cell takes its method's
                                                p.param: f"the method's {' or '.join(p.method_params)}"
+                                               + ("" if p.implied is None else f" ({p.implied} if it has none)")
                                                for p in mt.spec.pairs if p.param not in mt.entry.params}},
                                            "undefined": mt.spec.undefined,
                                            "bounds": list(mt.spec.bounds)}

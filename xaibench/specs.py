@@ -306,14 +306,15 @@ class ModelVariant:
 @dataclass(frozen=True)
 class Pairing:
     """A metric parameter ``param`` that must equal the method's (``method_params``: the method parameters holding
-    it, the first present counts; ``values``: what the metric can take; ``why``: what is paired, in words), as
-    completeness ``sum(a) = f(x) - f(b)`` holds only for the method's own baseline ``b``. Applied by
-    :func:`xaibench.plan.metric_params` and :func:`xaibench.plan.pairing_conflict`."""
+    it, the first present counts, else ``implied`` if not None; ``values``: what the metric can take; ``why``: what
+    is paired, in words), as completeness ``sum(a) = f(x) - f(b)`` holds only for the method's own baseline ``b``.
+    Applied by :func:`xaibench.plan.metric_params` and :func:`xaibench.plan.pairing_conflict`."""
 
     param: str
     method_params: tuple[str, ...]
     values: tuple[Any, ...]
     why: str
+    implied: Any = None
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from xaibench_metrics.families import (
     mprt_description,
     register_srg,
 )
-from xaibench_metrics.references import REFERENCE
+from xaibench_metrics.references import OUTPUT, REFERENCE
 
 # The scoring functions load with their modules (and torch) when a metric first runs (xaibench.lazy).
 completeness_error = lazy("xaibench_metrics.completeness:completeness_error")
@@ -162,7 +162,7 @@ def xaibench_register_metrics(register: Callable[[MetricSpec], None]) -> None:
         description="|sum of the map - (f(x) - f(occluded x))| / |f(x) - f(occluded x)| on the target logit",
         undefined="the target output is the same at the input and at the occluded baseline: no change to account for",
         citation="Sundararajan et al., ICML 2017 (completeness axiom); seed 003",
-        defaults={"fill": "zero", "output": "logit"}, pairs=(REFERENCE,),
+        defaults={"fill": "zero", "output": "logit"}, pairs=(REFERENCE, OUTPUT),
     ))
     register(MetricSpec(
         name="sensitivity-n", modalities=ANY, bounds=(-1.0, 1.0), score=sensitivity_n, requires_additive=True, version="2",
@@ -171,7 +171,7 @@ def xaibench_register_metrics(register: Callable[[MetricSpec], None]) -> None:
         description="Pearson correlation between the map's sum over random patch sets and the logit drop they cause",
         undefined="the output change or the map's sum does not vary over the random sets (a saturated output, or a map constant on them): Pearson correlation undefined",
         citation="Ancona et al., Towards better understanding of gradient-based attribution methods, ICLR 2018",
-        defaults={"n": 8, "patch": 8, "sets": 32, "fill": "zero", "output": "logit"}, pairs=(REFERENCE,),
+        defaults={"n": 8, "patch": 8, "sets": 32, "fill": "zero", "output": "logit"}, pairs=(REFERENCE, OUTPUT),
     ))
     register(MetricSpec(
         name="faithfulness-correlation", modalities=ANY, bounds=(-1.0, 1.0), score=faithfulness_correlation, version="2",
