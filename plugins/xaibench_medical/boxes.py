@@ -1,7 +1,8 @@
 """Bounding boxes as localization ground truth: four file layouts read, matched to images, rasterised.
 
-A box is ``(x, y, w, h)`` in the image's own pixels, continuous coordinates with
-``(0, 0)`` at the top-left corner of the top-left pixel. Layouts (``box_format``,
+A box is ``(x, y, w, h)`` in the image's own pixels as a viewer shows them (its EXIF
+orientation applied, as annotation tools and detectron2's ``read_image`` do), continuous
+coordinates with ``(0, 0)`` at the top-left corner of the top-left pixel. Layouts (``box_format``,
 inferred from the file when not given):
 
 - ``cub``: CUB-200-2011's ``bounding_boxes.txt`` (``<image_id> <x> <y> <w> <h>``) with
@@ -199,6 +200,7 @@ def rasterise(boxes: list[Box], shape: tuple[int, int], size: int | None, image:
     out = np.zeros((sh, sw), dtype=bool)
     for x, y, w, h in boxes:
         if x < 0 or y < 0 or x + w > w0 + 1e-6 or y + h > h0 + 1e-6:
-            raise XaibenchError(f"{image}: box (x={x:g}, y={y:g}, w={w:g}, h={h:g}) leaves the {w0}x{h0} image")
+            raise XaibenchError(f"{image}: box (x={x:g}, y={y:g}, w={w:g}, h={h:g}) leaves the {w0}x{h0} image "
+                                f"(as a viewer shows it, EXIF orientation applied): give boxes in those pixels")
         out |= ((cy >= y) & (cy < y + h))[:, None] & ((cx >= x) & (cx < x + w))[None, :]
     return out
