@@ -141,10 +141,11 @@ REGION[2:5, 3:9] = True
 
 
 @pytest.mark.parametrize("encoding", ["0/1", "0/255", "16-bit", "grey RGB", "red on black", "alpha layer",
-                                      "1-bit", "JPEG", "half size"])
+                                      "grey alpha layer", "palette transparency", "1-bit", "JPEG", "grey RGB JPEG",
+                                      "half size"])
 def test_every_stated_mask_encoding_marks_the_region_drawn(tmp_path: Path, encoding: str) -> None:
     r = REGION.astype(np.uint8)
-    path = tmp_path / ("m.jpg" if encoding == "JPEG" else "m.png")
+    path = tmp_path / ("m.jpg" if "JPEG" in encoding else "m.png")
     if encoding == "0/1":
         Image.fromarray(r).save(path)
     elif encoding == "0/255":
@@ -159,6 +160,14 @@ def test_every_stated_mask_encoding_marks_the_region_drawn(tmp_path: Path, encod
         rgba = np.random.default_rng(0).integers(0, 256, (8, 12, 4)).astype(np.uint8)
         rgba[..., 3] = r * 255
         Image.fromarray(rgba, mode="RGBA").save(path)
+    elif encoding == "grey alpha layer":  # LA: white strokes on a transparent layer, the rest white too
+        Image.fromarray(np.stack([np.full_like(r, 255), r * 255], axis=2), mode="LA").save(path)
+    elif encoding == "palette transparency":  # palette index 0 transparent, index 1 the drawing colour
+        img = Image.fromarray(r, mode="P")
+        img.putpalette([255, 255, 255, 200, 30, 30] + [0] * 762)
+        img.save(path, transparency=0)
+    elif encoding == "grey RGB JPEG":
+        Image.fromarray(np.stack([r * 255] * 3, axis=2)).save(path, quality=75)
     elif encoding == "1-bit":
         Image.fromarray(REGION).convert("1").save(path)
     elif encoding == "JPEG":

@@ -13,11 +13,11 @@ as an annotation tool exports it and a viewer shows it:
    black). Any other colour file is colour-coded (several classes, or an overlay on the image)
    and refused. A colour JPEG that is not grey within 24 levels is refused (its compression
    noise invents colours).
-4. **Grey values** ``v`` in the file's range ``[0, M]`` (M = 1 for a 1-bit file, 255 for 8-bit,
-   65535 for 16-bit): a lossless file (PNG, TIFF, BMP, ...) must hold at most one value
+4. **Grey values** ``v``: a lossless file (PNG, TIFF, BMP, ...) must hold at most one value
    besides 0, and that value is the region: 0/1, 0/255 and 0/65535 masks read alike. More
-   levels (a label map, an anti-aliased soft brush) are refused. A JPEG mask is lossy: its
-   region is ``v >= M / 2`` (compression noise around 0 and 255 falls on the right side).
+   levels (a label map, an anti-aliased soft brush) are refused. A JPEG mask (8-bit) is
+   lossy: its region is ``v >= 128``, half its range (compression noise around 0 and 255
+   falls on the right side).
 5. **Size**: a mask must cover its image. One of another size with the image's aspect ratio
    (exported at another resolution) is resized to the image's size (area interpolation,
    thresholded at 0.5); any other size is refused.
@@ -39,7 +39,7 @@ from xaibench_medical.imageio import Report, decode, read_bytes, upright
 LOSSY = ("JPEG", "MPO")
 #: Largest difference between the channels of a pixel of a grey JPEG (chroma noise).
 JPEG_GREY_TOLERANCE = 24
-ALPHA_MODES = ("RGBA", "LA", "PA", "La", "RGBa")
+ALPHA_MODES = ("RGBA", "LA", "PA")
 
 
 def _note(report: Report | None, reason: str, path: Path) -> None:
@@ -47,29 +47,21 @@ def _note(report: Report | None, reason: str, path: Path) -> None:
         report.add(reason, path)
 
 
-def _top(img: Image.Image, values: np.ndarray) -> int:
-    """M: the top of the file's value range."""
-    if img.mode == "1":
-        return 1
-    return 255 if values.dtype == np.uint8 else 65535
-
-
-def _grey(img: Image.Image, path: Path, lossy: bool, report: Report | None) -> tuple[np.ndarray | None, np.ndarray]:
-    """(region already decided or None, grey values) of a colour or grey mask (rule 3)."""
-    if img.mode in ("1", "L", "I", "I;16", "I;16B", "I;16L"):
-        return None, np.asarray(img)
+def _grey(img: Image.Image, path: Path, lossy: bool, report: Report | None) -> tuple[np.ndarray, bool]:
+    """Rule 3: ``(grey values, False)`` of a mask, or ``(its region, True)`` for a single colour on black."""
+    if img.mode in ("1", "L") or img.mode.startswith("I"):
+        return np.asarray(img), False
     rgb = np.asarray(img.convert("RGB")).astype(np.int16)
     spread = int((rgb.max(2) - rgb.min(2)).max())
     if spread <= (JPEG_GREY_TOLERANCE if lossy else 0):
-        return None, rgb.mean(2).round().astype(np.uint8)
+        return rgb.mean(2).round().astype(np.uint8), False
     if lossy:
         raise XaibenchError(f"{path}: a colour JPEG mask (channels differ by up to {spread}): compression noise "
                             f"makes its colours unreliable; save the mask as a PNG, lesion white on black")
     colours = np.unique(rgb.reshape(-1, 3), axis=0)
-    black = (colours == 0).all(1)
-    if len(colours) == 2 and black.any():
+    if len(colours) == 2 and (colours == 0).all(1).any():
         _note(report, "single-colour masks on black: the colour is the region", path)
-        return (rgb != 0).any(2), rgb[..., 0]
+        return (rgb != 0).any(2), True
     shown = ", ".join(str(tuple(int(v) for v in c)) for c in colours[:4]) + (", ..." if len(colours) > 4 else "")
     raise XaibenchError(f"{path}: a colour-coded mask with {len(colours)} colours ({shown}): a mask marks one region; "
                         f"save the lesion in one colour (white) on black, one file per image")
@@ -84,14 +76,13 @@ def region(img: Image.Image, path: Path, lossy: bool, report: Report | None = No
         if alpha.min() < 255:
             _note(report, "masks read from their alpha channel (drawn on a transparent layer)", path)
             return alpha >= 128
-        img = img.convert("L" if img.mode in ("LA", "La") else "RGB")
-    decided, v = _grey(img, path, lossy, report)
-    if decided is not None:
-        return decided
-    top = _top(img, v)
-    if lossy:
+        img = img.convert("L" if img.mode == "LA" else "RGB")
+    v, decided = _grey(img, path, lossy, report)
+    if decided:
+        return v
+    if lossy:  # 8-bit samples
         _note(report, "JPEG masks thresholded at half range (compression noise)", path)
-        return 2 * v.astype(np.int64) >= top
+        return v >= 128
     levels = np.unique(v)
     if (levels > 0).sum() > 1:
         shown = ", ".join(str(int(x)) for x in levels[:4]) + (", ..." if len(levels) > 4 else "")
