@@ -141,8 +141,8 @@ REGION[2:5, 3:9] = True
 
 
 @pytest.mark.parametrize("encoding", ["0/1", "0/255", "16-bit", "grey RGB", "red on black", "alpha layer",
-                                      "grey alpha layer", "palette transparency", "1-bit", "JPEG", "grey RGB JPEG",
-                                      "half size"])
+                                      "grey alpha layer", "palette transparency", "opaque RGBA", "opaque LA",
+                                      "1-bit", "JPEG", "grey RGB JPEG", "half size", "double size"])
 def test_every_stated_mask_encoding_marks_the_region_drawn(tmp_path: Path, encoding: str) -> None:
     r = REGION.astype(np.uint8)
     path = tmp_path / ("m.jpg" if "JPEG" in encoding else "m.png")
@@ -159,6 +159,7 @@ def test_every_stated_mask_encoding_marks_the_region_drawn(tmp_path: Path, encod
     elif encoding == "alpha layer":  # drawn in green on a transparent layer; the transparent pixels hold noise
         rgba = np.random.default_rng(0).integers(0, 256, (8, 12, 4)).astype(np.uint8)
         rgba[..., 3] = r * 255
+        rgba[2, 3, 3], rgba[0, 0, 3] = 128, 127  # the rule's edge: alpha >= 128 is drawn, 127 is not
         Image.fromarray(rgba, mode="RGBA").save(path)
     elif encoding == "grey alpha layer":  # LA: white strokes on a transparent layer, the rest white too
         Image.fromarray(np.stack([np.full_like(r, 255), r * 255], axis=2), mode="LA").save(path)
@@ -166,12 +167,26 @@ def test_every_stated_mask_encoding_marks_the_region_drawn(tmp_path: Path, encod
         img = Image.fromarray(r, mode="P")
         img.putpalette([255, 255, 255, 200, 30, 30] + [0] * 762)
         img.save(path, transparency=0)
+    elif encoding == "opaque RGBA":  # an alpha channel that says nothing: the colours mark the region
+        Image.fromarray(np.stack([r * 255] * 3 + [np.full_like(r, 255)], axis=2), mode="RGBA").save(path)
+    elif encoding == "opaque LA":
+        Image.fromarray(np.stack([r * 255, np.full_like(r, 255)], axis=2), mode="LA").save(path)
     elif encoding == "grey RGB JPEG":
         Image.fromarray(np.stack([r * 255] * 3, axis=2)).save(path, quality=75)
     elif encoding == "1-bit":
         Image.fromarray(REGION).convert("1").save(path)
     elif encoding == "JPEG":
         Image.fromarray(r * 255).save(path, quality=75)
+    elif encoding == "double size":  # exported at twice the resolution: a 2x2 block is lesion when >= 2 of 4 are
+        big = np.repeat(np.repeat(r, 2, axis=0), 2, axis=1)
+        big[0, 0] = 1  # 1 of 4 in a background block: still background
+        big[4:6, 6:8] = [[1, 0], [0, 0]]  # 1 of 4 in a lesion block (2, 3): background
+        big[0:2, 2:4] = [[1, 1], [0, 0]]  # 2 of 4 in block (0, 1): lesion
+        Image.fromarray(big * 255).save(path)
+        expected = REGION.copy()
+        expected[2, 3], expected[0, 1] = False, True
+        np.testing.assert_array_equal(read_mask(path, (8, 12)), expected)
+        return
     else:  # exported at half the image's resolution (16 x 24 image)
         Image.fromarray(r * 255).save(path)
         big = np.repeat(np.repeat(REGION, 2, axis=0), 2, axis=1)
@@ -216,6 +231,19 @@ def test_a_mask_that_breaks_the_rule_is_refused_naming_the_file_and_the_fix(tmp_
     with pytest.raises(XaibenchError, match=re.escape(message)) as err:
         read_mask(path, shape)
     assert str(err.value).startswith(str(path)) and "\n" not in str(err.value)
+
+
+def test_a_jpeg_mask_is_cut_at_half_its_range_and_several_masks_of_an_image_are_merged(tmp_path: Path) -> None:
+    from xaibench_medical.masks import merged_mask, region
+
+    values = Image.fromarray(np.array([[0, 127, 128, 129, 255]], dtype=np.uint8))
+    np.testing.assert_array_equal(region(values, tmp_path / "m.jpg", lossy=True), [[False, False, True, True, True]])
+    first, second = np.zeros((8, 12), dtype=np.uint8), np.zeros((8, 12), dtype=np.uint8)
+    first[1:3, 1:3], second[2:6, 5:9] = 255, 1  # two lesions, two files, 0/255 and 0/1
+    Image.fromarray(first).save(tmp_path / "x_mask.png")
+    Image.fromarray(second).save(tmp_path / "x_mask_1.png")
+    merged = merged_mask([tmp_path / "x_mask.png", tmp_path / "x_mask_1.png"], (8, 12))
+    np.testing.assert_array_equal(merged, (first > 0) | (second > 0))
 
 
 # -- what else a folder holds -------------------------------------------------------------------------------

@@ -47,21 +47,21 @@ def _note(report: Report | None, reason: str, path: Path) -> None:
         report.add(reason, path)
 
 
-def _grey(img: Image.Image, path: Path, lossy: bool, report: Report | None) -> tuple[np.ndarray, bool]:
-    """Rule 3: ``(grey values, False)`` of a mask, or ``(its region, True)`` for a single colour on black."""
+def _grey(img: Image.Image, path: Path, lossy: bool, report: Report | None) -> np.ndarray:
+    """Rule 3: the grey values of a mask (for a single colour on black: its region, 0/1)."""
     if img.mode in ("1", "L") or img.mode.startswith("I"):
-        return np.asarray(img), False
+        return np.asarray(img)
     rgb = np.asarray(img.convert("RGB")).astype(np.int16)
     spread = int((rgb.max(2) - rgb.min(2)).max())
     if spread <= (JPEG_GREY_TOLERANCE if lossy else 0):
-        return rgb.mean(2).round().astype(np.uint8), False
+        return rgb.mean(2).round().astype(np.uint8)
     if lossy:
         raise XaibenchError(f"{path}: a colour JPEG mask (channels differ by up to {spread}): compression noise "
                             f"makes its colours unreliable; save the mask as a PNG, lesion white on black")
     colours = np.unique(rgb.reshape(-1, 3), axis=0)
     if len(colours) == 2 and (colours == 0).all(1).any():
         _note(report, "single-colour masks on black: the colour is the region", path)
-        return (rgb != 0).any(2), True
+        return (rgb != 0).any(2)
     shown = ", ".join(str(tuple(int(v) for v in c)) for c in colours[:4]) + (", ..." if len(colours) > 4 else "")
     raise XaibenchError(f"{path}: a colour-coded mask with {len(colours)} colours ({shown}): a mask marks one region; "
                         f"save the lesion in one colour (white) on black, one file per image")
@@ -77,9 +77,7 @@ def region(img: Image.Image, path: Path, lossy: bool, report: Report | None = No
             _note(report, "masks read from their alpha channel (drawn on a transparent layer)", path)
             return alpha >= 128
         img = img.convert("L" if img.mode == "LA" else "RGB")
-    v, decided = _grey(img, path, lossy, report)
-    if decided:
-        return v
+    v = _grey(img, path, lossy, report)
     if lossy:  # 8-bit samples
         _note(report, "JPEG masks thresholded at half range (compression noise)", path)
         return v >= 128
