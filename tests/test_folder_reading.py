@@ -13,12 +13,12 @@ import pytest
 import torch
 from PIL import Image, ImageOps
 from torch import nn
-
-from xaibench.errors import XaibenchError
-from xaibench.specs import DatasetRequest
 from xaibench_medical.imagefolder import load_imagefolder
 from xaibench_medical.imageio import ORIENTATION, Report, read_image, to_array
 from xaibench_medical.masks import read_mask
+
+from xaibench.errors import XaibenchError
+from xaibench.specs import DatasetRequest
 
 SIDE, LESION = 32, (8, 16, 16, 24)  # (top, bottom, left, right) of the lesion as a viewer shows it
 

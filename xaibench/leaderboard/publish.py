@@ -49,7 +49,7 @@ def stage(name: str, store: Store, suite: str, out_dir: str | Path) -> Iterator[
     shows the traceback). Computed work is never lost: each cell was committed when it finished."""
     try:
         yield
-    except Exception as exc:  # noqa: BLE001  (a bug in publishing must not read as a lost run)
+    except Exception as exc:  # a bug in publishing must not read as a lost run
         cause = str(exc).splitlines()[0] if str(exc) else ""
         raise PublishError(
             f"writing the {name} of suite {suite!r} failed ({type(exc).__name__}{': ' + cause if cause else ''}); "
