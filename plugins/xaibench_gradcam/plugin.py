@@ -62,9 +62,10 @@ NO_VOLUME = {
 }
 
 
+GRADCAM = Cam("gradcam", "GradCAM", "feature maps weighted by their average gradient",
+              "Selvaraju et al., Grad-CAM, ICCV 2017")
 CAMS = (
-    Cam("gradcam", "GradCAM", "feature maps weighted by their average gradient",
-        "Selvaraju et al., Grad-CAM, ICCV 2017"),
+    GRADCAM,
     Cam("gradcam++", "GradCAMPlusPlus", "feature maps weighted by positive gradients with pixel-wise alphas",
         "Chattopadhay et al., Grad-CAM++, WACV 2018"),
     Cam("hirescam", "HiResCAM", "element-wise gradient x activation summed over channels",
@@ -102,3 +103,15 @@ def xaibench_register_methods(register: Callable[[MethodSpec], None]) -> None:
             takes_layer=cam.takes_layer,
             needs_gradients=cam.needs_gradients,
         ))
+    register(MethodSpec(
+        name="guided-gradcam", explain=lazy("xaibench_gradcam.methods:guided_gradcam"),
+        modalities=frozenset({"image", "signal"}), takes_layer=True,
+        description="guided backpropagation (captum) times the upsampled Grad-CAM map (pytorch-grad-cam), "
+                    "element-wise; ReLU networks only (guided backpropagation's rules); not on volumes (the "
+                    "Grad-CAM map stays at the layer's resolution there)",
+        citation=f"Selvaraju et al., Grad-CAM, ICCV 2017, Sec. 3.1; {GRADCAM_REPO}",
+        defaults={"reduce": "max_abs"},
+        covers=lazy("xaibench_captum.rules:guided_backprop_covers"),
+        checked_against="pytorch-grad-cam GuidedBackpropReLUModel x GradCAM on the same layer: "
+                        "tests/test_methods_new.py::test_guided_gradcam_equals_pytorch_grad_cam",
+    ))
