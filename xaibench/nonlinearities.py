@@ -16,14 +16,21 @@ gate, ``x * sigmoid(x)`` written out) is the kind ``"product"``. Calls outside t
 (addition, concatenation, flattening, average pooling, convolutions, linear layers, eval-mode
 BatchNorm) are affine or structural and are not listed.
 
-Fallback: a model ``torch.fx`` cannot trace (data-dependent control flow) is inspected by walking
-its modules only; functional calls in its ``forward`` are then invisible, and
-:attr:`Inspection.traced` is False with the tracer's message in :attr:`Inspection.untraced` so
-that a method can refuse rather than guess.
+Fallback: a model ``torch.fx`` cannot trace (data-dependent control flow, such as a check of the
+input's shape) is inspected by walking its modules, and the source of the ``forward`` of every
+module class outside ``torch.nn`` is searched for calls of the catalogue's functions and tensor
+methods (``F.silu(``, ``torch.sigmoid(``, ``.relu(``; not ``self.relu(``, a module call). Each
+found name is one functional site at ``Class.forward``; a module that its parent's ``forward`` calls
+as ``self.<name>(`` more than once is reused. Whether a functional call is in place, and products of
+activations, cannot be seen this way. Where a class's source is not available either,
+:attr:`Inspection.complete` is False and a method refuses rather than guesses
+(:func:`uncovered_reason`). :attr:`Inspection.untraced` keeps the tracer's message.
 """
 from __future__ import annotations
 
+import inspect
 import operator
+import re
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
@@ -95,10 +102,12 @@ class Inspection:
     """Every nonlinearity site of one model (:func:`inspect_model`), in forward order."""
 
     sites: tuple[Site, ...]
-    #: ``torch.fx`` traced ``forward``: functional calls are listed. False: modules only (see :attr:`untraced`).
+    #: ``torch.fx`` traced ``forward``: every functional call is listed. False: the source-search fallback.
     traced: bool
     #: The tracer's first message line where it could not trace the model, else "".
     untraced: str = ""
+    #: Every functional call could be looked for (traced, or every ``forward`` source was found).
+    complete: bool = True
 
     def kinds(self) -> frozenset[str]:
         """The kinds present."""
@@ -155,18 +164,52 @@ def _traced_sites(model: nn.Module, graph: fx.Graph) -> list[Site]:
     return sites
 
 
+def _calls_in_source(cls: type[nn.Module]) -> list[Site] | None:
+    """Functional sites named in ``cls.forward``'s source, or None where the source is not available."""
+    try:
+        source = inspect.getsource(cls.forward)
+    except (OSError, TypeError):
+        return None
+    sites = []
+    for kind, (_, functions, methods) in KINDS.items():
+        names = sorted({f.__name__ for f in functions} | set(methods))
+        if any(re.search(rf"(?<![\w])(?<!self\.){re.escape(n)}\s*\(", source) for n in names):
+            sites.append(Site(kind, f"{cls.__name__}.forward", None))
+    return sites
+
+
+def _called_twice(model: nn.Module, path: str) -> bool:
+    """The parent's ``forward`` source calls the module at ``path`` (``self.<name>(``) more than once."""
+    parent, _, name = path.rpartition(".")
+    try:
+        source = inspect.getsource(type(model.get_submodule(parent)).forward)
+    except (OSError, TypeError):
+        return False
+    return len(re.findall(rf"self\.{re.escape(name)}\s*\(", source)) > 1
+
+
+def _fallback(model: nn.Module, error: Exception) -> Inspection:
+    message = (str(error).strip().splitlines() or [type(error).__name__])[0]
+    sites = [Site(kind, name, type(m), bool(getattr(m, "inplace", False)), _called_twice(model, name))
+             for name, m in model.named_modules() if (kind := _kind_of_module(m)) is not None]
+    complete = True
+    for cls in dict.fromkeys(type(m) for m in model.modules() if not type(m).__module__.startswith("torch.nn")):
+        found = _calls_in_source(cls)
+        complete = complete and found is not None
+        sites.extend(found or [])
+    return Inspection(tuple(sites), traced=False, untraced=f"{type(error).__name__}: {message}", complete=complete)
+
+
 def inspect_model(model: nn.Module) -> Inspection:
-    """The nonlinearity sites of ``model`` (not modified), by ``torch.fx`` tracing, else by walking its modules.
+    """The nonlinearity sites of ``model`` (not modified), by ``torch.fx`` tracing, else by the fallback
+    (its modules, and the functions named in its ``forward`` sources).
 
     Raises nothing: a model that cannot be traced gives an :class:`Inspection` with ``traced=False``.
     """
     try:
         graph = fx.Tracer().trace(model)
-    except Exception as error:  # noqa: BLE001 - any tracing failure means: fall back to the module walk
-        message = (str(error).strip().splitlines() or [type(error).__name__])[0]
-        sites = [Site(kind, name, type(m), bool(getattr(m, "inplace", False)))
-                 for name, m in model.named_modules() if (kind := _kind_of_module(m)) is not None]
-        return Inspection(tuple(sites), traced=False, untraced=f"{type(error).__name__}: {message}")
+    except Exception as error:  # noqa: BLE001 - any tracing failure means: fall back
+        return _fallback(model, error)
     return Inspection(tuple(_traced_sites(model, graph)), traced=True)
 
 
@@ -180,19 +223,20 @@ def uncovered_reason(rule: str, inspection: Inspection, covered: Callable[[Site]
     """One line naming what ``rule`` does not cover in ``inspection``, or None where it covers every site.
 
     ``rule`` says what the method's rules are ("guided backpropagation modifies ReLU gradients");
-    ``covered(site)`` is True where its rules are defined for that site. An untraced model is
-    refused: the activations its ``forward`` calls as functions cannot be checked.
+    ``covered(site)`` is True where its rules are defined for that site. A model whose functional
+    calls could not be looked for (not traced, a ``forward`` source missing) is refused.
     """
     missing = [s for s in inspection.sites if not covered(s)]
     if missing:
         by_name: dict[str, list[Site]] = {}
         for s in missing:
             label = ("a product of two activations" if s.kind == "product"
-                     else f"functional {s.kind}" if s.functional else s.name)
+                     else f"functional {s.kind}" if s.functional
+                     else f"{s.name} called at several places in an untraceable forward" if s.reused else s.name)
             by_name.setdefault(label, []).append(s)
         uses = "; ".join(f"{label} ({_listing(group)})" for label, group in by_name.items())
         return f"{rule}; this network uses {uses}"
-    if not inspection.traced:
-        return (f"{rule}; this network cannot be traced by torch.fx ({inspection.untraced}), so the "
-                "activations its forward calls as functions cannot be checked")
+    if not inspection.complete:
+        return (f"{rule}; this network cannot be traced by torch.fx ({inspection.untraced}) and the source of "
+                "its forward is not available, so the activations it calls as functions cannot be checked")
     return None
