@@ -164,28 +164,37 @@ def _traced_sites(model: nn.Module, graph: fx.Graph) -> list[Site]:
     return sites
 
 
+def _forward_sources(cls: type) -> dict[str, str] | None:
+    """``{"Class.forward": source}`` of every ``forward`` in ``cls``'s MRO outside torch, None where one is missing."""
+    out = {}
+    for base in cls.__mro__:
+        if "forward" in vars(base) and not base.__module__.startswith("torch."):
+            try:
+                out[f"{base.__name__}.forward"] = inspect.getsource(vars(base)["forward"])
+            except (OSError, TypeError):
+                return None
+    return out
+
+
 def _calls_in_source(cls: type[nn.Module]) -> list[Site] | None:
-    """Functional sites named in ``cls.forward``'s source, or None where the source is not available."""
-    try:
-        source = inspect.getsource(cls.forward)
-    except (OSError, TypeError):
+    """Functional sites named in the ``forward`` sources of ``cls``, or None where a source is not available."""
+    sources = _forward_sources(cls)
+    if sources is None:
         return None
     sites = []
-    for kind, (_, functions, methods) in KINDS.items():
-        names = sorted({f.__name__ for f in functions} | set(methods))
-        if any(re.search(rf"(?<![\w])(?<!self\.){re.escape(n)}\s*\(", source) for n in names):
-            sites.append(Site(kind, f"{cls.__name__}.forward", None))
+    for where, source in sources.items():
+        for kind, (_, functions, methods) in KINDS.items():
+            names = sorted({f.__name__ for f in functions} | set(methods))
+            if any(re.search(rf"(?<![\w])(?<!self\.){re.escape(n)}\s*\(", source) for n in names):
+                sites.append(Site(kind, where, None))
     return sites
 
 
 def _called_twice(model: nn.Module, path: str) -> bool:
-    """The parent's ``forward`` source calls the module at ``path`` (``self.<name>(``) more than once."""
+    """The parent's ``forward`` sources call the module at ``path`` (``self.<name>(``) more than once."""
     parent, _, name = path.rpartition(".")
-    try:
-        source = inspect.getsource(type(model.get_submodule(parent)).forward)
-    except (OSError, TypeError):
-        return False
-    return len(re.findall(rf"self\.{re.escape(name)}\s*\(", source)) > 1
+    sources = _forward_sources(type(model.get_submodule(parent))) or {}
+    return sum(len(re.findall(rf"self\.{re.escape(name)}\s*\(", src)) for src in sources.values()) > 1
 
 
 def _fallback(model: nn.Module, error: Exception) -> Inspection:

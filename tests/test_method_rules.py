@@ -1,0 +1,308 @@
+"""Issue 33 item 2 / issue 34 item 4: a gradient-modifying or rule-based method is ranked only where its rules apply.
+
+The two examples of the issue with independent expectations, the model inspection
+(xaibench.nonlinearities) on hand-built networks, and a method x model matrix: every rule-based
+method on the zoo's models and on small networks with SiLU, GELU, ReLU6, LeakyReLU, a softmax head,
+pooling before the activation, functional ReLU and an in-place ReLU module reused twice is either
+not applicable, with a reason naming what its rules miss, or gives a map that differs from the
+plain-gradient map it would silently fall back to.
+"""
+from __future__ import annotations
+
+import copy
+import os
+import warnings
+from collections.abc import Callable, Iterator
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from xaibench.nonlinearities import inspect_model
+from xaibench.outputs import OutputForm, conform
+from xaibench.plugins import load_harness
+from xaibench.specs import MethodContext
+from xaibench.testing import one_thread
+
+HARNESS = load_harness()
+RULED = ("guided-backprop", "deconvolution", "deeplift", "guided-gradcam")
+#: What each method falls back to where its rule is missing: the same call with plain gradients.
+PLAIN = {"guided-backprop": "saliency", "deconvolution": "saliency", "deeplift": "input-x-gradient",
+         "guided-gradcam": "saliency"}
+
+
+@pytest.fixture(autouse=True)
+def _single_thread() -> Iterator[None]:
+    with one_thread():
+        yield
+
+
+def _explain(name: str, model: nn.Module, x: torch.Tensor, target: torch.Tensor,
+             layer: nn.Module | None = None) -> torch.Tensor:
+    spec = HARNESS.methods.get(name)
+    ctx = MethodContext(layer=layer, batch_size=8, sample_seeds=tuple(range(x.shape[0])))
+    with torch.enable_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return spec.explain(model, x, target, ctx, **spec.defaults).detach()
+
+
+# -- the issue's two examples ---------------------------------------------------------------------------
+
+def test_guided_backprop_on_mobilenet_v2_is_not_applicable() -> None:
+    from captum.attr import GuidedBackprop, Saliency
+
+    torch.manual_seed(0)
+    model = HARNESS.models.get("mobilenet_v2").build(num_classes=3, in_channels=3, modality="image").eval()
+    x, target = torch.rand(2, 3, 32, 32), torch.tensor([0, 2])
+    # the independent fact: captum's guided backprop on it is plain gradients, bit for bit (ReLU6 is not nn.ReLU)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        guided = GuidedBackprop(model).attribute(x, target=target)
+    assert torch.equal(guided, Saliency(model).attribute(x, target=target, abs=False))
+    reason = HARNESS.methods.get("guided-backprop").covers(model)
+    assert reason is not None and reason.startswith("guided backpropagation modifies ReLU gradients; this network "
+                                                    "uses ReLU6 (features.0.2, features.1.conv.0.2, ")
+
+
+def _twins(activation: Callable[[], nn.Module]) -> nn.Module:
+    torch.manual_seed(6)
+    return nn.Sequential(nn.Conv2d(1, 6, 3, padding=1), activation(), nn.Conv2d(6, 6, 3, padding=1), activation(),
+                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(6, 3)).eval()
+
+
+def _completeness_error(attr: torch.Tensor, model: nn.Module, x: torch.Tensor, target: torch.Tensor) -> np.ndarray:
+    """|sum(a) - (f(x) - f(0))| / |f(x) - f(0)|: DeepLIFT's summation-to-delta (Shrikumar et al. 2017, Eq. 1)."""
+    with torch.no_grad():
+        change = (model(x) - model(torch.zeros_like(x)))[torch.arange(x.shape[0]), target]
+    return ((attr.flatten(1).sum(1) - change).abs() / change.abs()).numpy()
+
+
+def test_deeplift_on_silu_is_not_applicable_and_complete_on_relu() -> None:
+    from captum.attr import DeepLift
+
+    x, target = torch.rand(4, 1, 10, 10, generator=torch.Generator().manual_seed(1)), torch.tensor([0, 1, 2, 0])
+    silu = _twins(nn.SiLU)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        captum_on_silu = DeepLift(silu).attribute(x, target=target, baselines=torch.zeros_like(x)).detach()
+    assert _completeness_error(captum_on_silu, silu, x, target).max() > 1e-2  # captum passes gradients through SiLU
+    reason = HARNESS.methods.get("deeplift").covers(silu)
+    assert reason is not None and "this network uses SiLU (1, 3)" in reason
+    relu = _twins(nn.ReLU)  # the same weights
+    assert HARNESS.methods.get("deeplift").covers(relu) is None
+    assert _completeness_error(_explain("deeplift", relu, x, target), relu, x, target).max() < 1e-5
+
+
+# -- the inspection ------------------------------------------------------------------------------------------
+
+class Functional(nn.Module):
+    """ReLU, sigmoid gate and max pooling as functions in forward; one in-place ReLU module called twice."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1, self.conv2, self.gate = nn.Conv2d(1, 4, 3, padding=1), nn.Conv2d(4, 4, 3, padding=1), nn.Conv2d(4, 4, 1)
+        self.act = nn.ReLU(inplace=True)
+        self.head = nn.Linear(4, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.max_pool2d(F.relu(self.conv1(x)), 2)
+        x = self.act(self.conv2(x)) * torch.sigmoid(self.gate(x))
+        x = self.act(x)
+        return self.head(x.mean((2, 3)))
+
+
+class Checked(Functional):
+    """:class:`Functional` behind a check of the input's shape, which torch.fx cannot trace."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[1] != 1:
+            raise ValueError("one channel")
+        return super().forward(x)
+
+
+def test_inspection_lists_modules_functions_products_in_place_and_reuse() -> None:
+    found = inspect_model(Functional())
+    assert found.traced and found.complete
+    assert [(s.kind, s.where, s.functional, s.inplace, s.reused) for s in found.sites] == [
+        ("ReLU", "relu", True, False, False), ("MaxPool", "max_pool2d", True, False, False),
+        ("ReLU", "act", False, True, True), ("Sigmoid", "sigmoid", True, False, False),
+        ("product", "mul", True, False, False), ("ReLU", "act", False, True, True)]
+
+
+def test_an_untraceable_model_is_inspected_through_its_forward_source() -> None:
+    found = inspect_model(Checked())
+    assert not found.traced and "control flow" in found.untraced and found.complete
+    # the parent's source calls self.act twice, so the module walk marks it reused; the functions are found by name
+    assert {(s.kind, s.where, s.reused) for s in found.sites} == {
+        ("ReLU", "act", True), ("ReLU", "Functional.forward", False), ("MaxPool", "Functional.forward", False),
+        ("Sigmoid", "Functional.forward", False)}
+    reason = HARNESS.methods.get("guided-backprop").covers(Checked())
+    assert reason is not None and "ReLU called at several places in an untraceable forward (act)" in reason
+
+
+def test_weights_and_constants_are_not_products() -> None:
+    class Scaled(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv, self.scale = nn.Conv2d(1, 2, 3), nn.Parameter(torch.ones(1, 2, 1, 1))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return (F.relu(self.conv(x)) * self.scale * 2.0).mul(self.scale).flatten(1)
+
+    assert [s.kind for s in inspect_model(Scaled()).sites] == ["ReLU"]
+
+
+# -- the matrix ---------------------------------------------------------------------------------------------
+
+def _net(*layers: nn.Module, pool: int = 6) -> nn.Module:
+    torch.manual_seed(8)
+    return nn.Sequential(nn.Conv2d(1, 6, 3, padding=1), *layers, nn.Conv2d(6, 6, 3, padding=1), nn.ReLU(),
+                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(pool, 3)).eval()
+
+
+class ReusedInPlace(nn.Module):
+    """One ``nn.ReLU(inplace=True)`` called at two places (torchvision ResNet blocks' pattern)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(8)
+        self.c1, self.c2, self.relu = nn.Conv2d(1, 6, 3, padding=1), nn.Conv2d(6, 6, 3, padding=1), nn.ReLU(inplace=True)
+        self.head = nn.Linear(6, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.relu(self.c2(self.relu(self.c1(x)))).mean((2, 3)))
+
+
+class FunctionalReLU(ReusedInPlace):
+    """:class:`ReusedInPlace`'s weights with ``F.relu`` in forward (torchvision DenseNet's final ReLU)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(F.relu(self.c2(F.relu(self.c1(x)))).mean((2, 3)))
+
+
+class ModuleTwin(ReusedInPlace):
+    """The same weights with two separate, non-inplace ReLU modules: what captum's hooks are written for."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.r1, self.r2 = nn.ReLU(), nn.ReLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.r2(self.c2(self.r1(self.c1(x)))).mean((2, 3)))
+
+
+def _softmax_head() -> nn.Module:
+    """A model emitting probabilities (``output: probabilities``): the harness explains log p through its adapter."""
+    inner = nn.Sequential(_net(nn.ReLU()), nn.Softmax(1))
+    return conform(inner, num_classes=3, in_channels=1, spatial=(12, 12), form=OutputForm("probabilities"), who="t")
+
+
+#: name -> (builder, the kinds a method may not cover, in the reason); None: a pure ReLU / max-pool network.
+SMALL: dict[str, tuple[Callable[[], nn.Module], str | None]] = {
+    "silu": (lambda: _net(nn.SiLU()), "SiLU"),
+    "gelu": (lambda: _net(nn.GELU()), "GELU"),
+    "relu6": (lambda: _net(nn.ReLU6()), "ReLU6"),
+    "leaky": (lambda: _net(nn.LeakyReLU(0.1)), "LeakyReLU"),
+    "softmax-head": (_softmax_head, "Softmax"),
+    "pool-before-relu": (lambda: _net(nn.MaxPool2d(2), nn.ReLU()), None),
+    "functional-relu": (FunctionalReLU, None),
+    "reused-inplace-relu": (ReusedInPlace, None),
+}
+#: Where DeepLIFT's rules differ from guided backprop's: captum has a DeepLIFT rule for LeakyReLU; none covers
+#: the log of the softmax head, which the inspection lists as "functional log".
+DEEPLIFT_COVERS = {"leaky"}
+
+
+def _expected_reason(method: str, net: str) -> str | None:
+    missing = SMALL[net][1]
+    if method == "deeplift" and net in DEEPLIFT_COVERS:
+        return None
+    if method == "deeplift" and net == "softmax-head":
+        return "functional log"
+    return missing
+
+
+def _layer(model: nn.Module) -> nn.Module:
+    """The last convolution's activation, the CAM layer of the small networks."""
+    inner = model.wrapped[0] if hasattr(model, "wrapped") else model
+    return inner.c2 if isinstance(inner, ReusedInPlace) else inner[-5]
+
+
+@pytest.mark.parametrize("net", sorted(SMALL))
+@pytest.mark.parametrize("method", RULED)
+def test_a_rule_based_method_is_refused_or_differs_from_plain_gradients(method: str, net: str) -> None:
+    model = SMALL[net][0]()
+    reason = HARNESS.methods.get(method).covers(model)
+    missing = _expected_reason(method, net)
+    if missing is not None:
+        assert reason is not None and missing in reason, reason
+        return
+    assert reason is None
+    x = torch.rand(3, 1, 12, 12, generator=torch.Generator().manual_seed(2))
+    target = torch.tensor([0, 1, 2])
+    layer = _layer(model) if HARNESS.methods.get(method).takes_layer else None
+    ours = _explain(method, model, x, target, layer)
+    plain = _explain(PLAIN[method], model, x, target)
+    if method == "guided-gradcam":
+        plain = plain * _explain("gradcam", model, x, target, layer)
+    assert not torch.allclose(ours, plain, rtol=1e-3, atol=1e-6), f"{method} on {net} is its plain-gradient map"
+
+
+@pytest.mark.parametrize("method", ["guided-backprop", "deconvolution", "deeplift"])
+@pytest.mark.parametrize("net", [FunctionalReLU, ReusedInPlace])
+def test_functional_and_reused_relus_give_the_map_of_the_module_twin(method: str, net: type[nn.Module]) -> None:
+    """The extension (one module per ReLU call site, :mod:`xaibench_captum.modelcopy`) against captum on the twin
+    whose ReLUs are already separate modules: captum's own, unmodified path."""
+    x = torch.rand(3, 1, 12, 12, generator=torch.Generator().manual_seed(3))
+    target = torch.tensor([2, 0, 1])
+    model, twin = net(), ModuleTwin()
+    before = copy.deepcopy(model.state_dict())
+    np.testing.assert_allclose(_explain(method, model, x, target).numpy(), _explain(method, twin, x, target).numpy(),
+                               rtol=1e-5, atol=1e-7)
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+    if method == "deeplift":  # and summation-to-delta holds on both
+        assert _completeness_error(_explain(method, model, x, target), model, x, target).max() < 1e-5
+
+
+#: The zoo (untrained, tiny inputs): which models use only ReLU and max pooling, as their papers describe them.
+ZOO = {"small-cnn": ("image", None), "cnn1d-shallow": ("signal", None), "r3d-18": ("volume", None),
+       "resnet18": ("image", None), "resnet50": ("image", None), "resnet101": ("image", None),
+       "densenet121": ("image", None), "densenet201": ("image", None), "googlenet": ("image", None),
+       "vgg16": ("image", None), "supervised-saliency-cnn": ("image", None), "mobilenet_v2": ("image", "ReLU6")}
+SHAPES = {"image": (2, 3, 32, 32), "signal": (2, 1, 40), "volume": (2, 1, 8, 16, 16)}
+
+
+def _zoo(name: str) -> nn.Module:
+    modality = ZOO[name][0]
+    torch.manual_seed(0)
+    return HARNESS.models.get(name).build(num_classes=3, in_channels=SHAPES[modality][1], modality=modality).eval()
+
+
+def test_the_zoo_is_covered_as_its_architectures_say() -> None:
+    assert set(ZOO) == {e.spec.name for e in HARNESS.models if HARNESS.plugins[e.plugin].distribution == "xaibench"}
+    for name, (modality, missing) in ZOO.items():
+        model = _zoo(name)
+        for method in RULED:
+            if modality not in HARNESS.methods.get(method).modalities:
+                continue
+            reason = HARNESS.methods.get(method).covers(model)
+            assert (reason is None) == (missing is None), (name, method, reason)
+            assert missing is None or f"uses {missing} (" in reason
+
+
+@pytest.mark.heavy
+@pytest.mark.skipif(not os.environ.get("XAIBENCH_HEAVY"), reason="the zoo's maps take minutes on a CPU")
+@pytest.mark.parametrize("name", sorted(n for n, (_, missing) in ZOO.items() if missing is None))
+@pytest.mark.parametrize("method", RULED)
+def test_a_rule_based_method_on_the_zoo_differs_from_plain_gradients(method: str, name: str) -> None:
+    modality = ZOO[name][0]
+    if modality not in HARNESS.methods.get(method).modalities:
+        pytest.skip(f"{method} does not declare {modality}")
+    model = _zoo(name)
+    x, target = torch.rand(*SHAPES[modality], generator=torch.Generator().manual_seed(4)), torch.tensor([0, 2])
+    layer = HARNESS.models.get(name).target_layer(model)
+    ours = _explain(method, model, x, target, layer if HARNESS.methods.get(method).takes_layer else None)
+    plain = _explain(PLAIN[method], model, x, target)
+    assert not torch.allclose(ours, plain, rtol=1e-3, atol=1e-6)
