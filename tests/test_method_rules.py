@@ -306,3 +306,18 @@ def test_a_rule_based_method_on_the_zoo_differs_from_plain_gradients(method: str
     ours = _explain(method, model, x, target, layer if HARNESS.methods.get(method).takes_layer else None)
     plain = _explain(PLAIN[method], model, x, target)
     assert not torch.allclose(ours, plain, rtol=1e-3, atol=1e-6)
+
+
+def test_fullgrad_is_not_applicable_where_pytorch_grad_cam_would_drop_biases() -> None:
+    from pytorch_grad_cam import FullGrad
+
+    torch.manual_seed(9)
+    grouped = nn.Sequential(nn.Conv2d(1, 4, 3), nn.GroupNorm(2, 4), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                            nn.Linear(4, 3)).eval()
+    # the independent fact: the library's own bias layers leave the GroupNorm's bias out
+    collected = FullGrad(model=grouped, target_layers=[]).target_layers
+    assert [type(m) for m in collected] == [nn.Conv2d] and grouped[1].bias is not None
+    covers = HARNESS.methods.get("fullgrad").covers
+    assert covers(grouped) == ("FullGrad (pytorch-grad-cam) sums the bias-gradients of Conv2d and BatchNorm2d layers "
+                               "only; this network has biases in GroupNorm (1)")
+    assert covers(_zoo("resnet18")) is None and covers(_zoo("small-cnn")) is None

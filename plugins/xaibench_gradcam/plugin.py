@@ -51,6 +51,8 @@ class Cam:
     #: Eigen-CAMs: fix the sign of the principal component (see ``sign_corrected``).
     eigen: bool = False
     volume: bool = True  # works on volumes (N, C, D, H, W); else its reason is in NO_VOLUME
+    #: The lazy target of its ``MethodSpec.covers`` ("" : the CAM's formula holds on every model).
+    covers: str = ""
 
 
 #: Why a CAM declines volumes (pytorch-grad-cam 1.5.7).
@@ -85,7 +87,7 @@ CAMS = (
         needs_gradients=False, volume=False),
     Cam("fullgrad", "FullGrad", "input gradients plus bias gradients of every conv/BN layer (no target layer)",
         "Srinivas & Fleuret, Full-Gradient Representation for Neural Network Visualization, NeurIPS 2019",
-        signal=False, takes_layer=False, volume=False),
+        signal=False, takes_layer=False, volume=False, covers="xaibench_gradcam.rules:fullgrad_covers"),
 )
 
 
@@ -102,6 +104,7 @@ def xaibench_register_methods(register: Callable[[MethodSpec], None]) -> None:
             citation=f"{cam.citation}; {GRADCAM_REPO}",
             takes_layer=cam.takes_layer,
             needs_gradients=cam.needs_gradients,
+            covers=lazy(cam.covers) if cam.covers else None,
         ))
     register(MethodSpec(
         name="guided-gradcam", explain=lazy("xaibench_gradcam.methods:guided_gradcam"),
