@@ -12,8 +12,8 @@ Explanation Methods for Deep Neural Networks Lack Sensitivity to Parameter Value
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
-from typing import Callable
 
 import torch
 from torch import nn
@@ -22,6 +22,7 @@ from xaibench.errors import XaibenchError
 from xaibench.maps import reduce_channels
 from xaibench.specs import MethodContext
 from xaibench_captum.stochastic import NT_TYPES, attribute
+
 
 def noise_tunnel_method(kind: str) -> Callable[..., torch.Tensor]:
     """The ``explain`` function of one noise tunnel type (``smoothgrad``, ``smoothgrad_sq`` or ``vargrad``)."""

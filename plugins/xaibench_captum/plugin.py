@@ -12,7 +12,7 @@ graph that ``xaibench`` commands not explaining anything should not pay for.
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from xaibench import hookimpl
 from xaibench.lazy import lazy

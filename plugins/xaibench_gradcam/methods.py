@@ -1,7 +1,7 @@
 """The ``explain`` functions driving pytorch-grad-cam's classes (registered in :mod:`xaibench_gradcam.plugin`)."""
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch

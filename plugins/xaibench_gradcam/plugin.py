@@ -26,8 +26,8 @@ seconds, which every ``xaibench`` command would otherwise pay at start-up.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from xaibench import hookimpl
 from xaibench.lazy import lazy
