@@ -13,17 +13,23 @@ import copy
 import os
 import warnings
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import TINY_SUITE
 from torch import nn
 
+from xaibench import hookimpl, leaderboard
 from xaibench.nonlinearities import inspect_model
 from xaibench.outputs import OutputForm, conform
 from xaibench.plugins import load_harness
-from xaibench.specs import MethodContext
+from xaibench.runner import Runner, RunOptions
+from xaibench.specs import MethodContext, ModelSpec, TrainRecipe
+from xaibench.store import Store
+from xaibench.suite import load_suite
 from xaibench.testing import one_thread
 
 HARNESS = load_harness()
@@ -321,3 +327,44 @@ def test_fullgrad_is_not_applicable_where_pytorch_grad_cam_would_drop_biases() -
     assert covers(grouped) == ("FullGrad (pytorch-grad-cam) sums the bias-gradients of Conv2d and BatchNorm2d layers "
                                "only; this network has biases in GroupNorm (1)")
     assert covers(_zoo("resnet18")) is None and covers(_zoo("small-cnn")) is None
+
+
+# -- through the runner ---------------------------------------------------------------------------------------
+
+class SiluCNN(nn.Module):
+    """conftest's TinyCNN with SiLU (EfficientNet's activation) in place of its ReLU."""
+
+    def __init__(self, num_classes: int, in_channels: int, modality: str) -> None:
+        super().__init__()
+        self.features = nn.Sequential(nn.Conv2d(in_channels, 4, 3, padding=1), nn.SiLU())
+        self.head = nn.Linear(4 * 16 * 16, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x).flatten(1))
+
+
+class SiluPlugin:
+    @hookimpl
+    def xaibench_register_models(self, register):  # type: ignore[no-untyped-def]
+        register(ModelSpec(name="tiny-silu", build=SiluCNN, modalities=frozenset({"image"}),
+                           target_layer=lambda m: m.features, description="one conv layer, SiLU",
+                           recipe=TrainRecipe(epochs=2, batch_size=16, lr=1e-2, patience=0)))
+
+
+def test_the_plan_marks_rule_based_methods_on_a_silu_model_not_applicable(tmp_path: Path, tiny_plugin) -> None:  # type: ignore[no-untyped-def]
+    text = TINY_SUITE.replace("models: [tiny-cnn]", "models: [tiny-cnn, tiny-silu]").replace(
+        "methods: [input-times-one, random, {name: ground-truth, label: oracle}]",
+        "methods: [guided-backprop, deeplift]").replace("metrics: [dic, iic, hit-rate]", "metrics: [dic]")
+    path = tmp_path / "suite.yaml"
+    path.write_text(text)
+    store = Store(tmp_path / "r.sqlite")
+    summary = Runner(load_harness([("tiny", tiny_plugin), ("silu", SiluPlugin())]), load_suite(path), store,
+                     RunOptions(progress=False)).run()
+    assert summary.computed == 2 and summary.skipped == 2 and not summary.failed
+    assert summary.models_trained == 1  # tiny-silu has nothing to compute: never trained
+    assert sorted(summary.skip_reasons) == [
+        "not applicable: DeepLIFT's Rescale rule is implemented by captum for ReLU, ELU, LeakyReLU, Sigmoid, Tanh, "
+        "Softplus, MaxPool and Softmax modules; this network uses SiLU (features.1)",
+        "not applicable: guided backpropagation modifies ReLU gradients; this network uses SiLU (features.1)"]
+    ok = {(r.model, r.method) for r in leaderboard.records(store, "tiny") if r.status == "ok"}
+    assert ok == {("tiny-cnn", "guided-backprop"), ("tiny-cnn", "deeplift")}
