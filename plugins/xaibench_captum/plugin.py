@@ -72,8 +72,9 @@ def xaibench_register_methods(register: Callable[[MethodSpec], None]) -> None:
         citation="Springenberg et al., Striving for Simplicity: The All Convolutional Net, ICLR Workshop 2015",
         defaults={"reduce": "max_abs"},
         covers=lazy("xaibench_captum.rules:guided_backprop_covers"),
-        checked_against="differs from plain gradients on every covered net, refused on mobilenet_v2: "
-                        "tests/test_method_rules.py::test_guided_backprop_on_mobilenet_v2_is_not_applicable",
+        checked_against="by hand on a one-ReLU net: tests/test_methods_new.py::test_deconvolution_rectifies_the_"
+                        "backward_signal; captum on the module twin of functional and reused ReLUs: tests/test_method_"
+                        "rules.py::test_functional_and_reused_relus_give_the_map_of_the_module_twin",
     ))
     register(MethodSpec(
         name="deconvolution", explain=lazy("xaibench_captum.methods:deconvolution"), modalities=both,
