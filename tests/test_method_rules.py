@@ -368,3 +368,65 @@ def test_the_plan_marks_rule_based_methods_on_a_silu_model_not_applicable(tmp_pa
         "not applicable: guided backpropagation modifies ReLU gradients; this network uses SiLU (features.1)"]
     ok = {(r.model, r.method) for r in leaderboard.records(store, "tiny") if r.status == "ok"}
     assert ok == {("tiny-cnn", "guided-backprop"), ("tiny-cnn", "deeplift")}
+
+
+class CustomSwish(torch.autograd.Function):
+    """A memory-efficient Swish as MONAI writes it: its own backward, which no method's rule can know."""
+
+    @staticmethod
+    def forward(ctx, x):  # type: ignore[no-untyped-def]
+        ctx.save_for_backward(x)
+        return x * torch.sigmoid(x)
+
+    @staticmethod
+    def backward(ctx, grad):  # type: ignore[no-untyped-def]
+        (x,) = ctx.saved_tensors
+        s = torch.sigmoid(x)
+        return grad * (s * (1 + x * (1 - s)))
+
+
+def test_a_custom_autograd_function_is_seen_through_its_forward() -> None:
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv, self.head = nn.Conv2d(1, 2, 3), nn.Linear(2, 3)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.head(F.relu(CustomSwish.apply(self.conv(x))).mean((2, 3)))
+
+    assert [s.kind for s in inspect_model(Net()).sites] == ["Sigmoid", "product", "ReLU"]
+    reason = HARNESS.methods.get("guided-backprop").covers(Net())
+    assert reason is not None and "functional Sigmoid (sigmoid); a product of two activations (mul)" in reason
+
+
+#: timm and MONAI networks of issue 34 (untrained): which of them use only ReLU and max pooling, by their papers.
+LIBRARY_NETS = {
+    "timm/resnet10t": (lambda: __import__("timm").create_model("resnet10t", num_classes=3), None, None),
+    "timm/regnetx_002": (lambda: __import__("timm").create_model("regnetx_002", num_classes=3), None, None),
+    "timm/efficientnet_b0": (lambda: __import__("timm").create_model("efficientnet_b0", num_classes=3), "SiLU", "SiLU"),
+    "timm/convnext_atto": (lambda: __import__("timm").create_model("convnext_atto", num_classes=3), "GELU", "GELU"),
+    "timm/mobilenetv3_small_050": (lambda: __import__("timm").create_model("mobilenetv3_small_050", num_classes=3),
+                                   "Hardswish", "Hardswish"),
+    # DenseNet121's blocks at a small size: in-place ReLU modules throughout, covered (one module per call site)
+    "monai/DenseNet-3d": (lambda: __import__("monai.networks.nets").networks.nets.DenseNet(
+        spatial_dims=3, in_channels=1, out_channels=3, init_features=8, growth_rate=4, block_config=(2, 2)), None, None),
+    # SEResNet50's blocks, one per stage: a sigmoid gate multiplied into the features; DeepLIFT has a Sigmoid rule,
+    # not a product's
+    "monai/SENet": (lambda: __import__("monai.networks.nets").networks.nets.SENet(
+        spatial_dims=2, in_channels=1, block="se_resnet_bottleneck", layers=(1, 1, 1, 1), groups=1, reduction=16,
+        inplanes=64, downsample_kernel_size=1, input_3x3=False, num_classes=3), "Sigmoid",
+        "a product of two activations"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(LIBRARY_NETS))
+def test_timm_and_monai_networks_are_covered_as_their_architectures_say(name: str) -> None:
+    pytest.importorskip(name.split("/")[0])
+    build, guided_missing, deeplift_missing = LIBRARY_NETS[name]
+    torch.manual_seed(0)
+    model = build().eval()
+    for method, missing in (("guided-backprop", guided_missing), ("deconvolution", guided_missing),
+                            ("deeplift", deeplift_missing)):
+        reason = HARNESS.methods.get(method).covers(model)
+        assert (reason is None) == (missing is None), (method, reason)
+        assert missing is None or missing in reason, reason

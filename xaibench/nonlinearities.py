@@ -12,7 +12,8 @@ are leaves; user modules are traced through), and every graph node that calls a 
 or a tensor method of :data:`KINDS` is one :class:`Site`: its kind, where it is (module path or the
 graph node's name), whether it writes in place, and, for a module, whether ``forward`` calls that
 same module at more than one place. A product of two input-dependent tensors (a squeeze-excitation
-gate, ``x * sigmoid(x)`` written out) is the kind ``"product"``. Calls outside the catalogue
+gate, ``x * sigmoid(x)`` written out) is the kind ``"product"``. A custom ``torch.autograd.Function``
+(MONAI's memory-efficient Swish) is traced through its ``forward``, whose operations are listed. Calls outside the catalogue
 (addition, concatenation, flattening, average pooling, convolutions, linear layers, eval-mode
 BatchNorm) are affine or structural and are not listed.
 
