@@ -369,8 +369,8 @@ def test_the_plan_marks_rule_based_methods_on_a_silu_model_not_applicable(tmp_pa
     assert summary.computed == 2 and summary.skipped == 2 and not summary.failed
     assert summary.models_trained == 1  # tiny-silu has nothing to compute: never trained
     assert sorted(summary.skip_reasons) == [
-        "not applicable: DeepLIFT's Rescale rule is implemented by captum for ReLU, ELU, LeakyReLU, Sigmoid, Tanh, "
-        "Softplus, MaxPool and Softmax modules; this network uses SiLU (features.1)",
+        ("not applicable: DeepLIFT's Rescale rule is implemented by captum for ReLU, ELU, LeakyReLU, Sigmoid, Tanh, "
+         "Softplus, MaxPool and Softmax modules; this network uses SiLU (features.1)"),
         "not applicable: guided backpropagation modifies ReLU gradients; this network uses SiLU (features.1)"]
     ok = {(r.model, r.method) for r in leaderboard.records(store, "tiny") if r.status == "ok"}
     assert ok == {("tiny-cnn", "guided-backprop"), ("tiny-cnn", "deeplift")}
