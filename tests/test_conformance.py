@@ -26,6 +26,11 @@ FAST = {
     "occlusion": {"window": 4},
     "occlusion-incremental": {"window": 4},
     "feature-ablation": {"patch": 4},
+    "smoothgrad": {"samples": 4},
+    "smoothgrad-sq": {"samples": 4},
+    "vargrad": {"samples": 4},
+    "lime": {"n_samples": 24, "n_segments": 8},
+    "kernel-shap": {"n_samples": 24, "n_segments": 8},
 }
 
 

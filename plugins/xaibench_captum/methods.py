@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 from torch import nn
@@ -16,7 +17,7 @@ from xaibench.errors import XaibenchError
 from xaibench.fills import fill_like
 from xaibench.maps import reduce_channels
 from xaibench.specs import MethodContext
-from xaibench_captum.modelcopy import relu_safe_copy
+from xaibench_captum.modelcopy import hookable_copy
 from xaibench_captum.stochastic import attribute
 
 
@@ -57,30 +58,65 @@ def gradient_shap(model: nn.Module, x: torch.Tensor, target: torch.Tensor, ctx: 
 def deeplift(model: nn.Module, x: torch.Tensor, target: torch.Tensor, ctx: MethodContext,
              baseline: str = "zero", reduce: str = "sum",
              noise_tunnel: Mapping[str, Any] | None = None) -> torch.Tensor:
-    """DeepLIFT (Rescale rule) on a copy of the model whose ReLUs are fresh, one per call site.
+    """DeepLIFT (Rescale rule) on a copy of the model whose hooked nonlinearities are fresh, one per call site.
 
-    captum's DeepLift hooks ReLU modules; a module used twice in ``forward`` (torchvision's
-    ResNet blocks call ``self.relu`` twice) or an in-place ReLU gives wrong multipliers, so the
-    copy gets one non-inplace ReLU per call site (see :mod:`xaibench_captum.modelcopy`).
+    captum's DeepLift hooks nonlinearity modules; a module used twice in ``forward`` (torchvision's
+    ResNet blocks call ``self.relu`` twice) or an in-place one gives wrong multipliers, so the
+    copy gets one non-inplace module per call site (see :mod:`xaibench_captum.modelcopy`). Models
+    with nonlinearities captum has no rule for are refused by the spec's ``covers``
+    (:func:`xaibench_captum.rules.deeplift_covers`).
     """
     from captum.attr import DeepLift
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # captum warns that it sets hooks on the activations
-        attr = attribute(DeepLift(relu_safe_copy(model)), x, target, ctx, noise_tunnel,
+        attr = attribute(DeepLift(hookable_copy(model)), x, target, ctx, noise_tunnel,
                          baselines=fill_like(x, baseline, ctx.data_mean, ctx.sample_seeds))
     return reduce_channels(attr, reduce)
 
 
 def guided_backprop(model: nn.Module, x: torch.Tensor, target: torch.Tensor, ctx: MethodContext,
                     reduce: str = "max_abs", noise_tunnel: Mapping[str, Any] | None = None) -> torch.Tensor:
-    """Guided Backpropagation: gradients with negative values zeroed at every ReLU (on a ReLU-safe copy)."""
+    """Guided Backpropagation (Springenberg et al. 2015, Sec. 3.4): gradients with negative values zeroed at
+    every ReLU, on a copy with one ``nn.ReLU`` module per ReLU call site (:mod:`xaibench_captum.modelcopy`).
+
+    ``(N, *spatial)`` float maps, >= 0 with ``max_abs``; models with other nonlinearities are refused
+    by the spec's ``covers`` (:func:`xaibench_captum.rules.guided_backprop_covers`).
+    """
     from captum.attr import GuidedBackprop
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        attr = attribute(GuidedBackprop(relu_safe_copy(model)), x, target, ctx, noise_tunnel)
+        attr = attribute(GuidedBackprop(hookable_copy(model)), x, target, ctx, noise_tunnel)
     return reduce_channels(attr, reduce)
+
+
+def deconvolution(model: nn.Module, x: torch.Tensor, target: torch.Tensor, ctx: MethodContext,
+                  reduce: str = "max_abs") -> torch.Tensor:
+    """Deconvolution (Zeiler & Fergus, ECCV 2014, Sec. 2.1): the backward signal is rectified at every ReLU
+    instead of gated by the forward activation (captum ``Deconvolution``), on the same per-call-site copy as
+    guided backpropagation. ``(N, *spatial)`` float maps, >= 0 with ``max_abs``; models with other
+    nonlinearities are refused by the spec's ``covers`` (:func:`xaibench_captum.rules.deconvolution_covers`).
+    """
+    from captum.attr import Deconvolution
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        attr = attribute(Deconvolution(hookable_copy(model)), x, target, ctx, None)
+    return reduce_channels(attr, reduce)
+
+
+def input_x_gradient(model: nn.Module, x: torch.Tensor, target: torch.Tensor, ctx: MethodContext,
+                     reduce: str = "sum") -> torch.Tensor:
+    """Input x Gradient (Shrikumar et al. 2016, arXiv 1605.01713, Sec. 2; Ancona et al., ICLR 2018, Sec. 2.1):
+    ``x * d logit_t / dx`` (captum ``InputXGradient``), summed over channels: ``(N, *spatial)``, in logit units.
+
+    Additive: it is the first-order Taylor term of the logit at the zero input, exactly the logit on a
+    bias-free ReLU network (which is positively homogeneous: ``f(x) = x . grad f(x)``).
+    """
+    from captum.attr import InputXGradient
+
+    return reduce_channels(attribute(InputXGradient(model), x, target, ctx, None), reduce)
 
 
 def occlusion(model: nn.Module, x: torch.Tensor, target: torch.Tensor, ctx: MethodContext,

@@ -12,7 +12,7 @@ graph that ``xaibench`` commands not explaining anything should not pay for.
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from xaibench import hookimpl
 from xaibench.lazy import lazy
@@ -21,6 +21,16 @@ from xaibench.specs import MODALITIES, MethodSpec
 #: The parameters of ``occlusion`` and ``occlusion-incremental`` (seed 003's window, stride and fill).
 OCCLUSION_DEFAULTS = {"window": 8, "stride": None, "fill": "zero", "per_pixel": True}
 SMOOTHGRAD = "Smilkov et al., SmoothGrad: removing noise by adding noise, arXiv 1706.03825, 2017"
+#: What each noise tunnel type computes from the gradients at the noisy copies, and its source.
+NOISE_TUNNELS = (
+    ("smoothgrad", "smoothgrad", "mean of the gradients", SMOOTHGRAD + ", Sec. 3"),
+    ("smoothgrad-sq", "smoothgrad_sq", "mean of the squared gradients",
+     "Hooker et al., A Benchmark for Interpretability Methods in Deep Neural Networks, NeurIPS 2019, Sec. 4; "
+     + SMOOTHGRAD),
+    ("vargrad", "vargrad", "variance of the gradients",
+     "Adebayo et al., Local Explanation Methods for Deep Neural Networks Lack Sensitivity to Parameter Values, "
+     "ICLR Workshop 2018, Sec. 2; " + SMOOTHGRAD),
+)
 NOISE_TUNNEL_NOTE = "; accepts noise_tunnel: {type: smoothgrad|smoothgrad_sq|vargrad, samples, stdev}"
 
 
@@ -52,12 +62,76 @@ def xaibench_register_methods(register: Callable[[MethodSpec], None]) -> None:
         description="DeepLIFT rescale rule against a baseline, on a ReLU-safe model copy (captum)" + NOISE_TUNNEL_NOTE,
         citation="Shrikumar et al., Learning Important Features Through Propagating Activation Differences, ICML 2017",
         defaults={"baseline": "zero", "reduce": "sum"},
+        covers=lazy("xaibench_captum.rules:deeplift_covers"),
+        checked_against="summation-to-delta by hand (completeness ~0 on a ReLU net; SiLU twin refused): "
+                        "tests/test_method_rules.py::test_deeplift_on_silu_is_not_applicable_and_complete_on_relu",
     ))
     register(MethodSpec(
         name="guided-backprop", explain=lazy("xaibench_captum.methods:guided_backprop"), modalities=both,
         description="gradients with negative signals zeroed at every ReLU (captum)" + NOISE_TUNNEL_NOTE,
         citation="Springenberg et al., Striving for Simplicity: The All Convolutional Net, ICLR Workshop 2015",
         defaults={"reduce": "max_abs"},
+        covers=lazy("xaibench_captum.rules:guided_backprop_covers"),
+        checked_against="by hand on a one-ReLU net: tests/test_methods_new.py::test_deconvolution_rectifies_the_"
+                        "backward_signal; captum on the module twin of functional and reused ReLUs: tests/test_method_"
+                        "rules.py::test_functional_and_reused_relus_give_the_map_of_the_module_twin",
+    ))
+    register(MethodSpec(
+        name="deconvolution", explain=lazy("xaibench_captum.methods:deconvolution"), modalities=both,
+        description="the backward signal rectified at every ReLU, whatever the forward activation (captum); "
+                    "ReLU networks only",
+        citation="Zeiler & Fergus, Visualizing and Understanding Convolutional Networks, ECCV 2014, Sec. 2.1",
+        defaults={"reduce": "max_abs"},
+        covers=lazy("xaibench_captum.rules:deconvolution_covers"),
+        checked_against="by hand on a one-ReLU net (ReLU of the weights' backward signal): "
+                        "tests/test_methods_new.py::test_deconvolution_rectifies_the_backward_signal",
+    ))
+    register(MethodSpec(
+        name="input-x-gradient", explain=lazy("xaibench_captum.methods:input_x_gradient"), modalities=both,
+        additive=True,
+        description="input times the gradient of the target logit, summed over channels (captum); additive: the "
+                    "first-order Taylor term of the logit at the zero input, equal to the logit on a bias-free "
+                    "ReLU network",
+        citation="Shrikumar et al., Not Just a Black Box, arXiv 1605.01713, 2016, Sec. 2; Ancona et al., Towards "
+                 "Better Understanding of Gradient-based Attribution Methods, ICLR 2018, Sec. 2.1",
+        defaults={"reduce": "sum"},
+        checked_against="sum = logit on a bias-free ReLU net, by hand: "
+                        "tests/test_methods_new.py::test_input_x_gradient_sums_to_the_logit_of_a_bias_free_relu_net",
+    ))
+    for name, kind, statistic, citation in NOISE_TUNNELS:
+        register(MethodSpec(
+            name=name, explain=lazy("xaibench_captum.noise:noise_tunnel_method", kind), modalities=both,
+            description=f"{statistic} of the target logit at `samples` noisy copies of the input, noise sd "
+                        "`noise_level` x the sample's range, max |.| over channels (captum NoiseTunnel(Saliency))",
+            citation=citation,
+            defaults={"samples": 50, "noise_level": 0.15, "reduce": "max_abs"},
+            checked_against=f"captum NoiseTunnel(Saliency) nt_type={kind}, same draws: "
+                            "tests/test_methods_new.py::test_noise_tunnels_equal_captum_on_the_same_draws",
+        ))
+    register(MethodSpec(
+        name="lime", explain=lazy("xaibench_captum.superpixels:lime"), modalities=frozenset({"image"}),
+        needs_gradients=False,
+        description="weights of a kernel-weighted ridge surrogate over SLIC superpixels switched to a baseline "
+                    "(captum Lime, the lime package's image defaults); not additive (a local surrogate with an "
+                    "intercept); images only (SLIC superpixels)",
+        citation="Ribeiro, Singh & Guestrin, \"Why Should I Trust You?\", KDD 2016, Sec. 3.3-3.4; Achanta et al., "
+                 "SLIC Superpixels, IEEE TPAMI 2012",
+        defaults={"n_samples": 1000, "n_segments": 50, "compactness": 10.0, "kernel_width": 0.25,
+                  "baseline": "zero", "per_pixel": False},
+        checked_against="captum Lime called directly with the same SLIC mask and seed: "
+                        "tests/test_methods_new.py::test_lime_equals_captum_lime_with_the_same_mask_and_seed",
+    ))
+    register(MethodSpec(
+        name="kernel-shap", explain=lazy("xaibench_captum.superpixels:kernel_shap"), modalities=frozenset({"image"}),
+        needs_gradients=False, additive=True,
+        description="Shapley values of SLIC superpixels switched to a baseline, by the Shapley-kernel weighted "
+                    "regression (captum KernelShap); additive: the values sum to f(x) - f(baseline) (captum weights "
+                    "the full and empty coalitions 1e6), spread per pixel; images only (SLIC superpixels)",
+        citation="Lundberg & Lee, A Unified Approach to Interpreting Model Predictions, NeurIPS 2017, Sec. 4.1; "
+                 "Achanta et al., SLIC Superpixels, IEEE TPAMI 2012",
+        defaults={"n_samples": 0, "n_segments": 50, "compactness": 10.0, "baseline": "zero", "per_pixel": True},
+        checked_against="additivity sum = f(x) - f(baseline) within the solver's tolerance, by hand: "
+                        "tests/test_methods_new.py::test_kernel_shap_values_sum_to_the_output_change",
     ))
     register(MethodSpec(
         name="occlusion",

@@ -1,7 +1,7 @@
 """The ``explain`` functions driving pytorch-grad-cam's classes (registered in :mod:`xaibench_gradcam.plugin`)."""
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -16,7 +16,7 @@ from xaibench_gradcam.adapters import (
     quiet_progress,
     signal_to_image,
 )
-from xaibench_gradcam.plugin import NO_VOLUME, Cam
+from xaibench_gradcam.plugin import GRADCAM, NO_VOLUME, Cam
 
 
 def sign_corrected(cam_class: type) -> type:
@@ -78,3 +78,23 @@ def cam_method(cam: Cam) -> Callable[..., torch.Tensor]:
 
     explain.__name__ = explain.__qualname__ = f"explain_{cam.cls.lower()}"
     return explain
+
+
+def guided_gradcam(model: nn.Module, x: torch.Tensor, target: torch.Tensor, ctx: MethodContext,
+                   reduce: str = "max_abs") -> torch.Tensor:
+    """Guided Grad-CAM (Selvaraju et al., Grad-CAM, ICCV 2017, Sec. 3.1): guided backpropagation times the
+    Grad-CAM map upsampled to the input, element-wise.
+
+    ``(N, *spatial)`` float maps: :func:`xaibench_captum.methods.guided_backprop` (channel reduction
+    ``reduce``; the Grad-CAM factor is the same for every channel, so reducing first is exact for sum,
+    abs and max_abs) times pytorch-grad-cam's Grad-CAM at ``ctx.layer`` (clipped at 0, min-max scaled,
+    resized to the input). Images and signals; models with nonlinearities other than ReLU and max
+    pooling are refused by the spec's ``covers`` (guided backpropagation's rules).
+    """
+    from xaibench_captum.methods import guided_backprop
+
+    cam = cam_method(GRADCAM)(model, x, target, ctx)
+    if tuple(cam.shape[1:]) != tuple(x.shape[2:]):
+        raise ValueError(f"guided-gradcam: Grad-CAM map {tuple(cam.shape[1:])} is not the input's size "
+                         f"{tuple(x.shape[2:])}")
+    return guided_backprop(model, x, target, ctx, reduce=reduce) * cam

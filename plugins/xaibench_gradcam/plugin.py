@@ -26,8 +26,8 @@ seconds, which every ``xaibench`` command would otherwise pay at start-up.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from xaibench import hookimpl
 from xaibench.lazy import lazy
@@ -51,6 +51,8 @@ class Cam:
     #: Eigen-CAMs: fix the sign of the principal component (see ``sign_corrected``).
     eigen: bool = False
     volume: bool = True  # works on volumes (N, C, D, H, W); else its reason is in NO_VOLUME
+    #: The lazy target of its ``MethodSpec.covers`` ("" : the CAM's formula holds on every model).
+    covers: str = ""
 
 
 #: Why a CAM declines volumes (pytorch-grad-cam 1.5.7).
@@ -62,9 +64,10 @@ NO_VOLUME = {
 }
 
 
+GRADCAM = Cam("gradcam", "GradCAM", "feature maps weighted by their average gradient",
+              "Selvaraju et al., Grad-CAM, ICCV 2017")
 CAMS = (
-    Cam("gradcam", "GradCAM", "feature maps weighted by their average gradient",
-        "Selvaraju et al., Grad-CAM, ICCV 2017"),
+    GRADCAM,
     Cam("gradcam++", "GradCAMPlusPlus", "feature maps weighted by positive gradients with pixel-wise alphas",
         "Chattopadhay et al., Grad-CAM++, WACV 2018"),
     Cam("hirescam", "HiResCAM", "element-wise gradient x activation summed over channels",
@@ -84,7 +87,7 @@ CAMS = (
         needs_gradients=False, volume=False),
     Cam("fullgrad", "FullGrad", "input gradients plus bias gradients of every conv/BN layer (no target layer)",
         "Srinivas & Fleuret, Full-Gradient Representation for Neural Network Visualization, NeurIPS 2019",
-        signal=False, takes_layer=False, volume=False),
+        signal=False, takes_layer=False, volume=False, covers="xaibench_gradcam.rules:fullgrad_covers"),
 )
 
 
@@ -101,4 +104,17 @@ def xaibench_register_methods(register: Callable[[MethodSpec], None]) -> None:
             citation=f"{cam.citation}; {GRADCAM_REPO}",
             takes_layer=cam.takes_layer,
             needs_gradients=cam.needs_gradients,
+            covers=lazy(cam.covers) if cam.covers else None,
         ))
+    register(MethodSpec(
+        name="guided-gradcam", explain=lazy("xaibench_gradcam.methods:guided_gradcam"),
+        modalities=frozenset({"image", "signal"}), takes_layer=True,
+        description="guided backpropagation (captum) times the upsampled Grad-CAM map (pytorch-grad-cam), "
+                    "element-wise; ReLU networks only (guided backpropagation's rules); not on volumes (the "
+                    "Grad-CAM map stays at the layer's resolution there)",
+        citation=f"Selvaraju et al., Grad-CAM, ICCV 2017, Sec. 3.1; {GRADCAM_REPO}",
+        defaults={"reduce": "max_abs"},
+        covers=lazy("xaibench_captum.rules:guided_backprop_covers"),
+        checked_against="pytorch-grad-cam GuidedBackpropReLUModel x GradCAM on the same layer: "
+                        "tests/test_methods_new.py::test_guided_gradcam_equals_pytorch_grad_cam",
+    ))
