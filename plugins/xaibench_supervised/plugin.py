@@ -44,4 +44,6 @@ def xaibench_register_methods(register: Callable[[MethodSpec], None]) -> None:
         requires_model=frozenset({BRANCH}),
         description="the model's own mask-supervised saliency branch (class-agnostic); needs such a model",
         citation=CITATION,
+        checked_against="equals the model's own branch output: tests/test_supervised.py::"
+                        "test_method_reads_the_branch_and_refuses_models_without_one",
     ))
