@@ -60,6 +60,8 @@ DASGUPTA = "Dasgupta, Frost and Moshkovitz, Framework for Evaluating Faithfulnes
 SANITY_REVISITED = ("Hedström et al., Sanity Checks Revisited: An Exploration to Repair the Model Parameter "
                     "Randomisation Test, XAI in Action workshop, NeurIPS 2023")
 RANDOM_LOGIT = "Sixt et al., When Explanations Lie: Why Many Modified BP Attributions Fail, ICML 2020"
+#: The NaN rule every metric shares (``MetricSpec.undefined``): the runner scores a constant map NaN.
+CONSTANT = "a constant map (the runner's rule for every metric: it ranks no pixel)"
 
 symmetric_relevance_gain = lazy("xaibench_metrics.srg:symmetric_relevance_gain")
 irof = lazy("xaibench_metrics.irof:irof")
@@ -88,7 +90,8 @@ def register_srg(register: Callable[[MetricSpec], None]) -> None:
                 "`steps` steps, removed pixels set to the fill",
         checked_against="both curves drawn by hand: tests/test_metrics_srg_irof.py::test_srg_is_lif_minus_mif_area_of_curves_drawn_by_hand; "
                         "the blur fill against scipy: tests/test_metrics_srg_irof.py::"
-                        "test_srg_with_a_blur_fill_removes_pixels_to_scipys_gaussian_blur"))
+                        "test_srg_with_a_blur_fill_removes_pixels_to_scipys_gaussian_blur",
+        undefined=f"only for {CONSTANT}"))
 
 
 def register_irof(register: Callable[[MetricSpec], None]) -> None:
@@ -102,7 +105,8 @@ def register_irof(register: Callable[[MetricSpec], None]) -> None:
         citation=RIEGER, defaults={"fill": "mean", "n_segments": 100, "compactness": 10.0},
         formula="1 - AUC_[0,1] over k = 0..S of p_c(x with the k most relevant SLIC segments set to the fill) / p_c(x)",
         checked_against="Quantus 0.6 IROF curves on the same SLIC segments (Quantus's unnormalised area): "
-                        "tests/test_metrics_srg_irof.py::test_irof_curves_equal_quantus"))
+                        "tests/test_metrics_srg_irof.py::test_irof_curves_equal_quantus",
+        undefined=f"p_c(x) is 0 in floating point (the curve divides by it), or {CONSTANT}"))
 
 
 def register_robustness(register: Callable[[MetricSpec], None]) -> None:
@@ -117,13 +121,15 @@ def register_robustness(register: Callable[[MetricSpec], None]) -> None:
             name=name, bounds=(0.0, None), score=score, needs=ROBUSTNESS_NEEDS, category="robustness", higher_is_better=False,
             description=f"{reduce} ||Phi(x+d) - Phi(x)|| / ||Phi(x)|| over `draws` uniform perturbations d "
                         "(the method re-run on each)", citation=YEH, defaults={**uniform, "relative": True},
-            formula=ROBUSTNESS_FORMULAS[name], checked_against=f"{ROBUSTNESS_PEER}; by hand: {ROBUSTNESS_HAND[name]}"))
+            formula=ROBUSTNESS_FORMULAS[name], checked_against=f"{ROBUSTNESS_PEER}; by hand: {ROBUSTNESS_HAND[name]}",
+            undefined=f"||Phi(x)|| = 0 with relative: true (an all-zero map), or {CONSTANT}"))
     register(MetricSpec(
         name="local-lipschitz", bounds=(0.0, None), score=local_lipschitz, needs=ROBUSTNESS_NEEDS, category="robustness", higher_is_better=False,
         description="largest ||Phi(x) - Phi(x')|| / ||x - x'|| over `draws` Gaussian perturbations",
         citation=ALVAREZ_MELIS, defaults={"draws": 10, "noise": "gaussian", "scale": 0.05},
         formula=ROBUSTNESS_FORMULAS["local-lipschitz"],
-        checked_against=f"{ROBUSTNESS_PEER}; by hand: {ROBUSTNESS_HAND['local-lipschitz']}"))
+        checked_against=f"{ROBUSTNESS_PEER}; by hand: {ROBUSTNESS_HAND['local-lipschitz']}",
+        undefined=f"only for {CONSTANT}"))
     for name, score, versus, extra in (
         ("relative-input-stability", relative_input_stability, "the relative change of the input", frozenset()),
         ("relative-representation-stability", relative_representation_stability,
@@ -136,7 +142,8 @@ def register_robustness(register: Callable[[MetricSpec], None]) -> None:
             description=f"largest relative change of the map over {versus}, among uniform perturbations that keep "
                         "the predicted class", citation=AGARWAL,
             defaults=dict(stability, **({"layer": None} if "model" in extra else {})),
-            formula=ROBUSTNESS_FORMULAS[name], checked_against=f"{ROBUSTNESS_PEER}; by hand: {ROBUSTNESS_HAND[name]}"))
+            formula=ROBUSTNESS_FORMULAS[name], checked_against=f"{ROBUSTNESS_PEER}; by hand: {ROBUSTNESS_HAND[name]}",
+            undefined=f"every draw changes the predicted class (same_prediction: true), or {CONSTANT}"))
 
 
 def register_consistency(register: Callable[[MetricSpec], None]) -> None:
@@ -150,7 +157,8 @@ def register_consistency(register: Callable[[MetricSpec], None]) -> None:
                 "peak of |a|, y^ the predicted class",
         checked_against="Quantus 0.6 Consistency with the same discretisation: tests/test_metrics_consistency.py::"
                         "test_equals_quantus_with_the_same_discretisation; by hand: tests/test_metrics_consistency.py::"
-                        "test_hand_worked_labels_and_predictions"))
+                        "test_hand_worked_labels_and_predictions",
+        undefined=f"no other sample's map peaks in the same grid cell, or {CONSTANT}"))
 
 
 def register_randomization_revisited(register: Callable[[MetricSpec], None]) -> None:
@@ -164,7 +172,8 @@ def register_randomization_revisited(register: Callable[[MetricSpec], None]) -> 
                 "Phi_rand on the fully randomized model",
         checked_against="Quantus 0.6 EfficientMPRT: tests/test_metrics_randomization_revisited.py::test_emprt_equals_quantus; "
                         "by hand: tests/test_metrics_randomization_revisited.py::"
-                        "test_emprt_is_the_relative_entropy_rise_by_hand_and_nan_for_a_constant_trained_map"))
+                        "test_emprt_is_the_relative_entropy_rise_by_hand_and_nan_for_a_constant_trained_map",
+        undefined=f"the trained model's map has a histogram entropy of 0, or {CONSTANT}"))
     register(MetricSpec(
         name="smprt", bounds=(-1.0, 1.0), score=smooth_mprt, version="2",
         needs=frozenset({"inputs", "maps", "model", "explain", "sample_seeds", "model_seed", "shared"}),
@@ -176,7 +185,8 @@ def register_randomization_revisited(register: Callable[[MetricSpec], None]) -> 
                 "e_k ~ N(0, (noise_magnitude * (max x - min x))^2)",
         checked_against="Quantus 0.6 SmoothMPRT on the same noise (ours |rho|): tests/test_metrics_randomization_revisited.py::"
                         "test_smprt_equals_quantus_on_the_same_noise; by hand: tests/test_metrics_randomization_revisited.py::"
-                        "test_smprt_averages_maps_over_noise_scaled_by_each_samples_range_by_hand"))
+                        "test_smprt_averages_maps_over_noise_scaled_by_each_samples_range_by_hand",
+        undefined=f"a noise-averaged map is constant (rank correlation undefined), or {CONSTANT}"))
     register(MetricSpec(
         name="random-logit", bounds=(-1.0, 1.0), score=random_logit, version="2",
         needs=frozenset({"targets", "maps", "base_logits", "explain", "sample_seeds"}),
@@ -186,7 +196,9 @@ def register_randomization_revisited(register: Callable[[MetricSpec], None]) -> 
         defaults={"similarity_measure": "ssim", "sign": "abs"},
         formula="|SSIM(Phi_c(x), Phi_c'(x))|, c' drawn uniformly from the classes other than c",
         checked_against="Quantus 0.6 RandomLogit with Spearman similarity (ours |rho|): "
-                        "tests/test_metrics_randomization_revisited.py::test_random_logit_equals_quantus_with_spearman_similarity"))
+                        "tests/test_metrics_randomization_revisited.py::test_random_logit_equals_quantus_with_spearman_similarity",
+        undefined="the explained class's map is constant (with similarity_measure: spearman, the other class's map "
+                  f"too: rank correlation undefined), or {CONSTANT}"))
 
 
 def mprt_description(label: str) -> Callable[[Mapping[str, Any]], str]:

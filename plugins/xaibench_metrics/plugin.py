@@ -54,6 +54,10 @@ GRADCAM_PP = "Chattopadhay et al., Grad-CAM++, WACV 2018; variants of seed 001"
 RISE = "Petsiuk et al., RISE: Randomized Input Sampling for Explanation of Black-box Models, BMVC 2018"
 ROAD = "Rong et al., A Consistent and Efficient Evaluation Strategy for Attribution Methods (ROAD), ICML 2022"
 CLEVR_XAI = "Arras et al., CLEVR-XAI: A benchmark dataset for the ground truth evaluation of neural network explanations, Information Fusion 2022"
+#: The NaN rule every metric shares (``MetricSpec.undefined``): the runner scores a constant map NaN
+#: (xaibench.degenerate), whatever the metric.
+CONSTANT = "a constant map (the runner's rule for every metric: it ranks no pixel)"
+EMPTY_MASK = f"an empty mask (no lesion to score against), or {CONSTANT}"
 
 
 def _mask_fraction(params: Any) -> str:
@@ -99,6 +103,7 @@ def _register_confidence(register: Callable[[MetricSpec], None]) -> None:
             needs=MODEL | {"base_logits"},
             category="faithfulness", higher_is_better=important,
             description=f"Average Drop (% confidence lost) with {what}", citation=GRADCAM_PP, defaults=defaults,
+            undefined=f"p_c(x) is 0 in floating point (a `target: label` class the model rules out), or {CONSTANT}",
             formula=f"DiC = 100 * max(0, p_c(x) - p_c({COVERED[suffix]})) / p_c(x)",
             checked_against=("pytorch-grad-cam CamMultImageConfidenceChange on the same min-max scaled L: "
                              "tests/test_peers_gradcam.py::test_registered_dic_iic_scale_the_map_as_pytorch_grad_cam_scales_a_cam; "
@@ -109,7 +114,7 @@ def _register_confidence(register: Callable[[MetricSpec], None]) -> None:
             needs=MODEL | {"base_logits"},
             category="faithfulness", higher_is_better=not important,
             description=f"Increase in Confidence (% of samples whose confidence rises) with {what}",
-            citation=GRADCAM_PP, defaults=defaults,
+            citation=GRADCAM_PP, defaults=defaults, undefined=f"only for {CONSTANT}",
             formula=f"IiC = 100 * 1[p_c({COVERED[suffix]}) > p_c(x)]",
             checked_against=("pytorch-grad-cam CamMultImageConfidenceChange on the same min-max scaled L: "
                              "tests/test_peers_gradcam.py::test_registered_dic_iic_scale_the_map_as_pytorch_grad_cam_scales_a_cam; "
@@ -132,6 +137,7 @@ def _register_overlaps(register: Callable[[MetricSpec], None]) -> None:
             description=f"{score} of the map's top {TOP_K:.0%} pixels against the lesion mask; NaN on empty masks",
             citation="seed 001 (coverage of the heat map); Jaccard 1901 / Dice 1945",
             defaults={"score": score, "selection": "top-k", "k": TOP_K, "sign": "positive"},
+            undefined=EMPTY_MASK,
             formula=f"{score} = {OVERLAP[score]}, B = the top k * P pixels of a^+",
             checked_against="by hand: the mask itself scores 1 and an empty mask NaN: tests/test_metrics_localization.py::"
                             "test_the_oracle_map_scores_one_on_every_localization_metric_and_empty_masks_give_nan"
@@ -144,6 +150,7 @@ def _register_overlaps(register: Callable[[MetricSpec], None]) -> None:
             description=f"{score} of the binary mask L >= 0.5 (map scaled to [0, 1]) against the lesion; NaN on empty masks",
             citation="seed 001 (masks generated from the heat map); Jaccard 1901 / Dice 1945",
             defaults={"score": score, "selection": "threshold", "threshold": 0.5, "sign": "positive"},
+            undefined=EMPTY_MASK,
             formula=f"{score} = {OVERLAP[score]}, B = {{i : L_i >= t}}",
             checked_against="by hand on a 10x10 map: tests/test_metrics_localization.py::"
                             "test_energy_pointing_game_uses_the_bounding_box_and_overlaps_follow_their_formulas"
@@ -162,6 +169,7 @@ def xaibench_register_metrics(register: Callable[[MetricSpec], None]) -> None:
         description="area under p_c as pixels are zeroed in decreasing order of the map, P/steps per step "
                     "(ties in a seeded random order)",
         citation=RISE, defaults={"steps": 64, "fill": "zero"}, version="2",
+        undefined=f"only for {CONSTANT}",
         formula="AUC_[0,1] over k = 0..steps of p_c(x with the top k/steps of the pixels of a set to the fill)",
         checked_against="Quantus 0.6 PixelFlipping (perturb_baseline 0), same inputs: tests/test_peers_quantus.py::"
                         "test_deletion_curve_equals_quantus_pixel_flipping; step by step by hand: "
@@ -174,6 +182,7 @@ def xaibench_register_metrics(register: Callable[[MetricSpec], None]) -> None:
         description="area under p_c as pixels are restored onto a blurred canvas in decreasing order of the map "
                     "(ties in a seeded random order)",
         citation=RISE, defaults={"steps": 64, "fill": "blur", "blur_size": 11, "blur_sigma": 5.0}, version="2",
+        undefined=f"only for {CONSTANT}",
         formula="AUC_[0,1] over k = 0..steps of p_c(blur(x) with the top k/steps of the pixels of a restored from x)",
         checked_against="by hand: the canvas is scipy's Gaussian filter of the stated width: tests/test_deletion_definitions.py::"
                         "test_insertion_auc_restores_pixels_onto_a_gaussian_of_the_given_width; exact contributions score best: "
@@ -184,6 +193,7 @@ def xaibench_register_metrics(register: Callable[[MetricSpec], None]) -> None:
         higher_is_better=False,
         description="mean p_c after removing the most relevant fractions of pixels with noisy linear imputation",
         citation=ROAD, defaults={"order": "morf", "fractions": FRACTIONS, "noise": 0.01},
+        undefined=f"only for {CONSTANT}", bounds=(0.0, 1.0),
         formula="mean over q in fractions of p_c(x with the most relevant q of the pixels imputed by noisy linear imputation)",
         checked_against="pytorch-grad-cam ROAD (NoisyLinearImputer, AveragerAcrossThresholds), same draws: "
                         "tests/test_peers_gradcam.py::test_registered_road_with_noise_equals_pytorch_grad_cam_on_the_same_draws; "
@@ -194,6 +204,7 @@ def xaibench_register_metrics(register: Callable[[MetricSpec], None]) -> None:
         higher_is_better=True,
         description="mean p_c after removing the least relevant fractions of pixels with noisy linear imputation",
         citation=ROAD, defaults={"order": "lerf", "fractions": FRACTIONS, "noise": 0.01},
+        undefined=f"only for {CONSTANT}", bounds=(0.0, 1.0),
         formula="mean over q in fractions of p_c(x with the least relevant q of the pixels imputed by noisy linear imputation)",
         checked_against="pytorch-grad-cam ROAD (NoisyLinearImputer, AveragerAcrossThresholds), same draws: "
                         "tests/test_peers_gradcam.py::test_registered_road_with_noise_equals_pytorch_grad_cam_on_the_same_draws; "
@@ -248,6 +259,7 @@ def xaibench_register_metrics(register: Callable[[MetricSpec], None]) -> None:
                     "under Gaussian pixel noise and the actual change",
         citation="Yeh et al., On the (In)fidelity and Sensitivity of Explanations, NeurIPS 2019",
         defaults={"runs": 32, "noise": 0.1, "normalize": True, "output": "logit"},
+        undefined=f"only for {CONSTANT}",
         formula="mean_I (beta * sum_i I_i a_i - (f_c(x) - f_c(x - I)))^2, I ~ N(0, noise^2) per pixel, beta the "
                 "least-squares scale (1 without normalize)",
         checked_against="captum.metrics.infidelity, same perturbations, with and without normalize: "
@@ -260,6 +272,7 @@ def xaibench_register_metrics(register: Callable[[MetricSpec], None]) -> None:
         description="pointing game: the map's peak within 15 px (at 224 px) of the lesion; NaN on empty masks",
         citation="Zhang et al., Top-down Neural Attention by Excitation Backprop, ECCV 2016",
         defaults={"tolerance": 15.0, "reference_size": 224}, chance=_exact_pointing_chance, oracle=1.0,
+        undefined=EMPTY_MASK + " (Quantus counts an empty mask as a hit)",
         formula="1[dist(argmax_i a_i, M) <= tolerance * max(spatial size) / reference_size]; tied peaks count as their "
                 "mean",
         checked_against="Quantus 0.6 PointingGame, tolerance 0: tests/test_peers_quantus.py::"
@@ -274,6 +287,7 @@ def xaibench_register_metrics(register: Callable[[MetricSpec], None]) -> None:
         requires_region=True,
         description="region level at the map's peak / top level (levels 3..-1: distractors score negative)",
         citation="seed 001 (hit rate on skin layer maps, scale 3 to -1)",
+        undefined=f"no pixel of the region map has a positive level, or {CONSTANT}", bounds=(None, 1.0),
         formula="R(argmax_i a_i) / max R, R the region map's level (3..-1); tied peaks average",
         checked_against="by hand, one peak per level: tests/test_metrics_localization.py::"
                         "test_graded_hit_rate_reads_the_level_at_the_peak",
@@ -286,6 +300,7 @@ def xaibench_register_metrics(register: Callable[[MetricSpec], None]) -> None:
         box_ground_truth=True,
         description="share of the map's positive energy inside the lesion's bounding box; NaN on empty masks",
         citation="Wang et al., Score-CAM, CVPR Workshops 2020", defaults={"sign": "positive"}, oracle=1.0,
+        undefined=f"an empty mask, or a map whose positive part sums to 0, or {CONSTANT}",
         formula="sum_{i in box(M)} a_i^+ / sum_i a_i^+, box(M) the box enclosing the mask",
         checked_against="by hand on a 10x10 map: tests/test_metrics_localization.py::"
                         "test_energy_pointing_game_uses_the_bounding_box_and_overlaps_follow_their_formulas",
@@ -297,6 +312,7 @@ def xaibench_register_metrics(register: Callable[[MetricSpec], None]) -> None:
         requires_mask=True, box_ground_truth=True,
         description="relevance mass accuracy: share of positive relevance inside the mask (or the boxes)",
         citation=CLEVR_XAI, defaults={"sign": "positive"}, chance=_mask_fraction, oracle=1.0,
+        undefined=f"an empty mask, or a map whose positive part sums to 0, or {CONSTANT}",
         formula="sum_{i in M} a_i^+ / sum_i a_i^+",
         checked_against="Quantus 0.6 RelevanceMassAccuracy on max(a, 0): tests/test_peers_quantus.py::"
                         "test_relevance_mass_rank_and_attribution_localisation_equal_quantus",
@@ -307,6 +323,7 @@ def xaibench_register_metrics(register: Callable[[MetricSpec], None]) -> None:
         description="share of absolute relevance inside the mask (unweighted inside-total ratio)",
         citation="Kohlbrenner et al., Towards Best Practice in Explaining Neural Network Decisions with LRP, IJCNN 2020",
         defaults={"sign": "abs"}, chance=_mask_fraction, oracle=1.0,
+        undefined=EMPTY_MASK,
         formula="sum_{i in M} |a_i| / sum_i |a_i|",
         checked_against="Quantus 0.6 AttributionLocalisation: tests/test_peers_quantus.py::"
                         "test_relevance_mass_rank_and_attribution_localisation_equal_quantus",
@@ -317,6 +334,7 @@ def xaibench_register_metrics(register: Callable[[MetricSpec], None]) -> None:
         category="localization", higher_is_better=True,
         requires_mask=True, description="relevance rank accuracy: share of the top-|mask| pixels inside the mask",
         citation=CLEVR_XAI, defaults={"sign": "positive"}, chance=_mask_fraction, oracle=1.0,
+        undefined=EMPTY_MASK,
         formula="|top_{|M|}(a^+) & M| / |M|; tied pixels count as their expectation",
         checked_against="Quantus 0.6 RelevanceRankAccuracy on max(a, 0): tests/test_peers_quantus.py::"
                         "test_relevance_mass_rank_and_attribution_localisation_equal_quantus",
@@ -355,6 +373,8 @@ def xaibench_register_metrics(register: Callable[[MetricSpec], None]) -> None:
         description="absolute Spearman rank correlation between the maps of the trained model and of the same model "
                     "trained on permuted labels (lower: the map depends on what was learned)",
         citation=SANITY, defaults={"similarity_measure": "spearman", "sign": "abs"},
+        undefined="the trained model's map is constant, or the label-randomized model's map is constant (rank "
+                  "correlation undefined, never scored as the best value 0)", bounds=(0.0, 1.0),
         formula="|Spearman(a, a^perm)|, a^perm the map of the same model trained on permuted labels",
         checked_against="behaviour: input-only maps score 1, model-dependent maps less: tests/test_metrics_randomization.py::"
                         "test_data_randomization_separates_model_dependent_maps_from_input_maps",
@@ -364,6 +384,7 @@ def xaibench_register_metrics(register: Callable[[MetricSpec], None]) -> None:
         name="sparseness", modalities=ANY, bounds=(0.0, 1.0), score=sparseness, needs=frozenset({"maps"}), category="complexity", higher_is_better=True,
         description="Gini index of the absolute map (1 - 1/P: one pixel, 0: uniform)",
         citation="Chalasani et al., Concise Explanations of Neural Networks using Adversarial Training, ICML 2020",
+        undefined=f"only for {CONSTANT}",
         formula="Gini = sum_k (2k - P - 1) |a|_(k) / (P * sum_k |a|_(k)), |a|_(k) sorted ascending",
         checked_against="Quantus 0.6 Sparseness: tests/test_peers_quantus.py::test_sparseness_and_entropy_equal_quantus; "
                         "closed forms: tests/test_metrics_localization.py::test_complexity_metrics_match_their_closed_forms",
@@ -371,6 +392,7 @@ def xaibench_register_metrics(register: Callable[[MetricSpec], None]) -> None:
     register(MetricSpec(
         name="entropy", modalities=ANY, bounds=(0.0, None), score=entropy, needs=frozenset({"maps"}), category="complexity", higher_is_better=False,
         description="Shannon entropy (nats) of |map| / sum |map|", citation=BHATT,
+        undefined=f"only for {CONSTANT}",
         formula="-sum_i p_i ln p_i, p_i = |a_i| / sum_j |a_j|",
         checked_against="Quantus 0.6 Complexity: tests/test_peers_quantus.py::test_sparseness_and_entropy_equal_quantus; "
                         "closed forms: tests/test_metrics_localization.py::test_complexity_metrics_match_their_closed_forms",
