@@ -15,6 +15,7 @@ from xaibench.specs import MODALITIES, MethodSpec
 
 @hookimpl
 def xaibench_register_methods(register: Callable[[MethodSpec], None]) -> None:
+    """Registers this plugin's calibration baselines (``random``, ``centre``, ``ground-truth``) with ``register`` (the ``xaibench_register_methods`` hook), importing no torch."""
     register(MethodSpec(
         name="random", explain=lazy("xaibench_baselines.maps:random_map"),
         modalities=frozenset(MODALITIES), needs_gradients=False,

@@ -26,6 +26,7 @@ NOISE_TUNNEL_NOTE = "; accepts noise_tunnel: {type: smoothgrad|smoothgrad_sq|var
 
 @hookimpl
 def xaibench_register_methods(register: Callable[[MethodSpec], None]) -> None:
+    """Registers this plugin's captum methods with ``register`` (the ``xaibench_register_methods`` hook), importing no torch."""
     both = frozenset(MODALITIES)
     register(MethodSpec(
         name="saliency", explain=lazy("xaibench_captum.methods:saliency"), modalities=both,

@@ -108,6 +108,7 @@ CHECKED = {
 
 @hookimpl
 def xaibench_register_methods(register: Callable[[MethodSpec], None]) -> None:
+    """Registers this plugin's pytorch-grad-cam CAMs (:data:`CAMS`) with ``register`` (the ``xaibench_register_methods`` hook), importing no torch."""
     for cam in CAMS:
         defaults_note = "; evaluation passes in batches of the suite's batch_size" if cam.evaluation_batch else ""
         register(MethodSpec(

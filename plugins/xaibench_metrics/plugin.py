@@ -161,6 +161,7 @@ def _register_overlaps(register: Callable[[MetricSpec], None]) -> None:
 
 @hookimpl
 def xaibench_register_metrics(register: Callable[[MetricSpec], None]) -> None:
+    """Registers this plugin's metrics (every family, :mod:`xaibench_metrics.families` included) with ``register`` (the ``xaibench_register_metrics`` hook), importing no torch."""
     _register_confidence(register)
     register(MetricSpec(
         name="deletion-auc", modalities=ANY, bounds=(0.0, 1.0), score=deletion_auc, curve=deletion_curve,

@@ -10,6 +10,7 @@ from xaibench.specs import MODALITIES, MethodSpec
 
 @hookimpl
 def xaibench_register_methods(register: Callable[[MethodSpec], None]) -> None:
+    """Registers this plugin's method ``rise`` with ``register`` (the ``xaibench_register_methods`` hook), importing no torch."""
     register(MethodSpec(
         name="rise", explain=lazy("xaibench_rise.rise:rise"), modalities=frozenset(MODALITIES), needs_gradients=False,
         description="score-weighted average of random low-resolution binary masks",

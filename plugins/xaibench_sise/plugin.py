@@ -10,6 +10,7 @@ from xaibench.specs import MODALITIES, MethodSpec
 
 @hookimpl
 def xaibench_register_methods(register: Callable[[MethodSpec], None]) -> None:
+    """Registers this plugin's method ``sise`` with ``register`` (the ``xaibench_register_methods`` hook), importing no torch."""
     register(MethodSpec(
         name="sise", explain=lazy("xaibench_sise.sise:sise"), modalities=frozenset(MODALITIES),
         description="feature maps of every block, kept by positive average gradient, used as input masks; "
