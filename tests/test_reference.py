@@ -76,7 +76,7 @@ def test_a_metric_section_shows_each_field_of_its_spec() -> None:
     """hit-rate, field by field from its spec; its chance level is unknown at the default tolerance (15 px)."""
     spec = HARNESS.metrics.get("hit-rate")
     text = _section(reference.pages(HARNESS)["metrics/localization.md"], "hit-rate")
-    for line in (f"- Definition: `{spec.formula}`", "- Direction: higher is better", "- Range: [0, 1]",
+    for line in (f"- Definition: `` {spec.formula} ``", "- Direction: higher is better", "- Range: [0, 1]",
                  f"- NaN (undefined) when: {spec.undefined}", "    - `tolerance`: `15.0`",
                  "    - `reference_size`: `224`", f"- Source: {spec.citation}",
                  f"- Checked against: {spec.checked_against}",
@@ -96,6 +96,8 @@ def test_chance_level_parameters_and_unbounded_ranges_are_rendered() -> None:
     assert "    - `fractions`: `[0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]`" in road
     assert "- Needs: a method declaring additive attributions" in _section(pages["metrics/faithfulness.md"],
                                                                             "completeness-error")
+    correlation = _section(pages["metrics/faithfulness.md"], "faithfulness-correlation")
+    assert "over `runs` random sets" in correlation.split("- Definition: `` ", 1)[1].split(" ``", 1)[0]
     graded = _section(pages["metrics/localization.md"], "graded-hit-rate")
     assert "- Range: [-inf, 1]" in graded and "- Parameters: none." in graded
 

@@ -92,7 +92,7 @@ def metric_section(spec: MetricSpec, plugin: str) -> str:
     """The markdown section of one metric: ``### name`` and a list of its reference fields."""
     low, high = spec.bounds
     lines = [f"### `{spec.name}` {{ #{anchor(spec.name)} }}", "", spec.description + ".", "",
-             f"- Definition: `{spec.formula}`",
+             f"- Definition: `` {spec.formula} ``",  # double backticks: a formula may quote a parameter in `...`
              f"- Direction: {'higher' if spec.higher_is_better else 'lower'} is better",
              f"- Range: [{_bound(low, True)}, {_bound(high, False)}]",
              f"- NaN (undefined) when: {spec.undefined}"]
