@@ -72,51 +72,115 @@ def _section(page: str, name: str) -> str:
     return page.split(f"### `{name}` ", 1)[1].split("\n### ", 1)[0]
 
 
-def test_a_metric_section_shows_each_field_of_its_spec() -> None:
-    """hit-rate, field by field from its spec; its chance level is unknown at the default tolerance (15 px)."""
+def test_a_metric_section_is_its_spec_field_by_field() -> None:
+    """hit-rate's whole section, written out from its spec; its chance level is unknown at the default tolerance."""
     spec = HARNESS.metrics.get("hit-rate")
-    text = _section(reference.pages(HARNESS)["metrics/localization.md"], "hit-rate")
-    for line in (f"- Definition: `` {spec.formula} ``", "- Direction: higher is better", "- Range: [0, 1]",
-                 f"- NaN (undefined) when: {spec.undefined}", "    - `tolerance`: `15.0`",
-                 "    - `reference_size`: `224`", f"- Source: {spec.citation}",
-                 f"- Checked against: {spec.checked_against}",
-                 "- Chance level (default parameters): not known in closed form at these parameters",
-                 "- The annotated mask as a map scores: 1 on every sample with a non-empty mask",
-                 "- Needs: masks or bounding boxes", "- Registered by: `metrics` (version 1)"):
-        assert line in text.splitlines(), line
+    expected = f"""### `hit-rate` {{ #hit-rate }}
+
+{spec.description}.
+
+- Definition: `` {spec.formula} ``
+- Direction: higher is better
+- Range: [0, 1]
+- NaN (undefined) when: {spec.undefined}
+- Parameters (defaults; a suite overrides them under `params:`):
+
+    - `tolerance`: `15.0`
+    - `reference_size`: `224`
+
+- Chance level (default parameters): not known in closed form at these parameters
+- The annotated mask as a map scores: 1 on every sample with a non-empty mask
+- Needs: masks or bounding boxes
+- Inputs: image, signal, volume
+- Source: {spec.citation}
+- Checked against: {spec.checked_against}
+- Registered by: `metrics` (version 1)
+"""
+    assert reference.metric_section(spec, "metrics") == expected
+    assert expected in reference.pages(HARNESS)["metrics/localization.md"]
 
 
-def test_chance_level_parameters_and_unbounded_ranges_are_rendered() -> None:
+def _lines(page: str, name: str) -> list[str]:
+    return _section(page, name).splitlines()
+
+
+def test_chance_level_parameters_needs_and_unbounded_ranges_are_rendered() -> None:
     pages = reference.pages(HARNESS)
-    mass = _section(pages["metrics/localization.md"], "relevance-mass")
-    assert "- Chance level (default parameters): the mask's area fraction" in mass
-    lipschitz = _section(pages["metrics/robustness.md"], "local-lipschitz")
+    mass = _lines(pages["metrics/localization.md"], "relevance-mass")
+    assert "- Chance level (default parameters): " + reference.CHANCE_LEVELS["mask-fraction"] in mass
+    assert "- Needs: masks or bounding boxes" in mass
+    assert "- Needs: masks" in _lines(pages["metrics/localization.md"], "iou")
+    lipschitz = _lines(pages["metrics/robustness.md"], "local-lipschitz")
     assert "- Range: [0, +inf]" in lipschitz and "- Direction: lower is better" in lipschitz
-    road = _section(pages["metrics/faithfulness.md"], "road-morf")
+    assert "- Inputs: image, signal" in lipschitz and "- Needs: the model and the maps only" in lipschitz
+    road = _lines(pages["metrics/faithfulness.md"], "road-morf")
     assert "    - `fractions`: `[0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]`" in road
-    assert "- Needs: a method declaring additive attributions" in _section(pages["metrics/faithfulness.md"],
-                                                                            "completeness-error")
+    assert "- Needs: a method declaring additive attributions (others: not applicable)" in _lines(
+        pages["metrics/faithfulness.md"], "completeness-error")
     correlation = _section(pages["metrics/faithfulness.md"], "faithfulness-correlation")
     assert "over `runs` random sets" in correlation.split("- Definition: `` ", 1)[1].split(" ``", 1)[0]
-    graded = _section(pages["metrics/localization.md"], "graded-hit-rate")
-    assert "- Range: [-inf, 1]" in graded and "- Parameters: none." in graded
+    graded = _lines(pages["metrics/localization.md"], "graded-hit-rate")
+    assert "- Range: [-inf, 1]" in graded and "- Parameters: none." in graded and "- Needs: graded region maps" in graded
 
 
-def test_a_method_section_shows_its_fields_and_anchors_are_unique() -> None:
+def test_a_page_starts_with_its_title_the_notation_and_links_to_every_section() -> None:
+    pages = reference.pages(HARNESS)
+    names = sorted(e.spec.name for e in HARNESS.metrics if e.spec.category == "complexity")
+    links = ", ".join(f"[`{n}`](#{n})" for n in names)
+    assert pages["metrics/complexity.md"].startswith(
+        "# Complexity metrics\n\n<!-- generated from the registry by xaibench.reference; do not edit -->\n\n"
+        f"{reference.NOTATION}\n{len(names)} metrics: {links}.\n\n### `{names[0]}` {{ #{names[0]} }}\n\n")
+    methods = sorted(e.spec.name for e in HARNESS.methods)
+    assert pages["methods.md"].startswith(
+        "# Methods\n\n<!-- generated from the registry by xaibench.reference; do not edit -->\n\n"
+        "A method maps `(N, C, *spatial)` inputs and target classes to `(N, *spatial)` float32 maps. "
+        "Parameters go under `params:` in a suite's method entry.\n\n"
+        + ", ".join(f"[`{n}`](#{reference.anchor(n)})" for n in methods) + f".\n\n### `{methods[0]}` {{ #")
+
+
+def test_a_method_section_is_its_spec_field_by_field() -> None:
+    spec = HARNESS.methods.get("gradcam")
+    assert reference.method_section(spec, "gradcam") == f"""### `gradcam` {{ #gradcam }}
+
+{spec.description}.
+
+- Inputs: image, signal, volume
+- Traits: needs gradients; takes a target layer
+- Models covered: every model
+- Needs: the model and the batch only
+- Parameters: none.
+- Source: {spec.citation}
+- Checked against: {spec.checked_against}
+- Registered by: `gradcam` (version 1)
+""".replace("- Models covered: every model\n- Needs: the model and the batch only",
+            "- Needs: the model and the batch only\n- Models covered: every model")
+    covered = reference.method_section(replace(spec, covers=lambda model: None), "gradcam").splitlines()
+    assert ("- Models covered: those its `covers(model)` accepts; cells on other models are not applicable, with its "
+            "reason") in covered
+
+
+def test_method_traits_needs_baselines_and_parameters() -> None:
     page = reference.pages(HARNESS)["methods.md"]
-    occlusion = _section(page, "occlusion")
+    occlusion = _lines(page, "occlusion")
     for line in ("- Traits: additive attributions (scored by completeness, sensitivity-n, infidelity)",
                  "    - `window`: `8`", "    - `stride`: `null`", "    - `per_pixel`: `true`",
                  f"- Checked against: {HARNESS.methods.get('occlusion').checked_against}"):
-        assert line in occlusion.splitlines(), line
-    assert "calibration baseline: chance level" in _section(page, "random")
-    assert "- Needs: a model providing saliency-branch" in _section(page, "supervised-saliency")
+        assert line in occlusion, line
+    assert "- Traits: calibration baseline: chance level" in _lines(page, "random")
+    assert "- Traits: calibration baseline: centre bias" in _lines(page, "centre")
+    truth = _lines(page, "ground-truth")
+    assert "- Traits: calibration baseline: the oracle (the mask)" in truth and "- Needs: masks" in truth
+    assert "- Source: none (a calibration baseline of this harness)" in truth
+    supervised = _lines(page, "supervised-saliency")
+    assert "- Traits: none" in supervised and "- Needs: a model providing saliency-branch" in supervised
+    assert f"- Source: {HARNESS.methods.get('supervised-saliency').citation}" in supervised
     anchors = re.findall(r"\{ #([\w-]+) \}", page)
     assert len(anchors) == len(set(anchors)) == len(HARNESS.methods)
     assert reference.anchor("gradcam++") == "gradcamplusplus" != reference.anchor("gradcam")
+    assert reference.anchor("hit-rate") == "hit-rate" and reference.anchor("My_Metric 2") == "my_metric2"
 
 
-@pytest.mark.parametrize("value, text", [(True, "true"), (None, "null"), ((0.1, 0.2), "[0.1, 0.2]"),
+@pytest.mark.parametrize("value, text", [(True, "true"), (False, "false"), (None, "null"), (0.05, "0.05"), ((0.1, 0.2), "[0.1, 0.2]"),
                                          ({"type": "smoothgrad", "samples": 4}, "{type: smoothgrad, samples: 4}"),
                                          (frozenset({"b", "a"}), "[a, b]"), ("mean", "mean")])
 def test_parameter_values_are_written_as_a_suite_writes_them(value: object, text: str) -> None:
