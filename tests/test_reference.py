@@ -107,7 +107,13 @@ def _lines(page: str, name: str) -> list[str]:
 def test_chance_level_parameters_needs_and_unbounded_ranges_are_rendered() -> None:
     pages = reference.pages(HARNESS)
     mass = _lines(pages["metrics/localization.md"], "relevance-mass")
-    assert "- Chance level (default parameters): " + reference.CHANCE_LEVELS["mask-fraction"] in mass
+    assert ("- Chance level (default parameters): the mask's area fraction (a uniformly random map, in expectation; "
+            "Arras et al. 2022, Sec. 4)") in mass
+    both = replace(HARNESS.metrics.get("iou"), requires_additive=True, requires_region=True)
+    assert ("- Needs: masks, graded region maps, a method declaring additive attributions (others: not applicable)"
+            in reference.metric_section(both, "metrics").splitlines())
+    method = replace(HARNESS.methods.get("gradcam"), needs=frozenset({"masks"}), requires_model=frozenset({"branch"}))
+    assert "- Needs: masks, a model providing branch" in reference.method_section(method, "gradcam").splitlines()
     assert "- Needs: masks or bounding boxes" in mass
     assert "- Needs: masks" in _lines(pages["metrics/localization.md"], "iou")
     lipschitz = _lines(pages["metrics/robustness.md"], "local-lipschitz")
@@ -127,6 +133,7 @@ def test_a_page_starts_with_its_title_the_notation_and_links_to_every_section() 
     pages = reference.pages(HARNESS)
     names = sorted(e.spec.name for e in HARNESS.metrics if e.spec.category == "complexity")
     links = ", ".join(f"[`{n}`](#{n})" for n in names)
+    assert reference.NOTATION.startswith("Notation: `x` is the input `(C, *spatial)` with `P` pixels")
     assert pages["metrics/complexity.md"].startswith(
         "# Complexity metrics\n\n<!-- generated from the registry by xaibench.reference; do not edit -->\n\n"
         f"{reference.NOTATION}\n{len(names)} metrics: {links}.\n\n### `{names[0]}` {{ #{names[0]} }}\n\n")
