@@ -25,6 +25,8 @@ TESTS = {
     # 2000-map calibration tests take a minute: they run in the default suite, not against each mutant
     "xaibench/kernels.py": "--noconftest tests/test_kernels.py -k 'not large_maps and not random_map'",
     "xaibench/maps.py": "--noconftest tests/test_maps.py",
+    # the metric and method reference pages: each field rendered from the spec, the missing-field rules
+    "xaibench/reference.py": "--noconftest tests/test_reference.py",
     # one -k per command (pytest keeps only the last): the selection is one expression over the named files
     "plugins/xaibench_metrics/pointing.py": "tests/test_metric_defaults.py tests/test_metric_definitions.py tests/test_peers_quantus.py "
                                             "-k 'defaults or pointing_tolerance or pointing_game_equals or pointing_game_with or hit_rate_without'",

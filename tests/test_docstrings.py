@@ -1,11 +1,12 @@
-"""Docstring coverage of the public API of ``xaibench/``: 100%, checked by ruff's pydocstyle rules.
+"""Docstring coverage of the public API of ``xaibench/`` and the built-in ``plugins/``: 100%, by ruff's pydocstyle rules.
 
 The rules (D100-D104, D106) ask for a docstring on every public module, package,
 class, method, function and nested class; magic methods and ``__init__`` (D105,
 D107) are exempt, as the class docstring documents construction. Private names
 (a leading underscore) and functions nested in functions are not public API.
 What a docstring must say (shapes, units, ranges, NaN rules, what is raised, the
-source) is for review; that one exists is checked here.
+source) is for review; that one exists is checked here. ``plugins/`` has no exception
+list: a plugin's functions are the public API a suite names (``score``, ``explain``, ``load``).
 """
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+#: The trees whose public definitions must all be documented.
+CHECKED = ("xaibench", "plugins")
 RULES = "D100,D101,D102,D103,D104,D106"
 
 # -- pending: files whose owner (the runner split, issue 20 part A) is still writing their docstrings -----------
@@ -26,7 +29,7 @@ PENDING: set[str] = set()
 def _undocumented() -> dict[str, list[str]]:
     """File (relative to the repository) -> ``line N: message`` for each public definition without a docstring."""
     proc = subprocess.run([sys.executable, "-m", "ruff", "check", "--isolated", "--no-cache", "--select", RULES,
-                           "--output-format", "json", "--exit-zero", str(ROOT / "xaibench")],
+                           "--output-format", "json", "--exit-zero", *(str(ROOT / tree) for tree in CHECKED)],
                           capture_output=True, text=True, check=False)
     assert proc.returncode == 0, f"ruff (the `test` extra) did not run: {proc.stderr.strip()}"
     found: dict[str, list[str]] = {}
@@ -36,7 +39,7 @@ def _undocumented() -> dict[str, list[str]]:
     return found
 
 
-def test_every_public_definition_in_xaibench_has_a_docstring() -> None:
+def test_every_public_definition_in_xaibench_and_plugins_has_a_docstring() -> None:
     found = _undocumented()
     new = {f: v for f, v in found.items() if f not in PENDING}
     done = sorted(PENDING - set(found))

@@ -4,11 +4,13 @@ Every hook receives a single ``register`` callback and calls it once per thing i
 provides (the style of tox and llm). A plugin module implements any subset::
 
     from xaibench import hookimpl
+    from xaibench.lazy import lazy
     from xaibench.specs import MethodSpec
 
     @hookimpl
     def xaibench_register_methods(register):
-        register(MethodSpec(name="my-method", explain=explain, ...))
+        register(MethodSpec(name="my-method", explain=lazy("my_package.methods:explain"),
+                            modalities=frozenset({"image"}), description="what it computes"))
 
 and is made discoverable by one line in its distribution's ``pyproject.toml``::
 

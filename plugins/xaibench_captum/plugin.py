@@ -36,12 +36,16 @@ NOISE_TUNNEL_NOTE = "; accepts noise_tunnel: {type: smoothgrad|smoothgrad_sq|var
 
 @hookimpl
 def xaibench_register_methods(register: Callable[[MethodSpec], None]) -> None:
+    """Registers this plugin's captum methods with ``register`` (the ``xaibench_register_methods`` hook), importing no torch."""
     both = frozenset(MODALITIES)
     register(MethodSpec(
         name="saliency", explain=lazy("xaibench_captum.methods:saliency"), modalities=both,
         description="vanilla gradients of the target logit, max |gradient| over channels (captum)" + NOISE_TUNNEL_NOTE,
         citation="Simonyan et al., Deep Inside Convolutional Networks, ICLR Workshop 2014; " + SMOOTHGRAD,
         defaults={"reduce": "max_abs"},
+        checked_against="captum Saliency (abs=False) called as is, reduced over channels by max |g|; contract only: "
+                        "tests/test_conformance.py::test_method_conforms_on_images[saliency], with a noise tunnel: "
+                        "tests/test_conformance.py::test_noise_tunnel_conforms[saliency]",
     ))
     register(MethodSpec(
         name="integrated-gradients", additive=True,
@@ -50,12 +54,16 @@ def xaibench_register_methods(register: Callable[[MethodSpec], None]) -> None:
         description="path integral of gradients from a baseline to the input (captum)" + NOISE_TUNNEL_NOTE,
         citation="Sundararajan et al., Axiomatic Attribution for Deep Networks, ICML 2017",
         defaults={"n_steps": 32, "baseline": "zero", "reduce": "sum"},
+        checked_against="by hand: x * w on a linear model, so its completeness error is 0: "
+                        "tests/test_metrics.py::test_integrated_gradients_on_a_linear_model_is_complete",
     ))
     register(MethodSpec(
         name="gradient-shap", explain=lazy("xaibench_captum.methods:gradient_shap"), modalities=both, additive=True,
         description="expected gradients x (input - baseline) at random points of noisy paths (captum)",
         citation="Lundberg & Lee, A Unified Approach to Interpreting Model Predictions, NeurIPS 2017",
         defaults={"n_samples": 16, "stdev": 0.1, "baseline": "zero", "reduce": "sum"},
+        checked_against="captum GradientShap called as is; contract only: "
+                        "tests/test_conformance.py::test_method_conforms_on_images[gradient-shap]",
     ))
     register(MethodSpec(
         name="deeplift", explain=lazy("xaibench_captum.methods:deeplift"), modalities=both, additive=True,
@@ -63,8 +71,9 @@ def xaibench_register_methods(register: Callable[[MethodSpec], None]) -> None:
         citation="Shrikumar et al., Learning Important Features Through Propagating Activation Differences, ICML 2017",
         defaults={"baseline": "zero", "reduce": "sum"},
         covers=lazy("xaibench_captum.rules:deeplift_covers"),
-        checked_against="summation-to-delta by hand (completeness ~0 on a ReLU net; SiLU twin refused): "
-                        "tests/test_method_rules.py::test_deeplift_on_silu_is_not_applicable_and_complete_on_relu",
+        checked_against="by hand: attributions sum to f_c(x) - f_c(baseline) on torchvision's ResNet-18 (Shrikumar et al. "
+                        "2017, summation-to-delta): tests/test_methods_cam.py::"
+                        "test_deeplift_conforms_on_resnet_and_sums_to_delta_despite_reused_relus",
     ))
     register(MethodSpec(
         name="guided-backprop", explain=lazy("xaibench_captum.methods:guided_backprop"), modalities=both,
@@ -142,6 +151,9 @@ def xaibench_register_methods(register: Callable[[MethodSpec], None]) -> None:
         citation="Zeiler & Fergus, Visualizing and Understanding Convolutional Networks, ECCV 2014",
         needs_gradients=False,
         defaults=OCCLUSION_DEFAULTS,
+        checked_against="captum Occlusion called as is; by hand: exact patch effects of a linear model (completeness "
+                        "error 0): tests/test_metrics.py::"
+                        "test_exact_occlusion_effect_has_zero_completeness_error_and_perfect_sensitivity_n",
     ))
     register(MethodSpec(
         name="occlusion-incremental", explain=lazy("xaibench_captum.methods:occlusion_incremental"), modalities=both,
@@ -151,6 +163,10 @@ def xaibench_register_methods(register: Callable[[MethodSpec], None]) -> None:
         citation="Nakandala, Kumar & Papakonstantinou, Incremental and Approximate Inference for Faster "
                  "Occlusion-based Deep CNN Explanations, SIGMOD 2019, Sec. 3; Zeiler & Fergus, ECCV 2014",
         defaults=OCCLUSION_DEFAULTS,
+        checked_against="captum Occlusion, same windows, to 1e-5: tests/test_occlusion_incremental.py::"
+                        "test_resnet18_equals_captum, tests/test_occlusion_incremental.py::test_vgg16_equals_captum; the "
+                        "occlusion method with mean and noise fills: tests/test_occlusion_incremental.py::"
+                        "test_equals_the_occlusion_method_with_mean_and_noise_fills",
     ))
     register(MethodSpec(
         name="feature-ablation", explain=lazy("xaibench_captum.methods:feature_ablation"), modalities=both,
@@ -158,4 +174,6 @@ def xaibench_register_methods(register: Callable[[MethodSpec], None]) -> None:
         description="output change when each patch of a grid is replaced by a fill (captum)",
         citation="captum FeatureAblation (Kokhlikyan et al., Captum, arXiv 2009.07896, 2020)",
         defaults={"patch": 8, "fill": "zero", "per_pixel": True},
+        checked_against="captum FeatureAblation called as is; contract only: "
+                        "tests/test_conformance.py::test_method_conforms_on_images[feature-ablation]",
     ))

@@ -43,6 +43,7 @@ def load_synthetic(request: DatasetRequest) -> DataBundle:
 
 @hookimpl
 def xaibench_register_datasets(register: Callable[[DatasetSpec], None]) -> None:
+    """Registers this plugin's built-in generated datasets with ``register`` (the ``xaibench_register_datasets`` hook), importing no torch."""
     register(DatasetSpec(
         name="synthetic-lesions",
         load=load_synthetic,

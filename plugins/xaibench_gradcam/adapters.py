@@ -37,6 +37,11 @@ class _HeightOneView(nn.Module):
 
 
 def as_image_model(model: nn.Module) -> nn.Module:
+    """``model`` (taking signals ``(N, C, L)``) seen as an image model taking ``(N, C, 1, L)``, in ``model``'s mode.
+
+    The view squeezes the height-one axis before calling ``model`` and copies nothing, so
+    pytorch-grad-cam's 2D entry points take a signal as an image of height one (see the module docstring).
+    """
     return _HeightOneView(model).train(model.training)
 
 

@@ -91,8 +91,27 @@ CAMS = (
 )
 
 
+#: What each CAM's maps are checked against (``MethodSpec.checked_against``): the library's own class on 2D, and
+#: the tests that hold the 1D and 3D paths to the defining formula or to the library on an equivalent 2D model.
+SAME_AS_2D = ("pytorch-grad-cam on the same weights as a (1, k) Conv2d model: tests/test_methods_cam.py::"
+              "test_1d_cams_equal_the_library_on_the_equivalent_2d_model")
+RUNS_ON_MODELS = "tests/test_methods_cam.py::test_every_cam_runs_on_the_built_in_models_with_their_target_layers"
+FORMULA_1D = "the defining formula by hand on 1D: tests/test_methods_cam.py::test_1d_cams_follow_their_definitions"
+CHECKED = {
+    "gradcam": f"{FORMULA_1D}; {SAME_AS_2D}; on volumes by hand: tests/test_volumes.py::"
+               "test_gradcam_on_volumes_matches_the_hand_computation",
+    **dict.fromkeys(("hirescam", "layercam", "xgradcam"), f"{FORMULA_1D}; {SAME_AS_2D}"),
+    **dict.fromkeys(("gradcam++", "eigengradcam", "eigencam", "scorecam"),
+                    f"pytorch-grad-cam's class called as is on 2D; 1D: {SAME_AS_2D}; runs on every built-in model: "
+                    f"{RUNS_ON_MODELS}"),
+    **dict.fromkeys(("ablationcam", "fullgrad"),
+                    f"pytorch-grad-cam's class called as is (images only); runs on every built-in model: {RUNS_ON_MODELS}"),
+}
+
+
 @hookimpl
 def xaibench_register_methods(register: Callable[[MethodSpec], None]) -> None:
+    """Registers this plugin's pytorch-grad-cam CAMs (:data:`CAMS`) with ``register`` (the ``xaibench_register_methods`` hook), importing no torch."""
     for cam in CAMS:
         defaults_note = "; evaluation passes in batches of the suite's batch_size" if cam.evaluation_batch else ""
         register(MethodSpec(
@@ -105,6 +124,7 @@ def xaibench_register_methods(register: Callable[[MethodSpec], None]) -> None:
             takes_layer=cam.takes_layer,
             needs_gradients=cam.needs_gradients,
             covers=lazy(cam.covers) if cam.covers else None,
+            checked_against=CHECKED[cam.name],
         ))
     register(MethodSpec(
         name="guided-gradcam", explain=lazy("xaibench_gradcam.methods:guided_gradcam"),

@@ -84,6 +84,15 @@ def _original(folder: Path, size: int) -> tuple[list, list, list, list]:
 
 
 def load_busi(request: DatasetRequest) -> DataBundle:
+    """BUSI (Al-Dhabyani et al., Data in Brief 2020) from the data root: 780 grey images, 3 classes, lesion masks.
+
+    ``request.params``: ``path`` (the folder under the data root; default: ``busi256`` or
+    ``Dataset_BUSI_with_GT``), ``val`` and ``test`` shares of a seeded stratified split (0.15,
+    0.25), ``seed`` (default: the suite's) and ``verify`` (check the processed copy's sha256 sums).
+    Returns ``x`` float32 ``(N, 1, S, S)`` in [0, 1] (``S``: the suite's ``image_size``, else 256), bool masks ``(N, S, S)`` (lesions OR-merged;
+    empty for ``normal``). Raises :class:`~xaibench.errors.XaibenchError` naming the expected layout
+    for a missing or empty folder, and for a file whose checksum differs.
+    """
     p = common.params_of(request, {"path": None, "val": 0.15, "test": 0.25, "seed": None, "verify": True})
     folder = common.locate(request, SOURCE, p["path"], ("busi256", "Dataset_BUSI_with_GT", "busi/Dataset_BUSI_with_GT"))
     if (folder / "manifest.csv").exists():

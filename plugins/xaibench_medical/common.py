@@ -113,6 +113,9 @@ def stratified_subset(y: np.ndarray, n: int | None, seed: int) -> np.ndarray:
 
 def samples(x: np.ndarray, y: np.ndarray, ids: Sequence[str], masks: np.ndarray | None = None,
             regions: np.ndarray | None = None) -> Samples:
+    """The :class:`~xaibench.specs.Samples` of numpy arrays: ``x`` float32 ``(N, C, *spatial)``, ``y`` int64 ``(N,)``,
+    ``ids`` (one stable string each), optional ``masks`` bool ``(N, *spatial)`` and ``regions`` int8 ``(N, *spatial)``.
+    """
     return Samples(
         x=torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)),
         y=torch.from_numpy(np.asarray(y, dtype=np.int64)),
@@ -150,5 +153,6 @@ def stack_same_size(arrays: Sequence[np.ndarray], ids: Sequence[str], what: str)
 
 
 def class_counts(y: np.ndarray, class_names: Sequence[str]) -> str:
+    """``"<n> <class>, ..."`` for the notes: how many of the labels ``y`` (int, ``(N,)``) fall in each class."""
     counts = np.bincount(y, minlength=len(class_names))
     return ", ".join(f"{n} {c}" for c, n in zip(class_names, counts))

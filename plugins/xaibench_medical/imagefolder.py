@@ -90,6 +90,18 @@ def _parallel(folder: Path | None, rel: Path, names: tuple[str, ...]) -> Path | 
 
 
 def load_imagefolder(request: DatasetRequest) -> DataBundle:
+    """The user's ``<class>/<name>.<ext>`` folder (``params.path``, under the data root) with optional masks, regions, boxes.
+
+    ``request.params``: ``path`` (required), ``channels`` (1 or 3; default: from the images),
+    ``val``/``test`` shares of a seeded stratified split (0.15, 0.25), ``seed``, ``masks_dir``,
+    ``regions_dir``, ``region_offset``, ``region_top_level``, ``boxes``, ``box_format``,
+    ``ground_truth`` (``masks`` or ``boxes``) and ``group_pattern`` (see the module docstring).
+    Classes are the sorted sub-folder names; ``x`` float32 ``(N, C, S, S)`` (``S``: the suite's
+    ``image_size``, else the images' common size), 8-bit files in [0, 1], deeper ones scaled by their
+    bit depth (:mod:`xaibench_medical.imageio`). Raises ``TypeError`` without ``path`` or for an unknown
+    parameter, :class:`~xaibench.errors.XaibenchError` for fewer than two class folders, an unreadable
+    image or a box file naming no image of the folder.
+    """
     p = common.params_of(request, {"path": None, "channels": None, "val": 0.15, "test": 0.25, "seed": None,
                             "masks_dir": None, "regions_dir": None, "region_offset": 0, "region_top_level": None,
                             "boxes": None, "box_format": None, "ground_truth": None, "group_pattern": None})

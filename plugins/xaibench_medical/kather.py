@@ -32,6 +32,14 @@ EXTENSIONS = (".tif", ".tiff", ".png", ".jpg")
 
 
 def load_kather(request: DatasetRequest) -> DataBundle:
+    """Kather 2016 colorectal histology tiles (Kather et al., Sci. Rep. 2016): 5,000 RGB tiles, 8 classes, no masks.
+
+    ``request.params``: ``path``, ``val``/``test`` shares of a seeded stratified split (0.1, 0.2),
+    ``seed``, ``max_per_class`` (a seeded subset per class). ``x`` float32 ``(N, 3, S, S)`` in [0, 1]
+    (150 px tiles unless the suite sets ``image_size``). With ``request.download`` the release zip is
+    fetched and checked against its pinned sha256 first. Raises
+    :class:`~xaibench.errors.XaibenchError` naming the layout when the class folders are missing.
+    """
     p = common.params_of(request, {"path": None, "val": 0.1, "test": 0.2, "seed": None, "max_per_class": None})
     folder = common.locate(request, SOURCE, p["path"], (FOLDER, f"kather2016/{FOLDER}"))
     entries = folder.iterdir() if folder.is_dir() else iter(())

@@ -52,6 +52,14 @@ def read_idx(path: Path, dims: int) -> np.ndarray:
 
 
 def load_mnist(request: DatasetRequest) -> DataBundle:
+    """MNIST (LeCun et al. 1998) from the four IDX files under ``<data root>/mnist/``: 28 x 28 grey digits, 10 classes.
+
+    ``request.params``: ``n_train`` / ``n_test`` (seeded stratified subsets; default all 60,000 /
+    10,000), ``val`` (the share of the training images held out, 0.1), ``seed``. ``x`` float32
+    ``(N, 1, 28, 28)`` in [0, 1]; no masks. The official test split is kept. Raises
+    :class:`~xaibench.errors.XaibenchError` naming the missing file (and ``--download``, which fetches
+    it checked against torchvision's MD5).
+    """
     p = common.params_of(request, {"n_train": None, "n_test": None, "val": 0.1, "seed": None})
     seed = request.seed if p["seed"] is None else int(p["seed"])
     arrays = {role: read_idx(common.locate(request, SOURCE, None, (f"mnist/{name}",)), 3 if "images" in role else 1)

@@ -19,6 +19,7 @@ MNIST_CITATION = ("LeCun Y., Bottou L., Bengio Y., Haffner P., Gradient-based le
 
 @hookimpl
 def xaibench_register_datasets(register: Callable[[DatasetSpec], None]) -> None:
+    """Registers this plugin's real-data datasets (read from the data root) with ``register`` (the ``xaibench_register_datasets`` hook), importing no torch."""
     register(DatasetSpec(
         name="busi", load=lazy("xaibench_medical.busi:load_busi"),
         modality="image", has_masks=True, citation=BUSI_CITATION,

@@ -48,6 +48,14 @@ def fill_baseline(x: torch.Tensor, fill: str, data_mean: torch.Tensor | None) ->
 def completeness_error(inputs: torch.Tensor, targets: torch.Tensor, maps: torch.Tensor, engine: Engine,
                        data_mean: torch.Tensor | None = None,
                        fill: str = "zero", output: str = "logit", eps: float = 1e-6) -> np.ndarray:
+    """Completeness error (seed 003; Sundararajan et al. 2017's completeness axiom), ``(N,)`` float64 >= 0, lower is better.
+
+    ``|sum_i a_i - (f_c(x) - f_c(x_0))| / |f_c(x) - f_c(x_0)|`` with ``x_0`` the input set to ``fill``
+    (``zero`` or ``mean``: the training data's per-channel mean ``data_mean``) and ``f_c`` the target's
+    ``output`` (``logit`` or ``prob``). ``inputs`` ``(N, C, *spatial)``, ``targets`` ``(N,)``, ``maps``
+    ``(N, *spatial)`` in the output's units. NaN where ``|f_c(x) - f_c(x_0)| <= eps`` (nothing to account
+    for). Raises ``ValueError`` for an unknown ``output`` or ``fill``.
+    """
     if output not in OUTPUTS:
         raise ValueError(f"output must be one of {OUTPUTS}")
     f_x = engine.scores(inputs, targets, output)
@@ -77,6 +85,14 @@ def patch_sets(n_samples: int, spatial: tuple[int, ...], patch: int, n: int, set
 def sensitivity_n(inputs: torch.Tensor, targets: torch.Tensor, maps: torch.Tensor, engine: Engine, seed: int,
                   data_mean: torch.Tensor | None = None,
                   n: int = 8, patch: int = 8, sets: int = 32, fill: str = "zero", output: str = "logit") -> np.ndarray:
+    """Sensitivity-n (Ancona et al., ICLR 2018, Sec. 4): Pearson correlation, ``(N,)`` float64 in [-1, 1], higher is better.
+
+    Over ``sets`` random sets of ``n`` patches of ``patch`` pixels per axis (seeded by ``seed``, the
+    same for every method), the correlation between the map's sum over the set and the drop of the
+    target's ``output`` when the set is set to ``fill``. ``inputs`` ``(N, C, *spatial)``, ``maps``
+    ``(N, *spatial)``. NaN where either series is constant over the sets. Raises ``ValueError`` when
+    ``n`` is not between 1 and the number of patches minus 1, or for an unknown ``output``/``fill``.
+    """
     gen = torch.Generator().manual_seed(seed)
     spatial = tuple(inputs.shape[2:])
     s_masks = patch_sets(inputs.shape[0], spatial, patch, n, sets, gen).to(inputs.device)

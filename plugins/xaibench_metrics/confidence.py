@@ -59,6 +59,15 @@ def drop_in_confidence(inputs: torch.Tensor, targets: torch.Tensor, maps: torch.
                        base_logits: torch.Tensor,
                        cover: str = "nonessential", fill: str = "darken", threshold: float = 0.5,
                        sign: str = "positive") -> np.ndarray:
+    """Average Drop (Chattopadhay et al., WACV 2018, Sec. 5.1) per sample: ``100 * max(0, p_c(x) - p_c(x_L)) / p_c(x)``.
+
+    ``x_L`` is ``inputs`` ``(N, C, *spatial)`` with the part ``cover`` names (``nonessential`` or
+    ``important``) darkened by the map (``fill: darken``, ``x * L`` or ``x * (1 - L)``) or zeroed below
+    or above ``threshold`` (``fill: zero``); ``L`` is ``maps`` ``(N, *spatial)`` after ``sign`` handling,
+    min-max scaled per map. ``p_c`` is the softmax probability of ``targets`` ``(N,)``, the unperturbed
+    one read from ``base_logits`` ``(N, K)``. Returns ``(N,)`` float in [0, 100], in percent; NaN where
+    ``p_c(x)`` is 0 in floating point. Raises ``ValueError`` for an unknown ``cover``, ``fill`` or ``sign``.
+    """
     base, covered = _probs(inputs, targets, maps, engine, base_logits, cover, fill, threshold, sign)
     return (100.0 * (base - covered).clamp(min=0) / base).cpu().numpy()
 
@@ -67,5 +76,11 @@ def increase_in_confidence(inputs: torch.Tensor, targets: torch.Tensor, maps: to
                            base_logits: torch.Tensor,
                            cover: str = "nonessential", fill: str = "darken", threshold: float = 0.5,
                            sign: str = "positive") -> np.ndarray:
+    """Increase in Confidence (Chattopadhay et al., WACV 2018, Sec. 5.1) per sample: ``100 * 1[p_c(x_L) > p_c(x)]``.
+
+    ``x_L``, ``p_c`` and the parameters as in :func:`drop_in_confidence`. Returns ``(N,)`` float, each
+    0 or 100 (percent of samples, once averaged); a tie (``p_c(x_L) == p_c(x)``) is not an increase.
+    Raises ``ValueError`` for an unknown ``cover``, ``fill`` or ``sign``.
+    """
     base, covered = _probs(inputs, targets, maps, engine, base_logits, cover, fill, threshold, sign)
     return (100.0 * (covered > base).float()).cpu().numpy()

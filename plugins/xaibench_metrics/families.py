@@ -29,10 +29,39 @@ ALVAREZ_MELIS = "Alvarez-Melis and Jaakkola, On the Robustness of Interpretabili
 AGARWAL = "Agarwal et al., Rethinking Stability for Attribution-based Explanations, ICLR PAIR2Struct 2022"
 #: What the robustness metrics take (``MetricSpec.needs``).
 ROBUSTNESS_NEEDS = frozenset({"inputs", "maps", "explain", "sample_seeds"})
+#: The definitions of the robustness metrics (``MetricSpec.formula``): ``Phi`` the method, ``x'_k = x + d_k`` the
+#: draws, ``rel(u, v) = (u - v) / u``, ``h`` the logits, ``R`` the representation the classifier reads.
+ROBUSTNESS_FORMULAS = {
+    "max-sensitivity": "max_k ||Phi(x + d_k) - Phi(x)||_2 / ||Phi(x)||_2 (relative: true), d_k ~ U(-scale, scale)",
+    "avg-sensitivity": "mean_k ||Phi(x + d_k) - Phi(x)||_2 / ||Phi(x)||_2 (relative: true), d_k ~ U(-scale, scale)",
+    "local-lipschitz": "max_k ||Phi(x) - Phi(x'_k)||_2 / ||x - x'_k||_2, d_k ~ N(0, scale^2)",
+    "relative-input-stability": "max_k ||rel(Phi(x), Phi(x'_k))|| / max(||rel(x, x'_k)||, eps_min) over draws keeping "
+                                "the predicted class",
+    "relative-representation-stability": "max_k ||rel(Phi(x), Phi(x'_k))|| / max(||rel(R(x), R(x'_k))||, eps_min) over "
+                                         "draws keeping the predicted class",
+    "relative-output-stability": "max_k ||rel(Phi(x), Phi(x'_k))|| / max(||h(x) - h(x'_k)||, eps_min) over draws "
+                                 "keeping the predicted class",
+}
+#: The peer check shared by the six robustness metrics, and the hand check of each.
+ROBUSTNESS_PEER = ("Quantus 0.6 (MaxSensitivity, AvgSensitivity, LocalLipschitzEstimate, RelativeInput/Output/"
+                   "RepresentationStability) on the same draws: tests/test_metrics_robustness.py::"
+                   "test_equals_quantus_on_the_same_draws")
+ROBUSTNESS_HAND = {
+    "max-sensitivity": "tests/test_metrics_robustness.py::test_sensitivity_of_the_identity_map_is_the_noise_norm_over_"
+                       "the_map_norm",
+    "avg-sensitivity": "tests/test_metrics_robustness_definitions.py::test_relative_sensitivity_is_nan_for_an_all_zero_"
+                       "map_and_exact_for_a_map_of_norm_below_one",
+    "local-lipschitz": "tests/test_metrics_robustness.py::test_a_map_invariant_to_the_perturbation_scores_zero",
+    **dict.fromkeys(("relative-input-stability", "relative-representation-stability", "relative-output-stability"),
+                    "tests/test_metrics_robustness_definitions.py::test_relative_stabilities_equal_the_equations_by_"
+                    "hand_over_the_draws_that_keep_the_prediction"),
+}
 DASGUPTA = "Dasgupta, Frost and Moshkovitz, Framework for Evaluating Faithfulness of Local Explanations, ICML 2022"
 SANITY_REVISITED = ("Hedström et al., Sanity Checks Revisited: An Exploration to Repair the Model Parameter "
                     "Randomisation Test, XAI in Action workshop, NeurIPS 2023")
 RANDOM_LOGIT = "Sixt et al., When Explanations Lie: Why Many Modified BP Attributions Fail, ICML 2020"
+#: The NaN rule every metric shares (``MetricSpec.undefined``): the runner scores a constant map NaN.
+CONSTANT = "a constant map (the runner's rule for every metric: it ranks no pixel)"
 
 symmetric_relevance_gain = lazy("xaibench_metrics.srg:symmetric_relevance_gain")
 irof = lazy("xaibench_metrics.irof:irof")
@@ -56,7 +85,13 @@ def register_srg(register: Callable[[MetricSpec], None]) -> None:
         category="faithfulness", higher_is_better=True,
         description="symmetric relevance gain: AUC of p_c removing the least relevant pixels first minus AUC "
                     "removing the most relevant first (training-mean fill)",
-        citation=BLUCHER, defaults={"steps": 32, "fill": "mean", "blur_sigma": 2.0}))
+        citation=BLUCHER, defaults={"steps": 32, "fill": "mean", "blur_sigma": 2.0},
+        formula="AUC_[0,1](p_c, least relevant pixels removed first) - AUC_[0,1](p_c, most relevant first), "
+                "`steps` steps, removed pixels set to the fill",
+        checked_against="both curves drawn by hand: tests/test_metrics_srg_irof.py::test_srg_is_lif_minus_mif_area_of_curves_drawn_by_hand; "
+                        "the blur fill against scipy: tests/test_metrics_srg_irof.py::"
+                        "test_srg_with_a_blur_fill_removes_pixels_to_scipys_gaussian_blur",
+        undefined=f"only for {CONSTANT}"))
 
 
 def register_irof(register: Callable[[MetricSpec], None]) -> None:
@@ -67,7 +102,11 @@ def register_irof(register: Callable[[MetricSpec], None]) -> None:
         category="faithfulness", higher_is_better=True, modalities=frozenset({"image"}),
         description="area over the curve of p_c / p_c(x) as SLIC superpixels are removed, most relevant first "
                     "(training-mean fill)",
-        citation=RIEGER, defaults={"fill": "mean", "n_segments": 100, "compactness": 10.0}))
+        citation=RIEGER, defaults={"fill": "mean", "n_segments": 100, "compactness": 10.0},
+        formula="1 - AUC_[0,1] over k = 0..S of p_c(x with the k most relevant SLIC segments set to the fill) / p_c(x)",
+        checked_against="Quantus 0.6 IROF curves on the same SLIC segments (Quantus's unnormalised area): "
+                        "tests/test_metrics_srg_irof.py::test_irof_curves_equal_quantus",
+        undefined=f"p_c(x) is 0 in floating point (the curve divides by it), or {CONSTANT}"))
 
 
 def register_robustness(register: Callable[[MetricSpec], None]) -> None:
@@ -81,11 +120,16 @@ def register_robustness(register: Callable[[MetricSpec], None]) -> None:
         register(MetricSpec(
             name=name, bounds=(0.0, None), score=score, needs=ROBUSTNESS_NEEDS, category="robustness", higher_is_better=False,
             description=f"{reduce} ||Phi(x+d) - Phi(x)|| / ||Phi(x)|| over `draws` uniform perturbations d "
-                        "(the method re-run on each)", citation=YEH, defaults={**uniform, "relative": True}))
+                        "(the method re-run on each)", citation=YEH, defaults={**uniform, "relative": True},
+            formula=ROBUSTNESS_FORMULAS[name], checked_against=f"{ROBUSTNESS_PEER}; by hand: {ROBUSTNESS_HAND[name]}",
+            undefined=f"||Phi(x)|| = 0 with relative: true (an all-zero map), or {CONSTANT}"))
     register(MetricSpec(
         name="local-lipschitz", bounds=(0.0, None), score=local_lipschitz, needs=ROBUSTNESS_NEEDS, category="robustness", higher_is_better=False,
         description="largest ||Phi(x) - Phi(x')|| / ||x - x'|| over `draws` Gaussian perturbations",
-        citation=ALVAREZ_MELIS, defaults={"draws": 10, "noise": "gaussian", "scale": 0.05}))
+        citation=ALVAREZ_MELIS, defaults={"draws": 10, "noise": "gaussian", "scale": 0.05},
+        formula=ROBUSTNESS_FORMULAS["local-lipschitz"],
+        checked_against=f"{ROBUSTNESS_PEER}; by hand: {ROBUSTNESS_HAND['local-lipschitz']}",
+        undefined=f"only for {CONSTANT}"))
     for name, score, versus, extra in (
         ("relative-input-stability", relative_input_stability, "the relative change of the input", frozenset()),
         ("relative-representation-stability", relative_representation_stability,
@@ -97,7 +141,9 @@ def register_robustness(register: Callable[[MetricSpec], None]) -> None:
             higher_is_better=False,
             description=f"largest relative change of the map over {versus}, among uniform perturbations that keep "
                         "the predicted class", citation=AGARWAL,
-            defaults=dict(stability, **({"layer": None} if "model" in extra else {}))))
+            defaults=dict(stability, **({"layer": None} if "model" in extra else {})),
+            formula=ROBUSTNESS_FORMULAS[name], checked_against=f"{ROBUSTNESS_PEER}; by hand: {ROBUSTNESS_HAND[name]}",
+            undefined=f"every draw changes the predicted class (same_prediction: true), or {CONSTANT}"))
 
 
 def register_consistency(register: Callable[[MetricSpec], None]) -> None:
@@ -106,7 +152,13 @@ def register_consistency(register: Callable[[MetricSpec], None]) -> None:
         name="consistency", bounds=(0.0, 1.0), score=consistency, needs=frozenset({"maps", "base_logits"}), category="robustness",
         higher_is_better=True,
         description="share of the other samples whose map peaks in the same grid cell that get the same "
-                    "prediction", citation=DASGUPTA, defaults={"grid": 4, "abs": True}))
+                    "prediction", citation=DASGUPTA, defaults={"grid": 4, "abs": True},
+        formula="#{j != i : g(a_j) = g(a_i), y^_j = y^_i} / #{j != i : g(a_j) = g(a_i)}, g(a) the grid cell of the "
+                "peak of |a|, y^ the predicted class",
+        checked_against="Quantus 0.6 Consistency with the same discretisation: tests/test_metrics_consistency.py::"
+                        "test_equals_quantus_with_the_same_discretisation; by hand: tests/test_metrics_consistency.py::"
+                        "test_hand_worked_labels_and_predictions",
+        undefined=f"no other sample's map peaks in the same grid cell, or {CONSTANT}"))
 
 
 def register_randomization_revisited(register: Callable[[MetricSpec], None]) -> None:
@@ -115,21 +167,38 @@ def register_randomization_revisited(register: Callable[[MetricSpec], None]) -> 
         name="emprt", bounds=(-1.0, None), score=efficient_mprt, version="2", needs=frozenset({"maps", "model", "explain", "model_seed", "shared"}),
         category="randomization", higher_is_better=True,
         description="relative rise of the map's histogram entropy when every layer is randomized "
-                    "(higher: the map depends on the weights)", citation=SANITY_REVISITED, defaults={"n_bins": 100}))
+                    "(higher: the map depends on the weights)", citation=SANITY_REVISITED, defaults={"n_bins": 100},
+        formula="(H(Phi_rand(x)) - H(Phi(x))) / H(Phi(x)), H the entropy of the map's histogram in n_bins bins, "
+                "Phi_rand on the fully randomized model",
+        checked_against="Quantus 0.6 EfficientMPRT: tests/test_metrics_randomization_revisited.py::test_emprt_equals_quantus; "
+                        "by hand: tests/test_metrics_randomization_revisited.py::"
+                        "test_emprt_is_the_relative_entropy_rise_by_hand_and_nan_for_a_constant_trained_map",
+        undefined=f"the trained model's map has a histogram entropy of 0, or {CONSTANT}"))
     register(MetricSpec(
         name="smprt", bounds=(-1.0, 1.0), score=smooth_mprt, version="2",
         needs=frozenset({"inputs", "maps", "model", "explain", "sample_seeds", "model_seed", "shared"}),
         category="randomization", higher_is_better=False,
         description="absolute Spearman correlation of noise-averaged maps of the trained and the fully randomized "
                     "model (lower: the map depends on the weights)", citation=SANITY_REVISITED,
-        defaults={"draws": 10, "noise_magnitude": 0.1, "sign": "abs"}))
+        defaults={"draws": 10, "noise_magnitude": 0.1, "sign": "abs"},
+        formula="|Spearman(mean_k Phi(x + e_k), mean_k Phi_rand(x + e_k))| over k = 1..draws, e_1 = 0, "
+                "e_k ~ N(0, (noise_magnitude * (max x - min x))^2)",
+        checked_against="Quantus 0.6 SmoothMPRT on the same noise (ours |rho|): tests/test_metrics_randomization_revisited.py::"
+                        "test_smprt_equals_quantus_on_the_same_noise; by hand: tests/test_metrics_randomization_revisited.py::"
+                        "test_smprt_averages_maps_over_noise_scaled_by_each_samples_range_by_hand",
+        undefined=f"a noise-averaged map is constant (rank correlation undefined), or {CONSTANT}"))
     register(MetricSpec(
         name="random-logit", bounds=(-1.0, 1.0), score=random_logit, version="2",
         needs=frozenset({"targets", "maps", "base_logits", "explain", "sample_seeds"}),
         category="randomization", higher_is_better=False,
         description="absolute SSIM between the maps of the explained class and of a random other class "
                     "(lower: the map depends on the class)", citation=RANDOM_LOGIT,
-        defaults={"similarity_measure": "ssim", "sign": "abs"}))
+        defaults={"similarity_measure": "ssim", "sign": "abs"},
+        formula="|SSIM(Phi_c(x), Phi_c'(x))|, c' drawn uniformly from the classes other than c",
+        checked_against="Quantus 0.6 RandomLogit with Spearman similarity (ours |rho|): "
+                        "tests/test_metrics_randomization_revisited.py::test_random_logit_equals_quantus_with_spearman_similarity",
+        undefined="the explained class's map is constant (with similarity_measure: spearman, the other class's map "
+                  f"too: rank correlation undefined), or {CONSTANT}"))
 
 
 def mprt_description(label: str) -> Callable[[Mapping[str, Any]], str]:

@@ -15,11 +15,22 @@ from xaibench.metric_inputs import Shared, unshared
 
 
 def scaled_tolerance(tolerance: float, spatial: tuple[int, ...], reference: int) -> float:
+    """The pointing tolerance in pixels for an input of ``spatial`` size: ``tolerance`` px at ``reference`` px, scaled
+    by the longest side (15 px at 224 px is 2.14 px at 32 px).
+    """
     return tolerance * max(spatial) / reference
 
 
 def hit_rate(maps: torch.Tensor, masks: torch.Tensor | None, shared: Shared = unshared, tolerance: float = 15.0,
              reference_size: int = 224) -> np.ndarray:
+    """Pointing game (Zhang et al., ECCV 2016; TorchRay's tolerance): ``(N,)`` float64 in [0, 1], higher is better.
+
+    1 where the peak of ``maps`` ``(N, *spatial)`` lies within :func:`scaled_tolerance` pixels
+    (Euclidean distance transform) of the mask ``masks`` ``(N, *spatial)`` bool; tied peaks count as
+    the share of them that hit (the expectation under random tie-breaking). NaN on an empty mask
+    (never a hit). The distance transform is computed once per tolerance and shared by the method's
+    cells (``shared``). Raises ``ValueError`` without masks.
+    """
     if masks is None:
         raise ValueError("hit rate needs masks")
     m = masks.cpu().numpy().astype(bool)

@@ -12,6 +12,11 @@ from torch import nn
 
 
 class ShallowCNN1D(nn.Module):
+    """MNIST-1D's ``ConvBase`` (Greydanus 2020): three stride-2 Conv1d + ReLU blocks of ``channels`` and a linear head.
+
+    Takes ``(N, in_channels, length)`` signals, returns ``(N, num_classes)`` logits; the flattened head
+    fixes ``length``. Raises ``ValueError`` for a ``length`` too short for three stride-2 convolutions.
+    """
     def __init__(self, num_classes: int, in_channels: int, length: int = 40, channels: int = 25) -> None:
         super().__init__()
         self.length = length
@@ -26,6 +31,9 @@ class ShallowCNN1D(nn.Module):
         self.classifier = nn.Linear(channels * n, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits ``(N, num_classes)`` of ``x`` ``(N, C, length)``; raises ``ValueError`` naming the ``length`` parameter
+        for a signal of another length.
+        """
         if x.shape[-1] != self.length:
             raise ValueError(f"this cnn1d-shallow was built for signals of length {self.length}, got {x.shape[-1]}: "
                              f"set the model's 'length' parameter in the suite")

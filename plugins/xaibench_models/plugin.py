@@ -53,6 +53,7 @@ _STEM = ("; params: stem: imagenet (default: 7x7 stride-2 conv + max-pool, CAM l
 
 @hookimpl
 def xaibench_register_models(register: Callable[[ModelSpec], None]) -> None:
+    """Registers this plugin's built-in models with ``register`` (the ``xaibench_register_models`` hook), importing no torch."""
     register(ModelSpec(
         name="small-cnn",
         build=lazy("xaibench_models.small_cnn:build_small_cnn"),

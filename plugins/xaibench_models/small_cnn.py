@@ -12,6 +12,12 @@ from xaibench.layers import layers_for
 
 
 class SmallCNN(nn.Module):
+    """``depth`` blocks of conv 3 + norm + ReLU (+ 2x pooling, all but the last), ``width * 2**i`` channels, global
+    average pooling and a linear head, for any modality (:func:`xaibench.layers.layers_for`).
+
+    Takes ``(N, in_channels, *spatial)``, returns ``(N, num_classes)`` logits; ``features[-1]`` is the
+    CAM target layer, at ``1 / 2**(depth - 1)`` of the input size.
+    """
     def __init__(self, num_classes: int, in_channels: int, modality: str, width: int = 16, depth: int = 4) -> None:
         super().__init__()
         conv, norm, pool, gap = layers_for(modality)
@@ -29,6 +35,7 @@ class SmallCNN(nn.Module):
         self.classifier = nn.Linear(channels, num_classes)
 
     def forward(self, x):  # type: ignore[no-untyped-def]
+        """Logits ``(N, num_classes)`` of ``x`` ``(N, in_channels, *spatial)``."""
         return self.classifier(self.pool(self.features(x)).flatten(1))
 
 

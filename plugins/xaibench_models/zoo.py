@@ -58,6 +58,9 @@ RESNET_STEMS = ("imagenet", "small")
 
 
 def resnet(depth: int) -> Callable[..., nn.Module]:
+    """The builder of torchvision's ResNet-``depth`` (He et al., CVPR 2016): ``build(num_classes, in_channels, modality,
+    stem)`` returns an untrained model; raises ``ValueError`` for an unknown ``stem``.
+    """
     def build(num_classes: int, in_channels: int, modality: str, stem: str = "imagenet") -> nn.Module:
         """ResNet (He et al. 2016) with the given ``stem`` (see :data:`RESNET_STEMS`).
 
@@ -81,6 +84,9 @@ def resnet(depth: int) -> Callable[..., nn.Module]:
 
 
 def densenet(depth: int) -> Callable[..., nn.Module]:
+    """The builder of torchvision's DenseNet-``depth`` (Huang et al., CVPR 2017): ``build(num_classes, in_channels,
+    modality)`` returns an untrained model whose first convolution takes ``in_channels``.
+    """
     def build(num_classes: int, in_channels: int, modality: str) -> nn.Module:
         import torchvision
 
@@ -101,6 +107,7 @@ def build_googlenet(num_classes: int, in_channels: int, modality: str) -> nn.Mod
 
 
 def build_mobilenet_v2(num_classes: int, in_channels: int, modality: str) -> nn.Module:
+    """MobileNetV2 (Sandler et al., CVPR 2018), torchvision's, untrained, its first convolution taking ``in_channels``."""
     import torchvision
 
     model = torchvision.models.mobilenet_v2(weights=None, num_classes=num_classes)

@@ -44,6 +44,13 @@ BRANCHES = ("conv1x1", "attention")
 
 
 class SupervisedSaliencyCNN(nn.Module):
+    """:class:`~xaibench_models.small_cnn.SmallCNN`'s trunk and head with a saliency branch trained on the masks (seed 002).
+
+    ``branch``: ``conv1x1`` (a side output the classifier does not read) or ``attention`` (the branch
+    gates the features the classifier pools, ``1 + sigmoid``). :meth:`training_loss` adds
+    ``saliency_weight`` x (BCE + soft Dice) of the branch against the mask to the cross-entropy.
+    Raises ``ValueError`` for an unknown ``branch``.
+    """
     def __init__(self, num_classes: int, in_channels: int, modality: str, width: int = 16, depth: int = 4,
                  saliency_weight: float = 1.0, branch: str = "conv1x1") -> None:
         super().__init__()
@@ -65,6 +72,7 @@ class SupervisedSaliencyCNN(nn.Module):
         return self.classifier(self.pool(feats).flatten(1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits ``(N, num_classes)`` of ``x`` ``(N, in_channels, *spatial)`` (gated by the branch with ``attention``)."""
         return self._classify(self.features(x), None)
 
     def saliency(self, x: torch.Tensor) -> torch.Tensor:

@@ -21,6 +21,7 @@ BRANCH = "saliency-branch"
 
 @hookimpl
 def xaibench_register_models(register: Callable[[ModelSpec], None]) -> None:
+    """Registers this plugin's model ``supervised-saliency-cnn`` with ``register`` (the ``xaibench_register_models`` hook), importing no torch."""
     register(ModelSpec(
         name="supervised-saliency-cnn",
         build=lazy("xaibench_supervised.model:build"),
@@ -36,6 +37,7 @@ def xaibench_register_models(register: Callable[[ModelSpec], None]) -> None:
 
 @hookimpl
 def xaibench_register_methods(register: Callable[[MethodSpec], None]) -> None:
+    """Registers this plugin's method ``supervised-saliency`` with ``register`` (the ``xaibench_register_methods`` hook), importing no torch."""
     register(MethodSpec(
         name="supervised-saliency",
         explain=lazy("xaibench_supervised.model:supervised_saliency"),
@@ -44,4 +46,6 @@ def xaibench_register_methods(register: Callable[[MethodSpec], None]) -> None:
         requires_model=frozenset({BRANCH}),
         description="the model's own mask-supervised saliency branch (class-agnostic); needs such a model",
         citation=CITATION,
+        checked_against="equals the model's own branch output: tests/test_supervised.py::"
+                        "test_method_reads_the_branch_and_refuses_models_without_one",
     ))
