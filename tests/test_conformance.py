@@ -26,6 +26,7 @@ FAST = {
     "occlusion": {"window": 4},
     "occlusion-incremental": {"window": 4},
     "feature-ablation": {"patch": 4},
+    "lrp-epsilon-gamma-box": {"low": -8.0, "high": 8.0},  # the box holds the checks' inputs (rand and randn)
 }
 
 
