@@ -64,6 +64,9 @@ TESTS = {
                                                          "tests/test_metric_defaults.py",
     "plugins/xaibench_metrics/robustness.py": "tests/test_metrics_robustness.py tests/test_metrics_robustness_definitions.py "
                                               "tests/test_metric_defaults.py",
+    # LRP through zennit: the identities, captum peers, conservation and covers reasons (docs/lrp.md)
+    "plugins/xaibench_zennit/coverage.py": "tests/test_methods_lrp.py",
+    "plugins/xaibench_zennit/rules.py": "tests/test_methods_lrp.py",
 }
 
 #: Functions not mutated (none at present; name the reason beside any added).
