@@ -34,7 +34,7 @@ from xaibench.runner import Runner, RunOptions
 from xaibench.specs import MethodContext, ModelSpec, TrainRecipe
 from xaibench.store import Store
 from xaibench.suite import load_suite
-from xaibench.testing import score_metric
+from xaibench.testing import check_method, score_metric
 
 HARNESS = load_harness()
 LRP_METHODS = ("lrp-epsilon", "lrp-gamma", "lrp-alpha-beta", "lrp-epsilon-plus-flat", "lrp-epsilon-gamma-box")
@@ -338,3 +338,13 @@ def test_the_plan_marks_lrp_not_applicable_on_a_silu_network_and_runs_it_on_relu
     assert summary.skipped == 1 and summary.computed == 1 and not summary.failed
     ok = {(r.model, r.method) for r in leaderboard.records(store, "tiny") if r.status == "ok"}
     assert ok == {("tiny-cnn", "lrp-epsilon")}
+
+
+@pytest.mark.parametrize("name", ["lrp-epsilon", "lrp-epsilon-plus-flat"])
+def test_conforms_on_a_canonized_resnet(name: str) -> None:
+    """The conformance kit on torchvision ResNet-18 (bias-free convolutions: zennit's BatchNorm merge adds a bias
+    and must remove it again; BasicBlock forwards replaced and restored)."""
+    model = _bias_free_resnet()
+    maps = check_method(HARNESS.methods.get(name), model, _inputs(n=2), batch_size=4)
+    assert maps.shape == (2, 12, 12) and all(m.conv1.bias is None for m in model.modules() if hasattr(m, "conv1"))
+    assert "forward" not in vars(model.layer1[0])  # the canonizer's instance-level forward is gone
