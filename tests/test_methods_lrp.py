@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 import torchvision
 from captum.attr import LRP, InputXGradient
 from captum.attr._utils.lrp_rules import Alpha1_Beta0_Rule, EpsilonRule, GammaRule
@@ -348,3 +349,52 @@ def test_conforms_on_a_canonized_resnet(name: str) -> None:
     maps = check_method(HARNESS.methods.get(name), model, _inputs(n=2), batch_size=4)
     assert maps.shape == (2, 12, 12) and all(m.conv1.bias is None for m in model.modules() if hasattr(m, "conv1"))
     assert "forward" not in vars(model.layer1[0])  # the canonizer's instance-level forward is gone
+
+
+class _Routing(nn.Module):
+    """Every functional operation LRP's rules cover: ReLU and max pooling as functions and tensor methods,
+    concatenation, stacking, reshapes, shape reads."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(2, 2, 3, padding=1)
+        self.head = nn.Linear(2 * 2 * 6 * 6 * 2, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a = torch.relu(self.conv(x)).relu()
+        a = F.max_pool2d(F.relu(a), 2)
+        a = torch.cat([a, a.contiguous()], dim=1).permute(0, 1, 3, 2).transpose(2, 3)
+        a = torch.stack([a, a.squeeze(0).unsqueeze(0)], dim=-1)[..., :2]
+        a = torch.flatten(a.view(a.size(0), -1).reshape(a.shape[0], -1), 1).flatten(1)
+        return self.head(a[:, : a.dim() * 0 + a.shape[1]])
+
+
+class _Twice(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(2, 2, 3, padding=1)
+        self.head = nn.Linear(2, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.relu(self.conv(torch.relu(self.conv(x)))).mean((2, 3)))
+
+
+class _Branching(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.head = nn.Linear(2, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.sum() > 0:  # data-dependent: fx cannot trace it
+            x = -x
+        return self.head(x.flatten(1)[:, :2])
+
+
+def test_covered_functional_operations_and_the_refused_kinds() -> None:
+    covers = HARNESS.methods.get("lrp-epsilon").covers
+    assert covers(_Routing()) is None
+    assert covers(_Twice()) == ("LRP rules are not defined for tensor method mean (mean); Conv2d called 2 times "
+                                "(conv)")
+    reason = covers(_Branching())
+    assert reason is not None and reason.startswith("torch.fx cannot trace its forward (")
+    assert reason.endswith("so its functional operations (adds, activations) cannot be checked against LRP's rules")

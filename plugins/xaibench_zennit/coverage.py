@@ -41,8 +41,9 @@ _LINEAR = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
 _FUNCTIONS = {F.relu, torch.relu, F.max_pool1d, F.max_pool2d, F.max_pool3d, F.adaptive_max_pool1d,
               F.adaptive_max_pool2d, F.adaptive_max_pool3d, torch.flatten, torch.cat, torch.stack, torch.permute,
               operator.getitem, getattr}
-_METHODS = {"relu", "flatten", "view", "reshape", "size", "dim", "contiguous", "squeeze", "unsqueeze", "permute",
-            "transpose"}
+_SHAPE_METHODS = {"size", "dim"}
+_SHAPE_ATTRIBUTES = {"shape", "ndim", "dtype", "device"}
+_METHODS = {"relu", "flatten", "view", "reshape", "contiguous", "squeeze", "unsqueeze", "permute", "transpose"}
 
 
 class _Tracer(fx.Tracer):
@@ -106,7 +107,10 @@ def lrp_covers(model: nn.Module) -> str | None:
     modules = dict(clone.named_modules())
     uncovered: dict[str, list[str]] = defaultdict(list)
     calls: dict[str, int] = defaultdict(int)
+    tensors = _tensor_valued(graph)
     for node in graph.nodes:
+        if node.op in ("call_function", "call_method") and node not in tensors:
+            continue  # arithmetic on shapes (x.view(n, c * h * w)) moves no relevance
         if node.op == "call_module":
             module = modules[node.target]
             calls[node.target] += 1
@@ -126,6 +130,33 @@ def lrp_covers(model: nn.Module) -> str | None:
         notes.append("LRP rules are not defined for "
                      + "; ".join(f"{kind} ({_names(where)})" for kind, where in uncovered.items()))
     return "; ".join(notes) or None
+
+
+def _tensor_valued(graph: fx.Graph) -> set[fx.Node]:
+    """The nodes whose value is a tensor (or holds tensors): the input, parameters, module outputs, and any
+    operation on one of these except reading its shape (``x.size()``, ``x.shape``, ``x.dim()``, ``x.ndim``)."""
+    tensors: set[fx.Node] = set()
+    for node in graph.nodes:
+        if node.op in ("placeholder", "get_attr", "call_module"):
+            tensors.add(node)
+        elif _reads_shape(node):
+            continue
+        elif any(isinstance(a, fx.Node) and a in tensors for a in _flat(node.args) + _flat(node.kwargs)):
+            tensors.add(node)
+    return tensors
+
+
+def _reads_shape(node: fx.Node) -> bool:
+    return ((node.op == "call_method" and node.target in _SHAPE_METHODS)
+            or (node.op == "call_function" and node.target is getattr and node.args[1] in _SHAPE_ATTRIBUTES))
+
+
+def _flat(args: Any) -> list[Any]:
+    if isinstance(args, (tuple, list)):
+        return [x for a in args for x in _flat(a)]
+    if isinstance(args, dict):
+        return _flat(list(args.values()))
+    return [args]
 
 
 def _module_covered(module: nn.Module, node: fx.Node, modules: dict[str, nn.Module], merges: dict[int, int]) -> bool:
