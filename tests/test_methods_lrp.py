@@ -366,6 +366,7 @@ class _Routing(nn.Module):
         a = torch.cat([a, a.contiguous()], dim=1).permute(0, 1, 3, 2).transpose(2, 3)
         a = torch.stack([a, a.squeeze(0).unsqueeze(0)], dim=-1)[..., :2]
         a = torch.flatten(a.view(a.size(0), -1).reshape(a.shape[0], -1), 1).flatten(1)
+        a = a.flatten(a.ndim - 1)
         return self.head(a[:, : a.dim() * 0 + a.shape[1]])
 
 
@@ -398,3 +399,13 @@ def test_covered_functional_operations_and_the_refused_kinds() -> None:
     reason = covers(_Branching())
     assert reason is not None and reason.startswith("torch.fx cannot trace its forward (")
     assert reason.endswith("so its functional operations (adds, activations) cannot be checked against LRP's rules")
+
+
+def test_covers_leaves_the_model_as_found() -> None:
+    """The inspection canonizes a deep copy: the caller's BatchNorms, weights and ResNet block forwards stay."""
+    covers = HARNESS.methods.get("lrp-epsilon").covers
+    for model in (_bn_net(), _bias_free_resnet()):
+        state = copy.deepcopy(model.state_dict())
+        assert covers(model) is None
+        assert all(torch.equal(v, state[k]) for k, v in model.state_dict().items())
+        assert not any("forward" in vars(m) for m in model.modules())
