@@ -73,6 +73,9 @@ TESTS = {
     "xaibench/metaeval.py": "tests/test_board_shapes.py tests/test_metaeval.py -k 'not every_suite_shape and not built_in "
                             "and not publishing and not every_process'",
     "xaibench/plan.py": "tests/test_metric_pairing.py -k 'not own_baseline_only'",
+    # LRP through zennit: the identities, captum peers, conservation and covers reasons (docs/lrp.md)
+    "plugins/xaibench_zennit/coverage.py": "tests/test_methods_lrp.py",
+    "plugins/xaibench_zennit/rules.py": "tests/test_methods_lrp.py",
 }
 
 #: Functions not mutated (none at present; name the reason beside any added).

@@ -31,6 +31,7 @@ FAST = {
     "vargrad": {"samples": 4},
     "lime": {"n_samples": 24, "n_segments": 8},
     "kernel-shap": {"n_samples": 24, "n_segments": 8},
+    "lrp-epsilon-gamma-box": {"low": -8.0, "high": 8.0},  # the box holds the checks' inputs (rand and randn)
 }
 
 

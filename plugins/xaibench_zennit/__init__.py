@@ -1,0 +1,1 @@
+"""Layer-wise relevance propagation (LRP) through zennit: rules, composites, canonizers (``docs/lrp.md``)."""
