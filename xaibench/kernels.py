@@ -225,14 +225,16 @@ def _mask_scores(sal: np.ndarray, mask: np.ndarray, dist: np.ndarray, tol: float
     return stats, inter
 
 
-OVERLAPS = ("iou", "dice", "coverage")
+OVERLAPS = ("iou", "dice", "coverage", "precision")
 
 
 def _overlap_scores(counts: np.ndarray) -> dict[str, np.ndarray]:
-    """IoU, Dice and coverage from ``(N, 3)`` rows of (intersection, selected size, mask area); NaN on empty masks."""
+    """IoU, Dice, coverage (recall) and precision from ``(N, 3)`` rows of (intersection, selected size, mask area);
+    NaN on empty masks (precision also on an empty selection)."""
     inter, size, area = counts.T
     with np.errstate(invalid="ignore", divide="ignore"):
-        scores = {"iou": inter / (size + area - inter), "dice": 2 * inter / (size + area), "coverage": inter / area}
+        scores = {"iou": inter / (size + area - inter), "dice": 2 * inter / (size + area), "coverage": inter / area,
+                  "precision": inter / size}
     return {k: np.where(area > 0, v, np.nan) for k, v in scores.items()}
 
 

@@ -150,3 +150,122 @@ def mprt_description(label: str) -> Callable[[Mapping[str, Any]], str]:
                     "trained and of the randomized model, averaged over the stages")
         return what + "; lower: the map depends on the weights"
     return describe
+
+
+ALVAREZ_MELIS_SENN = ("Alvarez-Melis and Jaakkola, Towards Robust Interpretability with Self-Explaining Neural "
+                      "Networks, NeurIPS 2018, Sec. 3")
+ARYA = ("Arya et al., One Explanation Does Not Fit All: A Toolkit and Taxonomy of AI Explainability Techniques, "
+        "arXiv:1909.03012, 2019")
+NGUYEN = "Nguyen and Martinez, On Quantitative Aspects of Model Interpretability, arXiv:2007.07584, 2020"
+SAMEK = ("Samek et al., Evaluating the Visualization of What a Deep Neural Network Has Learned, IEEE TNNLS 2017, "
+         "Sec. III")
+MONTAVON = ("Montavon, Samek and Müller, Methods for Interpreting and Understanding Deep Neural Networks, Digital "
+            "Signal Processing 2018, Sec. 5")
+MESGARI = ("Mesgari, Ma, Samek, Lapuschkin and Weber, Structural Compactness as a Complementary Criterion for "
+           "Explanation Quality, arXiv:2603.29491, 2026 (Quantus PR #377)")
+#: What the metrics that rank pixels and read the model's outputs take.
+RANKED = frozenset({"inputs", "targets", "maps", "engine", "base_logits", "sample_seeds"})
+
+faithfulness_estimate = lazy("xaibench_metrics.monotonicity:faithfulness_estimate")
+monotonicity = lazy("xaibench_metrics.monotonicity:monotonicity")
+monotonicity_correlation = lazy("xaibench_metrics.monotonicity:monotonicity_correlation")
+region_perturbation = lazy("xaibench_metrics.regions:region_perturbation")
+selectivity = lazy("xaibench_metrics.regions:selectivity")
+sufficiency = lazy("xaibench_metrics.consistency:sufficiency")
+effective_complexity = lazy("xaibench_metrics.complexity:effective_complexity")
+mst_compactness = lazy("xaibench_metrics.compactness:mst_compactness")
+
+PEER_TEST = "tests/test_metrics_peers_extra.py"
+
+
+def register_ranked_faithfulness(register: Callable[[MetricSpec], None]) -> None:
+    """Registers Faithfulness Estimate, Monotonicity (Arya) and Monotonicity Correlation (Nguyen & Martinez)."""
+    register(MetricSpec(
+        name="faithfulness-estimate", bounds=(-1.0, 1.0), score=faithfulness_estimate,
+        needs=RANKED | {"data_mean"}, category="faithfulness", higher_is_better=True,
+        description="Pearson correlation, over `steps` groups of pixels ranked by the map, between the map's sum over "
+                    "a group and the drop of the target's `output` when that group alone is set to `fill`",
+        formula="FE = corr_g( sum_{i in G_g} a_i , f(x) - f(x_{G_g <- fill}) )",
+        undefined="the output drops or the map's group sums do not vary over the groups: Pearson correlation undefined",
+        checked_against=f"Quantus 0.6 FaithfulnessEstimate (features_in_step = P/steps, baseline 0): {PEER_TEST}"
+                        "::test_faithfulness_estimate",
+        citation=ALVAREZ_MELIS_SENN, defaults={"steps": 64, "fill": "zero", "output": "logit"}))
+    register(MetricSpec(
+        name="monotonicity-arya", bounds=(0.0, 1.0), score=monotonicity,
+        needs=RANKED | {"data_mean"}, category="faithfulness", higher_is_better=True,
+        description="1 when p_c never falls as `steps` groups of the input are put back onto the `fill`, least "
+                    "relevant first, else 0",
+        formula="M = 1[ p_c(x^(1)) <= p_c(x^(2)) <= ... <= p_c(x^(steps)) ], x^(s): the s least relevant groups restored",
+        checked_against=f"Quantus 0.6 Monotonicity (features_in_step = P/steps, baseline 0): {PEER_TEST}"
+                        "::test_monotonicity_arya",
+        citation=ARYA, defaults={"steps": 32, "fill": "zero", "abs": False}))
+    register(MetricSpec(
+        name="monotonicity-correlation", bounds=(-1.0, 1.0), score=monotonicity_correlation,
+        needs=RANKED, category="faithfulness", higher_is_better=True,
+        description="Spearman correlation, over `steps` groups of pixels, between the map's |sum| over a group and "
+                    "the mean squared change of p_c when the group is replaced by a uniform value (`draws` draws)",
+        formula="MC = spearman_g( sum_{i in G_g} |a_i| , E_u[(f(x) - f(x_{G_g <- u}))^2] / f(x)^2 ), u ~ U[low, high]",
+        undefined="the map's group sums or the output changes are constant over the groups: rank correlation "
+                  "undefined",
+        checked_against=f"Quantus 0.6 MonotonicityCorrelation, the same draws: {PEER_TEST}"
+                        "::test_monotonicity_correlation",
+        citation=NGUYEN, defaults={"steps": 32, "draws": 8, "low": 0.0, "high": 1.0, "abs": True, "output": "prob"}))
+
+
+def register_patch_faithfulness(register: Callable[[MetricSpec], None]) -> None:
+    """Registers Region Perturbation (MoRF, LeRF) and Selectivity: patches removed in the map's order."""
+    for order, better, what in (("morf", True, "most"), ("lerf", False, "least")):
+        register(MetricSpec(
+            name=f"region-perturbation-{order}", bounds=(-1.0, 1.0),
+            score=region_perturbation, needs=RANKED | {"data_mean"}, category="faithfulness",
+            higher_is_better=better,
+            description=f"AOPC: mean drop of p_c as `patch`-pixel patches are set to `fill`, {what} relevant "
+                        "(by the map's sum over the patch) first",
+            formula="AOPC = 1/(L+1) sum_{k=0}^{L} ( p_c(x) - p_c(x^(k)) ), x^(k): the first k patches removed",
+            checked_against=f"Quantus 0.6 RegionPerturbation curve (baseline 0), summed: {PEER_TEST}"
+                            "::test_region_perturbation",
+            citation=SAMEK, defaults={"patch": 8, "order": order, "steps": None, "fill": "zero"}))
+    register(MetricSpec(
+        name="selectivity", bounds=(0.0, 1.0), score=selectivity,
+        needs=RANKED | {"data_mean"}, category="faithfulness", higher_is_better=False,
+        description="area under p_c (x-axis scaled to [0, 1], from the input) as `patch`-pixel patches are set "
+                    "to `fill`, most relevant first",
+        formula="S = AUC_[0,1]( p_c(x^(0)), ..., p_c(x^(K)) ), x^(k): the k most relevant patches removed",
+        checked_against=f"Quantus 0.6 Selectivity curve (baseline 0), with p_c(x) prepended: {PEER_TEST}"
+                        "::test_selectivity",
+        citation=MONTAVON, defaults={"patch": 8, "fill": "zero"}))
+
+
+def register_sufficiency(register: Callable[[MetricSpec], None]) -> None:
+    """Registers ``sufficiency`` (Dasgupta et al. 2022, category ``faithfulness``, higher is better, in [0, 1])."""
+    register(MetricSpec(
+        name="sufficiency", bounds=(0.0, 1.0), score=sufficiency,
+        needs=frozenset({"maps", "base_logits"}), category="faithfulness", higher_is_better=True,
+        description="share of the other samples of the cell whose scaled maps lie within `threshold` of the "
+                    "sample's (standardised Euclidean distance / the largest) that get the same prediction",
+        formula="Suff_i = |{j != i : d(a_i, a_j) <= t, f(x_j) = f(x_i)}| / |{j != i : d(a_i, a_j) <= t}|",
+        undefined="no other sample of the cell has a map within the threshold",
+        checked_against=f"Quantus 0.6 Sufficiency, same maps (Quantus returns 0 where we return NaN): {PEER_TEST}"
+                        "::test_sufficiency",
+        citation=DASGUPTA, defaults={"threshold": 0.6, "abs": True}))
+
+
+def register_map_complexity(register: Callable[[MetricSpec], None]) -> None:
+    """Registers Effective Complexity and MST-C (category ``complexity``)."""
+    register(MetricSpec(
+        name="effective-complexity", bounds=(0.0, 1.0), score=effective_complexity,
+        category="complexity", higher_is_better=False,
+        description="share of pixels whose |relevance| exceeds `eps` times the map's largest",
+        formula="EC = |{i : |a_i| / max_j |a_j| > eps}| / P",
+        undefined="an all-zero map: nothing to measure (Quantus refuses the batch)",
+        checked_against=f"Quantus 0.6 EffectiveComplexity / P: {PEER_TEST}::test_effective_complexity",
+        citation=NGUYEN, defaults={"eps": 1e-5}))
+    register(MetricSpec(
+        name="mst-c", modalities=frozenset({"image"}), bounds=(0.0, None), score=mst_compactness,
+        category="complexity", higher_is_better=True,
+        description="minimum spanning tree compactness of the pixels above the `threshold` percentile of |map|: "
+                    "their count over (MST length x sqrt(convex hull area)), times 100 x the image diagonal",
+        formula="MST-C = 100 D |V| / (L_MST(V) sqrt(A_hull(V)))",
+        undefined="fewer than 2 salient pixels, or an all-zero map (Quantus PR #377 scores it 0)",
+        checked_against=f"hand value on a 5x5 block and Quantus PR #377's MSTC re-derived: {PEER_TEST}::test_mst_c",
+        citation=MESGARI, defaults={"threshold": 80.0, "k": 20}))

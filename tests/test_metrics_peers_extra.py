@@ -1,0 +1,246 @@
+"""The metrics of issue 35 against Quantus 0.6 (and hand values) on the same inputs, through the runner's seam.
+
+Each registered metric is called with :func:`xaibench.testing.score_metric` (only its declared needs
+reach it) and compared with the Quantus class on the same model, inputs, maps and masks. Quantus's
+``normalise``/``abs`` preprocessing is switched off where our definition has none, or matched where it
+has one; its ``black`` baseline (the sample's minimum) is replaced by the constant 0 our ``zero`` fill uses.
+Where Quantus deviates from the paper the test shows both values.
+"""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from xaibench.engine import Engine
+from xaibench.metric_inputs import MetricContext
+from xaibench.plugins import load_harness
+from xaibench.testing import score_metric
+
+quantus = pytest.importorskip("quantus", reason="quantus (test extra) is not installed")
+
+N, H, W = 6, 8, 8
+P = H * W
+HARNESS = load_harness()
+
+
+@pytest.fixture(autouse=True)
+def _quiet() -> None:
+    warnings.filterwarnings("ignore")
+
+
+def _data(seed: int = 0, n: int = N):  # type: ignore[no-untyped-def]
+    """Tie-free maps (signed), never-empty masks of varied size, a small random CNN, targets 0..2."""
+    rng = np.random.default_rng(seed)
+    x = rng.random((n, 1, H, W)).astype(np.float32)
+    a = rng.normal(size=(n, 1, H, W)).astype(np.float32)
+    s = np.zeros((n, 1, H, W), dtype=bool)
+    for i in range(n):
+        r, c = rng.integers(0, 4, 2)
+        s[i, 0, r: r + 2 + i % 3, c: c + 3] = True
+    torch.manual_seed(seed)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(4 * H * W, 3)).eval()
+    return model, x, np.arange(n) % 3, a, s
+
+
+def _registered(name: str, model: nn.Module, x: np.ndarray, y: np.ndarray, a: np.ndarray,
+                s: np.ndarray | None = None, **params: object) -> np.ndarray:
+    """The registered metric ``name`` with its defaults (``params`` override them), maps ``(N, H, W)``."""
+    spec = HARNESS.metrics.get(name)
+    xt = torch.from_numpy(x)
+    engine = None if model is None else Engine(model, "cpu", batch_size=16)
+    logits = torch.zeros(len(x), 3) if engine is None else engine.logits(xt)
+    ctx = MetricContext(engine=engine, base_logits=logits, seed=0, sample_seeds=tuple(range(len(x))))
+    masks = None if s is None else torch.from_numpy(s[:, 0])
+    return np.asarray(score_metric(spec, ctx, xt, torch.from_numpy(y), torch.from_numpy(a[:, 0]), masks,
+                                   **{**spec.defaults, **params}), dtype=np.float64)
+
+
+def _quantus(metric, model, x, y, a, s=None, **kw) -> np.ndarray:  # type: ignore[no-untyped-def]
+    return np.asarray(metric(model=model, x_batch=x, y_batch=y, a_batch=a, s_batch=s, device="cpu", **kw),
+                      dtype=np.float64)
+
+
+def test_faithfulness_estimate() -> None:
+    model, x, y, a, _ = _data()
+    ours = _registered("faithfulness-estimate", model, x, y, a, steps=16)
+    theirs = _quantus(quantus.FaithfulnessEstimate(features_in_step=P // 16, perturb_baseline=0.0, normalise=False,
+                                                   abs=False, disable_warnings=True), model, x, y, a)
+    np.testing.assert_allclose(ours, theirs, atol=1e-6)
+    assert np.isfinite(ours).all()
+
+
+def test_monotonicity_arya() -> None:
+    """Quantus 0.6's Monotonicity writes the *baseline* into the all-baseline canvas at each step (its default
+    perturb_func), so the input is never put back, the curve is flat and every map scores 1 (pinned below). With a
+    perturb_func that puts the input's values back at the indices, Quantus's loop gives our scores."""
+    model, x, y, a, _ = _data()
+    flat = x.reshape(N, -1)
+
+    def restore(arr: np.ndarray, indices: np.ndarray, **_: object) -> np.ndarray:
+        out = arr.copy()
+        rows = np.arange(len(arr))[:, None]
+        out[rows, indices] = flat[rows, indices]
+        return out
+
+    ours = _registered("monotonicity-arya", model, x, y, a, steps=4)
+    theirs = _quantus(quantus.Monotonicity(features_in_step=P // 4, perturb_baseline=0.0, perturb_func=restore,
+                                           normalise=False, abs=False, disable_warnings=True), model, x, y, a)
+    np.testing.assert_array_equal(ours, theirs)
+    assert 0 < ours.sum() < N  # both outcomes occur
+    as_shipped = _quantus(quantus.Monotonicity(features_in_step=P // 4, perturb_baseline=0.0, normalise=False,
+                                               abs=False, disable_warnings=True), model, x, y, a)
+    np.testing.assert_array_equal(as_shipped, 1.0)
+
+
+def test_monotonicity_arya_by_hand() -> None:
+    """A linear model p_c = sigmoid(w.x) from an all-zero fill: restoring a pixel of weight w_i changes the logit by
+    w_i. The map restores pixels in the order 1, 3, 0, 2 (least relevant first). All weights positive: every step
+    raises p_c (1). Pixel 2, restored last, with a negative weight: the last step lowers p_c (0)."""
+    model = nn.Sequential(nn.Flatten(), nn.Linear(4, 2, bias=False))
+    with torch.no_grad():
+        model[1].weight.copy_(torch.tensor([[1.0, 2.0, 3.0, 4.0], [0.0, 0.0, 0.0, 0.0]]))
+    x = np.ones((1, 1, 2, 2), np.float32)
+    y = np.zeros(1, dtype=np.int64)
+    any_map = np.array([[[[0.3, 0.1], [0.4, 0.2]]]], np.float32)
+    assert _registered("monotonicity-arya", model, x, y, any_map, steps=4).tolist() == [1.0]
+    with torch.no_grad():
+        model[1].weight[0, 2] = -3.0
+    assert _registered("monotonicity-arya", model, x, y, any_map, steps=4).tolist() == [0.0]
+
+
+def test_monotonicity_correlation() -> None:
+    """The same uniform replacement values on both sides: Quantus's perturb_func is fed our draws in its call order
+    (groups in ascending order of |a|, then draws, the whole batch per call)."""
+    from xaibench_metrics.monotonicity import replacement_values
+
+    model, x, y, a, _ = _data()
+    steps, draws = 8, 3
+    values = replacement_values(tuple(range(N)), steps, draws, 0.0, 1.0).numpy()
+    calls = iter(range(steps * draws))
+
+    def perturb(arr: np.ndarray, indices: np.ndarray, **_: object) -> np.ndarray:
+        k = next(calls)
+        out = arr.copy()
+        out[np.arange(len(arr))[:, None], indices] = values[:, k // draws, k % draws][:, None]
+        return out
+
+    ours = _registered("monotonicity-correlation", model, x, y, a, steps=steps, draws=draws)
+    theirs = _quantus(quantus.MonotonicityCorrelation(nr_samples=draws, features_in_step=P // steps,
+                                                      perturb_func=perturb, normalise=False, abs=True,
+                                                      disable_warnings=True), model, x, y, a)
+    np.testing.assert_allclose(ours, theirs, atol=1e-6)
+
+
+@pytest.mark.parametrize("order", ["morf", "lerf"])
+def test_region_perturbation(order: str) -> None:
+    """Quantus returns the curve f(x) - f(x^(k)), k = 1..L; the AOPC is its sum over L + 1 (the k = 0 term is 0)."""
+    model, x, y, a, _ = _data()
+    ours = _registered(f"region-perturbation-{order}", model, x, y, a, patch=2)
+    curve = _quantus(quantus.RegionPerturbation(patch_size=2, order=order, regions_evaluation=16,
+                                                perturb_baseline=0.0, normalise=False, abs=False,
+                                                disable_warnings=True), model, x, y, a)
+    np.testing.assert_allclose(ours, curve.sum(1) / (curve.shape[1] + 1), atol=1e-6)
+    assert curve.shape == (N, 16)
+
+
+def test_selectivity() -> None:
+    """Quantus returns p_c after each removal; ours prepends p_c(x) and integrates on [0, 1]."""
+    model, x, y, a, _ = _data()
+    ours = _registered("selectivity", model, x, y, a, patch=4)
+    curve = _quantus(quantus.Selectivity(patch_size=4, perturb_baseline=0.0, normalise=False, abs=False,
+                                         disable_warnings=True), model, x, y, a)
+    p_x = torch.softmax(model(torch.from_numpy(x)), 1)[np.arange(N), y].detach().numpy()
+    full = np.concatenate([p_x[:, None], curve], 1)
+    np.testing.assert_allclose(ours, np.trapezoid(full, dx=1 / curve.shape[1], axis=1), atol=1e-6)
+
+
+def test_sufficiency() -> None:
+    model, x, y, a, _ = _data(n=12)
+    a[6:] = a[:6] + 0.01  # near-duplicates: every sample has a close neighbour
+    ours = _registered("sufficiency", model, x, y, a)
+    theirs = _quantus(quantus.Sufficiency(threshold=0.6, disable_warnings=True), model, x, y, a)
+    defined = np.isfinite(ours)
+    np.testing.assert_allclose(ours[defined], theirs[defined], atol=1e-12)
+    np.testing.assert_array_equal(theirs[~defined], 0.0)  # Quantus: 0 where no neighbour; ours: NaN
+
+
+def test_effective_complexity() -> None:
+    _, x, y, a, _ = _data()
+    a[0, 0, :4] = 0.0  # 32 exact zeros
+    ours = _registered("effective-complexity", None, x, y, a)  # type: ignore[arg-type]
+    theirs = _quantus(quantus.EffectiveComplexity(eps=1e-5, disable_warnings=True), None, x, y, a)
+    np.testing.assert_allclose(ours * P, theirs)
+    assert ours[0] == 0.5
+    zero = np.zeros_like(a[:1])
+    assert np.isnan(_registered("effective-complexity", None, x[:1], y[:1], zero))  # type: ignore[arg-type]
+    with pytest.raises(AssertionError, match="all equal to zero"):  # Quantus refuses it before scoring
+        _quantus(quantus.EffectiveComplexity(disable_warnings=True), None, x[:1], y[:1], zero)
+
+
+def test_top_k_intersection() -> None:
+    model, x, y, a, s = _data()
+    a = np.abs(a)
+    ours = _registered("top-k-intersection", model, x, y, a, s)
+    k = round(0.1 * P)
+    theirs = _quantus(quantus.TopKIntersection(k=k, disable_warnings=True), model, x, y, a, s)
+    np.testing.assert_allclose(ours, theirs, atol=1e-12)
+    assert 0 < ours.sum()
+
+
+def test_auc() -> None:
+    model, x, y, a, s = _data()
+    ours = _registered("auc", model, x, y, a, s)
+    theirs = _quantus(quantus.AUC(disable_warnings=True), model, x, y, a, s)
+    np.testing.assert_allclose(ours, theirs, atol=1e-12)
+    # by hand: a map equal to the mask ranks every mask pixel first (1); its negation last (0); a constant 0.5
+    oracle = s.astype(np.float32)
+    np.testing.assert_array_equal(_registered("auc", model, x, y, oracle, s), 1.0)
+    np.testing.assert_array_equal(_registered("auc", model, x, y, -oracle, s), 0.0)
+    np.testing.assert_array_equal(_registered("auc", model, x, y, np.ones_like(oracle), s), 0.5)
+    full = np.ones_like(s)
+    assert np.isnan(_registered("auc", model, x, y, a, full)).all()
+
+
+def test_mst_c_by_hand() -> None:
+    """A 10x10 map with a 5x5 block of ones (25% of the pixels, so the 80th percentile is 1): 25 salient points on a
+    unit grid, hull area 4 x 4 = 16, MST 24 unit edges: (1/4) (25/24) 100 sqrt(200)."""
+    a = np.zeros((1, 1, 10, 10), np.float32)
+    a[0, 0, 2:7, 3:8] = 1.0
+    x = np.zeros_like(a)
+    ours = _registered("mst-c", None, x, np.zeros(1, np.int64), a)  # type: ignore[arg-type]
+    np.testing.assert_allclose(ours, [0.25 * 25 / 24 * 100 * np.sqrt(200)], rtol=1e-12)
+
+
+def test_mst_c_matches_the_reference_construction() -> None:
+    """Quantus 0.6 has no MST-C: PR #377's MSTC re-derived in the test with its own calls (a sklearn k-NN graph
+    made symmetric with max, scipy's MST and ConvexHull), on random maps."""
+    from scipy.sparse.csgraph import minimum_spanning_tree
+    from scipy.spatial import ConvexHull
+    from sklearn.neighbors import kneighbors_graph
+
+    _, x, y, a, _ = _data()
+    ours = _registered("mst-c", None, x, y, a, threshold=70.0, k=5)  # type: ignore[arg-type]
+    for i in range(N):
+        m = np.abs(a[i, 0].astype(np.float64))
+        pts = np.argwhere(m >= np.percentile(m, 70.0)).astype(np.float64)
+        g = kneighbors_graph(pts, n_neighbors=5, mode="distance")
+        mst = minimum_spanning_tree(g.maximum(g.T)).sum()
+        want = (1 / np.sqrt(ConvexHull(pts).volume)) * (len(pts) / mst) * np.hypot(H, W) * 100
+        np.testing.assert_allclose(ours[i], want, rtol=1e-12)
+    assert np.isnan(_registered("mst-c", None, x[:1], y[:1], np.zeros_like(a[:1])))  # type: ignore[arg-type]
+
+
+def test_parameters_outside_the_definition_stop() -> None:
+    model, x, y, a, _ = _data()
+    with pytest.raises(ValueError, match="steps must be between 1 and the 64 pixels"):
+        _registered("faithfulness-estimate", model, x, y, a, steps=65)
+    with pytest.raises(ValueError, match="steps must be between 1 and the 16 patches of 2 px, got 17"):
+        _registered("region-perturbation-morf", model, x, y, a, patch=2, steps=17)
+    with pytest.raises(ValueError, match="order must be one of"):
+        _registered("region-perturbation-morf", model, x, y, a, order="random")
+
+
