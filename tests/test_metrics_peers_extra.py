@@ -8,6 +8,7 @@ Where Quantus deviates from the paper the test shows both values.
 """
 from __future__ import annotations
 
+import copy
 import warnings
 
 import numpy as np
@@ -244,3 +245,172 @@ def test_parameters_outside_the_definition_stop() -> None:
         _registered("region-perturbation-morf", model, x, y, a, order="random")
 
 
+
+
+def _gradient(model: nn.Module, inputs: np.ndarray, targets: np.ndarray, times_input: bool = False,
+              **_: object) -> np.ndarray:
+    """A deterministic explain_func for both sides: the target logit's gradient (times the input), (N, 1, H, W)."""
+    x = torch.as_tensor(np.asarray(inputs, dtype=np.float32)).requires_grad_(True)
+    with torch.enable_grad():
+        model(x).gather(1, torch.as_tensor(np.asarray(targets)).long()[:, None]).sum().backward()
+    g = x.grad * x if times_input else x.grad  # type: ignore[operator]
+    return g.sum(1, keepdim=True).detach().numpy()
+
+
+def _with_explain(name: str, model: nn.Module, x: np.ndarray, y: np.ndarray, times_input: bool = False,
+                  **params: object) -> np.ndarray:
+    """The registered metric with the cell's method re-run as the runner offers it (``ctx.explain``)."""
+    def explain(model: nn.Module | None = None, inputs: torch.Tensor | None = None,
+                targets: torch.Tensor | None = None) -> torch.Tensor:
+        chosen = base if model is None else model
+        xs = xt if inputs is None else inputs
+        ts = yt if targets is None else targets
+        return torch.from_numpy(_gradient(chosen, xs.numpy(), ts.numpy(), times_input))[:, 0]
+
+    base, xt, yt = model, torch.from_numpy(x), torch.from_numpy(y)
+    spec = HARNESS.metrics.get(name)
+    engine = Engine(model, "cpu", batch_size=16)
+    ctx = MetricContext(engine=engine, base_logits=engine.logits(xt), seed=0, sample_seeds=tuple(range(len(x))),
+                        model=lambda: copy.deepcopy(model), explain=explain)
+    return np.asarray(score_metric(spec, ctx, xt, yt, explain(), **{**spec.defaults, **params}), dtype=np.float64)
+
+
+def test_non_sensitivity() -> None:
+    """A linear model that reads only the left half: the right half's pixels are insensitive. The map is the
+    model's weights with two left pixels zeroed and two right pixels set: 4 disagreements of 64 on every sample."""
+    model = nn.Sequential(nn.Flatten(), nn.Linear(P, 3)).eval()
+    with torch.no_grad():
+        model[1].weight.mul_(torch.tensor([1.0] * (W // 2) + [0.0] * (W // 2)).repeat(H))
+    _, x, y, _, _ = _data()
+    x += 0.5  # every pixel moves p_c when zeroed
+    a = np.broadcast_to(np.abs(model[1].weight[0].detach().numpy()).reshape(1, 1, H, W), (N, 1, H, W)).copy()
+    a[:, 0, 0, 0] = a[:, 0, 1, 0] = 0.0
+    a[:, 0, 0, W - 1] = a[:, 0, 1, W - 1] = 0.5
+    ours = _registered("non-sensitivity", model, x, y, a, patch=1)
+    theirs = _quantus(quantus.NonSensitivity(features_in_step=1, perturb_baseline=0.0, eps=1e-5,
+                                             disable_warnings=True), model, x, y, a)
+    np.testing.assert_allclose(ours * P, theirs)
+    np.testing.assert_allclose(ours, 4 / P)
+    with pytest.raises(ValueError):  # Quantus 0.6 with groups of features: per-step vs per-pixel arrays
+        _quantus(quantus.NonSensitivity(features_in_step=2, perturb_baseline=0.0, disable_warnings=True),
+                 model, x, y, a)
+    # 2x2 patches: the zeroed left pixels share a patch with relevant ones (no disagreement left there); the two
+    # right pixels set to 0.5 make their insensitive patch relevant: 1 disagreement of 16 patches
+    np.testing.assert_allclose(_registered("non-sensitivity", model, x, y, a, patch=2), 1 / 16)
+
+
+@pytest.mark.parametrize("padding", [0, 1])
+def test_input_invariance(padding: int) -> None:
+    """Kindermans et al. 2019, Sec. 2: the shifted network computes f'(x + c) = f(x) exactly (checked on the logits),
+    so the gradient is invariant (1) and gradient x input is not (0), with or without zero padding (with it a bias
+    cannot absorb the shift at the borders; the offset does)."""
+    from xaibench_metrics.axiomatic import absorb_shift
+
+    torch.manual_seed(0)
+    side = H + 2 * padding - 2
+    model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=padding), nn.ReLU(), nn.Flatten(),
+                          nn.Linear(4 * side * side, 3)).eval()
+    _, x, y, _, _ = _data()
+    xt = torch.from_numpy(x)
+    shifted = copy.deepcopy(model)
+    remove = absorb_shift(shifted, xt[:1], -1.0)
+    torch.testing.assert_close(shifted(xt - 1.0), model(xt), atol=1e-5, rtol=0)
+    remove()
+    torch.testing.assert_close(shifted(xt), model(xt))  # the hook is gone
+    np.testing.assert_array_equal(_with_explain("input-invariance", model, x, y), 1.0)
+    np.testing.assert_array_equal(_with_explain("input-invariance", model, x, y, times_input=True), 0.0)
+
+
+def test_quantus_input_invariance_leaves_the_first_input_value_unshifted() -> None:
+    """Quantus 0.6's InputInvariance shifts every input value but the first of each sample (its indices skip index 0),
+    so its shifted model does not compute f(x) on what it is given, and gradient x input passes on some samples."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * (H - 2) * (W - 2), 3)).eval()
+    _, x, y, _, _ = _data()
+    seen: list[np.ndarray] = []
+
+    def spy(model: nn.Module, inputs: np.ndarray, targets: np.ndarray, **kw: object) -> np.ndarray:
+        seen.append(np.asarray(inputs))
+        return _gradient(model, inputs, targets, times_input=True)
+
+    a = _gradient(model, x, y, times_input=True)
+    theirs = _quantus(quantus.InputInvariance(input_shift=-1, disable_warnings=True), model, x, y, a,
+                      explain_func=spy)
+    given = seen[-1].reshape(N, -1)
+    np.testing.assert_allclose(given[:, 1:], x.reshape(N, -1)[:, 1:] - 1, atol=1e-6)
+    np.testing.assert_allclose(given[:, 0], x.reshape(N, -1)[:, 0])  # not shifted
+    assert theirs.sum() > 0  # gradient x input "invariant" on some samples
+    np.testing.assert_array_equal(_with_explain("input-invariance", model, x, y, times_input=True), 0.0)
+
+
+def test_input_invariance_needs_a_linear_first_layer() -> None:
+    model = nn.Sequential(nn.ReLU(), nn.Flatten(), nn.Linear(P, 3)).eval()
+    _, x, y, _, _ = _data()
+    with pytest.raises(ValueError, match="input is read by ReLU"):
+        _with_explain("input-invariance", model, x, y)
+
+
+def test_continuity() -> None:
+    """Quantus translates by -W + k dx (dx = (2W + 1) // nr_steps): with nr_steps 4 on W = 8, shifts -4, 0, 4, 8; the
+    zero shift adds a ratio 0, so the maximum over the nonzero shifts is Quantus's. Quantus fills with ``black`` (the
+    sample's minimum) whatever its perturb_baseline: inputs with minimum 0 make that our zero fill."""
+    model, x, y, _, _ = _data()
+    x[:, 0, 0, 0] = 0.0
+    ours = _with_explain("continuity", model, x, y, shifts=(-4, 4, 8), normalise=False)
+    theirs = _quantus(quantus.Continuity(nr_steps=4, normalise=False, disable_warnings=True), model, x, y,
+                      _gradient(model, x, y), explain_func=_gradient)
+    np.testing.assert_allclose(ours, theirs, rtol=1e-5)
+    # Quantus scales by the batch's largest value: a sample's score moves when the others change; ours does not
+    alone = _quantus(quantus.Continuity(nr_steps=4, disable_warnings=True), model, x[:2], y[:2],
+                     _gradient(model, x[:2], y[:2]), explain_func=_gradient)
+    batch = _quantus(quantus.Continuity(nr_steps=4, disable_warnings=True), model, x, y, _gradient(model, x, y),
+                     explain_func=_gradient)
+    assert not np.allclose(alone, batch[:2])
+    scaled = _with_explain("continuity", model, x, y, shifts=(-4, 4, 8))
+    np.testing.assert_allclose(_with_explain("continuity", model, x[:2], y[:2], shifts=(-4, 4, 8)), scaled[:2])
+    with pytest.raises(ValueError, match="non-zero translations"):
+        _with_explain("continuity", model, x, y, shifts=(0, 1))
+
+
+def test_continuity_by_hand() -> None:
+    """The identity map R(x) = x (unscaled) translated by 1 px: ||R(x) - R(x')||_1 / ||x - x'||_2 = ||d||_1 / ||d||_2."""
+    from xaibench_metrics.continuity import continuity, translate
+
+    x = torch.rand(2, 1, 4, 5)
+    moved = translate(x, 1, torch.zeros_like(x))
+    assert torch.equal(moved[..., 1:], x[..., :-1]) and (moved[..., 0] == 0).all()
+    d = (x - moved).flatten(1).double()
+    ours = continuity(x, x[:, 0], lambda inputs: inputs[:, 0], shifts=(1,), normalise=False, abs=False)
+    np.testing.assert_allclose(ours, (d.abs().sum(1) / d.norm(dim=1)).numpy(), rtol=1e-12)
+
+
+def test_focus() -> None:
+    """Our mosaics and their maps given to Quantus's Focus with the tiles' classes: the same shares."""
+    from xaibench_metrics.focus import mosaics
+
+    model, x, y, _, _ = _data(n=12)
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    ours = _with_explain("focus", model, x, y)
+    mosaic, own = mosaics(xt, yt, tuple(range(12)))
+    maps = _gradient(model, mosaic.numpy(), y)
+    theirs = _quantus(quantus.Focus(disable_warnings=True, normalise=False, abs=False), model, mosaic.numpy(), y,
+                      maps, custom_batch=[tuple(int(v) for v in row) for row in own])
+    np.testing.assert_allclose(ours, theirs, atol=1e-6)
+    assert (own.sum(1) == 2).all() and np.isfinite(ours).all()
+
+
+def test_focus_by_hand() -> None:
+    """A map equal to the mosaic's own-class indicator scores 1, its complement 0; a constant map 1/2; a sample
+    whose class no other sample has: NaN."""
+    from xaibench_metrics.focus import focus, mosaics, tile_masks
+
+    x = torch.rand(5, 1, 6, 6)
+    y = torch.tensor([0, 0, 1, 2, 3])
+    _, own = mosaics(x, y, (0, 1, 2, 3, 4))
+    inside = tile_masks(own, 6, 6).float()
+    seeds = (0, 1, 2, 3, 4)
+    got = focus(x, y, lambda inputs, targets: inside, seeds)
+    np.testing.assert_array_equal(got[:2], 1.0)
+    assert np.isnan(got[2:]).all()
+    np.testing.assert_array_equal(focus(x, y, lambda inputs, targets: 1 - inside, seeds)[:2], 0.0)
+    np.testing.assert_array_equal(focus(x, y, lambda inputs, targets: torch.ones(5, 6, 6), seeds)[:2], 0.5)

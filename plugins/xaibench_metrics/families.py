@@ -269,3 +269,67 @@ def register_map_complexity(register: Callable[[MetricSpec], None]) -> None:
         undefined="fewer than 2 salient pixels, or an all-zero map (Quantus PR #377 scores it 0)",
         checked_against=f"hand value on a 5x5 block and Quantus PR #377's MSTC re-derived: {PEER_TEST}::test_mst_c",
         citation=MESGARI, defaults={"threshold": 80.0, "k": 20}))
+
+
+KINDERMANS = ("Kindermans et al., The (Un)reliability of Saliency Methods, in Explainable AI: Interpreting, "
+              "Explaining and Visualizing Deep Learning, Springer 2019, Sec. 2")
+ARIAS_DUART = ("Arias-Duart, Parés, Garcia-Gasulla and Giménez-Ábalos, Focus! Rating XAI Methods and Finding "
+               "Biases, FUZZ-IEEE 2022, Sec. III")
+
+non_sensitivity = lazy("xaibench_metrics.axiomatic:non_sensitivity")
+input_invariance = lazy("xaibench_metrics.axiomatic:input_invariance")
+continuity = lazy("xaibench_metrics.continuity:continuity")
+focus = lazy("xaibench_metrics.focus:focus")
+
+
+def register_axiomatic(register: Callable[[MetricSpec], None]) -> None:
+    """Registers Non-Sensitivity and Input Invariance (category ``axiomatic``)."""
+    register(MetricSpec(
+        name="non-sensitivity", bounds=(0.0, 1.0), score=non_sensitivity,
+        needs=frozenset({"inputs", "targets", "maps", "engine", "base_logits", "data_mean"}),
+        category="axiomatic", higher_is_better=False,
+        description="share of `patch`-pixel patches where zero relevance and insensitivity of p_c (setting the "
+                    "patch to `fill` moves it by < `eps`) disagree",
+        formula="NS = |Z xor I| / patches, Z = {g : |a|_g / max |a| < eps}, I = {g : |p_c(x) - p_c(x_{g <- fill})| < eps}",
+        undefined="an all-zero map: no relevance to compare",
+        checked_against=f"Quantus 0.6 NonSensitivity (features_in_step=1, baseline 0) / P with patch 1: {PEER_TEST}"
+                        "::test_non_sensitivity",
+        citation=NGUYEN, defaults={"patch": 4, "eps": 1e-5, "fill": "zero", "output": "prob"}))
+    register(MetricSpec(
+        name="input-invariance", bounds=(0.0, 1.0), score=input_invariance,
+        needs=frozenset({"inputs", "maps", "model", "explain"}), category="axiomatic", higher_is_better=True,
+        description="1 when the map of x + `shift` under the model whose first layer absorbs the shift equals the "
+                    "map of x (within `tol` of its largest value), else 0",
+        formula="II = 1[ max |Phi_{f'}(x + c) - Phi_f(x)| <= tol max |Phi_f(x)| ], f'(x + c) = f(x)",
+        undefined="an all-zero map",
+        checked_against=f"by hand (f'(x + c) = f(x) on the logits; gradient 1, gradient x input 0): {PEER_TEST}"
+                        "::test_input_invariance; Quantus 0.6 leaves the first input value unshifted (pinned)",
+        citation=KINDERMANS, defaults={"shift": -1.0, "tol": 1e-4}))
+
+
+def register_continuity(register: Callable[[MetricSpec], None]) -> None:
+    """Registers ``continuity`` (Montavon et al. 2018, category ``robustness``, lower is better)."""
+    register(MetricSpec(
+        name="continuity", bounds=(0.0, None), score=continuity,
+        needs=frozenset({"inputs", "maps", "explain", "data_mean"}), category="robustness", higher_is_better=False,
+        description="largest ||R(x) - R(x')||_1 / ||x - x'||_2 over translations x' of x by `shifts` pixels along "
+                    "the last axis (maps scaled by their largest |value|, absolute)",
+        formula="C = max_{t in shifts} ||R(x) - R(x_t)||_1 / ||x - x_t||_2",
+        undefined="no translation changes the input (constant along the last axis)",
+        checked_against=f"Quantus 0.6 Continuity on its nonzero translations: {PEER_TEST}::test_continuity",
+        citation=MONTAVON, defaults={"shifts": (1, 2, 3, 4), "fill": "zero", "normalise": True, "abs": True}))
+
+
+def register_focus(register: Callable[[MetricSpec], None]) -> None:
+    """Registers ``focus`` (Arias-Duart et al. 2022, category ``localization``, images only)."""
+    register(MetricSpec(
+        name="focus", modalities=frozenset({"image"}), bounds=(0.0, 1.0), score=focus,
+        needs=frozenset({"inputs", "targets", "explain", "sample_seeds"}), category="localization",
+        higher_is_better=True,
+        description="share of positive relevance on the explained class's two tiles of a 2x2 mosaic (two images "
+                    "of the class, two of others; tiles at half size)",
+        formula="F = sum_{tiles of c} a^+ / sum a^+ on the mosaic's map",
+        undefined="the cell has no other sample of the class or fewer than two of other classes, or the mosaic's "
+                  "map has no positive relevance",
+        checked_against=f"Quantus 0.6 Focus on the same mosaics and maps: {PEER_TEST}::test_focus",
+        citation=ARIAS_DUART))

@@ -19,7 +19,10 @@ from xaibench_metrics.families import (
     FRACTIONS,
     LABEL_RANDOMIZED,
     TOP_K,
+    register_axiomatic,
     register_consistency,
+    register_continuity,
+    register_focus,
     register_map_complexity,
     register_patch_faithfulness,
     register_ranked_faithfulness,
@@ -272,6 +275,9 @@ def xaibench_register_metrics(register: Callable[[MetricSpec], None]) -> None:
     register_patch_faithfulness(register)
     register_sufficiency(register)
     register_map_complexity(register)
+    register_axiomatic(register)
+    register_continuity(register)
+    register_focus(register)
     for measure, label in (("spearman", "Spearman rank correlation"), ("ssim", "SSIM")):
         register(MetricSpec(
             name=f"mprt-{measure}", modalities=ANY, bounds=(-1.0, 1.0), score=model_randomization, version="2",
