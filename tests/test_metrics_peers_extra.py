@@ -415,3 +415,55 @@ def test_focus_by_hand() -> None:
     assert np.isnan(got[2:]).all()
     np.testing.assert_array_equal(focus(x, y, lambda inputs, targets: 1 - inside, seeds)[:2], 0.0)
     np.testing.assert_array_equal(focus(x, y, lambda inputs, targets: torch.ones(5, 6, 6), seeds)[:2], 0.5)
+
+
+def test_arcc(monkeypatch: pytest.MonkeyPatch) -> None:
+    """pytorch-grad-cam's ARCC (PR #595) on GradCAM maps of a small CNN, softmax targets (its ROAD range assumes
+    probabilities), imputation noise 0 on both sides (its imputer draws from torch's global generator).
+
+    Equal where the map has fewer exact zeros than the smallest removal (13 of 64 pixels): pytorch-grad-cam removes
+    every pixel at or above a percentile, so a tie across the cut removes more than the fraction; ROAD (and ours)
+    removes exactly round(f P) pixels, ties in index order. The ROAD paper removes a fraction of the pixels: we follow it."""
+    from pytorch_grad_cam import GradCAM
+    from pytorch_grad_cam.metrics import road as gradcam_road
+    from pytorch_grad_cam.metrics.arcc import ARCC
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputSoftmaxTarget
+
+    defaults = gradcam_road.NoisyLinearImputer.__init__.__defaults__
+    monkeypatch.setattr(gradcam_road.NoisyLinearImputer.__init__, "__defaults__", (0.0, *defaults[1:]))
+    model, x, y, _, _ = _data(n=12)
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    targets = [ClassifierOutputSoftmaxTarget(int(c)) for c in y]
+    with GradCAM(model=model, target_layers=[model[0]]) as cam:
+        def explain(model: nn.Module | None = None, inputs: torch.Tensor | None = None,
+                    targets: torch.Tensor | None = None) -> torch.Tensor:
+            return torch.from_numpy(cam(input_tensor=xt if inputs is None else inputs, targets=softmax_targets))
+
+        softmax_targets = targets
+        cams = cam(input_tensor=xt, targets=targets)
+        theirs = ARCC(base_method=cam, road_percentiles=[20, 40, 60, 80])(xt, cams, targets, model)
+        spec = HARNESS.metrics.get("arcc")
+        engine = Engine(model, "cpu", batch_size=16)
+        ctx = MetricContext(engine=engine, base_logits=engine.logits(xt), seed=0, explain=explain)
+        ours = np.asarray(score_metric(spec, ctx, xt, yt, torch.from_numpy(cams), **{**spec.defaults, "noise": 0.0}))
+    untied = (cams == 0).reshape(len(cams), -1).sum(1) < 13
+    np.testing.assert_allclose(ours[untied], theirs[untied], atol=1e-6)
+    assert untied.sum() >= 3 and (ours[untied] > 0).any()
+
+
+def test_arcc_components_by_hand() -> None:
+    """A map that the method reproduces on the masked input (coherency 1), lighting a quarter of the image
+    (complexity 1/4) and a model whose p_c ROAD cannot move (R = 0): the harmonic mean is 0; a constant map: NaN."""
+    from xaibench_metrics.arcc import arcc
+
+    x = torch.rand(2, 1, 8, 8)
+    maps = torch.zeros(2, 8, 8)
+    maps[:, :4, :4] = 1.0
+    constant_model = nn.Sequential(nn.Flatten(), nn.Linear(64, 2))
+    with torch.no_grad():
+        constant_model[1].weight.zero_()
+    engine = Engine(constant_model.eval(), "cpu")
+    got = arcc(x, torch.zeros(2, dtype=torch.long), maps, engine, 0, lambda inputs: maps)
+    np.testing.assert_array_equal(got, 0.0)
+    assert np.isnan(arcc(x, torch.zeros(2, dtype=torch.long), torch.ones(2, 8, 8), engine, 0,
+                         lambda inputs: maps)).all()

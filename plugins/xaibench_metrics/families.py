@@ -333,3 +333,22 @@ def register_focus(register: Callable[[MetricSpec], None]) -> None:
                   "map has no positive relevance",
         checked_against=f"Quantus 0.6 Focus on the same mosaics and maps: {PEER_TEST}::test_focus",
         citation=ARIAS_DUART))
+
+
+DOMENICONI = "Domeniconi, How to Evaluate and Refine your CAM, ICPR 2026 (pytorch-grad-cam PR #595)"
+arcc = lazy("xaibench_metrics.arcc:arcc")
+
+
+def register_arcc(register: Callable[[MetricSpec], None]) -> None:
+    """Registers ``arcc`` (category ``faithfulness``, higher is better, in [0, 1])."""
+    register(MetricSpec(
+        name="arcc", bounds=(0.0, 1.0), score=arcc,
+        needs=frozenset({"inputs", "targets", "maps", "engine", "seed", "explain"}), category="faithfulness",
+        higher_is_better=True,
+        description="harmonic mean of coherency (map of x * L vs L), 1 - complexity (mean of L) and "
+                    "clip(2 ROAD-combined) of the map L scaled to [0, 1]",
+        formula="ARCC = 3 / (1/Coh + 1/(1 - Comp) + 1/clip(ROAD_LeRF - ROAD_MoRF, 0, 1))",
+        undefined="the map, or the method's map of the input masked by it, is constant: Pearson correlation "
+                  "undefined",
+        checked_against=f"pytorch-grad-cam ARCC (PR #595) with GradCAM, imputation noise 0: {PEER_TEST}::test_arcc",
+        citation=DOMENICONI, defaults={"percentiles": (20, 40, 60, 80), "noise": 0.01}))

@@ -19,6 +19,7 @@ from xaibench_metrics.families import (
     FRACTIONS,
     LABEL_RANDOMIZED,
     TOP_K,
+    register_arcc,
     register_axiomatic,
     register_consistency,
     register_continuity,
@@ -278,6 +279,7 @@ def xaibench_register_metrics(register: Callable[[MetricSpec], None]) -> None:
     register_axiomatic(register)
     register_continuity(register)
     register_focus(register)
+    register_arcc(register)
     for measure, label in (("spearman", "Spearman rank correlation"), ("ssim", "SSIM")):
         register(MetricSpec(
             name=f"mprt-{measure}", modalities=ANY, bounds=(-1.0, 1.0), score=model_randomization, version="2",
