@@ -5,7 +5,9 @@ Explanations are discretised into labels ``e(x)``; for sample ``i`` the score is
 share of the *other* evaluated samples ``j`` with ``e(x_j) = e(x_i)`` whose predicted
 class equals ``i``'s: an estimate of ``P[f(x') = f(x) | e(x') = e(x)]``. 1: the
 explanation determines the prediction; lower: the same explanation is given for
-different decisions. NaN where no other sample shares ``i``'s label (Quantus 0.6
+different decisions. This is the paper's local consistency ``m(x) = Pr_{x'}[f(x') = f(x) | e(x') = e(x)]``
+estimated on the cell's other samples; the mean over the samples (the leaderboard's) is its global
+consistency ``E_x[m(x)]``. NaN where no other sample shares ``i``'s label (Quantus 0.6
 returns 0 there, which reads as "inconsistent"); the score depends on the other
 samples of the cell, which every method of a cell shares.
 

@@ -106,7 +106,13 @@ def register_consistency(register: Callable[[MetricSpec], None]) -> None:
         name="consistency", bounds=(0.0, 1.0), score=consistency, needs=frozenset({"maps", "base_logits"}), category="robustness",
         higher_is_better=True,
         description="share of the other samples whose map peaks in the same grid cell that get the same "
-                    "prediction", citation=DASGUPTA, defaults={"grid": 4, "abs": True}))
+                    "prediction", citation=DASGUPTA, defaults={"grid": 4, "abs": True},
+        formula="m(x_i) = |{j != i : e(x_j) = e(x_i), f(x_j) = f(x_i)}| / |{j != i : e(x_j) = e(x_i)}|, e = peak's cell",
+        undefined="no other sample of the cell has the same explanation label",
+        checked_against="the paper's local and global consistency by brute force over pairs: "
+                        "tests/test_metrics_consistency.py::test_the_papers_definition_local_and_global; Quantus 0.6 "
+                        "Consistency with the same discretisation (it scores 'no peer' 0): "
+                        "tests/test_metrics_consistency.py::test_equals_quantus_with_the_same_discretisation"))
 
 
 def register_randomization_revisited(register: Callable[[MetricSpec], None]) -> None:
