@@ -72,7 +72,8 @@ def non_sensitivity(inputs: torch.Tensor, targets: torch.Tensor, maps: torch.Ten
 
 
 def first_layer(model: nn.Module, sample: torch.Tensor) -> nn.Module:
-    """The first module that reads the input ``sample`` ``(1, C, *spatial)`` in the forward pass (found with hooks).
+    """The first leaf module that reads the input ``sample`` ``(1, C, *spatial)`` in the forward pass (found with
+    hooks; containers are looked through).
 
     Raises :class:`ValueError` unless it is a convolution or linear layer (:data:`LINEAR_FIRST`): only
     a linear first layer absorbs a constant shift (Kindermans et al. 2019).
@@ -83,7 +84,7 @@ def first_layer(model: nn.Module, sample: torch.Tensor) -> nn.Module:
         if not readers and any(a is sample for a in args):
             readers.append(module)
 
-    handles = [m.register_forward_pre_hook(hook) for m in model.modules() if m is not model]
+    handles = [m.register_forward_pre_hook(hook) for m in model.modules() if not any(True for _ in m.children())]
     try:
         with torch.no_grad():
             model(sample)
