@@ -273,7 +273,9 @@ def register_map_complexity(register: Callable[[MetricSpec], None]) -> None:
                     "their count over (MST length x sqrt(convex hull area)), times 100 x the image diagonal",
         formula="MST-C = 100 D |V| / (L_MST(V) sqrt(A_hull(V)))",
         undefined="fewer than 2 salient pixels, or an all-zero map (Quantus PR #377 scores it 0)",
-        checked_against=f"hand value on a 5x5 block and Quantus PR #377's MSTC re-derived: {PEER_TEST}::test_mst_c",
+        checked_against=f"hand value on a 5x5 block: {PEER_TEST}::test_mst_c_by_hand; Quantus PR #377's MSTC "
+                        f"re-derived with its scipy/scikit-learn calls: {PEER_TEST}"
+                        "::test_mst_c_matches_the_reference_construction",
         citation=MESGARI, defaults={"threshold": 80.0, "k": 20}))
 
 
