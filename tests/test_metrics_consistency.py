@@ -10,8 +10,8 @@ from torch import nn
 from xaibench_metrics.consistency import peak_cells
 
 from xaibench.engine import Engine
-from xaibench.plugins import load_harness
 from xaibench.metric_inputs import MetricContext
+from xaibench.plugins import load_harness
 from xaibench.testing import score_metric
 
 

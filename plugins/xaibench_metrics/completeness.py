@@ -36,7 +36,6 @@ import torch.nn.functional as F
 from xaibench.engine import OUTPUTS, Engine
 from xaibench.fills import mean_fill
 
-
 #: The fills (:mod:`xaibench.fills`) an occluded pixel may take here: constants, not functions of the input.
 FILLS = ("zero", "mean")
 

@@ -29,11 +29,9 @@ so Quantus would find no neighbours). NaN where no other sample is a neighbour (
 """
 from __future__ import annotations
 
-
 import numpy as np
 import torch
 from scipy.spatial.distance import cdist
-
 
 
 def peak_cells(maps: torch.Tensor, grid: int, abs: bool = True) -> torch.Tensor:

@@ -30,13 +30,12 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-
 from scipy.stats import rankdata
 
 from xaibench import kernels
 from xaibench.maps import normalize
-from xaibench.specs import DataBundle
 from xaibench.metric_inputs import Shared, unshared
+from xaibench.specs import DataBundle
 from xaibench_metrics.families import TOP_K
 
 SELECTIONS = ("top-k", "threshold")

@@ -38,7 +38,7 @@ from scipy.stats import rankdata
 
 from xaibench.curves import perturbation_curve, pixel_ranks
 from xaibench.engine import Engine, select_output
-from xaibench_metrics.completeness import pearson_rows, fill_baseline
+from xaibench_metrics.completeness import fill_baseline, pearson_rows
 
 
 def group_bounds(pixels: int, steps: int) -> torch.Tensor:

@@ -13,26 +13,26 @@ from collections.abc import Callable
 from typing import Any
 
 from xaibench import hookimpl
-from xaibench.specs import MODALITIES, MetricSpec
 from xaibench.lazy import lazy
+from xaibench.specs import MODALITIES, MetricSpec
 from xaibench_metrics.families import (
     FRACTIONS,
     LABEL_RANDOMIZED,
     TOP_K,
+    mprt_description,
     register_arcc,
     register_axiomatic,
     register_consistency,
     register_continuity,
     register_focus,
+    register_irof,
     register_map_complexity,
     register_patch_faithfulness,
-    register_ranked_faithfulness,
-    register_sufficiency,
-    register_irof,
     register_randomization_revisited,
+    register_ranked_faithfulness,
     register_robustness,
-    mprt_description,
     register_srg,
+    register_sufficiency,
 )
 
 # The scoring functions load with their modules (and torch) when a metric first runs (xaibench.lazy).
