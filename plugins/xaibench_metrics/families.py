@@ -202,8 +202,10 @@ def register_ranked_faithfulness(register: Callable[[MetricSpec], None]) -> None
         description="1 when p_c never falls as `steps` groups of the input are put back onto the `fill`, least "
                     "relevant first, else 0",
         formula="M = 1[ p_c(x^(1)) <= p_c(x^(2)) <= ... <= p_c(x^(steps)) ], x^(s): the s least relevant groups restored",
-        checked_against=f"Quantus 0.6 Monotonicity (features_in_step = P/steps, baseline 0): {PEER_TEST}"
-                        "::test_monotonicity_arya",
+        checked_against=f"Quantus 0.6 Monotonicity's loop with a perturb_func that puts the input back: {PEER_TEST}"
+                        "::test_monotonicity_arya; as shipped, Quantus writes the baseline into the all-baseline "
+                        "canvas, its curve is flat and every map scores 1 (pinned there); by hand on a linear model: "
+                        f"{PEER_TEST}::test_monotonicity_arya_by_hand",
         citation=ARYA, defaults={"steps": 32, "fill": "zero", "abs": False}))
     register(MetricSpec(
         name="monotonicity-correlation", bounds=(-1.0, 1.0), score=monotonicity_correlation,
@@ -300,8 +302,8 @@ def register_axiomatic(register: Callable[[MetricSpec], None]) -> None:
                     "patch to `fill` moves it by < `eps`) disagree",
         formula="NS = |Z xor I| / patches, Z = {g : |a|_g / max |a| < eps}, I = {g : |p_c(x) - p_c(x_{g <- fill})| < eps}",
         undefined="an all-zero map: no relevance to compare",
-        checked_against=f"Quantus 0.6 NonSensitivity (features_in_step=1, baseline 0) / P with patch 1: {PEER_TEST}"
-                        "::test_non_sensitivity",
+        checked_against=f"Quantus 0.6 NonSensitivity (features_in_step=1, baseline 0) / P with patch 1, and by hand: "
+                        f"{PEER_TEST}::test_non_sensitivity (Quantus raises with features_in_step > 1)",
         citation=NGUYEN, defaults={"patch": 4, "eps": 1e-5, "fill": "zero", "output": "prob"}))
     register(MetricSpec(
         name="input-invariance", bounds=(0.0, 1.0), score=input_invariance,
@@ -324,7 +326,10 @@ def register_continuity(register: Callable[[MetricSpec], None]) -> None:
                     "the last axis (maps scaled by their largest |value|, absolute)",
         formula="C = max_{t in shifts} ||R(x) - R(x_t)||_1 / ||x - x_t||_2",
         undefined="no translation changes the input (constant along the last axis)",
-        checked_against=f"Quantus 0.6 Continuity on its nonzero translations: {PEER_TEST}::test_continuity",
+        checked_against=f"Quantus 0.6 Continuity on its nonzero translations, unscaled maps: {PEER_TEST}"
+                        "::test_continuity (Quantus fills with the sample's minimum whatever its baseline and scales "
+                        "maps by the batch's largest value, so a score depends on the other samples: pinned there); "
+                        f"by hand: {PEER_TEST}::test_continuity_by_hand",
         citation=MONTAVON, defaults={"shifts": (1, 2, 3, 4), "fill": "zero", "normalise": True, "abs": True}))
 
 
@@ -339,7 +344,8 @@ def register_focus(register: Callable[[MetricSpec], None]) -> None:
         formula="F = sum_{tiles of c} a^+ / sum a^+ on the mosaic's map",
         undefined="the cell has no other sample of the class or fewer than two of other classes, or the mosaic's "
                   "map has no positive relevance",
-        checked_against=f"Quantus 0.6 Focus on the same mosaics and maps: {PEER_TEST}::test_focus",
+        checked_against=f"Quantus 0.6 Focus on the same (square) mosaics and maps: {PEER_TEST}::test_focus; by hand: "
+                        f"{PEER_TEST}::test_focus_by_hand",
         citation=ARIAS_DUART))
 
 
@@ -358,5 +364,7 @@ def register_arcc(register: Callable[[MetricSpec], None]) -> None:
         formula="ARCC = 3 / (1/Coh + 1/(1 - Comp) + 1/clip(ROAD_LeRF - ROAD_MoRF, 0, 1))",
         undefined="the map, or the method's map of the input masked by it, is constant: Pearson correlation "
                   "undefined",
-        checked_against=f"pytorch-grad-cam ARCC (PR #595) with GradCAM, imputation noise 0: {PEER_TEST}::test_arcc",
+        checked_against=f"pytorch-grad-cam ARCC (PR #595) with GradCAM, imputation noise 0, on maps without ties "
+                        f"across a removal cut: {PEER_TEST}::test_arcc (it removes every pixel at a tied percentile; "
+                        f"ROAD and ours exactly round(f P)); by hand: {PEER_TEST}::test_arcc_components_by_hand",
         citation=DOMENICONI, defaults={"percentiles": (20, 40, 60, 80), "noise": 0.01}))
