@@ -92,7 +92,7 @@ def relevance_rank_accuracy(maps: torch.Tensor, masks: torch.Tensor | None, shar
 def mask_overlap(maps: torch.Tensor, masks: torch.Tensor | None, shared: Shared = unshared, score: str = "iou",
                  selection: str = "top-k", k: float = TOP_K, threshold: float = 0.5,
                  sign: str = "positive") -> np.ndarray:
-    """IoU, Dice or coverage of the binarised map against the mask.
+    """IoU, Dice, coverage (recall) or precision (Top-K Intersection) of the binarised map against the mask.
 
     ``selection="top-k"`` keeps the ``k`` fraction of pixels with the highest values
     (a fixed area, comparable across methods); ``selection="threshold"`` keeps
