@@ -111,6 +111,13 @@ def test_monotonicity_arya_by_hand() -> None:
     with torch.no_grad():
         model[1].weight[0, 2] = -3.0
     assert _registered("monotonicity-arya", model, x, y, any_map, steps=4).tolist() == [0.0]
+    with torch.no_grad():  # pixel 3, restored second, lowers p_c: a fall from the first point to the second
+        model[1].weight.copy_(torch.tensor([[1.0, 2.0, 3.0, -4.0], [0.0, 0.0, 0.0, 0.0]]))
+    assert _registered("monotonicity-arya", model, x, y, any_map, steps=4).tolist() == [0.0]
+    with torch.no_grad():  # pixel 0 has weight 0: p_c stays level there, which is not a fall
+        model[1].weight.copy_(torch.tensor([[0.0, 2.0, 3.0, 4.0], [0.0, 0.0, 0.0, 0.0]]))
+    assert _registered("monotonicity-arya", model, x, y, any_map, steps=4).tolist() == [1.0]
+    assert _registered("monotonicity-arya", model, x, y, any_map, steps=1).tolist() == [1.0]  # one point
 
 
 def test_monotonicity_correlation() -> None:
@@ -237,9 +244,11 @@ def test_mst_c_matches_the_reference_construction() -> None:
 
 def test_parameters_outside_the_definition_stop() -> None:
     model, x, y, a, _ = _data()
-    with pytest.raises(ValueError, match="steps must be between 1 and the 64 pixels"):
+    with pytest.raises(ValueError, match="^steps must be between 1 and the 64 pixels of the input, got 65$"):
         _registered("faithfulness-estimate", model, x, y, a, steps=65)
-    with pytest.raises(ValueError, match="steps must be between 1 and the 16 patches of 2 px, got 17"):
+    with pytest.raises(ValueError, match="^steps must be between 1 and the 64 pixels of the input, got 0$"):
+        _registered("monotonicity-arya", model, x, y, a, steps=0)
+    with pytest.raises(ValueError, match="^steps must be between 1 and the 16 patches of 2 px, got 17$"):
         _registered("region-perturbation-morf", model, x, y, a, patch=2, steps=17)
     with pytest.raises(ValueError, match="order must be one of"):
         _registered("region-perturbation-morf", model, x, y, a, order="random")

@@ -87,8 +87,7 @@ def faithfulness_estimate(inputs: torch.Tensor, targets: torch.Tensor, maps: tor
 
 def monotonicity_curve(inputs: torch.Tensor, targets: torch.Tensor, maps: torch.Tensor, engine: Engine,
                        base_logits: torch.Tensor, sample_seeds: Sequence[int],
-                       data_mean: torch.Tensor | None = None, steps: int = 32, fill: str = "zero",
-                       abs: bool = False) -> np.ndarray:
+                       data_mean: torch.Tensor | None, steps: int, fill: str, abs: bool) -> np.ndarray:
     """``p_c`` of the fill with the least relevant ``s`` groups of the input put back, ``s = 1..steps``: ``(N, steps)``."""
     group_bounds(int(np.prod(inputs.shape[2:])), steps)
     canvas = fill_baseline(inputs, fill, data_mean)
