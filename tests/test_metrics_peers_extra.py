@@ -250,6 +250,14 @@ def test_parameters_outside_the_definition_stop() -> None:
         _registered("monotonicity-arya", model, x, y, a, steps=0)
     with pytest.raises(ValueError, match="^steps must be between 1 and the 16 patches of 2 px, got 17$"):
         _registered("region-perturbation-morf", model, x, y, a, patch=2, steps=17)
+    from xaibench_metrics.monotonicity import replacement_values
+
+    message = "^monotonicity-correlation needs draws >= 1 and low < high, got {}, \\[{}, {}\\]$"
+    for draws, low, high in ((0, 0.0, 1.0), (2, 1.0, 1.0)):
+        with pytest.raises(ValueError, match=message.format(draws, low, high)):
+            replacement_values((0,), 4, draws, low, high)
+    one = replacement_values((0, 1), 4, 1, 2.0, 2.5)  # one draw, a narrow range: allowed, values inside it
+    assert one.shape == (2, 4, 1) and ((one >= 2.0) & (one <= 2.5)).all()
     with pytest.raises(ValueError, match="order must be one of"):
         _registered("region-perturbation-morf", model, x, y, a, order="random")
 
