@@ -1,7 +1,7 @@
 """Issue 35's perturbation metrics vs. Quantus 0.6 on equal work: region perturbation and faithfulness estimate.
 
 ResNet-18 with a 1-channel stem, ``XAIBENCH_BENCH_SAMPLES`` (default 32) samples of 1x64x64, random
-maps, the caller's batch size 32. Region perturbation (MoRF, patches of 8 px: 64 patches, every one
+maps (``test_vs_quantus``'s case), the caller's batch size 32. Region perturbation (MoRF, patches of 8 px: 64 patches, every one
 removed) against Quantus's ``RegionPerturbation`` (``regions_evaluation=64``); faithfulness estimate
 (64 groups of 64 pixels) against ``FaithfulnessEstimate(features_in_step=64)``; both with a zero fill.
 Quantus also passes the unperturbed inputs once per call; ours reads them from the pass the runner
@@ -12,14 +12,13 @@ batches.
 """
 from __future__ import annotations
 
-import os
 import warnings
 
 import numpy as np
 import pytest
 import torch
-import torchvision
-from conftest import CountingModel, interleaved_ratio, median_time, report
+from conftest import interleaved_ratio, median_time, report
+from test_vs_quantus import N, gray_case  # noqa: F401  (the fixture: ResNet-18 1x64x64 case, shared)
 
 from xaibench.engine import Engine, auto_batch_size
 from xaibench.metric_inputs import MetricContext
@@ -27,19 +26,7 @@ from xaibench.plugins import load_harness
 from xaibench.testing import score_metric
 
 quantus = pytest.importorskip("quantus", reason="quantus (test extra) is not installed")
-N, SIDE, STEPS, BATCH = int(os.environ.get("XAIBENCH_BENCH_SAMPLES", "32")), 64, 64, 32
-
-
-@pytest.fixture(scope="module")
-def gray_case() -> tuple[CountingModel, torch.Tensor, torch.Tensor, torch.Tensor]:
-    torch.manual_seed(0)
-    net = torchvision.models.resnet18(weights=None, num_classes=10)
-    net.conv1 = torch.nn.Conv2d(1, 64, 7, 2, 3, bias=False)
-    model = CountingModel(net.eval()).eval()
-    x = torch.rand(N, 1, SIDE, SIDE)
-    with torch.inference_mode():
-        target = net(x).argmax(1)
-    return model, x, target, torch.rand(N, SIDE, SIDE)
+SIDE, STEPS, BATCH = 64, 64, 32
 
 
 CASES = {
@@ -53,7 +40,7 @@ CASES = {
 
 
 @pytest.mark.parametrize("name", list(CASES))
-def test_speedup_over_quantus(benchmark, gray_case, name: str) -> None:  # type: ignore[no-untyped-def]
+def test_speedup_over_quantus(benchmark, gray_case, name: str) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
     warnings.filterwarnings("ignore")
     model, x, target, saliency = gray_case
     spec = load_harness().metrics.get(name)
