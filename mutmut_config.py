@@ -55,8 +55,20 @@ TESTS = {
     "plugins/xaibench_metrics/irof.py": "tests/test_metric_defaults.py tests/test_metrics_srg_irof.py -k 'defaults or test_irof'",
     "plugins/xaibench_metrics/srg.py": "tests/test_metric_defaults.py tests/test_metrics_srg_irof.py -k 'defaults or test_srg'",
     "plugins/xaibench_metrics/complexity.py": "tests/test_metrics_localization.py tests/test_peers_quantus.py tests/test_metrics_volumes.py "
-                                              "-k 'complexity or sparseness or entropy'",
-    "plugins/xaibench_metrics/consistency.py": "tests/test_metric_defaults.py tests/test_metrics_consistency.py",
+                                              "tests/test_metrics_peers_extra.py -k 'complexity or sparseness or entropy'",
+    "plugins/xaibench_metrics/consistency.py": "tests/test_metric_defaults.py tests/test_metrics_consistency.py "
+                                               "tests/test_metrics_peers_extra.py -k 'defaults or consistency or sufficiency'",
+    # issue 35: each module's peer (Quantus 0.6, pytorch-grad-cam) and hand-value tests
+    "plugins/xaibench_metrics/monotonicity.py": "tests/test_metric_defaults.py tests/test_metrics_peers_extra.py "
+                                                "-k 'defaults or faithfulness_estimate or monotonicity or outside_the_definition'",
+    "plugins/xaibench_metrics/regions.py": "tests/test_metric_defaults.py tests/test_metrics_peers_extra.py "
+                                           "-k 'defaults or region_perturbation or selectivity or outside_the_definition "
+                                           "or non_sensitivity'",
+    "plugins/xaibench_metrics/axiomatic.py": "tests/test_metrics_peers_extra.py -k 'non_sensitivity or input_invariance'",
+    "plugins/xaibench_metrics/continuity.py": "tests/test_metrics_peers_extra.py -k continuity",
+    "plugins/xaibench_metrics/focus.py": "tests/test_metrics_peers_extra.py -k focus",
+    "plugins/xaibench_metrics/compactness.py": "tests/test_metrics_peers_extra.py -k mst_c",
+    "plugins/xaibench_metrics/arcc.py": "tests/test_metrics_peers_extra.py -k arcc",
     # the runner's target selection and seeding (ONLY below); the common-random-numbers test through every
     # metric takes 45 s and runs in the default suite, not against each mutant
     "xaibench/execution.py": "tests/test_execution_context.py "

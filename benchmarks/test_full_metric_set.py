@@ -61,6 +61,9 @@ REDUCED: dict[str, dict[str, Any]] = {
     **{m: {"draws": 3} for m in ("max-sensitivity", "avg-sensitivity", "local-lipschitz", "relative-input-stability",
                                  "relative-representation-stability", "relative-output-stability", "smprt")},
     "mprt-spearman": {"steps": 1}, "mprt-ssim": {"steps": 1},
+    # issue 35: methods-all's reductions
+    "faithfulness-estimate": {"steps": 16}, "monotonicity-arya": {"steps": 8},
+    "monotonicity-correlation": {"steps": 8, "draws": 2}, "continuity": {"shifts": [2, 4]}, "non-sensitivity": {"patch": 8},
 }
 
 

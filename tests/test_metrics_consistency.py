@@ -10,8 +10,8 @@ from torch import nn
 from xaibench_metrics.consistency import peak_cells
 
 from xaibench.engine import Engine
-from xaibench.plugins import load_harness
 from xaibench.metric_inputs import MetricContext
+from xaibench.plugins import load_harness
 from xaibench.testing import score_metric
 
 
@@ -86,3 +86,24 @@ def test_equals_quantus_with_the_same_discretisation() -> None:
     assert defined.sum() >= n - 2 and np.unique(ours[defined]).size > 2  # a non-trivial case
     np.testing.assert_allclose(ours[defined], theirs[defined], atol=1e-8)
     np.testing.assert_array_equal(theirs[~defined], 0.0)  # Quantus scores "no peer" as 0; we leave it undefined
+
+
+def test_the_papers_definition_local_and_global() -> None:
+    """Dasgupta, Frost and Moshkovitz 2022, Sec. 3: the local consistency of an explanation e at x is
+    m(x) = Pr_{x' ~ mu}[f(x') = f(x) | e(x') = e(x)] and the global consistency is E_x[m(x)]. Estimated on the
+    cell's samples with x' != x (Quantus's estimator, ours): an explanation that is a function of the prediction
+    is consistent (1 on every sample); one that takes the same value for two classes in proportions p and 1 - p
+    scores p' = (count of its class - 1) / (count - 1) per sample, and the global value is their mean; brute force
+    over the pairs gives both."""
+    predicted = torch.tensor([0, 0, 0, 1, 1, 2, 2, 2])
+    logits = torch.nn.functional.one_hot(predicted, 3).float()
+    by_class = _peaks((4, 4), [(0, 0), (0, 0), (0, 0), (3, 3), (3, 3), (0, 3), (0, 3), (0, 3)])
+    np.testing.assert_array_equal(_score(by_class, logits, grid=2), 1.0)
+    merged = _peaks((4, 4), [(0, 0)] * 5 + [(0, 3)] * 3)  # classes 0 and 1 share a label; class 2 alone
+    local = _score(merged, logits, grid=2)
+    labels = peak_cells(merged, 2).tolist()
+    brute = [np.mean([predicted[j] == predicted[i] for j in range(8) if j != i and labels[j] == labels[i]])
+             for i in range(8)]
+    np.testing.assert_allclose(local, brute)
+    np.testing.assert_allclose(local[:5], [2 / 4, 2 / 4, 2 / 4, 1 / 4, 1 / 4])
+    np.testing.assert_allclose(local.mean(), (3 * 0.5 + 2 * 0.25 + 3 * 1.0) / 8)

@@ -225,14 +225,16 @@ def _mask_scores(sal: np.ndarray, mask: np.ndarray, dist: np.ndarray, tol: float
     return stats, inter
 
 
-OVERLAPS = ("iou", "dice", "coverage")
+OVERLAPS = ("iou", "dice", "coverage", "precision")
 
 
 def _overlap_scores(counts: np.ndarray) -> dict[str, np.ndarray]:
-    """IoU, Dice and coverage from ``(N, 3)`` rows of (intersection, selected size, mask area); NaN on empty masks."""
+    """IoU, Dice, coverage (recall) and precision from ``(N, 3)`` rows of (intersection, selected size, mask area);
+    NaN on empty masks (precision also on an empty selection)."""
     inter, size, area = counts.T
     with np.errstate(invalid="ignore", divide="ignore"):
-        scores = {"iou": inter / (size + area - inter), "dice": 2 * inter / (size + area), "coverage": inter / area}
+        scores = {"iou": inter / (size + area - inter), "dice": 2 * inter / (size + area), "coverage": inter / area,
+                  "precision": inter / size}
     return {k: np.where(area > 0, v, np.nan) for k, v in scores.items()}
 
 
@@ -250,7 +252,7 @@ def top_k_size(fraction: float, pixels: int) -> int:
 class MaskScores:
     """Every mask score of a batch of maps, from one fused kernel call (:func:`mask_scores`).
 
-    Each array is ``(N,)`` float64 in [0, 1] (``top_k[fraction]``: ``iou``, ``dice``, ``coverage``),
+    Each array is ``(N,)`` float64 in [0, 1] (``top_k[fraction]``: ``iou``, ``dice``, ``coverage``, ``precision``),
     NaN on an empty mask (``mass`` also on a map summing to <= 0). ``mass`` is a share
     of the map's mass only for non-negative maps (``negative`` False): signed maps need a sign rule.
     """
@@ -271,7 +273,7 @@ def mask_scores(saliency: np.ndarray, masks: np.ndarray, fractions: tuple[float,
       computed here if not given);
     - relevance mass accuracy (Arras et al. 2022): ``sum(L * M) / sum(L)``, NaN on an all-zero map;
     - relevance rank accuracy (Arras et al. 2022): the share of the top-|M| pixels in M;
-    - for each of ``fractions``: IoU, Dice and coverage of the top ``round(fraction * P)`` pixels.
+    - for each of ``fractions``: IoU, Dice, coverage and precision of the top ``round(fraction * P)`` pixels.
 
     ``saliency``: ``(N, *spatial)`` real; ``masks`` and ``dist``: the same shape. Ties are
     scored by their expectation (module doc): a constant map scores chance. Raises
@@ -319,7 +321,7 @@ def _overlap_threshold(sal: np.ndarray, mask: np.ndarray, threshold: float) -> n
 
 
 def overlap_threshold(saliency: np.ndarray, masks: np.ndarray, threshold: float) -> dict[str, np.ndarray]:
-    """IoU, Dice and coverage (each ``(N,)`` in [0, 1]) of ``{L >= threshold}`` and the mask.
+    """IoU, Dice, coverage and precision (each ``(N,)`` in [0, 1]) of ``{L >= threshold}`` and the mask.
 
     Maps come already scaled as the caller wants (the threshold is in their units);
     NaN on an empty mask. Raises :class:`KernelInputError` on NaN maps or mismatched shapes.

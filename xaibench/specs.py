@@ -286,7 +286,7 @@ class MethodSpec:
 
 
 #: Metric categories, in the order the leaderboard shows them.
-METRIC_CATEGORIES = ("faithfulness", "robustness", "localization", "randomization", "complexity")
+METRIC_CATEGORIES = ("faithfulness", "robustness", "localization", "randomization", "complexity", "axiomatic")
 
 
 @dataclass(frozen=True)

@@ -106,10 +106,10 @@ def sensitivity_n(inputs: torch.Tensor, targets: torch.Tensor, maps: torch.Tenso
     f_s = engine.perturbed_scores(perturb, inputs.shape[0], sets, targets, output)
     drop = (f_x[:, None] - f_s).double()
     attr = (s_masks.flatten(2).double() * maps.reshape(maps.shape[0], 1, -1).double().to(inputs.device)).sum(-1)
-    return _pearson_rows(attr.cpu().numpy(), drop.cpu().numpy())
+    return pearson_rows(attr.cpu().numpy(), drop.cpu().numpy())
 
 
-def _pearson_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def pearson_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Row-wise Pearson correlation; NaN where either row is constant."""
     a = a - a.mean(1, keepdims=True)
     b = b - b.mean(1, keepdims=True)

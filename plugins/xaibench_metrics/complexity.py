@@ -9,7 +9,13 @@
   Explanations", IJCAI 2020, "complexity"): the Shannon entropy (nats) of the
   distribution ``|a_i| / sum_j |a_j|``. Lower is simpler.
 
-Both are NaN for an all-zero map (no distribution to measure).
+- Effective Complexity (Nguyen and Martinez, "On Quantitative Aspects of Model
+  Interpretability", arXiv:2007.07584, 2020, Sec. 4.3): the number of pixels whose absolute
+  relevance, scaled by the map's largest, exceeds ``eps``; reported as a share of the ``P``
+  pixels (Quantus's ``EffectiveComplexity`` returns the count, ``P`` times this) so that maps of
+  different sizes compare. In [0, 1], lower is simpler.
+
+All are NaN for an all-zero map (no distribution to measure; Quantus refuses a batch holding one).
 """
 from __future__ import annotations
 
@@ -40,3 +46,17 @@ def entropy(maps: torch.Tensor) -> np.ndarray:
         p = a / total
         h = -np.where(p > 0, p * np.log(p), 0.0).sum(1)
     return np.where(total[:, 0] > 0, h, np.nan)
+
+
+def effective_complexity(maps: torch.Tensor, eps: float = 1e-5) -> np.ndarray:
+    """Share of pixels with ``|a| / max|a| > eps`` (Nguyen and Martinez 2020), ``(N,)`` in [0, 1]; NaN on a zero map.
+
+    Raises :class:`ValueError` unless ``0 <= eps < 1``.
+    """
+    if not 0 <= eps < 1:
+        raise ValueError(f"eps is a fraction of the map's largest value in [0, 1), got {eps}")
+    a = _abs_rows(maps)
+    top = a.max(1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = (a / top > eps).mean(1)
+    return np.where(top[:, 0] > 0, share, np.nan)

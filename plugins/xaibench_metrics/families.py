@@ -153,11 +153,11 @@ def register_consistency(register: Callable[[MetricSpec], None]) -> None:
         higher_is_better=True,
         description="share of the other samples whose map peaks in the same grid cell that get the same "
                     "prediction", citation=DASGUPTA, defaults={"grid": 4, "abs": True},
-        formula="#{j != i : g(a_j) = g(a_i), y^_j = y^_i} / #{j != i : g(a_j) = g(a_i)}, g(a) the grid cell of the "
-                "peak of |a|, y^ the predicted class",
-        checked_against="Quantus 0.6 Consistency with the same discretisation: tests/test_metrics_consistency.py::"
-                        "test_equals_quantus_with_the_same_discretisation; by hand: tests/test_metrics_consistency.py::"
-                        "test_hand_worked_labels_and_predictions",
+        formula="m(x_i) = |{j != i : e(x_j) = e(x_i), f(x_j) = f(x_i)}| / |{j != i : e(x_j) = e(x_i)}|, e = peak's cell",
+        checked_against="the paper's local and global consistency by brute force over pairs: "
+                        "tests/test_metrics_consistency.py::test_the_papers_definition_local_and_global; Quantus 0.6 "
+                        "Consistency with the same discretisation (it scores 'no peer' 0): "
+                        "tests/test_metrics_consistency.py::test_equals_quantus_with_the_same_discretisation",
         undefined=f"no other sample's map peaks in the same grid cell, or {CONSTANT}"))
 
 
@@ -219,3 +219,215 @@ def mprt_description(label: str) -> Callable[[Mapping[str, Any]], str]:
                     "trained and of the randomized model, averaged over the stages")
         return what + "; lower: the map depends on the weights"
     return describe
+
+
+ALVAREZ_MELIS_SENN = ("Alvarez-Melis and Jaakkola, Towards Robust Interpretability with Self-Explaining Neural "
+                      "Networks, NeurIPS 2018, Sec. 3")
+ARYA = ("Arya et al., One Explanation Does Not Fit All: A Toolkit and Taxonomy of AI Explainability Techniques, "
+        "arXiv:1909.03012, 2019")
+NGUYEN = "Nguyen and Martinez, On Quantitative Aspects of Model Interpretability, arXiv:2007.07584, 2020"
+SAMEK = ("Samek et al., Evaluating the Visualization of What a Deep Neural Network Has Learned, IEEE TNNLS 2017, "
+         "Sec. III")
+MONTAVON = ("Montavon, Samek and Müller, Methods for Interpreting and Understanding Deep Neural Networks, Digital "
+            "Signal Processing 2018, Sec. 5")
+MESGARI = ("Mesgari, Ma, Samek, Lapuschkin and Weber, Structural Compactness as a Complementary Criterion for "
+           "Explanation Quality, arXiv:2603.29491, 2026 (Quantus PR #377)")
+#: What the metrics that rank pixels and read the model's outputs take.
+RANKED = frozenset({"inputs", "targets", "maps", "engine", "base_logits", "sample_seeds"})
+
+faithfulness_estimate = lazy("xaibench_metrics.monotonicity:faithfulness_estimate")
+monotonicity = lazy("xaibench_metrics.monotonicity:monotonicity")
+monotonicity_correlation = lazy("xaibench_metrics.monotonicity:monotonicity_correlation")
+region_perturbation = lazy("xaibench_metrics.regions:region_perturbation")
+selectivity = lazy("xaibench_metrics.regions:selectivity")
+sufficiency = lazy("xaibench_metrics.consistency:sufficiency")
+effective_complexity = lazy("xaibench_metrics.complexity:effective_complexity")
+mst_compactness = lazy("xaibench_metrics.compactness:mst_compactness")
+
+PEER_TEST = "tests/test_metrics_peers_extra.py"
+
+
+def register_ranked_faithfulness(register: Callable[[MetricSpec], None]) -> None:
+    """Registers Faithfulness Estimate, Monotonicity (Arya) and Monotonicity Correlation (Nguyen & Martinez)."""
+    register(MetricSpec(
+        name="faithfulness-estimate", bounds=(-1.0, 1.0), score=faithfulness_estimate,
+        needs=RANKED | {"data_mean"}, category="faithfulness", higher_is_better=True,
+        description="Pearson correlation, over `steps` groups of pixels ranked by the map, between the map's sum over "
+                    "a group and the drop of the target's `output` when that group alone is set to `fill`",
+        formula="FE = corr_g( sum_{i in G_g} a_i , f(x) - f(x_{G_g <- fill}) )",
+        undefined="the output drops or the map's group sums do not vary over the groups: Pearson correlation undefined",
+        checked_against=f"Quantus 0.6 FaithfulnessEstimate (features_in_step = P/steps, baseline 0): {PEER_TEST}"
+                        "::test_faithfulness_estimate",
+        citation=ALVAREZ_MELIS_SENN, defaults={"steps": 64, "fill": "zero", "output": "logit"}))
+    register(MetricSpec(
+        name="monotonicity-arya", bounds=(0.0, 1.0), score=monotonicity,
+        needs=RANKED | {"data_mean"}, category="faithfulness", higher_is_better=True,
+        description="1 when p_c never falls as `steps` groups of the input are put back onto the `fill`, least "
+                    "relevant first, else 0",
+        formula="M = 1[ p_c(x^(1)) <= p_c(x^(2)) <= ... <= p_c(x^(steps)) ], x^(s): the s least relevant groups restored",
+        checked_against=f"Quantus 0.6 Monotonicity's loop with a perturb_func that puts the input back: {PEER_TEST}"
+                        "::test_monotonicity_arya; as shipped, Quantus writes the baseline into the all-baseline "
+                        "canvas, its curve is flat and every map scores 1 (pinned there); by hand on a linear model: "
+                        f"{PEER_TEST}::test_monotonicity_arya_by_hand",
+        citation=ARYA, defaults={"steps": 32, "fill": "zero", "abs": False}))
+    register(MetricSpec(
+        name="monotonicity-correlation", bounds=(-1.0, 1.0), score=monotonicity_correlation,
+        needs=RANKED, category="faithfulness", higher_is_better=True,
+        description="Spearman correlation, over `steps` groups of pixels, between the map's |sum| over a group and "
+                    "the mean squared change of p_c when the group is replaced by a uniform value (`draws` draws)",
+        formula="MC = spearman_g( sum_{i in G_g} |a_i| , E_u[(f(x) - f(x_{G_g <- u}))^2] / f(x)^2 ), u ~ U[low, high]",
+        undefined="the map's group sums or the output changes are constant over the groups: rank correlation "
+                  "undefined",
+        checked_against=f"Quantus 0.6 MonotonicityCorrelation, the same draws: {PEER_TEST}"
+                        "::test_monotonicity_correlation",
+        citation=NGUYEN, defaults={"steps": 32, "draws": 8, "low": 0.0, "high": 1.0, "abs": True, "output": "prob"}))
+
+
+def register_patch_faithfulness(register: Callable[[MetricSpec], None]) -> None:
+    """Registers Region Perturbation (MoRF, LeRF) and Selectivity: patches removed in the map's order."""
+    for order, better, what in (("morf", True, "most"), ("lerf", False, "least")):
+        register(MetricSpec(
+            name=f"region-perturbation-{order}", bounds=(-1.0, 1.0),
+            score=region_perturbation, needs=RANKED | {"data_mean"}, category="faithfulness",
+            higher_is_better=better,
+            description=f"AOPC: mean drop of p_c as `patch`-pixel patches are set to `fill`, {what} relevant "
+                        "(by the map's sum over the patch) first",
+            formula="AOPC = 1/(L+1) sum_{k=0}^{L} ( p_c(x) - p_c(x^(k)) ), x^(k): the first k patches removed",
+            checked_against=f"Quantus 0.6 RegionPerturbation curve (baseline 0), summed: {PEER_TEST}"
+                            "::test_region_perturbation",
+            citation=SAMEK, defaults={"patch": 8, "order": order, "steps": None, "fill": "zero"}))
+    register(MetricSpec(
+        name="selectivity", bounds=(0.0, 1.0), score=selectivity,
+        needs=RANKED | {"data_mean"}, category="faithfulness", higher_is_better=False,
+        description="area under p_c (x-axis scaled to [0, 1], from the input) as `patch`-pixel patches are set "
+                    "to `fill`, most relevant first",
+        formula="S = AUC_[0,1]( p_c(x^(0)), ..., p_c(x^(K)) ), x^(k): the k most relevant patches removed",
+        checked_against=f"Quantus 0.6 Selectivity curve (baseline 0), with p_c(x) prepended: {PEER_TEST}"
+                        "::test_selectivity",
+        citation=MONTAVON, defaults={"patch": 8, "fill": "zero"}))
+
+
+def register_sufficiency(register: Callable[[MetricSpec], None]) -> None:
+    """Registers ``sufficiency`` (Dasgupta et al. 2022, category ``faithfulness``, higher is better, in [0, 1])."""
+    register(MetricSpec(
+        name="sufficiency", bounds=(0.0, 1.0), score=sufficiency,
+        needs=frozenset({"maps", "base_logits"}), category="faithfulness", higher_is_better=True,
+        description="share of the other samples of the cell whose scaled maps lie within `threshold` of the "
+                    "sample's (standardised Euclidean distance / the largest) that get the same prediction",
+        formula="Suff_i = |{j != i : d(a_i, a_j) <= t, f(x_j) = f(x_i)}| / |{j != i : d(a_i, a_j) <= t}|",
+        undefined="no other sample of the cell has a map within the threshold",
+        checked_against=f"Quantus 0.6 Sufficiency, same maps (Quantus returns 0 where we return NaN): {PEER_TEST}"
+                        "::test_sufficiency",
+        citation=DASGUPTA, defaults={"threshold": 0.6, "abs": True}))
+
+
+def register_map_complexity(register: Callable[[MetricSpec], None]) -> None:
+    """Registers Effective Complexity and MST-C (category ``complexity``)."""
+    register(MetricSpec(
+        name="effective-complexity", bounds=(0.0, 1.0), score=effective_complexity,
+        category="complexity", higher_is_better=False,
+        description="share of pixels whose |relevance| exceeds `eps` times the map's largest",
+        formula="EC = |{i : |a_i| / max_j |a_j| > eps}| / P",
+        undefined="an all-zero map: nothing to measure (Quantus refuses the batch)",
+        checked_against=f"Quantus 0.6 EffectiveComplexity / P: {PEER_TEST}::test_effective_complexity",
+        citation=NGUYEN, defaults={"eps": 1e-5}))
+    register(MetricSpec(
+        name="mst-c", modalities=frozenset({"image"}), bounds=(0.0, None), score=mst_compactness,
+        category="complexity", higher_is_better=True,
+        description="minimum spanning tree compactness of the pixels above the `threshold` percentile of |map|: "
+                    "their count over (MST length x sqrt(convex hull area)), times 100 x the image diagonal",
+        formula="MST-C = 100 D |V| / (L_MST(V) sqrt(A_hull(V)))",
+        undefined="fewer than 2 salient pixels, or an all-zero map (Quantus PR #377 scores it 0)",
+        checked_against=f"hand value on a 5x5 block: {PEER_TEST}::test_mst_c_by_hand; Quantus PR #377's MSTC "
+                        f"re-derived with its scipy/scikit-learn calls: {PEER_TEST}"
+                        "::test_mst_c_matches_the_reference_construction",
+        citation=MESGARI, defaults={"threshold": 80.0, "k": 20}))
+
+
+KINDERMANS = ("Kindermans et al., The (Un)reliability of Saliency Methods, in Explainable AI: Interpreting, "
+              "Explaining and Visualizing Deep Learning, Springer 2019, Sec. 2")
+ARIAS_DUART = ("Arias-Duart, Parés, Garcia-Gasulla and Giménez-Ábalos, Focus! Rating XAI Methods and Finding "
+               "Biases, FUZZ-IEEE 2022, Sec. III")
+
+non_sensitivity = lazy("xaibench_metrics.axiomatic:non_sensitivity")
+input_invariance = lazy("xaibench_metrics.axiomatic:input_invariance")
+continuity = lazy("xaibench_metrics.continuity:continuity")
+focus = lazy("xaibench_metrics.focus:focus")
+
+
+def register_axiomatic(register: Callable[[MetricSpec], None]) -> None:
+    """Registers Non-Sensitivity and Input Invariance (category ``axiomatic``)."""
+    register(MetricSpec(
+        name="non-sensitivity", bounds=(0.0, 1.0), score=non_sensitivity,
+        needs=frozenset({"inputs", "targets", "maps", "engine", "base_logits", "data_mean"}),
+        category="axiomatic", higher_is_better=False,
+        description="share of `patch`-pixel patches where zero relevance and insensitivity of p_c (setting the "
+                    "patch to `fill` moves it by < `eps`) disagree",
+        formula="NS = |Z xor I| / patches, Z = {g : |a|_g / max |a| < eps}, I = {g : |p_c(x) - p_c(x_{g <- fill})| < eps}",
+        undefined="an all-zero map: no relevance to compare",
+        checked_against=f"Quantus 0.6 NonSensitivity (features_in_step=1, baseline 0) / P with patch 1, and by hand: "
+                        f"{PEER_TEST}::test_non_sensitivity (Quantus raises with features_in_step > 1)",
+        citation=NGUYEN, defaults={"patch": 4, "eps": 1e-5, "fill": "zero", "output": "prob"}))
+    register(MetricSpec(
+        name="input-invariance", bounds=(0.0, 1.0), score=input_invariance,
+        needs=frozenset({"inputs", "maps", "model", "explain"}), category="axiomatic", higher_is_better=True,
+        description="1 when the map of x + `shift` under the model whose first layer absorbs the shift equals the "
+                    "map of x (within `tol` of its largest value), else 0",
+        formula="II = 1[ max |Phi_{f'}(x + c) - Phi_f(x)| <= tol max |Phi_f(x)| ], f'(x + c) = f(x)",
+        undefined="an all-zero map",
+        checked_against=f"by hand (f'(x + c) = f(x) on the logits; gradient 1, gradient x input 0): {PEER_TEST}"
+                        "::test_input_invariance; Quantus 0.6 leaves the first input value unshifted (pinned)",
+        citation=KINDERMANS, defaults={"shift": -1.0, "tol": 1e-4}))
+
+
+def register_continuity(register: Callable[[MetricSpec], None]) -> None:
+    """Registers ``continuity`` (Montavon et al. 2018, category ``robustness``, lower is better)."""
+    register(MetricSpec(
+        name="continuity", bounds=(0.0, None), score=continuity,
+        needs=frozenset({"inputs", "maps", "explain", "data_mean"}), category="robustness", higher_is_better=False,
+        description="largest ||R(x) - R(x')||_1 / ||x - x'||_2 over translations x' of x by `shifts` pixels along "
+                    "the last axis (maps scaled by their largest |value|, absolute)",
+        formula="C = max_{t in shifts} ||R(x) - R(x_t)||_1 / ||x - x_t||_2",
+        undefined="no translation changes the input (constant along the last axis)",
+        checked_against=f"Quantus 0.6 Continuity on its nonzero translations, unscaled maps: {PEER_TEST}"
+                        "::test_continuity (Quantus fills with the sample's minimum whatever its baseline and scales "
+                        "maps by the batch's largest value, so a score depends on the other samples: pinned there); "
+                        f"by hand: {PEER_TEST}::test_continuity_by_hand",
+        citation=MONTAVON, defaults={"shifts": (1, 2, 3, 4), "fill": "zero", "normalise": True, "abs": True}))
+
+
+def register_focus(register: Callable[[MetricSpec], None]) -> None:
+    """Registers ``focus`` (Arias-Duart et al. 2022, category ``localization``, images only)."""
+    register(MetricSpec(
+        name="focus", modalities=frozenset({"image"}), bounds=(0.0, 1.0), score=focus,
+        needs=frozenset({"inputs", "targets", "explain", "sample_seeds"}), category="localization",
+        higher_is_better=True,
+        description="share of positive relevance on the explained class's two tiles of a 2x2 mosaic (two images "
+                    "of the class, two of others; tiles at half size)",
+        formula="F = sum_{tiles of c} a^+ / sum a^+ on the mosaic's map",
+        undefined="the cell has no other sample of the class or fewer than two of other classes, or the mosaic's "
+                  "map has no positive relevance",
+        checked_against=f"Quantus 0.6 Focus on the same (square) mosaics and maps: {PEER_TEST}::test_focus; by hand: "
+                        f"{PEER_TEST}::test_focus_by_hand",
+        citation=ARIAS_DUART))
+
+
+DOMENICONI = "Domeniconi, How to Evaluate and Refine your CAM, ICPR 2026 (pytorch-grad-cam PR #595)"
+arcc = lazy("xaibench_metrics.arcc:arcc")
+
+
+def register_arcc(register: Callable[[MetricSpec], None]) -> None:
+    """Registers ``arcc`` (category ``faithfulness``, higher is better, in [0, 1])."""
+    register(MetricSpec(
+        name="arcc", bounds=(0.0, 1.0), score=arcc,
+        needs=frozenset({"inputs", "targets", "maps", "engine", "seed", "explain"}), category="faithfulness",
+        higher_is_better=True,
+        description="harmonic mean of coherency (map of x * L vs L), 1 - complexity (mean of L) and "
+                    "clip(2 ROAD-combined) of the map L scaled to [0, 1]",
+        formula="ARCC = 3 / (1/Coh + 1/(1 - Comp) + 1/clip(ROAD_LeRF - ROAD_MoRF, 0, 1))",
+        undefined="the map, or the method's map of the input masked by it, is constant: Pearson correlation "
+                  "undefined",
+        checked_against=f"pytorch-grad-cam ARCC (PR #595) with GradCAM, imputation noise 0, on maps without ties "
+                        f"across a removal cut: {PEER_TEST}::test_arcc (it removes every pixel at a tied percentile; "
+                        f"ROAD and ours exactly round(f P)); by hand: {PEER_TEST}::test_arcc_components_by_hand",
+        citation=DOMENICONI, defaults={"percentiles": (20, 40, 60, 80), "noise": 0.01}))

@@ -15,19 +15,27 @@ class only, the default of the papers below; ``abs``: both signs) is a parameter
   K highest-relevance pixels that lie inside the mask.
 - Energy-based pointing game (Wang et al., "Score-CAM", CVPR-W 2020, Sec. 5.2): the
   share of the map's energy inside the *bounding box* of the annotation.
-- IoU, Dice and coverage (the mask's recall) of the thresholded map: either the
-  top ``k`` fraction of pixels or ``L >= threshold`` with ``L`` scaled to [0, 1].
+- IoU, Dice, coverage (the mask's recall) and precision of the thresholded map: either the
+  top ``k`` fraction of pixels or ``L >= threshold`` with ``L`` scaled to [0, 1]. Precision of the
+  top-k pixels is Top-K Intersection (Theiner, Müller-Budack, Ewerth, "Interpretable Semantic Photo
+  Geolocation", WACV 2022, Sec. 4.2; Quantus's ``TopKIntersection``, whose ``k`` is a pixel count).
+- AUC (Fawcett, "An introduction to ROC analysis", Pattern Recognition Letters 2006): the area under
+  the ROC curve of the map as a pixel classifier of the mask, i.e. the probability that a random
+  mask pixel outranks a random background pixel, ties counting 1/2 (Mann-Whitney U / (n_1 n_0)); 0.5
+  for a map that does not tell them apart, 1 for a map ranking every mask pixel first. NaN on an
+  empty or full mask (one class only). Quantus's ``AUC`` (scikit-learn's ``roc_curve``) gives the same.
 - Graded hit rate (seed 001): the region level at the map's peak over the top level.
 """
 from __future__ import annotations
 
 import numpy as np
 import torch
+from scipy.stats import rankdata
 
 from xaibench import kernels
 from xaibench.maps import normalize
-from xaibench.specs import DataBundle
 from xaibench.metric_inputs import Shared, unshared
+from xaibench.specs import DataBundle
 from xaibench_metrics.families import TOP_K
 
 SELECTIONS = ("top-k", "threshold")
@@ -84,7 +92,7 @@ def relevance_rank_accuracy(maps: torch.Tensor, masks: torch.Tensor | None, shar
 def mask_overlap(maps: torch.Tensor, masks: torch.Tensor | None, shared: Shared = unshared, score: str = "iou",
                  selection: str = "top-k", k: float = TOP_K, threshold: float = 0.5,
                  sign: str = "positive") -> np.ndarray:
-    """IoU, Dice or coverage of the binarised map against the mask.
+    """IoU, Dice, coverage (recall) or precision (Top-K Intersection) of the binarised map against the mask.
 
     ``selection="top-k"`` keeps the ``k`` fraction of pixels with the highest values
     (a fixed area, comparable across methods); ``selection="threshold"`` keeps
@@ -107,3 +115,19 @@ def graded_hit_rate(maps: torch.Tensor, regions: torch.Tensor | None, dataset: D
     if dataset.region_top_level is None:
         raise ValueError("the dataset provides region maps but no region_top_level to normalise by")
     return kernels.graded_hit(maps.cpu().numpy(), regions.cpu().numpy(), dataset.region_top_level)
+
+
+def pixel_auc(maps: torch.Tensor, masks: torch.Tensor | None) -> np.ndarray:
+    """ROC-AUC of ``maps`` ``(N, *spatial)`` (raw values: a monotone rescaling changes nothing) against ``masks``.
+
+    ``(N,)`` float64 in [0, 1]; NaN where the mask is empty or covers every pixel. Raises
+    :class:`ValueError` without masks.
+    """
+    m = _needs(masks, "pixel AUC").reshape(len(maps), -1)
+    a = maps.reshape(len(maps), -1).double().cpu().numpy()
+    ranks = rankdata(a, axis=1)
+    positives = m.sum(1).astype(np.float64)
+    negatives = m.shape[1] - positives
+    u = (ranks * m).sum(1) - positives * (positives + 1) / 2
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where((positives > 0) & (negatives > 0), u / (positives * negatives), np.nan)

@@ -13,18 +13,26 @@ from collections.abc import Callable
 from typing import Any
 
 from xaibench import hookimpl
-from xaibench.specs import MODALITIES, MetricSpec
 from xaibench.lazy import lazy
+from xaibench.specs import MODALITIES, MetricSpec
 from xaibench_metrics.families import (
     FRACTIONS,
     LABEL_RANDOMIZED,
     TOP_K,
-    register_consistency,
-    register_irof,
-    register_randomization_revisited,
-    register_robustness,
     mprt_description,
+    register_arcc,
+    register_axiomatic,
+    register_consistency,
+    register_continuity,
+    register_focus,
+    register_irof,
+    register_map_complexity,
+    register_patch_faithfulness,
+    register_randomization_revisited,
+    register_ranked_faithfulness,
+    register_robustness,
     register_srg,
+    register_sufficiency,
 )
 from xaibench_metrics.references import OUTPUT, REFERENCE
 
@@ -47,6 +55,7 @@ mask_overlap = lazy("xaibench_metrics.localization:mask_overlap")
 relevance_mass_accuracy = lazy("xaibench_metrics.localization:relevance_mass_accuracy")
 relevance_rank_accuracy = lazy("xaibench_metrics.localization:relevance_rank_accuracy")
 hit_rate = lazy("xaibench_metrics.pointing:hit_rate")
+pixel_auc = lazy("xaibench_metrics.localization:pixel_auc")
 data_randomization = lazy("xaibench_metrics.randomization:data_randomization")
 model_randomization = lazy("xaibench_metrics.randomization:model_randomization")
 road = lazy("xaibench_metrics.road:road")
@@ -342,10 +351,39 @@ def xaibench_register_metrics(register: Callable[[MetricSpec], None]) -> None:
                         "test_relevance_mass_rank_and_attribution_localisation_equal_quantus",
     ))
     _register_overlaps(register)
+    register(MetricSpec(
+        name="top-k-intersection", modalities=ANY, bounds=(0.0, 1.0), score=mask_overlap, needs=MASK,
+        category="localization", higher_is_better=True, requires_mask=True,
+        description=f"precision of the map's top {TOP_K:.0%} pixels: the share of them inside the lesion mask "
+                    "(`coverage` is the recall form); NaN on empty masks",
+        formula="TKI = |top_k(a) ∩ M| / k",
+        citation="Theiner, Müller-Budack and Ewerth, Interpretable Semantic Photo Geolocation, WACV 2022, Sec. 4.2",
+        checked_against="Quantus 0.6 TopKIntersection with k = round(0.1 P) pixels: "
+                        "tests/test_metrics_peers_extra.py::test_top_k_intersection",
+        defaults={"score": "precision", "selection": "top-k", "k": TOP_K, "sign": "positive"},
+        chance=_mask_fraction))
+    register(MetricSpec(
+        name="auc", modalities=ANY, bounds=(0.0, 1.0), score=pixel_auc, needs=frozenset({"maps", "masks"}),
+        category="localization", higher_is_better=True, requires_mask=True,
+        description="pixel ROC-AUC of the map against the lesion mask (0.5: no better than chance, ties count 1/2); "
+                    "NaN on empty or full masks",
+        formula="AUC = P(a_i > a_j) + P(a_i = a_j)/2, i in M, j not in M",
+        undefined="the mask is empty or covers the whole input: one class only, ROC undefined",
+        citation="Fawcett, An introduction to ROC analysis, Pattern Recognition Letters 2006",
+        checked_against="Quantus 0.6 AUC (scikit-learn roc_curve): tests/test_metrics_peers_extra.py::test_auc",
+        oracle=1.0))
     register_srg(register)
     register_irof(register)
     register_robustness(register)
     register_consistency(register)
+    register_ranked_faithfulness(register)
+    register_patch_faithfulness(register)
+    register_sufficiency(register)
+    register_map_complexity(register)
+    register_axiomatic(register)
+    register_continuity(register)
+    register_focus(register)
+    register_arcc(register)
     for measure, label in (("spearman", "Spearman rank correlation"), ("ssim", "SSIM")):
         register(MetricSpec(
             name=f"mprt-{measure}", modalities=ANY, bounds=(-1.0, 1.0), score=model_randomization, version="2",
