@@ -60,7 +60,8 @@ DASGUPTA = "Dasgupta, Frost and Moshkovitz, Framework for Evaluating Faithfulnes
 SANITY_REVISITED = ("Hedström et al., Sanity Checks Revisited: An Exploration to Repair the Model Parameter "
                     "Randomisation Test, XAI in Action workshop, NeurIPS 2023")
 RANDOM_LOGIT = "Sixt et al., When Explanations Lie: Why Many Modified BP Attributions Fail, ICML 2020"
-#: The NaN rule every metric shares (``MetricSpec.undefined``): the runner scores a constant map NaN.
+#: The NaN rule every metric shares (``MetricSpec.undefined``): the runner scores a constant map NaN
+#: (xaibench.degenerate), whatever the metric.
 CONSTANT = "a constant map (the runner's rule for every metric: it ranks no pixel)"
 
 symmetric_relevance_gain = lazy("xaibench_metrics.srg:symmetric_relevance_gain")
@@ -269,6 +270,7 @@ def register_ranked_faithfulness(register: Callable[[MetricSpec], None]) -> None
                         "::test_monotonicity_arya; as shipped, Quantus writes the baseline into the all-baseline "
                         "canvas, its curve is flat and every map scores 1 (pinned there); by hand on a linear model: "
                         f"{PEER_TEST}::test_monotonicity_arya_by_hand",
+        undefined=f"only for {CONSTANT}",
         citation=ARYA, defaults={"steps": 32, "fill": "zero", "abs": False}))
     register(MetricSpec(
         name="monotonicity-correlation", bounds=(-1.0, 1.0), score=monotonicity_correlation,
@@ -295,6 +297,7 @@ def register_patch_faithfulness(register: Callable[[MetricSpec], None]) -> None:
             formula="AOPC = 1/(L+1) sum_{k=0}^{L} ( p_c(x) - p_c(x^(k)) ), x^(k): the first k patches removed",
             checked_against=f"Quantus 0.6 RegionPerturbation curve (baseline 0), summed: {PEER_TEST}"
                             "::test_region_perturbation",
+            undefined=f"only for {CONSTANT}",
             citation=SAMEK, defaults={"patch": 8, "order": order, "steps": None, "fill": "zero"}))
     register(MetricSpec(
         name="selectivity", bounds=(0.0, 1.0), score=selectivity,
@@ -304,6 +307,7 @@ def register_patch_faithfulness(register: Callable[[MetricSpec], None]) -> None:
         formula="S = AUC_[0,1]( p_c(x^(0)), ..., p_c(x^(K)) ), x^(k): the k most relevant patches removed",
         checked_against=f"Quantus 0.6 Selectivity curve (baseline 0), with p_c(x) prepended: {PEER_TEST}"
                         "::test_selectivity",
+        undefined=f"only for {CONSTANT}",
         citation=MONTAVON, defaults={"patch": 8, "fill": "zero"}))
 
 

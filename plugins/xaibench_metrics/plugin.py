@@ -16,6 +16,7 @@ from xaibench import hookimpl
 from xaibench.lazy import lazy
 from xaibench.specs import MODALITIES, MetricSpec
 from xaibench_metrics.families import (
+    CONSTANT,
     FRACTIONS,
     LABEL_RANDOMIZED,
     TOP_K,
@@ -64,9 +65,6 @@ GRADCAM_PP = "Chattopadhay et al., Grad-CAM++, WACV 2018; variants of seed 001"
 RISE = "Petsiuk et al., RISE: Randomized Input Sampling for Explanation of Black-box Models, BMVC 2018"
 ROAD = "Rong et al., A Consistent and Efficient Evaluation Strategy for Attribution Methods (ROAD), ICML 2022"
 CLEVR_XAI = "Arras et al., CLEVR-XAI: A benchmark dataset for the ground truth evaluation of neural network explanations, Information Fusion 2022"
-#: The NaN rule every metric shares (``MetricSpec.undefined``): the runner scores a constant map NaN
-#: (xaibench.degenerate), whatever the metric.
-CONSTANT = "a constant map (the runner's rule for every metric: it ranks no pixel)"
 EMPTY_MASK = f"an empty mask (no lesion to score against), or {CONSTANT}"
 
 
@@ -360,6 +358,7 @@ def xaibench_register_metrics(register: Callable[[MetricSpec], None]) -> None:
         citation="Theiner, Müller-Budack and Ewerth, Interpretable Semantic Photo Geolocation, WACV 2022, Sec. 4.2",
         checked_against="Quantus 0.6 TopKIntersection with k = round(0.1 P) pixels: "
                         "tests/test_metrics_peers_extra.py::test_top_k_intersection",
+        undefined=EMPTY_MASK,
         defaults={"score": "precision", "selection": "top-k", "k": TOP_K, "sign": "positive"},
         chance=_mask_fraction))
     register(MetricSpec(

@@ -28,6 +28,8 @@ TESTS = "tests/test_methods_lrp.py"
 
 @hookimpl
 def xaibench_register_methods(register: Callable[[MethodSpec], None]) -> None:
+    """Registers the LRP rules and composites (zennit) with ``register`` (the ``xaibench_register_methods`` hook),
+    importing no torch or zennit."""
     every = frozenset(MODALITIES)
     covers = lazy("xaibench_zennit.coverage:lrp_covers")
     register(MethodSpec(
