@@ -1,6 +1,6 @@
 """Benchmark 1: perturbation metrics vs. the forward-pass floor, at user batch sizes 1, 4 and 32.
 
-The floor is the time of the same number of forward passes at a full batch on
+The floor is the time of the same number of forward passes at the fastest batch on
 ready-made inputs: nothing a metric could do is faster. "User batch size" is the
 number of samples handed to the metric per call (Quantus's ``batch_size``); the
 engine still fills its batches across samples and steps, so the ratio should stay
@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import best_time, report
+from conftest import best_batch, best_time, report
 
-from xaibench.engine import Engine, auto_batch_size
+from xaibench.engine import Engine
 from xaibench.plugins import load_harness
 from xaibench.metric_inputs import MetricContext
 from xaibench.testing import score_metric
@@ -35,7 +35,7 @@ def test_deletion_and_dic_iic_vs_floor(benchmark, resnet_case, user_batch: int) 
     harness = load_harness()
     metrics = [harness.metrics.get(name) for name in ("deletion-auc", "dic", "iic")]
     assert metrics[0].defaults.get("steps") == 64
-    full = auto_batch_size(model, x, "cpu")
+    full = best_batch(model, x)
     engine = Engine(model, "cpu", batch_size=full)
     _run_metrics(engine, metrics, x[:2], target[:2], saliency[:2], user_batch)  # warm-up
     engine.passes = 0

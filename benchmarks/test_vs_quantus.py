@@ -9,10 +9,12 @@ comparison was on unequal work.) Quantus makes one forward pass per sample and s
 none on the unperturbed input; ours reuses the unperturbed pass the runner makes once
 for every metric, so that pass is made outside the timed call. A counting wrapper on
 the model checks that both sides pass exactly 32 x 64 images, and both are warmed and
-timed (median of 3, the two sides in alternation) on the same inputs. Targets: at least
-1.7x at batch size 32 and at least 4x at batch size 4. The same run times the floor, the
-same number of images through the model in the engine's full batches: no implementation
-of the curve can be faster than Quantus by more than Quantus's own time over that floor.
+timed (median of 3, the two sides in alternation) on the same inputs. Targets (issue 29):
+at least 1.2x at batch size 32 and at least 2x at batch size 4. Our engine's batch is the
+one the runner picks, by measured throughput (:mod:`xaibench.throughput`). The same run
+times the floor, the same number of images through the model at that batch: no
+implementation of the curve can be faster than Quantus by more than Quantus's own time
+over that floor.
 ``XAIBENCH_BENCH_SAMPLES`` (default 32) sets the number of samples, for a run that must
 fit a busy machine; the counts are asserted whatever it is.
 """
@@ -25,9 +27,9 @@ import numpy as np
 import pytest
 import torch
 import torchvision
-from conftest import CountingModel, interleaved_ratio, median_time, report
+from conftest import CountingModel, best_batch, interleaved_ratio, median_time, report
 
-from xaibench.engine import Engine, auto_batch_size
+from xaibench.engine import Engine
 from xaibench.plugins import load_harness
 from xaibench.metric_inputs import MetricContext
 from xaibench.testing import score_metric
@@ -53,7 +55,7 @@ def test_deletion_speedup_over_quantus_pixel_flipping(benchmark, gray_case, user
     warnings.filterwarnings("ignore")
     model, x, target, saliency = gray_case
     deletion = load_harness().metrics.get("deletion-auc")
-    engine = Engine(model, "cpu", batch_size=auto_batch_size(model, x, "cpu"))
+    engine = Engine(model, "cpu", batch_size=best_batch(model, x))
     x_np, y_np, a_np = x.numpy(), target.numpy(), saliency.numpy()[:, None]
     metric = quantus.PixelFlipping(features_in_step=SIDE * SIDE // STEPS, perturb_baseline="black",
                                    disable_warnings=True, display_progressbar=False)
@@ -75,9 +77,11 @@ def test_deletion_speedup_over_quantus_pixel_flipping(benchmark, gray_case, user
     floor_input = torch.rand(N * STEPS, *x.shape[1:])  # the same images in the engine's full batches
     t_floor = median_time(lambda: engine.logits(floor_input), 3)
     t_ours = benchmark.stats.stats.median
-    benchmark.extra_info.update({"speedup": speedup, "forward_images_each": N * STEPS, "floor_s": t_floor})
-    case = f"deletion vs Quantus PixelFlipping, 1x64x64, batch {user_batch} ({N * STEPS} images each)"
-    report(case, "Quantus time / ours", speedup, ">= 1.7" if user_batch == 32 else ">= 4")
+    benchmark.extra_info.update({"speedup": speedup, "forward_images_each": N * STEPS, "floor_s": t_floor,
+                                 "engine_batch": engine.batch_size})
+    case = (f"deletion vs Quantus PixelFlipping, 1x64x64, batch {user_batch} ({N * STEPS} images each, "
+            f"engine batch {engine.batch_size})")
+    report(case, "Quantus time / ours", speedup, ">= 1.2" if user_batch == 32 else ">= 2")
     # what any implementation of these forward passes must spend: the ratio's ceiling is Quantus / floor
     report(case, "ours / forward-pass floor", t_ours / t_floor, "~1")
     report(case, "Quantus / forward-pass floor", speedup * t_ours / t_floor, "")
