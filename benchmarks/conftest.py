@@ -19,13 +19,15 @@ import pytest
 import torch
 import torchvision
 
+from xaibench.throughput import fastest_batch_size
+
 # The numpy references of the kernels (tests/oracles.py) are shared with the tests; appended, not
 # prepended, so that ``conftest`` here stays this file.
 sys.path.append(str(Path(__file__).resolve().parents[1] / "tests"))
 
-from xaibench.throughput import fastest_batch_size  # noqa: E402  (after the path set-up above)
-
 RATIOS: list[tuple[str, str, float, str]] = []
+#: The device the device-aware benchmarks run on (``benchmarks/gpu.sh`` sets ``cuda``).
+BENCH_DEVICE = os.environ.get("XAIBENCH_BENCH_DEVICE", "cpu")
 
 
 def best_batch(model: torch.nn.Module, x: torch.Tensor, device: str = "cpu") -> int:
