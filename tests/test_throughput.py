@@ -63,6 +63,9 @@ def test_the_fastest_size_per_image_is_chosen_under_the_memory_bound(clock: type
     assert max(model.batches) == 64
     assert pick(per_image) == 16
     assert per_image == pytest.approx({4: CALL / 4, 8: CALL / 8, 16: CALL / 16, 32: CALL * 4 / 32, 64: CALL * 16 / 64})
+    # a warm-up and a cost estimate at size 4 (a stream of 32 images: 8 calls each), then 3 rounds of streams of
+    # 32 images at sizes 4, 8, 16 and 32 (8 + 4 + 2 + 1 calls) and of 64 at size 64 (1 call)
+    assert len(model.batches) == 2 * 8 + 3 * (8 + 4 + 2 + 1 + 1)
 
 
 def test_the_time_budget_drops_the_largest_sizes(clock: types.SimpleNamespace) -> None:
@@ -70,6 +73,9 @@ def test_the_time_budget_drops_the_largest_sizes(clock: types.SimpleNamespace) -
     # sizes 4 to 128 stream 3 * (4 * 32 + 64 + 128) = 960 images, 0.96 s at that cost; up to 256, 1.73 s
     per_image = measure_throughput(Sleeper(clock), torch.zeros(1, 1, 4, 4), "cpu", cap=1024, budget_seconds=1.0)
     assert sorted(per_image) == [4, 8, 16, 32, 64, 128]
+    # the default budget, 4 s: up to 512 (3 * (4 * 32 + 64 + ... + 512) images = 3.26 s); 1024 would be 6.34 s
+    assert sorted(measure_throughput(Sleeper(clock), torch.zeros(1, 1, 4, 4), "cpu", cap=1024)) == [
+        4, 8, 16, 32, 64, 128, 256, 512]
 
 
 def test_the_choice_is_cached_by_model_input_shape_and_threads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
