@@ -30,15 +30,16 @@ CALL = 0.004  # simulated seconds one call of the sleeper takes up to 16 images
 class Sleeper(nn.Module):
     """Logits of zeros, advancing ``clock`` by CALL seconds per call up to 16 images, CALL * (B / 16)**2 above."""
 
-    def __init__(self, clock: types.SimpleNamespace) -> None:
+    def __init__(self, clock: types.SimpleNamespace, call: float = CALL, classes: int = 2) -> None:
         super().__init__()
-        self.weight = nn.Parameter(torch.zeros(2, 1))
+        self.weight = nn.Parameter(torch.zeros(classes, 1))
         self.clock = clock
+        self.call = call
         self.batches: list[int] = []
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.batches.append(x.shape[0])
-        self.clock.now += CALL * max(1.0, x.shape[0] / 16) ** 2
+        self.clock.now += self.call * max(1.0, x.shape[0] / 16) ** 2
         return x.flatten(1)[:, :1] @ self.weight.T
 
 
@@ -73,9 +74,13 @@ def test_the_time_budget_drops_the_largest_sizes(clock: types.SimpleNamespace) -
     # sizes 4 to 128 stream 3 * (4 * 32 + 64 + 128) = 960 images, 0.96 s at that cost; up to 256, 1.73 s
     per_image = measure_throughput(Sleeper(clock), torch.zeros(1, 1, 4, 4), "cpu", cap=1024, budget_seconds=1.0)
     assert sorted(per_image) == [4, 8, 16, 32, 64, 128]
-    # the default budget, 4 s: up to 512 (3 * (4 * 32 + 64 + ... + 512) images = 3.26 s); 1024 would be 6.34 s
-    assert sorted(measure_throughput(Sleeper(clock), torch.zeros(1, 1, 4, 4), "cpu", cap=1024)) == [
-        4, 8, 16, 32, 64, 128, 256, 512]
+    # the default budget, 4 s, at a cost of 4.5 / 3264 s per image: the sizes up to 256 stream 3 * 576 images
+    # (2.4 s), up to 512 3 * 1088 (4.5 s)
+    per_image = measure_throughput(Sleeper(clock, call=4 * 4.5 / 3264), torch.zeros(1, 1, 4, 4), "cpu", cap=1024)
+    assert sorted(per_image) == [4, 8, 16, 32, 64, 128, 256]
+    # one input is what is repeated: a sample of several gives the same sizes
+    more = measure_throughput(Sleeper(clock, call=4 * 4.5 / 3264), torch.zeros(3, 1, 4, 4), "cpu", cap=1024)
+    assert more == pytest.approx(per_image)
 
 
 def test_the_choice_is_cached_by_model_input_shape_and_threads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -100,9 +105,13 @@ def test_the_choice_is_cached_by_model_input_shape_and_threads(tmp_path: Path, m
     finally:
         torch.set_num_threads(threads)
     fastest_batch_size(nn.Sequential(model), sample, "cpu", tmp_path, budget_bytes=1 << 20)
-    assert len(calls) == 4, "another input shape, thread count or architecture is calibrated anew"
+    fastest_batch_size(Sleeper(model.clock, classes=3), sample, "cpu", tmp_path, budget_bytes=1 << 20)
+    fastest_batch_size(model, torch.zeros(1, 2, 4, 4), "cpu", tmp_path, budget_bytes=1 << 20)
+    assert len(calls) == 6, "another input shape, thread count, architecture or parameter shape is calibrated anew"
+    fastest_batch_size(model, sample, "cpu", tmp_path, autocast=True, budget_bytes=1 << 20)
+    assert len(calls) == 6, "autocast is off on a CPU (the engine's rule): the same calibration"
     fastest_batch_size(model, sample, "cpu", None, budget_bytes=1 << 20)
-    assert len(calls) == 5, "without a home nothing is cached"
+    assert len(calls) == 7, "without a home nothing is cached"
 
 
 def test_the_runner_calibrates_and_caches_the_choice(tmp_path: Path, tiny_plugin) -> None:  # type: ignore[no-untyped-def]
