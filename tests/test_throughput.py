@@ -97,6 +97,8 @@ def test_the_choice_is_cached_by_model_input_shape_and_threads(tmp_path: Path, m
     assert len(calls) == 1, "a second call reads the cached choice"
     (record,) = [json.loads(p.read_text()) for p in (tmp_path / "throughput").iterdir()]
     assert record["batch_size"] == 8 and record["memory_bound"] == calls[0] == 1024
+    assert record["threads"] == torch.get_num_threads() and record["device"] == throughput.device_name(torch.device("cpu"))
+    assert record["seconds_per_image"] == {"4": 2.0, "8": 1.0, "16": 1.5}
     fastest_batch_size(model, torch.zeros(1, 1, 8, 8), "cpu", tmp_path, budget_bytes=1 << 20)
     threads = torch.get_num_threads()
     torch.set_num_threads(threads + 1)
