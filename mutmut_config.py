@@ -74,6 +74,8 @@ TESTS = {
     "xaibench/execution.py": "tests/test_execution_context.py "
                              "tests/test_metric_definitions.py::test_target_predicted_explains_and_scores_the_predicted_class_not_the_label "
                              "tests/test_runner.py::test_target_label_and_unknown_layer",
+    # the engine's batch size by throughput: the simulated-clock tests (the runner's test takes a whole run)
+    "xaibench/throughput.py": "tests/test_throughput.py -k 'not runner'",
     "plugins/xaibench_metrics/randomization.py": "tests/test_metrics_randomization.py tests/test_randomization_sharing.py "
                                                  "tests/test_metric_defaults.py tests/test_metrics_volumes.py tests/test_metric_definitions.py "
                                                  "-k 'randomiz or mprt or defaults'",

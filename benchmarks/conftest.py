@@ -8,6 +8,7 @@ the session ends with a table of them. Run with::
 """
 from __future__ import annotations
 
+import os
 import statistics
 import sys
 import time
@@ -18,11 +19,21 @@ import pytest
 import torch
 import torchvision
 
+from xaibench.throughput import fastest_batch_size
+
 # The numpy references of the kernels (tests/oracles.py) are shared with the tests; appended, not
 # prepended, so that ``conftest`` here stays this file.
 sys.path.append(str(Path(__file__).resolve().parents[1] / "tests"))
 
 RATIOS: list[tuple[str, str, float, str]] = []
+#: The device the device-aware benchmarks run on (``benchmarks/gpu.sh`` sets ``cuda``).
+BENCH_DEVICE = os.environ.get("XAIBENCH_BENCH_DEVICE", "cpu")
+
+
+def best_batch(model: torch.nn.Module, x: torch.Tensor, device: str = "cpu") -> int:
+    """The engine batch size the runner would pick for ``model`` on inputs shaped like ``x``
+    (:func:`xaibench.throughput.fastest_batch_size`, measured now, not cached): every floor is timed at it."""
+    return fastest_batch_size(model, x[:1], device)
 
 
 def report(name: str, what: str, value: float, target: str) -> None:
@@ -85,7 +96,8 @@ def pytest_terminal_summary(terminalreporter) -> None:  # type: ignore[no-untype
         return
     from tabulate import tabulate
 
-    terminalreporter.write_sep("=", "xaibench ratios (measured in this run)")
+    load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
+    terminalreporter.write_sep("=", f"xaibench ratios (measured in this run; load average {load})")
     terminalreporter.write_line(tabulate([[n, w, f"{v:.3g}", t] for n, w, v, t in RATIOS],
                                          headers=["benchmark", "ratio", "value", "target"], tablefmt="github"))
 

@@ -7,7 +7,8 @@ every registered method and metric. Each method's maps and each metric cell are 
 model's forward passes are counted while they run (a global forward pre-hook on the small CNN,
 eval mode only, so the training of the label-randomized twin is not counted; a forward pass with
 gradients enabled counts as a forward + backward pass). The floor of a cell is its passes at the
-per-image cost of a full batch (64), measured on the same model in the same run; the ratio is the
+per-image cost at the batch size the engine picks by throughput (:mod:`xaibench.throughput`),
+measured on the same model in the same run; the ratio is the
 cell's seconds over its floor. The table groups metrics by family (the module of their score).
 
 Two sizes. By default, to run in minutes on two shared cores: 24 images at 64 px (12 scored), step,
@@ -36,7 +37,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from conftest import report
+from conftest import best_batch, report
 from PIL import Image
 
 from xaibench.execution import Execution
@@ -81,10 +82,12 @@ def _entry(name: str) -> str:
     return f"  - {{name: {name}, params: {params!r}}}\n" if params else f"  - {name}\n"
 
 
-def _per_image_seconds(device: str) -> tuple[float, float]:
-    """Seconds per image of a forward and of a forward + backward pass of the suite's model, batch 64."""
+def _per_image_seconds(device: str) -> tuple[float, float, int]:
+    """Seconds per image of a forward and of a forward + backward pass of the suite's model, at the batch size
+    the engine picks by throughput (:func:`conftest.best_batch`), and that batch size."""
     model = build_small_cnn(3, 1, "image").eval().to(device)
-    x = torch.rand(64, 1, SIZE, SIZE, device=device)
+    batch = best_batch(model, torch.rand(1, 1, SIZE, SIZE), device)
+    x = torch.rand(batch, 1, SIZE, SIZE, device=device)
 
     def timed(fn: Any) -> float:
         fn()
@@ -95,7 +98,7 @@ def _per_image_seconds(device: str) -> tuple[float, float]:
             if device.startswith("cuda"):
                 torch.cuda.synchronize()
             best = min(best, time.perf_counter() - start)
-        return best / 64
+        return best / batch
 
     def forward() -> None:
         with torch.inference_mode():
@@ -105,7 +108,7 @@ def _per_image_seconds(device: str) -> tuple[float, float]:
         xi = x.clone().requires_grad_(True)
         model(xi)[:, 0].sum().backward()
 
-    return timed(forward), timed(backward)
+    return timed(forward), timed(backward), batch
 
 
 class Meter:
@@ -182,7 +185,7 @@ def test_full_metric_set_per_family(tmp_path: Path, monkeypatch: Any, device: st
                                             device=device)).run().failed
     finally:
         handle.remove()
-    t_forward, t_backward = _per_image_seconds(device)
+    t_forward, t_backward, floor_batch = _per_image_seconds(device)
     samples = max(scored)
     rows = defaultdict(lambda: [0, 0, 0.0, 0])  # family -> forward, backward images, seconds, cells
     for (kind, name), seconds in meter.seconds.items():
@@ -193,7 +196,8 @@ def test_full_metric_set_per_family(tmp_path: Path, monkeypatch: Any, device: st
         row[2] += seconds
         row[3] += 1
     print(f"\n{IMAGES} images at {SIZE} px, {samples} scored, {len(methods)} methods x {len(metrics)} metrics on "
-          f"{device}; forward {t_forward * 1e3:.2f} ms/image, forward + backward {t_backward * 1e3:.2f} ms/image; "
+          f"{device}; at batch {floor_batch} forward {t_forward * 1e3:.2f} ms/image, forward + backward "
+          f"{t_backward * 1e3:.2f} ms/image; "
           f"{len(failed)} failed cells; load average {os.getloadavg()[0]:.1f}")
     print("| family or method | metrics | passes per sample (forward / with backward) | seconds | floor (s) | ratio to floor |")
     print("|---|---|---|---|---|---|")

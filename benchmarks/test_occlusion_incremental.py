@@ -15,15 +15,16 @@ import pytest
 import torch
 import torchvision
 from captum.attr import Occlusion
-from conftest import CountingModel, best_time, report
+from conftest import BENCH_DEVICE, CountingModel, best_time, report
 
 from xaibench_captum.incremental import occlusion_deltas, patch_boxes, spread
 
 WINDOW, STRIDE = 16, 8
 CAPTUM_BATCHES = (8, 32, 128)
 OUR_BATCH = 64
-#: The subset of the 224 px positions both sides compute (every EVERY-th): 1 = the whole map.
-EVERY = {("resnet18", 224): 7, ("vgg16", 224): 26}
+#: The subset of the 224 px positions both sides compute on a CPU (every EVERY-th): 1 = the whole map.
+#: On another device (``XAIBENCH_BENCH_DEVICE``, ``benchmarks/gpu.sh``) both sides compute the whole map.
+EVERY = {("resnet18", 224): 7, ("vgg16", 224): 26} if BENCH_DEVICE == "cpu" else {}
 
 
 class SubsetOcclusion(Occlusion):
@@ -42,8 +43,8 @@ class SubsetOcclusion(Occlusion):
 @pytest.mark.parametrize("arch", ["resnet18", "vgg16"])
 def test_incremental_occlusion_vs_captum(benchmark, arch: str, size: int) -> None:  # type: ignore[no-untyped-def]
     torch.manual_seed(0)
-    model = getattr(torchvision.models, arch)(weights=None, num_classes=10).eval()
-    x = torch.rand(1, 3, size, size)
+    model = getattr(torchvision.models, arch)(weights=None, num_classes=10).eval().to(BENCH_DEVICE)
+    x = torch.rand(1, 3, size, size).to(BENCH_DEVICE)
     fill = torch.zeros_like(x)
     with torch.inference_mode():
         target = model(x).argmax(1)
@@ -55,12 +56,13 @@ def test_incremental_occlusion_vs_captum(benchmark, arch: str, size: int) -> Non
     captum_keep = [p // counts[1] + counts[0] * (p % counts[1]) for p in keep]
 
     def captum(batch: int, net: torch.nn.Module = model) -> torch.Tensor:
-        return SubsetOcclusion(net, captum_keep).attribute(
+        out = SubsetOcclusion(net, captum_keep).attribute(
             x, sliding_window_shapes=(3, WINDOW, WINDOW), strides=(3, STRIDE, STRIDE), baselines=fill,
             target=target, perturbations_per_eval=batch)[:, 0]
+        return out.cpu()  # also waits for an accelerator to finish
 
     def ours() -> torch.Tensor:
-        return occlusion_deltas(model, x, fill, target, lo, hi, OUR_BATCH)
+        return occlusion_deltas(model, x, fill, target, lo, hi, OUR_BATCH).cpu()
 
     counting = CountingModel(model)
     reference: list[torch.Tensor] = []
@@ -80,5 +82,5 @@ def test_incremental_occlusion_vs_captum(benchmark, arch: str, size: int) -> Non
                                  "captum_sweep_s": sweep, "ours_s": benchmark.stats.stats.min, "ratio": ratio})
     print(f"\n{arch} {size} px, {len(keep)} positions: captum {t_captum:.2f} s (batch {best_batch}; sweep "
           f"{ {b: round(t, 2) for b, t in sweep.items()} }), ours {benchmark.stats.stats.min:.2f} s")
-    report(f"occlusion {arch} {size} px ({len(keep)} positions)", "captum Occlusion (best batch) / incremental",
+    report(f"occlusion {arch} {size} px, {BENCH_DEVICE} ({len(keep)} positions)", "captum Occlusion (best batch) / incremental",
            ratio, ">= 2" if size == 224 else "")

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from conftest import median_time, report
+from conftest import best_batch, median_time, report
 
-from xaibench.engine import Engine, auto_batch_size
+from xaibench.engine import Engine
 from xaibench.plugins import load_harness
 from xaibench.metric_inputs import MetricContext
 from xaibench.testing import score_metric
@@ -22,7 +22,7 @@ def test_deletion_time_is_linear_in_samples(resnet_case) -> None:  # type: ignor
     for n in sizes:
         torch.manual_seed(n)
         x, saliency = torch.rand(n, 3, 64, 64), torch.rand(n, 64, 64)
-        engine = Engine(model, "cpu", batch_size=auto_batch_size(model, x, "cpu"))
+        engine = Engine(model, "cpu", batch_size=best_batch(model, x))
         target = engine.logits(x).argmax(1)
         ctx = MetricContext(engine=engine, base_logits=engine.logits(x), seed=0,
                             sample_seeds=tuple(range(x.shape[0])))

@@ -9,10 +9,13 @@ comparison was on unequal work.) Quantus makes one forward pass per sample and s
 none on the unperturbed input; ours reuses the unperturbed pass the runner makes once
 for every metric, so that pass is made outside the timed call. A counting wrapper on
 the model checks that both sides pass exactly 32 x 64 images, and both are warmed and
-timed (median of 3, the two sides in alternation) on the same inputs. Targets: at least
-1.7x at batch size 32 and at least 4x at batch size 4. The same run times the floor, the
-same number of images through the model in the engine's full batches: no implementation
-of the curve can be faster than Quantus by more than Quantus's own time over that floor.
+timed (median of 3, the two sides in alternation) on the same inputs. Targets (issue 29):
+at least 1.2x at batch size 32 and at least 2x at batch size 4. Our engine's batch is the
+one the runner picks, by measured throughput (:mod:`xaibench.throughput`). The same run
+times the floor, the same number of images through the model at that batch: no
+implementation of the curve can be faster than Quantus by more than Quantus's own time
+over that floor.
+``XAIBENCH_BENCH_DEVICE`` (default cpu) sets the device of both sides;
 ``XAIBENCH_BENCH_SAMPLES`` (default 32) sets the number of samples, for a run that must
 fit a busy machine; the counts are asserted whatever it is.
 """
@@ -25,9 +28,9 @@ import numpy as np
 import pytest
 import torch
 import torchvision
-from conftest import CountingModel, interleaved_ratio, median_time, report
+from conftest import BENCH_DEVICE, CountingModel, best_batch, interleaved_ratio, median_time, report
 
-from xaibench.engine import Engine, auto_batch_size
+from xaibench.engine import Engine
 from xaibench.plugins import load_harness
 from xaibench.metric_inputs import MetricContext
 from xaibench.testing import score_metric
@@ -41,11 +44,11 @@ def gray_case() -> tuple[CountingModel, torch.Tensor, torch.Tensor, torch.Tensor
     torch.manual_seed(0)
     net = torchvision.models.resnet18(weights=None, num_classes=10)
     net.conv1 = torch.nn.Conv2d(1, 64, 7, 2, 3, bias=False)
-    model = CountingModel(net.eval()).eval()
-    x = torch.rand(N, 1, SIDE, SIDE)
+    model = CountingModel(net.eval()).eval().to(BENCH_DEVICE)
+    x = torch.rand(N, 1, SIDE, SIDE).to(BENCH_DEVICE)
     with torch.inference_mode():
         target = net(x).argmax(1)
-    return model, x, target, torch.rand(N, SIDE, SIDE)
+    return model, x, target, torch.rand(N, SIDE, SIDE).to(BENCH_DEVICE)
 
 
 @pytest.mark.parametrize("user_batch", [4, 32])
@@ -53,14 +56,14 @@ def test_deletion_speedup_over_quantus_pixel_flipping(benchmark, gray_case, user
     warnings.filterwarnings("ignore")
     model, x, target, saliency = gray_case
     deletion = load_harness().metrics.get("deletion-auc")
-    engine = Engine(model, "cpu", batch_size=auto_batch_size(model, x, "cpu"))
-    x_np, y_np, a_np = x.numpy(), target.numpy(), saliency.numpy()[:, None]
+    engine = Engine(model, BENCH_DEVICE, batch_size=best_batch(model, x, BENCH_DEVICE))
+    x_np, y_np, a_np = x.cpu().numpy(), target.cpu().numpy(), saliency.cpu().numpy()[:, None]
     metric = quantus.PixelFlipping(features_in_step=SIDE * SIDE // STEPS, perturb_baseline="black",
                                    disable_warnings=True, display_progressbar=False)
     base = [engine.logits(x[s : s + user_batch]) for s in range(0, N, user_batch)]  # the runner's shared pass
 
     def theirs() -> None:
-        metric(model=model, x_batch=x_np, y_batch=y_np, a_batch=a_np, device="cpu", batch_size=user_batch)
+        metric(model=model, x_batch=x_np, y_batch=y_np, a_batch=a_np, device=BENCH_DEVICE, batch_size=user_batch)
 
     def ours() -> None:
         for k, s in enumerate(range(0, N, user_batch)):
@@ -72,12 +75,14 @@ def test_deletion_speedup_over_quantus_pixel_flipping(benchmark, gray_case, user
     passes = (model.count(theirs), model.count(ours))  # also the warm-up of both
     assert passes == (N * STEPS, N * STEPS), f"unequal work: Quantus {passes[0]} images, ours {passes[1]}"
     speedup = interleaved_ratio(benchmark, ours, theirs, rounds=3)
-    floor_input = torch.rand(N * STEPS, *x.shape[1:])  # the same images in the engine's full batches
-    t_floor = median_time(lambda: engine.logits(floor_input), 3)
+    floor_input = torch.rand(N * STEPS, *x.shape[1:], device=BENCH_DEVICE)  # the same images, the engine's batch
+    t_floor = median_time(lambda: engine.logits(floor_input).sum().item(), 3)
     t_ours = benchmark.stats.stats.median
-    benchmark.extra_info.update({"speedup": speedup, "forward_images_each": N * STEPS, "floor_s": t_floor})
-    case = f"deletion vs Quantus PixelFlipping, 1x64x64, batch {user_batch} ({N * STEPS} images each)"
-    report(case, "Quantus time / ours", speedup, ">= 1.7" if user_batch == 32 else ">= 4")
+    benchmark.extra_info.update({"speedup": speedup, "forward_images_each": N * STEPS, "floor_s": t_floor,
+                                 "engine_batch": engine.batch_size})
+    case = (f"deletion vs Quantus PixelFlipping, 1x64x64, {BENCH_DEVICE}, batch {user_batch} ({N * STEPS} images each, "
+            f"engine batch {engine.batch_size})")
+    report(case, "Quantus time / ours", speedup, ">= 1.2" if user_batch == 32 else ">= 2")
     # what any implementation of these forward passes must spend: the ratio's ceiling is Quantus / floor
     report(case, "ours / forward-pass floor", t_ours / t_floor, "~1")
     report(case, "Quantus / forward-pass floor", speedup * t_ours / t_floor, "")

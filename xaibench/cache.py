@@ -70,6 +70,11 @@ def _save_npy(path: Path, array: np.ndarray) -> None:
         np.save(f, np.ascontiguousarray(array))
 
 
+def save_json(record: Any, path: Path) -> None:
+    """``record`` as indented JSON, written atomically."""
+    _atomic_write(path, lambda p: p.write_text(json.dumps(record, indent=1)))
+
+
 def save_state(state: Any, path: Path) -> None:
     """``torch.save`` of plain tensors and containers, written atomically."""
     _atomic_write(path, lambda p: torch.save(state, p))

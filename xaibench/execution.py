@@ -25,7 +25,7 @@ import xaibench
 from xaibench.degenerate import constant_maps, mask_constant
 from xaibench.bundles import Bundles
 from xaibench.cache import SaliencyCache, content_key
-from xaibench.engine import Engine, auto_batch_size
+from xaibench.engine import Engine
 from xaibench.errors import CellError, SuiteError, XaibenchError, did_you_mean
 from xaibench.isolation import ModelGuard, time_limit
 from xaibench.maps import upsample
@@ -37,6 +37,7 @@ from xaibench.specs import DataBundle, MethodContext, MethodSpec, MetricSpec, Sa
 from xaibench.metric_inputs import MetricBatch, MetricContext, metric_arguments
 from xaibench.stats import seed_from, summarize
 from xaibench.store import CellResult
+from xaibench.throughput import fastest_batch_size
 
 _T = TypeVar("_T")
 
@@ -84,7 +85,8 @@ class Execution:
         settings = self.settings
         bundle = self.bundles.bundle(ds)
         samples = self.bundles.evaluated(ds) if samples is None else samples
-        engine_batch = settings.options.batch_size or auto_batch_size(model, samples.x[:1], settings.device)
+        engine_batch = settings.options.batch_size or fastest_batch_size(
+            model, samples.x[:1], settings.device, settings.options.home, settings.options.autocast)
         engine = Engine(model, settings.device, engine_batch, autocast=settings.options.autocast)
         base_logits = engine.logits(samples.x)
         target = base_logits.argmax(1) if settings.suite.target == "predicted" else samples.y.to(settings.device)

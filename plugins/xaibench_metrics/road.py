@@ -115,52 +115,75 @@ def impute(images: torch.Tensor, removed: torch.Tensor, start: torch.Tensor | No
     raise RuntimeError("noisy linear imputation: conjugate gradients did not converge")
 
 
-def linear_impute(image: np.ndarray, removed: np.ndarray) -> np.ndarray:
+#: The direct solvers of :func:`linear_impute`: "banded" (Cholesky of the band, 1D and 2D) and "superlu".
+SOLVERS = ("banded", "superlu")
+
+
+def linear_impute(image: np.ndarray, removed: np.ndarray, solver: str | None = None) -> np.ndarray:
     """``image`` ``(C, *spatial)`` with the ``removed`` pixels (bool ``spatial``) imputed, noise-free.
 
-    The direct solve: the sparse system of the removed pixels' equations, factorised by scipy's
-    ``spsolve`` (SuperLU). Faster than :func:`impute` on a CPU for one image; :func:`impute` is
-    its batched counterpart for accelerators. Raises ValueError as :func:`impute` does.
+    The direct solve of the sparse system of the removed pixels' equations (symmetric positive
+    definite: each connected set of removed pixels touches a kept one, see :func:`impute`).
+    ``solver`` "banded" (the default on 1D and 2D inputs) numbers the removed pixels in raster
+    order along the longer axis, so each couples only to those at most one short-axis line away,
+    and factorises the band by Cholesky (LAPACK ``pbsv`` through scipy's ``solveh_banded``): the
+    band holds about ``f`` x the short side for a removed fraction ``f``, a few times faster than
+    SuperLU on images. "superlu" (the default on volumes, whose band is a whole slice wide) is
+    scipy's ``spsolve``. Both agree to rounding (1e-12 of the image's scale, tests/test_road_solver.py).
+    Faster than :func:`impute` on a CPU; :func:`impute` is the batched counterpart for accelerators.
+    Raises ValueError as :func:`impute` does, and for an unknown ``solver``.
     """
+    from scipy.linalg import solveh_banded
     from scipy.sparse import coo_matrix
     from scipy.sparse.linalg import spsolve
 
     spatial = removed.shape
     if removed.ndim not in NEIGHBOURS:
         raise ValueError(f"noisy linear imputation supports 1D, 2D and 3D inputs, got spatial shape {spatial}")
-    flat = image.reshape(image.shape[0], -1).astype(np.float64)
-    known = ~removed.reshape(-1)
-    unknown = np.flatnonzero(~known)
-    out = flat.copy()
-    if unknown.size == 0:
-        return out.reshape(image.shape)
-    if known.sum() == 0:
+    solver = solver or ("banded" if removed.ndim <= 2 else "superlu")
+    if solver not in SOLVERS:
+        raise ValueError(f"solver must be one of {SOLVERS}, got {solver!r}")
+    if solver == "banded" and removed.ndim == 2 and spatial[1] > spatial[0]:  # raster order along the longer axis
+        return linear_impute(image.swapaxes(-1, -2), removed.T, solver).swapaxes(-1, -2)
+    if not removed.any():
+        return image.astype(np.float64)
+    if removed.all():
         raise ValueError("cannot impute an input whose every pixel is removed")
-    var = np.full(known.size, -1)
-    var[unknown] = np.arange(unknown.size)
-    coords = np.stack(np.unravel_index(unknown, spatial))
+    # the equations on the grid padded by one pixel (outside: neither removed nor inside): for each removed pixel,
+    # diag * u - sum over removed neighbours w * u_nb = sum over kept neighbours w * x_nb
+    pad = [(1, 1)] * removed.ndim
+    rem, inside = np.pad(removed, pad), np.pad(np.ones(spatial, dtype=bool), pad)
+    values = np.pad(image.astype(np.float64), [(0, 0), *pad])
+    var = np.full(rem.shape, -1)
+    var[rem] = np.arange(int(removed.sum()))  # the unknowns' numbers, in raster order
+    diag = np.zeros(spatial)
+    rhs = np.zeros((image.shape[0], *spatial))
+    here = var[tuple(slice(1, n + 1) for n in spatial)][removed]
     rows, cols, vals = [], [], []
-    diag = np.zeros(unknown.size)
-    rhs = np.zeros((unknown.size, flat.shape[0]))
     for offset, weight in NEIGHBOURS[removed.ndim]:
-        nb = coords + np.asarray(offset)[:, None]
-        valid = np.all((nb >= 0) & (nb < np.asarray(spatial)[:, None]), axis=0)
-        eq = np.flatnonzero(valid)
-        nidx = np.ravel_multi_index(tuple(nb[:, valid]), spatial)
-        diag[eq] += weight
-        is_known = known[nidx]
-        rhs[eq[is_known]] += weight * flat[:, nidx[is_known]].T
-        rows.append(eq[~is_known])
-        cols.append(var[nidx[~is_known]])
-        vals.append(np.full(int((~is_known).sum()), -weight))
-    rows.append(np.arange(unknown.size))
-    cols.append(np.arange(unknown.size))
-    vals.append(diag)
-    a = coo_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-                   shape=(unknown.size, unknown.size)).tocsc()
-    solved = spsolve(a, rhs)
-    out[:, unknown] = solved.reshape(unknown.size, -1).T
-    return out.reshape(image.shape)
+        shifted = tuple(slice(1 + o, 1 + o + n) for o, n in zip(offset, spatial))
+        diag += weight * inside[shifted]
+        rhs += np.where(inside[shifted] & ~rem[shifted], weight * values[(slice(None), *shifted)], 0.0)
+        coupled = rem[shifted][removed]
+        rows.append(here[coupled])
+        cols.append(var[shifted][removed][coupled])
+        vals.append(np.full(int(coupled.sum()), -weight))
+    diag, rhs = diag[removed], rhs[:, removed].T
+    rows, cols, vals = np.concatenate(rows), np.concatenate(cols), np.concatenate(vals)
+    if solver == "banded":
+        lower = rows > cols  # the matrix is symmetric: its lower band, ab[i - j, j] = A[i, j]
+        band = np.zeros((1 + int((rows - cols)[lower].max(initial=0)), diag.size))
+        band[0] = diag
+        band[rows[lower] - cols[lower], cols[lower]] = vals[lower]
+        solved = solveh_banded(band, rhs, lower=True, check_finite=False)
+    else:
+        n = diag.size
+        a = coo_matrix((np.concatenate([vals, diag]), (np.concatenate([rows, np.arange(n)]),
+                                                       np.concatenate([cols, np.arange(n)]))), shape=(n, n)).tocsc()
+        solved = spsolve(a, rhs)
+    out = image.astype(np.float64)
+    out[:, removed] = solved.reshape(diag.size, -1).T
+    return out
 
 
 def removal_masks(saliency: torch.Tensor, fractions: Sequence[float], order: str) -> torch.Tensor:
@@ -189,7 +212,7 @@ def road(inputs: torch.Tensor, targets: torch.Tensor, maps: torch.Tensor, engine
                           device=inputs.device)
     filled = None
     for k in sorted(range(removed.shape[1]), key=lambda k: int(removed[:, k].sum())):  # nested: warm starts
-        if inputs.device.type == "cpu":  # SuperLU per image beats conjugate gradients on a CPU (benchmarks/)
+        if inputs.device.type == "cpu":  # a direct solve per image beats conjugate gradients on a CPU (benchmarks/)
             filled = torch.stack([torch.from_numpy(linear_impute(xi.detach().double().numpy(), ri.numpy()))
                                   for xi, ri in zip(inputs, removed[:, k])])
         else:
