@@ -158,10 +158,17 @@ def test_digits_occlusion_suite_downloads_mnist_with_pinned_md5s(tmp_path: Path,
     assert "pass --download to fetch mnist/" in capsys.readouterr().err
     doc = run(suite, tmp_path, *data, "--download", "--mirror", (tmp_path / "served").as_uri())
     rows = {r["method"]: r["cells"] for r in doc["blocks"][0]["rows"]}
-    # completeness presumes additive attributions: not applicable to the random baseline (skipped, not ranked)
-    assert len(rows) == 4 and all(c["status"] == "ok" or (m == "random" and c["status"] == "skipped"
-                                                          and "not produce additive attributions" in c["detail"])
-                                  for m, r in rows.items() for c in r.values())
+    # completeness presumes additive attributions: not applicable to the random baseline (skipped, not ranked);
+    # completeness and sensitivity-n are defined against the method's own baseline, which the metric's fill cannot
+    # be for blur-filled occlusion (full[5]): not applicable there, with that reason; every other cell is scored
+    blur = full[5]["label"]
+    assert len(rows) == 4 and all(
+        c["status"] == "ok"
+        or (m == "random" and c["status"] == "skipped" and "not produce additive attributions" in c["detail"])
+        or (m == blur and metric in ("completeness-error", "sensitivity-n") and c["status"] == "skipped"
+            and "which the metric's fill cannot take" in c["detail"])
+        for m, r in rows.items() for metric, c in r.items())
+    assert rows[blur]["deletion-auc"]["status"] == "ok"
     assert "MNIST 28x28" in doc["header"]["datasets"]["mnist"]["notes"]
 
 
