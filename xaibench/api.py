@@ -133,6 +133,9 @@ def _maps(value: Any, x: torch.Tensor) -> np.ndarray:
 
     m = _tensor(value, "maps")
     n, spatial = x.shape[0], tuple(x.shape[2:])
+    if x.dim() == 3 and m.shape == x.shape:
+        raise XaibenchError(f"inputs of shape {tuple(x.shape)} are read as signals (N, C, L), and maps of the same "
+                            f"shape are not (N, L): for images, add the channel axis (inputs[:, None])")
     if m.dim() != len(spatial) + 1 or m.shape[0] != n or any(a > b for a, b in zip(m.shape[1:], spatial)):
         raise XaibenchError(f"maps have shape {tuple(m.shape)}; expected ({n}, {', '.join(map(str, spatial))}) or a "
                             f"coarser map of the same dimensionality (no channel axis: reduce it first)")
@@ -205,12 +208,17 @@ def _model(model: Any, x: torch.Tensor, num_classes: int | None, output: str, ou
                 out = select(model(torch.zeros(2, *x.shape[1:])), form)
             finally:
                 model.train(was)
-        width = int(out.shape[1]) if isinstance(out, torch.Tensor) and out.dim() == 2 else None
-        widths = [int(v.shape[1]) for v in (out.values() if isinstance(out, dict) else
-                                            out if isinstance(out, (tuple, list)) else ())
-                  if isinstance(v, torch.Tensor) and v.dim() == 2]
-        found = width if width is not None else (widths[0] if widths else 2)
-        num_classes = 2 if found == 1 else found
+        if isinstance(out, torch.Tensor) and out.dim() == 2:
+            num_classes = 2 if out.shape[1] == 1 else int(out.shape[1])
+        elif not isinstance(out, torch.Tensor):  # a tuple or dict: which element is the class scores is the user's
+            items = out.items() if isinstance(out, dict) else enumerate(out) if isinstance(out, (tuple, list)) else ()
+            shapes = ", ".join(f"{k}: {tuple(v.shape) if isinstance(v, torch.Tensor) else type(v).__name__}"
+                               for k, v in items)
+            raise XaibenchError(f"the model returns {type(out).__name__} ({shapes}): pass output_index= (or "
+                                f"output_key=) naming its class scores, or num_classes= to have them found")
+        else:
+            raise XaibenchError(f"the model returns shape {tuple(out.shape)} for 2 inputs; expected class scores "
+                                f"(2, K): flatten or pool its output to one row per input")
     conformed = conform(model.eval(), num_classes=num_classes, in_channels=int(x.shape[1]),
                         spatial=tuple(x.shape[2:]), form=form, who="the model", naming="python")
     return conformed.to(device), num_classes
