@@ -20,6 +20,8 @@ import xaibench
 from xaibench import api
 from xaibench.errors import XaibenchError
 from xaibench.plugins import load_harness
+from xaibench.runner import RunOptions, Runner
+from xaibench.store import Store
 from xaibench.specs import MethodSpec
 from xaibench.testing import tiny_model
 
@@ -47,15 +49,17 @@ def stored(tmp_path_factory: pytest.TempPathFactory) -> xaibench.Results:
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("XAIBENCH_HOME", str(root / "home"))
         results = xaibench.run(SUITE, store=root / "results.sqlite", progress=False)
-        # the cached model, maps and samples, loaded while the home is this run's
-        runner = results.runner
+        # the cached model, maps and samples, loaded while the home is this run's, by a runner of the same suite
+        store = Store(results.store_path)
+        runner = Runner(HARNESS, results.runner.suite, store, RunOptions(progress=False))
         ds, mo, me = runner.datasets[0], runner.models[0], runner.methods[0]
         g = runner.group_context(ds, mo)
         bundle = runner.bundle(ds)
         cached = {"model": g.model, "x": g.samples.x, "ids": g.samples.ids, "masks": g.samples.masks,
                   "regions": g.samples.regions, "maps": runner.cached_maps(g, me), "key": g.model_key,
-                  "mean": bundle.train.x.mean(dim=(0, 2, 3)), "top": bundle.region_top_level,
+                  "mean": g.data_mean, "top": bundle.region_top_level,
                   "batch": g.engine.batch_size}
+        store.close()
     results.cached = cached  # type: ignore[attr-defined]
     return results
 

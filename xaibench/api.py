@@ -312,7 +312,7 @@ def _covered(me: _Method, model: nn.Module, x: torch.Tensor, allow_small_cam: bo
         check_cam_layer(me.layer or "?", size, tuple(x.shape[2:]), "xaibench.explain", me.spec.name, "the model")
 
 
-def _explainer(me: _Method, model: nn.Module, x: torch.Tensor, targets: torch.Tensor, ids: tuple[str, ...],
+def _explainer(me: _Method, net: nn.Module, x: torch.Tensor, target: torch.Tensor, ids: tuple[str, ...],
                masks: torch.Tensor | None, batch_size: int, seed: int, data_mean: torch.Tensor | None,
                device: torch.device) -> Callable[..., torch.Tensor]:
     """``explain(model=None, inputs=None, targets=None)``: the method's maps as a suite's cell computes them
@@ -322,11 +322,11 @@ def _explainer(me: _Method, model: nn.Module, x: torch.Tensor, targets: torch.Te
     from xaibench.execution import explain_samples
     from xaibench.specs import Samples
 
-    def run(other: nn.Module | None = None, inputs: torch.Tensor | None = None,
-            classes: torch.Tensor | None = None) -> torch.Tensor:
-        m = model if other is None else other
-        samples = Samples(x=x if inputs is None else inputs.detach().cpu(), y=targets.cpu(), ids=ids, masks=masks)
-        t = targets if classes is None else classes
+    def run(model: nn.Module | None = None, inputs: torch.Tensor | None = None,
+            targets: torch.Tensor | None = None) -> torch.Tensor:
+        m = net if model is None else model
+        samples = Samples(x=x if inputs is None else inputs.detach().cpu(), y=target.cpu(), ids=ids, masks=masks)
+        t = target if targets is None else targets
         maps = explain_samples(me.spec, m, samples, t.to(device), dict(me.params), layer=me.layer_of(m),
                                batch_size=batch_size, seed=seed, data_mean=data_mean, device=device)
         return torch.from_numpy(maps).to(device)
@@ -695,7 +695,8 @@ class Results:
     """A suite's results in its store, after :func:`run`: the board, cells, verdicts, per-sample scores.
 
     ``summary`` counts what the run computed, reused, skipped and failed; ``runner`` is the
-    :class:`~xaibench.runner.Runner` that did it (its caches give models and maps back).
+    :class:`~xaibench.runner.Runner` that did it, whose store :func:`run` has closed when it returns
+    (``runner.suite`` is the validated suite; the CLI draws figures with it while the store is open).
     """
 
     suite: str

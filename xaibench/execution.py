@@ -89,7 +89,9 @@ class Execution:
         base_logits = engine.logits(samples.x)
         target = base_logits.argmax(1) if settings.suite.target == "predicted" else samples.y.to(settings.device)
         dims = [0] + list(range(2, bundle.train.x.dim()))
-        data_mean = bundle.train.x.mean(dim=dims).to(settings.device)
+        # summed in float64: a float32 sum's rounding depends on the tensor's memory layout, which differs between
+        # a freshly generated dataset and the same one loaded from the cache (fills by the mean differed by 1e-9)
+        data_mean = bundle.train.x.double().mean(dim=dims).float().to(settings.device)
         return GroupContext(ds, mo, self.models.key(ds, mo), bundle, model, engine, samples, base_logits, target,
                             data_mean)
 
