@@ -683,7 +683,7 @@ class Metric:
 def metric(name: str, **params: Any) -> Metric:
     """The registered metric ``name`` with ``params`` over its defaults, as a callable :class:`Metric`.
 
-    Raises :class:`XaibenchError` for an unknown name or parameter (with "did you mean"). Imports no torch.
+    Raises :class:`XaibenchError` for an unknown name or parameter (with "did you mean").
     """
     [spec] = _metric_specs([name])
     return Metric(spec, _params_of(spec, params, "xaibench.metric", "metric"))
