@@ -210,6 +210,8 @@ def _model(model: Any, x: torch.Tensor, num_classes: int | None, output: str, ou
                 model.train(was)
         if isinstance(out, torch.Tensor) and out.dim() == 2:
             num_classes = 2 if out.shape[1] == 1 else int(out.shape[1])
+            if form == OutputForm() and out.shape[1] == num_classes:
+                return model.eval().to(device), num_classes  # (N, K) logits already: conform would return it as is
         elif not isinstance(out, torch.Tensor):  # a tuple or dict: which element is the class scores is the user's
             items = out.items() if isinstance(out, dict) else enumerate(out) if isinstance(out, (tuple, list)) else ()
             shapes = ", ".join(f"{k}: {tuple(v.shape) if isinstance(v, torch.Tensor) else type(v).__name__}"
