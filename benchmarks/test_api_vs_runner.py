@@ -20,7 +20,7 @@ from conftest import report
 import xaibench
 from xaibench.engine import Engine
 from xaibench.plugins import load_harness
-from xaibench.runner import RunOptions, Runner
+from xaibench.runner import Runner, RunOptions
 from xaibench.store import Store
 
 ROUNDS = 5

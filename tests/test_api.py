@@ -13,16 +13,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import TinyPlugin
 from torch import nn
 
 import xaibench
 from xaibench import api
 from xaibench.errors import XaibenchError
 from xaibench.plugins import load_harness
-from xaibench.runner import RunOptions, Runner
-from xaibench.store import Store
+from xaibench.runner import Runner, RunOptions
 from xaibench.specs import MethodSpec
+from xaibench.store import Store
 from xaibench.testing import tiny_model
 
 HARNESS = load_harness()
@@ -94,7 +93,7 @@ def test_results_views_agree_with_the_store(stored: xaibench.Results) -> None:
     ok = [r for r in stored.cells if r.status == "ok"]
     assert len(frame) == sum(r.n_total for r in ok)
     blocks = stored.leaderboard()
-    assert [(b.dataset, b.model) for b in blocks][0] == ("synthetic-lesions", "small-cnn")
+    assert next((b.dataset, b.model) for b in blocks) == ("synthetic-lesions", "small-cnn")
     assert "<table>" in stored._repr_html_() and "integrated-gradients" in stored._repr_html_()
     assert stored.verdicts and "synthetic-lesions" in stored.markdown()
 
@@ -188,43 +187,43 @@ class TupleOut(nn.Module):
 
 
 BAD = {
-    "unknown metric": (dict(metrics=["hit-rat"]), "unknown metric 'hit-rat' (did you mean 'hit-rate'"),
-    "unknown parameter": (dict(metrics=["deletion-auc"], params={"deletion-auc": {"stepz": 4}}),
+    "unknown metric": ({"metrics": ["hit-rat"]}, "unknown metric 'hit-rat' (did you mean 'hit-rate'"),
+    "unknown parameter": ({"metrics": ["deletion-auc"], "params": {"deletion-auc": {"stepz": 4}}},
                           "metric 'deletion-auc' has no parameter 'stepz' (did you mean 'steps'?)"),
-    "params of an unlisted metric": (dict(metrics=["entropy"], params={"hit-rate": {}}),
+    "params of an unlisted metric": ({"metrics": ["entropy"], "params": {"hit-rate": {}}},
                                      "params name 'hit-rate', which metrics does not list"),
-    "integer inputs": (dict(inputs=(torch.rand(N, 1, S, S) * 255).to(torch.uint8)), "inputs are uint8"),
-    "no channel axis": (dict(inputs=torch.rand(N, S, S)), "are read as signals (N, C, L)"),
-    "five axes too many": (dict(inputs=torch.rand(N, 1, 2, 2, S, S)), "inputs have shape (4, 1, 2, 2, 16, 16)"),
-    "NaN inputs": (dict(inputs=torch.full((N, 1, S, S), float("nan"))), "inputs contain NaN"),
-    "maps with a channel axis": (dict(maps=torch.rand(N, 1, S, S)), "maps have shape (4, 1, 16, 16)"),
-    "maps larger than the input": (dict(maps=torch.rand(N, 32, 32)), "maps have shape (4, 32, 32)"),
-    "infinite maps": (dict(maps=torch.full((N, S, S), float("inf"))), "maps contain NaN or infinite"),
-    "masks of another size": (dict(masks=torch.ones(N, 8, 8, dtype=torch.bool)), "masks have shape (4, 8, 8)"),
-    "masks not 0/1": (dict(masks=torch.full((N, S, S), 0.5)), "masks must be bool or 0/1"),
-    "no masks for a localization metric": (dict(masks=None), "'hit-rate' is a localization metric: pass masks="),
-    "float targets": (dict(targets=torch.zeros(N)), "targets must be integer class indices"),
-    "target out of range": (dict(targets=[0, 1, 2, 3]), "class indices in 0..2"),
-    "targets of another length": (dict(targets=[0, 1]), "targets have shape (2,); expected (4,)"),
-    "wrong class count": (dict(num_classes=5), "outputs 3 class score(s) per input but the dataset has 5"),
-    "tuple output unnamed": (dict(model=TupleOut()), "returns tuple (0: (2, 1), 1: (2, 3)): pass output_index= "),
-    "tuple output, classes known": (dict(model=TupleOut(), num_classes=3), "pass output_index=1"),
-    "probabilities that are logits": (dict(output="probabilities"), "is declared `output: probabilities`"),
-    "a model without a class axis": (dict(model=nn.Flatten(0)), "returns shape (512,) for 2 inputs"),
-    "not a model": (dict(model=lambda x: x), "model must be a torch nn.Module"),
-    "bad device": (dict(device="gpu"), "(did you mean cuda?)"),
-    "bad batch size": (dict(batch_size=0), "batch_size must be at least 1, got 0"),
-    "re-explaining without a method": (dict(metrics=["max-sensitivity"]), "re-explains the inputs: pass method="),
-    "not additive": (dict(metrics=["completeness-error"], method="saliency"),
+    "integer inputs": ({"inputs": (torch.rand(N, 1, S, S) * 255).to(torch.uint8)}, "inputs are uint8"),
+    "no channel axis": ({"inputs": torch.rand(N, S, S)}, "are read as signals (N, C, L)"),
+    "five axes too many": ({"inputs": torch.rand(N, 1, 2, 2, S, S)}, "inputs have shape (4, 1, 2, 2, 16, 16)"),
+    "NaN inputs": ({"inputs": torch.full((N, 1, S, S), float("nan"))}, "inputs contain NaN"),
+    "maps with a channel axis": ({"maps": torch.rand(N, 1, S, S)}, "maps have shape (4, 1, 16, 16)"),
+    "maps larger than the input": ({"maps": torch.rand(N, 32, 32)}, "maps have shape (4, 32, 32)"),
+    "infinite maps": ({"maps": torch.full((N, S, S), float("inf"))}, "maps contain NaN or infinite"),
+    "masks of another size": ({"masks": torch.ones(N, 8, 8, dtype=torch.bool)}, "masks have shape (4, 8, 8)"),
+    "masks not 0/1": ({"masks": torch.full((N, S, S), 0.5)}, "masks must be bool or 0/1"),
+    "no masks for a localization metric": ({"masks": None}, "'hit-rate' is a localization metric: pass masks="),
+    "float targets": ({"targets": torch.zeros(N)}, "targets must be integer class indices"),
+    "target out of range": ({"targets": [0, 1, 2, 3]}, "class indices in 0..2"),
+    "targets of another length": ({"targets": [0, 1]}, "targets have shape (2,); expected (4,)"),
+    "wrong class count": ({"num_classes": 5}, "outputs 3 class score(s) per input but the dataset has 5"),
+    "tuple output unnamed": ({"model": TupleOut()}, "returns tuple (0: (2, 1), 1: (2, 3)): pass output_index= "),
+    "tuple output, classes known": ({"model": TupleOut(), "num_classes": 3}, "pass output_index=1"),
+    "probabilities that are logits": ({"output": "probabilities"}, "is declared `output: probabilities`"),
+    "a model without a class axis": ({"model": nn.Flatten(0)}, "returns shape (512,) for 2 inputs"),
+    "not a model": ({"model": lambda x: x}, "model must be a torch nn.Module"),
+    "bad device": ({"device": "gpu"}, "(did you mean cuda?)"),
+    "bad batch size": ({"batch_size": 0}, "batch_size must be at least 1, got 0"),
+    "re-explaining without a method": ({"metrics": ["max-sensitivity"]}, "re-explains the inputs: pass method="),
+    "not additive": ({"metrics": ["completeness-error"], "method": "saliency"},
                      "not applicable: metric 'completeness-error' compares sums"),
-    "user maps not declared additive": (dict(metrics=["completeness-error"]), "pass additive=True"),
-    "a model variant": (dict(metrics=["data-randomization"], method="saliency"), "only a suite trains"),
-    "boxes for a mask-only metric": (dict(metrics=["iou"], ground_truth="boxes"), "not applicable: metric 'iou'"),
-    "unknown method": (dict(metrics=["max-sensitivity"], method="gradcan"), "did you mean 'gradcam'"),
-    "no region top level": (dict(metrics=["graded-hit-rate"], regions=torch.zeros(N, S, S, dtype=torch.int8)),
+    "user maps not declared additive": ({"metrics": ["completeness-error"]}, "pass additive=True"),
+    "a model variant": ({"metrics": ["data-randomization"], "method": "saliency"}, "only a suite trains"),
+    "boxes for a mask-only metric": ({"metrics": ["iou"], "ground_truth": "boxes"}, "not applicable: metric 'iou'"),
+    "unknown method": ({"metrics": ["max-sensitivity"], "method": "gradcan"}, "did you mean 'gradcam'"),
+    "no region top level": ({"metrics": ["graded-hit-rate"], "regions": torch.zeros(N, S, S, dtype=torch.int8)},
                             "pass region_top_level="),
-    "ids repeat": (dict(ids=["a"] * N), "ids are not unique"),
-    "data mean per channel": (dict(metrics=["deletion-auc"], data_mean=[0.1, 0.2]), "data_mean has 2 values"),
+    "ids repeat": ({"ids": ["a"] * N}, "ids are not unique"),
+    "data mean per channel": ({"metrics": ["deletion-auc"], "data_mean": [0.1, 0.2]}, "data_mean has 2 values"),
 }
 
 

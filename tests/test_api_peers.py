@@ -20,7 +20,7 @@ from xaibench.execution import metric_seeds
 from xaibench.plugins import load_harness
 
 quantus = pytest.importorskip("quantus", reason="quantus (test extra) is not installed")
-from test_peers_quantus import N, _data, _quantus  # noqa: E402  (after the skip: it imports quantus too)
+from test_peers_quantus import N, _data, _quantus
 
 HARNESS = load_harness()
 KEY = "peer-model"  # the model part of the draws' seeds, fixed so a test can derive them
@@ -97,9 +97,12 @@ def test_road_with_noise_equals_pytorch_grad_cam_on_the_same_draws() -> None:
     from unittest import mock
 
     import pytorch_grad_cam.metrics.road as gc_road
-    from pytorch_grad_cam.metrics.perturbation_confidence import (AveragerAcrossThresholds,
-                                                                  PerturbationConfidenceMetric,
-                                                                  RemoveLeastRelevantFirst, RemoveMostRelevantFirst)
+    from pytorch_grad_cam.metrics.perturbation_confidence import (
+        AveragerAcrossThresholds,
+        PerturbationConfidenceMetric,
+        RemoveLeastRelevantFirst,
+        RemoveMostRelevantFirst,
+    )
     from pytorch_grad_cam.metrics.road import NoisyLinearImputer
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputSoftmaxTarget
 

@@ -5,7 +5,7 @@ from typing import Any
 
 import pluggy
 
-__version__ = "0.1.0"
+from xaibench.version import __version__
 
 #: Decorator for plugin hook implementations.
 hookimpl = pluggy.HookimplMarker("xaibench")
@@ -13,7 +13,7 @@ hookimpl = pluggy.HookimplMarker("xaibench")
 #: The public Python API (:mod:`xaibench.api`), imported at first use so that ``import xaibench`` stays light.
 API = ("Metric", "Results", "Scores", "explain", "metric", "run", "score")
 
-__all__ = ["__version__", "hookimpl", *API]
+__all__ = ["Metric", "Results", "Scores", "__version__", "explain", "hookimpl", "metric", "run", "score"]
 
 
 def __getattr__(name: str) -> Any:

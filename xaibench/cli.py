@@ -15,7 +15,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from xaibench import __version__, validate
+from xaibench import validate
+from xaibench.version import __version__
 from xaibench.api import resolve_suite, run_suite
 from xaibench.errors import XaibenchError
 from xaibench.plugins import Harness, load_harness

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-import xaibench
+from xaibench.version import __version__
 from xaibench.degenerate import constant_maps, mask_constant
 from xaibench.bundles import Bundles
 from xaibench.cache import SaliencyCache, content_key
@@ -224,7 +224,7 @@ class Execution:
         plugins = self.harness.plugins
         ids = self.bundles.evaluated(c.dataset).ids
         return {
-            "xaibench": xaibench.__version__, "torch": torch.__version__, "numpy": np.__version__,
+            "xaibench": __version__, "torch": torch.__version__, "numpy": np.__version__,
             "python": platform.python_version(), "seed": suite.seed,
             "device": settings.device.type, "target": suite.target, "suite": suite.name,
             "batch_size": settings.batch_size,

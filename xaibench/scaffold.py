@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from xaibench import __version__
+from xaibench.version import __version__
 from xaibench.errors import XaibenchError
 
 KINDS = ("method", "metric", "dataset")

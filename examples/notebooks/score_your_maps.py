@@ -34,7 +34,7 @@ maps = images[:, 0] * (1 + masks)                     # (N, H, W): your method's
 # %%
 scores = xaibench.score(model, images, None, maps, ["hit-rate", "relevance-mass", "dic", "deletion-auc"],
                         masks=masks, params={"deletion-auc": {"steps": 16}})
-scores
+scores  # noqa: B018 (a notebook cell shows its last value)
 
 # %%
 scores["relevance-mass"], scores.summary["hit-rate"]  # (N,) float64; (mean, CI low, CI high, n)
@@ -52,14 +52,14 @@ road(model, images, None, maps)
 
 # %%
 gradcam = xaibench.explain(model, images, method="gradcam", layer="0")
-gradcam.shape
+gradcam.shape  # noqa: B018
 
 # %% [markdown]
 # Run a built-in suite (`limit` keeps it fast; the CLI's options are keywords) and look at its results:
 
 # %%
 results = xaibench.run("quick", limit=4, store="xaibench-results/notebook.sqlite", progress=False)
-results  # the leaderboard tables in Jupyter
+results  # noqa: B018 (the leaderboard tables in Jupyter)
 
 # %%
 [(c.method, c.metric, c.mean) for c in results.cells if c.metric == "hit-rate"]
