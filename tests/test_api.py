@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 import xaibench
-from xaibench import api
+from xaibench import user_methods
 from xaibench.errors import XaibenchError
 from xaibench.plugins import load_harness
 from xaibench.runner import Runner, RunOptions
@@ -264,7 +264,7 @@ def test_explain_refuses_a_model_the_methods_rules_do_not_cover(monkeypatch: pyt
         def xaibench_register_methods(self, register):  # type: ignore[no-untyped-def]
             register(picky)
 
-    monkeypatch.setattr(api, "_harness", lambda: load_harness([("picky", Plugin())]))
+    monkeypatch.setattr(user_methods, "installed", lambda: load_harness([("picky", Plugin())]))
     _, x, maps, _ = _user()
     tanh = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.Tanh(), nn.Flatten(), nn.Linear(2 * S * S, 3)).eval()
     for call in (lambda: xaibench.explain(tanh, x, method="relu-only"),
