@@ -94,44 +94,15 @@ def _gradcam_setup(channels: int, size: int, seed: int):  # type: ignore[no-unty
 
 
 def test_road_with_noise_equals_pytorch_grad_cam_on_the_same_draws() -> None:
-    from unittest import mock
-
-    import pytorch_grad_cam.metrics.road as gc_road
-    from pytorch_grad_cam.metrics.perturbation_confidence import (
-        AveragerAcrossThresholds,
-        PerturbationConfidenceMetric,
-        RemoveLeastRelevantFirst,
-        RemoveMostRelevantFirst,
-    )
-    from pytorch_grad_cam.metrics.road import NoisyLinearImputer
-    from pytorch_grad_cam.utils.model_targets import ClassifierOutputSoftmaxTarget
+    from test_peers_gradcam import road_on_our_draws
 
     model, x, sal, target = _gradcam_setup(3, 10, 3)
-    n = len(x)
     noise, percentiles = 0.05, [20, 50, 80]
     fractions = [p / 100 for p in percentiles]
-    base = torch.softmax(model(x), 1).detach().numpy()[np.arange(n), target.numpy()]
-    for order, remover in (("morf", RemoveMostRelevantFirst), ("lerf", RemoveLeastRelevantFirst)):
-        rng = np.random.default_rng(_seed(f"road-{order}", n, fractions=fractions, noise=noise))
-        draws = [[rng.standard_normal(x.shape[1:]) for _ in fractions] for _ in range(n)]
-        current: dict[str, torch.Tensor] = {}
-
-        class SameDraws(NoisyLinearImputer):
-            def __call__(self, img: torch.Tensor, mask: torch.Tensor,  # type: ignore[override]
-                         current: dict = current) -> torch.Tensor:  # type: ignore[type-arg]
-                current["img"], current["mask"] = img, mask
-                return super().__call__(img, mask)
-
-        def randn_like(t: torch.Tensor, current: dict = current, draws: list = draws) -> torch.Tensor:  # type: ignore[type-arg]
-            i = next(k for k in range(n) if torch.equal(current["img"], x[k]))
-            removed = (current["mask"].reshape(-1) == 0).numpy()
-            k = fractions.index(round(removed.mean(), 2))
-            return torch.from_numpy(draws[i][k].reshape(x.shape[1], -1)[:, removed]).float()
-
-        peer = AveragerAcrossThresholds(
-            lambda p, remover=remover: PerturbationConfidenceMetric(remover(p, SameDraws(noise=noise))), percentiles)
-        with mock.patch.object(gc_road.torch, "randn_like", randn_like):
-            theirs = peer(x, sal.numpy(), [ClassifierOutputSoftmaxTarget(int(t)) for t in target], model)
+    base = torch.softmax(model(x), 1).detach().numpy()[np.arange(len(x)), target.numpy()]
+    for order in ("morf", "lerf"):
+        seed = _seed(f"road-{order}", len(x), fractions=fractions, noise=noise)
+        theirs = road_on_our_draws(model, x, sal, target, order, percentiles, noise, seed)
         ours = _api(f"road-{order}", model, x, target, sal, fractions=fractions, noise=noise)
         np.testing.assert_allclose(ours - base, theirs, atol=1e-5, err_msg=order)
 
