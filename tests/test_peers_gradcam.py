@@ -67,39 +67,46 @@ def _registered(name: str, ctx: MetricContext, x: torch.Tensor, target: torch.Te
     return np.asarray(score_metric(spec, ctx, x, target, sal, **{**spec.defaults, **params}), dtype=np.float64)
 
 
-def test_registered_road_with_noise_equals_pytorch_grad_cam_on_the_same_draws() -> None:
-    """ROAD with noise 0.05 through the registered metrics, against grad-cam's NoisyLinearImputer fed the same
-    Gaussian draws at the imputed pixels (ours: one standard normal per channel and pixel, per sample and
-    fraction, from the cell's seed; grad-cam draws one per imputed value, which we replace by ours)."""
+def road_on_our_draws(model: nn.Module, x: torch.Tensor, sal: torch.Tensor, target: torch.Tensor, order: str,
+                      percentiles: list[int], noise: float, seed: int) -> np.ndarray:
+    """grad-cam's ROAD (``order`` morf/lerf) averaged over ``percentiles``, its NoisyLinearImputer fed our Gaussian
+    draws at the imputed pixels (ours: one standard normal per channel and pixel, per sample and fraction, from
+    ``seed``, sample-major; grad-cam draws one per imputed value, which we replace by ours)."""
     from unittest import mock
 
     import pytorch_grad_cam.metrics.road as gc_road
 
+    n, fractions = len(x), [p / 100 for p in percentiles]
+    remover = {"morf": RemoveMostRelevantFirst, "lerf": RemoveLeastRelevantFirst}[order]
+    rng = np.random.default_rng(seed)
+    draws = [[rng.standard_normal(x.shape[1:]) for _ in fractions] for _ in range(n)]
+    current: dict[str, torch.Tensor] = {}
+
+    class SameDraws(NoisyLinearImputer):
+        def __call__(self, img: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+            current["img"], current["mask"] = img, mask
+            return super().__call__(img, mask)
+
+    def randn_like(t: torch.Tensor) -> torch.Tensor:
+        i = next(k for k in range(n) if torch.equal(current["img"], x[k]))
+        removed = (current["mask"].reshape(-1) == 0).numpy()
+        k = fractions.index(round(removed.mean(), 2))
+        return torch.from_numpy(draws[i][k].reshape(x.shape[1], -1)[:, removed]).float()
+
+    peer = AveragerAcrossThresholds(lambda p: PerturbationConfidenceMetric(remover(p, SameDraws(noise=noise))),
+                                    percentiles)
+    with mock.patch.object(gc_road.torch, "randn_like", randn_like):
+        return peer(x, sal.numpy(), [ClassifierOutputSoftmaxTarget(int(t)) for t in target], model)
+
+
+def test_registered_road_with_noise_equals_pytorch_grad_cam_on_the_same_draws() -> None:
+    """ROAD with noise 0.05 through the registered metrics, against grad-cam fed the same draws."""
     model, x, sal, target, ctx = _setup(channels=3, size=10, seed=3)
     noise, percentiles = 0.05, [20, 50, 80]
     fractions = [p / 100 for p in percentiles]
     base = torch.softmax(model(x), 1).detach().numpy()[np.arange(N), target.numpy()]
-    for order, remover in (("morf", RemoveMostRelevantFirst), ("lerf", RemoveLeastRelevantFirst)):
-        rng = np.random.default_rng(ctx.seed)  # our draws, in our order: sample-major, then fraction
-        draws = [[rng.standard_normal(x.shape[1:]) for _ in fractions] for _ in range(N)]
-        current: dict[str, torch.Tensor] = {}
-
-        class SameDraws(NoisyLinearImputer):
-            def __call__(self, img: torch.Tensor, mask: torch.Tensor,  # type: ignore[override]
-                         current: dict = current) -> torch.Tensor:  # type: ignore[type-arg]
-                current["img"], current["mask"] = img, mask
-                return super().__call__(img, mask)
-
-        def randn_like(t: torch.Tensor, current: dict = current, draws: list = draws) -> torch.Tensor:  # type: ignore[type-arg]
-            i = next(k for k in range(N) if torch.equal(current["img"], x[k]))
-            removed = (current["mask"].reshape(-1) == 0).numpy()
-            k = fractions.index(round(removed.mean(), 2))
-            return torch.from_numpy(draws[i][k].reshape(x.shape[1], -1)[:, removed]).float()
-
-        peer = AveragerAcrossThresholds(
-            lambda p, remover=remover: PerturbationConfidenceMetric(remover(p, SameDraws(noise=noise))), percentiles)
-        with mock.patch.object(gc_road.torch, "randn_like", randn_like):
-            theirs = peer(x, sal.numpy(), [ClassifierOutputSoftmaxTarget(int(t)) for t in target], model)
+    for order in ("morf", "lerf"):
+        theirs = road_on_our_draws(model, x, sal, target, order, percentiles, noise, ctx.seed)
         ours = _registered(f"road-{order}", ctx, x, target, sal, fractions=fractions, noise=noise)
         np.testing.assert_allclose(ours - base, theirs, atol=1e-5, err_msg=order)
         noiseless = _registered(f"road-{order}", ctx, x, target, sal, fractions=fractions, noise=0.0)

@@ -1,11 +1,25 @@
 """xaibench: a benchmark harness for saliency methods on CNNs."""
 from __future__ import annotations
 
+from typing import Any
+
 import pluggy
 
-__version__ = "0.1.0"
+from xaibench.version import __version__
 
 #: Decorator for plugin hook implementations.
 hookimpl = pluggy.HookimplMarker("xaibench")
 
-__all__ = ["__version__", "hookimpl"]
+#: The public Python API (:mod:`xaibench.api`), imported at first use so that ``import xaibench`` stays light.
+API = ("Metric", "Results", "Scores", "explain", "metric", "run", "score")
+
+__all__ = ["Metric", "Results", "Scores", "__version__", "explain", "hookimpl", "metric", "run", "score"]
+
+
+def __getattr__(name: str) -> Any:
+    """``xaibench.score`` and the other names of :data:`API`, from :mod:`xaibench.api` (no torch until called)."""
+    if name in API:
+        from xaibench import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'xaibench' has no attribute {name!r}")

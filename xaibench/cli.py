@@ -15,25 +15,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from xaibench import __version__, validate
-from xaibench.errors import XaibenchError, did_you_mean
+from xaibench import validate
+from xaibench.version import __version__
+from xaibench.api import resolve_suite, run_suite
+from xaibench.errors import XaibenchError
 from xaibench.plugins import Harness, load_harness
 from xaibench.store import DEFAULT_STORE, Store
-from xaibench.suite import Suite, load_suite
-
-
-def resolve_suite(harness: Harness, name_or_path: str) -> Suite:
-    """A registered suite name, or a path to a YAML file."""
-    if name_or_path in harness.suites:
-        return load_suite(harness.suites.get(name_or_path).path)
-    path = Path(name_or_path)
-    if path.suffix in (".yaml", ".yml") or path.exists():
-        if not path.exists():
-            raise XaibenchError(f"suite file {path} does not exist")
-        return load_suite(path)
-    known = ", ".join(harness.suites.names()) or "none"
-    raise XaibenchError(f"unknown suite {name_or_path!r}{did_you_mean(name_or_path, harness.suites.names())}; "
-                        f"built-in suites: {known}; or give a path to a YAML file")
 
 
 def _cmd_plugins(args: argparse.Namespace, harness: Harness) -> int:
@@ -76,16 +63,15 @@ def _cmd_plugins(args: argparse.Namespace, harness: Harness) -> int:
 
 def _cmd_run(args: argparse.Namespace, harness: Harness) -> int:
     from xaibench.leaderboard.publish import publish_run
-    from xaibench.runner import RunOptions, Runner
+    from xaibench.runner import RunOptions
 
     suite = resolve_suite(harness, args.suite)
     options = RunOptions(**_data_options(args), device=args.device, limit=args.limit, batch_size=args.batch_size,
                          progress=not args.no_progress, fail_fast=args.fail_fast, cell_timeout=args.cell_timeout,
                          autocast=args.autocast, executor=args.executor, workers=args.workers, address=args.address)
     with _results_store(args.store) as store:
-        runner = Runner(harness, suite, store, options)
-        cells = runner.plan()
-        summary = runner.run(cells)
+        results = run_suite(harness, suite, store, options)
+        runner, summary = results.runner, results.summary
         for reason in summary.skip_reasons:
             print(f"skipped: {reason}")
         if summary.computed == 0 and not summary.failed:

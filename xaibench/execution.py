@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-import xaibench
+from xaibench.version import __version__
 from xaibench.degenerate import constant_maps, mask_constant
 from xaibench.bundles import Bundles
 from xaibench.cache import SaliencyCache, content_key
@@ -91,7 +91,9 @@ class Execution:
         base_logits = engine.logits(samples.x)
         target = base_logits.argmax(1) if settings.suite.target == "predicted" else samples.y.to(settings.device)
         dims = [0] + list(range(2, bundle.train.x.dim()))
-        data_mean = bundle.train.x.mean(dim=dims).to(settings.device)
+        # summed in float64: a float32 sum's rounding depends on the tensor's memory layout, which differs between
+        # a freshly generated dataset and the same one loaded from the cache (fills by the mean differed by 1e-9)
+        data_mean = bundle.train.x.double().mean(dim=dims).float().to(settings.device)
         return GroupContext(ds, mo, self.models.key(ds, mo), bundle, model, engine, samples, base_logits, target,
                             data_mean)
 
@@ -130,54 +132,21 @@ class Execution:
     def explain(self, g: GroupContext, me: Resolved, model: nn.Module | None = None) -> np.ndarray:
         """``me``'s maps of ``g.samples`` for ``g.target`` (on ``model``, default ``g.model``), in batches,
         validated and upsampled to the input size: ``(N, *spatial)`` float32."""
-        settings = self.settings
-        spec: MethodSpec = me.spec
         model = g.model if model is None else model
         params = me.params
         layer = target_layer(model, g.model_entry, params)
-        samples, batch_size = g.samples, settings.batch_size
-        spatial = tuple(samples.x.shape[2:])
-        out = []
-        for start in range(0, len(samples), batch_size):
-            chunk = samples.subset(slice(start, start + batch_size))
-            masks = chunk.masks.to(settings.device) if "masks" in spec.needs and chunk.masks is not None else None
-            ctx = MethodContext(layer=layer, batch_size=batch_size,
-                                sample_seeds=tuple(seed_from(settings.suite.seed, sid) for sid in chunk.ids),
-                                data_mean=g.data_mean, masks=masks)
-            x = chunk.x.to(settings.device)
-            with torch.enable_grad():
-                sal = spec.explain(model, x, g.target[start : start + len(chunk)].to(settings.device), ctx, **params)
-            sal = _real(sal, "method")
-            if sal.dim() != len(spatial) + 1 or sal.shape[0] != len(chunk):
-                raise CellError(f"method returned shape {tuple(sal.shape)}; expected ({len(chunk)}, *spatial) "
-                                f"with spatial {spatial} or a coarser map")
-            sal = upsample(sal.detach().float(), spatial)
-            if not torch.isfinite(sal).all():
-                raise CellError("method returned NaN or infinite values")
-            out.append(sal.cpu().numpy().astype(np.float32))
-        return np.concatenate(out)
+        return explain_samples(me.spec, model, g.samples, g.target, params, layer=layer,
+                               batch_size=self.settings.batch_size, seed=self.settings.suite.seed,
+                               data_mean=g.data_mean, device=self.settings.device)
 
     def isolated(self, what: str, model: nn.Module, call: Callable[[], _T]) -> _T:
-        """``call()`` under the per-cell time limit; the model is restored afterwards whatever happened.
-
-        A call that returns but changed the model fails with :class:`CellError` naming the change.
-        """
-        guard = ModelGuard(model)
-        try:
-            with time_limit(self.settings.cell_timeout, what):
-                result = call()
-        finally:
-            changes = guard.restore(model)
-        if changes:
-            raise CellError(f"{what} changed the model's " + "; ".join(changes))
-        return result
+        """``call()`` under the per-cell time limit (:func:`isolated`)."""
+        return isolated(what, model, call, self.settings.cell_timeout)
 
     def metric_context(self, g: GroupContext, c: Cell, memo: dict[Hashable, Any]) -> MetricContext:
         """What cell ``c`` offers its metric: the engine, the unperturbed pass, re-explaining, variants, the memo."""
         device = self.settings.device
         spec: MetricSpec = c.metric.spec
-        draws = content_key("metric-draws", self.settings.suite.seed, g.model_key, spec.name, spec.version,
-                            c.metric.params)
 
         def explain(model: nn.Module | None = None, inputs: torch.Tensor | None = None,
                     targets: torch.Tensor | None = None) -> torch.Tensor:
@@ -195,13 +164,10 @@ class Execution:
             raise CellError(f"metric {c.metric.entry.display!r} asked for model variant {name!r}, which it does "
                             f"not declare (MetricSpec.variants: {', '.join(v.name for v in spec.variants) or 'none'})")
 
-        return MetricContext(  # seeds: common random numbers, the same for every method of this dataset x model
-            engine=g.engine, base_logits=g.base_logits, seed=seed_from(draws, *g.samples.ids),
-            model_seed=seed_from(self.settings.suite.seed, g.model_key, "randomized-models"),
-            data_mean=g.data_mean, dataset=g.bundle, model=lambda: copy.deepcopy(g.model), explain=explain,
-            variant=variant, shared=lambda key, compute: memo[key] if key in memo else memo.setdefault(key, compute()),
-            sample_seeds=tuple(seed_from(draws, sid) for sid in g.samples.ids),
-        )
+        return MetricContext(
+            engine=g.engine, base_logits=g.base_logits, data_mean=g.data_mean, dataset=g.bundle,
+            model=lambda: copy.deepcopy(g.model), explain=explain, variant=variant, shared=memoised(memo),
+            **metric_seeds(self.settings.suite.seed, g.model_key, spec, c.metric.params, g.samples.ids))
 
     def batch(self, g: GroupContext, maps: np.ndarray) -> MetricBatch:
         """The per-sample arguments of every metric of ``g`` on ``maps``, on the device."""
@@ -235,22 +201,13 @@ class Execution:
             arguments = metric_arguments(spec.needs, self.batch(g, maps), self.metric_context(g, c, memo))
             values = self.isolated(f"metric {c.metric.entry.display!r}", g.model,
                                    lambda: spec.score(**arguments, **params))
-            values = _real(values, "metric").detach().cpu().double().numpy()
-            if values.shape != (len(samples),):
-                raise CellError(f"metric returned shape {values.shape}; expected ({len(samples)},): one score per sample")
-            if np.isinf(values).any():
-                raise CellError("metric returned infinite scores")
-            outside = _outside(values, spec.bounds)
-            if outside:
-                raise CellError(f"metric returned scores outside its declared bounds {spec.bounds}: {outside}")
-            values, constant = mask_constant(values, maps)  # a constant map carries no information: NaN, counted
+            values, constant = checked_scores(spec, values, maps)
         except (XaibenchError, KeyboardInterrupt):
             raise
         except (Exception, SystemExit) as exc:
             return self.failed(c, describe_failure(exc)), None
         # the bootstrap's resamples are common random numbers too: identical scores, identical intervals
-        bootstrap = seed_from(self.settings.suite.seed, g.model_key, spec.name, "bootstrap")
-        mean, low, high, n = summarize(values, bootstrap)
+        mean, low, high, n = summarize(values, bootstrap_seed(self.settings.suite.seed, g.model_key, spec))
         training = self.models.training_seconds - trained_before
         prov = {**self.provenance(c, params, time.perf_counter() - start - training), "constant_maps": constant,
                 "training_seconds": round(training, 3), "maps_seconds": round(maps_seconds, 3)}
@@ -269,7 +226,7 @@ class Execution:
         plugins = self.harness.plugins
         ids = self.bundles.evaluated(c.dataset).ids
         return {
-            "xaibench": xaibench.__version__, "torch": torch.__version__, "numpy": np.__version__,
+            "xaibench": __version__, "torch": torch.__version__, "numpy": np.__version__,
             "python": platform.python_version(), "seed": suite.seed,
             "device": settings.device.type, "target": suite.target, "suite": suite.name,
             "batch_size": settings.batch_size,
@@ -288,6 +245,87 @@ class Execution:
                                 if k in plugins},
             "seconds": round(seconds, 3),
         }
+
+
+def isolated(what: str, model: nn.Module, call: Callable[[], _T], timeout: float | None = None) -> _T:
+    """``call()`` under the time limit ``timeout`` (seconds, None: none); the model is restored afterwards
+    whatever happened. A call that returns but changed the model fails with :class:`CellError` naming the change.
+    """
+    guard = ModelGuard(model)
+    try:
+        with time_limit(timeout, what):
+            result = call()
+    finally:
+        changes = guard.restore(model)
+    if changes:
+        raise CellError(f"{what} changed the model's " + "; ".join(changes))
+    return result
+
+
+def explain_samples(spec: MethodSpec, model: nn.Module, samples: Samples, target: torch.Tensor,
+                    params: Mapping[str, Any], *, layer: nn.Module | None, batch_size: int, seed: int,
+                    data_mean: torch.Tensor | None, device: torch.device) -> np.ndarray:
+    """``spec``'s maps of ``samples`` for classes ``target`` ``(N,)``, in batches of ``batch_size``, validated and
+    upsampled to the input size: ``(N, *spatial)`` float32. Sample ``i``'s seed is ``seed_from(seed, ids[i])``.
+
+    Raises :class:`CellError` for a map of the wrong shape or with NaN/infinite values."""
+    spatial = tuple(samples.x.shape[2:])
+    out = []
+    for start in range(0, len(samples), batch_size):
+        chunk = samples.subset(slice(start, start + batch_size))
+        masks = chunk.masks.to(device) if "masks" in spec.needs and chunk.masks is not None else None
+        ctx = MethodContext(layer=layer, batch_size=batch_size,
+                            sample_seeds=tuple(seed_from(seed, sid) for sid in chunk.ids),
+                            data_mean=data_mean, masks=masks)
+        x = chunk.x.to(device)
+        with torch.enable_grad():
+            sal = spec.explain(model, x, target[start : start + len(chunk)].to(device), ctx, **params)
+        sal = _real(sal, "method")
+        if sal.dim() != len(spatial) + 1 or sal.shape[0] != len(chunk):
+            raise CellError(f"method returned shape {tuple(sal.shape)}; expected ({len(chunk)}, *spatial) "
+                            f"with spatial {spatial} or a coarser map")
+        sal = upsample(sal.detach().float(), spatial)
+        if not torch.isfinite(sal).all():
+            raise CellError("method returned NaN or infinite values")
+        out.append(sal.cpu().numpy().astype(np.float32))
+    return np.concatenate(out)
+
+
+def metric_seeds(seed: int, model_key: str, spec: MetricSpec, params: Mapping[str, Any],
+                 ids: tuple[str, ...]) -> dict[str, Any]:
+    """The random draws of metric ``spec`` with ``params`` on samples ``ids`` of the model ``model_key``:
+    :class:`MetricContext`'s ``seed``, ``sample_seeds`` and ``model_seed``. Common random numbers: they do not
+    depend on the method, so every method of a dataset x model faces the same draws."""
+    draws = content_key("metric-draws", seed, model_key, spec.name, spec.version, params)
+    return {"seed": seed_from(draws, *ids), "sample_seeds": tuple(seed_from(draws, sid) for sid in ids),
+            "model_seed": seed_from(seed, model_key, "randomized-models")}
+
+
+def bootstrap_seed(seed: int, model_key: str, spec: MetricSpec) -> int:
+    """The seed of the bootstrap CI of ``spec``'s mean on model ``model_key``: the same resamples for every
+    method (identical scores, identical intervals)."""
+    return seed_from(seed, model_key, spec.name, "bootstrap")
+
+
+def memoised(memo: dict[Hashable, Any]) -> Callable[[Hashable, Callable[[], Any]], Any]:
+    """A :data:`~xaibench.metric_inputs.Shared` over ``memo``: ``compute()`` once per key."""
+    return lambda key, compute: memo[key] if key in memo else memo.setdefault(key, compute())
+
+
+def checked_scores(spec: MetricSpec, values: Any, maps: np.ndarray) -> tuple[np.ndarray, int]:
+    """A metric's output as ``(N,)`` float64 scores with NaN where a map is constant (no information), and
+    the number of such maps. Raises :class:`CellError` for a wrong shape, infinite scores, or scores beyond
+    ``spec.bounds``."""
+    values = _real(values, "metric").detach().cpu().double().numpy()
+    n = len(maps)
+    if values.shape != (n,):
+        raise CellError(f"metric returned shape {values.shape}; expected ({n},): one score per sample")
+    if np.isinf(values).any():
+        raise CellError("metric returned infinite scores")
+    outside = _outside(values, spec.bounds)
+    if outside:
+        raise CellError(f"metric returned scores outside its declared bounds {spec.bounds}: {outside}")
+    return mask_constant(values, maps)  # a constant map carries no information: NaN, counted
 
 
 def _real(value: Any, who: str) -> torch.Tensor:

@@ -109,7 +109,11 @@ def _scores_hint(items: Sequence[tuple[Any, Any]], n: int, num_classes: int) -> 
     return (fits[0] if fits else None), shapes
 
 
-def _refuse_container(out: Any, who: str, n: int, num_classes: int) -> None:
+#: How an error tells the user to name the class scores: in a suite entry, or as a keyword of :mod:`xaibench.api`.
+NAMING = {"suite": "add `{option}: {value}` to its suite entry", "python": "pass {option}={value!r}"}
+
+
+def _refuse_container(out: Any, who: str, n: int, num_classes: int, naming: str = "suite") -> None:
     """Raise the one-line error for a tuple/dict output whose class scores the suite did not name."""
     if isinstance(out, dict) or hasattr(out, "_fields"):
         items = list(out.items()) if isinstance(out, dict) else [(f, getattr(out, f)) for f in out._fields]
@@ -119,18 +123,20 @@ def _refuse_container(out: Any, who: str, n: int, num_classes: int) -> None:
         items = list(enumerate(out))
         best, shapes = _scores_hint(items, n, num_classes)
         kind, option = f"a {type(out).__name__} of {len(out)}", "output_index"
-    pick = f"add `{option}: {best}` to its suite entry" if best is not None else (
-        f"add `{option}: <which>` to its suite entry naming the ({n}, {num_classes}) class scores; none has that shape")
+    pick = NAMING[naming].format(option=option, value=best) if best is not None else (
+        f"{NAMING[naming].format(option=option, value='<which>')} naming the ({n}, {num_classes}) class scores; "
+        f"none has that shape").replace("'<which>'", "<which>")
     raise XaibenchError(f"{who} returns {kind} ({shapes}): {pick}")
 
 
 def conform(model: nn.Module, *, num_classes: int, in_channels: int, spatial: Sequence[int], form: OutputForm,
-            who: str) -> nn.Module:
+            who: str, naming: str = "suite") -> nn.Module:
     """``model`` itself when its output is already ``(N, num_classes)`` logits, else an :class:`OutputAdapter`.
 
     Runs one forward pass on a zero batch of two inputs ``(2, in_channels, *spatial)``
     in eval mode (no gradients, training mode restored). Raises :class:`XaibenchError`
-    (one line naming ``who`` and what to change) for an unnamed tuple/dict output, a
+    (one line naming ``who`` and what to change, in a suite's words or, with ``naming="python"``, in
+    :mod:`xaibench.api`'s keywords: :data:`NAMING`) for an unnamed tuple/dict output, a
     wrong class count, a non-2D output, or declared probabilities outside [0, 1].
     """
     if form.kind not in OUTPUT_FORMS:
@@ -151,7 +157,7 @@ def conform(model: nn.Module, *, num_classes: int, in_channels: int, spatial: Se
                             f"({type(exc).__name__}: {exc})") from None
     if not isinstance(out, torch.Tensor):
         if isinstance(out, (tuple, list, dict)):
-            _refuse_container(out, who, n, num_classes)
+            _refuse_container(out, who, n, num_classes, naming)
         raise XaibenchError(f"{who} returns {type(out).__name__}; expected a tensor of class scores ({n}, {num_classes})")
     if out.dim() != 2 or out.shape[0] != n:
         raise XaibenchError(f"{who} returns shape {tuple(out.shape)} for {n} inputs; expected class scores "

@@ -56,14 +56,20 @@ def validate_params(suite: Suite, methods: Iterable[Any], metrics: Iterable[Any]
     """Check every method's and metric's ``params:`` in ``suite``; ``methods``/``metrics`` have ``.entry`` and ``.spec``."""
     for kind, resolved in (("method", methods), ("metric", metrics)):
         for r in resolved:
-            fn = r.spec.explain if kind == "method" else r.spec.score
-            if kind == "metric":
-                try:  # a lazily named score function is imported and checked here, before anything runs
-                    r.spec.check_score()
-                except ValueError as exc:
-                    raise XaibenchError(f"{suite.path}:{r.entry.line}: {exc}") from None
-            takes_layer = bool(getattr(r.spec, "takes_layer", False))
-            allowed = accepted(fn, FIXED[kind], getattr(r.spec, "defaults", {}), takes_layer)
-            if allowed is not None and kind == "metric":
-                allowed -= set(r.spec.needs)  # what the runner passes (MetricSpec.needs) is no parameter
-            check_entry(f"{suite.path}:{r.entry.line}", kind, r.entry.display, r.entry.params, allowed, takes_layer)
+            check_plugin_params(f"{suite.path}:{r.entry.line}", kind, r.entry.display, r.spec, r.entry.params)
+
+
+def check_plugin_params(where: str, kind: str, display: str, spec: Any, params: Iterable[str]) -> None:
+    """Raise :class:`XaibenchError` (``where`` starts the line) when ``spec`` (a method or metric, by ``kind``)
+    does not accept every name in ``params``, or a lazily named metric function does not take its needs."""
+    fn = spec.explain if kind == "method" else spec.score
+    if kind == "metric":
+        try:  # a lazily named score function is imported and checked here, before anything runs
+            spec.check_score()
+        except ValueError as exc:
+            raise XaibenchError(f"{where}: {exc}") from None
+    takes_layer = bool(getattr(spec, "takes_layer", False))
+    allowed = accepted(fn, FIXED[kind], getattr(spec, "defaults", {}), takes_layer)
+    if allowed is not None and kind == "metric":
+        allowed -= set(spec.needs)  # what the runner passes (MetricSpec.needs) is no parameter
+    check_entry(where, kind, display, params, allowed, takes_layer)

@@ -1,7 +1,7 @@
 """What a long command prints while it works: cell progress, training epochs, named steps.
 
-On a terminal the cells get a tqdm bar; when stderr is not a terminal (CI logs, a
-redirected run) the same progress comes as plain lines, at most one every
+On a terminal the cells get a tqdm bar, and in a Jupyter kernel a notebook widget
+(``tqdm.auto``); when stderr is neither (CI logs, a redirected run) the same progress comes as plain lines, at most one every
 :data:`LOG_EVERY` seconds and at each tenth of the cells, so a log file holds no bar
 frames. Training is reported per epoch (loss and validation accuracy) and happens
 before the cell bar starts, so the bar's rate and ETA count cell work only.
@@ -12,7 +12,7 @@ import sys
 import time
 from typing import Callable, TextIO
 
-from tqdm import tqdm
+from tqdm.auto import tqdm
 
 #: Seconds between two plain progress lines (non-terminal output).
 LOG_EVERY = 30.0
@@ -22,6 +22,14 @@ def interactive(stream: TextIO | None = None) -> bool:
     """True when ``stream`` (default: stderr) is a terminal."""
     stream = sys.stderr if stream is None else stream
     return bool(getattr(stream, "isatty", lambda: False)())
+
+
+def notebook() -> bool:
+    """True inside a Jupyter kernel (IPython with a kernel app), where ``tqdm.auto`` draws a widget."""
+    if "ipykernel" not in sys.modules or "IPython" not in sys.modules:
+        return False
+    shell = sys.modules["IPython"].get_ipython()
+    return shell is not None and "IPKernelApp" in getattr(shell, "config", {})
 
 
 def say(message: str) -> None:
@@ -63,8 +71,8 @@ class PlainProgress:
 
 
 def cells(total: int, desc: str, enabled: bool) -> "tqdm | PlainProgress":
-    """A progress counter over ``total`` cells: a bar on a terminal, plain lines otherwise."""
-    if enabled and not interactive():
+    """A progress counter over ``total`` cells: a bar on a terminal or in a notebook, plain lines otherwise."""
+    if enabled and not interactive() and not notebook():
         return PlainProgress(total, desc)
     return tqdm(total=total, desc=desc, unit="cell", disable=not enabled)
 

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-import xaibench
+from xaibench.version import __version__
 from xaibench import progress
 from xaibench.bundles import Bundles
 from xaibench.errors import CellError, PlanError, SuiteError
@@ -182,7 +182,7 @@ class Runner:
             "device": self.device.type,
             # torch without its local build label (+cpu, +cu130): the CPU kernels, and so the scores, are the
             # same in both builds, and the leaderboard workflow's CPU build must render identical files
-            "versions": {"xaibench": xaibench.__version__, "torch": torch.__version__.split("+")[0],
+            "versions": {"xaibench": __version__, "torch": torch.__version__.split("+")[0],
                          "python": platform.python_version()},
             "plugins": self.harness.plugin_versions(),
             "datasets": datasets,

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from xaibench import __version__
 from xaibench.errors import XaibenchError
+from xaibench.version import __version__
 
 KINDS = ("method", "metric", "dataset")
 _NAME = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")

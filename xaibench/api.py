@@ -1,0 +1,344 @@
+"""xaibench from Python: score your own maps, explain with any method, run suites, in a notebook.
+
+Four functions and the objects they return, on the runner's own path (the same
+output contract, parameter checks, seeds, random draws, batching and NaN rules), so a
+number from Python is the number ``xaibench run`` stores:
+
+- :func:`score`: per-sample scores of maps you already have (:class:`Scores`);
+- :func:`explain`: maps of any registered method (or a callable), as a suite gets them;
+- :func:`run`: a suite (a built-in name, a YAML path or a dict) into a store (:class:`Results`);
+- :func:`metric`: one metric as a callable object carrying its spec (:class:`Metric`).
+
+Shapes: inputs ``(N, C, L)`` signals, ``(N, C, H, W)`` images or ``(N, C, D, H, W)``
+volumes, float, as the model consumes them; maps, masks and region maps drop the channel
+axis: ``(N, *spatial)``. Arrays may be torch tensors or numpy arrays. Every mistake a user
+can make at this boundary raises :class:`~xaibench.errors.XaibenchError` with one line
+saying what to change (the CLI's lines where the CLI has the same check); a plugin that
+misbehaves raises :class:`~xaibench.errors.CellError`.
+
+Importing this module imports no torch; the functions import it when called.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from xaibench.specs import MetricSpec
+
+from xaibench.errors import XaibenchError, did_you_mean
+from xaibench.results import Results, resolve_suite, run_suite
+from xaibench.scores import Scores
+from xaibench.user_inputs import (
+    as_tensor,
+    checked_annotation,
+    checked_inputs,
+    checked_maps,
+    checked_targets,
+    installed,
+    merged_params,
+    modality,
+    sample_ids,
+    torch_device,
+    user_model,
+    weights_key,
+)
+from xaibench.user_methods import check_covered, choose_method, explainer
+from xaibench.user_metrics import check_applicable, data_bundle, metric_specs
+
+__all__ = ["Metric", "Results", "Scores", "explain", "metric", "resolve_suite", "run", "run_suite", "score"]
+
+#: Where an error from :func:`score` says the value came from.
+WHERE = "xaibench.score"
+#: Maps per method call when ``explain`` is not told otherwise: a suite's default ``batch_size``.
+METHOD_BATCH = 64
+
+
+def score(model: Any, inputs: Any, targets: Any, maps: Any, metrics: str | Iterable[str], *,
+          masks: Any = None, regions: Any = None, ground_truth: str = "masks", region_top_level: int | None = None,
+          method: Any = None, method_params: Mapping[str, Any] | None = None, layer: str | None = None,
+          additive: bool | None = None, params: Mapping[str, Mapping[str, Any]] | None = None,
+          data_mean: Any = None, device: str = "cpu", batch_size: int | None = None,
+          method_batch_size: int = METHOD_BATCH, seed: int = 0, ids: Sequence[str] | None = None,
+          model_key: str | None = None, num_classes: int | None = None, output: str = "logits",
+          output_index: int | None = None, output_key: str | None = None) -> Scores:
+    """Per-sample scores of ``maps`` (yours, or any method's) on ``model`` and ``inputs``, by registered metrics.
+
+    Args:
+        model: a ``torch.nn.Module`` returning ``(N, K)`` logits, or one logit per input for two classes
+            (a sigmoid/BCE classifier), or probabilities (``output="probabilities"``), or a tuple/dict
+            whose class scores ``output_index``/``output_key`` name (:mod:`xaibench.outputs`). It is put in
+            eval mode and moved to ``device``.
+        inputs: ``(N, C, L)``, ``(N, C, H, W)`` or ``(N, C, D, H, W)`` floats as the model consumes them.
+        targets: ``(N,)`` integer classes to explain, one int for all, or None for the model's predicted classes
+            (what a suite with ``target: predicted`` explains).
+        maps: ``(N, *spatial)`` saliency maps, or coarser (upsampled bilinearly, as the runner does for every
+            method); real numbers, finite.
+        metrics: registered metric names (``xaibench plugins`` lists them), or one name.
+        masks: ``(N, *spatial)`` bool (or 0/1) ground-truth masks, for localization metrics.
+        regions: ``(N, *spatial)`` integer region levels (higher = more relevant), for graded metrics, with
+            ``region_top_level`` the level that counts as fully relevant.
+        ground_truth: ``"masks"`` (segmentations) or ``"boxes"`` (``masks`` hold the union of bounding boxes:
+            only metrics defined on a box region score them).
+        method: what made the maps, for metrics that re-explain (robustness, randomization): a registered
+            method's name (with ``method_params`` and ``layer``) or a callable
+            ``(model, inputs, targets) -> maps``. A registered method whose rules do not cover the model
+            (``MethodSpec.covers``) is refused: "not applicable: <reason>".
+        additive: the maps are additive attributions in the model output's units (required by completeness,
+            sensitivity-n and infidelity); default: the registered method's ``MethodSpec.additive``, else False.
+        params: ``{metric: {parameter: value}}`` over each metric's defaults; unknown names are refused.
+        data_mean: ``(C,)`` per-channel mean of the training inputs, for ``fill: mean`` and blur canvases
+            (a metric that needs it and lacks it raises).
+        device: ``cpu``, ``cuda``, ``cuda:N`` or ``mps``.
+        batch_size: forward-pass batch (default: the largest whose activations fit 1 GiB on the CPU, half the
+            free memory on CUDA: the runner's rule); it changes no score beyond float rounding.
+        method_batch_size: inputs per call of a re-explaining method (a suite's ``batch_size``).
+        seed, ids, model_key: what the random draws derive from (the suite's seed, the sample ids, default
+            ``"0".."N-1"``, and the model's key, default a hash of its weights). Pass a suite run's values to
+            reproduce its numbers exactly.
+        num_classes: ``K``; default: the output's width (one logit: 2).
+
+    Returns:
+        :class:`Scores`: per-sample ``(N,)`` float64 scores per metric, means with bootstrap CIs.
+
+    Raises:
+        XaibenchError: one line for every input the CLI would refuse (shapes, dtypes, output contract, unknown
+            metric or parameter names with "did you mean", a metric not applicable to these maps).
+        CellError: a metric plugin broke its contract (wrong shape, infinite or out-of-bounds scores).
+    """
+    import torch
+
+    from xaibench import validate
+    from xaibench.engine import Engine, auto_batch_size
+    from xaibench.execution import bootstrap_seed, checked_scores, isolated, memoised, metric_seeds
+    from xaibench.metric_inputs import MetricBatch, MetricContext, metric_arguments
+    from xaibench.stats import summarize
+
+    validate.positive_int(batch_size, "batch_size")
+    validate.positive_int(method_batch_size, "method_batch_size")
+    if ground_truth not in ("masks", "boxes"):
+        raise XaibenchError(f"ground_truth must be 'masks' or 'boxes', got {ground_truth!r}")
+    specs = metric_specs(metrics)
+    params = dict(params or {})
+    unknown = sorted(set(params) - {s.name for s in specs})
+    if unknown:
+        raise XaibenchError(f"params name {', '.join(map(repr, unknown))}, which metrics does not list"
+                            f"{did_you_mean(unknown[0], [s.name for s in specs])}")
+    merged = {s.name: merged_params(s, params.get(s.name), WHERE, "metric") for s in specs}
+    dev = torch_device(device)
+    x = checked_inputs(inputs)
+    n = int(x.shape[0])
+    the_maps = checked_maps(maps, x)
+    mask_t, region_t = checked_annotation(masks, x, "masks"), checked_annotation(regions, x, "region maps")
+    sids = sample_ids(ids, n)
+    me = None if method is None else choose_method(method, method_params, layer, WHERE)
+    declared = bool(additive) if additive is not None else bool(me is not None and me.spec.additive)
+    for s in specs:
+        check_applicable(s, modality(x), mask_t, region_t, ground_truth, declared, me, region_top_level)
+    net, k = user_model(model, x, num_classes, output, output_index, output_key, dev)
+    if me is not None:
+        check_covered(me, net, x, allow_small_cam=True)
+    mean = None if data_mean is None else as_tensor(data_mean, "data_mean").float().reshape(-1)
+    if mean is not None and mean.shape != (x.shape[1],):
+        raise XaibenchError(f"data_mean has {mean.numel()} values for {x.shape[1]} input channels; give one per channel")
+    mean = None if mean is None else mean.to(dev)
+    engine = Engine(net, dev, batch_size or auto_batch_size(net, x[:1], dev))
+    base_logits = engine.logits(x)
+    target = base_logits.argmax(1) if targets is None else checked_targets(targets, n, k).to(dev)
+    key = model_key or weights_key(net)
+    bundle = data_bundle(x, target, sids, mask_t, region_t, k, region_top_level, ground_truth)
+    explain = None if me is None else explainer(me, net, x, target, sids, mask_t, method_batch_size, seed,
+                                                  mean, dev)
+    batch = MetricBatch(inputs=x.to(dev), targets=target, maps=torch.from_numpy(the_maps).to(dev),
+                        masks=None if mask_t is None else mask_t.to(dev),
+                        regions=None if region_t is None else region_t.to(dev))
+    memo: dict[Any, Any] = {}
+    values, summary, constant = {}, {}, {}
+    for s in specs:
+        p = merged[s.name]
+        ctx = MetricContext(engine=engine, base_logits=base_logits, data_mean=mean, dataset=bundle,
+                            model=lambda: copy.deepcopy(net), explain=explain, shared=memoised(memo),
+                            **metric_seeds(seed, key, s, p, sids))
+        arguments = metric_arguments(s.needs, batch, ctx)
+        raw = isolated(f"metric {s.name!r}", net, lambda s=s, arguments=arguments, p=p: s.score(**arguments, **p))
+        values[s.name], constant[s.name] = checked_scores(s, raw, the_maps)
+        summary[s.name] = summarize(values[s.name], bootstrap_seed(seed, key, s))
+    return Scores(sids, values, summary, constant, {s.name: s.higher_is_better for s in specs})
+
+
+# -- explain -------------------------------------------------------------------------------------
+def explain(model: Any, inputs: Any, targets: Any = None, *, method: Any, layer: str | None = None,
+            masks: Any = None, data_mean: Any = None, device: str = "cpu", batch_size: int = METHOD_BATCH,
+            seed: int = 0, ids: Sequence[str] | None = None, num_classes: int | None = None,
+            output: str = "logits", output_index: int | None = None, output_key: str | None = None,
+            allow_small_cam: bool = False, **params: Any) -> np.ndarray:
+    """Saliency maps of ``inputs`` by a registered method, as a suite's cells get them.
+
+    Args:
+        model, inputs, targets, device, ids, num_classes, output, output_index, output_key: as for :func:`score`.
+        method: a registered method's name (``xaibench plugins`` lists them) or a callable
+            ``(model, inputs, targets) -> maps`` (validated and upsampled the same way).
+        layer: the target layer's dotted name in ``model`` (``"features.3"``), for methods that explain a
+            layer (the CAM family); refused by a method that takes none.
+        masks: ``(N, *spatial)`` ground truth, for a method that needs it (the ``ground-truth`` baseline).
+        data_mean: ``(C,)`` per-channel training mean, for baselines and fills named ``mean``.
+        batch_size: inputs per method call; seed: per-sample seeds are ``seed_from(seed, id)`` (stochastic
+            methods give the same map alone or in a batch).
+        allow_small_cam: accept a CAM layer coarser than 4 per axis (refused by default, as a suite does).
+        **params: the method's parameters over its defaults; unknown names are refused with "did you mean".
+
+    Returns:
+        ``(N, *spatial)`` float32 numpy maps, finite, at the input's size.
+
+    Raises:
+        XaibenchError: a bad input (as for :func:`score`), an unknown method or parameter, a model the method's
+            rules do not cover ("not applicable: <reason>", ``MethodSpec.covers``), a missing or too coarse layer.
+        CellError: the method returned a map of the wrong shape or with NaN/infinite values.
+    """
+    from xaibench import validate
+    from xaibench.engine import Engine, auto_batch_size
+
+    validate.positive_int(batch_size, "batch_size")
+    dev = torch_device(device)
+    x = checked_inputs(inputs)
+    n = int(x.shape[0])
+    me = choose_method(method, params, layer, "xaibench.explain")
+    mask_t = checked_annotation(masks, x, "masks")
+    if "masks" in me.spec.needs and mask_t is None:
+        raise XaibenchError(f"method {me.spec.name!r} needs masks=(N, *spatial)")
+    net, k = user_model(model, x, num_classes, output, output_index, output_key, dev)
+    check_covered(me, net, x, allow_small_cam)
+    if targets is None:
+        target = Engine(net, dev, auto_batch_size(net, x[:1], dev)).logits(x).argmax(1)
+    else:
+        target = checked_targets(targets, n, k).to(dev)
+    mean = None if data_mean is None else as_tensor(data_mean, "data_mean").float().reshape(-1).to(dev)
+    run_ = explainer(me, net, x, target, sample_ids(ids, n), mask_t, batch_size, seed, mean, dev)
+    return run_().cpu().numpy()
+
+
+# -- metric objects --------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class Metric:
+    """One registered metric with fixed parameters: ``m(model, inputs, targets, maps, **score_keywords)``
+    returns its ``(N,)`` float64 per-sample scores (:func:`score` with ``metrics=[m.name]``).
+
+    The spec's metadata are attributes: ``name``, ``category`` (the family), ``higher_is_better`` and
+    ``direction`` ("higher" or "lower"), ``needs``, ``citation`` (the source), ``formula``, ``bounds``,
+    ``description``, and ``params`` (the defaults overridden by the given ones).
+    """
+
+    spec: MetricSpec
+    params: dict[str, Any]
+
+    @property
+    def name(self) -> str:
+        """The registered name."""
+        return self.spec.name
+
+    @property
+    def category(self) -> str:
+        """The family: faithfulness, robustness, localization, randomization or complexity."""
+        return self.spec.category
+
+    @property
+    def higher_is_better(self) -> bool:
+        """True where a higher score is better."""
+        return self.spec.higher_is_better
+
+    @property
+    def direction(self) -> str:
+        """``"higher"`` or ``"lower"``: which scores are better."""
+        return "higher" if self.spec.higher_is_better else "lower"
+
+    @property
+    def needs(self) -> frozenset[str]:
+        """What the metric reads (``MetricSpec.needs``): maps, masks, the model, a method to re-explain..."""
+        return self.spec.needs
+
+    @property
+    def citation(self) -> str:
+        """The source: paper and section."""
+        return self.spec.citation
+
+    @property
+    def formula(self) -> str:
+        """The definition in one formula (``MetricSpec.formula``)."""
+        return self.spec.formula
+
+    @property
+    def bounds(self) -> tuple[float | None, float | None]:
+        """The values a per-sample score cannot pass (None: unbounded on that side)."""
+        return self.spec.bounds
+
+    @property
+    def description(self) -> str:
+        """What it measures, for these parameters."""
+        return self.spec.describe(self.params) if self.spec.describe else self.spec.description
+
+    def __call__(self, model: Any, inputs: Any, targets: Any, maps: Any, **keywords: Any) -> np.ndarray:
+        """``(N,)`` float64 scores: :func:`score` with this metric and its parameters (``keywords`` are
+        :func:`score`'s, ``params`` excepted)."""
+        if "params" in keywords or "metrics" in keywords:
+            raise XaibenchError(f"metric {self.name!r} has its parameters already: give them to xaibench.metric()")
+        return score(model, inputs, targets, maps, [self.name], params={self.name: self.params}, **keywords)[self.name]
+
+
+def metric(name: str, **params: Any) -> Metric:
+    """The registered metric ``name`` with ``params`` over its defaults, as a callable :class:`Metric`.
+
+    Raises :class:`XaibenchError` for an unknown name or parameter (with "did you mean").
+    """
+    [spec] = metric_specs([name])
+    return Metric(spec, merged_params(spec, params, "xaibench.metric", "metric"))
+
+
+def run(suite: str | Path | Mapping[str, Any], *, store: str | Path | None = None, limit: int | None = None,
+        device: str = "cpu", batch_size: int | None = None, data_root: str | None = None, download: bool = False,
+        mirror: str | None = None, progress: bool = True, fail_fast: bool = False,
+        cell_timeout: float | None = None, autocast: bool = False, executor: str = "local", workers: int = 1,
+        address: str | None = None) -> Results:
+    """Run a suite as ``xaibench run`` does and return its :class:`Results`.
+
+    Args:
+        suite: a built-in suite's name (``"quick"``), a path to a YAML suite, or a dict in the YAML's layout.
+        store: the SQLite results store (default: the CLI's, ``xaibench-results/results.sqlite``); finished
+            cells already in it are reused.
+        limit, device, batch_size, data_root, download, mirror, fail_fast, cell_timeout, autocast, executor,
+            workers, address: the CLI's options of the same names (``xaibench run --help``).
+        progress: a progress bar (``tqdm.auto``: a widget in Jupyter), plain lines when not on a terminal.
+
+    Returns:
+        :class:`Results` over the store. Failed cells are stored with their errors (``Results.cells``) and
+        counted in ``Results.summary.failed``; nothing is raised for them.
+
+    Raises:
+        XaibenchError: an unknown suite, a malformed suite (with ``file:line``), a bad option value (the CLI's
+            line), a plan that cannot run.
+    """
+    from xaibench import validate
+    from xaibench.options import RunOptions
+    from xaibench.store import DEFAULT_STORE, Store
+
+    for value, option in ((limit, "limit"), (batch_size, "batch_size"), (workers, "workers")):
+        validate.positive_int(value, option)
+    validate.positive_seconds(cell_timeout, "cell_timeout")
+    validate.device(device)
+    if executor not in ("local", "ray"):
+        raise XaibenchError(f"executor must be 'local' or 'ray', got {executor!r}")
+    harness = installed()
+    resolved = resolve_suite(harness, suite)
+    path = Path(DEFAULT_STORE if store is None else store)
+    if path.is_dir():
+        raise XaibenchError(f"store {path} is a directory; give a file path")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    options = RunOptions(data_root=data_root, device=device, limit=limit, batch_size=batch_size, progress=progress,
+                         fail_fast=fail_fast, cell_timeout=cell_timeout, autocast=autocast, executor=executor,
+                         workers=workers, address=address, download=download, mirror=mirror)
+    with Store(path) as opened:
+        return run_suite(harness, resolved, opened, options)
