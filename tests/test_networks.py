@@ -14,7 +14,7 @@ from xaibench_networks import plugin as networks_plugin
 from xaibench import cli
 from xaibench.errors import PlanError, XaibenchError
 from xaibench.plugins import load_harness
-from xaibench.runner import RunOptions, Runner
+from xaibench.runner import Runner, RunOptions
 from xaibench.store import Store
 from xaibench.suite import load_suite
 
@@ -143,7 +143,6 @@ def test_2d_and_3d_networks_side_by_side_and_a_model_of_no_dataset_refused(tmp_p
 
 def test_user_checkpoints_load_as_state_dict_safetensors_and_monai_bundle(tmp_path: Path) -> None:
     from safetensors.torch import save_file
-
     from xaibench_networks.monai_nets import monai_builder
     from xaibench_networks.timm_nets import build_timm
 

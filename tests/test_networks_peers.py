@@ -11,7 +11,7 @@ from xaibench_networks.monai_nets import monai_builder
 from xaibench_networks.timm_nets import build_timm
 
 from xaibench.plugins import load_harness
-from xaibench.runner import RunOptions, Runner
+from xaibench.runner import Runner, RunOptions
 from xaibench.store import Store
 from xaibench.suite import load_suite
 

@@ -17,7 +17,8 @@ before global pooling, on a module that runs once per forward pass:
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from torch import nn
 

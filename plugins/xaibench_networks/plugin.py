@@ -8,7 +8,7 @@ one stops the run at its plan with the pip command of its extra).
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from xaibench import hookimpl
 from xaibench.lazy import lazy
@@ -30,8 +30,8 @@ _MONAI_NETS = {
     "densenet121": ("DenseNet-121", "Huang et al., Densely Connected Convolutional Networks, CVPR 2017"),
     "densenet169": ("DenseNet-169", "Huang et al., Densely Connected Convolutional Networks, CVPR 2017"),
     **{f"resnet{d}": (f"ResNet-{d} (MedicalNet's 3D ResNet family)",
-                      "He et al., Deep Residual Learning for Image Recognition, CVPR 2016; Chen et al., Med3D, "
-                      "arXiv:1904.00625, 2019") for d in (10, 18, 34, 50)},
+                      ("He et al., Deep Residual Learning for Image Recognition, CVPR 2016; Chen et al., Med3D, "
+                       "arXiv:1904.00625, 2019")) for d in (10, 18, 34, 50)},
     "seresnet50": ("SE-ResNet-50", "Hu et al., Squeeze-and-Excitation Networks, CVPR 2018"),
     "efficientnet-bn": ("EfficientNet with batch norm (params: model_name, default efficientnet-b0)",
                         "Tan & Le, EfficientNet: Rethinking Model Scaling for CNNs, ICML 2019"),

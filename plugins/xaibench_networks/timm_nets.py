@@ -14,7 +14,8 @@ xaibench benchmarks saliency methods for CNNs.
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn
