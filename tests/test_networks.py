@@ -193,3 +193,23 @@ def test_timm_published_weights_download_through_a_mirror_checksum_verified(
     assert "corrupt" in capsys.readouterr().err
     assert cli.main([*args, "--download", "--mirror", mirror.as_uri()]) == 0
     assert (isolated_home / "weights" / name).read_bytes() == (mirror / name).read_bytes()
+
+
+def test_the_zoo_suite_plans_2d_and_3d_networks_side_by_side_with_cam_layers_a_verdict_accepts(
+        tmp_path: Path) -> None:
+    from xaibench.leaderboard.verdict import MIN_CAM_SIDE
+
+    harness = load_harness()
+    runner = Runner(harness, load_suite(harness.suites.get("zoo").path), Store(tmp_path / "r.sqlite"),
+                    RunOptions(progress=False, home=tmp_path / "home"))
+    cells = runner.plan()
+    skipped = {(c.row.dataset, c.row.model) for c in cells if c.row.skip_reason and "takes image data" in
+               c.row.skip_reason}
+    assert skipped == {("synthetic-volumes", "timm/efficientnet_b0"), ("synthetic-volumes", "timm/convnext_atto")}
+    layers = {(ds.entry.display, mo.entry.display): runner.cam_layers(ds, mo)["gradcam"]
+              for ds in runner.datasets for mo in runner.models if runner.fits(ds, mo)}
+    assert {k: v[0] for k, v in layers.items()} == {
+        ("digits", "timm/efficientnet_b0"): "blocks.2", ("digits", "timm/convnext_atto"): "stages.1",
+        ("digits", "monai/densenet121"): "features.denseblock1",
+        ("synthetic-volumes", "monai/densenet121"): "features.denseblock1"}
+    assert all(min(shape) >= MIN_CAM_SIDE for _, shape in layers.values())
