@@ -5,6 +5,7 @@ import hashlib
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from conftest import TINY_SUITE
@@ -213,3 +214,47 @@ def test_the_zoo_suite_plans_2d_and_3d_networks_side_by_side_with_cam_layers_a_v
         ("digits", "monai/densenet121"): "features.denseblock1",
         ("synthetic-volumes", "monai/densenet121"): "features.denseblock1"}
     assert all(min(shape) >= MIN_CAM_SIDE for _, shape in layers.values())
+
+
+def _medmnist3d(root: Path, side: int) -> None:
+    rng = np.random.default_rng(0)
+    arrays = {}
+    for k, split in enumerate(("train", "val", "test")):
+        arrays[f"{split}_images"] = rng.integers(0, 256, (4 + k, side, side, side)).astype(np.uint8)
+        arrays[f"{split}_labels"] = (np.arange(4 + k) % 2).reshape(-1, 1)
+    (root / "medmnist").mkdir(parents=True)
+    np.savez(root / "medmnist" / f"nodulemnist3d{'_64' if side == 64 else ''}.npz", **arrays)
+
+
+def _niftifolder(root: Path) -> None:
+    nibabel = pytest.importorskip("nibabel")
+    rng = np.random.default_rng(0)
+    for c in ("healthy", "tumour"):
+        (root / "vols" / c).mkdir(parents=True)
+        for i in range(4):
+            nibabel.save(nibabel.Nifti1Image(rng.normal(40, 300, (32, 32, 32)).astype(np.float32), np.eye(4)),
+                         str(root / "vols" / c / f"p{i}.nii.gz"))
+
+
+@pytest.mark.parametrize("dataset, make", [
+    ("{name: niftifolder, params: {path: vols, val: 0.25, test: 0.25}}", _niftifolder),
+    ("{name: medmnist3d, params: {flag: nodulemnist3d, size: 64}}", lambda root: _medmnist3d(root, 64))])
+def test_monai_3d_densenet_trains_and_explains_on_nifti_and_medmnist3d(tmp_path: Path, dataset: str, make) -> None:  # type: ignore[no-untyped-def]
+    make(tmp_path / "data")
+    path = _suite(tmp_path, "[{name: monai/densenet121, layer: features.denseblock1, "
+                            "train: {epochs: 1, batch_size: 4, patience: 0}}]", f"[{dataset}]", "[gradcam, random]")
+    with Store(tmp_path / "r.sqlite") as store:
+        runner = Runner(load_harness(), load_suite(path), store,
+                        RunOptions(progress=False, home=tmp_path / "home", data_root=str(tmp_path / "data")))
+        summary = runner.run()
+    assert summary.computed > 0 and not summary.failed and runner.trainer.trained == 1
+
+
+def test_medmnist3d_at_28_voxels_is_too_small_for_densenet_and_says_so(tmp_path: Path) -> None:
+    _medmnist3d(tmp_path / "data", 28)
+    path = _suite(tmp_path, "[monai/densenet121]", "[{name: medmnist3d, params: {flag: nodulemnist3d}}]")
+    path.write_text(path.read_text().replace("image_size: 32", "image_size: 28"))
+    runner = Runner(load_harness(), load_suite(path), Store(tmp_path / "r.sqlite"),
+                    RunOptions(progress=False, home=tmp_path / "home", data_root=str(tmp_path / "data")))
+    with pytest.raises(XaibenchError, match=r"cannot run on 28x28x28 inputs with 1 channel\(s\): .*size:"):
+        runner.plan()
