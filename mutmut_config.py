@@ -14,6 +14,10 @@ PYTEST = "env NUMBA_DISABLE_JIT=1 OMP_NUM_THREADS=1 python -m pytest -x -q -p no
 
 #: The fast tests that pin each module's behaviour (seconds per run; ``--noconftest`` where no fixture is used).
 TESTS = {
+    # timm's networks: builds, CAM layers, refusals, published weights through a mirror, Grad-CAM against the peer
+    "plugins/xaibench_networks/timm_nets.py": "tests/test_networks.py tests/test_networks_peers.py "
+                                              "-k 'timm or convolutional or checkpoints'",
+    "plugins/xaibench_networks/monai_nets.py": "tests/test_networks.py -k 'monai'",
     "xaibench/stats.py": "--noconftest tests/test_stats.py tests/test_stats_definitions.py tests/test_ties.py",
     "xaibench/curves.py": "tests/test_curves.py -k 'not figure_draws' tests/test_metrics.py::test_curves_reuse_the_unperturbed_pass "
                           "tests/test_figures.py::test_deletion_and_insertion_curves_are_exact_on_a_linear_model "
