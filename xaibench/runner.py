@@ -157,6 +157,10 @@ class Runner:
                 except PlanError as e:
                     raise PlanError(f"{self.suite.path}:{me.entry.line}: method {me.entry.display!r} on model "
                                     f"{mo.entry.display!r}: {e}") from None
+            found = sorted({(f"{v[0]} ({'x'.join(map(str, v[1]))})") for v in shapes.values()
+                            if not isinstance(v, SuiteError)})
+            if found:  # the run's header on the terminal: which layer the CAM methods explain
+                progress.say(f"{ds.entry.display} × {mo.entry.display}: CAM layer {', '.join(found)}")
             self._cam_shapes[key] = shapes
         return self._cam_shapes[key]
 
