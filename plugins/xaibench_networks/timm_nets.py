@@ -27,7 +27,7 @@ from xaibench_networks.extras import require
 #: Options the plugin sets itself, refused in a suite's ``params`` with what to use instead.
 _OWN = {"pretrained": "published weights come from `weights: imagenet` on a timm/<arch> model (with --download) "
                       "or your file as `checkpoint:`",
-        "num_classes": "the dataset's classes are used", "in_chans": "the dataset's channels are used",
+        "in_chans": "the dataset's channels are used",
         "features_only": "the harness needs the classifier"}
 
 #: (arch, in_chans) -> None for a convolutional architecture, else why not (probed once per process).
