@@ -265,3 +265,19 @@ def test_medmnist3d_at_28_voxels_is_too_small_for_densenet_and_says_so(tmp_path:
                     RunOptions(progress=False, home=tmp_path / "home", data_root=str(tmp_path / "data")))
     with pytest.raises(XaibenchError, match=r"cannot run on 28x28x28 inputs with 1 channel\(s\): .*size:"):
         runner.plan()
+
+
+def test_a_section_where_no_cell_runs_is_one_line_without_a_verdict(tmp_path: Path, tiny_plugin) -> None:  # type: ignore[no-untyped-def]
+    from xaibench.leaderboard import markdown, verdict
+
+    volumes = "{name: synthetic-volumes, params: {size: 16, n_train: 4, n_val: 2, n_test: 2}}"
+    path = _suite(tmp_path, "[tiny-cnn, {name: small-cnn, params: {width: 4}, train: {epochs: 1}}]",
+                  f"[tiny, {volumes}]")
+    with Store(tmp_path / "r.sqlite") as store:
+        Runner(load_harness([("tiny", tiny_plugin)]), load_suite(path), store,
+               RunOptions(progress=False, home=tmp_path / "home")).run()
+        text = markdown.render(store, "tiny")
+        sections = [f"{v.dataset} × {v.model}" for v in verdict.verdicts(store, "tiny")]
+    assert ("## synthetic-volumes × tiny-cnn\n\nNo cell ran: not applicable: model 'tiny-cnn' takes image data; "
+            "'synthetic-volumes' is volume data.\n\n## ") in text
+    assert sections == ["tiny × tiny-cnn", "tiny × small-cnn", "synthetic-volumes × small-cnn"]

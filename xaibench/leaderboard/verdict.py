@@ -168,7 +168,7 @@ def verdicts(store: Store, suite: str) -> list[Verdict]:
     """The verdict of every section of the suite's latest run."""
 
     header = store.header(suite) or {}
-    return [section_verdict(b, header) for b in board(store, suite)]
+    return [section_verdict(b, header) for b in board(store, suite) if not b.skipped]
 
 
 def summary_lines(store: Store, suite: str) -> list[str]:
