@@ -17,6 +17,10 @@ TESTS = {
     # model inspection and the method rules: the hand-built networks of the matrix (the zoo's builds take seconds each)
     "xaibench/nonlinearities.py": "tests/test_method_rules.py -k 'not zoo and not mobilenet and not fullgrad'",
     "plugins/xaibench_captum/rules.py": "tests/test_method_rules.py -k 'not zoo and not fullgrad'",
+    # timm's networks: builds, CAM layers, refusals, published weights through a mirror, Grad-CAM against the peer
+    "plugins/xaibench_networks/timm_nets.py": "tests/test_networks.py tests/test_networks_peers.py "
+                                              "-k 'timm or convolutional or checkpoints'",
+    "plugins/xaibench_networks/monai_nets.py": "tests/test_networks.py -k 'monai'",
     "xaibench/stats.py": "--noconftest tests/test_stats.py tests/test_stats_definitions.py tests/test_ties.py",
     "xaibench/curves.py": "tests/test_curves.py -k 'not figure_draws' tests/test_metrics.py::test_curves_reuse_the_unperturbed_pass "
                           "tests/test_figures.py::test_deletion_and_insertion_curves_are_exact_on_a_linear_model "

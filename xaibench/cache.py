@@ -114,12 +114,27 @@ def bundle_from_state(state: dict[str, Any]) -> DataBundle:
                       ground_truth=state.get("ground_truth", "masks"), groups=state.get("groups"))
 
 
-def load_checkpoint(model: nn.Module, path: Path, what: str) -> nn.Module:
-    """Load a state dict with ``weights_only=True`` into ``model``; clear errors on mismatch."""
+def _safetensors(path: Path) -> dict[str, torch.Tensor]:
+    """The tensors of a ``.safetensors`` file (a format that holds tensors only: no code runs on loading)."""
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        from safetensors.torch import load_file
+    except ImportError:
+        raise XaibenchError(f"checkpoint {path} is a safetensors file: pip install safetensors") from None
+    if not path.exists():
+        raise FileNotFoundError(path)
+    return load_file(str(path), device="cpu")
+
+
+def load_checkpoint(model: nn.Module, path: Path, what: str) -> nn.Module:
+    """Load a state dict with ``weights_only=True`` (a ``.safetensors`` file with safetensors) into ``model``;
+    clear errors on mismatch."""
+    try:
+        state = _safetensors(path) if path.suffix == ".safetensors" else \
+            torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise XaibenchError(f"{what}: checkpoint {path} does not exist") from None
+    except XaibenchError:
+        raise
     except Exception as exc:  # UnpicklingError for code-carrying pickles, zip errors for corrupt files
         raise XaibenchError(
             f"{what}: refusing checkpoint {path}: it cannot be loaded as plain weights "

@@ -26,7 +26,8 @@ def calibration_facts(runner: Any) -> dict[str, Any]:
     folds (``folds: K``) the same over every fold's held-out samples, under the dataset's
     own name (the pooled leaderboard section's chance level); ``cam_layers``: per
     ``"dataset × model"``, each layer-taking method's layer shape at the suite's input
-    size, from an untrained copy of the model (shapes do not depend on weights).
+    size, from an untrained copy of the model (shapes do not depend on weights); ``cam_layer_names``: the
+    same layers' dotted module names (the model's default layer, or the method's ``layer:``).
     """
     metrics = {mt.entry.display: {"chance": mt.spec.chance(mt.params) if mt.spec.chance else None,
                                   "oracle": mt.spec.oracle} for mt in runner.metrics}
@@ -34,6 +35,7 @@ def calibration_facts(runner: Any) -> dict[str, Any]:
     fractions: dict[str, float | None] = {}
     pooled: dict[str, list[np.ndarray | None]] = {}  # source dataset -> each fold's non-empty mask areas
     layers: dict[str, dict[str, list[int]]] = {}
+    names: dict[str, dict[str, str]] = {}
     cams = [me for me in runner.methods if me.spec.takes_layer]
     for ds in runner.datasets:
         if runner.unavailable(ds) is not None:
@@ -46,12 +48,13 @@ def calibration_facts(runner: Any) -> dict[str, Any]:
             fractions[ds.entry.display] = float(np.mean(nonempty)) if len(nonempty) else None
         if ds.entry.fold:
             pooled.setdefault(ds.entry.source, []).append(None if samples.masks is None else nonempty)
-        for mo in runner.models if cams else ():
-            layers[f"{ds.entry.display} × {mo.entry.display}"] = {
-                method: list(found[1]) for method, found in runner.cam_layers(ds, mo).items()
-                if not isinstance(found, SuiteError)}  # an unknown layer name fails the method's cells, with the reason
+        for mo in (m for m in runner.models if runner.fits(ds, m)) if cams else ():
+            found_layers = {method: found for method, found in runner.cam_layers(ds, mo).items()
+                            if not isinstance(found, SuiteError)}  # an unknown name fails the method's cells
+            layers[f"{ds.entry.display} × {mo.entry.display}"] = {m: list(f[1]) for m, f in found_layers.items()}
+            names[f"{ds.entry.display} × {mo.entry.display}"] = {m: f[0] for m, f in found_layers.items()}
     for source, parts in pooled.items():
         areas = None if any(p is None for p in parts) else np.concatenate(parts)
         fractions[source] = float(np.mean(areas)) if areas is not None and len(areas) else None
     return {"calibration": {"metrics": metrics, "methods": methods, "mask_fraction": fractions,
-                            "cam_layers": layers}}
+                            "cam_layers": layers, "cam_layer_names": names}}

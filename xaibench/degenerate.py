@@ -27,8 +27,14 @@ from xaibench.errors import PlanError
 MIN_CAM_SIZE = 4
 
 
-def layer_output_spatial(model: nn.Module, layer: nn.Module, in_channels: int, spatial: Sequence[int]) -> tuple[int, ...]:
-    """The spatial shape of ``layer``'s output for one zero input ``(1, in_channels, *spatial)`` (eval mode, no grad)."""
+def layer_output_spatial(model: nn.Module, layer: nn.Module, in_channels: int, spatial: Sequence[int],
+                         name: str = "?") -> tuple[int, ...]:
+    """The spatial shape of ``layer``'s output for one zero input ``(1, in_channels, *spatial)`` (eval mode, no grad).
+
+    Raises :class:`PlanError` when the layer (called ``name`` in the message) runs more than once in the
+    forward pass: a module reused at several call sites (MONAI EfficientNet's ``_swish`` after the stem and
+    after the head) has no single map, and the hooks of CAM methods would take one of its calls silently.
+    """
     seen: list[tuple[int, ...]] = []
 
     def hook(_m: nn.Module, _i: object, out: object) -> None:
@@ -45,6 +51,10 @@ def layer_output_spatial(model: nn.Module, layer: nn.Module, in_channels: int, s
     finally:
         handle.remove()
         model.train(was_training)
+    if len(seen) > 1:
+        raise PlanError(f"layer {name!r} runs {len(seen)} times in one forward pass (one module reused at several "
+                        f"call sites): a CAM of it would take one of its outputs silently; name a module that runs "
+                        f"once with `layer:` (the BatchNorm or convolution before it)")
     return seen[0] if seen else ()
 
 

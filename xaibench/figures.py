@@ -315,7 +315,7 @@ def write_run_figures(runner: "Runner", out_dir: str | Path) -> list[Path]:
         bundle = runner.bundle(ds)
         evaluated = runner.evaluated_samples(ds)
         samples = evaluated if in_table else evaluated.subset(slice(0, min(CURVE_SAMPLES, len(evaluated))))
-        for mo in runner.models:
+        for mo in (m for m in runner.models if runner.fits(ds, m)):
             g = runner.group_context(ds, mo, samples)
             maps: dict[str, np.ndarray] = {}
             for me in runner.methods:

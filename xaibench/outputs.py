@@ -136,7 +136,8 @@ def conform(model: nn.Module, *, num_classes: int, in_channels: int, spatial: Se
     Runs one forward pass on a zero batch of two inputs ``(2, in_channels, *spatial)``
     in eval mode (no gradients, training mode restored). Raises :class:`XaibenchError`
     (one line naming ``who`` and what to change, in a suite's words or, with ``naming="python"``, in
-    :mod:`xaibench.api`'s keywords: :data:`NAMING`) for an unnamed tuple/dict output, a
+    :mod:`xaibench.api`'s keywords: :data:`NAMING`) for a forward pass that fails on such inputs, an unnamed
+    tuple/dict output, a
     wrong class count, a non-2D output, or declared probabilities outside [0, 1].
     """
     if form.kind not in OUTPUT_FORMS:
@@ -148,6 +149,10 @@ def conform(model: nn.Module, *, num_classes: int, in_channels: int, spatial: Se
     try:
         with torch.no_grad():
             raw = model(x)
+    except RuntimeError as e:  # e.g. a network deeper than the input allows (a kernel larger than a late map)
+        raise XaibenchError(f"{who} cannot run on {'x'.join(map(str, spatial))} inputs with {in_channels} "
+                            f"channel(s): {str(e).splitlines()[0]}; use inputs it takes (a larger image_size, "
+                            f"a dataset's `size:`)") from None
     finally:
         model.train(was_training)
     try:

@@ -100,12 +100,10 @@ class Runner:
             for mo in self.models:
                 mspec: ModelSpec = mo.spec
                 if bundle.modality not in mspec.modalities:
-                    raise PlanError(
-                        f"{self.suite.path}:{mo.entry.line}: model {mo.entry.display!r} supports "
-                        f"{', '.join(sorted(mspec.modalities))} data, but dataset {ds.entry.display!r} is "
-                        f"{bundle.modality} data"
-                    )
+                    cells += self._other_modality(ds, mo, bundle.modality)
+                    continue
                 model_key = self.model_key(ds, mo)
+                self._inspected(ds, mo)  # every model builds before any work (a missing library stops the plan)
                 self._check_cam_layers(ds, mo)
                 for me in self.methods:
                     skip_method = self.method_skip(ds, mo, me)
@@ -116,6 +114,24 @@ class Runner:
                                       mt.spec.category, mt.spec.higher_is_better, skip)
                         cells.append(Cell(row, ds, mo, me, mt))
         return cells
+
+    def fits(self, ds: Resolved, mo: Resolved) -> bool:
+        """Model ``mo`` takes the modality of (available) dataset ``ds``: in a suite mixing 2D and 3D data,
+        the pairs that are trained, explained and drawn."""
+        return self.bundle(ds).modality in mo.spec.modalities
+
+    def _other_modality(self, ds: Resolved, mo: Resolved, modality: str) -> list[Cell]:
+        """The cells of model ``mo`` on dataset ``ds`` of a modality it does not take: not applicable when the suite
+        mixes modalities and ``mo`` takes another of its datasets (2D and 3D networks side by side), else refused."""
+        takes = ", ".join(sorted(mo.spec.modalities))
+        if not any(self.unavailable(d) is None and self.bundle(d).modality in mo.spec.modalities
+                   for d in self.datasets):
+            raise PlanError(f"{self.suite.path}:{mo.entry.line}: model {mo.entry.display!r} supports {takes} data, "
+                            f"but dataset {ds.entry.display!r} is {modality} data")
+        reason = f"not applicable: model {mo.entry.display!r} takes {takes} data; {ds.entry.display!r} is {modality} data"
+        return [Cell(PlanRow(unavailable_key(ds, mo, me, mt), ds.entry.display, mo.entry.display, "",
+                             me.entry.display, mt.entry.display, mt.spec.category, mt.spec.higher_is_better, reason),
+                     ds, mo, me, mt) for me in self.methods for mt in self.metrics]
 
     def cam_layers(self, ds: Resolved, mo: Resolved) -> dict[str, tuple[str, tuple[int, ...]] | SuiteError]:
         """Per layer-taking method (display name) applicable to ``ds``: its layer's name and output spatial shape
@@ -134,8 +150,17 @@ class Runner:
                 except SuiteError as e:  # refused by the plan, or failing the method's cells with the reason
                     shapes[me.entry.display] = e
                     continue
-                shapes[me.entry.display] = (names.get(id(layer), "?"), layer_output_spatial(
-                    built, layer, bundle.in_channels, bundle.spatial))
+                name = names.get(id(layer), "?")
+                try:
+                    shapes[me.entry.display] = (name, layer_output_spatial(built, layer, bundle.in_channels,
+                                                                           bundle.spatial, name))
+                except PlanError as e:
+                    raise PlanError(f"{self.suite.path}:{me.entry.line}: method {me.entry.display!r} on model "
+                                    f"{mo.entry.display!r}: {e}") from None
+            found = sorted({(f"{v[0]} ({'x'.join(map(str, v[1]))})") for v in shapes.values()
+                            if not isinstance(v, SuiteError)})
+            if found:  # the run's header on the terminal: which layer the CAM methods explain
+                progress.say(f"{ds.entry.display} × {mo.entry.display}: CAM layer {', '.join(found)}")
             self._cam_shapes[key] = shapes
         return self._cam_shapes[key]
 
@@ -214,7 +239,7 @@ class Runner:
         out = []
         before = self.trainer.trained
         for ds in (d for d in self.datasets if self.unavailable(d) is None):
-            for mo in self.models:
+            for mo in (m for m in self.models if self.fits(ds, m)):
                 self.trainer.prepare(ds, mo)
                 out.append((ds.entry.display, mo.entry.display, self.store.model_evaluation(self.model_key(ds, mo)) or {}))
         summary.models_trained += self.trainer.trained - before

@@ -130,6 +130,13 @@ class Block:
     scores_of: Callable[[Record], dict[str, float]] = field(default=lambda r: {}, compare=False, repr=False)
 
     @property
+    def skipped(self) -> list[str]:
+        """The skip reasons when no cell of the section ran (a model on data of a modality it does not take),
+        else []: such a section has no table and no verdict."""
+        cells = [c for r in self.rows for c in r.cells.values()]
+        return sorted({c.detail for c in cells}) if cells and all(c.status == "skipped" for c in cells) else []
+
+    @property
     def winners(self) -> list[str]:
         """The methods of overall rank 1 (several when tied; none when no method has a value)."""
         return [r.method for r in self.rows if r.rank == 1]

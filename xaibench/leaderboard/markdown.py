@@ -173,6 +173,9 @@ def render(store: Store, suite: str) -> str:
 
     for b in blocks:
         lines += [f"## {b.dataset} × {b.model}", ""]
+        if b.skipped:
+            lines += [f"No cell ran: {'; '.join(_md(r) for r in b.skipped)}.", ""]
+            continue
         lines += verdict.markdown(verdict.section_verdict(b, header))
         if b.evaluation:
             e = b.evaluation

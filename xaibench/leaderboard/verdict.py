@@ -117,10 +117,12 @@ def section_verdict(block: Block, header: Mapping[str, Any]) -> Verdict:
     if not oracle:
         verdict.not_run.append("oracle: the suite has no `ground-truth` (calibration: oracle) method")
     layers = facts.get("cam_layers", {}).get(f"{block.dataset} × {block.model}", {})
+    names = facts.get("cam_layer_names", {}).get(f"{block.dataset} × {block.model}", {})
     for method, shape in layers.items():
         ok = bool(shape) and min(shape) >= MIN_CAM_SIDE
+        name = f" `{names[method]}`" if method in names else ""
         verdict.checks.append(Check(f"CAM layer of `{method}`", ok,
-                                    f"CAM layer of `{method}`: {'x'.join(map(str, shape))} "
+                                    f"CAM layer of `{method}`{name}: {'x'.join(map(str, shape))} "
                                     f"({'at least' if ok else 'under'} {MIN_CAM_SIDE} per side)"))
     if not layers:
         verdict.not_run.append("CAM layer size: no CAM method in the suite")
@@ -166,7 +168,7 @@ def verdicts(store: Store, suite: str) -> list[Verdict]:
     """The verdict of every section of the suite's latest run."""
 
     header = store.header(suite) or {}
-    return [section_verdict(b, header) for b in board(store, suite)]
+    return [section_verdict(b, header) for b in board(store, suite) if not b.skipped]
 
 
 def summary_lines(store: Store, suite: str) -> list[str]:

@@ -1,0 +1,1 @@
+"""Built-in plugin: timm and MONAI networks by name (optional extras ``xaibench[timm]``, ``xaibench[monai]``)."""

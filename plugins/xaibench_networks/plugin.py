@@ -1,0 +1,65 @@
+"""Registers timm's and MONAI's networks as models: ``timm`` (any convolutional architecture by
+``params: {arch: ...}``), ``timm/<arch>`` short forms with timm's published ImageNet weights, and
+``monai/<net>`` (2D or 3D from the data).
+
+Nothing here imports torch, timm or MONAI: builders and CAM-layer finders are named with
+:func:`xaibench.lazy.lazy`, and the libraries load when a network is first built (a missing
+one stops the run at its plan with the pip command of its extra).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from xaibench import hookimpl
+from xaibench.lazy import lazy
+from xaibench.published import PretrainedWeights
+from xaibench.specs import ModelSpec, TrainRecipe
+from xaibench_networks.catalogue import NETS, TIMM_IMAGENET
+
+TIMM = "xaibench_networks.timm_nets"
+MONAI = "xaibench_networks.monai_nets"
+
+_RECIPE = TrainRecipe(epochs=12, batch_size=32, lr=1e-3, augment=("hflip",), patience=4)
+_TIMM_CITATION = "Wightman R., PyTorch Image Models, https://github.com/huggingface/pytorch-image-models, 2019"
+_MONAI_CITATION = "Cardoso M. J. et al., MONAI: An open-source framework for deep learning in healthcare, " \
+                  "arXiv:2211.02701, 2022"
+_CAM = "; CAM layer: timm's feature_info[-1], the last convolutional stage before global pooling"
+
+#: ``monai/<name>`` -> (description, citation of the architecture).
+_MONAI_NETS = {
+    "densenet121": ("DenseNet-121", "Huang et al., Densely Connected Convolutional Networks, CVPR 2017"),
+    "densenet169": ("DenseNet-169", "Huang et al., Densely Connected Convolutional Networks, CVPR 2017"),
+    **{f"resnet{d}": (f"ResNet-{d} (MedicalNet's 3D ResNet family)",
+                      ("He et al., Deep Residual Learning for Image Recognition, CVPR 2016; Chen et al., Med3D, "
+                       "arXiv:1904.00625, 2019")) for d in (10, 18, 34, 50)},
+    "seresnet50": ("SE-ResNet-50", "Hu et al., Squeeze-and-Excitation Networks, CVPR 2018"),
+    "efficientnet-bn": ("EfficientNet with batch norm (params: model_name, default efficientnet-b0)",
+                        "Tan & Le, EfficientNet: Rethinking Model Scaling for CNNs, ICML 2019"),
+}
+
+
+@hookimpl
+def xaibench_register_models(register: Callable[[ModelSpec], None]) -> None:
+    register(ModelSpec(
+        name="timm", build=lazy(f"{TIMM}:build_timm"), modalities=frozenset({"image"}),
+        target_layer=lazy(f"{TIMM}:cam_layer"),
+        description="any convolutional timm architecture, params: {arch: NAME, ...timm options}, trained by the "
+                    "harness or loaded from `checkpoint:` (pip install 'xaibench[timm]')" + _CAM,
+        recipe=_RECIPE, citation=_TIMM_CITATION))
+    for arch, (url, head) in TIMM_IMAGENET.items():
+        register(ModelSpec(
+            name=f"timm/{arch}", build=lazy(f"{TIMM}:timm_builder", arch), modalities=frozenset({"image"}),
+            target_layer=lazy(f"{TIMM}:cam_layer"),
+            description=f"timm's {arch} (the model timm with arch {arch}); weights: imagenet starts from timm's "
+                        f"ImageNet-1k weights" + _CAM,
+            recipe=_RECIPE, citation=_TIMM_CITATION,
+            weights=(("imagenet", PretrainedWeights(
+                url=url, new=(head,), description=f"timm's ImageNet-1k weights of {arch}, fetched with --download")),)))
+    for name, (what, citation) in _MONAI_NETS.items():
+        register(ModelSpec(
+            name=f"monai/{name}", build=lazy(f"{MONAI}:monai_builder", name),
+            modalities=frozenset({"image", "volume"}), target_layer=lazy(f"{MONAI}:monai_layer", name),
+            description=f"MONAI's {what}, 2D for image and 3D for volume data, trained by the harness or loaded from "
+                        f"`checkpoint:` (a MONAI bundle's models/model.pt) (pip install 'xaibench[monai]'); CAM "
+                        f"layer: {NETS[name][2]}",
+            recipe=_RECIPE, citation=f"{citation}; {_MONAI_CITATION}"))
