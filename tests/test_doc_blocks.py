@@ -87,16 +87,24 @@ def _skip_if_marked(block: Block) -> None:
         pytest.skip(block.marker.split(":", 1)[1].strip())
 
 
-@pytest.mark.parametrize("block", [b for b in CODE if b.language == "python"], ids=lambda b: b.id)
-def test_python_blocks_run(block: Block, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    _skip_if_marked(block)
+PYTHON_PAGES = sorted({b.path for b in CODE if b.language == "python"})
+
+
+@pytest.mark.parametrize("page", PYTHON_PAGES, ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_python_blocks_run(page: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A page's python blocks run in order in one namespace, as a reader runs them in one session: a block may
+    use what an earlier block of the same page defined (``model``, ``images``, ...). Marked blocks are skipped."""
     monkeypatch.chdir(tmp_path)
-    signature = re.fullmatch(r"def (\w+)\(.*\)( -> .+)?\n", block.code)
-    if signature:
-        compile(block.code.rstrip("\n") + ": ...\n", block.id, "exec")
-        assert hasattr(hookspecs, signature.group(1)), f"{block.id}: {signature.group(1)} is not a hook"
-        return
-    exec(compile(block.code, block.id, "exec"), {"__name__": f"docs_block_{block.line}"})  # noqa: S102
+    namespace: dict[str, object] = {"__name__": f"docs_page_{page.stem}"}
+    for block in (b for b in CODE if b.path == page and b.language == "python"):
+        if block.marker and block.marker.startswith("skip"):
+            continue
+        signature = re.fullmatch(r"def (\w+)\(.*\)( -> .+)?\n", block.code)
+        if signature:
+            compile(block.code.rstrip("\n") + ": ...\n", block.id, "exec")
+            assert hasattr(hookspecs, signature.group(1)), f"{block.id}: {signature.group(1)} is not a hook"
+            continue
+        exec(compile(block.code, block.id, "exec"), namespace)  # noqa: S102
 
 
 @pytest.mark.parametrize("block", [b for b in CODE if b.language in {"bash", "sh", "console", "shell"}],

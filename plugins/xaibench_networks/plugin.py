@@ -40,6 +40,8 @@ _MONAI_NETS = {
 
 @hookimpl
 def xaibench_register_models(register: Callable[[ModelSpec], None]) -> None:
+    """Registers the timm and MONAI networks with ``register`` (the ``xaibench_register_models`` hook), importing
+    neither library: a missing extra stops the plan of a suite that names one, with the pip command."""
     register(ModelSpec(
         name="timm", build=lazy(f"{TIMM}:build_timm"), modalities=frozenset({"image"}),
         target_layer=lazy(f"{TIMM}:cam_layer"),
