@@ -54,6 +54,24 @@ class TinyCNN(nn.Module):
         return self.head(self.features(x).flatten(1))
 
 
+class SiluCNN(TinyCNN):
+    """TinyCNN with SiLU (EfficientNet's activation) in place of its ReLU: outside ReLU-only rules."""
+
+    def __init__(self, num_classes: int, in_channels: int, modality: str) -> None:
+        super().__init__(num_classes, in_channels, modality)
+        self.features[1] = nn.SiLU()
+
+
+class SiluPlugin:
+    """Registers ``tiny-silu`` (:class:`SiluCNN`), to put beside ``tiny-cnn`` in :data:`TINY_SUITE`."""
+
+    @hookimpl
+    def xaibench_register_models(self, register: Callable[[ModelSpec], None]) -> None:
+        register(ModelSpec(name="tiny-silu", build=SiluCNN, modalities=frozenset({"image"}),
+                           target_layer=lambda m: m.features, description="one conv layer, SiLU",
+                           recipe=TrainRecipe(epochs=2, batch_size=16, lr=1e-2, patience=0)))
+
+
 class TinyPlugin:
     """A throwaway plugin registered in-process by tests: a dataset, a model, a method."""
 

@@ -86,10 +86,12 @@ def soft_top_k_ref(sal: np.ndarray, k: int) -> np.ndarray:
 
 
 def overlap_ref(selection: np.ndarray, m: np.ndarray) -> dict[str, np.ndarray]:
-    """IoU, Dice and coverage of ``(N, P)`` selection weights against ``(N, P)`` masks; NaN on empty masks."""
+    """IoU, Dice, coverage (recall) and precision of ``(N, P)`` selection weights against ``(N, P)`` masks; NaN on
+    empty masks, and precision NaN on an empty selection too."""
     inter, size, area = (selection * m).sum(1), selection.sum(1), m.sum(1).astype(np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
-        scores = {"iou": inter / (size + area - inter), "dice": 2 * inter / (size + area), "coverage": inter / area}
+        scores = {"iou": inter / (size + area - inter), "dice": 2 * inter / (size + area), "coverage": inter / area,
+                  "precision": inter / size}
     return {k: np.where(area > 0, v, np.nan) for k, v in scores.items()}
 
 

@@ -106,7 +106,7 @@ def test_installed_plugins_are_discovered_with_distribution_and_version(workdir:
     harness = load_harness()
     mine = ["xaibench_example", *(f"xaibench_{name.replace('-', '_')}" for name in NEW.values())]
     assert not {p: harness.broken[p] for p in mine if p in harness.broken}
-    assert harness.methods.entry("deconvolution").plugin == "xaibench_example"
+    assert harness.methods.entry("deconvnet").plugin == "xaibench_example"
     assert harness.models.entry("lenet5").plugin == "xaibench_example"
     info = harness.plugins["xaibench_example"]
     assert (info.distribution, info.version) == ("xaibench-example-plugin", "0.2.0")
@@ -119,7 +119,7 @@ def test_installed_plugins_are_discovered_with_distribution_and_version(workdir:
 def test_disable_plugins_hides_a_third_party_plugin_from_the_cli(workdir: Path) -> None:
     out = xaibench("plugins", cwd=workdir, env={"XAIBENCH_DISABLE_PLUGINS": "xaibench_example"})
     assert out.returncode == 0, out.stderr
-    assert "deconvolution" not in out.stdout and "lenet5" not in out.stdout
+    assert "deconvnet" not in out.stdout and "lenet5" not in out.stdout
     line = next(ln for ln in out.stdout.splitlines() if ln.split() and ln.split()[0] == NEW["method"])
     assert f"xaibench-{NEW['method']} 0.1.0" in line, line
     assert "gradcam" in out.stdout
@@ -131,7 +131,7 @@ def test_new_method_reaches_the_leaderboard_without_core_edits(workdir: Path) ->
     assert run_command in guide_block("bash")
     suite = yaml.safe_load(guide_block("yaml"))
     assert NEW["method"] in suite["methods"]
-    suite["methods"].append("deconvolution")
+    suite["methods"].append("deconvnet")
     suite["metrics"].append(NEW["metric"])
     suite["datasets"].append({"name": NEW["dataset"], "params": {"n_train": 90, "n_val": 30, "n_test": 6}})
     (workdir / "my-study.yaml").write_text(yaml.safe_dump(suite, sort_keys=False), encoding="utf-8")
@@ -147,6 +147,6 @@ def test_new_method_reaches_the_leaderboard_without_core_edits(workdir: Path) ->
         ranked = {cells[2].strip().split(" (")[0]: cells for cells in (line.split("|") for line in section.splitlines())
                   if len(cells) > 3 and (cells[1].strip()[:1].isdigit() or cells[1].strip() == "ref"
                                          or (unranked and cells[1].strip() == "–"))}
-        assert {NEW["method"], "deconvolution", "random"} <= set(ranked), section
+        assert {NEW["method"], "deconvnet", "random"} <= set(ranked), section
         assert not [m for m, cells in ranked.items() if "failed" in "|".join(cells)], section
         assert f"{NEW['metric']} ↑" in section, section

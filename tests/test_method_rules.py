@@ -19,15 +19,15 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import TINY_SUITE
+from conftest import TINY_SUITE, SiluPlugin
 from torch import nn
 
-from xaibench import hookimpl, leaderboard
+from xaibench import leaderboard
 from xaibench.nonlinearities import inspect_model
 from xaibench.outputs import OutputForm, conform
 from xaibench.plugins import load_harness
 from xaibench.runner import Runner, RunOptions
-from xaibench.specs import MethodContext, ModelSpec, TrainRecipe
+from xaibench.specs import MethodContext
 from xaibench.store import Store
 from xaibench.suite import load_suite
 from xaibench.testing import one_thread
@@ -336,26 +336,6 @@ def test_fullgrad_is_not_applicable_where_pytorch_grad_cam_would_drop_biases() -
 
 
 # -- through the runner ---------------------------------------------------------------------------------------
-
-class SiluCNN(nn.Module):
-    """conftest's TinyCNN with SiLU (EfficientNet's activation) in place of its ReLU."""
-
-    def __init__(self, num_classes: int, in_channels: int, modality: str) -> None:
-        super().__init__()
-        self.features = nn.Sequential(nn.Conv2d(in_channels, 4, 3, padding=1), nn.SiLU())
-        self.head = nn.Linear(4 * 16 * 16, num_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x).flatten(1))
-
-
-class SiluPlugin:
-    @hookimpl
-    def xaibench_register_models(self, register):  # type: ignore[no-untyped-def]
-        register(ModelSpec(name="tiny-silu", build=SiluCNN, modalities=frozenset({"image"}),
-                           target_layer=lambda m: m.features, description="one conv layer, SiLU",
-                           recipe=TrainRecipe(epochs=2, batch_size=16, lr=1e-2, patience=0)))
-
 
 def test_the_plan_marks_rule_based_methods_on_a_silu_model_not_applicable(tmp_path: Path, tiny_plugin) -> None:  # type: ignore[no-untyped-def]
     text = TINY_SUITE.replace("models: [tiny-cnn]", "models: [tiny-cnn, tiny-silu]").replace(

@@ -22,17 +22,17 @@ import torch.nn.functional as F
 import torchvision
 from captum.attr import LRP, InputXGradient
 from captum.attr._utils.lrp_rules import Alpha1_Beta0_Rule, EpsilonRule, GammaRule
-from conftest import TINY_SUITE
+from conftest import TINY_SUITE, SiluPlugin
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from xaibench import hookimpl, leaderboard
+from xaibench import leaderboard
 from xaibench.engine import Engine
 from xaibench.errors import XaibenchError
 from xaibench.metric_inputs import MetricContext
 from xaibench.plugins import load_harness
 from xaibench.runner import Runner, RunOptions
-from xaibench.specs import MethodContext, ModelSpec, TrainRecipe
+from xaibench.specs import MethodContext
 from xaibench.store import Store
 from xaibench.suite import load_suite
 from xaibench.testing import check_method, score_metric
@@ -307,34 +307,14 @@ def test_parameters_outside_the_rules_are_refused(name: str, params: dict) -> No
         _explain(name, model, x, _targets(model, x), **params)
 
 
-class _SiluCNN(nn.Module):
-    """The tiny CNN of ``tests/conftest.py`` with SiLU for ReLU: outside LRP's rules."""
-
-    def __init__(self, num_classes: int, in_channels: int, modality: str) -> None:
-        super().__init__()
-        self.features = nn.Sequential(nn.Conv2d(in_channels, 4, 3, padding=1), nn.SiLU())
-        self.head = nn.Linear(4 * 16 * 16, num_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x).flatten(1))
-
-
-class _SiluPlugin:
-    @hookimpl
-    def xaibench_register_models(self, register):  # type: ignore[no-untyped-def]
-        register(ModelSpec(name="silu-cnn", build=_SiluCNN, modalities=frozenset({"image"}),
-                           target_layer=lambda m: m.features, description="one conv layer, SiLU",
-                           recipe=TrainRecipe(epochs=2, batch_size=16, lr=1e-2, patience=0)))
-
-
 def test_the_plan_marks_lrp_not_applicable_on_a_silu_network_and_runs_it_on_relu(
         tmp_path: Path, tiny_plugin) -> None:  # type: ignore[no-untyped-def]
     suite = tmp_path / "suite.yaml"
-    suite.write_text(TINY_SUITE.replace("models: [tiny-cnn]", "models: [tiny-cnn, silu-cnn]")
+    suite.write_text(TINY_SUITE.replace("models: [tiny-cnn]", "models: [tiny-cnn, tiny-silu]")
                      .replace("methods: [input-times-one, random, {name: ground-truth, label: oracle}]",
                               "methods: [lrp-epsilon]").replace("metrics: [dic, iic, hit-rate]", "metrics: [dic]"))
     store = Store(tmp_path / "r.sqlite")
-    harness = load_harness([("tiny", tiny_plugin), ("silu", _SiluPlugin())])
+    harness = load_harness([("tiny", tiny_plugin), ("silu", SiluPlugin())])
     summary = Runner(harness, load_suite(suite), store, RunOptions(progress=False)).run()
     assert summary.skip_reasons == ["not applicable: LRP rules are not defined for SiLU (features.1)"]
     assert summary.skipped == 1 and summary.computed == 1 and not summary.failed

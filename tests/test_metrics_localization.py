@@ -164,7 +164,7 @@ def test_graded_hit_rate_without_a_top_level_stops_with_one_line(harness) -> Non
 
 def test_mask_overlap_names_its_choices_when_given_an_unknown_score_or_selection(harness) -> None:  # type: ignore[no-untyped-def]
     masks = _rect_masks()
-    with pytest.raises(ValueError, match=r"^score must be one of \('iou', 'dice', 'coverage'\), got 'jaccard'$"):
+    with pytest.raises(ValueError, match=r"^score must be one of \('iou', 'dice', 'coverage', 'precision'\), got 'jaccard'$"):
         _score(harness, "iou", torch.rand(4, 20, 20), masks, score="jaccard")
     with pytest.raises(ValueError, match=r"^selection must be one of \('top-k', 'threshold'\), got 'otsu'$"):
         _score(harness, "iou", torch.rand(4, 20, 20), masks, selection="otsu")

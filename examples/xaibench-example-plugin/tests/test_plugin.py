@@ -14,11 +14,11 @@ def harness():  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.parametrize("modality, shape", [("image", (3, 2, 28, 28)), ("signal", (3, 2, 64))])
-def test_deconvolution_conforms_on_lenet5(  # type: ignore[no-untyped-def]
+def test_deconvnet_conforms_on_lenet5(  # type: ignore[no-untyped-def]
         harness, modality: str, shape: tuple[int, ...]) -> None:
     torch.manual_seed(0)
     model = harness.models.get("lenet5").build(num_classes=4, in_channels=2, modality=modality).eval()
-    maps = check_method(harness.methods.get("deconvolution"), model, torch.rand(shape))
+    maps = check_method(harness.methods.get("deconvnet"), model, torch.rand(shape))
     assert maps.shape == (shape[0], *shape[2:])
     assert (maps >= 0).all(), "reduce='abs' gives non-negative maps"
 

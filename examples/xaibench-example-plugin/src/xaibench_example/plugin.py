@@ -14,11 +14,12 @@ from torch import nn
 
 from xaibench import hookimpl
 from xaibench.maps import reduce_channels
+from xaibench.nonlinearities import inspect_model, uncovered_reason
 from xaibench.specs import MethodContext, MethodSpec, ModelSpec, TrainRecipe
 
 
-def deconvolution(model: nn.Module, x: torch.Tensor, target: torch.Tensor, ctx: MethodContext,
-                  reduce: str = "abs") -> torch.Tensor:
+def deconvnet(model: nn.Module, x: torch.Tensor, target: torch.Tensor, ctx: MethodContext,
+              reduce: str = "abs") -> torch.Tensor:
     """Zeiler & Fergus's deconvnet: gradients with ReLUs applied to the backward signal (captum).
 
     captum overrides the backward pass of the model's ``nn.ReLU`` modules while it
@@ -26,6 +27,16 @@ def deconvolution(model: nn.Module, x: torch.Tensor, target: torch.Tensor, ctx: 
     """
     attr = Deconvolution(model).attribute(x.detach().clone().requires_grad_(True), target=target)
     return reduce_channels(attr.detach(), reduce)
+
+
+def deconvnet_covers(model: nn.Module) -> str | None:
+    """None where every nonlinearity is an ``nn.ReLU`` module called once, or max pooling (what captum's
+    ``Deconvolution`` overrides in place), else the one-line reason: the plan then marks the cells not
+    applicable instead of scoring plain gradients under this method's name."""
+    found = inspect_model(model)
+    return uncovered_reason("the deconvnet rectifies the backward signal at nn.ReLU modules", found,
+                            lambda site: site.kind == "MaxPool" or (site.kind == "ReLU" and site.module is not None
+                                                                   and not site.reused))
 
 
 class LeNet5(nn.Module):
@@ -55,8 +66,9 @@ class LeNet5(nn.Module):
 @hookimpl
 def xaibench_register_methods(register: Callable[[MethodSpec], None]) -> None:
     register(MethodSpec(
-        name="deconvolution",
-        explain=deconvolution,
+        name="deconvnet",
+        explain=deconvnet,
+        covers=deconvnet_covers,
         modalities=frozenset({"image", "signal"}),  # checked on 1D and 2D only
         description="deconvnet: gradients with ReLU applied on the backward pass (captum)",
         citation="Zeiler & Fergus, Visualizing and Understanding Convolutional Networks, ECCV 2014",
