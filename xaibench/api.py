@@ -114,10 +114,12 @@ def score(model: Any, inputs: Any, targets: Any, maps: Any, metrics: str | Itera
     import torch
 
     from xaibench import validate
-    from xaibench.engine import Engine, auto_batch_size
+    from xaibench.cache import cache_home
+    from xaibench.engine import Engine
     from xaibench.execution import bootstrap_seed, checked_scores, isolated, memoised, metric_seeds
     from xaibench.metric_inputs import MetricBatch, MetricContext, metric_arguments
     from xaibench.stats import summarize
+    from xaibench.throughput import fastest_batch_size
 
     validate.positive_int(batch_size, "batch_size")
     validate.positive_int(method_batch_size, "method_batch_size")
@@ -147,7 +149,8 @@ def score(model: Any, inputs: Any, targets: Any, maps: Any, metrics: str | Itera
     if mean is not None and mean.shape != (x.shape[1],):
         raise XaibenchError(f"data_mean has {mean.numel()} values for {x.shape[1]} input channels; give one per channel")
     mean = None if mean is None else mean.to(dev)
-    engine = Engine(net, dev, batch_size or auto_batch_size(net, x[:1], dev))
+    # the runner's engine batch (xaibench.execution.group_context): the same calibrated, cached choice
+    engine = Engine(net, dev, batch_size or fastest_batch_size(net, x[:1], dev, cache_home()))
     base_logits = engine.logits(x)
     target = base_logits.argmax(1) if targets is None else checked_targets(targets, n, k).to(dev)
     key = model_key or weights_key(net)
