@@ -246,7 +246,8 @@ class Metric:
 
     @property
     def category(self) -> str:
-        """The family: faithfulness, robustness, localization, randomization or complexity."""
+        """The family, one of :data:`xaibench.specs.METRIC_CATEGORIES` (faithfulness, robustness, localization,
+        randomization, complexity, axiomatic)."""
         return self.spec.category
 
     @property
