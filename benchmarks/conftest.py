@@ -36,6 +36,46 @@ def best_batch(model: torch.nn.Module, x: torch.Tensor, device: str = "cpu") -> 
     return fastest_batch_size(model, x[:1], device)
 
 
+#: The batch sizes the floor is timed at, and the images each timed stream holds at least.
+FLOOR_SIZES, FLOOR_IMAGES = (4, 8, 16, 32, 64, 128), 256
+
+
+def floor_per_image(model: torch.nn.Module, x: torch.Tensor, device: str = "cpu", backward: bool = False
+                    ) -> tuple[float, int]:
+    """The forward-pass floor: the least seconds per image of ``model`` on distinct random inputs shaped like ``x``
+    (uniform in its value range) over the batch sizes :data:`FLOOR_SIZES`, and that size. Each size streams at least :data:`FLOOR_IMAGES` images, in three
+    rounds that time every size in turn (a change of load falls on all of them); the fastest round counts. With
+    ``backward``, a forward + backward pass of the summed first logit (a gradient method's pass). Independent of
+    the engine's calibration, which it judges: an engine batch slower than this floor shows as a ratio above 1."""
+    # distinct inputs in x's value range: one image repeated passes faster (ReLU and max pooling branch the same
+    # way on every copy), 15-25% on the small CNN, which would flatter the floor
+    lo, hi = float(x.min()), float(x.max())
+    gen = torch.Generator().manual_seed(0)
+    stream = (lo + (hi - lo) * torch.rand((max(max(FLOOR_SIZES), FLOOR_IMAGES), *x.shape[1:]), generator=gen)).to(device)
+
+    def seconds(size: int) -> float:
+        start = time.perf_counter()
+        for s in range(0, max(size, FLOOR_IMAGES), size):
+            batch = stream[s : s + size]
+            if backward:
+                batch = batch.clone().requires_grad_(True)
+                model(batch)[:, 0].sum().backward()
+            else:
+                with torch.inference_mode():
+                    model(batch)
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        return (time.perf_counter() - start) / max(size, FLOOR_IMAGES)
+
+    seconds(FLOOR_SIZES[0])  # warm-up
+    best = {b: float("inf") for b in FLOOR_SIZES}
+    for _ in range(3):
+        for b in FLOOR_SIZES:
+            best[b] = min(best[b], seconds(b))
+    size = min(best, key=best.get)
+    return best[size], size
+
+
 def report(name: str, what: str, value: float, target: str) -> None:
     """Record one measured ratio for the end-of-session table."""
     RATIOS.append((name, what, value, target))

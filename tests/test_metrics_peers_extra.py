@@ -282,6 +282,7 @@ def _with_explain(name: str, model: nn.Module, x: np.ndarray, y: np.ndarray, tim
         chosen = base if model is None else model
         xs = xt if inputs is None else inputs
         ts = yt if targets is None else targets
+        ts = ts.repeat(len(xs) // len(ts))  # k stacked copies of the samples: their classes, copy after copy
         return torch.from_numpy(_gradient(chosen, xs.numpy(), ts.numpy(), times_input))[:, 0]
 
     base, xt, yt = model, torch.from_numpy(x), torch.from_numpy(y)

@@ -66,8 +66,9 @@ def _score(name: str, model: nn.Module, x: torch.Tensor, targets: torch.Tensor, 
         def explain(model_: nn.Module | None = None, inputs: torch.Tensor | None = None,
                     targets_: torch.Tensor | None = None, **kw: torch.Tensor) -> torch.Tensor:
             t = kw.get("targets", targets_)
-            return torch.from_numpy(gradient(model if model_ is None else model_, x if inputs is None else inputs,
-                                             targets if t is None else t))[:, 0]
+            xs, t = x if inputs is None else inputs, targets if t is None else t
+            return torch.from_numpy(gradient(model if model_ is None else model_, xs,
+                                             t.repeat(len(xs) // len(t))))[:, 0]  # k stacked copies
     spec = load_harness().metrics.get(name)
     engine = Engine(model, "cpu", batch_size=4)
     ctx = MetricContext(engine=engine, base_logits=engine.logits(x), seed=0, model=lambda: copy.deepcopy(model),
@@ -80,7 +81,10 @@ def test_a_map_that_ignores_the_model_fails_every_check() -> None:
     """An edge detector (the map of the input alone): eMPRT 0, sMPRT 1, random logit 1 (identical maps)."""
     model, x = _model(), _inputs()
     targets = model(x).argmax(1)
-    edges = lambda model=None, inputs=None, targets=None: (inputs if inputs is not None else x)[:, 0].diff(dim=-1, prepend=x[:, 0, :, :1]).abs()
+    def edges(model=None, inputs=None, targets=None):  # type: ignore[no-untyped-def]
+        v = (inputs if inputs is not None else x)[:, 0]
+        return v.diff(dim=-1, prepend=v[:, :, :1]).abs()
+
     np.testing.assert_allclose(_score("emprt", model, x, targets, edges), 0.0, atol=1e-12)
     np.testing.assert_allclose(_score("smprt", model, x, targets, edges, draws=3), 1.0, atol=1e-12)
     np.testing.assert_allclose(_score("random-logit", model, x, targets, edges), 1.0, atol=1e-12)
@@ -211,7 +215,7 @@ def test_smprt_averages_maps_over_noise_scaled_by_each_samples_range_by_hand() -
 
 
 def test_smprt_with_one_draw_reexplains_only_the_randomized_model_once() -> None:
-    """Cost ``2 * draws - 1``: one draw is the randomized model's map of the input itself, nothing else."""
+    """Cost ``2 * draws - 1`` maps: one draw is the randomized model's map of the input itself, nothing else."""
     model, x = _model(), _inputs()
     calls: list[int] = []
     maps = torch.rand(N, H, W, generator=torch.Generator().manual_seed(1))
@@ -242,7 +246,8 @@ def test_smprt_leaves_the_shared_randomized_maps_as_they_were_for_emprt() -> Non
 
     def explain(model=None, inputs=None, targets=None):  # type: ignore[no-untyped-def]
         """float64 maps that move with the input (an accumulation on the shared maps would not be a mere rescaling)."""
-        return (trained if model is None else randomized) + (x if inputs is None else inputs)[:, 0].double() ** 2
+        v = x if inputs is None else inputs  # k stacked copies of the samples: the maps repeat per copy
+        return (trained if model is None else randomized).repeat(len(v) // N, 1, 1) + v[:, 0].double() ** 2
 
     memo: dict = {}
     engine = Engine(model, "cpu", batch_size=4)

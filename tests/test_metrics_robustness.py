@@ -65,7 +65,8 @@ def _gradient_explainer(model: nn.Module, targets: torch.Tensor):  # type: ignor
     def explain(inputs: torch.Tensor, **other: nn.Module | None) -> torch.Tensor:
         other_model = other.get("model")
         chosen = model if other_model is None else other_model
-        return torch.from_numpy(gradient(chosen, inputs.numpy(), targets.numpy()))[:, 0]
+        classes = targets.repeat(len(inputs) // len(targets))  # k stacked copies of the samples
+        return torch.from_numpy(gradient(chosen, inputs.numpy(), classes.numpy()))[:, 0]
     return explain
 
 
@@ -74,7 +75,8 @@ def test_a_map_invariant_to_the_perturbation_scores_zero(name: str) -> None:
     model, x = _model(), _inputs()
     targets = model(x).argmax(1)
     fixed = torch.rand(N, H, W, generator=torch.Generator().manual_seed(3)) + 0.1
-    values = _score(name, model, x, targets, lambda model=None, inputs=None: fixed.clone(), draws=4, scale=0.01)
+    values = _score(name, model, x, targets, lambda model=None, inputs=None: fixed.repeat(len(inputs) // N, 1, 1),
+                    draws=4, scale=0.01)  # every draw's copy of the samples in one call
     np.testing.assert_array_equal(values, np.zeros(N))
 
 

@@ -90,7 +90,7 @@ def test_relative_sensitivity_is_nan_for_an_all_zero_map_and_exact_for_a_map_of_
     small = (maps.double() * factor[:, None, None]).float()
 
     def scaled(model=None, inputs=None, targets=None):  # type: ignore[no-untyped-def]
-        return (_phi(inputs).double() * factor[:, None, None]).float()
+        return (_phi(inputs).double() * factor.repeat(len(inputs) // N)[:, None, None]).float()  # k stacked copies
 
     for name, reduce in (("max-sensitivity", distances.amax(0)), ("avg-sensitivity", distances.mean(0))):
         spec = load_harness().metrics.get(name)

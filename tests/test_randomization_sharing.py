@@ -39,8 +39,9 @@ def _context(model: nn.Module, x: torch.Tensor, target: torch.Tensor, calls: lis
         calls[0] += 1
         m = model if other is None else other
         xi = (x if inputs is None else inputs).clone().requires_grad_(True)
-        with torch.enable_grad():
-            m(xi).gather(1, (target if targets is None else targets)[:, None]).sum().backward()
+        classes = target if targets is None else targets
+        with torch.enable_grad():  # k stacked copies of the samples (sMPRT's draws): their classes, copy after copy
+            m(xi).gather(1, classes.repeat(len(xi) // len(classes))[:, None]).sum().backward()
         return (xi.grad * xi).detach()[:, 0]
 
     kwargs = {} if shared is None else {"shared": shared}
@@ -53,8 +54,9 @@ def test_the_second_randomization_metric_reuses_the_randomized_maps_and_scores_a
     harness = load_harness()
     maps = _context(model, x, target, [0], None).explain()
     # explain calls of the second metric alone / after the first: MPRT's 3 cascade stages (3 layers) all shared;
-    # sMPRT with 3 draws makes 2 * 3 - 1 calls, the fully randomized model's unperturbed maps shared with eMPRT
-    for first, second, alone_expected, shared_expected in (("mprt-spearman", "mprt-ssim", 3, 0), ("emprt", "smprt", 5, 4)):
+    # sMPRT with 3 draws makes 3 calls (the fully randomized model's unperturbed maps, then the 2 noisy draws of every
+    # sample in one call per model), the first shared with eMPRT
+    for first, second, alone_expected, shared_expected in (("mprt-spearman", "mprt-ssim", 3, 0), ("emprt", "smprt", 3, 2)):
         specs = [harness.metrics.get(name) for name in (first, second)]
         params = [dict(spec.defaults, **({"draws": 3} if spec.name == "smprt" else {})) for spec in specs]
         memo: dict[Hashable, Any] = {}

@@ -156,7 +156,7 @@ def score(model: Any, inputs: Any, targets: Any, maps: Any, metrics: str | Itera
     key = model_key or weights_key(net)
     bundle = data_bundle(x, target, sids, mask_t, region_t, k, region_top_level, ground_truth)
     explain = None if me is None else explainer(me, net, x, target, sids, mask_t, method_batch_size, seed,
-                                                  mean, dev)
+                                                  mean, dev, engine.batch_size)
     batch = MetricBatch(inputs=x.to(dev), targets=target, maps=torch.from_numpy(the_maps).to(dev),
                         masks=None if mask_t is None else mask_t.to(dev),
                         regions=None if region_t is None else region_t.to(dev))
@@ -204,7 +204,9 @@ def explain(model: Any, inputs: Any, targets: Any = None, *, method: Any, layer:
         CellError: the method returned a map of the wrong shape or with NaN/infinite values.
     """
     from xaibench import validate
-    from xaibench.engine import Engine, auto_batch_size
+    from xaibench.cache import cache_home
+    from xaibench.engine import Engine
+    from xaibench.throughput import fastest_batch_size
 
     validate.positive_int(batch_size, "batch_size")
     dev = torch_device(device)
@@ -216,12 +218,12 @@ def explain(model: Any, inputs: Any, targets: Any = None, *, method: Any, layer:
         raise XaibenchError(f"method {me.spec.name!r} needs masks=(N, *spatial)")
     net, k = user_model(model, x, num_classes, output, output_index, output_key, dev)
     check_covered(me, net, x, allow_small_cam)
-    if targets is None:
-        target = Engine(net, dev, auto_batch_size(net, x[:1], dev)).logits(x).argmax(1)
-    else:
-        target = checked_targets(targets, n, k).to(dev)
+    # the runner's engine batch: the batch of the method's own forward passes, as in a suite's cell
+    engine = Engine(net, dev, fastest_batch_size(net, x[:1], dev, cache_home()))
+    target = engine.logits(x).argmax(1) if targets is None else checked_targets(targets, n, k).to(dev)
     mean = None if data_mean is None else as_tensor(data_mean, "data_mean").float().reshape(-1).to(dev)
-    run_ = explainer(me, net, x, target, sample_ids(ids, n), mask_t, batch_size, seed, mean, dev)
+    run_ = explainer(me, net, x, target, sample_ids(ids, n), mask_t, batch_size, seed, mean, dev,
+                     engine.batch_size)
     return run_().cpu().numpy()
 
 

@@ -144,3 +144,28 @@ class Engine:
                 logits = self._forward(perturb(sample_idx, step_idx))
                 out[start : start + flat.shape[0]] = select_output(logits, target[sample_idx], output)
         return out.view(n_samples, n_steps)
+
+    def masked_score_sum(self, x: torch.Tensor, masks: Callable[[torch.Tensor], torch.Tensor], sample: torch.Tensor,
+                         row: torch.Tensor, n_rows: int, target: torch.Tensor, output: str = "prob") -> torch.Tensor:
+        """``S[r] = sum over pairs p with row[p] == r of f(x[sample[p]] * M_p) * M_p``: ``(n_rows, *spatial)``.
+
+        The saliency of RISE and SISE (Petsiuk et al. 2018, Eq. 3; Sattarzadeh et al. 2021, Sec. 3.4).
+        ``masks(idx)`` builds ``M_p`` ``(B, *spatial)`` for a chunk of pair indices ``idx`` ``(B,)`` on the
+        device; ``sample`` ``(P,)`` names each pair's input, ``row`` ``(P,)`` its output row; ``f`` is the
+        softmax probability (or logit) of ``target[sample[p]]``. The pairs go through the model in batches of
+        exactly ``batch_size`` across samples (the last may be shorter), and each chunk's masks are built once,
+        for its pass and its sum; every row sums its pairs in pair order, whatever the batch size.
+        """
+        spatial = tuple(x.shape[2:])
+        out = torch.zeros((n_rows, *spatial), device=self.device)
+        total = int(sample.numel())
+        target = target.to(self.device)
+        with torch.inference_mode():
+            for start in range(0, total, self.batch_size):
+                idx = torch.arange(start, min(start + self.batch_size, total), device=self.device)
+                m = masks(idx)
+                si = sample[idx]
+                scores = select_output(self._forward(x[si] * m.unsqueeze(1)), target[si], output)
+                out.index_add_(0, row[idx], scores.reshape((-1,) + (1,) * len(spatial)) * m)
+        return out
+

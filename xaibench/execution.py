@@ -27,13 +27,13 @@ from xaibench.bundles import Bundles
 from xaibench.cache import SaliencyCache, content_key
 from xaibench.engine import Engine
 from xaibench.errors import CellError, SuiteError, XaibenchError, did_you_mean
+from xaibench.explaining import copies, explain_samples, real_tensor
 from xaibench.isolation import ModelGuard, time_limit
-from xaibench.maps import upsample
 from xaibench.models import Models
 from xaibench.options import Settings
 from xaibench.plan import Cell, Resolved, method_key
 from xaibench.plugins import Harness
-from xaibench.specs import DataBundle, MethodContext, MethodSpec, MetricSpec, Samples
+from xaibench.specs import DataBundle, MetricSpec, Samples
 from xaibench.metric_inputs import MetricBatch, MetricContext, metric_arguments
 from xaibench.stats import seed_from, summarize
 from xaibench.store import CellResult
@@ -129,15 +129,18 @@ class Execution:
             cache.put([g.samples.ids[i] for i in missing], maps)
         return cache.get(g.samples.ids), None, len(missing)
 
-    def explain(self, g: GroupContext, me: Resolved, model: nn.Module | None = None) -> np.ndarray:
+    def explain(self, g: GroupContext, me: Resolved, model: nn.Module | None = None,
+                group: int | None = None) -> np.ndarray:
         """``me``'s maps of ``g.samples`` for ``g.target`` (on ``model``, default ``g.model``), in batches,
-        validated and upsampled to the input size: ``(N, *spatial)`` float32."""
+        validated and upsampled to the input size: ``(N, *spatial)`` float32. ``group``: as
+        :func:`explain_samples`'s (re-explained copies of that many samples)."""
         model = g.model if model is None else model
         params = me.params
         layer = target_layer(model, g.model_entry, params)
         return explain_samples(me.spec, model, g.samples, g.target, params, layer=layer,
                                batch_size=self.settings.batch_size, seed=self.settings.suite.seed,
-                               data_mean=g.data_mean, device=self.settings.device)
+                               data_mean=g.data_mean, device=self.settings.device, engine_batch=g.engine.batch_size,
+                               group=group)
 
     def isolated(self, what: str, model: nn.Module, call: Callable[[], _T]) -> _T:
         """``call()`` under the per-cell time limit (:func:`isolated`)."""
@@ -150,11 +153,11 @@ class Execution:
 
         def explain(model: nn.Module | None = None, inputs: torch.Tensor | None = None,
                     targets: torch.Tensor | None = None) -> torch.Tensor:
-            """The cell's method on the cell's samples, for another model, other inputs and/or other classes."""
-            h = g if inputs is None else dataclasses.replace(
-                g, samples=dataclasses.replace(g.samples, x=inputs.detach().cpu()))
-            h = h if targets is None else dataclasses.replace(h, target=targets.to(g.target.device))
-            return torch.from_numpy(self.explain(h, c.method, model)).to(device)
+            """The cell's method on the cell's samples, for another model, other inputs (``k`` copies of the
+            samples, stacked) and/or other classes (:data:`~xaibench.metric_inputs.MetricContext.explain`)."""
+            samples, target = copies(g.samples, g.target, inputs, targets)
+            h = dataclasses.replace(g, samples=samples, target=target)
+            return torch.from_numpy(self.explain(h, c.method, model, group=len(g.samples))).to(device)
 
         def variant(name: str) -> nn.Module:
             """The cell's model trained by the metric's declared variant ``name``."""
@@ -262,35 +265,6 @@ def isolated(what: str, model: nn.Module, call: Callable[[], _T], timeout: float
     return result
 
 
-def explain_samples(spec: MethodSpec, model: nn.Module, samples: Samples, target: torch.Tensor,
-                    params: Mapping[str, Any], *, layer: nn.Module | None, batch_size: int, seed: int,
-                    data_mean: torch.Tensor | None, device: torch.device) -> np.ndarray:
-    """``spec``'s maps of ``samples`` for classes ``target`` ``(N,)``, in batches of ``batch_size``, validated and
-    upsampled to the input size: ``(N, *spatial)`` float32. Sample ``i``'s seed is ``seed_from(seed, ids[i])``.
-
-    Raises :class:`CellError` for a map of the wrong shape or with NaN/infinite values."""
-    spatial = tuple(samples.x.shape[2:])
-    out = []
-    for start in range(0, len(samples), batch_size):
-        chunk = samples.subset(slice(start, start + batch_size))
-        masks = chunk.masks.to(device) if "masks" in spec.needs and chunk.masks is not None else None
-        ctx = MethodContext(layer=layer, batch_size=batch_size,
-                            sample_seeds=tuple(seed_from(seed, sid) for sid in chunk.ids),
-                            data_mean=data_mean, masks=masks)
-        x = chunk.x.to(device)
-        with torch.enable_grad():
-            sal = spec.explain(model, x, target[start : start + len(chunk)].to(device), ctx, **params)
-        sal = _real(sal, "method")
-        if sal.dim() != len(spatial) + 1 or sal.shape[0] != len(chunk):
-            raise CellError(f"method returned shape {tuple(sal.shape)}; expected ({len(chunk)}, *spatial) "
-                            f"with spatial {spatial} or a coarser map")
-        sal = upsample(sal.detach().float(), spatial)
-        if not torch.isfinite(sal).all():
-            raise CellError("method returned NaN or infinite values")
-        out.append(sal.cpu().numpy().astype(np.float32))
-    return np.concatenate(out)
-
-
 def metric_seeds(seed: int, model_key: str, spec: MetricSpec, params: Mapping[str, Any],
                  ids: tuple[str, ...]) -> dict[str, Any]:
     """The random draws of metric ``spec`` with ``params`` on samples ``ids`` of the model ``model_key``:
@@ -316,7 +290,7 @@ def checked_scores(spec: MetricSpec, values: Any, maps: np.ndarray) -> tuple[np.
     """A metric's output as ``(N,)`` float64 scores with NaN where a map is constant (no information), and
     the number of such maps. Raises :class:`CellError` for a wrong shape, infinite scores, or scores beyond
     ``spec.bounds``."""
-    values = _real(values, "metric").detach().cpu().double().numpy()
+    values = real_tensor(values, "metric").detach().cpu().double().numpy()
     n = len(maps)
     if values.shape != (n,):
         raise CellError(f"metric returned shape {values.shape}; expected ({n},): one score per sample")
@@ -326,18 +300,6 @@ def checked_scores(spec: MetricSpec, values: Any, maps: np.ndarray) -> tuple[np.
     if outside:
         raise CellError(f"metric returned scores outside its declared bounds {spec.bounds}: {outside}")
     return mask_constant(values, maps)  # a constant map carries no information: NaN, counted
-
-
-def _real(value: Any, who: str) -> torch.Tensor:
-    """A plugin's output as a real-valued tensor, or a :class:`CellError` saying what came back instead."""
-    if not isinstance(value, torch.Tensor):
-        array = np.asarray(value)
-        if array.dtype.kind not in "biuf":
-            raise CellError(f"{who} returned {type(value).__name__} of dtype {array.dtype}; expected real numbers")
-        value = torch.from_numpy(np.ascontiguousarray(array))
-    if value.is_complex():
-        raise CellError(f"{who} returned dtype {value.dtype}; expected real numbers")
-    return value
 
 
 #: Relative tolerance of the bounds check: float32 rounding of a score at its bound passes, a real excess fails.

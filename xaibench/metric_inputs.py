@@ -48,7 +48,12 @@ class MetricContext:
     ``explain(model=None, inputs=None, targets=None)`` re-runs the cell's method (same
     parameters, same per-sample seeds) for another model, other inputs of the same samples
     and/or other explained classes ``(N,)``: the randomization checks use other models
-    and classes (random logit), robustness metrics perturbed inputs.
+    and classes (random logit), robustness metrics perturbed inputs. ``inputs`` may hold
+    ``k`` perturbed copies of the ``N`` samples stacked copy-major, ``(k N, C, *spatial)``
+    (every robustness draw at once): each row keeps its sample's seed, ``targets`` are
+    ``(k N,)`` or ``(N,)`` for every copy, the maps come back ``(k N, *spatial)``, and the
+    runner fills the method's calls across copies (a ``batch_invariant`` method) or calls
+    it one copy at a time, grouped as its maps were.
     ``variant(name)`` is the cell's model trained by one of the metric's declared
     :class:`ModelVariant` protocols (cached like any model).
     """
@@ -91,7 +96,8 @@ METRIC_NEEDS = {
     "data_mean": "MetricContext.data_mean (C,), the training inputs' per-channel mean",
     "dataset": "MetricContext.dataset, the DataBundle (metadata such as region_top_level)",
     "model": "MetricContext.model() -> a fresh copy of the trained model",
-    "explain": "MetricContext.explain(model=None, inputs=None, targets=None) -> (N, *spatial) maps of the cell's method",
+    "explain": "MetricContext.explain(model=None, inputs=None, targets=None) -> (N, *spatial) maps of the cell's method "
+               "((k N, *spatial) for k stacked copies of the inputs)",
     "variant": "MetricContext.variant(name) -> the model trained by a declared MetricSpec.variants protocol",
     "shared": "MetricContext.shared(key, compute): one result per key shared by a method's metric cells",
     "sample_seeds": "MetricContext.sample_seeds, one seed per sample, the same for every method (common random numbers)",

@@ -19,6 +19,8 @@ from xaibench.lazy import Lazy, resolved
 from xaibench.metric_inputs import (  # noqa: F401
     METRIC_NEEDS, MetricBatch, MetricContext, Shared, metric_arguments, unshared)
 from xaibench.published import PretrainedWeights
+# The data a dataset plugin returns lives in xaibench.samples; plugins may import it from here, the public facade.
+from xaibench.samples import DataBundle, Samples  # noqa: F401
 
 if TYPE_CHECKING:  # torch loads on first use, not to register specs (xaibench.lazy)
     import torch
@@ -34,75 +36,6 @@ MODALITY_SHAPES = {"signal": "(N, C, L)", "image": "(N, C, H, W)", "volume": "(N
 #: What a metric that declares no modalities supports: volumes are opt-in, since a metric's
 #: neighbourhoods (patches, stencils, tolerances, SSIM windows) must each be checked in 3D.
 PLANAR = frozenset({"image", "signal"})
-
-
-@dataclass(frozen=True)
-class Samples:
-    """One split of a dataset, held in memory as tensors.
-
-    ``x`` is float32 ``(N, C, *spatial)`` with values as the model consumes them;
-    ``masks`` (bool) and ``regions`` (int8 levels, higher = more relevant) are
-    ``(N, *spatial)`` or ``None``; ``ids`` are stable across runs and machines.
-    """
-
-    x: torch.Tensor
-    y: torch.Tensor
-    ids: tuple[str, ...]
-    masks: torch.Tensor | None = None
-    regions: torch.Tensor | None = None
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    def subset(self, index: slice | list[int] | np.ndarray) -> "Samples":
-        """The samples at ``index`` (a slice or integer positions), ids, labels, masks and regions alike."""
-        import torch
-
-        idx = index if isinstance(index, slice) else torch.as_tensor(np.asarray(index), dtype=torch.long)
-        ids = np.asarray(self.ids, dtype=object)[index if isinstance(index, slice) else np.asarray(index)]
-        return Samples(
-            x=self.x[idx],
-            y=self.y[idx],
-            ids=tuple(ids.tolist()),
-            masks=None if self.masks is None else self.masks[idx],
-            regions=None if self.regions is None else self.regions[idx],
-        )
-
-
-@dataclass(frozen=True)
-class DataBundle:
-    """What a dataset plugin returns: train/val/test splits plus descriptive metadata."""
-
-    train: Samples
-    val: Samples
-    test: Samples
-    class_names: tuple[str, ...]
-    modality: str
-    #: Level of ``regions`` that counts as "fully relevant" (graded hit rate normaliser).
-    region_top_level: int | None = None
-    #: Free-form notes shown in the leaderboard header (source, licence, caveats).
-    notes: str = ""
-    #: What ``masks`` are: "masks" (segmentations) or "boxes" (the union of bounding boxes on the pixel grid,
-    #: scored only by metrics with ``MetricSpec.box_ground_truth``).
-    ground_truth: str = "masks"
-    #: Sample id -> group (patient) id, when several samples come from one patient: k-fold cross-validation
-    #: keeps each group in one fold (:mod:`xaibench.folds`). None: every sample is its own group.
-    groups: Mapping[str, str] | None = None
-
-    @property
-    def in_channels(self) -> int:
-        """Input channels ``C`` of ``x`` ``(N, C, *spatial)`` (1 for grayscale, 3 for RGB)."""
-        return int(self.train.x.shape[1])
-
-    @property
-    def spatial(self) -> tuple[int, ...]:
-        """Spatial shape of one input in pixels (``(H, W)`` images, ``(L,)`` signals, ``(D, H, W)`` volumes)."""
-        return tuple(int(s) for s in self.train.x.shape[2:])
-
-    @property
-    def num_classes(self) -> int:
-        """Number of classes ``K``: labels are integers in ``0..K-1`` indexing ``class_names``."""
-        return len(self.class_names)
 
 
 @dataclass(frozen=True)
@@ -215,6 +148,14 @@ class MethodContext:
     data_mean: torch.Tensor | None = None
     #: Ground-truth masks ``(N, *spatial)``, only for a method that declares ``"masks"`` in its needs; else None.
     masks: torch.Tensor | None = None
+    #: Batch of forward passes that runs fastest here (the runner's engine batch, calibrated by
+    #: :mod:`xaibench.throughput`, or ``--batch-size``); None: ``batch_size``. Read it as :attr:`pass_batch`.
+    engine_batch: int | None = None
+
+    @property
+    def pass_batch(self) -> int:
+        """Inputs per forward pass of a perturbing method (RISE, Score-CAM, occlusion), across its samples."""
+        return self.engine_batch or self.batch_size
 
 
 def _check_needs(kind: str, name: str, needs: frozenset[str], known: Mapping[str, str],
@@ -274,6 +215,10 @@ class MethodSpec:
     #: What its maps are checked against: the peer library call or the identity worked by hand, and the test that
     #: does it (``"captum NoiseTunnel(Saliency), same draws: tests/test_methods_noise.py::test_smoothgrad"``).
     checked_against: str = ""
+    #: A sample's map depends on its own input, target and seed only (the conformance kit checks it), so a metric's
+    #: re-explanations (robustness draws, sMPRT noise, continuity shifts) fill calls across copies. False: one copy
+    #: per call, grouped as the maps' own calls, and the kit skips its alone-vs-batch check.
+    batch_invariant: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "needs", frozenset(self.needs))

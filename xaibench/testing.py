@@ -20,7 +20,10 @@ runner relies on:
 - the same call twice gives the same maps (stochastic methods seed themselves
   from ``ctx.sample_seeds``);
 - a sample explained alone gets the map it gets inside a batch (within
-  tolerance: batched arithmetic may round differently);
+  tolerance: batched arithmetic may round differently), unless the spec declares
+  ``batch_invariant=False``;
+- the maps do not depend on ``ctx.engine_batch``, the batch size of the
+  method's own forward passes (a speed setting; within the same tolerance);
 - the model is left as found: parameter values, ``requires_grad`` flags,
   ``.grad``, buffers (BatchNorm statistics), train/eval mode, its modules and
   its hooks;
@@ -124,8 +127,10 @@ def _assert_untouched(name: str, before: _ModelState, model: nn.Module) -> None:
 
 
 def _context(x: torch.Tensor, layer: nn.Module | None, batch_size: int, seeds: tuple[int, ...],
-             data_mean: torch.Tensor | None, masks: torch.Tensor | None) -> MethodContext:
-    return MethodContext(layer=layer, batch_size=batch_size, sample_seeds=seeds, data_mean=data_mean, masks=masks)
+             data_mean: torch.Tensor | None, masks: torch.Tensor | None,
+             engine_batch: int | None = None) -> MethodContext:
+    return MethodContext(layer=layer, batch_size=batch_size, sample_seeds=seeds, data_mean=data_mean, masks=masks,
+                         engine_batch=engine_batch)
 
 
 def _maps(spec: MethodSpec, model: nn.Module, x: torch.Tensor, target: torch.Tensor, ctx: MethodContext,
@@ -210,7 +215,14 @@ def _check_method(spec: MethodSpec, model: nn.Module, x: torch.Tensor, target: t
     assert torch.equal(again, maps), f"{name}: two identical calls gave different maps (seed from ctx.sample_seeds)"
 
     scale = float(maps.abs().max()) or 1.0
-    for i in (n - 1,):  # the last sample: its position in the batch differs from its position alone
+    # the pass batch is a speed setting: 3 cuts the perturbed inputs of any method into other, uneven batches
+    other = _maps(spec, model, x, target, _context(x, layer, batch_size, seeds, data_mean, declared, engine_batch=3),
+                  merged)
+    err = float((other - maps).abs().max())
+    assert err <= atol * scale + rtol * scale, (
+        f"{name}: ctx.engine_batch=3 changed the maps by {err:.3g} (map scale {scale:.3g}); the batch of the "
+        "method's own forward passes must not change its maps")
+    for i in (n - 1,) if spec.batch_invariant else ():  # the last sample: its position differs from alone
         alone = _maps(spec, model, x[i : i + 1], target[i : i + 1],
                       _context(x, layer, batch_size, seeds[i : i + 1], data_mean,
                                None if masks is None else masks[i : i + 1]), merged)

@@ -86,21 +86,24 @@ def check_covered(me: MethodChoice, model: nn.Module, x: torch.Tensor, allow_sma
 
 def explainer(me: MethodChoice, net: nn.Module, x: torch.Tensor, target: torch.Tensor, ids: tuple[str, ...],
                masks: torch.Tensor | None, batch_size: int, seed: int, data_mean: torch.Tensor | None,
-               device: torch.device) -> Callable[..., torch.Tensor]:
+               device: torch.device, engine_batch: int | None = None) -> Callable[..., torch.Tensor]:
     """``explain(model=None, inputs=None, targets=None)``: the method's maps as a suite's cell computes them
-    (:func:`xaibench.execution.explain_samples`), for another model, other inputs or other classes."""
+    (:func:`xaibench.explaining.explain_samples`), for another model, other inputs (``k`` stacked copies of the
+    samples) or other classes; ``engine_batch``: the batch of the method's own forward passes."""
     import torch
 
-    from xaibench.execution import explain_samples
+    from xaibench.explaining import copies, explain_samples
     from xaibench.specs import Samples
+
+    originals = Samples(x=x, y=target.cpu(), ids=ids, masks=masks)
 
     def run(model: nn.Module | None = None, inputs: torch.Tensor | None = None,
             targets: torch.Tensor | None = None) -> torch.Tensor:
         m = net if model is None else model
-        samples = Samples(x=x if inputs is None else inputs.detach().cpu(), y=target.cpu(), ids=ids, masks=masks)
-        t = target if targets is None else targets
+        samples, t = copies(originals, target, inputs, targets)
         maps = explain_samples(me.spec, m, samples, t.to(device), dict(me.params), layer=me.layer_of(m),
-                               batch_size=batch_size, seed=seed, data_mean=data_mean, device=device)
+                               batch_size=batch_size, seed=seed, data_mean=data_mean, device=device,
+                               engine_batch=engine_batch, group=len(originals))
         return torch.from_numpy(maps).to(device)
 
     return run

@@ -33,12 +33,13 @@ def saliency(model: nn.Module, x: torch.Tensor, target: torch.Tensor, ctx: Metho
 def integrated_gradients(model: nn.Module, x: torch.Tensor, target: torch.Tensor, ctx: MethodContext,
                          n_steps: int = 32, baseline: str = "zero", reduce: str = "sum",
                          noise_tunnel: Mapping[str, Any] | None = None) -> torch.Tensor:
-    """IG with a Gauss-Legendre path of ``n_steps``; all steps of a batch in ``ctx.batch_size`` chunks."""
+    """IG with a Gauss-Legendre path of ``n_steps``; all steps of a batch in chunks of ``ctx.pass_batch`` inputs
+    (at least one step of every sample)."""
     from captum.attr import IntegratedGradients
 
     attr = attribute(IntegratedGradients(model), x, target, ctx, noise_tunnel,
                      baselines=fill_like(x, baseline, ctx.data_mean, ctx.sample_seeds), n_steps=n_steps,
-                     internal_batch_size=max(ctx.batch_size, x.shape[0]))
+                     internal_batch_size=max(ctx.pass_batch, x.shape[0]))
     return reduce_channels(attr, reduce)
 
 
@@ -134,7 +135,7 @@ def occlusion(model: nn.Module, x: torch.Tensor, target: torch.Tensor, ctx: Meth
     stride = stride or window
     spatial = x.dim() - 2
     c = x.shape[1]
-    per_eval = max(1, ctx.batch_size // x.shape[0])
+    per_eval = max(1, ctx.pass_batch // x.shape[0])
     attr = Occlusion(model).attribute(
         x, sliding_window_shapes=(c,) + (window,) * spatial, strides=(c,) + (stride,) * spatial,
         baselines=fill_like(x, fill, ctx.data_mean, ctx.sample_seeds), target=target, perturbations_per_eval=per_eval,
@@ -151,7 +152,7 @@ def occlusion_incremental(model: nn.Module, x: torch.Tensor, target: torch.Tenso
 
     Nakandala, Kumar & Papakonstantinou, Incremental and Approximate Inference for Faster
     Occlusion-based Deep CNN Explanations, SIGMOD 2019, Sec. 3 (see :mod:`xaibench_captum.incremental`):
-    the unoccluded pass is cached and, for ``ctx.batch_size`` patch positions at a time, only the
+    the unoccluded pass is cached and, for ``ctx.pass_batch`` patch positions at a time, only the
     activations a patch changes are recomputed. Parameters and values are ``occlusion``'s (equal to
     captum's ``Occlusion`` up to float rounding). A model that ``torch.fx`` cannot trace gets
     captum's ``Occlusion`` itself. Raises :class:`XaibenchError` for a model in training mode
@@ -169,7 +170,7 @@ def occlusion_incremental(model: nn.Module, x: torch.Tensor, target: torch.Tenso
         raise XaibenchError(f"occlusion-incremental: window {window} and stride {stride} must satisfy "
                             f"stride <= window <= the input's smallest side ({min(spatial)})")
     attr = occlusion_attribution(model, x, fill_like(x, fill, ctx.data_mean, ctx.sample_seeds), target,
-                                 (window,) * len(spatial), (stride,) * len(spatial), max(1, ctx.batch_size))
+                                 (window,) * len(spatial), (stride,) * len(spatial), max(1, ctx.pass_batch))
     if attr is None:
         return occlusion(model, x, target, ctx, window, stride, fill, per_pixel)
     return attr / math.prod((window,) * len(spatial)) if per_pixel else attr
@@ -197,7 +198,7 @@ def feature_ablation(model: nn.Module, x: torch.Tensor, target: torch.Tensor, ct
     groups = patch_mask(tuple(x.shape[2:]), patch, x.device)
     attr = FeatureAblation(model).attribute(
         x, baselines=fill_like(x, fill, ctx.data_mean, ctx.sample_seeds), target=target, feature_mask=groups[None, None],
-        perturbations_per_eval=max(1, ctx.batch_size // x.shape[0]),
+        perturbations_per_eval=max(1, ctx.pass_batch // x.shape[0]),
     )[:, 0]
     if per_pixel:
         attr = attr / torch.bincount(groups.flatten())[groups].to(attr)

@@ -100,7 +100,7 @@ def lime(model: nn.Module, x: torch.Tensor, target: torch.Tensor, ctx: MethodCon
     method = Lime(model, interpretable_model=SkLearnRidge(alpha=1.0), similarity_func=lime_kernel(kernel_width))
     attr = attribute(method, x, target, ctx, None, stochastic=True,
                      baselines=fill_like(x, baseline, ctx.data_mean, ctx.sample_seeds), feature_mask=segments[:, None],
-                     n_samples=int(n_samples), perturbations_per_eval=max(1, ctx.batch_size))
+                     n_samples=int(n_samples), perturbations_per_eval=max(1, ctx.pass_batch))
     return _spread(attr, segments, per_pixel)
 
 
@@ -122,5 +122,5 @@ def kernel_shap(model: nn.Module, x: torch.Tensor, target: torch.Tensor, ctx: Me
         ctx_one = replace(ctx, sample_seeds=ctx.sample_seeds[one])
         out.append(attribute(KernelShap(model), x[one], target[one], ctx_one, None, stochastic=True,
                              baselines=baselines[one], feature_mask=segments[one, None], n_samples=count,
-                             perturbations_per_eval=max(1, ctx.batch_size)))
+                             perturbations_per_eval=max(1, ctx.pass_batch)))
     return _spread(torch.cat(out), segments, per_pixel)

@@ -82,12 +82,18 @@ def copying_hooks(cam: object) -> None:
     on the CPU, which a later in-place op (DenseNet's ``F.relu(features, inplace=True)`` after
     ``features.norm5``, a ``ReLU(inplace=True)`` or ``ReLU6`` after a chosen BatchNorm) then
     overwrites: the CAM would combine post-ReLU activations with pre-ReLU gradients, and CPU and
-    CUDA would disagree. The instance's hooks are replaced by ones that clone on the CPU.
+    CUDA would disagree. The instance's hooks are replaced by ones that clone on the CPU, and that
+    capture nothing while ``paused`` (a CAM's own evaluation passes, :func:`streamed_score_cam`).
     """
     from pytorch_grad_cam.activations_and_gradients import ActivationsAndGradients
 
     class CopyingActivationsAndGradients(ActivationsAndGradients):
+        #: True while a CAM's own evaluation passes run (Score-CAM's masked inputs): nothing is captured.
+        paused = False
+
         def save_activation(self, module, input, output):  # type: ignore[no-untyped-def]
+            if self.paused:
+                return
             copied = output.detach()
             copied = copied.clone() if copied.device.type == "cpu" else copied
             super().save_activation(module, input, copied)

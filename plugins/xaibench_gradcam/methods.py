@@ -39,6 +39,43 @@ def sign_corrected(cam_class: type) -> type:
     return SignCorrected
 
 
+def streamed_score_cam(cam_class: type) -> type:
+    """pytorch-grad-cam's ``ScoreCAM`` with its masked passes streamed across samples.
+
+    Score-CAM (Wang et al., CVPR Workshops 2020, Sec. 3.2, Eq. 4) weighs channel ``k`` by the softmax over
+    channels of the target's score on the input masked by the channel's upsampled, min-max scaled activation.
+    ``ScoreCAM.get_cam_weights`` builds the masked inputs of every sample and channel at once (``N x K`` inputs
+    in memory) and runs them sample by sample in batches of ``batch_size``; here the (sample, channel) pairs go
+    through :meth:`xaibench.engine.Engine.perturbed_scores` in full batches across samples, each masked input
+    built when its batch runs. The scores are the target logit (``ClassifierOutputTarget``), the masks and the
+    softmax are pytorch-grad-cam's operations: the weights are equal up to float rounding (checked against
+    ``ScoreCAM`` itself in ``tests/test_cam_streaming.py``).
+    """
+    from xaibench.engine import Engine
+
+    class StreamedScoreCAM(cam_class):  # type: ignore[misc, valid-type]
+        def get_cam_weights(self, input_tensor, target_layer, targets, activations, grads):  # type: ignore[no-untyped-def]
+            with torch.no_grad():
+                upsampled = torch.nn.UpsamplingBilinear2d(size=input_tensor.shape[-2:])(
+                    torch.from_numpy(activations).to(input_tensor.device))
+                flat = upsampled.view(upsampled.size(0), upsampled.size(1), -1)
+                maxs, mins = flat.max(dim=-1)[0][:, :, None, None], flat.min(dim=-1)[0][:, :, None, None]
+                scaled = (upsampled - mins) / (maxs - mins + 1e-8)
+            classes = torch.tensor([int(t.category) for t in targets], device=input_tensor.device)
+            n, k = scaled.shape[:2]
+            hooks = self.activations_and_grads
+            hooks.paused = True
+            try:
+                scores = Engine(self.model, input_tensor.device, self.batch_size).perturbed_scores(
+                    lambda si, st: input_tensor[si] * scaled[si, st, None], n, k, classes, "logit")
+            finally:
+                hooks.paused = False
+            return torch.softmax(scores.float().cpu(), dim=-1).numpy()
+
+    StreamedScoreCAM.__name__ = f"Streamed{cam_class.__name__}"
+    return StreamedScoreCAM
+
+
 def cam_method(cam: Cam) -> Callable[..., torch.Tensor]:
     """An ``explain`` function driving one pytorch-grad-cam class; 1D inputs use the height-one view."""
 
@@ -56,6 +93,8 @@ def cam_method(cam: Cam) -> Callable[..., torch.Tensor]:
         cam_class = getattr(pytorch_grad_cam, cam.cls)
         if cam.eigen:
             cam_class = sign_corrected(cam_class)
+        if cam.cls == "ScoreCAM":
+            cam_class = streamed_score_cam(cam_class)
         layers = [ctx.layer] if cam.takes_layer else []
         if signal:
             driven, inputs, kwargs = as_image_model(model), signal_to_image(x), {"reshape_transform": signal_to_image}
@@ -68,7 +107,7 @@ def cam_method(cam: Cam) -> Callable[..., torch.Tensor]:
             if x.dim() == 5:
                 native_resolution(instance)
             if cam.evaluation_batch:
-                instance.batch_size = ctx.batch_size
+                instance.batch_size = ctx.pass_batch
             try:
                 maps = instance(input_tensor=inputs, targets=targets)
             finally:  # not ``with``: BaseCAM.__exit__ swallows IndexError, which would hide a failure

@@ -46,7 +46,7 @@ class Cam:
     citation: str
     signal: bool = True  # works on 1D signals through the height-one view
     takes_layer: bool = True
-    evaluation_batch: bool = False  # Score-CAM / Ablation-CAM: forward passes in ctx.batch_size chunks
+    evaluation_batch: bool = False  # Score-CAM / Ablation-CAM: forward passes in ctx.pass_batch chunks
     needs_gradients: bool = True
     #: Eigen-CAMs: fix the sign of the principal component (see ``sign_corrected``).
     eigen: bool = False
@@ -113,7 +113,7 @@ CHECKED = {
 def xaibench_register_methods(register: Callable[[MethodSpec], None]) -> None:
     """Registers this plugin's pytorch-grad-cam CAMs (:data:`CAMS`) with ``register`` (the ``xaibench_register_methods`` hook), importing no torch."""
     for cam in CAMS:
-        defaults_note = "; evaluation passes in batches of the suite's batch_size" if cam.evaluation_batch else ""
+        defaults_note = "; evaluation passes in batches of the engine's calibrated batch (ctx.pass_batch)" if cam.evaluation_batch else ""
         register(MethodSpec(
             name=cam.name,
             explain=lazy("xaibench_gradcam.methods:cam_method", cam),

@@ -27,6 +27,7 @@ import torch
 
 from xaibench.engine import Engine
 from xaibench.maps import normalize
+from xaibench.metric_inputs import Shared, unshared
 
 COVERS = ("nonessential", "important")
 FILLS = ("darken", "zero")
@@ -49,38 +50,41 @@ def covered_inputs(x: torch.Tensor, saliency: torch.Tensor, cover: str, fill: st
 
 def _probs(inputs: torch.Tensor, targets: torch.Tensor, maps: torch.Tensor, engine: Engine,
            base_logits: torch.Tensor, cover: str, fill: str,
-           threshold: float, sign: str) -> tuple[torch.Tensor, torch.Tensor]:
+           threshold: float, sign: str, shared: Shared) -> tuple[torch.Tensor, torch.Tensor]:
+    """``p_c(x)`` and ``p_c(x_L)``; the covered pass is shared (``shared``) by DiC and IiC of the same variant."""
     base = torch.softmax(base_logits.float(), 1).gather(1, targets[:, None].to(base_logits.device))[:, 0]
-    covered = engine.scores(covered_inputs(inputs, maps, cover, fill, threshold, sign), targets, "prob")
+    covered = shared(("confidence-covered", cover, fill, float(threshold), sign, tuple(targets.tolist())), lambda: engine.scores(
+        covered_inputs(inputs, maps, cover, fill, threshold, sign), targets, "prob"))
     return base, covered
 
 
 def drop_in_confidence(inputs: torch.Tensor, targets: torch.Tensor, maps: torch.Tensor, engine: Engine,
                        base_logits: torch.Tensor,
                        cover: str = "nonessential", fill: str = "darken", threshold: float = 0.5,
-                       sign: str = "positive") -> np.ndarray:
+                       sign: str = "positive", shared: Shared = unshared) -> np.ndarray:
     """Average Drop (Chattopadhay et al., WACV 2018, Sec. 5.1) per sample: ``100 * max(0, p_c(x) - p_c(x_L)) / p_c(x)``.
 
     ``x_L`` is ``inputs`` ``(N, C, *spatial)`` with the part ``cover`` names (``nonessential`` or
     ``important``) darkened by the map (``fill: darken``, ``x * L`` or ``x * (1 - L)``) or zeroed below
     or above ``threshold`` (``fill: zero``); ``L`` is ``maps`` ``(N, *spatial)`` after ``sign`` handling,
     min-max scaled per map. ``p_c`` is the softmax probability of ``targets`` ``(N,)``, the unperturbed
-    one read from ``base_logits`` ``(N, K)``. Returns ``(N,)`` float in [0, 100], in percent; NaN where
+    one read from ``base_logits`` ``(N, K)``; the covered pass is computed once for DiC and IiC of the same
+    variant (``shared``). Returns ``(N,)`` float in [0, 100], in percent; NaN where
     ``p_c(x)`` is 0 in floating point. Raises ``ValueError`` for an unknown ``cover``, ``fill`` or ``sign``.
     """
-    base, covered = _probs(inputs, targets, maps, engine, base_logits, cover, fill, threshold, sign)
+    base, covered = _probs(inputs, targets, maps, engine, base_logits, cover, fill, threshold, sign, shared)
     return (100.0 * (base - covered).clamp(min=0) / base).cpu().numpy()
 
 
 def increase_in_confidence(inputs: torch.Tensor, targets: torch.Tensor, maps: torch.Tensor, engine: Engine,
                            base_logits: torch.Tensor,
                            cover: str = "nonessential", fill: str = "darken", threshold: float = 0.5,
-                           sign: str = "positive") -> np.ndarray:
+                           sign: str = "positive", shared: Shared = unshared) -> np.ndarray:
     """Increase in Confidence (Chattopadhay et al., WACV 2018, Sec. 5.1) per sample: ``100 * 1[p_c(x_L) > p_c(x)]``.
 
     ``x_L``, ``p_c`` and the parameters as in :func:`drop_in_confidence`. Returns ``(N,)`` float, each
     0 or 100 (percent of samples, once averaged); a tie (``p_c(x_L) == p_c(x)``) is not an increase.
     Raises ``ValueError`` for an unknown ``cover``, ``fill`` or ``sign``.
     """
-    base, covered = _probs(inputs, targets, maps, engine, base_logits, cover, fill, threshold, sign)
+    base, covered = _probs(inputs, targets, maps, engine, base_logits, cover, fill, threshold, sign, shared)
     return (100.0 * (covered > base).float()).cpu().numpy()

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from xaibench_metrics.completeness import fill_baseline
+from xaibench_metrics.robustness import restacked
 
 
 def translate(inputs: torch.Tensor, shift: int, canvas: torch.Tensor) -> torch.Tensor:
@@ -62,10 +63,10 @@ def continuity(inputs: torch.Tensor, maps: torch.Tensor, explain: Callable[..., 
     canvas = fill_baseline(inputs, fill, data_mean).to(inputs)
     reference = _scaled(maps.to(inputs.device), normalise, abs)
     best = torch.full((inputs.shape[0],), float("nan"), dtype=torch.float64, device=inputs.device)
-    for t in shifts:
-        moved = translate(inputs, int(t), canvas)
+    every, maps_of = restacked(inputs, explain, torch.stack([translate(inputs, int(t), canvas) for t in shifts]))
+    for moved, again in zip(every, maps_of):
         step = (inputs - moved).reshape(inputs.shape[0], -1).double().norm(dim=1)
-        again = _scaled(explain(inputs=moved).to(inputs.device), normalise, abs)
+        again = _scaled(again, normalise, abs)
         ratio = (again - reference).abs().sum(1) / step.clamp(min=1e-300)
         ratio = torch.where(step > 0, ratio, torch.full_like(ratio, float("nan")))
         best = torch.fmax(best, ratio)

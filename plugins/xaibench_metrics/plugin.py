@@ -108,7 +108,7 @@ def _register_confidence(register: Callable[[MetricSpec], None]) -> None:
         important = cover == "important"
         register(MetricSpec(
             name=f"dic{suffix}", modalities=ANY, bounds=(0.0, 100.0), score=drop_in_confidence, version="2",
-            needs=MODEL | {"base_logits"},
+            needs=MODEL | {"base_logits", "shared"},
             category="faithfulness", higher_is_better=important,
             description=f"Average Drop (% confidence lost) with {what}", citation=GRADCAM_PP, defaults=defaults,
             undefined=f"p_c(x) is 0 in floating point (a `target: label` class the model rules out), or {CONSTANT}",
@@ -119,7 +119,7 @@ def _register_confidence(register: Callable[[MetricSpec], None]) -> None:
         ))
         register(MetricSpec(
             name=f"iic{suffix}", modalities=ANY, bounds=(0.0, 100.0), score=increase_in_confidence, version="2",
-            needs=MODEL | {"base_logits"},
+            needs=MODEL | {"base_logits", "shared"},
             category="faithfulness", higher_is_better=not important,
             description=f"Increase in Confidence (% of samples whose confidence rises) with {what}",
             citation=GRADCAM_PP, defaults=defaults, undefined=f"only for {CONSTANT}",

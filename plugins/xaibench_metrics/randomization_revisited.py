@@ -40,7 +40,9 @@ sMPRT and the random logit test score the *absolute* similarity (see
 parameters is re-initialised by its own ``reset_parameters`` (PyTorch's
 initialisers, as in Quantus).
 
-Cost: eMPRT one re-run of the method; sMPRT ``2 * draws - 1``; random logit one.
+Cost: eMPRT one re-run of the method; sMPRT ``2 * draws - 1`` maps per sample (the fully randomized model's
+unperturbed ones shared with eMPRT), the ``draws - 1`` noisy copies of every sample explained in one call per
+model; random logit one.
 """
 from __future__ import annotations
 
@@ -121,9 +123,11 @@ def smooth_mprt(inputs: torch.Tensor, maps: torch.Tensor, model: Callable[[], nn
     noise = input_noise(inputs, sample_seeds, draws - 1, "gaussian", 1.0) if draws > 1 else inputs.new_zeros((0, *inputs.shape))
     randomized, rand = fully_randomized_maps(model, explain, model_seed, shared)
     trained, rand = maps.double().clone(), rand.to(torch.float64, copy=True)
-    for z in noise:
-        trained += explain(inputs=inputs + z * spread).double()
-        rand += explain(randomized, inputs=inputs + z * spread).double()
+    if len(noise):  # every draw of every sample in one call per model, summed in draw order as one by one
+        moved = (inputs[None] + noise * spread[None]).reshape(-1, *inputs.shape[1:])
+        for total, again in ((trained, explain(inputs=moved)), (rand, explain(randomized, inputs=moved))):
+            for one in again.double().reshape(len(noise), *maps.shape):
+                total += one
     return similarity(normalize(trained / draws, sign).cpu().numpy(), normalize(rand / draws, sign).cpu().numpy(),
                       "spearman")
 

@@ -44,8 +44,9 @@ a map that is exactly invariant to the perturbation scores 0.
   changes the prediction is NaN. Equal to Quantus 0.6 where no draw changes the
   prediction (Quantus then returns NaN for the sample if *any* draw does).
 
-Cost: ``draws`` re-runs of the method on the cell's samples, plus ``draws`` forward
-passes for the prediction check (RIS, RRS, ROS).
+Cost: ``draws`` re-runs of the method on the cell's samples, all draws in one
+``explain`` call (the runner fills the method's calls across draws), plus ``draws``
+forward passes for the prediction check (RIS, RRS, ROS).
 """
 from __future__ import annotations
 
@@ -85,10 +86,19 @@ def input_noise(inputs: torch.Tensor, sample_seeds: Sequence[int], draws: int, n
 
 def reexplained(inputs: torch.Tensor, explain: Callable[..., torch.Tensor],
                 perturbations: torch.Tensor) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """``(x'_k, Phi(x'_k))`` for each draw ``k`` of ``perturbations`` ``(draws, N, C, *spatial)``."""
-    for delta in perturbations:
-        moved = inputs + delta
-        yield moved, explain(inputs=moved).to(inputs.device).float()
+    """``(x'_k, Phi(x'_k))`` for each draw ``k`` of ``perturbations`` ``(draws, N, C, *spatial)``.
+
+    Every draw of every sample is explained in one call (the runner fills the method's calls across draws)."""
+    return zip(*restacked(inputs, explain, inputs[None] + perturbations))
+
+
+def restacked(inputs: torch.Tensor, explain: Callable[..., torch.Tensor],
+              moved: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(moved, Phi(moved))`` for ``moved`` ``(k, N, C, *spatial)``, ``k`` copies of the ``N`` inputs, in one
+    ``explain`` call on the ``k N`` inputs stacked: maps ``(k, N, *spatial)`` float32 on ``inputs``'s device."""
+    k, n = moved.shape[:2]
+    maps = explain(inputs=moved.reshape(k * n, *moved.shape[2:])).to(inputs.device).float()
+    return moved, maps.reshape(k, n, *maps.shape[1:])
 
 
 def _norm(t: torch.Tensor) -> torch.Tensor:
@@ -165,8 +175,9 @@ def _stability(inputs: torch.Tensor, maps: torch.Tensor, explain: Callable[..., 
     """``max_k ||rel(Phi(x), Phi(x'_k))|| / max(denominator(x'_k, h(x'_k)), eps_min)`` over the admissible draws."""
     predicted = base_logits.argmax(1)
     ratios = []
-    for moved, again in reexplained(inputs, explain, input_noise(inputs, sample_seeds, draws, noise, scale)):
-        logits = engine.logits(moved)
+    every, maps_of = restacked(inputs, explain, inputs[None] + input_noise(inputs, sample_seeds, draws, noise, scale))
+    all_logits = engine.logits(every.reshape(-1, *inputs.shape[1:])).reshape(draws, inputs.shape[0], -1)
+    for moved, again, logits in zip(every, maps_of, all_logits):  # every draw's pass in the engine's full batches
         ratio = _relative_change(maps, again, eps_min) / denominator(moved, logits).clamp(min=eps_min)
         if same_prediction:
             ratio = torch.where(logits.argmax(1) == predicted, ratio, torch.full_like(ratio, float("nan")))

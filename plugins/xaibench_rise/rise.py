@@ -13,9 +13,10 @@ in the paper) or its logit.
 
 Masks come from each sample's own seed (``ctx.sample_seeds``), so a sample gets
 the same map alone or inside any batch. Only the low-resolution grids and
-shifts are stored; full-size masks are built per chunk of (sample, mask) pairs,
-which :meth:`xaibench.engine.Engine.perturbed_scores` streams into full
-batches of ``ctx.batch_size`` across samples: memory stays bounded.
+shifts are stored; full-size masks are built once per chunk of (sample, mask)
+pairs, which :meth:`xaibench.engine.Engine.masked_score_sum` streams into full
+batches of ``ctx.pass_batch`` (the engine's calibrated batch) across samples:
+memory stays bounded.
 """
 from __future__ import annotations
 
@@ -59,7 +60,7 @@ def build_masks(grids: torch.Tensor, shifts: torch.Tensor, spatial: tuple[int, .
 
 def rise(model: nn.Module, x: torch.Tensor, target: torch.Tensor, ctx: MethodContext,
          n_masks: int = 1000, grid: int = 8, p: float = 0.5, output: str = "prob") -> torch.Tensor:
-    """RISE saliency ``(N, *spatial)``; all (sample, mask) pairs in batches of ``ctx.batch_size``."""
+    """RISE saliency ``(N, *spatial)``; all (sample, mask) pairs in batches of ``ctx.pass_batch``."""
     if n_masks < 1 or grid < 1 or not 0.0 < p < 1.0:
         raise ValueError(f"RISE needs n_masks >= 1, grid >= 1 and 0 < p < 1; got {n_masks}, {grid}, {p}")
     spatial = tuple(int(s) for s in x.shape[2:])
@@ -68,17 +69,12 @@ def rise(model: nn.Module, x: torch.Tensor, target: torch.Tensor, ctx: MethodCon
     grids, shifts = mask_grids(ctx.sample_seeds, n_masks, grid, p, spatial)
     grids, shifts = grids.to(x.device), shifts.to(x.device)
 
-    def masks(sample_idx: torch.Tensor, step_idx: torch.Tensor) -> torch.Tensor:
-        return build_masks(grids[sample_idx, step_idx], shifts[sample_idx, step_idx], spatial)
-
     n = x.shape[0]
-    engine = Engine(model, x.device, ctx.batch_size)
-    scores = engine.perturbed_scores(lambda si, st: x[si] * masks(si, st).unsqueeze(1), n, n_masks, target, output)
-    saliency = torch.zeros((n,) + spatial, device=x.device)
-    total = n * n_masks
-    for start in range(0, total, ctx.batch_size):
-        flat = torch.arange(start, min(start + ctx.batch_size, total), device=x.device)
-        si, st = flat // n_masks, flat % n_masks
-        weight = scores[si, st].reshape((-1,) + (1,) * len(spatial))
-        saliency.index_add_(0, si, weight * masks(si, st))
+    pair_sample = torch.arange(n * n_masks, device=x.device) // n_masks
+
+    def masks(idx: torch.Tensor) -> torch.Tensor:
+        return build_masks(grids[idx // n_masks, idx % n_masks], shifts[idx // n_masks, idx % n_masks], spatial)
+
+    saliency = Engine(model, x.device, ctx.pass_batch).masked_score_sum(x, masks, pair_sample, pair_sample, n,
+                                                                        target, output)
     return saliency / (n_masks * p)

@@ -16,8 +16,8 @@ maps used as input masks, from several depths, and fuses the per-layer results:
 4. **Layer visualisation maps**: ``A_l = sum_k f_c(x * M_k) * M_k`` with
    ``f_c`` the target class's softmax probability (``output: prob``) or logit:
    every (sample, mask) pair of every layer is scored through
-   :meth:`xaibench.engine.Engine.perturbed_scores` in full batches of
-   ``ctx.batch_size``.
+   :meth:`xaibench.engine.Engine.masked_score_sum` in full batches of
+   ``ctx.pass_batch`` (the engine's calibrated batch).
 5. **Block-wise cascading fusion**, shallow to deep: ``F_1 = n(A_1)``, then
    ``F_l = n(A_l) + n(F_{l-1}) * [n(A_l) > otsu(n(A_l))]`` with ``n`` min-max
    normalisation: the deeper map's Otsu-thresholded support gates the finer
@@ -135,19 +135,12 @@ def layer_maps(model: nn.Module, x: torch.Tensor, target: torch.Tensor, selected
                 out[here] = attribution_masks(lm.activations[pair_sample[idx][here], pair_map[idx][here]], spatial)
         return out
 
-    maps = [torch.zeros((x.shape[0],) + spatial, device=x.device) for _ in selected]
+    n = x.shape[0]
     if total == 0:
-        return maps
-    engine = Engine(model, x.device, batch_size)
-    scores = engine.perturbed_scores(lambda idx, _: x[pair_sample[idx]] * masks(idx).unsqueeze(1),
-                                     total, 1, target[pair_sample], output)[:, 0]
-    stacked = torch.stack(maps)  # (L, N, *spatial)
-    flat = stacked.view(len(selected) * x.shape[0], *spatial)
-    for start in range(0, total, batch_size):
-        idx = torch.arange(start, min(start + batch_size, total), device=x.device)
-        weight = scores[idx].reshape((-1,) + (1,) * len(spatial))
-        flat.index_add_(0, pair_layer[idx] * x.shape[0] + pair_sample[idx], weight * masks(idx))
-    return list(stacked)
+        return [torch.zeros((n,) + spatial, device=x.device) for _ in selected]
+    flat = Engine(model, x.device, batch_size).masked_score_sum(x, masks, pair_sample, pair_layer * n + pair_sample,
+                                                                len(selected) * n, target, output)
+    return list(flat.view(len(selected), n, *spatial))
 
 
 def otsu_gate(m: torch.Tensor) -> torch.Tensor:
@@ -175,6 +168,6 @@ def sise(model: nn.Module, x: torch.Tensor, target: torch.Tensor, ctx: MethodCon
          layers: Sequence[str] | None = None, output: str = "prob") -> torch.Tensor:
     """SISE saliency ``(N, *spatial)`` at the input resolution."""
     selected = select_feature_maps(model, x, target, layers)
-    maps = layer_maps(model, x, target, selected, ctx.batch_size, output)
+    maps = layer_maps(model, x, target, selected, ctx.pass_batch, output)
     present = torch.stack([lm.keep.any(1) for lm in selected], dim=1)  # (N, L)
     return torch.stack([cascade_fusion([m[i] for m in maps], present[i].tolist()) for i in range(x.shape[0])])
