@@ -43,8 +43,10 @@ FLOOR_SIZES, FLOOR_IMAGES = (4, 8, 16, 32, 64, 128), 256
 def floor_per_image(model: torch.nn.Module, x: torch.Tensor, device: str = "cpu", backward: bool = False
                     ) -> tuple[float, int]:
     """The forward-pass floor: the least seconds per image of ``model`` on distinct random inputs shaped like ``x``
-    (uniform in its value range) over the batch sizes :data:`FLOOR_SIZES`, and that size. Each size streams at least :data:`FLOOR_IMAGES` images, in three
-    rounds that time every size in turn (a change of load falls on all of them); the fastest round counts. With
+    (uniform in its value range) over the batch sizes :data:`FLOOR_SIZES`, and that size. Each size streams at least :data:`FLOOR_IMAGES` images, in five
+    rounds that time every size in turn (a change of load falls on all of them); the median round counts (the
+    timed cells are single runs too: a floor from the luckiest of many rounds would inflate every ratio on a
+    machine whose speed drifts by 30% from minute to minute, as this 2-core VM's does). With
     ``backward``, a forward + backward pass of the summed first logit (a gradient method's pass). Independent of
     the engine's calibration, which it judges: an engine batch slower than this floor shows as a ratio above 1."""
     # distinct inputs in x's value range: one image repeated passes faster (ReLU and max pooling branch the same
@@ -68,12 +70,13 @@ def floor_per_image(model: torch.nn.Module, x: torch.Tensor, device: str = "cpu"
         return (time.perf_counter() - start) / max(size, FLOOR_IMAGES)
 
     seconds(FLOOR_SIZES[0])  # warm-up
-    best = {b: float("inf") for b in FLOOR_SIZES}
-    for _ in range(3):
+    rounds: dict[int, list[float]] = {b: [] for b in FLOOR_SIZES}
+    for _ in range(5):
         for b in FLOOR_SIZES:
-            best[b] = min(best[b], seconds(b))
-    size = min(best, key=best.get)
-    return best[size], size
+            rounds[b].append(seconds(b))
+    typical = {b: statistics.median(t) for b, t in rounds.items()}
+    size = min(typical, key=typical.get)
+    return typical[size], size
 
 
 def report(name: str, what: str, value: float, target: str) -> None:

@@ -2,7 +2,7 @@
 
 The choice is checked on a model whose cost per batch is known by construction (it advances
 the calibration's clock by a fixed time per call up to 16 images, then with the square of the
-batch), so the fastest size per image is 16 by hand: on streams of 128 images, 8 and 32 cost
+batch), so the fastest size per image is 16 by hand: on streams of 32 images, 8 and 32 cost
 twice as much per image. The clock is simulated, so the test is exact on a loaded machine; no
 test asserts a speed of ours.
 """
@@ -64,22 +64,22 @@ def test_the_fastest_size_per_image_is_chosen_under_the_memory_bound(clock: type
     assert max(model.batches) == 64
     assert pick(per_image) == 16
     assert per_image == pytest.approx({4: CALL / 4, 8: CALL / 8, 16: CALL / 16, 32: CALL * 4 / 32, 64: CALL * 16 / 64})
-    # a warm-up and a cost estimate at size 4 (a stream of 128 images: 32 calls each), then 3 rounds of streams
-    # of 128 images at sizes 4, 8, 16, 32 and 64 (32 + 16 + 8 + 4 + 2 calls)
-    assert len(model.batches) == 2 * 32 + 3 * (32 + 16 + 8 + 4 + 2)
+    # a warm-up and a cost estimate at size 4 (a stream of 32 images: 8 calls each), then 3 rounds of streams of
+    # 32 images at sizes 4, 8, 16 and 32 (8 + 4 + 2 + 1 calls) and of 64 at size 64 (1 call)
+    assert len(model.batches) == 2 * 8 + 3 * (8 + 4 + 2 + 1 + 1)
 
 
 def test_the_time_budget_drops_the_largest_sizes(clock: types.SimpleNamespace) -> None:
-    # the cost estimate: a stream of 128 images at size 4 (32 calls of 4 ms), 1 ms per image; 3 rounds of the
-    # sizes 4 to 64 stream 3 * 5 * 128 = 1920 images, 1.92 s at that cost; up to 128, 2.30 s
-    per_image = measure_throughput(Sleeper(clock), torch.zeros(1, 1, 4, 4), "cpu", cap=1024, budget_seconds=2.0)
-    assert sorted(per_image) == [4, 8, 16, 32, 64]
-    # the default budget, 4 s, at the same cost: the sizes up to 256 stream 3 * (6 * 128 + 256) = 3072 images
-    # (3.07 s), up to 512 3 * 1536 (4.6 s)
-    per_image = measure_throughput(Sleeper(clock), torch.zeros(1, 1, 4, 4), "cpu", cap=1024)
+    # the cost estimate: a stream of 32 images at size 4 (8 calls of 4 ms), 1 ms per image; 3 rounds of the
+    # sizes 4 to 128 stream 3 * (4 * 32 + 64 + 128) = 960 images, 0.96 s at that cost; up to 256, 1.73 s
+    per_image = measure_throughput(Sleeper(clock), torch.zeros(1, 1, 4, 4), "cpu", cap=1024, budget_seconds=1.0)
+    assert sorted(per_image) == [4, 8, 16, 32, 64, 128]
+    # the default budget, 4 s, at a cost of 4.5 / 3264 s per image: the sizes up to 256 stream 3 * 576 images
+    # (2.4 s), up to 512 3 * 1088 (4.5 s)
+    per_image = measure_throughput(Sleeper(clock, call=4 * 4.5 / 3264), torch.zeros(1, 1, 4, 4), "cpu", cap=1024)
     assert sorted(per_image) == [4, 8, 16, 32, 64, 128, 256]
     # the sample's shape and range are what count: a sample of several gives the same sizes
-    more = measure_throughput(Sleeper(clock), torch.zeros(3, 1, 4, 4), "cpu", cap=1024)
+    more = measure_throughput(Sleeper(clock, call=4 * 4.5 / 3264), torch.zeros(3, 1, 4, 4), "cpu", cap=1024)
     assert more == pytest.approx(per_image)
 
 
