@@ -80,7 +80,8 @@ TESTS = {
                              "tests/test_metric_definitions.py::test_target_predicted_explains_and_scores_the_predicted_class_not_the_label "
                              "tests/test_runner.py::test_target_label_and_unknown_layer",
     # issue 29: re-explained copies, the streamed masked sums and Score-CAM, against definitions by hand and peers
-    "xaibench/explaining.py": "tests/test_reexplain.py tests/test_execution_context.py",
+    "xaibench/explaining.py": "tests/test_reexplain.py tests/test_execution_context.py "
+                              "tests/test_reliability_faults.py -k 'reexplain or copies or calls or masks or every_fault'",
     "xaibench/engine.py": "tests/test_methods_rise.py tests/test_sise.py -k 'score_weighted or layer_maps'",
     "plugins/xaibench_gradcam/methods.py": "tests/test_cam_streaming.py",
     # the engine's batch size by throughput: the simulated-clock tests (the runner's test takes a whole run)

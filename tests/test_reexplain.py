@@ -106,3 +106,48 @@ def test_sensitivity_through_the_api_equals_the_definition_draw_by_draw(metric: 
                                          .reshape(N, -1), axis=1) for d in noise])
     expected = reduce(distances, axis=0) / np.linalg.norm(maps.reshape(N, -1), axis=1)
     np.testing.assert_allclose(got.values[metric], expected, rtol=1e-5)
+
+
+def test_copies_of_one_sample_and_two_copies_repeat_as_many_times() -> None:
+    one = _samples(1)
+    out, classes = copies(one, torch.tensor([2]), torch.rand(3, 1, 8, 8), None)
+    assert out.ids == ("s0",) * 3 and classes.tolist() == [2, 2, 2]
+    two, classes = copies(_samples(), torch.arange(N) % 3, torch.rand(2 * N, 1, 8, 8), None)
+    assert two.ids == _samples().ids * 2 and classes.tolist() == (torch.arange(N) % 3).tolist() * 2
+
+
+def test_copies_refuse_an_empty_cell_and_name_the_counts() -> None:
+    empty = Samples(x=torch.rand(0, 1, 8, 8), y=torch.zeros(0, dtype=torch.long), ids=())
+    with pytest.raises(CellError, match=r"^re-explaining needs k copies of the cell's 0 samples, stacked; got 0 inputs$"):
+        copies(empty, torch.zeros(0, dtype=torch.long), None, None)
+    with pytest.raises(CellError, match=rf"^re-explaining {2 * N} inputs needs {2 * N} or {N} target classes, got 3$"):
+        copies(_samples(), torch.zeros(N, dtype=torch.long), torch.rand(2 * N, 1, 8, 8), torch.zeros(3, dtype=torch.long))
+
+
+def test_a_single_sample_cell_gives_a_batch_dependent_method_one_copy_per_call() -> None:
+    calls: list[tuple[str, ...]] = []
+    stacked, target = copies(_samples(1), torch.zeros(1, dtype=torch.long), torch.rand(3, 1, 8, 8), None)
+    explain_samples(_recording(False, calls), tiny_model("image"), stacked, target, {}, layer=None, batch_size=64,
+                    seed=0, data_mean=None, device=torch.device("cpu"), group=1)
+    assert [len(c) for c in calls] == [1, 1, 1]
+
+
+@pytest.mark.parametrize("needs", [frozenset(), frozenset({"masks"})])
+def test_masks_reach_only_a_method_that_needs_them_copy_by_copy(needs: frozenset[str]) -> None:
+    seen: list[torch.Tensor | None] = []
+
+    def explain(model, x, target, ctx):  # type: ignore[no-untyped-def]
+        seen.append(ctx.masks)
+        return x[:, 0]
+
+    spec = MethodSpec(name="mask-reader", explain=explain, modalities=frozenset({"image"}), description="test",
+                      needs=needs)
+    samples = _samples()
+    stacked, target = copies(samples, torch.zeros(N, dtype=torch.long), torch.rand(2 * N, 1, 8, 8), None)
+    explain_samples(spec, tiny_model("image"), stacked, target, {}, layer=None, batch_size=64, seed=0,
+                    data_mean=None, device=torch.device("cpu"), group=N)
+    assert len(seen) == 1
+    if needs:
+        assert torch.equal(seen[0], samples.masks.repeat(2, 1, 1))
+    else:
+        assert seen[0] is None
