@@ -19,7 +19,7 @@ import pytest
 import torch
 import torchvision
 
-from xaibench.throughput import fastest_batch_size
+from xaibench.throughput import distinct_inputs, fastest_batch_size
 
 # The numpy references of the kernels (tests/oracles.py) are shared with the tests; appended, not
 # prepended, so that ``conftest`` here stays this file.
@@ -49,11 +49,8 @@ def floor_per_image(model: torch.nn.Module, x: torch.Tensor, device: str = "cpu"
     machine whose speed drifts by 30% from minute to minute, as this 2-core VM's does). With
     ``backward``, a forward + backward pass of the summed first logit (a gradient method's pass). Independent of
     the engine's calibration, which it judges: an engine batch slower than this floor shows as a ratio above 1."""
-    # distinct inputs in x's value range: one image repeated passes faster (ReLU and max pooling branch the same
-    # way on every copy), 15-25% on the small CNN, which would flatter the floor
-    lo, hi = float(x.min()), float(x.max())
-    gen = torch.Generator().manual_seed(0)
-    stream = (lo + (hi - lo) * torch.rand((max(max(FLOOR_SIZES), FLOOR_IMAGES), *x.shape[1:]), generator=gen)).to(device)
+    # distinct inputs in x's value range, as the calibration times: one image repeated would flatter the floor
+    stream = distinct_inputs(x, max(max(FLOOR_SIZES), FLOOR_IMAGES)).to(device)
 
     def seconds(size: int) -> float:
         start = time.perf_counter()

@@ -70,6 +70,15 @@ def _synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def distinct_inputs(sample: torch.Tensor, n: int) -> torch.Tensor:
+    """``n`` distinct inputs shaped like ``sample``'s ``(C, *spatial)``, uniform in its value range, seeded: what a
+    timing streams (one image repeated passes faster than real data: ReLU and max pooling branch the same way on
+    every copy, 15-25% on a small CNN on a CPU)."""
+    lo, hi = float(sample.min()), float(sample.max())
+    dtype = sample.dtype if sample.is_floating_point() else torch.float32
+    return lo + (hi - lo) * torch.rand((n, *sample.shape[1:]), generator=torch.Generator().manual_seed(0), dtype=dtype)
+
+
 def measure_throughput(model: nn.Module, sample: torch.Tensor, device: torch.device | str, cap: int,
                        autocast: bool = False, budget_seconds: float = CALIBRATION_SECONDS) -> dict[int, float]:
     """Seconds per image of the engine's forward passes at powers of two from :data:`MIN_CANDIDATE` to ``cap``.
@@ -82,13 +91,7 @@ def measure_throughput(model: nn.Module, sample: torch.Tensor, device: torch.dev
     Returns ``{batch size: seconds per image}``.
     """
     device = torch.device(device)
-    # distinct inputs in the sample's value range: one image repeated passes faster than real data (ReLU and max
-    # pooling branch the same way on every copy; 15-25% on a small CNN on a CPU) and would mislead the choice
-    lo, hi = float(sample.min()), float(sample.max())
-    gen = torch.Generator().manual_seed(0)
-    stream = (lo + (hi - lo) * torch.rand((max(cap, MIN_IMAGES), *sample.shape[1:]), generator=gen,
-                                          dtype=sample.dtype if sample.is_floating_point() else torch.float32)
-              ).to(device)
+    stream = distinct_inputs(sample, max(cap, MIN_IMAGES)).to(device)
 
     def seconds(size: int) -> float:
         engine = Engine(model, device, size, autocast=autocast)

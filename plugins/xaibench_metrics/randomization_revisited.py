@@ -56,7 +56,7 @@ from xaibench.maps import normalize
 from xaibench.metric_inputs import Shared, unshared
 from xaibench.stats import seed_from
 from xaibench_metrics.randomization import SIMILARITIES, randomizable_layers, similarity
-from xaibench_metrics.robustness import input_noise
+from xaibench_metrics.robustness import input_noise, restacked
 
 
 
@@ -124,10 +124,10 @@ def smooth_mprt(inputs: torch.Tensor, maps: torch.Tensor, model: Callable[[], nn
     randomized, rand = fully_randomized_maps(model, explain, model_seed, shared)
     trained, rand = maps.double().clone(), rand.to(torch.float64, copy=True)
     if len(noise):  # every draw of every sample in one call per model, summed in draw order as one by one
-        moved = (inputs[None] + noise * spread[None]).reshape(-1, *inputs.shape[1:])
-        for total, again in ((trained, explain(inputs=moved)), (rand, explain(randomized, inputs=moved))):
-            for one in again.double().reshape(len(noise), *maps.shape):
-                total += one
+        moved = inputs[None] + noise * spread[None]
+        for total, on in ((trained, None), (rand, randomized)):
+            for one in restacked(inputs, explain, moved, on)[1]:
+                total += one.double()
     return similarity(normalize(trained / draws, sign).cpu().numpy(), normalize(rand / draws, sign).cpu().numpy(),
                       "spearman")
 

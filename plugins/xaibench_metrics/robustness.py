@@ -92,12 +92,14 @@ def reexplained(inputs: torch.Tensor, explain: Callable[..., torch.Tensor],
     return zip(*restacked(inputs, explain, inputs[None] + perturbations))
 
 
-def restacked(inputs: torch.Tensor, explain: Callable[..., torch.Tensor],
-              moved: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def restacked(inputs: torch.Tensor, explain: Callable[..., torch.Tensor], moved: torch.Tensor,
+              model: nn.Module | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """``(moved, Phi(moved))`` for ``moved`` ``(k, N, C, *spatial)``, ``k`` copies of the ``N`` inputs, in one
-    ``explain`` call on the ``k N`` inputs stacked: maps ``(k, N, *spatial)`` float32 on ``inputs``'s device."""
+    ``explain`` call on the ``k N`` inputs stacked (on ``model``, default the cell's): maps ``(k, N, *spatial)``
+    float32 on ``inputs``'s device."""
     k, n = moved.shape[:2]
-    maps = explain(inputs=moved.reshape(k * n, *moved.shape[2:])).to(inputs.device).float()
+    on = () if model is None else (model,)
+    maps = explain(*on, inputs=moved.reshape(k * n, *moved.shape[2:])).to(inputs.device).float()
     return moved, maps.reshape(k, n, *maps.shape[1:])
 
 
