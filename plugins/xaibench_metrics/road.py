@@ -28,6 +28,7 @@ import torch
 
 from xaibench.curves import pixel_ranks
 from xaibench.engine import Engine
+from xaibench.jit import njit  # numba loads at the first kernel call
 from xaibench_metrics.families import FRACTIONS
 
 ORDERS = ("morf", "lerf")
@@ -50,6 +51,9 @@ def _inverse_square_stencil(d: int) -> list[tuple[tuple[int, ...], float]]:
 #: neighbours) is the 2D one. Every stencil is symmetric, so linear and harmonic quadratic
 #: functions satisfy it exactly (a discrete Laplace equation).
 NEIGHBOURS = {d: _inverse_square_stencil(d) for d in (1, 2, 3)}
+#: :data:`NEIGHBOURS` as the arrays of :func:`_system`: offsets ``(K, 3)`` (leading axes 0) and weights ``(K,)``.
+_STENCILS = {d: (np.array([(0,) * (3 - d) + o for o, _ in s], dtype=np.int64), np.array([w for _, w in s]))
+             for d, s in NEIGHBOURS.items()}
 
 
 #: Conjugate gradients stop when every system's residual is below this fraction of its right-hand side
@@ -115,6 +119,52 @@ def impute(images: torch.Tensor, removed: torch.Tensor, start: torch.Tensor | No
     raise RuntimeError("noisy linear imputation: conjugate gradients did not converge")
 
 
+@njit(cache=True)
+def _system(values, removed, offsets, weights):  # pragma: no cover - compiled by numba
+    """The equations of the removed pixels of ``values`` ``(C, D, H, W)``, ``removed`` bool ``(D, H, W)``.
+
+    Unknown ``i`` is the ``i``-th removed pixel in raster order. For each removed pixel
+    ``diag * u - sum over removed neighbours w * u_nb = sum over kept neighbours w * x_nb``,
+    neighbours outside the grid omitted, each sum taken in stencil order (``offsets`` ``(K, 3)``,
+    ``weights`` ``(K,)``). Returns ``diag`` ``(n,)``, ``rhs`` ``(n, C)`` and the off-diagonal
+    couplings ``rows``, ``cols``, ``vals`` (COO, row-major).
+    """
+    depth, height, width = removed.shape
+    var = np.full(removed.shape, -1, np.int64)
+    n = 0
+    for z in range(depth):
+        for y in range(height):
+            for x in range(width):
+                if removed[z, y, x]:
+                    var[z, y, x] = n
+                    n += 1
+    diag = np.zeros(n)
+    rhs = np.zeros((n, values.shape[0]))
+    rows = np.empty(n * offsets.shape[0], np.int64)
+    cols = np.empty(n * offsets.shape[0], np.int64)
+    vals = np.empty(n * offsets.shape[0])
+    m = 0
+    for z in range(depth):
+        for y in range(height):
+            for x in range(width):
+                i = var[z, y, x]
+                if i < 0:
+                    continue
+                for k in range(offsets.shape[0]):
+                    zz, yy, xx = z + offsets[k, 0], y + offsets[k, 1], x + offsets[k, 2]
+                    if zz < 0 or zz >= depth or yy < 0 or yy >= height or xx < 0 or xx >= width:
+                        continue
+                    diag[i] += weights[k]
+                    j = var[zz, yy, xx]
+                    if j >= 0:
+                        rows[m], cols[m], vals[m] = i, j, -weights[k]
+                        m += 1
+                    else:
+                        for c in range(values.shape[0]):
+                            rhs[i, c] += weights[k] * values[c, zz, yy, xx]
+    return diag, rhs, rows[:m], cols[:m], vals[:m]
+
+
 #: The direct solvers of :func:`linear_impute`: "banded" (Cholesky of the band, 1D and 2D) and "superlu".
 SOLVERS = ("banded", "superlu")
 
@@ -149,27 +199,9 @@ def linear_impute(image: np.ndarray, removed: np.ndarray, solver: str | None = N
         return image.astype(np.float64)
     if removed.all():
         raise ValueError("cannot impute an input whose every pixel is removed")
-    # the equations on the grid padded by one pixel (outside: neither removed nor inside): for each removed pixel,
-    # diag * u - sum over removed neighbours w * u_nb = sum over kept neighbours w * x_nb
-    pad = [(1, 1)] * removed.ndim
-    rem, inside = np.pad(removed, pad), np.pad(np.ones(spatial, dtype=bool), pad)
-    values = np.pad(image.astype(np.float64), [(0, 0), *pad])
-    var = np.full(rem.shape, -1)
-    var[rem] = np.arange(int(removed.sum()))  # the unknowns' numbers, in raster order
-    diag = np.zeros(spatial)
-    rhs = np.zeros((image.shape[0], *spatial))
-    here = var[tuple(slice(1, n + 1) for n in spatial)][removed]
-    rows, cols, vals = [], [], []
-    for offset, weight in NEIGHBOURS[removed.ndim]:
-        shifted = tuple(slice(1 + o, 1 + o + n) for o, n in zip(offset, spatial))
-        diag += weight * inside[shifted]
-        rhs += np.where(inside[shifted] & ~rem[shifted], weight * values[(slice(None), *shifted)], 0.0)
-        coupled = rem[shifted][removed]
-        rows.append(here[coupled])
-        cols.append(var[shifted][removed][coupled])
-        vals.append(np.full(int(coupled.sum()), -weight))
-    diag, rhs = diag[removed], rhs[:, removed].T
-    rows, cols, vals = np.concatenate(rows), np.concatenate(cols), np.concatenate(vals)
+    grid = removed.reshape((1,) * (3 - removed.ndim) + spatial)  # 1D and 2D as one-slice volumes
+    values = np.ascontiguousarray(image, dtype=np.float64).reshape(image.shape[0], *grid.shape)
+    diag, rhs, rows, cols, vals = _system(values, np.ascontiguousarray(grid), *_STENCILS[removed.ndim])
     if solver == "banded":
         lower = rows > cols  # the matrix is symmetric: its lower band, ab[i - j, j] = A[i, j]
         band = np.zeros((1 + int((rows - cols)[lower].max(initial=0)), diag.size))
