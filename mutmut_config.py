@@ -17,6 +17,10 @@ TESTS = {
     # model inspection and the method rules: the hand-built networks of the matrix (the zoo's builds take seconds each)
     "xaibench/nonlinearities.py": "tests/test_method_rules.py -k 'not zoo and not mobilenet and not fullgrad'",
     "plugins/xaibench_captum/rules.py": "tests/test_method_rules.py -k 'not zoo and not fullgrad'",
+    # the noise tunnels, Integrated Gradients, occlusion and feature ablation against captum, and their passes;
+    # the seeded per-sample path (LIME, SHAP)
+    "plugins/xaibench_captum/stochastic.py": "tests/test_methods_new.py tests/test_peers_captum.py tests/test_conformance.py "
+                                             "-k 'noise or integrated or smooth or vargrad or shap or lime or perturbation_methods'",
     # timm's networks: builds, CAM layers, refusals, published weights through a mirror, Grad-CAM against the peer
     "plugins/xaibench_networks/timm_nets.py": "tests/test_networks.py tests/test_networks_peers.py "
                                               "-k 'timm or convolutional or checkpoints'",

@@ -32,11 +32,11 @@ def _single_thread() -> Iterator[None]:
 
 
 def _explain(name: str, model: nn.Module, x: torch.Tensor, target: torch.Tensor, layer: nn.Module | None = None,
-             batch_size: int = 4, **params: object) -> torch.Tensor:
+             batch_size: int = 4, engine_batch: int | None = None, **params: object) -> torch.Tensor:
     """The registered method's maps, with its defaults under ``params``, as the runner calls it."""
     spec = HARNESS.methods.get(name)
     ctx = MethodContext(layer=layer, batch_size=batch_size, sample_seeds=SEEDS[: x.shape[0]],
-                        data_mean=x.mean(dim=[0, *range(2, x.dim())]))
+                        data_mean=x.mean(dim=[0, *range(2, x.dim())]), engine_batch=engine_batch)
     with torch.enable_grad():
         return spec.explain(model, x, target, ctx, **{**spec.defaults, **params}).detach()
 
@@ -49,17 +49,140 @@ def _batch(seed: int = 0, n: int = 3, size: int = 16) -> tuple[nn.Module, torch.
 
 @pytest.mark.parametrize("name,kind", [("smoothgrad", "smoothgrad"), ("smoothgrad-sq", "smoothgrad_sq"),
                                        ("vargrad", "vargrad")])
-def test_noise_tunnels_equal_captum_on_the_same_draws(name: str, kind: str) -> None:
+@pytest.mark.parametrize("engine_batch", [None, 5, 64])
+def test_noise_tunnels_equal_captum_on_the_same_draws(name: str, kind: str, engine_batch: int | None) -> None:
+    """Each sample's map is captum's NoiseTunnel on that sample alone under its seed (draws in partitions of the
+    user's batch size, 4 + 2), whatever the engine batch its copies pass in (5: passes cut across samples
+    and partitions; 64: all 18 copies in one pass)."""
     from captum.attr import NoiseTunnel, Saliency
 
     model, x, target = _batch()
-    ours = _explain(name, model, x, target, samples=6)
+    ours = _explain(name, model, x, target, samples=6, engine_batch=engine_batch)
     for i, seed in enumerate(SEEDS):
         sigma = 0.15 * float(x[i].max() - x[i].min())  # Smilkov et al.: noise level x the input's range
         torch.manual_seed(seed)
         theirs = NoiseTunnel(Saliency(model)).attribute(x[i : i + 1], nt_type=kind, nt_samples=6, stdevs=sigma,
                                                          nt_samples_batch_size=4, target=int(target[i]), abs=False)
         np.testing.assert_allclose(ours[i].numpy(), theirs.abs().amax(1)[0].detach().numpy(), rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize("name,tunnel", [("saliency", {"type": "vargrad", "samples": 5, "stdev": 0.2}),
+                                          ("integrated-gradients", {}), ("saliency", {"type": "smoothgrad_sq", "samples": 1})])
+def test_noise_tunnel_parameter_equals_captum_noise_tunnel_per_sample(name: str, tunnel: dict) -> None:
+    """A gradient method's ``noise_tunnel`` (defaults: smoothgrad, 16 samples, stdev 0.1) is captum's NoiseTunnel over
+    that method on each sample alone under its seed, draws in partitions of the batch size (4), at engine batch 3."""
+    from captum.attr import IntegratedGradients, NoiseTunnel, Saliency
+
+    model, x, target = _batch()
+    ours = _explain(name, model, x, target, engine_batch=3, noise_tunnel=tunnel, **({"n_steps": 4} if name != "saliency" else {}))
+    for i, seed in enumerate(SEEDS):
+        torch.manual_seed(seed)
+        args = {"nt_type": tunnel.get("type", "smoothgrad"), "nt_samples": tunnel.get("samples", 16),
+                "stdevs": tunnel.get("stdev", 0.1), "nt_samples_batch_size": 4, "target": int(target[i])}
+        if name == "saliency":
+            theirs = NoiseTunnel(Saliency(model)).attribute(x[i : i + 1], abs=False, **args).abs().amax(1)
+        else:
+            theirs = NoiseTunnel(IntegratedGradients(model)).attribute(x[i : i + 1], baselines=torch.zeros_like(x[:1]),
+                                                                       n_steps=4, **args).sum(1)
+        np.testing.assert_allclose(ours[i].numpy(), theirs[0].detach().numpy(), rtol=1e-5, atol=1e-8)
+
+
+@pytest.mark.parametrize("tunnel,error,message", [
+    ([("type", "smoothgrad")], TypeError, r"noise_tunnel must be a mapping \{type, samples, stdev\}, got \[\('type', 'smoothgrad'\)\]"),
+    ({"type": "smoothgrad", "sigma": 1, "n": 2}, ValueError, r"noise_tunnel: unknown key\(s\) n, sigma; known: type, samples, stdev"),
+    ({"type": "smoothgrad-sq"}, ValueError, r"noise_tunnel type must be one of smoothgrad, smoothgrad_sq, vargrad, got 'smoothgrad-sq'"),
+    ({"samples": 0}, ValueError, r"noise_tunnel needs samples >= 1 and stdev > 0, got 0 and 0.1"),
+    ({"stdev": 0.0}, ValueError, r"noise_tunnel needs samples >= 1 and stdev > 0, got 16 and 0.0"),
+])
+def test_noise_tunnel_parameter_refuses_what_it_cannot_draw(tunnel: object, error: type, message: str) -> None:
+    model, x, target = _batch()
+    with pytest.raises(error, match=f"^{message}$"):
+        _explain("saliency", model, x, target, noise_tunnel=tunnel)
+
+
+def test_gradient_shap_is_captums_on_each_sample_alone_under_its_seed() -> None:
+    """GradientShap draws its noise from torch and its path points from numpy: each sample's map is captum's
+    GradientShap on that sample alone after ``torch.manual_seed(seed)`` and ``np.random.seed(seed % 2**32)``
+    (a seed past 2**32 included), and numpy's global state is left as it was."""
+    from captum.attr import GradientShap
+
+    model, x, target = _batch()
+    seeds = (11, 2**32 + 7, 37)
+    spec = HARNESS.methods.get("gradient-shap")
+    ctx = MethodContext(layer=None, batch_size=4, sample_seeds=seeds, engine_batch=2)
+    np.random.seed(99)
+    state = np.random.get_state()[1].copy()
+    with torch.enable_grad():
+        ours = spec.explain(model, x, target, ctx, **{**spec.defaults, "n_samples": 4}).detach()
+    np.testing.assert_array_equal(np.random.get_state()[1], state)
+    for i, seed in enumerate(seeds):
+        torch.manual_seed(seed)
+        np.random.seed(seed % 2**32)
+        theirs = GradientShap(model).attribute(x[i : i + 1], baselines=torch.zeros_like(x[i : i + 1]), n_samples=4,
+                                               stdevs=spec.defaults["stdev"], target=int(target[i]))
+        np.testing.assert_allclose(ours[i].numpy(), theirs.sum(1)[0].detach().numpy(), rtol=1e-5, atol=1e-8)
+
+
+def _pass_sizes(model: nn.Module) -> tuple[list[int], torch.utils.hooks.RemovableHandle]:
+    sizes: list[int] = []
+    return sizes, model.register_forward_pre_hook(lambda _m, args: sizes.append(args[0].shape[0]))
+
+
+def test_noise_tunnel_copies_of_all_samples_share_passes_of_the_engine_batch() -> None:
+    """3 RGB samples x 6 copies at engine batch 5: 18 copies in passes 5, 5, 5, 3 (not 6 per sample's own passes),
+    each copy once: the maps are the per-sample ones of engine batch 64 (one pass)."""
+    model = tiny_model("image", in_channels=3, seed=2)
+    x = torch.rand(3, 3, 16, 16, generator=torch.Generator().manual_seed(2))
+    target = torch.tensor([0, 1, 2])
+    sizes, hook = _pass_sizes(model)
+    streamed = _explain("smoothgrad", model, x, target, samples=6, engine_batch=5)
+    hook.remove()
+    assert sizes == [5, 5, 5, 3]
+    torch.testing.assert_close(streamed, _explain("smoothgrad", model, x, target, samples=6, engine_batch=64))
+
+
+def test_integrated_gradients_pass_groups_of_the_engine_batch_and_equal_captum_on_the_whole_batch() -> None:
+    """5 samples at engine batch 2: groups of 2, 2, 1 samples, each pass two inputs (one step of a pair, two steps of
+    the last sample: 8 + 8 + 4 passes, not one step of all 5 samples per pass); the maps are
+    captum's IntegratedGradients on all 5 at once (Gauss-Legendre, zero baseline, summed over channels)."""
+    from captum.attr import IntegratedGradients
+
+    model = tiny_model("image", in_channels=2, seed=3)
+    x = torch.rand(5, 2, 12, 12, generator=torch.Generator().manual_seed(3))
+    target = torch.tensor([0, 1, 2, 1, 0])
+    sizes, hook = _pass_sizes(model)
+    ours = _explain("integrated-gradients", model, x, target, engine_batch=2, n_steps=8)
+    hook.remove()
+    assert sizes == [2] * 20
+    theirs = IntegratedGradients(model).attribute(x, baselines=torch.zeros_like(x), target=target, n_steps=8)
+    np.testing.assert_allclose(ours.numpy(), theirs.sum(1).detach().numpy(), rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("name", ["occlusion", "feature-ablation"])
+def test_captum_perturbation_methods_pass_groups_of_the_engine_batch_and_equal_captum_on_the_whole_batch(
+        name: str) -> None:
+    """5 samples at engine batch 2, windows of 4 on 8 x 8 (4 positions): groups of 2, 2, 1 samples, each its unoccluded
+    pass and one position per pass (5 passes of 2 inputs per pair, 5 of 1 for the last sample, not passes of all 5
+    samples); the maps are captum's on all 5 at once."""
+    from captum.attr import FeatureAblation, Occlusion
+
+    model = tiny_model("image", in_channels=2, seed=4)
+    x = torch.rand(5, 2, 8, 8, generator=torch.Generator().manual_seed(4))
+    target = torch.tensor([2, 1, 0, 1, 2])
+    sizes, hook = _pass_sizes(model)
+    params = {"window": 4} if name == "occlusion" else {"patch": 4}
+    ours = _explain(name, model, x, target, engine_batch=2, **params)
+    hook.remove()
+    assert sizes == [2] * 10 + [1] * 5
+    zero = torch.zeros_like(x)
+    if name == "occlusion":
+        theirs = Occlusion(model).attribute(x, sliding_window_shapes=(2, 4, 4), strides=(2, 4, 4), baselines=zero,
+                                            target=target)[:, 0] / 16
+    else:
+        groups = (torch.arange(8)[:, None] // 4) * 2 + torch.arange(8)[None, :] // 4
+        theirs = FeatureAblation(model).attribute(x, baselines=zero, target=target,
+                                                  feature_mask=groups[None, None])[:, 0] / 16
+    np.testing.assert_allclose(ours.numpy(), theirs.detach().numpy(), rtol=1e-5, atol=1e-7)
 
 
 def test_noise_tunnel_defaults_are_the_published_ones_and_a_constant_sample_is_refused() -> None:

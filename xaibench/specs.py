@@ -154,7 +154,8 @@ class MethodContext:
 
     @property
     def pass_batch(self) -> int:
-        """Inputs per forward pass of a perturbing method (RISE, Score-CAM, occlusion), across its samples."""
+        """Inputs per pass of a method that makes many (RISE, Score-CAM, occlusion, integrated gradients' steps,
+        a noise tunnel's noisy copies), across its samples."""
         return self.engine_batch or self.batch_size
 
 

@@ -33,13 +33,13 @@ def saliency(model: nn.Module, x: torch.Tensor, target: torch.Tensor, ctx: Metho
 def integrated_gradients(model: nn.Module, x: torch.Tensor, target: torch.Tensor, ctx: MethodContext,
                          n_steps: int = 32, baseline: str = "zero", reduce: str = "sum",
                          noise_tunnel: Mapping[str, Any] | None = None) -> torch.Tensor:
-    """IG with a Gauss-Legendre path of ``n_steps``; all steps of a batch in chunks of ``ctx.pass_batch`` inputs
-    (at least one step of every sample)."""
+    """IG with a Gauss-Legendre path of ``n_steps``, in passes of ``ctx.pass_batch`` inputs: groups of at most that
+    many samples, each pass one or more steps of every sample of a group."""
     from captum.attr import IntegratedGradients
 
-    attr = attribute(IntegratedGradients(model), x, target, ctx, noise_tunnel,
+    attr = attribute(IntegratedGradients(model), x, target, ctx, noise_tunnel, group=ctx.pass_batch,
                      baselines=fill_like(x, baseline, ctx.data_mean, ctx.sample_seeds), n_steps=n_steps,
-                     internal_batch_size=max(ctx.pass_batch, x.shape[0]))
+                     internal_batch_size=ctx.pass_batch)
     return reduce_channels(attr, reduce)
 
 
@@ -120,6 +120,12 @@ def input_x_gradient(model: nn.Module, x: torch.Tensor, target: torch.Tensor, ct
     return reduce_channels(attribute(InputXGradient(model), x, target, ctx, None), reduce)
 
 
+def _per_eval(x: torch.Tensor, ctx: MethodContext) -> int:
+    """Perturbations per pass of a captum perturbation method called on groups of at most ``ctx.pass_batch`` samples
+    (:func:`attribute`'s ``group``): passes of at most ``ctx.pass_batch`` inputs (a last, smaller group passes fewer)."""
+    return max(1, ctx.pass_batch // min(x.shape[0], ctx.pass_batch))
+
+
 def occlusion(model: nn.Module, x: torch.Tensor, target: torch.Tensor, ctx: MethodContext,
               window: int = 8, stride: int | None = None, fill: str = "zero", per_pixel: bool = True) -> torch.Tensor:
     """Sliding-window occlusion (Zeiler & Fergus 2014) with seed 003's window, stride and fill.
@@ -135,11 +141,10 @@ def occlusion(model: nn.Module, x: torch.Tensor, target: torch.Tensor, ctx: Meth
     stride = stride or window
     spatial = x.dim() - 2
     c = x.shape[1]
-    per_eval = max(1, ctx.pass_batch // x.shape[0])
-    attr = Occlusion(model).attribute(
-        x, sliding_window_shapes=(c,) + (window,) * spatial, strides=(c,) + (stride,) * spatial,
-        baselines=fill_like(x, fill, ctx.data_mean, ctx.sample_seeds), target=target, perturbations_per_eval=per_eval,
-    )
+    attr = attribute(Occlusion(model), x, target, ctx, None, group=ctx.pass_batch,
+                     sliding_window_shapes=(c,) + (window,) * spatial, strides=(c,) + (stride,) * spatial,
+                     baselines=fill_like(x, fill, ctx.data_mean, ctx.sample_seeds),
+                     perturbations_per_eval=_per_eval(x, ctx))
     if per_pixel:
         attr = attr / math.prod((window,) * spatial)
     return attr[:, 0]
@@ -196,10 +201,9 @@ def feature_ablation(model: nn.Module, x: torch.Tensor, target: torch.Tensor, ct
     from captum.attr import FeatureAblation
 
     groups = patch_mask(tuple(x.shape[2:]), patch, x.device)
-    attr = FeatureAblation(model).attribute(
-        x, baselines=fill_like(x, fill, ctx.data_mean, ctx.sample_seeds), target=target, feature_mask=groups[None, None],
-        perturbations_per_eval=max(1, ctx.pass_batch // x.shape[0]),
-    )[:, 0]
+    attr = attribute(FeatureAblation(model), x, target, ctx, None, group=ctx.pass_batch,
+                     baselines=fill_like(x, fill, ctx.data_mean, ctx.sample_seeds), feature_mask=groups[None, None],
+                     perturbations_per_eval=_per_eval(x, ctx))[:, 0]
     if per_pixel:
         attr = attr / torch.bincount(groups.flatten())[groups].to(attr)
     return attr

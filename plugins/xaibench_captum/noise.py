@@ -13,7 +13,6 @@ Explanation Methods for Deep Neural Networks Lack Sensitivity to Parameter Value
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
 
 import torch
 from torch import nn
@@ -21,7 +20,7 @@ from torch import nn
 from xaibench.errors import XaibenchError
 from xaibench.maps import reduce_channels
 from xaibench.specs import MethodContext
-from xaibench_captum.stochastic import NT_TYPES, attribute
+from xaibench_captum.stochastic import NT_TYPES, tunnel_attribute
 
 
 def noise_tunnel_method(kind: str) -> Callable[..., torch.Tensor]:
@@ -40,16 +39,13 @@ def noise_tunnel_method(kind: str) -> Callable[..., torch.Tensor]:
 
         if not noise_level > 0 or int(samples) < 1:
             raise XaibenchError(f"{kind}: needs noise_level > 0 and samples >= 1, got {noise_level} and {samples}")
-        out = []
-        for i, seed in enumerate(ctx.sample_seeds):
-            one = x[i : i + 1]
-            spread = float(one.max() - one.min())
+        spreads = (x.flatten(1).amax(1) - x.flatten(1).amin(1)).tolist()
+        for i, spread in enumerate(spreads):
             if spread == 0:
                 raise XaibenchError(f"{kind}: sample {i} is constant; its noise is {noise_level} x its range (0)")
-            tunnel = {"type": kind, "samples": int(samples), "stdev": noise_level * spread}
-            out.append(attribute(Saliency(model), one, target[i : i + 1], replace(ctx, sample_seeds=(seed,)),
-                                 tunnel, abs=False))
-        return reduce_channels(torch.cat(out), reduce)
+        grads = tunnel_attribute(Saliency(model), x, target, ctx, kind, int(samples),
+                                 [noise_level * spread for spread in spreads], abs=False)
+        return reduce_channels(grads, reduce)
 
     explain.__name__ = explain.__qualname__ = kind
     return explain

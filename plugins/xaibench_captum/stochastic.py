@@ -2,15 +2,19 @@
 
 captum draws noise from torch's global generator for the whole batch, so a
 sample's SmoothGrad or GradientShap map would depend on which other samples
-share its batch. Stochastic calls therefore run sample by sample, each under
-its own seed from ``ctx.sample_seeds`` (torch's and numpy's generators are
-restored afterwards); each call still evaluates all of that sample's
-noisy copies in batches of ``ctx.batch_size``. Deterministic calls take the
-whole batch at once.
+share its batch. Each sample's draws therefore come from its own seed
+(``ctx.sample_seeds``; torch's and numpy's generators are restored afterwards).
+A stochastic method (GradientShap, LIME, KernelSHAP) runs sample by sample under
+that seed. A noise tunnel (:func:`tunnel_attribute`) draws each sample's noisy
+copies exactly as captum's ``NoiseTunnel`` does for that sample alone, then
+attributes the copies of all samples in passes of ``ctx.pass_batch`` (the engine's
+batch), not one sample's copies per pass. Deterministic calls take the whole batch at once.
 """
 from __future__ import annotations
 
-from typing import Any, Mapping
+import contextlib
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -21,7 +25,7 @@ NT_TYPES = ("smoothgrad", "smoothgrad_sq", "vargrad")
 NT_KEYS = ("type", "samples", "stdev")
 
 
-def _noise_tunnel_args(noise_tunnel: Mapping[str, Any], ctx: MethodContext) -> dict[str, Any]:
+def _noise_tunnel_args(noise_tunnel: Mapping[str, Any]) -> dict[str, Any]:
     if not isinstance(noise_tunnel, Mapping):
         raise TypeError(f"noise_tunnel must be a mapping {{type, samples, stdev}}, got {noise_tunnel!r}")
     unknown = set(noise_tunnel) - set(NT_KEYS)
@@ -33,34 +37,109 @@ def _noise_tunnel_args(noise_tunnel: Mapping[str, Any], ctx: MethodContext) -> d
     samples, stdev = int(noise_tunnel.get("samples", 16)), float(noise_tunnel.get("stdev", 0.1))
     if samples < 1 or not stdev > 0:
         raise ValueError(f"noise_tunnel needs samples >= 1 and stdev > 0, got {samples} and {stdev}")
-    return {"nt_type": kind, "nt_samples": samples, "stdevs": stdev, "nt_samples_batch_size": ctx.batch_size}
+    return {"nt_type": kind, "samples": samples, "stdev": stdev}
 
 
 def attribute(method: Any, x: torch.Tensor, target: torch.Tensor, ctx: MethodContext,
-              noise_tunnel: Mapping[str, Any] | None, stochastic: bool = False, **kwargs: Any) -> torch.Tensor:
-    """``method.attribute(x, target=target, **kwargs)``, wrapped in NoiseTunnel when asked.
+              noise_tunnel: Mapping[str, Any] | None, stochastic: bool = False, group: int | None = None,
+              **kwargs: Any) -> torch.Tensor:
+    """``method.attribute(x, target=target, **kwargs)``, wrapped in a noise tunnel when asked.
 
     Tensor arguments with a batch axis (baselines) are sliced along with ``x`` when
-    the call runs per sample.
+    the call runs per sample or per ``group`` (a deterministic call on at most ``group`` samples at a
+    time: a method whose passes hold every sample of its call, as Integrated Gradients' steps do, then
+    passes ``group`` inputs, not the whole batch). ``method`` must be deterministic when ``noise_tunnel`` is given.
     """
-    if noise_tunnel is not None:
-        from captum.attr import NoiseTunnel
-
-        kwargs = {**kwargs, **_noise_tunnel_args(noise_tunnel, ctx)}
-        method, stochastic = NoiseTunnel(method), True
-    if not stochastic:
-        return method.attribute(x, target=target, **kwargs).detach()
     n = x.shape[0]
+    if noise_tunnel is not None:
+        args = _noise_tunnel_args(noise_tunnel)
+        return tunnel_attribute(method, x, target, ctx, args["nt_type"], args["samples"], [args["stdev"]] * n,
+                                **kwargs)
+    if not stochastic:
+        size = n if group is None else group
+        return torch.cat([method.attribute(x[s : s + size], target=target[s : s + size],
+                                           **_rows(kwargs, n, range(s, min(s + size, n)))).detach()
+                          for s in range(0, n, size)])
     out = []
     for i, seed in enumerate(ctx.sample_seeds):
-        one = {k: v[i : i + 1] if isinstance(v, torch.Tensor) and v.dim() > 0 and v.shape[0] == n else v
-               for k, v in kwargs.items()}
-        numpy_state = np.random.get_state()  # GradientShap draws its path points from numpy
-        with torch.random.fork_rng(devices=[x.device] if x.device.type == "cuda" else []):
-            torch.manual_seed(seed)
-            np.random.seed(seed % 2**32)
-            try:
-                out.append(method.attribute(x[i : i + 1], target=target[i : i + 1], **one).detach())
-            finally:
-                np.random.set_state(numpy_state)
+        with _seeded(seed, x.device):
+            out.append(method.attribute(x[i : i + 1], target=target[i : i + 1], **_rows(kwargs, n, [i])).detach())
     return torch.cat(out)
+
+
+@contextlib.contextmanager
+def _seeded(seed: int, device: torch.device) -> Iterator[None]:
+    """torch's and numpy's global generators seeded with ``seed`` inside, restored after (GradientShap draws its
+    path points from numpy)."""
+    numpy_state = np.random.get_state()
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        np.random.seed(seed % 2**32)
+        try:
+            yield
+        finally:
+            np.random.set_state(numpy_state)
+
+
+def _rows(kwargs: Mapping[str, Any], n: int, rows: Sequence[int]) -> dict[str, Any]:
+    """``kwargs`` with each tensor that has a batch axis of ``n`` (baselines) taken at ``rows``."""
+    index = list(rows)
+    return {k: v[index] if isinstance(v, torch.Tensor) and v.dim() > 0 and v.shape[0] == n else v
+            for k, v in kwargs.items()}
+
+
+def tunnel_attribute(method: Any, x: torch.Tensor, target: torch.Tensor, ctx: MethodContext, nt_type: str,
+                     samples: int, stdevs: Sequence[float], **kwargs: Any) -> torch.Tensor:
+    """captum's ``NoiseTunnel(method).attribute`` of each sample alone, under its seed, in passes across samples.
+
+    ``x`` ``(N, C, *spatial)``; ``stdevs`` one noise standard deviation per sample. Sample ``i``'s
+    ``samples`` noisy copies are drawn as NoiseTunnel draws them for ``x[i : i + 1]`` with
+    ``nt_samples_batch_size=ctx.batch_size``: in partitions of ``min(samples, ctx.batch_size)`` copies,
+    each ``x_i + torch.normal(0, stdev)`` under seed ``ctx.sample_seeds[i]``. The copies of all samples are
+    attributed in passes of ``ctx.pass_batch`` (their targets and batch-axis ``kwargs`` follow them), and
+    each sample's attributions are reduced as NoiseTunnel reduces them (per partition ``sum`` and
+    ``sum of squares``, added in partition order, over ``samples``; ``smoothgrad`` the mean,
+    ``smoothgrad_sq`` the mean square, ``vargrad`` ``E[a^2] - E[a]^2``; Smilkov et al. 2017, Sec. 3;
+    Adebayo et al. 2018, Sec. 2). Returns ``(N, C, *spatial)`` detached, equal to the per-sample
+    NoiseTunnel calls up to the float rounding of batched kernels.
+    """
+    n, per_draw = x.shape[0], min(samples, ctx.batch_size)
+    partitions = [per_draw] * (samples // per_draw) + ([samples % per_draw] if samples % per_draw else [])
+    grads: list[list[torch.Tensor]] = [[] for _ in range(n)]
+    pending: list[tuple[int, torch.Tensor]] = []  # (sample, noisy copies) not yet attributed
+
+    def attribute_pending(upto: int) -> None:
+        owners = torch.tensor([i for i, copies in pending for _ in range(copies.shape[0])], device=x.device)
+        copies = torch.cat([c for _, c in pending])
+        pending.clear()
+        for start in range(0, upto, ctx.pass_batch):
+            stop = min(start + ctx.pass_batch, upto)
+            rows = owners[start:stop]
+            out = method.attribute(copies[start:stop].requires_grad_(),
+                                   target=target[rows], **_rows(kwargs, n, rows.tolist())).detach()
+            for i in rows.unique_consecutive().tolist():
+                grads[i].append(out[rows == i])
+        if upto < owners.numel():
+            pending.extend((i, copies[upto:][owners[upto:] == i]) for i in owners[upto:].unique_consecutive().tolist())
+
+    for i, seed in enumerate(ctx.sample_seeds):
+        with _seeded(seed, x.device):
+            for size in partitions:  # captum's NoiseTunnel._add_noise_to_input, draw for draw
+                noise = torch.normal(0, torch.tensor(stdevs[i], device=x.device).repeat((size, *x.shape[1:])))
+                pending.append((i, x[i : i + 1].repeat_interleave(size, dim=0) + noise))
+        queued = sum(c.shape[0] for _, c in pending)
+        if queued >= ctx.pass_batch:
+            attribute_pending(queued - queued % ctx.pass_batch)
+    if pending:
+        attribute_pending(sum(c.shape[0] for _, c in pending))
+    out = []
+    for per_sample in grads:
+        copies = torch.cat(per_sample)
+        total = total_sq = None
+        for part in copies.split(partitions):  # NoiseTunnel._update_sum_attribution_and_sq, partition by partition
+            part_sum, part_sq = part.sum(dim=0), torch.sum(torch.pow(part, 2), dim=0)
+            total = part_sum if total is None else total + part_sum
+            total_sq = part_sq if total_sq is None else total_sq + part_sq
+        mean, mean_sq = total * 1 / samples, total_sq * 1 / samples
+        out.append({"smoothgrad": mean, "smoothgrad_sq": mean_sq, "vargrad": mean_sq - mean * mean}[nt_type])
+    return torch.stack(out)
