@@ -17,10 +17,15 @@ TESTS = {
     # model inspection and the method rules: the hand-built networks of the matrix (the zoo's builds take seconds each)
     "xaibench/nonlinearities.py": "tests/test_method_rules.py -k 'not zoo and not mobilenet and not fullgrad'",
     "plugins/xaibench_captum/rules.py": "tests/test_method_rules.py -k 'not zoo and not fullgrad'",
+    # parameter names and a method's value check, at suite load and in the Python API
+    "xaibench/params.py": "tests/test_boundary_params.py tests/test_api.py tests/test_lazy_imports.py -k 'not heavy_library'",
+    # the captum methods' value rules, one per parameter, refused with the suite's file:line
+    "plugins/xaibench_captum/checks.py": "tests/test_boundary_params.py",
     # the noise tunnels, Integrated Gradients, occlusion and feature ablation against captum, and their passes;
     # the seeded per-sample path (LIME, SHAP)
     "plugins/xaibench_captum/stochastic.py": "tests/test_methods_new.py tests/test_peers_captum.py tests/test_conformance.py "
-                                             "-k 'noise or integrated or smooth or vargrad or shap or lime or perturbation_methods'",
+                                             "tests/test_boundary_params.py -k 'noise or integrated or smooth or vargrad "
+                                             "or shap or lime or perturbation_methods or values'",
     # timm's networks: builds, CAM layers, refusals, published weights through a mirror, Grad-CAM against the peer
     "plugins/xaibench_networks/timm_nets.py": "tests/test_networks.py tests/test_networks_peers.py "
                                               "-k 'timm or convolutional or checkpoints'",

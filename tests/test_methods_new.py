@@ -91,8 +91,10 @@ def test_noise_tunnel_parameter_equals_captum_noise_tunnel_per_sample(name: str,
     ([("type", "smoothgrad")], TypeError, r"noise_tunnel must be a mapping \{type, samples, stdev\}, got \[\('type', 'smoothgrad'\)\]"),
     ({"type": "smoothgrad", "sigma": 1, "n": 2}, ValueError, r"noise_tunnel: unknown key\(s\) n, sigma; known: type, samples, stdev"),
     ({"type": "smoothgrad-sq"}, ValueError, r"noise_tunnel type must be one of smoothgrad, smoothgrad_sq, vargrad, got 'smoothgrad-sq'"),
-    ({"samples": 0}, ValueError, r"noise_tunnel needs samples >= 1 and stdev > 0, got 0 and 0.1"),
-    ({"stdev": 0.0}, ValueError, r"noise_tunnel needs samples >= 1 and stdev > 0, got 16 and 0.0"),
+    ({"samples": 0}, ValueError, r"noise_tunnel needs an integer samples >= 1 and a finite stdev > 0, got 0 and 0.1"),
+    ({"stdev": 0.0}, ValueError, r"noise_tunnel needs an integer samples >= 1 and a finite stdev > 0, got 16 and 0.0"),
+    ({"samples": True}, ValueError, r"noise_tunnel needs an integer samples >= 1 and a finite stdev > 0, got True and 0.1"),
+    ({"stdev": float("inf")}, ValueError, r"noise_tunnel needs an integer samples >= 1 and a finite stdev > 0, got 16 and inf"),
 ])
 def test_noise_tunnel_parameter_refuses_what_it_cannot_draw(tunnel: object, error: type, message: str) -> None:
     model, x, target = _batch()

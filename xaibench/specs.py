@@ -220,6 +220,11 @@ class MethodSpec:
     #: re-explanations (robustness draws, sMPRT noise, continuity shifts) fill calls across copies. False: one copy
     #: per call, grouped as the maps' own calls, and the kit skips its alone-vs-batch check.
     batch_invariant: bool = True
+    #: ``check(params)``: raise ``ValueError`` or ``TypeError`` with one line saying what to change where a
+    #: parameter's value lies outside what the method is defined for; ``params`` are the defaults with the
+    #: suite's (or the Python call's) values over them. The runner calls it before anything runs, and the error
+    #: starts with the suite's ``file:line``. None: the values are checked when the method runs.
+    check: Callable[[Mapping[str, Any]], None] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "needs", frozenset(self.needs))

@@ -20,7 +20,7 @@ from torch import nn
 from xaibench.errors import XaibenchError
 from xaibench.maps import reduce_channels
 from xaibench.specs import MethodContext
-from xaibench_captum.stochastic import NT_TYPES, tunnel_attribute
+from xaibench_captum.stochastic import NT_TYPES, check_tunnel_method, tunnel_attribute
 
 
 def noise_tunnel_method(kind: str) -> Callable[..., torch.Tensor]:
@@ -32,13 +32,16 @@ def noise_tunnel_method(kind: str) -> Callable[..., torch.Tensor]:
                 samples: int = 50, noise_level: float = 0.15, reduce: str = "max_abs") -> torch.Tensor:
         """``(N, *spatial)`` float maps: the channel reduction of the noise tunnel's gradient statistic.
 
-        Raises :class:`XaibenchError` for ``noise_level <= 0``, ``samples < 1`` or a constant sample
+        Raises :class:`XaibenchError` for ``noise_level <= 0`` (or not a number), ``samples < 1`` (or not an
+        integer) or a constant sample
         (its range is 0, so the noise level defines no noise).
         """
         from captum.attr import Saliency
 
-        if not noise_level > 0 or int(samples) < 1:
-            raise XaibenchError(f"{kind}: needs noise_level > 0 and samples >= 1, got {noise_level} and {samples}")
+        try:
+            check_tunnel_method({"samples": samples, "noise_level": noise_level})
+        except ValueError as exc:
+            raise XaibenchError(f"{kind}: {exc}") from None
         spreads = (x.flatten(1).amax(1) - x.flatten(1).amin(1)).tolist()
         for i, spread in enumerate(spreads):
             if spread == 0:

@@ -40,6 +40,7 @@ def xaibench_register_methods(register: Callable[[MethodSpec], None]) -> None:
     both = frozenset(MODALITIES)
     register(MethodSpec(
         name="saliency", explain=lazy("xaibench_captum.methods:saliency"), modalities=both,
+        check=lazy("xaibench_captum.checks:params_check", False),
         description="vanilla gradients of the target logit, max |gradient| over channels (captum)" + NOISE_TUNNEL_NOTE,
         citation="Simonyan et al., Deep Inside Convolutional Networks, ICLR Workshop 2014; " + SMOOTHGRAD,
         defaults={"reduce": "max_abs"},
@@ -49,6 +50,7 @@ def xaibench_register_methods(register: Callable[[MethodSpec], None]) -> None:
     ))
     register(MethodSpec(
         name="integrated-gradients", additive=True,
+        check=lazy("xaibench_captum.checks:params_check", False),
         explain=lazy("xaibench_captum.methods:integrated_gradients"),
         modalities=both,
         description="path integral of gradients from a baseline to the input (captum)" + NOISE_TUNNEL_NOTE,
@@ -59,6 +61,7 @@ def xaibench_register_methods(register: Callable[[MethodSpec], None]) -> None:
     ))
     register(MethodSpec(
         name="gradient-shap", explain=lazy("xaibench_captum.methods:gradient_shap"), modalities=both, additive=True,
+        check=lazy("xaibench_captum.checks:params_check", False),
         description="expected gradients x (input - baseline) at random points of noisy paths (captum)",
         citation="Lundberg & Lee, A Unified Approach to Interpreting Model Predictions, NeurIPS 2017",
         defaults={"n_samples": 16, "stdev": 0.1, "baseline": "zero", "reduce": "sum"},
@@ -67,6 +70,7 @@ def xaibench_register_methods(register: Callable[[MethodSpec], None]) -> None:
     ))
     register(MethodSpec(
         name="deeplift", explain=lazy("xaibench_captum.methods:deeplift"), modalities=both, additive=True,
+        check=lazy("xaibench_captum.checks:params_check", False),
         description="DeepLIFT rescale rule against a baseline, on a ReLU-safe model copy (captum)" + NOISE_TUNNEL_NOTE,
         citation="Shrikumar et al., Learning Important Features Through Propagating Activation Differences, ICML 2017",
         defaults={"baseline": "zero", "reduce": "sum"},
@@ -77,6 +81,7 @@ def xaibench_register_methods(register: Callable[[MethodSpec], None]) -> None:
     ))
     register(MethodSpec(
         name="guided-backprop", explain=lazy("xaibench_captum.methods:guided_backprop"), modalities=both,
+        check=lazy("xaibench_captum.checks:params_check", False),
         description="gradients with negative signals zeroed at every ReLU (captum)" + NOISE_TUNNEL_NOTE,
         citation="Springenberg et al., Striving for Simplicity: The All Convolutional Net, ICLR Workshop 2015",
         defaults={"reduce": "max_abs"},
@@ -87,6 +92,7 @@ def xaibench_register_methods(register: Callable[[MethodSpec], None]) -> None:
     ))
     register(MethodSpec(
         name="deconvolution", explain=lazy("xaibench_captum.methods:deconvolution"), modalities=both,
+        check=lazy("xaibench_captum.checks:params_check", False),
         description="the backward signal rectified at every ReLU, whatever the forward activation (captum); "
                     "ReLU networks only",
         citation="Zeiler & Fergus, Visualizing and Understanding Convolutional Networks, ECCV 2014, Sec. 2.1",
@@ -97,6 +103,7 @@ def xaibench_register_methods(register: Callable[[MethodSpec], None]) -> None:
     ))
     register(MethodSpec(
         name="input-x-gradient", explain=lazy("xaibench_captum.methods:input_x_gradient"), modalities=both,
+        check=lazy("xaibench_captum.checks:params_check", False),
         additive=True,
         description="input times the gradient of the target logit, summed over channels (captum); additive: the "
                     "first-order Taylor term of the logit at the zero input, equal to the logit on a bias-free "
@@ -110,6 +117,7 @@ def xaibench_register_methods(register: Callable[[MethodSpec], None]) -> None:
     for name, kind, statistic, citation in NOISE_TUNNELS:
         register(MethodSpec(
             name=name, explain=lazy("xaibench_captum.noise:noise_tunnel_method", kind), modalities=both,
+            check=lazy("xaibench_captum.checks:params_check", False),
             description=f"{statistic} of the target logit at `samples` noisy copies of the input, noise sd "
                         "`noise_level` x the sample's range, max |.| over channels (captum NoiseTunnel(Saliency))",
             citation=citation,
@@ -119,6 +127,7 @@ def xaibench_register_methods(register: Callable[[MethodSpec], None]) -> None:
         ))
     register(MethodSpec(
         name="lime", explain=lazy("xaibench_captum.superpixels:lime"), modalities=frozenset({"image"}),
+        check=lazy("xaibench_captum.checks:params_check", False),
         needs_gradients=False,
         description="weights of a kernel-weighted ridge surrogate over SLIC superpixels switched to a baseline "
                     "(captum Lime, the lime package's image defaults); not additive (a local surrogate with an "
@@ -132,6 +141,7 @@ def xaibench_register_methods(register: Callable[[MethodSpec], None]) -> None:
     ))
     register(MethodSpec(
         name="kernel-shap", explain=lazy("xaibench_captum.superpixels:kernel_shap"), modalities=frozenset({"image"}),
+        check=lazy("xaibench_captum.checks:params_check", True),
         needs_gradients=False, additive=True,
         description="Shapley values of SLIC superpixels switched to a baseline, by the Shapley-kernel weighted "
                     "regression (captum KernelShap); additive: the values sum to f(x) - f(baseline) (captum weights "
@@ -144,6 +154,7 @@ def xaibench_register_methods(register: Callable[[MethodSpec], None]) -> None:
     ))
     register(MethodSpec(
         name="occlusion",
+        check=lazy("xaibench_captum.checks:params_check", False),
         additive=True,
         explain=lazy("xaibench_captum.methods:occlusion"),
         modalities=both,
@@ -157,6 +168,7 @@ def xaibench_register_methods(register: Callable[[MethodSpec], None]) -> None:
     ))
     register(MethodSpec(
         name="occlusion-incremental", explain=lazy("xaibench_captum.methods:occlusion_incremental"), modalities=both,
+        check=lazy("xaibench_captum.checks:params_check", False),
         needs_gradients=False, additive=True,
         description="occlusion's maps by exact incremental inference: only the activations each patch changes are "
                     "recomputed from the cached unoccluded pass (Krypton)",
@@ -170,6 +182,7 @@ def xaibench_register_methods(register: Callable[[MethodSpec], None]) -> None:
     ))
     register(MethodSpec(
         name="feature-ablation", explain=lazy("xaibench_captum.methods:feature_ablation"), modalities=both,
+        check=lazy("xaibench_captum.checks:params_check", False),
         needs_gradients=False, additive=True,
         description="output change when each patch of a grid is replaced by a fill (captum)",
         citation="captum FeatureAblation (Kokhlikyan et al., Captum, arXiv 2009.07896, 2020)",

@@ -13,6 +13,8 @@ batch), not one sample's copies per pass. Deterministic calls take the whole bat
 from __future__ import annotations
 
 import contextlib
+import math
+import numbers
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -25,7 +27,12 @@ NT_TYPES = ("smoothgrad", "smoothgrad_sq", "vargrad")
 NT_KEYS = ("type", "samples", "stdev")
 
 
-def _noise_tunnel_args(noise_tunnel: Mapping[str, Any]) -> dict[str, Any]:
+def noise_tunnel_args(noise_tunnel: Any) -> dict[str, Any]:
+    """``{"nt_type", "samples", "stdev"}`` of a ``noise_tunnel`` parameter (defaults: smoothgrad, 16, 0.1).
+
+    Raises TypeError unless it is a mapping, ValueError for an unknown key or type, a ``samples`` that is
+    not an integer >= 1 or a ``stdev`` that is not a finite number > 0.
+    """
     if not isinstance(noise_tunnel, Mapping):
         raise TypeError(f"noise_tunnel must be a mapping {{type, samples, stdev}}, got {noise_tunnel!r}")
     unknown = set(noise_tunnel) - set(NT_KEYS)
@@ -34,10 +41,35 @@ def _noise_tunnel_args(noise_tunnel: Mapping[str, Any]) -> dict[str, Any]:
     kind = noise_tunnel.get("type", "smoothgrad")
     if kind not in NT_TYPES:
         raise ValueError(f"noise_tunnel type must be one of {', '.join(NT_TYPES)}, got {kind!r}")
-    samples, stdev = int(noise_tunnel.get("samples", 16)), float(noise_tunnel.get("stdev", 0.1))
-    if samples < 1 or not stdev > 0:
-        raise ValueError(f"noise_tunnel needs samples >= 1 and stdev > 0, got {samples} and {stdev}")
-    return {"nt_type": kind, "samples": samples, "stdev": stdev}
+    samples, stdev = noise_tunnel.get("samples", 16), noise_tunnel.get("stdev", 0.1)
+    if not (is_integer(samples) and samples >= 1 and is_number(stdev) and stdev > 0):
+        raise ValueError(f"noise_tunnel needs an integer samples >= 1 and a finite stdev > 0, got {samples!r} and "
+                         f"{stdev!r}")
+    return {"nt_type": kind, "samples": int(samples), "stdev": float(stdev)}
+
+
+def is_integer(value: Any) -> bool:
+    """An integer (not a bool)."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def is_number(value: Any) -> bool:
+    """A finite real number (not a bool)."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def check_noise_tunnel(params: Mapping[str, Any]) -> None:
+    """:func:`noise_tunnel_args`'s errors for a ``noise_tunnel`` in a method's ``params`` (absent or null: none)."""
+    if params.get("noise_tunnel") is not None:
+        noise_tunnel_args(params["noise_tunnel"])
+
+
+def check_tunnel_method(params: Mapping[str, Any]) -> None:
+    """SmoothGrad's, SmoothGrad-squared's and VarGrad's ``params``: raises ValueError unless ``samples`` is an
+    integer >= 1 and ``noise_level`` a finite number > 0."""
+    samples, level = params.get("samples"), params.get("noise_level")
+    if not (is_integer(samples) and samples >= 1 and is_number(level) and level > 0):
+        raise ValueError(f"needs noise_level > 0 and samples >= 1 (an integer), got {level!r} and {samples!r}")
 
 
 def attribute(method: Any, x: torch.Tensor, target: torch.Tensor, ctx: MethodContext,
@@ -52,7 +84,7 @@ def attribute(method: Any, x: torch.Tensor, target: torch.Tensor, ctx: MethodCon
     """
     n = x.shape[0]
     if noise_tunnel is not None:
-        args = _noise_tunnel_args(noise_tunnel)
+        args = noise_tunnel_args(noise_tunnel)
         return tunnel_attribute(method, x, target, ctx, args["nt_type"], args["samples"], [args["stdev"]] * n,
                                 **kwargs)
     if not stochastic:
