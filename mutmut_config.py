@@ -19,6 +19,8 @@ TESTS = {
     "plugins/xaibench_captum/rules.py": "tests/test_method_rules.py -k 'not zoo and not fullgrad'",
     # parameter names and a method's value check, at suite load and in the Python API
     "xaibench/params.py": "tests/test_boundary_params.py tests/test_api.py tests/test_lazy_imports.py -k 'not heavy_library'",
+    # user-given values: the shared integer / finite-number predicates, the suite's training options
+    "xaibench/validate.py": "tests/test_boundary_params.py tests/test_suite.py tests/test_first_contact_cli.py",
     # the captum methods' value rules, one per parameter, refused with the suite's file:line
     "plugins/xaibench_captum/checks.py": "tests/test_boundary_params.py",
     # the noise tunnels, Integrated Gradients, occlusion and feature ablation against captum, and their passes;

@@ -100,6 +100,7 @@ def test_method_values_are_refused_with_file_and_line_before_anything_runs(tmp_p
      "method 'feature-ablation': per_pixel must be true or false, got 'yes please'"),
     ("{name: gradient-shap, params: {n_samples: 0}}", "method 'gradient-shap': n_samples must be an integer >= 1, got 0"),
     ("{name: gradient-shap, params: {stdev: 0}}", "method 'gradient-shap': stdev must be a finite number > 0, got 0"),
+    ("{name: gradient-shap, params: {stdev: true}}", "method 'gradient-shap': stdev must be a finite number > 0, got True"),
     ("{name: kernel-shap, params: {n_samples: -1}}", "method 'kernel-shap': n_samples must be an integer >= 0, got -1"),
     ("{name: lime, params: {n_segments: 0}}", "method 'lime': n_segments must be an integer >= 1, got 0"),
     ("{name: lime, params: {compactness: 0}}", "method 'lime': compactness must be a finite number > 0, got 0"),

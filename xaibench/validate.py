@@ -7,6 +7,7 @@ that says what to change; the CLI turns both into exit status 2.
 from __future__ import annotations
 
 import math
+import numbers
 import re
 from dataclasses import fields
 from typing import Any, Mapping
@@ -16,6 +17,16 @@ from xaibench.specs import AUGMENTATIONS, TrainRecipe
 
 #: Devices a run accepts: ``cpu``, ``cuda``, ``cuda:N`` and ``mps``.
 DEVICE = re.compile(r"^(cpu|cuda(:\d+)?|mps)$")
+
+
+def is_integer(value: Any) -> bool:
+    """An integer (Python's or numpy's), not a bool."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def is_number(value: Any) -> bool:
+    """A finite real number (an integer or a float, Python's or numpy's), not a bool."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def positive_int(value: int | None, option: str) -> None:
@@ -60,15 +71,13 @@ def train_options(train: Mapping[str, Any], key_lines: Mapping[str, int], line: 
         if key not in known:
             raise SuiteError(f"{at}: unknown training option {key!r}{did_you_mean(str(key), known)}; "
                              f"known: {', '.join(known)}")
-        if key in ("epochs", "batch_size") and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        if key in ("epochs", "batch_size") and not (is_integer(value) and value >= 1):
             raise SuiteError(f"{at}: training option {key!r} must be an integer of at least 1, got {value!r}")
-        if key in ("patience", "frozen_epochs") and (isinstance(value, bool) or not isinstance(value, int)
-                                                     or value < 0):
+        if key in ("patience", "frozen_epochs") and not (is_integer(value) and value >= 0):
             raise SuiteError(f"{at}: training option {key!r} must be an integer of at least 0 "
                              f"({'0: never stop early' if key == 'patience' else '0: no frozen-backbone epochs'}), "
                              f"got {value!r}")
-        if key in ("lr", "weight_decay") and (isinstance(value, bool) or not isinstance(value, (int, float))
-                                              or not math.isfinite(value) or value < 0 or (key == "lr" and value == 0)):
+        if key in ("lr", "weight_decay") and not (is_number(value) and value >= 0 and (key != "lr" or value > 0)):
             raise SuiteError(f"{at}: training option {key!r} must be a {'positive' if key == 'lr' else 'non-negative'} "
                              f"number, got {value!r}")
         if key == "location_supervision" and not isinstance(value, bool):

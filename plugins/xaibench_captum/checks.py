@@ -13,7 +13,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from xaibench.fills import FILLS
-from xaibench_captum.stochastic import check_noise_tunnel, check_tunnel_method, is_integer, is_number
+from xaibench.validate import is_integer, is_number
+from xaibench_captum.stochastic import check_noise_tunnel, check_tunnel_method
 
 #: The channel reductions of :func:`xaibench.maps.reduce_channels`.
 REDUCTIONS = ("sum", "abs", "max_abs")

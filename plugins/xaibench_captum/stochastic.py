@@ -13,8 +13,6 @@ batch), not one sample's copies per pass. Deterministic calls take the whole bat
 from __future__ import annotations
 
 import contextlib
-import math
-import numbers
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -22,6 +20,7 @@ import numpy as np
 import torch
 
 from xaibench.specs import MethodContext
+from xaibench.validate import is_integer, is_number
 
 NT_TYPES = ("smoothgrad", "smoothgrad_sq", "vargrad")
 NT_KEYS = ("type", "samples", "stdev")
@@ -46,16 +45,6 @@ def noise_tunnel_args(noise_tunnel: Any) -> dict[str, Any]:
         raise ValueError(f"noise_tunnel needs an integer samples >= 1 and a finite stdev > 0, got {samples!r} and "
                          f"{stdev!r}")
     return {"nt_type": kind, "samples": int(samples), "stdev": float(stdev)}
-
-
-def is_integer(value: Any) -> bool:
-    """An integer (not a bool)."""
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
-def is_number(value: Any) -> bool:
-    """A finite real number (not a bool)."""
-    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def check_noise_tunnel(params: Mapping[str, Any]) -> None:
