@@ -138,14 +138,13 @@ def test_every_metric_of_the_issue_is_registered_with_category_direction_and_cit
 def test_curves_reuse_the_unperturbed_pass() -> None:
     """The curve point that is the input itself comes from the runner's pass, not a new one."""
     from xaibench.curves import perturbation_curve
-    from xaibench.engine import select_output
 
     torch.manual_seed(0)
     model = Linear2(torch.randn(1, 6, 6))
     x, saliency = torch.rand(4, 1, 6, 6), torch.rand(4, 6, 6)
     target = torch.ones(4, dtype=torch.long)
     engine = Engine(model, "cpu", batch_size=5)
-    base = select_output(engine.logits(x), target, "prob")
+    base = engine.select(engine.logits(x), target, "prob")
     for mode in ("deletion", "insertion"):
         fresh = perturbation_curve(engine, x, target, saliency, mode, torch.zeros_like(x), 9)
         engine.passes = 0

@@ -15,6 +15,8 @@ from typing import Callable
 import torch
 from torch import nn
 
+from xaibench.outputs import one_logit, probability_scale
+
 #: Builds the perturbed inputs for a chunk: (sample_idx (B,), step_idx (B,)) -> (B, C, *spatial).
 Perturb = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -70,10 +72,14 @@ def auto_batch_size(model: nn.Module, sample: torch.Tensor, device: torch.device
     return int(min(MAX_AUTO_BATCH, 1 << (int(fit).bit_length() - 1)))
 
 
-def select_output(logits: torch.Tensor, target: torch.Tensor, output: str) -> torch.Tensor:
-    """The scalar each metric tracks: softmax probability or logit of the target class."""
+def select_output(logits: torch.Tensor, target: torch.Tensor, output: str, scale: float) -> torch.Tensor:
+    """The scalar each metric tracks: the target class's probability ``softmax(scale * logits)`` or its logit.
+
+    ``scale`` is the model's :func:`xaibench.outputs.probability_scale` (1/2 for a one-logit model, whose
+    outputs ``[-z, z]`` give ``sigmoid(z)`` and ``1 - sigmoid(z)``; 1 otherwise): plugins read it through
+    :meth:`Engine.select`, which knows the model."""
     if output == "prob":
-        return torch.softmax(logits.float(), dim=1).gather(1, target[:, None])[:, 0]
+        return torch.softmax(logits.float() * scale, dim=1).gather(1, target[:, None])[:, 0]
     if output == "logit":
         return logits.float().gather(1, target[:, None])[:, 0]
     raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}")
@@ -99,6 +105,20 @@ class Engine:
             model.to(memory_format=torch.channels_last)  # layout only: parameter values are unchanged
         #: Forward passes run so far (per input, not per batch); benchmarks read it.
         self.passes = 0
+        #: The model's :func:`~xaibench.outputs.probability_scale`: probabilities are ``softmax(scale * logits)``.
+        self.probability_scale = probability_scale(model)
+        #: The model is a one-logit model's adapter (:func:`~xaibench.outputs.one_logit`): its logits are ``[-z, z]``.
+        self.one_logit = one_logit(model)
+
+    def select(self, logits: torch.Tensor, target: torch.Tensor, output: str = "prob") -> torch.Tensor:
+        """``(N,)`` target-class probabilities (or logits) of this engine's model from its ``(N, K)`` ``logits``
+        (such as a metric's ``base_logits``): :func:`select_output` with the model's probability scale."""
+        return select_output(logits, target.to(logits.device), output, self.probability_scale)
+
+    def own_logits(self, logits: torch.Tensor) -> torch.Tensor:
+        """The user's own logits in this engine's ``(N, K)`` ``logits``: ``(N, 1)`` ``z`` for a one-logit model
+        (whose ``[-z, z]`` would count each change twice in a norm), ``logits`` itself otherwise."""
+        return logits[:, 1:] if self.one_logit else logits
 
     def _forward(self, batch: torch.Tensor) -> torch.Tensor:
         if self.channels_last and batch.dim() == 4:
@@ -118,7 +138,7 @@ class Engine:
 
     def scores(self, x: torch.Tensor, target: torch.Tensor, output: str = "prob") -> torch.Tensor:
         """Target-class probability (or logit) of each input: shape ``(N,)``."""
-        return select_output(self.logits(x), target.to(self.device), output)
+        return self.select(self.logits(x), target, output)
 
     def perturbed_scores(
         self,
@@ -142,7 +162,7 @@ class Engine:
                 flat = torch.arange(start, min(start + self.batch_size, total), device=self.device)
                 sample_idx, step_idx = flat // n_steps, flat % n_steps
                 logits = self._forward(perturb(sample_idx, step_idx))
-                out[start : start + flat.shape[0]] = select_output(logits, target[sample_idx], output)
+                out[start : start + flat.shape[0]] = self.select(logits, target[sample_idx], output)
         return out.view(n_samples, n_steps)
 
     def masked_score_sum(self, x: torch.Tensor, masks: Callable[[torch.Tensor], torch.Tensor], sample: torch.Tensor,
@@ -165,7 +185,7 @@ class Engine:
                 idx = torch.arange(start, min(start + self.batch_size, total), device=self.device)
                 m = masks(idx)
                 si = sample[idx]
-                scores = select_output(self._forward(x[si] * m.unsqueeze(1)), target[si], output)
+                scores = self.select(self._forward(x[si] * m.unsqueeze(1)), target[si], output)
                 out.index_add_(0, row[idx], scores.reshape((-1,) + (1,) * len(spatial)) * m)
         return out
 

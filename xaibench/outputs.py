@@ -7,11 +7,16 @@ batch, when the model is built (before training or loading a checkpoint), and wr
 the model in an :class:`OutputAdapter` when the output needs converting:
 
 - ``(N, 1)`` for two classes (a sigmoid/BCE binary classifier with logit ``z``): the
-  adapter emits ``[-z/2, z/2]``. Its softmax is ``[1 - sigmoid(z), sigmoid(z)]``, the
-  two-class softmax of ``[0, z]`` (softmax is shift-invariant), and cross-entropy on it
-  equals ``binary_cross_entropy_with_logits(z, y)``. The symmetric form, rather than
-  ``[0, z]``, gives the class-0 logit a gradient (``-z/2``): a gradient method
-  explaining class 0 of ``[0, z]`` would see a constant and return an empty map.
+  adapter emits ``[-z, z]``, so every method explains the user's own units: ``z`` for
+  class 1 and ``-z`` for class 0 (the logit of class 0 against class 1; a gradient, an
+  integrated gradient, a CAM or an LRP map of class 0 is the negative of class 1's, and
+  completeness compares its sum with ``-(z(x) - z(b))``). The class probabilities are
+  the user's ``sigmoid(z)`` and ``1 - sigmoid(z)``: the softmax of the logits times
+  :func:`probability_scale` (1/2 here, 1 for every other model), which every
+  probability the harness reads goes through (:meth:`xaibench.engine.Engine.select`, the
+  trainer's cross-entropy, which then equals ``binary_cross_entropy_with_logits(z, y)``).
+  ``[0, z]`` would give the class-0 logit no gradient (a constant: an empty map), and
+  the softmax of ``[-z, z]`` alone would be ``sigmoid(2z)``.
 - ``output: probabilities`` (the model ends in a softmax or sigmoid): the adapter emits
   ``log p`` (``[log(1 - p), log p]`` for one output), so the harness's softmax gives back
   ``p`` exactly and nothing is softmaxed twice. Probabilities below the smallest normal
@@ -67,7 +72,7 @@ class OutputAdapter(nn.Module):
             return torch.log(p)
         if self.single:
             z = out[:, 0]
-            return torch.stack([-z / 2, z / 2], 1)
+            return torch.stack([-z, z], 1)
         return out
 
     def get_submodule(self, target: str) -> nn.Module:
@@ -79,6 +84,22 @@ class OutputAdapter(nn.Module):
             return super().__getattr__(name)
         except AttributeError:
             return getattr(super().__getattr__("wrapped"), name)
+
+
+#: The factor of a one-logit model's logits ``[-z, z]`` whose softmax is ``[1 - sigmoid(z), sigmoid(z)]``.
+ONE_LOGIT_SCALE = 0.5
+
+
+def one_logit(model: nn.Module) -> bool:
+    """True for the :class:`OutputAdapter` of a one-logit model returning logits: its outputs are ``[-z, z]``."""
+    return isinstance(model, OutputAdapter) and model.single and model.form.kind == "logits"
+
+
+def probability_scale(model: nn.Module) -> float:
+    """``s`` such that ``softmax(s * model(x))`` are ``model``'s class probabilities: :data:`ONE_LOGIT_SCALE`
+    (1/2) for a one-logit model (:func:`one_logit`: ``softmax([-z, z] / 2) = [1 - sigmoid(z), sigmoid(z)]``),
+    1 for every other model (its outputs are logits, or ``log p`` for declared probabilities)."""
+    return ONE_LOGIT_SCALE if one_logit(model) else 1.0
 
 
 def unwrap(model: nn.Module) -> nn.Module:

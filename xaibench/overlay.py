@@ -45,7 +45,7 @@ def explain_overlay(runner: "Runner", method: str, sample_id: str, path: str | P
         maps = runner.cached_maps(g, me)
     except CellError as exc:
         raise XaibenchError(f"method {method!r} failed on {sample_id!r}: {str(exc).splitlines()[0]}") from None
-    prob = float(logits.softmax(1)[0, int(target[0])])
+    prob = float(g.engine.select(logits, target, "prob")[0])
     with figure_style():
         import matplotlib
 

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from xaibench.errors import SuiteError, XaibenchError
+from xaibench.outputs import probability_scale
 from xaibench.specs import AUGMENTATIONS, Samples, TrainRecipe
 
 
@@ -75,10 +76,11 @@ def _augment(x: torch.Tensor, names: tuple[str, ...], gen: torch.Generator,
 
 
 def _loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, masks: torch.Tensor | None) -> torch.Tensor:
-    """The model's own ``training_loss(x, y, masks)`` when it is trained with masks, else cross-entropy."""
+    """The model's own ``training_loss(x, y, masks)`` when it is trained with masks, else cross-entropy of its
+    class probabilities (:func:`~xaibench.outputs.probability_scale`: a one-logit model's is its BCE)."""
     if masks is not None:
         return model.training_loss(x, y, masks)
-    return F.cross_entropy(model(x), y)
+    return F.cross_entropy(model(x) * probability_scale(model), y)
 
 
 def train(model: nn.Module, train_set: Samples, val_set: Samples, recipe: TrainRecipe, seed: int,
@@ -147,7 +149,7 @@ def validation_score(model: nn.Module, val_set: Samples, device: torch.device,
         logits = torch.cat([model(val_set.x[i : i + batch_size].to(device)).float().cpu()
                             for i in range(0, len(val_set), batch_size)])
     acc = float((logits.argmax(1) == val_set.y).float().mean())
-    return acc, -float(F.cross_entropy(logits, val_set.y))
+    return acc, -float(F.cross_entropy(logits * probability_scale(model), val_set.y))
 
 
 def predict(model: nn.Module, x: torch.Tensor, device: torch.device, batch_size: int = 256) -> torch.Tensor:

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from xaibench.engine import Engine, select_output
+from xaibench.engine import Engine
 from xaibench_metrics.completeness import fill_baseline
 from xaibench_metrics.regions import patch_index
 
@@ -64,7 +64,7 @@ def non_sensitivity(inputs: torch.Tensor, targets: torch.Tensor, maps: torch.Ten
         replaced = (index[None, :] == step_idx[:, None]).reshape(shape)
         return torch.where(replaced, canvas[sample_idx], x[sample_idx])
 
-    f_x = select_output(base_logits.to(x.device), targets.to(x.device), output)
+    f_x = engine.select(base_logits.to(x.device), targets, output)
     moved = (engine.perturbed_scores(perturb, x.shape[0], cells, targets, output) - f_x[:, None]).abs()
     insensitive = moved < eps
     share = (zero ^ insensitive).double().mean(1)

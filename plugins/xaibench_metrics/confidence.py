@@ -52,7 +52,7 @@ def _probs(inputs: torch.Tensor, targets: torch.Tensor, maps: torch.Tensor, engi
            base_logits: torch.Tensor, cover: str, fill: str,
            threshold: float, sign: str, shared: Shared) -> tuple[torch.Tensor, torch.Tensor]:
     """``p_c(x)`` and ``p_c(x_L)``; the covered pass is shared (``shared``) by DiC and IiC of the same variant."""
-    base = torch.softmax(base_logits.float(), 1).gather(1, targets[:, None].to(base_logits.device))[:, 0]
+    base = engine.select(base_logits, targets, "prob")
     covered = shared(("confidence-covered", cover, fill, float(threshold), sign, tuple(targets.tolist())), lambda: engine.scores(
         covered_inputs(inputs, maps, cover, fill, threshold, sign), targets, "prob"))
     return base, covered

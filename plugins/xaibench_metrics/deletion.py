@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from xaibench import kernels
 from xaibench.curves import perturbation_curve
-from xaibench.engine import Engine, select_output
+from xaibench.engine import Engine
 from xaibench.fills import blur
 from xaibench_metrics.completeness import fill_baseline
 
@@ -56,7 +56,7 @@ def deletion_curve(inputs: torch.Tensor, targets: torch.Tensor, maps: torch.Tens
     """RISE deletion curve: ``p_c`` with the top ``s/steps`` of the pixels removed, ``(N, steps + 1)`` float64 in [0, 1]."""
     canvas = _canvas(inputs, fill, data_mean, 11, 5.0)
     return perturbation_curve(engine, inputs, targets, maps, "deletion", canvas, steps,
-                              input_scores=_input_scores(base_logits, targets), sample_seeds=sample_seeds)
+                              input_scores=engine.select(base_logits, targets), sample_seeds=sample_seeds)
 
 
 def deletion_auc(inputs: torch.Tensor, targets: torch.Tensor, maps: torch.Tensor, engine: Engine,
@@ -73,7 +73,7 @@ def insertion_curve(inputs: torch.Tensor, targets: torch.Tensor, maps: torch.Ten
     """RISE insertion curve: ``p_c`` of the canvas with the top ``s/steps`` of the pixels restored, ``(N, steps + 1)``."""
     canvas = _canvas(inputs, fill, data_mean, blur_size, blur_sigma)
     return perturbation_curve(engine, inputs, targets, maps, "insertion", canvas, steps,
-                              input_scores=_input_scores(base_logits, targets), sample_seeds=sample_seeds)
+                              input_scores=engine.select(base_logits, targets), sample_seeds=sample_seeds)
 
 
 def insertion_auc(inputs: torch.Tensor, targets: torch.Tensor, maps: torch.Tensor, engine: Engine,
@@ -84,7 +84,3 @@ def insertion_auc(inputs: torch.Tensor, targets: torch.Tensor, maps: torch.Tenso
     return kernels.auc(insertion_curve(inputs, targets, maps, engine, base_logits, sample_seeds, data_mean, steps,
                                        fill, blur_size, blur_sigma))
 
-
-def _input_scores(base_logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """The unperturbed inputs' target probabilities, from the pass the runner already made."""
-    return select_output(base_logits, targets.to(base_logits.device), "prob")

@@ -27,7 +27,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from xaibench.engine import Engine, select_output
+from xaibench.engine import Engine
 from xaibench.fills import fill_like
 
 FILLS = ("zero", "mean")
@@ -75,7 +75,7 @@ def irof_curves(inputs: torch.Tensor, targets: torch.Tensor, maps: torch.Tensor,
         return torch.where(removed, canvas[sample_idx], x[sample_idx])
 
     scores = engine.perturbed_scores(perturb, len(x), int(counts.max()), targets, "prob").double()
-    start = select_output(base_logits, targets.to(base_logits.device), "prob").double().to(scores.device)
+    start = engine.select(base_logits, targets, "prob").double().to(scores.device)
     ratios = (scores / start[:, None]).cpu().numpy()
     return [np.concatenate([[1.0], ratios[i, : counts[i]]]) for i in range(len(x))]
 

@@ -37,7 +37,7 @@ import torch
 from scipy.stats import rankdata
 
 from xaibench.curves import perturbation_curve, pixel_ranks
-from xaibench.engine import Engine, select_output
+from xaibench.engine import Engine
 from xaibench_metrics.completeness import fill_baseline, pearson_rows
 
 
@@ -80,7 +80,7 @@ def faithfulness_estimate(inputs: torch.Tensor, targets: torch.Tensor, maps: tor
         removed = (group[sample_idx] == step_idx[:, None]).reshape(shape)
         return torch.where(removed, canvas[sample_idx], x[sample_idx])
 
-    f_x = select_output(base_logits.to(x.device), targets.to(x.device), output)
+    f_x = engine.select(base_logits.to(x.device), targets, output)
     drops = f_x[:, None].double() - engine.perturbed_scores(perturb, x.shape[0], steps, targets, output).double()
     return pearson_rows(sums.cpu().numpy(), drops.cpu().numpy())
 
@@ -93,7 +93,7 @@ def monotonicity_curve(inputs: torch.Tensor, targets: torch.Tensor, maps: torch.
     canvas = fill_baseline(inputs, fill, data_mean)
     order = -(maps.abs() if abs else maps)  # the least relevant first: insertion in decreasing order of -a
     curve = perturbation_curve(engine, inputs, targets, order, "insertion", canvas, steps,
-                               input_scores=select_output(base_logits, targets.to(base_logits.device), "prob"),
+                               input_scores=engine.select(base_logits, targets, "prob"),
                                sample_seeds=sample_seeds)
     return curve[:, 1:]
 
@@ -145,7 +145,7 @@ def monotonicity_correlation(inputs: torch.Tensor, targets: torch.Tensor, maps: 
         value = fills[sample_idx, g, d].reshape(-1, *[1] * (x.dim() - 1))
         return torch.where(replaced, value, x[sample_idx])
 
-    f_x = select_output(base_logits.to(x.device), targets.to(x.device), output).double()
+    f_x = engine.select(base_logits.to(x.device), targets, output).double()
     scores = engine.perturbed_scores(perturb, x.shape[0], steps * draws, targets, output).double()
     spread = ((scores.view(x.shape[0], steps, draws) - f_x[:, None, None]) ** 2).mean(2)
     spread = spread / (f_x[:, None] ** 2).clamp(min=1e-300)

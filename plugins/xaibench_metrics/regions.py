@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from xaibench import kernels
-from xaibench.engine import Engine, select_output
+from xaibench.engine import Engine
 from xaibench_metrics.completeness import fill_baseline
 
 ORDERS = ("morf", "lerf")
@@ -105,7 +105,7 @@ def region_perturbation(inputs: torch.Tensor, targets: torch.Tensor, maps: torch
     ``(N,)`` float64 in [-1, 1]; never NaN. Raises :class:`ValueError` for bad parameters.
     """
     curve = patch_curve(inputs, targets, maps, engine, sample_seeds, data_mean, patch, order, steps, fill)
-    f_x = select_output(base_logits, targets.to(base_logits.device), "prob").double().cpu().numpy()
+    f_x = engine.select(base_logits, targets, "prob").double().cpu().numpy()
     return (f_x[:, None] - curve).sum(1) / (curve.shape[1] + 1)
 
 
@@ -117,5 +117,5 @@ def selectivity(inputs: torch.Tensor, targets: torch.Tensor, maps: torch.Tensor,
     ``(N,)`` float64 in [0, 1]; never NaN. Raises :class:`ValueError` for bad parameters.
     """
     curve = patch_curve(inputs, targets, maps, engine, sample_seeds, data_mean, patch, "morf", None, fill)
-    f_x = select_output(base_logits, targets.to(base_logits.device), "prob").double().cpu().numpy()
+    f_x = engine.select(base_logits, targets, "prob").double().cpu().numpy()
     return kernels.auc(np.concatenate([f_x[:, None], curve], axis=1))

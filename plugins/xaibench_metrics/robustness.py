@@ -206,12 +206,13 @@ def relative_output_stability(inputs: torch.Tensor, maps: torch.Tensor, explain:
                               engine: Engine, base_logits: torch.Tensor, sample_seeds: Sequence[int],
                               draws: int = 10, noise: str = "uniform", scale: float = 0.05, eps_min: float = 1e-6,
                               same_prediction: bool = True) -> np.ndarray:
-    """ROS (Agarwal et al. 2022, Eq. 5): ``max_k ||rel(Phi(x), Phi(x'))|| / max(||h(x) - h(x')||, eps_min)``, h the logits.
+    """ROS (Agarwal et al. 2022, Eq. 5): ``max_k ||rel(Phi(x), Phi(x'))|| / max(||h(x) - h(x')||, eps_min)``, h the logits
+    (the user's own: ``z`` of a one-logit model, :meth:`~xaibench.engine.Engine.own_logits`).
 
     ``(N,)`` float64, >= 0, lower is better; NaN where every draw changes the predicted class.
     """
     return _stability(inputs, maps, explain, engine, base_logits, sample_seeds, draws, noise, scale, eps_min,
-                      same_prediction, lambda _moved, logits: _norm(logits - base_logits))
+                      same_prediction, lambda _moved, logits: _norm(engine.own_logits(logits - base_logits)))
 
 
 def representations(model: nn.Module, inputs: torch.Tensor, layer: str | None, batch_size: int) -> torch.Tensor:

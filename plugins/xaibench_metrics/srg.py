@@ -30,7 +30,7 @@ import torch
 
 from xaibench import kernels
 from xaibench.curves import perturbation_curve
-from xaibench.engine import Engine, select_output
+from xaibench.engine import Engine
 from xaibench.fills import fill_like
 
 FILLS = ("zero", "mean", "blur")
@@ -44,7 +44,7 @@ def symmetric_relevance_gain(inputs: torch.Tensor, targets: torch.Tensor, maps: 
     Raises :class:`ValueError` for an unknown ``fill``, ``mean`` without a training mean, or ``steps < 1``.
     """
     canvas = fill_like(inputs, fill, data_mean, sigma=blur_sigma, allowed=FILLS)
-    start = select_output(base_logits, targets.to(base_logits.device), "prob")
+    start = engine.select(base_logits, targets, "prob")
     mif = perturbation_curve(engine, inputs, targets, maps, "deletion", canvas, steps, input_scores=start)
     lif = perturbation_curve(engine, inputs, targets, -maps, "deletion", canvas, steps, input_scores=start)
     return kernels.auc(lif) - kernels.auc(mif)

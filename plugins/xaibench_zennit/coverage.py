@@ -25,6 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import fx, nn
 
+from xaibench.outputs import one_logit, unwrap
+
 #: Module types with an LRP rule in every composite here (zennit's layer maps: the rule of the method on
 #: convolutions and linear layers, ``Norm`` on average pooling), and zennit's ``Sum`` from the canonizers.
 _RULED = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear, nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d,
@@ -92,6 +94,7 @@ def lrp_covers(model: nn.Module) -> str | None:
     """
     from xaibench_zennit.rules import canonizers
 
+    model = unwrap(model) if one_logit(model) else model  # its [-z, z] head is relevance's (rules.relevance)
     clone = copy.deepcopy(model).eval()
     merges, failed = _merged(clone, canonizers())
     notes = []

@@ -20,6 +20,7 @@ from torch import nn
 
 from xaibench.errors import XaibenchError
 from xaibench.maps import reduce_channels
+from xaibench.outputs import one_logit
 from xaibench.specs import MethodContext
 
 
@@ -41,7 +42,8 @@ def relevance(model: nn.Module, x: torch.Tensor, target: torch.Tensor, composite
     """Input relevance ``(N, C, *spatial)`` of the target logits under ``composite`` (a zennit ``Composite``).
 
     The output relevance is the one-hot target times the logit, so with a conserving rule the map
-    sums to ``f_c(x)`` (Montavon et al. 2019, sec. 10.1). The composite (hooks and canonizers) is
+    sums to ``f_c(x)`` (Montavon et al. 2019, sec. 10.1); for a one-logit model (:func:`xaibench.outputs.one_logit`)
+    ``f_c`` is ``z`` for class 1 and ``-z`` for class 0, the relevance of ``z`` under ``R = f_c``. The composite (hooks and canonizers) is
     removed in a ``finally``, also when the forward or backward raises. Parameters' ``.grad`` are
     never written (``torch.autograd.grad`` with respect to the input only).
     """
@@ -51,7 +53,11 @@ def relevance(model: nn.Module, x: torch.Tensor, target: torch.Tensor, composite
         with torch.enable_grad():
             out = model(inputs)
             picked = torch.zeros_like(out).scatter_(1, target.view(-1, 1).to(out.device), 1.0)
-            (attr,) = torch.autograd.grad(out, inputs, grad_outputs=picked * out.detach())
+            if one_logit(model):  # [-z, z]: start at z itself with R = f_c (z or -z); autograd through the
+                # negation would flip the sign LRP passes unchanged, and every rule is linear in R
+                (attr,) = torch.autograd.grad(out[:, 1], inputs, grad_outputs=(picked * out.detach()).sum(1))
+            else:
+                (attr,) = torch.autograd.grad(out, inputs, grad_outputs=picked * out.detach())
     finally:
         composite.remove()
     return attr.detach()
