@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from xaibench.errors import CellError
-from xaibench.maps import upsample
+from xaibench.maps import coarser_fits, expected_maps, upsample
 from xaibench.specs import MethodContext, MethodSpec, Samples
 from xaibench.stats import seed_from
 
@@ -67,9 +67,10 @@ def explain_samples(spec: MethodSpec, model: nn.Module, samples: Samples, target
         with torch.enable_grad():
             sal = spec.explain(model, x, target[start:stop].to(device), ctx, **params)
         sal = real_tensor(sal, "method")
-        if sal.dim() != len(spatial) + 1 or sal.shape[0] != len(chunk):
-            raise CellError(f"method returned shape {tuple(sal.shape)}; expected ({len(chunk)}, *spatial) "
-                            f"with spatial {spatial} or a coarser map")
+        if sal.dim() != len(spatial) + 1 or sal.shape[0] != len(chunk) or not coarser_fits(tuple(sal.shape[1:]),
+                                                                                           spatial):
+            raise CellError(f"method returned shape {tuple(sal.shape)} for inputs {tuple(x.shape)}; "
+                            f"{expected_maps(len(chunk), spatial)}")
         sal = upsample(sal.detach().float(), spatial)
         if not torch.isfinite(sal).all():
             raise CellError("method returned NaN or infinite values")

@@ -64,7 +64,7 @@ def xaibench_register_methods(register: Callable[[MethodSpec], None]) -> None:
     :param register: call with one :class:`~xaibench.specs.MethodSpec` per method.
         ``explain(model, x, target, ctx, **params)`` takes ``x`` of shape
         ``(N, C, *spatial)`` and returns a float tensor of shape ``(N, *spatial)``
-        (or a coarser map the harness upsamples), finite, without changing the
+        (or a coarser map in the same proportions, which the harness upsamples), finite, without changing the
         model's parameters. ``ctx`` is a :class:`~xaibench.specs.MethodContext`
         (ground-truth masks only for a method whose ``needs`` declares ``"masks"``);
         :func:`xaibench.testing.check_method` checks the whole contract.

@@ -21,6 +21,24 @@ def upsample(saliency: torch.Tensor, spatial: tuple[int, ...]) -> torch.Tensor:
     return F.interpolate(saliency[:, None].float(), size=spatial, mode=mode, align_corners=False)[:, 0]
 
 
+def coarser_fits(shape: tuple[int, ...], spatial: tuple[int, ...]) -> bool:
+    """True where a map of spatial ``shape`` is ``spatial`` (an input's) or coarser in the same proportions, so
+    that :func:`upsample` stretches every axis alike: no axis larger, and one stride ``s >= 1`` for which each
+    axis is ``spatial_i / s`` up to one cell of rounding (``|spatial_i / s - shape_i| <= 1``; a network's
+    feature map floors or pads ``spatial_i / s``). A map with height and width swapped ((12, 8) for a 32x48
+    input: strides 2.7 and 6) is not, nor a map with another number of axes."""
+    if len(shape) != len(spatial) or any(m < 1 or m > n for m, n in zip(shape, spatial)):
+        return False
+    low = max(max(1.0, n / (m + 1)) for m, n in zip(shape, spatial))  # s >= n / (m + 1) on every axis
+    return all(m == 1 or n / (m - 1) >= low for m, n in zip(shape, spatial))  # s <= n / (m - 1) on every axis
+
+
+def expected_maps(n: int, spatial: tuple[int, ...]) -> str:
+    """The one phrase every refusal of a map's shape ends with: what it should have been."""
+    return (f"expected ({n}, {', '.join(map(str, spatial))}) or a coarser map in the same proportions (each axis "
+            f"the input's divided by one stride; no channel axis)")
+
+
 def normalize(saliency: torch.Tensor, sign: str = "positive", subtract_min: bool = False) -> torch.Tensor:
     """``(N, *s)`` maps -> ``(N, *s)`` float32 in [0, 1], each map scaled on its own after sign handling.
 

@@ -15,7 +15,7 @@ every registered method::
 rule, and otherwise returns the batch's maps. The rules are the contract the
 runner relies on:
 
-- the output is ``(N, *spatial)`` or a coarser map of the same dimensionality
+- the output is ``(N, *spatial)`` or a coarser map in the same proportions (:func:`xaibench.maps.coarser_fits`)
   (the runner upsamples it), floating point, finite;
 - the same call twice gives the same maps (stochastic methods seed themselves
   from ``ctx.sample_seeds``);
@@ -43,6 +43,7 @@ import torch
 from torch import nn
 
 from xaibench.layers import layers_for
+from xaibench.maps import coarser_fits, expected_maps
 from xaibench.specs import MODALITIES, MODALITY_DIMS, MODALITY_SHAPES, MethodContext, MethodSpec, MetricSpec
 from xaibench.metric_inputs import MetricBatch, MetricContext, metric_arguments
 
@@ -206,8 +207,8 @@ def _check_method(spec: MethodSpec, model: nn.Module, x: torch.Tensor, target: t
     spatial = tuple(x.shape[2:])
     assert maps.dim() == len(spatial) + 1 and maps.shape[0] == n, (
         f"{name}: returned shape {tuple(maps.shape)}; expected ({n}, *spatial) with spatial {spatial} or coarser")
-    assert all(1 <= m <= s for m, s in zip(maps.shape[1:], spatial)), (
-        f"{name}: map {tuple(maps.shape[1:])} is larger than the input {spatial}")
+    assert coarser_fits(tuple(maps.shape[1:]), spatial), (
+        f"{name}: map {tuple(maps.shape[1:])} for inputs {tuple(x.shape)}: {expected_maps(n, spatial)}")
     assert maps.is_floating_point(), f"{name}: returned dtype {maps.dtype}; expected a float dtype"
     assert torch.isfinite(maps).all(), f"{name}: returned NaN or infinite values"
 

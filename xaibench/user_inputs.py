@@ -99,19 +99,20 @@ def checked_targets(value: Any, n: int, num_classes: int) -> torch.Tensor:
 
 
 def checked_maps(value: Any, x: torch.Tensor) -> np.ndarray:
-    """``(N, *spatial)`` float32 maps, coarser ones upsampled as the runner upsamples a method's maps."""
+    """``(N, *spatial)`` float32 maps, coarser ones upsampled as the runner upsamples a method's maps; a shape
+    the runner would refuse from a method (:func:`xaibench.maps.coarser_fits`: another number of axes, an axis
+    larger than the input's, height and width swapped) is refused, never stretched."""
     import numpy as np
 
-    from xaibench.maps import upsample
+    from xaibench.maps import coarser_fits, expected_maps, upsample
 
     m = as_tensor(value, "maps")
     n, spatial = x.shape[0], tuple(x.shape[2:])
     if x.dim() == 3 and m.shape == x.shape:
         raise XaibenchError(f"inputs of shape {tuple(x.shape)} are read as signals (N, C, L), and maps of the same "
                             f"shape are not (N, L): for images, add the channel axis (inputs[:, None])")
-    if m.dim() != len(spatial) + 1 or m.shape[0] != n or any(a > b for a, b in zip(m.shape[1:], spatial)):
-        raise XaibenchError(f"maps have shape {tuple(m.shape)}; expected ({n}, {', '.join(map(str, spatial))}) or a "
-                            f"coarser map of the same dimensionality (no channel axis: reduce it first)")
+    if m.dim() != len(spatial) + 1 or m.shape[0] != n or not coarser_fits(tuple(m.shape[1:]), spatial):
+        raise XaibenchError(f"maps have shape {tuple(m.shape)} for inputs {tuple(x.shape)}; {expected_maps(n, spatial)}")
     m = upsample(m.float(), spatial)
     if not m.isfinite().all():
         raise XaibenchError("maps contain NaN or infinite values")
