@@ -70,15 +70,16 @@ def score(model: Any, inputs: Any, targets: Any, maps: Any, metrics: str | Itera
     """Per-sample scores of ``maps`` (yours, or any method's) on ``model`` and ``inputs``, by registered metrics.
 
     Args:
-        model: a ``torch.nn.Module`` returning ``(N, K)`` logits, or one logit per input for two classes
-            (a sigmoid/BCE classifier), or probabilities (``output="probabilities"``), or a tuple/dict
+        model: a ``torch.nn.Module`` returning ``(N, K)`` logits, or one logit ``z`` per input for two classes
+            (a sigmoid/BCE classifier: class 1 is explained and scored as ``z``, class 0 as ``-z``, their
+            probabilities are ``sigmoid(z)`` and ``1 - sigmoid(z)``), or probabilities (``output="probabilities"``), or a tuple/dict
             whose class scores ``output_index``/``output_key`` name (:mod:`xaibench.outputs`). It is put in
             eval mode and moved to ``device``.
         inputs: ``(N, C, L)``, ``(N, C, H, W)`` or ``(N, C, D, H, W)`` floats as the model consumes them.
         targets: ``(N,)`` integer classes to explain, one int for all, or None for the model's predicted classes
             (what a suite with ``target: predicted`` explains).
-        maps: ``(N, *spatial)`` saliency maps, or coarser (upsampled bilinearly, as the runner does for every
-            method); real numbers, finite.
+        maps: ``(N, *spatial)`` saliency maps, or coarser in the input's proportions (upsampled bilinearly, as
+            the runner does for every method; :func:`xaibench.maps.coarser_fits`); real numbers, finite.
         metrics: registered metric names (``xaibench plugins`` lists them), or one name.
         masks: ``(N, *spatial)`` bool (or 0/1) ground-truth masks, for localization metrics.
         regions: ``(N, *spatial)`` integer region levels (higher = more relevant), for graded metrics, with
@@ -108,7 +109,9 @@ def score(model: Any, inputs: Any, targets: Any, maps: Any, metrics: str | Itera
 
     Raises:
         XaibenchError: one line for every input the CLI would refuse (shapes, dtypes, output contract, unknown
-            metric or parameter names with "did you mean", a metric not applicable to these maps).
+            metric or parameter names with "did you mean", parameter values ``MetricSpec.check`` refuses, a
+            metric not applicable to these maps), and for a value a metric's kernel refuses
+            (:class:`~xaibench.kernels.KernelInputError`).
         CellError: a metric plugin broke its contract (wrong shape, infinite or out-of-bounds scores).
     """
     import torch
@@ -117,6 +120,7 @@ def score(model: Any, inputs: Any, targets: Any, maps: Any, metrics: str | Itera
     from xaibench.cache import cache_home
     from xaibench.engine import Engine
     from xaibench.execution import bootstrap_seed, checked_scores, isolated, memoised, metric_seeds
+    from xaibench.kernels import KernelInputError
     from xaibench.metric_inputs import MetricBatch, MetricContext, metric_arguments
     from xaibench.stats import summarize
     from xaibench.throughput import fastest_batch_size
@@ -168,7 +172,10 @@ def score(model: Any, inputs: Any, targets: Any, maps: Any, metrics: str | Itera
                             model=lambda: copy.deepcopy(net), explain=explain, shared=memoised(memo),
                             **metric_seeds(seed, key, s, p, sids))
         arguments = metric_arguments(s.needs, batch, ctx)
-        raw = isolated(f"metric {s.name!r}", net, lambda s=s, arguments=arguments, p=p: s.score(**arguments, **p))
+        try:
+            raw = isolated(f"metric {s.name!r}", net, lambda s=s, arguments=arguments, p=p: s.score(**arguments, **p))
+        except KernelInputError as exc:  # a kernel refusing what the user passed (a value no check foresaw)
+            raise XaibenchError(f"{WHERE}: metric {s.name!r}: {exc}") from None
         values[s.name], constant[s.name] = checked_scores(s, raw, the_maps)
         summary[s.name] = summarize(values[s.name], bootstrap_seed(seed, key, s))
     return Scores(sids, values, summary, constant, {s.name: s.higher_is_better for s in specs})

@@ -339,6 +339,11 @@ class MetricSpec:
     checked_against: str = ""
     #: Parameters that take the method's value (:class:`Pairing`), e.g. completeness's reference input.
     pairs: tuple[Pairing, ...] = ()
+    #: ``check(params)``: raise ``ValueError`` or ``TypeError`` with one line saying what to change where a
+    #: parameter's value lies outside what the metric is defined for; ``params`` are the defaults with the
+    #: suite's (or the Python call's) values over them. The runner and :func:`xaibench.score` call it before
+    #: anything runs (:attr:`MethodSpec.check`'s contract). None: the values are checked when the metric runs.
+    check: Callable[[Mapping[str, Any]], None] | None = None
 
 
 @dataclass(frozen=True)

@@ -53,6 +53,7 @@ infidelity = lazy("xaibench_metrics.infidelity:infidelity")
 energy_pointing_game = lazy("xaibench_metrics.localization:energy_pointing_game")
 graded_hit_rate = lazy("xaibench_metrics.localization:graded_hit_rate")
 mask_overlap = lazy("xaibench_metrics.localization:mask_overlap")
+overlap_check = lazy("xaibench_metrics.localization:overlap_check")
 relevance_mass_accuracy = lazy("xaibench_metrics.localization:relevance_mass_accuracy")
 relevance_rank_accuracy = lazy("xaibench_metrics.localization:relevance_rank_accuracy")
 hit_rate = lazy("xaibench_metrics.pointing:hit_rate")
@@ -144,7 +145,7 @@ def _register_overlaps(register: Callable[[MetricSpec], None]) -> None:
             category="localization", higher_is_better=True, requires_mask=True,
             description=f"{score} of the map's top {TOP_K:.0%} pixels against the lesion mask; NaN on empty masks",
             citation="seed 001 (coverage of the heat map); Jaccard 1901 / Dice 1945",
-            defaults={"score": score, "selection": "top-k", "k": TOP_K, "sign": "positive"},
+            defaults={"score": score, "selection": "top-k", "k": TOP_K, "sign": "positive"}, check=overlap_check,
             undefined=EMPTY_MASK,
             formula=f"{score} = {OVERLAP[score]}, B = the top k * P pixels of a^+",
             checked_against="by hand: the mask itself scores 1 and an empty mask NaN: tests/test_metrics_localization.py::"
@@ -158,6 +159,7 @@ def _register_overlaps(register: Callable[[MetricSpec], None]) -> None:
             description=f"{score} of the binary mask L >= 0.5 (map scaled to [0, 1]) against the lesion; NaN on empty masks",
             citation="seed 001 (masks generated from the heat map); Jaccard 1901 / Dice 1945",
             defaults={"score": score, "selection": "threshold", "threshold": 0.5, "sign": "positive"},
+            check=overlap_check,
             undefined=EMPTY_MASK,
             formula=f"{score} = {OVERLAP[score]}, B = {{i : L_i >= t}}",
             checked_against="by hand on a 10x10 map: tests/test_metrics_localization.py::"
@@ -359,7 +361,7 @@ def xaibench_register_metrics(register: Callable[[MetricSpec], None]) -> None:
         checked_against="Quantus 0.6 TopKIntersection with k = round(0.1 P) pixels: "
                         "tests/test_metrics_peers_extra.py::test_top_k_intersection",
         undefined=EMPTY_MASK,
-        defaults={"score": "precision", "selection": "top-k", "k": TOP_K, "sign": "positive"},
+        defaults={"score": "precision", "selection": "top-k", "k": TOP_K, "sign": "positive"}, check=overlap_check,
         chance=_mask_fraction))
     register(MetricSpec(
         name="auc", modalities=ANY, bounds=(0.0, 1.0), score=pixel_auc, needs=frozenset({"maps", "masks"}),
