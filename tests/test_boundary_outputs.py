@@ -14,7 +14,7 @@ from torch import nn
 
 from xaibench import leaderboard
 from xaibench.errors import SuiteError, XaibenchError
-from xaibench.outputs import OutputAdapter, OutputForm, conform, unwrap
+from xaibench.outputs import OutputAdapter, OutputForm, conform, one_logit, probability_scale, unwrap
 from xaibench.plugins import load_harness
 from xaibench.runner import Runner, RunOptions
 from xaibench.store import Store
@@ -59,17 +59,31 @@ def _conform(model: nn.Module, k: int, form: OutputForm = OutputForm()) -> nn.Mo
     return conform(model, num_classes=k, in_channels=1, spatial=(16, 16), form=form, who="model 'm'")
 
 
-def test_single_logit_is_the_two_class_softmax_and_cross_entropy_is_bce() -> None:
+def test_single_logit_is_explained_as_plus_minus_z_with_sigmoid_probabilities_and_bce() -> None:
+    """Class 1's logit is the user's z, class 0's is -z; the probabilities are sigmoid(z) and 1 - sigmoid(z), as
+    the engine reads them and the trainer's cross-entropy sees them: BCE on z."""
+    from xaibench.engine import Engine
+    from xaibench.specs import Samples
+    from xaibench.training import validation_score
+
     torch.manual_seed(0)
     model = _conform(BinaryCNN(1), 2)
-    assert isinstance(model, OutputAdapter)
+    assert isinstance(model, OutputAdapter) and one_logit(model) and probability_scale(model) == 0.5
     x, y = torch.rand(8, 1, 16, 16), torch.tensor([0, 1] * 4)
-    z = unwrap(model)(x)[:, 0]
+    z = unwrap(model)(x)[:, 0].detach()
     logits = model(x)
     assert logits.shape == (8, 2)
-    torch.testing.assert_close(torch.softmax(logits, 1)[:, 1], torch.sigmoid(z))
-    torch.testing.assert_close(F.cross_entropy(logits, y), F.binary_cross_entropy_with_logits(z, y.float()))
+    torch.testing.assert_close(logits, torch.stack([-z, z], 1))
+    engine = Engine(model)
+    torch.testing.assert_close(engine.scores(x, torch.ones(8, dtype=torch.long)), torch.sigmoid(z))
+    torch.testing.assert_close(engine.scores(x, torch.zeros(8, dtype=torch.long)), 1 - torch.sigmoid(z))
+    torch.testing.assert_close(engine.scores(x, y, "logit"), torch.where(y == 1, z, -z))
+    accuracy, minus_loss = validation_score(model, Samples(x=x, y=y, ids=tuple(map(str, range(8)))), torch.device("cpu"))
+    assert minus_loss == pytest.approx(-float(F.binary_cross_entropy_with_logits(z, y.float())), rel=1e-5)
+    assert accuracy == float(((z > 0).long() == y).float().mean())
     assert torch.equal(logits.argmax(1), (z > 0).long())
+    plain = _conform(nn.Sequential(nn.Flatten(), nn.Linear(256, 2)), 2)
+    assert not one_logit(plain) and probability_scale(plain) == 1.0
 
 
 def test_probabilities_are_not_softmaxed_twice() -> None:

@@ -136,7 +136,7 @@ class Execution:
         :func:`explain_samples`'s (re-explained copies of that many samples)."""
         model = g.model if model is None else model
         params = me.params
-        layer = target_layer(model, g.model_entry, params)
+        layer = target_layer(model, g.model_entry, params) if me.spec.takes_layer else None  # none to name
         return explain_samples(me.spec, model, g.samples, g.target, params, layer=layer,
                                batch_size=self.settings.batch_size, seed=self.settings.suite.seed,
                                data_mean=g.data_mean, device=self.settings.device, engine_batch=g.engine.batch_size,
