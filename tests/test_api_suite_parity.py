@@ -9,8 +9,8 @@ tests/test_one_logit_units.py's suite test. Expected numbers are worked by hand 
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pytest

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import TinyPlugin, tiny_samples
 from torch import nn
 
 import xaibench
@@ -25,8 +26,6 @@ from xaibench.runner import RunOptions
 from xaibench.specs import Samples, TrainRecipe
 from xaibench.store import Store
 from xaibench.training import train
-
-from conftest import TinyPlugin, tiny_samples
 
 N, S = 6, 16
 

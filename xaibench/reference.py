@@ -31,7 +31,8 @@ CHANCE_LEVELS = {
 NOTATION = """\
 Notation: `x` is the input `(C, *spatial)` with `P` pixels (voxels, time steps), `c` the explained class
 (the predicted class unless the suite says `target: label`), `p_c(x)` its softmax probability and `f_c(x)`
-its logit; `a` is the method's map `(*spatial)`, `a^+ = max(a, 0)`, `L` the map scaled to [0, 1] per map
+its logit (for a one-logit model with output `z`: `f_1 = z`, `f_0 = -z`, `p_1 = sigmoid(z)`,
+`p_0 = 1 - sigmoid(z)`); `a` is the method's map `(*spatial)`, `a^+ = max(a, 0)`, `L` the map scaled to [0, 1] per map
 (`sign` parameter: the positive part over its maximum, min-max, or `|a|`), `Phi(x)` the method re-run on
 an input, `M` the annotated mask. `AUC_[0,1]` is the trapezoid area over an x-axis scaled to [0, 1].
 Every score is one number per sample; the leaderboard averages them with a bootstrap CI.

@@ -167,7 +167,8 @@ def user_model(model: Any, x: torch.Tensor, num_classes: int | None, output: str
            output_key: str | None, device: torch.device) -> tuple[nn.Module, int]:
     """The user's model in eval mode on ``device``, read as ``(N, K)`` logits by the output contract
     (:func:`xaibench.outputs.conform`), and ``K``. Without ``num_classes`` ``K`` is the output's width
-    (one logit: two classes, the sigmoid's)."""
+    (one logit ``z``: two classes, the sigmoid's, explained as ``z`` for class 1 and ``-z`` for class 0 with
+    probabilities ``sigmoid(z)`` and ``1 - sigmoid(z)``: :func:`xaibench.outputs.probability_scale`)."""
     import torch
     from torch import nn
 
