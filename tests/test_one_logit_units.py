@@ -22,7 +22,7 @@ import xaibench
 from xaibench.outputs import OutputForm, conform
 from xaibench.plugins import load_harness
 from xaibench.results import resolve_suite, run_suite
-from xaibench.runner import RunOptions
+from xaibench.runner import Runner, RunOptions
 from xaibench.specs import Samples, TrainRecipe
 from xaibench.store import Store
 from xaibench.training import train
@@ -216,6 +216,10 @@ def test_a_suite_and_xaibench_score_give_the_hand_values(tmp_path, monkeypatch) 
         results = run_suite(harness, suite, store, RunOptions(progress=False))
         stored = {m: results.scores("tiny", "binary", "integrated-gradients", m)
                   for m in ("completeness-error", "dic", "deletion-auc")}
+        runner = Runner(harness, suite, store, RunOptions(progress=False))
+        key = runner.model_key(runner.datasets[0], runner.models[0])
+        monkeypatch.setattr("xaibench.models.CONTRACT_VERSION", 1)  # a cache from the +-z/2 days is not reused
+        assert runner.model_key(runner.datasets[0], runner.models[0]) != key
     ids = sorted(stored["completeness-error"], key=lambda i: int(i.rsplit("-", 1)[1]))
     x = test.x[[int(i.rsplit("-", 1)[1]) for i in ids]]
     with torch.no_grad():

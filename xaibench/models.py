@@ -22,7 +22,7 @@ from xaibench.cache import content_key, file_digest, load_checkpoint, save_check
 from xaibench.errors import SuiteError, XaibenchError
 from xaibench.gate import verdict
 from xaibench.options import Settings
-from xaibench.outputs import conform, unwrap
+from xaibench.outputs import CONTRACT_VERSION, conform, unwrap
 from xaibench.plan import Resolved
 from xaibench.published import PretrainedWeights
 from xaibench.specs import ModelSpec, ModelVariant
@@ -57,7 +57,8 @@ class Models:
                            *([{"weights": mo.entry.weights, "file": pretrained.file_name(start)[0],
                                "frozen_epochs": recipe.frozen_epochs}] if start else []),
                            *([{"location_supervision": False}] if not recipe.location_supervision else []),
-                           *([{"fine_tune_from": self.key(*mo.source)}] if mo.source else []))
+                           *([{"fine_tune_from": self.key(*mo.source)}] if mo.source else []),
+                           *([{"output_contract": CONTRACT_VERSION}] if mo.entry.factory else []))
 
     def _weights(self, mo: Resolved) -> PretrainedWeights | None:
         """The published weights ``mo`` starts from (``weights:``), or None; unknown names refused with file:line."""

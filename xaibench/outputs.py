@@ -86,6 +86,10 @@ class OutputAdapter(nn.Module):
             return getattr(super().__getattr__("wrapped"), name)
 
 
+#: The output contract's version, in the cache key of every model a suite brings with ``factory:`` (the way a
+#: one-logit model enters a suite): maps and scores cached when one-logit models were explained as ``+-z/2``
+#: (version 1) are not reused.
+CONTRACT_VERSION = 2
 #: The factor of a one-logit model's logits ``[-z, z]`` whose softmax is ``[1 - sigmoid(z), sigmoid(z)]``.
 ONE_LOGIT_SCALE = 0.5
 
