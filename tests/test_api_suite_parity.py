@@ -133,27 +133,44 @@ def test_maps_in_the_inputs_proportions_score_the_same_by_score_and_by_a_suite(w
         np.testing.assert_allclose([stored[i] for i in test.ids], again[metric], rtol=1e-6)
 
 
+#: Metric parameter values outside what each metric is defined for, and the start of the line that refuses them.
+BAD_VALUES = {
+    "top-k-intersection": ({"k": 58}, "k is the fraction of the map's pixels kept, in (0, 1], got 58"),
+    "iou-threshold": ({"threshold": 2}, "threshold applies to the map scaled to [0, 1]"),
+    "completeness-error": ({"output": "probs"}, "output must be one of prob, logit, got 'probs'"),
+    "relevance-mass": ({"sign": "neg"}, "sign must be one of abs, positive, raw, got 'neg'"),
+}
+
+
+@pytest.mark.parametrize("metric", sorted(BAD_VALUES))
 def test_a_bad_metric_parameter_value_is_refused_by_score_and_by_the_cli_with_the_same_line(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """Top-K ``k: 58`` (a pixel count where a fraction is meant): an XaibenchError from score, exit 2 from the CLI,
-    before anything runs, with the same words after where the value came from."""
+        metric: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The issue's Top-K ``k: 58`` (a pixel count where a fraction is meant) and the values every metric of the
+    plugin shares: an XaibenchError from score, exit 2 from the CLI before anything runs, with the same words
+    after where the value came from."""
+    params, words = BAD_VALUES[metric]
     test = wide_samples(N, 3, "test")
     model = nn.Sequential(nn.Flatten(), nn.Linear(H * W, 2))
     with pytest.raises(XaibenchError) as info:
-        xaibench.score(model, test.x, None, test.masks.float(), ["top-k-intersection"], masks=test.masks,
-                       params={"top-k-intersection": {"k": 58}})
+        xaibench.score(model, test.x, None, test.masks.float(), [metric], masks=test.masks, additive=True,
+                       params={metric: params})
     api_line = str(info.value)
-    assert api_line.startswith("xaibench.score: metric 'top-k-intersection': k is the fraction of the map's pixels")
+    assert api_line.startswith(f"xaibench.score: metric {metric!r}: {words}"), api_line
+    (key, value), = params.items()
     suite = tmp_path / "suite.yaml"
-    suite.write_text("name: k58\nsamples: 2\ndatasets: [synthetic-lesions]\nmodels: [small-cnn]\nmethods: [random]\n"
-                     "metrics:\n  - {name: top-k-intersection, params: {k: 58}}\n")
+    suite.write_text("name: bad-value\nsamples: 2\ndatasets: [synthetic-lesions]\nmodels: [small-cnn]\n"
+                     "methods: [integrated-gradients]\n"
+                     f"metrics:\n  - {{name: {metric}, params: {{{key}: {value}}}}}\n")
     assert main(["run", "--suite", str(suite), "--store", str(tmp_path / "r.sqlite"), "--no-progress"]) == 2
     cli_line = capsys.readouterr().err.strip().removeprefix("error: ")
     assert cli_line == f"{suite}:7: " + api_line.removeprefix("xaibench.score: ")
-    for k in (0, -0.1, 1.5, "10%", True):
+
+
+def test_top_k_takes_a_fraction_of_the_pixels() -> None:
+    for k in (0, -0.1, 1.5, "10%", True, float("nan")):
         with pytest.raises(XaibenchError, match="k is the fraction"):
             xaibench.metric("iou", k=k)
-    assert xaibench.metric("iou", k=1).params["k"] == 1
+    assert xaibench.metric("iou", k=1).params["k"] == 1 and xaibench.metric("iou", k=0.01).params["k"] == 0.01
 
 
 def test_a_value_only_a_kernel_refuses_is_an_xaibench_error_from_score() -> None:
