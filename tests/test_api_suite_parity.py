@@ -75,12 +75,17 @@ class WidePlugin:
 
 
 def test_coarser_maps_fit_in_the_inputs_proportions_only() -> None:
-    """One stride for every axis, up to a cell of rounding; no axis larger than the input's."""
-    for shape in ((8, 12), (4, 6), (1, 2), (1, 1), (32, 48), (6, 10)):  # (6, 10): 32/5.2, 48/4.8 (a padded CAM)
+    """One stride ``s`` for the image plane, each map axis ``n / s`` rounded down or up, a volume's depth strided
+    on its own; no axis larger than the input's."""
+    # (6, 10): 32/5.3, 48/4.8 (a padded CAM)
+    for shape in ((8, 12), (4, 6), (1, 2), (1, 1), (32, 48), (6, 10)):
         assert coarser_fits(shape, (H, W)), shape
-    for shape in ((12, 8), (6, 4), (16, 16), (33, 48), (32, 49), (8,), (0, 12)):
+    # (3, 2): strides 8..16 and 16..48 only touch; (4, 9): 6.4..10.7 and 4.8..6
+    for shape in ((12, 8), (6, 4), (3, 2), (4, 9), (16, 16), (8, 6), (33, 48), (32, 49), (8,), (0, 12)):
         assert not coarser_fits(shape, (H, W)), shape
-    assert coarser_fits((7,), (30,)) and coarser_fits((2, 2, 2), (9, 16, 16))
+    assert coarser_fits((7,), (30,)) and coarser_fits((2, 3), (32, 48)) and coarser_fits((2, 2, 2), (9, 16, 16))
+    assert coarser_fits((2, 4, 4), (16, 64, 64)) and coarser_fits((16, 4, 4), (16, 64, 64))  # r3d-18: 8 in time
+    assert not coarser_fits((2, 4, 8), (16, 64, 64)) and not coarser_fits((17, 4, 4), (16, 64, 64))
 
 
 @pytest.fixture(scope="module")

@@ -22,15 +22,18 @@ def upsample(saliency: torch.Tensor, spatial: tuple[int, ...]) -> torch.Tensor:
 
 
 def coarser_fits(shape: tuple[int, ...], spatial: tuple[int, ...]) -> bool:
-    """True where a map of spatial ``shape`` is ``spatial`` (an input's) or coarser in the same proportions, so
-    that :func:`upsample` stretches every axis alike: no axis larger, and one stride ``s >= 1`` for which each
-    axis is ``spatial_i / s`` up to one cell of rounding (``|spatial_i / s - shape_i| <= 1``; a network's
-    feature map floors or pads ``spatial_i / s``). A map with height and width swapped ((12, 8) for a 32x48
-    input: strides 2.7 and 6) is not, nor a map with another number of axes."""
+    """True where a map of spatial ``shape`` is ``spatial`` (an input's) or coarser in its proportions, the way a
+    network's feature map is: no axis larger, and one stride ``s >= 1`` for the image plane (a signal's axis,
+    an image's height and width, a volume's last two axes), each map axis ``spatial_i / s`` rounded down or up
+    (``|spatial_i / s - shape_i| < 1``: convolutions and pooling floor or pad ``spatial_i / s``). A volume's
+    depth (or time) axis may have a stride of its own, as 3D networks stride it differently (r3d-18: 8 in
+    time, 16 in space). A map with height and width swapped ((12, 8) for a 32x48 input: strides 2.7 and 6)
+    is not, nor a map with another number of axes."""
     if len(shape) != len(spatial) or any(m < 1 or m > n for m, n in zip(shape, spatial)):
         return False
-    low = max(max(1.0, n / (m + 1)) for m, n in zip(shape, spatial))  # s >= n / (m + 1) on every axis
-    return all(m == 1 or n / (m - 1) >= low for m, n in zip(shape, spatial))  # s <= n / (m - 1) on every axis
+    plane = list(zip(shape, spatial))[-2:]
+    low = max(max(1.0, n / (m + 1)) for m, n in plane)  # s > n / (m + 1) on every axis (s >= 1)
+    return all(m == 1 or n / (m - 1) > low for m, n in plane)  # s < n / (m - 1) on every axis
 
 
 def expected_maps(n: int, spatial: tuple[int, ...]) -> str:
