@@ -171,11 +171,25 @@ def test_a_bad_metric_parameter_value_is_refused_by_score_and_by_the_cli_with_th
     assert cli_line == f"{suite}:7: " + api_line.removeprefix("xaibench.score: ")
 
 
-def test_top_k_takes_a_fraction_of_the_pixels() -> None:
+def test_the_overlap_metrics_take_a_fraction_a_threshold_in_0_1_and_their_named_scores() -> None:
+    """Top-K's ``k`` in (0, 1], the threshold in [0, 1] (the map is scaled to [0, 1]), ``score`` and ``selection``
+    from their lists; each refusal one line that says what to give."""
     for k in (0, -0.1, 1.5, "10%", True, float("nan")):
-        with pytest.raises(XaibenchError, match="k is the fraction"):
+        with pytest.raises(XaibenchError, match=rf"^xaibench.metric: metric 'iou': k is the fraction of the map's "
+                                                rf"pixels kept, in \(0, 1\], got {k!r}; for a number of pixels n give "
+                                                rf"n / \(pixels per map\)$"):
             xaibench.metric("iou", k=k)
     assert xaibench.metric("iou", k=1).params["k"] == 1 and xaibench.metric("iou", k=0.01).params["k"] == 0.01
+    for t in (-0.1, 1.01, "half", None):
+        with pytest.raises(XaibenchError, match=rf"^xaibench.metric: metric 'dice-threshold': threshold applies to "
+                                                rf"the map scaled to \[0, 1\]: give a number in \[0, 1\], got {t!r}$"):
+            xaibench.metric("dice-threshold", threshold=t)
+    for t in (0, 0.5, 1):
+        assert xaibench.metric("dice-threshold", threshold=t).params["threshold"] == t
+    with pytest.raises(XaibenchError, match="score must be one of iou, dice, coverage, precision, got 'f1'"):
+        xaibench.metric("iou", score="f1")
+    with pytest.raises(XaibenchError, match="selection must be one of top-k, threshold, got 'top'"):
+        xaibench.metric("coverage", selection="top")
 
 
 def test_a_value_only_a_kernel_refuses_is_an_xaibench_error_from_score() -> None:

@@ -173,6 +173,18 @@ def test_probability_metrics_score_the_model_as_its_two_class_softmax_twin() -> 
         np.testing.assert_allclose(one[name], twin[name], rtol=1e-5, atol=1e-6, err_msg=name)
 
 
+def test_relative_output_stability_reads_the_users_own_logit() -> None:
+    """ROS divides by ||h(x) - h(x')|| over the model's logits: a one-logit model's are its z (|dz|), as the
+    twin ``[0, z]``'s norm is; class 1, whose explained logit z both share, so the maps are equal too."""
+    model, x, _ = _user()
+    kwargs = {"method": "input-x-gradient", "params": {"relative-output-stability": {"draws": 3}}, "model_key": "k"}
+    maps = xaibench.explain(model, x, 1, method="input-x-gradient")
+    one = xaibench.score(model, x, 1, maps, ["relative-output-stability"], **kwargs)
+    twin = xaibench.score(TwoClass(copy.deepcopy(model)).eval(), x, 1, maps, ["relative-output-stability"], **kwargs)
+    assert np.isfinite(one["relative-output-stability"]).all()
+    np.testing.assert_allclose(one["relative-output-stability"], twin["relative-output-stability"], rtol=1e-5)
+
+
 def test_the_trainer_fits_a_one_logit_model_by_its_bce() -> None:
     """One epoch of one full batch is one Adam step on the user's BCE(z, y), written out here."""
     torch.manual_seed(0)
