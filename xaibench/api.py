@@ -308,11 +308,14 @@ def run(suite: str | Path | Mapping[str, Any], *, store: str | Path | None = Non
         device: str = "cpu", batch_size: int | None = None, data_root: str | None = None, download: bool = False,
         mirror: str | None = None, progress: bool = True, fail_fast: bool = False,
         cell_timeout: float | None = None, autocast: bool = False, executor: str = "local", workers: int = 1,
-        address: str | None = None) -> Results:
+        address: str | None = None, overrides: Mapping[str, Any] | None = None) -> Results:
     """Run a suite as ``xaibench run`` does and return its :class:`Results`.
 
     Args:
         suite: a built-in suite's name (``"quick"``), a path to a YAML suite, or a dict in the YAML's layout.
+        overrides: suite values set on top of it, dotted key -> value (``{"image_size": 224, "samples": 32,
+            "models.0.train.epochs": 3}``), as ``xaibench run --set KEY=VALUE`` sets them (:mod:`xaibench.overrides`)
+            and checked as the file's own values are.
         store: the SQLite results store (default: the CLI's, ``xaibench-results/results.sqlite``); finished
             cells already in it are reused.
         limit, device, batch_size, data_root, download, mirror, fail_fast, cell_timeout, autocast, executor,
@@ -338,7 +341,7 @@ def run(suite: str | Path | Mapping[str, Any], *, store: str | Path | None = Non
     if executor not in ("local", "ray"):
         raise XaibenchError(f"executor must be 'local' or 'ray', got {executor!r}")
     harness = installed()
-    resolved = resolve_suite(harness, suite)
+    resolved = resolve_suite(harness, suite, overrides)
     path = Path(DEFAULT_STORE if store is None else store)
     if path.is_dir():
         raise XaibenchError(f"store {path} is a directory; give a file path")
