@@ -382,7 +382,7 @@ def compare(model: Any, inputs: Any, targets: Any, methods: Mapping[str, Any], m
 
     Returns:
         :class:`Comparison`: ranks (tie-aware paired Wilcoxon tests, Holm-corrected), means with 95% bootstrap
-        CIs in each metric's units, the verdict, the trust table, the aggregate ranking; markdown and HTML in
+        CIs in each metric's units, the verdict, the trust table, the aggregate ranking; markdown in
         Jupyter, DataFrames with :meth:`Comparison.to_pandas` and :meth:`Comparison.ranking`.
 
     Raises:

@@ -17,7 +17,6 @@ suite's numbers and ranks.
 from __future__ import annotations
 
 import dataclasses
-import html
 import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -25,8 +24,18 @@ from typing import TYPE_CHECKING, Any
 from xaibench.errors import XaibenchError
 from xaibench.store import CellResult, PlanRow, Store
 from xaibench.suite import Entry
-from xaibench.user_inputs import (checked_annotation, checked_inputs, installed, merged_params, modality,
-                                  pandas_module, sample_ids, torch_device, user_model, weights_key)
+from xaibench.user_inputs import (
+    checked_annotation,
+    checked_inputs,
+    installed,
+    merged_params,
+    modality,
+    pandas_module,
+    sample_ids,
+    torch_device,
+    user_model,
+    weights_key,
+)
 from xaibench.user_methods import choose_method
 
 if TYPE_CHECKING:
@@ -282,7 +291,7 @@ class Comparison:
     ranks, overall ranks, metric agreement); ``verdict`` the calibration verdict; ``trust`` which metrics to
     trust; ``aggregate`` the mean ranks per family with the Friedman test; ``findings`` where a baseline beats
     every method. Views: :meth:`to_pandas` (one row per method x metric), :meth:`ranking` (one row per method),
-    :meth:`trust_table`, :meth:`scores` (per sample), markdown and HTML in Jupyter.
+    :meth:`trust_table`, :meth:`scores` (per sample), and :meth:`markdown`, which Jupyter shows.
     """
 
     def __init__(self, name: str, store: Store, header: dict[str, Any]) -> None:
@@ -383,20 +392,8 @@ class Comparison:
         return "\n".join(lines).rstrip() + "\n"
 
     def _repr_markdown_(self) -> str:
+        """:meth:`markdown`, which Jupyter renders (headings, the verdict, tables)."""
         return self.markdown()
-
-    def _repr_html_(self) -> str:
-        head, body = self._table()
-        status = "pass" if self.verdict.passed else "FAIL"
-        checks = "".join(f"<li>{'' if c.passed else '<b>failed</b>: '}{html.escape(c.detail)}</li>"
-                         for c in self.verdict.checks)
-        checks += "".join(f"<li>not checked: {html.escape(why)}</li>" for why in self.verdict.not_run)
-        table = "".join(f"<th>{html.escape(h)}</th>" for h in head) + "".join(
-            "<tr>" + "".join(f"<td>{html.escape(v)}</td>" for v in row) + "</tr>" for row in body)
-        advice = "".join(f"<tr><td>{html.escape(t.metric)}</td><td>{t.verdict}"
-                         f"{': ' + html.escape('; '.join(t.reasons)) if t.reasons else ''}</td></tr>" for t in self.trust)
-        return (f"<h4>{html.escape(self.name)}: calibration verdict {status}</h4><ul>{checks}</ul>"
-                f"<table><tr>{table}</table><h4>Which metrics to trust</h4><table>{advice}</table>")
 
     def __repr__(self) -> str:
         ranks = ", ".join(f"{r.rank}. {r.method}" for r in self.block.rows if r.rank is not None)
