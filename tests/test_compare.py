@@ -188,6 +188,9 @@ BAD = {
     "a baseline twice": ({"random": "random"}, {"baselines": ["random"]}, r"^baseline 'random' is already"),
     "baselines as a string": ({"m": "saliency"}, {"baselines": "random"}, r"^baselines must be True, False or a list"),
     "params of an unlisted metric": ({"m": "saliency"}, {"params": {"dic": {}}}, r"^params name 'dic'"),
+    "a typo in a keyword": ({"m": "saliency"}, {"data_maen": [0.5]},
+                            r"^xaibench.compare takes no keyword 'data_maen' \(did you mean 'data_mean'"),
+    "a per-method keyword": ({"m": "saliency"}, {"method_params": {}}, r"per-method settings go in methods$"),
     "an unknown metric": ({"m": "saliency"}, {"metrics": ["sparsness"]}, r"sparsness.*did you mean 'sparseness'"),
 }
 

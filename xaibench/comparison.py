@@ -21,30 +21,21 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from xaibench.errors import XaibenchError
+from xaibench import user_inputs
+from xaibench.errors import XaibenchError, did_you_mean
 from xaibench.store import CellResult, PlanRow, Store
 from xaibench.suite import Entry
-from xaibench.user_inputs import (
-    checked_annotation,
-    checked_inputs,
-    installed,
-    merged_params,
-    modality,
-    pandas_module,
-    sample_ids,
-    torch_device,
-    user_model,
-    weights_key,
-)
 from xaibench.user_methods import choose_method
 
 if TYPE_CHECKING:
     from xaibench.plan import Resolved
     from xaibench.scores import Scores
-    from xaibench.specs import MetricSpec
 
 #: The calibration roles (``MethodSpec.calibration``) ``compare(baselines=True)`` adds: chance and the oracle.
 BASELINE_ROLES = ("chance", "oracle")
+#: :func:`xaibench.api.score`'s keywords that ``compare`` passes on (the same for every method).
+SCORE_KEYWORDS = ("regions", "region_top_level", "ground_truth", "data_mean", "device", "batch_size", "num_classes",
+                  "output", "output_index", "output_key")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,18 +52,13 @@ class Contender:
     #: metric -> the parameters it is scored with for this method (paired ones taken from the method).
     params: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
 
-    @property
-    def role(self) -> str:
-        """The calibration role of a registered baseline (``MethodSpec.calibration``), "" for a method."""
-        return self.entry.spec.calibration if self.entry is not None else ""
-
 
 def _registered(kind: str, name: str, params: Mapping[str, Any] | None = None, label: str = "") -> Resolved:
     from xaibench.plan import Resolved
 
-    entry = installed().registry(kind).entry(name)
+    entry = user_inputs.installed().registry(kind).entry(name)
     where, what = f"xaibench.compare {kind}", kind[:-1]
-    checked = merged_params(entry.spec, dict(params or {}), where, what)  # unknown names refused, did you mean
+    checked = user_inputs.merged_params(entry.spec, dict(params or {}), where, what)  # unknown names: did you mean
     given = {k: v for k, v in checked.items() if k in (params or {})}
     return Resolved(Entry(name, params=given, label=label if label != name else ""), entry.spec, entry.plugin)
 
@@ -139,7 +125,7 @@ def contenders(methods: Mapping[str, Any], metrics: list[Resolved], baselines: A
     out = [_contender(str(name), value, metrics) for name, value in methods.items()]
     if baselines is True:
         named = {c.entry.spec.name for c in out if c.entry is not None} | {c.name for c in out}
-        baselines = [e.spec.name for e in installed().registry("methods")
+        baselines = [e.spec.name for e in user_inputs.installed().registry("methods")
                      if e.spec.calibration in BASELINE_ROLES and e.spec.name not in named
                      and data_modality in e.spec.modalities and (has_masks or "masks" not in e.spec.needs)]
     elif baselines is False or baselines is None:
@@ -167,14 +153,19 @@ def compared(score: Callable[..., Scores], explain: Callable[..., Any], model: A
     from xaibench.degenerate import layer_output_spatial
     from xaibench.specs import Samples
 
-    x = checked_inputs(inputs)
-    mask_t = checked_annotation(masks, x, "masks")
+    unknown = sorted(set(keywords) - set(SCORE_KEYWORDS))
+    if unknown:
+        raise XaibenchError(f"xaibench.compare takes no keyword {unknown[0]!r}"
+                            f"{did_you_mean(unknown[0], SCORE_KEYWORDS)}; per-method settings go in methods")
+    x = user_inputs.checked_inputs(inputs)
+    mask_t = user_inputs.checked_annotation(masks, x, "masks")
     mts = metric_entries(metrics, params)
-    entries = contenders(methods, mts, baselines, modality(x), mask_t is not None)
+    entries = contenders(methods, mts, baselines, user_inputs.modality(x), mask_t is not None)
     form = {k: keywords[k] for k in ("num_classes", "output", "output_index", "output_key") if k in keywords}
-    net, _ = user_model(model, x, form.get("num_classes"), form.get("output", "logits"), form.get("output_index"),
-                        form.get("output_key"), torch_device(keywords.get("device", "cpu")))
-    key = model_key or weights_key(net)
+    net, _ = user_inputs.user_model(model, x, form.get("num_classes"), form.get("output", "logits"),
+                                    form.get("output_index"), form.get("output_key"),
+                                    user_inputs.torch_device(keywords.get("device", "cpu")))
+    key = model_key or user_inputs.weights_key(net)
     common = {"masks": masks, "seed": seed, "ids": ids,
               **{k: v for k, v in keywords.items() if k in ("data_mean", "device", *form)}}
     rest = {k: v for k, v in keywords.items() if k not in common}
@@ -197,9 +188,9 @@ def compared(score: Callable[..., Scores], explain: Callable[..., Any], model: A
             bar.update(len(mts))
     finally:
         bar.close()
-    samples = Samples(x=x, y=torch.zeros(len(x), dtype=torch.long), ids=sample_ids(ids, len(x)), masks=mask_t)
-    return build(name, seed, "predicted" if targets is None else "given", samples, key, mts, entries, scored,
-                      layers)
+    samples = Samples(x=x, y=torch.zeros(len(x), dtype=torch.long), ids=user_inputs.sample_ids(ids, len(x)),
+                      masks=mask_t)
+    return build(name, seed, "predicted" if targets is None else "given", samples, key, mts, entries, scored, layers)
 
 
 @dataclasses.dataclass
@@ -230,22 +221,21 @@ def _header(name: str, seed: int, target: str, section: _Section, metrics: list[
             entries: list[Contender]) -> dict[str, Any]:
     from xaibench.calibration import calibration_facts
 
-    specs: list[MetricSpec] = [mt.spec for mt in metrics]
     return {"suite": name, "seed": seed, "samples": len(section.samples), "target": target, "meta_evaluation": 0,
             "datasets": {section.datasets[0].entry.display: {"samples": len(section.samples)}},
             "metrics": {mt.entry.display: {"category": s.category, "higher_is_better": s.higher_is_better,
                                            "bounds": list(s.bounds), "citation": s.citation,
                                            "description": s.describe(mt.params) if s.describe else s.description,
                                            "params": mt.params, "undefined": s.undefined}
-                        for mt, s in zip(metrics, specs)},
+                        for mt, s in ((mt, mt.spec) for mt in metrics)},
             "methods": {c.name: {"plugin": c.entry.plugin if c.entry else "yours",
                                  "params": c.entry.params if c.entry else {}} for c in entries},
             **calibration_facts(section)}
 
 
 def build(name: str, seed: int, target: str, samples: Any, model_key: str, metrics: list[Resolved],
-               entries: list[Contender], scores: Mapping[str, Scores],
-               layers: Mapping[str, tuple[str, tuple[int, ...]]]) -> Comparison:
+          entries: list[Contender], scores: Mapping[str, Scores], layers: Mapping[str, tuple[str, tuple[int, ...]]]
+          ) -> Comparison:
     """The :class:`Comparison` of ``scores`` (contender name -> its :class:`~xaibench.scores.Scores`), stored as a
     suite's run named ``name`` with ``seed`` and ``target`` (``"predicted"`` or ``"given"``) on ``samples``
     (:class:`~xaibench.specs.Samples`) of the model keyed ``model_key``; ``layers``: each CAM method's layer name and
@@ -310,7 +300,7 @@ class Comparison:
         (calibration role, "" for a method), ``metric``, ``mean``, ``ci_low``, ``ci_high`` (95% bootstrap CI, the
         metric's units), ``n`` (defined samples), ``rank`` (tie-aware significance rank; None for baselines and
         cells without a score), ``tied``, ``status`` (ok, skipped) and ``detail`` (why skipped)."""
-        pd = pandas_module()
+        pd = user_inputs.pandas_module()
         rows = [(r.method, r.baseline, m, c.mean, c.ci_low, c.ci_high, c.n, r.metric_ranks[m], r.metric_tied[m],
                  c.status, c.detail) for r in self.block.rows for m, c in r.cells.items()]
         return pd.DataFrame(rows, columns=["method", "baseline", "metric", "mean", "ci_low", "ci_high", "n", "rank",
@@ -320,7 +310,7 @@ class Comparison:
         """A ``pandas.DataFrame`` with one row per method, best first: ``rank`` (overall: by mean per-metric rank;
         None for baselines), ``tied``, ``mean_rank``, ``baseline``, and the aggregate's mean rank over all metrics
         (``aggregate_rank``, ± ``aggregate_std``; NaN for baselines)."""
-        pd = pandas_module()
+        pd = user_inputs.pandas_module()
         agg = self.aggregate.families.get("all")
         rows = []
         for r in self.block.rows:
@@ -334,7 +324,7 @@ class Comparison:
         """The trust table (:func:`xaibench.leaderboard.trust.as_json`) as a ``pandas.DataFrame``, one row per metric."""
         from xaibench.leaderboard import trust
 
-        return pandas_module().DataFrame(trust.as_json(self.block, self.header))
+        return user_inputs.pandas_module().DataFrame(trust.as_json(self.block, self.header))
 
     def scores(self, method: str, metric: str) -> dict[str, float]:
         """Per-sample scores (sample id -> score, NaN where undefined) of one method on one metric."""
