@@ -211,3 +211,18 @@ def test_a_comparison_without_any_score_still_renders() -> None:
                          progress=False)
     assert c.block.rows[0].rank is None and math.isnan(c.ranking().aggregate_rank[0])
     assert "n/a" in c.markdown()
+
+
+def test_a_callable_method_is_explained_and_re_explained_like_its_maps() -> None:
+    model, x, _ = _user()
+
+    def doubled(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return inputs[:, 0] * 2  # (N, H, W)
+
+    c = xaibench.compare(model, x, None, {"fn": doubled, "its maps": (x[:, 0] * 2).numpy()},
+                         ["sparseness", "max-sensitivity"], params={"max-sensitivity": {"draws": 2}},
+                         baselines=False, progress=False)
+    rows = {r.method: r for r in c.block.rows}
+    assert rows["fn"].cells["sparseness"].mean == rows["its maps"].cells["sparseness"].mean
+    assert rows["fn"].cells["max-sensitivity"].status == "ok"  # the callable re-explains the perturbed inputs
+    assert rows["its maps"].cells["max-sensitivity"].status == "skipped"
