@@ -54,7 +54,7 @@ def _registered(name: str, model: nn.Module, x: np.ndarray, y: np.ndarray, a: np
     xt = torch.from_numpy(x)
     engine = None if model is None else Engine(model, "cpu", batch_size=16)
     logits = torch.zeros(len(x), 3) if engine is None else engine.logits(xt)
-    ctx = MetricContext(engine=engine, base_logits=logits, seed=0, sample_seeds=tuple(range(len(x))))
+    ctx = MetricContext(engine=engine, base_logits=logits, sample_seeds=tuple(range(len(x))))
     masks = None if s is None else torch.from_numpy(s[:, 0])
     return np.asarray(score_metric(spec, ctx, xt, torch.from_numpy(y), torch.from_numpy(a[:, 0]), masks,
                                    **{**spec.defaults, **params}), dtype=np.float64)
@@ -288,7 +288,7 @@ def _with_explain(name: str, model: nn.Module, x: np.ndarray, y: np.ndarray, tim
     base, xt, yt = model, torch.from_numpy(x), torch.from_numpy(y)
     spec = HARNESS.metrics.get(name)
     engine = Engine(model, "cpu", batch_size=16)
-    ctx = MetricContext(engine=engine, base_logits=engine.logits(xt), seed=0, sample_seeds=tuple(range(len(x))),
+    ctx = MetricContext(engine=engine, base_logits=engine.logits(xt), sample_seeds=tuple(range(len(x))),
                         model=lambda: copy.deepcopy(model), explain=explain)
     return np.asarray(score_metric(spec, ctx, xt, yt, explain(), **{**spec.defaults, **params}), dtype=np.float64)
 
@@ -462,7 +462,7 @@ def test_arcc(monkeypatch: pytest.MonkeyPatch) -> None:
         theirs = ARCC(base_method=cam, road_percentiles=[20, 40, 60, 80])(xt, cams, targets, model)
         spec = HARNESS.metrics.get("arcc")
         engine = Engine(model, "cpu", batch_size=16)
-        ctx = MetricContext(engine=engine, base_logits=engine.logits(xt), seed=0, explain=explain)
+        ctx = MetricContext(engine=engine, base_logits=engine.logits(xt), sample_seeds=tuple(range(len(xt))), explain=explain)
         ours = np.asarray(score_metric(spec, ctx, xt, yt, torch.from_numpy(cams), **{**spec.defaults, "noise": 0.0}))
     untied = (cams == 0).reshape(len(cams), -1).sum(1) < 13
     np.testing.assert_allclose(ours[untied], theirs[untied], atol=1e-6)
@@ -481,7 +481,7 @@ def test_arcc_components_by_hand() -> None:
     with torch.no_grad():
         constant_model[1].weight.zero_()
     engine = Engine(constant_model.eval(), "cpu")
-    got = arcc(x, torch.zeros(2, dtype=torch.long), maps, engine, 0, lambda inputs: maps)
+    got = arcc(x, torch.zeros(2, dtype=torch.long), maps, engine, (0, 1), lambda inputs: maps)
     np.testing.assert_array_equal(got, 0.0)
-    assert np.isnan(arcc(x, torch.zeros(2, dtype=torch.long), torch.ones(2, 8, 8), engine, 0,
+    assert np.isnan(arcc(x, torch.zeros(2, dtype=torch.long), torch.ones(2, 8, 8), engine, (0, 1),
                          lambda inputs: maps)).all()

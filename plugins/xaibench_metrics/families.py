@@ -424,7 +424,7 @@ def register_arcc(register: Callable[[MetricSpec], None]) -> None:
     """Registers ``arcc`` (category ``faithfulness``, higher is better, in [0, 1])."""
     register(MetricSpec(
         name="arcc", bounds=(0.0, 1.0), score=arcc,
-        needs=frozenset({"inputs", "targets", "maps", "engine", "seed", "explain"}), category="faithfulness",
+        needs=frozenset({"inputs", "targets", "maps", "engine", "sample_seeds", "explain"}), category="faithfulness",
         higher_is_better=True,
         description="harmonic mean of coherency (map of x * L vs L), 1 - complexity (mean of L) and "
                     "clip(2 ROAD-combined) of the map L scaled to [0, 1]",
