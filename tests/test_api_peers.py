@@ -135,7 +135,8 @@ def test_infidelity_equals_captum_on_the_same_perturbations(normalize: bool) -> 
     target = torch.tensor([0, 1, 2, 0])
     sal = torch.randn(n, 8, 8)
     params = {"runs": runs, "noise": 0.1, "normalize": normalize}
-    ours = xaibench.score(model, x, target, sal, ["infidelity"], additive=True, params={"infidelity": params})["infidelity"]
+    ours = xaibench.score(model, x, target, sal, ["infidelity"], additive=True,
+                          params={"infidelity": params})["infidelity"]
     noise = pixel_noise(x, runs, 0.1, _seeds("infidelity", x, **params))
 
     def perturb(inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

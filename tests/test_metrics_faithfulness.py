@@ -23,7 +23,8 @@ def harness():  # type: ignore[no-untyped-def]
 
 def _ctx(model: nn.Module, x: torch.Tensor, batch_size: int = 7) -> MetricContext:
     engine = Engine(model.eval(), "cpu", batch_size=batch_size)
-    return MetricContext(engine=engine, base_logits=engine.logits(x), data_mean=x.mean(dim=(0, 2, 3)), sample_seeds=tuple(range(x.shape[0])))
+    return MetricContext(engine=engine, base_logits=engine.logits(x), data_mean=x.mean(dim=(0, 2, 3)),
+                         sample_seeds=tuple(range(x.shape[0])))
 
 
 def _setup(seed: int = 0, n: int = 3, size: int = 6):  # type: ignore[no-untyped-def]

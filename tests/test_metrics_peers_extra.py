@@ -217,7 +217,8 @@ def test_sufficiency_scales_per_map_or_per_batch() -> None:
     theirs = _quantus(quantus.Sufficiency(threshold=0.6, disable_warnings=True), model, x, pred, a)
     np.testing.assert_array_equal(theirs, [0, 1, 1, 1, 1])
     # Quantus's scaling, exactly; sample 0 has no neighbour: NaN here, 0 in Quantus (test_sufficiency)
-    np.testing.assert_array_equal(_registered("sufficiency", model, x, pred, a, normalise="batch"), [np.nan, 1, 1, 1, 1])
+    np.testing.assert_array_equal(_registered("sufficiency", model, x, pred, a, normalise="batch"),
+                                  [np.nan, 1, 1, 1, 1])
     with pytest.raises(ValueError, match="^normalise must be one of sample, batch, got 'map'$"):
         _registered("sufficiency", model, x, pred, a, normalise="map")
 
@@ -230,7 +231,8 @@ def test_effective_complexity_scales_per_map_or_per_batch() -> None:
     big = rng.uniform(0.5, 1.5, (4, 4))
     a = np.stack([big, 1e-6 * rng.uniform(0.5, 1.5, (4, 4))])[:, None].astype(np.float32)
     x, y = np.zeros((2, 1, 4, 4), np.float32), np.zeros(2, dtype=int)
-    np.testing.assert_array_equal(_registered("effective-complexity", None, x, y, a) * 16, [16, 16])  # type: ignore[arg-type]
+    ours = _registered("effective-complexity", None, x, y, a)  # type: ignore[arg-type]
+    np.testing.assert_array_equal(ours * 16, [16, 16])
     theirs = _quantus(quantus.EffectiveComplexity(eps=1e-5, disable_warnings=True), None, x, y, a)
     np.testing.assert_array_equal(theirs, [16, 0])
     batch = _registered("effective-complexity", None, x, y, a, normalise="batch")  # type: ignore[arg-type]
@@ -534,7 +536,8 @@ def test_arcc(monkeypatch: pytest.MonkeyPatch) -> None:
         theirs = ARCC(base_method=cam, road_percentiles=[20, 40, 60, 80])(xt, cams, targets, model)
         spec = HARNESS.metrics.get("arcc")
         engine = Engine(model, "cpu", batch_size=16)
-        ctx = MetricContext(engine=engine, base_logits=engine.logits(xt), sample_seeds=tuple(range(len(xt))), explain=explain)
+        ctx = MetricContext(engine=engine, base_logits=engine.logits(xt), sample_seeds=tuple(range(len(xt))),
+                            explain=explain)
         ours = np.asarray(score_metric(spec, ctx, xt, yt, torch.from_numpy(cams), **{**spec.defaults, "noise": 0.0}))
     untied = (cams == 0).reshape(len(cams), -1).sum(1) < 13
     np.testing.assert_allclose(ours[untied], theirs[untied], atol=1e-6)

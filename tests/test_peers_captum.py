@@ -52,7 +52,8 @@ def test_the_exact_contributions_of_a_linear_model_have_zero_infidelity() -> Non
     target = torch.ones(N, dtype=torch.long)
     w = model.w.detach()[0]
     exact = w.expand(N, -1, -1)  # f(x) - f(x - I) = w . I exactly
-    np.testing.assert_allclose(infidelity(x, target, exact, _ctx(model, x).engine, tuple(range(N)), normalize=False), 0, atol=1e-9)
+    np.testing.assert_allclose(infidelity(x, target, exact, _ctx(model, x).engine, tuple(range(N)), normalize=False),
+                               0, atol=1e-9)
     scaled = infidelity(x, target, 3 * exact, _ctx(model, x).engine, tuple(range(N)), normalize=True)
     np.testing.assert_allclose(scaled, 0, atol=1e-9)  # normalisation removes the scale
     assert (infidelity(x, target, torch.rand(N, 6, 6), _ctx(model, x).engine, tuple(range(N))) > 1e-4).all()

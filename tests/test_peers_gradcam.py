@@ -56,7 +56,8 @@ def test_road_morf_and_lerf_equal_pytorch_grad_cam_on_rgb_without_noise() -> Non
             lambda p, remover=remover: PerturbationConfidenceMetric(remover(p, NoisyLinearImputer(noise=0.0))),
             percentiles)
         theirs = peer(x, sal.numpy(), targets, model)
-        ours = road(x, target, sal, ctx.engine, ctx.sample_seeds, order=order, fractions=[p / 100 for p in percentiles], noise=0.0)
+        ours = road(x, target, sal, ctx.engine, ctx.sample_seeds, order=order,
+                    fractions=[p / 100 for p in percentiles], noise=0.0)
         np.testing.assert_allclose(ours - base, theirs, atol=1e-5, err_msg=order)
 
 

@@ -167,7 +167,8 @@ STOCHASTIC_METRICS = ["road-morf", "road-lerf", "{name: sensitivity-n, params: {
                       "{name: random-logit}", "{name: monotonicity-correlation, params: {draws: 2}}"]
 
 
-def _run(tmp_path: Path, tiny_plugin, reverse: bool) -> dict[tuple[str, str], tuple[dict[str, float], tuple]]:  # type: ignore[no-untyped-def]
+def _run(tmp_path: Path, tiny_plugin, reverse: bool) -> dict:  # type: ignore[no-untyped-def]
+    """``{(method, metric): ({id: score}, (mean, low, high, n))}`` of the ok cells of one run."""
     folder = tmp_path / ("reversed" if reverse else "forward")
     folder.mkdir()
     suite = folder / "s.yaml"

@@ -37,7 +37,8 @@ def test_bootstrap_ci_equals_scipys_percentile_bootstrap(seed: int) -> None:
     w = np.random.default_rng(seed).random(30)  # continuous values: every resample count moves the percentiles
     peer = bootstrap((w,), np.mean, confidence_level=0.95, n_resamples=2000, method="percentile",
                      random_state=np.random.default_rng(seed), vectorized=True).confidence_interval
-    assert stats.summarize(w, seed, _ids(30))[1:3] == (pytest.approx(peer.low, abs=1e-12), pytest.approx(peer.high, abs=1e-12))
+    assert stats.summarize(w, seed, _ids(30))[1:3] == (pytest.approx(peer.low, abs=1e-12),
+                                                       pytest.approx(peer.high, abs=1e-12))
 
 
 def test_summarize_of_no_or_one_value_is_defined_without_warnings() -> None:

@@ -35,7 +35,8 @@ def summarize(values: np.ndarray, seed: int, ids: Sequence[str]) -> tuple[float,
     v = np.asarray(values, dtype=np.float64)
     names = [str(i) for i in ids]
     if len(names) != v.size or len(set(names)) != v.size:
-        raise ValueError(f"summarize needs one unique id per value, got {len(set(names))} unique ids for {v.size} values")
+        raise ValueError(f"summarize needs one unique id per value, got {len(set(names))} unique ids for {v.size} "
+                         "values")
     v = v[sorted(range(v.size), key=names.__getitem__)]
     v = v[np.isfinite(v)]
     n = int(v.size)

@@ -45,7 +45,8 @@ LINEAR_FIRST = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
 
 def non_sensitivity(inputs: torch.Tensor, targets: torch.Tensor, maps: torch.Tensor, engine: Engine,
                     base_logits: torch.Tensor, data_mean: torch.Tensor | None = None, patch: int = 4,
-                    eps: float = 1e-5, fill: str = "zero", output: str = "prob", normalise: str = "sample") -> np.ndarray:
+                    eps: float = 1e-5, fill: str = "zero", output: str = "prob",
+                    normalise: str = "sample") -> np.ndarray:
     """Non-Sensitivity (Nguyen and Martinez 2020): ``|Z xor I| / patches``, ``(N,)`` float64 in [0, 1]; lower is better.
 
     The patches' relevance is scaled by the map's largest patch (``normalise: sample``) or the batch's

@@ -90,8 +90,8 @@ def sensitivity_n(inputs: torch.Tensor, targets: torch.Tensor, maps: torch.Tenso
     """Sensitivity-n (Ancona et al., ICLR 2018, Sec. 4): Pearson correlation, ``(N,)`` float64 in [-1, 1], higher is better.
 
     Over ``sets`` random sets of ``n`` patches of ``patch`` pixels per axis (sample ``i``'s drawn from
-    ``sample_seeds[i]``, the same for every method), the correlation between the map's sum over the set and the drop of the
-    target's ``output`` when the set is set to ``fill``. ``inputs`` ``(N, C, *spatial)``, ``maps``
+    ``sample_seeds[i]``, the same for every method), the correlation between the map's sum over the set and the
+    drop of the target's ``output`` when the set is set to ``fill``. ``inputs`` ``(N, C, *spatial)``, ``maps``
     ``(N, *spatial)``. NaN where either series is constant over the sets. Raises ``ValueError`` when
     ``n`` is not between 1 and the number of patches minus 1, for an unknown ``output``/``fill``, or for seeds
     that are not one per sample.

@@ -21,7 +21,8 @@ unperturbed one: cheap on any suite.
 Sufficiency (Dasgupta et al. 2022, Sec. 3, in the operational form of Quantus's ``Sufficiency``):
 the same share, among the other samples whose *maps are close* to sample ``i``'s instead of sharing
 its label: maps are taken absolute (``abs``) and scaled by their largest absolute value (``normalise``:
-each map by its own, the default, or all by the batch's as Quantus does, :mod:`xaibench_metrics.scaling`), their pairwise
+each map by its own, the default, or all by the batch's as Quantus does, :mod:`xaibench_metrics.scaling`),
+their pairwise
 standardised Euclidean distances (each pixel divided by its variance over the cell's samples, as
 scipy's ``seuclidean``) are divided by the largest distance of the cell, and ``j`` is a neighbour of
 ``i`` when that is at most ``threshold``. A pixel with the same value in every map (zero variance)

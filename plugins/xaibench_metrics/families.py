@@ -373,8 +373,8 @@ def register_axiomatic(register: Callable[[MetricSpec], None]) -> None:
         description="share of `patch`-pixel patches where zero relevance (scaled by the map's largest patch, "
                     "`normalise: sample`, or the batch's, `batch`, Quantus's) and insensitivity of p_c (setting the "
                     "patch to `fill` moves it by < `eps`) disagree",
-        formula="NS = |Z xor I| / patches, Z = {g : |a|_g / max |a| < eps}, I = {g : |p_c(x) - p_c(x_{g <- fill})| < eps}, "
-                "max over the map (sample) or the batch",
+        formula="NS = |Z xor I| / patches, Z = {g : |a|_g / max |a| < eps}, "
+                "I = {g : |p_c(x) - p_c(x_{g <- fill})| < eps}, max over the map (sample) or the batch",
         undefined="an all-zero map: no relevance to compare",
         checked_against=f"Quantus 0.6 NonSensitivity (features_in_step=1, baseline 0) / P with patch 1, and by hand: "
                         f"{PEER_TEST}::test_non_sensitivity (Quantus raises with features_in_step > 1); normalise: "

@@ -198,7 +198,8 @@ def xaibench_register_metrics(register: Callable[[MetricSpec], None]) -> None:
                         "tests/test_metrics_faithfulness.py::test_exact_contributions_give_the_best_deletion_and_insertion_auc",
     ))
     register(MetricSpec(
-        name="road-morf", modalities=ANY, score=road, version="2", needs=MODEL | {"sample_seeds"}, category="faithfulness",
+        name="road-morf", modalities=ANY, score=road, version="2", needs=MODEL | {"sample_seeds"},
+        category="faithfulness",
         higher_is_better=False,
         description="mean p_c after removing the most relevant fractions of pixels with noisy linear imputation",
         citation=ROAD, defaults={"order": "morf", "fractions": FRACTIONS, "noise": 0.01},
@@ -209,7 +210,8 @@ def xaibench_register_metrics(register: Callable[[MetricSpec], None]) -> None:
                         "without noise: tests/test_peers_gradcam.py::test_road_morf_and_lerf_equal_pytorch_grad_cam_on_rgb_without_noise",
     ))
     register(MetricSpec(
-        name="road-lerf", modalities=ANY, score=road, version="2", needs=MODEL | {"sample_seeds"}, category="faithfulness",
+        name="road-lerf", modalities=ANY, score=road, version="2", needs=MODEL | {"sample_seeds"},
+        category="faithfulness",
         higher_is_better=True,
         description="mean p_c after removing the least relevant fractions of pixels with noisy linear imputation",
         citation=ROAD, defaults={"order": "lerf", "fractions": FRACTIONS, "noise": 0.01},
