@@ -112,6 +112,19 @@ def test_the_default_ids_are_the_inputs_content_so_the_order_changes_nothing() -
     assert ids == (first.ids[0], first.ids[1], first.ids[0] + "#2")  # a repeated input: #2, #3, ...
 
 
+def test_focus_mosaics_follow_the_samples_not_their_order() -> None:
+    """Partners and positions come from each sample's seed and the candidates in the order of the seeds: the
+    permuted batch gets the permuted mosaics, exactly."""
+    from xaibench_metrics.focus import mosaics
+
+    _, x, _, _ = _data()
+    targets, seeds = torch.tensor([0, 1, 0, 1, 2, 2]), (911, 17, 5, 400, 23, 8)
+    mosaic, own = mosaics(x, targets, seeds)
+    again, own_again = mosaics(x[PERM], targets[PERM], tuple(seeds[i] for i in PERM))
+    assert torch.equal(again, mosaic[PERM]) and torch.equal(own_again, own[PERM])
+    assert own.any(1).all()  # every sample has partners: the check is not vacuous
+
+
 #: Stochastic methods with small, cheap parameters: each sample's draws come from its own seed.
 STOCHASTIC = {"random": {}, "rise": {"n_masks": 16, "grid": 4}, "gradient-shap": {"n_samples": 4},
               "smoothgrad": {"samples": 3}, "vargrad": {"samples": 3}, "lime": {"n_samples": 20, "n_segments": 8},
