@@ -221,6 +221,16 @@ def test_sufficiency_scales_per_map_or_per_batch() -> None:
                                   [np.nan, 1, 1, 1, 1])
     with pytest.raises(ValueError, match="^normalise must be one of sample, batch, got 'map'$"):
         _registered("sufficiency", model, x, pred, a, normalise="map")
+    # a sixth sample, predicted 1, whose map is all zero: it stays zero (no division by its largest, 0). Per map it is
+    # far from every scaled map (NaN: no neighbour) and the others keep their scores; per batch it is the neighbour of
+    # the small ``b`` (two disagreeing pairs: 0 and 0), as in Quantus
+    pred6 = np.append(pred, 1)
+    x6 = np.concatenate([x, x[1:2]])
+    a6 = np.concatenate([a, np.zeros_like(a[:1])])
+    np.testing.assert_array_equal(_registered("sufficiency", model, x6, pred6, a6), [0, 0.5, 0.5, 1, 1, np.nan])
+    theirs = _quantus(quantus.Sufficiency(threshold=0.6, disable_warnings=True), model, x6, pred6, a6)
+    np.testing.assert_array_equal(theirs, [0, 1, 1, 1, 1, 0])
+    np.testing.assert_array_equal(_registered("sufficiency", model, x6, pred6, a6, normalise="batch"), theirs)
 
 
 def test_effective_complexity_scales_per_map_or_per_batch() -> None:
