@@ -459,7 +459,7 @@ def test_continuity() -> None:
     sample's minimum) whatever its perturb_baseline: inputs with minimum 0 make that our zero fill."""
     model, x, y, _, _ = _data()
     x[:, 0, 0, 0] = 0.0
-    ours = _with_explain("continuity", model, x, y, shifts=(-4, 4, 8), normalise=False)
+    ours = _with_explain("continuity", model, x, y, shifts=(-4, 4, 8), normalise="none")
     theirs = _quantus(quantus.Continuity(nr_steps=4, normalise=False, disable_warnings=True), model, x, y,
                       _gradient(model, x, y), explain_func=_gradient)
     np.testing.assert_allclose(ours, theirs, rtol=1e-5)
@@ -471,6 +471,13 @@ def test_continuity() -> None:
     assert not np.allclose(alone, batch[:2])
     scaled = _with_explain("continuity", model, x, y, shifts=(-4, 4, 8))
     np.testing.assert_allclose(_with_explain("continuity", model, x[:2], y[:2], shifts=(-4, 4, 8)), scaled[:2])
+    # Quantus's convention as a parameter: equal to it, in the batch and alone
+    np.testing.assert_allclose(_with_explain("continuity", model, x, y, shifts=(-4, 4, 8), normalise="batch"), batch,
+                               rtol=1e-5)
+    np.testing.assert_allclose(_with_explain("continuity", model, x[:2], y[:2], shifts=(-4, 4, 8), normalise="batch"),
+                               alone, rtol=1e-5)
+    with pytest.raises(ValueError, match="^normalise must be one of sample, batch, none, got True$"):
+        _with_explain("continuity", model, x, y, normalise=True)
     with pytest.raises(ValueError, match="non-zero translations"):
         _with_explain("continuity", model, x, y, shifts=(0, 1))
 
@@ -483,7 +490,7 @@ def test_continuity_by_hand() -> None:
     moved = translate(x, 1, torch.zeros_like(x))
     assert torch.equal(moved[..., 1:], x[..., :-1]) and (moved[..., 0] == 0).all()
     d = (x - moved).flatten(1).double()
-    ours = continuity(x, x[:, 0], lambda inputs: inputs[:, 0], shifts=(1,), normalise=False, abs=False)
+    ours = continuity(x, x[:, 0], lambda inputs: inputs[:, 0], shifts=(1,), normalise="none", abs=False)
     np.testing.assert_allclose(ours, (d.abs().sum(1) / d.norm(dim=1)).numpy(), rtol=1e-12)
 
 

@@ -399,14 +399,15 @@ def register_continuity(register: Callable[[MetricSpec], None]) -> None:
         name="continuity", bounds=(0.0, None), score=continuity,
         needs=frozenset({"inputs", "maps", "explain", "data_mean"}), category="robustness", higher_is_better=False,
         description="largest ||R(x) - R(x')||_1 / ||x - x'||_2 over translations x' of x by `shifts` pixels along "
-                    "the last axis (maps scaled by their largest |value|, absolute)",
+                    "the last axis (maps scaled by their own largest |value|, `normalise: sample`, or the batch's, "
+                    "`batch`, Quantus's, or not, `none`; absolute)",
         formula="C = max_{t in shifts} ||R(x) - R(x_t)||_1 / ||x - x_t||_2",
         undefined="no translation changes the input (constant along the last axis)",
-        checked_against=f"Quantus 0.6 Continuity on its nonzero translations, unscaled maps: {PEER_TEST}"
-                        "::test_continuity (Quantus fills with the sample's minimum whatever its baseline and scales "
-                        "maps by the batch's largest value, so a score depends on the other samples: pinned there); "
-                        f"by hand: {PEER_TEST}::test_continuity_by_hand",
-        citation=MONTAVON, defaults={"shifts": (1, 2, 3, 4), "fill": "zero", "normalise": True, "abs": True}))
+        checked_against=f"Quantus 0.6 Continuity on its nonzero translations, unscaled maps and with normalise: batch "
+                        f"(Quantus's scaling): {PEER_TEST}::test_continuity (Quantus fills with the sample's minimum "
+                        "whatever its baseline; its batch scaling makes a score depend on the other samples: pinned "
+                        f"there); by hand: {PEER_TEST}::test_continuity_by_hand",
+        citation=MONTAVON, defaults={"shifts": (1, 2, 3, 4), "fill": "zero", "normalise": "sample", "abs": True}))
 
 
 def register_focus(register: Callable[[MetricSpec], None]) -> None:
