@@ -48,7 +48,6 @@ from xaibench.user_inputs import (
     sample_ids,
     torch_device,
     user_model,
-    weights_key,
 )
 from xaibench.user_methods import check_covered, choose_method, explainer
 from xaibench.user_metrics import check_applicable, data_bundle, metric_specs
@@ -67,7 +66,7 @@ def score(model: Any, inputs: Any, targets: Any, maps: Any, metrics: str | Itera
           additive: bool | None = None, params: Mapping[str, Mapping[str, Any]] | None = None,
           data_mean: Any = None, device: str = "cpu", batch_size: int | None = None,
           method_batch_size: int = METHOD_BATCH, seed: int = 0, ids: Sequence[str] | None = None,
-          model_key: str | None = None, num_classes: int | None = None, output: str = "logits",
+          num_classes: int | None = None, output: str = "logits",
           output_index: int | None = None, output_key: str | None = None) -> Scores:
     """Per-sample scores of ``maps`` (yours, or any method's) on ``model`` and ``inputs``, by registered metrics.
 
@@ -100,8 +99,10 @@ def score(model: Any, inputs: Any, targets: Any, maps: Any, metrics: str | Itera
         batch_size: forward-pass batch (default: the largest whose activations fit 1 GiB on the CPU, half the
             free memory on CUDA: the runner's rule); it changes no score beyond float rounding.
         method_batch_size: inputs per call of a re-explaining method (a suite's ``batch_size``).
-        seed, ids, model_key: what the random draws derive from (the suite's seed, the sample ids, default
-            ``"0".."N-1"``, and the model's key, default a hash of its weights). Pass a suite run's values to
+        seed, ids: what every random draw derives from: sample ``i``'s draws (perturbations, noise, tie orders)
+            from ``seed`` and ``ids[i]`` alone, the bootstrap over the samples sorted by id, so permuting the
+            inputs (with their ids) permutes the scores and changes no interval. ``ids`` default: each input's
+            content digest (:func:`~xaibench.user_inputs.sample_ids`); pass a suite's seed and sample ids to
             reproduce its numbers exactly.
         num_classes: ``K``; default: the output's width (one logit: 2).
 
@@ -139,7 +140,7 @@ def score(model: Any, inputs: Any, targets: Any, maps: Any, metrics: str | Itera
     n = int(x.shape[0])
     the_maps = checked_maps(maps, x)
     mask_t, region_t = checked_annotation(masks, x, "masks"), checked_annotation(regions, x, "region maps")
-    sids = sample_ids(ids, n)
+    sids = sample_ids(ids, x)
     me = None if method is None else choose_method(method, method_params, layer, WHERE)
     declared = bool(additive) if additive is not None else bool(me is not None and me.spec.additive)
     for s in specs:
@@ -155,7 +156,6 @@ def score(model: Any, inputs: Any, targets: Any, maps: Any, metrics: str | Itera
     engine = Engine(net, dev, batch_size or fastest_batch_size(net, x[:1], dev, cache_home()))
     base_logits = engine.logits(x)
     target = base_logits.argmax(1) if targets is None else checked_targets(targets, n, k).to(dev)
-    key = model_key or weights_key(net)
     bundle = data_bundle(x, target, sids, mask_t, region_t, k, region_top_level, ground_truth)
     explain = None if me is None else explainer(me, net, x, target, sids, mask_t, method_batch_size, seed,
                                                   mean, dev, engine.batch_size)
@@ -168,11 +168,11 @@ def score(model: Any, inputs: Any, targets: Any, maps: Any, metrics: str | Itera
         p = merged[s.name]
         ctx = MetricContext(engine=engine, base_logits=base_logits, data_mean=mean, dataset=bundle,
                             model=lambda: copy.deepcopy(net), explain=explain, shared=memoised(memo),
-                            **metric_seeds(seed, key, s, p, sids))
+                            **metric_seeds(seed, s, p, sids))
         arguments = metric_arguments(s.needs, batch, ctx)
         raw = isolated(f"metric {s.name!r}", net, lambda s=s, arguments=arguments, p=p: s.score(**arguments, **p))
         values[s.name], constant[s.name] = checked_scores(s, raw, the_maps)
-        summary[s.name] = summarize(values[s.name], bootstrap_seed(seed, key, s))
+        summary[s.name] = summarize(values[s.name], bootstrap_seed(seed, s), sids)
     return Scores(sids, values, summary, constant, {s.name: s.higher_is_better for s in specs})
 
 
@@ -224,7 +224,7 @@ def explain(model: Any, inputs: Any, targets: Any = None, *, method: Any, layer:
     engine = Engine(net, dev, fastest_batch_size(net, x[:1], dev, cache_home()))
     target = engine.logits(x).argmax(1) if targets is None else checked_targets(targets, n, k).to(dev)
     mean = None if data_mean is None else as_tensor(data_mean, "data_mean").float().reshape(-1).to(dev)
-    run_ = explainer(me, net, x, target, sample_ids(ids, n), mask_t, batch_size, seed, mean, dev,
+    run_ = explainer(me, net, x, target, sample_ids(ids, x), mask_t, batch_size, seed, mean, dev,
                      engine.batch_size)
     return run_().cpu().numpy()
 

@@ -162,11 +162,18 @@ def pairing_conflict(me: Resolved, mt: Resolved) -> str | None:
     return None
 
 
+#: What a cell's random draws and bootstrap derive from (:func:`xaibench.execution.metric_seeds`): part of every
+#: cell key, so a store written under an earlier scheme (draws by batch position and model, the bootstrap over the
+#: stored order) is recomputed, never mixed with cells scored under this one.
+DRAWS = "run seed + sample id; bootstrap over samples sorted by id"
+
+
 def cell_key(model_key: str, me: Resolved, mt: Resolved, sample_ids: Sequence[str], suite: Suite,
              numerics: Mapping[str, str]) -> str:
-    """The content key of a cell: its model, method, metric (with the parameters it is scored with), samples, target, seed and numerics."""
+    """The content key of a cell: its model, method, metric (with the parameters it is scored with), samples, target,
+    seed, numerics and the scheme of its random draws (:data:`DRAWS`)."""
     return content_key("cell", model_key, me.spec.name, me.spec.version, me.params, mt.spec.name, mt.spec.version,
-                       metric_params(me, mt), tuple(sample_ids), suite.target, suite.seed, dict(numerics))
+                       metric_params(me, mt), tuple(sample_ids), suite.target, suite.seed, dict(numerics), DRAWS)
 
 
 def unavailable_key(ds: Resolved, mo: Resolved, me: Resolved, mt: Resolved) -> str:

@@ -281,12 +281,23 @@ def removal_masks(saliency: torch.Tensor, fractions: Sequence[float], order: str
     return removed.reshape(saliency.shape[0], len(fr), *saliency.shape[1:])
 
 
-def road(inputs: torch.Tensor, targets: torch.Tensor, maps: torch.Tensor, engine: Engine, seed: int,
+def imputation_noise(sample_seeds: Sequence[int], fractions: int, shape: tuple[int, ...]) -> torch.Tensor:
+    """Standard normal noise ``(N, fractions, *shape)`` float64: sample ``i``'s from ``sample_seeds[i]`` alone, so it
+    does not depend on the sample's position or batch-mates."""
+    return torch.from_numpy(np.stack([np.random.default_rng(int(s)).standard_normal((fractions, *shape))
+                                      for s in sample_seeds]))
+
+
+def road(inputs: torch.Tensor, targets: torch.Tensor, maps: torch.Tensor, engine: Engine, sample_seeds: Sequence[int],
          order: str = "morf", fractions: Sequence[float] = FRACTIONS, noise: float = 0.01) -> np.ndarray:
-    """``mean_f p_c(impute(x, R_f))`` with ``R_f`` the MoRF/LeRF pixels at fraction ``f`` (Rong et al. 2022)."""
+    """``mean_f p_c(impute(x, R_f))`` with ``R_f`` the MoRF/LeRF pixels at fraction ``f`` (Rong et al. 2022).
+
+    The imputation noise of sample ``i`` comes from ``sample_seeds[i]`` (:func:`imputation_noise`). Raises
+    :class:`ValueError` for seeds that are not one per sample, bad ``fractions`` or ``order``."""
+    if len(sample_seeds) != inputs.shape[0]:
+        raise ValueError(f"ROAD needs one seed per sample, got {len(sample_seeds)} for {inputs.shape[0]} samples")
     removed = removal_masks(maps, fractions, order).to(inputs.device)
-    rng = np.random.default_rng(seed)
-    noise_field = torch.from_numpy(rng.standard_normal((inputs.shape[0], removed.shape[1], *inputs.shape[1:])))
+    noise_field = imputation_noise(sample_seeds, removed.shape[1], tuple(inputs.shape[1:]))
     imputed = torch.empty((inputs.shape[0], removed.shape[1], *inputs.shape[1:]), dtype=torch.float32,
                           device=inputs.device)
     filled = None
