@@ -69,7 +69,7 @@ def test_road_vs_floor(case: str) -> None:
     with torch.inference_mode():
         target = model(x).argmax(1)
     engine = Engine(model, "cpu", batch_size=len(FRACTIONS))
-    ours = best_time(lambda: road(x, target, maps, engine, 0, fractions=FRACTIONS), 2)
+    ours = best_time(lambda: road(x, target, maps, engine, [0], fractions=FRACTIONS), 2)
     copies = x.repeat(len(FRACTIONS), *[1] * (x.dim() - 1))
 
     def floor() -> None:
