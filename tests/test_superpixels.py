@@ -166,3 +166,22 @@ def test_signals_and_volumes_are_not_applicable_in_one_line(name: str, modality:
         xaibench.explain(model, x, method=name)
     with pytest.raises(XaibenchError, match="need images"):
         _explain(name, model, x, torch.tensor([0, 1]), n_samples=4)
+
+
+def test_a_suite_with_too_few_superpixels_exits_2_with_one_line(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The suite's path: the run stops (exit 2, no traceback) on the first image cut into one superpixel."""
+    import os
+    import subprocess
+    import sys
+
+    suite = tmp_path / "s.yaml"
+    suite.write_text("name: sp\nseed: 0\nsamples: 2\nimage_size: 32\n"
+                     "datasets: [{name: synthetic-lesions, params: {n_train: 12, n_val: 3, n_test: 3}}]\n"
+                     "models: [{name: small-cnn, params: {width: 4}, train: {epochs: 1}}]\n"
+                     "methods: [{name: kernel-shap, params: {n_segments: 2, n_samples: 8}}]\nmetrics: [dic]\n")
+    out = subprocess.run([sys.executable, "-m", "xaibench", "run", "--suite", str(suite), "--no-progress"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "XAIBENCH_HOME": str(tmp_path / "home")})
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert out.stderr.strip().splitlines() == ["error: kernel-shap: SLIC cut a 32x32 image into 1 superpixel at "
+                                               "n_segments=2, compactness=0.1; it needs at least 2: raise n_segments"]
