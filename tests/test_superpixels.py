@@ -113,11 +113,11 @@ def _explain(name: str, model: nn.Module, x: torch.Tensor, target: torch.Tensor,
 
 @pytest.mark.parametrize("name", ["lime", "kernel-shap"])
 def test_too_few_superpixels_stop_with_one_line_naming_n_segments(name: str) -> None:
-    """``n_segments: 2`` seeds a square image once: one superpixel, which would make LIME's map constant and
+    """``n_segments: 2`` seeds a 16 x 17 image once: one superpixel, which would make LIME's map constant and
     KernelSHAP's kernel NaN (torch's Categorical crash); refused before captum runs, directly and through the
     Python API. ``n_segments: 1`` is refused by the parameter check, before anything runs."""
-    model, x = tiny_model("image", in_channels=3), _speckle().float().repeat(2, 3, 1, 1)[:, :, :16, :16]
-    message = (rf"^{name}: SLIC cut a 16x16 image into 1 superpixel at n_segments=2, compactness=0.1; it needs at "
+    model, x = tiny_model("image", in_channels=3), _speckle().float().repeat(2, 3, 1, 1)[:, :, :16, :17]
+    message = (rf"^{name}: SLIC cut a 16x17 image into 1 superpixel at n_segments=2, compactness=0.1; it needs at "
                r"least 2: raise n_segments$")
     with pytest.raises(XaibenchError, match=message):
         _explain(name, model, x, torch.tensor([0, 1]), n_segments=2, n_samples=8)
@@ -125,6 +125,48 @@ def test_too_few_superpixels_stop_with_one_line_naming_n_segments(name: str) -> 
         xaibench.explain(model, x, method=name, n_segments=2, n_samples=8)
     with pytest.raises(XaibenchError, match=f"method '{name}': n_segments must be an integer >= 2, got 1$"):
         xaibench.explain(model, x, method=name, n_segments=1)
+
+
+def test_two_superpixels_are_enough() -> None:
+    """A 16 x 20 image gets two seeds at ``n_segments: 2``: explained, KernelSHAP's two values summing to
+    f(x) - f(0) and LIME's map taking two values."""
+    model, x, target = tiny_model("image", in_channels=1, seed=2).double(), _speckle()[:, :, :16, :20], torch.tensor([1])
+    assert int(slic_segments(x, 2, COMPACTNESS).amax()) + 1 == 2
+    shap = _explain("kernel-shap", model, x, target, n_segments=2, per_pixel=False)
+    lime = _explain("lime", model, x, target, n_segments=2, n_samples=16)
+    with torch.no_grad():
+        change = (model(x) - model(torch.zeros_like(x)))[0, 1]
+    assert len(torch.unique(shap)) == len(torch.unique(lime)) == 2
+    torch.testing.assert_close(torch.unique(shap).sum().double(), change, rtol=1e-3, atol=1e-5)
+
+
+@pytest.mark.parametrize("name,params,message", [
+    ("lime", {"n_segments": 1}, "lime: n_segments must be an integer >= 2, got 1"),
+    ("lime", {"n_samples": 0}, "lime: n_samples must be an integer >= 1, got 0"),
+    ("kernel_shap", {"n_samples": -1}, "kernel-shap: n_samples must be an integer >= 0, got -1"),
+    ("kernel_shap", {"compactness": 0.0}, "kernel-shap: compactness must be a finite number > 0, got 0.0"),
+])
+def test_the_functions_called_directly_refuse_bad_values_in_one_line(name: str, params: dict[str, object],
+                                                                      message: str) -> None:
+    from xaibench_captum import superpixels
+
+    model, x = tiny_model("image", in_channels=1), _speckle().float()
+    ctx = MethodContext(layer=None, batch_size=4, sample_seeds=(11,), data_mean=None)
+    with pytest.raises(XaibenchError) as exc:
+        getattr(superpixels, name)(model, x, torch.tensor([0]), ctx, **params)
+    assert str(exc.value) == message
+
+
+@pytest.mark.parametrize("name", ["lime", "kernel_shap"])
+def test_the_functions_default_to_their_registered_defaults(name: str) -> None:
+    """Called directly, ``lime`` and ``kernel_shap`` explain as the registered methods do."""
+    import inspect
+
+    from xaibench_captum import superpixels
+
+    signature = inspect.signature(getattr(superpixels, name)).parameters
+    defaults = HARNESS.methods.get(name.replace("_", "-")).defaults
+    assert {key: signature[key].default for key in defaults} == dict(defaults)
 
 
 class _Twin(nn.Module):

@@ -57,11 +57,11 @@ from xaibench_captum.stochastic import attribute
 def slic_segments(x: torch.Tensor, n_segments: int, compactness: float) -> torch.Tensor:
     """SLICO superpixel ids ``(N, H, W)`` (long, 0..M_i - 1 per image) of images ``x`` ``(N, C, H, W)`` (module doc).
 
-    Each image is min-max scaled to [0, 1] over all its channels (a constant image: zeros, cut into the
-    seeds' regular grid); its ``C`` channels are SLICO's colour channels as they are, the colour distance
-    their root mean square (scikit-image sums the squares, so its compactness is ``compactness * sqrt(C)``),
-    so a grey image and its ``C``-channel twin get the same labels. Raises :class:`XaibenchError` for
-    inputs that are not images.
+    scikit-image (0.20 and later) min-max scales each image to [0, 1] over all its channels (a constant image:
+    zeros, cut into the seeds' regular grid); its ``C`` channels are SLICO's colour channels as they are, the
+    colour distance their root mean square (scikit-image sums the squares, so its compactness is
+    ``compactness * sqrt(C)``), so a grey image and its ``C``-channel twin get the same labels. Raises
+    :class:`XaibenchError` for inputs that are not images.
     """
     from skimage.segmentation import slic
 
@@ -70,9 +70,7 @@ def slic_segments(x: torch.Tensor, n_segments: int, compactness: float) -> torch
     colour = float(compactness) * math.sqrt(x.shape[1])
     out = []
     for image in x.detach().cpu().double().numpy():
-        low, high = image.min(), image.max()
-        scaled = (image - low) / (high - low) if high > low else np.zeros_like(image)
-        labels = slic(scaled, n_segments=int(n_segments), compactness=colour, channel_axis=0, convert2lab=False,
+        labels = slic(image, n_segments=int(n_segments), compactness=colour, channel_axis=0, convert2lab=False,
                       slic_zero=True, start_label=0)
         out.append(np.unique(labels, return_inverse=True)[1].reshape(labels.shape))
     return torch.from_numpy(np.stack(out)).long().to(x.device)
