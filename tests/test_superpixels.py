@@ -206,8 +206,9 @@ def test_signals_and_volumes_are_not_applicable_in_one_line(name: str, modality:
     model, x = tiny_model(modality), torch.rand(*shape)
     with pytest.raises(XaibenchError, match=f"^not applicable: method '{name}' does not support {modality} data$"):
         xaibench.explain(model, x, method=name)
-    with pytest.raises(XaibenchError, match="need images"):
+    with pytest.raises(XaibenchError) as exc:
         _explain(name, model, x, torch.tensor([0, 1]), n_samples=4)
+    assert str(exc.value) == f"SLIC superpixels need images (N, C, H, W), got shape {shape}"
 
 
 def test_a_suite_with_too_few_superpixels_exits_2_with_one_line(tmp_path) -> None:  # type: ignore[no-untyped-def]

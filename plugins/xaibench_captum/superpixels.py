@@ -71,7 +71,7 @@ def slic_segments(x: torch.Tensor, n_segments: int, compactness: float) -> torch
     out = []
     for image in x.detach().cpu().double().numpy():
         labels = slic(image, n_segments=int(n_segments), compactness=colour, channel_axis=0, convert2lab=False,
-                      slic_zero=True, start_label=0)
+                      slic_zero=True)
         out.append(np.unique(labels, return_inverse=True)[1].reshape(labels.shape))
     return torch.from_numpy(np.stack(out)).long().to(x.device)
 
