@@ -16,7 +16,7 @@ adapts to each superpixel's own contrast, so superpixels follow edges on clean i
 compact on speckle. ``compactness`` (default 0.1, a tenth of the image's range) is the floor:
 colour differences below it never outweigh one grid step; ``compactness >= 1`` is plain SLIC
 with that compactness, close to a grid. A constant image gives the regular grid of the seeds
-(36 superpixels for ``n_segments: 50`` at 64 x 64). An image cut into fewer than
+(49 superpixels, 7 x 7, for ``n_segments: 50`` at 64 x 64). An image cut into fewer than
 :data:`xaibench_captum.checks.MIN_SUPERPIXELS` (2) superpixels (``n_segments: 2`` on a square
 image: one seed) stops the run with one line naming ``n_segments``: one superpixel makes every
 LIME map constant and leaves KernelSHAP no coalition between the empty and the full one.
