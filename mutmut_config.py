@@ -23,6 +23,9 @@ TESTS = {
     "xaibench/validate.py": "tests/test_boundary_params.py tests/test_suite.py tests/test_first_contact_cli.py",
     # the captum methods' value rules, one per parameter, refused with the suite's file:line
     "plugins/xaibench_captum/checks.py": "tests/test_boundary_params.py",
+    # LIME's and KernelSHAP's superpixels (grey / RGB twin, value range, lesion edges, refusals) and both methods
+    "plugins/xaibench_captum/superpixels.py": "tests/test_superpixels.py tests/test_methods_new.py -k 'not suite_with "
+                                              "and (superpixel or lime or shap or grey or constant or signals)'",
     # the noise tunnels, Integrated Gradients, occlusion and feature ablation against captum, and their passes;
     # the seeded per-sample path (LIME, SHAP)
     "plugins/xaibench_captum/stochastic.py": "tests/test_methods_new.py tests/test_peers_captum.py tests/test_conformance.py "
