@@ -42,7 +42,7 @@ def store(path: Path, suite: str = "demo", datasets: tuple[str, ...] = ("ds",)) 
             key = f"{ds}-{me}-{mt}"
             category, hib, _ = METRICS[mt]
             rows.append(PlanRow(key, ds, "net", f"mk-{ds}", me, mt, category, hib, None))
-            mean, low, high, n = summarize(values, seed_from(0, key))
+            mean, low, high, n = summarize(values, seed_from(0, key), IDS)
             s.put_cell(CellResult(key, ds, "net", me, mt, "ok", mean, low, high, n, N, None, {}), IDS, values)
         s.put_model(f"mk-{ds}", ds, "net", "sha", {"accuracy": 0.9, "precision": 0.8, "recall": 0.7, "f1": 0.75,
                                                   "n": 20, "majority": 0.5}, {})
@@ -82,7 +82,7 @@ def shaped_store(path: Path, sections: dict[tuple[str, str], dict[str, dict[str,
                 values = {"random": rng.random(samples), "tied": tied[mt].copy(),
                           "some-nan": np.where(rng.random(samples) < 0.5, np.nan, rng.random(samples)),
                           "all-nan": np.full(samples, np.nan)}[kind]
-                mean, low, high, n = summarize(values, seed_from(0, key))
+                mean, low, high, n = summarize(values, seed_from(0, key), ids)
                 s.put_cell(CellResult(key, ds, model, me, mt, "ok", mean, low, high, n, samples, None, {}), ids, values)
         s.put_model(f"mk-{ds}-{model}", ds, model, "sha", {"accuracy": 0.9, "precision": 0.8, "recall": 0.7,
                                                           "f1": 0.75, "n": 20, "majority": 0.5}, {})
