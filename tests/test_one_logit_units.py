@@ -166,7 +166,7 @@ def test_probability_metrics_score_the_model_as_its_two_class_softmax_twin() -> 
     model, x, _ = _user()
     maps = torch.rand(N, S, S, generator=torch.Generator().manual_seed(2))
     targets = torch.tensor([1, 0, 0, 1, 0, 1])
-    kwargs = {"data_mean": [0.5], "model_key": "one", "params": {"road-morf": {"fractions": [0.2, 0.5]}}}
+    kwargs = {"data_mean": [0.5], "params": {"road-morf": {"fractions": [0.2, 0.5]}}}
     one = xaibench.score(model, x, targets, maps, PROBABILITY_METRICS, **kwargs)
     twin = xaibench.score(TwoClass(copy.deepcopy(model)).eval(), x, targets, maps, PROBABILITY_METRICS, **kwargs)
     for name in PROBABILITY_METRICS:
@@ -177,7 +177,7 @@ def test_relative_output_stability_reads_the_users_own_logit() -> None:
     """ROS divides by ||h(x) - h(x')|| over the model's logits: a one-logit model's are its z (|dz|), as the
     twin ``[0, z]``'s norm is; class 1, whose explained logit z both share, so the maps are equal too."""
     model, x, _ = _user()
-    kwargs = {"method": "input-x-gradient", "params": {"relative-output-stability": {"draws": 3}}, "model_key": "k"}
+    kwargs = {"method": "input-x-gradient", "params": {"relative-output-stability": {"draws": 3}}}
     maps = xaibench.explain(model, x, 1, method="input-x-gradient")
     one = xaibench.score(model, x, 1, maps, ["relative-output-stability"], **kwargs)
     twin = xaibench.score(TwoClass(copy.deepcopy(model)).eval(), x, 1, maps, ["relative-output-stability"], **kwargs)

@@ -50,7 +50,7 @@ from xaibench.user_inputs import (
     user_model,
 )
 from xaibench.user_methods import check_covered, choose_method, explainer
-from xaibench.user_metrics import check_applicable, data_bundle, metric_specs
+from xaibench.user_metrics import check_applicable, data_bundle, metric_specs, scored
 
 __all__ = ["Comparison", "Metric", "Results", "Scores", "compare", "explain", "metric", "resolve_suite", "run", "run_suite", "score"]
 
@@ -66,16 +66,15 @@ def score(model: Any, inputs: Any, targets: Any, maps: Any, metrics: str | Itera
           additive: bool | None = None, params: Mapping[str, Mapping[str, Any]] | None = None,
           data_mean: Any = None, device: str = "cpu", batch_size: int | None = None,
           method_batch_size: int = METHOD_BATCH, seed: int = 0, ids: Sequence[str] | None = None,
-          num_classes: int | None = None, output: str = "logits",
-          output_index: int | None = None, output_key: str | None = None) -> Scores:
+          num_classes: int | None = None, output: str = "logits", output_index: int | None = None,
+          output_key: str | None = None) -> Scores:
     """Per-sample scores of ``maps`` (yours, or any method's) on ``model`` and ``inputs``, by registered metrics.
 
     Args:
-        model: a ``torch.nn.Module`` returning ``(N, K)`` logits, or one logit ``z`` per input for two classes
-            (a sigmoid/BCE classifier: class 1 is explained and scored as ``z``, class 0 as ``-z``, their
-            probabilities are ``sigmoid(z)`` and ``1 - sigmoid(z)``), or probabilities (``output="probabilities"``), or a tuple/dict
-            whose class scores ``output_index``/``output_key`` name (:mod:`xaibench.outputs`). It is put in
-            eval mode and moved to ``device``.
+        model: a ``torch.nn.Module`` returning ``(N, K)`` logits, one logit ``z`` for two classes (class 1: ``z``,
+            class 0: ``-z``; probabilities ``sigmoid(z)``, ``1 - sigmoid(z)``), probabilities (``output=``
+            ``"probabilities"``) or a tuple/dict whose class scores ``output_index``/``output_key`` name
+            (:mod:`xaibench.outputs`); it is put in eval mode on ``device``.
         inputs: ``(N, C, L)``, ``(N, C, H, W)`` or ``(N, C, D, H, W)`` floats as the model consumes them.
         targets: ``(N,)`` integer classes to explain, one int for all, or None for the model's predicted classes
             (what a suite with ``target: predicted`` explains).
@@ -111,10 +110,8 @@ def score(model: Any, inputs: Any, targets: Any, maps: Any, metrics: str | Itera
         :class:`Scores`: per-sample ``(N,)`` float64 scores per metric, means with bootstrap CIs.
 
     Raises:
-        XaibenchError: one line for every input the CLI would refuse (shapes, dtypes, output contract, unknown
-            metric or parameter names with "did you mean", parameter values ``MetricSpec.check`` refuses, a
-            metric not applicable to these maps), and for a value a metric's kernel refuses
-            (:class:`~xaibench.kernels.KernelInputError`).
+        XaibenchError: one line for every input the CLI would refuse (shapes, dtypes, output contract, unknown names
+            with "did you mean", values ``MetricSpec.check`` or a kernel refuses, a metric not applicable to the maps).
         CellError: a metric plugin broke its contract (wrong shape, infinite or out-of-bounds scores).
     """
     import torch
@@ -122,8 +119,7 @@ def score(model: Any, inputs: Any, targets: Any, maps: Any, metrics: str | Itera
     from xaibench import validate
     from xaibench.cache import cache_home
     from xaibench.engine import Engine
-    from xaibench.execution import bootstrap_seed, checked_scores, isolated, memoised, metric_seeds
-    from xaibench.kernels import KernelInputError
+    from xaibench.execution import bootstrap_seed, checked_scores, memoised, metric_seeds
     from xaibench.metric_inputs import MetricBatch, MetricContext, metric_arguments
     from xaibench.stats import summarize
     from xaibench.throughput import fastest_batch_size
@@ -174,10 +170,7 @@ def score(model: Any, inputs: Any, targets: Any, maps: Any, metrics: str | Itera
                             model=lambda: copy.deepcopy(net), explain=explain, shared=memoised(memo),
                             **metric_seeds(seed, s, p, sids))
         arguments = metric_arguments(s.needs, batch, ctx)
-        try:
-            raw = isolated(f"metric {s.name!r}", net, lambda s=s, arguments=arguments, p=p: s.score(**arguments, **p))
-        except KernelInputError as exc:  # a kernel refusing what the user passed (a value no check foresaw)
-            raise XaibenchError(f"{WHERE}: metric {s.name!r}: {exc}") from None
+        raw = scored(s, net, lambda s=s, arguments=arguments, p=p: s.score(**arguments, **p), WHERE)
         values[s.name], constant[s.name] = checked_scores(s, raw, the_maps)
         summary[s.name] = summarize(values[s.name], bootstrap_seed(seed, s), sids)
     return Scores(sids, values, summary, constant, {s.name: s.higher_is_better for s in specs})

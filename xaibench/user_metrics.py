@@ -2,7 +2,7 @@
 the metadata bundle a metric that needs ``dataset`` reads."""
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from xaibench.errors import XaibenchError
@@ -10,6 +10,7 @@ from xaibench.user_inputs import installed, modality
 
 if TYPE_CHECKING:
     import torch
+    from torch import nn
 
     from xaibench.specs import MetricSpec
     from xaibench.user_methods import MethodChoice
@@ -66,3 +67,17 @@ def data_bundle(x: torch.Tensor, target: torch.Tensor, ids: tuple[str, ...], mas
     samples = Samples(x=x, y=target.cpu(), ids=ids, masks=masks, regions=regions)
     return DataBundle(train=samples, val=samples, test=samples, class_names=tuple(str(i) for i in range(k)),
                       modality=modality(x), region_top_level=region_top_level, ground_truth=ground_truth)
+
+
+def scored(spec: MetricSpec, model: nn.Module, call: Callable[[], Any], where: str) -> Any:
+    """``call()`` (``spec``'s score) isolated as the runner isolates a cell (the model restored, changes refused
+    with :class:`~xaibench.errors.CellError`); a kernel's refusal of a value the user passed
+    (:class:`~xaibench.kernels.KernelInputError`, one no parameter check foresaw) is the one-line
+    :class:`XaibenchError` ``"<where>: metric '<name>': <why>"``."""
+    from xaibench.execution import isolated
+    from xaibench.kernels import KernelInputError
+
+    try:
+        return isolated(f"metric {spec.name!r}", model, call)
+    except KernelInputError as exc:
+        raise XaibenchError(f"{where}: metric {spec.name!r}: {exc}") from None
