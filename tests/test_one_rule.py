@@ -1,0 +1,58 @@
+"""Issue 44, item 5: one rule, said once, in the user's terms (each bullet a test)."""
+from __future__ import annotations
+
+import argparse
+
+from xaibench import cli
+
+
+# -- every option of every subcommand says what it is ------------------------------------------------
+def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    actions = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return dict(actions[0].choices)
+
+
+def test_every_option_of_every_subcommand_has_help_text() -> None:
+    parser = cli.build_parser()
+    missing = [f"xaibench {name} {'/'.join(a.option_strings) or a.dest}"
+               for name, sp in _subparsers(parser).items() for a in sp._actions
+               if not isinstance(a, argparse._HelpAction) and not (a.help or "").strip()]
+    missing += ['/'.join(a.option_strings) for a in parser._actions
+                if not isinstance(a, (argparse._HelpAction, argparse._SubParsersAction)) and not a.help]
+    assert missing == []
+    for name in ("results", "explain", "leaderboard", "run", "train"):
+        store = next(a for a in _subparsers(parser)[name]._actions if "--store" in a.option_strings)
+        assert "results store" in store.help
+
+
+# -- no ETA before there is a rate worth extrapolating -------------------------------------------------
+def test_the_first_progress_line_has_no_eta_and_later_ones_count_from_the_first_cell() -> None:
+    import io
+
+    from xaibench import progress
+
+    out, now = io.StringIO(), [0.0]
+    bar = progress.PlainProgress(200, "s", stream=out, clock=lambda: now[0])
+    now[0] = 60.0  # the first cell also paid for its group's maps: 60 s
+    bar.update(1)
+    now[0] = 60.0 + progress.LOG_EVERY
+    bar.update(9)  # then 9 cells in LOG_EVERY s: 199 - 9 = 190 to go at 9 / 30 per s
+    first, second = out.getvalue().splitlines()
+    assert first == "s: 1/200 cells (0%), 0:01:00 elapsed"
+    assert progress.LOG_EVERY == 30.0
+    assert second == "s: 10/200 cells (5%), 0:01:30 elapsed, ETA 0:10:33"  # 190 / (9 / 30 s) = 633.3 s
+
+
+def test_the_bar_shows_no_eta_until_a_second_unit_completes() -> None:
+    import io
+    import time
+
+    from xaibench import progress
+
+    bar = progress.Bar(total=10, desc="s", unit="cell", file=io.StringIO(), mininterval=0)
+    bar.update(1)
+    assert "<" not in str(bar) and "cell/s" not in str(bar) and "s/cell" not in str(bar)
+    time.sleep(0.05)
+    bar.update(1)
+    assert "<" in str(bar)  # elapsed<remaining
+    bar.close()
