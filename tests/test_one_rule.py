@@ -56,3 +56,26 @@ def test_the_bar_shows_no_eta_until_a_second_unit_completes() -> None:
     bar.update(1)
     assert "<" in str(bar)  # elapsed<remaining
     bar.close()
+
+
+# -- the figure count counts what is written -----------------------------------------------------------
+def test_the_figure_line_counts_every_png_written(tmp_path, tiny_plugin) -> None:  # type: ignore[no-untyped-def]
+    from conftest import TINY_SUITE
+
+    from xaibench.leaderboard.publish import publish_run
+    from xaibench.plugins import load_harness
+    from xaibench.runner import Runner, RunOptions
+    from xaibench.store import Store
+    from xaibench.suite import load_suite
+
+    path = tmp_path / "suite.yaml"
+    path.write_text(TINY_SUITE)
+    out = tmp_path / "boards"
+    with Store(tmp_path / "r.sqlite") as store:
+        runner = Runner(load_harness([("tiny", tiny_plugin)]), load_suite(path), store, RunOptions(progress=False))
+        runner.run()
+        lines = [line for line, _ in publish_run(store, "tiny", out, runner)]
+    pngs = sorted(out.rglob("*.png"))
+    assert len(pngs) >= 3  # a gallery, the curves and the agreement heat map of dic, iic, hit-rate
+    assert any(p.name.endswith("agreement.png") for p in pngs)
+    assert f"{len(pngs)} figure(s) written to {out / 'tiny'}" in lines
