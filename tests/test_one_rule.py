@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+import pytest
+
 from xaibench import cli
 
 
@@ -79,3 +81,23 @@ def test_the_figure_line_counts_every_png_written(tmp_path, tiny_plugin) -> None
     assert len(pngs) >= 3  # a gallery, the curves and the agreement heat map of dic, iic, hit-rate
     assert any(p.name.endswith("agreement.png") for p in pngs)
     assert f"{len(pngs)} figure(s) written to {out / 'tiny'}" in lines
+
+
+# -- print(scores) shows mean [95% CI] n, as the README says ------------------------------------------
+def test_printed_scores_show_each_metrics_mean_ci_and_n() -> None:
+    import numpy as np
+
+    from xaibench.scores import Scores
+    from xaibench.stats import summarize
+
+    values = np.array([0.25, 0.5, np.nan, 1.0])
+    mean, low, high, n = summarize(values, 0)
+    assert (mean, n) == (pytest.approx(1.75 / 3), 3) and low < mean < high  # the mean of the 3 defined samples
+    s = Scores(("a", "b", "c", "d"), {"hit-rate": values, "dic": np.full(4, np.nan)},
+               {"hit-rate": (mean, low, high, n), "dic": summarize(np.full(4, np.nan), 0)},
+               {"hit-rate": 0, "dic": 0}, {"hit-rate": True, "dic": False})
+    assert str(s).splitlines() == [
+        "Scores of 4 samples (mean [95% bootstrap CI] n defined):",
+        f"  hit-rate ↑  {mean:.4g} [95% CI {low:.4g}, {high:.4g}]  n=3/4",
+        "  dic ↓  – [95% CI –, –]  n=0/4"]
+
