@@ -101,3 +101,32 @@ def test_printed_scores_show_each_metrics_mean_ci_and_n() -> None:
         f"  hit-rate ↑  {mean:.4g} [95% CI {low:.4g}, {high:.4g}]  n=3/4",
         "  dic ↓  – [95% CI –, –]  n=0/4"]
 
+
+
+# -- xaibench explain -o writes the format its suffix names ------------------------------------------
+def test_explain_writes_the_format_the_suffix_names_and_refuses_others_first(  # type: ignore[no-untyped-def]
+        tmp_path, tiny_plugin, monkeypatch, capsys) -> None:
+    from conftest import TINY_SUITE
+    from PIL import Image
+
+    from xaibench.plugins import load_harness
+
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(TINY_SUITE)
+    monkeypatch.setattr("xaibench.cli.load_harness", lambda: load_harness([("tiny", tiny_plugin)]))
+    args = ["explain", "--suite", str(suite), "--method", "oracle", "--sample", "tiny-test-3",
+            "--store", str(tmp_path / "r.sqlite")]
+    home = tmp_path / "home"
+    monkeypatch.setenv("XAIBENCH_HOME", str(home))
+    assert cli.main([*args, "-o", str(tmp_path / "map.gif")]) == 2
+    assert capsys.readouterr().err == (
+        "error: cannot write a figure as 'map.gif': give a file ending in .png, .jpg, .jpeg, .pdf, .svg\n")
+    assert not home.exists()  # refused before any model was trained
+    for name, fmt, magic in (("map.jpg", "JPEG", b"\xff\xd8\xff"), ("map.JPEG", "JPEG", b"\xff\xd8\xff"),
+                             ("map.png", "PNG", b"\x89PNG"), ("map.pdf", None, b"%PDF"), ("map.svg", None, b"<?xml")):
+        assert cli.main([*args, "-o", str(tmp_path / name)]) == 0
+        assert (tmp_path / name).read_bytes().startswith(magic)
+        if fmt is not None:
+            with Image.open(tmp_path / name) as image:
+                assert image.format == fmt
+    assert (home / "models").is_dir()  # where the refused call would have trained it

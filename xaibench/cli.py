@@ -327,7 +327,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--suite", required=True, help="built-in suite name or path to a YAML suite")
     sp.add_argument("--method", required=True, help="a method of the suite (its label if it has one)")
     sp.add_argument("--sample", required=True, help="a test-split sample id")
-    sp.add_argument("-o", "--output", required=True, help="PNG file to write")
+    sp.add_argument("-o", "--output", required=True,
+                    help="figure file to write, in the format its suffix names: .png, .jpg, .jpeg, .pdf or .svg")
     sp.add_argument("--dataset", default=None, help="a dataset of the suite (default: its first)")
     sp.add_argument("--model", default=None, help="a model of the suite (default: its first)")
     _add_run_context(sp)
