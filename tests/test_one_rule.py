@@ -130,3 +130,29 @@ def test_explain_writes_the_format_the_suffix_names_and_refuses_others_first(  #
             with Image.open(tmp_path / name) as image:
                 assert image.format == fmt
     assert (home / "models").is_dir()  # where the refused call would have trained it
+
+
+# -- the metric reference's "Needs" is what the API asks for ------------------------------------------
+def test_the_reference_names_method_exactly_where_score_refuses_to_run_without_it() -> None:
+    from xaibench import reference
+    from xaibench.errors import XaibenchError
+    from xaibench.plugins import load_harness
+    from xaibench.user_metrics import check_applicable
+
+    for e in load_harness().registry("metrics"):
+        needs = reference.metric_needs(e.spec)
+        try:  # xaibench.score's check of each metric, with every annotation given and no method
+            check_applicable(e.spec, "image", masks=object(), regions=object(), ground_truth="masks", additive=True,
+                             method=None, region_top_level=1)
+            refused = ""
+        except XaibenchError as exc:
+            refused = str(exc)
+        assert ("only a suite trains" in needs) == ("use xaibench.run" in refused) == bool(e.spec.variants)
+        if not e.spec.variants:  # (a metric with a model variant is refused for that first)
+            assert ("pass method=" in refused) == ("(from Python: `method=`)" in needs), (e.spec.name, needs)
+    metrics = load_harness().metrics
+    for name in ("max-sensitivity", "mprt-spearman"):
+        assert reference.metric_needs(metrics.get(name)) == (
+            "the model; the maps; the method that made the maps, to run it again (from Python: `method=`)")
+    assert reference.metric_needs(metrics.get("entropy")) == "the maps"  # a map's own statistic: no model
+    assert reference.metric_needs(metrics.get("dic")) == "the model; the maps"
