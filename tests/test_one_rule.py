@@ -156,3 +156,74 @@ def test_the_reference_names_method_exactly_where_score_refuses_to_run_without_i
             "the model; the maps; the method that made the maps, to run it again (from Python: `method=`)")
     assert reference.metric_needs(metrics.get("entropy")) == "the maps"  # a map's own statistic: no model
     assert reference.metric_needs(metrics.get("dic")) == "the model; the maps"
+
+
+# -- metric parameter values are checked before anything runs (MetricSpec.check) ----------------------
+def test_a_bad_road_fractions_is_one_line_from_the_cli_before_any_training(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import os
+    import subprocess
+    import sys
+
+    path = tmp_path / "s.yaml"
+    path.write_text("name: p\ndatasets: [synthetic-lesions]\nmodels: [small-cnn]\nmethods: [saliency]\n"
+                    "metrics: [{name: road-morf, params: {fractions: [0.5, 1.5]}}]\n")
+    out = subprocess.run([sys.executable, "-m", "xaibench", "run", "--suite", str(path)], capture_output=True,
+                         text=True, cwd=tmp_path, timeout=300, env={**os.environ, "XAIBENCH_HOME": str(tmp_path / "home")})
+    assert out.returncode == 2 and out.stdout == ""
+    assert out.stderr.splitlines() == [
+        f"error: {path}:5: metric 'road-morf': fractions must be a non-empty list of numbers strictly between 0 and 1 "
+        "(the shares of pixels removed), got [0.5, 1.5]"]
+    assert not (tmp_path / "home").exists()  # no data generated, no model trained
+
+
+@pytest.mark.parametrize("metric,params,message", [
+    ("road-lerf", {"fractions": 0.5}, "fractions must be a non-empty list of numbers strictly between 0 and 1 "
+                                      "(the shares of pixels removed), got 0.5"),
+    ("road-morf", {"fractions": []}, "fractions must be a non-empty list"),
+    ("road-morf", {"fractions": [0.0, 0.5]}, "fractions must be a non-empty list of numbers strictly between 0 "
+                                             "and 1 (the shares of pixels removed), got [0.0, 0.5]"),
+    ("road-morf", {"noise": -0.1}, "noise must be a finite number >= 0, got -0.1"),
+    ("road-morf", {"noise": "gaussian"}, "noise must be a finite number >= 0, got 'gaussian'"),
+    ("road-morf", {"order": "random"}, "order must be one of morf, lerf, got 'random'"),
+    ("deletion-auc", {"fill": "noise"}, "fill must be one of zero, mean, blur, got 'noise'"),
+    ("dic", {"fill": "mean"}, "fill must be one of darken, zero, got 'mean'"),
+    ("completeness-error", {"fill": "blur"}, "fill must be one of zero, mean, got 'blur'"),
+    ("faithfulness-correlation", {"subset": 1.0}, "subset must be a number strictly between 0 and 1, got 1.0"),
+    ("max-sensitivity", {"noise": "laplace"}, "noise must be one of uniform, gaussian, got 'laplace'"),
+    ("max-sensitivity", {"draws": 0}, "draws must be an integer >= 1, got 0"),
+    ("emprt", {"n_bins": 1}, "n_bins must be an integer >= 2, got 1"),
+    ("mprt-spearman", {"steps": 1.5}, "steps must be an integer >= 1, got 1.5"),
+    ("mprt-ssim", {"similarity_measure": "pearson"}, "similarity_measure must be one of spearman, ssim, got 'pearson'"),
+    ("hit-rate", {"tolerance": -1}, "tolerance must be a finite number >= 0, got -1"),
+    ("relevance-mass", {"sign": "negative"}, "sign must be one of abs, positive, raw, got 'negative'"),
+    ("consistency", {"abs": "yes"}, "abs must be true or false, got 'yes'"),
+    ("iou", {"selection": "top"}, "selection must be one of top-k, threshold, got 'top'"),
+    ("faithfulness-estimate", {"output": "softmax"}, "output must be one of prob, logit, got 'softmax'"),
+])
+def test_metric_values_are_refused_by_score_in_one_line(metric, params, message) -> None:  # type: ignore[no-untyped-def]
+    import torch
+
+    import xaibench
+    from xaibench.errors import SuiteError
+    from xaibench.testing import tiny_model
+
+    model, x, maps = tiny_model("image"), torch.rand(2, 1, 16, 16), torch.rand(2, 16, 16)
+    with pytest.raises(SuiteError) as exc:
+        xaibench.score(model, x, None, maps, [metric], params={metric: params})
+    assert str(exc.value).startswith(f"xaibench.score: metric {metric!r}: {message}")
+    assert "\n" not in str(exc.value)
+
+
+def test_every_metric_accepts_its_defaults_and_the_values_the_builtin_suites_give() -> None:
+    from xaibench.params import validate_params
+    from xaibench.plan import resolve
+    from xaibench.plugins import load_harness
+    from xaibench.suite import load_suite
+
+    harness = load_harness()
+    for e in harness.metrics:
+        assert e.spec.check is not None, e.spec.name
+        e.spec.check(dict(e.spec.defaults))
+    for source in harness.suites:
+        suite = load_suite(source.spec.path)
+        validate_params(suite, [], resolve(harness, "metrics", suite.metrics, suite))

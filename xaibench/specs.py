@@ -339,6 +339,12 @@ class MetricSpec:
     checked_against: str = ""
     #: Parameters that take the method's value (:class:`Pairing`), e.g. completeness's reference input.
     pairs: tuple[Pairing, ...] = ()
+    #: ``check(params)``: raise ``ValueError`` or ``TypeError`` with one line saying what to change where a
+    #: parameter's value lies outside what the metric is defined for (``MethodSpec.check``'s contract);
+    #: ``params`` are the defaults with the suite's (or the Python call's) values over them. The runner calls
+    #: it before anything runs, with the suite's ``file:line``; :func:`xaibench.score` before scoring.
+    #: None: the values are checked when the metric runs.
+    check: Callable[[Mapping[str, Any]], None] | None = None
 
 
 @dataclass(frozen=True)
