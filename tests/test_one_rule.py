@@ -227,3 +227,125 @@ def test_every_metric_accepts_its_defaults_and_the_values_the_builtin_suites_giv
     for source in harness.suites:
         suite = load_suite(source.spec.path)
         validate_params(suite, [], resolve(harness, "metrics", suite.metrics, suite))
+
+
+# -- one CAM-layer rule: refused before anything runs, named in Python's terms, and the verdict's too ----
+def _resnet18_64px():  # type: ignore[no-untyped-def]
+    import torch
+    import torchvision
+
+    torch.manual_seed(0)
+    return torchvision.models.resnet18(weights=None, num_classes=2).eval(), torch.rand(2, 3, 64, 64)
+
+
+def test_resnet18_at_64px_layer4_is_refused_from_python_naming_layer3_which_is_accepted() -> None:
+    import xaibench
+    from xaibench.errors import XaibenchError
+
+    model, x = _resnet18_64px()  # torchvision ResNet-18 divides by 32 at layer4 (64 -> 2) and by 16 at layer3 (-> 4)
+    with pytest.raises(XaibenchError) as exc:
+        xaibench.explain(model, x, method="gradcam", layer="layer4")
+    assert str(exc.value) == (
+        "xaibench.explain: method 'gradcam': CAM layer 'layer4' gives a 2x2 map for 64x64 inputs, too coarse to "
+        "localize (at least 4 per axis): pass a finer layer=<dotted name>, such as 'layer3' (4x4), or larger "
+        "inputs; or accept it with allow_small_cam=True")
+    assert "`" not in str(exc.value) and "layer:" not in str(exc.value)  # no YAML key from Python
+    with pytest.raises(XaibenchError, match=r"^method 'gradcam' explains a layer: pass layer='<dotted name>', such "
+                                            r"as 'layer3' \(4x4\)$"):
+        xaibench.explain(model, x, method="gradcam")
+    assert xaibench.explain(model, x, method="gradcam", layer="layer3").shape == (2, 64, 64)
+    assert xaibench.explain(model, x, method="gradcam", layer="layer4", allow_small_cam=True).shape == (2, 64, 64)
+
+
+def test_a_module_of_the_model_is_taken_as_layer_and_another_is_refused_in_one_line() -> None:
+    import numpy as np
+    import torchvision
+
+    import xaibench
+    from xaibench.errors import XaibenchError
+
+    model, x = _resnet18_64px()
+    by_module = xaibench.explain(model, x, method="gradcam", layer=model.layer3)  # as pytorch-grad-cam takes it
+    np.testing.assert_array_equal(by_module, xaibench.explain(model, x, method="gradcam", layer="layer3"))
+    np.testing.assert_array_equal(
+        xaibench.explain(model, x, method="gradcam++", layer=model.layer3[1]),
+        xaibench.explain(model, x, method="gradcam++", layer="layer3.1"))
+    other = torchvision.models.resnet18(weights=None, num_classes=2)
+    for layer, kind in ((other.layer3, "Sequential"), (model, "ResNet")):
+        with pytest.raises(XaibenchError) as exc:
+            xaibench.explain(model, x, method="gradcam", layer=layer)
+        assert str(exc.value) == (f"layer= is a {kind} that is not a layer of the model: pass its dotted name, "
+                                  f"such as 'layer3' (4x4)")
+    with pytest.raises(XaibenchError) as exc:
+        xaibench.explain(model, x, method="gradcam", layer=model.layer4)  # a module, measured like its name
+    assert "CAM layer 'layer4' gives a 2x2 map" in str(exc.value) and len(str(exc.value)) < 300
+
+
+def test_the_suite_refuses_layer4_naming_layer3_and_accepts_layer3_before_anything_runs(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from xaibench.errors import PlanError
+    from xaibench.plugins import load_harness
+    from xaibench.runner import Runner, RunOptions
+    from xaibench.store import Store
+    from xaibench.suite import load_suite
+
+    def plan(method: str) -> int:
+        path = tmp_path / "suite.yaml"
+        path.write_text("name: r64\nimage_size: 64\nsamples: 2\n"
+                        "datasets: [{name: synthetic-lesions, params: {n_train: 6, n_val: 3, n_test: 3}}]\n"
+                        f"models: [resnet18]\nmethods: [{method}]\nmetrics: [dic]\n")
+        with Store(tmp_path / "r.sqlite") as store:
+            return len(Runner(load_harness(), load_suite(path), store, RunOptions(progress=False)).plan())
+
+    with pytest.raises(PlanError) as exc:
+        plan("gradcam")
+    assert str(exc.value) == (
+        f"{tmp_path / 'suite.yaml'}:6: method 'gradcam' on model 'resnet18': CAM layer 'layer4.1' gives a 2x2 map for "
+        "64x64 inputs, too coarse to localize (at least 4 per axis): name a finer layer with `layer:`, such as "
+        "'layer3' (4x4), use a larger `image_size`, or `stem: small` on a torchvision ResNet; or accept it with "
+        "`allow_small_cam: true` on the method")
+    assert plan("{name: gradcam, params: {layer: layer3}}") == 1
+    assert plan("{name: gradcam, allow_small_cam: true}") == 1
+
+
+def _verdict(shapes: dict[str, list[int]]):  # type: ignore[no-untyped-def]
+    import numpy as np
+
+    from xaibench.leaderboard import verdict
+    from xaibench.leaderboard.board import Block
+
+    block = Block("d", "m", [], {}, [], [], np.zeros((0, 0)), None, 0)
+    header = {"calibration": {"methods": {}, "metrics": {}, "mask_fraction": {},
+                              "cam_layers": {"d × m": shapes}, "cam_layer_names": {"d × m": {"gradcam": "layer4"}}}}
+    return verdict.section_verdict(block, header)
+
+
+@pytest.mark.parametrize("side", [1, 2, 3, 4, 5, 7, 8])
+def test_the_plan_and_the_verdict_apply_one_rule(side: int) -> None:
+    from xaibench.degenerate import check_cam_layer
+    from xaibench.errors import PlanError
+
+    try:
+        check_cam_layer("l", (side, side + 1), (64, 64), "s.yaml:1", "gradcam", "m")
+        refused = False
+    except PlanError:
+        refused = True
+    assert refused == (side < 4)  # at least 4 per axis
+    (check,) = [c for c in _verdict({"gradcam": [side, side + 1]}).checks if c.name.startswith("CAM layer")]
+    assert check.passed == (not refused)
+
+
+def test_a_small_cam_layer_accepted_by_the_suite_concerns_its_cam_methods_not_the_section() -> None:
+    from xaibench.leaderboard import verdict
+
+    v = _verdict({"gradcam": [2, 2], "gradcam++": [4, 4]})
+    assert v.passed and v.failures == []  # integrated gradients, occlusion... keep their ranking
+    (flagged,) = v.method_failures
+    assert flagged.methods == ("gradcam",)
+    assert flagged.detail == ("CAM layer of `gradcam` `layer4`: 2x2 (under 4 per axis), accepted with "
+                              "`allow_small_cam: true`: `gradcam`'s scores in this section do not localize; the "
+                              "other methods' are unaffected")
+    text = "\n".join(verdict.markdown(v))
+    assert "FAIL" not in text and f"> **⚠ Not meaningful for `gradcam`**: {flagged.detail}" in text
+    assert "- CAM layer of `gradcam++`: 4x4 (at least 4 per axis)" in text
+    assert verdict.as_json(v)["passed"] is True
+    assert [c["methods"] for c in verdict.as_json(v)["checks"] if not c["passed"]] == [["gradcam"]]
