@@ -8,7 +8,6 @@ store: the expected values are the runner's, computed independently of the API's
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -295,13 +294,3 @@ def test_to_pandas_without_pandas_names_the_extra(monkeypatch: pytest.MonkeyPatc
     with pytest.raises(XaibenchError, match=r"^pandas is not installed: pip install 'xaibench\[pandas\]'$"):
         s.to_pandas()
 
-
-def test_the_notebook_scores_a_users_maps_and_runs_quick(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """examples/notebooks/score_your_maps.py (percent format) executed as a script, so it cannot rot."""
-    import runpy
-
-    notebook = Path(__file__).parents[1] / "examples" / "notebooks" / "score_your_maps.py"
-    monkeypatch.chdir(tmp_path)
-    scope = runpy.run_path(str(notebook), run_name="__main__")
-    assert scope["scores"].summary["hit-rate"][3] > 0
-    assert scope["results"].summary.failed == []

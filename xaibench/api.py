@@ -7,7 +7,8 @@ number from Python is the number ``xaibench run`` stores:
 - :func:`score`: per-sample scores of maps you already have (:class:`Scores`);
 - :func:`explain`: maps of any registered method (or a callable), as a suite gets them;
 - :func:`run`: a suite (a built-in name, a YAML path or a dict) into a store (:class:`Results`);
-- :func:`metric`: one metric as a callable object carrying its spec (:class:`Metric`).
+- :func:`metric`: one metric as a callable object carrying its spec (:class:`Metric`);
+- :func:`compare`: several methods on the same samples, ranked and judged as a suite's section (:class:`Comparison`).
 
 Shapes: inputs ``(N, C, L)`` signals, ``(N, C, H, W)`` images or ``(N, C, D, H, W)``
 volumes, float, as the model consumes them; maps, masks and region maps drop the channel
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
 
     from xaibench.specs import MetricSpec
 
+from xaibench.comparison import Comparison
 from xaibench.errors import XaibenchError, did_you_mean
 from xaibench.results import Results, resolve_suite, run_suite
 from xaibench.scores import Scores
@@ -51,7 +53,7 @@ from xaibench.user_inputs import (
 from xaibench.user_methods import check_covered, choose_method, explainer
 from xaibench.user_metrics import check_applicable, data_bundle, metric_specs
 
-__all__ = ["Metric", "Results", "Scores", "explain", "metric", "resolve_suite", "run", "run_suite", "score"]
+__all__ = ["Comparison", "Metric", "Results", "Scores", "compare", "explain", "metric", "resolve_suite", "run", "run_suite", "score"]
 
 #: Where an error from :func:`score` says the value came from.
 WHERE = "xaibench.score"
@@ -310,11 +312,14 @@ def run(suite: str | Path | Mapping[str, Any], *, store: str | Path | None = Non
         device: str = "cpu", batch_size: int | None = None, data_root: str | None = None, download: bool = False,
         mirror: str | None = None, progress: bool = True, fail_fast: bool = False,
         cell_timeout: float | None = None, autocast: bool = False, executor: str = "local", workers: int = 1,
-        address: str | None = None) -> Results:
+        address: str | None = None, overrides: Mapping[str, Any] | None = None) -> Results:
     """Run a suite as ``xaibench run`` does and return its :class:`Results`.
 
     Args:
         suite: a built-in suite's name (``"quick"``), a path to a YAML suite, or a dict in the YAML's layout.
+        overrides: suite values set on top of it, dotted key -> value (``{"image_size": 224, "samples": 32,
+            "models.0.train.epochs": 3}``), as ``xaibench run --set KEY=VALUE`` sets them (:mod:`xaibench.overrides`)
+            and checked as the file's own values are.
         store: the SQLite results store (default: the CLI's, ``xaibench-results/results.sqlite``); finished
             cells already in it are reused.
         limit, device, batch_size, data_root, download, mirror, fail_fast, cell_timeout, autocast, executor,
@@ -340,7 +345,7 @@ def run(suite: str | Path | Mapping[str, Any], *, store: str | Path | None = Non
     if executor not in ("local", "ray"):
         raise XaibenchError(f"executor must be 'local' or 'ray', got {executor!r}")
     harness = installed()
-    resolved = resolve_suite(harness, suite)
+    resolved = resolve_suite(harness, suite, overrides)
     path = Path(DEFAULT_STORE if store is None else store)
     if path.is_dir():
         raise XaibenchError(f"store {path} is a directory; give a file path")
@@ -350,3 +355,48 @@ def run(suite: str | Path | Mapping[str, Any], *, store: str | Path | None = Non
                          workers=workers, address=address, download=download, mirror=mirror)
     with Store(path) as opened:
         return run_suite(harness, resolved, opened, options)
+
+
+def compare(model: Any, inputs: Any, targets: Any, methods: Mapping[str, Any], metrics: str | Iterable[str], *,
+            masks: Any = None, layer: str | None = None, params: Mapping[str, Mapping[str, Any]] | None = None,
+            baselines: bool | Sequence[str] = True, method_batch_size: int = METHOD_BATCH, seed: int = 0,
+            ids: Sequence[str] | None = None, model_key: str | None = None, progress: bool = True,
+            name: str = "compare", **keywords: Any) -> Comparison:
+    """Several methods scored on the same samples and ranked as a suite ranks them, with its verdicts.
+
+    Each method's maps are scored by :func:`score` (a registered method's maps come from :func:`explain`), and
+    the scores are read back by the leaderboard's own functions (:mod:`xaibench.comparison`), so the ranks, CIs,
+    calibration verdict, trust table and aggregate ranking are a suite's for these samples: with a suite run's
+    samples, ``ids``, ``seed`` and ``model_key`` they equal its leaderboard section's.
+
+    Args:
+        model, inputs, targets, masks, layer, method_batch_size, seed, ids, model_key: as for :func:`score`
+            (``layer``: the CAM methods' target layer).
+        methods: display name -> ``(N, *spatial)`` maps (yours; ``{"maps": ..., "additive": True}`` for
+            attributions in the model output's units), a registered method's name, ``{"name": ..., "params":
+            {...}}`` (a suite's method entry), or a callable ``(model, inputs, targets) -> maps``.
+        metrics: registered metric names; ``params``: ``{metric: {parameter: value}}``, as for :func:`score`.
+            A metric that does not apply to a method's maps (completeness on a CAM) is a skipped cell with the
+            reason, as in a suite.
+        baselines: True adds the registered calibration baselines (chance; the oracle when ``masks`` are
+            given) that ``methods`` does not name; False none; or a list of registered names.
+        progress: a progress bar over the cells (method x metric); nothing is printed when False.
+        name: the comparison's title.
+        **keywords: :func:`score`'s other keywords (``regions``, ``data_mean``, ``device``, ``batch_size``,
+            ``num_classes``, ``output``...).
+
+    Returns:
+        :class:`Comparison`: ranks (tie-aware paired Wilcoxon tests, Holm-corrected), means with 95% bootstrap
+        CIs in each metric's units, the verdict, the trust table, the aggregate ranking; markdown in
+        Jupyter, DataFrames with :meth:`Comparison.to_pandas` and :meth:`Comparison.ranking`.
+
+    Raises:
+        XaibenchError: what :func:`score` or :func:`explain` refuses, an empty or malformed ``methods``, unknown
+            metric, method or parameter names (with "did you mean"), a baseline already among the methods.
+        CellError: a method or metric plugin broke its contract.
+    """
+    from xaibench.comparison import compared
+
+    return compared(score, explain, model, inputs, targets, methods, metrics, masks=masks, layer=layer, params=params,
+                    baselines=baselines, method_batch_size=method_batch_size, seed=seed, ids=ids,
+                    model_key=model_key, progress=progress, name=name, keywords=keywords)

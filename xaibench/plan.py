@@ -58,13 +58,13 @@ def resolve(harness: Harness, kind: str, entries: Sequence[Entry], suite: Suite)
     out = []
     for e in entries:
         if kind == "models" and e.factory is not None:  # a model without a plugin (xaibench.byom)
-            out.append(_with_source(harness, Resolved(e, factory_spec(e, suite.path), "suite"), suite))
+            out.append(_with_source(harness, Resolved(e, factory_spec(e, suite.at(e.line)), "suite"), suite))
             continue
         try:
             entry = registry.entry(e.name)
         except UnknownNameError as exc:
             broken = "".join(f"; plugin {n!r} failed to load: {why.splitlines()[0]}" for n, why in harness.broken.items())
-            raise SuiteError(f"{suite.path}:{e.line}: {exc}{broken}") from None
+            raise SuiteError(f"{suite.at(e.line)}: {exc}{broken}") from None
         if kind == "models":
             out.append(_with_source(harness, Resolved(e, with_layer(entry.spec, e), entry.plugin), suite))
         else:
