@@ -188,15 +188,13 @@ def explain(model: Any, inputs: Any, targets: Any = None, *, method: Any, layer:
         model, inputs, targets, device, ids, num_classes, output, output_index, output_key: as for :func:`score`.
         method: a registered method's name (``xaibench plugins`` lists them) or a callable
             ``(model, inputs, targets) -> maps`` (validated and upsampled the same way).
-        layer: the target layer's dotted name in ``model`` (``"features.3"``) or the module itself
-            (``model.layer3``), for methods that explain a layer (the CAM family); refused by a method that
-            takes none.
+        layer: the target layer's dotted name in ``model`` (``"layer3"``) or the module (``model.layer3``), for
+            methods that explain a layer (the CAM family); refused by a method that takes none.
         masks: ``(N, *spatial)`` ground truth, for a method that needs it (the ``ground-truth`` baseline).
         data_mean: ``(C,)`` per-channel training mean, for baselines and fills named ``mean``.
         batch_size: inputs per method call; seed: per-sample seeds are ``seed_from(seed, id)`` (stochastic
             methods give the same map alone or in a batch).
-        allow_small_cam: accept a CAM layer coarser than :data:`~xaibench.specs.MIN_CAM_SIZE` (4) per axis
-            (refused by default, as a suite does).
+        allow_small_cam: accept a CAM layer coarser than 4 per axis (``specs.MIN_CAM_SIZE``; refused by default).
         **params: the method's parameters over its defaults; unknown names are refused with "did you mean".
 
     Returns:
