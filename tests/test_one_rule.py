@@ -424,3 +424,35 @@ def test_a_suite_run_with_captum_methods_prints_no_captum_warning(tmp_path, tiny
         runner = Runner(load_harness([("tiny", tiny_plugin)]), load_suite(path), store, RunOptions(progress=False))
         assert _captum_warnings(runner.run) == []
         assert not runner.run().failed  # (all cached) and every cell ran
+
+
+#: Each rule's least accepted and a refused value, by hand from the metrics' definitions (counts of draws, runs,
+#: sets, patches, segments, grid cells, blur pixels; n_bins >= 2 for an entropy; positive scales; flags).
+EDGES = {"draws": (1, 0), "runs": (1, 0), "sets": (1, 0), "n": (1, 0), "n_segments": (1, 0), "grid": (1, 0),
+         "patch": (1, 0), "blur_size": (1, 0), "n_bins": (2, 1), "steps": (1, 0), "blur_sigma": (1e-3, 0.0),
+         "compactness": (1e-3, 0.0), "scale": (1e-3, 0.0), "noise_magnitude": (1e-3, 0.0), "eps": (1e-12, 0.0),
+         "eps_min": (1e-12, 0.0), "reference_size": (1, 0), "tolerance": (0.0, -1e-3), "tol": (0.0, -1e-3),
+         "abs": (False, 0), "relative": (False, 0), "normalise": (False, 0), "normalize": (False, 0),
+         "same_prediction": (False, 0), "subset": (0.5, 0.0), "fractions": ([0.5], [1.0])}
+#: Choice parameters: a refused name (their accepted names are each module's own, checked above by message).
+CHOICE_PARAMS = ("fill", "order", "output", "cover", "selection", "similarity_measure", "sign", "score")
+
+
+def test_every_rule_refuses_below_its_least_value_and_accepts_it_on_every_metric_that_takes_it() -> None:
+    from xaibench.plugins import load_harness
+
+    covered = set()
+    for e in load_harness().metrics:
+        for key, default in e.spec.defaults.items():
+            if key in EDGES:
+                least, refused = EDGES[key]
+                e.spec.check({**e.spec.defaults, key: least})
+                with pytest.raises(ValueError, match=f"^{key} must be"):
+                    e.spec.check({**e.spec.defaults, key: refused})
+                covered.add(key)
+            elif key in CHOICE_PARAMS or (key == "noise" and isinstance(default, str)):
+                with pytest.raises(ValueError, match=f"^{key} must be one of .*, got 'bogus'$"):
+                    e.spec.check({**e.spec.defaults, key: "bogus"})
+                e.spec.check({**e.spec.defaults, key: default})
+                covered.add(key)
+    assert covered == set(EDGES) | set(CHOICE_PARAMS) | {"noise"}  # every rule has a metric that takes it
