@@ -456,3 +456,25 @@ def test_every_rule_refuses_below_its_least_value_and_accepts_it_on_every_metric
                 e.spec.check({**e.spec.defaults, key: default})
                 covered.add(key)
     assert covered == set(EDGES) | set(CHOICE_PARAMS) | {"noise"}  # every rule has a metric that takes it
+
+
+def test_the_bar_extrapolates_the_rate_measured_after_the_first_cell(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import io
+
+    from xaibench import progress
+
+    now = [0.0]
+    monkeypatch.setattr(progress.time, "monotonic", lambda: now[0])
+    bar = progress.Bar(total=200, desc="s", unit="cell", file=io.StringIO(), mininterval=0)
+    now[0] = 60.0
+    bar.update()  # one cell, with its group's maps: 60 s
+    now[0] = 90.0
+    bar.update(9)  # 9 cells in 30 s: 0.3 cell/s, 190 to go: 633 s
+    text = str(bar)
+    assert "10:33" in text and ("0.30cell/s" in text or "3.33s/cell" in text), text
+
+    rate = progress.Rate()
+    rate.seen(0, 5.0)  # nothing completed yet: no start of the measure
+    rate.seen(2, 10.0)
+    assert rate.per_second(2, 20.0) is None and rate.per_second(4, 10.0) is None  # no later cell, no time
+    assert rate.per_second(4, 20.0) == 0.2 and rate.eta(4, 14, 20.0) == 50.0
