@@ -15,6 +15,7 @@ from typing import Any
 from xaibench import hookimpl
 from xaibench.lazy import lazy
 from xaibench.specs import MODALITIES, MetricSpec
+from xaibench_metrics.checks import checked
 from xaibench_metrics.families import (
     CONSTANT,
     FRACTIONS,
@@ -169,7 +170,8 @@ def _register_overlaps(register: Callable[[MetricSpec], None]) -> None:
 
 @hookimpl
 def xaibench_register_metrics(register: Callable[[MetricSpec], None]) -> None:
-    """Registers this plugin's metrics (every family, :mod:`xaibench_metrics.families` included) with ``register`` (the ``xaibench_register_metrics`` hook), importing no torch."""
+    """Registers this plugin's metrics (every family, :mod:`xaibench_metrics.families` included) with ``register`` (the ``xaibench_register_metrics`` hook), importing no torch; each with the parameter rules of :mod:`xaibench_metrics.checks` as its ``check``."""
+    register = checked(register)
     _register_confidence(register)
     register(MetricSpec(
         name="deletion-auc", modalities=ANY, bounds=(0.0, 1.0), score=deletion_auc, curve=deletion_curve,
@@ -387,7 +389,7 @@ def xaibench_register_metrics(register: Callable[[MetricSpec], None]) -> None:
     register_arcc(register)
     for measure, label in (("spearman", "Spearman rank correlation"), ("ssim", "SSIM")):
         register(MetricSpec(
-            name=f"mprt-{measure}", modalities=ANY, bounds=(-1.0, 1.0), score=model_randomization, version="2",
+            name=f"mprt-{measure}", modalities=ANY, bounds=(0.0, 1.0), score=model_randomization, version="2",
             needs=frozenset({"maps", "model", "explain", "model_seed", "shared"}),
             category="randomization", higher_is_better=False,
             description=f"absolute {label} between the maps of the trained and of the randomized model, averaged "
