@@ -23,11 +23,12 @@ TESTS = {
     "xaibench/validate.py": "tests/test_boundary_params.py tests/test_suite.py tests/test_first_contact_cli.py",
     # the captum methods' value rules, one per parameter, refused with the suite's file:line
     "plugins/xaibench_captum/checks.py": "tests/test_boundary_params.py",
-    # the metric parameter values checked before scoring (shared values, the overlap metrics')
-    "plugins/xaibench_metrics/checks.py": "tests/test_api_suite_parity.py -k 'bad_metric or overlap'",
     # LIME's and KernelSHAP's superpixels (grey / RGB twin, value range, lesion edges, refusals) and both methods
     "plugins/xaibench_captum/superpixels.py": "tests/test_superpixels.py tests/test_methods_new.py -k 'not suite_with "
                                               "and (superpixel or lime or shap or grey or constant or signals)'",
+    # the metrics' parameter rules (MetricSpec.check) and the progress lines' rate (issue 44 item 5)
+    "plugins/xaibench_metrics/checks.py": "tests/test_one_rule.py -k 'metric_values or defaults or least_value'",
+    "xaibench/progress.py": "tests/test_one_rule.py tests/test_first_contact_progress.py -k 'eta or bar or plain'",
     # the noise tunnels, Integrated Gradients, occlusion and feature ablation against captum, and their passes;
     # the seeded per-sample path (LIME, SHAP)
     "plugins/xaibench_captum/stochastic.py": "tests/test_methods_new.py tests/test_peers_captum.py tests/test_conformance.py "
@@ -46,12 +47,13 @@ TESTS = {
     "xaibench/kernels.py": "--noconftest tests/test_kernels.py -k 'not large_maps and not random_map'",
     "xaibench/maps.py": "--noconftest tests/test_maps.py",
     # the metric and method reference pages: each field rendered from the spec, the missing-field rules
-    "xaibench/reference.py": "--noconftest tests/test_reference.py",
+    "xaibench/reference.py": "--noconftest tests/test_reference.py tests/test_one_rule.py -k 'reference or needs'",
     # one -k per command (pytest keeps only the last): the selection is one expression over the named files
     "plugins/xaibench_metrics/pointing.py": "tests/test_metric_defaults.py tests/test_metric_definitions.py tests/test_peers_quantus.py "
                                             "-k 'defaults or pointing_tolerance or pointing_game_equals or pointing_game_with or hit_rate_without'",
     "plugins/xaibench_metrics/localization.py": "tests/test_metric_defaults.py tests/test_metrics_localization.py tests/test_peers_quantus.py "
-                                                "-k 'defaults or test_metrics_localization or relevance_mass_rank'",
+                                                "tests/test_api_suite_parity.py "
+                                                "-k 'defaults or test_metrics_localization or relevance_mass_rank or overlap'",
     "plugins/xaibench_metrics/confidence.py": "tests/test_metric_defaults.py tests/test_metric_definitions.py tests/test_peers_gradcam.py "
                                               "tests/test_metrics_faithfulness.py tests/test_confidence_definitions.py "
                                               "tests/test_confidence_sharing.py "

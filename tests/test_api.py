@@ -275,9 +275,10 @@ def test_explain_refuses_a_model_the_methods_rules_do_not_cover(monkeypatch: pyt
     np.testing.assert_array_equal(xaibench.explain(relu, x, method="relu-only"), x[:, 0].numpy())
 
 
-def test_explain_asks_for_a_layer_and_names_the_last_convolution() -> None:
-    model, x, _, _ = _user()
-    with pytest.raises(XaibenchError, match=r"pass layer='<dotted name>' \(its last convolution is '0.2.0'\)"):
+def test_explain_asks_for_a_layer_and_names_the_deepest_that_passes() -> None:
+    model, x, _, _ = _user()  # tiny_model: three blocks in module '0', two 2x2 pools: 16 px -> 4x4, then pooled
+    with pytest.raises(XaibenchError, match=r"^method 'gradcam' explains a layer: pass layer='<dotted name>', such "
+                                            r"as '0' \(4x4\)$"):
         xaibench.explain(model, x, method="gradcam")
     with pytest.raises(XaibenchError, match=r"layer '0.9' is not in the model \(did you mean"):
         xaibench.explain(model, x, method="gradcam", layer="0.9")

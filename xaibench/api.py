@@ -62,7 +62,7 @@ METHOD_BATCH = 64
 
 def score(model: Any, inputs: Any, targets: Any, maps: Any, metrics: str | Iterable[str], *,
           masks: Any = None, regions: Any = None, ground_truth: str = "masks", region_top_level: int | None = None,
-          method: Any = None, method_params: Mapping[str, Any] | None = None, layer: str | None = None,
+          method: Any = None, method_params: Mapping[str, Any] | None = None, layer: Any = None,
           additive: bool | None = None, params: Mapping[str, Mapping[str, Any]] | None = None,
           data_mean: Any = None, device: str = "cpu", batch_size: int | None = None,
           method_batch_size: int = METHOD_BATCH, seed: int = 0, ids: Sequence[str] | None = None,
@@ -147,7 +147,7 @@ def score(model: Any, inputs: Any, targets: Any, maps: Any, metrics: str | Itera
         check_applicable(s, modality(x), mask_t, region_t, ground_truth, declared, me, region_top_level)
     net, k = user_model(model, x, num_classes, output, output_index, output_key, dev)
     if me is not None:
-        check_covered(me, net, x, allow_small_cam=True)
+        me = check_covered(me, net, x, allow_small_cam=True)
     mean = None if data_mean is None else as_tensor(data_mean, "data_mean").float().reshape(-1)
     if mean is not None and mean.shape != (x.shape[1],):
         raise XaibenchError(f"data_mean has {mean.numel()} values for {x.shape[1]} input channels; give one per channel")
@@ -177,7 +177,7 @@ def score(model: Any, inputs: Any, targets: Any, maps: Any, metrics: str | Itera
 
 
 # -- explain -------------------------------------------------------------------------------------
-def explain(model: Any, inputs: Any, targets: Any = None, *, method: Any, layer: str | None = None,
+def explain(model: Any, inputs: Any, targets: Any = None, *, method: Any, layer: Any = None,
             masks: Any = None, data_mean: Any = None, device: str = "cpu", batch_size: int = METHOD_BATCH,
             seed: int = 0, ids: Sequence[str] | None = None, num_classes: int | None = None,
             output: str = "logits", output_index: int | None = None, output_key: str | None = None,
@@ -188,13 +188,13 @@ def explain(model: Any, inputs: Any, targets: Any = None, *, method: Any, layer:
         model, inputs, targets, device, ids, num_classes, output, output_index, output_key: as for :func:`score`.
         method: a registered method's name (``xaibench plugins`` lists them) or a callable
             ``(model, inputs, targets) -> maps`` (validated and upsampled the same way).
-        layer: the target layer's dotted name in ``model`` (``"features.3"``), for methods that explain a
-            layer (the CAM family); refused by a method that takes none.
+        layer: the target layer's dotted name in ``model`` (``"layer3"``) or the module (``model.layer3``), for
+            methods that explain a layer (the CAM family); refused by a method that takes none.
         masks: ``(N, *spatial)`` ground truth, for a method that needs it (the ``ground-truth`` baseline).
         data_mean: ``(C,)`` per-channel training mean, for baselines and fills named ``mean``.
         batch_size: inputs per method call; seed: per-sample seeds are ``seed_from(seed, id)`` (stochastic
             methods give the same map alone or in a batch).
-        allow_small_cam: accept a CAM layer coarser than 4 per axis (refused by default, as a suite does).
+        allow_small_cam: accept a CAM layer coarser than 4 per axis (``specs.MIN_CAM_SIZE``; refused by default).
         **params: the method's parameters over its defaults; unknown names are refused with "did you mean".
 
     Returns:
@@ -219,7 +219,7 @@ def explain(model: Any, inputs: Any, targets: Any = None, *, method: Any, layer:
     if "masks" in me.spec.needs and mask_t is None:
         raise XaibenchError(f"method {me.spec.name!r} needs masks=(N, *spatial)")
     net, k = user_model(model, x, num_classes, output, output_index, output_key, dev)
-    check_covered(me, net, x, allow_small_cam)
+    me = check_covered(me, net, x, allow_small_cam)
     # the runner's engine batch: the batch of the method's own forward passes, as in a suite's cell
     engine = Engine(net, dev, fastest_batch_size(net, x[:1], dev, cache_home()))
     target = engine.logits(x).argmax(1) if targets is None else checked_targets(targets, n, k).to(dev)

@@ -250,9 +250,13 @@ def _cmd_hooks(args: argparse.Namespace, harness: Harness | None) -> int:
     return 0
 
 
+def _add_store(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument("--store", default=DEFAULT_STORE, help="the SQLite results store (default: %(default)s)")
+
+
 def _add_run_context(sp: argparse.ArgumentParser) -> None:
     """The options every command that loads data or models shares."""
-    sp.add_argument("--store", default=DEFAULT_STORE)
+    _add_store(sp)
     sp.add_argument("--data-root", default=None, help="root of real datasets (default: $XAIBENCH_DATA)")
     sp.add_argument("--download", action="store_true",
                     help="fetch a missing dataset's public release into the data root, checksum-verified "
@@ -289,7 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     sp = sub.add_parser("plugins", help="list registered datasets, models, methods, metrics and suites")
-    sp.add_argument("--json", action="store_true")
+    sp.add_argument("--json", action="store_true", help="print JSON (name, plugin, distribution, version, metadata)")
     sp.set_defaults(func=_cmd_plugins)
 
     sp = sub.add_parser("run", help="run a suite and write its leaderboard")
@@ -324,8 +328,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--suite", default=None, help="the suite (omit with --index)")
     sp.add_argument("--index", action="store_true",
                     help="only the index <out>/README.md, from the <suite>.json files in <out>")
-    sp.add_argument("--store", default=DEFAULT_STORE)
-    sp.add_argument("--out", default="leaderboards")
+    _add_store(sp)
+    sp.add_argument("--out", default="leaderboards", help="directory of the markdown leaderboards")
     sp.add_argument("--check", action="store_true",
                     help="exit 1 when the markdown or the index on disk is stale or a linked figure is missing")
     sp.add_argument("--format", choices=("md", "json"), default="md",
@@ -336,20 +340,21 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--suite", required=True, help="built-in suite name or path to a YAML suite")
     sp.add_argument("--method", required=True, help="a method of the suite (its label if it has one)")
     sp.add_argument("--sample", required=True, help="a test-split sample id")
-    sp.add_argument("-o", "--output", required=True, help="PNG file to write")
+    sp.add_argument("-o", "--output", required=True,
+                    help="figure file to write, in the format its suffix names: .png, .jpg, .jpeg, .pdf or .svg")
     sp.add_argument("--dataset", default=None, help="a dataset of the suite (default: its first)")
     sp.add_argument("--model", default=None, help="a model of the suite (default: its first)")
     _add_run_context(sp)
     sp.set_defaults(func=_cmd_explain)
 
     sp = sub.add_parser("results", help="export per-cell results")
-    sp.add_argument("--suite", required=True)
-    sp.add_argument("--store", default=DEFAULT_STORE)
-    sp.add_argument("--format", choices=("json", "csv"), default="json")
+    sp.add_argument("--suite", required=True, help="built-in suite name or path to a YAML suite")
+    _add_store(sp)
+    sp.add_argument("--format", choices=("json", "csv"), default="json", help="json or csv, on stdout")
     sp.set_defaults(func=_cmd_results)
 
     sp = sub.add_parser("new", help="write a ready-to-install plugin package (method, metric or dataset)")
-    sp.add_argument("kind", choices=("method", "metric", "dataset"))
+    sp.add_argument("kind", choices=("method", "metric", "dataset"), help="what the package registers")
     sp.add_argument("name", help="the name suites will use, e.g. gradient-x-input")
     sp.add_argument("--dir", default=None, help="where to write it (default: ./xaibench-NAME)")
     sp.set_defaults(func=_cmd_new, needs_plugins=False)

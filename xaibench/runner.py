@@ -20,7 +20,7 @@ from xaibench.version import __version__
 from xaibench import progress
 from xaibench.bundles import Bundles
 from xaibench.errors import CellError, PlanError, SuiteError
-from xaibench.degenerate import check_cam_layer, layer_output_spatial
+from xaibench.degenerate import check_cam_layer, layer_output_spatial, suggested_layer
 from xaibench.execution import Execution, GroupContext, Outcome, target_layer
 from xaibench.executors import remote_outcomes
 from xaibench.metarun import meta_evaluate
@@ -31,7 +31,7 @@ from xaibench.plan import (Cell, Resolved, cell_key, method_skip, metric_skip, n
                            unavailable_key)
 from xaibench.params import validate_params
 from xaibench.plugins import Harness
-from xaibench.specs import DataBundle, ModelSpec, Samples
+from xaibench.specs import DataBundle, ModelSpec, Samples, cam_size_ok
 from xaibench.store import PlanRow, Store
 from xaibench.suite import Suite
 
@@ -173,8 +173,11 @@ class Runner:
                 continue
             if isinstance(found, SuiteError):
                 raise found
-            check_cam_layer(found[0], found[1], self.bundle(ds).spatial, f"{self.suite.at(me.entry.line)}",
-                            me.entry.display, mo.entry.display)
+            bundle = self.bundle(ds)
+            suggestion = None if cam_size_ok(found[1]) else suggested_layer(self._inspected(ds, mo),
+                                                                            bundle.in_channels, bundle.spatial)
+            check_cam_layer(found[0], found[1], bundle.spatial, f"{self.suite.at(me.entry.line)}",
+                            me.entry.display, mo.entry.display, suggestion)
 
     def header(self, cells: list[Cell]) -> dict[str, Any]:
         """Provenance shown above the leaderboard; nothing in it changes between identical runs."""

@@ -176,7 +176,7 @@ def register_randomization_revisited(register: Callable[[MetricSpec], None]) -> 
                         "test_emprt_is_the_relative_entropy_rise_by_hand_and_nan_for_a_constant_trained_map",
         undefined=f"the trained model's map has a histogram entropy of 0, or {CONSTANT}"))
     register(MetricSpec(
-        name="smprt", bounds=(-1.0, 1.0), score=smooth_mprt, version="2",
+        name="smprt", bounds=(0.0, 1.0), score=smooth_mprt, version="2",
         needs=frozenset({"inputs", "maps", "model", "explain", "sample_seeds", "model_seed", "shared"}),
         category="randomization", higher_is_better=False,
         description="absolute Spearman correlation of noise-averaged maps of the trained and the fully randomized "
@@ -189,7 +189,7 @@ def register_randomization_revisited(register: Callable[[MetricSpec], None]) -> 
                         "test_smprt_averages_maps_over_noise_scaled_by_each_samples_range_by_hand",
         undefined=f"a noise-averaged map is constant (rank correlation undefined), or {CONSTANT}"))
     register(MetricSpec(
-        name="random-logit", bounds=(-1.0, 1.0), score=random_logit, version="2",
+        name="random-logit", bounds=(0.0, 1.0), score=random_logit, version="2",
         needs=frozenset({"targets", "maps", "base_logits", "explain", "sample_seeds"}),
         category="randomization", higher_is_better=False,
         description="absolute SSIM between the maps of the explained class and of a random other class "

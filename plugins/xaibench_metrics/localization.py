@@ -28,6 +28,9 @@ class only, the default of the papers below; ``abs``: both signs) is a parameter
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import numpy as np
 import torch
 from scipy.stats import rankdata
@@ -36,6 +39,7 @@ from xaibench import kernels
 from xaibench.maps import normalize
 from xaibench.metric_inputs import Shared, unshared
 from xaibench.specs import DataBundle
+from xaibench.validate import is_number
 from xaibench_metrics.families import TOP_K
 
 SELECTIONS = ("top-k", "threshold")
@@ -106,6 +110,19 @@ def mask_overlap(maps: torch.Tensor, masks: torch.Tensor | None, shared: Shared 
     if selection == "threshold":
         return kernels.overlap_threshold(normalize(maps, sign).cpu().numpy(), m, threshold)[score]
     raise ValueError(f"selection must be one of {SELECTIONS}, got {selection!r}")
+
+
+def overlap_check(params: Mapping[str, Any]) -> None:
+    """The overlap metrics' own ``MetricSpec.check`` (IoU, Dice, coverage, Top-K Intersection), after
+    :mod:`xaibench_metrics.checks`' rules: raise ``ValueError`` (one line) for a ``k`` outside (0, 1] (a fraction
+    of the map's pixels, not a count: Quantus's ``k`` pixels are ``k / P`` here) or a ``threshold`` outside
+    [0, 1] (the map is scaled to [0, 1])."""
+    if "k" in params and not (is_number(params["k"]) and 0 < params["k"] <= 1):
+        raise ValueError(f"k is the fraction of the map's pixels kept, in (0, 1], got {params['k']!r}; "
+                         f"for a number of pixels n give n / (pixels per map)")
+    if "threshold" in params and not (is_number(params["threshold"]) and 0 <= params["threshold"] <= 1):
+        raise ValueError(f"threshold applies to the map scaled to [0, 1]: give a number in [0, 1], got "
+                         f"{params['threshold']!r}")
 
 
 def graded_hit_rate(maps: torch.Tensor, regions: torch.Tensor | None, dataset: DataBundle) -> np.ndarray:

@@ -9,13 +9,13 @@ a *larger* drop is better and an increase in confidence is a failure: the
 """
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from typing import Any
 
 from xaibench import hookimpl
 from xaibench.lazy import lazy
 from xaibench.specs import MODALITIES, MetricSpec
+from xaibench_metrics.checks import checked
 from xaibench_metrics.families import (
     CONSTANT,
     FRACTIONS,
@@ -54,8 +54,7 @@ infidelity = lazy("xaibench_metrics.infidelity:infidelity")
 energy_pointing_game = lazy("xaibench_metrics.localization:energy_pointing_game")
 graded_hit_rate = lazy("xaibench_metrics.localization:graded_hit_rate")
 mask_overlap = lazy("xaibench_metrics.localization:mask_overlap")
-overlap_check = lazy("xaibench_metrics.checks:overlap_check")
-common_check = lazy("xaibench_metrics.checks:common_check")
+overlap_check = lazy("xaibench_metrics.localization:overlap_check")
 relevance_mass_accuracy = lazy("xaibench_metrics.localization:relevance_mass_accuracy")
 relevance_rank_accuracy = lazy("xaibench_metrics.localization:relevance_rank_accuracy")
 hit_rate = lazy("xaibench_metrics.pointing:hit_rate")
@@ -173,14 +172,8 @@ def _register_overlaps(register: Callable[[MetricSpec], None]) -> None:
 
 @hookimpl
 def xaibench_register_metrics(register: Callable[[MetricSpec], None]) -> None:
-    """Registers this plugin's metrics (every family, :mod:`xaibench_metrics.families` included) with ``register`` (the ``xaibench_register_metrics`` hook), importing no torch.
-
-    Each spec without a ``check`` gets :func:`xaibench_metrics.checks.common_check`."""
-    _register_all(lambda spec: register(spec if spec.check is not None
-                                        else dataclasses.replace(spec, check=common_check)))
-
-
-def _register_all(register: Callable[[MetricSpec], None]) -> None:
+    """Registers this plugin's metrics (every family, :mod:`xaibench_metrics.families` included) with ``register`` (the ``xaibench_register_metrics`` hook), importing no torch; each with the parameter rules of :mod:`xaibench_metrics.checks` as its ``check``."""
+    register = checked(register)
     _register_confidence(register)
     register(MetricSpec(
         name="deletion-auc", modalities=ANY, bounds=(0.0, 1.0), score=deletion_auc, curve=deletion_curve,
@@ -398,7 +391,7 @@ def _register_all(register: Callable[[MetricSpec], None]) -> None:
     register_arcc(register)
     for measure, label in (("spearman", "Spearman rank correlation"), ("ssim", "SSIM")):
         register(MetricSpec(
-            name=f"mprt-{measure}", modalities=ANY, bounds=(-1.0, 1.0), score=model_randomization, version="2",
+            name=f"mprt-{measure}", modalities=ANY, bounds=(0.0, 1.0), score=model_randomization, version="2",
             needs=frozenset({"maps", "model", "explain", "model_seed", "shared"}),
             category="randomization", higher_is_better=False,
             description=f"absolute {label} between the maps of the trained and of the randomized model, averaged "
