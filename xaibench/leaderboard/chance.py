@@ -15,7 +15,7 @@ calibration baselines (``MethodSpec.calibration``: ``chance`` is ``random``, ``o
   of its per-sample scores against the chance baseline's on the same samples, Holm-corrected over
   the methods, with the same smallest effect: 1 above chance, 0 ``= chance``, -1 ``< chance``;
 - **uninformative here**: a metric on which the oracle's per-sample scores do not differ from chance's
-  (paired Wilcoxon, alpha :data:`xaibench.stats.ALPHA`), or differ by less than :data:`MIN_EFFECT` of
+  (paired Wilcoxon, alpha :data:`xaibench.stats.ALPHA`), or differ by less than :data:`MIN_SEPARATION` of
   the width of the metric's bounds (``MetricSpec.bounds``, where both are finite), cannot tell a good
   map from noise on this model; it ranks no method.
 """
@@ -31,6 +31,8 @@ from xaibench import stats
 
 #: Share of the span between the chance level and the oracle's score below which a difference is no effect.
 MIN_EFFECT = 0.05
+#: Share of the width of a metric's bounds below which the oracle's mean does not separate from chance's.
+MIN_SEPARATION = 0.01
 
 RULE = (
     f"A method's cell reads \"= chance\" (never bold, never rank 1) when its per-sample scores do not differ from "
@@ -40,7 +42,7 @@ RULE = (
     f"{MIN_EFFECT:.0%} of the span between the chance level and the oracle's score (each in closed form where the "
     f"metric states it, else the mean of `random` and of `ground-truth` on the samples both scored) is a tie, "
     f"significant or not. A metric on which the oracle (`ground-truth`) does not differ from chance on this "
-    f"model (paired Wilcoxon, or by less than {MIN_EFFECT:.0%} of the width of the metric's bounds) is uninformative "
+    f"model (paired Wilcoxon, or by less than {MIN_SEPARATION:.0%} of the width of the metric's bounds) is uninformative "
     f"here: it ranks no method, and neither the overall rank, the winners nor the "
     f"aggregate ranking count it."
 )
@@ -107,11 +109,12 @@ def calibrate(methods: Sequence[str], scores: Sequence[np.ndarray | None], roles
         p = stats.paired_pvalue(o, c)
         low, high = (list(bounds or []) + [None, None])[:2]
         width = high - low if low is not None and high is not None and math.isfinite(high - low) else math.inf
-        if c_mean is not None and o_mean is not None and (p >= stats.ALPHA or abs(o_mean - c_mean) < MIN_EFFECT * width):
+        close = c_mean is not None and o_mean is not None and abs(o_mean - c_mean) < MIN_SEPARATION * width
+        if c_mean is not None and o_mean is not None and (p >= stats.ALPHA or close):
             uninformative = (f"the oracle (`{oname}`) scores {o_mean:.3g} and chance (`{cname}`) {c_mean:.3g} on the "
                              f"{int(both.sum())} samples both scored: "
                              + (f"no difference (paired Wilcoxon p = {p:.2g})" if p >= stats.ALPHA else
-                                f"a difference under {MIN_EFFECT:.0%} of the metric's range [{low:g}, {high:g}]"))
+                                f"a difference under {MIN_SEPARATION:.0%} of the metric's range [{low:g}, {high:g}]"))
     effect = MIN_EFFECT * abs(oracle - chance) if chance is not None and oracle is not None else 0.0
     contenders = [i for i, m in enumerate(methods) if not roles.get(m)]
     standing: dict[str, int | None] = {methods[i]: None for i in contenders}
