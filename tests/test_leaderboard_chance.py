@@ -92,6 +92,18 @@ def test_the_board_says_equal_to_chance_never_bold_and_drops_an_uninformative_me
     assert doc["blocks"][0]["rows"][1]["cells"]["loc"]["versus_chance"] == 0
 
 
+def test_open_bounds_leave_the_oracle_check_to_the_test(tmp_path: Path) -> None:
+    """A metric bounded below only: the oracle 1e-3 above random on all 12 samples is separated
+    (p = 2/2^12), since no width sets a smallest separation; with bounds [0, 1] 1e-3 is under 1% of the width."""
+    cells = {("a", "open"): BASE + 0.5, ("random", "open"): BASE, ("ground-truth", "open"): BASE + 1e-3}
+    for bounds, uninformative in (([0.0, None], False), ([0.0, 1.0], True)):
+        metrics = {"open": ("localization", True, bounds)}
+        with scored_store(tmp_path / f"{uninformative}.sqlite", {("ds", "net"): cells}, metrics, ROLES) as s:
+            (block,) = leaderboard.board(s, "demo")
+        assert bool(block.calibration["open"].uninformative) is uninformative
+        assert block.winners == ([] if uninformative else ["a"])
+
+
 def test_a_method_at_chance_everywhere_is_no_winner(tmp_path: Path) -> None:
     """Two methods, both equal to random on `loc` (no difference at all): no rank on `loc` (nothing beats chance),
     so no overall rank and no winner; the index lists no winner for the section."""

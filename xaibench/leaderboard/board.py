@@ -181,7 +181,8 @@ def _block(scores_of: Callable[[Record], dict[str, float]], dataset: str, model:
         aligned = sample_scores(scores_of, [by.get((me, m)) for me in methods])
         cal = calibration[m] = calibrate(methods, aligned, roles, direction[m],
                                          closed_form(m, header.get("calibration", {}), source),
-                                         header.get("metrics", {}).get(m, {}).get("bounds"))
+                                         header.get("metrics", {}).get(m, {}).get("bounds"),
+                                         header.get("metrics", {}).get(m, {}).get("category", ""))
         standing = [cal.standing.get(me) for me in methods]
         silent = unranked or cal.uninformative or (any(v is not None for v in standing) and 1 not in standing)
         metric_ranks[m] = dict(zip(methods, [None] * len(methods) if silent else stats.significance_ranks(

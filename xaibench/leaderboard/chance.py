@@ -14,7 +14,10 @@ calibration baselines (``MethodSpec.calibration``: ``chance`` is ``random``, ``o
 - **each method against chance** (:func:`xaibench.stats.versus_reference`): paired Wilcoxon tests
   of its per-sample scores against the chance baseline's on the same samples, Holm-corrected over
   the methods, with the same smallest effect: 1 above chance, 0 ``= chance``, -1 ``< chance``;
-- **uninformative here**: a metric on which the oracle's per-sample scores do not differ from chance's
+- **uninformative here**: a localization or faithfulness metric (:data:`ORACLE_CATEGORIES`: where the
+  annotated mask is what a good map should find; a randomization, robustness or complexity metric
+  scores the mask and noise alike by construction, as maps that ignore the model) on which the
+  oracle's per-sample scores do not differ from chance's
   (paired Wilcoxon, alpha :data:`xaibench.stats.ALPHA`), or differ by less than :data:`MIN_SEPARATION` of
   the width of the metric's bounds (``MetricSpec.bounds``, where both are finite), cannot tell a good
   map from noise on this model; it ranks no method.
@@ -33,6 +36,8 @@ from xaibench import stats
 MIN_EFFECT = 0.05
 #: Share of the width of a metric's bounds below which the oracle's mean does not separate from chance's.
 MIN_SEPARATION = 0.01
+#: Metric categories on which the annotated mask (``ground-truth``) is an oracle to separate from chance.
+ORACLE_CATEGORIES = ("localization", "faithfulness")
 
 RULE = (
     f"A method's cell reads \"= chance\" (never bold, never rank 1) when its per-sample scores do not differ from "
@@ -41,10 +46,10 @@ RULE = (
     f"chance rank before those at chance, and those before the ones below it. A difference smaller than "
     f"{MIN_EFFECT:.0%} of the span between the chance level and the oracle's score (each in closed form where the "
     f"metric states it, else the mean of `random` and of `ground-truth` on the samples both scored) is a tie, "
-    f"significant or not. A metric on which the oracle (`ground-truth`) does not differ from chance on this "
-    f"model (paired Wilcoxon, or by less than {MIN_SEPARATION:.0%} of the width of the metric's bounds) is uninformative "
-    f"here: it ranks no method, and neither the overall rank, the winners nor the "
-    f"aggregate ranking count it."
+    f"significant or not. A localization or faithfulness metric on which the oracle (`ground-truth`) does not "
+    f"differ from chance on this model (paired Wilcoxon, or by less than {MIN_SEPARATION:.0%} of the width of the "
+    f"metric's bounds) is uninformative here: it ranks no method, and neither the overall rank, the winners nor "
+    f"the aggregate ranking count it."
 )
 
 
@@ -83,12 +88,13 @@ def _mean(values: np.ndarray) -> float | None:
 
 def calibrate(methods: Sequence[str], scores: Sequence[np.ndarray | None], roles: Mapping[str, str],
               higher_is_better: bool, levels: tuple[float | None, str, float | None],
-              bounds: Sequence[float | None] | None = None) -> MetricCalibration:
+              bounds: Sequence[float | None] | None = None, category: str = "") -> MetricCalibration:
     """The calibration of one metric of a section.
 
     ``methods[i]`` has per-sample scores ``scores[i]`` ``(S,)`` over the section's sample ids (None: no score);
     ``roles`` maps baselines to their calibration role (``chance``, ``oracle``); ``levels`` is :func:`closed_form`'s
-    answer; ``bounds`` the metric's ``(low, high)`` (None where open). Standings are given to the methods that
+    answer; ``bounds`` the metric's ``(low, high)`` (None where open); ``category`` the metric's (the oracle
+    check runs on :data:`ORACLE_CATEGORIES` only). Standings are given to the methods that
     are not baselines, except on a metric uninformative here (all None: it compares nothing).
     """
     def baseline(role: str) -> tuple[str, np.ndarray] | None:
@@ -108,9 +114,11 @@ def calibrate(methods: Sequence[str], scores: Sequence[np.ndarray | None], roles
         oracle = o_mean if oracle is None else oracle
         p = stats.paired_pvalue(o, c)
         low, high = (list(bounds or []) + [None, None])[:2]
-        width = high - low if low is not None and high is not None and math.isfinite(high - low) else math.inf
-        close = c_mean is not None and o_mean is not None and abs(o_mean - c_mean) < MIN_SEPARATION * width
-        if c_mean is not None and o_mean is not None and (p >= stats.ALPHA or close):
+        width = high - low if low is not None and high is not None and math.isfinite(high - low) else None
+        close = (width is not None and c_mean is not None and o_mean is not None
+                 and abs(o_mean - c_mean) < MIN_SEPARATION * width)  # open bounds: the test alone decides
+        judged = category in ORACLE_CATEGORIES and c_mean is not None and o_mean is not None
+        if judged and (p >= stats.ALPHA or close):
             uninformative = (f"the oracle (`{oname}`) scores {o_mean:.3g} and chance (`{cname}`) {c_mean:.3g} on the "
                              f"{int(both.sum())} samples both scored: "
                              + (f"no difference (paired Wilcoxon p = {p:.2g})" if p >= stats.ALPHA else
