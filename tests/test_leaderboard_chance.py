@@ -104,6 +104,19 @@ def test_open_bounds_leave_the_oracle_check_to_the_test(tmp_path: Path) -> None:
         assert block.winners == ([] if uninformative else ["a"])
 
 
+def test_a_mask_is_no_oracle_of_model_dependence(tmp_path: Path) -> None:
+    """On a randomization metric the mask and noise ignore the model alike (both score 1, the worst similarity):
+    equal scores say nothing about the metric, so it stays informative and ranks `a` (0.2 below random everywhere,
+    lower is better); the same scores on a faithfulness metric make it uninformative."""
+    cells = {("a", "m"): np.full(N, 0.8) - BASE, ("random", "m"): np.ones(N), ("ground-truth", "m"): np.ones(N)}
+    for category, uninformative in (("randomization", False), ("faithfulness", True)):
+        metrics = {"m": (category, False, [0.0, 1.0])}
+        with scored_store(tmp_path / f"{category}.sqlite", {("ds", "net"): cells}, metrics, ROLES) as s:
+            (block,) = leaderboard.board(s, "demo")
+        assert bool(block.calibration["m"].uninformative) is uninformative
+        assert block.rows[0].metric_ranks["m"] == (None if uninformative else 1)
+
+
 def test_a_method_at_chance_everywhere_is_no_winner(tmp_path: Path) -> None:
     """Two methods, both equal to random on `loc` (no difference at all): no rank on `loc` (nothing beats chance),
     so no overall rank and no winner; the index lists no winner for the section."""
