@@ -104,6 +104,38 @@ def test_open_bounds_leave_the_oracle_check_to_the_test(tmp_path: Path) -> None:
         assert block.winners == ([] if uninformative else ["a"])
 
 
+def test_the_oracle_check_uses_the_samples_both_baselines_scored_and_the_width_of_the_bounds(tmp_path: Path) -> None:
+    """Bounds [-1, 1] (width 2, so 1% is 0.02). The oracle is NaN on samples 0-3 (empty masks), where random scores
+    0.9; on the 8 samples both scored the oracle is random + 0.015 (p = 2/2^8): under 0.02, uninformative, and the
+    message says so with the means over those 8 samples (random: 0.1 + 7.5 * 0.2 / 11 = 0.236, the oracle 0.251),
+    not random's over all 12."""
+    oracle = np.where(np.arange(N) < 4, np.nan, BASE + 0.015)
+    rnd = np.where(np.arange(N) < 4, 0.9, BASE)
+    cells = {("a", "m"): BASE + 0.5, ("random", "m"): rnd, ("ground-truth", "m"): oracle}
+    metrics = {"m": ("localization", True, [-1.0, 1.0])}
+    with scored_store(tmp_path / "s.sqlite", {("ds", "net"): cells}, metrics, ROLES) as s:
+        (block,) = leaderboard.board(s, "demo")
+    assert block.calibration["m"].uninformative == (
+        "the oracle (`ground-truth`) scores 0.251 and chance (`random`) 0.236 on the 8 samples both scored: a "
+        "difference under 1% of the metric's range [-1, 1]")
+
+
+def test_one_baseline_alone_gives_standings_or_nothing(tmp_path: Path) -> None:
+    """Only `random`: standings against it, no oracle check, no smallest effect (no oracle score known), so `b`,
+    1e-3 above `a` on every sample, ranks below it. Only `ground-truth`: no standing at all."""
+    cells = {("a", "m"): BASE + 0.5, ("b", "m"): BASE + 0.501, ("random", "m"): BASE}
+    metrics = {"m": ("localization", True, [0.0, 1.0])}
+    with scored_store(tmp_path / "r.sqlite", {("ds", "net"): cells}, metrics, {"random": "chance"}) as s:
+        (block,) = leaderboard.board(s, "demo")
+    cal = block.calibration["m"]
+    assert cal.standing == {"a": 1, "b": 1} and cal.min_effect == 0.0 and cal.uninformative == ""
+    assert {r.method: r.metric_ranks["m"] for r in block.rows if not r.baseline} == {"b": 1, "a": 2}
+    cells = {("a", "m"): BASE + 0.5, ("ground-truth", "m"): np.ones(N)}
+    with scored_store(tmp_path / "o.sqlite", {("ds", "net"): cells}, metrics, {"ground-truth": "oracle"}) as s:
+        (block,) = leaderboard.board(s, "demo")
+    assert block.calibration["m"].standing == {"a": None} and block.winners == ["a"]
+
+
 def test_a_mask_is_no_oracle_of_model_dependence(tmp_path: Path) -> None:
     """On a randomization metric the mask and noise ignore the model alike (both score 1, the worst similarity):
     equal scores say nothing about the metric, so it stays informative and ranks `a` (0.2 below random everywhere,
@@ -141,6 +173,7 @@ def test_without_random_the_closed_form_chance_level_is_printed_and_sets_the_sma
         md = leaderboard.render(s, "demo")
     assert block.calibration["loc"].min_effect == pytest.approx(0.0375)
     assert [r.metric_ranks["loc"] for r in block.rows] == [1, 1] and block.winners == ["a", "b"]
+    assert md.count(" (1=)** |") == 2  # compared with no chance baseline: ranked and bold as before
     assert ("Chance levels known in closed form (this suite has no `random` method to compare the methods with): "
             "loc 0.250 (mean mask area fraction).") in md
 
@@ -176,6 +209,9 @@ def test_the_aggregate_over_sections_ranks_one_set_of_methods_by_hand(tmp_path: 
     assert dict(zip(relu.methods, relu.families["all"][0])) == pytest.approx(expected)
     silu = ranking.aggregate([blocks[1]], header)
     assert silu.methods == ["gradcam", "saliency"] and list(silu.families["all"][0]) == pytest.approx([4 / 3, 5 / 3])
+    assert all(c.min_effect == 0.0 for b in blocks for c in b.calibration.values())  # no chance, no oracle known
+    assert {r.method: r.metric_ranks["m1"] for r in blocks[0].rows} == {  # 0.1 apart on all 12 samples
+        "guided-backprop": 1, "gradcam": 2, "lrp": 3, "saliency": 4}
     both = ranking.aggregate(blocks, header)
     assert both.methods == ["gradcam", "saliency"] and both.families["all"][2] == 6
     assert list(both.families["all"][0]) == pytest.approx([4 / 3, 5 / 3])

@@ -57,9 +57,8 @@ RULE = (
 class MetricCalibration:
     """One metric of a section read against its chance level and its oracle (levels in the metric's units)."""
 
-    #: The chance level (None: unknown) and where it comes from ("closed form: ...", or the baseline's name).
+    #: The chance level and the oracle's score (None: unknown), in closed form or the baselines' means.
     chance: float | None = None
-    chance_source: str = ""
     oracle: float | None = None
     #: The smallest difference that counts (0: no span known, every significant difference counts).
     min_effect: float = 0.0
@@ -103,14 +102,14 @@ def calibrate(methods: Sequence[str], scores: Sequence[np.ndarray | None], roles
         return found[0] if found else None
 
     chance_base, oracle_base = baseline("chance"), baseline("oracle")
-    chance, source, oracle = levels
+    chance, _, oracle = levels
     uninformative = ""
     if chance_base is not None and oracle_base is not None:
         (cname, c), (oname, o) = chance_base, oracle_base
         both = np.isfinite(c) & np.isfinite(o)
         c_mean, o_mean = _mean(np.where(both, c, np.nan)), _mean(np.where(both, o, np.nan))
         if chance is None:
-            chance, source = c_mean, f"`{cname}`"
+            chance = c_mean
         oracle = o_mean if oracle is None else oracle
         p = stats.paired_pvalue(o, c)
         low, high = (list(bounds or []) + [None, None])[:2]
@@ -130,8 +129,7 @@ def calibrate(methods: Sequence[str], scores: Sequence[np.ndarray | None], roles
         versus = stats.versus_reference([scores[i] for i in contenders], chance_base[1], higher_is_better,
                                         min_effect=effect)
         standing = dict(zip([methods[i] for i in contenders], versus))
-    return MetricCalibration(chance, source, oracle, effect if math.isfinite(effect) else 0.0, standing,
-                             uninformative)
+    return MetricCalibration(chance, oracle, effect, standing, uninformative)
 
 
 def chance_text(standing: int | None) -> str:
