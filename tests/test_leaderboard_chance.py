@@ -53,20 +53,25 @@ def test_tiers_come_before_the_test_and_small_effects_are_ties() -> None:
 def _section() -> dict[tuple[str, str], np.ndarray]:
     """One section of 12 samples: on `loc` (higher is better, oracle 1 everywhere) `good` is random + 0.3 on every
     sample, `twin` equals random but on one sample (as IG did on the medical board), `bad` is random - 0.05; on
-    `flat` the oracle equals random on every sample (the metric cannot tell them apart), and `good` leads."""
-    return {("good", "loc"): BASE + 0.3, ("twin", "loc"): np.where(np.arange(N) == 5, BASE + 0.2, BASE),
-            ("bad", "loc"): BASE - 0.05, ("random", "loc"): BASE, ("ground-truth", "loc"): np.ones(N),
-            ("good", "flat"): BASE + 0.5, ("twin", "flat"): BASE + 0.4, ("bad", "flat"): BASE + 0.3,
-            ("random", "flat"): BASE, ("ground-truth", "flat"): BASE.copy()}
+    `flat` (first in the table) the oracle equals random on every sample (the metric cannot tell them apart), and
+    `good` leads. `near` is random + 0.06 on two samples (p = 2/2^2 = 0.5: at chance, mean 0.21)."""
+    near = np.where(np.arange(N) % 6 == 0, BASE + 0.06, BASE)
+    return {("good", "flat"): BASE + 0.5, ("twin", "flat"): BASE + 0.4, ("near", "flat"): BASE + 0.35,
+            ("bad", "flat"): BASE + 0.3, ("random", "flat"): BASE, ("ground-truth", "flat"): BASE.copy(),
+            ("good", "loc"): BASE + 0.3, ("twin", "loc"): np.where(np.arange(N) == 5, BASE + 0.2, BASE),
+            ("near", "loc"): near, ("bad", "loc"): BASE - 0.05, ("random", "loc"): BASE,
+            ("ground-truth", "loc"): np.ones(N)}
 
 
-METRICS = {"loc": ("localization", True, [0.0, 1.0]), "flat": ("faithfulness", True, [0.0, 1.0])}
+METRICS = {"flat": ("faithfulness", True, [0.0, 1.0]), "loc": ("localization", True, [0.0, 1.0])}
 
 
 def test_the_board_says_equal_to_chance_never_bold_and_drops_an_uninformative_metric(tmp_path: Path) -> None:
-    """`loc`: twin ties chance (p = 1), bad is below it (p = 0.00049), good above: good is rank 1 and bold, twin reads
-    "= chance", bad "< chance". Smallest effect: 5% of |1 - mean(random)| = 0.05 * (1 - 0.2) = 0.04. `flat`: the oracle
-    equals random on all 12 samples (p = 1): uninformative, no rank, left out of the aggregate."""
+    """`loc`: twin and near tie chance (p = 1, 0.5; Holm over the 4 methods), bad is below it (p = 0.00049), good
+    above: good is rank 1 and bold, twin and near read "= chance" and share rank 2, bad "< chance" (rank 4).
+    Smallest effect: 5% of |1 - mean(random)| = 0.05 * (1 - 0.2) = 0.04. `flat`: the oracle equals random on all 12
+    samples (p = 1): uninformative, no rank, left out of the aggregate. In the aggregate over `loc` alone the cells at
+    chance count as random's mean (0.2), so twin (own mean 0.217) and near (0.21) tie: ranks 1, 2.5, 2.5, 4."""
     with scored_store(tmp_path / "s.sqlite", {("ds", "net"): _section()}, METRICS, ROLES) as s:
         (block,) = leaderboard.board(s, "demo")
         md = leaderboard.render(s, "demo")
@@ -75,21 +80,24 @@ def test_the_board_says_equal_to_chance_never_bold_and_drops_an_uninformative_me
         verdicts = {t.metric: t for t in trust.assess(block, header)}
     rows = {r.method: r for r in block.rows}
     assert block.calibration["loc"].min_effect == pytest.approx(0.05 * (1 - BASE.mean()))
-    assert {m: rows[m].metric_chance["loc"] for m in ("good", "twin", "bad")} == {"good": 1, "twin": 0, "bad": -1}
-    assert {m: rows[m].metric_ranks["loc"] for m in ("good", "twin", "bad")} == {"good": 1, "twin": 2, "bad": 3}
+    methods = ("good", "twin", "near", "bad")
+    assert {m: rows[m].metric_chance["loc"] for m in methods} == {"good": 1, "twin": 0, "near": 0, "bad": -1}
+    assert {m: rows[m].metric_ranks["loc"] for m in methods} == {"good": 1, "twin": 2, "near": 2, "bad": 4}
     assert "the oracle (`ground-truth`) scores 0.2 and chance (`random`) 0.2" in block.calibration["flat"].uninformative
-    assert all(rows[m].metric_ranks["flat"] is None for m in ("good", "twin", "bad"))  # good leads, but not here
-    assert [r.method for r in block.rows[:3]] == ["good", "twin", "bad"] and block.winners == ["good"]
+    assert all(rows[m].metric_ranks["flat"] is None for m in methods)  # good leads, but not here
+    assert [r.method for r in block.rows[:4]] == ["good", "near", "twin", "bad"] and block.winners == ["good"]
     line = {c.split("|")[2].strip(): c for c in md.splitlines() if c.startswith("| ")}
-    assert "**0.500 [" in line["good"] and "(1)**" in line["good"]
+    assert "**0.500 [" in line["good"] and "(1)**" in line["good"] and "(= chance)" in line["near"]
     assert "(= chance)" in line["twin"] and "**" not in line["twin"]
     assert "(< chance)" in line["bad"] and "**" not in line["bad"]
     assert "- flat: the oracle (`ground-truth`) scores" in md and "no difference (paired Wilcoxon p = 1)" in md
     assert verdicts["flat"].verdict == "uninformative here" and verdicts["loc"].verdict != "uninformative here"
     agg = ranking.aggregate([block], header)
     assert agg.families["all"][2] == 1 and agg.left_out_metrics == ("flat (uninformative here)",)
+    assert dict(zip(agg.methods, agg.families["all"][0])) == pytest.approx({"good": 1, "twin": 2.5, "near": 2.5,
+                                                                            "bad": 4})
     assert doc["blocks"][0]["uninformative"].keys() == {"flat"}
-    assert doc["blocks"][0]["rows"][1]["cells"]["loc"]["versus_chance"] == 0
+    assert doc["blocks"][0]["rows"][2]["cells"]["loc"]["versus_chance"] == 0
 
 
 def test_open_bounds_leave_the_oracle_check_to_the_test(tmp_path: Path) -> None:
@@ -222,18 +230,24 @@ def test_the_aggregate_over_sections_ranks_one_set_of_methods_by_hand(tmp_path: 
 
 
 def test_a_metric_that_does_not_score_every_method_is_left_out_of_the_aggregate(tmp_path: Path) -> None:
-    """One section; `m3` is not applicable to lrp (as completeness is to non-additive methods): the aggregate ranks
-    the four methods over m1 and m2 only and says why m3 is left out. By hand: gb (1, 4) = 2.5, gradcam (2, 3) = 2.5,
-    lrp (3, 2) = 2.5, saliency (4, 1) = 2.5."""
+    """One section; `m1` is not applicable to lrp and saliency (as completeness is to non-additive methods): the
+    aggregate ranks the four methods over m2 and m3 only and says why m1 is left out. By hand: gb (4, 1) = 2.5,
+    gradcam (3, 3) = 3, lrp (2, 2) = 2, saliency (1, 4) = 2.5."""
     sections = _two_models()
     relu = {k: v for k, v in sections[("ds", "relu")].items()}
-    relu[("lrp", "m3")] = None
+    relu[("lrp", "m1")] = relu[("saliency", "m1")] = None
     metrics = {f"m{k}": ("localization", True, [0.0, 1.0]) for k in (1, 2, 3)}
     with scored_store(tmp_path / "s.sqlite", {("ds", "relu"): relu}, metrics, {}) as s:
         (block,), header = leaderboard.board(s, "demo"), s.header("demo")
     agg = ranking.aggregate([block], header)
-    assert agg.families["all"][2] == 2 and list(agg.families["all"][0]) == pytest.approx([2.5] * 4)
-    assert agg.left_out_metrics == ("m3 (no score for lrp)",)
+    assert agg.families["all"][2] == 2
+    assert dict(zip(agg.methods, agg.families["all"][0])) == pytest.approx(
+        {"guided-backprop": 2.5, "gradcam": 3.0, "lrp": 2.0, "saliency": 2.5})
+    assert agg.left_out_metrics == ("m1 (no score for lrp, saliency)",)
+    sections[("ds", "silu")][("saliency", "m3")] = None  # across sections, a left-out metric names its section
+    with scored_store(tmp_path / "two.sqlite", sections, metrics, {}) as s:
+        blocks, header = leaderboard.board(s, "demo"), s.header("demo")
+    assert ranking.aggregate(blocks, header).left_out_metrics == ("ds × silu: m3 (no score for saliency)",)
 
 
 def test_the_index_lists_no_section_where_no_cell_ran(tmp_path: Path) -> None:
