@@ -23,6 +23,9 @@ TESTS = {
     "xaibench/validate.py": "tests/test_boundary_params.py tests/test_suite.py tests/test_first_contact_cli.py",
     # the captum methods' value rules, one per parameter, refused with the suite's file:line
     "plugins/xaibench_captum/checks.py": "tests/test_boundary_params.py",
+    # LIME's and KernelSHAP's superpixels (grey / RGB twin, value range, lesion edges, refusals) and both methods
+    "plugins/xaibench_captum/superpixels.py": "tests/test_superpixels.py tests/test_methods_new.py -k 'not suite_with "
+                                              "and (superpixel or lime or shap or grey or constant or signals)'",
     # the noise tunnels, Integrated Gradients, occlusion and feature ablation against captum, and their passes;
     # the seeded per-sample path (LIME, SHAP)
     "plugins/xaibench_captum/stochastic.py": "tests/test_methods_new.py tests/test_peers_captum.py tests/test_conformance.py "
@@ -85,8 +88,11 @@ TESTS = {
                                            "-k 'defaults or region_perturbation or selectivity or outside_the_definition "
                                            "or non_sensitivity'",
     "plugins/xaibench_metrics/axiomatic.py": "tests/test_metrics_peers_extra.py -k 'non_sensitivity or input_invariance'",
+    # issue 42: the per-map and per-batch scaling, against Quantus and the minimal cases by hand
+    "plugins/xaibench_metrics/scaling.py": "tests/test_metrics_peers_extra.py "
+                                           "-k 'sufficiency or effective_complexity or non_sensitivity'",
     "plugins/xaibench_metrics/continuity.py": "tests/test_metrics_peers_extra.py -k continuity",
-    "plugins/xaibench_metrics/focus.py": "tests/test_metrics_peers_extra.py -k focus",
+    "plugins/xaibench_metrics/focus.py": "tests/test_metrics_peers_extra.py tests/test_sample_order.py -k 'focus or mosaics'",
     "plugins/xaibench_metrics/compactness.py": "tests/test_metrics_peers_extra.py -k mst_c",
     "plugins/xaibench_metrics/arcc.py": "tests/test_metrics_peers_extra.py -k arcc",
     # the runner's target selection and seeding (ONLY below); the common-random-numbers test through every

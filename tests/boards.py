@@ -58,7 +58,7 @@ def scored_store(path: Path, sections: dict[tuple[str, str], dict[tuple[str, str
                 continue
             samples = len(values)
             ids = [f"s{i:02d}" for i in range(samples)]
-            mean, low, high, n = summarize(values, seed_from(0, key))
+            mean, low, high, n = summarize(values, seed_from(0, key), ids)
             s.put_cell(CellResult(key, ds, model, me, mt, "ok", mean, low, high, n, samples, None, {}), ids, values)
         s.put_model(f"mk-{ds}-{model}", ds, model, "sha", {"accuracy": 0.9, "precision": 0.8, "recall": 0.7,
                                                           "f1": 0.75, "n": 20, "majority": 0.5}, {})
@@ -98,7 +98,7 @@ def shaped_store(path: Path, sections: dict[tuple[str, str], dict[str, dict[str,
                 values = {"random": rng.random(samples), "tied": tied[mt].copy(),
                           "some-nan": np.where(rng.random(samples) < 0.5, np.nan, rng.random(samples)),
                           "all-nan": np.full(samples, np.nan)}[kind]
-                mean, low, high, n = summarize(values, seed_from(0, key))
+                mean, low, high, n = summarize(values, seed_from(0, key), ids)
                 s.put_cell(CellResult(key, ds, model, me, mt, "ok", mean, low, high, n, samples, None, {}), ids, values)
         s.put_model(f"mk-{ds}-{model}", ds, model, "sha", {"accuracy": 0.9, "precision": 0.8, "recall": 0.7,
                                                           "f1": 0.75, "n": 20, "majority": 0.5}, {})

@@ -38,7 +38,7 @@ def _store(path: Path, suite: str = "demo") -> Store:
                 failed = CellResult(key, "ds", "net", me, mt, "failed", None, None, None, 0, N, "ValueError: nope", {})
                 s.put_cell(failed)
                 continue
-            mean, low, high, n = summarize(pair[k], seed_from(0, key))
+            mean, low, high, n = summarize(pair[k], seed_from(0, key), IDS)
             s.put_cell(CellResult(key, "ds", "net", me, mt, "ok", mean, low, high, n, N, None, {}), IDS, pair[k])
     rows.append(PlanRow("skip", "ds", "net", "mk", "good", "hit-rate-2", "x", True, "dataset 'ds' has no masks"))
     s.put_plan(suite, rows, {"seed": 7, "samples": N, "target": "predicted", "versions": {"torch": "x"},

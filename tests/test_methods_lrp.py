@@ -215,7 +215,7 @@ def test_completeness_error_is_zero_for_epsilon_on_a_bias_free_net() -> None:
     maps = _explain("lrp-epsilon", model, x, target, epsilon=1e-9)
     spec = HARNESS.metrics.get("completeness-error")
     engine = Engine(model, "cpu", batch_size=4)
-    ctx = MetricContext(engine=engine, base_logits=engine.logits(x), seed=0, data_mean=torch.zeros(2))
+    ctx = MetricContext(engine=engine, base_logits=engine.logits(x), data_mean=torch.zeros(2))
     error = score_metric(spec, ctx, x, target, maps, **spec.defaults)
     assert spec.requires_additive and np.asarray(error)[0] == pytest.approx(0.0, abs=1e-4)
 

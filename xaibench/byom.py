@@ -63,10 +63,11 @@ def _import(target: str, where: str) -> Callable[..., nn.Module]:
     return fn
 
 
-def factory_spec(entry: Entry, suite_path: str) -> ModelSpec:
-    """A :class:`ModelSpec` for a ``factory:`` entry; raises :class:`SuiteError` with ``file:line`` if it cannot import."""
+def factory_spec(entry: Entry, where: str) -> ModelSpec:
+    """A :class:`ModelSpec` for a ``factory:`` entry; raises :class:`SuiteError` naming ``where`` (the entry's
+    ``file:line``, :meth:`Suite.at <xaibench.suite.Suite.at>`) if it cannot import."""
     assert entry.factory is not None
-    fn = _import(entry.factory, f"{suite_path}:{entry.line}")
+    fn = _import(entry.factory, where)
     takes_modality = "modality" in inspect.signature(fn).parameters
 
     def build(num_classes: int, in_channels: int, modality: str, **params: object) -> nn.Module:

@@ -13,7 +13,7 @@ import sys
 import traceback
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 from xaibench import validate
 from xaibench.version import __version__
@@ -21,6 +21,9 @@ from xaibench.api import resolve_suite, run_suite
 from xaibench.errors import XaibenchError
 from xaibench.plugins import Harness, load_harness
 from xaibench.store import DEFAULT_STORE, Store
+
+if TYPE_CHECKING:
+    from xaibench.suite import Suite
 
 
 def _cmd_plugins(args: argparse.Namespace, harness: Harness) -> int:
@@ -65,7 +68,7 @@ def _cmd_run(args: argparse.Namespace, harness: Harness) -> int:
     from xaibench.leaderboard.publish import publish_run
     from xaibench.runner import RunOptions
 
-    suite = resolve_suite(harness, args.suite)
+    suite = _suite(harness, args)
     options = RunOptions(**_data_options(args), device=args.device, limit=args.limit, batch_size=args.batch_size,
                          progress=not args.no_progress, fail_fast=args.fail_fast, cell_timeout=args.cell_timeout,
                          autocast=args.autocast, executor=args.executor, workers=args.workers, address=args.address)
@@ -95,7 +98,7 @@ def _cmd_train(args: argparse.Namespace, harness: Harness) -> int:
 
     from xaibench.runner import RunOptions, RunSummary, Runner
 
-    suite = resolve_suite(harness, args.suite)
+    suite = _suite(harness, args)
     options = RunOptions(**_data_options(args), device=args.device, progress=False)
     summary = RunSummary()
     with _results_store(args.store) as store:
@@ -107,6 +110,13 @@ def _cmd_train(args: argparse.Namespace, harness: Harness) -> int:
     print(f"{summary.models_trained} model(s) trained, {len(rows) - summary.models_trained} loaded from the cache "
           f"or a checkpoint; test-split evaluations stored in {args.store}")
     return 0
+
+
+def _suite(harness: Harness, args: argparse.Namespace) -> Suite:
+    """``--suite`` with the values of every ``--set KEY=VALUE`` on it (:mod:`xaibench.overrides`)."""
+    from xaibench.overrides import parse_assignments
+
+    return resolve_suite(harness, args.suite, parse_assignments(args.set))
 
 
 def _suite_name(harness: Harness, name_or_path: str) -> str:
@@ -150,7 +160,7 @@ def _cmd_explain(args: argparse.Namespace, harness: Harness) -> int:
     from xaibench.overlay import explain_overlay
     from xaibench.runner import RunOptions, Runner
 
-    suite = resolve_suite(harness, args.suite)
+    suite = _suite(harness, args)
     with _results_store(args.store) as store:
         runner = Runner(harness, suite, store, RunOptions(**_data_options(args), device=args.device, progress=False))
         path = explain_overlay(runner, args.method, args.sample, args.output, args.dataset, args.model)
@@ -251,6 +261,9 @@ def _add_run_context(sp: argparse.ArgumentParser) -> None:
                     help="with --download: fetch release files from URL/<file name> instead (default: "
                          "$XAIBENCH_MIRROR), e.g. an intranet or file:// copy; same checksums")
     sp.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    sp.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="set a suite value, typed as YAML (repeatable): image_size=224, samples=32, "
+                         "models.0.train.epochs=3, methods.gradcam.params.layer=layer3")
 
 
 def _data_options(args: argparse.Namespace) -> dict[str, Any]:

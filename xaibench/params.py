@@ -57,7 +57,7 @@ def validate_params(suite: Suite, methods: Iterable[Any], metrics: Iterable[Any]
     """Check every method's and metric's ``params:`` in ``suite``; ``methods``/``metrics`` have ``.entry`` and ``.spec``."""
     for kind, resolved in (("method", methods), ("metric", metrics)):
         for r in resolved:
-            check_plugin_params(f"{suite.path}:{r.entry.line}", kind, r.entry.display, r.spec, r.entry.params)
+            check_plugin_params(f"{suite.at(r.entry.line)}", kind, r.entry.display, r.spec, r.entry.params)
 
 
 def check_plugin_params(where: str, kind: str, display: str, spec: Any, params: Mapping[str, Any]) -> None:

@@ -10,9 +10,14 @@ from __future__ import annotations
 
 import sys
 import time
+import warnings
 from typing import Callable, TextIO
 
-from tqdm.auto import tqdm
+from tqdm import TqdmWarning
+
+with warnings.catch_warnings():  # Jupyter without ipywidgets: tqdm.auto draws a text bar, without a warning
+    warnings.simplefilter("ignore", TqdmWarning)
+    from tqdm.auto import tqdm
 
 #: Seconds between two plain progress lines (non-terminal output).
 LOG_EVERY = 30.0

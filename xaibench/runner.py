@@ -126,7 +126,7 @@ class Runner:
         takes = ", ".join(sorted(mo.spec.modalities))
         if not any(self.unavailable(d) is None and self.bundle(d).modality in mo.spec.modalities
                    for d in self.datasets):
-            raise PlanError(f"{self.suite.path}:{mo.entry.line}: model {mo.entry.display!r} supports {takes} data, "
+            raise PlanError(f"{self.suite.at(mo.entry.line)}: model {mo.entry.display!r} supports {takes} data, "
                             f"but dataset {ds.entry.display!r} is {modality} data")
         reason = f"not applicable: model {mo.entry.display!r} takes {takes} data; {ds.entry.display!r} is {modality} data"
         return [Cell(PlanRow(unavailable_key(ds, mo, me, mt), ds.entry.display, mo.entry.display, "",
@@ -155,7 +155,7 @@ class Runner:
                     shapes[me.entry.display] = (name, layer_output_spatial(built, layer, bundle.in_channels,
                                                                            bundle.spatial, name))
                 except PlanError as e:
-                    raise PlanError(f"{self.suite.path}:{me.entry.line}: method {me.entry.display!r} on model "
+                    raise PlanError(f"{self.suite.at(me.entry.line)}: method {me.entry.display!r} on model "
                                     f"{mo.entry.display!r}: {e}") from None
             found = sorted({(f"{v[0]} ({'x'.join(map(str, v[1]))})") for v in shapes.values()
                             if not isinstance(v, SuiteError)})
@@ -173,7 +173,7 @@ class Runner:
                 continue
             if isinstance(found, SuiteError):
                 raise found
-            check_cam_layer(found[0], found[1], self.bundle(ds).spatial, f"{self.suite.path}:{me.entry.line}",
+            check_cam_layer(found[0], found[1], self.bundle(ds).spatial, f"{self.suite.at(me.entry.line)}",
                             me.entry.display, mo.entry.display)
 
     def header(self, cells: list[Cell]) -> dict[str, Any]:

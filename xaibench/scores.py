@@ -23,7 +23,8 @@ class Scores:
     map is constant (it carries no information; counted in ``constant_maps``), as in a suite's
     cells. ``summary[metric]`` is ``(mean, ci_low, ci_high, n)``: the mean over the ``n``
     defined samples and its 95% percentile bootstrap CI (:func:`xaibench.stats.summarize`,
-    seeded as the runner seeds it).
+    seeded as the runner seeds it, over the samples sorted by id: the same samples in another
+    order give the same summary). ``ids[i]`` names the sample of ``values[metric][i]``.
     """
 
     ids: tuple[str, ...]

@@ -19,16 +19,25 @@ def seed_from(*parts: object) -> int:
     return int.from_bytes(digest[:4], "little")
 
 
-def summarize(values: np.ndarray, seed: int) -> tuple[float, float, float, int]:
+def summarize(values: np.ndarray, seed: int, ids: Sequence[str]) -> tuple[float, float, float, int]:
     """``(mean, ci_low, ci_high, n)`` over the finite values; NaNs mark undefined samples.
 
-    ``values``: one score per sample, ``(N,)``, in the metric's units. The CI is the
-    percentile bootstrap 95% interval (Efron & Tibshirani 1993, *An Introduction to the
-    Bootstrap*, ch. 13): the 2.5/97.5 percentiles of ``BOOTSTRAP_RESAMPLES`` bootstrap
-    means, seeded so that the same scores always give the same interval. ``n`` counts
-    the finite values; n = 0 gives ``(nan, nan, nan, 0)`` and n = 1 a zero-width interval.
+    ``values``: one score per sample, ``(N,)``, in the metric's units; ``ids``: the samples'
+    ids, ``(N,)`` unique strings. The CI is the percentile bootstrap 95% interval (Efron &
+    Tibshirani 1993, *An Introduction to the Bootstrap*, ch. 13): the 2.5/97.5 percentiles of
+    ``BOOTSTRAP_RESAMPLES`` bootstrap means, seeded so that the same scores always give the
+    same interval. The resamples index the samples sorted by id, so the interval depends on
+    which sample has which score, never on the order the samples came in (permuting values
+    and ids together changes nothing). ``n`` counts the finite values; n = 0 gives
+    ``(nan, nan, nan, 0)`` and n = 1 a zero-width interval. Raises :class:`ValueError` when
+    ``ids`` is not one unique id per value.
     """
     v = np.asarray(values, dtype=np.float64)
+    names = [str(i) for i in ids]
+    if len(names) != v.size or len(set(names)) != v.size:
+        raise ValueError(f"summarize needs one unique id per value, got {len(set(names))} unique ids for {v.size} "
+                         "values")
+    v = v[sorted(range(v.size), key=names.__getitem__)]
     v = v[np.isfinite(v)]
     n = int(v.size)
     if n == 0:

@@ -198,7 +198,8 @@ def xaibench_register_metrics(register: Callable[[MetricSpec], None]) -> None:
                         "tests/test_metrics_faithfulness.py::test_exact_contributions_give_the_best_deletion_and_insertion_auc",
     ))
     register(MetricSpec(
-        name="road-morf", modalities=ANY, score=road, version="2", needs=MODEL | {"seed"}, category="faithfulness",
+        name="road-morf", modalities=ANY, score=road, version="2", needs=MODEL | {"sample_seeds"},
+        category="faithfulness",
         higher_is_better=False,
         description="mean p_c after removing the most relevant fractions of pixels with noisy linear imputation",
         citation=ROAD, defaults={"order": "morf", "fractions": FRACTIONS, "noise": 0.01},
@@ -209,7 +210,8 @@ def xaibench_register_metrics(register: Callable[[MetricSpec], None]) -> None:
                         "without noise: tests/test_peers_gradcam.py::test_road_morf_and_lerf_equal_pytorch_grad_cam_on_rgb_without_noise",
     ))
     register(MetricSpec(
-        name="road-lerf", modalities=ANY, score=road, version="2", needs=MODEL | {"seed"}, category="faithfulness",
+        name="road-lerf", modalities=ANY, score=road, version="2", needs=MODEL | {"sample_seeds"},
+        category="faithfulness",
         higher_is_better=True,
         description="mean p_c after removing the least relevant fractions of pixels with noisy linear imputation",
         citation=ROAD, defaults={"order": "lerf", "fractions": FRACTIONS, "noise": 0.01},
@@ -234,7 +236,7 @@ def xaibench_register_metrics(register: Callable[[MetricSpec], None]) -> None:
     ))
     register(MetricSpec(
         name="sensitivity-n", modalities=ANY, bounds=(-1.0, 1.0), score=sensitivity_n, requires_additive=True, version="2",
-        needs=MODEL | {"seed", "data_mean"},
+        needs=MODEL | {"sample_seeds", "data_mean"},
         category="faithfulness", higher_is_better=True,
         description="Pearson correlation between the map's sum over random patch sets and the logit drop they cause",
         undefined="the output change or the map's sum does not vary over the random sets (a saturated output, or a map constant on them): Pearson correlation undefined",
@@ -247,7 +249,7 @@ def xaibench_register_metrics(register: Callable[[MetricSpec], None]) -> None:
     ))
     register(MetricSpec(
         name="faithfulness-correlation", modalities=ANY, bounds=(-1.0, 1.0), score=faithfulness_correlation, version="2",
-        needs=MODEL | {"seed", "data_mean"},
+        needs=MODEL | {"sample_seeds", "data_mean"},
         category="faithfulness",
         higher_is_better=True,
         description="Pearson correlation between the map's sum over random pixel subsets (`subset` of the pixels) "
@@ -261,7 +263,7 @@ def xaibench_register_metrics(register: Callable[[MetricSpec], None]) -> None:
                         "score 1: tests/test_metrics_faithfulness.py::test_faithfulness_correlation_is_one_for_exact_contributions",
     ))
     register(MetricSpec(
-        name="infidelity", bounds=(0.0, None), score=infidelity, version="2", needs=MODEL | {"seed"},
+        name="infidelity", bounds=(0.0, None), score=infidelity, version="2", needs=MODEL | {"sample_seeds"},
         requires_additive=True,
         category="faithfulness", higher_is_better=False,
         description="mean squared error between the (optimally scaled) map's prediction of the logit change "

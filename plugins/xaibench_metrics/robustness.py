@@ -24,7 +24,8 @@ a map that is exactly invariant to the perturbation scores 0.
 - Local Lipschitz Estimate (Alvarez-Melis and Jaakkola, "On the Robustness of
   Interpretability Methods", ICML WHI 2018, Eq. 1): ``max_k ||Phi(x) - Phi(x'_k)||_2 /
   ||x - x'_k||_2``, Gaussian noise by default (as Quantus's ``LocalLipschitzEstimate``);
-  equal to Quantus on the same draws (Quantus adds 1e-10 to the denominator).
+  equal to Quantus on the same draws with ``normalise=False`` (Quantus adds 1e-10 to the denominator; its
+  default ``normalise=True`` scales the maps and the perturbed maps by each batch's largest value).
 - Relative Input / Representation / Output Stability (Agarwal, Johnson, Pawelczyk,
   Krishna, Saxena, Zitnik, Lakkaraju, "Rethinking Stability for Attribution-based
   Explanations", ICLR PAIR2Struct workshop 2022, Eqs. 2, 3, 5), with

@@ -265,7 +265,8 @@ def pooled_blocks(store: Store, header: dict[str, Any], recs: list[Record], bloc
                 continue
             values = {i: v for r in rs for i, v in store.scores(r.cell_key).items()}
             mean, low, high, n = stats.summarize(np.array(list(values.values()), dtype=np.float64),
-                                                 stats.seed_from(header.get("seed", 0), name, model, method, metric))
+                                                 stats.seed_from(header.get("seed", 0), name, model, method, metric),
+                                                 list(values))
             key = f"{name}/{method}/{metric}"
             scores[key] = values
             pooled.append(Record(name, model, method, metric, mean, low, high, n, "ok", None, key, len(values)))
