@@ -156,9 +156,15 @@ def test_baselines_are_added_by_role_and_only_with_what_they_need() -> None:
     with_masks = xaibench.compare(model, x, None, {"mine": maps}, ["relevance-mass"], masks=masks, progress=False)
     assert {r.method: r.baseline for r in with_masks.block.rows} == {"mine": "", "ground-truth": "oracle",
                                                                      "random": "chance"}
-    without = xaibench.compare(model, x, None, {"mine": maps}, ["sparseness"], progress=False)
+    # a map with its mass on a few pixels is far sparser than random's on every sample: above chance, ranked first
+    sparse = np.full_like(maps, 1e-3)
+    sparse[:, 1:3, 1:3] = 1.0 + maps[:, 1:3, 1:3]
+    without = xaibench.compare(model, x, None, {"mine": sparse}, ["sparseness"], progress=False)
     assert {r.method: r.baseline for r in without.block.rows} == {"mine": "", "random": "chance"}
     assert without.block.rows[0].rank == 1 and without.winners == ["mine"]
+    # the input itself as a map is as sparse as random's (paired Wilcoxon): "= chance", unranked, no winner
+    noise = xaibench.compare(model, x, None, {"mine": maps}, ["sparseness"], progress=False)
+    assert noise.block.rows[0].metric_chance == {"sparseness": 0} and noise.winners == []
 
 
 def test_metrics_that_do_not_apply_to_a_users_maps_are_skipped_with_the_reason() -> None:
