@@ -38,7 +38,11 @@ TESTS = {
     "plugins/xaibench_networks/timm_nets.py": "tests/test_networks.py tests/test_networks_peers.py "
                                               "-k 'timm or convolutional or checkpoints'",
     "plugins/xaibench_networks/monai_nets.py": "tests/test_networks.py -k 'monai'",
-    "xaibench/stats.py": "--noconftest tests/test_stats.py tests/test_stats_definitions.py tests/test_ties.py",
+    "xaibench/stats.py": "--noconftest tests/test_stats.py tests/test_stats_definitions.py tests/test_ties.py "
+                         "tests/test_leaderboard_chance.py",
+    # issue 44.1: each metric against chance and the oracle; the aggregate over one set of methods (issue 42.3)
+    "xaibench/leaderboard/chance.py": "--noconftest tests/test_leaderboard_chance.py tests/test_leaderboard_trust.py",
+    "xaibench/leaderboard/ranking.py": "--noconftest tests/test_leaderboard_chance.py tests/test_leaderboard_trust.py",
     "xaibench/curves.py": "tests/test_curves.py -k 'not figure_draws' tests/test_metrics.py::test_curves_reuse_the_unperturbed_pass "
                           "tests/test_figures.py::test_deletion_and_insertion_curves_are_exact_on_a_linear_model "
                           "tests/test_metrics_faithfulness.py::test_deletion_curve_matches_a_step_by_step_hand_computation",
@@ -132,7 +136,9 @@ ONLY = {"xaibench/execution.py": {"group_context", "metric_context"},
         "plugins/xaibench_gradcam/methods.py": {"streamed_score_cam"},
         # the definitions issue 33 added: the post-hoc rule and the method/metric pairing
         "xaibench/metaeval.py": {"posthoc_blocks", "why_no_friedman", "friedman_posthoc"},
-        "xaibench/plan.py": {"_paired", "metric_params", "pairing_conflict"}}
+        "xaibench/plan.py": {"_paired", "metric_params", "pairing_conflict"},
+        # issue 42.3: the aggregate over one set of methods and metrics (the renderers have their own tests)
+        "xaibench/leaderboard/ranking.py": {"_means", "aggregate", "_uninformative"}}
 
 
 def functions(source: str) -> tuple[tuple[str, int, int, int], ...]:

@@ -16,6 +16,7 @@ from scipy.stats import wilcoxon
 from torch import nn
 
 import xaibench
+from xaibench.user_inputs import sample_ids
 from xaibench.errors import XaibenchError
 from xaibench.leaderboard import board, ranking, trust
 from xaibench.leaderboard.verdict import section_verdict
@@ -49,7 +50,7 @@ def suite_and_comparison(tmp_path_factory: pytest.TempPathFactory) -> tuple[xaib
         compared = xaibench.compare(g.model, g.samples.x, None, {"gradcam": "gradcam", "integrated-gradients": IG,
                                                                           "saliency": "saliency"},
                                     METRICS, layer="features.2", masks=g.samples.masks, data_mean=g.data_mean, seed=SUITE["seed"],
-                                    ids=g.samples.ids, model_key=g.model_key, batch_size=g.engine.batch_size,
+                                    ids=g.samples.ids, batch_size=g.engine.batch_size,
                                     method_batch_size=SUITE["batch_size"], progress=False)
     return results, compared
 
@@ -144,7 +145,9 @@ def test_users_maps_are_ranked_by_paired_tests_with_relevance_mass_by_hand() -> 
     assert rows["poor"].cells["relevance-mass"].mean == pytest.approx(by_hand["poor"].mean(), rel=1e-6)
     assert [(r.method, r.rank, r.tied) for r in c.block.rows] == [("copy", 1, True), ("good", 1, True),
                                                                    ("poor", 3, False)]
-    np.testing.assert_allclose(list(c.scores("poor", "relevance-mass").values()), by_hand["poor"], rtol=1e-6)
+    stored = c.scores("poor", "relevance-mass")  # sample id -> score; the default ids are the inputs' digests
+    ids = sample_ids(None, torch.as_tensor(x))
+    np.testing.assert_allclose([stored[i] for i in ids], by_hand["poor"], rtol=1e-6)
 
 
 def test_baselines_are_added_by_role_and_only_with_what_they_need() -> None:
@@ -153,9 +156,15 @@ def test_baselines_are_added_by_role_and_only_with_what_they_need() -> None:
     with_masks = xaibench.compare(model, x, None, {"mine": maps}, ["relevance-mass"], masks=masks, progress=False)
     assert {r.method: r.baseline for r in with_masks.block.rows} == {"mine": "", "ground-truth": "oracle",
                                                                      "random": "chance"}
-    without = xaibench.compare(model, x, None, {"mine": maps}, ["sparseness"], progress=False)
+    # a map with its mass on a few pixels is far sparser than random's on every sample: above chance, ranked first
+    sparse = np.full_like(maps, 1e-3)
+    sparse[:, 1:3, 1:3] = 1.0 + maps[:, 1:3, 1:3]
+    without = xaibench.compare(model, x, None, {"mine": sparse}, ["sparseness"], progress=False)
     assert {r.method: r.baseline for r in without.block.rows} == {"mine": "", "random": "chance"}
     assert without.block.rows[0].rank == 1 and without.winners == ["mine"]
+    # the input itself as a map is as sparse as random's (paired Wilcoxon): "= chance", unranked, no winner
+    noise = xaibench.compare(model, x, None, {"mine": maps}, ["sparseness"], progress=False)
+    assert noise.block.rows[0].metric_chance == {"sparseness": 0} and noise.winners == []
 
 
 def test_metrics_that_do_not_apply_to_a_users_maps_are_skipped_with_the_reason() -> None:

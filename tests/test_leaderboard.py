@@ -153,7 +153,7 @@ def test_json_export_for_websites(tmp_path: Path, capsys: pytest.CaptureFixture[
     good = block["rows"][0]
     assert good["rank"] == 1 and good["tied"] is True
     assert good["cells"]["hit-rate"] == {"mean": 1.0, "ci_low": 1.0, "ci_high": 1.0, "n": 10, "status": "ok",
-                                         "rank": 1, "tied": True, "detail": None}
+                                         "rank": 1, "tied": True, "detail": None, "versus_chance": None}
     broken = block["rows"][3]
     assert broken["rank"] is None and broken["cells"]["dic"]["mean"] is None
     assert broken["cells"]["dic"]["detail"] == "ValueError: nope"

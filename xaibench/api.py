@@ -358,17 +358,16 @@ def run(suite: str | Path | Mapping[str, Any], *, store: str | Path | None = Non
 def compare(model: Any, inputs: Any, targets: Any, methods: Mapping[str, Any], metrics: str | Iterable[str], *,
             masks: Any = None, layer: str | None = None, params: Mapping[str, Mapping[str, Any]] | None = None,
             baselines: bool | Sequence[str] = True, method_batch_size: int = METHOD_BATCH, seed: int = 0,
-            ids: Sequence[str] | None = None, model_key: str | None = None, progress: bool = True,
-            name: str = "compare", **keywords: Any) -> Comparison:
+            ids: Sequence[str] | None = None, progress: bool = True, name: str = "compare", **keywords: Any) -> Comparison:
     """Several methods scored on the same samples and ranked as a suite ranks them, with its verdicts.
 
     Each method's maps are scored by :func:`score` (a registered method's maps come from :func:`explain`), and
     the scores are read back by the leaderboard's own functions (:mod:`xaibench.comparison`), so the ranks, CIs,
     calibration verdict, trust table and aggregate ranking are a suite's for these samples: with a suite run's
-    samples, ``ids``, ``seed`` and ``model_key`` they equal its leaderboard section's.
+    samples, ``ids`` and ``seed`` they equal its leaderboard section's.
 
     Args:
-        model, inputs, targets, masks, layer, method_batch_size, seed, ids, model_key: as for :func:`score`
+        model, inputs, targets, masks, layer, method_batch_size, seed, ids: as for :func:`score`
             (``layer``: the CAM methods' target layer).
         methods: display name -> ``(N, *spatial)`` maps (yours; ``{"maps": ..., "additive": True}`` for
             attributions in the model output's units), a registered method's name, ``{"name": ..., "params":
@@ -397,4 +396,4 @@ def compare(model: Any, inputs: Any, targets: Any, methods: Mapping[str, Any], m
 
     return compared(score, explain, model, inputs, targets, methods, metrics, masks=masks, layer=layer, params=params,
                     baselines=baselines, method_batch_size=method_batch_size, seed=seed, ids=ids,
-                    model_key=model_key, progress=progress, name=name, keywords=keywords)
+                    progress=progress, name=name, keywords=keywords)

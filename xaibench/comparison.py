@@ -11,7 +11,7 @@ Holm-corrected), :func:`~xaibench.leaderboard.verdict.section_verdict` (the cali
 :func:`~xaibench.leaderboard.trust.assess` (which metrics to trust),
 :func:`~xaibench.leaderboard.ranking.aggregate` (mean ranks, Friedman test) and
 :func:`~xaibench.leaderboard.references.findings` (a baseline beating every method). Nothing here
-computes a statistic, so a comparison of a suite's samples (same ids, seed and model key) shows a
+computes a statistic, so a comparison of a suite's samples (same ids and seed) shows a
 suite's numbers and ranks.
 """
 from __future__ import annotations
@@ -143,13 +143,14 @@ def contenders(methods: Mapping[str, Any], metrics: list[Resolved], baselines: A
 def compared(score: Callable[..., Scores], explain: Callable[..., Any], model: Any, inputs: Any, targets: Any,
              methods: Mapping[str, Any], metrics: Any, *, masks: Any, layer: str | None,
              params: Mapping[str, Mapping[str, Any]] | None, baselines: Any, method_batch_size: int, seed: int,
-             ids: Sequence[str] | None, model_key: str | None, progress: bool, name: str,
+             ids: Sequence[str] | None, progress: bool, name: str,
              keywords: Mapping[str, Any]) -> Comparison:
     """:func:`xaibench.api.compare` (which documents the arguments), given its ``score`` and ``explain``: each
     contender's maps (given, or explained), scored, then laid out as a suite's section by :func:`build`."""
     import torch
 
     from xaibench import progress as bars
+    from xaibench.cache import content_key
     from xaibench.degenerate import layer_output_spatial
     from xaibench.specs import Samples
 
@@ -165,7 +166,7 @@ def compared(score: Callable[..., Scores], explain: Callable[..., Any], model: A
     net, _ = user_inputs.user_model(model, x, form.get("num_classes"), form.get("output", "logits"),
                                     form.get("output_index"), form.get("output_key"),
                                     user_inputs.torch_device(keywords.get("device", "cpu")))
-    key = model_key or user_inputs.weights_key(net)
+    key = content_key("compare-model", name)  # the model of the comparison's one section (draws follow sample ids)
     common = {"masks": masks, "seed": seed, "ids": ids,
               **{k: v for k, v in keywords.items() if k in ("data_mean", "device", *form)}}
     rest = {k: v for k, v in keywords.items() if k not in common}
@@ -184,11 +185,11 @@ def compared(score: Callable[..., Scores], explain: Callable[..., Any], model: A
             if todo:
                 scored[c.name] = score(model, x, targets, maps, todo, method=c.method, method_params=given or None,
                                        layer=cam, additive=c.additive, params={m: c.params[m] for m in todo},
-                                       method_batch_size=method_batch_size, model_key=key, **common, **rest)
+                                       method_batch_size=method_batch_size, **common, **rest)
             bar.update(len(mts))
     finally:
         bar.close()
-    samples = Samples(x=x, y=torch.zeros(len(x), dtype=torch.long), ids=user_inputs.sample_ids(ids, len(x)),
+    samples = Samples(x=x, y=torch.zeros(len(x), dtype=torch.long), ids=user_inputs.sample_ids(ids, x),
                       masks=mask_t)
     return build(name, seed, "predicted" if targets is None else "given", samples, key, mts, entries, scored, layers)
 
