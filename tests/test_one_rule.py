@@ -90,11 +90,11 @@ def test_printed_scores_show_each_metrics_mean_ci_and_n() -> None:
     from xaibench.scores import Scores
     from xaibench.stats import summarize
 
-    values = np.array([0.25, 0.5, np.nan, 1.0])
-    mean, low, high, n = summarize(values, 0)
+    values, ids = np.array([0.25, 0.5, np.nan, 1.0]), ("a", "b", "c", "d")
+    mean, low, high, n = summarize(values, 0, ids)
     assert (mean, n) == (pytest.approx(1.75 / 3), 3) and low < mean < high  # the mean of the 3 defined samples
-    s = Scores(("a", "b", "c", "d"), {"hit-rate": values, "dic": np.full(4, np.nan)},
-               {"hit-rate": (mean, low, high, n), "dic": summarize(np.full(4, np.nan), 0)},
+    s = Scores(ids, {"hit-rate": values, "dic": np.full(4, np.nan)},
+               {"hit-rate": (mean, low, high, n), "dic": summarize(np.full(4, np.nan), 0, ids)},
                {"hit-rate": 0, "dic": 0}, {"hit-rate": True, "dic": False})
     assert str(s).splitlines() == [
         "Scores of 4 samples (mean [95% bootstrap CI] n defined):",
@@ -432,10 +432,10 @@ EDGES = {"draws": (1, 0), "runs": (1, 0), "sets": (1, 0), "n": (1, 0), "n_segmen
          "patch": (1, 0), "blur_size": (1, 0), "n_bins": (2, 1), "steps": (1, 0), "blur_sigma": (1e-3, 0.0),
          "compactness": (1e-3, 0.0), "scale": (1e-3, 0.0), "noise_magnitude": (1e-3, 0.0), "eps": (1e-12, 0.0),
          "eps_min": (1e-12, 0.0), "reference_size": (1, 0), "tolerance": (0.0, -1e-3), "tol": (0.0, -1e-3),
-         "abs": (False, 0), "relative": (False, 0), "normalise": (False, 0), "normalize": (False, 0),
+         "abs": (False, 0), "relative": (False, 0), "normalize": (False, 0),
          "same_prediction": (False, 0), "subset": (0.5, 0.0), "fractions": ([0.5], [1.0])}
 #: Choice parameters: a refused name (their accepted names are each module's own, checked above by message).
-CHOICE_PARAMS = ("fill", "order", "output", "cover", "selection", "similarity_measure", "sign", "score")
+CHOICE_PARAMS = ("fill", "order", "output", "cover", "selection", "similarity_measure", "sign", "score", "normalise")
 
 
 def test_every_rule_refuses_below_its_least_value_and_accepts_it_on_every_metric_that_takes_it() -> None:

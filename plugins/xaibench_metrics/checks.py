@@ -5,7 +5,7 @@ is refused in one line before any model is trained, instead of failing every cel
 after the run (or raising a bare ``ValueError`` from :func:`xaibench.score`):
 
 - a choice (``fill``, ``order``, ``output``, ``cover``, ``selection``, ``similarity_measure``, ``noise``
-  by name, ``sign``, ``score``) is one of the names the module that scores the metric accepts: its own
+  by name, ``sign``, ``score``, ``normalise``) is one of the names the module that scores the metric accepts: its own
   constant (``FILLS``, ``ORDERS``, ...) where it declares one, else the core's (:data:`CORE_CHOICES`);
 - counts are integers with a least value (:data:`COUNTS`); ``steps`` is one too, or null where the
   metric's default is null;
@@ -30,10 +30,11 @@ from xaibench.validate import is_integer, is_number
 
 #: Choice parameters -> the constant a metric's module declares its accepted names in.
 CHOICES = {"fill": "FILLS", "order": "ORDERS", "output": "OUTPUTS", "cover": "COVERS", "selection": "SELECTIONS",
-           "similarity_measure": "SIMILARITIES", "noise": "NOISES", "sign": "SIGNS", "score": "OVERLAPS"}
+           "similarity_measure": "SIMILARITIES", "noise": "NOISES", "sign": "SIGNS", "score": "OVERLAPS",
+           "normalise": "NORMALISE"}
 #: Where a choice's names come from when the metric's module declares none: ``module:CONSTANT`` of the core.
 CORE_CHOICES = {"fill": "xaibench.fills:FILLS", "output": "xaibench.engine:OUTPUTS", "sign": "xaibench.maps:SIGNS",
-                "score": "xaibench.kernels:OVERLAPS"}
+                "score": "xaibench.kernels:OVERLAPS", "normalise": "xaibench_metrics.scaling:NORMALISE"}
 #: Count parameters and their least value.
 COUNTS = {"draws": 1, "runs": 1, "sets": 1, "n": 1, "n_segments": 1, "grid": 1, "patch": 1, "blur_size": 1,
           "n_bins": 2, "steps": 1}
@@ -42,7 +43,7 @@ POSITIVE = ("blur_sigma", "compactness", "scale", "noise_magnitude", "eps", "eps
 #: Parameters that are finite numbers >= 0.
 NON_NEGATIVE = ("tolerance", "tol")
 #: Parameters that are true or false.
-FLAGS = ("abs", "relative", "normalise", "normalize", "same_prediction")
+FLAGS = ("abs", "relative", "normalize", "same_prediction")
 
 
 def _module_of(score: Callable[..., Any]) -> str:
