@@ -167,8 +167,8 @@ def _softmax_inside() -> nn.Sequential:
 REFUSED: dict[str, tuple[Callable[[], nn.Sequential], str]] = {
     "overlapping-pool": (lambda: _net(nn.ReLU(), nn.MaxPool2d(3, 2, 1)),
                          "max pooling windows overlap (2 (kernel 3, stride 2))"),
-    "stride-1-pool": (lambda: _net(nn.ReLU(), nn.MaxPool2d(3, 1, 1)), "max pooling windows overlap (2 (kernel 3, "
-                                                                     "stride 1))"),
+    "stride-1-pool": (lambda: _net(nn.ReLU(), nn.MaxPool2d(3, 1, 1)),
+                      "max pooling windows overlap (2 (kernel 3, stride 1))"),
     "softmax": (_softmax_inside, "this network uses Softmax (1)"),
     # after a padded convolution, where the reference varies within a window: the plain gradient captum passes differs
     # from a rule there
@@ -204,7 +204,6 @@ def test_torchvision_resnet_is_refused_for_its_stem_pool_and_conserves_without_i
     a non-overlapping pool in its place summation-to-delta holds."""
     import torchvision
     from captum.attr import DeepLift
-
     from xaibench_captum.modelcopy import hookable_copy
 
     torch.manual_seed(0)

@@ -24,6 +24,8 @@ KOHLBRENNER = ("Kohlbrenner et al., Towards best practice in explaining neural n
                "IJCNN 2020, sec. III")
 ZENNIT = "through zennit 0.5 (Anders et al., arXiv 2106.13200), canonized (BatchNorm merged, ResNet adds as Sum)"
 TESTS = "tests/test_methods_lrp.py"
+FIRST_LAYER = (
+    "tests/test_lrp_input_layer.py::test_the_input_layer_rule_lands_on_the_layer_that_reads_the_input_on_both_twins")
 
 
 @hookimpl
@@ -67,7 +69,8 @@ def xaibench_register_methods(register: Callable[[MethodSpec], None]) -> None:
         description="zennit's EpsilonPlusFlat composite: flat rule on the layer that reads the input (found by the "
                     "data flow, not the definition order), z+ on the other convolutions, epsilon on dense layers " + ZENNIT,
         citation=f"{KOHLBRENNER}; {OVERVIEW}", defaults={"epsilon": 1e-6, "reduce": "sum"},
-        checked_against=f"conservation (sum = logit) by hand on a bias-free net: {TESTS}::test_composites_conserve",
+        checked_against=f"conservation (sum = logit) by hand on a bias-free net: {TESTS}::test_composites_conserve; "
+                        f"zennit NameMapComposite by forward position: {FIRST_LAYER}",
     ))
     register(MethodSpec(
         name="lrp-epsilon-gamma-box", explain=lazy("xaibench_zennit.rules:lrp_epsilon_gamma_box"), modalities=every,
@@ -77,5 +80,6 @@ def xaibench_register_methods(register: Callable[[MethodSpec], None]) -> None:
                     "epsilon on dense layers " + ZENNIT,
         citation=f"{OVERVIEW}, Fig. 10.2; {KOHLBRENNER}",
         defaults={"low": None, "high": None, "epsilon": 1e-6, "gamma": 0.25, "reduce": "sum"},
-        checked_against=f"conservation (sum = logit) by hand on a bias-free net: {TESTS}::test_composites_conserve",
+        checked_against=f"conservation (sum = logit) by hand on a bias-free net: {TESTS}::test_composites_conserve; "
+                        f"zennit NameMapComposite by forward position: {FIRST_LAYER}",
     ))
