@@ -172,7 +172,8 @@ def test_parallel_input_layers_each_get_the_flat_rule() -> None:
 
     torch.manual_seed(4)
     model = Branches().eval()
-    assert input_layers(model, (nn.Conv2d, nn.Linear), "t") == ("a", "b")
+    assert input_layers(model, lambda m: isinstance(m, (nn.Conv2d, nn.Linear)), "convolution or linear", "t") == (
+        "a", "b")
     x = _inputs()
     target = model(x).argmax(1)
     expected = _by_hand(model, x, target, [(("a", "b"), Flat(stabilizer=1e-6)), (("head",), Epsilon(epsilon=1e-6)),
@@ -216,5 +217,6 @@ def test_where_the_input_layer_cannot_be_found_the_method_refuses_in_one_line(me
 
 
 def test_no_input_layer_is_refused() -> None:
-    with pytest.raises(XaibenchError, match="^t: no Conv2d or Linear layer reads this network's input$"):
-        input_layers(nn.Sequential(nn.Flatten()), (nn.Conv2d, nn.Linear), "t")
+    with pytest.raises(ValueError, match="^t: no convolution or linear layer reads this network's input$"):
+        input_layers(nn.Sequential(nn.Flatten()), lambda m: isinstance(m, (nn.Conv2d, nn.Linear)),
+                     "convolution or linear", "t")

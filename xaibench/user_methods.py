@@ -32,11 +32,10 @@ class MethodChoice:
         if not self.spec.takes_layer:
             return None
         if self.layer is None:
-            from torch import nn
+            from xaibench.layers import last_convolution
 
-            inner = getattr(model, "wrapped", model)
-            convs = [n for n, m in inner.named_modules() if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d))]
-            hint = f" (its last convolution is {convs[-1]!r})" if convs else ""
+            last = last_convolution(getattr(model, "wrapped", model))
+            hint = f" (its last convolution is {last!r})" if last else ""
             raise XaibenchError(f"method {self.spec.name!r} explains a layer: pass layer='<dotted name>'{hint}")
         try:
             return model.get_submodule(self.layer)

@@ -2,7 +2,8 @@
 Saliency Maps", NeurIPS 2018, Sec. 3.1).
 
 Starting from the top (logits) layer, the layers of a copy of the trained model are
-re-initialised one after another, cumulatively, and the method is re-run on the
+re-initialised one after another, cumulatively (in the reverse of the order its ``forward``
+calls them, from the traced graph; a model ``torch.fx`` cannot trace is refused in one line), and the method is re-run on the
 same samples after each step. A method that explains the *model* must produce maps
 that change as the model is destroyed; maps that stay similar reflect the input
 (an edge detector passes for a saliency method). The per-sample score is the
@@ -48,16 +49,17 @@ and one run of the method.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
-from typing import Callable
 
 import numpy as np
 import torch
 from torch import nn
 
+from xaibench.layers import forward_order
 from xaibench.maps import normalize
-from xaibench.specs import DataBundle, TrainRecipe
 from xaibench.metric_inputs import Shared, unshared
+from xaibench.specs import DataBundle, TrainRecipe
 from xaibench.training import train
 from xaibench_metrics.families import LABEL_RANDOMIZED
 
@@ -65,10 +67,15 @@ SIMILARITIES = ("spearman", "ssim")
 
 
 def randomizable_layers(model: nn.Module) -> list[str]:
-    """Names of the modules with their own parameters and a ``reset_parameters``, top (output) first."""
-    names = [name for name, m in model.named_modules()
-             if hasattr(m, "reset_parameters") and any(True for _ in m.parameters(recurse=False))]
-    return names[::-1]
+    """Names of the modules with their own parameters and a ``reset_parameters``, top (output) first: in the reverse
+    of the order ``forward`` calls them (:func:`xaibench.layers.forward_order`, the traced graph), not of where
+    ``__init__`` defines them (a classifier defined first is still the top).
+
+    Raises :class:`ValueError` (one line) where ``torch.fx`` cannot trace the model.
+    """
+    names = forward_order(model, lambda m: hasattr(m, "reset_parameters") and any(
+        True for _ in m.parameters(recurse=False)), "model-parameter randomization (the cascade's order from the top)")
+    return list(names[::-1])
 
 
 def cascade_stages(n_layers: int, steps: int) -> list[int]:

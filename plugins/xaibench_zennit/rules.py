@@ -123,7 +123,10 @@ def input_layer_names(model: nn.Module, who: str) -> tuple[str, ...]:
     starting with ``who``) where the model cannot be traced or no such layer reads the input alone."""
     from xaibench_zennit.coverage import LINEAR, ZennitTracer
 
-    return input_layers(model, LINEAR, who, ZennitTracer())
+    try:
+        return input_layers(model, lambda m: isinstance(m, LINEAR), "convolution or linear", who, ZennitTracer())
+    except ValueError as error:
+        raise XaibenchError(str(error)) from None
 
 
 def _input_layer_composite(model: nn.Module, who: str, first: Any, convolution: Any, dense: Any) -> Any:

@@ -1,0 +1,106 @@
+"""Issue 42 item 2, the rest of the kind: "the last layer" and "the top" of a network by its data flow.
+
+Relative representation stability reads the input of the layer that produces the output; the cascading
+randomization (Adebayo et al. 2018) starts at the top (the output). Both used to take the last module in
+definition order, which on a network defining its classifier first is a convolution. The expected values
+are written out by hand from the twins' ``forward``.
+"""
+from __future__ import annotations
+
+import pytest
+import torch
+from test_lrp_input_layer import Branching, _inputs, _twins
+from torch import nn
+from xaibench_metrics.randomization import randomizable_layers
+from xaibench_metrics.robustness import representations
+
+from xaibench.layers import forward_order, output_layers
+
+
+def test_the_cascade_starts_at_the_classifier_on_both_twins() -> None:
+    ordered, first = _twins()
+    assert next(n for n, _ in first.named_children()) == "head"  # defined first
+    assert randomizable_layers(ordered) == randomizable_layers(first) == ["head", "conv2", "conv1"]
+
+
+def test_the_representation_is_what_the_classifier_reads_on_both_twins() -> None:
+    ordered, first = _twins()
+    x = _inputs()
+    with torch.no_grad():  # by hand: the classifier's input in forward
+        hidden = ordered.pool(ordered.relu1(ordered.conv1(x)))
+        expected = ordered.flat(ordered.avg(ordered.relu2(ordered.conv2(hidden)))).double()
+    for model in (ordered, first):
+        assert torch.equal(representations(model, x, None, 8), expected)
+
+
+class TwoHeads(nn.Module):
+    """The output is the sum of two dense layers: no single layer produces it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b = nn.Linear(4, 3), nn.Linear(4, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.a(x.flatten(1)) + self.b(x.flatten(1))
+
+
+def test_where_the_order_cannot_be_found_the_metrics_refuse_in_one_line() -> None:
+    with pytest.raises(ValueError, match=r"^model-parameter randomization \(the cascade's order from the top\): torch"
+                                         r"\.fx cannot trace this network \(.*\), so its layers cannot be found from "
+                                         r"its data flow$"):
+        randomizable_layers(Branching())
+    with pytest.raises(ValueError, match=r"^relative-representation-stability \(set param layer to the module whose "
+                                         r"output is the representation\): torch\.fx cannot trace"):
+        representations(Branching(), _inputs(), None, 8)
+    with pytest.raises(ValueError, match=r"\): the output comes from several parameterised modules \(a, b\)$"):
+        representations(TwoHeads(), torch.rand(2, 1, 2, 2), None, 8)
+
+
+class Custom(nn.Module):
+    """A layer computing with its own parameter (no child modules), called after a standard one."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(3, 4))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return nn.functional.linear(x, self.weight)
+
+
+def test_a_custom_layer_with_its_own_parameters_is_one_layer_in_forward_order() -> None:
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.top, self.bottom = Custom(), nn.Linear(5, 4)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.top(torch.relu(self.bottom(x)))
+
+    def own(m: nn.Module) -> bool:
+        return any(True for _ in m.parameters(recurse=False))
+
+    assert forward_order(Net(), own, "t") == ("bottom", "top")
+    assert output_layers(Net(), own, "parameterised", "t") == ("top",)
+
+
+def test_the_cam_layer_hint_names_the_convolution_forward_calls_last() -> None:
+    import xaibench
+    from xaibench.errors import XaibenchError
+    from xaibench.layers import last_convolution
+
+    class Reversed(nn.Module):
+        """``late`` is defined first and called last."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.late, self.early = nn.Conv2d(4, 4, 3, padding=1), nn.Conv2d(1, 4, 3, padding=1)
+            self.head = nn.Linear(4, 3)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.head(torch.relu(self.late(torch.relu(self.early(x)))).mean((2, 3)))
+
+    model = Reversed().eval()
+    assert last_convolution(model) == "late"
+    assert last_convolution(Branching()) is None  # untraceable: no hint rather than a guess
+    with pytest.raises(XaibenchError, match=r"pass layer='<dotted name>' \(its last convolution is 'late'\)$"):
+        xaibench.explain(model, torch.rand(2, 1, 8, 8), method="gradcam")
