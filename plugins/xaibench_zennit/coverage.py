@@ -53,6 +53,7 @@ class ZennitTracer(fx.Tracer):
     """fx's tracer with zennit's ``Sum`` (the canonizers' residual add) kept as a module."""
 
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
+        """Standard ``torch.nn`` modules and zennit's ``Sum``."""
         from zennit.layer import Sum
 
         return isinstance(m, Sum) or super().is_leaf_module(m, qualname)
