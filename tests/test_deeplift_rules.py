@@ -222,3 +222,26 @@ def test_torchvision_resnet_is_refused_for_its_stem_pool_and_conserves_without_i
     assert "max pooling windows overlap (maxpool (kernel 3, stride 2))" in HARNESS.methods.get("deeplift").covers(model)
     model.maxpool = nn.MaxPool2d(2)
     assert error(model).max() < 1e-4 and HARNESS.methods.get("deeplift").covers(model) is None
+
+
+@pytest.mark.parametrize("method", ["guided-backprop", "deconvolution"])
+def test_guided_backprop_and_deconvolution_cover_both_pooling_orders_as_captum_computes_them(method: str) -> None:
+    """Their rules act on ReLU alone and max pooling passes the signal to its maxima, in either order: xaibench's maps
+    are captum's on each twin. Guided backpropagation's maps of the two twins are equal; deconvolution's switches
+    differ where a window is all negative (after a ReLU every position ties at 0, captum routes to the first)."""
+    from captum.attr import Deconvolution, GuidedBackprop
+
+    peer = {"guided-backprop": GuidedBackprop, "deconvolution": Deconvolution}[method]
+    spec = HARNESS.methods.get(method)
+    ctx = MethodContext(layer=None, batch_size=8, sample_seeds=tuple(range(6)))
+    x = _inputs()
+    maps = []
+    for model in _issue_twins():
+        assert spec.covers(model) is None
+        with torch.enable_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ours = spec.explain(model, x, TARGETS, ctx, reduce="sum").detach()
+            expected = peer(model).attribute(x, target=TARGETS).detach().sum(1)
+        np.testing.assert_allclose(ours.numpy(), expected.numpy(), rtol=1e-6, atol=1e-9)
+        maps.append(ours)
+    assert torch.equal(maps[0], maps[1]) == (method == "guided-backprop")
