@@ -22,7 +22,7 @@ TESTS = {
     "plugins/xaibench_captum/modelcopy.py": "tests/test_deeplift_rules.py tests/test_method_rules.py -k 'not zoo and not "
                                             "fullgrad and not resnet'",
     # the input layer, the output layer and the forward order, from the traced graph (issue 42 item 2)
-    "xaibench/layers.py": "tests/test_lrp_input_layer.py tests/test_layer_order.py tests/test_models.py -k 'not heavy'",
+    "xaibench/layers.py": "tests/test_lrp_input_layer.py tests/test_layer_order.py",
     # parameter names and a method's value check, at suite load and in the Python API
     "xaibench/params.py": "tests/test_boundary_params.py tests/test_api.py tests/test_lazy_imports.py -k 'not heavy_library'",
     # user-given values: the shared integer / finite-number predicates, the suite's training options
@@ -128,7 +128,10 @@ ONLY = {"xaibench/execution.py": {"group_context", "metric_context"},
         "plugins/xaibench_gradcam/methods.py": {"streamed_score_cam"},
         # the definitions issue 33 added: the post-hoc rule and the method/metric pairing
         "xaibench/metaeval.py": {"posthoc_blocks", "why_no_friedman", "friedman_posthoc"},
-        "xaibench/plan.py": {"_paired", "metric_params", "pairing_conflict"}}
+        "xaibench/plan.py": {"_paired", "metric_params", "pairing_conflict"},
+        # the data-flow layer finders (issue 42 item 2); the per-modality classes run in every model's tests
+        "xaibench/layers.py": {"is_leaf_module", "traced", "input_layers", "output_layers", "forward_order",
+                               "last_convolution"}}
 
 
 def functions(source: str) -> tuple[tuple[str, int, int, int], ...]:
