@@ -46,8 +46,9 @@ class TwoHeads(nn.Module):
 
 def test_where_the_order_cannot_be_found_the_metrics_refuse_in_one_line() -> None:
     with pytest.raises(ValueError, match=r"^model-parameter randomization \(the cascade's order from the top\): torch"
-                                         r"\.fx cannot trace this network \(.*\), so its layers cannot be found from "
-                                         r"its data flow$"):
+                                         r"\.fx cannot trace this network \(symbolically traced variables cannot be "
+                                         r"used as inputs to control flow\), so its layers cannot be found from its "
+                                         r"data flow$"):
         randomizable_layers(Branching())
     with pytest.raises(ValueError, match=r"^relative-representation-stability \(set param layer to the module whose "
                                          r"output is the representation\): torch\.fx cannot trace"):
@@ -93,14 +94,42 @@ def test_the_cam_layer_hint_names_the_convolution_forward_calls_last() -> None:
 
         def __init__(self) -> None:
             super().__init__()
-            self.late, self.early = nn.Conv2d(4, 4, 3, padding=1), nn.Conv2d(1, 4, 3, padding=1)
+            self.late, self.mid, self.early = (nn.Conv2d(4, 4, 3, padding=1), nn.Conv2d(4, 4, 3, padding=1),
+                                               nn.Conv2d(1, 4, 3, padding=1))
             self.head = nn.Linear(4, 3)
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return self.head(torch.relu(self.late(torch.relu(self.early(x)))).mean((2, 3)))
+            return self.head(torch.relu(self.late(self.mid(torch.relu(self.early(x))))).mean((2, 3)))
 
     model = Reversed().eval()
     assert last_convolution(model) == "late"
     assert last_convolution(Branching()) is None  # untraceable: no hint rather than a guess
     with pytest.raises(XaibenchError, match=r"pass layer='<dotted name>' \(its last convolution is 'late'\)$"):
         xaibench.explain(model, torch.rand(2, 1, 8, 8), method="gradcam")
+
+
+class Scaled(nn.Module):
+    """A block with a parameter of its own and a child layer: traced through, not one leaf."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scale, self.lin = nn.Parameter(torch.ones(4)), nn.Linear(4, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.lin(x) * self.scale
+
+
+def test_a_block_with_its_own_parameter_and_children_is_traced_through() -> None:
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.head, self.block, self.stem = nn.Linear(4, 2), Scaled(), nn.Linear(3, 4)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.head(self.block(self.stem(x)))
+
+    def own(m: nn.Module) -> bool:
+        return any(True for _ in m.parameters(recurse=False))
+
+    # the block's own parameter is read after its child layer runs: it comes after block.lin
+    assert forward_order(Net(), own, "t") == ("stem", "block.lin", "block", "head")
