@@ -180,6 +180,20 @@ REFUSED: dict[str, tuple[Callable[[], nn.Sequential], str]] = {
 }
 
 
+def test_the_refusals_read_in_one_line() -> None:
+    covers = {m: HARNESS.methods.get(m).covers for m in ("deeplift", "deconvolution", "guided-backprop")}
+    rule = ("DeepLIFT's Rescale rule is implemented by captum for ReLU, ELU, LeakyReLU, Sigmoid, Tanh, Softplus and "
+            "non-overlapping MaxPool modules")
+    pools = _net(nn.ReLU(), nn.MaxPool2d(3, 2, 1), nn.Conv2d(6, 6, 3, padding=1), nn.MaxPool2d((3, 1), (2, 1)))
+    assert covers["deeplift"](pools) == (
+        f"{rule}; this network's max pooling windows overlap (2 (kernel 3, stride 2), 4 (kernel (3, 1), stride (2, 1))),"
+        " where captum's max-unpooling keeps one of the contributions routed to a shared maximum")
+    assert covers["deeplift"](_net(nn.SiLU())) == f"{rule}; this network uses SiLU (1)"
+    assert covers["deconvolution"](_net(nn.SiLU())) == ("deconvolution replaces the backward pass of ReLUs; this "
+                                                        "network uses SiLU (1)")
+    assert covers["guided-backprop"](pools) is None  # gradient routing through overlapping windows is its own rule
+
+
 @pytest.mark.parametrize("name", sorted(REFUSED))
 def test_each_refusal_names_what_breaks_summation_to_delta_in_captum(name: str) -> None:
     build, named = REFUSED[name]

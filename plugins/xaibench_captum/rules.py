@@ -38,6 +38,7 @@ by the copy, so its cells are not applicable too.
 """
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 from xaibench.nonlinearities import Inspection, Site, inspect_model, uncovered_reason
@@ -70,24 +71,20 @@ DEEPLIFT_CONSERVING = (nn.ReLU, nn.ELU, nn.LeakyReLU, nn.Sigmoid, nn.Tanh, nn.So
 
 
 def overlapping_pools(model: nn.Module, inspection: Inspection) -> list[str]:
-    """The max-pooling modules of ``inspection`` whose windows overlap or are dilated, as ``"path (kernel k,
-    stride s)"``: where captum's DeepLIFT un-pools with ``max_unpool`` and loses contributions."""
+    """The max-pooling modules of ``inspection`` whose windows overlap (stride below the kernel size along an
+    axis) or are dilated, as ``"path (kernel k, stride s)"``: where captum's DeepLIFT un-pools with ``max_unpool``
+    and loses contributions."""
     out = []
     for site in inspection.sites:
         if site.module not in (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d):
             continue
         pool = model.get_submodule(site.where)
-        dims = {nn.MaxPool1d: 1, nn.MaxPool2d: 2, nn.MaxPool3d: 3}[site.module]
-        kernel, stride, dilation = (_per_axis(v, dims) for v in (pool.kernel_size, pool.stride or pool.kernel_size,
-                                                                 pool.dilation))
-        if any(s < k for s, k in zip(stride, kernel)) or any(d != 1 for d in dilation):
-            dilated = f", dilation {pool.dilation}" if any(d != 1 for d in dilation) else ""
+        kernel, dilation = torch.as_tensor(pool.kernel_size), torch.as_tensor(pool.dilation)
+        stride = torch.as_tensor(pool.stride or pool.kernel_size)
+        if bool((stride < kernel).any()) or bool((dilation != 1).any()):
+            dilated = f", dilation {pool.dilation}" if bool((dilation != 1).any()) else ""
             out.append(f"{site.where} (kernel {pool.kernel_size}, stride {pool.stride}{dilated})")
     return out
-
-
-def _per_axis(value: int | tuple[int, ...], dims: int) -> tuple[int, ...]:
-    return tuple(value) if isinstance(value, (tuple, list)) else (value,) * dims
 
 
 def deeplift_covers(model: nn.Module) -> str | None:
