@@ -15,6 +15,7 @@ import pytest
 import torch
 from torch import nn
 
+from xaibench.errors import XaibenchError
 from xaibench.plugins import load_harness
 from xaibench.specs import MethodContext
 from xaibench.testing import one_thread
@@ -259,3 +260,14 @@ def test_guided_backprop_and_deconvolution_cover_both_pooling_orders_as_captum_c
         np.testing.assert_allclose(ours.numpy(), expected.numpy(), rtol=1e-6, atol=1e-9)
         maps.append(ours)
     assert torch.equal(maps[0], maps[1]) == (method == "guided-backprop")
+
+
+def test_through_the_python_api_deeplift_refuses_an_overlapping_pool_and_conserves_on_the_issues_net() -> None:
+    import xaibench
+
+    x = _inputs()
+    pool_first = _issue_twins()[1]
+    maps = xaibench.explain(pool_first, x.numpy(), TARGETS.numpy(), method="deeplift")
+    np.testing.assert_allclose(maps, _captum(_separated(pool_first), x).numpy(), rtol=1e-5, atol=1e-7)
+    with pytest.raises(XaibenchError, match="^not applicable: DeepLIFT's Rescale rule .* max pooling windows overlap"):
+        xaibench.explain(REFUSED["overlapping-pool"][0](), x.numpy(), TARGETS.numpy(), method="deeplift")

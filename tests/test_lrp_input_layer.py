@@ -220,3 +220,17 @@ def test_no_input_layer_is_refused() -> None:
     with pytest.raises(ValueError, match="^t: no convolution or linear layer reads this network's input$"):
         input_layers(nn.Sequential(nn.Flatten()), lambda m: isinstance(m, (nn.Conv2d, nn.Linear)),
                      "convolution or linear", "t")
+
+
+def test_through_the_python_api_the_classifier_first_twin_gets_the_forward_order_map() -> None:
+    """xaibench.explain takes the suite's path (covers, then the method): the same map as zennit's NameMapComposite."""
+    import xaibench
+
+    ordered, first = _twins()
+    x = _inputs()
+    target = ordered(x).argmax(1)
+    expected = _by_hand(ordered, x, target, _flat_map())
+    maps = xaibench.explain(first, x.numpy(), target.numpy(), method="lrp-epsilon-plus-flat")
+    np.testing.assert_allclose(maps, expected.numpy(), rtol=0, atol=1e-6 * float(expected.abs().max()))
+    with pytest.raises(XaibenchError, match="^not applicable: the input layer's rule \\(flat, box\\): layer conv2 reads"):
+        xaibench.explain(Skip(), x.numpy(), target.numpy(), method="lrp-epsilon-plus-flat")
