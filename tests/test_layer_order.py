@@ -7,9 +7,11 @@ are written out by hand from the twins' ``forward``.
 """
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
-from test_lrp_input_layer import Branching, _inputs, _twins
+from test_lrp_input_layer import Branching, ClassifierFirst, _inputs, _twins
 from torch import nn
 from xaibench_metrics.randomization import randomizable_layers
 from xaibench_metrics.robustness import representations
@@ -133,3 +135,33 @@ def test_a_block_with_its_own_parameter_and_children_is_traced_through() -> None
 
     # the block's own parameter is read after its child layer runs: it comes after block.lin
     assert forward_order(Net(), own, "t") == ("stem", "block.lin", "block", "head")
+
+
+class CheckedFirst(ClassifierFirst):
+    """The classifier-first twin behind a data-dependent branch: torch.fx cannot trace it."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.sum() > 0:
+            x = x * 1.0
+        return super().forward(x)
+
+
+def test_an_untraceable_network_is_ordered_by_a_forward_pass_of_the_cells_input() -> None:
+    """The cascade receives the cell's inputs: where the graph cannot be traced, the layers' order on a forward pass
+    of the first one (written out from forward: conv1, conv2, head), never the definition order."""
+    from xaibench_metrics.randomization import model_randomization
+
+    model = CheckedFirst().eval()
+    x = _inputs()
+    assert randomizable_layers(model, x[:1]) == ["head", "conv2", "conv1"]
+    seen: list[list[str]] = []
+
+    def explain(copy: nn.Module) -> torch.Tensor:
+        changed = [n for n, m in copy.named_children() if any(
+            not torch.equal(p, dict(model.named_parameters())[f"{n}.{k}"]) for k, p in m.named_parameters())]
+        seen.append(changed)
+        return torch.rand(len(x), 12, 12, generator=torch.Generator().manual_seed(len(seen)))
+
+    model_randomization(torch.rand(len(x), 12, 12), lambda: copy.deepcopy(model), explain, model_seed=0, steps=3,
+                        inputs=x)
+    assert seen == [["head"], ["head", "conv2"], ["head", "conv1", "conv2"]]

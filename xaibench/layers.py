@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import torch
 from torch import fx, nn
 
 #: (convolution, batch norm, max pool, adaptive average pool) per modality of :data:`xaibench.specs.MODALITIES`.
@@ -125,20 +126,41 @@ def output_layers(model: nn.Module, is_layer: Callable[[nn.Module], bool], what:
 
 
 def forward_order(model: nn.Module, is_layer: Callable[[nn.Module], bool], who: str,
-                  tracer: fx.Tracer | None = None) -> tuple[str, ...]:
+                  tracer: fx.Tracer | None = None, example: torch.Tensor | None = None) -> tuple[str, ...]:
     """The module paths of the layers (``is_layer``) that ``forward`` calls, in the order of their first call
     (a module whose parameters ``forward`` reads directly counts where it first reads one).
 
-    ``model`` is traced (:func:`traced`) and not modified. Raises :class:`ValueError` (one line,
-    starting with ``who``) where it cannot be traced.
+    ``model`` is traced (:func:`traced`) and not modified. Where ``torch.fx`` cannot trace it and an
+    ``example`` input is given, the order is that in which the layers finish on a forward pass of
+    ``example`` (forward hooks, no gradients). Raises :class:`ValueError` (one line, starting with
+    ``who``) where it cannot be traced and no ``example`` is given.
     """
-    graph, modules = traced(model, who, tracer), dict(model.named_modules())
+    modules = dict(model.named_modules())
+    try:
+        graph = traced(model, who, tracer)
+    except ValueError:
+        if example is None:
+            raise
+        return _finished(model, is_layer, example)
     order: dict[str, None] = {}
     for node in graph.nodes:
         path = (str(node.target) if node.op == "call_module"
                 else str(node.target).rpartition(".")[0] if node.op == "get_attr" else None)
         if path is not None and path in modules and is_layer(modules[path]):
             order.setdefault(path)
+    return tuple(order)
+
+
+def _finished(model: nn.Module, is_layer: Callable[[nn.Module], bool], example: torch.Tensor) -> tuple[str, ...]:
+    order: dict[str, None] = {}
+    handles = [m.register_forward_hook(lambda *_, name=name: order.setdefault(name))
+               for name, m in model.named_modules() if is_layer(m)]
+    try:
+        with torch.no_grad():
+            model(example)
+    finally:
+        for handle in handles:
+            handle.remove()
     return tuple(order)
 
 
