@@ -52,9 +52,6 @@ def test_where_the_order_cannot_be_found_the_metrics_refuse_in_one_line() -> Non
                                          r"used as inputs to control flow\), so its layers cannot be found from its "
                                          r"data flow$"):
         randomizable_layers(Branching())
-    with pytest.raises(ValueError, match=r"^relative-representation-stability \(set param layer to the module whose "
-                                         r"output is the representation\): torch\.fx cannot trace"):
-        representations(Branching(), _inputs(), None, 8)
     with pytest.raises(ValueError, match=r"\): the output comes from several parameterised modules \(a, b\)$"):
         representations(TwoHeads(), torch.rand(2, 1, 2, 2), None, 8)
 
@@ -165,3 +162,11 @@ def test_an_untraceable_network_is_ordered_by_a_forward_pass_of_the_cells_input(
     model_randomization(torch.rand(len(x), 12, 12), lambda: copy.deepcopy(model), explain, model_seed=0, steps=3,
                         inputs=x)
     assert seen == [["head"], ["head", "conv2"], ["head", "conv1", "conv2"]]
+
+
+def test_the_representation_of_an_untraceable_network_is_read_at_the_last_layer_to_finish() -> None:
+    ordered = _twins()[0]
+    model = CheckedFirst().eval()
+    model.load_state_dict(ordered.state_dict())
+    x = _inputs()
+    assert torch.equal(representations(model, x, None, 8), representations(ordered, x, None, 8))
