@@ -127,7 +127,9 @@ def test_an_untraceable_model_gets_the_same_separation() -> None:
     pool_first = _issue_twins()[1]
     wrapped = _untraceable(pool_first)
     assert HARNESS.methods.get("deeplift").covers(wrapped) is None
+    before = [type(m) for m in wrapped.modules()]
     ours = _ours(wrapped, x)
+    assert [type(m) for m in wrapped.modules()] == before  # the copy is wrapped, not the caller's model
     np.testing.assert_allclose(ours.numpy(), _captum(_separated(pool_first), x).numpy(), rtol=1e-5, atol=1e-7)
     assert _delta_error(ours, wrapped, x).max() < 1e-5
 
@@ -271,3 +273,26 @@ def test_through_the_python_api_deeplift_refuses_an_overlapping_pool_and_conserv
     np.testing.assert_allclose(maps, _captum(_separated(pool_first), x).numpy(), rtol=1e-5, atol=1e-7)
     with pytest.raises(XaibenchError, match="^not applicable: DeepLIFT's Rescale rule .* max pooling windows overlap"):
         xaibench.explain(REFUSED["overlapping-pool"][0](), x.numpy(), TARGETS.numpy(), method="deeplift")
+
+
+class MethodCalls(nn.Module):
+    """``x.relu()`` as a tensor method before max pooling, and a functional flatten (not a nonlinearity)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(5)
+        self.conv, self.pool, self.head = nn.Conv2d(1, 6, 3, padding=1), nn.MaxPool2d(2), nn.Linear(6 * 6 * 6, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.flatten(self.pool(self.conv(x).relu()), 1))
+
+
+def test_a_relu_method_call_gets_its_own_module_and_other_functions_stay() -> None:
+    model = MethodCalls().eval()
+    twin = nn.Sequential(model.conv, Copy(), nn.ReLU(), Copy(), model.pool, nn.Flatten(), model.head).eval()
+    x = _inputs()
+    before = [type(m) for m in model.modules()]
+    ours = _ours(model, x)
+    np.testing.assert_allclose(ours.numpy(), _captum(twin, x).numpy(), rtol=1e-5, atol=1e-7)
+    assert _delta_error(ours, model, x).max() < 1e-5
+    assert [type(m) for m in model.modules()] == before
