@@ -208,6 +208,8 @@ def test_where_the_input_layer_cannot_be_found_the_method_refuses_in_one_line(me
     assert spec.covers(Skip()) == ("the input layer's rule (flat, box): layer conv2 reads the network's input both "
                                    "directly and through another layer, so the input layer's rule is not defined for it")
     assert spec.covers(Branching()).startswith("torch.fx cannot trace its forward (")
+    assert spec.covers(nn.Sequential(nn.Flatten())) == ("the input layer's rule (flat, box): no convolution or linear "
+                                                       "layer reads this network's input")
     x = _inputs()
     with pytest.raises(XaibenchError) as raised:  # called directly, without covers: the same refusal, one line
         _explain(method, Branching(), x, torch.zeros(4, dtype=torch.long), **(BOX if "box" in method else {}))
