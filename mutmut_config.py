@@ -16,7 +16,14 @@ PYTEST = "env NUMBA_DISABLE_JIT=1 OMP_NUM_THREADS=1 python -m pytest -x -q -p no
 TESTS = {
     # model inspection and the method rules: the hand-built networks of the matrix (the zoo's builds take seconds each)
     "xaibench/nonlinearities.py": "tests/test_method_rules.py -k 'not zoo and not mobilenet and not fullgrad'",
-    "plugins/xaibench_captum/rules.py": "tests/test_method_rules.py -k 'not zoo and not fullgrad'",
+    "plugins/xaibench_captum/rules.py": "tests/test_method_rules.py tests/test_deeplift_rules.py -k 'not zoo and not "
+                                        "fullgrad and not resnet'",
+    # the copy captum's hooking methods run on: one module per call site, each reading its own clone of its input
+    "plugins/xaibench_captum/modelcopy.py": "tests/test_deeplift_rules.py tests/test_method_rules.py -k 'not zoo and not "
+                                            "fullgrad and not resnet'",
+    # the input layer, the output layer and the forward order, from the traced graph (issue 42 item 2)
+    "xaibench/layers.py": "tests/test_lrp_input_layer.py tests/test_layer_order.py "
+                          "tests/test_metrics_robustness_definitions.py -k 'not stability or representation'",
     # parameter names and a method's value check, at suite load and in the Python API
     "xaibench/params.py": "tests/test_boundary_params.py tests/test_api.py tests/test_lazy_imports.py -k 'not heavy_library'",
     # user-given values: the shared integer / finite-number predicates, the suite's training options
@@ -124,7 +131,7 @@ TESTS = {
     "xaibench/plan.py": "tests/test_metric_pairing.py -k 'not own_baseline_only'",
     # LRP through zennit: the identities, captum peers, conservation and covers reasons (docs/lrp.md)
     "plugins/xaibench_zennit/coverage.py": "tests/test_methods_lrp.py",
-    "plugins/xaibench_zennit/rules.py": "tests/test_methods_lrp.py",
+    "plugins/xaibench_zennit/rules.py": "tests/test_methods_lrp.py tests/test_lrp_input_layer.py",
 }
 
 #: Functions not mutated (none at present; name the reason beside any added).
@@ -138,7 +145,10 @@ ONLY = {"xaibench/execution.py": {"group_context", "metric_context"},
         "xaibench/metaeval.py": {"posthoc_blocks", "why_no_friedman", "friedman_posthoc"},
         "xaibench/plan.py": {"_paired", "metric_params", "pairing_conflict"},
         # issue 42.3: the aggregate over one set of methods and metrics (the renderers have their own tests)
-        "xaibench/leaderboard/ranking.py": {"_means", "aggregate", "_uninformative"}}
+        "xaibench/leaderboard/ranking.py": {"_means", "aggregate", "_uninformative"},
+        # the data-flow layer finders (issue 42 item 2); the per-modality classes run in every model's tests
+        "xaibench/layers.py": {"is_leaf_module", "traced", "input_layers", "output_layers", "forward_order",
+                               "last_convolution"}}
 
 
 def functions(source: str) -> tuple[tuple[str, int, int, int], ...]:

@@ -162,6 +162,7 @@ def test_representation_errors_are_one_line() -> None:
     x = _inputs()
     with pytest.raises(ValueError, match=r"^layer 'nope' is not a module of the model$"):
         _score("relative-representation-stability", _model(), x, _phi(x), draws=2, layer="nope")
-    with pytest.raises(ValueError, match=r"^the model has no parameterised module whose input could serve as its "
-                                         r"representation$"):
+    with pytest.raises(ValueError, match=r"^relative-representation-stability \(set param layer to the module whose "
+                                         r"output is the representation\): no parameterised layer produces this "
+                                         r"network's output$"):
         _score("relative-representation-stability", nn.Sequential(nn.Flatten()).eval(), x, _phi(x), draws=2)

@@ -33,7 +33,11 @@ class MethodChoice:
         if not self.spec.takes_layer:
             return None
         if not isinstance(self.layer, str):
-            raise XaibenchError(f"method {self.spec.name!r} explains a layer: pass layer='<dotted name>'")
+            from xaibench.layers import last_convolution
+
+            last = last_convolution(getattr(model, "wrapped", model))
+            hint = f" (its last convolution is {last!r})" if last else ""
+            raise XaibenchError(f"method {self.spec.name!r} explains a layer: pass layer='<dotted name>'{hint}")
         try:
             return model.get_submodule(self.layer)
         except AttributeError:

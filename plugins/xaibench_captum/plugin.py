@@ -80,13 +80,15 @@ def xaibench_register_methods(register: Callable[[MethodSpec], None]) -> None:
     register(MethodSpec(
         name="deeplift", explain=lazy("xaibench_captum.methods:deeplift"), modalities=both, additive=True,
         check=lazy("xaibench_captum.checks:params_check", False),
-        description="DeepLIFT rescale rule against a baseline, on a ReLU-safe model copy (captum)" + NOISE_TUNNEL_NOTE,
+        description="DeepLIFT rescale rule against a baseline, on a model copy with one hook per call site (captum); "
+                    "ReLU, ELU, LeakyReLU, Sigmoid, Tanh, Softplus and non-overlapping max pooling" + NOISE_TUNNEL_NOTE,
         citation="Shrikumar et al., Learning Important Features Through Propagating Activation Differences, ICML 2017",
         defaults={"baseline": "zero", "reduce": "sum"},
         covers=lazy("xaibench_captum.rules:deeplift_covers"),
         checked_against="by hand: attributions sum to f_c(x) - f_c(baseline) on torchvision's ResNet-18 (Shrikumar et al. "
                         "2017, summation-to-delta): tests/test_methods_cam.py::"
-                        "test_deeplift_conforms_on_resnet_and_sums_to_delta_despite_reused_relus",
+                        "test_deeplift_conforms_on_resnet_and_sums_to_delta_despite_reused_relus; captum DeepLift on "
+                        "the twin with separated hooks, each rule and pooling order: tests/test_deeplift_rules.py",
     ))
     register(MethodSpec(
         name="guided-backprop", explain=lazy("xaibench_captum.methods:guided_backprop"), modalities=both,

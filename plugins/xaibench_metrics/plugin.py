@@ -392,7 +392,7 @@ def xaibench_register_metrics(register: Callable[[MetricSpec], None]) -> None:
     for measure, label in (("spearman", "Spearman rank correlation"), ("ssim", "SSIM")):
         register(MetricSpec(
             name=f"mprt-{measure}", modalities=ANY, bounds=(0.0, 1.0), score=model_randomization, version="2",
-            needs=frozenset({"maps", "model", "explain", "model_seed", "shared"}),
+            needs=frozenset({"inputs", "maps", "model", "explain", "model_seed", "shared"}),
             category="randomization", higher_is_better=False,
             description=f"absolute {label} between the maps of the trained and of the randomized model, averaged "
                         "over `steps` cascade stages spread over the layers, top first (steps: 1 = the fully "
