@@ -1,0 +1,72 @@
+"""The same board on any thread count (issue 44, item 2): a suite run with 1 and with 2 threads writes the same files.
+
+Training summed its gradients in another order on 2 threads than on 1, so the medical suite trained
+other weights on a 2-core machine (accuracy 0.983 vs 0.987, other cells and ranks). The trainer now
+runs on ``TrainRecipe.threads`` torch threads (1 by default); ``threads: 0`` (the count set for torch)
+is the control: there the weights differ, which shows the run is large enough for the thread count
+to matter. The medical suite's own comparison is ``benchmarks/test_reproducible_medical.py``.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from xaibench.cache import file_digest
+
+SUITE = """\
+name: threads
+seed: 0
+samples: 8
+image_size: 32
+batch_size: 32
+datasets:
+  - name: synthetic-lesions
+    params: {{n_train: 96, n_val: 16, n_test: 8}}
+models:
+  - name: small-cnn
+    params: {{width: 8, depth: 3}}
+    train: {{epochs: 2, batch_size: 48, patience: 0{threads}}}
+methods: [gradcam, input-x-gradient, random]
+metrics: [dic, relevance-mass, deletion-auc]
+"""
+
+
+def _run(tmp_path: Path, name: str, threads: int, train_threads: str) -> Path:
+    """Run the suite in a fresh process on ``threads`` torch and numba threads; returns its folder."""
+    folder = tmp_path / name
+    folder.mkdir()
+    (folder / "threads.yaml").write_text(SUITE.format(threads=train_threads))
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "NUMBA_NUM_THREADS": str(threads),
+           "XAIBENCH_HOME": str(folder / "home")}
+    run = subprocess.run([sys.executable, "-m", "xaibench", "run", "--suite", "threads.yaml", "--no-progress",
+                          "--no-figures"], cwd=folder, env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    return folder
+
+
+def _checkpoint(folder: Path) -> str:
+    (path,) = (folder / "home" / "models").glob("*.pt")
+    return file_digest(path)
+
+
+@pytest.mark.slow
+def test_a_board_is_the_same_on_one_and_two_threads(tmp_path: Path) -> None:
+    one, two = _run(tmp_path, "one", 1, ""), _run(tmp_path, "two", 2, "")
+    assert _checkpoint(one) == _checkpoint(two)
+    for name in ("threads.md", "threads.json", "README.md"):
+        assert (one / "leaderboards" / name).read_bytes() == (two / "leaderboards" / name).read_bytes(), name
+    board = (one / "leaderboards" / "threads.md").read_text()
+    assert "| training threads    | small-cnn: 1" in board and "| CPU kernels" in board
+
+
+@pytest.mark.slow
+def test_training_on_the_run_s_thread_count_trains_other_weights(tmp_path: Path) -> None:
+    """The control: with ``train.threads: 0`` the same suite trains other weights on 1 and on 2 threads, and the
+    provenance says how many threads each model was trained on."""
+    one, two = _run(tmp_path, "one", 1, ", threads: 0"), _run(tmp_path, "two", 2, ", threads: 0")
+    assert _checkpoint(one) != _checkpoint(two)
+    assert "| training threads    | small-cnn: 2" in (two / "leaderboards" / "threads.md").read_text()
