@@ -14,8 +14,12 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
+from conftest import TinyCNN, tiny_samples
 from xaibench.cache import file_digest
+from xaibench.specs import TrainRecipe
+from xaibench.training import train
 
 SUITE = """\
 name: threads
@@ -33,6 +37,32 @@ models:
 methods: [gradcam, input-x-gradient, random]
 metrics: [dic, relevance-mass, deletion-auc]
 """
+
+
+class ThreadsSeen(TinyCNN):
+    """TinyCNN that records torch's thread count at each training pass."""
+
+    def __init__(self) -> None:
+        super().__init__(2, 1, "image")
+        self.seen: set[int] = set()
+
+    def forward(self, x):  # type: ignore[no-untyped-def]
+        if self.training:
+            self.seen.add(torch.get_num_threads())
+        return super().forward(x)
+
+
+@pytest.mark.parametrize("threads", [1, 0])
+def test_the_trainer_runs_on_the_recipe_s_threads_and_restores_the_caller_s(threads: int) -> None:
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        model = ThreadsSeen()
+        train(model, tiny_samples(8, 1, "train"), tiny_samples(4, 2, "val"),
+              TrainRecipe(epochs=1, batch_size=4, threads=threads), 0, torch.device("cpu"))
+        assert model.seen == {threads or 2} and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
 
 
 def _run(tmp_path: Path, name: str, threads: int, train_threads: str) -> Path:
