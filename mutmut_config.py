@@ -32,6 +32,8 @@ TESTS = {
     "plugins/xaibench_networks/timm_nets.py": "tests/test_networks.py tests/test_networks_peers.py "
                                               "-k 'timm or convolutional or checkpoints'",
     "plugins/xaibench_networks/monai_nets.py": "tests/test_networks.py -k 'monai'",
+    # --check's content comparison of two <suite>.json documents
+    "xaibench/leaderboard/compare.py": "--noconftest tests/test_leaderboard_compare.py",
     "xaibench/stats.py": "--noconftest tests/test_stats.py tests/test_stats_definitions.py tests/test_ties.py",
     "xaibench/curves.py": "tests/test_curves.py -k 'not figure_draws' tests/test_metrics.py::test_curves_reuse_the_unperturbed_pass "
                           "tests/test_figures.py::test_deletion_and_insertion_curves_are_exact_on_a_linear_model "
