@@ -61,3 +61,32 @@ def test_a_failed_cell_a_missing_section_and_many_cells_are_reported() -> None:
         "ds × net: dic of m0: 65.6 [53.1, 76.6] n=64 rank 4 in the file, 65.6 [53.1, 76.6] n=64 rank 1 from the store")
     assert lines[-1] == f"ds × net: ... and 3 more cells differ ({SHOWN + 3} of {SHOWN + 3})"
     assert differences(_text(DOC)[:-3], _text(DOC))[0].startswith("the file is not a JSON document")
+
+
+def test_entries_on_one_side_only_undefined_cells_and_exactly_shown_cells() -> None:
+    """A board written before a provenance entry existed, a cell one side lacks, an undefined or unranked cell,
+    a section of the file only, a model evaluation one side lacks: each is named with what each side holds."""
+    old = copy.deepcopy(DOC)
+    del old["header"]["cpu"]
+    old["blocks"].append({**copy.deepcopy(DOC["blocks"][0]), "model": "gone"})
+    new = copy.deepcopy(DOC)
+    block = new["blocks"][0]
+    block["evaluation"] = None
+    block["rows"][0]["cells"]["iic"] = {**CELL, "mean": None, "n": 0, "rank": None}
+    block["rows"][0]["cells"]["srg"] = {**CELL, "rank": None}
+    block["winners"], block["verdict"] = [], "fail"
+    assert differences(_text(old), _text(new)) == [
+        "header.cpu: None in the file, 'AVX512' from the store",
+        "ds × gone: a section of the file only",
+        "ds × net: the model's test-split accuracy: 0.983 in the file, None from the store",
+        "ds × net: the model's test-split n: 300 in the file, None from the store",
+        "ds × net: iic of good: 34.4 [53.1, 76.6] n=64 rank 4 in the file, undefined (n=0) from the store",
+        "ds × net: srg of good: absent in the file, 65.6 [53.1, 76.6] n=64 rank – from the store",
+        "ds × net: also differ: verdict, winners",
+    ]
+    exactly = copy.deepcopy(DOC)
+    exactly["blocks"][0]["rows"] = [{"method": f"m{i}", "cells": {"dic": CELL}} for i in range(SHOWN)]
+    moved = copy.deepcopy(exactly)
+    for row in moved["blocks"][0]["rows"]:
+        row["cells"]["dic"] = {**CELL, "n": 63}
+    assert len(differences(_text(exactly), _text(moved))) == SHOWN  # all shown, no "... and 0 more"

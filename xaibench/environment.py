@@ -1,22 +1,24 @@
 """What, beyond the suite, a board's numbers depend on: library versions, CPU kernels, training threads.
 
 Recorded in a run's header (:meth:`xaibench.runner.Runner.header`) and printed in the board's
-provenance table. Nothing here depends on the machine's thread count: the trainer runs on
-``TrainRecipe.threads`` threads (1 by default), and scoring gives the same numbers on any count
-(``tests/test_reproducible_boards.py``), so two machines that differ only in their cores write
-the same board.
+provenance table. The trainer runs on ``TrainRecipe.threads`` threads (1 by default), so the
+weights do not depend on the machine's thread count; with the same forward batch size
+(``--batch-size``) scoring does not either (``tests/test_reproducible_boards.py``).
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from importlib import metadata
-from typing import Mapping
 
 #: The board's provenance row "could still change it": what, besides the suite and the rows above it,
 #: the numbers depend on, and what they do not.
 REPRODUCIBILITY = ("another CPU instruction set or other library versions than the above (their kernels round "
-                   "differently, so a model trains to other weights), a GPU, a model trained with `train.threads: 0` "
-                   "(on the machine's thread count); not the thread count of the run (torch's or numba's): the "
-                   "same board on 1 and 2 threads")
+                   "differently: the medical suite's model trained on AVX2 kernels is not the one trained on "
+                   "AVX-512), a GPU, a model trained with `train.threads: 0` (on the machine's thread count), and "
+                   "the forward-pass batch size, which `xaibench run` calibrates by timing unless `--batch-size` "
+                   "is given (a batch under 16 images rounds the outputs otherwise, in the last digits of some "
+                   "scores); not the thread count itself: with one `--batch-size`, 1 and 2 threads write the same "
+                   "board")
 
 #: Distributions besides torch whose versions can change a score: array maths and kernels (numpy, numba,
 #: scipy) and the peer libraries the built-in methods call (captum, pytorch-grad-cam, zennit).
