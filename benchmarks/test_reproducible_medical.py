@@ -11,7 +11,8 @@ images round the outputs otherwise (docs/leaderboards.md, "The same board on any
     python -m pytest benchmarks/test_reproducible_medical.py -s -p no:cacheprovider
 
 Measured 2026-12-07 on the 2-core development machine (AVX-512), without ``--batch-size``: identical
-weights; 16 of the first 65 cells differed by a few parts in 1e9 (the calibrated batch sizes differed).
+weights; 26 of the first 109 cells differed, by up to one part in a million (the calibrated batch sizes
+differed).
 Before the trainer ran on one thread, the two runs trained other models (accuracy 0.987 vs 0.983).
 """
 from __future__ import annotations
