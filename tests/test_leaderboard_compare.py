@@ -90,3 +90,9 @@ def test_entries_on_one_side_only_undefined_cells_and_exactly_shown_cells() -> N
     for row in moved["blocks"][0]["rows"]:
         row["cells"]["dic"] = {**CELL, "n": 63}
     assert len(differences(_text(exactly), _text(moved))) == SHOWN  # all shown, no "... and 0 more"
+    empty = copy.deepcopy(DOC)
+    empty["blocks"][0]["evaluation"] = {}
+    unevaluated = copy.deepcopy(DOC)
+    unevaluated["blocks"][0]["evaluation"] = None
+    assert differences(_text(empty), _text(unevaluated)) == [
+        "ds × net: the model's test-split evaluation: {} in the file, None from the store"]
