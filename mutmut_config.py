@@ -16,13 +16,26 @@ PYTEST = "env NUMBA_DISABLE_JIT=1 OMP_NUM_THREADS=1 python -m pytest -x -q -p no
 TESTS = {
     # model inspection and the method rules: the hand-built networks of the matrix (the zoo's builds take seconds each)
     "xaibench/nonlinearities.py": "tests/test_method_rules.py -k 'not zoo and not mobilenet and not fullgrad'",
-    "plugins/xaibench_captum/rules.py": "tests/test_method_rules.py -k 'not zoo and not fullgrad'",
+    "plugins/xaibench_captum/rules.py": "tests/test_method_rules.py tests/test_deeplift_rules.py -k 'not zoo and not "
+                                        "fullgrad and not resnet'",
+    # the copy captum's hooking methods run on: one module per call site, each reading its own clone of its input
+    "plugins/xaibench_captum/modelcopy.py": "tests/test_deeplift_rules.py tests/test_method_rules.py -k 'not zoo and not "
+                                            "fullgrad and not resnet'",
+    # the input layer, the output layer and the forward order, from the traced graph (issue 42 item 2)
+    "xaibench/layers.py": "tests/test_lrp_input_layer.py tests/test_layer_order.py "
+                          "tests/test_metrics_robustness_definitions.py -k 'not stability or representation'",
     # parameter names and a method's value check, at suite load and in the Python API
     "xaibench/params.py": "tests/test_boundary_params.py tests/test_api.py tests/test_lazy_imports.py -k 'not heavy_library'",
     # user-given values: the shared integer / finite-number predicates, the suite's training options
     "xaibench/validate.py": "tests/test_boundary_params.py tests/test_suite.py tests/test_first_contact_cli.py",
     # the captum methods' value rules, one per parameter, refused with the suite's file:line
     "plugins/xaibench_captum/checks.py": "tests/test_boundary_params.py",
+    # LIME's and KernelSHAP's superpixels (grey / RGB twin, value range, lesion edges, refusals) and both methods
+    "plugins/xaibench_captum/superpixels.py": "tests/test_superpixels.py tests/test_methods_new.py -k 'not suite_with "
+                                              "and (superpixel or lime or shap or grey or constant or signals)'",
+    # the metrics' parameter rules (MetricSpec.check) and the progress lines' rate (issue 44 item 5)
+    "plugins/xaibench_metrics/checks.py": "tests/test_one_rule.py -k 'metric_values or defaults or least_value'",
+    "xaibench/progress.py": "tests/test_one_rule.py tests/test_first_contact_progress.py -k 'eta or bar or plain'",
     # the noise tunnels, Integrated Gradients, occlusion and feature ablation against captum, and their passes;
     # the seeded per-sample path (LIME, SHAP)
     "plugins/xaibench_captum/stochastic.py": "tests/test_methods_new.py tests/test_peers_captum.py tests/test_conformance.py "
@@ -34,7 +47,11 @@ TESTS = {
     "plugins/xaibench_networks/monai_nets.py": "tests/test_networks.py -k 'monai'",
     # --check's content comparison of two <suite>.json documents
     "xaibench/leaderboard/compare.py": "--noconftest tests/test_leaderboard_compare.py",
-    "xaibench/stats.py": "--noconftest tests/test_stats.py tests/test_stats_definitions.py tests/test_ties.py",
+    "xaibench/stats.py": "--noconftest tests/test_stats.py tests/test_stats_definitions.py tests/test_ties.py "
+                         "tests/test_leaderboard_chance.py",
+    # issue 44.1: each metric against chance and the oracle; the aggregate over one set of methods (issue 42.3)
+    "xaibench/leaderboard/chance.py": "--noconftest tests/test_leaderboard_chance.py tests/test_leaderboard_trust.py",
+    "xaibench/leaderboard/ranking.py": "--noconftest tests/test_leaderboard_chance.py tests/test_leaderboard_trust.py",
     "xaibench/curves.py": "tests/test_curves.py -k 'not figure_draws' tests/test_metrics.py::test_curves_reuse_the_unperturbed_pass "
                           "tests/test_figures.py::test_deletion_and_insertion_curves_are_exact_on_a_linear_model "
                           "tests/test_metrics_faithfulness.py::test_deletion_curve_matches_a_step_by_step_hand_computation",
@@ -43,7 +60,7 @@ TESTS = {
     "xaibench/kernels.py": "--noconftest tests/test_kernels.py -k 'not large_maps and not random_map'",
     "xaibench/maps.py": "--noconftest tests/test_maps.py",
     # the metric and method reference pages: each field rendered from the spec, the missing-field rules
-    "xaibench/reference.py": "--noconftest tests/test_reference.py",
+    "xaibench/reference.py": "--noconftest tests/test_reference.py tests/test_one_rule.py -k 'reference or needs'",
     # one -k per command (pytest keeps only the last): the selection is one expression over the named files
     "plugins/xaibench_metrics/pointing.py": "tests/test_metric_defaults.py tests/test_metric_definitions.py tests/test_peers_quantus.py "
                                             "-k 'defaults or pointing_tolerance or pointing_game_equals or pointing_game_with or hit_rate_without'",
@@ -83,8 +100,11 @@ TESTS = {
                                            "-k 'defaults or region_perturbation or selectivity or outside_the_definition "
                                            "or non_sensitivity'",
     "plugins/xaibench_metrics/axiomatic.py": "tests/test_metrics_peers_extra.py -k 'non_sensitivity or input_invariance'",
+    # issue 42: the per-map and per-batch scaling, against Quantus and the minimal cases by hand
+    "plugins/xaibench_metrics/scaling.py": "tests/test_metrics_peers_extra.py "
+                                           "-k 'sufficiency or effective_complexity or non_sensitivity'",
     "plugins/xaibench_metrics/continuity.py": "tests/test_metrics_peers_extra.py -k continuity",
-    "plugins/xaibench_metrics/focus.py": "tests/test_metrics_peers_extra.py -k focus",
+    "plugins/xaibench_metrics/focus.py": "tests/test_metrics_peers_extra.py tests/test_sample_order.py -k 'focus or mosaics'",
     "plugins/xaibench_metrics/compactness.py": "tests/test_metrics_peers_extra.py -k mst_c",
     "plugins/xaibench_metrics/arcc.py": "tests/test_metrics_peers_extra.py -k arcc",
     # the runner's target selection and seeding (ONLY below); the common-random-numbers test through every
@@ -112,7 +132,7 @@ TESTS = {
     "xaibench/plan.py": "tests/test_metric_pairing.py -k 'not own_baseline_only'",
     # LRP through zennit: the identities, captum peers, conservation and covers reasons (docs/lrp.md)
     "plugins/xaibench_zennit/coverage.py": "tests/test_methods_lrp.py",
-    "plugins/xaibench_zennit/rules.py": "tests/test_methods_lrp.py",
+    "plugins/xaibench_zennit/rules.py": "tests/test_methods_lrp.py tests/test_lrp_input_layer.py",
 }
 
 #: Functions not mutated (none at present; name the reason beside any added).
@@ -124,7 +144,12 @@ ONLY = {"xaibench/execution.py": {"group_context", "metric_context"},
         "plugins/xaibench_gradcam/methods.py": {"streamed_score_cam"},
         # the definitions issue 33 added: the post-hoc rule and the method/metric pairing
         "xaibench/metaeval.py": {"posthoc_blocks", "why_no_friedman", "friedman_posthoc"},
-        "xaibench/plan.py": {"_paired", "metric_params", "pairing_conflict"}}
+        "xaibench/plan.py": {"_paired", "metric_params", "pairing_conflict"},
+        # issue 42.3: the aggregate over one set of methods and metrics (the renderers have their own tests)
+        "xaibench/leaderboard/ranking.py": {"_means", "aggregate", "_uninformative"},
+        # the data-flow layer finders (issue 42 item 2); the per-modality classes run in every model's tests
+        "xaibench/layers.py": {"is_leaf_module", "traced", "input_layers", "output_layers", "forward_order",
+                               "last_convolution"}}
 
 
 def functions(source: str) -> tuple[tuple[str, int, int, int], ...]:

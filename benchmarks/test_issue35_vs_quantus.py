@@ -55,7 +55,7 @@ def test_speedup_over_quantus(benchmark, gray_case, name: str) -> None:  # type:
 
     def ours() -> None:
         for k, s in enumerate(range(0, N, BATCH)):
-            ctx = MetricContext(engine=engine, base_logits=base[k], seed=0,
+            ctx = MetricContext(engine=engine, base_logits=base[k],
                                 sample_seeds=tuple(range(s, min(s + BATCH, N))))
             score_metric(spec, ctx, x[s : s + BATCH], target[s : s + BATCH], saliency[s : s + BATCH],
                          **{**spec.defaults, **params})

@@ -25,7 +25,7 @@ ROUNDS = 5
 def _run_metrics(engine: Engine, metrics, x, target, saliency, user_batch: int) -> None:  # type: ignore[no-untyped-def]
     for start in range(0, x.shape[0], user_batch):
         xs, ts, ss = x[start : start + user_batch], target[start : start + user_batch], saliency[start : start + user_batch]
-        ctx = MetricContext(engine=engine, base_logits=engine.logits(xs), seed=0,
+        ctx = MetricContext(engine=engine, base_logits=engine.logits(xs),
                             sample_seeds=tuple(range(start, start + xs.shape[0])))
         for spec in metrics:
             score_metric(spec, ctx, xs, ts, ss, **spec.defaults)

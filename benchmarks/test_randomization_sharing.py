@@ -43,7 +43,7 @@ def test_shared_randomized_maps_vs_recomputed() -> None:
         memo: dict[Hashable, Any] = {}
         shared = (lambda key, compute: memo[key] if key in memo else memo.setdefault(key, compute())) if share \
             else (lambda key, compute: compute())
-        ctx = MetricContext(engine=Engine(model, "cpu", 64), base_logits=model(x).detach(), seed=3,
+        ctx = MetricContext(engine=Engine(model, "cpu", 64), base_logits=model(x).detach(),
                             model=lambda: copy.deepcopy(model), explain=explain, shared=shared,
                             sample_seeds=tuple(range(32)))
         for name in pair:

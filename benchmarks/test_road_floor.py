@@ -38,7 +38,7 @@ def test_road_vs_forward_pass_floor(device: str = "cuda" if torch.cuda.is_availa
     maps = F.interpolate(torch.rand(64, 1, 8, 8), size=(64, 64), mode="bilinear", align_corners=False)[:, 0]
     batch = best_batch(model, x, device)
     engine = Engine(model, device, batch_size=batch)
-    ours = best_time(lambda: road(x, target, maps, engine, 0, fractions=FRACTIONS), 3)
+    ours = best_time(lambda: road(x, target, maps, engine, tuple(range(len(x))), fractions=FRACTIONS), 3)
     if os.environ.get("XAIBENCH_PROFILE") == "1":
         profile = cProfile.Profile()
         profile.runcall(road, x, target, maps, engine, 0, fractions=FRACTIONS)

@@ -24,7 +24,7 @@ def test_deletion_time_is_linear_in_samples(resnet_case) -> None:  # type: ignor
         x, saliency = torch.rand(n, 3, 64, 64), torch.rand(n, 64, 64)
         engine = Engine(model, "cpu", batch_size=best_batch(model, x))
         target = engine.logits(x).argmax(1)
-        ctx = MetricContext(engine=engine, base_logits=engine.logits(x), seed=0,
+        ctx = MetricContext(engine=engine, base_logits=engine.logits(x),
                             sample_seeds=tuple(range(x.shape[0])))
         times.append(median_time(lambda: score_metric(deletion, ctx, x, target, saliency, steps=16), 2))
     exponent = float(np.polyfit(np.log(sizes), np.log(times), 1)[0])

@@ -67,7 +67,7 @@ def test_deletion_speedup_over_quantus_pixel_flipping(benchmark, gray_case, user
 
     def ours() -> None:
         for k, s in enumerate(range(0, N, user_batch)):
-            ctx = MetricContext(engine=engine, base_logits=base[k], seed=0,
+            ctx = MetricContext(engine=engine, base_logits=base[k],
                                 sample_seeds=tuple(range(s, min(s + user_batch, N))))
             score_metric(deletion, ctx, x[s : s + user_batch], target[s : s + user_batch],
                          saliency[s : s + user_batch], steps=STEPS, fill="zero")

@@ -35,22 +35,38 @@ def scores() -> dict[tuple[str, str], np.ndarray]:
 
 def store(path: Path, suite: str = "demo", datasets: tuple[str, ...] = ("ds",)) -> Store:
     """A store with ``suite``'s plan and scores on each of ``datasets`` (one model ``net``)."""
+    return scored_store(path, {(ds, "net"): scores() for ds in datasets}, METRICS, ROLES, suite)
+
+
+def scored_store(path: Path, sections: dict[tuple[str, str], dict[tuple[str, str], np.ndarray | None]],
+                 metrics: dict[str, tuple[str, bool, list[float] | None]], roles: dict[str, str],
+                 suite: str = "demo", facts: dict | None = None) -> Store:  # type: ignore[type-arg]
+    """A store of hand-written per-sample scores: ``sections[(dataset, model)][(method, metric)]`` is ``(N,)``
+    (the sample ids :data:`IDS`' first N), or None for a cell the plan skips (not applicable). ``metrics`` maps a
+    metric to (category, higher_is_better, bounds); ``roles`` names the calibration baselines; ``facts`` adds
+    to the header's calibration facts (metric chance levels, mask fractions)."""
     s = Store(path)
     rows = []
-    for ds in datasets:
-        for (me, mt), values in scores().items():
-            key = f"{ds}-{me}-{mt}"
-            category, hib, _ = METRICS[mt]
-            rows.append(PlanRow(key, ds, "net", f"mk-{ds}", me, mt, category, hib, None))
-            mean, low, high, n = summarize(values, seed_from(0, key))
-            s.put_cell(CellResult(key, ds, "net", me, mt, "ok", mean, low, high, n, N, None, {}), IDS, values)
-        s.put_model(f"mk-{ds}", ds, "net", "sha", {"accuracy": 0.9, "precision": 0.8, "recall": 0.7, "f1": 0.75,
-                                                  "n": 20, "majority": 0.5}, {})
+    samples = 0
+    for (ds, model), cells in sections.items():
+        for (me, mt), values in cells.items():
+            key = f"{ds}-{model}-{me}-{mt}"
+            category, hib, _ = metrics[mt]
+            rows.append(PlanRow(key, ds, model, f"mk-{ds}-{model}", me, mt, category, hib,
+                                None if values is not None else "not applicable: drawn so"))
+            if values is None:
+                continue
+            samples = len(values)
+            ids = [f"s{i:02d}" for i in range(samples)]
+            mean, low, high, n = summarize(values, seed_from(0, key), ids)
+            s.put_cell(CellResult(key, ds, model, me, mt, "ok", mean, low, high, n, samples, None, {}), ids, values)
+        s.put_model(f"mk-{ds}-{model}", ds, model, "sha", {"accuracy": 0.9, "precision": 0.8, "recall": 0.7,
+                                                          "f1": 0.75, "n": 20, "majority": 0.5}, {})
     s.put_plan(suite, rows, {
-        "seed": 7, "samples": N, "target": "predicted", "versions": {},
-        "datasets": {ds: {"samples": N, "modality": "image", "shape": [1, 8, 8]} for ds in datasets},
-        "metrics": {m: {"category": c, "higher_is_better": h, "bounds": b} for m, (c, h, b) in METRICS.items()},
-        "calibration": {"methods": ROLES, "metrics": {}, "mask_fraction": {}, "cam_layers": {}}})
+        "seed": 7, "samples": samples, "target": "predicted", "versions": {},
+        "datasets": {ds: {"samples": samples, "modality": "image", "shape": [1, 8, 8]} for ds, _ in sections},
+        "metrics": {m: {"category": c, "higher_is_better": h, "bounds": b} for m, (c, h, b) in metrics.items()},
+        "calibration": {"methods": roles, "metrics": {}, "mask_fraction": {}, "cam_layers": {}, **(facts or {})}})
     return s
 
 
@@ -82,7 +98,7 @@ def shaped_store(path: Path, sections: dict[tuple[str, str], dict[str, dict[str,
                 values = {"random": rng.random(samples), "tied": tied[mt].copy(),
                           "some-nan": np.where(rng.random(samples) < 0.5, np.nan, rng.random(samples)),
                           "all-nan": np.full(samples, np.nan)}[kind]
-                mean, low, high, n = summarize(values, seed_from(0, key))
+                mean, low, high, n = summarize(values, seed_from(0, key), ids)
                 s.put_cell(CellResult(key, ds, model, me, mt, "ok", mean, low, high, n, samples, None, {}), ids, values)
         s.put_model(f"mk-{ds}-{model}", ds, model, "sha", {"accuracy": 0.9, "precision": 0.8, "recall": 0.7,
                                                           "f1": 0.75, "n": 20, "majority": 0.5}, {})

@@ -3,8 +3,8 @@
 Same inputs as the peer tests, the peer libraries called as there; only our side changes: the
 registered metric through the public API (model contract, map checks, seeds from the content
 keys) instead of the runner's seam. Where a check depends on random draws (ROAD's noise,
-infidelity's perturbations) the peer is fed the draws of the seed the API derives for the call
-(:func:`xaibench.execution.metric_seeds` with the call's ``seed``, ``model_key`` and ids).
+infidelity's perturbations) the peer is fed the draws of the seeds the API derives for the call
+(:func:`xaibench.execution.metric_seeds` with the call's ``seed`` and its default ids, the inputs' digests).
 """
 from __future__ import annotations
 
@@ -18,12 +18,12 @@ from torch import nn
 import xaibench
 from xaibench.execution import metric_seeds
 from xaibench.plugins import load_harness
+from xaibench.user_inputs import sample_ids
 
 quantus = pytest.importorskip("quantus", reason="quantus (test extra) is not installed")
 from test_peers_quantus import N, _data, _quantus
 
 HARNESS = load_harness()
-KEY = "peer-model"  # the model part of the draws' seeds, fixed so a test can derive them
 
 pytestmark = [pytest.mark.filterwarnings("ignore::UserWarning"),
               pytest.mark.filterwarnings("ignore:__array_wrap__:DeprecationWarning")]
@@ -36,13 +36,14 @@ def _quiet() -> None:
 
 def _api(name: str, model: nn.Module, x: np.ndarray | torch.Tensor, y: np.ndarray | torch.Tensor,
          maps: np.ndarray | torch.Tensor, masks: np.ndarray | None = None, **params: object) -> np.ndarray:
-    return xaibench.score(model, x, y, maps, [name], masks=masks, params={name: params}, model_key=KEY,
+    return xaibench.score(model, x, y, maps, [name], masks=masks, params={name: params},
                           batch_size=16)[name]
 
 
-def _seed(name: str, n: int, **params: object) -> int:
+def _seeds(name: str, x: torch.Tensor, **params: object) -> tuple[int, ...]:
+    """The per-sample seeds of metric ``name`` in a call with seed 0 and the default ids (the inputs' digests)."""
     spec = HARNESS.metrics.get(name)
-    return metric_seeds(0, KEY, spec, {**spec.defaults, **params}, tuple(str(i) for i in range(n)))["seed"]
+    return metric_seeds(0, spec, {**spec.defaults, **params}, sample_ids(None, x))["sample_seeds"]
 
 
 # -- Quantus 0.6 -----------------------------------------------------------------------------------
@@ -101,8 +102,8 @@ def test_road_with_noise_equals_pytorch_grad_cam_on_the_same_draws() -> None:
     fractions = [p / 100 for p in percentiles]
     base = torch.softmax(model(x), 1).detach().numpy()[np.arange(len(x)), target.numpy()]
     for order in ("morf", "lerf"):
-        seed = _seed(f"road-{order}", len(x), fractions=fractions, noise=noise)
-        theirs = road_on_our_draws(model, x, sal, target, order, percentiles, noise, seed)
+        seeds = _seeds(f"road-{order}", x, fractions=fractions, noise=noise)
+        theirs = road_on_our_draws(model, x, sal, target, order, percentiles, noise, seeds)
         ours = _api(f"road-{order}", model, x, target, sal, fractions=fractions, noise=noise)
         np.testing.assert_allclose(ours - base, theirs, atol=1e-5, err_msg=order)
 
@@ -134,9 +135,9 @@ def test_infidelity_equals_captum_on_the_same_perturbations(normalize: bool) -> 
     target = torch.tensor([0, 1, 2, 0])
     sal = torch.randn(n, 8, 8)
     params = {"runs": runs, "noise": 0.1, "normalize": normalize}
-    ours = xaibench.score(model, x, target, sal, ["infidelity"], additive=True, params={"infidelity": params},
-                          model_key=KEY)["infidelity"]
-    noise = pixel_noise(x, runs, 0.1, _seed("infidelity", n, **params))
+    ours = xaibench.score(model, x, target, sal, ["infidelity"], additive=True,
+                          params={"infidelity": params})["infidelity"]
+    noise = pixel_noise(x, runs, 0.1, _seeds("infidelity", x, **params))
 
     def perturb(inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return noise, inputs - noise

@@ -53,8 +53,8 @@ def test_case3_resnet18_at_28px_is_refused_at_plan_time(tmp_path: Path) -> None:
     # torchvision's ResNet-18 divides by 32: 28 px -> 14 (conv1) -> 7 (maxpool) -> 7, 4, 2, 1 (layer1..4)
     assert str(exc.value) == (
         f"{tmp_path / 'suite.yaml'}:8: method 'gradcam' on model 'resnet18': CAM layer 'layer4.1' gives a 1x1 map "
-        "for 28x28 inputs, too coarse to localize (at least 4 per axis): name a finer layer with `layer:`, use a "
-        "larger `image_size`, or `stem: small` on a torchvision ResNet; or accept it with `allow_small_cam: true` "
+        "for 28x28 inputs, too coarse to localize (at least 4 per axis): name a finer layer with `layer:`, such as "
+        "'layer2' (4x4), use a larger `image_size`, or `stem: small` on a torchvision ResNet; or accept it with `allow_small_cam: true` "
         "on the method")
     assert not (Path(RunOptions().home) / "models").exists() or not any((Path(RunOptions().home) / "models").iterdir())
 

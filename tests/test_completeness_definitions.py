@@ -2,8 +2,8 @@
 
 On a linear logit ``z = w . x (+ b)`` the drop from occluding a set ``S`` is
 ``sum_{i in S} w_i (x_i - baseline_i)`` over every channel, so each score is computed
-here with numpy: the occluded sets are the cell's seeded draw (``patch_sets`` from a
-generator seeded with the cell's seed; their structure, ``n`` whole patches of
+here with numpy: the occluded sets are the cell's seeded draw (``patch_sets`` from the
+samples' seeds; their structure, ``n`` whole patches of
 ``patch x patch`` pixels, is checked on its own), the correlation is ``np.corrcoef``.
 """
 from __future__ import annotations
@@ -41,7 +41,8 @@ def _score(name: str, model: nn.Module, x: torch.Tensor, maps: torch.Tensor, see
            **params: object) -> np.ndarray:
     spec = load_harness().metrics.get(name)
     engine = Engine(model, "cpu", batch_size=16)
-    ctx = MetricContext(engine=engine, base_logits=engine.logits(x), seed=seed, data_mean=MEAN)
+    ctx = MetricContext(engine=engine, base_logits=engine.logits(x), sample_seeds=tuple(range(seed, seed + len(x))),
+                        data_mean=MEAN)
     return np.asarray(score_metric(spec, ctx, x, torch.ones(len(x), dtype=torch.long), maps,
                                    **{**spec.defaults, **params}), dtype=np.float64)
 
@@ -121,7 +122,7 @@ def test_completeness_error_rejects_an_unknown_fill_or_output(params: dict, mess
 def test_patch_sets_occlude_n_whole_patches_and_a_short_axis_whole() -> None:
     """A 16 x 3 input with patch 4: the 3-pixel axis is one patch wide (4 cells of 4 x 3 pixels), so each of the
     sets occludes n = 2 cells, 24 pixels, every row all or nothing."""
-    sets = patch_sets(5, (16, 3), patch=4, n=2, sets=7, generator=torch.Generator().manual_seed(0))
+    sets = patch_sets(tuple(range(5)), (16, 3), patch=4, n=2, sets=7)
     assert sets.shape == (5, 7, 16, 3) and sets.dtype == torch.bool
     assert (sets.sum((2, 3)) == 24).all()
     cells = sets.reshape(5, 7, 4, 12).float().mean(-1)  # rows 4k..4k+3, all 3 columns
@@ -133,7 +134,7 @@ def test_sensitivity_n_is_the_correlation_of_map_sums_and_logit_drops(fill: str)
     """Pearson correlation over the cell's seeded sets of n = 3 patches (2 x 2 px) between the map's sum and
     the logit drop; the same seed gives the same score, another seed other sets."""
     model, x, maps = _case(3)
-    sets = patch_sets(3, (8, 8), patch=2, n=3, sets=16, generator=torch.Generator().manual_seed(5))
+    sets = patch_sets((5, 6, 7), (8, 8), patch=2, n=3, sets=16)
     baseline = torch.zeros_like(x) if fill == "zero" else MEAN[None, :, None, None].expand_as(x)
     expected = _hand_correlation(model, x, maps, sets, baseline)
     got = _score("sensitivity-n", model, x, maps, seed=5, n=3, patch=2, sets=16, fill=fill)
@@ -162,7 +163,7 @@ def test_sensitivity_n_needs_at_least_one_patch_and_not_all(n: int, message: str
 def test_faithfulness_correlation_occludes_round_subset_times_pixels_single_pixels(subset: float, n: int) -> None:
     """Bhatt et al.: sets of round(subset * H * W) single pixels (at least 1): 0.1 * 64 -> 6, 0.02 * 64 -> 1."""
     model, x, maps = _case(6)
-    sets = patch_sets(3, (8, 8), patch=1, n=n, sets=20, generator=torch.Generator().manual_seed(2))
+    sets = patch_sets((2, 3, 4), (8, 8), patch=1, n=n, sets=20)
     assert (sets.sum((2, 3)) == n).all()
     expected = _hand_correlation(model, x, maps, sets, torch.zeros_like(x))
     got = _score("faithfulness-correlation", model, x, maps, seed=2, subset=subset, runs=20)

@@ -24,7 +24,7 @@ from xaibench.testing import score_metric
 def _score(name: str, model: nn.Module, x: torch.Tensor, maps: torch.Tensor, **params: object) -> np.ndarray:
     spec = load_harness().metrics.get(name)
     engine = Engine(model, "cpu", batch_size=8)
-    ctx = MetricContext(engine=engine, base_logits=engine.logits(x), seed=0)
+    ctx = MetricContext(engine=engine, base_logits=engine.logits(x))
     target = torch.ones(len(x), dtype=torch.long)
     return np.asarray(score_metric(spec, ctx, x, target, maps, **{**spec.defaults, **params}), dtype=np.float64)
 

@@ -27,7 +27,7 @@ def _scores(names: list[str], memo: dict[Hashable, Any] | None) -> tuple[list[np
     for name in names:
         spec = HARNESS.metrics.get(name)
         shared = {} if memo is None else {"shared": memoised(memo)}
-        ctx = MetricContext(engine=engine, base_logits=base, seed=0, **shared)
+        ctx = MetricContext(engine=engine, base_logits=base, **shared)
         out.append(score_metric(spec, ctx, x, targets, maps, **spec.defaults))
     return out, engine.passes
 

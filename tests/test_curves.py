@@ -66,7 +66,7 @@ def test_a_flat_maps_deletion_auc_does_not_depend_on_raster_order(key: tuple[int
     x = torch.ones(N, 1, SIDE, SIDE)
     target = torch.ones(N, dtype=torch.long)
     engine = Engine(model, "cpu", batch_size=256)
-    ctx = MetricContext(engine=engine, base_logits=engine.logits(x), seed=0, sample_seeds=tuple(range(N)))
+    ctx = MetricContext(engine=engine, base_logits=engine.logits(x), sample_seeds=tuple(range(N)))
     spec = load_harness().metrics.get("deletion-auc")
     p = SIDE * SIDE
     scores = score_metric(spec, ctx, x, target, torch.zeros(N, SIDE, SIDE), steps=p, fill="zero")

@@ -37,7 +37,7 @@ def _case() -> tuple[Linear2, torch.Tensor, torch.Tensor]:
 def _score(name: str, model: Linear2, x: torch.Tensor, maps: torch.Tensor, **params: object) -> np.ndarray:
     spec = load_harness().metrics.get(name)
     engine = Engine(model, "cpu", batch_size=16)
-    ctx = MetricContext(engine=engine, base_logits=engine.logits(x), seed=0, data_mean=MEAN,
+    ctx = MetricContext(engine=engine, base_logits=engine.logits(x), data_mean=MEAN,
                         sample_seeds=tuple(range(len(x))))
     return np.asarray(score_metric(spec, ctx, x, torch.ones(len(x), dtype=torch.long), maps,
                                    **{**spec.defaults, "steps": P, **params}), dtype=np.float64)

@@ -164,22 +164,23 @@ def test_seeds_depend_on_metric_and_sample_but_not_on_method(tmp_path: Path) -> 
     g = _group(runner)
     ctx = _contexts(runner, g)
     a, twin, b = ctx[("echo", "probe-a")], ctx[("echo-twin", "probe-a")], ctx[("echo", "probe-b")]
-    assert (a.seed, a.sample_seeds, a.model_seed) == (twin.seed, twin.sample_seeds, twin.model_seed)
+    assert (a.sample_seeds, a.model_seed) == (twin.sample_seeds, twin.model_seed)
     assert len(set(a.sample_seeds)) == 6  # one seed per sample
-    assert a.seed != b.seed and not set(a.sample_seeds) & set(b.sample_seeds)  # another metric, other draws
+    assert not set(a.sample_seeds) & set(b.sample_seeds)  # another metric, other draws
     assert a.model_seed == b.model_seed  # randomized models: the same for every metric
-    # a sample's seed is its own, whatever else is in the batch; the batch seed names the batch's samples
+    # a sample's seed is its own, whatever else is in the batch and wherever it stands in it
     sub = _contexts(runner, _group(runner, g.samples.subset(slice(2, 4))))[("echo", "probe-a")]
-    assert sub.sample_seeds == a.sample_seeds[2:4] and sub.seed != a.seed and sub.model_seed == a.model_seed
+    assert sub.sample_seeds == a.sample_seeds[2:4] and sub.model_seed == a.model_seed
+    assert not hasattr(a, "seed")  # no batch-wide seed: nothing can draw by position
 
 
 def test_seeds_depend_on_the_suite_seed_and_on_the_metrics_parameters(tmp_path: Path) -> None:
     base = _contexts(r := _runner(tmp_path), _group(r))[("echo", "probe-a")]
     other = _contexts(r := _runner(tmp_path, seed=1), _group(r))[("echo", "probe-a")]
-    assert base.seed != other.seed and base.model_seed != other.model_seed
+    assert base.model_seed != other.model_seed
     assert not set(base.sample_seeds) & set(other.sample_seeds)
     k2 = _contexts(r := _runner(tmp_path, metrics="[{name: probe-a, params: {k: 2}}]"), _group(r))[("echo", "probe-a")]
-    assert k2.seed != base.seed and not set(k2.sample_seeds) & set(base.sample_seeds) and k2.model_seed == base.model_seed
+    assert not set(k2.sample_seeds) & set(base.sample_seeds) and k2.model_seed == base.model_seed
 
 
 # -- metric_context: re-explaining, variants, model copies, the memo ----------------------------------------

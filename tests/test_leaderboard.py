@@ -38,7 +38,7 @@ def _store(path: Path, suite: str = "demo") -> Store:
                 failed = CellResult(key, "ds", "net", me, mt, "failed", None, None, None, 0, N, "ValueError: nope", {})
                 s.put_cell(failed)
                 continue
-            mean, low, high, n = summarize(pair[k], seed_from(0, key))
+            mean, low, high, n = summarize(pair[k], seed_from(0, key), IDS)
             s.put_cell(CellResult(key, "ds", "net", me, mt, "ok", mean, low, high, n, N, None, {}), IDS, pair[k])
     rows.append(PlanRow("skip", "ds", "net", "mk", "good", "hit-rate-2", "x", True, "dataset 'ds' has no masks"))
     s.put_plan(suite, rows, {"seed": 7, "samples": N, "target": "predicted", "versions": {"torch": "x"},
@@ -172,7 +172,7 @@ def test_json_export_for_websites(tmp_path: Path, capsys: pytest.CaptureFixture[
     good = block["rows"][0]
     assert good["rank"] == 1 and good["tied"] is True
     assert good["cells"]["hit-rate"] == {"mean": 1.0, "ci_low": 1.0, "ci_high": 1.0, "n": 10, "status": "ok",
-                                         "rank": 1, "tied": True, "detail": None}
+                                         "rank": 1, "tied": True, "detail": None, "versus_chance": None}
     broken = block["rows"][3]
     assert broken["rank"] is None and broken["cells"]["dic"]["mean"] is None
     assert broken["cells"]["dic"]["detail"] == "ValueError: nope"

@@ -29,8 +29,12 @@ def test_the_model_noise_is_multiplicative_with_the_stated_spread_and_seeded() -
     assert torch.equal(perturbed_model(model, 0.5, seed=3).weight, moved.weight)
     assert not torch.equal(perturbed_model(model, 0.5, seed=4).weight, moved.weight)
     x = torch.zeros(50, 1, 20, 20)
-    noise = perturbed_inputs(x, 0.25, seed=1)
+    ids = [f"s{i}" for i in range(50)]
+    noise = perturbed_inputs(x, 0.25, seed=1, ids=ids)
     assert abs(float(noise.mean())) < 0.01 and abs(float(noise.std()) - 0.25) < 0.01
+    # a sample's noise follows its id: alone or in another order, the same draw
+    torch.testing.assert_close(perturbed_inputs(x[:1], 0.25, seed=1, ids=ids[7:8]), noise[7:8], rtol=0, atol=0)
+    torch.testing.assert_close(perturbed_inputs(x, 0.25, seed=1, ids=ids[::-1]), noise.flip(0), rtol=0, atol=0)
 
 
 def test_rescoring_a_run_under_every_perturbation(tmp_path: Path, tiny_plugin) -> None:  # type: ignore[no-untyped-def]

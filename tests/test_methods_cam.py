@@ -113,9 +113,14 @@ def test_every_cam_runs_on_the_built_in_models_with_their_target_layers(model_na
 
 def test_deeplift_conforms_on_resnet_and_sums_to_delta_despite_reused_relus() -> None:
     """torchvision's ResNet calls each block's ``self.relu`` twice; on the ReLU-safe copy DeepLIFT's
-    attributions sum to f(x) - f(baseline) (Shrikumar et al. 2017), and the model is untouched."""
+    attributions sum to f(x) - f(baseline) (Shrikumar et al. 2017), and the model is untouched. The small stem
+    (no max pooling): the ImageNet stem's overlapping 3x3 stride-2 pool is outside captum's rule (refused)."""
     torch.manual_seed(0)
-    model = HARNESS.models.get("resnet18").build(num_classes=3, in_channels=3, modality="image").eval()
+    spec = HARNESS.methods.get("deeplift")
+    imagenet = HARNESS.models.get("resnet18").build(num_classes=3, in_channels=3, modality="image")
+    assert "max pooling windows overlap (maxpool (kernel 3, stride 2))" in spec.covers(imagenet)
+    model = HARNESS.models.get("resnet18").build(num_classes=3, in_channels=3, modality="image", stem="small").eval()
+    assert spec.covers(model) is None
     x = torch.rand(2, 3, 16, 16)
     with torch.no_grad():
         target = model(x).argmax(1)

@@ -244,13 +244,16 @@ def test_guided_gradcam_equals_pytorch_grad_cam() -> None:
 
 
 def _segments(x: torch.Tensor, n_segments: int) -> np.ndarray:
-    """scikit-image's SLIC on each image scaled to [0, 1], labels renumbered 0..M-1, as the methods document."""
+    """scikit-image's SLICO on each image min-max scaled to [0, 1] over its channels, no Lab conversion, the
+    compactness 0.1 x sqrt(C) (colour distance: the channels' root mean square), labels renumbered 0..M-1,
+    as the methods document."""
     from skimage.segmentation import slic
 
     out = []
-    for image in x[:, 0].numpy().astype(np.float64):
+    for image in x.numpy().astype(np.float64):
         scaled = (image - image.min()) / (image.max() - image.min())
-        labels = slic(scaled, n_segments=n_segments, compactness=10.0, channel_axis=None, start_label=0)
+        labels = slic(scaled, n_segments=n_segments, compactness=0.1 * math.sqrt(len(image)), channel_axis=0,
+                      convert2lab=False, slic_zero=True, start_label=0)
         out.append(np.unique(labels, return_inverse=True)[1].reshape(labels.shape))
     return np.stack(out)
 

@@ -29,7 +29,7 @@ def _score(name: str, model: nn.Module, x: torch.Tensor, target: torch.Tensor, m
     """The registered metric with its defaults (overridden by ``params``), as the runner calls it."""
     spec = load_harness().metrics.get(name)
     engine = Engine(model, "cpu", batch_size=8)
-    ctx = MetricContext(engine=engine, base_logits=engine.logits(x), seed=seed)
+    ctx = MetricContext(engine=engine, base_logits=engine.logits(x), sample_seeds=tuple(range(seed, seed + len(x))))
     return np.asarray(score_metric(spec, ctx, x, target, maps, masks, **{**spec.defaults, **params}))
 
 

@@ -28,7 +28,7 @@ class Linear2(nn.Module):
 
 def _ctx(model: nn.Module, x: torch.Tensor, seed: int = 0) -> MetricContext:
     engine = Engine(model, "cpu", batch_size=5)
-    return MetricContext(engine=engine, base_logits=engine.logits(x), seed=seed)
+    return MetricContext(engine=engine, base_logits=engine.logits(x), sample_seeds=tuple(range(seed, seed + len(x))))
 
 
 def test_average_drop_and_increase_match_the_formula() -> None:
@@ -88,7 +88,7 @@ def test_hit_rate_is_nan_on_empty_masks_and_one_for_the_oracle() -> None:
     masks = torch.zeros(3, 32, 32, dtype=torch.bool)
     masks[1, 4:8, 4:8] = True
     masks[2, 20:30, 1:5] = True
-    ctx = MetricContext(engine=None, base_logits=torch.zeros(0), seed=0)
+    ctx = MetricContext(engine=None, base_logits=torch.zeros(0))
     score = score_metric(h.metrics.get("hit-rate"), ctx, maps=masks.float(), masks=masks)
     assert np.isnan(score[0]) and (score[1:] == 1).all()
 

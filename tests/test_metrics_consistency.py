@@ -18,7 +18,7 @@ from xaibench.testing import score_metric
 def _score(maps: torch.Tensor, logits: torch.Tensor, **params: object) -> np.ndarray:
     """The registered metric through the runner's seam (only its declared needs reach it)."""
     spec = load_harness().metrics.get("consistency")
-    ctx = MetricContext(engine=None, base_logits=logits, seed=0)
+    ctx = MetricContext(engine=None, base_logits=logits)
     return np.asarray(score_metric(spec, ctx, maps=maps, **{**spec.defaults, **params}), dtype=np.float64)
 
 

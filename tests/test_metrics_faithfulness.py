@@ -23,8 +23,8 @@ def harness():  # type: ignore[no-untyped-def]
 
 def _ctx(model: nn.Module, x: torch.Tensor, batch_size: int = 7) -> MetricContext:
     engine = Engine(model.eval(), "cpu", batch_size=batch_size)
-    return MetricContext(engine=engine, base_logits=engine.logits(x), seed=0,
-                         data_mean=x.mean(dim=(0, 2, 3)), sample_seeds=tuple(range(x.shape[0])))
+    return MetricContext(engine=engine, base_logits=engine.logits(x), data_mean=x.mean(dim=(0, 2, 3)),
+                         sample_seeds=tuple(range(x.shape[0])))
 
 
 def _setup(seed: int = 0, n: int = 3, size: int = 6):  # type: ignore[no-untyped-def]
@@ -129,15 +129,20 @@ def test_confidence_variants_flip_direction_when_the_important_part_is_covered(h
     assert (removed >= kept).all() and (removed > kept).any()
 
 
-def test_road_noise_is_seeded_per_cell() -> None:
+def test_road_noise_is_seeded_per_sample() -> None:
     torch.manual_seed(4)
     model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 64, 3))
     x = torch.rand(2, 3, 8, 8)
     target, sal = torch.tensor([0, 1]), torch.rand(2, 8, 8)
-    noisy = [road(x, target, sal, _ctx(model, x).engine, 0, noise=0.05) for _ in range(2)]
-    clean = road(x, target, sal, _ctx(model, x).engine, 0, noise=0.0)
+    noisy = [road(x, target, sal, _ctx(model, x).engine, (5, 9), noise=0.05) for _ in range(2)]
+    clean = road(x, target, sal, _ctx(model, x).engine, (5, 9), noise=0.0)
     np.testing.assert_array_equal(noisy[0], noisy[1])
     assert not np.allclose(noisy[0], clean, atol=1e-9)
+    # a sample's noise is its seed's: alone, or second in the batch, it scores the same
+    alone = road(x[1:], target[1:], sal[1:], _ctx(model, x[1:]).engine, (9,), noise=0.05)
+    np.testing.assert_allclose(alone, noisy[0][1:], rtol=1e-12)
+    swapped = road(x.flip(0), target.flip(0), sal.flip(0), _ctx(model, x).engine, (9, 5), noise=0.05)
+    np.testing.assert_allclose(swapped, noisy[0][::-1], rtol=1e-12)
 
 
 def test_the_one_blur_equals_scipys_gaussian_filter_in_1d_and_2d() -> None:

@@ -27,7 +27,7 @@ def _linear() -> tuple[Linear2, torch.Tensor, torch.Tensor, torch.Tensor, Metric
     model = Linear2(torch.randn(1, 6, 6)).eval()
     x = torch.rand(N, 1, 6, 6)
     engine = Engine(model, "cpu", batch_size=8)
-    ctx = MetricContext(engine=engine, base_logits=engine.logits(x), seed=7)
+    ctx = MetricContext(engine=engine, base_logits=engine.logits(x), sample_seeds=tuple(range(7, 7 + len(x))))
     return model, x, torch.ones(N, dtype=torch.long), model.w.detach()[0].expand(N, -1, -1), ctx
 
 
@@ -39,7 +39,7 @@ def _infidelity(ctx: MetricContext, x: torch.Tensor, target: torch.Tensor, maps:
 def test_one_perturbation_by_hand() -> None:
     """runs = 1, without normalisation, the map 2w: (2 w.I - w.I)^2 = (w.I)^2 for the one drawn I."""
     _, x, target, w, ctx = _linear()
-    noise = pixel_noise(x, 1, 0.1, ctx.seed)[:, 0].double()  # the metric's draw: N x 1 perturbations
+    noise = pixel_noise(x, 1, 0.1, ctx.sample_seeds)[:, 0].double()  # the metric's draw: N x 1 perturbations
     expected = ((noise * w.double()).flatten(1).sum(1) ** 2).numpy()
     np.testing.assert_allclose(_infidelity(ctx, x, target, 2 * w, runs=1, normalize=False), expected, rtol=1e-5)
 

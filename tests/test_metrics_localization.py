@@ -23,7 +23,7 @@ def harness():  # type: ignore[no-untyped-def]
 def _score(harness, name: str, saliency: torch.Tensor, masks: torch.Tensor | None,  # type: ignore[no-untyped-def]
            regions: torch.Tensor | None = None, **params) -> np.ndarray:
     spec = harness.metrics.get(name)
-    ctx = MetricContext(engine=None, base_logits=torch.zeros(0), seed=0, dataset=SimpleNamespace(region_top_level=3))
+    ctx = MetricContext(engine=None, base_logits=torch.zeros(0), dataset=SimpleNamespace(region_top_level=3))
     return score_metric(spec, ctx, maps=saliency, masks=masks, regions=regions, **{**spec.defaults, **params})
 
 
@@ -119,7 +119,7 @@ def test_mask_metrics_of_one_method_share_one_fused_kernel_call(harness) -> None
             memo[key] = compute()
         return memo[key]
 
-    ctx = MetricContext(engine=None, base_logits=torch.zeros(0), seed=0, shared=shared)
+    ctx = MetricContext(engine=None, base_logits=torch.zeros(0), shared=shared)
     names = ("relevance-mass", "relevance-rank", "iou", "dice", "coverage")
     for name in names:
         spec = harness.metrics.get(name)
@@ -157,7 +157,7 @@ def test_a_localization_metric_without_its_annotation_stops_with_one_line(harnes
 
 def test_graded_hit_rate_without_a_top_level_stops_with_one_line(harness) -> None:  # type: ignore[no-untyped-def]
     spec = harness.metrics.get("graded-hit-rate")
-    ctx = MetricContext(engine=None, base_logits=torch.zeros(0), seed=0, dataset=SimpleNamespace(region_top_level=None))
+    ctx = MetricContext(engine=None, base_logits=torch.zeros(0), dataset=SimpleNamespace(region_top_level=None))
     with pytest.raises(ValueError, match="^the dataset provides region maps but no region_top_level to normalise by$"):
         score_metric(spec, ctx, maps=torch.rand(1, 4, 4), regions=torch.ones(1, 4, 4, dtype=torch.int8), **spec.defaults)
 

@@ -54,7 +54,7 @@ def _registered(name: str, model: nn.Module, x: np.ndarray, y: np.ndarray, a: np
     xt = torch.from_numpy(x)
     engine = None if model is None else Engine(model, "cpu", batch_size=16)
     logits = torch.zeros(len(x), 3) if engine is None else engine.logits(xt)
-    ctx = MetricContext(engine=engine, base_logits=logits, seed=0, sample_seeds=tuple(range(len(x))))
+    ctx = MetricContext(engine=engine, base_logits=logits, sample_seeds=tuple(range(len(x))))
     masks = None if s is None else torch.from_numpy(s[:, 0])
     return np.asarray(score_metric(spec, ctx, xt, torch.from_numpy(y), torch.from_numpy(a[:, 0]), masks,
                                    **{**spec.defaults, **params}), dtype=np.float64)
@@ -189,6 +189,90 @@ def test_effective_complexity() -> None:
         _quantus(quantus.EffectiveComplexity(disable_warnings=True), None, x[:1], y[:1], zero)
 
 
+def _classes_from_the_first_pixel(x: np.ndarray) -> nn.Module:
+    """A linear model on ``(N, 1, H, W)`` whose class is 1 where the first pixel is positive, else 0."""
+    model = nn.Sequential(nn.Flatten(), nn.Linear(x[0].size, 2, bias=False)).eval()
+    with torch.no_grad():
+        model[1].weight.zero_()
+        model[1].weight[:, 0] = torch.tensor([-1.0, 1.0])
+    return model
+
+
+def test_sufficiency_scales_per_map_or_per_batch() -> None:
+    """Issue 42's minimal case, 4x4 maps ``[b, 5b, 5b + e, o, o + e]`` with predictions (0, 1, 1, 0, 0): ``b`` the
+    left half 1 and the right 0.1, ``o`` five times the mirror image, ``e`` a ramp of 0.01 * k / 16. By hand, each
+    map scaled by its own largest: ``b`` and ``5b`` are the same map, so sample 0's neighbours are 1 and 2 (other
+    predictions: 0), 1's are 0 and 2 (one of two agrees: 0.5), 3 and 4 agree (1). Scaled by the batch's largest,
+    ``b`` is five times smaller than ``5b`` and has no neighbour (Quantus: 0), 1-2 and 3-4 are pairs (1)."""
+    pred = np.array([0, 1, 1, 0, 0])
+    x = np.zeros((5, 1, 4, 4), np.float32)
+    x[:, 0, 0, 0] = np.where(pred == 1, 1.0, -1.0)
+    model = _classes_from_the_first_pixel(x)
+    left = np.zeros((4, 4))
+    left[:, :2] = 1.0
+    b, o, e = left + 0.1 * (1 - left), 5 * ((1 - left) + 0.1 * left), 0.01 * np.arange(1, 17).reshape(4, 4) / 16
+    a = np.stack([b, 5 * b, 5 * b + e, o, o + e])[:, None].astype(np.float32)
+    assert model(torch.from_numpy(x)).argmax(1).tolist() == pred.tolist()
+    np.testing.assert_array_equal(_registered("sufficiency", model, x, pred, a), [0, 0.5, 0.5, 1, 1])
+    theirs = _quantus(quantus.Sufficiency(threshold=0.6, disable_warnings=True), model, x, pred, a)
+    np.testing.assert_array_equal(theirs, [0, 1, 1, 1, 1])
+    # Quantus's scaling, exactly; sample 0 has no neighbour: NaN here, 0 in Quantus (test_sufficiency)
+    np.testing.assert_array_equal(_registered("sufficiency", model, x, pred, a, normalise="batch"),
+                                  [np.nan, 1, 1, 1, 1])
+    with pytest.raises(ValueError, match="^normalise must be one of sample, batch, got 'map'$"):
+        _registered("sufficiency", model, x, pred, a, normalise="map")
+    # a sixth sample, predicted 1, whose map is all zero: it stays zero (no division by its largest, 0). Per map it is
+    # far from every scaled map (NaN: no neighbour) and the others keep their scores; per batch it is the neighbour of
+    # the small ``b`` (two disagreeing pairs: 0 and 0), as in Quantus
+    pred6 = np.append(pred, 1)
+    x6 = np.concatenate([x, x[1:2]])
+    a6 = np.concatenate([a, np.zeros_like(a[:1])])
+    np.testing.assert_array_equal(_registered("sufficiency", model, x6, pred6, a6), [0, 0.5, 0.5, 1, 1, np.nan])
+    theirs = _quantus(quantus.Sufficiency(threshold=0.6, disable_warnings=True), model, x6, pred6, a6)
+    np.testing.assert_array_equal(theirs, [0, 1, 1, 1, 1, 0])
+    np.testing.assert_array_equal(_registered("sufficiency", model, x6, pred6, a6, normalise="batch"), theirs)
+
+
+def test_effective_complexity_scales_per_map_or_per_batch() -> None:
+    """Issue 42's minimal case: 4x4 maps U(0.5, 1.5) and 1e-6 U(0.5, 1.5). By hand, each map scaled by its own
+    largest: every pixel is above 1e-5 of it (16 and 16 of 16). Scaled by the batch's largest (about 1.5), the small
+    map's pixels are about 1e-6, below eps (Quantus: 16 and 0)."""
+    rng = np.random.default_rng(0)
+    big = rng.uniform(0.5, 1.5, (4, 4))
+    a = np.stack([big, 1e-6 * rng.uniform(0.5, 1.5, (4, 4))])[:, None].astype(np.float32)
+    x, y = np.zeros((2, 1, 4, 4), np.float32), np.zeros(2, dtype=int)
+    ours = _registered("effective-complexity", None, x, y, a)  # type: ignore[arg-type]
+    np.testing.assert_array_equal(ours * 16, [16, 16])
+    theirs = _quantus(quantus.EffectiveComplexity(eps=1e-5, disable_warnings=True), None, x, y, a)
+    np.testing.assert_array_equal(theirs, [16, 0])
+    batch = _registered("effective-complexity", None, x, y, a, normalise="batch")  # type: ignore[arg-type]
+    np.testing.assert_array_equal(batch * 16, theirs)
+    # per map, a sample's count does not depend on its batch-mates; per batch it does
+    alone = _registered("effective-complexity", None, x[1:], y[1:], a[1:], normalise="batch")  # type: ignore[arg-type]
+    np.testing.assert_array_equal(alone * 16, [16])
+
+
+def test_non_sensitivity_scales_per_map_or_per_batch() -> None:
+    """The linear model that reads the left half (test_non_sensitivity), its weights as the map of sample 0 and
+    1e-6 times them as sample 1's: each map scaled by its own largest, both find the zero-weight right half
+    insensitive and irrelevant (0 disagreements); scaled by the batch's largest, every pixel of the small map is
+    under eps, so its 32 sensitive left pixels disagree (32 / 64), as Quantus counts."""
+    model = nn.Sequential(nn.Flatten(), nn.Linear(P, 3)).eval()
+    with torch.no_grad():
+        model[1].weight.mul_(torch.tensor([1.0] * (W // 2) + [0.0] * (W // 2)).repeat(H))
+    _, x, y, _, _ = _data(n=2)
+    x += 0.5
+    weights = np.abs(model[1].weight[0].detach().numpy()).reshape(1, H, W) + 0.1 * (np.arange(W) < W // 2)
+    a = np.stack([weights, 1e-6 * weights]).astype(np.float32)
+    ours = _registered("non-sensitivity", model, x, y, a, patch=1)
+    np.testing.assert_array_equal(ours, [0, 0])
+    theirs = _quantus(quantus.NonSensitivity(features_in_step=1, perturb_baseline=0.0, eps=1e-5,
+                                             disable_warnings=True), model, x, y, a)
+    np.testing.assert_array_equal(theirs, [0, 32])
+    np.testing.assert_array_equal(_registered("non-sensitivity", model, x, y, a, patch=1, normalise="batch") * P,
+                                  theirs)
+
+
 def test_top_k_intersection() -> None:
     model, x, y, a, s = _data()
     a = np.abs(a)
@@ -288,7 +372,7 @@ def _with_explain(name: str, model: nn.Module, x: np.ndarray, y: np.ndarray, tim
     base, xt, yt = model, torch.from_numpy(x), torch.from_numpy(y)
     spec = HARNESS.metrics.get(name)
     engine = Engine(model, "cpu", batch_size=16)
-    ctx = MetricContext(engine=engine, base_logits=engine.logits(xt), seed=0, sample_seeds=tuple(range(len(x))),
+    ctx = MetricContext(engine=engine, base_logits=engine.logits(xt), sample_seeds=tuple(range(len(x))),
                         model=lambda: copy.deepcopy(model), explain=explain)
     return np.asarray(score_metric(spec, ctx, xt, yt, explain(), **{**spec.defaults, **params}), dtype=np.float64)
 
@@ -375,7 +459,7 @@ def test_continuity() -> None:
     sample's minimum) whatever its perturb_baseline: inputs with minimum 0 make that our zero fill."""
     model, x, y, _, _ = _data()
     x[:, 0, 0, 0] = 0.0
-    ours = _with_explain("continuity", model, x, y, shifts=(-4, 4, 8), normalise=False)
+    ours = _with_explain("continuity", model, x, y, shifts=(-4, 4, 8), normalise="none")
     theirs = _quantus(quantus.Continuity(nr_steps=4, normalise=False, disable_warnings=True), model, x, y,
                       _gradient(model, x, y), explain_func=_gradient)
     np.testing.assert_allclose(ours, theirs, rtol=1e-5)
@@ -387,6 +471,13 @@ def test_continuity() -> None:
     assert not np.allclose(alone, batch[:2])
     scaled = _with_explain("continuity", model, x, y, shifts=(-4, 4, 8))
     np.testing.assert_allclose(_with_explain("continuity", model, x[:2], y[:2], shifts=(-4, 4, 8)), scaled[:2])
+    # Quantus's convention as a parameter: equal to it, in the batch and alone
+    np.testing.assert_allclose(_with_explain("continuity", model, x, y, shifts=(-4, 4, 8), normalise="batch"), batch,
+                               rtol=1e-5)
+    np.testing.assert_allclose(_with_explain("continuity", model, x[:2], y[:2], shifts=(-4, 4, 8), normalise="batch"),
+                               alone, rtol=1e-5)
+    with pytest.raises(ValueError, match="^normalise must be one of sample, batch, none, got True$"):
+        _with_explain("continuity", model, x, y, normalise=True)
     with pytest.raises(ValueError, match="non-zero translations"):
         _with_explain("continuity", model, x, y, shifts=(0, 1))
 
@@ -399,7 +490,7 @@ def test_continuity_by_hand() -> None:
     moved = translate(x, 1, torch.zeros_like(x))
     assert torch.equal(moved[..., 1:], x[..., :-1]) and (moved[..., 0] == 0).all()
     d = (x - moved).flatten(1).double()
-    ours = continuity(x, x[:, 0], lambda inputs: inputs[:, 0], shifts=(1,), normalise=False, abs=False)
+    ours = continuity(x, x[:, 0], lambda inputs: inputs[:, 0], shifts=(1,), normalise="none", abs=False)
     np.testing.assert_allclose(ours, (d.abs().sum(1) / d.norm(dim=1)).numpy(), rtol=1e-12)
 
 
@@ -462,7 +553,8 @@ def test_arcc(monkeypatch: pytest.MonkeyPatch) -> None:
         theirs = ARCC(base_method=cam, road_percentiles=[20, 40, 60, 80])(xt, cams, targets, model)
         spec = HARNESS.metrics.get("arcc")
         engine = Engine(model, "cpu", batch_size=16)
-        ctx = MetricContext(engine=engine, base_logits=engine.logits(xt), seed=0, explain=explain)
+        ctx = MetricContext(engine=engine, base_logits=engine.logits(xt), sample_seeds=tuple(range(len(xt))),
+                            explain=explain)
         ours = np.asarray(score_metric(spec, ctx, xt, yt, torch.from_numpy(cams), **{**spec.defaults, "noise": 0.0}))
     untied = (cams == 0).reshape(len(cams), -1).sum(1) < 13
     np.testing.assert_allclose(ours[untied], theirs[untied], atol=1e-6)
@@ -481,7 +573,7 @@ def test_arcc_components_by_hand() -> None:
     with torch.no_grad():
         constant_model[1].weight.zero_()
     engine = Engine(constant_model.eval(), "cpu")
-    got = arcc(x, torch.zeros(2, dtype=torch.long), maps, engine, 0, lambda inputs: maps)
+    got = arcc(x, torch.zeros(2, dtype=torch.long), maps, engine, (0, 1), lambda inputs: maps)
     np.testing.assert_array_equal(got, 0.0)
-    assert np.isnan(arcc(x, torch.zeros(2, dtype=torch.long), torch.ones(2, 8, 8), engine, 0,
+    assert np.isnan(arcc(x, torch.zeros(2, dtype=torch.long), torch.ones(2, 8, 8), engine, (0, 1),
                          lambda inputs: maps)).all()

@@ -33,7 +33,7 @@ def _ctx(model: nn.Module, x: torch.Tensor, target: torch.Tensor, method, seen: 
         return method(m, x, target)
 
     engine = Engine(model, "cpu", batch_size=8)
-    return MetricContext(engine=engine, base_logits=engine.logits(x), seed=3,
+    return MetricContext(engine=engine, base_logits=engine.logits(x),
                          model=lambda: copy.deepcopy(model), explain=explain)
 
 

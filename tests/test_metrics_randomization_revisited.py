@@ -71,7 +71,7 @@ def _score(name: str, model: nn.Module, x: torch.Tensor, targets: torch.Tensor, 
                                              t.repeat(len(xs) // len(t))))[:, 0]  # k stacked copies
     spec = load_harness().metrics.get(name)
     engine = Engine(model, "cpu", batch_size=4)
-    ctx = MetricContext(engine=engine, base_logits=engine.logits(x), seed=0, model=lambda: copy.deepcopy(model),
+    ctx = MetricContext(engine=engine, base_logits=engine.logits(x), model=lambda: copy.deepcopy(model),
                         explain=explain, sample_seeds=SEEDS)
     return np.asarray(score_metric(spec, ctx, x, targets, explain(inputs=x), **{**spec.defaults, **params}),
                       dtype=np.float64)
@@ -251,7 +251,7 @@ def test_smprt_leaves_the_shared_randomized_maps_as_they_were_for_emprt() -> Non
 
     memo: dict = {}
     engine = Engine(model, "cpu", batch_size=4)
-    ctx = MetricContext(engine=engine, base_logits=engine.logits(x), seed=0, model=lambda: copy.deepcopy(model),
+    ctx = MetricContext(engine=engine, base_logits=engine.logits(x), model=lambda: copy.deepcopy(model),
                         explain=explain, sample_seeds=SEEDS,
                         shared=lambda key, compute: memo[key] if key in memo else memo.setdefault(key, compute()))
     harness = load_harness()

@@ -50,7 +50,7 @@ def _score(name: str, model: nn.Module, x: torch.Tensor, targets: torch.Tensor,
     spec = load_harness().metrics.get(name)
     maps = explain(model=None, inputs=x)
     engine = Engine(model, "cpu", batch_size=4)
-    ctx = MetricContext(engine=engine, base_logits=engine.logits(x), seed=0, model=lambda: _model_copy(model),
+    ctx = MetricContext(engine=engine, base_logits=engine.logits(x), model=lambda: _model_copy(model),
                         explain=explain, sample_seeds=SEEDS)
     return np.asarray(score_metric(spec, ctx, x, targets, maps, **{**spec.defaults, **params}), dtype=np.float64)
 

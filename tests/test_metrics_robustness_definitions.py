@@ -47,7 +47,7 @@ def _model() -> nn.Module:
 def _score(name: str, model: nn.Module, x: torch.Tensor, maps: torch.Tensor, **params: object) -> np.ndarray:
     spec = load_harness().metrics.get(name)
     engine = Engine(model, "cpu", batch_size=4)
-    ctx = MetricContext(engine=engine, base_logits=engine.logits(x), seed=0, model=lambda: copy.deepcopy(model),
+    ctx = MetricContext(engine=engine, base_logits=engine.logits(x), model=lambda: copy.deepcopy(model),
                         explain=lambda model=None, inputs=None, targets=None: _phi(inputs), sample_seeds=SEEDS)
     return np.asarray(score_metric(spec, ctx, x, model(x).argmax(1), maps, **{**spec.defaults, **params}),
                       dtype=np.float64)
@@ -95,7 +95,7 @@ def test_relative_sensitivity_is_nan_for_an_all_zero_map_and_exact_for_a_map_of_
     for name, reduce in (("max-sensitivity", distances.amax(0)), ("avg-sensitivity", distances.mean(0))):
         spec = load_harness().metrics.get(name)
         engine = Engine(model, "cpu", batch_size=4)
-        ctx = MetricContext(engine=engine, base_logits=engine.logits(x), seed=0, explain=scaled, sample_seeds=SEEDS)
+        ctx = MetricContext(engine=engine, base_logits=engine.logits(x), explain=scaled, sample_seeds=SEEDS)
         got = score_metric(spec, ctx, x, model(x).argmax(1), small, **{**spec.defaults, "draws": 4})
         np.testing.assert_allclose(got, (reduce * factor / 0.5).numpy(), rtol=1e-5)  # ||small|| = 0.5
         zero = _score(name, model, x, torch.zeros(N, H, W), draws=4)
@@ -162,6 +162,7 @@ def test_representation_errors_are_one_line() -> None:
     x = _inputs()
     with pytest.raises(ValueError, match=r"^layer 'nope' is not a module of the model$"):
         _score("relative-representation-stability", _model(), x, _phi(x), draws=2, layer="nope")
-    with pytest.raises(ValueError, match=r"^the model has no parameterised module whose input could serve as its "
-                                         r"representation$"):
+    with pytest.raises(ValueError, match=r"^relative-representation-stability \(set param layer to the module whose "
+                                         r"output is the representation\): no parameterised layer produces this "
+                                         r"network's output$"):
         _score("relative-representation-stability", nn.Sequential(nn.Flatten()).eval(), x, _phi(x), draws=2)

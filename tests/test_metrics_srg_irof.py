@@ -39,7 +39,7 @@ def _score(name: str, model: nn.Module, x: torch.Tensor, maps: torch.Tensor, **p
     spec = load_harness().metrics.get(name)
     engine = Engine(model, "cpu", batch_size=7)
     base = engine.logits(x)
-    ctx = MetricContext(engine=engine, base_logits=base, seed=0, data_mean=x.mean(dim=(0, 2, 3)),
+    ctx = MetricContext(engine=engine, base_logits=base, data_mean=x.mean(dim=(0, 2, 3)),
                         sample_seeds=tuple(range(x.shape[0])))
     return np.asarray(score_metric(spec, ctx, x, base.argmax(1), maps, **{**spec.defaults, **params}), dtype=np.float64)
 
@@ -97,7 +97,7 @@ def test_srg_costs_two_curves_of_steps_passes_per_sample() -> None:
     """The curves' common first point, the input itself, is the runner's pass: 2 * steps new passes per sample."""
     spec, model, (x, maps) = load_harness().metrics.get("srg"), _model(), _data(7)
     engine = Engine(model, "cpu", batch_size=7)
-    ctx = MetricContext(engine=engine, base_logits=engine.logits(x), seed=0, data_mean=x.mean(dim=(0, 2, 3)),
+    ctx = MetricContext(engine=engine, base_logits=engine.logits(x), data_mean=x.mean(dim=(0, 2, 3)),
                         sample_seeds=tuple(range(N)))
     before = engine.passes
     score_metric(spec, ctx, x, ctx.base_logits.argmax(1), maps, **{**spec.defaults, "steps": 4})

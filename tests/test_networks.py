@@ -202,7 +202,7 @@ def test_timm_published_weights_download_through_a_mirror_checksum_verified(
 
 def test_the_zoo_suite_plans_2d_and_3d_networks_side_by_side_with_cam_layers_a_verdict_accepts(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from xaibench.leaderboard.verdict import MIN_CAM_SIDE
+    from xaibench.specs import cam_size_ok
 
     harness = load_harness()
     runner = Runner(harness, load_suite(harness.suites.get("zoo").path), Store(tmp_path / "r.sqlite"),
@@ -217,7 +217,7 @@ def test_the_zoo_suite_plans_2d_and_3d_networks_side_by_side_with_cam_layers_a_v
         ("digits", "timm/efficientnet_b0"): "blocks.2", ("digits", "timm/convnext_atto"): "stages.1",
         ("digits", "monai/densenet121"): "features.denseblock1",
         ("synthetic-volumes", "monai/densenet121"): "features.denseblock1"}
-    assert all(min(shape) >= MIN_CAM_SIDE for _, shape in layers.values())
+    assert all(cam_size_ok(shape) for _, shape in layers.values())
     out = capsys.readouterr().out  # the run's header names each layer once, with its size
     assert out.count("digits × timm/efficientnet_b0: CAM layer blocks.2 (7x7)\n") == 1
     assert "synthetic-volumes × monai/densenet121: CAM layer features.denseblock1 (8x8x8)\n" in out

@@ -19,7 +19,7 @@ N, RUNS = 4, 12
 
 def _ctx(model: nn.Module, x: torch.Tensor) -> MetricContext:
     engine = Engine(model.eval(), "cpu", batch_size=10)
-    return MetricContext(engine=engine, base_logits=engine.logits(x), seed=5)
+    return MetricContext(engine=engine, base_logits=engine.logits(x), sample_seeds=tuple(range(5, 5 + len(x))))
 
 
 @pytest.mark.parametrize("normalize", [True, False])
@@ -33,7 +33,7 @@ def test_infidelity_equals_captum_on_rgb_input(normalize: bool) -> None:
     spec = load_harness().metrics.get("infidelity")  # the registered metric, as the runner calls it
     ours = score_metric(spec, ctx, x, target, sal, **{**spec.defaults, "runs": RUNS, "noise": 0.1,
                                                       "normalize": normalize})
-    noise = pixel_noise(x, RUNS, 0.1, ctx.seed)
+    noise = pixel_noise(x, RUNS, 0.1, ctx.sample_seeds)
 
     def perturb(inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         assert inputs.shape[0] == N * RUNS  # captum repeats each sample RUNS times, sample-major, as we do
@@ -52,7 +52,8 @@ def test_the_exact_contributions_of_a_linear_model_have_zero_infidelity() -> Non
     target = torch.ones(N, dtype=torch.long)
     w = model.w.detach()[0]
     exact = w.expand(N, -1, -1)  # f(x) - f(x - I) = w . I exactly
-    np.testing.assert_allclose(infidelity(x, target, exact, _ctx(model, x).engine, 5, normalize=False), 0, atol=1e-9)
-    scaled = infidelity(x, target, 3 * exact, _ctx(model, x).engine, 5, normalize=True)
+    np.testing.assert_allclose(infidelity(x, target, exact, _ctx(model, x).engine, tuple(range(N)), normalize=False),
+                               0, atol=1e-9)
+    scaled = infidelity(x, target, 3 * exact, _ctx(model, x).engine, tuple(range(N)), normalize=True)
     np.testing.assert_allclose(scaled, 0, atol=1e-9)  # normalisation removes the scale
-    assert (infidelity(x, target, torch.rand(N, 6, 6), _ctx(model, x).engine, 5) > 1e-4).all()
+    assert (infidelity(x, target, torch.rand(N, 6, 6), _ctx(model, x).engine, tuple(range(N))) > 1e-4).all()

@@ -37,7 +37,7 @@ def _setup(channels: int, size: int, seed: int = 0):  # type: ignore[no-untyped-
     sal = torch.rand(N, size, size) - 0.2
     target = torch.arange(N) % 3
     engine = Engine(model, "cpu", batch_size=8)
-    ctx = MetricContext(engine=engine, base_logits=engine.logits(x), seed=0)
+    ctx = MetricContext(engine=engine, base_logits=engine.logits(x), sample_seeds=tuple(range(len(x))))
     return model, x, sal, target, ctx
 
 
@@ -56,7 +56,8 @@ def test_road_morf_and_lerf_equal_pytorch_grad_cam_on_rgb_without_noise() -> Non
             lambda p, remover=remover: PerturbationConfidenceMetric(remover(p, NoisyLinearImputer(noise=0.0))),
             percentiles)
         theirs = peer(x, sal.numpy(), targets, model)
-        ours = road(x, target, sal, ctx.engine, ctx.seed, order=order, fractions=[p / 100 for p in percentiles], noise=0.0)
+        ours = road(x, target, sal, ctx.engine, ctx.sample_seeds, order=order,
+                    fractions=[p / 100 for p in percentiles], noise=0.0)
         np.testing.assert_allclose(ours - base, theirs, atol=1e-5, err_msg=order)
 
 
@@ -68,18 +69,18 @@ def _registered(name: str, ctx: MetricContext, x: torch.Tensor, target: torch.Te
 
 
 def road_on_our_draws(model: nn.Module, x: torch.Tensor, sal: torch.Tensor, target: torch.Tensor, order: str,
-                      percentiles: list[int], noise: float, seed: int) -> np.ndarray:
+                      percentiles: list[int], noise: float, sample_seeds: tuple[int, ...]) -> np.ndarray:
     """grad-cam's ROAD (``order`` morf/lerf) averaged over ``percentiles``, its NoisyLinearImputer fed our Gaussian
-    draws at the imputed pixels (ours: one standard normal per channel and pixel, per sample and fraction, from
-    ``seed``, sample-major; grad-cam draws one per imputed value, which we replace by ours)."""
+    draws at the imputed pixels (ours: one standard normal per channel and pixel, per fraction, from each sample's
+    own seed in ``sample_seeds``; grad-cam draws one per imputed value, which we replace by ours)."""
     from unittest import mock
 
     import pytorch_grad_cam.metrics.road as gc_road
 
     n, fractions = len(x), [p / 100 for p in percentiles]
     remover = {"morf": RemoveMostRelevantFirst, "lerf": RemoveLeastRelevantFirst}[order]
-    rng = np.random.default_rng(seed)
-    draws = [[rng.standard_normal(x.shape[1:]) for _ in fractions] for _ in range(n)]
+    rngs = [np.random.default_rng(s) for s in sample_seeds]
+    draws = [[rng.standard_normal(x.shape[1:]) for _ in fractions] for rng in rngs]
     current: dict[str, torch.Tensor] = {}
 
     class SameDraws(NoisyLinearImputer):
@@ -106,7 +107,7 @@ def test_registered_road_with_noise_equals_pytorch_grad_cam_on_the_same_draws() 
     fractions = [p / 100 for p in percentiles]
     base = torch.softmax(model(x), 1).detach().numpy()[np.arange(N), target.numpy()]
     for order in ("morf", "lerf"):
-        theirs = road_on_our_draws(model, x, sal, target, order, percentiles, noise, ctx.seed)
+        theirs = road_on_our_draws(model, x, sal, target, order, percentiles, noise, ctx.sample_seeds)
         ours = _registered(f"road-{order}", ctx, x, target, sal, fractions=fractions, noise=noise)
         np.testing.assert_allclose(ours - base, theirs, atol=1e-5, err_msg=order)
         noiseless = _registered(f"road-{order}", ctx, x, target, sal, fractions=fractions, noise=0.0)

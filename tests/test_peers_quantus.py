@@ -58,7 +58,7 @@ def _registered(name: str, model: nn.Module, x: np.ndarray, y: np.ndarray, a: np
     spec = HARNESS.metrics.get(name)
     xt = torch.from_numpy(x)
     engine = Engine(model, "cpu", batch_size=16)
-    ctx = MetricContext(engine=engine, base_logits=engine.logits(xt), seed=0, sample_seeds=tuple(range(len(x))))
+    ctx = MetricContext(engine=engine, base_logits=engine.logits(xt), sample_seeds=tuple(range(len(x))))
     masks = None if s is None else torch.from_numpy(s[:, 0])
     return np.asarray(score_metric(spec, ctx, xt, torch.from_numpy(y), torch.from_numpy(a[:, 0]), masks,
                                    **{**spec.defaults, **params}), dtype=np.float64)

@@ -45,7 +45,7 @@ def _context(model: nn.Module, x: torch.Tensor, target: torch.Tensor, calls: lis
         return (xi.grad * xi).detach()[:, 0]
 
     kwargs = {} if shared is None else {"shared": shared}
-    return MetricContext(engine=Engine(model, "cpu", 16), base_logits=model(x).detach(), seed=11,
+    return MetricContext(engine=Engine(model, "cpu", 16), base_logits=model(x).detach(),
                          model=lambda: copy.deepcopy(model), explain=explain, sample_seeds=tuple(range(N)), **kwargs)
 
 

@@ -94,12 +94,12 @@ def test_sensitivity_through_the_api_equals_the_definition_draw_by_draw(metric: 
     maps = xaibench.explain(model, x, targets, method="saliency")
     draws, scale = 3, 0.05
     got = xaibench.score(model, x, targets, maps, [metric], method="saliency", method_batch_size=64,
-                         params={metric: {"draws": draws, "scale": scale}}, model_key="tiny")
+                         params={metric: {"draws": draws, "scale": scale}})
     from xaibench.execution import metric_seeds
     from xaibench.plugins import load_harness
 
     spec = load_harness().metrics.get(metric)
-    seeds = metric_seeds(0, "tiny", spec, {**spec.defaults, "draws": draws, "scale": scale},
+    seeds = metric_seeds(0, spec, {**spec.defaults, "draws": draws, "scale": scale},
                          got.ids)["sample_seeds"]
     noise = input_noise(x, seeds, draws, "uniform", scale)
     distances = np.stack([np.linalg.norm((xaibench.explain(model, x + d, targets, method="saliency") - maps)

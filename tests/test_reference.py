@@ -90,7 +90,7 @@ def test_a_metric_section_is_its_spec_field_by_field() -> None:
 
 - Chance level (default parameters): not known in closed form at these parameters
 - The annotated mask as a map scores: 1 on every sample with a non-empty mask
-- Needs: masks or bounding boxes
+- Needs: the maps; masks or bounding boxes
 - Inputs: image, signal, volume
 - Source: {spec.citation}
 - Checked against: {spec.checked_against}
@@ -110,23 +110,25 @@ def test_chance_level_parameters_needs_and_unbounded_ranges_are_rendered() -> No
     assert ("- Chance level (default parameters): the mask's area fraction (a uniformly random map, in expectation; "
             "Arras et al. 2022, Sec. 4)") in mass
     both = replace(HARNESS.metrics.get("iou"), requires_additive=True, requires_region=True)
-    assert ("- Needs: masks, graded region maps, a method declaring additive attributions (others: not applicable)"
+    assert ("- Needs: the maps; masks; graded region maps; a method declaring additive attributions (others: not "
+            "applicable)"
             in reference.metric_section(both, "metrics").splitlines())
     method = replace(HARNESS.methods.get("gradcam"), needs=frozenset({"masks"}), requires_model=frozenset({"branch"}))
     assert "- Needs: masks, a model providing branch" in reference.method_section(method, "gradcam").splitlines()
-    assert "- Needs: masks or bounding boxes" in mass
-    assert "- Needs: masks" in _lines(pages["metrics/localization.md"], "iou")
+    assert "- Needs: the maps; masks or bounding boxes" in mass
+    assert "- Needs: the maps; masks" in _lines(pages["metrics/localization.md"], "iou")
     lipschitz = _lines(pages["metrics/robustness.md"], "local-lipschitz")
     assert "- Range: [0, +inf]" in lipschitz and "- Direction: lower is better" in lipschitz
-    assert "- Inputs: image, signal" in lipschitz and "- Needs: the model and the maps only" in lipschitz
+    assert "- Inputs: image, signal" in lipschitz and "- Needs: the model; the maps; the method that made the maps, to run it again (from Python: `method=`)" in lipschitz
     road = _lines(pages["metrics/faithfulness.md"], "road-morf")
     assert "    - `fractions`: `[0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]`" in road
-    assert "- Needs: a method declaring additive attributions (others: not applicable)" in _lines(
+    assert ("- Needs: the model; the maps; a method declaring additive attributions (others: not applicable); the "
+            "training inputs' per-channel mean where a parameter names `mean` (from Python: `data_mean=`)") in _lines(
         pages["metrics/faithfulness.md"], "completeness-error")
     correlation = _section(pages["metrics/faithfulness.md"], "faithfulness-correlation")
     assert "over `runs` random sets" in correlation.split("- Definition: `` ", 1)[1].split(" ``", 1)[0]
     graded = _lines(pages["metrics/localization.md"], "graded-hit-rate")
-    assert "- Range: [-inf, 1]" in graded and "- Parameters: none." in graded and "- Needs: graded region maps" in graded
+    assert "- Range: [-inf, 1]" in graded and "- Parameters: none." in graded and "- Needs: the maps; graded region maps" in graded
 
 
 def test_a_page_starts_with_its_title_the_notation_and_links_to_every_section() -> None:

@@ -112,18 +112,52 @@ def test_the_banded_cholesky_equals_superlu(spatial: tuple[int, ...], scale: flo
         np.testing.assert_array_equal(banded[:, ~removed], image[:, ~removed])
 
 
-def test_the_default_direct_solver_is_banded_on_images_and_superlu_on_volumes(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_default_solver_follows_the_measured_crossovers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Banded on signals and images up to 96^2 pixels, SuperLU above and on volumes up to 20^3 voxels, multigrid
+    above (the crossovers of benchmarks/test_road_floor.py's size sweep), and each default is the solver called."""
+    import pyamg
     import scipy.linalg
     import scipy.sparse.linalg
 
     used: list[str] = []
-    band, lu = scipy.linalg.solveh_banded, scipy.sparse.linalg.spsolve
+    band, lu, amg = scipy.linalg.solveh_banded, scipy.sparse.linalg.spsolve, pyamg.smoothed_aggregation_solver
     monkeypatch.setattr(scipy.linalg, "solveh_banded", lambda *a, **k: used.append("banded") or band(*a, **k))
     monkeypatch.setattr(scipy.sparse.linalg, "spsolve", lambda *a, **k: used.append("superlu") or lu(*a, **k))
-    for spatial in [(9,), (6, 5), (4, 4, 4)]:
+    monkeypatch.setattr(pyamg, "smoothed_aggregation_solver", lambda *a, **k: used.append("amg") or amg(*a, **k))
+    shapes = [(5000,), (96, 96), (97, 96), (20, 20, 20), (21, 20, 20)]
+    for spatial in shapes:
         removed = np.zeros(spatial, dtype=bool)
         removed[(1,) * len(spatial)] = True
         linear_impute(np.ones((1, *spatial)), removed)
-    assert used == ["banded", "banded", "superlu"]
-    with pytest.raises(ValueError, match=r"^solver must be one of \('banded', 'superlu'\), got 'lu'$"):
+    assert used == ["banded", "banded", "superlu", "superlu", "amg"]
+    with pytest.raises(ValueError, match=r"^solver must be one of \('banded', 'superlu', 'amg'\), got 'lu'$"):
         linear_impute(np.ones((1, 3, 3)), removed[0, :3, :3], "lu")
+
+
+@pytest.mark.parametrize("spatial", [(48, 40), (24, 22, 20)])
+@pytest.mark.parametrize("scale", [1e-3, 1.0, 1e3])
+def test_multigrid_equals_superlu_to_a_millionth_of_the_image_scale(spatial: tuple[int, ...], scale: float) -> None:
+    """Multigrid-preconditioned conjugate gradients (to AMG_RTOL) equal SuperLU on the same system to 1e-6 of the
+    image's scale (offset images too), cold and warm-started from the imputation at the previous nested fraction,
+    on images and volumes, with several channels; kept pixels are returned exactly."""
+    gen = torch.Generator().manual_seed(len(spatial))
+    image = (scale * (torch.rand(3, *spatial, generator=gen, dtype=torch.float64) + 2.0)).numpy()
+    maps = torch.rand(1, *spatial, generator=gen)
+    previous = None
+    for removed in removal_masks(maps, (0.2, 0.5, 0.8), "morf")[0].numpy():
+        expected = linear_impute(image, removed, "superlu")
+        for start in (None, previous):
+            got = linear_impute(image, removed, "amg", start=start)
+            np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6 * scale)
+            np.testing.assert_array_equal(got[:, ~removed], image[:, ~removed])
+        previous = expected
+
+
+def test_multigrid_says_when_it_does_not_converge(monkeypatch: pytest.MonkeyPatch) -> None:
+    import xaibench_metrics.road as road_module
+
+    monkeypatch.setattr(road_module, "AMG_RTOL", 1e-300)
+    removed = np.zeros((12, 12, 12), dtype=bool)
+    removed[3:9, 3:9, 3:9] = True
+    with pytest.raises(RuntimeError, match="multigrid conjugate gradients did not converge"):
+        linear_impute(np.random.default_rng(0).random((1, 12, 12, 12)), removed, "amg")

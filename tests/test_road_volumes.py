@@ -67,7 +67,7 @@ def test_road_scores_volumes_through_the_registered_metric() -> None:
     model = Linear2(torch.randn(1, 3, 4, 5, generator=g)).eval()
     x, maps = torch.rand(2, 1, 3, 4, 5, generator=g), torch.rand(2, 3, 4, 5, generator=g)
     target = torch.ones(2, dtype=torch.long)
-    got = road(x, target, maps, Engine(model, "cpu", 8), seed=0, fractions=(0.5,), noise=0.0)
+    got = road(x, target, maps, Engine(model, "cpu", 8), sample_seeds=(0, 1), fractions=(0.5,), noise=0.0)
     removed = torch.zeros(2, 3 * 4 * 5, dtype=torch.bool)
     removed.scatter_(1, maps.flatten(1).argsort(1, descending=True)[:, :30], True)
     expected = []

@@ -12,10 +12,11 @@ from xaibench import stats
 
 def test_summarize_ignores_nan_and_is_seeded() -> None:
     v = np.array([1.0, 2.0, np.nan, 3.0, 4.0])
-    mean, low, high, n = stats.summarize(v, seed=3)
+    ids = list("abcde")
+    mean, low, high, n = stats.summarize(v, seed=3, ids=ids)
     assert (mean, n) == (2.5, 4) and 1.0 <= low < mean < high <= 4.0
-    assert stats.summarize(v, seed=3) == (mean, low, high, n)
-    assert stats.summarize(np.array([np.nan]), 0)[3] == 0
+    assert stats.summarize(v, seed=3, ids=ids) == (mean, low, high, n)
+    assert stats.summarize(np.array([np.nan]), 0, ["a"])[3] == 0
 
 
 def test_paired_pvalue_is_wilcoxon_over_shared_finite_samples() -> None:

@@ -19,11 +19,17 @@ def test_seed_from_is_sha256_of_the_parts_joined_by_colons() -> None:
     assert 0 <= stats.seed_from("y", 3) < 2**32
 
 
+def _ids(n: int) -> list[str]:
+    """``n`` ids whose sorted order is their given order."""
+    return [f"s{i:03d}" for i in range(n)]
+
+
 @pytest.mark.parametrize("seed", [0, 3, 11])
 def test_bootstrap_ci_equals_scipys_percentile_bootstrap(seed: int) -> None:
-    """scipy.stats.bootstrap (percentile, 2000 resamples, the same generator) draws the same resamples."""
+    """scipy.stats.bootstrap (percentile, 2000 resamples, the same generator) draws the same resamples, over the
+    samples in the order of their ids (here the given order)."""
     v = np.array([1.0, 2.0, 3.5, 4.0, 7.0, 0.5, 2.2, np.nan])
-    mean, low, high, n = stats.summarize(v, seed)
+    mean, low, high, n = stats.summarize(v, seed, _ids(8))
     peer = bootstrap((v[:-1],), np.mean, confidence_level=0.95, n_resamples=2000, method="percentile",
                      random_state=np.random.default_rng(seed), vectorized=True).confidence_interval
     assert (mean, n) == (pytest.approx(20.2 / 7), 7)
@@ -31,17 +37,38 @@ def test_bootstrap_ci_equals_scipys_percentile_bootstrap(seed: int) -> None:
     w = np.random.default_rng(seed).random(30)  # continuous values: every resample count moves the percentiles
     peer = bootstrap((w,), np.mean, confidence_level=0.95, n_resamples=2000, method="percentile",
                      random_state=np.random.default_rng(seed), vectorized=True).confidence_interval
-    assert stats.summarize(w, seed)[1:3] == (pytest.approx(peer.low, abs=1e-12), pytest.approx(peer.high, abs=1e-12))
+    assert stats.summarize(w, seed, _ids(30))[1:3] == (pytest.approx(peer.low, abs=1e-12),
+                                                       pytest.approx(peer.high, abs=1e-12))
 
 
 def test_summarize_of_no_or_one_value_is_defined_without_warnings() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no "mean of empty slice" on an all-NaN cell
-        nan = stats.summarize(np.array([np.nan, np.nan]), 0)
+        nan = stats.summarize(np.array([np.nan, np.nan]), 0, _ids(2))
         assert np.isnan(nan[:3]).all() and nan[3] == 0
-    assert stats.summarize(np.array([np.nan, 4.0]), 0) == (4.0, 4.0, 4.0, 1)
-    two = stats.summarize(np.array([1.0, 3.0]), 0)  # resamples of two values: means 1, 2 or 3
+    assert stats.summarize(np.array([np.nan, 4.0]), 0, _ids(2)) == (4.0, 4.0, 4.0, 1)
+    two = stats.summarize(np.array([1.0, 3.0]), 0, _ids(2))  # resamples of two values: means 1, 2 or 3
     assert two[0] == 2.0 and two[3] == 2 and two[1] == 1.0 and two[2] == 3.0
+
+
+def test_the_bootstrap_resamples_the_samples_sorted_by_id_whatever_order_they_came_in() -> None:
+    """Permuting values and ids together changes neither the mean nor the interval (bit for bit); the interval is
+    scipy's percentile bootstrap of the values put in id order; ids that do not name one value each are refused."""
+    rng = np.random.default_rng(5)
+    v = np.where(rng.random(40) < 0.2, np.nan, rng.random(40))
+    ids = [f"sample-{k}" for k in rng.permutation(40)]  # not sorted: "sample-10" < "sample-2"
+    order = sorted(range(40), key=ids.__getitem__)
+    canonical = v[order]
+    peer = bootstrap((canonical[np.isfinite(canonical)],), np.mean, confidence_level=0.95, n_resamples=2000,
+                     method="percentile", random_state=np.random.default_rng(7), vectorized=True).confidence_interval
+    got = stats.summarize(v, 7, ids)
+    assert got[1:3] == (pytest.approx(peer.low, abs=1e-12), pytest.approx(peer.high, abs=1e-12))
+    for perm in (rng.permutation(40), np.arange(40)[::-1]):
+        assert stats.summarize(v[perm], 7, [ids[k] for k in perm]) == got
+    with pytest.raises(ValueError, match="^summarize needs one unique id per value, got 1 unique ids for 2 values$"):
+        stats.summarize(np.zeros(2), 0, ["a", "a"])
+    with pytest.raises(ValueError, match="^summarize needs one unique id per value, got 1 unique ids for 2 values$"):
+        stats.summarize(np.zeros(2), 0, ["a"])
 
 
 def test_paired_pvalue_refuses_unequal_shapes_by_name() -> None:

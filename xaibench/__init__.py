@@ -11,9 +11,9 @@ from xaibench.version import __version__
 hookimpl = pluggy.HookimplMarker("xaibench")
 
 #: The public Python API (:mod:`xaibench.api`), imported at first use so that ``import xaibench`` stays light.
-API = ("Metric", "Results", "Scores", "explain", "metric", "run", "score")
+API = ("Comparison", "Metric", "Results", "Scores", "compare", "explain", "metric", "run", "score")
 
-__all__ = ["Metric", "Results", "Scores", "__version__", "explain", "hookimpl", "metric", "run", "score"]
+__all__ = ["Comparison", "Metric", "Results", "Scores", "__version__", "compare", "explain", "hookimpl", "metric", "run", "score"]
 
 
 def __getattr__(name: str) -> Any:

@@ -7,7 +7,8 @@ number from Python is the number ``xaibench run`` stores:
 - :func:`score`: per-sample scores of maps you already have (:class:`Scores`);
 - :func:`explain`: maps of any registered method (or a callable), as a suite gets them;
 - :func:`run`: a suite (a built-in name, a YAML path or a dict) into a store (:class:`Results`);
-- :func:`metric`: one metric as a callable object carrying its spec (:class:`Metric`).
+- :func:`metric`: one metric as a callable object carrying its spec (:class:`Metric`);
+- :func:`compare`: several methods on the same samples, ranked and judged as a suite's section (:class:`Comparison`).
 
 Shapes: inputs ``(N, C, L)`` signals, ``(N, C, H, W)`` images or ``(N, C, D, H, W)``
 volumes, float, as the model consumes them; maps, masks and region maps drop the channel
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
 
     from xaibench.specs import MetricSpec
 
+from xaibench.comparison import Comparison
 from xaibench.errors import XaibenchError, did_you_mean
 from xaibench.results import Results, resolve_suite, run_suite
 from xaibench.scores import Scores
@@ -46,12 +48,11 @@ from xaibench.user_inputs import (
     sample_ids,
     torch_device,
     user_model,
-    weights_key,
 )
 from xaibench.user_methods import check_covered, choose_method, explainer
 from xaibench.user_metrics import check_applicable, data_bundle, metric_specs
 
-__all__ = ["Metric", "Results", "Scores", "explain", "metric", "resolve_suite", "run", "run_suite", "score"]
+__all__ = ["Comparison", "Metric", "Results", "Scores", "compare", "explain", "metric", "resolve_suite", "run", "run_suite", "score"]
 
 #: Where an error from :func:`score` says the value came from.
 WHERE = "xaibench.score"
@@ -61,11 +62,11 @@ METHOD_BATCH = 64
 
 def score(model: Any, inputs: Any, targets: Any, maps: Any, metrics: str | Iterable[str], *,
           masks: Any = None, regions: Any = None, ground_truth: str = "masks", region_top_level: int | None = None,
-          method: Any = None, method_params: Mapping[str, Any] | None = None, layer: str | None = None,
+          method: Any = None, method_params: Mapping[str, Any] | None = None, layer: Any = None,
           additive: bool | None = None, params: Mapping[str, Mapping[str, Any]] | None = None,
           data_mean: Any = None, device: str = "cpu", batch_size: int | None = None,
           method_batch_size: int = METHOD_BATCH, seed: int = 0, ids: Sequence[str] | None = None,
-          model_key: str | None = None, num_classes: int | None = None, output: str = "logits",
+          num_classes: int | None = None, output: str = "logits",
           output_index: int | None = None, output_key: str | None = None) -> Scores:
     """Per-sample scores of ``maps`` (yours, or any method's) on ``model`` and ``inputs``, by registered metrics.
 
@@ -98,8 +99,10 @@ def score(model: Any, inputs: Any, targets: Any, maps: Any, metrics: str | Itera
         batch_size: forward-pass batch (default: the largest whose activations fit 1 GiB on the CPU, half the
             free memory on CUDA: the runner's rule); it changes no score beyond float rounding.
         method_batch_size: inputs per call of a re-explaining method (a suite's ``batch_size``).
-        seed, ids, model_key: what the random draws derive from (the suite's seed, the sample ids, default
-            ``"0".."N-1"``, and the model's key, default a hash of its weights). Pass a suite run's values to
+        seed, ids: what every random draw derives from: sample ``i``'s draws (perturbations, noise, tie orders)
+            from ``seed`` and ``ids[i]`` alone, the bootstrap over the samples sorted by id, so permuting the
+            inputs (with their ids) permutes the scores and changes no interval. ``ids`` default: each input's
+            content digest (:func:`~xaibench.user_inputs.sample_ids`); pass a suite's seed and sample ids to
             reproduce its numbers exactly.
         num_classes: ``K``; default: the output's width (one logit: 2).
 
@@ -137,14 +140,14 @@ def score(model: Any, inputs: Any, targets: Any, maps: Any, metrics: str | Itera
     n = int(x.shape[0])
     the_maps = checked_maps(maps, x)
     mask_t, region_t = checked_annotation(masks, x, "masks"), checked_annotation(regions, x, "region maps")
-    sids = sample_ids(ids, n)
+    sids = sample_ids(ids, x)
     me = None if method is None else choose_method(method, method_params, layer, WHERE)
     declared = bool(additive) if additive is not None else bool(me is not None and me.spec.additive)
     for s in specs:
         check_applicable(s, modality(x), mask_t, region_t, ground_truth, declared, me, region_top_level)
     net, k = user_model(model, x, num_classes, output, output_index, output_key, dev)
     if me is not None:
-        check_covered(me, net, x, allow_small_cam=True)
+        me = check_covered(me, net, x, allow_small_cam=True)
     mean = None if data_mean is None else as_tensor(data_mean, "data_mean").float().reshape(-1)
     if mean is not None and mean.shape != (x.shape[1],):
         raise XaibenchError(f"data_mean has {mean.numel()} values for {x.shape[1]} input channels; give one per channel")
@@ -153,7 +156,6 @@ def score(model: Any, inputs: Any, targets: Any, maps: Any, metrics: str | Itera
     engine = Engine(net, dev, batch_size or fastest_batch_size(net, x[:1], dev, cache_home()))
     base_logits = engine.logits(x)
     target = base_logits.argmax(1) if targets is None else checked_targets(targets, n, k).to(dev)
-    key = model_key or weights_key(net)
     bundle = data_bundle(x, target, sids, mask_t, region_t, k, region_top_level, ground_truth)
     explain = None if me is None else explainer(me, net, x, target, sids, mask_t, method_batch_size, seed,
                                                   mean, dev, engine.batch_size)
@@ -166,16 +168,16 @@ def score(model: Any, inputs: Any, targets: Any, maps: Any, metrics: str | Itera
         p = merged[s.name]
         ctx = MetricContext(engine=engine, base_logits=base_logits, data_mean=mean, dataset=bundle,
                             model=lambda: copy.deepcopy(net), explain=explain, shared=memoised(memo),
-                            **metric_seeds(seed, key, s, p, sids))
+                            **metric_seeds(seed, s, p, sids))
         arguments = metric_arguments(s.needs, batch, ctx)
         raw = isolated(f"metric {s.name!r}", net, lambda s=s, arguments=arguments, p=p: s.score(**arguments, **p))
         values[s.name], constant[s.name] = checked_scores(s, raw, the_maps)
-        summary[s.name] = summarize(values[s.name], bootstrap_seed(seed, key, s))
+        summary[s.name] = summarize(values[s.name], bootstrap_seed(seed, s), sids)
     return Scores(sids, values, summary, constant, {s.name: s.higher_is_better for s in specs})
 
 
 # -- explain -------------------------------------------------------------------------------------
-def explain(model: Any, inputs: Any, targets: Any = None, *, method: Any, layer: str | None = None,
+def explain(model: Any, inputs: Any, targets: Any = None, *, method: Any, layer: Any = None,
             masks: Any = None, data_mean: Any = None, device: str = "cpu", batch_size: int = METHOD_BATCH,
             seed: int = 0, ids: Sequence[str] | None = None, num_classes: int | None = None,
             output: str = "logits", output_index: int | None = None, output_key: str | None = None,
@@ -186,13 +188,13 @@ def explain(model: Any, inputs: Any, targets: Any = None, *, method: Any, layer:
         model, inputs, targets, device, ids, num_classes, output, output_index, output_key: as for :func:`score`.
         method: a registered method's name (``xaibench plugins`` lists them) or a callable
             ``(model, inputs, targets) -> maps`` (validated and upsampled the same way).
-        layer: the target layer's dotted name in ``model`` (``"features.3"``), for methods that explain a
-            layer (the CAM family); refused by a method that takes none.
+        layer: the target layer's dotted name in ``model`` (``"layer3"``) or the module (``model.layer3``), for
+            methods that explain a layer (the CAM family); refused by a method that takes none.
         masks: ``(N, *spatial)`` ground truth, for a method that needs it (the ``ground-truth`` baseline).
         data_mean: ``(C,)`` per-channel training mean, for baselines and fills named ``mean``.
         batch_size: inputs per method call; seed: per-sample seeds are ``seed_from(seed, id)`` (stochastic
             methods give the same map alone or in a batch).
-        allow_small_cam: accept a CAM layer coarser than 4 per axis (refused by default, as a suite does).
+        allow_small_cam: accept a CAM layer coarser than 4 per axis (``specs.MIN_CAM_SIZE``; refused by default).
         **params: the method's parameters over its defaults; unknown names are refused with "did you mean".
 
     Returns:
@@ -217,12 +219,12 @@ def explain(model: Any, inputs: Any, targets: Any = None, *, method: Any, layer:
     if "masks" in me.spec.needs and mask_t is None:
         raise XaibenchError(f"method {me.spec.name!r} needs masks=(N, *spatial)")
     net, k = user_model(model, x, num_classes, output, output_index, output_key, dev)
-    check_covered(me, net, x, allow_small_cam)
+    me = check_covered(me, net, x, allow_small_cam)
     # the runner's engine batch: the batch of the method's own forward passes, as in a suite's cell
     engine = Engine(net, dev, fastest_batch_size(net, x[:1], dev, cache_home()))
     target = engine.logits(x).argmax(1) if targets is None else checked_targets(targets, n, k).to(dev)
     mean = None if data_mean is None else as_tensor(data_mean, "data_mean").float().reshape(-1).to(dev)
-    run_ = explainer(me, net, x, target, sample_ids(ids, n), mask_t, batch_size, seed, mean, dev,
+    run_ = explainer(me, net, x, target, sample_ids(ids, x), mask_t, batch_size, seed, mean, dev,
                      engine.batch_size)
     return run_().cpu().numpy()
 
@@ -308,11 +310,14 @@ def run(suite: str | Path | Mapping[str, Any], *, store: str | Path | None = Non
         device: str = "cpu", batch_size: int | None = None, data_root: str | None = None, download: bool = False,
         mirror: str | None = None, progress: bool = True, fail_fast: bool = False,
         cell_timeout: float | None = None, autocast: bool = False, executor: str = "local", workers: int = 1,
-        address: str | None = None) -> Results:
+        address: str | None = None, overrides: Mapping[str, Any] | None = None) -> Results:
     """Run a suite as ``xaibench run`` does and return its :class:`Results`.
 
     Args:
         suite: a built-in suite's name (``"quick"``), a path to a YAML suite, or a dict in the YAML's layout.
+        overrides: suite values set on top of it, dotted key -> value (``{"image_size": 224, "samples": 32,
+            "models.0.train.epochs": 3}``), as ``xaibench run --set KEY=VALUE`` sets them (:mod:`xaibench.overrides`)
+            and checked as the file's own values are.
         store: the SQLite results store (default: the CLI's, ``xaibench-results/results.sqlite``); finished
             cells already in it are reused.
         limit, device, batch_size, data_root, download, mirror, fail_fast, cell_timeout, autocast, executor,
@@ -338,7 +343,7 @@ def run(suite: str | Path | Mapping[str, Any], *, store: str | Path | None = Non
     if executor not in ("local", "ray"):
         raise XaibenchError(f"executor must be 'local' or 'ray', got {executor!r}")
     harness = installed()
-    resolved = resolve_suite(harness, suite)
+    resolved = resolve_suite(harness, suite, overrides)
     path = Path(DEFAULT_STORE if store is None else store)
     if path.is_dir():
         raise XaibenchError(f"store {path} is a directory; give a file path")
@@ -348,3 +353,47 @@ def run(suite: str | Path | Mapping[str, Any], *, store: str | Path | None = Non
                          workers=workers, address=address, download=download, mirror=mirror)
     with Store(path) as opened:
         return run_suite(harness, resolved, opened, options)
+
+
+def compare(model: Any, inputs: Any, targets: Any, methods: Mapping[str, Any], metrics: str | Iterable[str], *,
+            masks: Any = None, layer: str | None = None, params: Mapping[str, Mapping[str, Any]] | None = None,
+            baselines: bool | Sequence[str] = True, method_batch_size: int = METHOD_BATCH, seed: int = 0,
+            ids: Sequence[str] | None = None, progress: bool = True, name: str = "compare", **keywords: Any) -> Comparison:
+    """Several methods scored on the same samples and ranked as a suite ranks them, with its verdicts.
+
+    Each method's maps are scored by :func:`score` (a registered method's maps come from :func:`explain`), and
+    the scores are read back by the leaderboard's own functions (:mod:`xaibench.comparison`), so the ranks, CIs,
+    calibration verdict, trust table and aggregate ranking are a suite's for these samples: with a suite run's
+    samples, ``ids`` and ``seed`` they equal its leaderboard section's.
+
+    Args:
+        model, inputs, targets, masks, layer, method_batch_size, seed, ids: as for :func:`score`
+            (``layer``: the CAM methods' target layer).
+        methods: display name -> ``(N, *spatial)`` maps (yours; ``{"maps": ..., "additive": True}`` for
+            attributions in the model output's units), a registered method's name, ``{"name": ..., "params":
+            {...}}`` (a suite's method entry), or a callable ``(model, inputs, targets) -> maps``.
+        metrics: registered metric names; ``params``: ``{metric: {parameter: value}}``, as for :func:`score`.
+            A metric that does not apply to a method's maps (completeness on a CAM) is a skipped cell with the
+            reason, as in a suite.
+        baselines: True adds the registered calibration baselines (chance; the oracle when ``masks`` are
+            given) that ``methods`` does not name; False none; or a list of registered names.
+        progress: a progress bar over the cells (method x metric); nothing is printed when False.
+        name: the comparison's title.
+        **keywords: :func:`score`'s other keywords (``regions``, ``data_mean``, ``device``, ``batch_size``,
+            ``num_classes``, ``output``...).
+
+    Returns:
+        :class:`Comparison`: ranks (tie-aware paired Wilcoxon tests, Holm-corrected), means with 95% bootstrap
+        CIs in each metric's units, the verdict, the trust table, the aggregate ranking; markdown in
+        Jupyter, DataFrames with :meth:`Comparison.to_pandas` and :meth:`Comparison.ranking`.
+
+    Raises:
+        XaibenchError: what :func:`score` or :func:`explain` refuses, an empty or malformed ``methods``, unknown
+            metric, method or parameter names (with "did you mean"), a baseline already among the methods.
+        CellError: a method or metric plugin broke its contract.
+    """
+    from xaibench.comparison import compared
+
+    return compared(score, explain, model, inputs, targets, methods, metrics, masks=masks, layer=layer, params=params,
+                    baselines=baselines, method_batch_size=method_batch_size, seed=seed, ids=ids,
+                    progress=progress, name=name, keywords=keywords)

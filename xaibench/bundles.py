@@ -103,7 +103,7 @@ class Bundles:
             except XaibenchError as exc:
                 raise XaibenchError(f"dataset {name!r}: {exc}") from None
             except TypeError as exc:
-                raise SuiteError(f"{suite.path}:{ds.entry.line}: dataset {name!r}: {exc}") from None
+                raise SuiteError(f"{suite.at(ds.entry.line)}: dataset {name!r}: {exc}") from None
             except Exception as exc:  # unreadable files: corrupt or truncated images, bad archives
                 first = str(exc).splitlines()[0] if str(exc) else ""
                 raise XaibenchError(f"dataset {name!r} could not be loaded: {type(exc).__name__}: {first} "

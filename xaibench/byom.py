@@ -19,6 +19,7 @@ from collections.abc import Callable
 from torch import nn
 
 from xaibench.errors import SuiteError, XaibenchError, did_you_mean
+from xaibench.layers import last_convolution
 from xaibench.outputs import OutputForm
 from xaibench.specs import MODALITIES, ModelSpec
 from xaibench.suite import Entry
@@ -34,8 +35,8 @@ def layer_by_name(name: str | None, display: str) -> Callable[[nn.Module], nn.Mo
 
     def find(model: nn.Module) -> nn.Module:
         if name is None:
-            convs = [n for n, m in model.named_modules() if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d))]
-            hint = f" (its last convolution is {convs[-1]!r})" if convs else ""
+            last = last_convolution(model)
+            hint = f" (its last convolution is {last!r})" if last else ""
             raise XaibenchError(f"model {display!r} names no CAM layer: add `layer: <dotted name>` to its suite "
                                 f"entry{hint}")
         try:
@@ -63,10 +64,11 @@ def _import(target: str, where: str) -> Callable[..., nn.Module]:
     return fn
 
 
-def factory_spec(entry: Entry, suite_path: str) -> ModelSpec:
-    """A :class:`ModelSpec` for a ``factory:`` entry; raises :class:`SuiteError` with ``file:line`` if it cannot import."""
+def factory_spec(entry: Entry, where: str) -> ModelSpec:
+    """A :class:`ModelSpec` for a ``factory:`` entry; raises :class:`SuiteError` naming ``where`` (the entry's
+    ``file:line``, :meth:`Suite.at <xaibench.suite.Suite.at>`) if it cannot import."""
     assert entry.factory is not None
-    fn = _import(entry.factory, f"{suite_path}:{entry.line}")
+    fn = _import(entry.factory, where)
     takes_modality = "modality" in inspect.signature(fn).parameters
 
     def build(num_classes: int, in_channels: int, modality: str, **params: object) -> nn.Module:

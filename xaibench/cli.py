@@ -13,7 +13,7 @@ import sys
 import traceback
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 from xaibench import validate
 from xaibench.version import __version__
@@ -21,6 +21,9 @@ from xaibench.api import resolve_suite, run_suite
 from xaibench.errors import XaibenchError
 from xaibench.plugins import Harness, load_harness
 from xaibench.store import DEFAULT_STORE, Store
+
+if TYPE_CHECKING:
+    from xaibench.suite import Suite
 
 
 def _cmd_plugins(args: argparse.Namespace, harness: Harness) -> int:
@@ -65,7 +68,7 @@ def _cmd_run(args: argparse.Namespace, harness: Harness) -> int:
     from xaibench.leaderboard.publish import publish_run
     from xaibench.runner import RunOptions
 
-    suite = resolve_suite(harness, args.suite)
+    suite = _suite(harness, args)
     options = RunOptions(**_data_options(args), device=args.device, limit=args.limit, batch_size=args.batch_size,
                          progress=not args.no_progress, fail_fast=args.fail_fast, cell_timeout=args.cell_timeout,
                          autocast=args.autocast, executor=args.executor, workers=args.workers, address=args.address)
@@ -95,7 +98,7 @@ def _cmd_train(args: argparse.Namespace, harness: Harness) -> int:
 
     from xaibench.runner import RunOptions, RunSummary, Runner
 
-    suite = resolve_suite(harness, args.suite)
+    suite = _suite(harness, args)
     options = RunOptions(**_data_options(args), device=args.device, progress=False)
     summary = RunSummary()
     with _results_store(args.store) as store:
@@ -107,6 +110,13 @@ def _cmd_train(args: argparse.Namespace, harness: Harness) -> int:
     print(f"{summary.models_trained} model(s) trained, {len(rows) - summary.models_trained} loaded from the cache "
           f"or a checkpoint; test-split evaluations stored in {args.store}")
     return 0
+
+
+def _suite(harness: Harness, args: argparse.Namespace) -> Suite:
+    """``--suite`` with the values of every ``--set KEY=VALUE`` on it (:mod:`xaibench.overrides`)."""
+    from xaibench.overrides import parse_assignments
+
+    return resolve_suite(harness, args.suite, parse_assignments(args.set))
 
 
 def _suite_name(harness: Harness, name_or_path: str) -> str:
@@ -150,7 +160,7 @@ def _cmd_explain(args: argparse.Namespace, harness: Harness) -> int:
     from xaibench.overlay import explain_overlay
     from xaibench.runner import RunOptions, Runner
 
-    suite = resolve_suite(harness, args.suite)
+    suite = _suite(harness, args)
     with _results_store(args.store) as store:
         runner = Runner(harness, suite, store, RunOptions(**_data_options(args), device=args.device, progress=False))
         path = explain_overlay(runner, args.method, args.sample, args.output, args.dataset, args.model)
@@ -240,9 +250,13 @@ def _cmd_hooks(args: argparse.Namespace, harness: Harness | None) -> int:
     return 0
 
 
+def _add_store(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument("--store", default=DEFAULT_STORE, help="the SQLite results store (default: %(default)s)")
+
+
 def _add_run_context(sp: argparse.ArgumentParser) -> None:
     """The options every command that loads data or models shares."""
-    sp.add_argument("--store", default=DEFAULT_STORE)
+    _add_store(sp)
     sp.add_argument("--data-root", default=None, help="root of real datasets (default: $XAIBENCH_DATA)")
     sp.add_argument("--download", action="store_true",
                     help="fetch a missing dataset's public release into the data root, checksum-verified "
@@ -251,6 +265,9 @@ def _add_run_context(sp: argparse.ArgumentParser) -> None:
                     help="with --download: fetch release files from URL/<file name> instead (default: "
                          "$XAIBENCH_MIRROR), e.g. an intranet or file:// copy; same checksums")
     sp.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    sp.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="set a suite value, typed as YAML (repeatable): image_size=224, samples=32, "
+                         "models.0.train.epochs=3, methods.gradcam.params.layer=layer3")
 
 
 def _data_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -276,7 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     sp = sub.add_parser("plugins", help="list registered datasets, models, methods, metrics and suites")
-    sp.add_argument("--json", action="store_true")
+    sp.add_argument("--json", action="store_true", help="print JSON (name, plugin, distribution, version, metadata)")
     sp.set_defaults(func=_cmd_plugins)
 
     sp = sub.add_parser("run", help="run a suite and write its leaderboard")
@@ -311,8 +328,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--suite", default=None, help="the suite (omit with --index)")
     sp.add_argument("--index", action="store_true",
                     help="only the index <out>/README.md, from the <suite>.json files in <out>")
-    sp.add_argument("--store", default=DEFAULT_STORE)
-    sp.add_argument("--out", default="leaderboards")
+    _add_store(sp)
+    sp.add_argument("--out", default="leaderboards", help="directory of the markdown leaderboards")
     sp.add_argument("--check", action="store_true",
                     help="exit 1 when the markdown or the index on disk is stale or a linked figure is missing")
     sp.add_argument("--format", choices=("md", "json"), default="md",
@@ -323,20 +340,21 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--suite", required=True, help="built-in suite name or path to a YAML suite")
     sp.add_argument("--method", required=True, help="a method of the suite (its label if it has one)")
     sp.add_argument("--sample", required=True, help="a test-split sample id")
-    sp.add_argument("-o", "--output", required=True, help="PNG file to write")
+    sp.add_argument("-o", "--output", required=True,
+                    help="figure file to write, in the format its suffix names: .png, .jpg, .jpeg, .pdf or .svg")
     sp.add_argument("--dataset", default=None, help="a dataset of the suite (default: its first)")
     sp.add_argument("--model", default=None, help="a model of the suite (default: its first)")
     _add_run_context(sp)
     sp.set_defaults(func=_cmd_explain)
 
     sp = sub.add_parser("results", help="export per-cell results")
-    sp.add_argument("--suite", required=True)
-    sp.add_argument("--store", default=DEFAULT_STORE)
-    sp.add_argument("--format", choices=("json", "csv"), default="json")
+    sp.add_argument("--suite", required=True, help="built-in suite name or path to a YAML suite")
+    _add_store(sp)
+    sp.add_argument("--format", choices=("json", "csv"), default="json", help="json or csv, on stdout")
     sp.set_defaults(func=_cmd_results)
 
     sp = sub.add_parser("new", help="write a ready-to-install plugin package (method, metric or dataset)")
-    sp.add_argument("kind", choices=("method", "metric", "dataset"))
+    sp.add_argument("kind", choices=("method", "metric", "dataset"), help="what the package registers")
     sp.add_argument("name", help="the name suites will use, e.g. gradient-x-input")
     sp.add_argument("--dir", default=None, help="where to write it (default: ./xaibench-NAME)")
     sp.set_defaults(func=_cmd_new, needs_plugins=False)

@@ -5,8 +5,10 @@ layer whose map is 1x1 gives a constant map (every method of the family then sco
 like an empty map and ties with ``random``); 2x2 and 3x3 give blocks, not locations.
 :func:`check_cam_layer` measures the layer's output size with a forward hook on a
 dummy input of the dataset's size, at plan time, and refuses layers below
-:data:`MIN_CAM_SIZE` per spatial axis unless the method entry says
-``allow_small_cam: true``.
+:data:`~xaibench.specs.MIN_CAM_SIZE` per spatial axis (the one rule, :func:`~xaibench.specs.cam_size_ok`,
+that the calibration verdict applies too) unless the method entry says ``allow_small_cam: true``
+(from Python: ``allow_small_cam=True``); the refusal names a layer that passes
+(:func:`suggested_layer`).
 
 A map that is constant over a sample carries no ranking of its pixels: every metric
 would score an arbitrary tie-break. :func:`constant_maps` flags those samples; the
@@ -15,16 +17,15 @@ count in the cell's provenance as ``constant_maps``.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
 from xaibench.errors import PlanError
-
-#: Smallest CAM map, per spatial axis, that is accepted without ``allow_small_cam: true``.
-MIN_CAM_SIZE = 4
+from xaibench.specs import MIN_CAM_SIZE, cam_size_ok
 
 
 def layer_output_spatial(model: nn.Module, layer: nn.Module, in_channels: int, spatial: Sequence[int],
@@ -58,18 +59,55 @@ def layer_output_spatial(model: nn.Module, layer: nn.Module, in_channels: int, s
     return seen[0] if seen else ()
 
 
+def suggested_layer(model: nn.Module, in_channels: int, spatial: Sequence[int]) -> tuple[str, tuple[int, ...]] | None:
+    """The layer a CAM could explain instead, with its map's spatial shape: of the modules of ``model`` (an output
+    adapter's inner model) that run once in a forward pass of one zero input ``(1, in_channels, *spatial)`` and give
+    a map passing :func:`~xaibench.specs.cam_size_ok`, the one that finishes last (the deepest such map: ``layer3``
+    of a ResNet-18 at 64 px); None where no module does."""
+    inner = getattr(model, "wrapped", model)
+    finished: list[tuple[str, tuple[int, ...]]] = []
+
+    def hook(name: str) -> Callable[..., None]:
+        def record(_m: nn.Module, _i: object, out: object) -> None:
+            if isinstance(out, torch.Tensor) and out.dim() == len(spatial) + 2:
+                finished.append((name, tuple(int(s) for s in out.shape[2:])))
+        return record
+
+    handles = [m.register_forward_hook(hook(name)) for name, m in inner.named_modules() if name]
+    was_training = model.training
+    try:
+        model.eval()
+        with torch.no_grad():
+            model(torch.zeros(1, in_channels, *spatial))
+    finally:
+        for h in handles:
+            h.remove()
+        model.train(was_training)
+    calls = Counter(name for name, _ in finished)
+    passing = [(name, size) for name, size in finished if calls[name] == 1 and cam_size_ok(size)]
+    return passing[-1] if passing else None
+
+
 def check_cam_layer(layer_name: str, size: Sequence[int], spatial: Sequence[int], where: str, method: str,
-                    model_name: str) -> None:
-    """Raise :class:`PlanError` (``where`` is ``file:line``) when a CAM layer's map ``size`` (from
-    :func:`layer_output_spatial` for inputs of shape ``spatial``) is smaller than MIN_CAM_SIZE on an axis."""
-    if not size or min(size) >= MIN_CAM_SIZE:
+                    model_name: str, suggestion: tuple[str, tuple[int, ...]] | None = None,
+                    python: bool = False) -> None:
+    """Raise :class:`PlanError` (``where`` is ``file:line``, or the Python function) when a CAM layer's map ``size``
+    (from :func:`layer_output_spatial` for inputs of shape ``spatial``) fails :func:`~xaibench.specs.cam_size_ok`.
+
+    The line names ``suggestion`` (:func:`suggested_layer`) and says what to change in the suite's keys, or with
+    ``python`` in the keyword arguments of :func:`xaibench.explain` / :func:`xaibench.score`."""
+    if not size or cam_size_ok(size):
         return
     dims = "x".join(map(str, size))
+    such = "" if suggestion is None else f", such as {suggestion[0]!r} ({'x'.join(map(str, suggestion[1]))})"
+    what = (f"pass a finer layer=<dotted name>{such}, or larger inputs; or accept it with allow_small_cam=True"
+            if python else
+            f"name a finer layer with `layer:`{such}, use a larger `image_size`, or `stem: small` on a torchvision "
+            f"ResNet; or accept it with `allow_small_cam: true` on the method")
     raise PlanError(
-        f"{where}: method {method!r} on model {model_name!r}: CAM layer {layer_name!r} gives a {dims} "
+        f"{where}: method {method!r}{'' if python else f' on model {model_name!r}'}: CAM layer {layer_name!r} gives a {dims} "
         f"map for {'x'.join(map(str, spatial))} inputs, too coarse to localize (at least {MIN_CAM_SIZE} per axis): "
-        f"name a finer layer with `layer:`, use a larger `image_size`, or `stem: small` on a torchvision ResNet; "
-        f"or accept it with `allow_small_cam: true` on the method")
+        + what)
 
 
 def constant_maps(maps: np.ndarray) -> np.ndarray:

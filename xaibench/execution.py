@@ -170,7 +170,7 @@ class Execution:
         return MetricContext(
             engine=g.engine, base_logits=g.base_logits, data_mean=g.data_mean, dataset=g.bundle,
             model=lambda: copy.deepcopy(g.model), explain=explain, variant=variant, shared=memoised(memo),
-            **metric_seeds(self.settings.suite.seed, g.model_key, spec, c.metric.params, g.samples.ids))
+            **metric_seeds(self.settings.suite.seed, spec, c.metric.params, g.samples.ids))
 
     def batch(self, g: GroupContext, maps: np.ndarray) -> MetricBatch:
         """The per-sample arguments of every metric of ``g`` on ``maps``, on the device."""
@@ -210,7 +210,7 @@ class Execution:
         except (Exception, SystemExit) as exc:
             return self.failed(c, describe_failure(exc)), None
         # the bootstrap's resamples are common random numbers too: identical scores, identical intervals
-        mean, low, high, n = summarize(values, bootstrap_seed(self.settings.suite.seed, g.model_key, spec))
+        mean, low, high, n = summarize(values, bootstrap_seed(self.settings.suite.seed, spec), samples.ids)
         training = self.models.training_seconds - trained_before
         prov = {**self.provenance(c, params, time.perf_counter() - start - training), "constant_maps": constant,
                 "training_seconds": round(training, 3), "maps_seconds": round(maps_seconds, 3)}
@@ -265,20 +265,22 @@ def isolated(what: str, model: nn.Module, call: Callable[[], _T], timeout: float
     return result
 
 
-def metric_seeds(seed: int, model_key: str, spec: MetricSpec, params: Mapping[str, Any],
-                 ids: tuple[str, ...]) -> dict[str, Any]:
-    """The random draws of metric ``spec`` with ``params`` on samples ``ids`` of the model ``model_key``:
-    :class:`MetricContext`'s ``seed``, ``sample_seeds`` and ``model_seed``. Common random numbers: they do not
-    depend on the method, so every method of a dataset x model faces the same draws."""
-    draws = content_key("metric-draws", seed, model_key, spec.name, spec.version, params)
-    return {"seed": seed_from(draws, *ids), "sample_seeds": tuple(seed_from(draws, sid) for sid in ids),
-            "model_seed": seed_from(seed, model_key, "randomized-models")}
+def metric_seeds(seed: int, spec: MetricSpec, params: Mapping[str, Any], ids: tuple[str, ...]) -> dict[str, Any]:
+    """The random draws of metric ``spec`` with ``params`` on samples ``ids``: :class:`MetricContext`'s
+    ``sample_seeds`` and ``model_seed``, from the run's ``seed`` and the sample ids only. A sample's seed is
+    ``seed_from(draws, id)`` whatever its position or batch-mates, so permuting the samples permutes the seeds;
+    common random numbers: they do not depend on the method (nor on the model), so every method faces the same
+    draws, and ``xaibench.score`` with a suite's seed and ids reproduces the suite's draws."""
+    draws = content_key("metric-draws", seed, spec.name, spec.version, params)
+    return {"sample_seeds": tuple(seed_from(draws, sid) for sid in ids),
+            "model_seed": seed_from(seed, "randomized-models")}
 
 
-def bootstrap_seed(seed: int, model_key: str, spec: MetricSpec) -> int:
-    """The seed of the bootstrap CI of ``spec``'s mean on model ``model_key``: the same resamples for every
-    method (identical scores, identical intervals)."""
-    return seed_from(seed, model_key, spec.name, "bootstrap")
+def bootstrap_seed(seed: int, spec: MetricSpec) -> int:
+    """The seed of the bootstrap CI of ``spec``'s mean (:func:`~xaibench.stats.summarize`, which resamples the
+    samples in the order of their ids): the same resamples for every method and model (identical scores,
+    identical intervals), from the run's seed and the metric only."""
+    return seed_from(seed, spec.name, "bootstrap")
 
 
 def memoised(memo: dict[Hashable, Any]) -> Callable[[Hashable, Callable[[], Any]], Any]:

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Mapping, NamedTuple, Sequence
 import numpy as np
 
 from xaibench import progress
-from xaibench.errors import CellError
+from xaibench.errors import CellError, XaibenchError
 from xaibench.plan import resolve
 from xaibench.suite import Entry
 from xaibench.slices import PLANES, orthogonal_slices
@@ -70,14 +70,35 @@ def new_figure(width: float, height: float):  # type: ignore[no-untyped-def]
     return Figure(figsize=(width, height), layout="constrained")
 
 
+#: File suffixes a figure can be written as (lower case) -> the format matplotlib writes.
+FIGURE_FORMATS = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".pdf": "pdf", ".svg": "svg"}
+
+
+def figure_format(path: str | Path) -> str:
+    """The format ``path``'s suffix names (:data:`FIGURE_FORMATS`); raises :class:`XaibenchError` in one line
+    for any other suffix, before anything is drawn."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in FIGURE_FORMATS:
+        raise XaibenchError(f"cannot write a figure as {Path(path).name!r}: give a file ending in "
+                            f"{', '.join(FIGURE_FORMATS)}")
+    return FIGURE_FORMATS[suffix]
+
+
 def save_figure(fig, path: str | Path) -> Path:  # type: ignore[no-untyped-def]
-    """PNG with a 256-colour palette and no metadata: noisy maps stay small, same figure -> same bytes."""
+    """``fig`` in the format ``path``'s suffix names (:func:`figure_format`). A PNG has a 256-colour palette and
+    no metadata: noisy maps stay small, same figure -> same bytes."""
     import io
 
     from PIL import Image
 
     path = Path(path)
+    fmt = figure_format(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    if fmt != "png":
+        tmp = path.with_name(f".{path.name}.tmp")
+        fig.savefig(tmp, dpi=DPI, format=fmt, **({"pil_kwargs": {"quality": 95}} if fmt == "jpeg" else {}))
+        tmp.replace(path)
+        return path
     buf = io.BytesIO()
     fig.savefig(buf, dpi=DPI, format="png", metadata={"Software": None})
     with Image.open(buf) as image:

@@ -81,7 +81,9 @@ def xaibench_register_metrics(register: Callable[[MetricSpec], None]) -> None:
         keyword of that name (:data:`~xaibench.specs.METRIC_NEEDS`): the batch's
         ``inputs``, ``targets``, ``maps``, ``masks``, ``regions``
         (:class:`~xaibench.specs.MetricBatch`) and context such as ``engine`` (the
-        only model access), ``base_logits``, ``seed``, ``explain`` (re-run the
+        only model access), ``base_logits``, ``sample_seeds`` (one per sample, from the
+        run's seed and the sample's id: draw sample ``i``'s randomness from
+        ``sample_seeds[i]`` alone, never by its position), ``explain`` (re-run the
         cell's method on other models or inputs) and ``variant`` (a model trained
         by a declared :class:`~xaibench.specs.ModelVariant`). Metrics are stateless.
     """

@@ -13,11 +13,12 @@ and re-scored under K draws of each perturbation of :data:`xaibench.metaeval.PER
 The explained class stays the unperturbed one; under a *minor* perturbation a sample
 whose predicted class changed is NaN (MetaQuantus excludes it: the minor perturbation
 was meant to leave the model's decision alone). The metric's own random draws are
-those of the unperturbed cell (the runner seeds them from the cell, the model and the
-sample), so only the perturbation differs. Each perturbed cell is stored under
+those of the unperturbed cell (the runner seeds them from the suite's seed, the metric and the
+sample's id), so only the perturbation differs. Each perturbed cell is stored under
 :func:`xaibench.metaeval.perturbed_key` (reused on a re-run, like any cell); the
 leaderboard's meta-evaluation table reads them (:mod:`xaibench.leaderboard.trust`).
-The noise is seeded from the suite's seed, the model's key, the test, kind and draw.
+The noise is seeded from the suite's seed, the model's key, the test, kind and draw (input noise also from
+the sample's id).
 
 Cost: 4K re-runs of every real method's maps and of every metric on them, on top of the
 run: on by default only in ``quick`` (K = 1: +20 CPU seconds, 12 s -> 32 s with the model cached); opt in
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -51,10 +53,12 @@ def perturbed_model(model: nn.Module, std: float, seed: int) -> nn.Module:
     return out
 
 
-def perturbed_inputs(x: torch.Tensor, std: float, seed: int) -> torch.Tensor:
-    """``x`` plus N(0, ``std``^2) noise drawn from ``seed`` (same shape, dtype and device)."""
-    generator = torch.Generator().manual_seed(seed)
-    return x + (torch.randn(x.shape, generator=generator, dtype=torch.float32) * std).to(x.device, x.dtype)
+def perturbed_inputs(x: torch.Tensor, std: float, seed: int, ids: Sequence[str]) -> torch.Tensor:
+    """``x`` ``(N, C, *spatial)`` plus N(0, ``std``^2) noise (same shape, dtype and device); sample ``i``'s noise is
+    drawn from ``seed_from(seed, ids[i])``, so it follows the sample, not its position in the batch."""
+    noise = torch.stack([torch.randn(x.shape[1:], generator=torch.Generator().manual_seed(seed_from(seed, sid)),
+                                     dtype=torch.float32) for sid in ids])
+    return x + (noise * std).to(x.device, x.dtype)
 
 
 def meta_evaluate(runner: Any, cells: list[Cell]) -> int:
@@ -93,7 +97,8 @@ def _perturbed_context(runner: Any, base: GroupContext, test: str, kind: str, k:
     if test == "model":
         g = runner.execution.group_context(base.dataset, base.model_entry, perturbed_model(base.model, std, seed))
     else:
-        samples = dataclasses.replace(base.samples, x=perturbed_inputs(base.samples.x, std, seed))
+        samples = dataclasses.replace(base.samples, x=perturbed_inputs(base.samples.x, std, seed,
+                                                                                    base.samples.ids))
         g = runner.execution.group_context(base.dataset, base.model_entry, base.model, samples)
     return dataclasses.replace(g, model_key=base.model_key, target=base.target)
 
@@ -123,7 +128,7 @@ def _score_group(runner: Any, g: GroupContext, base: GroupContext, group: list[C
                 execution.failed(c, error or ""), None)
             if values is not None and kind == "minor":
                 values = np.where(changed, np.nan, np.asarray(values, dtype=np.float64))
-                mean, low, high, n = summarize(values, seed_from(runner.suite.seed, key))
+                mean, low, high, n = summarize(values, seed_from(runner.suite.seed, key), g.samples.ids)
                 result = dataclasses.replace(result, mean=mean, ci_low=low, ci_high=high, n=n)
             store.put_cell(dataclasses.replace(result, cell_key=key),
                            g.samples.ids if values is not None else (), list(values) if values is not None else ())

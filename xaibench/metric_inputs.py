@@ -60,9 +60,6 @@ class MetricContext:
 
     engine: Any  # xaibench.engine.Engine; typed loosely to keep specs import-light
     base_logits: torch.Tensor  # (N, K) logits of the unperturbed inputs
-    #: The batch's seed, from the suite's seed, the model (so the dataset), the metric with its parameters and the
-    #: evaluated samples' ids, but not the method: every method faces the same perturbation draws.
-    seed: int
     data_mean: torch.Tensor | None = None
     #: The dataset's bundle: class names, modality, ``region_top_level`` and other metadata.
     dataset: Any = None  # xaibench.specs.DataBundle | None; typed loosely: specs imports this module
@@ -74,11 +71,13 @@ class MetricContext:
     #: other metrics of the same method (the fused mask kernel gives several scores in one pass).
     #: The key must name everything the result depends on besides the maps, masks and inputs.
     shared: Shared = unshared
-    #: One seed per evaluated sample, from the suite's seed, the model (so the dataset), the metric with its
-    #: parameters and the sample's id, but not the method: every method of a cell faces the same random draws.
+    #: One seed per evaluated sample, from the run's seed, the metric with its parameters and the sample's id only
+    #: (not its position, its batch-mates, the model or the method): sample ``i``'s every random draw comes from
+    #: ``sample_seeds[i]``, so a sample scores the same alone, in a batch or in another order, and every method of a
+    #: cell faces the same draws (common random numbers).
     sample_seeds: tuple[int, ...] = ()
-    #: The seed of randomized models (MPRT's cascade, eMPRT, sMPRT): from the suite's seed and the model (so the
-    #: dataset) only, the same for every method and metric: randomized models are common random numbers too.
+    #: The seed of randomized models (MPRT's cascade, eMPRT, sMPRT): from the run's seed only, the same for every
+    #: model, method and metric: randomized models are common random numbers too.
     model_seed: int = 0
 
 
@@ -91,7 +90,6 @@ METRIC_NEEDS = {
     "regions": "MetricBatch.regions (N, *spatial) int8, or None",
     "engine": "MetricContext.engine: batched forward passes of the trained model",
     "base_logits": "MetricContext.base_logits (N, K) of the unperturbed inputs",
-    "seed": "MetricContext.seed, the batch's seed, the same for every method (common random numbers)",
     "model_seed": "MetricContext.model_seed, the seed of randomized models, the same for every method and metric",
     "data_mean": "MetricContext.data_mean (C,), the training inputs' per-channel mean",
     "dataset": "MetricContext.dataset, the DataBundle (metadata such as region_top_level)",
@@ -100,7 +98,8 @@ METRIC_NEEDS = {
                "((k N, *spatial) for k stacked copies of the inputs)",
     "variant": "MetricContext.variant(name) -> the model trained by a declared MetricSpec.variants protocol",
     "shared": "MetricContext.shared(key, compute): one result per key shared by a method's metric cells",
-    "sample_seeds": "MetricContext.sample_seeds, one seed per sample, the same for every method (common random numbers)",
+    "sample_seeds": "MetricContext.sample_seeds, one seed per sample from the run's seed and its id (never its "
+                    "position), the same for every method (common random numbers)",
 }
 
 

@@ -62,7 +62,7 @@ class Models:
     def _weights(self, mo: Resolved) -> PretrainedWeights | None:
         """The published weights ``mo`` starts from (``weights:``), or None; unknown names refused with file:line."""
         return pretrained.chosen(mo.spec, mo.entry.weights, recipe_with(mo.spec.recipe, mo.entry.train),
-                                 f"{self.settings.suite.path}:{mo.entry.line}")
+                                 f"{self.settings.suite.at(mo.entry.line)}")
 
     def _pretrain(self, model: nn.Module, mo: Resolved) -> PretrainedWeights | None:
         """Load the published weights the suite names (``weights:``) into ``model`` before training; None if none."""
@@ -87,7 +87,7 @@ class Models:
                 built = mo.spec.build(num_classes=bundle.num_classes, in_channels=bundle.in_channels,
                                       modality=bundle.modality, **dict(mo.entry.params))
         except TypeError as exc:
-            raise SuiteError(f"{self.settings.suite.path}:{mo.entry.line}: model {mo.entry.display!r}: {exc}") from None
+            raise SuiteError(f"{self.settings.suite.at(mo.entry.line)}: model {mo.entry.display!r}: {exc}") from None
         return conform(built, num_classes=bundle.num_classes, in_channels=bundle.in_channels, spatial=bundle.spatial,
                        form=output_form(mo.entry), who=f"model {mo.entry.display!r} on {ds.entry.display!r}")
 
@@ -153,7 +153,7 @@ class Models:
         """Start ``model`` from ``mo`` trained on its ``fine_tune_from`` dataset (trained and cached first if absent)."""
         source_ds, source_mo = mo.source
         bundle, source_bundle = self.bundles.bundle(ds), self.bundles.bundle(source_ds)
-        who = f"{self.settings.suite.path}:{mo.entry.line}: model {mo.entry.display!r} fine_tune_from " \
+        who = f"{self.settings.suite.at(mo.entry.line)}: model {mo.entry.display!r} fine_tune_from " \
               f"{source_ds.entry.name!r}"
         if source_bundle.modality != bundle.modality:
             raise XaibenchError(f"{who}: the source is {source_bundle.modality} data and {ds.entry.display!r} is "

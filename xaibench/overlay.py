@@ -5,7 +5,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
 from xaibench.errors import CellError, XaibenchError, did_you_mean
-from xaibench.figures import SALIENCY_CMAP, draw_overlay, figure_style, new_figure, save_figure, shorten
+from xaibench.figures import (
+    SALIENCY_CMAP,
+    draw_overlay,
+    figure_format,
+    figure_style,
+    new_figure,
+    save_figure,
+    shorten,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from xaibench.runner import Runner
@@ -28,8 +36,10 @@ def explain_overlay(runner: "Runner", method: str, sample_id: str, path: str | P
     The model is the suite's (trained and cached on first use), the map is the one
     the run scores (read from the saliency cache, computed and cached if absent),
     for the class the suite explains. ``dataset`` and ``model`` default to the
-    suite's first.
+    suite's first. The figure's format is the one ``path``'s suffix names (PNG, JPEG, PDF, SVG); another
+    suffix is refused before anything runs.
     """
+    figure_format(path)
     ds = _pick(runner.datasets, dataset, "dataset")
     mo = _pick(runner.models, model, "model")
     me = _pick(runner.methods, method, "method")

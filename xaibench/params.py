@@ -1,8 +1,8 @@
 """Suite parameters checked against what each method and metric accepts, before anything runs.
 
 A parameter the plugin does not take would otherwise be dropped (``layer`` on a method
-without a target layer) or fail the cell at run time (a misspelled name); a method's values
-are checked by its spec's ``check``, where it has one. The accepted
+without a target layer) or fail the cell at run time (a misspelled name); a method's or a
+metric's values are checked by its spec's ``check``, where it has one. The accepted
 names of a plugin are read from its function's signature: the keyword parameters after
 the fixed leading arguments the runner passes (:data:`FIXED`), plus the spec's declared
 ``defaults``, plus ``layer`` for methods that take a target layer. A function with
@@ -57,13 +57,13 @@ def validate_params(suite: Suite, methods: Iterable[Any], metrics: Iterable[Any]
     """Check every method's and metric's ``params:`` in ``suite``; ``methods``/``metrics`` have ``.entry`` and ``.spec``."""
     for kind, resolved in (("method", methods), ("metric", metrics)):
         for r in resolved:
-            check_plugin_params(f"{suite.path}:{r.entry.line}", kind, r.entry.display, r.spec, r.entry.params)
+            check_plugin_params(f"{suite.at(r.entry.line)}", kind, r.entry.display, r.spec, r.entry.params)
 
 
 def check_plugin_params(where: str, kind: str, display: str, spec: Any, params: Mapping[str, Any]) -> None:
     """Raise :class:`XaibenchError` (``where`` starts the line) when ``spec`` (a method or metric, by ``kind``)
-    does not accept every name in ``params``, a method's ``check`` refuses their values (with the defaults under
-    them), or a lazily named metric function does not take its needs."""
+    does not accept every name in ``params``, its ``check`` (``MethodSpec.check``, ``MetricSpec.check``) refuses
+    their values (with the defaults under them), or a lazily named metric function does not take its needs."""
     fn = spec.explain if kind == "method" else spec.score
     if kind == "metric":
         try:  # a lazily named score function is imported and checked here, before anything runs
@@ -75,9 +75,9 @@ def check_plugin_params(where: str, kind: str, display: str, spec: Any, params: 
     if allowed is not None and kind == "metric":
         allowed -= set(spec.needs)  # what the runner passes (MetricSpec.needs) is no parameter
     check_entry(where, kind, display, params, allowed, takes_layer)
-    check = getattr(spec, "check", None) if kind == "method" else None
+    check = getattr(spec, "check", None)
     if check is not None:
         try:
             check({**dict(spec.defaults), **params})
         except (ValueError, TypeError) as exc:
-            raise SuiteError(f"{where}: method {display!r}: {exc}") from None
+            raise SuiteError(f"{where}: {kind} {display!r}: {exc}") from None

@@ -58,13 +58,13 @@ def resolve(harness: Harness, kind: str, entries: Sequence[Entry], suite: Suite)
     out = []
     for e in entries:
         if kind == "models" and e.factory is not None:  # a model without a plugin (xaibench.byom)
-            out.append(_with_source(harness, Resolved(e, factory_spec(e, suite.path), "suite"), suite))
+            out.append(_with_source(harness, Resolved(e, factory_spec(e, suite.at(e.line)), "suite"), suite))
             continue
         try:
             entry = registry.entry(e.name)
         except UnknownNameError as exc:
             broken = "".join(f"; plugin {n!r} failed to load: {why.splitlines()[0]}" for n, why in harness.broken.items())
-            raise SuiteError(f"{suite.path}:{e.line}: {exc}{broken}") from None
+            raise SuiteError(f"{suite.at(e.line)}: {exc}{broken}") from None
         if kind == "models":
             out.append(_with_source(harness, Resolved(e, with_layer(entry.spec, e), entry.plugin), suite))
         else:
@@ -162,11 +162,18 @@ def pairing_conflict(me: Resolved, mt: Resolved) -> str | None:
     return None
 
 
+#: What a cell's random draws and bootstrap derive from (:func:`xaibench.execution.metric_seeds`): part of every
+#: cell key, so a store written under an earlier scheme (draws by batch position and model, the bootstrap over the
+#: stored order) is recomputed, never mixed with cells scored under this one.
+DRAWS = "run seed + sample id; bootstrap over samples sorted by id"
+
+
 def cell_key(model_key: str, me: Resolved, mt: Resolved, sample_ids: Sequence[str], suite: Suite,
              numerics: Mapping[str, str]) -> str:
-    """The content key of a cell: its model, method, metric (with the parameters it is scored with), samples, target, seed and numerics."""
+    """The content key of a cell: its model, method, metric (with the parameters it is scored with), samples, target,
+    seed, numerics and the scheme of its random draws (:data:`DRAWS`)."""
     return content_key("cell", model_key, me.spec.name, me.spec.version, me.params, mt.spec.name, mt.spec.version,
-                       metric_params(me, mt), tuple(sample_ids), suite.target, suite.seed, dict(numerics))
+                       metric_params(me, mt), tuple(sample_ids), suite.target, suite.seed, dict(numerics), DRAWS)
 
 
 def unavailable_key(ds: Resolved, mo: Resolved, me: Resolved, mt: Resolved) -> str:

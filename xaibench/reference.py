@@ -88,6 +88,31 @@ def problems(harness: Harness) -> list[str]:
     return found + [p for e in sorted(harness.methods, key=lambda e: e.spec.name) for p in method_problems(e.spec)]
 
 
+#: ``MetricSpec.needs`` that call the model (anything else a metric takes is the maps, annotations or seeds).
+MODEL_NEEDS = frozenset({"engine", "base_logits", "model", "explain", "variant"})
+
+
+def metric_needs(spec: MetricSpec) -> str:
+    """What ``spec`` needs, derived from its declared requirements (``needs``, ``requires_mask``,
+    ``requires_region``, ``requires_additive``, ``variants``), in the user's terms: "the model; the maps; masks"."""
+    needs = (["the model"] if spec.needs & MODEL_NEEDS else []) + (["the maps"] if "maps" in spec.needs else [])
+    if spec.requires_mask or "masks" in spec.needs:
+        needs.append("masks" + (" or bounding boxes" if spec.box_ground_truth else ""))
+    if spec.requires_region or "regions" in spec.needs:
+        needs.append("graded region maps")
+    if spec.requires_additive:
+        needs.append("a method declaring additive attributions (others: not applicable)")
+    if "explain" in spec.needs:
+        needs.append("the method that made the maps, to run it again (from Python: `method=`)")
+    if "data_mean" in spec.needs:
+        needs.append("the training inputs' per-channel mean where a parameter names `mean` (from Python: "
+                     "`data_mean=`)")
+    if spec.variants:
+        needs.append(f"models trained by another protocol ({', '.join(v.name for v in spec.variants)}), which "
+                     f"only a suite trains")
+    return "; ".join(needs)
+
+
 def metric_section(spec: MetricSpec, plugin: str) -> str:
     """The markdown section of one metric: ``### name`` and a list of its reference fields."""
     low, high = spec.bounds
@@ -103,14 +128,7 @@ def metric_section(spec: MetricSpec, plugin: str) -> str:
                      + (CHANCE_LEVELS.get(level, level) if level else "not known in closed form at these parameters"))
     if spec.oracle is not None:
         lines.append(f"- The annotated mask as a map scores: {spec.oracle:g} on every sample with a non-empty mask")
-    needs = []
-    if spec.requires_mask:
-        needs.append("masks" + (" or bounding boxes" if spec.box_ground_truth else ""))
-    if spec.requires_region:
-        needs.append("graded region maps")
-    if spec.requires_additive:
-        needs.append("a method declaring additive attributions (others: not applicable)")
-    lines += [f"- Needs: {', '.join(needs)}" if needs else "- Needs: the model and the maps only",
+    lines += [f"- Needs: {metric_needs(spec)}",
               f"- Inputs: {', '.join(sorted(spec.modalities))}",
               f"- Source: {spec.citation}",
               f"- Checked against: {spec.checked_against}",

@@ -114,8 +114,12 @@ def mean_text(record: Any) -> str:
     return "–" if mean is None or not math.isfinite(mean) else f"{mean:.3f}"
 
 
-def resolve_suite(harness: Harness, suite: str | Path | Mapping[str, Any]) -> Suite:
-    """A registered suite name, a path to a YAML file, or a dict in the YAML's layout, as a validated Suite."""
+def resolve_suite(harness: Harness, suite: str | Path | Mapping[str, Any],
+                  overrides: Mapping[str, Any] | None = None) -> Suite:
+    """A registered suite name, a path to a YAML file, or a dict in the YAML's layout, as a validated Suite.
+
+    ``overrides``: dotted key -> value set on the suite before it is validated (:mod:`xaibench.overrides`).
+    """
     from xaibench.suite import load_suite
 
     if isinstance(suite, Mapping):
@@ -126,15 +130,15 @@ def resolve_suite(harness: Harness, suite: str | Path | Mapping[str, Any]) -> Su
         with tempfile.TemporaryDirectory() as folder:
             path = Path(folder) / f"{suite.get('name', 'suite')}.yaml"
             path.write_text(yaml.safe_dump(plain(suite), sort_keys=False), encoding="utf-8")
-            return dataclasses.replace(load_suite(path), path="<dict>")
+            return dataclasses.replace(load_suite(path, overrides), path="<dict>")
     name_or_path = str(suite)
     if name_or_path in harness.suites:
-        return load_suite(harness.suites.get(name_or_path).path)
+        return load_suite(harness.suites.get(name_or_path).path, overrides)
     path = Path(name_or_path)
     if path.suffix in (".yaml", ".yml") or path.exists():
         if not path.exists():
             raise XaibenchError(f"suite file {path} does not exist")
-        return load_suite(path)
+        return load_suite(path, overrides)
     known = ", ".join(harness.suites.names()) or "none"
     raise XaibenchError(f"unknown suite {name_or_path!r}{did_you_mean(name_or_path, harness.suites.names())}; "
                         f"built-in suites: {known}; or give a path to a YAML file")

@@ -20,7 +20,7 @@ from xaibench.version import __version__
 from xaibench import environment, progress
 from xaibench.bundles import Bundles
 from xaibench.errors import CellError, PlanError, SuiteError
-from xaibench.degenerate import check_cam_layer, layer_output_spatial
+from xaibench.degenerate import check_cam_layer, layer_output_spatial, suggested_layer
 from xaibench.execution import Execution, GroupContext, Outcome, target_layer
 from xaibench.executors import remote_outcomes
 from xaibench.metarun import meta_evaluate
@@ -31,7 +31,7 @@ from xaibench.plan import (Cell, Resolved, cell_key, method_skip, metric_skip, n
                            unavailable_key)
 from xaibench.params import validate_params
 from xaibench.plugins import Harness
-from xaibench.specs import DataBundle, ModelSpec, Samples
+from xaibench.specs import DataBundle, ModelSpec, Samples, cam_size_ok
 from xaibench.store import PlanRow, Store
 from xaibench.suite import Suite
 from xaibench.training import recipe_with
@@ -127,7 +127,7 @@ class Runner:
         takes = ", ".join(sorted(mo.spec.modalities))
         if not any(self.unavailable(d) is None and self.bundle(d).modality in mo.spec.modalities
                    for d in self.datasets):
-            raise PlanError(f"{self.suite.path}:{mo.entry.line}: model {mo.entry.display!r} supports {takes} data, "
+            raise PlanError(f"{self.suite.at(mo.entry.line)}: model {mo.entry.display!r} supports {takes} data, "
                             f"but dataset {ds.entry.display!r} is {modality} data")
         reason = f"not applicable: model {mo.entry.display!r} takes {takes} data; {ds.entry.display!r} is {modality} data"
         return [Cell(PlanRow(unavailable_key(ds, mo, me, mt), ds.entry.display, mo.entry.display, "",
@@ -156,7 +156,7 @@ class Runner:
                     shapes[me.entry.display] = (name, layer_output_spatial(built, layer, bundle.in_channels,
                                                                            bundle.spatial, name))
                 except PlanError as e:
-                    raise PlanError(f"{self.suite.path}:{me.entry.line}: method {me.entry.display!r} on model "
+                    raise PlanError(f"{self.suite.at(me.entry.line)}: method {me.entry.display!r} on model "
                                     f"{mo.entry.display!r}: {e}") from None
             found = sorted({(f"{v[0]} ({'x'.join(map(str, v[1]))})") for v in shapes.values()
                             if not isinstance(v, SuiteError)})
@@ -174,8 +174,11 @@ class Runner:
                 continue
             if isinstance(found, SuiteError):
                 raise found
-            check_cam_layer(found[0], found[1], self.bundle(ds).spatial, f"{self.suite.path}:{me.entry.line}",
-                            me.entry.display, mo.entry.display)
+            bundle = self.bundle(ds)
+            suggestion = None if cam_size_ok(found[1]) else suggested_layer(self._inspected(ds, mo),
+                                                                            bundle.in_channels, bundle.spatial)
+            check_cam_layer(found[0], found[1], bundle.spatial, f"{self.suite.at(me.entry.line)}",
+                            me.entry.display, mo.entry.display, suggestion)
 
     def header(self, cells: list[Cell]) -> dict[str, Any]:
         """Provenance shown above the leaderboard; nothing in it changes between identical runs."""

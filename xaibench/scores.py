@@ -23,7 +23,8 @@ class Scores:
     map is constant (it carries no information; counted in ``constant_maps``), as in a suite's
     cells. ``summary[metric]`` is ``(mean, ci_low, ci_high, n)``: the mean over the ``n``
     defined samples and its 95% percentile bootstrap CI (:func:`xaibench.stats.summarize`,
-    seeded as the runner seeds it).
+    seeded as the runner seeds it, over the samples sorted by id: the same samples in another
+    order give the same summary). ``ids[i]`` names the sample of ``values[metric][i]``.
     """
 
     ids: tuple[str, ...]
@@ -72,5 +73,10 @@ class Scores:
         return f"<table>{head}{body}</table>"
 
     def __repr__(self) -> str:
-        parts = ", ".join(f"{m}={s[0]:.4g} (n={s[3]})" for m, s in self.summary.items())
-        return f"Scores({len(self.ids)} samples: {parts})"
+        """One line per metric: ``name ↑ mean [95% CI low, high] n=defined/N`` (``–`` where undefined)."""
+        def num(v: float) -> str:
+            return "–" if math.isnan(v) else f"{v:.4g}"
+
+        lines = [f"  {m} {'↑' if self.higher_is_better[m] else '↓'}  {num(s[0])} [95% CI {num(s[1])}, {num(s[2])}]"
+                 f"  n={s[3]}/{len(self.ids)}" for m, s in self.summary.items()]
+        return "\n".join([f"Scores of {len(self.ids)} samples (mean [95% bootstrap CI] n defined):", *lines])

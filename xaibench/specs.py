@@ -184,6 +184,17 @@ def _check_needs(kind: str, name: str, needs: frozenset[str], known: Mapping[str
                          "does not take as keyword parameters")
 
 
+#: Smallest map a CAM layer may give, per spatial axis: the plan and :func:`xaibench.explain` refuse a coarser
+#: layer before anything runs (unless ``allow_small_cam``), and the calibration verdict flags one so accepted.
+MIN_CAM_SIZE = 4
+
+
+def cam_size_ok(size: Any) -> bool:
+    """Whether a CAM layer's map of spatial shape ``size`` (a sequence of ints) has at least :data:`MIN_CAM_SIZE`
+    units on every axis (an empty shape, a layer that never ran, does not)."""
+    return bool(size) and min(size) >= MIN_CAM_SIZE
+
+
 @dataclass(frozen=True)
 class MethodSpec:
     """A saliency method: ``explain(model, x, target, ctx, **params) -> (N, *spatial)``."""
@@ -344,6 +355,12 @@ class MetricSpec:
     checked_against: str = ""
     #: Parameters that take the method's value (:class:`Pairing`), e.g. completeness's reference input.
     pairs: tuple[Pairing, ...] = ()
+    #: ``check(params)``: raise ``ValueError`` or ``TypeError`` with one line saying what to change where a
+    #: parameter's value lies outside what the metric is defined for (``MethodSpec.check``'s contract);
+    #: ``params`` are the defaults with the suite's (or the Python call's) values over them. The runner calls
+    #: it before anything runs, with the suite's ``file:line``; :func:`xaibench.score` before scoring.
+    #: None: the values are checked when the metric runs.
+    check: Callable[[Mapping[str, Any]], None] | None = None
 
 
 @dataclass(frozen=True)

@@ -19,16 +19,25 @@ def seed_from(*parts: object) -> int:
     return int.from_bytes(digest[:4], "little")
 
 
-def summarize(values: np.ndarray, seed: int) -> tuple[float, float, float, int]:
+def summarize(values: np.ndarray, seed: int, ids: Sequence[str]) -> tuple[float, float, float, int]:
     """``(mean, ci_low, ci_high, n)`` over the finite values; NaNs mark undefined samples.
 
-    ``values``: one score per sample, ``(N,)``, in the metric's units. The CI is the
-    percentile bootstrap 95% interval (Efron & Tibshirani 1993, *An Introduction to the
-    Bootstrap*, ch. 13): the 2.5/97.5 percentiles of ``BOOTSTRAP_RESAMPLES`` bootstrap
-    means, seeded so that the same scores always give the same interval. ``n`` counts
-    the finite values; n = 0 gives ``(nan, nan, nan, 0)`` and n = 1 a zero-width interval.
+    ``values``: one score per sample, ``(N,)``, in the metric's units; ``ids``: the samples'
+    ids, ``(N,)`` unique strings. The CI is the percentile bootstrap 95% interval (Efron &
+    Tibshirani 1993, *An Introduction to the Bootstrap*, ch. 13): the 2.5/97.5 percentiles of
+    ``BOOTSTRAP_RESAMPLES`` bootstrap means, seeded so that the same scores always give the
+    same interval. The resamples index the samples sorted by id, so the interval depends on
+    which sample has which score, never on the order the samples came in (permuting values
+    and ids together changes nothing). ``n`` counts the finite values; n = 0 gives
+    ``(nan, nan, nan, 0)`` and n = 1 a zero-width interval. Raises :class:`ValueError` when
+    ``ids`` is not one unique id per value.
     """
     v = np.asarray(values, dtype=np.float64)
+    names = [str(i) for i in ids]
+    if len(names) != v.size or len(set(names)) != v.size:
+        raise ValueError(f"summarize needs one unique id per value, got {len(set(names))} unique ids for {v.size} "
+                         "values")
+    v = v[sorted(range(v.size), key=names.__getitem__)]
     v = v[np.isfinite(v)]
     n = int(v.size)
     if n == 0:
@@ -97,33 +106,70 @@ def holm(pvalues: Sequence[float]) -> list[float]:
 
 
 def significance_ranks(scores: Sequence[np.ndarray | None], higher_is_better: bool,
-                       alpha: float = ALPHA) -> list[int | None]:
-    """Rank of each method = 1 + the number of methods *significantly* better than it.
+                       alpha: float = ALPHA, min_effect: float = 0.0,
+                       tiers: Sequence[int | None] | None = None) -> list[int | None]:
+    """Rank of each method = 1 + the number of methods that beat it.
 
     ``scores[i]`` holds method i's per-sample scores over the same samples as the
     others (``None``: no score, no rank). Every pair is compared with
     :func:`paired_pvalue`; the p-values of all pairs are Holm-corrected together;
-    a pair differs when its adjusted p-value is below ``alpha``, and the better one
-    is the one with the higher (or, for lower-is-better metrics, lower) mean over
+    a pair differs when its adjusted p-value is below ``alpha`` and the absolute mean
+    of its paired differences (over the shared samples) is at least ``min_effect``, in
+    the metric's units (a smaller difference is no meaningful effect: a tie); the better
+    one is the one with the higher (or, for lower-is-better metrics, lower) mean over
     the shared samples (a significant pair with exactly equal means, possible when the
-    differences are skewed, has no better one and beats neither). So methods that no
-    method beats significantly share rank 1,
-    and two methods share a rank whenever as many methods beat each of them.
+    differences are skewed, has no better one and beats neither). ``tiers`` (one int per
+    method, such as 1 above chance, 0 at chance, -1 below: :func:`versus_reference`)
+    come first: a method beats every method of a lower tier whatever the test, and the
+    test decides within a tier. So methods that no method beats share rank 1, and two
+    methods share a rank whenever as many methods beat each of them.
     """
     idx = [i for i, s in enumerate(scores) if s is not None and np.isfinite(s).any()]
+    tier = {i: 0 if tiers is None or tiers[i] is None else int(tiers[i]) for i in idx}  # type: ignore[index]
     pairs = [(i, j) for k, i in enumerate(idx) for j in idx[k + 1:]]
     adjusted = holm([paired_pvalue(scores[i], scores[j]) for i, j in pairs]) if pairs else []
     beaten = {i: 0 for i in idx}
-    sign = 1.0 if higher_is_better else -1.0
     for (i, j), p in zip(pairs, adjusted):
-        if p >= alpha:
+        if tier[i] != tier[j]:
+            beaten[j if tier[i] > tier[j] else i] += 1
             continue
-        a, b = np.asarray(scores[i], dtype=np.float64), np.asarray(scores[j], dtype=np.float64)
-        keep = np.isfinite(a) & np.isfinite(b)
-        diff = a[keep].mean() - b[keep].mean()
-        if diff != 0:  # equal means: the test found a difference but no direction, so neither is beaten
-            beaten[j if sign * diff > 0 else i] += 1
+        better = _better(scores[i], scores[j], p, higher_is_better, alpha, min_effect)  # type: ignore[arg-type]
+        if better:
+            beaten[j if better > 0 else i] += 1
     return [beaten[i] + 1 if i in beaten else None for i in range(len(scores))]
+
+
+def _better(a: np.ndarray, b: np.ndarray, p: float, higher_is_better: bool, alpha: float, min_effect: float) -> int:
+    """1 when ``a`` is better than ``b`` (adjusted p-value ``p`` below ``alpha``, mean paired difference at least
+    ``min_effect`` in absolute value, in the better direction), -1 when ``b`` is, 0 for a tie."""
+    if p >= alpha:
+        return 0
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    keep = np.isfinite(a) & np.isfinite(b)
+    diff = float(a[keep].mean() - b[keep].mean())
+    if diff == 0 or abs(diff) < min_effect:  # equal means: a difference without a direction beats neither
+        return 0
+    return 1 if (diff > 0) == higher_is_better else -1
+
+
+def versus_reference(scores: Sequence[np.ndarray | None], reference: np.ndarray, higher_is_better: bool,
+                     alpha: float = ALPHA, min_effect: float = 0.0) -> list[int | None]:
+    """Each method against a reference on the same samples (the chance baseline): 1 better, 0 no difference,
+    -1 worse, None without a score.
+
+    ``scores[i]`` and ``reference`` are per-sample scores ``(S,)`` over the same sample ids.
+    Each method's :func:`paired_pvalue` against the reference is Holm-corrected over the
+    methods, and a method differs when the adjusted p-value is below ``alpha`` and its mean
+    paired difference is at least ``min_effect`` (the rule of :func:`significance_ranks`).
+    So a method whose scores equal the reference's on most samples, or differ by less than
+    ``min_effect``, is 0: it ties the reference.
+    """
+    idx = [i for i, s in enumerate(scores) if s is not None and np.isfinite(s).any()]
+    adjusted = holm([paired_pvalue(scores[i], reference) for i in idx]) if idx else []  # type: ignore[arg-type]
+    out: list[int | None] = [None] * len(scores)
+    for i, p in zip(idx, adjusted):
+        out[i] = _better(scores[i], reference, p, higher_is_better, alpha, min_effect)  # type: ignore[arg-type]
+    return out
 
 
 def competition_ranks(values: Sequence[float | None], higher_is_better: bool) -> list[int | None]:

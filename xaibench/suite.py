@@ -11,11 +11,12 @@ import json
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import yaml
 
 from xaibench.errors import SuiteError, did_you_mean
+from xaibench.overrides import apply as apply_overrides
 from xaibench.validate import train_options
 from xaibench.specs import OUTPUT_FORMS
 
@@ -57,6 +58,18 @@ def _construct_sequence(loader: _Loader, node: yaml.SequenceNode) -> _LocatedLis
 
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
+
+
+def _located_mapping(line: int) -> _Located:
+    out = _Located()
+    out.line, out.key_lines = line, {}
+    return out
+
+
+def _located_list(line: int) -> _LocatedList:
+    out = _LocatedList()
+    out.line, out.item_lines = line, []
+    return out
 
 
 @dataclass(frozen=True)
@@ -143,10 +156,21 @@ class Suite:
     meta_evaluation: int = 0
     #: k-fold cross-validation (:mod:`xaibench.folds`): each dataset becomes ``folds`` entries, one per held-out fold.
     folds: int | None = None
+    #: The values set on top of the file (``xaibench run --set KEY=VALUE``; :mod:`xaibench.overrides`), as given.
+    overrides: Mapping[str, Any] = field(default_factory=dict)
+    #: Lines past the file's end that an override assigned -> ``--set KEY`` (what :meth:`at` names).
+    override_lines: Mapping[int, str] = field(default_factory=dict)
+
+    def at(self, line: int) -> str:
+        """Where a suite line comes from, for an error message: ``path:line``, or ``--set KEY`` for an override's."""
+        return self.override_lines.get(line) or f"{self.path}:{line}"
 
     def digest(self) -> str:
-        """The first 16 hex digits of the SHA-256 of the suite file's bytes."""
-        return hashlib.sha256(Path(self.path).read_bytes()).hexdigest()[:16]
+        """The first 16 hex digits of the SHA-256 of the suite file's bytes and of its overrides."""
+        data = Path(self.path).read_bytes()
+        if self.overrides:
+            data += json.dumps(_plain(dict(self.overrides)), sort_keys=True, default=str).encode()
+        return hashlib.sha256(data).hexdigest()[:16]
 
 
 _TOP_KEYS = {
@@ -178,8 +202,12 @@ _TARGETS = ("predicted", "label")
 _FACTORY = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")
 
 
-def load_suite(path: str | Path) -> Suite:
-    """Parse and validate a suite file; raise :class:`SuiteError` naming file and line."""
+def load_suite(path: str | Path, overrides: Mapping[str, Any] | None = None) -> Suite:
+    """Parse and validate a suite file; raise :class:`SuiteError` naming file and line.
+
+    ``overrides`` (dotted key -> value, :mod:`xaibench.overrides`) are set on the parsed file before it is
+    validated; an error on an overridden value names ``--set KEY`` instead of a line.
+    """
     path = Path(path)
     where = str(path)
     try:
@@ -195,9 +223,13 @@ def load_suite(path: str | Path) -> Suite:
         raise SuiteError(f"{where}{line}: malformed YAML: {problem}") from None
     if not isinstance(doc, _Located):
         raise SuiteError(f"{where}:1: a suite is a YAML mapping with keys {', '.join(_REQUIRED)}")
+    labels = apply_overrides(doc, overrides or {}, text.count("\n") + 2, _located_mapping, _located_list)
+
+    def at(line: int) -> str:
+        return labels.get(line) or f"{where}:{line}"
 
     def err(line: int, msg: str) -> SuiteError:
-        return SuiteError(f"{where}:{line}: {msg}")
+        return SuiteError(f"{at(line)}: {msg}")
 
     for key in doc:
         if key not in _TOP_KEYS:
@@ -243,7 +275,7 @@ def load_suite(path: str | Path) -> Suite:
             for key in ("params", "train"):
                 if key in item and not isinstance(item[key], dict):
                     raise err(item.key_lines[key], f"{key!r} must be a mapping")
-            train_options(item.get("train", {}), getattr(item.get("train"), "key_lines", {}), item.line, where)
+            train_options(item.get("train", {}), getattr(item.get("train"), "key_lines", {}), item.line, at)
             for flag in ("optional", "allow_small_cam"):
                 if not isinstance(item.get(flag, False), bool):
                     raise err(item.key_lines[flag], f"{flag!r} must be true or false")
@@ -276,7 +308,7 @@ def load_suite(path: str | Path) -> Suite:
                     checkpoint=checkpoint,
                     optional=item.get("optional", False),
                     allow_small_cam=item.get("allow_small_cam", False),
-                    fine_tune_from=_source(item["fine_tune_from"], item.key_lines["fine_tune_from"], where)
+                    fine_tune_from=_source(item["fine_tune_from"], item.key_lines["fine_tune_from"], at)
                     if "fine_tune_from" in item else None,
                     **{k: item[k] for k in _MODEL_TYPED if k in item},
                 )
@@ -293,6 +325,8 @@ def load_suite(path: str | Path) -> Suite:
         name=doc["name"],
         path=str(path.resolve()),
         **settings,
+        overrides=dict(overrides or {}),
+        override_lines=labels,
         datasets=_folded(entries("datasets"), doc.get("folds")),
         models=entries("models"),
         methods=entries("methods"),
@@ -300,10 +334,10 @@ def load_suite(path: str | Path) -> Suite:
     )
 
 
-def _source(item: Any, line: int, where: str) -> Entry:
+def _source(item: Any, line: int, at: Callable[[int], str]) -> Entry:
     """A model's ``fine_tune_from: {dataset: <name>, params: {...}, train: {...}}`` as a dataset :class:`Entry`."""
-    def err(at: int, msg: str) -> SuiteError:
-        return SuiteError(f"{where}:{at}: {msg}")
+    def err(where: int, msg: str) -> SuiteError:
+        return SuiteError(f"{at(where)}: {msg}")
 
     if not isinstance(item, _Located) or not isinstance(item.get("dataset"), str):
         raise err(line, "'fine_tune_from' is a mapping with 'dataset' (a dataset name), and optional 'params' and "
@@ -314,7 +348,7 @@ def _source(item: Any, line: int, where: str) -> Entry:
     for key in ("params", "train"):
         if key in item and not isinstance(item[key], dict):
             raise err(item.key_lines[key], f"fine_tune_from {key!r} must be a mapping")
-    train_options(item.get("train", {}), getattr(item.get("train"), "key_lines", {}), item.line, where)
+    train_options(item.get("train", {}), getattr(item.get("train"), "key_lines", {}), item.line, at)
     return Entry(name=item["dataset"], params=_plain(item.get("params", {})), line=item.line,
                  train=_plain(item.get("train", {})))
 

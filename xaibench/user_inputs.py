@@ -140,16 +140,25 @@ def checked_annotation(value: Any, x: torch.Tensor, what: str) -> torch.Tensor |
     return a.to(torch.int8)
 
 
-def sample_ids(value: Sequence[str] | None, n: int) -> tuple[str, ...]:
-    """``n`` unique sample ids as strings: ``value``, or ``"0".."n-1"`` when None."""
+def sample_ids(value: Sequence[str] | None, x: torch.Tensor) -> tuple[str, ...]:
+    """One unique id per input of ``x`` ``(N, C, *spatial)``, as strings: ``value``, or by default each input's
+    content: the first 16 hex digits of the SHA-256 of its float32 bytes, so an input keeps its id (and its random
+    draws) whatever its position or batch-mates. A repeated input gets ``#2``, ``#3``... in order of appearance."""
+    n = int(x.shape[0])
     if value is None:
-        return tuple(str(i) for i in range(n))
-    ids = tuple(str(i) for i in value)
+        seen: dict[str, int] = {}
+        ids = []
+        for row in x.detach().cpu().float():
+            digest = hashlib.sha256(row.contiguous().numpy().tobytes()).hexdigest()[:16]
+            seen[digest] = seen.get(digest, 0) + 1
+            ids.append(digest if seen[digest] == 1 else f"{digest}#{seen[digest]}")
+        return tuple(ids)
+    ids = [str(i) for i in value]
     if len(ids) != n:
         raise XaibenchError(f"ids has {len(ids)} entries for {n} inputs; give one id per input")
     if len(set(ids)) != n:
         raise XaibenchError("ids are not unique; give each input its own id")
-    return ids
+    return tuple(ids)
 
 
 def torch_device(name: str) -> torch.device:
@@ -199,17 +208,6 @@ def user_model(model: Any, x: torch.Tensor, num_classes: int | None, output: str
     conformed = conform(model.eval(), num_classes=num_classes, in_channels=int(x.shape[1]),
                         spatial=tuple(x.shape[2:]), form=form, who="the model", naming="python")
     return conformed.to(device), num_classes
-
-
-def weights_key(model: nn.Module) -> str:
-    """A content key of ``model``'s weights: the model part of the random draws' seeds."""
-    from xaibench.cache import content_key
-
-    digest = hashlib.sha256()
-    for name, t in model.state_dict().items():
-        digest.update(name.encode())
-        digest.update(t.detach().cpu().contiguous().numpy().tobytes())
-    return content_key("python-model", digest.hexdigest())
 
 
 def merged_params(spec: Any, given: Mapping[str, Any] | None, where: str, kind: str) -> dict[str, Any]:

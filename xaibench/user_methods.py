@@ -23,7 +23,8 @@ class MethodChoice:
 
     spec: MethodSpec
     params: dict[str, Any]
-    layer: str | None
+    #: The target layer: a dotted name, or (before :func:`check_covered` names it) a module of the model.
+    layer: Any
     #: A registered method (False: a user's callable).
     registered: bool = True
 
@@ -31,12 +32,11 @@ class MethodChoice:
         """The method's target layer in ``model`` (a copy's own module, for re-explained copies)."""
         if not self.spec.takes_layer:
             return None
-        if self.layer is None:
-            from torch import nn
+        if not isinstance(self.layer, str):
+            from xaibench.layers import last_convolution
 
-            inner = getattr(model, "wrapped", model)
-            convs = [n for n, m in inner.named_modules() if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d))]
-            hint = f" (its last convolution is {convs[-1]!r})" if convs else ""
+            last = last_convolution(getattr(model, "wrapped", model))
+            hint = f" (its last convolution is {last!r})" if last else ""
             raise XaibenchError(f"method {self.spec.name!r} explains a layer: pass layer='<dotted name>'{hint}")
         try:
             return model.get_submodule(self.layer)
@@ -45,7 +45,7 @@ class MethodChoice:
             raise XaibenchError(f"layer {self.layer!r} is not in the model{did_you_mean(self.layer, names)}") from None
 
 
-def choose_method(method: Any, params: Mapping[str, Any] | None, layer: str | None, where: str) -> MethodChoice:
+def choose_method(method: Any, params: Mapping[str, Any] | None, layer: Any, where: str) -> MethodChoice:
     """A registered method by name (parameters checked) or a callable ``(model, inputs, targets) -> maps``."""
     from xaibench.specs import MODALITIES, MethodSpec
 
@@ -66,10 +66,14 @@ def choose_method(method: Any, params: Mapping[str, Any] | None, layer: str | No
     return MethodChoice(spec, {}, None, registered=False)
 
 
-def check_covered(me: MethodChoice, model: nn.Module, x: torch.Tensor, allow_small_cam: bool) -> None:
+def check_covered(me: MethodChoice, model: nn.Module, x: torch.Tensor, allow_small_cam: bool) -> MethodChoice:
     """Refuse a model the method's rules do not cover (``MethodSpec.covers``), a modality it does not support,
-    and a CAM layer too coarse to localize, each with one line."""
-    from xaibench.degenerate import check_cam_layer, layer_output_spatial
+    a missing layer and a CAM layer too coarse to localize, each with one line; return the method with its
+    layer named (a module of ``model`` given as ``layer=model.layer3`` becomes ``"layer3"``)."""
+    from torch import nn
+
+    from xaibench.degenerate import check_cam_layer, layer_output_spatial, suggested_layer
+    from xaibench.specs import cam_size_ok
 
     kind = modality(x)
     if kind not in me.spec.modalities:
@@ -78,10 +82,31 @@ def check_covered(me: MethodChoice, model: nn.Module, x: torch.Tensor, allow_sma
         reason = me.spec.covers(model)
         if reason is not None:
             raise XaibenchError(f"not applicable: {reason}")
+    if not me.spec.takes_layer:
+        return me
+    channels, spatial = int(x.shape[1]), tuple(x.shape[2:])
+
+    def such_as() -> str:
+        found = suggested_layer(model, channels, spatial)
+        return "" if found is None else f", such as {found[0]!r} ({'x'.join(map(str, found[1]))})"
+
+    if me.layer is None:
+        raise XaibenchError(f"method {me.spec.name!r} explains a layer: pass layer='<dotted name>'{such_as()}")
+    if isinstance(me.layer, nn.Module):
+        name = {id(m): n for n, m in getattr(model, "wrapped", model).named_modules()}.get(id(me.layer))
+        if not name:  # not a submodule (another copy's module, or the whole model)
+            raise XaibenchError(f"layer= is a {type(me.layer).__name__} that is not a layer of the model: pass its "
+                                f"dotted name{such_as()}")
+        me = dataclasses.replace(me, layer=name)
+    elif not isinstance(me.layer, str):
+        raise XaibenchError(f"layer= takes a dotted name (or a module of the model), got {type(me.layer).__name__}")
     layer = me.layer_of(model)
     if layer is not None and not allow_small_cam:
-        size = layer_output_spatial(model, layer, int(x.shape[1]), tuple(x.shape[2:]))
-        check_cam_layer(me.layer or "?", size, tuple(x.shape[2:]), "xaibench.explain", me.spec.name, "the model")
+        size = layer_output_spatial(model, layer, channels, spatial)
+        suggestion = None if cam_size_ok(size) else suggested_layer(model, channels, spatial)
+        check_cam_layer(me.layer, size, spatial, "xaibench.explain", me.spec.name, "the model", suggestion,
+                        python=True)
+    return me
 
 
 def explainer(me: MethodChoice, net: nn.Module, x: torch.Tensor, target: torch.Tensor, ids: tuple[str, ...],

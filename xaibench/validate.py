@@ -10,7 +10,7 @@ import math
 import numbers
 import re
 from dataclasses import fields
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from xaibench.errors import SuiteError, XaibenchError, did_you_mean
 from xaibench.specs import AUGMENTATIONS, TrainRecipe
@@ -60,14 +60,16 @@ def device(name: str) -> None:
         raise XaibenchError("--device mps was asked for, but torch sees no MPS device here; use --device cpu")
 
 
-def train_options(train: Mapping[str, Any], key_lines: Mapping[str, int], line: int, where: str) -> None:
+def train_options(train: Mapping[str, Any], key_lines: Mapping[str, int], line: int,
+                  where: Callable[[int], str]) -> None:
     """A suite model's ``train:`` mapping: known keys (with "did you mean"), positive sizes, known augmentations.
 
-    ``key_lines`` maps each key to its 1-based line in ``where`` (``line`` is the mapping's own).
+    ``key_lines`` maps each key to its 1-based line (``line`` is the mapping's own); ``where(line)`` names
+    that line in an error (``file:line``, or ``--set KEY`` for an overridden value).
     """
     known = [f.name for f in fields(TrainRecipe)]
     for key, value in train.items():
-        at = f"{where}:{key_lines.get(key, line)}"
+        at = where(key_lines.get(key, line))
         if key not in known:
             raise SuiteError(f"{at}: unknown training option {key!r}{did_you_mean(str(key), known)}; "
                              f"known: {', '.join(known)}")

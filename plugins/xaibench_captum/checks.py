@@ -4,8 +4,8 @@ One rule per parameter name, whichever method takes it: the channel reduction, t
 fill, the counts (integers with a least value), the positive finite numbers, the flags, and the
 noise tunnels' draws (:func:`xaibench_captum.stochastic.noise_tunnel_args`,
 :func:`~xaibench_captum.stochastic.check_tunnel_method`). A finer rule that depends on the input
-(LIME's least sample count for a sample's superpixels, an occlusion window inside the input) is
-checked when the method runs.
+(an image cut into at least two superpixels, :func:`xaibench_captum.superpixels.checked_segments`;
+an occlusion window inside the input) is checked when the method runs.
 """
 from __future__ import annotations
 
@@ -18,8 +18,11 @@ from xaibench_captum.stochastic import check_noise_tunnel, check_tunnel_method
 
 #: The channel reductions of :func:`xaibench.maps.reduce_channels`.
 REDUCTIONS = ("sum", "abs", "max_abs")
+#: The fewest superpixels LIME and KernelSHAP explain with: one superpixel gives a constant map (LIME)
+#: and no coalition between the empty and the full one (KernelSHAP's kernel weights are then NaN).
+MIN_SUPERPIXELS = 2
 #: Count parameters and their least value (KernelSHAP's ``n_samples: 0`` stands for the SHAP package's default).
-COUNTS = {"n_steps": 1, "n_samples": 1, "window": 1, "patch": 1, "n_segments": 1}
+COUNTS = {"n_steps": 1, "n_samples": 1, "window": 1, "patch": 1, "n_segments": MIN_SUPERPIXELS}
 #: Parameters that are finite numbers > 0.
 POSITIVE = ("stdev", "compactness", "kernel_width")
 

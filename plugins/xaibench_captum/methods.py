@@ -6,7 +6,6 @@ captum is imported inside the functions: it pulls in a large import graph that
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -69,10 +68,8 @@ def deeplift(model: nn.Module, x: torch.Tensor, target: torch.Tensor, ctx: Metho
     """
     from captum.attr import DeepLift
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # captum warns that it sets hooks on the activations
-        attr = attribute(DeepLift(hookable_copy(model)), x, target, ctx, noise_tunnel,
-                         baselines=fill_like(x, baseline, ctx.data_mean, ctx.sample_seeds))
+    attr = attribute(DeepLift(hookable_copy(model)), x, target, ctx, noise_tunnel,
+                     baselines=fill_like(x, baseline, ctx.data_mean, ctx.sample_seeds))
     return reduce_channels(attr, reduce)
 
 
@@ -86,9 +83,7 @@ def guided_backprop(model: nn.Module, x: torch.Tensor, target: torch.Tensor, ctx
     """
     from captum.attr import GuidedBackprop
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        attr = attribute(GuidedBackprop(hookable_copy(model)), x, target, ctx, noise_tunnel)
+    attr = attribute(GuidedBackprop(hookable_copy(model)), x, target, ctx, noise_tunnel)
     return reduce_channels(attr, reduce)
 
 
@@ -101,9 +96,7 @@ def deconvolution(model: nn.Module, x: torch.Tensor, target: torch.Tensor, ctx: 
     """
     from captum.attr import Deconvolution
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        attr = attribute(Deconvolution(hookable_copy(model)), x, target, ctx, None)
+    attr = attribute(Deconvolution(hookable_copy(model)), x, target, ctx, None)
     return reduce_channels(attr, reduce)
 
 

@@ -31,6 +31,15 @@ NOISE_TUNNELS = (
      "Adebayo et al., Local Explanation Methods for Deep Neural Networks Lack Sensitivity to Parameter Values, "
      "ICLR Workshop 2018, Sec. 2; " + SMOOTHGRAD),
 )
+#: How LIME and KernelSHAP cut an image (xaibench_captum.superpixels), as the method reference states it.
+SUPERPIXELS = ("Superpixels: SLICO, the zero-parameter mode of SLIC (scikit-image `slic(slic_zero=True)`), on the "
+               "image min-max scaled to [0, 1] over all its channels, channels as they are (no Lab conversion), colour "
+               "distance the root mean square over channels: the same superpixels for any value range and for a grey "
+               "image and its RGB twin. A pixel's colour distance to a superpixel counts in units of the larger of "
+               "`compactness` (default 0.1 of the image's range) and the largest colour distance inside that "
+               "superpixel, so superpixels follow edges on clean images and stay compact on speckle; "
+               "`compactness >= 1` is plain SLIC, close to a grid. A constant image gives the seeds' regular grid. "
+               "An image cut into fewer than 2 superpixels stops the run with one line naming `n_segments`")
 NOISE_TUNNEL_NOTE = "; accepts noise_tunnel: {type: smoothgrad|smoothgrad_sq|vargrad, samples, stdev}"
 
 
@@ -71,13 +80,15 @@ def xaibench_register_methods(register: Callable[[MethodSpec], None]) -> None:
     register(MethodSpec(
         name="deeplift", explain=lazy("xaibench_captum.methods:deeplift"), modalities=both, additive=True,
         check=lazy("xaibench_captum.checks:params_check", False),
-        description="DeepLIFT rescale rule against a baseline, on a ReLU-safe model copy (captum)" + NOISE_TUNNEL_NOTE,
+        description="DeepLIFT rescale rule against a baseline, on a model copy with one hook per call site (captum); "
+                    "ReLU, ELU, LeakyReLU, Sigmoid, Tanh, Softplus and non-overlapping max pooling" + NOISE_TUNNEL_NOTE,
         citation="Shrikumar et al., Learning Important Features Through Propagating Activation Differences, ICML 2017",
         defaults={"baseline": "zero", "reduce": "sum"},
         covers=lazy("xaibench_captum.rules:deeplift_covers"),
         checked_against="by hand: attributions sum to f_c(x) - f_c(baseline) on torchvision's ResNet-18 (Shrikumar et al. "
                         "2017, summation-to-delta): tests/test_methods_cam.py::"
-                        "test_deeplift_conforms_on_resnet_and_sums_to_delta_despite_reused_relus",
+                        "test_deeplift_conforms_on_resnet_and_sums_to_delta_despite_reused_relus; captum DeepLift on "
+                        "the twin with separated hooks, each rule and pooling order: tests/test_deeplift_rules.py",
     ))
     register(MethodSpec(
         name="guided-backprop", explain=lazy("xaibench_captum.methods:guided_backprop"), modalities=both,
@@ -129,13 +140,14 @@ def xaibench_register_methods(register: Callable[[MethodSpec], None]) -> None:
         name="lime", explain=lazy("xaibench_captum.superpixels:lime"), modalities=frozenset({"image"}),
         check=lazy("xaibench_captum.checks:params_check", False),
         needs_gradients=False,
-        description="weights of a kernel-weighted ridge surrogate over SLIC superpixels switched to a baseline "
+        description="weights of a kernel-weighted ridge surrogate over superpixels switched to a baseline "
                     "(captum Lime, the lime package's image defaults); not additive (a local surrogate with an "
-                    "intercept); images only (SLIC superpixels)",
+                    "intercept); images only. " + SUPERPIXELS,
         citation="Ribeiro, Singh & Guestrin, \"Why Should I Trust You?\", KDD 2016, Sec. 3.3-3.4; Achanta et al., "
                  "SLIC Superpixels, IEEE TPAMI 2012",
-        defaults={"n_samples": 1000, "n_segments": 50, "compactness": 10.0, "kernel_width": 0.25,
+        defaults={"n_samples": 1000, "n_segments": 50, "compactness": 0.1, "kernel_width": 0.25,
                   "baseline": "zero", "per_pixel": False},
+        version="2",
         checked_against="captum Lime called directly with the same SLIC mask and seed: "
                         "tests/test_methods_new.py::test_lime_equals_captum_lime_with_the_same_mask_and_seed",
     ))
@@ -143,12 +155,13 @@ def xaibench_register_methods(register: Callable[[MethodSpec], None]) -> None:
         name="kernel-shap", explain=lazy("xaibench_captum.superpixels:kernel_shap"), modalities=frozenset({"image"}),
         check=lazy("xaibench_captum.checks:params_check", True),
         needs_gradients=False, additive=True,
-        description="Shapley values of SLIC superpixels switched to a baseline, by the Shapley-kernel weighted "
+        description="Shapley values of superpixels switched to a baseline, by the Shapley-kernel weighted "
                     "regression (captum KernelShap); additive: the values sum to f(x) - f(baseline) (captum weights "
-                    "the full and empty coalitions 1e6), spread per pixel; images only (SLIC superpixels)",
+                    "the full and empty coalitions 1e6), spread per pixel; images only. " + SUPERPIXELS,
         citation="Lundberg & Lee, A Unified Approach to Interpreting Model Predictions, NeurIPS 2017, Sec. 4.1; "
                  "Achanta et al., SLIC Superpixels, IEEE TPAMI 2012",
-        defaults={"n_samples": 0, "n_segments": 50, "compactness": 10.0, "baseline": "zero", "per_pixel": True},
+        defaults={"n_samples": 0, "n_segments": 50, "compactness": 0.1, "baseline": "zero", "per_pixel": True},
+        version="2",
         checked_against="additivity sum = f(x) - f(baseline) within the solver's tolerance, by hand: "
                         "tests/test_methods_new.py::test_kernel_shap_values_sum_to_the_output_change",
     ))

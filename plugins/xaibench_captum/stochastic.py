@@ -9,10 +9,15 @@ that seed. A noise tunnel (:func:`tunnel_attribute`) draws each sample's noisy
 copies exactly as captum's ``NoiseTunnel`` does for that sample alone, then
 attributes the copies of all samples in passes of ``ctx.pass_batch`` (the engine's
 batch), not one sample's copies per pass. Deterministic calls take the whole batch at once.
+
+captum's warnings about what these calls do on purpose (:data:`BENIGN_WARNINGS`: inputs set to require
+gradients, hooks set on activations for DeepLIFT, guided backpropagation and deconvolution) are filtered
+around the calls (:func:`benign_warnings_filtered`), by message; any other warning reaches the user.
 """
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -22,6 +27,12 @@ import torch
 from xaibench.specs import MethodContext
 from xaibench.validate import is_integer, is_number
 
+#: captum's UserWarnings (regular expressions of their starts) that describe what xaibench asks of it on purpose.
+BENIGN_WARNINGS = (
+    r"Input Tensor \d+ did not already require gradients, required_grads has been set automatically",
+    r"Setting forward, backward hooks and attributes on non-linear\s+activations",  # DeepLift
+    r"Setting backward hooks on ReLU activations",  # GuidedBackprop, Deconvolution
+)
 NT_TYPES = ("smoothgrad", "smoothgrad_sq", "vargrad")
 NT_KEYS = ("type", "samples", "stdev")
 
@@ -61,6 +72,17 @@ def check_tunnel_method(params: Mapping[str, Any]) -> None:
         raise ValueError(f"needs noise_level > 0 and samples >= 1 (an integer), got {level!r} and {samples!r}")
 
 
+@contextlib.contextmanager
+def benign_warnings_filtered() -> Iterator[None]:
+    """Inside: captum's :data:`BENIGN_WARNINGS` are not shown (every other warning is); the filters are restored
+    after. Also a decorator."""
+    with warnings.catch_warnings():
+        for message in BENIGN_WARNINGS:
+            warnings.filterwarnings("ignore", message=message, category=UserWarning)
+        yield
+
+
+@benign_warnings_filtered()
 def attribute(method: Any, x: torch.Tensor, target: torch.Tensor, ctx: MethodContext,
               noise_tunnel: Mapping[str, Any] | None, stochastic: bool = False, group: int | None = None,
               **kwargs: Any) -> torch.Tensor:
@@ -109,6 +131,7 @@ def _rows(kwargs: Mapping[str, Any], n: int, rows: Sequence[int]) -> dict[str, A
             for k, v in kwargs.items()}
 
 
+@benign_warnings_filtered()
 def tunnel_attribute(method: Any, x: torch.Tensor, target: torch.Tensor, ctx: MethodContext, nt_type: str,
                      samples: int, stdevs: Sequence[float], **kwargs: Any) -> torch.Tensor:
     """captum's ``NoiseTunnel(method).attribute`` of each sample alone, under its seed, in passes across samples.

@@ -22,8 +22,8 @@ the harmonic mean of the three, as the reference implementation computes it (its
 the code). The reference adds 1e-8 to each denominator, so a zero component gives about 3e-8; here
 the harmonic mean's limit, 0. In [0, 1], higher is better. NaN where the map or the map of the
 masked input is constant (Pearson's correlation undefined; the reference divides by 1e-8 and scores
-the coherency 0.5). ``noise`` is ROAD's imputation noise, drawn from the cell's ``seed`` (every method
-faces the same draws). Cost: one re-explanation plus ``2 * len(percentiles)`` imputed passes per sample.
+the coherency 0.5). ``noise`` is ROAD's imputation noise, drawn from each sample's seed in ``sample_seeds`` (every
+method faces the same draws). Cost: one re-explanation plus ``2 * len(percentiles)`` imputed passes per sample.
 """
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ def min_max(maps: torch.Tensor) -> torch.Tensor:
     return torch.where(span > 0, (flat - low) / span.clamp(min=1e-300), torch.zeros_like(flat)).reshape(maps.shape)
 
 
-def arcc(inputs: torch.Tensor, targets: torch.Tensor, maps: torch.Tensor, engine: Engine, seed: int,
+def arcc(inputs: torch.Tensor, targets: torch.Tensor, maps: torch.Tensor, engine: Engine, sample_seeds: Sequence[int],
          explain: Callable[..., torch.Tensor], percentiles: Sequence[float] = (20, 40, 60, 80),
          noise: float = 0.01) -> np.ndarray:
     """ARCC (module doc), ``(N,)`` float64 in [0, 1]; NaN where the map or its re-explanation is constant.
@@ -59,8 +59,8 @@ def arcc(inputs: torch.Tensor, targets: torch.Tensor, maps: torch.Tensor, engine
     again = min_max(explain(inputs=inputs * scaled[:, None].to(inputs.dtype)).to(inputs.device))
     coherency = (pearson_rows(again.flatten(1).cpu().numpy(), scaled.flatten(1).cpu().numpy()) + 1) / 2
     fractions = [1 - q / 100 for q in percentiles]
-    lerf = road(inputs, targets, scaled.float(), engine, seed, "lerf", fractions, noise)
-    morf = road(inputs, targets, scaled.float(), engine, seed, "morf", fractions, noise)
+    lerf = road(inputs, targets, scaled.float(), engine, sample_seeds, "lerf", fractions, noise)
+    morf = road(inputs, targets, scaled.float(), engine, sample_seeds, "morf", fractions, noise)
     removal = np.clip(lerf - morf, 0.0, 1.0)  # 2 * ROADCombined
     parts = np.stack([coherency, 1 - complexity, removal], 1)
     with np.errstate(divide="ignore"):

@@ -5,7 +5,8 @@
   relevance, and a feature with zero relevance should be one the model is not sensitive to. With
   features the patches of ``patch`` pixels per axis (:func:`xaibench_metrics.regions.patch_index`;
   ``patch: 1``, single pixels, is the paper's), ``Z`` the patches whose absolute relevance (summed
-  over the patch, scaled by the largest patch's) is below ``eps``, and ``I`` the patches whose
+  over the patch, scaled by the largest patch's, of the map or of the batch: ``normalise``,
+  :mod:`xaibench_metrics.scaling`) is below ``eps``, and ``I`` the patches whose
   replacement by the fill moves ``p_c`` by less than ``eps``, the score is ``|Z xor I|``, the size of
   the symmetric difference, as a share of the patches (Quantus returns the count). In [0, 1], lower
   is better; NaN for an all-zero map. One batched pass per patch and sample. Quantus 0.6's
@@ -36,6 +37,7 @@ from torch import nn
 from xaibench.engine import Engine, select_output
 from xaibench_metrics.completeness import fill_baseline
 from xaibench_metrics.regions import patch_index
+from xaibench_metrics.scaling import scaled
 
 #: The first layers whose response to a constant input shift can be subtracted (Kindermans et al. 2019).
 LINEAR_FIRST = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
@@ -43,10 +45,13 @@ LINEAR_FIRST = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
 
 def non_sensitivity(inputs: torch.Tensor, targets: torch.Tensor, maps: torch.Tensor, engine: Engine,
                     base_logits: torch.Tensor, data_mean: torch.Tensor | None = None, patch: int = 4,
-                    eps: float = 1e-5, fill: str = "zero", output: str = "prob") -> np.ndarray:
+                    eps: float = 1e-5, fill: str = "zero", output: str = "prob",
+                    normalise: str = "sample") -> np.ndarray:
     """Non-Sensitivity (Nguyen and Martinez 2020): ``|Z xor I| / patches``, ``(N,)`` float64 in [0, 1]; lower is better.
 
-    NaN for an all-zero map. Raises :class:`ValueError` for a bad ``patch``, ``fill``, ``output`` or ``eps <= 0``.
+    The patches' relevance is scaled by the map's largest patch (``normalise: sample``) or the batch's
+    (``batch``, Quantus 0.6's; :mod:`xaibench_metrics.scaling`). NaN for an all-zero map. Raises
+    :class:`ValueError` for a bad ``patch``, ``fill``, ``output``, ``normalise`` or ``eps <= 0``.
     """
     if eps <= 0:
         raise ValueError(f"non-sensitivity needs eps > 0, got {eps}")
@@ -55,8 +60,7 @@ def non_sensitivity(inputs: torch.Tensor, targets: torch.Tensor, maps: torch.Ten
     index = index.to(x.device)
     relevance = torch.zeros(x.shape[0], cells, dtype=torch.float64, device=x.device)
     relevance.index_add_(1, index, maps.reshape(x.shape[0], -1).abs().double().to(x.device))
-    top = relevance.amax(1, keepdim=True)
-    zero = relevance / top.clamp(min=1e-300) < eps
+    zero = torch.from_numpy(scaled(relevance.cpu().numpy(), normalise) < eps).to(x.device)
     canvas = fill_baseline(x, fill, data_mean).to(x)
     shape = (-1, 1, *x.shape[2:])
 
@@ -68,7 +72,7 @@ def non_sensitivity(inputs: torch.Tensor, targets: torch.Tensor, maps: torch.Ten
     moved = (engine.perturbed_scores(perturb, x.shape[0], cells, targets, output) - f_x[:, None]).abs()
     insensitive = moved < eps
     share = (zero ^ insensitive).double().mean(1)
-    return torch.where(top[:, 0] > 0, share, torch.full_like(share, float("nan"))).cpu().numpy()
+    return torch.where(relevance.amax(1) > 0, share, torch.full_like(share, float("nan"))).cpu().numpy()
 
 
 def first_layer(model: nn.Module, sample: torch.Tensor) -> nn.Module:

@@ -29,6 +29,8 @@ sets (Pearson's correlation has a zero denominator); the leaderboard names the r
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -66,36 +68,38 @@ def completeness_error(inputs: torch.Tensor, targets: torch.Tensor, maps: torch.
     return torch.where(delta.abs() > eps, err, torch.full_like(err, float("nan"))).cpu().numpy()
 
 
-def patch_sets(n_samples: int, spatial: tuple[int, ...], patch: int, n: int, sets: int,
-               generator: torch.Generator) -> torch.Tensor:
-    """Random sets of ``n`` patches per sample: bool ``(n_samples, sets, *spatial)``."""
+def patch_sets(sample_seeds: Sequence[int], spatial: tuple[int, ...], patch: int, n: int, sets: int) -> torch.Tensor:
+    """Random sets of ``n`` patches per sample: bool ``(N, sets, *spatial)``, sample ``i``'s drawn from
+    ``sample_seeds[i]`` alone (the same sets whatever its position or batch-mates)."""
     grid = tuple(max(1, s // patch) for s in spatial)
     cells = int(np.prod(grid))
     if not 0 < n < cells:
         raise ValueError(f"n must be between 1 and {cells - 1} patches for a {spatial} input with patch {patch}")
-    scores = torch.rand(n_samples * sets, cells, generator=generator)
+    scores = torch.cat([torch.rand(sets, cells, generator=torch.Generator().manual_seed(int(s))) for s in sample_seeds])
     chosen = torch.zeros_like(scores, dtype=torch.bool)
     chosen.scatter_(1, scores.topk(n, dim=1).indices, True)
-    coarse = chosen.float().reshape(n_samples * sets, 1, *grid)
-    mode = "nearest"
-    full = F.interpolate(coarse, size=spatial, mode=mode)[:, 0] > 0.5
-    return full.reshape(n_samples, sets, *spatial)
+    coarse = chosen.float().reshape(len(sample_seeds) * sets, 1, *grid)
+    full = F.interpolate(coarse, size=spatial, mode="nearest")[:, 0] > 0.5
+    return full.reshape(len(sample_seeds), sets, *spatial)
 
 
-def sensitivity_n(inputs: torch.Tensor, targets: torch.Tensor, maps: torch.Tensor, engine: Engine, seed: int,
+def sensitivity_n(inputs: torch.Tensor, targets: torch.Tensor, maps: torch.Tensor, engine: Engine,
+                  sample_seeds: Sequence[int],
                   data_mean: torch.Tensor | None = None,
                   n: int = 8, patch: int = 8, sets: int = 32, fill: str = "zero", output: str = "logit") -> np.ndarray:
     """Sensitivity-n (Ancona et al., ICLR 2018, Sec. 4): Pearson correlation, ``(N,)`` float64 in [-1, 1], higher is better.
 
-    Over ``sets`` random sets of ``n`` patches of ``patch`` pixels per axis (seeded by ``seed``, the
-    same for every method), the correlation between the map's sum over the set and the drop of the
-    target's ``output`` when the set is set to ``fill``. ``inputs`` ``(N, C, *spatial)``, ``maps``
+    Over ``sets`` random sets of ``n`` patches of ``patch`` pixels per axis (sample ``i``'s drawn from
+    ``sample_seeds[i]``, the same for every method), the correlation between the map's sum over the set and the
+    drop of the target's ``output`` when the set is set to ``fill``. ``inputs`` ``(N, C, *spatial)``, ``maps``
     ``(N, *spatial)``. NaN where either series is constant over the sets. Raises ``ValueError`` when
-    ``n`` is not between 1 and the number of patches minus 1, or for an unknown ``output``/``fill``.
+    ``n`` is not between 1 and the number of patches minus 1, for an unknown ``output``/``fill``, or for seeds
+    that are not one per sample.
     """
-    gen = torch.Generator().manual_seed(seed)
+    if len(sample_seeds) != inputs.shape[0]:
+        raise ValueError(f"need one seed per sample, got {len(sample_seeds)} for {inputs.shape[0]} samples")
     spatial = tuple(inputs.shape[2:])
-    s_masks = patch_sets(inputs.shape[0], spatial, patch, n, sets, gen).to(inputs.device)
+    s_masks = patch_sets(sample_seeds, spatial, patch, n, sets).to(inputs.device)
     baseline = fill_baseline(inputs, fill, data_mean)
 
     def perturb(sample_idx: torch.Tensor, step_idx: torch.Tensor) -> torch.Tensor:
@@ -118,7 +122,8 @@ def pearson_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return np.where(den > 0, (a * b).sum(1) / den, np.nan)
 
 
-def faithfulness_correlation(inputs: torch.Tensor, targets: torch.Tensor, maps: torch.Tensor, engine: Engine, seed: int,
+def faithfulness_correlation(inputs: torch.Tensor, targets: torch.Tensor, maps: torch.Tensor, engine: Engine,
+                             sample_seeds: Sequence[int],
                              data_mean: torch.Tensor | None = None, subset: float = 0.05, runs: int = 64,
                              fill: str = "zero",
                              output: str = "logit") -> np.ndarray:
@@ -126,5 +131,5 @@ def faithfulness_correlation(inputs: torch.Tensor, targets: torch.Tensor, maps: 
     if not 0 < subset < 1:
         raise ValueError(f"subset must be a fraction of the pixels in (0, 1), got {subset}")
     n = max(1, round(subset * int(np.prod(inputs.shape[2:]))))
-    return sensitivity_n(inputs, targets, maps, engine, seed, data_mean, n=n, patch=1, sets=runs, fill=fill,
+    return sensitivity_n(inputs, targets, maps, engine, sample_seeds, data_mean, n=n, patch=1, sets=runs, fill=fill,
                          output=output)

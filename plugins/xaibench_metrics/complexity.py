@@ -11,7 +11,8 @@
 
 - Effective Complexity (Nguyen and Martinez, "On Quantitative Aspects of Model
   Interpretability", arXiv:2007.07584, 2020, Sec. 4.3): the number of pixels whose absolute
-  relevance, scaled by the map's largest, exceeds ``eps``; reported as a share of the ``P``
+  relevance, scaled by the map's largest (``normalise: sample``; ``batch``: the batch's largest, as
+  Quantus, :mod:`xaibench_metrics.scaling`), exceeds ``eps``; reported as a share of the ``P``
   pixels (Quantus's ``EffectiveComplexity`` returns the count, ``P`` times this) so that maps of
   different sizes compare. In [0, 1], lower is simpler.
 
@@ -21,6 +22,8 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+
+from xaibench_metrics.scaling import scaled
 
 
 def _abs_rows(saliency: torch.Tensor) -> np.ndarray:
@@ -48,15 +51,15 @@ def entropy(maps: torch.Tensor) -> np.ndarray:
     return np.where(total[:, 0] > 0, h, np.nan)
 
 
-def effective_complexity(maps: torch.Tensor, eps: float = 1e-5) -> np.ndarray:
+def effective_complexity(maps: torch.Tensor, eps: float = 1e-5, normalise: str = "sample") -> np.ndarray:
     """Share of pixels with ``|a| / max|a| > eps`` (Nguyen and Martinez 2020), ``(N,)`` in [0, 1]; NaN on a zero map.
 
-    Raises :class:`ValueError` unless ``0 <= eps < 1``.
+    ``max|a|`` is the map's own largest (``normalise: sample``) or the batch's (``batch``, Quantus 0.6's;
+    :mod:`xaibench_metrics.scaling`). Raises :class:`ValueError` unless ``0 <= eps < 1``, or for an unknown
+    ``normalise``.
     """
     if not 0 <= eps < 1:
         raise ValueError(f"eps is a fraction of the map's largest value in [0, 1), got {eps}")
     a = _abs_rows(maps)
-    top = a.max(1, keepdims=True)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        share = (a / top > eps).mean(1)
-    return np.where(top[:, 0] > 0, share, np.nan)
+    share = (scaled(a, normalise) > eps).mean(1)
+    return np.where(a.max(1) > 0, share, np.nan)

@@ -20,7 +20,9 @@ unperturbed one: cheap on any suite.
 
 Sufficiency (Dasgupta et al. 2022, Sec. 3, in the operational form of Quantus's ``Sufficiency``):
 the same share, among the other samples whose *maps are close* to sample ``i``'s instead of sharing
-its label: maps are taken absolute (``abs``) and scaled by their largest value, their pairwise
+its label: maps are taken absolute (``abs``) and scaled by their largest absolute value (``normalise``:
+each map by its own, the default, or all by the batch's as Quantus does, :mod:`xaibench_metrics.scaling`),
+their pairwise
 standardised Euclidean distances (each pixel divided by its variance over the cell's samples, as
 scipy's ``seuclidean``) are divided by the largest distance of the cell, and ``j`` is a neighbour of
 ``i`` when that is at most ``threshold``. A pixel with the same value in every map (zero variance)
@@ -32,6 +34,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 from scipy.spatial.distance import cdist
+
+from xaibench_metrics.scaling import scaled
 
 
 def peak_cells(maps: torch.Tensor, grid: int, abs: bool = True) -> torch.Tensor:
@@ -77,18 +81,19 @@ def agreement(peers: torch.Tensor, base_logits: torch.Tensor) -> torch.Tensor:
     return torch.where(count > 0, agree / count.clamp(min=1), torch.full_like(count, float("nan")))
 
 
-def sufficiency(maps: torch.Tensor, base_logits: torch.Tensor, threshold: float = 0.6, abs: bool = True) -> torch.Tensor:
+def sufficiency(maps: torch.Tensor, base_logits: torch.Tensor, threshold: float = 0.6, abs: bool = True,
+                normalise: str = "sample") -> torch.Tensor:
     """Per-sample sufficiency ``(N,)`` float64 in [0, 1] (module doc): the share of the samples whose scaled maps lie
     within ``threshold`` of the sample's (standardised Euclidean distance / the cell's largest) that get its prediction.
 
-    NaN where no other sample is that close. Raises :class:`ValueError` unless ``0 <= threshold <= 1``.
+    Maps are scaled by their own largest ``|a|`` or the batch's (``normalise``, :mod:`xaibench_metrics.scaling`).
+    NaN where no other sample is that close. Raises :class:`ValueError` unless ``0 <= threshold <= 1``, or for an
+    unknown ``normalise``.
     """
     if not 0 <= threshold <= 1:
         raise ValueError(f"sufficiency's threshold is a fraction of the largest distance in [0, 1], got {threshold}")
     a = maps.reshape(maps.shape[0], -1).double().cpu().numpy()
-    a = np.abs(a) if abs else a
-    top = np.abs(a).max(1, keepdims=True)
-    a = np.divide(a, top, out=np.zeros_like(a), where=top > 0)
+    a = scaled(np.abs(a) if abs else a, normalise)
     varies = a.var(0, ddof=1) > 0 if len(a) > 1 else np.zeros(a.shape[1], dtype=bool)
     if varies.any():
         dist = cdist(a[:, varies], a[:, varies], "seuclidean")

@@ -9,12 +9,14 @@ spatial axis (positive: towards higher indices), the uncovered pixels set to the
 training mean), the maps compared pixel by pixel as Montavon et al. compare them. A translation
 that leaves the input unchanged (``x' = x``) is not a pair of the definition and is left out; NaN
 where every translation does. Maps are scaled by their largest absolute value and taken absolute
-(``normalise``, ``abs``: Quantus's defaults, so that methods whose maps live on different scales
-compare); lower is better. Quantus 0.6's ``Continuity`` translates by ``-W + dx, -W + 2 dx, ...``
-(``dx = (2W + 1) // nr_steps``), the zero shift and a fully covered input among them, fills with the
-sample's minimum whatever its ``perturb_baseline``, scales the maps by the largest value of the whole
-*batch* (so a sample's score depends on the others), and divides by ``||x - x'|| + 1e-9`` (the zero
-shift then adds a ratio 0): on the same nonzero shifts, a minimum of 0 and unscaled maps the two agree.
+(``normalise``, ``abs``, so that methods whose maps live on different scales compare): ``normalise:
+sample`` (the default) scales each map by its own largest, ``batch`` the maps of the batch and those of
+each translated batch by the batch's largest, as Quantus 0.6 does (a sample's score then depends on the
+others, :mod:`xaibench_metrics.scaling`), ``none`` not at all; lower is better. Quantus 0.6's
+``Continuity`` translates by ``-W + dx, -W + 2 dx, ...`` (``dx = (2W + 1) // nr_steps``), the zero shift
+and a fully covered input among them, fills with the sample's minimum whatever its ``perturb_baseline``,
+and divides by ``||x - x'|| + 1e-9`` (the zero shift then adds a ratio 0): on the same nonzero shifts and a
+minimum of 0 the two agree, with ``normalise: batch`` as with unscaled maps (``none``).
 Cost: one re-explanation of the cell's samples per shift.
 """
 from __future__ import annotations
@@ -26,6 +28,8 @@ import torch
 
 from xaibench_metrics.completeness import fill_baseline
 from xaibench_metrics.robustness import restacked
+from xaibench_metrics.scaling import NORMALISE as SCALES
+from xaibench_metrics.scaling import scaled
 
 
 def translate(inputs: torch.Tensor, shift: int, canvas: torch.Tensor) -> torch.Tensor:
@@ -42,22 +46,27 @@ def translate(inputs: torch.Tensor, shift: int, canvas: torch.Tensor) -> torch.T
     return out
 
 
-def _scaled(maps: torch.Tensor, normalise: bool, abs: bool) -> torch.Tensor:
+#: ``normalise``: one of :data:`xaibench_metrics.scaling.NORMALISE`, or ``none`` (the maps as the method returns them).
+NORMALISE = (*SCALES, "none")
+
+
+def _scaled(maps: torch.Tensor, normalise: str, abs: bool) -> torch.Tensor:
     flat = maps.reshape(maps.shape[0], -1).double()
-    if normalise:
-        top = flat.abs().amax(1, keepdim=True)
-        flat = torch.where(top > 0, flat / top.clamp(min=1e-300), flat)
+    if normalise != "none":
+        flat = torch.from_numpy(scaled(flat.cpu().numpy(), normalise)).to(flat.device)
     return flat.abs() if abs else flat
 
 
 def continuity(inputs: torch.Tensor, maps: torch.Tensor, explain: Callable[..., torch.Tensor],
                data_mean: torch.Tensor | None = None, shifts: Sequence[int] = (1, 2, 3, 4), fill: str = "zero",
-               normalise: bool = True, abs: bool = True) -> np.ndarray:
+               normalise: str = "sample", abs: bool = True) -> np.ndarray:
     """Continuity (Montavon et al. 2018): ``max_t ||R(x) - R(x_t)||_1 / ||x - x_t||_2`` over translations ``x_t``.
 
     ``(N,)`` float64 >= 0, lower is better; NaN where no shift changes the input. Raises
-    :class:`ValueError` for no shifts, a zero shift or a bad ``fill``.
+    :class:`ValueError` for no shifts, a zero shift, a bad ``fill`` or a ``normalise`` not in :data:`NORMALISE`.
     """
+    if normalise not in NORMALISE:
+        raise ValueError(f"normalise must be one of {', '.join(NORMALISE)}, got {normalise!r}")
     if not shifts or any(int(t) == 0 for t in shifts):
         raise ValueError(f"continuity needs non-zero translations in pixels, got shifts {list(shifts)}")
     canvas = fill_baseline(inputs, fill, data_mean).to(inputs)

@@ -176,7 +176,7 @@ def register_randomization_revisited(register: Callable[[MetricSpec], None]) -> 
                         "test_emprt_is_the_relative_entropy_rise_by_hand_and_nan_for_a_constant_trained_map",
         undefined=f"the trained model's map has a histogram entropy of 0, or {CONSTANT}"))
     register(MetricSpec(
-        name="smprt", bounds=(-1.0, 1.0), score=smooth_mprt, version="2",
+        name="smprt", bounds=(0.0, 1.0), score=smooth_mprt, version="2",
         needs=frozenset({"inputs", "maps", "model", "explain", "sample_seeds", "model_seed", "shared"}),
         category="randomization", higher_is_better=False,
         description="absolute Spearman correlation of noise-averaged maps of the trained and the fully randomized "
@@ -189,7 +189,7 @@ def register_randomization_revisited(register: Callable[[MetricSpec], None]) -> 
                         "test_smprt_averages_maps_over_noise_scaled_by_each_samples_range_by_hand",
         undefined=f"a noise-averaged map is constant (rank correlation undefined), or {CONSTANT}"))
     register(MetricSpec(
-        name="random-logit", bounds=(-1.0, 1.0), score=random_logit, version="2",
+        name="random-logit", bounds=(0.0, 1.0), score=random_logit, version="2",
         needs=frozenset({"targets", "maps", "base_logits", "explain", "sample_seeds"}),
         category="randomization", higher_is_better=False,
         description="absolute SSIM between the maps of the explained class and of a random other class "
@@ -317,12 +317,14 @@ def register_sufficiency(register: Callable[[MetricSpec], None]) -> None:
         name="sufficiency", bounds=(0.0, 1.0), score=sufficiency,
         needs=frozenset({"maps", "base_logits"}), category="faithfulness", higher_is_better=True,
         description="share of the other samples of the cell whose scaled maps lie within `threshold` of the "
-                    "sample's (standardised Euclidean distance / the largest) that get the same prediction",
+                    "sample's (standardised Euclidean distance / the largest) that get the same prediction; maps "
+                    "scaled by their own largest |a| (`normalise: sample`) or the batch's (`batch`, Quantus's)",
         formula="Suff_i = |{j != i : d(a_i, a_j) <= t, f(x_j) = f(x_i)}| / |{j != i : d(a_i, a_j) <= t}|",
         undefined="no other sample of the cell has a map within the threshold",
         checked_against=f"Quantus 0.6 Sufficiency, same maps (Quantus returns 0 where we return NaN): {PEER_TEST}"
-                        "::test_sufficiency",
-        citation=DASGUPTA, defaults={"threshold": 0.6, "abs": True}))
+                        "::test_sufficiency; normalise: batch equals Quantus's scaling and sample differs, on "
+                        f"maps of different scales: {PEER_TEST}::test_sufficiency_scales_per_map_or_per_batch",
+        citation=DASGUPTA, defaults={"threshold": 0.6, "abs": True, "normalise": "sample"}))
 
 
 def register_map_complexity(register: Callable[[MetricSpec], None]) -> None:
@@ -330,11 +332,14 @@ def register_map_complexity(register: Callable[[MetricSpec], None]) -> None:
     register(MetricSpec(
         name="effective-complexity", bounds=(0.0, 1.0), score=effective_complexity,
         category="complexity", higher_is_better=False,
-        description="share of pixels whose |relevance| exceeds `eps` times the map's largest",
-        formula="EC = |{i : |a_i| / max_j |a_j| > eps}| / P",
+        description="share of pixels whose |relevance| exceeds `eps` times the map's largest (`normalise: sample`) "
+                    "or the batch's (`batch`, Quantus's)",
+        formula="EC = |{i : |a_i| / max_j |a_j| > eps}| / P, max over the map (sample) or the batch",
         undefined="an all-zero map: nothing to measure (Quantus refuses the batch)",
-        checked_against=f"Quantus 0.6 EffectiveComplexity / P: {PEER_TEST}::test_effective_complexity",
-        citation=NGUYEN, defaults={"eps": 1e-5}))
+        checked_against=f"Quantus 0.6 EffectiveComplexity / P: {PEER_TEST}::test_effective_complexity; normalise: "
+                        "batch equals Quantus on maps of different scales, sample counts each map on its own: "
+                        f"{PEER_TEST}::test_effective_complexity_scales_per_map_or_per_batch",
+        citation=NGUYEN, defaults={"eps": 1e-5, "normalise": "sample"}))
     register(MetricSpec(
         name="mst-c", modalities=frozenset({"image"}), bounds=(0.0, None), score=mst_compactness,
         category="complexity", higher_is_better=True,
@@ -365,13 +370,17 @@ def register_axiomatic(register: Callable[[MetricSpec], None]) -> None:
         name="non-sensitivity", bounds=(0.0, 1.0), score=non_sensitivity,
         needs=frozenset({"inputs", "targets", "maps", "engine", "base_logits", "data_mean"}),
         category="axiomatic", higher_is_better=False,
-        description="share of `patch`-pixel patches where zero relevance and insensitivity of p_c (setting the "
+        description="share of `patch`-pixel patches where zero relevance (scaled by the map's largest patch, "
+                    "`normalise: sample`, or the batch's, `batch`, Quantus's) and insensitivity of p_c (setting the "
                     "patch to `fill` moves it by < `eps`) disagree",
-        formula="NS = |Z xor I| / patches, Z = {g : |a|_g / max |a| < eps}, I = {g : |p_c(x) - p_c(x_{g <- fill})| < eps}",
+        formula="NS = |Z xor I| / patches, Z = {g : |a|_g / max |a| < eps}, "
+                "I = {g : |p_c(x) - p_c(x_{g <- fill})| < eps}, max over the map (sample) or the batch",
         undefined="an all-zero map: no relevance to compare",
         checked_against=f"Quantus 0.6 NonSensitivity (features_in_step=1, baseline 0) / P with patch 1, and by hand: "
-                        f"{PEER_TEST}::test_non_sensitivity (Quantus raises with features_in_step > 1)",
-        citation=NGUYEN, defaults={"patch": 4, "eps": 1e-5, "fill": "zero", "output": "prob"}))
+                        f"{PEER_TEST}::test_non_sensitivity (Quantus raises with features_in_step > 1); normalise: "
+                        f"batch equals Quantus on maps of different scales: {PEER_TEST}"
+                        "::test_non_sensitivity_scales_per_map_or_per_batch",
+        citation=NGUYEN, defaults={"patch": 4, "eps": 1e-5, "fill": "zero", "output": "prob", "normalise": "sample"}))
     register(MetricSpec(
         name="input-invariance", bounds=(0.0, 1.0), score=input_invariance,
         needs=frozenset({"inputs", "maps", "model", "explain"}), category="axiomatic", higher_is_better=True,
@@ -390,14 +399,15 @@ def register_continuity(register: Callable[[MetricSpec], None]) -> None:
         name="continuity", bounds=(0.0, None), score=continuity,
         needs=frozenset({"inputs", "maps", "explain", "data_mean"}), category="robustness", higher_is_better=False,
         description="largest ||R(x) - R(x')||_1 / ||x - x'||_2 over translations x' of x by `shifts` pixels along "
-                    "the last axis (maps scaled by their largest |value|, absolute)",
+                    "the last axis (maps scaled by their own largest |value|, `normalise: sample`, or the batch's, "
+                    "`batch`, Quantus's, or not, `none`; absolute)",
         formula="C = max_{t in shifts} ||R(x) - R(x_t)||_1 / ||x - x_t||_2",
         undefined="no translation changes the input (constant along the last axis)",
-        checked_against=f"Quantus 0.6 Continuity on its nonzero translations, unscaled maps: {PEER_TEST}"
-                        "::test_continuity (Quantus fills with the sample's minimum whatever its baseline and scales "
-                        "maps by the batch's largest value, so a score depends on the other samples: pinned there); "
-                        f"by hand: {PEER_TEST}::test_continuity_by_hand",
-        citation=MONTAVON, defaults={"shifts": (1, 2, 3, 4), "fill": "zero", "normalise": True, "abs": True}))
+        checked_against=f"Quantus 0.6 Continuity on its nonzero translations, unscaled maps and with normalise: batch "
+                        f"(Quantus's scaling): {PEER_TEST}::test_continuity (Quantus fills with the sample's minimum "
+                        "whatever its baseline; its batch scaling makes a score depend on the other samples: pinned "
+                        f"there); by hand: {PEER_TEST}::test_continuity_by_hand",
+        citation=MONTAVON, defaults={"shifts": (1, 2, 3, 4), "fill": "zero", "normalise": "sample", "abs": True}))
 
 
 def register_focus(register: Callable[[MetricSpec], None]) -> None:
@@ -424,7 +434,7 @@ def register_arcc(register: Callable[[MetricSpec], None]) -> None:
     """Registers ``arcc`` (category ``faithfulness``, higher is better, in [0, 1])."""
     register(MetricSpec(
         name="arcc", bounds=(0.0, 1.0), score=arcc,
-        needs=frozenset({"inputs", "targets", "maps", "engine", "seed", "explain"}), category="faithfulness",
+        needs=frozenset({"inputs", "targets", "maps", "engine", "sample_seeds", "explain"}), category="faithfulness",
         higher_is_better=True,
         description="harmonic mean of coherency (map of x * L vs L), 1 - complexity (mean of L) and "
                     "clip(2 ROAD-combined) of the map L scaled to [0, 1]",

@@ -7,7 +7,9 @@ not look at the class scores about the tiles' share, 0.5.
 The mosaic protocol, over any image dataset: the mosaic of sample ``i`` (explained class ``c_i``, the
 cell's target) holds ``x_i``, one other sample of the cell explained as ``c_i`` and two samples
 explained as other classes, placed on a 2x2 grid in a random order; partners and positions come from
-``sample_seeds[i]``, so every method explains the same mosaics (common random numbers). Each tile is
+``sample_seeds[i]``, so every method explains the same mosaics (common random numbers), the candidate
+partners taken in the order of their seeds (so of their ids), not of their positions: the same samples
+in another order give the same mosaics. Each tile is
 the image downscaled by area averaging to half the input's height and width (odd sides: the top and
 left tiles take the extra row or column), so the mosaic has the input's size and any model reads it;
 Arias-Duart et al. put full-size images in a mosaic of twice the size, which only size-agnostic
@@ -39,9 +41,10 @@ def mosaics(inputs: torch.Tensor, targets: torch.Tensor, sample_seeds: Sequence[
     out = inputs.clone()
     own = torch.zeros(n, 4, dtype=torch.bool)
     labels = targets.cpu()
-    for i, seed in enumerate(sample_seeds):
-        same = [j for j in range(n) if j != i and labels[j] == labels[i]]
-        other = [j for j in range(n) if labels[j] != labels[i]]
+    by_seed = sorted(range(n), key=lambda j: int(sample_seeds[j]))  # candidates in an order of the samples' ids,
+    for i, seed in enumerate(sample_seeds):                         # not of their positions
+        same = [j for j in by_seed if j != i and labels[j] == labels[i]]
+        other = [j for j in by_seed if labels[j] != labels[i]]
         if not same or len(other) < 2:
             continue
         rng = np.random.default_rng(int(seed))

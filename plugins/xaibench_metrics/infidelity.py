@@ -14,20 +14,26 @@ Lower is better. Equal to ``captum.metrics.infidelity`` on the same perturbation
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import torch
 
 from xaibench.engine import OUTPUTS, Engine
 
 
-def pixel_noise(x: torch.Tensor, runs: int, noise: float, seed: int) -> torch.Tensor:
-    """Perturbations ``(N * runs, C, *spatial)``, sample-major, equal across the channels of a pixel."""
-    gen = torch.Generator().manual_seed(seed)
-    per_pixel = noise * torch.randn(x.shape[0] * runs, 1, *x.shape[2:], generator=gen)
+def pixel_noise(x: torch.Tensor, runs: int, noise: float, sample_seeds: Sequence[int]) -> torch.Tensor:
+    """Perturbations ``(N * runs, C, *spatial)``, sample-major, equal across the channels of a pixel; sample ``i``'s
+    ``runs`` drawn from ``sample_seeds[i]`` alone. Raises :class:`ValueError` for seeds not one per sample."""
+    if len(sample_seeds) != x.shape[0]:
+        raise ValueError(f"need one seed per sample, got {len(sample_seeds)} for {x.shape[0]} samples")
+    per_pixel = noise * torch.cat([torch.randn(runs, 1, *x.shape[2:], generator=torch.Generator().manual_seed(int(s)))
+                                   for s in sample_seeds])
     return per_pixel.to(x).expand(-1, x.shape[1], *x.shape[2:])
 
 
-def infidelity(inputs: torch.Tensor, targets: torch.Tensor, maps: torch.Tensor, engine: Engine, seed: int,
+def infidelity(inputs: torch.Tensor, targets: torch.Tensor, maps: torch.Tensor, engine: Engine,
+               sample_seeds: Sequence[int],
                runs: int = 32, noise: float = 0.1,
                normalize: bool = True, output: str = "logit") -> np.ndarray:
     """``mean_I (beta * I^T Phi - (f(x) - f(x - I)))^2`` over ``runs`` perturbations per sample."""
@@ -36,7 +42,7 @@ def infidelity(inputs: torch.Tensor, targets: torch.Tensor, maps: torch.Tensor, 
     if runs < 1 or noise <= 0:
         raise ValueError("infidelity needs runs >= 1 and a positive noise level")
     n = inputs.shape[0]
-    perturbations = pixel_noise(inputs, runs, noise, seed)
+    perturbations = pixel_noise(inputs, runs, noise, sample_seeds)
     f_x = engine.scores(inputs, targets, output).double()
     f_pert = engine.perturbed_scores(lambda s, t: inputs[s] - perturbations[s * runs + t], n, runs, targets, output)
     change = f_x[:, None] - f_pert.double()

@@ -15,6 +15,7 @@ from typing import Any
 from xaibench import hookimpl
 from xaibench.lazy import lazy
 from xaibench.specs import MODALITIES, MetricSpec
+from xaibench_metrics.checks import checked
 from xaibench_metrics.families import (
     CONSTANT,
     FRACTIONS,
@@ -169,7 +170,8 @@ def _register_overlaps(register: Callable[[MetricSpec], None]) -> None:
 
 @hookimpl
 def xaibench_register_metrics(register: Callable[[MetricSpec], None]) -> None:
-    """Registers this plugin's metrics (every family, :mod:`xaibench_metrics.families` included) with ``register`` (the ``xaibench_register_metrics`` hook), importing no torch."""
+    """Registers this plugin's metrics (every family, :mod:`xaibench_metrics.families` included) with ``register`` (the ``xaibench_register_metrics`` hook), importing no torch; each with the parameter rules of :mod:`xaibench_metrics.checks` as its ``check``."""
+    register = checked(register)
     _register_confidence(register)
     register(MetricSpec(
         name="deletion-auc", modalities=ANY, bounds=(0.0, 1.0), score=deletion_auc, curve=deletion_curve,
@@ -198,7 +200,8 @@ def xaibench_register_metrics(register: Callable[[MetricSpec], None]) -> None:
                         "tests/test_metrics_faithfulness.py::test_exact_contributions_give_the_best_deletion_and_insertion_auc",
     ))
     register(MetricSpec(
-        name="road-morf", modalities=ANY, score=road, version="2", needs=MODEL | {"seed"}, category="faithfulness",
+        name="road-morf", modalities=ANY, score=road, version="2", needs=MODEL | {"sample_seeds"},
+        category="faithfulness",
         higher_is_better=False,
         description="mean p_c after removing the most relevant fractions of pixels with noisy linear imputation",
         citation=ROAD, defaults={"order": "morf", "fractions": FRACTIONS, "noise": 0.01},
@@ -209,7 +212,8 @@ def xaibench_register_metrics(register: Callable[[MetricSpec], None]) -> None:
                         "without noise: tests/test_peers_gradcam.py::test_road_morf_and_lerf_equal_pytorch_grad_cam_on_rgb_without_noise",
     ))
     register(MetricSpec(
-        name="road-lerf", modalities=ANY, score=road, version="2", needs=MODEL | {"seed"}, category="faithfulness",
+        name="road-lerf", modalities=ANY, score=road, version="2", needs=MODEL | {"sample_seeds"},
+        category="faithfulness",
         higher_is_better=True,
         description="mean p_c after removing the least relevant fractions of pixels with noisy linear imputation",
         citation=ROAD, defaults={"order": "lerf", "fractions": FRACTIONS, "noise": 0.01},
@@ -234,7 +238,7 @@ def xaibench_register_metrics(register: Callable[[MetricSpec], None]) -> None:
     ))
     register(MetricSpec(
         name="sensitivity-n", modalities=ANY, bounds=(-1.0, 1.0), score=sensitivity_n, requires_additive=True, version="2",
-        needs=MODEL | {"seed", "data_mean"},
+        needs=MODEL | {"sample_seeds", "data_mean"},
         category="faithfulness", higher_is_better=True,
         description="Pearson correlation between the map's sum over random patch sets and the logit drop they cause",
         undefined="the output change or the map's sum does not vary over the random sets (a saturated output, or a map constant on them): Pearson correlation undefined",
@@ -247,7 +251,7 @@ def xaibench_register_metrics(register: Callable[[MetricSpec], None]) -> None:
     ))
     register(MetricSpec(
         name="faithfulness-correlation", modalities=ANY, bounds=(-1.0, 1.0), score=faithfulness_correlation, version="2",
-        needs=MODEL | {"seed", "data_mean"},
+        needs=MODEL | {"sample_seeds", "data_mean"},
         category="faithfulness",
         higher_is_better=True,
         description="Pearson correlation between the map's sum over random pixel subsets (`subset` of the pixels) "
@@ -261,7 +265,7 @@ def xaibench_register_metrics(register: Callable[[MetricSpec], None]) -> None:
                         "score 1: tests/test_metrics_faithfulness.py::test_faithfulness_correlation_is_one_for_exact_contributions",
     ))
     register(MetricSpec(
-        name="infidelity", bounds=(0.0, None), score=infidelity, version="2", needs=MODEL | {"seed"},
+        name="infidelity", bounds=(0.0, None), score=infidelity, version="2", needs=MODEL | {"sample_seeds"},
         requires_additive=True,
         category="faithfulness", higher_is_better=False,
         description="mean squared error between the (optimally scaled) map's prediction of the logit change "
@@ -385,8 +389,8 @@ def xaibench_register_metrics(register: Callable[[MetricSpec], None]) -> None:
     register_arcc(register)
     for measure, label in (("spearman", "Spearman rank correlation"), ("ssim", "SSIM")):
         register(MetricSpec(
-            name=f"mprt-{measure}", modalities=ANY, bounds=(-1.0, 1.0), score=model_randomization, version="2",
-            needs=frozenset({"maps", "model", "explain", "model_seed", "shared"}),
+            name=f"mprt-{measure}", modalities=ANY, bounds=(0.0, 1.0), score=model_randomization, version="2",
+            needs=frozenset({"inputs", "maps", "model", "explain", "model_seed", "shared"}),
             category="randomization", higher_is_better=False,
             description=f"absolute {label} between the maps of the trained and of the randomized model, averaged "
                         "over `steps` cascade stages spread over the layers, top first (steps: 1 = the fully "

@@ -2,7 +2,9 @@
 Saliency Maps", NeurIPS 2018, Sec. 3.1).
 
 Starting from the top (logits) layer, the layers of a copy of the trained model are
-re-initialised one after another, cumulatively, and the method is re-run on the
+re-initialised one after another, cumulatively (in the reverse of the order its ``forward``
+calls them: from the traced graph, or where ``torch.fx`` cannot trace the model, from a forward
+pass of the cell's first input; never from where ``__init__`` defines them), and the method is re-run on the
 same samples after each step. A method that explains the *model* must produce maps
 that change as the model is destroyed; maps that stay similar reflect the input
 (an edge detector passes for a saliency method). The per-sample score is the
@@ -48,27 +50,39 @@ and one run of the method.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
-from typing import Callable
 
 import numpy as np
 import torch
 from torch import nn
 
+from xaibench.layers import forward_order
 from xaibench.maps import normalize
-from xaibench.specs import DataBundle, TrainRecipe
 from xaibench.metric_inputs import Shared, unshared
+from xaibench.specs import DataBundle, TrainRecipe
 from xaibench.training import train
 from xaibench_metrics.families import LABEL_RANDOMIZED
 
 SIMILARITIES = ("spearman", "ssim")
 
 
-def randomizable_layers(model: nn.Module) -> list[str]:
-    """Names of the modules with their own parameters and a ``reset_parameters``, top (output) first."""
-    names = [name for name, m in model.named_modules()
-             if hasattr(m, "reset_parameters") and any(True for _ in m.parameters(recurse=False))]
-    return names[::-1]
+def resettable(module: nn.Module) -> bool:
+    """The module has parameters of its own and a ``reset_parameters``: a layer the randomization re-initialises."""
+    return hasattr(module, "reset_parameters") and any(True for _ in module.parameters(recurse=False))
+
+
+def randomizable_layers(model: nn.Module, example: torch.Tensor | None = None) -> list[str]:
+    """Names of the :func:`resettable` modules, top (output) first: in the reverse of the order ``forward`` calls
+    them (:func:`xaibench.layers.forward_order`: the traced graph, or a forward pass of ``example`` where
+    ``torch.fx`` cannot trace the model), not of where ``__init__`` defines them (a classifier defined first is
+    still the top).
+
+    Raises :class:`ValueError` (one line) where ``torch.fx`` cannot trace the model and no ``example`` is given.
+    """
+    names = forward_order(model, resettable, "model-parameter randomization (the cascade's order from the top)",
+                          example=example)
+    return list(names[::-1])
 
 
 def cascade_stages(n_layers: int, steps: int) -> list[int]:
@@ -105,7 +119,7 @@ def similarity(a: np.ndarray, b: np.ndarray, how: str) -> np.ndarray:
 
 
 def cascade_maps(model: Callable[[], nn.Module], explain: Callable[..., torch.Tensor], seed: int, steps: int,
-                 shared: Shared = unshared) -> list[torch.Tensor]:
+                 shared: Shared = unshared, example: torch.Tensor | None = None) -> list[torch.Tensor]:
     """The method's maps ``(N, *spatial)`` after each stage of the cascading randomization, top layer first.
 
     A copy of the model has its layers re-initialised top-down (:func:`cascade_stages`), seeded by
@@ -115,7 +129,7 @@ def cascade_maps(model: Callable[[], nn.Module], explain: Callable[..., torch.Te
     """
     def compute() -> list[torch.Tensor]:
         copy = model()
-        layers = randomizable_layers(copy)
+        layers = randomizable_layers(copy, example)
         if not layers:
             raise ValueError("the model has no layers with reset_parameters() to randomize")
         done, out = 0, []
@@ -132,13 +146,18 @@ def cascade_maps(model: Callable[[], nn.Module], explain: Callable[..., torch.Te
 
 def model_randomization(maps: torch.Tensor, model: Callable[[], nn.Module], explain: Callable[..., torch.Tensor],
                         model_seed: int, similarity_measure: str = "spearman", steps: int = 3,
-                        sign: str = "abs", shared: Shared = unshared) -> np.ndarray:
-    """``mean_stages sim(E(f, x), E(f_randomized top-down, x))`` per sample (Adebayo et al. 2018, Sec. 3.1)."""
+                        sign: str = "abs", shared: Shared = unshared, inputs: torch.Tensor | None = None) -> np.ndarray:
+    """``mean_stages sim(E(f, x), E(f_randomized top-down, x))`` per sample (Adebayo et al. 2018, Sec. 3.1).
+
+    ``inputs`` ``(N, C, *spatial)``: the cell's inputs, whose first orders the layers by a forward pass where
+    ``torch.fx`` cannot trace the model (:func:`randomizable_layers`).
+    """
     if similarity_measure not in SIMILARITIES:
         raise ValueError(f"similarity_measure must be one of {SIMILARITIES}, got {similarity_measure!r}")
     reference = normalize(maps, sign).cpu().numpy()
     scores = [similarity(reference, normalize(randomized, sign).cpu().numpy(), similarity_measure)
-              for randomized in cascade_maps(model, explain, model_seed, steps, shared)]
+              for randomized in cascade_maps(model, explain, model_seed, steps, shared,
+                                             None if inputs is None else inputs[:1])]
     return np.mean(scores, axis=0)
 
 

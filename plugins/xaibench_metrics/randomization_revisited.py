@@ -55,7 +55,7 @@ from torch import nn
 from xaibench.maps import normalize
 from xaibench.metric_inputs import Shared, unshared
 from xaibench.stats import seed_from
-from xaibench_metrics.randomization import SIMILARITIES, randomizable_layers, similarity
+from xaibench_metrics.randomization import SIMILARITIES, resettable, similarity
 from xaibench_metrics.robustness import input_noise, restacked
 
 
@@ -66,13 +66,13 @@ def fully_randomized(model: Callable[[], nn.Module], model_seed: int) -> nn.Modu
     Raises :class:`ValueError` for a model with no layer that has ``reset_parameters``.
     """
     copy = model()
-    layers = randomizable_layers(copy)
+    layers = [m for m in copy.modules() if resettable(m)]
     if not layers:
         raise ValueError("the model has no layers with reset_parameters() to randomize")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed_from("randomized-model", model_seed))
-        for name in layers[::-1]:  # bottom-up, the order of Quantus's generator
-            copy.get_submodule(name).reset_parameters()
+        for layer in layers:  # every layer: the order is only that of the draws (Quantus's generator, bottom-up)
+            layer.reset_parameters()
     return copy
 
 

@@ -165,23 +165,51 @@ def _system(values, removed, offsets, weights):  # pragma: no cover - compiled b
     return diag, rhs, rows[:m], cols[:m], vals[:m]
 
 
-#: The direct solvers of :func:`linear_impute`: "banded" (Cholesky of the band, 1D and 2D) and "superlu".
-SOLVERS = ("banded", "superlu")
+#: The solvers of :func:`linear_impute`: "banded" (Cholesky of the band, 1D and 2D), "superlu" (scipy's sparse
+#: LU) and "amg" (conjugate gradients preconditioned by pyamg's smoothed-aggregation multigrid, to :data:`AMG_RTOL`).
+SOLVERS = ("banded", "superlu", "amg")
+#: "amg" stops when each channel's residual is below this fraction of its right-hand side (2-norm); the imputed
+#: values then agree with SuperLU's to about 1e-9 of the image's scale (tests/test_road_solver.py checks 1e-6).
+AMG_RTOL = 1e-10
+#: The default solver by the number of grid points (:func:`default_solver`), from ``benchmarks/test_road_floor.py``'s
+#: size sweep (half the pixels removed, one process, one thread): the banded Cholesky wins up to about 96^2 pixels,
+#: SuperLU above (its fill grows as n^1.5 on a plane, the band's as n^2); on volumes SuperLU's fill grows as n^2
+#: and multigrid's work as n, which wins from about 20^3 voxels.
+BANDED_UP_TO = 96 * 96
+SUPERLU_VOLUMES_UP_TO = 20 ** 3
 
 
-def linear_impute(image: np.ndarray, removed: np.ndarray, solver: str | None = None) -> np.ndarray:
+def default_solver(spatial: Sequence[int]) -> str:
+    """The fastest of :data:`SOLVERS` for a grid of shape ``spatial`` (1D, 2D or 3D), measured on a CPU."""
+    points = int(np.prod(spatial))
+    if len(spatial) <= 2:
+        return "banded" if len(spatial) == 1 or points <= BANDED_UP_TO else "superlu"
+    return "superlu" if points <= SUPERLU_VOLUMES_UP_TO else "amg"
+
+
+def linear_impute(image: np.ndarray, removed: np.ndarray, solver: str | None = None,
+                  start: np.ndarray | None = None) -> np.ndarray:
     """``image`` ``(C, *spatial)`` with the ``removed`` pixels (bool ``spatial``) imputed, noise-free.
 
-    The direct solve of the sparse system of the removed pixels' equations (symmetric positive
-    definite: each connected set of removed pixels touches a kept one, see :func:`impute`).
-    ``solver`` "banded" (the default on 1D and 2D inputs) numbers the removed pixels in raster
-    order along the longer axis, so each couples only to those at most one short-axis line away,
-    and factorises the band by Cholesky (LAPACK ``pbsv`` through scipy's ``solveh_banded``): the
-    band holds about ``f`` x the short side for a removed fraction ``f``, a few times faster than
-    SuperLU on images. "superlu" (the default on volumes, whose band is a whole slice wide) is
-    scipy's ``spsolve``. Both agree to rounding (1e-12 of the image's scale, tests/test_road_solver.py).
-    Faster than :func:`impute` on a CPU; :func:`impute` is the batched counterpart for accelerators.
-    Raises ValueError as :func:`impute` does, and for an unknown ``solver``.
+    The solve of the sparse system of the removed pixels' equations (symmetric positive definite:
+    each connected set of removed pixels touches a kept one, see :func:`impute`). ``solver`` (default:
+    :func:`default_solver` of the grid's size):
+
+    - "banded" numbers the removed pixels in raster order along the longer axis, so each couples only
+      to those at most one short-axis line away, and factorises the band by Cholesky (LAPACK ``pbsv``
+      through scipy's ``solveh_banded``): the band holds about ``f`` x the short side for a removed
+      fraction ``f``; fastest on signals and small images.
+    - "superlu" is scipy's ``spsolve`` (COLAMD ordering); fastest on images above about 96^2 pixels and
+      on small volumes.
+    - "amg" is conjugate gradients preconditioned by one V-cycle of pyamg's smoothed-aggregation
+      multigrid, per channel, to a residual of :data:`AMG_RTOL` of the right-hand side; its work grows
+      linearly with the removed voxels (SuperLU's as their square on a volume). ``start`` ``(C, *spatial)``
+      is the initial guess at the removed pixels (the imputation at a nested smaller removal set, as ROAD's
+      fractions give); the direct solvers ignore it.
+
+    The three agree to 1e-9 of the image's scale (tests/test_road_solver.py: 1e-6 asserted). Faster than
+    :func:`impute` on a CPU; :func:`impute` is the batched counterpart for accelerators. Raises ValueError
+    as :func:`impute` does, and for an unknown ``solver``; RuntimeError if "amg" does not converge.
     """
     from scipy.linalg import solveh_banded
     from scipy.sparse import coo_matrix
@@ -190,7 +218,7 @@ def linear_impute(image: np.ndarray, removed: np.ndarray, solver: str | None = N
     spatial = removed.shape
     if removed.ndim not in NEIGHBOURS:
         raise ValueError(f"noisy linear imputation supports 1D, 2D and 3D inputs, got spatial shape {spatial}")
-    solver = solver or ("banded" if removed.ndim <= 2 else "superlu")
+    solver = solver or default_solver(spatial)
     if solver not in SOLVERS:
         raise ValueError(f"solver must be one of {SOLVERS}, got {solver!r}")
     if solver == "banded" and removed.ndim == 2 and spatial[1] > spatial[0]:  # raster order along the longer axis
@@ -202,19 +230,38 @@ def linear_impute(image: np.ndarray, removed: np.ndarray, solver: str | None = N
     grid = removed.reshape((1,) * (3 - removed.ndim) + spatial)  # 1D and 2D as one-slice volumes
     values = np.ascontiguousarray(image, dtype=np.float64).reshape(image.shape[0], *grid.shape)
     diag, rhs, rows, cols, vals = _system(values, np.ascontiguousarray(grid), *_STENCILS[removed.ndim])
+    n = diag.size
     if solver == "banded":
         lower = rows > cols  # the matrix is symmetric: its lower band, ab[i - j, j] = A[i, j]
-        band = np.zeros((1 + int((rows - cols)[lower].max(initial=0)), diag.size))
+        band = np.zeros((1 + int((rows - cols)[lower].max(initial=0)), n))
         band[0] = diag
         band[rows[lower] - cols[lower], cols[lower]] = vals[lower]
         solved = solveh_banded(band, rhs, lower=True, check_finite=False)
     else:
-        n = diag.size
         a = coo_matrix((np.concatenate([vals, diag]), (np.concatenate([rows, np.arange(n)]),
-                                                       np.concatenate([cols, np.arange(n)]))), shape=(n, n)).tocsc()
-        solved = spsolve(a, rhs)
+                                                       np.concatenate([cols, np.arange(n)]))), shape=(n, n))
+        if solver == "superlu":
+            solved = spsolve(a.tocsc(), rhs)
+        else:
+            guess = (image if start is None else start).astype(np.float64)[:, removed]
+            solved = _amg_solve(a.tocsr(), rhs, guess)
     out = image.astype(np.float64)
-    out[:, removed] = solved.reshape(diag.size, -1).T
+    out[:, removed] = solved.reshape(n, -1).T
+    return out
+
+
+def _amg_solve(a, rhs: np.ndarray, guess: np.ndarray) -> np.ndarray:
+    """``a^-1 rhs`` ``(n, C)`` by multigrid-preconditioned conjugate gradients from ``guess`` ``(C, n)``."""
+    import pyamg
+
+    hierarchy = pyamg.smoothed_aggregation_solver(a, symmetry="symmetric")
+    out = np.empty_like(rhs)
+    for c in range(rhs.shape[1]):
+        residuals: list[float] = []
+        out[:, c] = hierarchy.solve(rhs[:, c], x0=guess[c], tol=AMG_RTOL, accel="cg", maxiter=500,
+                                    residuals=residuals)
+        if residuals[-1] > AMG_RTOL * max(float(np.linalg.norm(rhs[:, c])), np.finfo(float).tiny):
+            raise RuntimeError("noisy linear imputation: multigrid conjugate gradients did not converge")
     return out
 
 
@@ -234,19 +281,31 @@ def removal_masks(saliency: torch.Tensor, fractions: Sequence[float], order: str
     return removed.reshape(saliency.shape[0], len(fr), *saliency.shape[1:])
 
 
-def road(inputs: torch.Tensor, targets: torch.Tensor, maps: torch.Tensor, engine: Engine, seed: int,
+def imputation_noise(sample_seeds: Sequence[int], fractions: int, shape: tuple[int, ...]) -> torch.Tensor:
+    """Standard normal noise ``(N, fractions, *shape)`` float64: sample ``i``'s from ``sample_seeds[i]`` alone, so it
+    does not depend on the sample's position or batch-mates."""
+    return torch.from_numpy(np.stack([np.random.default_rng(int(s)).standard_normal((fractions, *shape))
+                                      for s in sample_seeds]))
+
+
+def road(inputs: torch.Tensor, targets: torch.Tensor, maps: torch.Tensor, engine: Engine, sample_seeds: Sequence[int],
          order: str = "morf", fractions: Sequence[float] = FRACTIONS, noise: float = 0.01) -> np.ndarray:
-    """``mean_f p_c(impute(x, R_f))`` with ``R_f`` the MoRF/LeRF pixels at fraction ``f`` (Rong et al. 2022)."""
+    """``mean_f p_c(impute(x, R_f))`` with ``R_f`` the MoRF/LeRF pixels at fraction ``f`` (Rong et al. 2022).
+
+    The imputation noise of sample ``i`` comes from ``sample_seeds[i]`` (:func:`imputation_noise`). Raises
+    :class:`ValueError` for seeds that are not one per sample, bad ``fractions`` or ``order``."""
+    if len(sample_seeds) != inputs.shape[0]:
+        raise ValueError(f"ROAD needs one seed per sample, got {len(sample_seeds)} for {inputs.shape[0]} samples")
     removed = removal_masks(maps, fractions, order).to(inputs.device)
-    rng = np.random.default_rng(seed)
-    noise_field = torch.from_numpy(rng.standard_normal((inputs.shape[0], removed.shape[1], *inputs.shape[1:])))
+    noise_field = imputation_noise(sample_seeds, removed.shape[1], tuple(inputs.shape[1:]))
     imputed = torch.empty((inputs.shape[0], removed.shape[1], *inputs.shape[1:]), dtype=torch.float32,
                           device=inputs.device)
     filled = None
     for k in sorted(range(removed.shape[1]), key=lambda k: int(removed[:, k].sum())):  # nested: warm starts
-        if inputs.device.type == "cpu":  # a direct solve per image beats conjugate gradients on a CPU (benchmarks/)
-            filled = torch.stack([torch.from_numpy(linear_impute(xi.detach().double().numpy(), ri.numpy()))
-                                  for xi, ri in zip(inputs, removed[:, k])])
+        if inputs.device.type == "cpu":  # a solve per image beats batched conjugate gradients on a CPU (benchmarks/)
+            starts = [None] * inputs.shape[0] if filled is None else list(filled.numpy())
+            filled = torch.stack([torch.from_numpy(linear_impute(xi.detach().double().numpy(), ri.numpy(), start=si))
+                                  for xi, ri, si in zip(inputs, removed[:, k], starts)])
         else:
             filled = impute(inputs, removed[:, k], start=filled)
         imputed[:, k] = filled + noise * noise_field[:, k].to(filled) * removed[:, k].unsqueeze(1)

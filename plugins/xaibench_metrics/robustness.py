@@ -24,7 +24,8 @@ a map that is exactly invariant to the perturbation scores 0.
 - Local Lipschitz Estimate (Alvarez-Melis and Jaakkola, "On the Robustness of
   Interpretability Methods", ICML WHI 2018, Eq. 1): ``max_k ||Phi(x) - Phi(x'_k)||_2 /
   ||x - x'_k||_2``, Gaussian noise by default (as Quantus's ``LocalLipschitzEstimate``);
-  equal to Quantus on the same draws (Quantus adds 1e-10 to the denominator).
+  equal to Quantus on the same draws with ``normalise=False`` (Quantus adds 1e-10 to the denominator; its
+  default ``normalise=True`` scales the maps and the perturbed maps by each batch's largest value).
 - Relative Input / Representation / Output Stability (Agarwal, Johnson, Pawelczyk,
   Krishna, Saxena, Zitnik, Lakkaraju, "Rethinking Stability for Attribution-based
   Explanations", ICLR PAIR2Struct workshop 2022, Eqs. 2, 3, 5), with
@@ -38,8 +39,10 @@ a map that is exactly invariant to the perturbation scores 0.
   so maps with many exact zeros (CAMs after their ReLU) score in the thousands or
   more: a property of the definition (Quantus gives the same), to read per method.
   ``h`` the logits, ``L`` an internal representation (default: the input of the
-  model's last parameterised module, the representation the classifier reads; or the
-  output of the module named ``layer``). The maximum runs over draws whose predicted
+  parameterised module whose output the model returns, found in its traced graph, or where
+  ``torch.fx`` cannot trace it the last to finish on a forward pass, never the last one its
+  ``__init__`` defines: the representation the classifier reads; or the output of the
+  module named ``layer``). The maximum runs over draws whose predicted
   class equals that of ``x`` (the paper's constraint); a sample whose every draw
   changes the prediction is NaN. Equal to Quantus 0.6 where no draw changes the
   prediction (Quantus then returns NaN for the sample if *any* draw does).
@@ -57,6 +60,7 @@ import torch
 from torch import nn
 
 from xaibench.engine import Engine
+from xaibench.layers import forward_order, output_layers, traced
 
 NOISES = ("uniform", "gaussian")
 
@@ -157,17 +161,35 @@ def _relative_change(a: torch.Tensor, b: torch.Tensor, eps_min: float) -> torch.
     return _norm((a - b) / torch.where(a == 0, torch.full_like(a, eps_min), a))
 
 
-def _representation(model: nn.Module, layer: str | None) -> tuple[nn.Module, str]:
-    """The module whose input (``layer`` None: the last parameterised module) or output (``layer``) is L(x)."""
+def _representation(model: nn.Module, layer: str | None, example: torch.Tensor) -> tuple[nn.Module, str]:
+    """The module whose input (``layer`` None: the parameterised module that produces the output, by the data flow,
+    :func:`xaibench.layers.output_layers`; where ``torch.fx`` cannot trace the model, the last one to finish on a
+    forward pass of ``example``) or output (``layer``) is L(x).
+
+    Raises :class:`ValueError` (one line) for a ``layer`` that is not a module, and with ``layer`` None where no
+    parameterised module, or several, produce the output: name ``layer`` then.
+    """
     if layer is not None:
         try:
             return model.get_submodule(layer), "output"
         except AttributeError:
             raise ValueError(f"layer {layer!r} is not a module of the model") from None
-    last = [m for m in model.modules() if any(True for _ in m.parameters(recurse=False))]
-    if not last:
-        raise ValueError("the model has no parameterised module whose input could serve as its representation")
-    return last[-1], "input"
+    who = "relative-representation-stability (set param layer to the module whose output is the representation)"
+
+    def own(m: nn.Module) -> bool:
+        return any(True for _ in m.parameters(recurse=False))
+
+    try:
+        traced(model, who)
+    except ValueError:
+        finished = forward_order(model, own, who, example=example)
+        if not finished:
+            raise ValueError(f"{who}: no parameterised layer produces this network's output") from None
+        return model.get_submodule(finished[-1]), "input"
+    last = output_layers(model, own, "parameterised", who)
+    if len(last) > 1:
+        raise ValueError(f"{who}: the output comes from several parameterised modules ({', '.join(last)})")
+    return model.get_submodule(last[0]), "input"
 
 
 def _stability(inputs: torch.Tensor, maps: torch.Tensor, explain: Callable[..., torch.Tensor], engine: Engine,
@@ -215,11 +237,13 @@ def relative_output_stability(inputs: torch.Tensor, maps: torch.Tensor, explain:
 
 
 def representations(model: nn.Module, inputs: torch.Tensor, layer: str | None, batch_size: int) -> torch.Tensor:
-    """``L(x)`` ``(N, D)``: the input of the last parameterised module (``layer`` None) or the output of ``layer``.
+    """``L(x)`` ``(N, D)``: the input of the parameterised module that produces the output (``layer`` None) or the
+    output of ``layer``.
 
-    Raises :class:`ValueError` for a ``layer`` that is not a module of ``model``.
+    Raises :class:`ValueError` for a ``layer`` that is not a module of ``model``, and with ``layer`` None where no
+    parameterised module, or several, produce the output.
     """
-    module, where = _representation(model, layer)
+    module, where = _representation(model, layer, inputs[:1])
     seen: list[torch.Tensor] = []
 
     def keep(value: object) -> None:

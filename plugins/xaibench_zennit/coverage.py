@@ -25,6 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import fx, nn
 
+from xaibench.errors import XaibenchError
+
 #: Module types with an LRP rule in every composite here (zennit's layer maps: the rule of the method on
 #: convolutions and linear layers, ``Norm`` on average pooling), and zennit's ``Sum`` from the canonizers.
 _RULED = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear, nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d,
@@ -35,7 +37,8 @@ _RULED = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear, nn.AvgPool1d, nn.AvgPool2d
 _PASSED = (nn.ReLU, nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d,
            nn.AdaptiveMaxPool3d, nn.Flatten, nn.Identity, nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d)
 _NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
-_LINEAR = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
+#: The layers with a rule of their own in every composite: convolutions and linear (dense) layers.
+LINEAR = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
 #: Functions and tensor methods in ``forward`` whose gradient is LRP's redistribution (as :data:`_PASSED`) or
 #: that only route, reshape or read shapes (concatenation and stacking split relevance by position).
 _FUNCTIONS = {F.relu, torch.relu, F.max_pool1d, F.max_pool2d, F.max_pool3d, F.adaptive_max_pool1d,
@@ -46,10 +49,11 @@ _SHAPE_ATTRIBUTES = {"shape", "ndim", "dtype", "device"}
 _METHODS = {"relu", "flatten", "view", "reshape", "contiguous", "squeeze", "unsqueeze", "permute", "transpose"}
 
 
-class _Tracer(fx.Tracer):
+class ZennitTracer(fx.Tracer):
     """fx's tracer with zennit's ``Sum`` (the canonizers' residual add) kept as a module."""
 
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
+        """Standard ``torch.nn`` modules and zennit's ``Sum``."""
         from zennit.layer import Sum
 
         return isinstance(m, Sum) or super().is_leaf_module(m, qualname)
@@ -99,7 +103,7 @@ def lrp_covers(model: nn.Module) -> str | None:
         clone, merges = copy.deepcopy(model).eval(), {}
         notes.append(f"zennit's BatchNorm merge fails on it ({type(failed).__name__}: {failed})")
     try:
-        graph = _Tracer().trace(clone)
+        graph = ZennitTracer().trace(clone)
     except Exception as error:  # noqa: BLE001 - any failure to trace means the operations cannot be seen
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         return (f"torch.fx cannot trace its forward ({first}), so its functional operations (adds, activations) "
@@ -130,6 +134,22 @@ def lrp_covers(model: nn.Module) -> str | None:
         notes.append("LRP rules are not defined for "
                      + "; ".join(f"{kind} ({_names(where)})" for kind, where in uncovered.items()))
     return "; ".join(notes) or None
+
+
+def input_layer_covers(model: nn.Module) -> str | None:
+    """:func:`lrp_covers`, and for the composites with an input-layer rule (flat, box) also that the layers
+    reading the input can be found from the traced graph (:func:`xaibench_zennit.rules.input_layer_names`):
+    None where both hold, else the one-line reason."""
+    from xaibench_zennit.rules import input_layer_names
+
+    reason = lrp_covers(model)
+    if reason is not None:
+        return reason
+    try:
+        input_layer_names(model, "the input layer's rule (flat, box)")
+    except XaibenchError as error:
+        return str(error)
+    return None
 
 
 def _tensor_valued(graph: fx.Graph) -> set[fx.Node]:
@@ -170,7 +190,7 @@ def _module_covered(module: nn.Module, node: fx.Node, modules: dict[str, nn.Modu
     # output of that layer, which nothing else reads (folding it into the layer changes what every reader sees)
     source = node.args[0] if node.args else None
     return (isinstance(source, fx.Node) and source.op == "call_module" and len(source.users) == 1
-            and id(modules[source.target]) == merges[id(module)] and isinstance(modules[source.target], _LINEAR))
+            and id(modules[source.target]) == merges[id(module)] and isinstance(modules[source.target], LINEAR))
 
 
 def _names(where: list[str], shown: int = 3) -> str:

@@ -24,6 +24,8 @@ KOHLBRENNER = ("Kohlbrenner et al., Towards best practice in explaining neural n
                "IJCNN 2020, sec. III")
 ZENNIT = "through zennit 0.5 (Anders et al., arXiv 2106.13200), canonized (BatchNorm merged, ResNet adds as Sum)"
 TESTS = "tests/test_methods_lrp.py"
+FIRST_LAYER = (
+    "tests/test_lrp_input_layer.py::test_the_input_layer_rule_lands_on_the_layer_that_reads_the_input_on_both_twins")
 
 
 @hookimpl
@@ -32,6 +34,7 @@ def xaibench_register_methods(register: Callable[[MethodSpec], None]) -> None:
     importing no torch or zennit."""
     every = frozenset(MODALITIES)
     covers = lazy("xaibench_zennit.coverage:lrp_covers")
+    first_layer_covers = lazy("xaibench_zennit.coverage:input_layer_covers")
     register(MethodSpec(
         name="lrp-epsilon", explain=lazy("xaibench_zennit.rules:lrp_epsilon"), modalities=every, covers=covers,
         # relevance is conserved layer by layer up to what epsilon and the biases absorb: on a bias-free ReLU
@@ -62,18 +65,21 @@ def xaibench_register_methods(register: Callable[[MethodSpec], None]) -> None:
     ))
     register(MethodSpec(
         name="lrp-epsilon-plus-flat", explain=lazy("xaibench_zennit.rules:lrp_epsilon_plus_flat"), modalities=every,
-        covers=covers,
-        description="zennit's EpsilonPlusFlat composite: flat rule on the first layer, z+ on convolutions, epsilon on "
-                    "dense layers " + ZENNIT,
+        covers=first_layer_covers,
+        description="zennit's EpsilonPlusFlat composite: flat rule on the layer that reads the input (found by the "
+                    "data flow, not the definition order), z+ on the other convolutions, epsilon on dense layers " + ZENNIT,
         citation=f"{KOHLBRENNER}; {OVERVIEW}", defaults={"epsilon": 1e-6, "reduce": "sum"},
-        checked_against=f"conservation (sum = logit) by hand on a bias-free net: {TESTS}::test_composites_conserve",
+        checked_against=f"conservation (sum = logit) by hand on a bias-free net: {TESTS}::test_composites_conserve; "
+                        f"zennit NameMapComposite by forward position: {FIRST_LAYER}",
     ))
     register(MethodSpec(
         name="lrp-epsilon-gamma-box", explain=lazy("xaibench_zennit.rules:lrp_epsilon_gamma_box"), modalities=every,
-        covers=covers,
-        description="zennit's EpsilonGammaBox composite: box rule on the first layer (params low, high: the data's "
-                    "value range, required), gamma on convolutions, epsilon on dense layers " + ZENNIT,
+        covers=first_layer_covers,
+        description="zennit's EpsilonGammaBox composite: box rule on the layer that reads the input (found by the data "
+                    "flow; params low, high: the data's value range, required), gamma on the other convolutions, "
+                    "epsilon on dense layers " + ZENNIT,
         citation=f"{OVERVIEW}, Fig. 10.2; {KOHLBRENNER}",
         defaults={"low": None, "high": None, "epsilon": 1e-6, "gamma": 0.25, "reduce": "sum"},
-        checked_against=f"conservation (sum = logit) by hand on a bias-free net: {TESTS}::test_composites_conserve",
+        checked_against=f"conservation (sum = logit) by hand on a bias-free net: {TESTS}::test_composites_conserve; "
+                        f"zennit NameMapComposite by forward position: {FIRST_LAYER}",
     ))

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from xaibench.errors import XaibenchError
+from xaibench.layers import input_layers
 from xaibench.maps import reduce_channels
 from xaibench.specs import MethodContext
 
@@ -115,36 +116,66 @@ def lrp_alpha_beta(model: nn.Module, x: torch.Tensor, target: torch.Tensor, ctx:
     return reduce_channels(relevance(model, x, target, _rule_map(AlphaBeta(alpha=alpha, beta=beta))), reduce)
 
 
+def input_layer_names(model: nn.Module, who: str) -> tuple[str, ...]:
+    """The module paths of the convolutions and linear layers that read ``model``'s input, from its traced graph
+    (:func:`xaibench.layers.input_layers`), not the first such module in definition order as zennit's
+    ``SpecialFirstLayerMapComposite`` takes it (zennit issues #63, #76). Raises :class:`XaibenchError` (one line,
+    starting with ``who``) where the model cannot be traced or no such layer reads the input alone."""
+    from xaibench_zennit.coverage import LINEAR, ZennitTracer
+
+    try:
+        return input_layers(model, lambda m: isinstance(m, LINEAR), "convolution or linear", who, ZennitTracer())
+    except ValueError as error:
+        raise XaibenchError(str(error)) from None
+
+
+def _input_layer_composite(model: nn.Module, who: str, first: Any, convolution: Any, dense: Any) -> Any:
+    """zennit's composite with rule ``first`` on the layers that read the input (found by the data flow),
+    ``convolution`` on the other convolutions, ``dense`` on the other linear layers, and zennit's base layer
+    map (stabiliser 1e-6) elsewhere: the composite zennit's ``EpsilonPlusFlat``/``EpsilonGammaBox`` mean."""
+    from zennit.composites import LayerMapComposite, MixedComposite, NameMapComposite, layer_map_base
+    from zennit.types import Convolution
+
+    names = input_layer_names(model, who)
+    rest = LayerMapComposite(layer_map=layer_map_base(1e-6) + [(Convolution, convolution), (nn.Linear, dense)])
+    return MixedComposite([NameMapComposite([(names, first)]), rest], canonizers=canonizers())
+
+
 def lrp_epsilon_plus_flat(model: nn.Module, x: torch.Tensor, target: torch.Tensor, ctx: MethodContext,
                           epsilon: float = 1e-6, reduce: str = "sum") -> torch.Tensor:
     """zennit's ``EpsilonPlusFlat`` composite (Kohlbrenner et al. 2020, "Towards best practice in explaining
-    neural network decisions with LRP", IJCNN, sec. III): flat rule on the first layer, z+ on the other
-    convolutions, epsilon on the dense layers.
+    neural network decisions with LRP", IJCNN, sec. III): the flat rule on the layers that read the input
+    (found by the data flow, :func:`input_layer_names`), z+ on the other convolutions, epsilon on the dense
+    layers (zennit's stabiliser 1e-6 for flat and z+).
 
     Returns ``(N, *spatial)`` (channels summed), in the logit's units. Raises :class:`XaibenchError`
-    for ``epsilon <= 0``.
+    for ``epsilon <= 0`` and where the input layer cannot be found (:func:`input_layer_names`).
     """
-    from zennit.composites import EpsilonPlusFlat
+    from zennit.rules import Epsilon, Flat, ZPlus
 
+    name = "lrp-epsilon-plus-flat"
     if not epsilon > 0:
-        raise XaibenchError(f"lrp-epsilon-plus-flat: epsilon must be > 0, got {epsilon}")
-    return reduce_channels(relevance(model, x, target, EpsilonPlusFlat(epsilon=epsilon, canonizers=canonizers())),
-                           reduce)
+        raise XaibenchError(f"{name}: epsilon must be > 0, got {epsilon}")
+    composite = _input_layer_composite(model, name, Flat(stabilizer=1e-6), ZPlus(stabilizer=1e-6),
+                                       Epsilon(epsilon=epsilon))
+    return reduce_channels(relevance(model, x, target, composite), reduce)
 
 
 def lrp_epsilon_gamma_box(model: nn.Module, x: torch.Tensor, target: torch.Tensor, ctx: MethodContext,
                           low: float | None = None, high: float | None = None, epsilon: float = 1e-6,
                           gamma: float = 0.25, reduce: str = "sum") -> torch.Tensor:
     """zennit's ``EpsilonGammaBox`` composite (Montavon et al. 2019, sec. 10.2, Fig. 10.2; Kohlbrenner et al.
-    2020): the z^B (box) rule on the first layer, gamma on the other convolutions, epsilon on the dense layers.
+    2020): the z^B (box) rule on the layers that read the input (found by the data flow,
+    :func:`input_layer_names`; a convolution or, in a network that reads its input with a dense layer, that
+    layer), gamma on the other convolutions, epsilon on the other dense layers (stabiliser 1e-6).
 
     ``low`` and ``high`` bound the input domain (the data's value range: 0 and 1 for images scaled to
     [0, 1]); they have no default because only the data knows them. Returns ``(N, *spatial)``
     (channels summed), in the logit's units. Raises :class:`XaibenchError` when ``low``/``high`` are
-    missing, ``low >= high``, or an input value lies outside ``[low, high]`` (the box rule is
-    defined only inside the box).
+    missing, ``low >= high``, an input value lies outside ``[low, high]`` (the box rule is
+    defined only inside the box), or the input layer cannot be found.
     """
-    from zennit.composites import EpsilonGammaBox
+    from zennit.rules import Epsilon, Gamma, ZBox
 
     name = "lrp-epsilon-gamma-box"
     if low is None or high is None:
@@ -157,6 +188,6 @@ def lrp_epsilon_gamma_box(model: nn.Module, x: torch.Tensor, target: torch.Tenso
                             "set params low and high to the data's value range")
     if not (epsilon > 0 and gamma >= 0):
         raise XaibenchError(f"{name}: needs epsilon > 0 and gamma >= 0, got epsilon={epsilon}, gamma={gamma}")
-    composite = EpsilonGammaBox(low=low, high=high, epsilon=epsilon, gamma=gamma, canonizers=canonizers())
+    composite = _input_layer_composite(model, name, ZBox(low=low, high=high, stabilizer=1e-6),
+                                       Gamma(gamma=gamma, stabilizer=1e-6), Epsilon(epsilon=epsilon))
     return reduce_channels(relevance(model, x, target, composite), reduce)
-

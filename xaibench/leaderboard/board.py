@@ -16,6 +16,8 @@ import numpy as np
 
 from xaibench import stats
 from xaibench.errors import XaibenchError
+from xaibench.leaderboard.chance import RULE as CHANCE_RULE
+from xaibench.leaderboard.chance import MetricCalibration, calibrate, closed_form
 from xaibench.gate import unranked_reason
 from xaibench.gate import verdict as gate_verdict
 from xaibench.store import CellResult, PlanRow, Store
@@ -28,12 +30,13 @@ RANK_RULE = (
     f"p-value is below {stats.ALPHA}. Methods that no method beats share rank 1; \"=\" marks a shared rank. "
     f"The overall rank orders methods by their mean per-metric rank (equal means share a rank). "
     f"Calibration baselines (random, centre, ground-truth: `MethodSpec.calibration`) are references, not "
-    f"contenders: they are listed below the methods with rank \"ref\" and are left out of every ranking."
+    f"contenders: they are listed below the methods with rank \"ref\" and are left out of every ranking. "
+    + CHANCE_RULE
 )
 CI_RULE = (
     f"Each cell is the mean over samples with its 95% percentile bootstrap confidence interval "
     f"({stats.BOOTSTRAP_RESAMPLES} resamples, seeded per cell from the suite seed) and, in parentheses, its rank "
-    f"(bold: rank 1); "
+    f"(bold: rank 1, never a cell at or below chance); "
     f"n is shown where fewer samples than evaluated had a defined score. ↑ means higher is better, ↓ lower."
 )
 AGREEMENT_RULE = (
@@ -105,6 +108,8 @@ class MethodRow:
     metric_tied: dict[str, bool]
     #: The calibration role of a baseline (``MethodSpec.calibration``: chance, centre-bias, oracle), "" for a method.
     baseline: str = ""
+    #: Metric -> 1 above chance, 0 at chance, -1 below, None not compared (:mod:`~xaibench.leaderboard.chance`).
+    metric_chance: dict[str, int | None] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -128,6 +133,9 @@ class Block:
     #: A record's per-sample scores (sample id -> score; empty where none is stored): the store's for a
     #: stored cell, the pooled folds' for a pooled block. Per-sample views (the trust table) read them here.
     scores_of: Callable[[Record], dict[str, float]] = field(default=lambda r: {}, compare=False, repr=False)
+    #: Metric -> its chance level, oracle score, smallest effect, the methods' standing against chance and
+    #: whether it is uninformative here (:mod:`~xaibench.leaderboard.chance`).
+    calibration: dict[str, MetricCalibration] = field(default_factory=dict)
 
     @property
     def skipped(self) -> list[str]:
@@ -138,8 +146,12 @@ class Block:
 
     @property
     def winners(self) -> list[str]:
-        """The methods of overall rank 1 (several when tied; none when no method has a value)."""
-        return [r.method for r in self.rows if r.rank == 1]
+        """The methods of overall rank 1 (several when tied; none when no method has a value), less any method
+        that is above chance on none of the metrics where it was compared with chance."""
+        def above(r: MethodRow) -> bool:
+            compared = [v for v in r.metric_chance.values() if v is not None]
+            return not compared or 1 in compared
+        return [r.method for r in self.rows if r.rank == 1 and above(r)]
 
 
 def _shared(ranks: list[int | None]) -> list[bool]:
@@ -155,16 +167,27 @@ def sample_scores(scores_of: Callable[[Record], dict[str, float]], recs: list[Re
 
 
 def _block(scores_of: Callable[[Record], dict[str, float]], dataset: str, model: str, block: list[Record],
-           direction: dict[str, bool], evaluation: dict[str, Any] | None, samples: int, roles: dict[str, str]) -> Block:
+           direction: dict[str, bool], evaluation: dict[str, Any] | None, samples: int, roles: dict[str, str],
+           header: dict[str, Any], source: str) -> Block:
+    """One section; ``header`` is the run's (calibration facts, metric bounds), ``source`` the dataset the
+    facts are under."""
     methods = list(dict.fromkeys(r.method for r in block))
     metrics = list(dict.fromkeys(r.metric for r in block))
     by = {(r.method, r.metric): r for r in block}
     metric_ranks: dict[str, dict[str, int | None]] = {}
+    calibration: dict[str, MetricCalibration] = {}
     unranked = unranked_reason(evaluation)  # a model that did not learn ranks nothing
     for m in metrics:
-        aligned = sample_scores(scores_of, [None if roles.get(me) else by.get((me, m)) for me in methods])  # baselines unranked
-        metric_ranks[m] = dict(zip(methods, [None] * len(methods) if unranked
-                                   else stats.significance_ranks(aligned, direction[m])))
+        aligned = sample_scores(scores_of, [by.get((me, m)) for me in methods])
+        cal = calibration[m] = calibrate(methods, aligned, roles, direction[m],
+                                         closed_form(m, header.get("calibration", {}), source),
+                                         header.get("metrics", {}).get(m, {}).get("bounds"),
+                                         header.get("metrics", {}).get(m, {}).get("category", ""))
+        standing = [cal.standing.get(me) for me in methods]
+        silent = unranked or cal.uninformative or (any(v is not None for v in standing) and 1 not in standing)
+        metric_ranks[m] = dict(zip(methods, [None] * len(methods) if silent else stats.significance_ranks(
+            [None if roles.get(me) else a for me, a in zip(methods, aligned)], direction[m],  # baselines unranked
+            min_effect=cal.min_effect, tiers=standing)))
     mean_rank: dict[str, float | None] = {}
     for me in methods:
         rs = [metric_ranks[m][me] for m in metrics if metric_ranks[m][me] is not None]
@@ -177,13 +200,13 @@ def _block(scores_of: Callable[[Record], dict[str, float]], dataset: str, model:
         cells = {m: by[(me, m)] for m in metrics if (me, m) in by}
         rows.append(MethodRow(me, overall[i], tied[i], mean_rank[me], cells,
                               {m: metric_ranks[m][me] for m in metrics}, {m: shared[m][me] for m in metrics},
-                              roles.get(me, "")))
+                              roles.get(me, ""), {m: calibration[m].standing.get(me) for m in metrics}))
     rows.sort(key=lambda r: (bool(r.baseline), r.rank is None, r.rank or 0, r.method))
     means = {m: [_score(by.get((me, m))) for me in methods] for m in metrics}
     scored = [m for m in metrics if any(v is not None for v in means[m])]
     tau = stats.agreement([means[m] for m in scored], [direction[m] for m in scored])
     return Block(dataset, model, metrics, {m: direction[m] for m in metrics}, rows, scored, tau, evaluation, samples,
-                 scores_of=scores_of)
+                 scores_of=scores_of, calibration=calibration)
 
 
 def _score(r: Record | None) -> float | None:
@@ -204,7 +227,8 @@ def board(store: Store, suite: str) -> list[Block]:
         samples = (header.get("datasets", {}).get(dataset, {}).get("samples")
                    or max((r.n_total for r in block), default=0))
         blocks.append(_block(lambda r: store.scores(r.cell_key), dataset, model, block, direction,
-                             store.model_evaluation(model_keys[(dataset, model)]), samples, roles))
+                             store.model_evaluation(model_keys[(dataset, model)]), samples, roles,
+                             header, dataset))
     return blocks + pooled_blocks(store, header, recs, blocks, direction, roles)
 
 
@@ -241,7 +265,8 @@ def pooled_blocks(store: Store, header: dict[str, Any], recs: list[Record], bloc
                 continue
             values = {i: v for r in rs for i, v in store.scores(r.cell_key).items()}
             mean, low, high, n = stats.summarize(np.array(list(values.values()), dtype=np.float64),
-                                                 stats.seed_from(header.get("seed", 0), name, model, method, metric))
+                                                 stats.seed_from(header.get("seed", 0), name, model, method, metric),
+                                                 list(values))
             key = f"{name}/{method}/{metric}"
             scores[key] = values
             pooled.append(Record(name, model, method, metric, mean, low, high, n, "ok", None, key, len(values)))
@@ -260,7 +285,7 @@ def pooled_blocks(store: Store, header: dict[str, Any], recs: list[Record], bloc
             evaluation["per_class"] = pooled_per_class(evaluations)
             evaluation["gate"] = gate_verdict(evaluation)  # the cross-validated accuracy over all held-out samples
         block = _block(lambda r, scores=scores: scores.get(r.cell_key, {}), name, model, pooled, direction,
-                       evaluation, sum(b.samples for b in fold_blocks), roles)
+                       evaluation, sum(b.samples for b in fold_blocks), roles, header, source)
         out.append(replace(block, folds=spread, pooled_from=source))
     return out
 

@@ -52,8 +52,10 @@ def to_json(store: Store, suite: str) -> str:
 
     ``blocks[*].verdict`` is the section's calibration verdict (:mod:`xaibench.leaderboard.verdict`);
     ``blocks[*].rows`` are ordered best first; each carries its overall ``rank``
-    (``tied``: shared), and per metric the cell's mean, CI, n, status, rank and tie
-    flag; ``agreement.tau[i][j]`` is Kendall's tau between ``agreement.metrics[i]``
+    (``tied``: shared), and per metric the cell's mean, CI, n, status, rank, tie
+    flag and ``versus_chance`` (1 above, 0 at, -1 below chance, null: not compared);
+    ``uninformative`` maps a metric that ranks nothing on this model to the reason and
+    ``min_effect`` each metric to its smallest meaningful difference (:mod:`~xaibench.leaderboard.chance`); ``agreement.tau[i][j]`` is Kendall's tau between ``agreement.metrics[i]``
     and ``[j]`` (null where undefined); ``figures`` are paths relative to the
     markdown. Numbers have 6 significant digits, NaN and infinities become null,
     keys are sorted: the same store gives the same bytes. ``write`` puts it beside
@@ -66,6 +68,7 @@ def to_json(store: Store, suite: str) -> str:
         for r in b.rows:
             cells = {m: {"mean": _num(c.mean), "ci_low": _num(c.ci_low), "ci_high": _num(c.ci_high), "n": c.n,
                          "status": c.status, "rank": r.metric_ranks[m], "tied": r.metric_tied[m],
+                         "versus_chance": r.metric_chance.get(m),
                          "detail": c.detail.splitlines()[0] if c.detail else None}
                      for m, c in r.cells.items()}
             rows.append({"method": r.method, "rank": r.rank, "tied": r.tied, "mean_rank": _num(r.mean_rank),
@@ -75,6 +78,8 @@ def to_json(store: Store, suite: str) -> str:
             "dataset": b.dataset, "model": b.model, "samples": b.samples, "evaluation": b.evaluation,
             "metrics": [{"name": m, "higher_is_better": b.higher_is_better[m]} for m in b.metrics],
             "rows": rows, "winners": b.winners, "baseline_findings": references.findings(b),
+            "uninformative": {m: c.uninformative for m, c in b.calibration.items() if c.uninformative},
+            "min_effect": {m: _num(c.min_effect) for m, c in b.calibration.items()},
             "agreement": {"metrics": b.agreement_metrics, "tau": [[_num(t) for t in row] for row in b.agreement]},
             "figures": {k: figure_path(suite, b.dataset, b.model, k) for k in FIGURE_KINDS
                         if b.pooled_from is None or k == "agreement"},  # a pooled k-fold block has no maps of its own

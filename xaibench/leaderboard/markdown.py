@@ -20,6 +20,7 @@ from xaibench.environment import REPRODUCIBILITY
 from xaibench.gate import evaluation_notes
 from xaibench.leaderboard import ranking, references, trust, verdict
 from xaibench.figures import FIGURE_KINDS, figure_path
+from xaibench.leaderboard.chance import chance_text
 from xaibench.leaderboard.board import AGREEMENT_RULE, CI_RULE, RANK_RULE, Block, Record, board
 from xaibench.store import Store
 
@@ -50,14 +51,16 @@ def _rank_text(rank: int | None, tied: bool) -> str:
     return "–" if rank is None else f"{rank}{'=' if tied else ''}"
 
 
-def _cell_text(r: Record, rank: int | None, tied: bool, samples: int, fmt: Callable[[float | None], str]) -> str:
+def _cell_text(r: Record, rank: int | None, tied: bool, samples: int, fmt: Callable[[float | None], str],
+               standing: int | None = None) -> str:
     if r.status != "ok":
         return {"failed": "**failed**", "skipped": "n/a", "missing": "not run"}[r.status]
     if r.n == 0:
         return "undefined (n=0)"
     n = f" n={r.n}" if r.n < samples else ""
-    text = f"{fmt(r.mean)} [{fmt(r.ci_low)}, {fmt(r.ci_high)}]{n} ({_rank_text(rank, tied)})"
-    return f"**{text}**" if rank == 1 else text
+    at_chance = chance_text(standing)  # at or below chance: said instead of the rank, never bold
+    text = f"{fmt(r.mean)} [{fmt(r.ci_low)}, {fmt(r.ci_high)}]{n} ({at_chance or _rank_text(rank, tied)})"
+    return f"**{text}**" if rank == 1 and not at_chance else text
 
 
 def _undefined_reason(r: Record, header: dict) -> str:  # type: ignore[type-arg]
@@ -196,12 +199,12 @@ def render(store: Store, suite: str) -> str:
                    for m in b.metrics}
         table = [["ref" if r.baseline else _rank_text(r.rank, r.tied),
                   f"{r.method} ({r.baseline} baseline)" if r.baseline else r.method]
-                 + [_cell_text(r.cells[m], r.metric_ranks[m], r.metric_tied[m], b.samples, formats[m])
-                    if m in r.cells else "–" for m in b.metrics] for r in b.rows]
+                 + [_cell_text(r.cells[m], r.metric_ranks[m], r.metric_tied[m], b.samples, formats[m],
+                               r.metric_chance.get(m)) if m in r.cells else "–" for m in b.metrics] for r in b.rows]
         lines += [tabulate(table, headers=["rank", "method"] + [f"{m} {ARROW[b.higher_is_better[m]]}"
                                                                 for m in b.metrics],
                            tablefmt="github", disable_numparse=True), ""]
-        lines += references.markdown(b)
+        lines += references.chance_notes(b, header) + references.markdown(b)
         notes = sorted({_md((f"{c.method} / {c.metric} failed: " if c.status == "failed" else "")
                             + c.detail.splitlines()[0])
                         for r in b.rows for c in r.cells.values() if c.status in ("failed", "skipped") and c.detail}

@@ -29,17 +29,21 @@ def _rendered(store: Store, suite: str) -> dict[str, str]:
 
 def write(store: Store, suite: str, out_dir: str | Path) -> Path:
     """Write ``<suite>.md``, ``<suite>.json``, the agreement heat maps and the index; return the markdown's path."""
+    return _write(store, suite, out_dir)[0]
+
+
+def _write(store: Store, suite: str, out_dir: str | Path) -> tuple[Path, list[Path]]:
+    """:func:`write`, also returning the figures it drew (agreement heat maps, critical difference diagrams)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     for name, text in _rendered(store, suite).items():
         (out / name).write_text(text, encoding="utf-8")
-    for b in board(store, suite):
-        if len(b.agreement_metrics) >= 2:
-            agreement_heatmap(b.agreement, b.agreement_metrics, f"{b.dataset} × {b.model}",
-                              out / figure_path(suite, b.dataset, b.model, "agreement"))
-    ranking.write_figures(board(store, suite), store.header(suite) or {}, suite, out)
+    drawn = [agreement_heatmap(b.agreement, b.agreement_metrics, f"{b.dataset} × {b.model}",
+                               out / figure_path(suite, b.dataset, b.model, "agreement"))
+             for b in board(store, suite) if len(b.agreement_metrics) >= 2]
+    drawn += ranking.write_figures(board(store, suite), store.header(suite) or {}, suite, out)
     write_index(out)
-    return out / f"{suite}.md"
+    return out / f"{suite}.md", drawn
 
 
 @contextmanager
@@ -66,12 +70,13 @@ def publish_run(store: Store, suite: str, out_dir: str | Path, runner: Any = Non
     from xaibench.leaderboard import verdict
 
     with stage("leaderboard", store, suite, out_dir):
-        path = write(store, suite, out_dir)
+        path, figures = _write(store, suite, out_dir)
     yield f"leaderboard written to {path}", False
     if runner is not None:
         with stage("figures", store, suite, out_dir):
-            figures = write_run_figures(runner, out_dir)
-        yield f"{len(figures)} figures (saliency galleries, deletion/insertion curves) written beside it", False
+            figures += write_run_figures(runner, out_dir)
+    if figures:  # every PNG drawn: heat maps and rank diagrams of the board, galleries and curves of the run
+        yield f"{len(set(figures))} figure(s) written to {', '.join(sorted({str(p.parent) for p in figures}))}", False
     with stage("figure pruning", store, suite, out_dir):
         pruned = prune(out_dir, suite, path.read_text(encoding="utf-8"))
     for stale in pruned:

@@ -26,7 +26,7 @@ from tabulate import tabulate
 
 from xaibench import metaeval, stats
 from xaibench.figures import suite_figure_path
-from xaibench.leaderboard.board import Block
+from xaibench.leaderboard.board import Block, MethodRow
 
 RULE = (
     "**Aggregate ranking.** Each metric ranks the methods by their mean scores (1 = best, ties averaged); a "
@@ -34,10 +34,12 @@ RULE = (
     "deviation across them, as LATEC does (Klein et al. 2024). The Friedman test asks whether the methods' ranks "
     "over the metrics (blocks) differ at all; the pairwise Wilcoxon signed-rank tests are Holm-corrected "
     f"(alpha {stats.ALPHA}); in the critical difference diagram, methods joined by a bar do not differ "
-    "(Demšar, JMLR 2006; scikit-posthocs). Baselines are references and are not ranked. Over n metrics no "
+    "(Demšar, JMLR 2006; scikit-posthocs). Baselines are references and are not ranked; a cell at chance counts as "
+    "the chance baseline's mean, and a metric uninformative here is left out. Over n metrics no "
     "two-sided Wilcoxon p-value is below 2/2^n, so with fewer than "
     f"{metaeval.posthoc_blocks(stats.ALPHA)} metrics no pair can differ: then the board shows the Friedman test "
-    "alone and says so. An aggregate over sections ranks the methods every section has. The "
+    "alone and says so. An aggregate ranks the methods scored in every section it covers, over the metrics that "
+    "score every one of them, and lists the methods and metrics it leaves out with the reason. The "
     "table's overall rank and this aggregate can differ: the first counts significant differences in per-sample "
     "scores, the second ranks the means whatever their uncertainty."
 )
@@ -54,47 +56,79 @@ class Aggregate:
     #: Why there is no Friedman test (empty when there is one).
     why_not: str
     blocks: int
-    #: Methods of some but not every section (an aggregate over sections ranks only the methods all share).
+    #: Methods left out, each with why (``"method (no score on ...)"``): the aggregate ranks only methods scored in
+    #: every section it covers.
     left_out: tuple[str, ...] = ()
+    #: Metrics left out, each with why (``"metric (uninformative here)"``, ``"metric (no score for ...)"``): every
+    #: metric the aggregate ranks over scores every ranked method.
+    left_out_metrics: tuple[str, ...] = ()
 
 
 def _means(block: Block) -> tuple[list[str], np.ndarray]:
-    """Non-baseline methods and their ``(L, M)`` means over the block's metrics (NaN: no score)."""
+    """Non-baseline methods and their ``(L, M)`` means over the block's metrics (NaN: no score); a cell at chance
+    (:mod:`~xaibench.leaderboard.chance`) counts as the chance baseline's mean, so it ties chance and its peers."""
     methods = [r for r in block.rows if not r.baseline]
-    means = np.array([[c.mean if (c := r.cells.get(m)) is not None and c.status == "ok" and c.n > 0
-                       and c.mean is not None else np.nan for m in block.metrics] for r in methods], dtype=np.float64)
+    chance = next((r for r in block.rows if r.baseline == "chance"), None)
+
+    def mean(r: MethodRow, m: str) -> float:
+        c = chance if r.metric_chance.get(m) == 0 and chance is not None else r
+        cell = c.cells.get(m)
+        ok = cell is not None and cell.status == "ok" and cell.n > 0 and cell.mean is not None
+        return float(cell.mean) if ok else np.nan  # type: ignore[union-attr]
+
+    means = np.array([[mean(r, m) for m in block.metrics] for r in methods], dtype=np.float64)
     return [r.method for r in methods], means.reshape(len(methods), len(block.metrics))
 
 
 def aggregate(blocks: Sequence[Block], header: Mapping[str, Any]) -> Aggregate:
-    """The aggregate over the metrics of ``blocks`` (one section, or all), for the methods every block has.
+    """The aggregate over the metrics of ``blocks`` (one section, or all).
 
-    ``header`` gives each metric's category (``metrics``). Metrics no method scored are left out.
+    ``header`` gives each metric's category (``metrics``). The methods ranked are those with a score in every
+    block; the metrics ranked over are the informative ones (:mod:`~xaibench.leaderboard.chance`) that score
+    every ranked method; the others are listed in ``left_out`` and ``left_out_metrics`` with the reason.
     """
     info = header.get("metrics", {})
     per_block = [_means(b) for b in blocks]
-    methods = [m for m in per_block[0][0] if all(m in names for names, _ in per_block)] if per_block else []
-    left_out = tuple(dict.fromkeys(m for names, _ in per_block for m in names if m not in methods))
-    columns, directions, families = [], [], []
-    for b, (names, means) in zip(blocks, per_block):
+    label = (lambda b, m: m) if len(blocks) == 1 else (lambda b, m: f"{b.dataset} × {b.model}: {m}")
+    useful = [[j for j, m in enumerate(b.metrics) if not _uninformative(b, m)] for b in blocks]
+    scored = [{n for i, n in enumerate(names) if np.isfinite(means[i, keep]).any()}
+              for (names, means), keep in zip(per_block, useful)]
+    everyone = list(dict.fromkeys(n for names, _ in per_block for n in names))
+    methods = [m for m in everyone if all(m in s for s in scored)]
+    sections = [f"{b.dataset} × {b.model}" for b in blocks]
+    left_out = tuple(f"{m} (no score on {', '.join(name for name, s in zip(sections, scored) if m not in s)})"
+                     for m in everyone if m not in methods)
+    columns, directions, families, dropped = [], [], [], []
+    for b, (names, means), keep in zip(blocks, per_block, useful):
         for j, metric in enumerate(b.metrics):
+            if j not in keep:
+                dropped.append(f"{label(b, metric)} (uninformative here)")
+                continue
             col = np.array([means[names.index(me), j] for me in methods])
-            if np.isfinite(col).any():
-                columns.append(col)
-                directions.append(b.higher_is_better[metric])
-                families.append(info.get(metric, {}).get("category", "other"))
+            if not np.isfinite(col).all():
+                if np.isfinite(means[:, j]).any():  # a metric no method scored is not a column to explain
+                    lacking = [me for me, v in zip(methods, col) if not np.isfinite(v)]
+                    dropped.append(f"{label(b, metric)} (no score for {', '.join(lacking)})")
+                continue
+            columns.append(col)
+            directions.append(b.higher_is_better[metric])
+            families.append(info.get(metric, {}).get("category", "other"))
     table = np.array(columns, dtype=np.float64).reshape(len(columns), len(methods)).T  # (L, M)
     out: dict[str, tuple[np.ndarray, np.ndarray, int]] = {}
     for family in ["all", *dict.fromkeys(families)]:
-        keep = [j for j, f in enumerate(families) if family in ("all", f)]
-        if keep and methods:
-            mean, std = metaeval.mean_ranks(table[:, keep], [directions[j] for j in keep])
-            out[family] = (mean, std, len(keep))
+        keep_cols = [j for j, f in enumerate(families) if family in ("all", f)]
+        if keep_cols and methods:
+            mean, std = metaeval.mean_ranks(table[:, keep_cols], [directions[j] for j in keep_cols])
+            out[family] = (mean, std, len(keep_cols))
     oriented = np.array([c if hib else -c for c, hib in zip(columns, directions)]).reshape(len(columns), len(methods))
-    complete = int(np.isfinite(oriented).all(1).sum())
     why = metaeval.why_no_friedman(oriented, "metrics")
     test = None if why else metaeval.friedman_posthoc(oriented, methods, higher_is_better=True, alpha=stats.ALPHA)
-    return Aggregate(methods, out, test, why, complete, left_out)
+    return Aggregate(methods, out, test, why, len(columns), left_out, tuple(dropped))
+
+
+def _uninformative(block: Block, metric: str) -> bool:
+    cal = block.calibration.get(metric)
+    return cal is not None and bool(cal.uninformative)
 
 
 def _cell(agg: Aggregate, family: str, i: int) -> str:
@@ -117,7 +151,10 @@ def markdown(agg: Aggregate, title: str, figure: str, caption: str) -> list[str]
                             for f in fams]
     lines = [f"### {title}", "", tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True), ""]
     if agg.left_out:
-        lines += [f"Not in every section, so not in this aggregate: {', '.join(agg.left_out)}.", ""]
+        lines += [f"Methods not in this aggregate: {'; '.join(agg.left_out)}.", ""]
+    if agg.left_out_metrics:
+        lines += [f"Metrics not in this aggregate (it ranks over the metrics that score every ranked method): "
+                  f"{'; '.join(agg.left_out_metrics)}.", ""]
     if agg.test is None:
         return lines + [f"No rank test: {agg.why_not}.", ""]
     t = agg.test
@@ -169,7 +206,8 @@ def write_figures(blocks: Sequence[Block], header: Mapping[str, Any], suite: str
 
 
 def as_json(agg: Aggregate) -> dict[str, Any]:
-    """``{"methods", "left_out", "families": {family: {"mean_rank", "std", "metrics"}}, "friedman": {...} | null,
+    """``{"methods", "left_out", "left_out_metrics", "families": {family: {"mean_rank", "std", "metrics"}},
+    "friedman": {...} | null,
     "why_not"}``; ``friedman["pairwise_holm"]`` is null where the blocks are too few (``why_no_posthoc``)."""
     def num(v: float) -> float | None:
         return None if not math.isfinite(v) else float(f"{v:.6g}")
@@ -179,6 +217,7 @@ def as_json(agg: Aggregate) -> dict[str, Any]:
         "why_no_posthoc": agg.test.why_no_posthoc or None,
         "pairwise_holm": None if agg.test.pairwise is None else {
             a: {b: num(float(agg.test.pairwise.loc[a, b])) for b in agg.methods} for a in agg.methods}}
-    return {"methods": agg.methods, "left_out": list(agg.left_out), "why_not": agg.why_not or None, "friedman": test,
+    return {"methods": agg.methods, "left_out": list(agg.left_out), "left_out_metrics": list(agg.left_out_metrics),
+            "why_not": agg.why_not or None, "friedman": test,
             "families": {f: {"mean_rank": [num(v) for v in mean], "std": [num(v) for v in std], "metrics": k}
                          for f, (mean, std, k) in agg.families.items()}}

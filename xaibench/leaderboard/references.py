@@ -11,11 +11,13 @@ and the leaderboard states it with the numbers.
 from __future__ import annotations
 
 import math
+from typing import Any, Mapping
 
 import numpy as np
 
 from xaibench import metaeval
 from xaibench.leaderboard.board import Block, MethodRow
+from xaibench.leaderboard.chance import closed_form
 
 
 def _mean(row: MethodRow, metric: str) -> float:
@@ -60,3 +62,23 @@ def markdown(block: Block) -> list[str]:
             "as statements about the metric on this data (an oracle beating every method is expected on "
             "localization; chance or a centre bias beating them means the metric or the methods fail here).", "",
             *(f"- {f['text']}" for f in found), ""]
+
+
+def chance_notes(block: Block, header: Mapping[str, Any]) -> list[str]:
+    """Markdown lines under a section's table: the metrics uninformative here, with the reason, and, in a section
+    without a chance baseline, the chance levels known in closed form (from the run's header)."""
+    lines = []
+    useless = [(m, block.calibration[m].uninformative) for m in block.metrics
+               if m in block.calibration and block.calibration[m].uninformative]
+    if useless:
+        lines += ["**Uninformative here** (no rank; left out of the overall rank, the winners and the aggregate "
+                  "ranking):", "", *(f"- {m}: {why}." for m, why in useless), ""]
+    if not any(r.baseline == "chance" for r in block.rows):
+        facts = header.get("calibration", {})
+        known = [(m, closed_form(m, facts, block.pooled_from or block.dataset)) for m in block.metrics]
+        levels = [f"{m} {chance:.3f} ({source.removeprefix('closed form: ')})" for m, (chance, source, _) in known
+                  if chance is not None]
+        if levels:
+            lines += [f"Chance levels known in closed form (this suite has no `random` method to compare the "
+                      f"methods with): {', '.join(levels)}.", ""]
+    return lines

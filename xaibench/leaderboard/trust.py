@@ -51,7 +51,9 @@ LEGEND = (
     f"adversary reactivity in [0, 1] (Hedström et al., TMLR 2023), from re-scoring every cell under minor and "
     f"disruptive perturbations of the model and the inputs (suite option `meta_evaluation: K`). A metric is "
     f"doubted when alpha < {ALPHA_MIN} (Krippendorff's floor for tentative conclusions), more than "
-    f"{SATURATED:.0%} of its scores sit at a bound or of its samples tie, or NR or AR < {META_MIN}."
+    f"{SATURATED:.0%} of its scores sit at a bound or of its samples tie, or NR or AR < {META_MIN}; it is "
+    f"*uninformative here* when the oracle (`ground-truth`) does not separate from chance (`random`) on this model "
+    f"(the rule under the ranks), and then ranks nothing."
 )
 
 
@@ -69,11 +71,19 @@ class MetricTrust:
     meta: metaeval.MetaConsistency | None
     #: Why the metric is doubted (empty: trusted).
     reasons: tuple[str, ...]
+    #: Why the metric cannot separate the oracle from chance on this model ("" when it can or is not checked;
+    #: :mod:`~xaibench.leaderboard.chance`).
+    uninformative: str = ""
 
     @property
     def verdict(self) -> str:
-        """``"trust"`` or ``"doubt"``."""
-        return "doubt" if self.reasons else "trust"
+        """``"uninformative here"``, ``"doubt"`` or ``"trust"``."""
+        return "uninformative here" if self.uninformative else "doubt" if self.reasons else "trust"
+
+    @property
+    def why(self) -> tuple[str, ...]:
+        """The reasons behind the verdict: the uninformative one first, then the doubts."""
+        return ((self.uninformative,) if self.uninformative else ()) + self.reasons
 
 
 def _matrix(block: Block, metric: str, keys: Mapping[str, str] | None = None) -> np.ndarray:
@@ -153,7 +163,9 @@ def assess(block: Block, header: Mapping[str, Any]) -> list[MetricTrust]:
             reasons.append("moves under minor perturbations")
         if meta is not None and adversary_reactivity(meta) < META_MIN:
             reasons.append("ignores disruptive perturbations")
-        out.append(MetricTrust(m, family[m], alpha, consistency[family[m]], at_bounds, tied, meta, tuple(reasons)))
+        cal = block.calibration.get(m)
+        out.append(MetricTrust(m, family[m], alpha, consistency[family[m]], at_bounds, tied, meta, tuple(reasons),
+                               cal.uninformative if cal is not None else ""))
     return out
 
 
@@ -173,10 +185,14 @@ def markdown(block: Block, header: Mapping[str, Any]) -> list[str]:
         nr = "not run" if t.meta is None else _f(noise_resilience(t.meta))
         ar = "not run" if t.meta is None else _f(adversary_reactivity(t.meta))
         rows.append([t.metric, t.family, _f(t.alpha), _f(t.family_consistency), _f(t.at_bounds, True),
-                     _f(t.tied, True), nr, ar, t.verdict + (f": {'; '.join(t.reasons)}" if t.reasons else "")])
-    trusted = [t.metric for t in assessed if not t.reasons]
+                     _f(t.tied, True), nr, ar, t.verdict + (f": {'; '.join(t.why)}" if t.why else "")])
+    trusted = [t.metric for t in assessed if t.verdict == "trust"]
+    useless = [t.metric for t in assessed if t.uninformative]
     summary = (f"On this data, trust {', '.join(trusted)}; doubt the others." if trusted
                else "On this data, no metric passes every check: read each ranking with its numbers below.")
+    if useless:
+        summary += (f" Uninformative here (the oracle does not separate from chance; ranks nothing): "
+                    f"{', '.join(useless)}.")
     return ["### Which metrics to trust", "", summary, "",
             tabulate(rows, headers=["metric", "family", "alpha", "family ρ", "at bounds", "tied", "NR", "AR",
                                     "verdict"], tablefmt="github", disable_numparse=True), ""]
@@ -191,4 +207,4 @@ def as_json(block: Block, header: Mapping[str, Any]) -> list[dict[str, Any]]:
              "family_consistency": num(t.family_consistency), "at_bounds": num(t.at_bounds), "tied": num(t.tied),
              "noise_resilience": None if t.meta is None else num(noise_resilience(t.meta)),
              "adversary_reactivity": None if t.meta is None else num(adversary_reactivity(t.meta)),
-             "verdict": t.verdict, "reasons": list(t.reasons)} for t in assess(block, header)]
+             "verdict": t.verdict, "reasons": list(t.why)} for t in assess(block, header)]

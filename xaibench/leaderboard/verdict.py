@@ -11,9 +11,13 @@ checks, each computed from what the run stored:
   the evaluated non-empty masks (Arras et al. 2022, Sec. 4);
 - **the oracle is at its score**: the ``calibration="oracle"`` method
   (``ground-truth``) scores ``MetricSpec.oracle`` (1) wherever the metric fixes it;
-- **CAM layers are not too coarse**: every layer a CAM method explains has at least
-  :data:`MIN_CAM_SIDE` units along each spatial axis (a 2x2 map upsampled to the
-  input is blocky and near chance on localization).
+- **CAM layers are not too coarse**: every layer a CAM method explains passes the plan's
+  rule (:func:`xaibench.specs.cam_size_ok`: at least :data:`~xaibench.specs.MIN_CAM_SIZE` units
+  along each spatial axis; a 2x2 map upsampled to the input is blocky and near chance on
+  localization). Such a layer is planned only with ``allow_small_cam: true``, and it concerns
+  the methods that explain it: the check names them (``Check.methods``) and the section still
+  passes on its other checks, so integrated gradients or occlusion are not invalidated by a
+  CAM method's layer.
 
 A check with nothing to check (no chance baseline, no metric with a known chance
 level, no CAM method) is listed as not checked, with the reason. The facts the checks
@@ -29,10 +33,9 @@ from typing import Any, Mapping
 from xaibench.gate import ALPHA
 from xaibench.gate import verdict as model_gate
 from xaibench.leaderboard.board import Block, board
+from xaibench.specs import MIN_CAM_SIZE, cam_size_ok
 from xaibench.store import Store
 
-#: Smallest CAM layer side (units along each spatial axis).
-MIN_CAM_SIDE = 7
 #: Tolerance of the oracle check (scores are means of floats).
 ORACLE_TOLERANCE = 1e-6
 
@@ -44,6 +47,9 @@ class Check:
     name: str
     passed: bool
     detail: str
+    #: The methods the check concerns (a CAM layer's methods); empty: the whole section. A failed check that names
+    #: methods marks their scores in the section, not the section.
+    methods: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -57,13 +63,18 @@ class Verdict:
 
     @property
     def passed(self) -> bool:
-        """Every check that ran passed (a verdict with no check passes; ``not_run`` says why)."""
-        return all(c.passed for c in self.checks)
+        """Every section-wide check that ran passed (a verdict with no check passes; ``not_run`` says why)."""
+        return not self.failures
 
     @property
     def failures(self) -> list[Check]:
-        """The checks that failed, in the order they ran."""
-        return [c for c in self.checks if not c.passed]
+        """The section-wide checks that failed, in the order they ran."""
+        return [c for c in self.checks if not c.passed and not c.methods]
+
+    @property
+    def method_failures(self) -> list[Check]:
+        """The failed checks that concern named methods only (``Check.methods``), in the order they ran."""
+        return [c for c in self.checks if not c.passed and c.methods]
 
 
 def _fmt(v: float | None) -> str:
@@ -119,11 +130,13 @@ def section_verdict(block: Block, header: Mapping[str, Any]) -> Verdict:
     layers = facts.get("cam_layers", {}).get(f"{block.dataset} × {block.model}", {})
     names = facts.get("cam_layer_names", {}).get(f"{block.dataset} × {block.model}", {})
     for method, shape in layers.items():
-        ok = bool(shape) and min(shape) >= MIN_CAM_SIDE
+        ok = cam_size_ok(shape)
         name = f" `{names[method]}`" if method in names else ""
-        verdict.checks.append(Check(f"CAM layer of `{method}`", ok,
-                                    f"CAM layer of `{method}`{name}: {'x'.join(map(str, shape))} "
-                                    f"({'at least' if ok else 'under'} {MIN_CAM_SIDE} per side)"))
+        detail = (f"CAM layer of `{method}`{name}: {'x'.join(map(str, shape))} "
+                  f"({'at least' if ok else 'under'} {MIN_CAM_SIZE} per axis)")
+        verdict.checks.append(Check(f"CAM layer of `{method}`", ok, detail if ok else (
+            f"{detail}, accepted with `allow_small_cam: true`: `{method}`'s scores in this section do not "
+            f"localize; the other methods' are unaffected"), (method,)))
     if not layers:
         verdict.not_run.append("CAM layer size: no CAM method in the suite")
     return verdict
@@ -147,11 +160,14 @@ def markdown(verdict: Verdict) -> list[str]:
     """The verdict as markdown lines for the top of its section (a failure first and in bold)."""
     if verdict.passed:
         lines = [f"**Calibration verdict: pass** ({len(verdict.checks)} checks).", ""]
-        lines += [f"- {c.detail}" for c in verdict.checks]
+        lines += [f"> **⚠ Not meaningful for {', '.join(f'`{m}`' for m in c.methods)}**: {c.detail}"
+                  for c in verdict.method_failures]
+        lines += [""] if verdict.method_failures else []
+        lines += [f"- {c.detail}" for c in verdict.checks if c.passed]
     else:
         lines = [f"> **⚠ Calibration verdict: FAIL**: the ranking below is not meaningful until these are fixed.",
                  ">"]
-        lines += [f"> - {c.detail}" for c in verdict.failures]
+        lines += [f"> - {c.detail}" for c in verdict.failures + verdict.method_failures]
         lines += ["", "Checks that passed:", ""] + [f"- {c.detail}" for c in verdict.checks if c.passed]
     if verdict.not_run:
         lines += [f"- not checked: {why}" for why in verdict.not_run]
@@ -159,9 +175,11 @@ def markdown(verdict: Verdict) -> list[str]:
 
 
 def as_json(verdict: Verdict) -> dict[str, Any]:
-    """``{"passed": bool, "checks": [{"name", "passed", "detail"}], "not_run": [reason]}``."""
+    """``{"passed": bool, "checks": [{"name", "passed", "detail", "methods"}], "not_run": [reason]}``; ``methods``:
+    the methods a check concerns (empty: the section)."""
     return {"passed": verdict.passed, "not_run": list(verdict.not_run),
-            "checks": [{"name": c.name, "passed": c.passed, "detail": c.detail} for c in verdict.checks]}
+            "checks": [{"name": c.name, "passed": c.passed, "detail": c.detail, "methods": list(c.methods)}
+                       for c in verdict.checks]}
 
 
 def verdicts(store: Store, suite: str) -> list[Verdict]:
@@ -176,7 +194,8 @@ def summary_lines(store: Store, suite: str) -> list[str]:
     out = []
     for v in verdicts(store, suite):
         if v.passed:
-            out.append(f"calibration verdict {v.dataset} × {v.model}: pass ({len(v.checks)} checks)")
+            out.append(f"calibration verdict {v.dataset} × {v.model}: pass ({len(v.checks)} checks)"
+                       + "".join(f"; {c.detail}" for c in v.method_failures))
         else:
             out.append(f"CALIBRATION VERDICT {v.dataset} × {v.model}: FAIL: "
                        + "; ".join(c.detail for c in v.failures))
