@@ -45,6 +45,8 @@ TESTS = {
     "plugins/xaibench_networks/timm_nets.py": "tests/test_networks.py tests/test_networks_peers.py "
                                               "-k 'timm or convolutional or checkpoints'",
     "plugins/xaibench_networks/monai_nets.py": "tests/test_networks.py -k 'monai'",
+    # --check's content comparison of two <suite>.json documents
+    "xaibench/leaderboard/compare.py": "--noconftest tests/test_leaderboard_compare.py",
     "xaibench/stats.py": "--noconftest tests/test_stats.py tests/test_stats_definitions.py tests/test_ties.py "
                          "tests/test_leaderboard_chance.py",
     # issue 44.1: each metric against chance and the oracle; the aggregate over one set of methods (issue 42.3)

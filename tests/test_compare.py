@@ -30,7 +30,7 @@ METRICS = ["hit-rate", "relevance-mass", "dic", "completeness-error"]
 SUITE = {
     "name": "compare-equality", "seed": 5, "samples": 8, "image_size": 32, "target": "predicted", "batch_size": 4,
     "datasets": [{"name": "synthetic-lesions", "params": {"n_train": 240, "n_val": 30, "n_test": 30}}],
-    "models": [{"name": "small-cnn", "params": {"width": 8, "depth": 3}, "train": {"epochs": 6, "batch_size": 32,
+    "models": [{"name": "small-cnn", "params": {"width": 8, "depth": 3}, "train": {"epochs": 10, "batch_size": 32,
                                                                                      "patience": 0}}],
     "methods": ["gradcam", IG, "saliency", "random", "ground-truth"],
     "metrics": METRICS,

@@ -85,6 +85,9 @@ def test_an_existing_store_is_kept_when_a_run_fails(write_suite: Callable[[str],
     ("{batch_size: -2}", "training option 'batch_size' must be an integer of at least 1, got -2"),
     ("{lr: 0}", "training option 'lr' must be a positive number, got 0"),
     ("{patience: -1}", "training option 'patience' must be an integer of at least 0"),
+    ("{threads: -1}", "training option 'threads' must be an integer of at least 0 (0: the thread count set for "
+                      "torch), got -1"),
+    ("{threads: 1.5}", "training option 'threads' must be an integer of at least 0"),
     ("{augment: [hflp]}", "unknown augmentation 'hflp' (did you mean 'hflip'"),
     ("{augment: hflip}", "training option 'augment' must be a list of names"),
 ])

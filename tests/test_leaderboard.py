@@ -122,6 +122,25 @@ def test_check_catches_stale_markdown_index_and_missing_figures(tmp_path: Path) 
         assert len(leaderboard.problems(s, "demo", out)) == 1
 
 
+def test_check_says_which_numbers_of_a_regenerated_board_moved(tmp_path: Path) -> None:
+    """A board from another machine's store: --check names the moved cell with both values, not only "stale"."""
+    out = tmp_path / "lb"
+    with _store(tmp_path / "s.sqlite") as s:
+        leaderboard.write(s, "demo", out)
+        doc = json.loads((out / "demo.json").read_text())
+        (good,) = [r for r in doc["blocks"][0]["rows"] if r["method"] == "good"]
+        cell = good["cells"]["dic"]
+        published = {**cell, "mean": 6.0}
+        good["cells"]["dic"] = published
+        doc["header"]["versions"]["torch"] = "y"
+        (out / "demo.json").write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+        found = leaderboard.problems(s, "demo", out)
+    numbers = f"[{cell['ci_low']:.6g}, {cell['ci_high']:.6g}] n={cell['n']} rank 1="
+    assert found[:3] == [f"{out / 'demo.json'} is stale: it differs from what the store renders",
+                         "  header.versions.torch: 'y' in the file, 'x' from the store",
+                         f"  ds × net: dic of good: 6 {numbers} in the file, {cell['mean']:.6g} {numbers} from the store"]
+
+
 def test_cli_check_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str], no_plugins: None) -> None:
     store, out = tmp_path / "s.sqlite", tmp_path / "lb"
     _store(store).close()

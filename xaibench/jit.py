@@ -5,6 +5,11 @@ numba (about 0.2 s), points its cache at ``$XAIBENCH_HOME`` (:func:`xaibench.pat
 and replaces every recorded kernel of that module, and its ``prange``, by numba's in the
 module's namespace, so kernels that call each other compile as one. Numba compiles (or loads
 from its cache) each signature on first call as before; the results are the same functions.
+
+Numba's threading layer starts with the first of them (:func:`start_numba_threads`). Its
+OpenMP layer sets OpenMP's thread count to ``NUMBA_NUM_THREADS`` (the CPU count unless set),
+which torch reads as its own: with ``OMP_NUM_THREADS=1`` torch ran on 2 threads after the first
+parallel kernel. The user's torch thread count is put back, and numba keeps its own setting.
 """
 from __future__ import annotations
 
@@ -46,6 +51,26 @@ def compile_module(namespace: dict[str, Any]) -> None:
         use_numba_cache()  # before the first dispatcher: nothing is written inside the package
         import numba
 
+        start_numba_threads()
+
         namespace["prange"] = numba.prange
         for fn, options in pending:
             namespace[fn.__name__] = numba.njit(**options)(fn)
+
+
+def start_numba_threads() -> int:
+    """Start numba's threading layer, leaving torch's thread count as the user set it.
+
+    Numba starts its layer once per process, at the first parallel kernel (or at ``numba.get_num_threads``);
+    the OpenMP layer calls ``omp_set_num_threads(NUMBA_NUM_THREADS)``, which torch (built on the same OpenMP)
+    then reports and uses. Numba's parallel loops name their own thread count, so torch's is restored
+    without changing numba's. Returns numba's thread count (``numba.get_num_threads()``).
+    """
+    import numba
+    import torch
+
+    threads = torch.get_num_threads()
+    numba_threads = numba.get_num_threads()
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+    return numba_threads

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from xaibench.version import __version__
-from xaibench import progress
+from xaibench import environment, progress
 from xaibench.bundles import Bundles
 from xaibench.errors import CellError, PlanError, SuiteError
 from xaibench.degenerate import check_cam_layer, layer_output_spatial, suggested_layer
@@ -34,6 +34,7 @@ from xaibench.plugins import Harness
 from xaibench.specs import DataBundle, ModelSpec, Samples, cam_size_ok
 from xaibench.store import PlanRow, Store
 from xaibench.suite import Suite
+from xaibench.training import recipe_with
 
 __all__ = ["RunOptions", "RunSummary", "Runner"]  # the options and summary live in xaibench.options
 
@@ -211,7 +212,12 @@ class Runner:
             # torch without its local build label (+cpu, +cu130): the CPU kernels, and so the scores, are the
             # same in both builds, and the leaderboard workflow's CPU build must render identical files
             "versions": {"xaibench": __version__, "torch": torch.__version__.split("+")[0],
-                         "python": platform.python_version()},
+                         "python": platform.python_version(), **environment.library_versions()},
+            # what else could change the numbers: the CPU's kernels, and the threads each model was trained on
+            "cpu": environment.cpu_kernels(),
+            "training_threads": environment.training_threads(
+                {mo.entry.display: recipe_with(mo.spec.recipe, mo.entry.train).threads
+                 for mo in self.models if not mo.entry.checkpoint}),
             "plugins": self.harness.plugin_versions(),
             "datasets": datasets,
             "metrics": {mt.entry.display: {"category": mt.spec.category, "higher_is_better": mt.spec.higher_is_better,

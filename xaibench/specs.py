@@ -105,6 +105,11 @@ class TrainRecipe:
     #: (the target stage of ``fine_tune_from``, and the unsupervised control). Not in the repr (cache keys
     #: unchanged); the model key names it when False.
     location_supervision: bool = field(default=True, repr=False)
+    #: Torch threads the trainer uses on a CPU (the user's count is restored afterwards). 1 makes the trained
+    #: weights independent of the machine's thread count (2 threads trained other weights than 1: their
+    #: gradients are summed in another order); 0 trains on the thread count the user set (faster on many cores,
+    #: but the weights, and so the board, then depend on it). In the cache key, like every field in the repr.
+    threads: int = 1
 
 
 @dataclass(frozen=True)

@@ -3,13 +3,15 @@
 Deliberately plain (Adam, cross-entropy, seeded shuffling and augmentation, early
 stopping on validation accuracy with ties broken by validation loss and a minimum
 number of epochs, best-epoch weights kept) so that a checkpoint is
-a deterministic function of its cache key on a given machine.
+a deterministic function of its cache key on a given CPU, whatever its thread count: the
+trainer runs on ``recipe.threads`` torch threads (1 by default, :func:`training_threads`).
 """
 from __future__ import annotations
 
 import copy
+from contextlib import contextmanager
 from dataclasses import replace
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 import numpy as np
 import torch
@@ -94,6 +96,29 @@ def train(model: nn.Module, train_set: Samples, val_set: Samples, recipe: TrainR
     ``on_epoch(epoch, epochs, mean training loss, validation accuracy)`` is called after each
     epoch (1-based), for progress output.
     """
+    with training_threads(recipe.threads, device):
+        return _train(model, train_set, val_set, recipe, seed, device, on_epoch)
+
+
+@contextmanager
+def training_threads(threads: int, device: torch.device) -> Iterator[None]:
+    """Run the block on ``threads`` torch threads when training on a CPU, then restore the caller's count.
+
+    ``threads`` is ``TrainRecipe.threads``: 0 (or a non-CPU device, whose passes do not run on these threads)
+    leaves the count as it is.
+    """
+    before = torch.get_num_threads()
+    if threads and device.type == "cpu":
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)
+
+
+def _train(model: nn.Module, train_set: Samples, val_set: Samples, recipe: TrainRecipe, seed: int,
+           device: torch.device, on_epoch: Callable[[int, int, float, float], None] | None) -> nn.Module:
     masks = None
     if callable(getattr(model, "training_loss", None)) and recipe.location_supervision:
         if train_set.masks is None:

@@ -75,9 +75,10 @@ def train_options(train: Mapping[str, Any], key_lines: Mapping[str, int], line: 
                              f"known: {', '.join(known)}")
         if key in ("epochs", "batch_size") and not (is_integer(value) and value >= 1):
             raise SuiteError(f"{at}: training option {key!r} must be an integer of at least 1, got {value!r}")
-        if key in ("patience", "frozen_epochs") and not (is_integer(value) and value >= 0):
-            raise SuiteError(f"{at}: training option {key!r} must be an integer of at least 0 "
-                             f"({'0: never stop early' if key == 'patience' else '0: no frozen-backbone epochs'}), "
+        if key in ("patience", "frozen_epochs", "threads") and not (is_integer(value) and value >= 0):
+            zero = {"patience": "never stop early", "frozen_epochs": "no frozen-backbone epochs",
+                    "threads": "the thread count set for torch"}[key]
+            raise SuiteError(f"{at}: training option {key!r} must be an integer of at least 0 (0: {zero}), "
                              f"got {value!r}")
         if key in ("lr", "weight_decay") and not (is_number(value) and value >= 0 and (key != "lr" or value > 0)):
             raise SuiteError(f"{at}: training option {key!r} must be a {'positive' if key == 'lr' else 'non-negative'} "

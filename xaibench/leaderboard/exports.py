@@ -92,7 +92,8 @@ def to_json(store: Store, suite: str) -> str:
     doc = {
         "schema": JSON_SCHEMA, "suite": suite,
         "header": {k: header.get(k) for k in ("description", "seed", "samples", "target", "device", "versions",
-                                              "plugins", "datasets", "metrics", "methods")},
+                                              "cpu", "training_threads", "plugins", "datasets", "metrics",
+                                              "methods")},
         "statistics": {"cells": CI_RULE, "ranks": RANK_RULE, "agreement": AGREEMENT_RULE,
                        "bootstrap_resamples": stats.BOOTSTRAP_RESAMPLES, "alpha": stats.ALPHA},
         "blocks": blocks,

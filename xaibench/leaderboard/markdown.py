@@ -16,6 +16,7 @@ from tabulate import tabulate
 
 from xaibench import stats
 from xaibench.degenerate import constant_map_notes
+from xaibench.environment import REPRODUCIBILITY
 from xaibench.gate import evaluation_notes
 from xaibench.leaderboard import ranking, references, trust, verdict
 from xaibench.figures import FIGURE_KINDS, figure_path
@@ -156,6 +157,11 @@ def render(store: Store, suite: str) -> str:
         ["versions", ", ".join(f"{k} {v}" for k, v in sorted(versions.items()))],
         ["plugins", ", ".join(f"{k} ({v})" for k, v in sorted(header.get("plugins", {}).items()))],
     ]
+    if "training_threads" in header:  # stores written before these were recorded render as they did
+        prov += [["training threads", ", ".join(f"{m}: {n}" for m, n in header["training_threads"].items())
+                  or "none (every model loaded from a checkpoint)"],
+                 ["CPU kernels", header.get("cpu")],
+                 ["could still change it", REPRODUCIBILITY]]
     lines += [tabulate(prov, headers=["provenance", ""], tablefmt="github"), ""]
 
     datasets = header.get("datasets", {})

@@ -15,6 +15,7 @@ from xaibench.errors import PublishError
 from xaibench.figures import agreement_heatmap, figure_path
 from xaibench.leaderboard import ranking
 from xaibench.leaderboard.board import board
+from xaibench.leaderboard.compare import differences
 from xaibench.leaderboard.exports import to_json
 from xaibench.leaderboard.index import INDEX, render_index, write_index
 from xaibench.leaderboard.markdown import render
@@ -90,7 +91,10 @@ def problems(store: Store, suite: str, out_dir: str | Path) -> list[str]:
     """What is stale or missing in ``out_dir`` for ``suite``; empty when up to date.
 
     The markdown, the JSON and the index are compared byte for byte with what the
-    store renders now. Figures are checked for existence only: PNG bytes depend on
+    store renders now; where the JSON differs, indented lines say what differs in content
+    (:func:`xaibench.leaderboard.compare.differences`: cells, model evaluations, provenance),
+    so a board regenerated on another machine shows which numbers moved and what else changed
+    (versions, CPU instruction set, thread counts), and a board that is only stale says so. Figures are checked for existence only: PNG bytes depend on
     the matplotlib and FreeType versions and on float rounding of the maps on the
     machine that drew them, so comparing them would flag every other machine.
     """
@@ -99,6 +103,9 @@ def problems(store: Store, suite: str, out_dir: str | Path) -> list[str]:
     rendered = _rendered(store, suite)
     for name, text in rendered.items():
         found += _differs(out / name, text, "the store renders")
+    published = out / f"{suite}.json"
+    if published.exists():
+        found += [f"  {line}" for line in differences(published.read_text(encoding="utf-8"), rendered[published.name])]
     for link in _linked_figures(rendered[f"{suite}.md"]):
         if not (out / link).exists():
             found.append(f"{out / link} is missing (figures are drawn by `xaibench run --suite {suite}`)")

@@ -1,0 +1,131 @@
+"""The same board on any thread count (issue 44, item 2): a suite run with 1 and with 2 threads writes the same files.
+
+Training summed its gradients in another order on 2 threads than on 1, so the medical suite trained
+other weights on a 2-core machine (accuracy 0.983 vs 0.987, other cells and ranks). The trainer now
+runs on ``TrainRecipe.threads`` torch threads (1 by default); ``threads: 0`` (the count set for torch)
+is the control: there the weights differ, which shows the run is large enough for the thread count
+to matter. The medical suite's own comparison is ``benchmarks/test_reproducible_medical.py``.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import TinyCNN, tiny_samples
+
+from xaibench import environment
+from xaibench.specs import TrainRecipe
+from xaibench.training import train
+
+SUITE = """\
+name: threads
+seed: 0
+samples: 8
+image_size: 32
+batch_size: 32
+datasets:
+  - name: synthetic-lesions
+    params: {{n_train: 96, n_val: 16, n_test: 8}}
+models:
+  - name: small-cnn
+    params: {{width: 8, depth: 3}}
+    train: {{epochs: 2, batch_size: 48, patience: 0{threads}}}
+methods: [gradcam, input-x-gradient, random]
+metrics: [dic, relevance-mass, deletion-auc]
+"""
+
+
+class ThreadsSeen(TinyCNN):
+    """TinyCNN that records torch's thread count at each training pass."""
+
+    def __init__(self) -> None:
+        super().__init__(2, 1, "image")
+        self.seen: set[int] = set()
+
+    def forward(self, x):  # type: ignore[no-untyped-def]
+        if self.training:
+            self.seen.add(torch.get_num_threads())
+        return super().forward(x)
+
+
+@pytest.mark.parametrize("threads", [1, 0])
+def test_the_trainer_runs_on_the_recipe_s_threads_and_restores_the_caller_s(threads: int) -> None:
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        model = ThreadsSeen()
+        train(model, tiny_samples(8, 1, "train"), tiny_samples(4, 2, "val"),
+              TrainRecipe(epochs=1, batch_size=4, threads=threads), 0, torch.device("cpu"))
+        assert model.seen == {threads or 2} and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
+def _run(tmp_path: Path, name: str, threads: int, train_threads: str, command: str = "run") -> Path:
+    """Run (or only train) the suite in a fresh process on ``threads`` torch and numba threads; returns its folder.
+
+    ``--batch-size 16`` fixes the forward batch: left out, the engine's batch size is calibrated by timing
+    (``xaibench.throughput.fastest_batch_size``), and a batch under 16 images rounds a CNN's outputs otherwise
+    than a full one (up to 3e-6 on the medical suite's model), which moves the last digits of some scores.
+    """
+    folder = tmp_path / name
+    folder.mkdir()
+    (folder / "threads.yaml").write_text(SUITE.format(threads=train_threads))
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "NUMBA_NUM_THREADS": str(threads),
+           "XAIBENCH_HOME": str(folder / "home")}
+    options = ["--no-progress", "--no-figures", "--batch-size", "16"] if command == "run" else []
+    run = subprocess.run([sys.executable, "-m", "xaibench", command, "--suite", "threads.yaml", *options],
+                         cwd=folder, env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    return folder
+
+
+def _weights(folder: Path) -> dict[str, torch.Tensor]:
+    """The trained checkpoint's tensors (its file's bytes hold a serialization id that differs on every save)."""
+    (path,) = (folder / "home" / "models").glob("*.pt")
+    return torch.load(path, weights_only=True)
+
+
+def _same(one: dict[str, torch.Tensor], two: dict[str, torch.Tensor]) -> bool:
+    return one.keys() == two.keys() and all(torch.equal(one[k], two[k]) for k in one)
+
+
+@pytest.mark.slow
+def test_a_board_is_the_same_on_one_and_two_threads(tmp_path: Path) -> None:
+    one, two = _run(tmp_path, "one", 1, ""), _run(tmp_path, "two", 2, "")
+    assert _same(_weights(one), _weights(two))
+    for name in ("threads.md", "threads.json", "README.md"):
+        assert (one / "leaderboards" / name).read_bytes() == (two / "leaderboards" / name).read_bytes(), name
+    rows = {line.split("|")[1].strip(): line.split("|")[2].strip()
+            for line in (one / "leaderboards" / "threads.md").read_text().splitlines() if line.count("|") == 3}
+    assert rows["training threads"] == "small-cnn: 1" and rows["CPU kernels"] == environment.cpu_kernels()
+
+
+@pytest.mark.slow
+def test_training_on_the_run_s_thread_count_trains_other_weights(tmp_path: Path) -> None:
+    """The control: with ``train.threads: 0`` the same suite trains other weights on 1 and on 2 threads (the run
+    is large enough for the thread count to matter)."""
+    one, two = (_run(tmp_path, name, n, ", threads: 0", "train") for name, n in (("one", 1), ("two", 2)))
+    assert not _same(_weights(one), _weights(two))
+
+
+def test_the_provenance_resolves_training_on_the_run_s_threads_to_its_count() -> None:
+    before = torch.get_num_threads()
+    torch.set_num_threads(3)
+    try:
+        assert environment.training_threads({"a": 1, "b": 0}) == {"a": 1, "b": 3}
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_the_provenance_names_the_installed_versions_of_the_libraries_that_change_scores() -> None:
+    import numba
+    import numpy
+
+    versions = environment.library_versions()
+    assert versions["numpy"] == numpy.__version__ and versions["numba"] == numba.__version__
+    assert set(versions) <= set(environment.LIBRARIES)
