@@ -202,3 +202,22 @@ def test_a_value_only_a_kernel_refuses_is_an_xaibench_error_from_score() -> None
                                             r"must be positive, got 0$"):
         xaibench.score(model, test.x, None, test.masks.float(), ["graded-hit-rate"], regions=regions,
                        region_top_level=0)
+
+
+def test_a_mean_fill_without_the_training_mean_is_one_line_naming_data_mean() -> None:
+    """IROF's default fill and occlusion's ``fill: mean`` need ``data_mean=`` from Python (a suite always has the
+    training mean): refused in one line, never a bare ValueError; with it, the score is computed."""
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1),
+                              torch.nn.Flatten(), torch.nn.Linear(4, 2)).eval()
+    x = torch.rand(3, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    maps = torch.rand(3, 32, 32, generator=torch.Generator().manual_seed(1))
+    line = ("fill 'mean' needs the training data's per-channel mean: pass data_mean= (one value per input channel), "
+            "or choose another fill (zero, blur, noise)")
+    with pytest.raises(XaibenchError) as err:
+        xaibench.score(net, x, None, maps, ["irof"])
+    assert str(err.value) == line
+    with pytest.raises(XaibenchError) as err:
+        xaibench.explain(net, x, method="occlusion", window=8, fill="mean")
+    assert str(err.value) == line
+    scored = xaibench.score(net, x, None, maps, ["irof"], data_mean=[0.5, 0.5, 0.5])
+    assert np.isfinite(scored["irof"]).all()

@@ -15,16 +15,20 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
+from xaibench.errors import XaibenchError
+
 FILLS = ("zero", "mean", "blur", "noise")
 
 
 def mean_fill(x: torch.Tensor, data_mean: torch.Tensor | None) -> torch.Tensor:
     """``data_mean`` ``(C,)`` broadcast to ``x``'s shape ``(N, C, *spatial)`` (a view: do not write into it).
 
-    Raises :class:`ValueError` when the run provides no training mean.
+    Raises :class:`~xaibench.errors.XaibenchError` when the call provides no training mean (a suite always does;
+    from Python it is ``data_mean=``): one line that says what to pass.
     """
     if data_mean is None:
-        raise ValueError("fill 'mean' needs the training data's per-channel mean, which this call does not provide")
+        raise XaibenchError("fill 'mean' needs the training data's per-channel mean: pass data_mean= (one value per "
+                            "input channel), or choose another fill (zero, blur, noise)")
     return data_mean.to(x).reshape(1, -1, *[1] * (x.dim() - 2)).expand_as(x)
 
 
