@@ -103,7 +103,7 @@ def test_the_cam_layer_hint_names_the_convolution_forward_calls_last() -> None:
     model = Reversed().eval()
     assert last_convolution(model) == "late"
     assert last_convolution(Branching()) is None  # untraceable: no hint rather than a guess
-    with pytest.raises(XaibenchError, match=r"pass layer='<dotted name>' \(its last convolution is 'late'\)$"):
+    with pytest.raises(XaibenchError, match=r"pass layer='<dotted name>', such as 'late' \(8x8\)$"):
         xaibench.explain(model, torch.rand(2, 1, 8, 8), method="gradcam")
 
 

@@ -108,7 +108,7 @@ def test_every_suite_key_takes_a_value_and_refuses_a_wrong_type(suite_file: Path
      "--set models.resnet.train.epochs: models has no entry 'resnet' (entries: small-cnn; or give an index)"),
     ({"models.0.train.epoch": 1}, "--set models.0.train.epoch: unknown training option 'epoch' (did you mean "
      "'epochs' or 'min_epochs'?); known: epochs, batch_size, lr, weight_decay, augment, patience, min_epochs, "
-     "frozen_epochs, location_supervision"),
+     "frozen_epochs, location_supervision, threads"),
     ({"models.0.train.epochs": 0},
      "--set models.0.train.epochs: training option 'epochs' must be an integer of at least 1, got 0"),
     ({"samples.n": 3}, "--set samples.n: samples is int 12, which has no key 'n'"),
