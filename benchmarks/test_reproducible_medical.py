@@ -1,19 +1,17 @@
 """The medical board on one and on two threads: the same files (issue 44, item 2).
 
-Runs ``xaibench run --suite medical --batch-size 64`` twice through the CLI, each in a fresh
+Runs ``xaibench run --suite medical`` (README's command) twice through the CLI, each in a fresh
 ``XAIBENCH_HOME`` (so each trains its own model), with ``OMP_NUM_THREADS`` and ``NUMBA_NUM_THREADS`` at 1
 and at 2, and asserts that ``medical.md``, ``medical.json`` and the index are byte-identical; on a
-difference the message lists what moved (:func:`xaibench.leaderboard.compare.differences`). The batch
-size is fixed: left to the timing calibration it was 8 on one thread and 4 on two, and batches under 16
-images round the outputs otherwise (docs/leaderboards.md, "The same board on any machine"). About
+difference the message lists what moved (:func:`xaibench.leaderboard.compare.differences`). About
 2 x 3 minutes on two idle cores::
 
     python -m pytest benchmarks/test_reproducible_medical.py -s -p no:cacheprovider
 
-Measured 2026-12-07 on the 2-core development machine (AVX-512), without ``--batch-size``: identical
-weights; 26 of the first 109 cells differed, by up to one part in a million (the calibrated batch sizes
-differed).
-Before the trainer ran on one thread, the two runs trained other models (accuracy 0.987 vs 0.983).
+Measured 2026-12-07 on the 2-core development machine (AVX-512): identical boards. While the engine's batch
+was calibrated by timing (8 images on one thread, 4 on two), 26 of the first 109 cells differed, by up to one
+part in a million; before the trainer ran on one thread, the two runs trained other models (accuracy 0.987
+vs 0.983).
 """
 from __future__ import annotations
 
@@ -34,7 +32,7 @@ def _board(tmp_path: Path, threads: int) -> tuple[Path, float]:
            "XAIBENCH_HOME": str(out / "home")}
     start = time.perf_counter()
     subprocess.run([sys.executable, "-m", "xaibench", "run", "--suite", "medical", "--out", str(out / "boards"),
-                    "--store", str(out / "r.sqlite"), "--no-progress", "--no-figures", "--batch-size", "64"],
+                    "--store", str(out / "r.sqlite"), "--no-progress", "--no-figures"],
                    check=True, env=env)
     return out / "boards", time.perf_counter() - start
 

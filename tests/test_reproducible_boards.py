@@ -68,16 +68,15 @@ def test_the_trainer_runs_on_the_recipe_s_threads_and_restores_the_caller_s(thre
 def _run(tmp_path: Path, name: str, threads: int, train_threads: str, command: str = "run") -> Path:
     """Run (or only train) the suite in a fresh process on ``threads`` torch and numba threads; returns its folder.
 
-    ``--batch-size 16`` fixes the forward batch: left out, the engine's batch size is calibrated by timing
-    (``xaibench.throughput.fastest_batch_size``), and a batch under 16 images rounds a CNN's outputs otherwise
-    than a full one (up to 3e-6 on the medical suite's model), which moves the last digits of some scores.
+    No ``--batch-size``: the engine's batch on a CPU is fixed (``xaibench.throughput.engine_batch_size``), not
+    timed, so the default run is the one that must not move.
     """
     folder = tmp_path / name
     folder.mkdir()
     (folder / "threads.yaml").write_text(SUITE.format(threads=train_threads))
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "NUMBA_NUM_THREADS": str(threads),
            "XAIBENCH_HOME": str(folder / "home")}
-    options = ["--no-progress", "--no-figures", "--batch-size", "16"] if command == "run" else []
+    options = ["--no-progress", "--no-figures"] if command == "run" else []
     run = subprocess.run([sys.executable, "-m", "xaibench", command, "--suite", "threads.yaml", *options],
                          cwd=folder, env=env, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr

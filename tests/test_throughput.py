@@ -116,13 +116,23 @@ def test_the_choice_is_cached_by_model_input_shape_and_threads(tmp_path: Path, m
     assert len(calls) == 7, "without a home nothing is cached"
 
 
-def test_the_runner_calibrates_and_caches_the_choice(tmp_path: Path, tiny_plugin) -> None:  # type: ignore[no-untyped-def]
+def test_the_cpu_batch_is_fixed_and_memory_bound_and_cuda_is_timed(monkeypatch: pytest.MonkeyPatch) -> None:
+    model, sample = Sleeper(types.SimpleNamespace(now=0.0)), torch.zeros(1, 1, 4, 4)
+    timed: list[str] = []
+    monkeypatch.setattr(throughput, "fastest_batch_size", lambda m, s, d, h, a: timed.append(str(d)) or 64)
+    monkeypatch.setattr(throughput, "auto_batch_size", lambda m, s, d: 1024)
+    assert throughput.engine_batch_size(model, sample, "cpu") == throughput.CPU_BATCH == 16
+    monkeypatch.setattr(throughput, "auto_batch_size", lambda m, s, d: 4)
+    assert throughput.engine_batch_size(model, sample, "cpu") == 4, "the memory bound where it holds fewer"
+    assert timed == [], "a CPU's batch is never timed: the same on every machine and thread count"
+    assert throughput.engine_batch_size(model, sample, "cuda:0") == 64 and timed == ["cuda:0"]
+
+
+def test_the_runner_uses_the_fixed_cpu_batch_and_times_nothing(tmp_path: Path, tiny_plugin) -> None:  # type: ignore[no-untyped-def]
     path = tmp_path / "suite.yaml"
     path.write_text(TINY_SUITE)
     with Store(tmp_path / "r.sqlite") as store:
         runner = Runner(load_harness([("tiny", tiny_plugin)]), load_suite(path), store,
                         RunOptions(progress=False, home=tmp_path / "home"))
         assert not runner.run().failed
-    (record,) = [json.loads(p.read_text()) for p in (tmp_path / "home" / "throughput").glob("*.json")]
-    assert record["batch_size"] in [int(k) for k in record["seconds_per_image"]]
-    assert record["batch_size"] <= record["memory_bound"]
+    assert not (tmp_path / "home" / "throughput").exists()

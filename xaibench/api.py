@@ -122,7 +122,7 @@ def score(model: Any, inputs: Any, targets: Any, maps: Any, metrics: str | Itera
     from xaibench.execution import bootstrap_seed, checked_scores, memoised, metric_seeds
     from xaibench.metric_inputs import MetricBatch, MetricContext, metric_arguments
     from xaibench.stats import summarize
-    from xaibench.throughput import fastest_batch_size
+    from xaibench.throughput import engine_batch_size
 
     validate.positive_int(batch_size, "batch_size")
     validate.positive_int(method_batch_size, "method_batch_size")
@@ -152,8 +152,8 @@ def score(model: Any, inputs: Any, targets: Any, maps: Any, metrics: str | Itera
     if mean is not None and mean.shape != (x.shape[1],):
         raise XaibenchError(f"data_mean has {mean.numel()} values for {x.shape[1]} input channels; give one per channel")
     mean = None if mean is None else mean.to(dev)
-    # the runner's engine batch (xaibench.execution.group_context): the same calibrated, cached choice
-    engine = Engine(net, dev, batch_size or fastest_batch_size(net, x[:1], dev, cache_home()))
+    # the runner's engine batch (xaibench.execution.group_context): the same rule, the same numbers
+    engine = Engine(net, dev, batch_size or engine_batch_size(net, x[:1], dev, cache_home()))
     base_logits = engine.logits(x)
     target = base_logits.argmax(1) if targets is None else checked_targets(targets, n, k).to(dev)
     bundle = data_bundle(x, target, sids, mask_t, region_t, k, region_top_level, ground_truth)
@@ -208,7 +208,7 @@ def explain(model: Any, inputs: Any, targets: Any = None, *, method: Any, layer:
     from xaibench import validate
     from xaibench.cache import cache_home
     from xaibench.engine import Engine
-    from xaibench.throughput import fastest_batch_size
+    from xaibench.throughput import engine_batch_size
 
     validate.positive_int(batch_size, "batch_size")
     dev = torch_device(device)
@@ -221,7 +221,7 @@ def explain(model: Any, inputs: Any, targets: Any = None, *, method: Any, layer:
     net, k = user_model(model, x, num_classes, output, output_index, output_key, dev)
     me = check_covered(me, net, x, allow_small_cam)
     # the runner's engine batch: the batch of the method's own forward passes, as in a suite's cell
-    engine = Engine(net, dev, fastest_batch_size(net, x[:1], dev, cache_home()))
+    engine = Engine(net, dev, engine_batch_size(net, x[:1], dev, cache_home()))
     target = engine.logits(x).argmax(1) if targets is None else checked_targets(targets, n, k).to(dev)
     mean = None if data_mean is None else as_tensor(data_mean, "data_mean").float().reshape(-1).to(dev)
     run_ = explainer(me, net, x, target, sample_ids(ids, x), mask_t, batch_size, seed, mean, dev,

@@ -2,8 +2,9 @@
 
 Recorded in a run's header (:meth:`xaibench.runner.Runner.header`) and printed in the board's
 provenance table. The trainer runs on ``TrainRecipe.threads`` threads (1 by default), so the
-weights do not depend on the machine's thread count; with the same forward batch size
-(``--batch-size``) scoring does not either (``tests/test_reproducible_boards.py``).
+weights do not depend on the machine's thread count; nor does scoring, whose forward batch is fixed on a
+CPU (:func:`xaibench.throughput.engine_batch_size`; ``tests/test_reproducible_boards.py``,
+``benchmarks/test_reproducible_medical.py``).
 """
 from __future__ import annotations
 
@@ -15,10 +16,9 @@ from importlib import metadata
 REPRODUCIBILITY = ("another CPU instruction set or other library versions than the above (their kernels round "
                    "differently: the medical suite's model trained on AVX2 kernels is not the one trained on "
                    "AVX-512), a GPU, a model trained with `train.threads: 0` (on the machine's thread count), and "
-                   "the forward-pass batch size, which `xaibench run` calibrates by timing unless `--batch-size` "
-                   "is given (a batch under 16 images rounds the outputs otherwise, in the last digits of some "
-                   "scores); not the thread count itself: with one `--batch-size`, 1 and 2 threads write the same "
-                   "board")
+                   "`--batch-size` (the forward-pass batch: 16 images on a CPU unless given; a batch of another "
+                   "size rounds some outputs otherwise, in the last digits of some scores); not the thread count "
+                   "or the machine's load: 1 and 2 threads write the same medical board")
 
 #: Distributions besides torch whose versions can change a score: array maths and kernels (numpy, numba,
 #: scipy) and the peer libraries the built-in methods call (captum, pytorch-grad-cam, zennit).

@@ -37,7 +37,7 @@ from xaibench.specs import DataBundle, MetricSpec, Samples
 from xaibench.metric_inputs import MetricBatch, MetricContext, metric_arguments
 from xaibench.stats import seed_from, summarize
 from xaibench.store import CellResult
-from xaibench.throughput import fastest_batch_size
+from xaibench.throughput import engine_batch_size
 
 _T = TypeVar("_T")
 
@@ -85,7 +85,7 @@ class Execution:
         settings = self.settings
         bundle = self.bundles.bundle(ds)
         samples = self.bundles.evaluated(ds) if samples is None else samples
-        engine_batch = settings.options.batch_size or fastest_batch_size(
+        engine_batch = settings.options.batch_size or engine_batch_size(
             model, samples.x[:1], settings.device, settings.options.home, settings.options.autocast)
         engine = Engine(model, settings.device, engine_batch, autocast=settings.options.autocast)
         base_logits = engine.logits(samples.x)

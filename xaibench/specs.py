@@ -153,8 +153,9 @@ class MethodContext:
     data_mean: torch.Tensor | None = None
     #: Ground-truth masks ``(N, *spatial)``, only for a method that declares ``"masks"`` in its needs; else None.
     masks: torch.Tensor | None = None
-    #: Batch of forward passes that runs fastest here (the runner's engine batch, calibrated by
-    #: :mod:`xaibench.throughput`, or ``--batch-size``); None: ``batch_size``. Read it as :attr:`pass_batch`.
+    #: Batch of the engine's forward passes (the runner's engine batch: 16 on a CPU, timed on CUDA, by
+    #: :func:`xaibench.throughput.engine_batch_size`, or ``--batch-size``); None: ``batch_size``. Read it as
+    #: :attr:`pass_batch`.
     engine_batch: int | None = None
 
     @property

@@ -1,4 +1,12 @@
-"""The engine's batch size chosen by measured throughput, per model, input shape and device.
+"""The engine's batch size: fixed on a CPU (the same numbers on every machine), chosen by measured throughput on CUDA.
+
+:func:`engine_batch_size` is the rule the runner and the Python API share. On a CPU it is
+:data:`CPU_BATCH` images, fewer where the memory bound holds fewer: a batch's size changes the
+last bits of some kernels' rounding (a batch of one image rounds otherwise than a full one; on two
+threads, ResNet-18's backward pass at odd sizes too), so a size picked by timing, which differs
+between machines, thread counts and loads (8 images on one thread and 4 on two on the loaded
+development machine), gave the medical board other last digits on each. On CUDA the board depends on
+the card anyway, and the batch is chosen by timing.
 
 A memory budget alone picks batches that are too large on a CPU: on the project's 2-core
 machine, ResNet-18 at 64 px passes 1,024 images in 2.7 s at batch 32 and 3.0-3.7 s at the
@@ -29,6 +37,11 @@ from torch import nn
 
 from xaibench.cache import content_key, save_json
 from xaibench.engine import Engine, auto_batch_size
+
+#: The engine's batch on a CPU when no ``--batch-size`` is given (memory permitting). Timed on the 2-core
+#: development machine (load 3.4, one thread, seconds per image relative to the fastest size): the small CNN at
+#: 64 px 1.14 at 4, 1.00 at 8, 1.14 at 16, 1.79 at 32, 1.53 at 64; ResNet-18 at 64 px 2.07, 1.49, 1.00, 1.26, 1.99.
+CPU_BATCH = 16
 
 #: The smallest batch size tried.
 MIN_CANDIDATE = 4
@@ -144,3 +157,18 @@ def fastest_batch_size(model: nn.Module, sample: torch.Tensor, device: torch.dev
                                   "seconds_per_image": {str(k): v for k, v in per_image.items()}}
         save_json(record, path)
     return size
+
+
+def engine_batch_size(model: nn.Module, sample: torch.Tensor, device: torch.device | str,
+                      home: Path | None = None, autocast: bool = False) -> int:
+    """The engine's batch when the user gives none: the runner's and the Python API's one rule.
+
+    On a CPU: :data:`CPU_BATCH`, or the memory bound (:func:`~xaibench.engine.auto_batch_size`) where that is
+    smaller: the same on every CPU, thread count and load, so a board's numbers do not depend on a timing. On
+    CUDA: :func:`fastest_batch_size` (timed once per model, input shape and card, cached under ``home``).
+    ``sample`` is one input ``(1, C, *spatial)``.
+    """
+    device = torch.device(device)
+    if device.type == "cpu":
+        return min(CPU_BATCH, auto_batch_size(model, sample, device))
+    return fastest_batch_size(model, sample, device, home, autocast)
