@@ -80,6 +80,15 @@ class MetricContext:
     #: model, method and metric: randomized models are common random numbers too.
     model_seed: int = 0
 
+    @property
+    def segmentation(self) -> Any:
+        """The segmentation target of this sample (:class:`xaibench.segmentation.RegionScore`: ``region``
+        ``(*spatial)`` bool, ``cls``, ``reduce``, ``segmenter()`` the per-pixel model) when the engine's model is
+        a segmenter's region score (a batch of one sample), else None (a classifier)."""
+        from xaibench.segmentation import region_score
+
+        return region_score(self.engine.model)
+
 
 #: What a metric may declare in ``MetricSpec.needs``; each arrives as the keyword argument of that name.
 METRIC_NEEDS = {
@@ -98,6 +107,8 @@ METRIC_NEEDS = {
                "((k N, *spatial) for k stacked copies of the inputs)",
     "variant": "MetricContext.variant(name) -> the model trained by a declared MetricSpec.variants protocol",
     "shared": "MetricContext.shared(key, compute): one result per key shared by a method's metric cells",
+    "segmentation": "MetricContext.segmentation: the sample's RegionScore (region, class, segmenter()) on a "
+                    "segmentation model, one sample per call; metrics that need it are not applicable to classifiers",
     "sample_seeds": "MetricContext.sample_seeds, one seed per sample from the run's seed and its id (never its "
                     "position), the same for every method (common random numbers)",
 }

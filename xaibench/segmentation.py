@@ -1,0 +1,140 @@
+"""Explaining and scoring segmentation networks: region targets and the one target adapter.
+
+A segmentation model (:func:`xaibench.outputs.dense`) returns per-pixel logits ``(N, K, *spatial)``. What a
+method explains and a metric tracks is one scalar per sample, the *region score* (Seg-Grad-CAM: Vinogradova
+et al., "Towards Interpretable Semantic Segmentation via Gradient-weighted Class Activation Mapping", AAAI 2020)::
+
+    S_k(x) = sum_{i in R} y_{k,i}(x)          (reduce: sum)
+    S_k(x) = 1/|R| sum_{i in R} y_{k,i}(x)    (reduce: mean)
+
+``y_k`` class ``k``'s logits and ``R`` the region, fixed once per sample on the unperturbed input
+(:class:`RegionTarget`): the predicted mask of class ``k`` (the default: the pixels whose argmax is ``k``), the
+ground-truth mask, a box, or one pixel. A one-logit (sigmoid) segmenter's ``z`` is read as ``[-z, z]`` per pixel
+(:mod:`xaibench.outputs`), so class 1 is the foreground with ``S_1 = sum z`` and class 0 its negative.
+
+The adapter: each sample is explained and scored through a :class:`RegionScore` module, the segmenter with its
+sample's region, whose output is the ``(B, K)`` region scores of every class. Every method and metric reads
+``(N, K)`` logits, so each runs on it unchanged; a perturbation method's batch holds perturbations of that one
+sample, scored against the region fixed on the unperturbed input. Probabilities the harness reads are the softmax
+of the region scores (one logit: ``sigmoid(S_1)``); metrics with an ``output: logit`` parameter read ``S_k``
+itself. :func:`segmentable` puts :func:`xaibench.api.score` and :func:`xaibench.api.explain` on this path.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from xaibench.errors import XaibenchError
+from xaibench.outputs import OutputAdapter
+from xaibench.targets import RegionTarget
+
+def target_regions(target: RegionTarget, logits: torch.Tensor, masks: torch.Tensor | None) -> torch.Tensor:
+    """``(N, *spatial)`` bool: each sample's region, from the segmenter's unperturbed ``logits`` ``(N, K, *spatial)``
+    (``"predicted"``: ``argmax_k == target.cls``; ties go to the lower class, so a one-logit ``z = 0`` is
+    background) or ``masks`` ``(N, *spatial)`` (``"ground-truth"``). Raises :class:`XaibenchError` for a class
+    the model does not have, a box or pixel that does not fit the input, missing masks, and samples whose
+    region is empty (their region score is the constant 0: nothing to explain)."""
+    n, k, spatial = int(logits.shape[0]), int(logits.shape[1]), tuple(logits.shape[2:])
+    if target.cls >= k:
+        raise XaibenchError(f"target class {target.cls} is not one of the segmenter's classes 0..{k - 1}")
+    if target.region == "predicted":
+        regions = logits.argmax(1) == target.cls
+    elif target.region == "ground-truth":
+        if masks is None:
+            raise XaibenchError("target region 'ground-truth' needs masks=(N, *spatial): pass the ground-truth masks")
+        regions = masks.to(logits.device).bool()
+    else:
+        index = target.box if target.region == "box" else tuple((p, p + 1) for p in target.pixel or ())
+        if len(index) != len(spatial) or any(stop > size for (_, stop), size in zip(index, spatial)):
+            raise XaibenchError(f"target {target.region} {[list(p) for p in index] if target.region == 'box' else list(target.pixel or ())} "
+                                f"does not fit inputs of size {list(spatial)}: give one "
+                                f"{'[start, stop] pair' if target.region == 'box' else 'index'} per axis within it")
+        regions = torch.zeros((n, *spatial), dtype=torch.bool, device=logits.device)
+        regions[(slice(None), *(slice(a, b) for a, b in index))] = True
+    empty = [i for i in range(n) if not regions[i].any()]
+    if empty:
+        raise XaibenchError(f"sample(s) {', '.join(map(str, empty[:10]))}{' ...' if len(empty) > 10 else ''} have "
+                            f"an empty {target.region} region for class {target.cls}: explain them with another "
+                            f"region (a box, the ground truth) or leave them out")
+    return regions
+
+
+class RegionScore(OutputAdapter):
+    """One sample's region scores: ``forward(x)`` is ``(B, K)``, ``S_k(x) = sum_{i in R} y_{k,i}(x)`` (``/ |R|``
+    for ``reduce="mean"``) for every ``x`` of the batch, with ``y`` the segmenter's per-pixel logits
+    ``(B, K, *spatial)`` and ``R`` the fixed ``region`` ``(*spatial)`` bool. Layer names, checkpoints and the
+    one-logit convention are the segmenter's (an :class:`~xaibench.outputs.OutputAdapter` of the user's model)."""
+
+    def __init__(self, segmenter: OutputAdapter, region: torch.Tensor, reduce: str, cls: int) -> None:
+        super().__init__(segmenter.wrapped, segmenter.form, segmenter.single)
+        weights = region.float()
+        #: ``(*spatial)`` bool: the region, fixed on the unperturbed input.
+        self.region = region.bool()
+        #: The explained class.
+        self.cls = cls
+        self.reduce = reduce
+        self.weights = weights / weights.sum() if reduce == "mean" else weights
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, K)`` region scores of ``x`` ``(B, C, *spatial)``."""
+        return (super().forward(x) * self.weights.to(x.device)).flatten(2).sum(2)
+
+    def segmenter(self) -> OutputAdapter:
+        """The segmentation model itself (``(B, K, *spatial)`` per-pixel logits), sharing this module's layers."""
+        return OutputAdapter(self.wrapped, self.form, self.single, dense=True)
+
+
+def region_score(model: Any) -> RegionScore | None:
+    """``model`` when it is a :class:`RegionScore` (a metric's engine on a segmenter), else None."""
+    return model if isinstance(model, RegionScore) else None
+
+
+
+
+def per_sample(function: Any, a: dict[str, Any], net: OutputAdapter, x: torch.Tensor, device: torch.device,
+               target: RegionTarget) -> Any:
+    """``function`` (:func:`xaibench.api.score` or :func:`~xaibench.api.explain`, its arguments ``a`` by name) on
+    segmenter ``net``: the regions fixed on the unperturbed ``x`` (:func:`target_regions`), then each sample alone
+    through its :class:`RegionScore` for class ``target.cls``, with its own id (so its seeds), mask, map and region
+    map; the maps ``(N, *spatial)`` come back stacked, the scores as one :class:`~xaibench.scores.Scores` (each
+    metric's summary over all samples, as :func:`~xaibench.api.score` summarises)."""
+    from xaibench.engine import Engine
+    from xaibench.user_inputs import checked_annotation, checked_maps, sample_ids
+
+    masks = checked_annotation(a.get("masks"), x, "masks")
+    logits = Engine(net, device, a.get("batch_size") or 64).logits(x)
+    regions = target_regions(target, logits, masks)
+    ids = sample_ids(a["ids"], x)
+    scoring = "metrics" in a
+    maps = checked_maps(a["maps"], x) if scoring else None
+    graded = checked_annotation(a["regions"], x, "region maps") if scoring else None
+    results = []
+    for i in range(int(x.shape[0])):
+        one = slice(i, i + 1)
+        kw = dict(a, model=RegionScore(net, regions[i], target.reduce, target.cls), inputs=x[one],
+                  targets=[target.cls], ids=[ids[i]], output="logits", output_index=None, output_key=None,
+                  num_classes=int(logits.shape[1]), masks=None if masks is None else masks[one])
+        if scoring:
+            kw.update(maps=maps[one], regions=None if graded is None else graded[one])
+        results.append(function(**kw))
+    if not scoring:
+        return np.concatenate(results)
+    return merged_scores(results, ids, a["seed"])
+
+
+def merged_scores(results: list[Any], ids: tuple[str, ...], seed: int) -> Any:
+    """One :class:`~xaibench.scores.Scores` of per-sample ``results`` (in the order of ``ids``), each metric's
+    mean and bootstrap CI over all of them, seeded as :func:`xaibench.api.score` seeds it."""
+    from xaibench.execution import bootstrap_seed
+    from xaibench.scores import Scores
+    from xaibench.stats import summarize
+    from xaibench.user_metrics import metric_specs
+
+    first = results[0]
+    specs = metric_specs(list(first.values))
+    values = {s.name: np.concatenate([r.values[s.name] for r in results]) for s in specs}
+    summary = {s.name: summarize(values[s.name], bootstrap_seed(seed, s), ids) for s in specs}
+    constant = {s.name: sum(r.constant_maps[s.name] for r in results) for s in specs}
+    return Scores(ids, values, summary, constant, dict(first.higher_is_better))
