@@ -31,6 +31,8 @@ from xaibench.explaining import copies, explain_samples, real_tensor
 from xaibench.isolation import ModelGuard, time_limit
 from xaibench.models import Models
 from xaibench.options import Settings
+from xaibench.outputs import dense
+from xaibench.segrun import execute_segmented, segmented_curves, segmented_maps
 from xaibench.plan import Cell, Resolved, method_key
 from xaibench.plugins import Harness
 from xaibench.specs import DataBundle, MetricSpec, Samples
@@ -98,7 +100,10 @@ class Execution:
                             data_mean)
 
     def execute_group(self, g: GroupContext, cells: list[Cell]) -> list[Outcome]:
-        """One method's maps (computed once, cached) and then each of its metric ``cells``, in order."""
+        """One method's maps (computed once, cached) and then each of its metric ``cells``, in order; on a
+        segmentation model, each sample through its region score (:mod:`xaibench.segrun`)."""
+        if dense(g.model):
+            return execute_segmented(self, g, cells)
         me = cells[0].method
         start = time.perf_counter()
         maps, error, computed = self.maps(g, me)
@@ -115,7 +120,9 @@ class Execution:
 
     def maps(self, g: GroupContext, me: Resolved) -> tuple[np.ndarray | None, str | None, int]:
         """``(maps, None, computed)`` of ``g.samples`` from the saliency cache (missing ones explained now),
-        or ``(None, failure, 0)`` when the method fails."""
+        or ``(None, failure, 0)`` when the method fails; on a segmentation model, per sample (:mod:`xaibench.segrun`)."""
+        if dense(g.model):
+            return segmented_maps(self, g, me)
         cache = SaliencyCache(self.settings.options.home, g.model_key, method_key(me, self.settings.suite, self.settings.numerics))
         missing = cache.missing(g.samples.ids)
         if missing:
@@ -183,7 +190,10 @@ class Execution:
     def curves(self, g: GroupContext, c: Cell, maps: np.ndarray) -> np.ndarray:
         """Cell ``c``'s metric curves (``MetricSpec.curve``) of ``maps``, ``(N, S)`` float64: its score's
         arguments, parameters and random draws, so their areas are the cell's per-sample scores; the row of
-        a constant map is NaN, as its score is (:func:`~xaibench.degenerate.mask_constant`)."""
+        a constant map is NaN, as its score is (:func:`~xaibench.degenerate.mask_constant`); on a segmentation
+        model, per sample (:mod:`xaibench.segrun`)."""
+        if dense(g.model):
+            return segmented_curves(self, g, c, maps)
         spec: MetricSpec = c.metric.spec
         arguments = metric_arguments(spec.needs, self.batch(g, maps), self.metric_context(g, c, {}))
         curves = np.array(spec.curve(**arguments, **c.metric_params), dtype=np.float64)

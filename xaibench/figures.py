@@ -28,6 +28,7 @@ import numpy as np
 
 from xaibench import progress
 from xaibench.errors import CellError, XaibenchError
+from xaibench.outputs import dense
 from xaibench.plan import resolve
 from xaibench.suite import Entry
 from xaibench.slices import PLANES, orthogonal_slices
@@ -353,7 +354,8 @@ def write_run_figures(runner: "Runner", out_dir: str | Path) -> list[Path]:
                                 samples.masks.reshape(len(samples), -1).any(1).tolist(), GALLERY_SAMPLES)
             progress.say(f"drawing the saliency gallery and deletion/insertion curves of {name} ...")
             masks = None if samples.masks is None else samples.masks[rows].numpy()
-            labels = [f"y={bundle.class_names[int(samples.y[i])]}, explained {bundle.class_names[int(g.target[i])]}"
+            labels = [f"y={bundle.class_names[int(samples.y[i])]}, explained "  # a segmenter: its region target
+                      f"{runner.suite.target if dense(g.model) else bundle.class_names[int(g.target[i])]}"
                       for i in rows]
             written.append(gallery(samples.x[rows].numpy(), masks, {k: v[rows] for k, v in maps.items()},
                                    [samples.ids[i] for i in rows], labels, name,

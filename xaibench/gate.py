@@ -66,6 +66,20 @@ def unranked_reason(evaluation: Mapping[str, Any] | None) -> str:
     return str(evaluation["gate"].get("reason", ""))
 
 
+def quality_line(evaluation: Mapping[str, Any]) -> str:
+    """The model's quality on the test split in one markdown line: a classifier's accuracy, macro precision, recall
+    and F1 with the majority-class rate, or a segmenter's Dice and IoU with their 95% bootstrap CIs and the Dice
+    of predicting background everywhere."""
+    e = evaluation
+    if e.get("task") == "segmentation":
+        return (f"Segmenter on the test split (n={e['n']}, {e['empty_masks']} without a lesion): Dice {e['dice']:.3f} "
+                f"[{e['dice_ci'][0]:.3f}, {e['dice_ci'][1]:.3f}], IoU {e['iou']:.3f} [{e['iou_ci'][0]:.3f}, "
+                f"{e['iou_ci'][1]:.3f}] (95% bootstrap CIs; predicting background everywhere: Dice "
+                f"{e['background_dice']:.3f}).")
+    return (f"Model on the test split (n={e['n']}): accuracy {e['accuracy']:.3f}, macro precision "
+            f"{e['precision']:.3f}, recall {e['recall']:.3f}, F1 {e['f1']:.3f} (majority class: {e['majority']:.3f}).")
+
+
 def evaluation_notes(evaluation: Mapping[str, Any]) -> list[str]:
     """Markdown lines for a dataset x model block: the gate's verdict and what the numbers were computed with."""
     lines = []

@@ -30,6 +30,8 @@ from xaibench.outputs import probability_scale
 from xaibench.specs import Samples
 from xaibench.training import Objective
 
+#: The classes a segmenter is built with: its masks' background and lesion, one logit map each.
+SEGMENT_CLASSES = ("background", "lesion")
 #: The smoothing term of the soft Dice loss, in its numerator and denominator (MONAI's ``smooth_nr``, ``smooth_dr``).
 SMOOTH = 1e-5
 

@@ -149,7 +149,7 @@ def _register_segmenters(register: Callable[[ModelSpec], None]) -> None:
         description="segmenter: the harness's small UNet (3 poolings, 16-128 channels, nearest upsampling, skip "
                     "connections), 2D or 3D from the data; params: width, depth; CAM layer: bottleneck (1/8 of "
                     "the input)",
-        recipe=SEGMENTATION_RECIPE,
+        recipe=SEGMENTATION_RECIPE, provides=frozenset({"segmentation"}),
         citation="Ronneberger et al., U-Net: Convolutional Networks for Biomedical Image Segmentation, MICCAI 2015",
     ))
     for name, (what, citation) in _TV_SEG.items():
@@ -158,5 +158,5 @@ def _register_segmenters(register: Callable[[ModelSpec], None]) -> None:
             target_layer=_attr(SEGMENTERS[name][1]),
             description=f"segmenter: torchvision {what}, weights=None (trained by the harness), dict output: add "
                         f"`output_key: out`; CAM layer: {SEGMENTERS[name][1]} (the backbone's last stage)",
-            recipe=SEGMENTATION_RECIPE, citation=citation,
+            recipe=SEGMENTATION_RECIPE, citation=citation, provides=frozenset({"segmentation"}),
         ))

@@ -90,4 +90,4 @@ def xaibench_register_models(register: Callable[[ModelSpec], None]) -> None:
             description=f"segmenter: MONAI's {what}, 2D for image and 3D for volume data, trained by the harness "
                         f"(Dice + cross-entropy) or loaded from `checkpoint:` (pip install 'xaibench[monai]'); CAM "
                         f"layer: {SEG_NETS[name][2]}",
-            recipe=SEGMENTATION_RECIPE, citation=f"{citation}; {_MONAI_CITATION}"))
+            recipe=SEGMENTATION_RECIPE, citation=f"{citation}; {_MONAI_CITATION}", provides=frozenset({"segmentation"})))
