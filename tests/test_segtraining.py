@@ -87,7 +87,7 @@ def test_the_gate_refuses_a_segmenter_predicting_background(lesions) -> None:  #
 
 
 def test_a_small_unet_learns_synthetic_lesions_above_background(lesions) -> None:  # type: ignore[no-untyped-def]
-    recipe = replace(SEGMENTATION_RECIPE, epochs=6)
+    recipe = replace(SEGMENTATION_RECIPE, epochs=8, batch_size=8)
     runs = []
     for _ in range(2):
         torch.manual_seed(0)

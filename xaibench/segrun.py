@@ -29,35 +29,33 @@ if TYPE_CHECKING:
     from xaibench.execution import Execution, GroupContext, Outcome
     from xaibench.plan import Cell, Resolved
 
-#: Why a sample without a region has no score, in the cells' notes.
-EMPTY = "its {} region of class {} is empty: no region score to explain"
-
-
-def sample_regions(target: RegionTarget, logits: torch.Tensor, masks: torch.Tensor | None) -> list[torch.Tensor | None]:
-    """Each sample's region ``(*spatial)`` bool (:func:`~xaibench.segmentation.target_regions`), None where it is
-    empty; raises :class:`XaibenchError` when the target does not fit the model or the inputs at all."""
+def sample_regions(target: RegionTarget, logits: torch.Tensor,
+                   masks: torch.Tensor | None) -> tuple[list[torch.Tensor | None], str]:
+    """Each sample's region ``(*spatial)`` bool (:func:`~xaibench.segmentation.target_regions`), None where there
+    is none (an empty region), and the first sample's reason for having none ("" when every sample has one)."""
     try:
-        return list(target_regions(target, logits, masks))
+        return list(target_regions(target, logits, masks)), ""
     except XaibenchError:
         out: list[torch.Tensor | None] = []
+        reason = ""
         for i in range(int(logits.shape[0])):
             try:
                 out.append(target_regions(target, logits[i : i + 1], None if masks is None else masks[i : i + 1])[0])
-            except XaibenchError:
+            except XaibenchError as exc:
                 out.append(None)
-        if all(r is None for r in out):
-            raise
-        return out
+                reason = reason or str(exc).replace("sample(s) 0 have", f"sample {i} has")
+        return out, reason
 
 
-def sample_contexts(execution: Execution, g: GroupContext) -> tuple[RegionTarget, list[GroupContext | None]]:
-    """The suite's region target, and per sample of ``g`` (a segmenter's context) the context of its region score
-    (None where its region is empty)."""
+def sample_contexts(execution: Execution, g: GroupContext) -> tuple[str, list[GroupContext | None]]:
+    """Per sample of ``g`` (a segmenter's context) the context of its region score for the suite's region target
+    (None where it has no region), and the first sample's reason for having none ("": every sample has one)."""
     settings = execution.settings
     target = region_target(settings.suite.region)
     masks = None if g.samples.masks is None else g.samples.masks.to(settings.device)
     out: list[GroupContext | None] = []
-    for i, region in enumerate(sample_regions(target, g.base_logits, masks)):
+    regions, reason = sample_regions(target, g.base_logits, masks)
+    for i, region in enumerate(regions):
         if region is None:
             out.append(None)
             continue
@@ -66,7 +64,7 @@ def sample_contexts(execution: Execution, g: GroupContext) -> tuple[RegionTarget
         one = g.samples.subset([i])
         out.append(dataclasses.replace(g, model=net, engine=engine, samples=one, base_logits=engine.logits(one.x),
                                        target=torch.tensor([target.cls], device=settings.device)))
-    return target, out
+    return reason, out
 
 
 def segmented_maps(execution: Execution, g: GroupContext, me: Resolved) -> tuple[np.ndarray | None, str | None, int]:
@@ -97,7 +95,7 @@ def execute_segmented(execution: Execution, g: GroupContext, cells: list[Cell]) 
     from xaibench.execution import Outcome, bootstrap_seed
 
     settings = execution.settings
-    target, contexts = sample_contexts(execution, g)
+    reason, contexts = sample_contexts(execution, g)
     n = len(g.samples)
     values = {c.row.cell_key: np.full(n, np.nan) for c in cells}
     failures: dict[str, str] = {}
@@ -122,7 +120,7 @@ def execute_segmented(execution: Execution, g: GroupContext, cells: list[Cell]) 
     for k, c in enumerate(cells):
         key = c.row.cell_key
         if key in failures or key not in first:
-            error = failures.get(key) or EMPTY.format(target.region, target.cls) + " on every sample"
+            error = failures.get(key) or f"no sample has a region to explain: {reason}"
             out.append(Outcome(key, execution.failed(c, error), None, computed if k == 0 else 0))
             continue
         mean, low, high, count = summarize(values[key], bootstrap_seed(settings.suite.seed, c.metric.spec), g.samples.ids)
