@@ -30,10 +30,9 @@ from typing import Any
 
 from torch import nn
 
-from xaibench.errors import XaibenchError
 from xaibench.outputs import unwrap
 from xaibench_networks.catalogue import SEG_NETS, SPATIAL_DIMS
-from xaibench_networks.extras import require
+from xaibench_networks.monai_nets import monai_networks
 
 #: Parameters the plugin sets itself, refused in a suite's ``params``.
 _OWN = {"spatial_dims", "in_channels", "out_channels", "deep_supervision"}
@@ -50,13 +49,7 @@ def monai_segmenter(name: str) -> Callable[..., nn.Module]:
         itself (``deep_supervision``: the harness trains and explains the full-resolution output), and
         :class:`XaibenchError` for signal data or MONAI missing.
         """
-        own = sorted(set(options) & _OWN)
-        if own:
-            raise TypeError(f"params: {own[0]} is set by the harness (spatial dims from the data's modality, "
-                            f"channels and classes from the data, the full-resolution output alone)")
-        if modality not in SPATIAL_DIMS:
-            raise XaibenchError(f"model monai/{name} segments image (2D) or volume (3D) data, not {modality} data")
-        nets = require("monai.networks.nets", "monai", f"model monai/{name}")
+        nets = monai_networks(name, options, _OWN, "the full-resolution output alone", modality, "segments")
         return getattr(nets, constructor)(spatial_dims=SPATIAL_DIMS[modality], in_channels=in_channels,
                                           out_channels=num_classes, **{**defaults, **options})
 

@@ -75,19 +75,17 @@ def xaibench_register_models(register: Callable[[ModelSpec], None]) -> None:
             recipe=_RECIPE, citation=_TIMM_CITATION,
             weights=(("imagenet", PretrainedWeights(
                 url=url, new=(head,), description=f"timm's ImageNet-1k weights of {arch}, fetched with --download")),)))
-    for name, (what, citation) in _MONAI_NETS.items():
-        register(ModelSpec(
-            name=f"monai/{name}", build=lazy(f"{MONAI}:monai_builder", name),
-            modalities=frozenset({"image", "volume"}), target_layer=lazy(f"{MONAI}:monai_layer", name),
-            description=f"MONAI's {what}, 2D for image and 3D for volume data, trained by the harness or loaded from "
-                        f"`checkpoint:` (a MONAI bundle's models/model.pt) (pip install 'xaibench[monai]'); CAM "
-                        f"layer: {NETS[name][2]}",
-            recipe=_RECIPE, citation=f"{citation}; {_MONAI_CITATION}"))
-    for name, (what, citation) in _MONAI_SEGMENTERS.items():
-        register(ModelSpec(
-            name=f"monai/{name}", build=lazy(f"{MONAI_SEG}:monai_segmenter", name),
-            modalities=frozenset({"image", "volume"}), target_layer=lazy(f"{MONAI_SEG}:monai_segmenter_layer", name),
-            description=f"segmenter: MONAI's {what}, 2D for image and 3D for volume data, trained by the harness "
-                        f"(Dice + cross-entropy) or loaded from `checkpoint:` (pip install 'xaibench[monai]'); CAM "
-                        f"layer: {SEG_NETS[name][2]}",
-            recipe=SEGMENTATION_RECIPE, citation=f"{citation}; {_MONAI_CITATION}", provides=frozenset({"segmentation"})))
+    monai = ((f"{MONAI}:monai_builder", f"{MONAI}:monai_layer", _MONAI_NETS, "", "", "a MONAI bundle's "
+              "models/model.pt", _RECIPE, frozenset()),
+             (f"{MONAI_SEG}:monai_segmenter", f"{MONAI_SEG}:monai_segmenter_layer", _MONAI_SEGMENTERS, "segmenter: ",
+              " (Dice + cross-entropy)", "a state dict", SEGMENTATION_RECIPE, frozenset({"segmentation"})))
+    for builder, finder, nets, kind, how, checkpoint, recipe, provides in monai:
+        for name, (what, citation) in nets.items():
+            layer = (NETS.get(name) or SEG_NETS[name])[2]
+            register(ModelSpec(
+                name=f"monai/{name}", build=lazy(builder, name), modalities=frozenset({"image", "volume"}),
+                target_layer=lazy(finder, name),
+                description=f"{kind}MONAI's {what}, 2D for image and 3D for volume data, trained by the harness{how} "
+                            f"or loaded from `checkpoint:` ({checkpoint}) (pip install 'xaibench[monai]'); CAM layer: "
+                            f"{layer}",
+                recipe=recipe, citation=f"{citation}; {_MONAI_CITATION}", provides=provides))
