@@ -39,3 +39,17 @@ def unet(seed: int = 0, **kwargs: int) -> TinyUNet:
     """A seeded :class:`TinyUNet` in eval mode."""
     torch.manual_seed(seed)
     return TinyUNet(**kwargs).eval()
+
+
+def centred(net: TinyUNet, x: torch.Tensor) -> TinyUNet:
+    """``net`` with each class's median logit over ``x`` subtracted from its head's bias, so that on ``x`` a random
+    net predicts every class on part of each image (a real region, neither empty nor everything)."""
+    with torch.no_grad():
+        net.head.bias -= net(x).transpose(0, 1).flatten(1).median(1).values
+    return net
+
+
+def factory(num_classes: int, in_channels: int) -> TinyUNet:
+    """A suite's ``factory:`` for :class:`TinyUNet` with ``num_classes`` per-pixel logits."""
+    torch.manual_seed(0)
+    return TinyUNet(c=in_channels, k=num_classes)

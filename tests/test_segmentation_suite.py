@@ -1,81 +1,74 @@
-"""A suite on a segmenter (issue 41): trained by the harness with Dice + cross-entropy, evaluated for Dice and IoU,
-its cells scored per sample for the suite's region target; the stored scores are the ones xaibench.score and
-xaibench.explain give for the same region target, and the board shows the segmenter's quality and its gate."""
+"""A suite's region target (issue 41, item 3): ``target: {region: ..., class: ..., reduce: ...}`` checked with
+``file:line``, and the runner explaining and scoring a segmenter through the one target adapter with the numbers
+``xaibench.score`` gives for the same samples, ids and seed."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 import xaibench
+from xaibench import leaderboard
+from segnets import factory
 from xaibench.errors import SuiteError
-from xaibench.leaderboard.verdict import verdicts
-from xaibench.outputs import dense, unwrap
+from xaibench.options import RunOptions
 from xaibench.plugins import load_harness
-from xaibench.results import resolve_suite, run_suite
-from xaibench.runner import RunOptions
+from xaibench.runner import Runner
 from xaibench.store import Store
+from xaibench.suite import load_suite
 
-TARGET = {"region": "predicted", "class": 1, "reduce": "sum"}
-SUITE = {"name": "seg-tiny", "seed": 0, "samples": 8, "image_size": 32, "target": TARGET,
-         "datasets": [{"name": "synthetic-lesions", "params": {"n_train": 128, "n_val": 32, "n_test": 24}}],
-         "models": [{"name": "small-unet", "params": {"width": 8, "depth": 2}, "train": {"epochs": 8, "batch_size": 8}}],
-         "methods": ["gradcam", "random", "ground-truth"],
-         "metrics": ["hit-rate", "relevance-mass"]}
-
-
-@pytest.fixture(scope="module")
-def seg_run(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    root = tmp_path_factory.mktemp("seg")
-    harness = load_harness()
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("XAIBENCH_HOME", str(root / "home"))
-        with Store(root / "r.sqlite") as store:
-            results = run_suite(harness, resolve_suite(harness, SUITE), store, RunOptions(progress=False))
-            runner = results.runner
-            ds, mo = runner.datasets[0], runner.models[0]
-            model = runner.trained_model(ds, mo)
-            evaluation = store.model_evaluation(runner.model_key(ds, mo))
-            checks = verdicts(store, "seg-tiny")[0].checks
-            cells = list(results.cells)
-            stored = {(c.method, c.metric): results.scores("synthetic-lesions", "small-unet", c.method, c.metric)
-                      for c in cells}
-        yield model, runner.evaluated_samples(ds), evaluation, checks, cells, stored
+SUITE = """name: seg-test
+samples: 4
+image_size: 32
+target: {target}
+datasets: [synthetic-lesions]
+models:
+  - {{name: unet, factory: "segnets:factory", checkpoint: {ckpt}, layer: mid}}
+methods: [saliency, random]
+metrics: [deletion-dice, relevance-inside, deletion-auc]
+"""
 
 
-def test_the_segmenter_is_trained_evaluated_and_gated(seg_run) -> None:  # type: ignore[no-untyped-def]
-    model, samples, evaluation, checks, cells, _ = seg_run
-    assert dense(model)
-    assert evaluation["task"] == "segmentation" and evaluation["n"] == 24
-    assert evaluation["dice"] > evaluation["background_dice"] and evaluation["gate"]["learned"]
-    assert [c.name for c in checks if c.name == "segmenter above background"] == ["segmenter above background"]
-    assert all(c.status == "ok" for c in cells), [c.detail for c in cells if c.status != "ok"]
-
-
-def test_stored_scores_equal_score_and_explain_for_the_same_region_target(seg_run) -> None:  # type: ignore[no-untyped-def]
-    model, samples, _, _, _, stored = seg_run
-    net = unwrap(model)
-    # samples whose predicted region is empty have no region score: NaN in the store, refused by the API
-    logits = model(samples.x).detach()
-    lesion = (logits.argmax(1) == 1).flatten(1).any(1).numpy()
-    assert lesion.any() and (~lesion).any()
-    ids = [i for i, keep in zip(samples.ids, lesion) if keep]
-    x, masks = samples.x[lesion], samples.masks[lesion]
-    maps = xaibench.explain(net, x, TARGET, method="gradcam", layer="bottleneck", ids=ids, num_classes=2)
-    scores = xaibench.score(net, x, TARGET, maps, ["hit-rate", "relevance-mass"], masks=masks, ids=ids,
-                            num_classes=2)
-    for metric in ("hit-rate", "relevance-mass"):
-        values = stored[("gradcam", metric)]
-        np.testing.assert_allclose([values[i] for i in ids], scores[metric], rtol=1e-5, atol=1e-6)
-        assert all(np.isnan(values[i]) for i, keep in zip(samples.ids, lesion) if not keep)
-    truth = stored[("ground-truth", "relevance-mass")]  # 1 on a lesion, undefined on an image without one
-    np.testing.assert_allclose([truth[i] for i in ids], np.where(masks.flatten(1).any(1).numpy(), 1.0, np.nan))
-
-
-def test_a_region_target_in_a_suite_is_checked_with_its_line(tmp_path: Path) -> None:
+def _suite(tmp_path: Path, target: str) -> Path:
+    ckpt = tmp_path / "unet.pt"
+    torch.save(factory(3, 1).state_dict(), ckpt)
     path = tmp_path / "s.yaml"
-    path.write_text("name: s\ntarget: {region: predicted, class: 1, reduce: max}\ndatasets: [synthetic-lesions]\n"
-                    "models: [small-unet]\nmethods: [random]\nmetrics: [hit-rate]\n")
-    with pytest.raises(SuiteError, match=r"s\.yaml:2: target reduce 'max' is not one of sum, mean"):
-        resolve_suite(load_harness(), path)
+    path.write_text(SUITE.format(target=target, ckpt=ckpt))
+    return path
+
+
+@pytest.mark.parametrize(("target", "message"), [
+    ("{region: predictd}", r"s.yaml:4: 'target': target region 'predictd' is not one of"),
+    ("{region: box}", r"s.yaml:4: 'target': target box is missing"),
+    ("everything", r"s.yaml:4: 'target' must be one of predicted, label, or a region target"),
+])
+def test_a_suites_region_target_is_checked_with_its_line(tmp_path: Path, target: str, message: str) -> None:
+    with pytest.raises(SuiteError, match=message):
+        load_suite(_suite(tmp_path, target))
+
+
+def test_the_runner_scores_a_segmenter_as_xaibench_score_does(tmp_path: Path) -> None:
+    # a segmenter is evaluated for Dice and IoU (xaibench.segtraining); an untrained one fails the gate but its cells run
+    suite = load_suite(_suite(tmp_path, "{region: ground-truth, class: 1, reduce: mean}"))
+    assert suite.target == {"region": "ground-truth", "class": 1, "reduce": "mean", "box": None, "pixel": None}
+    store = Store(tmp_path / "r.sqlite")
+    runner = Runner(load_harness(), suite, store, RunOptions(progress=False))
+    summary = runner.run()
+    assert not summary.failed, summary.failed
+    ds, mo = runner.datasets[0], runner.models[0]
+    g = runner.group_context(ds, mo, runner.bundle(ds).test.subset(slice(0, 4)))
+    assert g.regions is not None and g.base_logits.shape == (4, 3)
+    keep = [i for i in range(4) if g.samples.masks[i].any()]
+    assert 0 < len(keep) < 4  # empty masks: NaN, counted as undefined, never a score of a constant region score
+    maps = runner.execution.explain(g, runner.methods[0])
+    assert not maps[[i for i in range(4) if i not in keep]].any()
+    ours = xaibench.score(runner.trained_model(ds, mo), g.samples.x[keep], {"region": "ground-truth", "reduce": "mean"},
+                          maps[keep], ["deletion-dice", "relevance-inside", "deletion-auc"], masks=g.samples.masks[keep],
+                          ids=[g.samples.ids[i] for i in keep], seed=suite.seed, method="saliency")
+    means = {(r.method, r.metric): (r.mean, r.n) for r in leaderboard.records(store, suite.name)}
+    for metric in ("deletion-dice", "relevance-inside", "deletion-auc"):
+        mean, n = means[("saliency", metric)]
+        assert n == len(keep)
+        np.testing.assert_allclose(mean, np.nanmean(ours[metric]), atol=1e-6, err_msg=metric)

@@ -45,9 +45,22 @@ def test_loss_equals_monais_dice_ce_loss_on_two_classes() -> None:
     assert float(segmentation_loss(nn.Identity(), logits, masks)) == pytest.approx(float(peer), abs=1e-6)
 
 
-def test_loss_refuses_more_classes_than_binary_masks_and_a_wrong_size() -> None:
-    with pytest.raises(XaibenchError, match="outputs 3 classes per pixel, but the masks are binary"):
-        segmentation_loss(nn.Identity(), torch.zeros(1, 3, 2, 2), MASK)
+def test_with_the_datasets_classes_a_lesion_pixel_is_its_images_class() -> None:
+    """K = 3: the image's label (2) is its lesion pixels' class; logits [0, 0, z] give p_0 = 1 / (2 + e^z)."""
+    logits = torch.cat([torch.zeros_like(Z), torch.zeros_like(Z), Z], 1)
+    p0 = 1 / (2 + torch.exp(Z[0, 0])).flatten()
+    p2 = torch.exp(Z[0, 0]).flatten() * p0
+    mask = MASK.flatten()
+    ce = -torch.where(mask, torch.log(p2), torch.log(p0)).mean()
+    lesion = 1 - p0
+    dice = (2 * lesion[mask].sum() + 1e-5) / (lesion.sum() + mask.sum() + 1e-5)
+    assert float(segmentation_loss(nn.Identity(), logits, MASK, torch.tensor([2]))) == pytest.approx(
+        float(ce + 1 - dice), abs=1e-6)
+    with pytest.raises(XaibenchError, match="outputs 3 classes per pixel: its lesion pixels are the images' classes"):
+        segmentation_loss(nn.Identity(), logits, MASK)
+
+
+def test_loss_refuses_logits_of_another_size() -> None:
     with pytest.raises(XaibenchError, match="must be .N, K, \\*spatial. at the input's size"):
         segmentation_loss(nn.Identity(), torch.zeros(1, 2, 4, 4), MASK)
 

@@ -355,8 +355,8 @@ def write_run_figures(runner: "Runner", out_dir: str | Path) -> list[Path]:
             progress.say(f"drawing the saliency gallery and deletion/insertion curves of {name} ...")
             masks = None if samples.masks is None else samples.masks[rows].numpy()
             labels = [f"y={bundle.class_names[int(samples.y[i])]}, explained "  # a segmenter: its region target
-                      f"{runner.suite.target if dense(g.model) else bundle.class_names[int(g.target[i])]}"
-                      for i in rows]
+                      + (f"{runner.suite.target['region']} region of class {int(g.target[i])}" if dense(g.model)
+                         else bundle.class_names[int(g.target[i])]) for i in rows]
             written.append(gallery(samples.x[rows].numpy(), masks, {k: v[rows] for k, v in maps.items()},
                                    [samples.ids[i] for i in rows], labels, name,
                                    Path(out_dir) / figure_path(runner.suite.name, ds.entry.display, mo.entry.display,

@@ -21,6 +21,7 @@ itself. :func:`segmentable` puts :func:`xaibench.api.score` and :func:`xaibench.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -30,12 +31,14 @@ from xaibench.errors import XaibenchError
 from xaibench.outputs import OutputAdapter
 from xaibench.targets import RegionTarget
 
-def target_regions(target: RegionTarget, logits: torch.Tensor, masks: torch.Tensor | None) -> torch.Tensor:
+def target_regions(target: RegionTarget, logits: torch.Tensor, masks: torch.Tensor | None,
+                   allow_empty: bool = False) -> torch.Tensor:
     """``(N, *spatial)`` bool: each sample's region, from the segmenter's unperturbed ``logits`` ``(N, K, *spatial)``
     (``"predicted"``: ``argmax_k == target.cls``; ties go to the lower class, so a one-logit ``z = 0`` is
     background) or ``masks`` ``(N, *spatial)`` (``"ground-truth"``). Raises :class:`XaibenchError` for a class
     the model does not have, a box or pixel that does not fit the input, missing masks, and samples whose
-    region is empty (their region score is the constant 0: nothing to explain)."""
+    region is empty (their region score is the constant 0: nothing to explain) unless ``allow_empty`` (a suite's
+    samples: such a sample's map is 0 and its every score NaN, counted as undefined)."""
     n, k, spatial = int(logits.shape[0]), int(logits.shape[1]), tuple(logits.shape[2:])
     if target.cls >= k:
         raise XaibenchError(f"target class {target.cls} is not one of the segmenter's classes 0..{k - 1}")
@@ -54,11 +57,25 @@ def target_regions(target: RegionTarget, logits: torch.Tensor, masks: torch.Tens
         regions = torch.zeros((n, *spatial), dtype=torch.bool, device=logits.device)
         regions[(slice(None), *(slice(a, b) for a, b in index))] = True
     empty = [i for i in range(n) if not regions[i].any()]
-    if empty:
+    if empty and not allow_empty:
         raise XaibenchError(f"sample(s) {', '.join(map(str, empty[:10]))}{' ...' if len(empty) > 10 else ''} have "
                             f"an empty {target.region} region for class {target.cls}: explain them with another "
                             f"region (a box, the ground truth) or leave them out")
     return regions
+
+
+def region_weights(regions: torch.Tensor, reduce: str) -> torch.Tensor:
+    """``(N, *spatial)`` float32 weights of ``regions`` ``(N, *spatial)`` bool: 1 on the region (``"sum"``), or
+    ``1 / |R|`` (``"mean"``), 0 elsewhere."""
+    weights = regions.float()
+    sizes = weights.flatten(1).sum(1).clamp_min(1).reshape(-1, *[1] * (weights.dim() - 1))  # an empty region: 0
+    return weights / sizes if reduce == "mean" else weights
+
+
+def reduced(logits: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """``(B, K)`` region scores: ``sum_i weights[i] * logits[:, :, i]`` of per-pixel ``logits`` ``(B, K, *spatial)``
+    with ``weights`` ``(B or 1, *spatial)``."""
+    return (logits * weights.unsqueeze(1)).flatten(2).sum(2)
 
 
 class RegionScore(OutputAdapter):
@@ -69,21 +86,34 @@ class RegionScore(OutputAdapter):
 
     def __init__(self, segmenter: OutputAdapter, region: torch.Tensor, reduce: str, cls: int) -> None:
         super().__init__(segmenter.wrapped, segmenter.form, segmenter.single)
-        weights = region.float()
         #: ``(*spatial)`` bool: the region, fixed on the unperturbed input.
         self.region = region.bool()
         #: The explained class.
         self.cls = cls
         self.reduce = reduce
-        self.weights = weights / weights.sum() if reduce == "mean" else weights
+        self.weights = region_weights(region[None], reduce)[0]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, K)`` region scores of ``x`` ``(B, C, *spatial)``."""
-        return (super().forward(x) * self.weights.to(x.device)).flatten(2).sum(2)
+        return reduced(super().forward(x), self.weights[None].to(x.device))
 
     def segmenter(self) -> OutputAdapter:
         """The segmentation model itself (``(B, K, *spatial)`` per-pixel logits), sharing this module's layers."""
         return OutputAdapter(self.wrapped, self.form, self.single, dense=True)
+
+
+def suite_target(target: Any) -> RegionTarget:
+    """The region target of a suite's ``target:`` for a segmentation model: its dict (checked when the suite was
+    loaded), or the default (the predicted region of class 1, summed) for ``predicted``. ``label`` is refused:
+    a segmenter has no class label; its ground truth is a region (``{region: ground-truth, class: 1}``)."""
+    from xaibench.targets import region_target
+
+    if isinstance(target, Mapping):
+        return region_target(target, "suite 'target'")
+    if target == "predicted":
+        return RegionTarget()
+    raise XaibenchError(f"suite `target: {target}` explains a classifier's class; a segmentation model is explained "
+                        f"for a region: `target: {{region: ground-truth, class: 1}}` (or predicted, box, pixel)")
 
 
 def region_score(model: Any) -> RegionScore | None:

@@ -17,9 +17,9 @@ import yaml
 
 from xaibench.errors import SuiteError, XaibenchError, did_you_mean
 from xaibench.overrides import apply as apply_overrides
+from xaibench.targets import region_dict, region_target
 from xaibench.validate import train_options
 from xaibench.specs import OUTPUT_FORMS
-from xaibench.targets import RegionTarget, region_target
 
 
 class _Located(dict):
@@ -133,9 +133,8 @@ class Suite:
 
     ``samples``: test samples evaluated per dataset (>= 1); ``image_size``: the side
     images are resized to (None: the dataset's own); ``target``: the explained class,
-    ``predicted`` or ``label``, or for segmentation models a region target (``{region: predicted, class: 1,
-    reduce: sum}``: :func:`xaibench.targets.region_target`; ``region`` holds it, ``target`` its text, which the
-    cache keys name); ``batch_size``: samples per forward batch (>= 1); ``seed``
+    ``predicted`` or ``label``, or for segmentation models a region target, the dict of
+    :data:`xaibench.targets.KEYS` with every key filled in (:func:`xaibench.targets.region_target`); ``batch_size``: samples per forward batch (>= 1); ``seed``
     seeds training, sampling and bootstrap CIs. These defaults are the only place suite
     defaults are written: keys absent from the file take them.
     """
@@ -150,9 +149,7 @@ class Suite:
     seed: int = 0
     samples: int = 32
     image_size: int | None = None
-    target: str = "predicted"
-    #: The region target the segmentation models of the suite are explained for (None: the default one).
-    region: RegionTarget | None = None
+    target: str | Mapping[str, Any] = "predicted"
     batch_size: int = 64
     #: Seconds each plugin call of a cell may take before the cell fails (None: no limit).
     cell_timeout: float | None = None
@@ -247,15 +244,14 @@ def load_suite(path: str | Path, overrides: Mapping[str, Any] | None = None) -> 
             want = typ.__name__ if isinstance(typ, type) else " or ".join(
                 "null" if t is type(None) else t.__name__ for t in typ)
             raise err(doc.key_lines[key], f"{key!r} must be {want}, got {type(doc[key]).__name__}")
-    region = None
     if isinstance(doc.get("target"), dict):
         try:
-            region = region_target(_plain(doc["target"]), at(doc.key_lines["target"]))
+            doc["target"] = region_dict(region_target(dict(doc["target"]), "'target'"))
         except XaibenchError as exc:
-            raise SuiteError(str(exc)) from None
+            raise err(doc.key_lines["target"], str(exc)) from None
     elif "target" in doc and doc["target"] not in _TARGETS:
-        raise err(doc.key_lines["target"], f"'target' must be one of {', '.join(_TARGETS)} (a classifier's "
-                  f"class), or a region target such as {{region: predicted, class: 1, reduce: sum}}")
+        raise err(doc.key_lines["target"], f"'target' must be one of {', '.join(_TARGETS)}, or a region target "
+                                           f"such as {{region: predicted, class: 1, reduce: sum}}")
     for key in ("samples", "batch_size", "image_size"):
         if isinstance(doc.get(key), int) and doc[key] < 1:
             raise err(doc.key_lines[key], f"{key!r} must be positive")
@@ -333,8 +329,6 @@ def load_suite(path: str | Path, overrides: Mapping[str, Any] | None = None) -> 
         return tuple(out)
 
     settings = {k: doc[k] for k in _TOP_KEYS if k in doc and k not in _REQUIRED}  # absent: Suite's defaults
-    if region is not None:
-        settings.update(target=_target_text(region), region=region)
     return Suite(
         name=doc["name"],
         path=str(path.resolve()),
@@ -365,13 +359,6 @@ def _source(item: Any, line: int, at: Callable[[int], str]) -> Entry:
     train_options(item.get("train", {}), getattr(item.get("train"), "key_lines", {}), item.line, at)
     return Entry(name=item["dataset"], params=_plain(item.get("params", {})), line=item.line,
                  train=_plain(item.get("train", {})))
-
-
-def _target_text(target: RegionTarget) -> str:
-    """A region target in one line (``Suite.target``: cache keys and provenance name it)."""
-    where = f" box {[list(p) for p in target.box]}" if target.box else (
-        f" pixel {list(target.pixel)}" if target.pixel else "")
-    return f"region {target.region}{where}, class {target.cls}, {target.reduce}"
 
 
 def _folded(datasets: tuple[Entry, ...], folds: int | None) -> tuple[Entry, ...]:

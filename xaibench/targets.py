@@ -137,3 +137,10 @@ def _refuse_segmentation_metrics(metrics: Any) -> None:
                                 f"((N, K, *spatial) per-pixel logits); the model returns (N, K) class scores")
 
 
+
+
+def region_dict(target: RegionTarget) -> dict[str, Any]:
+    """``target`` as the plain dict of :data:`KEYS` that a suite stores and cache keys hash (lists, not tuples)."""
+    return {"region": target.region, "class": target.cls, "reduce": target.reduce,
+            "box": None if target.box is None else [list(p) for p in target.box],
+            "pixel": None if target.pixel is None else list(target.pixel)}
