@@ -357,7 +357,10 @@ def write_run_figures(runner: "Runner", out_dir: str | Path) -> list[Path]:
             labels = [f"y={bundle.class_names[int(samples.y[i])]}, explained "  # a segmenter: its region target
                       + (f"{runner.suite.target['region']} region of class {int(g.target[i])}" if dense(g.model)
                          else bundle.class_names[int(g.target[i])]) for i in rows]
-            written.append(gallery(samples.x[rows].numpy(), masks, {k: v[rows] for k, v in maps.items()},
+            shown = {k: v[rows] for k, v in maps.items()}
+            if g.regions is not None:  # a segmenter: its predicted mask (the explained region) before the maps
+                shown = {"explained region": g.regions[rows].float().cpu().numpy(), **shown}
+            written.append(gallery(samples.x[rows].numpy(), masks, shown,
                                    [samples.ids[i] for i in rows], labels, name,
                                    Path(out_dir) / figure_path(runner.suite.name, ds.entry.display, mo.entry.display,
                                                                "gallery")))
