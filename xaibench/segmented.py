@@ -42,9 +42,13 @@ def segmentable(function: Callable[..., Any]) -> Callable[..., Any]:
         from xaibench.user_inputs import checked_inputs, torch_device, user_model
 
         a = _keywords(signature, args, kwargs)
-        x = checked_inputs(a["inputs"])
-        device = torch_device(a["device"])
-        net, _ = user_model(a["model"], x, a["num_classes"], a["output"], a["output_index"], a["output_key"], device)
+        try:
+            x = checked_inputs(a["inputs"])
+            device = torch_device(a["device"])
+            net, _ = user_model(a["model"], x, a["num_classes"], a["output"], a["output_index"], a["output_key"],
+                                device)
+        except Exception:  # noqa: BLE001 - the call's own checks say what is wrong, in their order
+            return function(*args, **kwargs)
         if not dense(net):
             if isinstance(a["targets"], (Mapping, RegionTarget)):
                 raise XaibenchError("targets is a region target, which explains a segmentation model's "
