@@ -55,7 +55,8 @@ def test_gradcam_of_the_predicted_region_equals_pytorch_grad_cam_semantic_segmen
     assert np.ptp(ours) > 0.1
 
 
-@pytest.mark.parametrize(("method", "peer"), [("saliency", "Saliency"), ("integrated-gradients", "IntegratedGradients")])
+@pytest.mark.parametrize(("method", "peer"), [("saliency", "Saliency"),
+                                             ("integrated-gradients", "IntegratedGradients")])
 @pytest.mark.parametrize("reduce", ["sum", "mean"])
 def test_attributions_of_the_region_score_equal_captum_on_a_wrapper_that_sums_the_region(method: str, peer: str,
                                                                                        reduce: str) -> None:

@@ -93,6 +93,8 @@ def test_score_scores_a_users_segmenter_maps_on_the_region_score_as_each_sample_
         for m in metrics:
             np.testing.assert_allclose(scores[m][i], alone[m][0], atol=1e-6, err_msg=m)
     assert scores.ids == ("a", "b", "c") and np.isfinite(scores.mean("deletion-auc"))
+    for m in metrics:  # the summary is over every sample, not the last one scored
+        assert scores.summary[m][0] == pytest.approx(np.mean(scores[m])) and scores.summary[m][3] == 3
 
 
 def test_a_suites_string_targets_on_a_segmenter() -> None:

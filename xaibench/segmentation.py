@@ -51,7 +51,8 @@ def target_regions(target: RegionTarget, logits: torch.Tensor, masks: torch.Tens
     else:
         index = target.box if target.region == "box" else tuple((p, p + 1) for p in target.pixel or ())
         if len(index) != len(spatial) or any(stop > size for (_, stop), size in zip(index, spatial)):
-            raise XaibenchError(f"target {target.region} {[list(p) for p in index] if target.region == 'box' else list(target.pixel or ())} "
+            given = [list(p) for p in index] if target.region == "box" else list(target.pixel or ())
+            raise XaibenchError(f"target {target.region} {given} "
                                 f"does not fit inputs of size {list(spatial)}: give one "
                                 f"{'[start, stop] pair' if target.region == 'box' else 'index'} per axis within it")
         regions = torch.zeros((n, *spatial), dtype=torch.bool, device=logits.device)

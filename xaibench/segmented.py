@@ -31,9 +31,10 @@ def _keywords(signature: inspect.Signature, args: tuple[Any, ...], kwargs: dict[
 def segmentable(function: Callable[..., Any]) -> Callable[..., Any]:
     """:func:`xaibench.api.score` or :func:`xaibench.api.explain` that also takes a segmentation model: with one,
     ``targets`` is a region target (:func:`region_target`; None: the default) and every sample is scored or
-    explained through its :class:`~xaibench.segmentation.RegionScore` (class ``cls``), its results put back in order. A region target
-    for a classifier, and a metric that needs a segmentation model (``"segmentation"`` in its needs) on a
-    classifier, are refused with one line."""
+    explained through its :class:`~xaibench.segmentation.RegionScore` (class ``cls``), its results put back in
+    order. A region target for a classifier, and a metric that needs a segmentation model (``"segmentation"`` in
+    its needs) on a classifier, are refused with one line. Inputs the call itself refuses (a model that cannot
+    run on them, bad shapes) go to it unchanged, so its errors come in its own order."""
     signature = inspect.signature(function)
 
     @functools.wraps(function)
@@ -73,7 +74,8 @@ def _refuse_segmentation_metrics(metrics: Any) -> None:
 def per_sample(function: Any, a: dict[str, Any], net: Any, x: Any, device: Any, target: RegionTarget) -> Any:
     """``function`` (:func:`xaibench.api.score` or :func:`~xaibench.api.explain`, its arguments ``a`` by name) on
     segmenter ``net``: the regions fixed on the unperturbed ``x`` (:func:`~xaibench.segmentation.target_regions`),
-    then each sample alone through its :class:`~xaibench.segmentation.RegionScore` for class ``target.cls``, with its own id (so its seeds), mask, map and region
+    then each sample alone through its :class:`~xaibench.segmentation.RegionScore` for class ``target.cls``,
+    with its own id (so its seeds), mask, map and region
     map; the maps ``(N, *spatial)`` come back stacked, the scores as one :class:`~xaibench.scores.Scores` (each
     metric's summary over all samples, as :func:`~xaibench.api.score` summarises)."""
     import numpy as np
