@@ -92,11 +92,12 @@ class RegionScore(OutputAdapter):
         #: The explained class.
         self.cls = cls
         self.reduce = reduce
-        self.weights = region_weights(region[None], reduce)[0]
+        # a buffer, not an attribute: tracers (the methods' rule checks) see a constant, not an input-dependent factor
+        self.register_buffer("weights", region_weights(region[None], reduce), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, K)`` region scores of ``x`` ``(B, C, *spatial)``."""
-        return reduced(super().forward(x), self.weights[None].to(x.device))
+        return reduced(super().forward(x), self.weights)
 
     def segmenter(self) -> OutputAdapter:
         """The segmentation model itself (``(B, K, *spatial)`` per-pixel logits), sharing this module's layers."""
