@@ -128,3 +128,34 @@ def test_the_adapters_own_layer_names_resolve_as_the_users() -> None:
     net = unet(k=1)
     seg = conform(net, num_classes=2, in_channels=1, spatial=(8, 8), form=OutputForm(), who="m")
     assert seg.get_submodule("wrapped.pool") is seg.get_submodule("pool") is net.pool  # fx names, the user's names
+
+
+@pytest.mark.parametrize("k_out", [1, 3])
+def test_lrp_of_the_region_score_equals_zennit_started_at_the_regions_logits(k_out: int) -> None:
+    """zennit called directly on the user's network: relevance ``R_k,i = w_i y_k,i`` at the per-pixel output (the
+    z-rule of the region's sum, which sums to the region score), the epsilon rule on every layer. One logit: class
+    1 of ``[-z, z]`` is ``z``, relevance started at ``z`` itself (the one-logit convention)."""
+    from segnets import full_resolution
+    from xaibench_zennit.rules import _rule_map
+    from zennit.rules import Epsilon
+
+    torch.manual_seed(4)
+    net = full_resolution(k=k_out).eval()
+    with torch.no_grad():
+        net[-1].bias -= net(X).transpose(0, 1).flatten(1).median(1).values  # a real region (segnets.centred)
+    k = 1
+    ours = xaibench.explain(net, X, {"region": "predicted", "class": k}, method="lrp-epsilon")
+    with torch.no_grad():
+        out = net(X)
+    regions = (out[:, 0] > 0) if k_out == 1 else (out.argmax(1) == k)
+    composite = _rule_map(Epsilon(epsilon=1e-6))
+    composite.register(net)
+    try:  # one input per pass, as the adapter explains each sample (epsilon 1e-6 amplifies a batch's rounding)
+        for i in range(3):
+            x = X[i:i + 1].clone().requires_grad_(True)
+            y = net(x)[:, 0 if k_out == 1 else k]
+            (theirs,) = torch.autograd.grad(y, x, grad_outputs=regions[i:i + 1].float() * y.detach())
+            np.testing.assert_allclose(ours[i], theirs[0, 0].numpy(), atol=1e-6, rtol=0)
+    finally:
+        composite.remove()
+    assert np.abs(ours).max() > 1e-3
