@@ -53,3 +53,11 @@ def factory(num_classes: int, in_channels: int) -> TinyUNet:
     """A suite's ``factory:`` for :class:`TinyUNet` with ``num_classes`` per-pixel logits."""
     torch.manual_seed(0)
     return TinyUNet(c=in_channels, k=num_classes)
+
+
+
+def full_resolution(k: int = 1, width: int = 4) -> nn.Sequential:
+    """A segmenter without down- or upsampling (convolutions and ReLUs at the input's size): every operation has
+    an LRP rule (the UNets' ``Upsample`` has none)."""
+    return nn.Sequential(nn.Conv2d(1, width, 3, padding=1), nn.ReLU(), nn.Conv2d(width, width, 3, padding=1),
+                         nn.ReLU(), nn.Conv2d(width, k, 1))

@@ -65,10 +65,24 @@ def test_the_runner_scores_a_segmenter_as_xaibench_score_does(tmp_path: Path) ->
     maps = runner.execution.explain(g, runner.methods[0])
     assert not maps[[i for i in range(4) if i not in keep]].any()
     ours = xaibench.score(runner.trained_model(ds, mo), g.samples.x[keep], {"region": "ground-truth", "reduce": "mean"},
-                          maps[keep], ["deletion-dice", "relevance-inside", "deletion-auc"], masks=g.samples.masks[keep],
+                          maps[keep], ["deletion-dice", "relevance-inside", "deletion-auc"],
+                          masks=g.samples.masks[keep],
                           ids=[g.samples.ids[i] for i in keep], seed=suite.seed, method="saliency")
     means = {(r.method, r.metric): (r.mean, r.n) for r in leaderboard.records(store, suite.name)}
     for metric in ("deletion-dice", "relevance-inside", "deletion-auc"):
         mean, n = means[("saliency", metric)]
         assert n == len(keep)
         np.testing.assert_allclose(mean, np.nanmean(ours[metric]), atol=1e-6, err_msg=metric)
+
+
+def test_a_region_target_on_a_classifier_is_refused_before_anything_trains(tmp_path: Path) -> None:
+    from xaibench.errors import PlanError
+
+    path = tmp_path / "c.yaml"
+    path.write_text("name: cls\nsamples: 2\nimage_size: 32\ntarget: {region: predicted}\n"
+                    "datasets: [{name: synthetic-lesions, params: {n_train: 8, n_val: 4, n_test: 4}}]\n"
+                    "models: [small-cnn]\nmethods: [saliency]\nmetrics: [deletion-auc]\n")
+    runner = Runner(load_harness(), load_suite(path), Store(tmp_path / "r.sqlite"), RunOptions(progress=False))
+    with pytest.raises(PlanError, match=r"model 'small-cnn' returns \(N, K\) class scores, but the suite's target is "
+                                        r"a region target"):
+        runner.plan()

@@ -93,3 +93,28 @@ def test_score_scores_a_users_segmenter_maps_on_the_region_score_as_each_sample_
         for m in metrics:
             np.testing.assert_allclose(scores[m][i], alone[m][0], atol=1e-6, err_msg=m)
     assert scores.ids == ("a", "b", "c") and np.isfinite(scores.mean("deletion-auc"))
+    for m in metrics:  # the summary is over every sample, not the last one scored
+        assert scores.summary[m][0] == pytest.approx(np.mean(scores[m])) and scores.summary[m][3] == 3
+
+
+def test_a_suites_string_targets_on_a_segmenter() -> None:
+    from xaibench.segmentation import suite_target
+
+    assert suite_target("predicted") == RegionTarget()
+    assert suite_target({"region": "pixel", "class": 0, "reduce": "sum", "box": None, "pixel": [1, 2]}) == \
+        RegionTarget("pixel", 0, "sum", None, (1, 2))
+    with pytest.raises(XaibenchError, match=r"suite `target: label` explains a classifier's class; .*ground-truth"):
+        suite_target("label")
+
+
+def test_a_3d_segmenter_is_explained_for_its_region_as_by_hand() -> None:
+    net = centred(unet(seed=0, k=2, dims=3), torch.rand(2, 1, 4, 8, 8, generator=torch.Generator().manual_seed(0)))
+    x = torch.rand(2, 1, 4, 8, 8, generator=torch.Generator().manual_seed(0))
+    maps = xaibench.explain(net, x, {"region": "predicted", "class": 1, "reduce": "mean"},
+                            method="input-x-gradient")
+    with torch.no_grad():
+        region = (net(x).argmax(1) == 1).float()
+    xg = x.clone().requires_grad_(True)
+    ((net(xg)[:, 1] * region).sum((1, 2, 3)) / region.sum((1, 2, 3))).sum().backward()
+    np.testing.assert_allclose(maps, (xg.grad * x)[:, 0].numpy(), atol=1e-6, rtol=0)
+    assert maps.shape == (2, 4, 8, 8) and np.abs(maps).max() > 0

@@ -36,7 +36,7 @@ from xaibench.comparison import Comparison
 from xaibench.errors import XaibenchError, did_you_mean
 from xaibench.results import Results, resolve_suite, run_suite
 from xaibench.scores import Scores
-from xaibench.targets import segmentable
+from xaibench.segmented import segmentable
 from xaibench.user_inputs import (as_tensor, checked_annotation, checked_inputs, checked_maps, checked_targets,
                                   installed, merged_params, modality, sample_ids, torch_device, user_model)
 from xaibench.user_methods import check_covered, choose_method, explainer
@@ -63,7 +63,8 @@ def score(model: Any, inputs: Any, targets: Any, maps: Any, metrics: str | Itera
 
     Args:
         model: a ``torch.nn.Module`` returning ``(N, K)`` logits (a segmenter's ``(N, K, *spatial)``:
-            :mod:`xaibench.segmentation`), one logit ``z`` for two classes (class 1: ``z``, class 0: ``-z``; probabilities ``sigmoid(z)``, ``1 - sigmoid(z)``), probabilities (``output=``
+            :mod:`xaibench.segmentation`), one logit ``z`` for two classes (class 1: ``z``, class 0: ``-z``;
+            probabilities ``sigmoid(z)``, ``1 - sigmoid(z)``), probabilities (``output=``
             ``"probabilities"``) or a tuple/dict whose class scores ``output_index``/``output_key`` name
             (:mod:`xaibench.outputs`); it is put in eval mode on ``device``.
         inputs: ``(N, C, L)``, ``(N, C, H, W)`` or ``(N, C, D, H, W)`` floats as the model consumes them.
@@ -112,6 +113,7 @@ def score(model: Any, inputs: Any, targets: Any, maps: Any, metrics: str | Itera
     from xaibench.engine import Engine
     from xaibench.execution import bootstrap_seed, checked_scores, memoised, metric_seeds
     from xaibench.metric_inputs import MetricBatch, MetricContext, metric_arguments
+    from xaibench.segmentation import region_score
     from xaibench.stats import summarize
     from xaibench.throughput import fastest_batch_size
 
@@ -159,6 +161,7 @@ def score(model: Any, inputs: Any, targets: Any, maps: Any, metrics: str | Itera
         p = merged[s.name]
         ctx = MetricContext(engine=engine, base_logits=base_logits, data_mean=mean, dataset=bundle,
                             model=lambda: copy.deepcopy(net), explain=explain, shared=memoised(memo),
+                            segmentation=region_score(net),
                             **metric_seeds(seed, s, p, sids))
         arguments = metric_arguments(s.needs, batch, ctx)
         raw = scored(s, net, lambda s=s, arguments=arguments, p=p: s.score(**arguments, **p), WHERE)

@@ -28,7 +28,8 @@ from xaibench.cache import SaliencyCache, content_key
 from xaibench.engine import Engine
 from xaibench.errors import CellError, SuiteError, XaibenchError, did_you_mean
 from xaibench.outputs import dense
-from xaibench.segmentation import RegionScore, reduced, region_score, region_weights, suite_target, target_regions
+from xaibench.segmentation import (RegionScore, reduced, region_score, region_weights, suite_target,
+                                   target_regions)
 from xaibench.explaining import copies, explain_samples, real_tensor
 from xaibench.isolation import ModelGuard, time_limit
 from xaibench.models import Models
@@ -200,6 +201,7 @@ class Execution:
         return MetricContext(
             engine=g.engine, base_logits=g.base_logits, data_mean=g.data_mean, dataset=g.bundle,
             model=lambda: copy.deepcopy(g.model), explain=explain, variant=variant, shared=memoised(memo),
+            segmentation=region_score(g.model),
             **metric_seeds(self.settings.suite.seed, spec, c.metric.params, g.samples.ids))
 
     def batch(self, g: GroupContext, maps: np.ndarray) -> MetricBatch:

@@ -366,7 +366,8 @@ def write_run_figures(runner: "Runner", out_dir: str | Path) -> list[Path]:
                                                                "gallery")))
             panels = [CurvePanel(f"{mt.entry.display}: " + ", ".join(f"{k}={v}" for k, v in sorted(mt.params.items())),
                                  mt.entry.display, mt.spec.higher_is_better,
-                                 {k: runner.metric_curves(g, methods[k], mt, v) for k, v in maps.items()}) for mt in curve_metrics]
+                                 {k: runner.metric_curves(g, methods[k], mt, v) for k, v in maps.items()})
+                      for mt in curve_metrics if runner.task_skip(ds, mo, mt) is None]  # a segmenter's metric: not here
             note = (f"Mean over the table's {len(samples)} samples, curves as scored (AUC = the table's mean; "
                     "constant maps left out, as in the table)" if in_table
                     else f"Not in this suite's table: the registered curve metrics with their default parameters, "

@@ -79,15 +79,10 @@ class MetricContext:
     #: The seed of randomized models (MPRT's cascade, eMPRT, sMPRT): from the run's seed only, the same for every
     #: model, method and metric: randomized models are common random numbers too.
     model_seed: int = 0
-
-    @property
-    def segmentation(self) -> Any:
-        """The segmentation target of this sample (:class:`xaibench.segmentation.RegionScore`: ``region``
-        ``(*spatial)`` bool, ``cls``, ``reduce``, ``segmenter()`` the per-pixel model) when the engine's model is
-        a segmenter's region score (a batch of one sample), else None (a classifier)."""
-        from xaibench.segmentation import region_score
-
-        return region_score(self.engine.model)
+    #: A segmenter's sample, scored alone: its :class:`xaibench.segmentation.RegionScore` (``region``
+    #: ``(*spatial)`` bool, ``cls``, ``reduce``, ``segmenter()`` the per-pixel model), the engine's model; None for
+    #: a classifier.
+    segmentation: Any = None
 
 
 #: What a metric may declare in ``MetricSpec.needs``; each arrives as the keyword argument of that name.

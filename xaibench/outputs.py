@@ -83,7 +83,10 @@ class OutputAdapter(nn.Module):
         return out
 
     def get_submodule(self, target: str) -> nn.Module:
-        """Layer names are the user's: ``features.3`` names ``self.wrapped.features[3]``."""
+        """Layer names are the user's: ``features.3`` names ``self.wrapped.features[3]``; the adapter's own
+        names (``wrapped.features.3``, what ``named_modules()`` and fx traces of the adapter give) resolve too."""
+        if target.partition(".")[0] == "wrapped" and not hasattr(self.wrapped, "wrapped"):
+            return super().get_submodule(target)
         return self.wrapped.get_submodule(target) if target else self
 
     def __getattr__(self, name: str) -> Any:

@@ -17,14 +17,14 @@ sample's region, whose output is the ``(B, K)`` region scores of every class. Ev
 ``(N, K)`` logits, so each runs on it unchanged; a perturbation method's batch holds perturbations of that one
 sample, scored against the region fixed on the unperturbed input. Probabilities the harness reads are the softmax
 of the region scores (one logit: ``sigmoid(S_1)``); metrics with an ``output: logit`` parameter read ``S_k``
-itself. :func:`segmentable` puts :func:`xaibench.api.score` and :func:`xaibench.api.explain` on this path.
+itself. :func:`xaibench.segmented.segmentable` puts :func:`xaibench.api.score` and :func:`xaibench.api.explain`
+on this path, :class:`xaibench.execution.Execution` a suite's cells.
 """
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
-import numpy as np
 import torch
 
 from xaibench.errors import XaibenchError
@@ -51,7 +51,8 @@ def target_regions(target: RegionTarget, logits: torch.Tensor, masks: torch.Tens
     else:
         index = target.box if target.region == "box" else tuple((p, p + 1) for p in target.pixel or ())
         if len(index) != len(spatial) or any(stop > size for (_, stop), size in zip(index, spatial)):
-            raise XaibenchError(f"target {target.region} {[list(p) for p in index] if target.region == 'box' else list(target.pixel or ())} "
+            given = [list(p) for p in index] if target.region == "box" else list(target.pixel or ())
+            raise XaibenchError(f"target {target.region} {given} "
                                 f"does not fit inputs of size {list(spatial)}: give one "
                                 f"{'[start, stop] pair' if target.region == 'box' else 'index'} per axis within it")
         regions = torch.zeros((n, *spatial), dtype=torch.bool, device=logits.device)
@@ -91,11 +92,12 @@ class RegionScore(OutputAdapter):
         #: The explained class.
         self.cls = cls
         self.reduce = reduce
-        self.weights = region_weights(region[None], reduce)[0]
+        # a buffer, not an attribute: tracers (the methods' rule checks) see a constant, not an input-dependent factor
+        self.register_buffer("weights", region_weights(region[None], reduce), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, K)`` region scores of ``x`` ``(B, C, *spatial)``."""
-        return reduced(super().forward(x), self.weights[None].to(x.device))
+        return reduced(super().forward(x), self.weights)
 
     def segmenter(self) -> OutputAdapter:
         """The segmentation model itself (``(B, K, *spatial)`` per-pixel logits), sharing this module's layers."""
@@ -119,52 +121,3 @@ def suite_target(target: Any) -> RegionTarget:
 def region_score(model: Any) -> RegionScore | None:
     """``model`` when it is a :class:`RegionScore` (a metric's engine on a segmenter), else None."""
     return model if isinstance(model, RegionScore) else None
-
-
-
-
-def per_sample(function: Any, a: dict[str, Any], net: OutputAdapter, x: torch.Tensor, device: torch.device,
-               target: RegionTarget) -> Any:
-    """``function`` (:func:`xaibench.api.score` or :func:`~xaibench.api.explain`, its arguments ``a`` by name) on
-    segmenter ``net``: the regions fixed on the unperturbed ``x`` (:func:`target_regions`), then each sample alone
-    through its :class:`RegionScore` for class ``target.cls``, with its own id (so its seeds), mask, map and region
-    map; the maps ``(N, *spatial)`` come back stacked, the scores as one :class:`~xaibench.scores.Scores` (each
-    metric's summary over all samples, as :func:`~xaibench.api.score` summarises)."""
-    from xaibench.engine import Engine
-    from xaibench.user_inputs import checked_annotation, checked_maps, sample_ids
-
-    masks = checked_annotation(a.get("masks"), x, "masks")
-    logits = Engine(net, device, a.get("batch_size") or 64).logits(x)
-    regions = target_regions(target, logits, masks)
-    ids = sample_ids(a["ids"], x)
-    scoring = "metrics" in a
-    maps = checked_maps(a["maps"], x) if scoring else None
-    graded = checked_annotation(a["regions"], x, "region maps") if scoring else None
-    results = []
-    for i in range(int(x.shape[0])):
-        one = slice(i, i + 1)
-        kw = dict(a, model=RegionScore(net, regions[i], target.reduce, target.cls), inputs=x[one],
-                  targets=[target.cls], ids=[ids[i]], output="logits", output_index=None, output_key=None,
-                  num_classes=int(logits.shape[1]), masks=None if masks is None else masks[one])
-        if scoring:
-            kw.update(maps=maps[one], regions=None if graded is None else graded[one])
-        results.append(function(**kw))
-    if not scoring:
-        return np.concatenate(results)
-    return merged_scores(results, ids, a["seed"])
-
-
-def merged_scores(results: list[Any], ids: tuple[str, ...], seed: int) -> Any:
-    """One :class:`~xaibench.scores.Scores` of per-sample ``results`` (in the order of ``ids``), each metric's
-    mean and bootstrap CI over all of them, seeded as :func:`xaibench.api.score` seeds it."""
-    from xaibench.execution import bootstrap_seed
-    from xaibench.scores import Scores
-    from xaibench.stats import summarize
-    from xaibench.user_metrics import metric_specs
-
-    first = results[0]
-    specs = metric_specs(list(first.values))
-    values = {s.name: np.concatenate([r.values[s.name] for r in results]) for s in specs}
-    summary = {s.name: summarize(values[s.name], bootstrap_seed(seed, s), ids) for s in specs}
-    constant = {s.name: sum(r.constant_maps[s.name] for r in results) for s in specs}
-    return Scores(ids, values, summary, constant, dict(first.higher_is_better))

@@ -134,7 +134,8 @@ class Suite:
     ``samples``: test samples evaluated per dataset (>= 1); ``image_size``: the side
     images are resized to (None: the dataset's own); ``target``: the explained class,
     ``predicted`` or ``label``, or for segmentation models a region target, the dict of
-    :data:`xaibench.targets.KEYS` with every key filled in (:func:`xaibench.targets.region_target`); ``batch_size``: samples per forward batch (>= 1); ``seed``
+    :data:`xaibench.targets.KEYS` with every key filled in (:func:`xaibench.targets.region_target`);
+    ``batch_size``: samples per forward batch (>= 1); ``seed``
     seeds training, sampling and bootstrap CIs. These defaults are the only place suite
     defaults are written: keys absent from the file take them.
     """

@@ -1,14 +1,13 @@
 """Region targets: what a segmentation model is explained for, in one vocabulary for suites and the Python API.
 
-Torch-free (``xaibench.api`` imports it at import time): the :class:`RegionTarget` record, its parser
-:func:`region_target`, and :func:`segmentable`, which puts :func:`xaibench.api.score` and
-:func:`xaibench.api.explain` on the segmentation path (:mod:`xaibench.segmentation`) for a segmentation model.
+Torch-free and import-light (:mod:`xaibench.suite` checks a suite's ``target:`` with it): the
+:class:`RegionTarget` record, its parser :func:`region_target` and its plain form :func:`region_dict`. The
+adapter that explains a segmenter for one is :mod:`xaibench.segmentation`; :mod:`xaibench.segmented` puts the
+Python API on it.
 """
 from __future__ import annotations
 
-import functools
-import inspect
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -83,60 +82,6 @@ def region_target(value: Any, where: str = "target") -> RegionTarget:
         if not pixel or min(pixel) < 0:
             raise XaibenchError(f"{where}: target pixel is one index >= 0 per spatial axis, got {list(pixel)}")
     return RegionTarget(region, cls, reduce, box, pixel)
-
-
-def _keywords(signature: inspect.Signature, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
-    """Every argument of a call by name, ``**`` keywords flattened in."""
-    bound = signature.bind(*args, **kwargs)
-    bound.apply_defaults()
-    out = {}
-    for name, value in bound.arguments.items():
-        if signature.parameters[name].kind is inspect.Parameter.VAR_KEYWORD:
-            out.update(value)
-        else:
-            out[name] = value
-    return out
-
-
-def segmentable(function: Callable[..., Any]) -> Callable[..., Any]:
-    """:func:`xaibench.api.score` or :func:`xaibench.api.explain` that also takes a segmentation model: with one,
-    ``targets`` is a region target (:func:`region_target`; None: the default) and every sample is scored or
-    explained through its :class:`RegionScore` (class ``cls``), its results put back in order. A region target
-    for a classifier, and a metric that needs a segmentation model (``"segmentation"`` in its needs) on a
-    classifier, are refused with one line."""
-    signature = inspect.signature(function)
-
-    @functools.wraps(function)
-    def call(*args: Any, **kwargs: Any) -> Any:
-        from xaibench.outputs import dense
-        from xaibench.segmentation import per_sample
-        from xaibench.user_inputs import checked_inputs, torch_device, user_model
-
-        a = _keywords(signature, args, kwargs)
-        x = checked_inputs(a["inputs"])
-        device = torch_device(a["device"])
-        net, _ = user_model(a["model"], x, a["num_classes"], a["output"], a["output_index"], a["output_key"], device)
-        if not dense(net):
-            if isinstance(a["targets"], (Mapping, RegionTarget)):
-                raise XaibenchError("targets is a region target, which explains a segmentation model's "
-                                    "(N, K, *spatial) output, but the model returns (N, K) class scores: pass class "
-                                    "indices (or None for the predicted classes)")
-            _refuse_segmentation_metrics(a.get("metrics"))
-            return function(*args, **kwargs)
-        return per_sample(function, a, net, x, device, region_target(a["targets"], "targets"))
-
-    return call
-
-
-def _refuse_segmentation_metrics(metrics: Any) -> None:
-    from xaibench.user_metrics import metric_specs
-
-    for spec in [] if metrics is None else metric_specs(metrics):
-        if "segmentation" in spec.needs:
-            raise XaibenchError(f"not applicable: metric {spec.name!r} needs a segmentation model "
-                                f"((N, K, *spatial) per-pixel logits); the model returns (N, K) class scores")
-
-
 
 
 def region_dict(target: RegionTarget) -> dict[str, Any]:

@@ -51,6 +51,7 @@ class DiceToReference(nn.Module):
         self.reference = reference
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, K)`` Dice per class of ``x`` ``(B, C, *spatial)``'s prediction against the reference."""
         logits = self.segmenter(x)
         k = int(logits.shape[1])
         pred = nn.functional.one_hot(logits.argmax(1), k).flatten(1, -2).float()  # (B, P, K)
@@ -68,7 +69,7 @@ def _one(inputs: torch.Tensor, segmentation: Any) -> None:
 
 def deletion_dice_curve(inputs: torch.Tensor, maps: torch.Tensor, engine: Engine, segmentation: Any,
                         sample_seeds: Sequence[int], data_mean: torch.Tensor | None = None, steps: int = 32,
-                        fill: str = "zero", order: str = "most") -> np.ndarray:
+                        fill: str = "zero", *, order: str) -> np.ndarray:
     """``(1, steps + 1)`` float64 in [0, 1]: the Dice of class ``k``'s prediction with the ``s / steps`` most
     (``order: most``) or least relevant pixels set to the fill against its unperturbed prediction; NaN where
     that prediction is empty (module doc)."""
@@ -87,9 +88,9 @@ def deletion_dice_curve(inputs: torch.Tensor, maps: torch.Tensor, engine: Engine
 
 def deletion_dice(inputs: torch.Tensor, maps: torch.Tensor, engine: Engine, segmentation: Any,
                   sample_seeds: Sequence[int], data_mean: torch.Tensor | None = None, steps: int = 32,
-                  fill: str = "zero", order: str = "most") -> np.ndarray:
+                  fill: str = "zero", *, order: str) -> np.ndarray:
     """``(1,)``: the area under :func:`deletion_dice_curve` on [0, 1]; NaN where it is undefined."""
-    curve = deletion_dice_curve(inputs, maps, engine, segmentation, sample_seeds, data_mean, steps, fill, order)
+    curve = deletion_dice_curve(inputs, maps, engine, segmentation, sample_seeds, data_mean, steps, fill, order=order)
     return np.full(1, np.nan) if np.isnan(curve).any() else kernels.auc(curve)
 
 
@@ -101,7 +102,7 @@ def zones(region: np.ndarray, width: int) -> dict[str, np.ndarray]:
     return {"inside": region, "ring": grown & ~region, "beyond": ~grown}
 
 
-def relevance_share(maps: torch.Tensor, segmentation: Any, zone: str = "inside", width: int = 4) -> np.ndarray:
+def relevance_share(maps: torch.Tensor, segmentation: Any, *, zone: str, width: int = 4) -> np.ndarray:
     """``(1,)`` in [0, 1]: ``sum_{zone} a+ / sum a+`` with ``a+`` the map's positive part; NaN where
     ``sum a+ = 0`` (module doc)."""
     _one(maps[:, None], segmentation)
