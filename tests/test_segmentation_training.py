@@ -42,7 +42,7 @@ def seg_run(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untype
 
 
 def test_the_segmenter_is_trained_evaluated_and_gated(seg_run) -> None:  # type: ignore[no-untyped-def]
-    model, samples, evaluation, checks, cells, _ = seg_run
+    model, _, evaluation, checks, cells, _ = seg_run
     assert dense(model)
     assert evaluation["task"] == "segmentation" and evaluation["n"] == 24
     assert evaluation["dice"] > evaluation["background_dice"] and evaluation["gate"]["learned"]
