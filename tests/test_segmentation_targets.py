@@ -31,6 +31,7 @@ def test_the_default_and_a_full_dict_parse_to_the_same_record() -> None:
     ({"region": "box"}, r"target box is missing: region 'box' needs `box:`"),
     ({"box": [[0, 2]]}, r"target box is given for region 'predicted': remove it"),
     ({"region": "box", "box": [[3, 2], [0, 1]]}, r"0 <= start < stop"),
+    ({"region": "box", "box": [[2, 2], [0, 1]]}, r"0 <= start < stop, got \[\[2, 2\], \[0, 1\]\]"),
     ({"region": "box", "box": [[0, 2.5]]}, r"target box pair must be a list of integers"),
     ({"region": "pixel", "pixel": [-1, 0]}, r"target pixel is one index >= 0"),
     ("predicted", r"a region target is a dict"),

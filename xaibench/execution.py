@@ -257,10 +257,9 @@ class Execution:
                                 f"model {g.model_entry.entry.display!r} returns (N, K) class scores")
             arguments = metric_arguments(c.metric.spec.needs, self.batch(g, maps), self.metric_context(g, c, memo))
             return real_tensor(function(**arguments, **c.metric_params), "metric").detach().cpu().double().numpy()
-        parts = [self.raw(self.sample_group(g, i), c, maps[i:i + 1], memo.setdefault(("sample", i), {}), function)
-                 if g.regions[i].any() else None for i in range(len(g.samples))]  # an empty region: NaN
-        shape = next((p.shape[1:] for p in parts if p is not None), ())
-        return np.concatenate([np.full((1, *shape), np.nan) if p is None else p for p in parts])
+        # an empty region's map is 0 (explain): constant, so its scores are NaN (checked_scores)
+        return np.concatenate([self.raw(self.sample_group(g, i), c, maps[i:i + 1], memo.setdefault(("sample", i), {}),
+                                        function) for i in range(len(g.samples))])
 
     def failed(self, c: Cell, error: str) -> CellResult:
         """A failed result for cell ``c`` with ``error`` (no scores; every evaluated sample counted as missing)."""
