@@ -125,8 +125,8 @@ def test_tuple_dict_and_named_tuple_outputs_need_the_key_named() -> None:
 def test_class_count_mismatch_is_refused() -> None:
     with pytest.raises(XaibenchError, match="outputs 3 class score.s. per input but the dataset has 2 classes"):
         _conform(TupleCNN(3, 1), 2, OutputForm(index=0))
-    with pytest.raises(XaibenchError, match=r"returns shape \(2, 16, 16, 16\)"):
-        _conform(nn.Conv2d(1, 16, 3, padding=1), 16)
+    with pytest.raises(XaibenchError, match=r"returns shape \(2, 16, 14, 14\)"):  # per-pixel, not at the input's size
+        _conform(nn.Conv2d(1, 16, 3), 16)
 
 
 def test_plain_logits_model_is_left_as_is_and_layer_names_stay_the_users() -> None:

@@ -13,6 +13,7 @@ import torch
 import xaibench
 from xaibench.plugins import load_harness
 from xaibench.testing import tiny_model
+from segnets import unet
 
 #: Metrics the API scores (a metric comparing with a model trained by another protocol needs a suite).
 SPECS = [e.spec for e in load_harness().registry("metrics") if not e.spec.variants]
@@ -35,7 +36,9 @@ def scored() -> dict[str, np.ndarray]:
         regions = masks.to(torch.int8) * 2 - (torch.rand(N, S, S, generator=g) < 0.2).to(torch.int8)
         for s in SPECS:
             params = {"draws": 2} if "draws" in s.defaults else {}
-            out = xaibench.score(model, x, None, maps, [s.name], masks=masks, regions=regions, region_top_level=2,
+            seg = "segmentation" in s.needs  # a segmenter's metric: a random UNet, its box region's score
+            out = xaibench.score(unet(seed, k=3) if seg else model, x,
+                                 {"region": "box", "box": [[4, 24], [8, 20]], "class": 2} if seg else None, maps, [s.name], masks=masks, regions=regions, region_top_level=2,
                                  data_mean=[0.5], method="integrated-gradients", method_params={"n_steps": 4},
                                  params={s.name: params}, seed=seed)
             seen.setdefault(s.name, []).extend(out[s.name].tolist())

@@ -24,6 +24,7 @@ from xaibench.specs import DataBundle, DatasetSpec
 from xaibench.store import Store
 from xaibench.suite import load_suite
 from xaibench.testing import tiny_model
+from segnets import unet
 
 HARNESS = load_harness()
 #: Metrics comparing with a model trained by another protocol: only a suite trains it.
@@ -60,7 +61,9 @@ def _params(name: str) -> dict[str, object]:
 def _score(name: str, order: list[int], ids: tuple[str, ...] | None = IDS) -> xaibench.Scores:
     model, x, maps, masks = _data()
     idx = torch.tensor(order)
-    return xaibench.score(model, x[idx], None, maps[idx], [name], masks=masks[idx], regions=2 * masks[idx].int(),
+    seg = "segmentation" in HARNESS.metrics.get(name).needs  # a segmenter's metric: a UNet's box region score
+    return xaibench.score(unet(k=3) if seg else model, x[idx],
+                          {"region": "box", "box": [[2, 12], [3, 10]], "class": 2} if seg else None, maps[idx], [name], masks=masks[idx], regions=2 * masks[idx].int(),
                           region_top_level=2, method="smoothgrad", method_params={"samples": 3}, additive=True,
                           params={name: _params(name)}, data_mean=[0.5], seed=7,
                           ids=None if ids is None else tuple(ids[i] for i in order), batch_size=4)

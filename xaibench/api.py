@@ -36,19 +36,9 @@ from xaibench.comparison import Comparison
 from xaibench.errors import XaibenchError, did_you_mean
 from xaibench.results import Results, resolve_suite, run_suite
 from xaibench.scores import Scores
-from xaibench.user_inputs import (
-    as_tensor,
-    checked_annotation,
-    checked_inputs,
-    checked_maps,
-    checked_targets,
-    installed,
-    merged_params,
-    modality,
-    sample_ids,
-    torch_device,
-    user_model,
-)
+from xaibench.segmented import segmentable
+from xaibench.user_inputs import (as_tensor, checked_annotation, checked_inputs, checked_maps, checked_targets,
+                                  installed, merged_params, modality, sample_ids, torch_device, user_model)
 from xaibench.user_methods import check_covered, choose_method, explainer
 from xaibench.user_metrics import check_applicable, data_bundle, metric_specs, scored
 
@@ -60,6 +50,7 @@ WHERE = "xaibench.score"
 METHOD_BATCH = 64
 
 
+@segmentable
 def score(model: Any, inputs: Any, targets: Any, maps: Any, metrics: str | Iterable[str], *,
           masks: Any = None, regions: Any = None, ground_truth: str = "masks", region_top_level: int | None = None,
           method: Any = None, method_params: Mapping[str, Any] | None = None, layer: Any = None,
@@ -71,13 +62,14 @@ def score(model: Any, inputs: Any, targets: Any, maps: Any, metrics: str | Itera
     """Per-sample scores of ``maps`` (yours, or any method's) on ``model`` and ``inputs``, by registered metrics.
 
     Args:
-        model: a ``torch.nn.Module`` returning ``(N, K)`` logits, one logit ``z`` for two classes (class 1: ``z``,
-            class 0: ``-z``; probabilities ``sigmoid(z)``, ``1 - sigmoid(z)``), probabilities (``output=``
+        model: a ``torch.nn.Module`` returning ``(N, K)`` logits (a segmenter's ``(N, K, *spatial)``:
+            :mod:`xaibench.segmentation`), one logit ``z`` for two classes (class 1: ``z``, class 0: ``-z``;
+            probabilities ``sigmoid(z)``, ``1 - sigmoid(z)``), probabilities (``output=``
             ``"probabilities"``) or a tuple/dict whose class scores ``output_index``/``output_key`` name
             (:mod:`xaibench.outputs`); it is put in eval mode on ``device``.
         inputs: ``(N, C, L)``, ``(N, C, H, W)`` or ``(N, C, D, H, W)`` floats as the model consumes them.
         targets: ``(N,)`` integer classes to explain, one int for all, or None for the model's predicted classes
-            (what a suite with ``target: predicted`` explains).
+            (``target: predicted``); for a segmentation model a region target (:func:`xaibench.targets.region_target`).
         maps: ``(N, *spatial)`` saliency maps, or coarser in the input's proportions (upsampled bilinearly, as
             the runner does for every method; :func:`xaibench.maps.coarser_fits`); real numbers, finite.
         metrics: registered metric names (``xaibench plugins`` lists them), or one name.
@@ -121,6 +113,7 @@ def score(model: Any, inputs: Any, targets: Any, maps: Any, metrics: str | Itera
     from xaibench.engine import Engine
     from xaibench.execution import bootstrap_seed, checked_scores, memoised, metric_seeds
     from xaibench.metric_inputs import MetricBatch, MetricContext, metric_arguments
+    from xaibench.segmentation import region_score
     from xaibench.stats import summarize
     from xaibench.throughput import engine_batch_size
 
@@ -168,6 +161,7 @@ def score(model: Any, inputs: Any, targets: Any, maps: Any, metrics: str | Itera
         p = merged[s.name]
         ctx = MetricContext(engine=engine, base_logits=base_logits, data_mean=mean, dataset=bundle,
                             model=lambda: copy.deepcopy(net), explain=explain, shared=memoised(memo),
+                            segmentation=region_score(net),
                             **metric_seeds(seed, s, p, sids))
         arguments = metric_arguments(s.needs, batch, ctx)
         raw = scored(s, net, lambda s=s, arguments=arguments, p=p: s.score(**arguments, **p), WHERE)
@@ -177,6 +171,7 @@ def score(model: Any, inputs: Any, targets: Any, maps: Any, metrics: str | Itera
 
 
 # -- explain -------------------------------------------------------------------------------------
+@segmentable
 def explain(model: Any, inputs: Any, targets: Any = None, *, method: Any, layer: Any = None,
             masks: Any = None, data_mean: Any = None, device: str = "cpu", batch_size: int = METHOD_BATCH,
             seed: int = 0, ids: Sequence[str] | None = None, num_classes: int | None = None,

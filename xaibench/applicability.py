@@ -28,7 +28,8 @@ docs/metric-applicability.md`; a test keeps this page equal to what the code ren
 - **model**: *passes* = batched forward passes of the trained model on perturbed inputs (the engine);
   *re-explains* = the method is run again (on perturbed inputs, other models or other classes), so
   the metric costs method runs; *copy* = a fresh copy of the model is modified (randomized, shifted);
-  *variant* = a model trained by another protocol; *none* = the maps (and masks) alone.
+  *variant* = a model trained by another protocol; *segmenter* = a segmentation model's region target
+  (not applicable to classifiers: [segmentation](segmentation.md)); *none* = the maps (and masks) alone.
 - **modalities**: the input kinds the metric is checked on (image, signal, volume); others are skipped.
 - **chance / oracle**: the score of a uniformly random map in expectation (*mask-fraction*: the mask's
   area fraction) and of the ground-truth map, where the definition fixes them (the calibration verdict
@@ -41,7 +42,7 @@ docs/metric-applicability.md`; a test keeps this page equal to what the code ren
 def _model_needs(spec: MetricSpec) -> str:
     needs = spec.needs
     parts = [label for key, label in (("engine", "passes"), ("explain", "re-explains"), ("model", "copy"),
-                                      ("variant", "variant")) if key in needs]
+                                      ("variant", "variant"), ("segmentation", "segmenter")) if key in needs]
     return ", ".join(parts) or "none"
 
 

@@ -103,9 +103,10 @@ def _cmd_train(args: argparse.Namespace, harness: Harness) -> int:
     summary = RunSummary()
     with _results_store(args.store) as store:
         rows = Runner(harness, suite, store, options).train_models(summary)
-    print(tabulate([[d, m, *(e.get(k) for k in ("accuracy", "precision", "recall", "f1", "majority", "n"))]
-                    for d, m, e in rows],
-                   headers=["dataset", "model", "accuracy", "precision", "recall", "F1", "majority", "n test"],
+    columns = ("accuracy", "precision", "recall", "f1", "majority", "dice", "iou", "n")  # a segmenter: Dice, IoU
+    print(tabulate([[d, m, *(e.get(k) for k in columns)] for d, m, e in rows],
+                   headers=["dataset", "model", "accuracy", "precision", "recall", "F1", "majority", "Dice", "IoU",
+                            "n test"],
                    floatfmt=".3f"))
     print(f"{summary.models_trained} model(s) trained, {len(rows) - summary.models_trained} loaded from the cache "
           f"or a checkpoint; test-split evaluations stored in {args.store}")

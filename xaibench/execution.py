@@ -27,6 +27,9 @@ from xaibench.bundles import Bundles
 from xaibench.cache import SaliencyCache, content_key
 from xaibench.engine import Engine
 from xaibench.errors import CellError, SuiteError, XaibenchError, did_you_mean
+from xaibench.outputs import dense
+from xaibench.segmentation import (RegionScore, reduced, region_score, region_weights, suite_target,
+                                   target_regions)
 from xaibench.explaining import copies, explain_samples, real_tensor
 from xaibench.isolation import ModelGuard, time_limit
 from xaibench.models import Models
@@ -59,6 +62,10 @@ class GroupContext:
     target: torch.Tensor
     #: ``(C,)`` per-channel mean of the training inputs.
     data_mean: torch.Tensor
+    #: A segmentation model's target regions ``(N, *spatial)`` bool, fixed on the unperturbed samples
+    #: (:mod:`xaibench.segmentation`; ``base_logits`` are then the ``(N, K)`` region scores); None for a classifier
+    #: and for one sample of a segmenter explained and scored alone (:meth:`Execution.sample_group`).
+    regions: torch.Tensor | None = None
 
 
 class Outcome(NamedTuple):
@@ -89,13 +96,31 @@ class Execution:
             model, samples.x[:1], settings.device, settings.options.home, settings.options.autocast)
         engine = Engine(model, settings.device, engine_batch, autocast=settings.options.autocast)
         base_logits = engine.logits(samples.x)
-        target = base_logits.argmax(1) if settings.suite.target == "predicted" else samples.y.to(settings.device)
+        regions = None
+        if dense(model):  # a segmenter: the region scores of each sample's region (xaibench.segmentation)
+            rt = suite_target(settings.suite.target)
+            regions = target_regions(rt, base_logits, samples.masks, allow_empty=True)
+            base_logits = reduced(base_logits, region_weights(regions, rt.reduce))
+            target = torch.full((len(samples),), rt.cls, device=settings.device)
+        elif isinstance(settings.suite.target, Mapping):
+            raise XaibenchError(f"model {mo.entry.display!r} returns (N, K) class scores, but the suite's target "
+                                f"is a region target, which explains a segmentation model: use `target: predicted`")
+        else:
+            target = base_logits.argmax(1) if settings.suite.target == "predicted" else samples.y.to(settings.device)
         dims = [0] + list(range(2, bundle.train.x.dim()))
         # summed in float64: a float32 sum's rounding depends on the tensor's memory layout, which differs between
         # a freshly generated dataset and the same one loaded from the cache (fills by the mean differed by 1e-9)
         data_mean = bundle.train.x.double().mean(dim=dims).float().to(settings.device)
         return GroupContext(ds, mo, self.models.key(ds, mo), bundle, model, engine, samples, base_logits, target,
-                            data_mean)
+                            data_mean, regions)
+
+    def sample_group(self, g: GroupContext, i: int) -> GroupContext:
+        """Sample ``i`` of segmenter group ``g`` alone, through its :class:`~xaibench.segmentation.RegionScore`
+        (model and engine): what its maps and scores are computed on, as for a classifier's samples."""
+        scorer = RegionScore(g.model, g.regions[i], suite_target(self.settings.suite.target).reduce, int(g.target[i]))
+        engine = Engine(scorer, g.engine.device, g.engine.batch_size, autocast=self.settings.options.autocast)
+        return dataclasses.replace(g, model=scorer, engine=engine, samples=g.samples.subset([i]),
+                                   base_logits=g.base_logits[i:i + 1], target=g.target[i:i + 1], regions=None)
 
     def execute_group(self, g: GroupContext, cells: list[Cell]) -> list[Outcome]:
         """One method's maps (computed once, cached) and then each of its metric ``cells``, in order."""
@@ -119,7 +144,9 @@ class Execution:
         cache = SaliencyCache(self.settings.options.home, g.model_key, method_key(me, self.settings.suite, self.settings.numerics))
         missing = cache.missing(g.samples.ids)
         if missing:
-            subset = dataclasses.replace(g, samples=g.samples.subset(missing), target=g.target[missing])
+            subset = dataclasses.replace(g, samples=g.samples.subset(missing), target=g.target[missing],
+                                         base_logits=g.base_logits[missing],
+                                         regions=None if g.regions is None else g.regions[missing])
             try:
                 maps = self.isolated(f"method {me.entry.display!r}", g.model, lambda: self.explain(subset, me))
             except (XaibenchError, KeyboardInterrupt):
@@ -134,6 +161,10 @@ class Execution:
         """``me``'s maps of ``g.samples`` for ``g.target`` (on ``model``, default ``g.model``), in batches,
         validated and upsampled to the input size: ``(N, *spatial)`` float32. ``group``: as
         :func:`explain_samples`'s (re-explained copies of that many samples)."""
+        if g.regions is not None:  # a segmenter: each sample through its region score; an empty region's map is 0
+            return np.concatenate([self.explain(self.sample_group(g, i), me, model, group) if g.regions[i].any()
+                                   else np.zeros((1, *g.samples.x.shape[2:]), np.float32)
+                                   for i in range(len(g.samples))])
         model = g.model if model is None else model
         params = me.params
         layer = target_layer(model, g.model_entry, params) if me.spec.takes_layer else None  # none to name
@@ -170,6 +201,7 @@ class Execution:
         return MetricContext(
             engine=g.engine, base_logits=g.base_logits, data_mean=g.data_mean, dataset=g.bundle,
             model=lambda: copy.deepcopy(g.model), explain=explain, variant=variant, shared=memoised(memo),
+            segmentation=region_score(g.model),
             **metric_seeds(self.settings.suite.seed, spec, c.metric.params, g.samples.ids))
 
     def batch(self, g: GroupContext, maps: np.ndarray) -> MetricBatch:
@@ -184,9 +216,7 @@ class Execution:
         """Cell ``c``'s metric curves (``MetricSpec.curve``) of ``maps``, ``(N, S)`` float64: its score's
         arguments, parameters and random draws, so their areas are the cell's per-sample scores; the row of
         a constant map is NaN, as its score is (:func:`~xaibench.degenerate.mask_constant`)."""
-        spec: MetricSpec = c.metric.spec
-        arguments = metric_arguments(spec.needs, self.batch(g, maps), self.metric_context(g, c, {}))
-        curves = np.array(spec.curve(**arguments, **c.metric_params), dtype=np.float64)
+        curves = self.raw(g, c, maps, {}, c.metric.spec.curve)
         curves[constant_maps(maps)] = np.nan
         return curves
 
@@ -201,9 +231,8 @@ class Execution:
         samples = g.samples
         start, trained_before = time.perf_counter(), self.models.training_seconds
         try:
-            arguments = metric_arguments(spec.needs, self.batch(g, maps), self.metric_context(g, c, memo))
             values = self.isolated(f"metric {c.metric.entry.display!r}", g.model,
-                                   lambda: spec.score(**arguments, **params))
+                                   lambda: self.raw(g, c, maps, memo, spec.score))
             values, constant = checked_scores(spec, values, maps)
         except (XaibenchError, KeyboardInterrupt):
             raise
@@ -216,6 +245,21 @@ class Execution:
                 "training_seconds": round(training, 3), "maps_seconds": round(maps_seconds, 3)}
         return CellResult(c.row.cell_key, c.row.dataset, c.row.model, c.row.method, c.row.metric, "ok",
                           mean, low, high, n, len(samples), None, prov), values.tolist()
+
+    def raw(self, g: GroupContext, c: Cell, maps: np.ndarray, memo: dict[Hashable, Any],
+            function: Callable[..., Any]) -> np.ndarray:
+        """``function`` (cell ``c``'s metric score or curve) on ``maps`` with its arguments and parameters, as
+        float64 (``(N,)`` scores, ``(N, S)`` curves); a segmenter's samples one at a time (:meth:`sample_group`,
+        each with its own memo), stacked."""
+        if g.regions is None:
+            if "segmentation" in c.metric.spec.needs and region_score(g.model) is None:
+                raise CellError(f"not applicable: metric {c.metric.entry.display!r} needs a segmentation model; "
+                                f"model {g.model_entry.entry.display!r} returns (N, K) class scores")
+            arguments = metric_arguments(c.metric.spec.needs, self.batch(g, maps), self.metric_context(g, c, memo))
+            return real_tensor(function(**arguments, **c.metric_params), "metric").detach().cpu().double().numpy()
+        # an empty region's map is 0 (explain): constant, so its scores are NaN (checked_scores)
+        return np.concatenate([self.raw(self.sample_group(g, i), c, maps[i:i + 1], memo.setdefault(("sample", i), {}),
+                                        function) for i in range(len(g.samples))])
 
     def failed(self, c: Cell, error: str) -> CellResult:
         """A failed result for cell ``c`` with ``error`` (no scores; every evaluated sample counted as missing)."""

@@ -28,6 +28,7 @@ import numpy as np
 
 from xaibench import progress
 from xaibench.errors import CellError, XaibenchError
+from xaibench.outputs import dense
 from xaibench.plan import resolve
 from xaibench.suite import Entry
 from xaibench.slices import PLANES, orthogonal_slices
@@ -353,15 +354,20 @@ def write_run_figures(runner: "Runner", out_dir: str | Path) -> list[Path]:
                                 samples.masks.reshape(len(samples), -1).any(1).tolist(), GALLERY_SAMPLES)
             progress.say(f"drawing the saliency gallery and deletion/insertion curves of {name} ...")
             masks = None if samples.masks is None else samples.masks[rows].numpy()
-            labels = [f"y={bundle.class_names[int(samples.y[i])]}, explained {bundle.class_names[int(g.target[i])]}"
-                      for i in rows]
-            written.append(gallery(samples.x[rows].numpy(), masks, {k: v[rows] for k, v in maps.items()},
+            labels = [f"y={bundle.class_names[int(samples.y[i])]}, explained "  # a segmenter: its region target
+                      + (f"{runner.suite.target['region']} region of class {int(g.target[i])}" if dense(g.model)
+                         else bundle.class_names[int(g.target[i])]) for i in rows]
+            shown = {k: v[rows] for k, v in maps.items()}
+            if g.regions is not None:  # a segmenter: its predicted mask (the explained region) before the maps
+                shown = {"explained region": g.regions[rows].float().cpu().numpy(), **shown}
+            written.append(gallery(samples.x[rows].numpy(), masks, shown,
                                    [samples.ids[i] for i in rows], labels, name,
                                    Path(out_dir) / figure_path(runner.suite.name, ds.entry.display, mo.entry.display,
                                                                "gallery")))
             panels = [CurvePanel(f"{mt.entry.display}: " + ", ".join(f"{k}={v}" for k, v in sorted(mt.params.items())),
                                  mt.entry.display, mt.spec.higher_is_better,
-                                 {k: runner.metric_curves(g, methods[k], mt, v) for k, v in maps.items()}) for mt in curve_metrics]
+                                 {k: runner.metric_curves(g, methods[k], mt, v) for k, v in maps.items()})
+                      for mt in curve_metrics if runner.task_skip(ds, mo, mt) is None]  # a segmenter's metric: not here
             note = (f"Mean over the table's {len(samples)} samples, curves as scored (AUC = the table's mean; "
                     "constant maps left out, as in the table)" if in_table
                     else f"Not in this suite's table: the registered curve metrics with their default parameters, "

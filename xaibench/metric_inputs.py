@@ -79,6 +79,10 @@ class MetricContext:
     #: The seed of randomized models (MPRT's cascade, eMPRT, sMPRT): from the run's seed only, the same for every
     #: model, method and metric: randomized models are common random numbers too.
     model_seed: int = 0
+    #: A segmenter's sample, scored alone: its :class:`xaibench.segmentation.RegionScore` (``region``
+    #: ``(*spatial)`` bool, ``cls``, ``reduce``, ``segmenter()`` the per-pixel model), the engine's model; None for
+    #: a classifier.
+    segmentation: Any = None
 
 
 #: What a metric may declare in ``MetricSpec.needs``; each arrives as the keyword argument of that name.
@@ -98,6 +102,8 @@ METRIC_NEEDS = {
                "((k N, *spatial) for k stacked copies of the inputs)",
     "variant": "MetricContext.variant(name) -> the model trained by a declared MetricSpec.variants protocol",
     "shared": "MetricContext.shared(key, compute): one result per key shared by a method's metric cells",
+    "segmentation": "MetricContext.segmentation: the sample's RegionScore (region, class, segmenter()) on a "
+                    "segmentation model, one sample per call; metrics that need it are not applicable to classifiers",
     "sample_seeds": "MetricContext.sample_seeds, one seed per sample from the run's seed and its id (never its "
                     "position), the same for every method (common random numbers)",
 }

@@ -22,12 +22,13 @@ from xaibench.cache import content_key, file_digest, load_checkpoint, save_check
 from xaibench.errors import SuiteError, XaibenchError
 from xaibench.gate import verdict
 from xaibench.options import Settings
-from xaibench.outputs import CONTRACT_VERSION, conform, unwrap
+from xaibench.outputs import CONTRACT_VERSION, conform, dense, unwrap
 from xaibench.plan import Resolved
 from xaibench.published import PretrainedWeights
 from xaibench.specs import ModelSpec, ModelVariant
 from xaibench.stats import seed_from
 from xaibench.store import Store
+from xaibench.segtraining import SEGMENT_CLASSES, SEGMENTATION, evaluate_segmentation
 from xaibench.training import evaluate, recipe_with, train
 
 
@@ -85,12 +86,19 @@ class Models:
         try:
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(seed_from(self.settings.suite.seed, self.key(ds, mo), "init"))
-                built = mo.spec.build(num_classes=bundle.num_classes, in_channels=bundle.in_channels,
+                built = mo.spec.build(num_classes=self.classes(ds, mo), in_channels=bundle.in_channels,
                                       modality=bundle.modality, **dict(mo.entry.params))
         except TypeError as exc:
             raise SuiteError(f"{self.settings.suite.at(mo.entry.line)}: model {mo.entry.display!r}: {exc}") from None
-        return conform(built, num_classes=bundle.num_classes, in_channels=bundle.in_channels, spatial=bundle.spatial,
+        return conform(built, num_classes=self.classes(ds, mo), in_channels=bundle.in_channels, spatial=bundle.spatial,
                        form=output_form(mo.entry), who=f"model {mo.entry.display!r} on {ds.entry.display!r}")
+
+    def classes(self, ds: Resolved, mo: Resolved) -> int:
+        """The classes ``mo`` is built with: the dataset's, or for a segmenter (``"segmentation"`` in
+        ``ModelSpec.provides``) two per pixel, background and lesion (:data:`~xaibench.segtraining.SEGMENT_CLASSES`)."""
+        if "segmentation" in mo.spec.provides:
+            return len(SEGMENT_CLASSES)
+        return self.bundles.bundle(ds).num_classes
 
     def _checkpoint(self, mo: Resolved, model_key: str) -> Path:
         """Where the trained weights are: the user's checkpoint, or the cache's file for ``model_key``."""
@@ -120,10 +128,12 @@ class Models:
                 started = time.perf_counter()
                 progress.say(f"training {what} ({recipe.epochs} epochs max"
                              f"{f', from {mo.entry.weights} weights' if start else ''}) ...")
-                on_epoch = progress.epochs(mo.entry.display) if self.settings.options.progress else None
+                objective = SEGMENTATION if dense(model) else None
+                on_epoch = progress.epochs(mo.entry.display, objective.name if objective else "accuracy") \
+                    if self.settings.options.progress else None
                 seed = seed_from(self.settings.suite.seed, model_key)
                 if start is None:
-                    train(model, bundle.train, bundle.val, recipe, seed, device, on_epoch=on_epoch)
+                    train(model, bundle.train, bundle.val, recipe, seed, device, on_epoch=on_epoch, objective=objective)
                 else:
                     pretrained.fine_tune(unwrap(model), model, start, bundle.train, bundle.val, recipe, seed, device,
                                          on_epoch)
@@ -133,7 +143,9 @@ class Models:
         load_checkpoint(model, path, what)
         model.to(device).eval()
         if self.store is not None and self.store.model_evaluation(model_key) is None:
-            evaluation = evaluate(model, bundle.test, device, bundle.class_names)
+            evaluation = (evaluate_segmentation(model, bundle.test, device,
+                                                seed_from(self.settings.suite.seed, model_key, "evaluation"))
+                          if dense(model) else evaluate(model, bundle.test, device, bundle.class_names))
             evaluation.update(gate=verdict(evaluation), numerics=self.settings.numerics)  # the model gate
             if evaluation["gate"]["reason"]:
                 progress.say(f"{what}: {evaluation['gate']['reason']}")

@@ -21,6 +21,10 @@ the model in an :class:`OutputAdapter` when the output needs converting:
   ``log p`` (``[log(1 - p), log p]`` for one output), so the harness's softmax gives back
   ``p`` exactly and nothing is softmaxed twice. Probabilities below the smallest normal
   float32 (1.2e-38) are taken as that value so the log stays finite.
+- ``(N, K, *spatial)`` at the input's size (2D or 3D; ``K = 1`` for a sigmoid's binary mask, read as
+  ``[-z, z]`` per pixel as above): a *segmentation model*. It is always wrapped (``OutputAdapter.dense``),
+  so :func:`dense` tells a segmenter from a classifier without a forward pass; every method and metric
+  reads it through a region target (:mod:`xaibench.segmentation`), never directly.
 - tuples, lists, named tuples and dicts (``(logits, embedding)``, torchvision's
   ``GoogLeNetOutputs``): the suite names the class scores with ``output_index: i`` or
   ``output_key: name``; without one the error names the key to add.
@@ -55,14 +59,17 @@ class OutputForm:
 class OutputAdapter(nn.Module):
     """Wraps ``model`` so that ``forward`` returns ``(N, K)`` logits (see the module docstring)."""
 
-    def __init__(self, model: nn.Module, form: OutputForm, single: bool) -> None:
+    def __init__(self, model: nn.Module, form: OutputForm, single: bool, dense: bool = False) -> None:
         super().__init__()
         self.wrapped = model
         self.form = form
         self.single = single
+        #: The output is ``(N, K, *spatial)`` per-pixel logits: a segmentation model (:func:`dense`).
+        self.dense = dense
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``(N, K)`` logits of the user's model on ``x`` ``(N, C, *spatial)``, per the declared output form."""
+        """``(N, K)`` logits (``(N, K, *spatial)`` for a :func:`dense` model) of the user's model on ``x``
+        ``(N, C, *spatial)``, per the declared output form."""
         out = select(self.wrapped(x), self.form)
         if self.form.kind == "probabilities":
             p = out.float().clamp_min(torch.finfo(torch.float32).tiny)
@@ -76,7 +83,10 @@ class OutputAdapter(nn.Module):
         return out
 
     def get_submodule(self, target: str) -> nn.Module:
-        """Layer names are the user's: ``features.3`` names ``self.wrapped.features[3]``."""
+        """Layer names are the user's: ``features.3`` names ``self.wrapped.features[3]``; the adapter's own
+        names (``wrapped.features.3``, what ``named_modules()`` and fx traces of the adapter give) resolve too."""
+        if target.partition(".")[0] == "wrapped" and not hasattr(self.wrapped, "wrapped"):
+            return super().get_submodule(target)
         return self.wrapped.get_submodule(target) if target else self
 
     def __getattr__(self, name: str) -> Any:
@@ -97,6 +107,12 @@ ONE_LOGIT_SCALE = 0.5
 def one_logit(model: nn.Module) -> bool:
     """True for the :class:`OutputAdapter` of a one-logit model returning logits: its outputs are ``[-z, z]``."""
     return isinstance(model, OutputAdapter) and model.single and model.form.kind == "logits"
+
+
+def dense(model: nn.Module) -> bool:
+    """True for a segmentation model as :func:`conform` returns it: its outputs are ``(N, K, *spatial)`` per-pixel
+    logits (``K >= 2``: a one-logit mask's ``z`` comes as ``[-z, z]``), at the input's spatial size."""
+    return isinstance(model, OutputAdapter) and model.dense
 
 
 def probability_scale(model: nn.Module) -> float:
@@ -129,7 +145,7 @@ def _shape(v: Any) -> str:
 def _scores_hint(items: Sequence[tuple[Any, Any]], n: int, num_classes: int) -> tuple[Any, str]:
     """The first element shaped like class scores, and a phrase listing every element's shape."""
     shapes = ", ".join(f"{k}: {_shape(v)}" for k, v in items)
-    fits = [k for k, v in items if isinstance(v, torch.Tensor) and v.dim() == 2 and v.shape[0] == n
+    fits = [k for k, v in items if isinstance(v, torch.Tensor) and v.dim() >= 2 and v.shape[0] == n
             and (v.shape[1] == num_classes or (num_classes == 2 and v.shape[1] == 1))]
     return (fits[0] if fits else None), shapes
 
@@ -163,7 +179,9 @@ def conform(model: nn.Module, *, num_classes: int, in_channels: int, spatial: Se
     (one line naming ``who`` and what to change, in a suite's words or, with ``naming="python"``, in
     :mod:`xaibench.api`'s keywords: :data:`NAMING`) for a forward pass that fails on such inputs, an unnamed
     tuple/dict output, a
-    wrong class count, a non-2D output, or declared probabilities outside [0, 1].
+    wrong class count, an output that is neither ``(N, K)`` class scores nor ``(N, K, *spatial)`` per-pixel
+    scores at the input's size (a segmentation model, returned wrapped: :func:`dense`), or declared
+    probabilities outside [0, 1].
     """
     if form.kind not in OUTPUT_FORMS:
         raise XaibenchError(f"{who}: `output: {form.kind}` is not one of {', '.join(OUTPUT_FORMS)}")
@@ -189,9 +207,12 @@ def conform(model: nn.Module, *, num_classes: int, in_channels: int, spatial: Se
         if isinstance(out, (tuple, list, dict)):
             _refuse_container(out, who, n, num_classes, naming)
         raise XaibenchError(f"{who} returns {type(out).__name__}; expected a tensor of class scores ({n}, {num_classes})")
-    if out.dim() != 2 or out.shape[0] != n:
+    is_dense = out.dim() > 2 and out.shape[0] == n and tuple(out.shape[2:]) == tuple(spatial)
+    if not is_dense and (out.dim() != 2 or out.shape[0] != n):
         raise XaibenchError(f"{who} returns shape {tuple(out.shape)} for {n} inputs; expected class scores "
-                            f"({n}, {num_classes}): flatten or pool its output to one row per input")
+                            f"({n}, {num_classes}) or per-pixel scores at the input's size "
+                            f"({n}, {num_classes}, {', '.join(map(str, spatial))}): flatten or pool a classifier's "
+                            f"output to one row per input, upsample a segmenter's to the input's size")
     k = int(out.shape[1])
     single = k == 1 and num_classes == 2
     if k != num_classes and not single:
@@ -200,11 +221,11 @@ def conform(model: nn.Module, *, num_classes: int, in_channels: int, spatial: Se
                                                                           if num_classes == 2 else ""))
     if form.kind == "probabilities":
         p = out.float()
-        sums_ok = single or torch.allclose(p.sum(1), torch.ones(n), atol=1e-4)
+        sums_ok = single or torch.allclose(p.sum(1), torch.ones(p.sum(1).shape), atol=1e-4)
         if not ((p >= 0) & (p <= 1)).all() or not sums_ok:
             raise XaibenchError(f"{who} is declared `output: probabilities` but returns values in "
                                 f"{p.min().item():.3g}..{p.max().item():.3g} with row sums {p.sum(1).tolist()}: "
                                 f"remove `output: probabilities` if it returns logits")
-    if form == OutputForm() and not single and isinstance(raw, torch.Tensor):
+    if form == OutputForm() and not single and isinstance(raw, torch.Tensor) and not is_dense:
         return model
-    return OutputAdapter(model, form, single).train(was_training)
+    return OutputAdapter(model, form, single, dense=is_dense).train(was_training)

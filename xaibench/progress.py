@@ -138,13 +138,14 @@ def cells(total: int, desc: str, enabled: bool) -> Bar | PlainProgress:
     return Bar(total=total, desc=desc, unit="cell", disable=not enabled)
 
 
-def epochs(what: str) -> Callable[[int, int, float, float], None]:
-    """An ``on_epoch(epoch, epochs, loss, val_accuracy)`` callback for :func:`xaibench.training.train`
-    that prints ``  <what>: epoch 3/15, loss 0.412, validation accuracy 0.867 (4.1 s)``."""
+def epochs(what: str, score: str = "accuracy") -> Callable[[int, int, float, float], None]:
+    """An ``on_epoch(epoch, epochs, loss, val_score)`` callback for :func:`xaibench.training.train`
+    that prints ``  <what>: epoch 3/15, loss 0.412, validation accuracy 0.867 (4.1 s)`` (``score``: what the
+    validation score is, "Dice" for a segmenter)."""
     start = time.monotonic()
 
     def report(epoch: int, total: int, loss: float, accuracy: float) -> None:
-        say(f"  {what}: epoch {epoch}/{total}, loss {loss:.3f}, validation accuracy {accuracy:.3f} "
+        say(f"  {what}: epoch {epoch}/{total}, loss {loss:.3f}, validation {score} {accuracy:.3f} "
             f"({time.monotonic() - start:.1f} s)")
 
     return report

@@ -108,6 +108,8 @@ def metric_needs(spec: MetricSpec) -> str:
     if "data_mean" in spec.needs:
         needs.append("the training inputs' per-channel mean where a parameter names `mean` (from Python: "
                      "`data_mean=`)")
+    if "segmentation" in spec.needs:
+        needs.append("a segmentation model explained for a region target (classifiers: not applicable)")
     if spec.variants:
         needs.append(f"models trained by another protocol ({', '.join(v.name for v in spec.variants)}), which "
                      f"only a suite trains")

@@ -10,7 +10,7 @@ before any training starts, aggregating, and writing each finished cell atomical
 from __future__ import annotations
 
 import platform
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Mapping
 
 import numpy as np
 import torch
@@ -27,6 +27,7 @@ from xaibench.metarun import meta_evaluate
 from xaibench.models import Models
 from xaibench.calibration import calibration_facts
 from xaibench.options import RunOptions, RunSummary, Settings
+from xaibench.outputs import dense
 from xaibench.plan import (Cell, Resolved, cell_key, method_skip, metric_skip, not_applicable, resolve,
                            unavailable_key)
 from xaibench.params import validate_params
@@ -109,7 +110,8 @@ class Runner:
                 for me in self.methods:
                     skip_method = self.method_skip(ds, mo, me)
                     for mt in self.metrics:
-                        skip = skip_method or metric_skip(ds, bundle, mt) or not_applicable(me, mt)
+                        skip = (skip_method or metric_skip(ds, bundle, mt) or not_applicable(me, mt)
+                                or self.task_skip(ds, mo, mt))
                         row = PlanRow(cell_key(model_key, me, mt, samples.ids, self.suite, self.settings.numerics), ds.entry.display,
                                       mo.entry.display, model_key, me.entry.display, mt.entry.display,
                                       mt.spec.category, mt.spec.higher_is_better, skip)
@@ -338,6 +340,18 @@ class Runner:
         """Why the plan skips method ``me`` on ``mo`` x ``ds``: the plan's rules (modality, masks, model
         capabilities), then whether the method's rules cover the model (``MethodSpec.covers``), else None."""
         return method_skip(ds, self.bundle(ds), mo, me) or self.uncovered(ds, mo, me)
+
+    def task_skip(self, ds: Resolved, mo: Resolved, mt: Resolved) -> str | None:
+        """``not applicable`` for a metric of segmentation models (``"segmentation"`` in its needs) on a
+        classifier; a region target on a classifier is a :class:`PlanError`, before anything trains."""
+        segmenter = dense(self._inspected(ds, mo))
+        if not segmenter and isinstance(self.suite.target, Mapping):
+            raise PlanError(f"model {mo.entry.display!r} returns (N, K) class scores, but the suite's target is a "
+                            f"region target, which explains a segmentation model: use `target: predicted`")
+        if "segmentation" in mt.spec.needs and not segmenter:
+            return (f"not applicable: metric {mt.entry.display!r} needs a segmentation model; model "
+                    f"{mo.entry.display!r} returns (N, K) class scores")
+        return None
 
     def uncovered(self, ds: Resolved, mo: Resolved, me: Resolved) -> str | None:
         """``not applicable: <reason>`` where ``me``'s rules do not cover ``mo`` as built for ``ds``

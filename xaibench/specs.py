@@ -112,6 +112,11 @@ class TrainRecipe:
     threads: int = 1
 
 
+#: The defaults of the segmenters' recipes (Dice + cross-entropy, :mod:`xaibench.segtraining`): early stopping on
+#: validation Dice, which a segmenter improves from its first epochs (no majority-class plateau to wait out).
+SEGMENTATION_RECIPE = TrainRecipe(epochs=20, batch_size=16, lr=2e-3, augment=("hflip",), patience=4, min_epochs=4)
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """A model builder plus how to find the layer CAM methods should explain."""

@@ -15,8 +15,9 @@ from typing import Any, Callable, Mapping
 
 import yaml
 
-from xaibench.errors import SuiteError, did_you_mean
+from xaibench.errors import SuiteError, XaibenchError, did_you_mean
 from xaibench.overrides import apply as apply_overrides
+from xaibench.targets import region_dict, region_target
 from xaibench.validate import train_options
 from xaibench.specs import OUTPUT_FORMS
 
@@ -132,7 +133,9 @@ class Suite:
 
     ``samples``: test samples evaluated per dataset (>= 1); ``image_size``: the side
     images are resized to (None: the dataset's own); ``target``: the explained class,
-    ``predicted`` or ``label``; ``batch_size``: samples per forward batch (>= 1); ``seed``
+    ``predicted`` or ``label``, or for segmentation models a region target, the dict of
+    :data:`xaibench.targets.KEYS` with every key filled in (:func:`xaibench.targets.region_target`);
+    ``batch_size``: samples per forward batch (>= 1); ``seed``
     seeds training, sampling and bootstrap CIs. These defaults are the only place suite
     defaults are written: keys absent from the file take them.
     """
@@ -147,7 +150,7 @@ class Suite:
     seed: int = 0
     samples: int = 32
     image_size: int | None = None
-    target: str = "predicted"
+    target: str | Mapping[str, Any] = "predicted"
     batch_size: int = 64
     #: Seconds each plugin call of a cell may take before the cell fails (None: no limit).
     cell_timeout: float | None = None
@@ -179,7 +182,7 @@ _TOP_KEYS = {
     "seed": int,
     "samples": int,
     "image_size": (int, type(None)),
-    "target": str,
+    "target": (str, dict),
     "batch_size": int,
     "cell_timeout": (int, float, type(None)),
     "meta_evaluation": int,
@@ -242,8 +245,14 @@ def load_suite(path: str | Path, overrides: Mapping[str, Any] | None = None) -> 
             want = typ.__name__ if isinstance(typ, type) else " or ".join(
                 "null" if t is type(None) else t.__name__ for t in typ)
             raise err(doc.key_lines[key], f"{key!r} must be {want}, got {type(doc[key]).__name__}")
-    if "target" in doc and doc["target"] not in _TARGETS:
-        raise err(doc.key_lines["target"], f"'target' must be one of {', '.join(_TARGETS)}")
+    if isinstance(doc.get("target"), dict):
+        try:
+            doc["target"] = region_dict(region_target(dict(doc["target"]), "'target'"))
+        except XaibenchError as exc:
+            raise err(doc.key_lines["target"], str(exc)) from None
+    elif "target" in doc and doc["target"] not in _TARGETS:
+        raise err(doc.key_lines["target"], f"'target' must be one of {', '.join(_TARGETS)}, or a region target "
+                                           f"such as {{region: predicted, class: 1, reduce: sum}}")
     for key in ("samples", "batch_size", "image_size"):
         if isinstance(doc.get(key), int) and doc[key] < 1:
             raise err(doc.key_lines[key], f"{key!r} must be positive")

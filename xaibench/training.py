@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Iterator, Mapping
 
 import numpy as np
@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from xaibench.errors import SuiteError, XaibenchError
-from xaibench.outputs import probability_scale
+from xaibench.outputs import probability_scale, unwrap
 from xaibench.specs import AUGMENTATIONS, Samples, TrainRecipe
 
 
@@ -85,8 +85,24 @@ def _loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, masks: torch.Tenso
     return F.cross_entropy(model(x) * probability_scale(model), y)
 
 
+@dataclass(frozen=True)
+class Objective:
+    """What :func:`train` minimises and early-stops on, for models other than classifiers (segmenters:
+    :data:`xaibench.segtraining.SEGMENTATION`).
+
+    ``loss(model, x, y, masks) -> scalar`` on a training batch (``masks`` the split's, augmented with ``x``);
+    ``score(model, val_set, device) -> tuple`` on the validation split, compared lexicographically (higher is
+    better); ``name``: what ``score[0]`` is, in progress output ("Dice").
+    """
+
+    loss: Callable[[nn.Module, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+    score: Callable[[nn.Module, Samples, torch.device], tuple[float, float]]
+    name: str
+
+
 def train(model: nn.Module, train_set: Samples, val_set: Samples, recipe: TrainRecipe, seed: int,
-          device: torch.device, on_epoch: Callable[[int, int, float, float], None] | None = None) -> nn.Module:
+          device: torch.device, on_epoch: Callable[[int, int, float, float], None] | None = None,
+          objective: Objective | None = None) -> nn.Module:
     """Train ``model`` in place and return it in eval mode with its best validation weights.
 
     A model that defines ``training_loss(x, y, masks) -> scalar`` is trained with that loss
@@ -94,10 +110,11 @@ def train(model: nn.Module, train_set: Samples, val_set: Samples, recipe: TrainR
     any particular model, and the masks follow the images through every augmentation. With
     ``recipe.location_supervision`` False it gets cross-entropy alone and the masks are never read.
     ``on_epoch(epoch, epochs, mean training loss, validation accuracy)`` is called after each
-    epoch (1-based), for progress output.
+    epoch (1-based), for progress output. An ``objective`` replaces cross-entropy and validation accuracy by its
+    loss (given the training split's masks, which it then needs) and its validation score.
     """
     with training_threads(recipe.threads, device):
-        return _train(model, train_set, val_set, recipe, seed, device, on_epoch)
+        return _train(model, train_set, val_set, recipe, seed, device, on_epoch, objective)
 
 
 @contextmanager
@@ -118,9 +135,15 @@ def training_threads(threads: int, device: torch.device) -> Iterator[None]:
 
 
 def _train(model: nn.Module, train_set: Samples, val_set: Samples, recipe: TrainRecipe, seed: int,
-           device: torch.device, on_epoch: Callable[[int, int, float, float], None] | None) -> nn.Module:
-    masks = None
-    if callable(getattr(model, "training_loss", None)) and recipe.location_supervision:
+           device: torch.device, on_epoch: Callable[[int, int, float, float], None] | None,
+           objective: Objective | None) -> nn.Module:
+    masks, loss_of, score_of = None, _loss, validation_score
+    if objective is not None:
+        if train_set.masks is None:
+            raise XaibenchError(f"{type(unwrap(model)).__name__} is trained on masks ({objective.name}), but this "
+                                f"dataset has none: use a dataset with masks")
+        masks, loss_of, score_of = train_set.masks, objective.loss, objective.score
+    elif callable(getattr(model, "training_loss", None)) and recipe.location_supervision:
         if train_set.masks is None:
             raise XaibenchError(f"{type(model).__name__} is trained with masks (it defines training_loss), "
                                 f"but this dataset has none: use a dataset with masks or boxes, or set "
@@ -141,12 +164,12 @@ def _train(model: nn.Module, train_set: Samples, val_set: Samples, recipe: Train
             if idx.numel() < 2:  # BatchNorm cannot train on one sample
                 continue
             xb, mb = _augment(train_set.x[idx], recipe.augment, gen, None if masks is None else masks[idx])
-            loss = _loss(model, xb.to(device), train_set.y[idx].to(device), None if mb is None else mb.to(device))
+            loss = loss_of(model, xb.to(device), train_set.y[idx].to(device), None if mb is None else mb.to(device))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             losses.append(float(loss.detach()))
-        score = validation_score(model, val_set, device)
+        score = score_of(model, val_set, device)
         if on_epoch is not None:
             on_epoch(epoch + 1, recipe.epochs, float(np.mean(losses)) if losses else float("nan"), score[0])
         if score > best:

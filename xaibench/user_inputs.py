@@ -194,9 +194,10 @@ def user_model(model: Any, x: torch.Tensor, num_classes: int | None, output: str
                 out = select(model(torch.zeros(2, *x.shape[1:])), form)
             finally:
                 model.train(was)
-        if isinstance(out, torch.Tensor) and out.dim() == 2:
+        per_pixel = isinstance(out, torch.Tensor) and out.dim() > 2 and out.shape[2:] == x.shape[2:]
+        if isinstance(out, torch.Tensor) and (out.dim() == 2 or per_pixel):  # per-pixel: a segmenter, always wrapped
             num_classes = 2 if out.shape[1] == 1 else int(out.shape[1])
-            if form == OutputForm() and out.shape[1] == num_classes:
+            if form == OutputForm() and out.shape[1] == num_classes and not per_pixel:
                 return model.eval().to(device), num_classes  # (N, K) logits already: conform would return it as is
         elif not isinstance(out, torch.Tensor):  # a tuple or dict: which element is the class scores is the user's
             items = out.items() if isinstance(out, dict) else enumerate(out) if isinstance(out, (tuple, list)) else ()
@@ -206,7 +207,9 @@ def user_model(model: Any, x: torch.Tensor, num_classes: int | None, output: str
                                 f"output_key=) naming its class scores, or num_classes= to have them found")
         else:
             raise XaibenchError(f"the model returns shape {tuple(out.shape)} for 2 inputs; expected class scores "
-                                f"(2, K): flatten or pool its output to one row per input")
+                                f"(2, K) or per-pixel scores at the input's size (2, K, "
+                                f"{', '.join(map(str, x.shape[2:]))}): flatten or pool a classifier's output, "
+                                f"upsample a segmenter's")
     conformed = conform(model.eval(), num_classes=num_classes, in_channels=int(x.shape[1]),
                         spatial=tuple(x.shape[2:]), form=form, who="the model", naming="python")
     return conformed.to(device), num_classes

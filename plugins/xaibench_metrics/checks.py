@@ -29,7 +29,8 @@ from xaibench.lazy import Lazy, lazy
 from xaibench.validate import is_integer, is_number
 
 #: Choice parameters -> the constant a metric's module declares its accepted names in.
-CHOICES = {"fill": "FILLS", "order": "ORDERS", "output": "OUTPUTS", "cover": "COVERS", "selection": "SELECTIONS",
+CHOICES = {"fill": "FILLS", "order": "ORDERS", "zone": "ZONES", "output": "OUTPUTS", "cover": "COVERS",
+           "selection": "SELECTIONS",
            "similarity_measure": "SIMILARITIES", "noise": "NOISES", "sign": "SIGNS", "score": "OVERLAPS",
            "normalise": "NORMALISE"}
 #: Where a choice's names come from when the metric's module declares none: ``module:CONSTANT`` of the core.
@@ -37,7 +38,7 @@ CORE_CHOICES = {"fill": "xaibench.fills:FILLS", "output": "xaibench.engine:OUTPU
                 "score": "xaibench.kernels:OVERLAPS", "normalise": "xaibench_metrics.scaling:NORMALISE"}
 #: Count parameters and their least value.
 COUNTS = {"draws": 1, "runs": 1, "sets": 1, "n": 1, "n_segments": 1, "grid": 1, "patch": 1, "blur_size": 1,
-          "n_bins": 2, "steps": 1}
+          "n_bins": 2, "steps": 1, "width": 1}
 #: Parameters that are finite numbers > 0.
 POSITIVE = ("blur_sigma", "compactness", "scale", "noise_magnitude", "eps", "eps_min", "reference_size")
 #: Parameters that are finite numbers >= 0.

@@ -37,6 +37,7 @@ from xaibench_metrics.families import (
     register_sufficiency,
 )
 from xaibench_metrics.references import OUTPUT, REFERENCE
+from xaibench_metrics.segspecs import register_segmentation
 
 # The scoring functions load with their modules (and torch) when a metric first runs (xaibench.lazy).
 completeness_error = lazy("xaibench_metrics.completeness:completeness_error")
@@ -384,6 +385,7 @@ def xaibench_register_metrics(register: Callable[[MetricSpec], None]) -> None:
     register_ranked_faithfulness(register)
     register_patch_faithfulness(register)
     register_sufficiency(register)
+    register_segmentation(register)
     register_map_complexity(register)
     register_axiomatic(register)
     register_continuity(register)

@@ -1,4 +1,5 @@
-"""Registers the built-in models: small CNNs (1D, 2D, 3D) and torchvision architectures (R3D-18 for volumes).
+"""Registers the built-in models: small CNNs (1D, 2D, 3D), a small UNet (2D, 3D), torchvision architectures (R3D-18
+for volumes) and torchvision's segmentation networks.
 
 Each model names the layer CAM methods explain by default: the output of its last
 convolutional block, the coarsest map with the most class-specific features.
@@ -12,7 +13,8 @@ from typing import TYPE_CHECKING
 from xaibench import hookimpl
 from xaibench.lazy import lazy
 from xaibench.published import PretrainedWeights
-from xaibench.specs import ModelSpec, TrainRecipe
+from xaibench.specs import SEGMENTATION_RECIPE, ModelSpec, TrainRecipe
+from xaibench_models.segmenters import SEGMENTERS
 from xaibench_models.weights import HEADS, IMAGENET, UNUSED
 
 if TYPE_CHECKING:
@@ -124,3 +126,37 @@ def xaibench_register_models(register: Callable[[ModelSpec], None]) -> None:
         citation="Simonyan & Zisserman, Very Deep Convolutional Networks for Large-Scale Image Recognition, ICLR 2015",
         weights=_imagenet("vgg16", "vgg"),
     ))
+    _register_segmenters(register)
+
+
+#: torchvision's segmenters: -> (description, citation).
+_TV_SEG = {
+    "fcn_resnet50": ("FCN with a dilated ResNet-50 backbone",
+                     "Long et al., Fully Convolutional Networks for Semantic Segmentation, CVPR 2015"),
+    "deeplabv3_resnet50": ("DeepLabV3 with a dilated ResNet-50 backbone",
+                           "Chen et al., Rethinking Atrous Convolution for Semantic Image Segmentation, "
+                           "arXiv:1706.05587, 2017"),
+    "lraspp_mobilenet_v3_large": ("LR-ASPP with a dilated MobileNetV3-Large backbone",
+                                  "Howard et al., Searching for MobileNetV3, ICCV 2019"),
+}
+
+
+def _register_segmenters(register: Callable[[ModelSpec], None]) -> None:
+    """Registers the segmentation networks, ``(N, K, *spatial)`` logits at the input's size, importing no torch."""
+    register(ModelSpec(
+        name="small-unet", build=lazy("xaibench_models.small_unet:build_small_unet"),
+        modalities=frozenset({"image", "volume"}), target_layer=_attr("bottleneck"),
+        description="segmenter: the harness's small UNet (3 poolings, 16-128 channels, nearest upsampling, skip "
+                    "connections), 2D or 3D from the data; params: width, depth; CAM layer: bottleneck (1/8 of "
+                    "the input)",
+        recipe=SEGMENTATION_RECIPE, provides=frozenset({"segmentation"}),
+        citation="Ronneberger et al., U-Net: Convolutional Networks for Biomedical Image Segmentation, MICCAI 2015",
+    ))
+    for name, (what, citation) in _TV_SEG.items():
+        register(ModelSpec(
+            name=name, build=lazy("xaibench_models.segmenters:segmenter", name), modalities=frozenset({"image"}),
+            target_layer=_attr(SEGMENTERS[name][1]),
+            description=f"segmenter: torchvision {what}, weights=None (trained by the harness), dict output: add "
+                        f"`output_key: out`; CAM layer: {SEGMENTERS[name][1]} (the backbone's last stage)",
+            recipe=SEGMENTATION_RECIPE, citation=citation, provides=frozenset({"segmentation"}),
+        ))

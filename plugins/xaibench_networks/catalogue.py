@@ -29,3 +29,17 @@ NETS: dict[str, tuple[str, tuple[str, str, str], str]] = {
     "efficientnet-bn": ("EfficientNetBN", ("spatial_dims", "in_channels", "num_classes"), "_bn1"),
 }
 
+
+#: Suite name -> (``monai.networks.nets`` segmentation constructor, the harness's defaults for its required or
+#: CPU-sized parameters, its default CAM layer in words). Three 2x downsamplings where the architecture lets one
+#: choose, so the bottleneck is 1/8 of the input: 8x8 at 64 px, 4x4x4 at 32^3.
+SEG_NETS: dict[str, tuple[str, dict[str, object], str]] = {
+    "unet": ("UNet", {"channels": (16, 32, 64, 128), "strides": (2, 2, 2), "num_res_units": 2},
+             "the bottleneck, the innermost SkipConnection's submodule (1/8)"),
+    "attention-unet": ("AttentionUnet", {"channels": (16, 32, 64, 128), "strides": (2, 2, 2)},
+                       "the bottleneck, the innermost AttentionLayer's submodule (1/8)"),
+    "dynunet": ("DynUNet", {"kernel_size": (3, 3, 3, 3), "strides": (1, 2, 2, 2), "upsample_kernel_size": (2, 2, 2),
+                            "filters": (32, 64, 128, 256)}, "bottleneck (1/8)"),
+    "basicunet": ("BasicUNet", {}, "down_4, the bottleneck (1/16: MONAI's BasicUNet always downsamples 4 times)"),
+    "segresnet": ("SegResNet", {}, "the last of down_layers, the bottleneck (1/8)"),
+}

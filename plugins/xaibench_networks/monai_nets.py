@@ -18,6 +18,7 @@ before global pooling, on a module that runs once per forward pass:
 from __future__ import annotations
 
 from collections.abc import Callable
+from types import ModuleType
 from typing import Any
 
 from torch import nn
@@ -31,6 +32,22 @@ from xaibench_networks.extras import require
 _OWN = {"spatial_dims", "in_channels", "n_input_channels", "out_channels", "num_classes", "pretrained"}
 
 
+def monai_networks(name: str, options: Any, own: set[str], also: str, modality: str, verb: str) -> ModuleType:
+    """``monai.networks.nets`` for building ``monai/<name>`` on ``modality`` data with suite ``options``.
+
+    Raises ``TypeError`` (the runner adds the suite's file:line) for an option in ``own`` (set by the harness:
+    spatial dims, channels, classes, and ``also``), and :class:`XaibenchError` for signal data ("model monai/<name>
+    <verb> image (2D) or volume (3D) data") or MONAI missing.
+    """
+    mine = sorted(set(options) & own)
+    if mine:
+        raise TypeError(f"params: {mine[0]} is set by the harness (spatial dims from the data's modality, "
+                        f"channels and classes from the data; {also})")
+    if modality not in SPATIAL_DIMS:
+        raise XaibenchError(f"model monai/{name} {verb} image (2D) or volume (3D) data, not {modality} data")
+    return require("monai.networks.nets", "monai", f"model monai/{name}")
+
+
 def monai_builder(name: str) -> Callable[..., nn.Module]:
     """The builder of ``monai/<name>`` (a key of :data:`NETS`)."""
     constructor, (dims_key, channels_key, classes_key), _ = NETS[name]
@@ -41,13 +58,7 @@ def monai_builder(name: str) -> Callable[..., nn.Module]:
         Raises ``TypeError`` (the runner adds the suite's file:line) for a parameter the
         harness sets itself, and :class:`XaibenchError` for signal data or MONAI missing.
         """
-        own = sorted(set(options) & _OWN)
-        if own:
-            raise TypeError(f"params: {own[0]} is set by the harness (spatial dims from the data's modality, "
-                            f"channels and classes from the data; weights from `checkpoint:`)")
-        if modality not in SPATIAL_DIMS:
-            raise XaibenchError(f"model monai/{name} takes image (2D) or volume (3D) data, not {modality} data")
-        nets = require("monai.networks.nets", "monai", f"model monai/{name}")
+        nets = monai_networks(name, options, _OWN, "weights from `checkpoint:`", modality, "takes")
         fixed = {dims_key: SPATIAL_DIMS[modality], channels_key: in_channels, classes_key: num_classes}
         if constructor == "EfficientNetBN":
             fixed |= {"model_name": options.pop("model_name", "efficientnet-b0"), "pretrained": False}

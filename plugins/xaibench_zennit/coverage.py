@@ -27,6 +27,7 @@ from torch import fx, nn
 
 from xaibench.errors import XaibenchError
 from xaibench.outputs import one_logit, unwrap
+from xaibench.segmentation import region_score
 
 #: Module types with an LRP rule in every composite here (zennit's layer maps: the rule of the method on
 #: convolutions and linear layers, ``Norm`` on average pooling), and zennit's ``Sum`` from the canonizers.
@@ -97,7 +98,8 @@ def lrp_covers(model: nn.Module) -> str | None:
     """
     from xaibench_zennit.rules import canonizers
 
-    model = unwrap(model) if one_logit(model) else model  # its [-z, z] head is relevance's (rules.relevance)
+    # a one-logit model's [-z, z] head and a region score's weighted sum are relevance's start (rules.relevance)
+    model = unwrap(model) if one_logit(model) or region_score(model) is not None else model
     clone = copy.deepcopy(model).eval()
     merges, failed = _merged(clone, canonizers())
     notes = []

@@ -22,6 +22,7 @@ from xaibench.errors import XaibenchError
 from xaibench.layers import input_layers
 from xaibench.maps import reduce_channels
 from xaibench.outputs import one_logit
+from xaibench.segmentation import region_score
 from xaibench.specs import MethodContext
 
 
@@ -44,16 +45,25 @@ def relevance(model: nn.Module, x: torch.Tensor, target: torch.Tensor, composite
 
     The output relevance is the one-hot target times the logit, so with a conserving rule the map
     sums to ``f_c(x)`` (Montavon et al. 2019, sec. 10.1); for a one-logit model (:func:`xaibench.outputs.one_logit`)
-    ``f_c`` is ``z`` for class 1 and ``-z`` for class 0, the relevance of ``z`` under ``R = f_c``. The composite (hooks and canonizers) is
+    ``f_c`` is ``z`` for class 1 and ``-z`` for class 0, the relevance of ``z`` under ``R = f_c``. For a
+    segmenter's region score (:class:`xaibench.segmentation.RegionScore`, ``S_k = sum_i w_i y_k,i``, linear in the
+    per-pixel logits) relevance starts at the per-pixel output with ``R_k,i = w_i y_k,i``, which sums to ``S_k``
+    (the z-rule of that sum). The composite (hooks and canonizers) is
     removed in a ``finally``, also when the forward or backward raises. Parameters' ``.grad`` are
     never written (``torch.autograd.grad`` with respect to the input only).
     """
     inputs = x.detach().clone().requires_grad_(True)
+    region = region_score(model)
     try:
         composite.register(model)
         with torch.enable_grad():
-            out = model(inputs)
-            picked = torch.zeros_like(out).scatter_(1, target.view(-1, 1).to(out.device), 1.0)
+            if region is not None:  # a segmenter's region score S_k = sum_i w_i y_k,i: start at y with R = w y
+                out = region.segmenter()(inputs)
+                picked = nn.functional.one_hot(target.to(out.device), out.shape[1]).float().reshape(
+                    *out.shape[:2], *[1] * (out.dim() - 2)) * region.weights
+            else:
+                out = model(inputs)
+                picked = torch.zeros_like(out).scatter_(1, target.view(-1, 1).to(out.device), 1.0)
             if one_logit(model):  # [-z, z]: start at z itself with R = f_c (z or -z); autograd through the
                 # negation would flip the sign LRP passes unchanged, and every rule is linear in R
                 (attr,) = torch.autograd.grad(out[:, 1], inputs, grad_outputs=(picked * out.detach()).sum(1))

@@ -17,7 +17,7 @@ from tabulate import tabulate
 from xaibench import stats
 from xaibench.degenerate import constant_map_notes
 from xaibench.environment import REPRODUCIBILITY
-from xaibench.gate import evaluation_notes
+from xaibench.gate import evaluation_notes, quality_line
 from xaibench.leaderboard import ranking, references, trust, verdict
 from xaibench.figures import FIGURE_KINDS, figure_path
 from xaibench.leaderboard.chance import chance_text
@@ -188,9 +188,7 @@ def render(store: Store, suite: str) -> str:
         lines += verdict.markdown(verdict.section_verdict(b, header))
         if b.evaluation:
             e = b.evaluation
-            lines += [f"Model on the test split (n={e['n']}): accuracy {e['accuracy']:.3f}, macro precision "
-                      f"{e['precision']:.3f}, recall {e['recall']:.3f}, F1 {e['f1']:.3f} "
-                      f"(majority class: {e['majority']:.3f}).", ""]
+            lines += [quality_line(e), ""]
             lines += _per_class_table(e)
             lines += evaluation_notes(e)  # the model gate's verdict; device, dtype, autocast
         lines += [f"Samples per cell: {b.samples}.", ""]

@@ -4,7 +4,8 @@ A ranking of saliency methods means something only when the section passes four
 checks, each computed from what the run stored:
 
 - **the model learned**: its test accuracy is above the majority class's share,
-  by the model gate (:mod:`xaibench.gate`: a one-sided exact binomial test at alpha 0.05);
+  by the model gate (:mod:`xaibench.gate`: a one-sided exact binomial test at alpha 0.05); a segmenter's
+  test Dice is above predicting background everywhere (the gate's bootstrap CI of the gain);
 - **the chance baseline is at chance**: on every metric whose chance level is known
   in closed form (``MetricSpec.chance``), the 95% CI of the ``calibration="chance"``
   method (``random``) contains it; ``"mask-fraction"`` is the mean area fraction of
@@ -147,8 +148,16 @@ def _model_check(block: Block, verdict: Verdict) -> None:
     if not e or not e.get("n"):
         verdict.not_run.append("model accuracy: no test-split evaluation stored")
         return
-    n, acc, majority = int(e["n"]), float(e["accuracy"]), float(e["majority"])
     gate = e.get("gate") or model_gate(e)  # stored by the run; recomputed for runs stored before the gate
+    if e.get("task") == "segmentation":
+        low, high = e["gain_ci"]
+        verdict.checks.append(Check(
+            "segmenter above background", bool(gate["learned"]),
+            f"segmenter Dice {e['dice']:.3f} vs {e['background_dice']:.3f} predicting background everywhere on "
+            f"n={e['n']} test samples (gain 95% CI [{low:.3f}, {high:.3f}]"
+            f"{'' if gate['learned'] else ', not above 0'})"))
+        return
+    n, acc, majority = int(e["n"]), float(e["accuracy"]), float(e["majority"])
     p, ok = float(gate["p_value"]), bool(gate["learned"])
     verdict.checks.append(Check(
         "model above the majority class", ok,

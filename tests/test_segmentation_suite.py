@@ -1,0 +1,88 @@
+"""A suite's region target (issue 41, item 3): ``target: {region: ..., class: ..., reduce: ...}`` checked with
+``file:line``, and the runner explaining and scoring a segmenter through the one target adapter with the numbers
+``xaibench.score`` gives for the same samples, ids and seed."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import xaibench
+from xaibench import leaderboard
+from segnets import factory
+from xaibench.errors import SuiteError
+from xaibench.options import RunOptions
+from xaibench.plugins import load_harness
+from xaibench.runner import Runner
+from xaibench.store import Store
+from xaibench.suite import load_suite
+
+SUITE = """name: seg-test
+samples: 4
+image_size: 32
+target: {target}
+datasets: [synthetic-lesions]
+models:
+  - {{name: unet, factory: "segnets:factory", checkpoint: {ckpt}, layer: mid}}
+methods: [saliency, random]
+metrics: [deletion-dice, relevance-inside, deletion-auc]
+"""
+
+
+def _suite(tmp_path: Path, target: str) -> Path:
+    ckpt = tmp_path / "unet.pt"
+    torch.save(factory(3, 1).state_dict(), ckpt)
+    path = tmp_path / "s.yaml"
+    path.write_text(SUITE.format(target=target, ckpt=ckpt))
+    return path
+
+
+@pytest.mark.parametrize(("target", "message"), [
+    ("{region: predictd}", r"s.yaml:4: 'target': target region 'predictd' is not one of"),
+    ("{region: box}", r"s.yaml:4: 'target': target box is missing"),
+    ("everything", r"s.yaml:4: 'target' must be one of predicted, label, or a region target"),
+])
+def test_a_suites_region_target_is_checked_with_its_line(tmp_path: Path, target: str, message: str) -> None:
+    with pytest.raises(SuiteError, match=message):
+        load_suite(_suite(tmp_path, target))
+
+
+def test_the_runner_scores_a_segmenter_as_xaibench_score_does(tmp_path: Path) -> None:
+    # a segmenter is evaluated for Dice and IoU (xaibench.segtraining); an untrained one fails the gate but its cells run
+    suite = load_suite(_suite(tmp_path, "{region: ground-truth, class: 1, reduce: mean}"))
+    assert suite.target == {"region": "ground-truth", "class": 1, "reduce": "mean", "box": None, "pixel": None}
+    store = Store(tmp_path / "r.sqlite")
+    runner = Runner(load_harness(), suite, store, RunOptions(progress=False))
+    summary = runner.run()
+    assert not summary.failed, summary.failed
+    ds, mo = runner.datasets[0], runner.models[0]
+    g = runner.group_context(ds, mo, runner.bundle(ds).test.subset(slice(0, 4)))
+    assert g.regions is not None and g.base_logits.shape == (4, 3)
+    keep = [i for i in range(4) if g.samples.masks[i].any()]
+    assert 0 < len(keep) < 4  # empty masks: NaN, counted as undefined, never a score of a constant region score
+    maps = runner.execution.explain(g, runner.methods[0])
+    assert not maps[[i for i in range(4) if i not in keep]].any()
+    ours = xaibench.score(runner.trained_model(ds, mo), g.samples.x[keep], {"region": "ground-truth", "reduce": "mean"},
+                          maps[keep], ["deletion-dice", "relevance-inside", "deletion-auc"],
+                          masks=g.samples.masks[keep],
+                          ids=[g.samples.ids[i] for i in keep], seed=suite.seed, method="saliency")
+    means = {(r.method, r.metric): (r.mean, r.n) for r in leaderboard.records(store, suite.name)}
+    for metric in ("deletion-dice", "relevance-inside", "deletion-auc"):
+        mean, n = means[("saliency", metric)]
+        assert n == len(keep)
+        np.testing.assert_allclose(mean, np.nanmean(ours[metric]), atol=1e-6, err_msg=metric)
+
+
+def test_a_region_target_on_a_classifier_is_refused_before_anything_trains(tmp_path: Path) -> None:
+    from xaibench.errors import PlanError
+
+    path = tmp_path / "c.yaml"
+    path.write_text("name: cls\nsamples: 2\nimage_size: 32\ntarget: {region: predicted}\n"
+                    "datasets: [{name: synthetic-lesions, params: {n_train: 8, n_val: 4, n_test: 4}}]\n"
+                    "models: [small-cnn]\nmethods: [saliency]\nmetrics: [deletion-auc]\n")
+    runner = Runner(load_harness(), load_suite(path), Store(tmp_path / "r.sqlite"), RunOptions(progress=False))
+    with pytest.raises(PlanError, match=r"model 'small-cnn' returns \(N, K\) class scores, but the suite's target is "
+                                        r"a region target"):
+        runner.plan()
