@@ -3,7 +3,8 @@
 One ``xaibench run`` in a fresh process under ``/usr/bin/time -v`` (its "Maximum resident set size"): the
 ``synthetic-volumes`` dataset at 128^3 (``XAIBENCH_MEMORY_SAMPLES`` test volumes, default 100, all evaluated;
 8 training and 4 validation volumes), the 3D small CNN trained for one epoch (the scores do not matter here,
-the arrays do), five methods and the localization and deletion metrics. Run it alone on a shared machine
+the arrays do), five methods (two gradient ones, in calls of 4 volumes, and three baselines: their maps are
+as large as any method's) and the localization and deletion metrics. Run it alone on a shared machine
 (minutes on one core), and at a smaller ``XAIBENCH_MEMORY_SAMPLES`` to see what grows with the samples::
 
     OMP_NUM_THREADS=1 python -m pytest benchmarks/test_memory_volumes.py -s -p no:cacheprovider
@@ -31,7 +32,7 @@ seed: 0
 samples: {SAMPLES}
 image_size: {SIDE}
 target: predicted
-batch_size: 8
+batch_size: 4
 datasets:
   - name: synthetic-volumes
     params: {{n_train: 8, n_val: 4, n_test: {SAMPLES}}}
@@ -42,13 +43,12 @@ models:
 methods:
   - gradcam
   - saliency
-  - input-x-gradient
-  - name: occlusion
-    params: {{window: 64}}
   - random
+  - centre
+  - ground-truth
 metrics:
   - name: deletion-auc
-    params: {{steps: 4}}
+    params: {{steps: 2}}
   - relevance-mass
   - hit-rate
   - iou
