@@ -40,21 +40,22 @@ def best_batch(model: torch.nn.Module, x: torch.Tensor, device: str = "cpu") -> 
 FLOOR_SIZES, FLOOR_IMAGES = (4, 8, 16, 32, 64, 128), 256
 
 
-def floor_per_image(model: torch.nn.Module, x: torch.Tensor, device: str = "cpu", backward: bool = False
+def floor_per_image(model: torch.nn.Module, x: torch.Tensor, device: str = "cpu", backward: bool = False,
+                    sizes: tuple[int, ...] = FLOOR_SIZES, images: int = FLOOR_IMAGES, rounds: int = 5
                     ) -> tuple[float, int]:
     """The forward-pass floor: the least seconds per image of ``model`` on distinct random inputs shaped like ``x``
-    (uniform in its value range) over the batch sizes :data:`FLOOR_SIZES`, and that size. Each size streams at least :data:`FLOOR_IMAGES` images, in five
+    (uniform in its value range) over the batch sizes ``sizes``, and that size. Each size streams at least ``images`` images, in ``rounds``
     rounds that time every size in turn (a change of load falls on all of them); the median round counts (the
     timed cells are single runs too: a floor from the luckiest of many rounds would inflate every ratio on a
     machine whose speed drifts by 30% from minute to minute, as this 2-core VM's does). With
     ``backward``, a forward + backward pass of the summed first logit (a gradient method's pass). Independent of
     the engine's calibration, which it judges: an engine batch slower than this floor shows as a ratio above 1."""
     # distinct inputs in x's value range, as the calibration times: one image repeated would flatter the floor
-    stream = distinct_inputs(x, max(max(FLOOR_SIZES), FLOOR_IMAGES)).to(device)
+    stream = distinct_inputs(x, max(max(sizes), images)).to(device)
 
     def seconds(size: int) -> float:
         start = time.perf_counter()
-        for s in range(0, max(size, FLOOR_IMAGES), size):
+        for s in range(0, max(size, images), size):
             batch = stream[s : s + size]
             if backward:
                 batch = batch.clone().requires_grad_(True)
@@ -64,14 +65,14 @@ def floor_per_image(model: torch.nn.Module, x: torch.Tensor, device: str = "cpu"
                     model(batch)
         if device.startswith("cuda"):
             torch.cuda.synchronize()
-        return (time.perf_counter() - start) / max(size, FLOOR_IMAGES)
+        return (time.perf_counter() - start) / max(size, images)
 
-    seconds(FLOOR_SIZES[0])  # warm-up
-    rounds: dict[int, list[float]] = {b: [] for b in FLOOR_SIZES}
-    for _ in range(5):
-        for b in FLOOR_SIZES:
-            rounds[b].append(seconds(b))
-    typical = {b: statistics.median(t) for b, t in rounds.items()}
+    seconds(sizes[0])  # warm-up
+    timed: dict[int, list[float]] = {b: [] for b in sizes}
+    for _ in range(rounds):
+        for b in sizes:
+            timed[b].append(seconds(b))
+    typical = {b: statistics.median(t) for b, t in timed.items()}
     size = min(typical, key=typical.get)
     return typical[size], size
 

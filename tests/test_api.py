@@ -300,3 +300,16 @@ def test_to_pandas_without_pandas_names_the_extra(monkeypatch: pytest.MonkeyPatc
     with pytest.raises(XaibenchError, match=r"^pandas is not installed: pip install 'xaibench\[pandas\]'$"):
         s.to_pandas()
 
+
+
+def test_targets_made_under_inference_mode_explain_as_plain_ones() -> None:
+    """``model(x).argmax(1)`` under ``torch.inference_mode()`` (a common way to get targets) gives the same maps as
+    the same classes made outside it; autograd refused to save such a tensor before."""
+    model = tiny_model("image", num_classes=3)
+    x = torch.rand(2, 1, 16, 16)
+    with torch.inference_mode():
+        inferred = model(x).argmax(1)
+    plain = inferred.clone()
+    assert inferred.is_inference() and not plain.is_inference()
+    np.testing.assert_array_equal(xaibench.explain(model, x, inferred, method="saliency"),
+                                  xaibench.explain(model, x, plain, method="saliency"))

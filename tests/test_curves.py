@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from xaibench import kernels
-from xaibench.curves import perturbation_curve, pixel_ranks
+from xaibench.curves import change_steps, perturbation_curve, pixel_ranks
 from xaibench.engine import Engine
 from xaibench.plugins import load_harness
 from xaibench.metric_inputs import MetricContext
@@ -80,6 +80,22 @@ def test_a_flat_maps_deletion_auc_does_not_depend_on_raster_order(key: tuple[int
     assert abs(scores.mean() - (p1 + p0) / 2) < 4 * se
     again = score_metric(spec, ctx, x, target, torch.zeros(N, SIDE, SIDE), steps=p, fill="zero")
     np.testing.assert_array_equal(scores, again)  # seeded: the same draws every time
+
+
+@pytest.mark.parametrize("steps", [4, 300])
+def test_change_steps_move_exactly_the_ranked_pixels(steps: int) -> None:
+    """Moved at point s iff the pixel's rank (pixel_ranks, seeded ties) is below counts[s], point by point; one byte
+    per pixel up to 256 points."""
+    maps = torch.randint(0, 3, (3, 5, 7)).float()  # many ties: the seeded order decides
+    counts = torch.round(torch.arange(steps + 1, dtype=torch.float64) * 35 / steps).long()
+    seeds = (1, 2, 3)
+    moved = change_steps(maps, counts, seeds)
+    ranks = pixel_ranks(maps, seeds)
+    assert moved.dtype == (torch.uint8 if steps < 256 else torch.int16)
+    for s in range(steps + 1):
+        assert torch.equal(moved <= s, ranks < counts[s])
+    with pytest.raises(ValueError, match="one seed per map"):
+        change_steps(maps, counts, (1, 2))
 
 
 def test_curve_points_move_round_of_s_p_over_steps_pixels() -> None:

@@ -177,6 +177,12 @@ class SaliencyCache:
     def get(self, sample_ids: Sequence[str]) -> np.ndarray:
         """The cached maps of ``sample_ids``, stacked to ``(N, *spatial)`` in that order.
 
-        Raises ``FileNotFoundError`` for an id that :meth:`missing` would list.
+        Raises ``FileNotFoundError`` for an id that :meth:`missing` would list. Read into one array, one map at
+        a time (never a list of every map and its stacked copy).
         """
-        return np.stack([np.load(self._path(s)) for s in sample_ids])
+        first = np.load(self._path(sample_ids[0]))
+        out = np.empty((len(sample_ids), *first.shape), dtype=first.dtype)
+        out[0] = first
+        for i, s in enumerate(sample_ids[1:], 1):
+            out[i] = np.load(self._path(s))
+        return out

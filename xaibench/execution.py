@@ -154,6 +154,8 @@ class Execution:
             except (Exception, SystemExit) as exc:  # a plugin calling sys.exit() fails its cells, not the run
                 return None, describe_failure(exc), 0
             cache.put([g.samples.ids[i] for i in missing], maps)
+            if len(missing) == len(g.samples):  # every map computed now: no second copy read back
+                return maps, None, len(missing)
         return cache.get(g.samples.ids), None, len(missing)
 
     def explain(self, g: GroupContext, me: Resolved, model: nn.Module | None = None,

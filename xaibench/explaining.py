@@ -53,8 +53,8 @@ def explain_samples(spec: MethodSpec, model: nn.Module, samples: Samples, target
 
     Raises :class:`CellError` for a map of the wrong shape or with NaN/infinite values."""
     spatial = tuple(samples.x.shape[2:])
-    out = []
     total = len(samples)
+    out = np.empty((total, *spatial), dtype=np.float32)  # filled chunk by chunk: one copy of the maps, never two
     block = max(1, group if group and not spec.batch_invariant else total)  # rows one call may mix
     for start, stop in [(s, min(s + batch_size, b + block, total))
                         for b in range(0, total, block) for s in range(b, min(b + block, total), batch_size)]:
@@ -74,8 +74,8 @@ def explain_samples(spec: MethodSpec, model: nn.Module, samples: Samples, target
         sal = upsample(sal.detach().float(), spatial)
         if not torch.isfinite(sal).all():
             raise CellError("method returned NaN or infinite values")
-        out.append(sal.cpu().numpy().astype(np.float32))
-    return np.concatenate(out)
+        out[start:stop] = sal.cpu().numpy()
+    return out
 
 
 def real_tensor(value: Any, who: str) -> torch.Tensor:

@@ -44,12 +44,13 @@ def pandas_module() -> Any:
 
 # -- the boundary: a user's arrays ---------------------------------------------------------------
 def as_tensor(value: Any, what: str) -> torch.Tensor:
-    """``value`` (a torch tensor, numpy array or nested sequence) as a CPU tensor; one line if it is none."""
+    """``value`` (a torch tensor, numpy array or nested sequence) as a CPU tensor; one line if it is none. A tensor
+    made under ``torch.inference_mode()`` (``model(x).argmax(1)`` there) is copied: autograd refuses to save it."""
     import numpy as np
     import torch
 
     if isinstance(value, torch.Tensor):
-        return value.detach().cpu()
+        return value.detach().cpu().clone() if value.is_inference() else value.detach().cpu()
     array = np.asarray(value)
     if array.dtype.kind not in "biuf":
         raise XaibenchError(f"{what} must be a torch tensor or numpy array of numbers, got "
