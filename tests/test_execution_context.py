@@ -137,17 +137,12 @@ def test_the_data_mean_is_the_per_channel_mean_of_the_training_inputs(tmp_path: 
     torch.testing.assert_close(_group(_runner(tmp_path)).data_mean, torch.tensor([0.0, 1.0, 2.0]))
 
 
-def test_a_users_batch_size_wins_and_the_estimate_is_the_calibrated_choice_under_the_1024_cap(tmp_path: Path) -> None:
-    """The model's activations for one 3x4x4 input are a few bytes: the 1 GiB budget fits the cap, 1024, which
-    bounds the sizes the calibration times; the engine takes the size it recorded (which one is fastest is a
-    measurement of this machine, not asserted)."""
-    import json
-
+def test_a_users_batch_size_wins_and_the_default_is_the_fixed_cpu_batch(tmp_path: Path) -> None:
+    """The model's activations for one 3x4x4 input are a few bytes: the 1 GiB budget holds far more than 16 images,
+    so the engine takes the fixed CPU batch, 16, and times nothing (a timed choice differs between machines)."""
     assert _group(_runner(tmp_path, batch_size=3)).engine.batch_size == 3
-    chosen = _group(_runner(tmp_path)).engine.batch_size
-    (record,) = [json.loads(p.read_text()) for p in (tmp_path / "home" / "throughput").glob("*.json")]
-    assert record["memory_bound"] == 1024
-    assert chosen == record["batch_size"] and str(chosen) in record["seconds_per_image"]
+    assert _group(_runner(tmp_path)).engine.batch_size == 16
+    assert not (tmp_path / "home" / "throughput").exists()
 
 
 def test_given_samples_replace_the_evaluated_ones(tmp_path: Path) -> None:
