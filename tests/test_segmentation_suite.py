@@ -86,3 +86,18 @@ def test_a_region_target_on_a_classifier_is_refused_before_anything_trains(tmp_p
     with pytest.raises(PlanError, match=r"model 'small-cnn' returns \(N, K\) class scores, but the suite's target is "
                                         r"a region target"):
         runner.plan()
+
+
+def test_a_label_target_on_a_segmenter_is_refused_by_the_plan_before_anything_trains(tmp_path: Path) -> None:
+    from xaibench.errors import PlanError
+
+    path = tmp_path / "e5.yaml"
+    path.write_text("name: e5\nseed: 0\nsamples: 4\nimage_size: 32\ntarget: label\n"
+                    "datasets: [{name: synthetic-lesions, params: {n_train: 16, n_val: 8, n_test: 8}}]\n"
+                    "models: [{name: small-unet, params: {width: 4}, train: {epochs: 1}}]\n"
+                    "methods: [gradcam, random]\nmetrics: [relevance-inside]\n")
+    runner = Runner(load_harness(), load_suite(path), Store(tmp_path / "r.sqlite"), RunOptions(progress=False))
+    with pytest.raises(PlanError, match=r"e5.yaml:7: 'small-unet' is a segmenter: suite `target: label` explains a "
+                                        r"classifier's class"):
+        runner.plan()
+    assert runner.trainer.trained == 0
