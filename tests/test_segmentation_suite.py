@@ -101,3 +101,22 @@ def test_a_label_target_on_a_segmenter_is_refused_by_the_plan_before_anything_tr
                                         r"classifier's class"):
         runner.plan()
     assert runner.trainer.trained == 0
+
+
+def test_explain_titles_a_segmenters_map_with_its_region_target_and_region_score(tmp_path: Path,
+                                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from xaibench import overlay
+
+    runner = Runner(load_harness(), load_suite(_suite(tmp_path, "{region: ground-truth, class: 1, reduce: mean}")),
+                    Store(tmp_path / "r.sqlite"), RunOptions(progress=False))
+    ds, mo = runner.datasets[0], runner.models[0]
+    test = runner.bundle(ds).test
+    i = next(i for i in range(len(test)) if test.masks[i].any())
+    titles: list[str] = []
+    monkeypatch.setattr(overlay, "save_figure", lambda fig, path: titles.append(fig.axes[0].get_title()) or path)
+    overlay.explain_overlay(runner, "saliency", test.ids[i], tmp_path / "m.png")
+    with torch.no_grad():  # the region score by hand: class 1's logits averaged over the sample's lesion mask
+        logits = runner.trained_model(ds, mo)(test.x[i:i + 1])[0, 1]
+    score = float(logits[test.masks[i]].mean())
+    assert titles[0].splitlines()[-1] == (f"explained class 1 over the ground-truth region, mean: score {score:.3g}; "
+                                          f"lesion outlined in cyan")

@@ -30,6 +30,7 @@ from xaibench import progress
 from xaibench.errors import CellError, XaibenchError
 from xaibench.outputs import dense
 from xaibench.plan import resolve
+from xaibench.segmentation import target_label
 from xaibench.suite import Entry
 from xaibench.slices import PLANES, orthogonal_slices
 
@@ -355,7 +356,7 @@ def write_run_figures(runner: "Runner", out_dir: str | Path) -> list[Path]:
             progress.say(f"drawing the saliency gallery and deletion/insertion curves of {name} ...")
             masks = None if samples.masks is None else samples.masks[rows].numpy()
             labels = [f"y={bundle.class_names[int(samples.y[i])]}, explained "  # a segmenter: its region target
-                      + (f"{runner.suite.target['region']} region of class {int(g.target[i])}" if dense(g.model)
+                      + (target_label(runner.suite.target) if dense(g.model)
                          else bundle.class_names[int(g.target[i])]) for i in rows]
             shown = {k: v[rows] for k, v in maps.items()}
             if g.regions is not None:  # a segmenter: its predicted mask (the explained region) before the maps
