@@ -120,3 +120,19 @@ def test_explain_titles_a_segmenters_map_with_its_region_target_and_region_score
     score = float(logits[test.masks[i]].mean())
     assert titles[0].splitlines()[-1] == (f"explained class 1 over the ground-truth region, mean: score {score:.3g}; "
                                           f"lesion outlined in cyan")
+
+
+def test_a_segmenters_curve_figure_labels_each_panel_and_says_empty_regions_are_left_out(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from xaibench import figures
+
+    runner = Runner(load_harness(), load_suite(_suite(tmp_path, "{region: ground-truth, class: 1, reduce: mean}")),
+                    Store(tmp_path / "r.sqlite"), RunOptions(progress=False))
+    assert not runner.run().failed
+    drawn: list = []  # type: ignore[type-arg]
+    monkeypatch.setattr(figures, "save_figure", lambda fig, path: drawn.append(fig) or Path(path))
+    figures.write_run_figures(runner, tmp_path / "figs")
+    curves = next(f for f in drawn if "curves as scored" in f.get_suptitle())
+    assert [ax.get_ylabel() for ax in curves.axes] == ["Dice against the unperturbed prediction",
+                                                      "target-class probability of the region scores"]
+    assert "samples without a region or with constant maps left out" in " ".join(curves.get_suptitle().split())
