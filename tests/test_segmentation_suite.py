@@ -75,30 +75,22 @@ def test_the_runner_scores_a_segmenter_as_xaibench_score_does(tmp_path: Path) ->
         np.testing.assert_allclose(mean, np.nanmean(ours[metric]), atol=1e-6, err_msg=metric)
 
 
-def test_a_region_target_on_a_classifier_is_refused_before_anything_trains(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("target", "model", "message"), [
+    ("{region: predicted}", "small-cnn",
+     r"model 'small-cnn' returns \(N, K\) class scores, but the suite's target is a region target"),
+    ("label", "{name: small-unet, params: {width: 4}, train: {epochs: 1}}",
+     r"c.yaml:7: 'small-unet' is a segmenter: suite `target: label` explains a classifier's class"),
+])
+def test_a_target_the_model_cannot_explain_is_refused_by_the_plan_before_anything_trains(
+        tmp_path: Path, target: str, model: str, message: str) -> None:
     from xaibench.errors import PlanError
 
     path = tmp_path / "c.yaml"
-    path.write_text("name: cls\nsamples: 2\nimage_size: 32\ntarget: {region: predicted}\n"
-                    "datasets: [{name: synthetic-lesions, params: {n_train: 8, n_val: 4, n_test: 4}}]\n"
-                    "models: [small-cnn]\nmethods: [saliency]\nmetrics: [deletion-auc]\n")
-    runner = Runner(load_harness(), load_suite(path), Store(tmp_path / "r.sqlite"), RunOptions(progress=False))
-    with pytest.raises(PlanError, match=r"model 'small-cnn' returns \(N, K\) class scores, but the suite's target is "
-                                        r"a region target"):
-        runner.plan()
-
-
-def test_a_label_target_on_a_segmenter_is_refused_by_the_plan_before_anything_trains(tmp_path: Path) -> None:
-    from xaibench.errors import PlanError
-
-    path = tmp_path / "e5.yaml"
-    path.write_text("name: e5\nseed: 0\nsamples: 4\nimage_size: 32\ntarget: label\n"
+    path.write_text(f"name: c\nseed: 0\nsamples: 4\nimage_size: 32\ntarget: {target}\n"
                     "datasets: [{name: synthetic-lesions, params: {n_train: 16, n_val: 8, n_test: 8}}]\n"
-                    "models: [{name: small-unet, params: {width: 4}, train: {epochs: 1}}]\n"
-                    "methods: [gradcam, random]\nmetrics: [relevance-inside]\n")
+                    f"models: [{model}]\nmethods: [gradcam, random]\nmetrics: [relevance-inside, deletion-auc]\n")
     runner = Runner(load_harness(), load_suite(path), Store(tmp_path / "r.sqlite"), RunOptions(progress=False))
-    with pytest.raises(PlanError, match=r"e5.yaml:7: 'small-unet' is a segmenter: suite `target: label` explains a "
-                                        r"classifier's class"):
+    with pytest.raises(PlanError, match=message):
         runner.plan()
     assert runner.trainer.trained == 0
 
