@@ -114,16 +114,22 @@ def test_explain_titles_a_segmenters_map_with_its_region_target_and_region_score
                                           f"lesion outlined in cyan")
 
 
-def test_a_segmenters_curve_figure_labels_each_panel_and_says_empty_regions_are_left_out(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(("target", "explained"), [("{region: ground-truth, class: 1, reduce: mean}",
+                                                    "class 1 over the ground-truth region, mean"),
+                                                   ("predicted", "class 1 over the predicted region, sum")])
+def test_a_segmenters_figures_say_what_was_explained_and_label_each_curve_panel(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, target: str, explained: str) -> None:
     from xaibench import figures
 
-    runner = Runner(load_harness(), load_suite(_suite(tmp_path, "{region: ground-truth, class: 1, reduce: mean}")),
-                    Store(tmp_path / "r.sqlite"), RunOptions(progress=False))
+    runner = Runner(load_harness(), load_suite(_suite(tmp_path, target)), Store(tmp_path / "r.sqlite"),
+                    RunOptions(progress=False))
     assert not runner.run().failed
     drawn: list = []  # type: ignore[type-arg]
     monkeypatch.setattr(figures, "save_figure", lambda fig, path: drawn.append(fig) or Path(path))
     figures.write_run_figures(runner, tmp_path / "figs")
+    gallery = next(f for f in drawn if "curves as scored" not in f.get_suptitle())
+    # the row labels are wrapped at 18 characters, hyphens included: compared without whitespace
+    assert any(f"explained{explained}".replace(" ", "") in "".join(ax.get_ylabel().split()) for ax in gallery.axes)
     curves = next(f for f in drawn if "curves as scored" in f.get_suptitle())
     assert [ax.get_ylabel() for ax in curves.axes] == ["Dice against the unperturbed prediction",
                                                       "target-class probability of the region scores"]
