@@ -103,3 +103,30 @@ def test_deletion_auc_on_a_segmenter_equals_a_hand_loop_on_the_region_score() ->
                 curve.append(torch.sigmoid(z[region].sum()).item())
             np.testing.assert_allclose(ours["deletion-auc"][i], np.trapezoid(curve, np.linspace(0, 1, steps + 1)),
                                        atol=1e-6)
+
+
+def test_the_relevance_shares_and_deletion_dice_are_nan_for_a_constant_map() -> None:
+    """docs/segmentation.md: a constant map ranks no pixel (the rule for every metric), though its relevance is
+    positive everywhere: every share and the Dice curves are NaN, not the zones' area fractions."""
+    x, _ = _tiny_case()
+    scores = xaibench.score(_threshold_segmenter(), x, {"region": "predicted"}, np.ones((1, 4, 4), np.float32),
+                            ["relevance-inside", "relevance-ring", "relevance-beyond", "deletion-dice"])
+    assert all(np.isnan(scores[m]).all() for m in ("relevance-inside", "relevance-ring", "relevance-beyond",
+                                                   "deletion-dice"))
+
+
+def test_deletion_dice_breaks_ties_in_a_seeded_random_order() -> None:
+    """docs/segmentation.md: two foreground and two background pixels tie for first (steps = 8: two pixels per
+    step). The first step removes 0, 1 or 2 foreground pixels (Dice 1, 6/7 or 2/3 against the four predicted)
+    depending on the seeded order: the same seed and id give the same score; the seeds give more than one."""
+    x, _ = _tiny_case()
+    a = np.zeros((1, 4, 4), np.float32)
+    a[0, 0, 0] = a[0, 0, 1] = a[0, 3, 3] = a[0, 3, 2] = 1.0
+    a[0, 1, 0], a[0, 1, 1] = 0.5, 0.4
+
+    def score(seed: int) -> float:
+        return float(xaibench.score(_threshold_segmenter(), x, {"region": "predicted"}, a, ["deletion-dice"],
+                                    params={"deletion-dice": {"steps": 8}}, seed=seed, ids=["s"])["deletion-dice"][0])
+
+    assert score(3) == score(3)
+    assert len({score(seed) for seed in range(12)}) > 1

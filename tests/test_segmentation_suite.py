@@ -75,14 +75,62 @@ def test_the_runner_scores_a_segmenter_as_xaibench_score_does(tmp_path: Path) ->
         np.testing.assert_allclose(mean, np.nanmean(ours[metric]), atol=1e-6, err_msg=metric)
 
 
-def test_a_region_target_on_a_classifier_is_refused_before_anything_trains(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("target", "model", "message"), [
+    ("{region: predicted}", "small-cnn",
+     r"model 'small-cnn' returns \(N, K\) class scores, but the suite's target is a region target"),
+    ("label", "{name: small-unet, params: {width: 4}, train: {epochs: 1}}",
+     r"c.yaml:7: 'small-unet' is a segmenter: suite `target: label` explains a classifier's class"),
+])
+def test_a_target_the_model_cannot_explain_is_refused_by_the_plan_before_anything_trains(
+        tmp_path: Path, target: str, model: str, message: str) -> None:
     from xaibench.errors import PlanError
 
     path = tmp_path / "c.yaml"
-    path.write_text("name: cls\nsamples: 2\nimage_size: 32\ntarget: {region: predicted}\n"
-                    "datasets: [{name: synthetic-lesions, params: {n_train: 8, n_val: 4, n_test: 4}}]\n"
-                    "models: [small-cnn]\nmethods: [saliency]\nmetrics: [deletion-auc]\n")
+    path.write_text(f"name: c\nseed: 0\nsamples: 4\nimage_size: 32\ntarget: {target}\n"
+                    "datasets: [{name: synthetic-lesions, params: {n_train: 16, n_val: 8, n_test: 8}}]\n"
+                    f"models: [{model}]\nmethods: [gradcam, random]\nmetrics: [relevance-inside, deletion-auc]\n")
     runner = Runner(load_harness(), load_suite(path), Store(tmp_path / "r.sqlite"), RunOptions(progress=False))
-    with pytest.raises(PlanError, match=r"model 'small-cnn' returns \(N, K\) class scores, but the suite's target is "
-                                        r"a region target"):
+    with pytest.raises(PlanError, match=message):
         runner.plan()
+    assert runner.trainer.trained == 0
+
+
+def test_explain_titles_a_segmenters_map_with_its_region_target_and_region_score(tmp_path: Path,
+                                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from xaibench import overlay
+
+    runner = Runner(load_harness(), load_suite(_suite(tmp_path, "{region: ground-truth, class: 1, reduce: mean}")),
+                    Store(tmp_path / "r.sqlite"), RunOptions(progress=False))
+    ds, mo = runner.datasets[0], runner.models[0]
+    test = runner.bundle(ds).test
+    i = next(i for i in range(len(test)) if test.masks[i].any())
+    titles: list[str] = []
+    monkeypatch.setattr(overlay, "save_figure", lambda fig, path: titles.append(fig.axes[0].get_title()) or path)
+    overlay.explain_overlay(runner, "saliency", test.ids[i], tmp_path / "m.png")
+    with torch.no_grad():  # the region score by hand: class 1's logits averaged over the sample's lesion mask
+        logits = runner.trained_model(ds, mo)(test.x[i:i + 1])[0, 1]
+    score = float(logits[test.masks[i]].mean())
+    assert titles[0].splitlines()[-1] == (f"explained class 1 over the ground-truth region, mean: score {score:.3g}; "
+                                          f"lesion outlined in cyan")
+
+
+@pytest.mark.parametrize(("target", "explained"), [("{region: ground-truth, class: 1, reduce: mean}",
+                                                    "class 1 over the ground-truth region, mean"),
+                                                   ("predicted", "class 1 over the predicted region, sum")])
+def test_a_segmenters_figures_say_what_was_explained_and_label_each_curve_panel(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, target: str, explained: str) -> None:
+    from xaibench import figures
+
+    runner = Runner(load_harness(), load_suite(_suite(tmp_path, target)), Store(tmp_path / "r.sqlite"),
+                    RunOptions(progress=False))
+    assert not runner.run().failed
+    drawn: list = []  # type: ignore[type-arg]
+    monkeypatch.setattr(figures, "save_figure", lambda fig, path: drawn.append(fig) or Path(path))
+    figures.write_run_figures(runner, tmp_path / "figs")
+    gallery = next(f for f in drawn if "curves as scored" not in f.get_suptitle())
+    # the row labels are wrapped at 18 characters, hyphens included: compared without whitespace
+    assert any(f"explained{explained}".replace(" ", "") in "".join(ax.get_ylabel().split()) for ax in gallery.axes)
+    curves = next(f for f in drawn if "curves as scored" in f.get_suptitle())
+    assert [ax.get_ylabel() for ax in curves.axes] == ["Dice against the unperturbed prediction",
+                                                      "target-class probability of the region scores"]
+    assert "samples without a region or with constant maps left out" in " ".join(curves.get_suptitle().split())

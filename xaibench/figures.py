@@ -28,8 +28,8 @@ import numpy as np
 
 from xaibench import progress
 from xaibench.errors import CellError, XaibenchError
-from xaibench.outputs import dense
 from xaibench.plan import resolve
+from xaibench.segmentation import target_label
 from xaibench.suite import Entry
 from xaibench.slices import PLANES, orthogonal_slices
 
@@ -95,17 +95,15 @@ def save_figure(fig, path: str | Path) -> Path:  # type: ignore[no-untyped-def]
     path = Path(path)
     fmt = figure_format(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    if fmt != "png":
-        tmp = path.with_name(f".{path.name}.tmp")
-        fig.savefig(tmp, dpi=DPI, format=fmt, **({"pil_kwargs": {"quality": 95}} if fmt == "jpeg" else {}))
-        tmp.replace(path)
-        return path
-    buf = io.BytesIO()
-    fig.savefig(buf, dpi=DPI, format="png", metadata={"Software": None})
-    with Image.open(buf) as image:
-        palette = image.convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
     tmp = path.with_name(f".{path.name}.tmp")
-    palette.save(tmp, format="PNG", optimize=True)
+    if fmt != "png":
+        fig.savefig(tmp, dpi=DPI, format=fmt, **({"pil_kwargs": {"quality": 95}} if fmt == "jpeg" else {}))
+    else:
+        buf = io.BytesIO()
+        fig.savefig(buf, dpi=DPI, format="png", metadata={"Software": None})
+        with Image.open(buf) as image:
+            image.convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT,
+                                          dither=Image.Dither.NONE).save(tmp, format="PNG", optimize=True)
     tmp.replace(path)
     return path
 
@@ -254,22 +252,24 @@ def gallery(x: np.ndarray, masks: np.ndarray | None, maps: Mapping[str, np.ndarr
 
 
 class CurvePanel(NamedTuple):
-    """One panel of a curve figure: a metric's title (name and parameters), label, direction, curves per method."""
+    """A curve figure's panel: metric title, label, direction, curves per method, y label, ``most``/``least`` first."""
 
     title: str
     label: str
     higher_is_better: bool
     curves: Mapping[str, np.ndarray]
+    ylabel: str = "target-class probability"
+    first: str = "most"
 
 
 def curve_figure(panels: Sequence[CurvePanel], title: str, path: str | Path, unit: str = "pixels",
                  note: str = "") -> Path:
     """Mean curves per method, one panel per curve metric (``panel.curves[method]``: ``(N, S)``, same methods).
 
-    One legend, right of the panels, with each method's mean per-sample trapezoid area per panel, one line
-    each (the metric's score on these samples); past 12 methods two columns, past 10 the line style changes. ``note`` ends the title.
-    A row with a NaN (a sample the table does not score: a constant map) is left out of the method's mean
-    curve and area, and the legend gives the number of samples averaged where it is not all of them.
+    One legend, right of the panels, with each method's mean per-sample trapezoid area per panel, one line each
+    (the metric's score on these samples); past 12 methods two columns, past 10 the line style changes.
+    A row with a NaN (unscored: a constant map, a segmenter's empty region) is left out of the method's mean
+    curve and area; the legend gives the number of samples averaged where it is not all. ``note`` ends the title.
     """
     from xaibench.kernels import auc
 
@@ -293,14 +293,13 @@ def curve_figure(panels: Sequence[CurvePanel], title: str, path: str | Path, uni
                 n = "" if len(scored) == len(curve) else f" (n={len(scored)})"
                 areas[method].append(f"{panel.label} {float(auc(scored).mean()):.3f}{n}" if len(scored) else
                                      f"{panel.label} undefined (no scored sample)")
-            ax.set_xlabel(f"fraction of {unit} moved, most salient first")
+            ax.set(xlabel=f"fraction of {unit} moved, {panel.first} salient first", ylabel=panel.ylabel)
             ax.set_title(shorten(f"{panel.title} ({'higher' if panel.higher_is_better else 'lower'} is better)", 60),
                          fontsize=7)
             ax.grid(alpha=0.3)
         fig.legend(list(handles.values()), [m + "".join(f"\n  AUC {a}" for a in areas[m]) for m in handles],
                    loc="outside right center", fontsize=6, frameon=False, ncols=columns)
         n = len(next(iter(panels[0].curves.values()))) if methods else 0
-        axes[0].set_ylabel("target-class probability")
         fig.suptitle(shorten(f"{title}: mean over {n} samples. {note}", 140), fontsize=7)
         return save_figure(fig, path)
 
@@ -354,22 +353,25 @@ def write_run_figures(runner: "Runner", out_dir: str | Path) -> list[Path]:
                                 samples.masks.reshape(len(samples), -1).any(1).tolist(), GALLERY_SAMPLES)
             progress.say(f"drawing the saliency gallery and deletion/insertion curves of {name} ...")
             masks = None if samples.masks is None else samples.masks[rows].numpy()
-            labels = [f"y={bundle.class_names[int(samples.y[i])]}, explained "  # a segmenter: its region target
-                      + (f"{runner.suite.target['region']} region of class {int(g.target[i])}" if dense(g.model)
-                         else bundle.class_names[int(g.target[i])]) for i in rows]
+            region = g.regions is not None  # a segmenter: its region target, region scores, empty regions unscored
+            labels = [f"y={bundle.class_names[int(samples.y[i])]}, explained " + (target_label(runner.suite.target)
+                      if region else bundle.class_names[int(g.target[i])]) for i in rows]
             shown = {k: v[rows] for k, v in maps.items()}
-            if g.regions is not None:  # a segmenter: its predicted mask (the explained region) before the maps
+            if region:  # a segmenter: its predicted mask (the explained region) before the maps
                 shown = {"explained region": g.regions[rows].float().cpu().numpy(), **shown}
-            written.append(gallery(samples.x[rows].numpy(), masks, shown,
-                                   [samples.ids[i] for i in rows], labels, name,
+            written.append(gallery(samples.x[rows].numpy(), masks, shown, [samples.ids[i] for i in rows], labels, name,
                                    Path(out_dir) / figure_path(runner.suite.name, ds.entry.display, mo.entry.display,
                                                                "gallery")))
             panels = [CurvePanel(f"{mt.entry.display}: " + ", ".join(f"{k}={v}" for k, v in sorted(mt.params.items())),
                                  mt.entry.display, mt.spec.higher_is_better,
-                                 {k: runner.metric_curves(g, methods[k], mt, v) for k, v in maps.items()})
+                                 {k: runner.metric_curves(g, methods[k], mt, v) for k, v in maps.items()},
+                                 "Dice against the unperturbed prediction" if "segmentation" in mt.spec.needs
+                                 else "target-class probability" + " of the region scores" * region,
+                                 mt.params.get("order", "most"))
                       for mt in curve_metrics if runner.task_skip(ds, mo, mt) is None]  # a segmenter's metric: not here
             note = (f"Mean over the table's {len(samples)} samples, curves as scored (AUC = the table's mean; "
-                    "constant maps left out, as in the table)" if in_table
+                    f"{'samples without a region or with ' * region}constant maps left out, as in the table)"
+                    if in_table
                     else f"Not in this suite's table: the registered curve metrics with their default parameters, "
                          f"on the first {len(samples)} of its {len(evaluated)} samples")
             written.append(curve_figure(panels, name, Path(out_dir) / figure_path(

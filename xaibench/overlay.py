@@ -14,6 +14,7 @@ from xaibench.figures import (
     save_figure,
     shorten,
 )
+from xaibench.segmentation import target_label
 
 if TYPE_CHECKING:  # pragma: no cover
     from xaibench.runner import Runner
@@ -55,7 +56,12 @@ def explain_overlay(runner: "Runner", method: str, sample_id: str, path: str | P
         maps = runner.cached_maps(g, me)
     except CellError as exc:
         raise XaibenchError(f"method {method!r} failed on {sample_id!r}: {str(exc).splitlines()[0]}") from None
-    prob = float(g.engine.select(logits, target, "prob")[0])
+    if g.regions is not None:  # a segmenter: its region target and region score, not a dataset class
+        explained = (f"explained {target_label(runner.suite.target)}: " + (
+            f"score {float(logits[0, int(target[0])]):.3g}" if g.regions[0].any() else "empty region, map 0"))
+    else:
+        explained = (f"label {bundle.class_names[int(sample.y[0])]}, explained {bundle.class_names[int(target[0])]} "
+                     f"(p={float(g.engine.select(logits, target, 'prob')[0]):.2f})")
     with figure_style():
         import matplotlib
 
@@ -69,6 +75,5 @@ def explain_overlay(runner: "Runner", method: str, sample_id: str, path: str | P
         outline = "; lesion outlined in cyan" if mask is not None and mask.any() else ""
         ax.set_title("\n".join([shorten(f"{me.entry.display} on {sample_id}", 44),
                                  shorten(f"{ds.entry.display} × {mo.entry.display}", 44),
-                                 f"label {bundle.class_names[int(sample.y[0])]}, explained "
-                                 f"{bundle.class_names[int(target[0])]} (p={prob:.2f}){outline}"]), fontsize=7)
+                                 f"{explained}{outline}"]), fontsize=7)
         return save_figure(fig, path)

@@ -19,7 +19,7 @@ from torch import nn
 from xaibench.version import __version__
 from xaibench import environment, progress
 from xaibench.bundles import Bundles
-from xaibench.errors import CellError, PlanError, SuiteError
+from xaibench.errors import CellError, PlanError, SuiteError, XaibenchError
 from xaibench.degenerate import check_cam_layer, layer_output_spatial, suggested_layer
 from xaibench.execution import Execution, GroupContext, Outcome, target_layer
 from xaibench.executors import remote_outcomes
@@ -31,6 +31,7 @@ from xaibench.outputs import dense
 from xaibench.plan import (Cell, Resolved, cell_key, method_skip, metric_skip, not_applicable, resolve,
                            unavailable_key)
 from xaibench.params import validate_params
+from xaibench.segmentation import suite_target
 from xaibench.plugins import Harness
 from xaibench.specs import DataBundle, ModelSpec, Samples, cam_size_ok
 from xaibench.store import PlanRow, Store
@@ -106,6 +107,7 @@ class Runner:
                     continue
                 model_key = self.model_key(ds, mo)
                 self._inspected(ds, mo)  # every model builds before any work (a missing library stops the plan)
+                self._check_target(ds, mo)
                 self._check_cam_layers(ds, mo)
                 for me in self.methods:
                     skip_method = self.method_skip(ds, mo, me)
@@ -341,14 +343,21 @@ class Runner:
         capabilities), then whether the method's rules cover the model (``MethodSpec.covers``), else None."""
         return method_skip(ds, self.bundle(ds), mo, me) or self.uncovered(ds, mo, me)
 
-    def task_skip(self, ds: Resolved, mo: Resolved, mt: Resolved) -> str | None:
-        """``not applicable`` for a metric of segmentation models (``"segmentation"`` in its needs) on a
-        classifier; a region target on a classifier is a :class:`PlanError`, before anything trains."""
-        segmenter = dense(self._inspected(ds, mo))
-        if not segmenter and isinstance(self.suite.target, Mapping):
+    def _check_target(self, ds: Resolved, mo: Resolved) -> None:
+        """:class:`PlanError` before anything trains: a region target on a classifier, ``label`` on a segmenter."""
+        if dense(self._inspected(ds, mo)):
+            try:
+                suite_target(self.suite.target)
+            except XaibenchError as e:
+                raise PlanError(f"{self.suite.at(mo.entry.line)}: {mo.entry.display!r} is a segmenter: {e}") from None
+        elif isinstance(self.suite.target, Mapping):
             raise PlanError(f"model {mo.entry.display!r} returns (N, K) class scores, but the suite's target is a "
                             f"region target, which explains a segmentation model: use `target: predicted`")
-        if "segmentation" in mt.spec.needs and not segmenter:
+
+    def task_skip(self, ds: Resolved, mo: Resolved, mt: Resolved) -> str | None:
+        """``not applicable`` for a metric of segmentation models (``"segmentation"`` in its needs) on a
+        classifier, else None (the suite's target is checked by the plan, before anything trains)."""
+        if "segmentation" in mt.spec.needs and not dense(self._inspected(ds, mo)):
             return (f"not applicable: metric {mt.entry.display!r} needs a segmentation model; model "
                     f"{mo.entry.display!r} returns (N, K) class scores")
         return None

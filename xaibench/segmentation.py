@@ -118,6 +118,13 @@ def suite_target(target: Any) -> RegionTarget:
                         f"for a region: `target: {{region: ground-truth, class: 1}}` (or predicted, box, pixel)")
 
 
+def target_label(target: Any) -> str:
+    """What a suite's ``target:`` explains on a segmenter, for a figure's title: ``"class 1 over the predicted
+    region, sum"`` (:func:`suite_target`'s errors)."""
+    rt = suite_target(target)
+    return f"class {rt.cls} over the {rt.region} region, {rt.reduce}"
+
+
 def region_score(model: Any) -> RegionScore | None:
     """``model`` when it is a :class:`RegionScore` (a metric's engine on a segmenter), else None."""
     return model if isinstance(model, RegionScore) else None
