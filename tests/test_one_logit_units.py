@@ -243,4 +243,7 @@ def test_a_suite_and_xaibench_score_give_the_hand_values(tmp_path, monkeypatch) 
     np.testing.assert_allclose([stored["completeness-error"][i] for i in ids], hand, rtol=1e-4, atol=1e-7)
     scored = xaibench.score(model, x, None, ig * _signs(predicted), list(stored), additive=True, ids=ids)
     for name, values in stored.items():
-        np.testing.assert_allclose(scored[name], [values[i] for i in ids], rtol=1e-5, atol=1e-7, err_msg=name)
+        # the suite's IG maps and captum's here are two float32 computations (the suite's at the engine's batch of
+        # 16): completeness-error, a small relative error of the maps' sums, differs by their rounding (2e-7)
+        rtol = 1e-4 if name == "completeness-error" else 1e-5
+        np.testing.assert_allclose(scored[name], [values[i] for i in ids], rtol=rtol, atol=1e-7, err_msg=name)
