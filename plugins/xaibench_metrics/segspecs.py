@@ -44,7 +44,8 @@ def register_segmentation(register: Callable[[MetricSpec], None]) -> None:
             description=f"share of the map's positive relevance {where} (segmentation models; the three shares "
                         f"sum to 1)",
             citation=CONTEXT, defaults={"zone": zone, "width": 4},
-            undefined="the map has no positive relevance (sum of max(a, 0) is 0)",
+            undefined="the map has no positive relevance (sum of max(a, 0) is 0), or a constant map (the runner's rule "
+                      "for every metric)",
             formula=f"sum_{{i in {zone}}} a+_i / sum_i a+_i, ring = dilate(R, width) minus R",
             checked_against="by hand on a 5x5 map: tests/test_segmentation_metrics.py::"
                             "test_relevance_shares_partition_the_positive_relevance_by_hand",
