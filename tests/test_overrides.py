@@ -95,6 +95,9 @@ def test_every_suite_key_takes_a_value_and_refuses_a_wrong_type(suite_file: Path
         load_suite(suite_file, {key: {"a": 1}})
     message = str(err.value)
     assert message.startswith(f"--set {key}: ") and "\n" not in message
+    if key == "target":  # a mapping is a region target (a segmenter's): its keys are checked
+        assert message == "--set target: 'target': unknown target key 'a'; keys: region, class, reduce, box, pixel"
+        return
     assert f"'{key}' must be " in message or f"each of '{key}' is a name or a mapping" in message
 
 
@@ -102,7 +105,8 @@ def test_every_suite_key_takes_a_value_and_refuses_a_wrong_type(suite_file: Path
     ({"imag_size": 64}, "--set imag_size: unknown key 'imag_size' (did you mean 'image_size' or 'batch_size'?)"),
     ({"image_size": "big"}, "--set image_size: 'image_size' must be int or null, got str"),
     ({"samples": 0}, "--set samples: 'samples' must be positive"),
-    ({"target": "logit"}, "--set target: 'target' must be one of predicted, label"),
+    ({"target": "logit"}, "--set target: 'target' must be one of predicted, label, or a region target such as "
+     "{region: predicted, class: 1, reduce: sum}"),
     ({"models.2.train.epochs": 1}, "--set models.2.train.epochs: models has 1 item (0 to 0), not 2"),
     ({"models.resnet.train.epochs": 1},
      "--set models.resnet.train.epochs: models has no entry 'resnet' (entries: small-cnn; or give an index)"),
