@@ -28,8 +28,8 @@ from xaibench.cache import SaliencyCache, content_key
 from xaibench.engine import Engine
 from xaibench.errors import CellError, SuiteError, XaibenchError, did_you_mean
 from xaibench.outputs import dense
-from xaibench.segmentation import (RegionScore, reduced, region_score, region_weights, suite_target,
-                                   target_regions)
+from xaibench.segmentation import (RegionScore, model_target, reduced, region_score, region_weights,
+                                   suite_target, target_regions)
 from xaibench.explaining import copies, explain_samples, real_tensor
 from xaibench.isolation import ModelGuard, time_limit
 from xaibench.models import Models
@@ -97,14 +97,11 @@ class Execution:
         engine = Engine(model, settings.device, engine_batch, autocast=settings.options.autocast)
         base_logits = engine.logits(samples.x)
         regions = None
-        if dense(model):  # a segmenter: the region scores of each sample's region (xaibench.segmentation)
-            rt = suite_target(settings.suite.target)
+        rt = model_target(settings.suite.target, dense(model), mo.entry.display)
+        if rt is not None:  # a segmenter: the region scores of each sample's region (xaibench.segmentation)
             regions = target_regions(rt, base_logits, samples.masks, allow_empty=True)
             base_logits = reduced(base_logits, region_weights(regions, rt.reduce))
             target = torch.full((len(samples),), rt.cls, device=settings.device)
-        elif isinstance(settings.suite.target, Mapping):
-            raise XaibenchError(f"model {mo.entry.display!r} returns (N, K) class scores, but the suite's target "
-                                f"is a region target, which explains a segmentation model: use `target: predicted`")
         else:
             target = base_logits.argmax(1) if settings.suite.target == "predicted" else samples.y.to(settings.device)
         dims = [0] + list(range(2, bundle.train.x.dim()))

@@ -10,7 +10,7 @@ before any training starts, aggregating, and writing each finished cell atomical
 from __future__ import annotations
 
 import platform
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
@@ -31,7 +31,7 @@ from xaibench.outputs import dense
 from xaibench.plan import (Cell, Resolved, cell_key, method_skip, metric_skip, not_applicable, resolve,
                            unavailable_key)
 from xaibench.params import validate_params
-from xaibench.segmentation import suite_target
+from xaibench.segmentation import model_target
 from xaibench.plugins import Harness
 from xaibench.specs import DataBundle, ModelSpec, Samples, cam_size_ok
 from xaibench.store import PlanRow, Store
@@ -345,14 +345,12 @@ class Runner:
 
     def _check_target(self, ds: Resolved, mo: Resolved) -> None:
         """:class:`PlanError` before anything trains: a region target on a classifier, ``label`` on a segmenter."""
-        if dense(self._inspected(ds, mo)):
-            try:
-                suite_target(self.suite.target)
-            except XaibenchError as e:
-                raise PlanError(f"{self.suite.at(mo.entry.line)}: {mo.entry.display!r} is a segmenter: {e}") from None
-        elif isinstance(self.suite.target, Mapping):
-            raise PlanError(f"model {mo.entry.display!r} returns (N, K) class scores, but the suite's target is a "
-                            f"region target, which explains a segmentation model: use `target: predicted`")
+        segmenter = dense(self._inspected(ds, mo))
+        try:
+            model_target(self.suite.target, segmenter, mo.entry.display)
+        except XaibenchError as e:
+            where = f"{self.suite.at(mo.entry.line)}: {mo.entry.display!r} is a segmenter: " if segmenter else ""
+            raise PlanError(f"{where}{e}") from None
 
     def task_skip(self, ds: Resolved, mo: Resolved, mt: Resolved) -> str | None:
         """``not applicable`` for a metric of segmentation models (``"segmentation"`` in its needs) on a

@@ -118,6 +118,19 @@ def suite_target(target: Any) -> RegionTarget:
                         f"for a region: `target: {{region: ground-truth, class: 1}}` (or predicted, box, pixel)")
 
 
+def model_target(target: Any, segmenter: bool, model: str) -> RegionTarget | None:
+    """The region target a suite's ``target:`` gives model ``model`` (:func:`suite_target`) when it is a
+    ``segmenter``; None for a classifier, whose class ``predicted``/``label`` is the runner's. The plan's check and
+    the runner's group (``xaibench explain --suite`` runs no plan) share this rule: a region target on a classifier
+    and ``label`` on a segmenter raise :class:`XaibenchError`."""
+    if segmenter:
+        return suite_target(target)
+    if isinstance(target, Mapping):
+        raise XaibenchError(f"model {model!r} returns (N, K) class scores, but the suite's target is a region "
+                            f"target, which explains a segmentation model: use `target: predicted`")
+    return None
+
+
 def target_label(target: Any) -> str:
     """What a suite's ``target:`` explains on a segmenter, for a figure's title: ``"class 1 over the predicted
     region, sum"`` (:func:`suite_target`'s errors)."""
