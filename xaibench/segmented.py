@@ -80,15 +80,19 @@ def per_sample(function: Any, a: dict[str, Any], net: Any, x: Any, device: Any, 
     metric's summary over all samples, as :func:`~xaibench.api.score` summarises)."""
     import numpy as np
 
+    from xaibench.cache import cache_home
     from xaibench.engine import Engine
     from xaibench.segmentation import RegionScore, target_regions
+    from xaibench.throughput import engine_batch_size
     from xaibench.user_inputs import checked_annotation, checked_maps, sample_ids
 
     masks = checked_annotation(a.get("masks"), x, "masks")
-    logits = Engine(net, device, a.get("batch_size") or 64).logits(x)
+    scoring = "metrics" in a
+    # the engine batch of score/explain (and of the runner's group), so the regions are fixed on the same logits
+    batch = (a["batch_size"] if scoring else None) or engine_batch_size(net, x[:1], device, cache_home())
+    logits = Engine(net, device, batch).logits(x)
     regions = target_regions(target, logits, masks)
     ids = sample_ids(a["ids"], x)
-    scoring = "metrics" in a
     maps = checked_maps(a["maps"], x) if scoring else None
     graded = checked_annotation(a["regions"], x, "region maps") if scoring else None
     results = []
