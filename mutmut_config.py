@@ -1,6 +1,6 @@
 """mutmut 2 hooks (docs/mutation.md): each module's mutants run only its fast tests; some functions are left out.
 
-``mutmut run --paths-to-mutate xaibench/stats.py`` mutates one line at a time and runs
+``mutmut run --paths-to-mutate xaibench/scoring/stats.py`` mutates one line at a time and runs
 ``TESTS[module]`` against each mutant; jitted kernels run as plain Python
 (``NUMBA_DISABLE_JIT=1``) so that a mutant needs no compilation. ``ONLY`` restricts a
 module to the named functions, ``SKIP`` leaves functions out (with the reason).
@@ -15,19 +15,19 @@ PYTEST = "env NUMBA_DISABLE_JIT=1 OMP_NUM_THREADS=1 python -m pytest -x -q -p no
 #: The fast tests that pin each module's behaviour (seconds per run; ``--noconftest`` where no fixture is used).
 TESTS = {
     # model inspection and the method rules: the hand-built networks of the matrix (the zoo's builds take seconds each)
-    "xaibench/nonlinearities.py": "tests/test_method_rules.py -k 'not zoo and not mobilenet and not fullgrad'",
+    "xaibench/models/nonlinearities.py": "tests/test_method_rules.py -k 'not zoo and not mobilenet and not fullgrad'",
     "plugins/xaibench_captum/rules.py": "tests/test_method_rules.py tests/test_deeplift_rules.py -k 'not zoo and not "
                                         "fullgrad and not resnet'",
     # the copy captum's hooking methods run on: one module per call site, each reading its own clone of its input
     "plugins/xaibench_captum/modelcopy.py": "tests/test_deeplift_rules.py tests/test_method_rules.py -k 'not zoo and not "
                                             "fullgrad and not resnet'",
     # the input layer, the output layer and the forward order, from the traced graph (issue 42 item 2)
-    "xaibench/layers.py": "tests/test_lrp_input_layer.py tests/test_layer_order.py "
+    "xaibench/contract/layers.py": "tests/test_lrp_input_layer.py tests/test_layer_order.py "
                           "tests/test_metrics_robustness_definitions.py -k 'not stability or representation'",
     # parameter names and a method's value check, at suite load and in the Python API
-    "xaibench/params.py": "tests/test_boundary_params.py tests/test_api.py tests/test_lazy_imports.py -k 'not heavy_library'",
+    "xaibench/suites/params.py": "tests/test_boundary_params.py tests/test_api.py tests/test_lazy_imports.py -k 'not heavy_library'",
     # user-given values: the shared integer / finite-number predicates, the suite's training options
-    "xaibench/validate.py": "tests/test_boundary_params.py tests/test_suite.py tests/test_first_contact_cli.py",
+    "xaibench/contract/validate.py": "tests/test_boundary_params.py tests/test_suite.py tests/test_first_contact_cli.py",
     # the captum methods' value rules, one per parameter, refused with the suite's file:line
     "plugins/xaibench_captum/checks.py": "tests/test_boundary_params.py",
     # LIME's and KernelSHAP's superpixels (grey / RGB twin, value range, lesion edges, refusals) and both methods
@@ -35,7 +35,7 @@ TESTS = {
                                               "and (superpixel or lime or shap or grey or constant or signals)'",
     # the metrics' parameter rules (MetricSpec.check) and the progress lines' rate (issue 44 item 5)
     "plugins/xaibench_metrics/checks.py": "tests/test_one_rule.py -k 'metric_values or defaults or least_value'",
-    "xaibench/progress.py": "tests/test_one_rule.py tests/test_first_contact_progress.py -k 'eta or bar or plain'",
+    "xaibench/base/progress.py": "tests/test_one_rule.py tests/test_first_contact_progress.py -k 'eta or bar or plain'",
     # the noise tunnels, Integrated Gradients, occlusion and feature ablation against captum, and their passes;
     # the seeded per-sample path (LIME, SHAP)
     "plugins/xaibench_captum/stochastic.py": "tests/test_methods_new.py tests/test_peers_captum.py tests/test_conformance.py "
@@ -47,20 +47,20 @@ TESTS = {
     "plugins/xaibench_networks/monai_nets.py": "tests/test_networks.py -k 'monai'",
     # --check's content comparison of two <suite>.json documents
     "xaibench/leaderboard/compare.py": "--noconftest tests/test_leaderboard_compare.py",
-    "xaibench/stats.py": "--noconftest tests/test_stats.py tests/test_stats_definitions.py tests/test_ties.py "
+    "xaibench/scoring/stats.py": "--noconftest tests/test_stats.py tests/test_stats_definitions.py tests/test_ties.py "
                          "tests/test_leaderboard_chance.py",
     # issue 44.1: each metric against chance and the oracle; the aggregate over one set of methods (issue 42.3)
     "xaibench/leaderboard/chance.py": "--noconftest tests/test_leaderboard_chance.py tests/test_leaderboard_trust.py",
     "xaibench/leaderboard/ranking.py": "--noconftest tests/test_leaderboard_chance.py tests/test_leaderboard_trust.py",
-    "xaibench/curves.py": "tests/test_curves.py -k 'not figure_draws' tests/test_metrics.py::test_curves_reuse_the_unperturbed_pass "
+    "xaibench/scoring/curves.py": "tests/test_curves.py -k 'not figure_draws' tests/test_metrics.py::test_curves_reuse_the_unperturbed_pass "
                           "tests/test_figures.py::test_deletion_and_insertion_curves_are_exact_on_a_linear_model "
                           "tests/test_metrics_faithfulness.py::test_deletion_curve_matches_a_step_by_step_hand_computation",
     # without numba the float32 sums of 3600-pixel maps round differently (test_fused_kernel_..._large_maps) and the
     # 2000-map calibration tests take a minute: they run in the default suite, not against each mutant
-    "xaibench/kernels.py": "--noconftest tests/test_kernels.py -k 'not large_maps and not random_map'",
-    "xaibench/maps.py": "--noconftest tests/test_maps.py",
+    "xaibench/scoring/kernels.py": "--noconftest tests/test_kernels.py -k 'not large_maps and not random_map'",
+    "xaibench/scoring/maps.py": "--noconftest tests/test_maps.py",
     # the metric and method reference pages: each field rendered from the spec, the missing-field rules
-    "xaibench/reference.py": "--noconftest tests/test_reference.py tests/test_one_rule.py -k 'reference or needs'",
+    "xaibench/authoring/reference.py": "--noconftest tests/test_reference.py tests/test_one_rule.py -k 'reference or needs'",
     # one -k per command (pytest keeps only the last): the selection is one expression over the named files
     "plugins/xaibench_metrics/pointing.py": "tests/test_metric_defaults.py tests/test_metric_definitions.py tests/test_peers_quantus.py "
                                             "-k 'defaults or pointing_tolerance or pointing_game_equals or pointing_game_with or hit_rate_without'",
@@ -110,16 +110,16 @@ TESTS = {
     "plugins/xaibench_metrics/arcc.py": "tests/test_metrics_peers_extra.py -k arcc",
     # the runner's target selection and seeding (ONLY below); the common-random-numbers test through every
     # metric takes 45 s and runs in the default suite, not against each mutant
-    "xaibench/execution.py": "tests/test_execution_context.py "
+    "xaibench/running/execution.py": "tests/test_execution_context.py "
                              "tests/test_metric_definitions.py::test_target_predicted_explains_and_scores_the_predicted_class_not_the_label "
                              "tests/test_runner.py::test_target_label_and_unknown_layer",
     # issue 29: re-explained copies, the streamed masked sums and Score-CAM, against definitions by hand and peers
-    "xaibench/explaining.py": "tests/test_reexplain.py tests/test_execution_context.py "
+    "xaibench/running/explaining.py": "tests/test_reexplain.py tests/test_execution_context.py "
                               "tests/test_reliability_faults.py -k 'reexplain or copies or calls or masks or every_fault'",
-    "xaibench/engine.py": "tests/test_methods_rise.py tests/test_sise.py -k 'score_weighted or layer_maps'",
+    "xaibench/scoring/engine.py": "tests/test_methods_rise.py tests/test_sise.py -k 'score_weighted or layer_maps'",
     "plugins/xaibench_gradcam/methods.py": "tests/test_cam_streaming.py",
     # the engine's batch size by throughput: the simulated-clock tests (the runner's test takes a whole run)
-    "xaibench/throughput.py": "tests/test_throughput.py -k 'not runner'",
+    "xaibench/scoring/throughput.py": "tests/test_throughput.py -k 'not runner'",
     "plugins/xaibench_metrics/randomization.py": "tests/test_metrics_randomization.py tests/test_randomization_sharing.py "
                                                  "tests/test_metric_defaults.py tests/test_metrics_volumes.py tests/test_metric_definitions.py "
                                                  "-k 'randomiz or mprt or defaults'",
@@ -128,9 +128,9 @@ TESTS = {
     "plugins/xaibench_metrics/robustness.py": "tests/test_metrics_robustness.py tests/test_metrics_robustness_definitions.py "
                                               "tests/test_metric_defaults.py",
     "plugins/xaibench_medical/masks.py": "tests/test_folder_reading.py -k 'mask'",
-    "xaibench/metaeval.py": "tests/test_board_shapes.py tests/test_metaeval.py -k 'not every_suite_shape and not built_in "
+    "xaibench/scoring/metaeval.py": "tests/test_board_shapes.py tests/test_metaeval.py -k 'not every_suite_shape and not built_in "
                             "and not publishing and not every_process'",
-    "xaibench/plan.py": "tests/test_metric_pairing.py -k 'not own_baseline_only'",
+    "xaibench/suites/plan.py": "tests/test_metric_pairing.py -k 'not own_baseline_only'",
     # LRP through zennit: the identities, captum peers, conservation and covers reasons (docs/lrp.md)
     "plugins/xaibench_zennit/coverage.py": "tests/test_methods_lrp.py",
     "plugins/xaibench_zennit/rules.py": "tests/test_methods_lrp.py tests/test_lrp_input_layer.py",
@@ -140,16 +140,16 @@ TESTS = {
 SKIP: dict[str, set[str]] = {}
 
 #: Modules of which only these functions are mutated: the runner's target selection and seeding.
-ONLY = {"xaibench/execution.py": {"group_context", "metric_context"},
-        "xaibench/engine.py": {"masked_score_sum"},
+ONLY = {"xaibench/running/execution.py": {"group_context", "metric_context"},
+        "xaibench/scoring/engine.py": {"masked_score_sum"},
         "plugins/xaibench_gradcam/methods.py": {"streamed_score_cam"},
         # the definitions issue 33 added: the post-hoc rule and the method/metric pairing
-        "xaibench/metaeval.py": {"posthoc_blocks", "why_no_friedman", "friedman_posthoc"},
-        "xaibench/plan.py": {"_paired", "metric_params", "pairing_conflict"},
+        "xaibench/scoring/metaeval.py": {"posthoc_blocks", "why_no_friedman", "friedman_posthoc"},
+        "xaibench/suites/plan.py": {"_paired", "metric_params", "pairing_conflict"},
         # issue 42.3: the aggregate over one set of methods and metrics (the renderers have their own tests)
         "xaibench/leaderboard/ranking.py": {"_means", "aggregate", "_uninformative"},
         # the data-flow layer finders (issue 42 item 2); the per-modality classes run in every model's tests
-        "xaibench/layers.py": {"is_leaf_module", "traced", "input_layers", "output_layers", "forward_order",
+        "xaibench/contract/layers.py": {"is_leaf_module", "traced", "input_layers", "output_layers", "forward_order",
                                "last_convolution"}}
 
 

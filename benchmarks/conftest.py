@@ -19,7 +19,7 @@ import pytest
 import torch
 import torchvision
 
-from xaibench.throughput import distinct_inputs, fastest_batch_size
+from xaibench.scoring.throughput import distinct_inputs, fastest_batch_size
 
 # The numpy references of the kernels (tests/oracles.py) are shared with the tests; appended, not
 # prepended, so that ``conftest`` here stays this file.
@@ -32,7 +32,7 @@ BENCH_DEVICE = os.environ.get("XAIBENCH_BENCH_DEVICE", "cpu")
 
 def best_batch(model: torch.nn.Module, x: torch.Tensor, device: str = "cpu") -> int:
     """The engine batch size the runner would pick for ``model`` on inputs shaped like ``x``
-    (:func:`xaibench.throughput.fastest_batch_size`, measured now, not cached): every floor is timed at it."""
+    (:func:`xaibench.scoring.throughput.fastest_batch_size`, measured now, not cached): every floor is timed at it."""
     return fastest_batch_size(model, x[:1], device)
 
 

@@ -18,10 +18,10 @@ import pytest
 from conftest import report
 
 import xaibench
-from xaibench.engine import Engine
-from xaibench.plugins import load_harness
-from xaibench.runner import Runner, RunOptions
-from xaibench.store import Store
+from xaibench.scoring.engine import Engine
+from xaibench.contract.plugins import load_harness
+from xaibench.running.runner import Runner, RunOptions
+from xaibench.storage.store import Store
 
 ROUNDS = 5
 

@@ -13,10 +13,10 @@ import time
 from pathlib import Path
 
 from conftest import report
-from xaibench.plugins import load_harness
-from xaibench.runner import RunOptions, Runner
-from xaibench.store import Store
-from xaibench.suite import load_suite
+from xaibench.contract.plugins import load_harness
+from xaibench.running.runner import RunOptions, Runner
+from xaibench.storage.store import Store
+from xaibench.suites.suite import load_suite
 
 
 def _run(suite_path: Path, store_path: Path, home: Path) -> tuple[float, int]:

@@ -8,7 +8,7 @@ model's forward passes are counted while they run (a global forward pre-hook on 
 eval mode only, so the training of the label-randomized twin is not counted; a forward pass with
 gradients enabled counts as a forward + backward pass). The floor of a cell is its passes at the
 least per-image cost over batch sizes 4 to 128 (:func:`conftest.floor_per_image`), measured on the
-same model in the same run: not the batch the engine picks by throughput (:mod:`xaibench.throughput`),
+same model in the same run: not the batch the engine picks by throughput (:mod:`xaibench.scoring.throughput`),
 which the ratio judges along with the rest; the ratio is the
 cell's seconds over its floor. The table groups metrics by family (the module of their score).
 
@@ -43,11 +43,11 @@ import torch
 from conftest import floor_per_image, report
 from PIL import Image
 
-from xaibench.execution import Execution
-from xaibench.plugins import load_harness
-from xaibench.runner import RunOptions, Runner
-from xaibench.store import Store
-from xaibench.suite import load_suite
+from xaibench.running.execution import Execution
+from xaibench.contract.plugins import load_harness
+from xaibench.running.runner import RunOptions, Runner
+from xaibench.storage.store import Store
+from xaibench.suites.suite import load_suite
 from xaibench_datasets import synthetic
 from xaibench_models.small_cnn import SmallCNN, build_small_cnn
 

@@ -20,10 +20,10 @@ import torch
 from conftest import interleaved_ratio, median_time, report
 from test_vs_quantus import N, gray_case  # noqa: F401  (the fixture: ResNet-18 1x64x64 case, shared)
 
-from xaibench.engine import Engine, auto_batch_size
-from xaibench.metric_inputs import MetricContext
-from xaibench.plugins import load_harness
-from xaibench.testing import score_metric
+from xaibench.scoring.engine import Engine, auto_batch_size
+from xaibench.contract.metric_inputs import MetricContext
+from xaibench.contract.plugins import load_harness
+from xaibench.authoring.testing import score_metric
 
 quantus = pytest.importorskip("quantus", reason="quantus (test extra) is not installed")
 SIDE, STEPS, BATCH = 64, 64, 32

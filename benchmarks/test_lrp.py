@@ -24,7 +24,7 @@ from captum.attr._utils.lrp_rules import EpsilonRule
 from conftest import CountingModel, best_time, report
 from xaibench_zennit.rules import lrp_epsilon
 
-from xaibench.specs import MethodContext
+from xaibench.contract.specs import MethodContext
 
 BATCH, SIZE = 8, 64
 

@@ -19,7 +19,7 @@ import pytest
 from conftest import CountingModel, median_time, report
 from torch import nn
 
-from xaibench import kernels
+from xaibench.scoring import kernels
 
 quantus = pytest.importorskip("quantus", reason="quantus (test extra) is not installed")
 N, SIDE, K = 256, 224, 1000

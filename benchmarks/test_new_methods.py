@@ -13,9 +13,9 @@ from __future__ import annotations
 import torch
 from conftest import CountingModel, interleaved_ratio, median_time, report
 
-from xaibench.plugins import load_harness
-from xaibench.specs import MethodContext
-from xaibench.testing import one_thread, tiny_model
+from xaibench.contract.plugins import load_harness
+from xaibench.contract.specs import MethodContext
+from xaibench.authoring.testing import one_thread, tiny_model
 
 HARNESS = load_harness()
 N, SIZE, BATCH = 8, 64, 64

@@ -14,10 +14,10 @@ import pytest
 import torch
 from conftest import BENCH_DEVICE, best_batch, best_time, report
 
-from xaibench.engine import Engine
-from xaibench.plugins import load_harness
-from xaibench.metric_inputs import MetricContext
-from xaibench.testing import score_metric
+from xaibench.scoring.engine import Engine
+from xaibench.contract.plugins import load_harness
+from xaibench.contract.metric_inputs import MetricContext
+from xaibench.authoring.testing import score_metric
 
 ROUNDS = 5
 

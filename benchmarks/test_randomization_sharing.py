@@ -16,10 +16,10 @@ import torch
 from captum.attr import IntegratedGradients
 from conftest import best_time, report
 
-from xaibench.engine import Engine
-from xaibench.plugins import load_harness
-from xaibench.metric_inputs import MetricContext
-from xaibench.testing import score_metric
+from xaibench.scoring.engine import Engine
+from xaibench.contract.plugins import load_harness
+from xaibench.contract.metric_inputs import MetricContext
+from xaibench.authoring.testing import score_metric
 from xaibench_datasets.synthetic import generate
 from xaibench_models.small_cnn import build_small_cnn
 

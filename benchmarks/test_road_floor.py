@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from conftest import best_batch, best_time, report
 
-from xaibench.engine import Engine
+from xaibench.scoring.engine import Engine
 from xaibench_datasets.synthetic import generate
 from xaibench_metrics.road import impute, linear_impute, removal_masks, road
 from xaibench_models.small_cnn import build_small_cnn

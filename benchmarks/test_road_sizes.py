@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from conftest import best_time, report
 
-from xaibench.engine import Engine
+from xaibench.scoring.engine import Engine
 from xaibench_metrics.families import FRACTIONS
 from xaibench_metrics.road import SOLVERS, default_solver, linear_impute, removal_masks, road
 

@@ -9,10 +9,10 @@ import numpy as np
 import torch
 from conftest import best_batch, median_time, report
 
-from xaibench.engine import Engine
-from xaibench.plugins import load_harness
-from xaibench.metric_inputs import MetricContext
-from xaibench.testing import score_metric
+from xaibench.scoring.engine import Engine
+from xaibench.contract.plugins import load_harness
+from xaibench.contract.metric_inputs import MetricContext
+from xaibench.authoring.testing import score_metric
 
 
 def test_deletion_time_is_linear_in_samples(resnet_case) -> None:  # type: ignore[no-untyped-def]

@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from conftest import floor_per_image, report
 
 import xaibench
-from xaibench.errors import XaibenchError
+from xaibench.base.errors import XaibenchError
 
 PROFILE = os.environ.get("XAIBENCH_PROFILE") == "1"
 SIZES = {"2d": (64, 128, 256, 512), "3d": (16, 32, 64, 128)}
@@ -94,7 +94,7 @@ FAMILIES = (
     Family("localization", "metric", "relevance-mass", lambda s: {}, lambda s: (1, 0)),
     Family("complexity", "metric", "sparseness", lambda s: {}, lambda s: (1, 0)),
 )
-#: Images of the output-contract check every Python API call makes (``xaibench.outputs.conform``: one forward
+#: Images of the output-contract check every Python API call makes (``xaibench.contract.outputs.conform``: one forward
 #: pass of two zero inputs): counted in the floor, asserted, and a share of a one-pass family's time.
 CHECK = 2
 SISE_MAX = {"2d": 256, "3d": 32}

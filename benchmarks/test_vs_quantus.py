@@ -11,7 +11,7 @@ for every metric, so that pass is made outside the timed call. A counting wrappe
 the model checks that both sides pass exactly 32 x 64 images, and both are warmed and
 timed (median of 5, the two sides in alternation) on the same inputs. Targets (issue 29):
 at least 1.2x at batch size 32 and at least 2x at batch size 4. Our engine's batch is the
-one the runner picks, by measured throughput (:mod:`xaibench.throughput`). The same run
+one the runner picks, by measured throughput (:mod:`xaibench.scoring.throughput`). The same run
 times the floor, the same number of images through the model at the least per-image cost over
 batch sizes 4 to 128 (:func:`conftest.floor_per_image`): no implementation of the curve can be
 faster than Quantus by more than Quantus's own time over that floor.
@@ -30,10 +30,10 @@ import torch
 import torchvision
 from conftest import BENCH_DEVICE, CountingModel, best_batch, floor_per_image, interleaved_ratio, report
 
-from xaibench.engine import Engine
-from xaibench.plugins import load_harness
-from xaibench.metric_inputs import MetricContext
-from xaibench.testing import score_metric
+from xaibench.scoring.engine import Engine
+from xaibench.contract.plugins import load_harness
+from xaibench.contract.metric_inputs import MetricContext
+from xaibench.authoring.testing import score_metric
 
 quantus = pytest.importorskip("quantus", reason="quantus (test extra) is not installed")
 N, SIDE, STEPS = int(os.environ.get("XAIBENCH_BENCH_SAMPLES", "32")), 64, 64

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import numpy as np
 
-from xaibench.stats import seed_from, summarize
-from xaibench.store import CellResult, PlanRow, Store
+from xaibench.scoring.stats import seed_from, summarize
+from xaibench.storage.store import CellResult, PlanRow, Store
 
 N = 10
 IDS = [f"s{i:02d}" for i in range(N)]

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from xaibench import hookimpl
-from xaibench.specs import DataBundle, DatasetSpec, MethodSpec, ModelSpec, Samples, TrainRecipe
+from xaibench.contract.specs import DataBundle, DatasetSpec, MethodSpec, ModelSpec, Samples, TrainRecipe
 
 
 @pytest.fixture(autouse=True)

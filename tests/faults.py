@@ -13,7 +13,7 @@ Every tick is appended to ``XAIBENCH_FAULTS_LOG``, so a test can count exactly w
 work each process redid.
 
 Run as a script (``python faults.py plan.json``) it is the driver: it imports the harness
-once, then forks one child per run of the plan, each calling ``xaibench.cli.main`` (what
+once, then forks one child per run of the plan, each calling ``xaibench.api.cli.main`` (what
 the ``xaibench`` command runs) with its own environment, so a dozen CLI runs cost one
 interpreter start. Runs in one step run at the same time; after each step the store is
 copied (with its WAL) exactly as the runs left it.
@@ -37,9 +37,9 @@ from conftest import TinyCNN, load_tiny
 from PIL import Image
 
 from xaibench import hookimpl
-from xaibench.errors import XaibenchError
-from xaibench.paths import under_root
-from xaibench.specs import DataBundle, DatasetSpec, MethodSpec, MetricSpec, ModelSpec, Samples, TrainRecipe
+from xaibench.base.errors import XaibenchError
+from xaibench.storage.paths import under_root
+from xaibench.contract.specs import DataBundle, DatasetSpec, MethodSpec, MetricSpec, ModelSpec, Samples, TrainRecipe
 
 TRIP_ENV, PAUSE_ENV, LOG_ENV = "XAIBENCH_FAULTS_TRIP", "XAIBENCH_FAULTS_PAUSE", "XAIBENCH_FAULTS_LOG"
 DIST_NAME, DIST_VERSION = "xaibench-faults", "1.0"
@@ -252,8 +252,8 @@ plugin = FaultPlugin()
 
 @pytest.fixture
 def xb(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):  # type: ignore[no-untyped-def]
-    """``xb(suite_text, *flags) -> (exit code, stdout, stderr, store path)`` through ``xaibench.cli.main``."""
-    from xaibench import cli
+    """``xb(suite_text, *flags) -> (exit code, stdout, stderr, store path)`` through ``xaibench.api.cli.main``."""
+    from xaibench.api import cli
 
     monkeypatch.syspath_prepend(str(make_distribution(tmp_path / "site")))
     monkeypatch.setenv("XAIBENCH_DISABLE_PLUGINS", other_plugins())
@@ -275,7 +275,7 @@ def xb(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFi
 
 # -- the driver --------------------------------------------------------------------------------
 def _child(run: dict, out: Path) -> None:  # type: ignore[type-arg]
-    from xaibench import cli
+    from xaibench.api import cli
 
     os.environ.update(run.get("env", {}))
     # Ctrl-C as a terminal sends it, even when this test runs as a background job (which starts with SIGINT
@@ -294,8 +294,8 @@ def _child(run: dict, out: Path) -> None:  # type: ignore[type-arg]
 
 def drive(plan: dict) -> list[dict]:  # type: ignore[type-arg]
     """Run ``plan["steps"]`` (lists of concurrent runs); return each run's exit status and output."""
-    import xaibench.figures  # noqa: F401  (matplotlib: drawn by every finished run)
-    from xaibench.plugins import load_harness
+    import xaibench.figures.charts  # noqa: F401  (matplotlib: drawn by every finished run)
+    from xaibench.contract.plugins import load_harness
 
     load_harness()  # import every plugin once, before forking: children start warm
     torch.set_num_threads(1)  # the test machine is shared: one thread per run avoids oversubscription

@@ -1,13 +1,13 @@
 """Plain numpy references ("oracles") for the mask kernels, and the single-score wrappers tests use.
 
-The production code calls :func:`xaibench.kernels.mask_scores` (every mask score of a
-batch in one fused pass), :func:`~xaibench.kernels.overlap_threshold`,
-:func:`~xaibench.kernels.graded_hit` and :func:`~xaibench.kernels.auc`. The tests and
+The production code calls :func:`xaibench.scoring.kernels.mask_scores` (every mask score of a
+batch in one fused pass), :func:`~xaibench.scoring.kernels.overlap_threshold`,
+:func:`~xaibench.scoring.kernels.graded_hit` and :func:`~xaibench.scoring.kernels.auc`. The tests and
 the benchmarks compare those kernels with the obvious numpy formulation written here,
 independently of the kernels (no shared helper), and call the single-score wrappers
 below where a test checks one score against a peer library (Quantus).
 
-Ties follow the kernels' rule (:mod:`xaibench.kernels`): a tied peak hits with the
+Ties follow the kernels' rule (:mod:`xaibench.scoring.kernels`): a tied peak hits with the
 fraction of its pixels in the mask, and a top-k cut through equal values takes each
 tied pixel with weight ``(k - #strictly above) / #tied``.
 """
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from xaibench import kernels
+from xaibench.scoring import kernels
 
 # -- single-score wrappers over the fused kernel (tests and benchmarks only) ---------------------
 
@@ -23,7 +23,7 @@ from xaibench import kernels
 def pointing_game(saliency: np.ndarray, dist: np.ndarray, tolerance: float) -> np.ndarray:
     """Pointing game (Zhang et al. 2016) of ``(N, *spatial)`` maps: 1 if the peak lies within ``tolerance``.
 
-    ``dist`` comes from :func:`xaibench.kernels.distance_to_mask` (+inf everywhere on an
+    ``dist`` comes from :func:`xaibench.scoring.kernels.distance_to_mask` (+inf everywhere on an
     empty mask). Tied maxima count as the fraction of them that hit; empty masks give NaN.
     """
     within = np.asarray(dist) <= 0  # the mask itself: distance 0
@@ -33,7 +33,7 @@ def pointing_game(saliency: np.ndarray, dist: np.ndarray, tolerance: float) -> n
 def relevance_mass(saliency: np.ndarray, masks: np.ndarray) -> np.ndarray:
     """Relevance mass accuracy (Arras et al. 2022): ``sum(L * M) / sum(L)``; NaN on an empty mask or zero map.
 
-    Raises :class:`xaibench.kernels.KernelInputError` on negative maps (apply a sign rule first).
+    Raises :class:`xaibench.scoring.kernels.KernelInputError` on negative maps (apply a sign rule first).
     """
     scores = kernels.mask_scores(saliency, masks)
     if scores.negative:
@@ -104,7 +104,7 @@ def overlap_top_k_ref(saliency: np.ndarray, masks: np.ndarray, fraction: float) 
 
 
 def overlap_threshold_ref(saliency: np.ndarray, masks: np.ndarray, threshold: float) -> dict[str, np.ndarray]:
-    """Reference for :func:`xaibench.kernels.overlap_threshold`."""
+    """Reference for :func:`xaibench.scoring.kernels.overlap_threshold`."""
     sal = saliency.reshape(saliency.shape[0], -1)
     return overlap_ref((sal >= np.float32(threshold)).astype(np.float64), masks.reshape(masks.shape[0], -1))
 
@@ -118,7 +118,7 @@ def rank_accuracy_ref(saliency: np.ndarray, masks: np.ndarray) -> np.ndarray:
 
 
 def graded_hit_ref(saliency: np.ndarray, regions: np.ndarray, top_level: int) -> np.ndarray:
-    """Reference for :func:`xaibench.kernels.graded_hit`."""
+    """Reference for :func:`xaibench.scoring.kernels.graded_hit`."""
     sal = saliency.reshape(saliency.shape[0], -1)
     lv = regions.reshape(regions.shape[0], -1).astype(np.float64)
     out = np.full(sal.shape[0], np.nan)
@@ -129,5 +129,5 @@ def graded_hit_ref(saliency: np.ndarray, regions: np.ndarray, top_level: int) ->
 
 
 def auc_ref(curves: np.ndarray) -> np.ndarray:
-    """Reference for :func:`xaibench.kernels.auc`: numpy's trapezoid rule on an even [0, 1] grid."""
+    """Reference for :func:`xaibench.scoring.kernels.auc`: numpy's trapezoid rule on an even [0, 1] grid."""
     return np.trapezoid(curves, dx=1.0 / (curves.shape[1] - 1), axis=1)

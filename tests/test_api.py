@@ -15,13 +15,13 @@ import torch
 from torch import nn
 
 import xaibench
-from xaibench import user_methods
-from xaibench.errors import XaibenchError
-from xaibench.plugins import load_harness
-from xaibench.runner import Runner, RunOptions
-from xaibench.specs import MethodSpec
-from xaibench.store import Store
-from xaibench.testing import tiny_model
+from xaibench.api import user_methods
+from xaibench.base.errors import XaibenchError
+from xaibench.contract.plugins import load_harness
+from xaibench.running.runner import Runner, RunOptions
+from xaibench.contract.specs import MethodSpec
+from xaibench.storage.store import Store
+from xaibench.authoring.testing import tiny_model
 
 HARNESS = load_harness()
 ALL_METRICS = [e.spec.name for e in HARNESS.registry("metrics")]
@@ -136,7 +136,7 @@ def test_scores_of_a_users_maps_equal_the_definitions_by_hand() -> None:
 
 def test_numpy_inputs_coarse_maps_and_a_single_logit_model() -> None:
     """Numpy arrays are accepted; an 8x8 map is upsampled as the runner upsamples a CAM; one logit = two classes."""
-    from xaibench.maps import upsample
+    from xaibench.scoring.maps import upsample
 
     torch.manual_seed(0)
     model = nn.Sequential(nn.Flatten(), nn.Linear(S * S, 1)).eval()
@@ -169,7 +169,7 @@ def test_metric_objects_carry_their_spec_and_score_as_score_does() -> None:
 
 
 def test_a_callable_method_is_validated_and_upsampled_like_a_registered_one() -> None:
-    from xaibench.maps import upsample
+    from xaibench.scoring.maps import upsample
 
     model, x, _, _ = _user()
 
@@ -246,7 +246,7 @@ def test_bad_inputs_give_one_line(case: str) -> None:
 
 
 def test_the_cli_and_the_api_refuse_a_bad_value_with_the_same_line(capsys: pytest.CaptureFixture[str]) -> None:
-    from xaibench.cli import main
+    from xaibench.api.cli import main
 
     assert main(["run", "--suite", "quick", "--batch-size", "0"]) == 2
     cli_line = capsys.readouterr().err.strip().removeprefix("error: ")

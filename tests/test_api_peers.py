@@ -4,7 +4,7 @@ Same inputs as the peer tests, the peer libraries called as there; only our side
 registered metric through the public API (model contract, map checks, seeds from the content
 keys) instead of the runner's seam. Where a check depends on random draws (ROAD's noise,
 infidelity's perturbations) the peer is fed the draws of the seeds the API derives for the call
-(:func:`xaibench.execution.metric_seeds` with the call's ``seed`` and its default ids, the inputs' digests).
+(:func:`xaibench.running.execution.metric_seeds` with the call's ``seed`` and its default ids, the inputs' digests).
 """
 from __future__ import annotations
 
@@ -16,9 +16,9 @@ import torch
 from torch import nn
 
 import xaibench
-from xaibench.execution import metric_seeds
-from xaibench.plugins import load_harness
-from xaibench.user_inputs import sample_ids
+from xaibench.running.execution import metric_seeds
+from xaibench.contract.plugins import load_harness
+from xaibench.api.user_inputs import sample_ids
 
 quantus = pytest.importorskip("quantus", reason="quantus (test extra) is not installed")
 from test_peers_quantus import N, _data, _quantus

@@ -20,14 +20,14 @@ from torch import nn
 
 import xaibench
 from xaibench import hookimpl
-from xaibench.cli import main
-from xaibench.errors import XaibenchError
-from xaibench.maps import coarser_fits
-from xaibench.plugins import load_harness
-from xaibench.results import resolve_suite, run_suite
-from xaibench.runner import RunOptions
-from xaibench.specs import DataBundle, DatasetSpec, MethodSpec, ModelSpec, Samples, TrainRecipe
-from xaibench.store import Store
+from xaibench.api.cli import main
+from xaibench.base.errors import XaibenchError
+from xaibench.scoring.maps import coarser_fits
+from xaibench.contract.plugins import load_harness
+from xaibench.api.results import resolve_suite, run_suite
+from xaibench.running.runner import RunOptions
+from xaibench.contract.specs import DataBundle, DatasetSpec, MethodSpec, ModelSpec, Samples, TrainRecipe
+from xaibench.storage.store import Store
 
 H, W = 32, 48  # the inputs: height 32, width 48
 N = 4

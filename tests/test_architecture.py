@@ -5,7 +5,10 @@
   not from a reader);
 - no module imports or uses another module's private names (``from x import _y``,
   ``x._y``, ``obj._y`` where ``_y`` is not defined in the module itself);
-- no module over 400 lines.
+- no module over 400 lines;
+- the rooms (subpackages) are those docs/architecture.md's table lists, in its order, with its modules: at most
+  12 rooms and 12 modules a room, and no module of a room imports a room below it in the table (the order is
+  written once, there; its "imports" column is what the code imports).
 
 Known offenders are listed below by file. The lists must equal what the checks
 find: a new offender fails, and so does a listed file that no longer offends, so
@@ -14,6 +17,7 @@ that a list cannot outlive its reason.
 from __future__ import annotations
 
 import ast
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +26,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "xaibench"
 MAX_LINES = 400
+MAX_ENTRIES = 12
+ARCHITECTURE = ROOT / "docs" / "architecture.md"
 
 # -- known offenders: the runner split (issue 20, part A) removes these; empty each set as it lands --------------
 OVER_MAX_LINES: set[str] = set()
@@ -174,8 +180,8 @@ def _compare(found: dict[str, str], listed: set[str], what: str) -> None:
 
 
 def test_the_checks_see_the_package() -> None:
-    assert {"xaibench", "xaibench.cli", "xaibench.store", "xaibench.leaderboard.board"} <= set(MODULES)
-    assert "xaibench.store" in MODULES["xaibench.cli"].imports  # a lazy import inside a function counts
+    assert {"xaibench", "xaibench.api.cli", "xaibench.storage.store", "xaibench.leaderboard.board"} <= set(MODULES)
+    assert "xaibench.storage.store" in MODULES["xaibench.api.cli"].imports  # a lazy import inside a function counts
 
 
 def test_no_module_over_the_line_limit() -> None:
@@ -200,8 +206,8 @@ def test_no_module_uses_another_modules_private_names() -> None:
 
 
 @pytest.mark.parametrize("source, expected", [
-    ("from xaibench.store import _key\n", ["line 1: from xaibench.store import _key"]),
-    ("import xaibench.store as s\ns._key()\n", ["line 2: s._key"]),
+    ("from xaibench.storage.store import _key\n", ["line 1: from xaibench.storage.store import _key"]),
+    ("import xaibench.storage.store as s\ns._key()\n", ["line 2: s._key"]),
     ("def f(r):\n    return r._model\n", ["line 2: r._model"]),
     ("class A:\n    def __init__(self):\n        self._x = 1\n\ndef f(a):\n    return a._x, a._replace()\n", []),
 ])
@@ -220,3 +226,73 @@ def test_cycle_detection_counts_lazy_imports() -> None:
     for m in mods.values():
         _scan(m, mods)
     assert _cycles(mods) == [["xaibench.a", "xaibench.b"]]
+
+
+def _rooms_table() -> list[tuple[str, list[str], list[str]]]:
+    """docs/architecture.md's rooms table, in its order: (room, its modules, the rooms it imports)."""
+    names = re.compile(r"`([a-z_]+)`")
+    rows = []
+    for line in ARCHITECTURE.read_text(encoding="utf-8").splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 4 and names.fullmatch(cells[0]):
+            rows.append((names.fullmatch(cells[0]).group(1), names.findall(cells[1]),
+                         [] if cells[3] in ("nothing", "every room") else names.findall(cells[3])))
+    return rows
+
+
+ROOMS = _rooms_table()
+
+
+def _room(module: str) -> str | None:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 and (PACKAGE / parts[1]).is_dir() else None
+
+
+def test_the_rooms_are_the_table_of_the_architecture_page() -> None:
+    top = sorted(p.name for p in PACKAGE.iterdir()
+                 if p.name not in ("__init__.py", "__main__.py", "__pycache__") and not p.name.endswith(".pyc"))
+    assert len(top) <= MAX_ENTRIES, f"xaibench/ holds {len(top)} entries besides __init__ and __main__: {top}"
+    assert all((PACKAGE / name / "__init__.py").is_file() for name in top), f"a top-level entry is not a room: {top}"
+    assert sorted(room for room, _, _ in ROOMS) == top, "docs/architecture.md's table lists other rooms than xaibench/"
+    for room, modules, _ in ROOMS:
+        found = sorted(p.stem for p in (PACKAGE / room).glob("*.py") if p.name != "__init__.py")
+        assert len(found) <= MAX_ENTRIES, f"xaibench/{room}/ holds {len(found)} modules"
+        assert sorted(modules) == found, f"docs/architecture.md lists {room}'s modules as {modules}, it holds {found}"
+
+
+def _room_imports() -> dict[str, set[str]]:
+    imports: dict[str, set[str]] = {room: set() for room, _, _ in ROOMS}
+    for mod in MODULES.values():
+        room = _room(mod.name)
+        for target in mod.imports:
+            if room and _room(target) and _room(target) != room:
+                imports[room].add(_room(target))
+    return imports
+
+
+def test_no_room_imports_a_room_below_it_in_the_table() -> None:
+    order = [room for room, _, _ in ROOMS]
+    upward = [f"{mod.rel} imports {target} (line {line}): {_room(target)} is below {_room(mod.name)}"
+              for mod in MODULES.values() if _room(mod.name)
+              for target, line in mod.imports.items()
+              if _room(target) and order.index(_room(target)) > order.index(_room(mod.name))]
+    assert not upward, "a room imports a later one (move the code, or split it):\n" + "\n".join(upward)
+
+
+def test_the_tables_imports_column_is_what_each_room_imports() -> None:
+    imports = _room_imports()
+    order = [room for room, _, _ in ROOMS]
+    wrong = [f"{room} imports {', '.join(sorted(imports[room], key=order.index)) or 'nothing'}, the table says "
+             f"{', '.join(listed) or 'nothing'}"
+             for room, _, listed in ROOMS[:-1] if sorted(listed) != sorted(imports[room])]  # the last: "every room"
+    assert not wrong, "docs/architecture.md's imports column:\n" + "\n".join(wrong)
+
+
+def test_the_layering_check_catches_an_upward_import() -> None:
+    """The check itself: a probe in the lowest room importing the highest is an upward import."""
+    lowest, highest = ROOMS[0][0], ROOMS[-1][0]
+    probe = Module(PACKAGE / lowest / "probe.py", f"xaibench.{lowest}.probe",
+                   ast.parse(f"from xaibench.{highest}.cli import main\n"), 1)
+    _scan(probe, {**MODULES, probe.name: probe})
+    order = [room for room, _, _ in ROOMS]
+    assert [t for t in probe.imports if order.index(_room(t)) > order.index(lowest)] == [f"xaibench.{highest}.cli"]

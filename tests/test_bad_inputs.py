@@ -19,8 +19,8 @@ import pytest
 import torch
 from PIL import Image
 
-from xaibench.errors import XaibenchError
-from xaibench.paths import under_root
+from xaibench.base.errors import XaibenchError
+from xaibench.storage.paths import under_root
 
 xb = faults.xb  # the fixture running ``xaibench run`` in-process
 
@@ -170,7 +170,7 @@ def test_the_code_running_checkpoint_is_real_and_weights_only_refuses_it(inputs:
 
 def test_debug_shows_the_traceback_of_a_careless_dataset_plugin(xb, inputs: Path,  # type: ignore[no-untyped-def]
                                                                capsys: pytest.CaptureFixture[str]) -> None:
-    from xaibench import cli
+    from xaibench.api import cli
 
     path = inputs.parent / "debug.yaml"
     path.write_text(textwrap.dedent(folder("{path: corrupt, naive: true}")).lstrip())

@@ -17,7 +17,9 @@ from boards import CELL_KINDS, shaped_store
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from xaibench import leaderboard, metaeval
+from xaibench import leaderboard
+
+from xaibench.scoring import metaeval
 
 BASELINES = {"random", "ground-truth"}
 
@@ -115,8 +117,8 @@ def test_every_built_in_suite_with_subsets_of_its_metrics_writes_a_board(tmp_pat
     """Each built-in suite's sections, methods (labels, calibration roles) and metrics (directions), with its
     metrics cut to one and two, and cells of every kind: the board renders (markdown and JSON: every
     statistic; the property test above draws the figures too) and ranks only what it may."""
-    from xaibench.plugins import load_harness
-    from xaibench.suite import load_suite
+    from xaibench.contract.plugins import load_harness
+    from xaibench.suites.suite import load_suite
 
     harness = load_harness()
     rng = np.random.default_rng(0)
@@ -139,9 +141,11 @@ def test_a_failure_while_publishing_keeps_every_cell_and_the_leaderboard_command
         tmp_path: Path, tiny_plugin, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
     from conftest import TINY_SUITE
 
-    from xaibench import cli, plugins
+    from xaibench.api import cli
+
+    from xaibench.contract import plugins
     from xaibench.leaderboard import ranking
-    from xaibench.store import Store
+    from xaibench.storage.store import Store
 
     harness = plugins.load_harness([("tiny", tiny_plugin)])
     monkeypatch.setattr(cli, "load_harness", lambda *a, **k: harness)

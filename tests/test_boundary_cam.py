@@ -15,13 +15,13 @@ from xaibench_gradcam.methods import sign_corrected
 from xaibench_gradcam.plugin import CAMS
 
 from xaibench import hookimpl, leaderboard
-from xaibench.degenerate import constant_maps, layer_output_spatial, mask_constant
-from xaibench.errors import PlanError
-from xaibench.plugins import load_harness
-from xaibench.runner import Runner, RunOptions
-from xaibench.specs import MethodContext, MethodSpec
-from xaibench.store import Store
-from xaibench.suite import load_suite
+from xaibench.scoring.degenerate import constant_maps, layer_output_spatial, mask_constant
+from xaibench.base.errors import PlanError
+from xaibench.contract.plugins import load_harness
+from xaibench.running.runner import Runner, RunOptions
+from xaibench.contract.specs import MethodContext, MethodSpec
+from xaibench.storage.store import Store
+from xaibench.suites.suite import load_suite
 
 SIZE = 64
 

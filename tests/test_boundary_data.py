@@ -16,13 +16,13 @@ from xaibench_medical.imagefolder import load_imagefolder
 from xaibench_medical.medmnist import load_medmnist
 
 from xaibench import hookimpl
-from xaibench.errors import XaibenchError
-from xaibench.inputs import as_float32, conform_bundle
-from xaibench.plugins import load_harness
-from xaibench.runner import Runner, RunOptions
-from xaibench.specs import DatasetRequest, DatasetSpec
-from xaibench.store import Store
-from xaibench.suite import load_suite
+from xaibench.base.errors import XaibenchError
+from xaibench.data.inputs import as_float32, conform_bundle
+from xaibench.contract.plugins import load_harness
+from xaibench.running.runner import Runner, RunOptions
+from xaibench.contract.specs import DatasetRequest, DatasetSpec
+from xaibench.storage.store import Store
+from xaibench.suites.suite import load_suite
 
 
 @pytest.mark.parametrize(("dtype", "lo", "hi"), [(torch.uint8, 0, 255), (torch.int8, -128, 127),

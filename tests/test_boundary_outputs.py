@@ -13,12 +13,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from xaibench import leaderboard
-from xaibench.errors import SuiteError, XaibenchError
-from xaibench.outputs import OutputAdapter, OutputForm, conform, one_logit, probability_scale, unwrap
-from xaibench.plugins import load_harness
-from xaibench.runner import Runner, RunOptions
-from xaibench.store import Store
-from xaibench.suite import load_suite
+from xaibench.base.errors import SuiteError, XaibenchError
+from xaibench.contract.outputs import OutputAdapter, OutputForm, conform, one_logit, probability_scale, unwrap
+from xaibench.contract.plugins import load_harness
+from xaibench.running.runner import Runner, RunOptions
+from xaibench.storage.store import Store
+from xaibench.suites.suite import load_suite
 
 ROOT = Path(__file__).resolve().parents[1]
 BYOM = ROOT / "examples" / "byom"
@@ -62,9 +62,9 @@ def _conform(model: nn.Module, k: int, form: OutputForm = OutputForm()) -> nn.Mo
 def test_single_logit_is_explained_as_plus_minus_z_with_sigmoid_probabilities_and_bce() -> None:
     """Class 1's logit is the user's z, class 0's is -z; the probabilities are sigmoid(z) and 1 - sigmoid(z), as
     the engine reads them and the trainer's cross-entropy sees them: BCE on z."""
-    from xaibench.engine import Engine
-    from xaibench.specs import Samples
-    from xaibench.training import validation_score
+    from xaibench.scoring.engine import Engine
+    from xaibench.contract.specs import Samples
+    from xaibench.models.training import validation_score
 
     torch.manual_seed(0)
     model = _conform(BinaryCNN(1), 2)

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from xaibench.errors import SuiteError
-from xaibench.params import accepted
-from xaibench.plugins import load_harness
-from xaibench.runner import Runner, RunOptions
-from xaibench.store import Store
-from xaibench.suite import load_suite
+from xaibench.base.errors import SuiteError
+from xaibench.suites.params import accepted
+from xaibench.contract.plugins import load_harness
+from xaibench.running.runner import Runner, RunOptions
+from xaibench.storage.store import Store
+from xaibench.suites.suite import load_suite
 
 
 def _runner(tmp_path: Path, methods: str, metrics: str = "[dic]") -> Runner:
@@ -118,7 +118,7 @@ def test_captum_method_values_are_refused_by_one_rule_per_parameter(tmp_path: Pa
 
 def test_every_builtin_suite_passes_the_method_checks() -> None:
     """The checks refuse no parameter a built-in suite sets (its defaults included)."""
-    from xaibench.params import check_plugin_params
+    from xaibench.suites.params import check_plugin_params
 
     harness = load_harness()
     suites = sorted((Path(__file__).resolve().parents[1] / "plugins" / "xaibench_suites" / "suites").glob("*.yaml"))
@@ -152,7 +152,7 @@ def test_method_values_are_refused_by_the_python_api_in_one_line() -> None:
     import torch
 
     import xaibench
-    from xaibench.testing import tiny_model
+    from xaibench.authoring.testing import tiny_model
 
     model, x = tiny_model("image", in_channels=1), torch.rand(2, 1, 16, 16)
     with pytest.raises(SuiteError) as exc:

@@ -11,15 +11,15 @@ from scipy.stats import binom
 from torch import nn
 
 from xaibench import hookimpl, leaderboard
-from xaibench.options import Settings
-from xaibench.cache import numerics
-from xaibench.gate import ALPHA, verdict
-from xaibench.plugins import load_harness
-from xaibench.runner import Runner, RunOptions
-from xaibench.specs import ModelSpec, Samples, TrainRecipe
-from xaibench.store import Store
-from xaibench.suite import load_suite
-from xaibench.training import train, validation_score
+from xaibench.suites.options import Settings
+from xaibench.storage.cache import numerics
+from xaibench.models.gate import ALPHA, verdict
+from xaibench.contract.plugins import load_harness
+from xaibench.running.runner import Runner, RunOptions
+from xaibench.contract.specs import ModelSpec, Samples, TrainRecipe
+from xaibench.storage.store import Store
+from xaibench.suites.suite import load_suite
+from xaibench.models.training import train, validation_score
 
 
 def _tail(k: int, n: int, p: float) -> float:

@@ -10,9 +10,9 @@ from PIL import Image
 from xaibench_medical import boxes
 from xaibench_medical.imagefolder import load_imagefolder
 
-from xaibench import cli
-from xaibench.errors import XaibenchError
-from xaibench.specs import DatasetRequest
+from xaibench.api import cli
+from xaibench.base.errors import XaibenchError
+from xaibench.contract.specs import DatasetRequest
 
 #: Six 20x10 (W x H) images, two classes; the box of image k is (x=2+k, y=1, w=4, h=3) in pixels.
 NAMES = [f"{c}/img{k}.png" for k, c in enumerate(["a", "a", "a", "b", "b", "b"])]

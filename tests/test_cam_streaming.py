@@ -13,9 +13,9 @@ import pytest
 import torch
 from torch import nn
 
-from xaibench.plugins import load_harness
-from xaibench.specs import MethodContext
-from xaibench.testing import one_thread, tiny_layer, tiny_model
+from xaibench.contract.plugins import load_harness
+from xaibench.contract.specs import MethodContext
+from xaibench.authoring.testing import one_thread, tiny_layer, tiny_model
 
 SCORECAM = load_harness().methods.get("scorecam")
 

@@ -13,11 +13,11 @@ from pathlib import Path
 import numpy as np
 
 from xaibench import hookimpl, leaderboard
-from xaibench.plugins import load_harness
-from xaibench.runner import Runner, RunOptions
-from xaibench.specs import MethodSpec
-from xaibench.store import Store
-from xaibench.suite import load_suite
+from xaibench.contract.plugins import load_harness
+from xaibench.running.runner import Runner, RunOptions
+from xaibench.contract.specs import MethodSpec
+from xaibench.storage.store import Store
+from xaibench.suites.suite import load_suite
 
 
 def _gradient_times_input(model, x, target, ctx):  # type: ignore[no-untyped-def]

@@ -16,13 +16,13 @@ from scipy.stats import wilcoxon
 from torch import nn
 
 import xaibench
-from xaibench.user_inputs import sample_ids
-from xaibench.errors import XaibenchError
+from xaibench.api.user_inputs import sample_ids
+from xaibench.base.errors import XaibenchError
 from xaibench.leaderboard import board, ranking, trust
 from xaibench.leaderboard.verdict import section_verdict
-from xaibench.plugins import load_harness
-from xaibench.runner import Runner, RunOptions
-from xaibench.store import Store
+from xaibench.contract.plugins import load_harness
+from xaibench.running.runner import Runner, RunOptions
+from xaibench.storage.store import Store
 
 HARNESS = load_harness()
 IG = {"name": "integrated-gradients", "params": {"n_steps": 4}}
@@ -185,7 +185,7 @@ def test_progress_is_silent_when_disabled_and_counts_cells_when_enabled(capfd: p
     xaibench.compare(model, x, None, {"mine": maps}, ["sparseness", "entropy"], progress=False)
     assert capfd.readouterr() == ("", "")
     xaibench.compare(model, x, None, {"mine": maps}, ["sparseness", "entropy"], progress=True)
-    assert "compare: 4/4 cells (100%)" in capfd.readouterr().err  # not a terminal: plain lines (xaibench.progress)
+    assert "compare: 4/4 cells (100%)" in capfd.readouterr().err  # not a terminal: plain lines (xaibench.base.progress)
 
 
 BAD = {

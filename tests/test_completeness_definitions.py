@@ -16,10 +16,10 @@ import torch
 from torch import nn
 from xaibench_metrics.completeness import patch_sets
 
-from xaibench.engine import Engine
-from xaibench.metric_inputs import MetricContext
-from xaibench.plugins import load_harness
-from xaibench.testing import score_metric
+from xaibench.scoring.engine import Engine
+from xaibench.contract.metric_inputs import MetricContext
+from xaibench.contract.plugins import load_harness
+from xaibench.authoring.testing import score_metric
 
 MEAN = torch.tensor([0.25, 0.75])
 

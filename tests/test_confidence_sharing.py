@@ -6,11 +6,11 @@ from typing import Any, Hashable
 import numpy as np
 import torch
 
-from xaibench.engine import Engine
-from xaibench.execution import memoised
-from xaibench.metric_inputs import MetricContext
-from xaibench.plugins import load_harness
-from xaibench.testing import score_metric, tiny_model
+from xaibench.scoring.engine import Engine
+from xaibench.running.execution import memoised
+from xaibench.contract.metric_inputs import MetricContext
+from xaibench.contract.plugins import load_harness
+from xaibench.authoring.testing import score_metric, tiny_model
 
 HARNESS = load_harness()
 

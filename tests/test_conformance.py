@@ -1,4 +1,4 @@
-"""The public conformance kit (xaibench.testing) over every built-in method, 2D, 1D and 3D.
+"""The public conformance kit (xaibench.authoring.testing) over every built-in method, 2D, 1D and 3D.
 
 Expensive methods get small step/mask counts through the kit's ``params``
 overrides; everything runs on the kit's tiny random-weight model.
@@ -9,9 +9,9 @@ import pytest
 import torch
 from torch import nn
 
-from xaibench.plugins import load_harness
-from xaibench.specs import MethodContext, MethodSpec
-from xaibench.testing import check_method, tiny_layer, tiny_model
+from xaibench.contract.plugins import load_harness
+from xaibench.contract.specs import MethodContext, MethodSpec
+from xaibench.authoring.testing import check_method, tiny_layer, tiny_model
 
 HARNESS = load_harness()
 BUILTIN = [e.spec for e in HARNESS.methods if HARNESS.plugins[e.plugin].distribution == "xaibench"]

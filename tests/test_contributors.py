@@ -25,8 +25,8 @@ from typing import Iterator
 import pytest
 import yaml
 
-from xaibench.cli import main
-from xaibench.plugins import load_harness
+from xaibench.api.cli import main
+from xaibench.contract.plugins import load_harness
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "examples" / "xaibench-example-plugin"
@@ -91,7 +91,7 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 
 def test_generated_packages_and_the_example_pass_their_own_tests(workdir: Path) -> None:
-    """Each package's tests, which run xaibench's conformance kit (xaibench.testing) on its plugin."""
+    """Each package's tests, which run xaibench's conformance kit (xaibench.authoring.testing) on its plugin."""
     tests = [str(workdir / f"xaibench-{name}" / "tests") for name in NEW.values()] + [str(EXAMPLE / "tests")]
     out = run(sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--import-mode=importlib", *tests,
               cwd=workdir)

@@ -8,12 +8,12 @@ import pytest
 import torch
 from torch import nn
 
-from xaibench import kernels
-from xaibench.curves import change_steps, perturbation_curve, pixel_ranks
-from xaibench.engine import Engine
-from xaibench.plugins import load_harness
-from xaibench.metric_inputs import MetricContext
-from xaibench.testing import score_metric
+from xaibench.scoring import kernels
+from xaibench.scoring.curves import change_steps, perturbation_curve, pixel_ranks
+from xaibench.scoring.engine import Engine
+from xaibench.contract.plugins import load_harness
+from xaibench.contract.metric_inputs import MetricContext
+from xaibench.authoring.testing import score_metric
 
 SIDE, N = 4, 400
 
@@ -143,10 +143,10 @@ metrics: [{name: deletion-auc, params: {steps: 8, fill: mean}}, insertion-auc]
 
 
 def test_the_curve_figure_draws_the_tables_curves(tmp_path: Path, tiny_plugin) -> None:  # type: ignore[no-untyped-def]
-    from xaibench import figures
-    from xaibench.runner import RunOptions, Runner
-    from xaibench.store import Store
-    from xaibench.suite import load_suite
+    from xaibench.figures import charts as figures
+    from xaibench.running.runner import RunOptions, Runner
+    from xaibench.storage.store import Store
+    from xaibench.suites.suite import load_suite
 
     path = tmp_path / "suite.yaml"
     path.write_text(CURVE_SUITE)

@@ -14,12 +14,12 @@ from xaibench_medical.imagefolder import load_imagefolder
 from xaibench_medical.kather import load_kather
 from xaibench_medical.medmnist import load_medmnist
 
-from xaibench.errors import XaibenchError
-from xaibench.plugins import load_harness
-from xaibench.runner import Runner, RunOptions
-from xaibench.specs import DatasetRequest
-from xaibench.store import Store
-from xaibench.suite import load_suite
+from xaibench.base.errors import XaibenchError
+from xaibench.contract.plugins import load_harness
+from xaibench.running.runner import Runner, RunOptions
+from xaibench.contract.specs import DatasetRequest
+from xaibench.storage.store import Store
+from xaibench.suites.suite import load_suite
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 

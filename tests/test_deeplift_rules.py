@@ -15,10 +15,10 @@ import pytest
 import torch
 from torch import nn
 
-from xaibench.errors import XaibenchError
-from xaibench.plugins import load_harness
-from xaibench.specs import MethodContext
-from xaibench.testing import one_thread
+from xaibench.base.errors import XaibenchError
+from xaibench.contract.plugins import load_harness
+from xaibench.contract.specs import MethodContext
+from xaibench.authoring.testing import one_thread
 
 HARNESS = load_harness()
 CONV = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}

@@ -16,10 +16,10 @@ import torch
 from scipy import ndimage
 from test_metrics import Linear2
 
-from xaibench.engine import Engine
-from xaibench.metric_inputs import MetricContext
-from xaibench.plugins import load_harness
-from xaibench.testing import score_metric
+from xaibench.scoring.engine import Engine
+from xaibench.contract.metric_inputs import MetricContext
+from xaibench.contract.plugins import load_harness
+from xaibench.authoring.testing import score_metric
 
 N, C, SIDE = 3, 2, 6
 P = SIDE * SIDE

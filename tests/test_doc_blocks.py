@@ -28,9 +28,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from xaibench import hookspecs
-from xaibench.plugins import load_harness
-from xaibench.suite import load_suite
+from xaibench.contract import hookspecs
+from xaibench.contract.plugins import load_harness
+from xaibench.suites.suite import load_suite
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]

@@ -16,10 +16,10 @@ from xaibench_medical.busi import load_busi
 from xaibench_medical.kather import load_kather
 from xaibench_medical.medmnist import load_medmnist
 
-from xaibench import cli
-from xaibench.download import Release, extract, fetch, parse_checksum, release_url
-from xaibench.errors import XaibenchError
-from xaibench.specs import DatasetRequest
+from xaibench.api import cli
+from xaibench.data.download import Release, extract, fetch, parse_checksum, release_url
+from xaibench.base.errors import XaibenchError
+from xaibench.contract.specs import DatasetRequest
 
 
 def _sha256(path: Path) -> str:

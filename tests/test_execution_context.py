@@ -17,10 +17,10 @@ import torch
 from torch import nn
 
 from xaibench import hookimpl
-from xaibench.errors import CellError
-from xaibench.plugins import load_harness
-from xaibench.runner import Runner, RunOptions
-from xaibench.specs import (
+from xaibench.base.errors import CellError
+from xaibench.contract.plugins import load_harness
+from xaibench.running.runner import Runner, RunOptions
+from xaibench.contract.specs import (
     DataBundle,
     DatasetSpec,
     MethodSpec,
@@ -30,8 +30,8 @@ from xaibench.specs import (
     Samples,
     TrainRecipe,
 )
-from xaibench.store import Store
-from xaibench.suite import load_suite
+from xaibench.storage.store import Store
+from xaibench.suites.suite import load_suite
 
 #: Test samples: every pixel of sample i is SIGNS[i] (the model predicts class 0 iff it is positive) and the
 #: labels are LABELS: predicted classes [0, 1, 0, 1, 0, 1] against labels [1, 1, 0, 0, 1, 0].

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from xaibench.plugins import load_harness
-from xaibench.runner import RunOptions, Runner
-from xaibench.store import Store
-from xaibench.suite import load_suite
+from xaibench.contract.plugins import load_harness
+from xaibench.running.runner import RunOptions, Runner
+from xaibench.storage.store import Store
+from xaibench.suites.suite import load_suite
 
 TESTS = Path(__file__).resolve().parent
 SUITE = """
@@ -73,7 +73,7 @@ def test_process_pool_gives_the_local_scores(tmp_path: Path) -> None:
 
 
 def test_in_process_object_plugins_cannot_go_to_workers(tmp_path: Path, tiny_plugin) -> None:  # type: ignore[no-untyped-def]
-    from xaibench.errors import XaibenchError
+    from xaibench.base.errors import XaibenchError
 
     path = tmp_path / "s.yaml"
     path.write_text(SUITE)

@@ -9,17 +9,18 @@ import torch
 from torch import nn
 
 from conftest import TINY_SUITE
-from xaibench import figures, hookimpl, leaderboard, overlay
-from xaibench.cli import main
-from xaibench.curves import perturbation_curve
-from xaibench.engine import Engine
-from xaibench.kernels import auc
-from xaibench.errors import XaibenchError
-from xaibench.plugins import load_harness
-from xaibench.runner import RunOptions, Runner
-from xaibench.specs import MethodSpec
-from xaibench.store import Store
-from xaibench.suite import load_suite
+from xaibench import hookimpl, leaderboard
+from xaibench.figures import charts as figures, overlay
+from xaibench.api.cli import main
+from xaibench.scoring.curves import perturbation_curve
+from xaibench.scoring.engine import Engine
+from xaibench.scoring.kernels import auc
+from xaibench.base.errors import XaibenchError
+from xaibench.contract.plugins import load_harness
+from xaibench.running.runner import RunOptions, Runner
+from xaibench.contract.specs import MethodSpec
+from xaibench.storage.store import Store
+from xaibench.suites.suite import load_suite
 
 MAX_BYTES = 300_000
 
@@ -155,7 +156,7 @@ def test_run_figures_and_explain_on_a_tiny_real_run(tmp_path: Path, tiny_plugin,
     for p in written:
         assert p.stat().st_size < MAX_BYTES
 
-    monkeypatch.setattr("xaibench.cli.load_harness", lambda: harness)
+    monkeypatch.setattr("xaibench.api.cli.load_harness", lambda: harness)
     png = tmp_path / "one.png"
     args = ["explain", "--suite", str(suite_path), "--method", "oracle", "--sample", "tiny-test-3", "-o", str(png),
             "--store", str(store_path)]

@@ -12,7 +12,7 @@ PACKAGE = Path(xaibench.__file__).parent
 
 SCRIPT = """
 import numpy as np
-from xaibench import kernels
+from xaibench.scoring import kernels
 sal = np.random.default_rng(0).random((4, 8, 8)).astype(np.float32)
 masks = np.zeros((4, 8, 8), bool); masks[:, 2:5, 2:5] = True
 s = kernels.mask_scores(sal, masks, (0.1,))

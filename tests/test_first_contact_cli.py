@@ -6,7 +6,7 @@ from typing import Callable
 
 import pytest
 
-from xaibench.cli import main
+from xaibench.api.cli import main
 
 BAD = [
     (["--limit", "0"], "--limit must be at least 1, got 0"),
@@ -69,7 +69,7 @@ def test_a_suite_error_after_the_store_opened_leaves_no_empty_store(
 
 def test_an_existing_store_is_kept_when_a_run_fails(write_suite: Callable[[str], Path], tmp_path: Path,
                                                     capsys: pytest.CaptureFixture[str]) -> None:
-    from xaibench.store import Store
+    from xaibench.storage.store import Store
 
     store = tmp_path / "results.sqlite"
     Store(store).close()
@@ -111,8 +111,8 @@ def test_misspelled_training_options_name_file_line_and_a_suggestion(
 
 def test_a_command_that_plans_no_run_leaves_no_store_behind(tmp_path: Path) -> None:
     """``xaibench explain`` opens the store but runs no suite: a store it created is removed again."""
-    from xaibench.cli import _results_store
-    from xaibench.store import PlanRow
+    from xaibench.api.cli import _results_store
+    from xaibench.storage.store import PlanRow
 
     fresh = tmp_path / "new" / "results.sqlite"
     with _results_store(str(fresh)) as store:

@@ -5,11 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from conftest import TINY_SUITE
-from xaibench import figures, leaderboard
-from xaibench.plugins import load_harness
-from xaibench.runner import RunOptions, Runner
-from xaibench.store import Store
-from xaibench.suite import load_suite
+from xaibench import leaderboard
+from xaibench.figures import charts as figures
+from xaibench.contract.plugins import load_harness
+from xaibench.running.runner import RunOptions, Runner
+from xaibench.storage.store import Store
+from xaibench.suites.suite import load_suite
 
 
 def test_gallery_shows_lesion_cases_first_and_one_normal() -> None:

@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 from conftest import TINY_SUITE, tiny_samples
 
-from xaibench import progress
-from xaibench.plugins import load_harness
-from xaibench.runner import Runner, RunOptions
-from xaibench.specs import TrainRecipe
-from xaibench.store import Store
-from xaibench.suite import load_suite
-from xaibench.training import train
+from xaibench.base import progress
+from xaibench.contract.plugins import load_harness
+from xaibench.running.runner import Runner, RunOptions
+from xaibench.contract.specs import TrainRecipe
+from xaibench.storage.store import Store
+from xaibench.suites.suite import load_suite
+from xaibench.models.training import train
 
 
 def test_plain_progress_prints_a_line_per_tenth_and_no_bar_frames() -> None:

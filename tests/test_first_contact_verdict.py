@@ -7,12 +7,12 @@ import pytest
 import torch
 
 from xaibench import leaderboard
-from xaibench.calibration import calibration_facts
+from xaibench.scoring.calibration import calibration_facts
 from xaibench.leaderboard import verdict
-from xaibench.plugins import load_harness
-from xaibench.runner import RunOptions, Runner
-from xaibench.store import Store
-from xaibench.suite import load_suite
+from xaibench.contract.plugins import load_harness
+from xaibench.running.runner import RunOptions, Runner
+from xaibench.storage.store import Store
+from xaibench.suites.suite import load_suite
 
 SUITE = """
 name: t

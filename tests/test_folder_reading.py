@@ -17,8 +17,8 @@ from xaibench_medical.imagefolder import load_imagefolder
 from xaibench_medical.imageio import ORIENTATION, Report, read_image, to_array
 from xaibench_medical.masks import read_mask
 
-from xaibench.errors import XaibenchError
-from xaibench.specs import DatasetRequest
+from xaibench.base.errors import XaibenchError
+from xaibench.contract.specs import DatasetRequest
 
 SIDE, LESION = 32, (8, 16, 16, 24)  # (top, bottom, left, right) of the lesion as a viewer shows it
 
@@ -111,11 +111,11 @@ def test_a_lesion_detector_on_rotated_jpegs_scores_as_on_upright_ones(tmp_path: 
     """Relevance mass and hit rate are 1 on every lesion image: the detector's gradient is the lesion, which the
     mask marks where a viewer shows it (before: 0.000 with EXIF Orientation 6, 1.000 without)."""
     from xaibench import leaderboard
-    from xaibench.options import RunOptions
-    from xaibench.plugins import load_harness
-    from xaibench.runner import Runner
-    from xaibench.store import Store
-    from xaibench.suite import load_suite
+    from xaibench.suites.options import RunOptions
+    from xaibench.contract.plugins import load_harness
+    from xaibench.running.runner import Runner
+    from xaibench.storage.store import Store
+    from xaibench.suites.suite import load_suite
 
     _lesion_folder(tmp_path, rotated)
     checkpoint = tmp_path / "detector.pt"

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from xaibench import cli
-from xaibench.errors import XaibenchError
-from xaibench.folds import fold_bundle
-from xaibench.specs import DataBundle, Samples
-from xaibench.store import Store
+from xaibench.api import cli
+from xaibench.base.errors import XaibenchError
+from xaibench.data.folds import fold_bundle
+from xaibench.contract.specs import DataBundle, Samples
+from xaibench.storage.store import Store
 
 
 def bundle(n: int = 36, groups: bool = False) -> DataBundle:
@@ -124,7 +124,7 @@ def test_image_folder_patient_ids_from_the_file_name(tmp_path: Path) -> None:
     from PIL import Image
     from xaibench_medical.imagefolder import load_imagefolder
 
-    from xaibench.specs import DatasetRequest
+    from xaibench.contract.specs import DatasetRequest
 
     for c in ("a", "b"):
         for p in range(3):

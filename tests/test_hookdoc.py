@@ -8,9 +8,11 @@ from typing import Callable
 import pluggy
 import pytest
 
-from xaibench import hookdoc, hookspecs
-from xaibench.cli import main
-from xaibench.errors import XaibenchError
+from xaibench.authoring import hookdoc
+
+from xaibench.contract import hookspecs
+from xaibench.api.cli import main
+from xaibench.base.errors import XaibenchError
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "hooks.md"
 fake_spec = pluggy.HookspecMarker("fake")

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from xaibench import kernels
+from xaibench.scoring import kernels
 
 
 def _masks(rng: np.random.Generator, n: int, shape: tuple[int, ...], p: float) -> np.ndarray:

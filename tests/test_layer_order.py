@@ -16,7 +16,7 @@ from torch import nn
 from xaibench_metrics.randomization import randomizable_layers
 from xaibench_metrics.robustness import representations
 
-from xaibench.layers import forward_order, output_layers
+from xaibench.contract.layers import forward_order, output_layers
 
 
 def test_the_cascade_starts_at_the_classifier_on_both_twins() -> None:
@@ -85,8 +85,8 @@ def test_a_custom_layer_with_its_own_parameters_is_one_layer_in_forward_order() 
 
 def test_the_cam_layer_hint_names_the_convolution_forward_calls_last() -> None:
     import xaibench
-    from xaibench.errors import XaibenchError
-    from xaibench.layers import last_convolution
+    from xaibench.base.errors import XaibenchError
+    from xaibench.contract.layers import last_convolution
 
     class Reversed(nn.Module):
         """``late`` is defined first and called last."""

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 from xaibench import leaderboard
-from xaibench.cli import main
-from xaibench.errors import XaibenchError
-from xaibench.plugins import load_harness
-from xaibench.stats import seed_from, summarize
-from xaibench.store import CellResult, PlanRow, Store
+from xaibench.api.cli import main
+from xaibench.base.errors import XaibenchError
+from xaibench.contract.plugins import load_harness
+from xaibench.scoring.stats import seed_from, summarize
+from xaibench.storage.store import CellResult, PlanRow, Store
 
 N = 12
 IDS = [f"s{i:02d}" for i in range(N)]
@@ -53,7 +53,7 @@ def _store(path: Path, suite: str = "demo") -> Store:
 @pytest.fixture
 def no_plugins(monkeypatch: pytest.MonkeyPatch) -> None:
     """The CLI without entry-point plugins: rendering a stored suite needs none (and loads faster)."""
-    monkeypatch.setattr("xaibench.cli.load_harness", lambda: load_harness(entry_points=False))
+    monkeypatch.setattr("xaibench.api.cli.load_harness", lambda: load_harness(entry_points=False))
 
 
 def _line(md: str, method: str) -> str:

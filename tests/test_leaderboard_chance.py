@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 from boards import scored_store
 
-from xaibench import leaderboard, stats
+from xaibench import leaderboard
+
+from xaibench.scoring import stats
 from xaibench.leaderboard import ranking, trust
 
 N = 12

@@ -10,7 +10,9 @@ import scipy.stats
 from boards import METRICS, scores, store
 from statsmodels.stats.multitest import multipletests
 
-from xaibench import leaderboard, metaeval
+from xaibench import leaderboard
+
+from xaibench.scoring import metaeval
 from xaibench.leaderboard import ranking, trust
 
 METHODS = ("a", "b", "c")
@@ -129,8 +131,8 @@ def test_too_few_methods_or_metrics_says_why_there_is_no_test(tmp_path: Path) ->
 
 def test_noise_resilience_and_adversary_reactivity_from_stored_perturbed_cells(tmp_path: Path) -> None:
     """A metric whose scores stay under minor and drop under disruptive perturbations, by hand with scipy."""
-    from xaibench.metaeval import PERTURBATIONS, perturbed_key
-    from xaibench.store import CellResult
+    from xaibench.scoring.metaeval import PERTURBATIONS, perturbed_key
+    from xaibench.storage.store import CellResult
 
     raw = scores()
     q = np.array([raw[(m, "mass")] for m in METHODS])

@@ -13,10 +13,10 @@ import pytest
 import torch
 from torch import nn
 
-from xaibench.errors import XaibenchError
-from xaibench.layers import input_layers
-from xaibench.plugins import load_harness
-from xaibench.specs import MethodContext
+from xaibench.base.errors import XaibenchError
+from xaibench.contract.layers import input_layers
+from xaibench.contract.plugins import load_harness
+from xaibench.contract.specs import MethodContext
 
 HARNESS = load_harness()
 BOX = {"low": 0.0, "high": 1.0}

@@ -1,11 +1,11 @@
-"""Saliency-map helpers (xaibench.maps): values derived by hand, one map at a time and per map in a batch."""
+"""Saliency-map helpers (xaibench.scoring.maps): values derived by hand, one map at a time and per map in a batch."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
 
-from xaibench.maps import normalize, reduce_channels, upsample
+from xaibench.scoring.maps import normalize, reduce_channels, upsample
 
 
 def test_upsample_linear_by_hand() -> None:

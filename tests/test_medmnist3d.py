@@ -8,9 +8,9 @@ import pytest
 from xaibench_medical.medmnist import SOURCE_3D, load_medmnist, load_medmnist3d
 from xaibench_medical.medmnist_releases import CLASSES_3D, MD5_3D
 
-from xaibench.bundles import check_bundle
-from xaibench.errors import XaibenchError
-from xaibench.specs import DatasetRequest
+from xaibench.data.bundles import check_bundle
+from xaibench.base.errors import XaibenchError
+from xaibench.contract.specs import DatasetRequest
 
 FLAGS = ("organmnist3d", "nodulemnist3d", "adrenalmnist3d", "fracturemnist3d", "vesselmnist3d", "synapsemnist3d")
 
@@ -73,10 +73,10 @@ def test_the_volumes_suite_plans_on_medmnist3d_with_reasons_for_mask_metrics(tmp
     """The README's recipe: volumes.yaml with a MedMNIST-3D flag; localization cells are skipped, not faked."""
     import yaml
 
-    from xaibench.plugins import load_harness
-    from xaibench.runner import RunOptions, Runner
-    from xaibench.store import Store
-    from xaibench.suite import load_suite
+    from xaibench.contract.plugins import load_harness
+    from xaibench.running.runner import RunOptions, Runner
+    from xaibench.storage.store import Store
+    from xaibench.suites.suite import load_suite
 
     harness = load_harness()
     suite = yaml.safe_load(Path(harness.suites.get("volumes").path).read_text(encoding="utf-8"))

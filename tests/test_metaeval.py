@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import scipy.stats
 
-from xaibench import metaeval
+from xaibench.scoring import metaeval
 
 
 def test_share_at_bounds_counts_exact_hits_of_finite_values_only() -> None:
@@ -92,7 +92,7 @@ CD_SCRIPT = """
 import sys
 import numpy as np
 from matplotlib.figure import Figure
-from xaibench import metaeval
+from xaibench.scoring import metaeval
 methods = ["gradcam", "gradcam++", "integrated-gradients", "occlusion (window 8)", "random", "centre",
            "ground-truth", "rise", "lime", "saliency"]
 blocks = np.random.default_rng(0).normal(size=(17, 10)) + np.linspace(0, 1.0, 10)

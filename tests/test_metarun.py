@@ -10,14 +10,14 @@ from conftest import TINY_SUITE
 from torch import nn
 
 from xaibench import leaderboard
-from xaibench.errors import SuiteError
+from xaibench.base.errors import SuiteError
 from xaibench.leaderboard import trust
-from xaibench.metaeval import PERTURBATIONS, perturbed_key
-from xaibench.metarun import meta_evaluate, perturbed_inputs, perturbed_model
-from xaibench.plugins import load_harness
-from xaibench.runner import Runner, RunOptions
-from xaibench.store import Store
-from xaibench.suite import load_suite
+from xaibench.scoring.metaeval import PERTURBATIONS, perturbed_key
+from xaibench.running.metarun import meta_evaluate, perturbed_inputs, perturbed_model
+from xaibench.contract.plugins import load_harness
+from xaibench.running.runner import Runner, RunOptions
+from xaibench.storage.store import Store
+from xaibench.suites.suite import load_suite
 
 
 def test_the_model_noise_is_multiplicative_with_the_stated_spread_and_seeded() -> None:

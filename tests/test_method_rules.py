@@ -1,7 +1,7 @@
 """Issue 33 item 2 / issue 34 item 4: a gradient-modifying or rule-based method is ranked only where its rules apply.
 
 The two examples of the issue with independent expectations, the model inspection
-(xaibench.nonlinearities) on hand-built networks, and a method x model matrix: every rule-based
+(xaibench.models.nonlinearities) on hand-built networks, and a method x model matrix: every rule-based
 method on the zoo's models and on small networks with SiLU, GELU, ReLU6, LeakyReLU, a softmax head,
 pooling before the activation, functional ReLU and an in-place ReLU module reused twice is either
 not applicable, with a reason naming what its rules miss, or gives a map that differs from the
@@ -23,14 +23,14 @@ from conftest import TINY_SUITE, SiluPlugin
 from torch import nn
 
 from xaibench import leaderboard
-from xaibench.nonlinearities import inspect_model
-from xaibench.outputs import OutputForm, conform
-from xaibench.plugins import load_harness
-from xaibench.runner import Runner, RunOptions
-from xaibench.specs import MethodContext
-from xaibench.store import Store
-from xaibench.suite import load_suite
-from xaibench.testing import one_thread
+from xaibench.models.nonlinearities import inspect_model
+from xaibench.contract.outputs import OutputForm, conform
+from xaibench.contract.plugins import load_harness
+from xaibench.running.runner import Runner, RunOptions
+from xaibench.contract.specs import MethodContext
+from xaibench.storage.store import Store
+from xaibench.suites.suite import load_suite
+from xaibench.authoring.testing import one_thread
 
 HARNESS = load_harness()
 RULED = ("guided-backprop", "deconvolution", "deeplift", "guided-gradcam")

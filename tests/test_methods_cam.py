@@ -7,10 +7,10 @@ import pytest
 import torch
 from torch import nn
 
-from xaibench.maps import normalize
-from xaibench.plugins import load_harness
-from xaibench.specs import MethodContext
-from xaibench.testing import check_method, one_thread
+from xaibench.scoring.maps import normalize
+from xaibench.contract.plugins import load_harness
+from xaibench.contract.specs import MethodContext
+from xaibench.authoring.testing import check_method, one_thread
 
 HARNESS = load_harness()
 CAMS = [e.spec for e in HARNESS.methods if e.plugin == "gradcam"]

@@ -27,15 +27,15 @@ from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from xaibench import leaderboard
-from xaibench.engine import Engine
-from xaibench.errors import XaibenchError
-from xaibench.metric_inputs import MetricContext
-from xaibench.plugins import load_harness
-from xaibench.runner import Runner, RunOptions
-from xaibench.specs import MethodContext
-from xaibench.store import Store
-from xaibench.suite import load_suite
-from xaibench.testing import check_method, score_metric
+from xaibench.scoring.engine import Engine
+from xaibench.base.errors import XaibenchError
+from xaibench.contract.metric_inputs import MetricContext
+from xaibench.contract.plugins import load_harness
+from xaibench.running.runner import Runner, RunOptions
+from xaibench.contract.specs import MethodContext
+from xaibench.storage.store import Store
+from xaibench.suites.suite import load_suite
+from xaibench.authoring.testing import check_method, score_metric
 
 HARNESS = load_harness()
 LRP_METHODS = ("lrp-epsilon", "lrp-gamma", "lrp-alpha-beta", "lrp-epsilon-plus-flat", "lrp-epsilon-gamma-box")
@@ -280,7 +280,7 @@ def test_the_model_is_left_as_found_when_its_forward_raises(name: str) -> None:
     model.append(_Fails())
     state = copy.deepcopy(model.state_dict())
     hooks = _hooks(model)
-    # the composites with an input-layer rule trace the forward first (xaibench.layers): there it raises, one line
+    # the composites with an input-layer rule trace the forward first (xaibench.contract.layers): there it raises, one line
     raised = XaibenchError if name in ("lrp-epsilon-plus-flat", "lrp-epsilon-gamma-box") else RuntimeError
     with pytest.raises(raised, match="boom"):
         box = {"low": 0.0, "high": 1.0} if name == "lrp-epsilon-gamma-box" else {}

@@ -16,10 +16,10 @@ import pytest
 import torch
 from torch import nn
 
-from xaibench.errors import XaibenchError
-from xaibench.plugins import load_harness
-from xaibench.specs import MethodContext
-from xaibench.testing import one_thread, tiny_layer, tiny_model
+from xaibench.base.errors import XaibenchError
+from xaibench.contract.plugins import load_harness
+from xaibench.contract.specs import MethodContext
+from xaibench.authoring.testing import one_thread, tiny_layer, tiny_model
 
 HARNESS = load_harness()
 SEEDS = (11, 23, 37)

@@ -7,8 +7,8 @@ import pytest
 import torch
 from torch import nn
 
-from xaibench.specs import MethodContext
-from xaibench.testing import one_thread
+from xaibench.contract.specs import MethodContext
+from xaibench.authoring.testing import one_thread
 from xaibench_rise.rise import build_masks, mask_grids, rise
 
 

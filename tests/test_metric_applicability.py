@@ -5,8 +5,8 @@ import inspect
 import sys
 from pathlib import Path
 
-from xaibench import applicability
-from xaibench.plugins import load_harness
+from xaibench.authoring import applicability
+from xaibench.contract.plugins import load_harness
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "metric-applicability.md"
 #: Issue 35: the metrics of Quantus 0.6 that were missing, and the 2026 additions.
@@ -17,7 +17,7 @@ ISSUE_35 = ("faithfulness-estimate", "monotonicity-arya", "monotonicity-correlat
 
 def test_committed_page_is_what_the_registry_renders() -> None:
     assert DOCS.read_text(encoding="utf-8") == applicability.render(), (
-        "docs/metric-applicability.md is stale: python -m xaibench.applicability > docs/metric-applicability.md")
+        "docs/metric-applicability.md is stale: python -m xaibench.authoring.applicability > docs/metric-applicability.md")
 
 
 def test_every_issue_35_metric_is_registered_with_its_definition_and_its_check() -> None:

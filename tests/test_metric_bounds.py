@@ -9,11 +9,11 @@ import torch
 from conftest import TINY_SUITE
 
 from xaibench import hookimpl, leaderboard
-from xaibench.plugins import load_harness
-from xaibench.runner import Runner, RunOptions
-from xaibench.specs import MetricSpec
-from xaibench.store import Store
-from xaibench.suite import load_suite
+from xaibench.contract.plugins import load_harness
+from xaibench.running.runner import Runner, RunOptions
+from xaibench.contract.specs import MetricSpec
+from xaibench.storage.store import Store
+from xaibench.suites.suite import load_suite
 
 
 def test_every_builtin_metric_declares_ordered_bounds() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import inspect
 from collections import defaultdict
 
-from xaibench.plugins import load_harness
+from xaibench.contract.plugins import load_harness
 
 
 def test_score_function_defaults_are_the_defaults_of_one_of_its_metrics() -> None:

@@ -16,12 +16,12 @@ import torch
 from torch import nn
 
 from xaibench import hookimpl, leaderboard
-from xaibench.engine import Engine
-from xaibench.maps import normalize
-from xaibench.plugins import load_harness
-from xaibench.specs import MethodSpec, MetricSpec
-from xaibench.metric_inputs import MetricContext
-from xaibench.testing import score_metric
+from xaibench.scoring.engine import Engine
+from xaibench.scoring.maps import normalize
+from xaibench.contract.plugins import load_harness
+from xaibench.contract.specs import MethodSpec, MetricSpec
+from xaibench.contract.metric_inputs import MetricContext
+from xaibench.authoring.testing import score_metric
 
 
 def _score(name: str, model: nn.Module, x: torch.Tensor, target: torch.Tensor, maps: torch.Tensor,
@@ -205,7 +205,7 @@ class TargetProbe:
 
     @hookimpl
     def xaibench_register_models(self, register):  # type: ignore[no-untyped-def]
-        from xaibench.specs import ModelSpec, TrainRecipe
+        from xaibench.contract.specs import ModelSpec, TrainRecipe
 
         register(ModelSpec(name="contrary", build=Contrary, modalities=frozenset({"image"}),
                            target_layer=lambda m: m.head, description="predicts class 0",
@@ -235,9 +235,9 @@ def test_target_predicted_explains_and_scores_the_predicted_class_not_the_label(
     """The model predicts class 0 on every sample; the labels alternate 0/1 (tiny data): under
     ``target: predicted`` both the explained and the scored class are 0 on every sample, under
     ``target: label`` they are the label (mean 1/2)."""
-    from xaibench.runner import Runner, RunOptions
-    from xaibench.store import Store
-    from xaibench.suite import load_suite
+    from xaibench.running.runner import Runner, RunOptions
+    from xaibench.storage.store import Store
+    from xaibench.suites.suite import load_suite
 
     suite = tmp_path / "s.yaml"
     suite.write_text(f"name: tgt\nseed: 0\nsamples: 8\ntarget: {target}\ndatasets: [tiny]\nmodels: [contrary]\n"
@@ -288,9 +288,9 @@ class Applicability:
 def test_leaderboard_shows_parameters_not_applicable_cells_and_why_a_cell_is_undefined(
         tmp_path: Path, tiny_plugin) -> None:  # type: ignore[no-untyped-def]
     from xaibench.leaderboard.markdown import render
-    from xaibench.runner import Runner, RunOptions
-    from xaibench.store import Store
-    from xaibench.suite import load_suite
+    from xaibench.running.runner import Runner, RunOptions
+    from xaibench.storage.store import Store
+    from xaibench.suites.suite import load_suite
 
     suite = tmp_path / "s.yaml"
     suite.write_text("name: app\nseed: 0\nsamples: 4\ndatasets: [tiny]\nmodels: [tiny-cnn]\n"

@@ -18,12 +18,12 @@ from torch import nn
 
 from xaibench import hookimpl
 from xaibench.leaderboard import records, render
-from xaibench.plan import Resolved, metric_params, pairing_conflict
-from xaibench.plugins import load_harness
-from xaibench.runner import Runner, RunOptions
-from xaibench.specs import DatasetSpec, ModelSpec, TrainRecipe
-from xaibench.store import Store
-from xaibench.suite import Entry, load_suite
+from xaibench.suites.plan import Resolved, metric_params, pairing_conflict
+from xaibench.contract.plugins import load_harness
+from xaibench.running.runner import Runner, RunOptions
+from xaibench.contract.specs import DatasetSpec, ModelSpec, TrainRecipe
+from xaibench.storage.store import Store
+from xaibench.suites.suite import Entry, load_suite
 
 
 def _linear(num_classes: int, in_channels: int, modality: str) -> nn.Module:

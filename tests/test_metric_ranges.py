@@ -11,8 +11,8 @@ import pytest
 import torch
 
 import xaibench
-from xaibench.plugins import load_harness
-from xaibench.testing import tiny_model
+from xaibench.contract.plugins import load_harness
+from xaibench.authoring.testing import tiny_model
 from segnets import unet
 
 #: Metrics the API scores (a metric comparing with a model trained by another protocol needs a suite).

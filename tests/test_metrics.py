@@ -7,11 +7,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from xaibench.engine import Engine
-from xaibench.plugins import load_harness
-from xaibench.specs import MethodContext
-from xaibench.metric_inputs import MetricContext
-from xaibench.testing import score_metric
+from xaibench.scoring.engine import Engine
+from xaibench.contract.plugins import load_harness
+from xaibench.contract.specs import MethodContext
+from xaibench.contract.metric_inputs import MetricContext
+from xaibench.authoring.testing import score_metric
 
 
 class Linear2(nn.Module):
@@ -110,7 +110,7 @@ def test_engine_streams_full_batches_across_samples() -> None:
 def test_every_metric_of_the_issue_is_registered_with_category_direction_and_citation() -> None:
     import sys
 
-    from xaibench.specs import METRIC_CATEGORIES
+    from xaibench.contract.specs import METRIC_CATEGORIES
 
     expected = {
         "faithfulness": ["dic", "iic", "dic-mask", "iic-mask", "dic-important", "iic-important", "dic-mask-important",
@@ -137,7 +137,7 @@ def test_every_metric_of_the_issue_is_registered_with_category_direction_and_cit
 
 def test_curves_reuse_the_unperturbed_pass() -> None:
     """The curve point that is the input itself comes from the runner's pass, not a new one."""
-    from xaibench.curves import perturbation_curve
+    from xaibench.scoring.curves import perturbation_curve
 
     torch.manual_seed(0)
     model = Linear2(torch.randn(1, 6, 6))

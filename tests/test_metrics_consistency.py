@@ -9,10 +9,10 @@ import torch
 from torch import nn
 from xaibench_metrics.consistency import peak_cells
 
-from xaibench.engine import Engine
-from xaibench.metric_inputs import MetricContext
-from xaibench.plugins import load_harness
-from xaibench.testing import score_metric
+from xaibench.scoring.engine import Engine
+from xaibench.contract.metric_inputs import MetricContext
+from xaibench.contract.plugins import load_harness
+from xaibench.authoring.testing import score_metric
 
 
 def _score(maps: torch.Tensor, logits: torch.Tensor, **params: object) -> np.ndarray:

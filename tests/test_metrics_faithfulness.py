@@ -9,11 +9,11 @@ from test_metrics import Linear2
 from torch import nn
 from xaibench_metrics.road import linear_impute, removal_masks, road
 
-from xaibench.curves import perturbation_curve
-from xaibench.engine import Engine
-from xaibench.plugins import load_harness
-from xaibench.metric_inputs import MetricContext
-from xaibench.testing import score_metric
+from xaibench.scoring.curves import perturbation_curve
+from xaibench.scoring.engine import Engine
+from xaibench.contract.plugins import load_harness
+from xaibench.contract.metric_inputs import MetricContext
+from xaibench.authoring.testing import score_metric
 
 
 @pytest.fixture(scope="module")
@@ -147,7 +147,7 @@ def test_road_noise_is_seeded_per_sample() -> None:
 
 def test_the_one_blur_equals_scipys_gaussian_filter_in_1d_and_2d() -> None:
     """``fills.blur`` is a Gaussian with replicated borders: scipy's ``gaussian_filter(mode="nearest")``."""
-    from xaibench.fills import blur
+    from xaibench.scoring.fills import blur
 
     gen = torch.Generator().manual_seed(0)
     for shape, sigma, radius in (((2, 3, 9, 7), 2.0, None), ((2, 1, 6, 6), 5.0, 5), ((3, 2, 17), 1.5, 4)):

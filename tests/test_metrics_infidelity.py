@@ -13,10 +13,10 @@ import torch
 from test_metrics import Linear2
 from xaibench_metrics.infidelity import pixel_noise
 
-from xaibench.engine import Engine
-from xaibench.metric_inputs import MetricContext
-from xaibench.plugins import load_harness
-from xaibench.testing import score_metric
+from xaibench.scoring.engine import Engine
+from xaibench.contract.metric_inputs import MetricContext
+from xaibench.contract.plugins import load_harness
+from xaibench.authoring.testing import score_metric
 
 N = 3
 

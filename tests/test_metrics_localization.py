@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from xaibench.plugins import load_harness
-from xaibench.metric_inputs import MetricContext
-from xaibench.testing import score_metric
+from xaibench.contract.plugins import load_harness
+from xaibench.contract.metric_inputs import MetricContext
+from xaibench.authoring.testing import score_metric
 
 LOCALIZATION = ("hit-rate", "graded-hit-rate", "energy-pointing-game", "relevance-mass", "attribution-localisation",
                 "relevance-rank", "iou", "dice", "coverage", "iou-threshold", "dice-threshold", "coverage-threshold")

@@ -1,6 +1,6 @@
 """The metrics of issue 35 against Quantus 0.6 (and hand values) on the same inputs, through the runner's seam.
 
-Each registered metric is called with :func:`xaibench.testing.score_metric` (only its declared needs
+Each registered metric is called with :func:`xaibench.authoring.testing.score_metric` (only its declared needs
 reach it) and compared with the Quantus class on the same model, inputs, maps and masks. Quantus's
 ``normalise``/``abs`` preprocessing is switched off where our definition has none, or matched where it
 has one; its ``black`` baseline (the sample's minimum) is replaced by the constant 0 our ``zero`` fill uses.
@@ -16,10 +16,10 @@ import pytest
 import torch
 from torch import nn
 
-from xaibench.engine import Engine
-from xaibench.metric_inputs import MetricContext
-from xaibench.plugins import load_harness
-from xaibench.testing import score_metric
+from xaibench.scoring.engine import Engine
+from xaibench.contract.metric_inputs import MetricContext
+from xaibench.contract.plugins import load_harness
+from xaibench.authoring.testing import score_metric
 
 quantus = pytest.importorskip("quantus", reason="quantus (test extra) is not installed")
 

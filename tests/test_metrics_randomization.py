@@ -9,10 +9,10 @@ import torch
 from torch import nn
 from xaibench_metrics.randomization import cascade_stages, randomizable_layers, similarity
 
-from xaibench.engine import Engine
-from xaibench.metric_inputs import MetricContext
-from xaibench.plugins import load_harness
-from xaibench.testing import score_metric
+from xaibench.scoring.engine import Engine
+from xaibench.contract.metric_inputs import MetricContext
+from xaibench.contract.plugins import load_harness
+from xaibench.authoring.testing import score_metric
 
 
 def _model() -> nn.Module:
@@ -110,10 +110,10 @@ def test_mprt_averages_the_absolute_similarity_over_every_stage_of_the_cascade()
 def test_data_randomization_separates_model_dependent_maps_from_input_maps(tmp_path, tiny_plugin) -> None:  # type: ignore[no-untyped-def]
     """A map that is the input itself survives label permutation (similarity 1); gradients do not."""
     from xaibench import leaderboard
-    from xaibench.plugins import load_harness
-    from xaibench.runner import Runner, RunOptions
-    from xaibench.store import Store
-    from xaibench.suite import load_suite
+    from xaibench.contract.plugins import load_harness
+    from xaibench.running.runner import Runner, RunOptions
+    from xaibench.storage.store import Store
+    from xaibench.suites.suite import load_suite
 
     suite = tmp_path / "s.yaml"
     suite.write_text("name: drt\nseed: 0\nsamples: 8\ndatasets: [tiny]\nmodels: [tiny-cnn]\n"
@@ -236,7 +236,7 @@ def test_data_randomization_fits_the_permuted_labels_with_no_early_stop_on_512_p
     (patience 0: no early stop), the kept epoch the best on the first 512 permuted training samples."""
     from xaibench_metrics import randomization
 
-    from xaibench.specs import DataBundle, Samples, TrainRecipe
+    from xaibench.contract.specs import DataBundle, Samples, TrainRecipe
 
     calls: list = []
     monkeypatch.setattr(randomization, "train", lambda *args: calls.append(args))

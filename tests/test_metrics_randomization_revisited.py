@@ -12,10 +12,10 @@ from torch import nn
 from xaibench_metrics.randomization_revisited import discrete_entropy, off_classes
 from xaibench_metrics.robustness import input_noise
 
-from xaibench.engine import Engine
-from xaibench.metric_inputs import MetricContext
-from xaibench.plugins import load_harness
-from xaibench.testing import score_metric
+from xaibench.scoring.engine import Engine
+from xaibench.contract.metric_inputs import MetricContext
+from xaibench.contract.plugins import load_harness
+from xaibench.authoring.testing import score_metric
 
 N, C, H, W = 6, 1, 8, 8
 SEEDS = tuple(range(7, 7 + N))

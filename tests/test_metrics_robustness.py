@@ -12,14 +12,14 @@ from torch import nn
 from xaibench_metrics.robustness import input_noise
 
 from xaibench import hookimpl, leaderboard
-from xaibench.engine import Engine
-from xaibench.plugins import load_harness
-from xaibench.runner import Runner, RunOptions
-from xaibench.specs import MethodSpec
-from xaibench.metric_inputs import MetricContext
-from xaibench.store import Store
-from xaibench.suite import load_suite
-from xaibench.testing import score_metric
+from xaibench.scoring.engine import Engine
+from xaibench.contract.plugins import load_harness
+from xaibench.running.runner import Runner, RunOptions
+from xaibench.contract.specs import MethodSpec
+from xaibench.contract.metric_inputs import MetricContext
+from xaibench.storage.store import Store
+from xaibench.suites.suite import load_suite
+from xaibench.authoring.testing import score_metric
 
 N, C, H, W = 6, 2, 8, 8
 ROBUSTNESS = ("max-sensitivity", "avg-sensitivity", "local-lipschitz", "relative-input-stability",

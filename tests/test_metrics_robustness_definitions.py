@@ -16,10 +16,10 @@ import torch
 from torch import nn
 from xaibench_metrics.robustness import input_noise
 
-from xaibench.engine import Engine
-from xaibench.metric_inputs import MetricContext
-from xaibench.plugins import load_harness
-from xaibench.testing import score_metric
+from xaibench.scoring.engine import Engine
+from xaibench.contract.metric_inputs import MetricContext
+from xaibench.contract.plugins import load_harness
+from xaibench.authoring.testing import score_metric
 
 N, C, H, W = 6, 2, 4, 4
 SEEDS = tuple(range(40, 40 + N))

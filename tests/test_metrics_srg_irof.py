@@ -11,10 +11,10 @@ import torch
 from torch import nn
 from xaibench_metrics.irof import irof_curves, segment_ranks, superpixels
 
-from xaibench.engine import Engine
-from xaibench.plugins import load_harness
-from xaibench.metric_inputs import MetricContext
-from xaibench.testing import score_metric
+from xaibench.scoring.engine import Engine
+from xaibench.contract.plugins import load_harness
+from xaibench.contract.metric_inputs import MetricContext
+from xaibench.authoring.testing import score_metric
 
 N, C, H, W = 5, 3, 16, 16
 
@@ -80,7 +80,7 @@ def test_srg_with_a_blur_fill_removes_pixels_to_scipys_gaussian_blur() -> None:
     round(3 sigma) = 3, borders replicated); SRG is the area of the curve for the negated map minus the map's."""
     from scipy.ndimage import gaussian_filter
 
-    from xaibench.curves import perturbation_curve
+    from xaibench.scoring.curves import perturbation_curve
 
     model, (x, maps) = _model(), _data(6)
     engine = Engine(model, "cpu", batch_size=7)

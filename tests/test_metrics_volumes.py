@@ -17,13 +17,13 @@ from torch import nn
 from xaibench_metrics.completeness import patch_sets
 from xaibench_metrics.randomization import similarity
 
-from xaibench import kernels
-from xaibench.curves import perturbation_curve
-from xaibench.engine import Engine
-from xaibench.plugins import load_harness
-from xaibench.specs import DataBundle, MethodContext, Samples
-from xaibench.metric_inputs import MetricContext
-from xaibench.testing import score_metric
+from xaibench.scoring import kernels
+from xaibench.scoring.curves import perturbation_curve
+from xaibench.scoring.engine import Engine
+from xaibench.contract.plugins import load_harness
+from xaibench.contract.specs import DataBundle, MethodContext, Samples
+from xaibench.contract.metric_inputs import MetricContext
+from xaibench.authoring.testing import score_metric
 
 HARNESS = load_harness()
 D, H, W = 4, 6, 5

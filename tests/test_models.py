@@ -10,14 +10,14 @@ from conftest import TINY_SUITE
 from torch import nn
 from xaibench_models import plugin as models_plugin
 
-from xaibench.cache import save_checkpoint
-from xaibench.errors import XaibenchError
-from xaibench.plugins import load_harness
-from xaibench.runner import Runner, RunOptions, RunSummary
-from xaibench.specs import TrainRecipe
-from xaibench.store import Store
-from xaibench.suite import load_suite
-from xaibench.training import _augment, recipe_with, train
+from xaibench.storage.cache import save_checkpoint
+from xaibench.base.errors import XaibenchError
+from xaibench.contract.plugins import load_harness
+from xaibench.running.runner import Runner, RunOptions, RunSummary
+from xaibench.contract.specs import TrainRecipe
+from xaibench.storage.store import Store
+from xaibench.suites.suite import load_suite
+from xaibench.models.training import _augment, recipe_with, train
 
 #: Architecture -> (type of its default CAM layer, dotted name of that layer).
 ZOO = {
@@ -171,7 +171,7 @@ def test_trainer_passes_masks_to_models_that_ask_and_refuses_without() -> None:
 
 
 def test_cli_train_prints_test_metrics_and_reuses_the_cache(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
-    from xaibench.cli import main
+    from xaibench.api.cli import main
 
     suite = tmp_path / "t.yaml"
     suite.write_text("name: t\nimage_size: 32\ndatasets: [{name: synthetic-lesions, params: {n_train: 48, n_val: 12, "

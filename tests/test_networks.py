@@ -12,12 +12,12 @@ from conftest import TINY_SUITE
 from xaibench_networks import catalogue
 from xaibench_networks import plugin as networks_plugin
 
-from xaibench import cli
-from xaibench.errors import PlanError, XaibenchError
-from xaibench.plugins import load_harness
-from xaibench.runner import Runner, RunOptions
-from xaibench.store import Store
-from xaibench.suite import load_suite
+from xaibench.api import cli
+from xaibench.base.errors import PlanError, XaibenchError
+from xaibench.contract.plugins import load_harness
+from xaibench.running.runner import Runner, RunOptions
+from xaibench.storage.store import Store
+from xaibench.suites.suite import load_suite
 
 #: The tiny configurations of the issue -> the module of their last feature stage, read off timm's model code
 #: (ResNet's layer4, EfficientNet's and MobileNetV3's last block group, ConvNeXt's last stage, RegNet's s4).
@@ -202,7 +202,7 @@ def test_timm_published_weights_download_through_a_mirror_checksum_verified(
 
 def test_the_zoo_suite_plans_2d_and_3d_networks_side_by_side_with_cam_layers_a_verdict_accepts(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from xaibench.specs import cam_size_ok
+    from xaibench.contract.specs import cam_size_ok
 
     harness = load_harness()
     runner = Runner(harness, load_suite(harness.suites.get("zoo").path), Store(tmp_path / "r.sqlite"),

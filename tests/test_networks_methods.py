@@ -10,10 +10,10 @@ import torch
 from torch import nn
 from xaibench_networks import plugin as networks_plugin
 
-from xaibench.maps import upsample
-from xaibench.plugins import load_harness
-from xaibench.specs import MethodContext
-from xaibench.testing import check_method
+from xaibench.scoring.maps import upsample
+from xaibench.contract.plugins import load_harness
+from xaibench.contract.specs import MethodContext
+from xaibench.authoring.testing import check_method
 
 #: Family -> (model name, params, modality). Inputs: 64x64 images, 32^3 volumes (MONAI's DenseNet needs 32).
 FAMILIES = {

@@ -10,10 +10,10 @@ import torch
 from xaibench_networks.monai_nets import monai_builder
 from xaibench_networks.timm_nets import build_timm
 
-from xaibench.plugins import load_harness
-from xaibench.runner import Runner, RunOptions
-from xaibench.store import Store
-from xaibench.suite import load_suite
+from xaibench.contract.plugins import load_harness
+from xaibench.running.runner import Runner, RunOptions
+from xaibench.storage.store import Store
+from xaibench.suites.suite import load_suite
 
 #: grad-cam calls np.percentile on a torch tensor (its problem, not ours).
 #: MONAI 1.6's OcclusionSensitivity indexes with lists (its problem too).
@@ -101,8 +101,8 @@ def test_grad_cam_at_monai_densenets_default_layer_the_in_place_relu(tmp_path: P
 
     from monai.visualize import GradCAM
 
-    from xaibench.maps import upsample
-    from xaibench.specs import MethodContext
+    from xaibench.scoring.maps import upsample
+    from xaibench.contract.specs import MethodContext
 
     torch.manual_seed(1)
     mine = monai_builder("densenet121")(2, 1, "volume").eval()

@@ -10,9 +10,9 @@ nibabel = pytest.importorskip("nibabel")
 
 from xaibench_medical.nifti import load_niftifolder, read_volume  # noqa: E402
 
-from xaibench.bundles import check_bundle  # noqa: E402
-from xaibench.errors import XaibenchError  # noqa: E402
-from xaibench.specs import DatasetRequest  # noqa: E402
+from xaibench.data.bundles import check_bundle  # noqa: E402
+from xaibench.base.errors import XaibenchError  # noqa: E402
+from xaibench.contract.specs import DatasetRequest  # noqa: E402
 
 
 def _save(path: Path, data: np.ndarray, zooms: tuple[float, float, float], flip_x: bool = False) -> None:

@@ -13,10 +13,10 @@ import torch
 from captum.attr import Occlusion
 from torch import nn
 
-from xaibench.errors import XaibenchError
-from xaibench.plugins import load_harness
-from xaibench.specs import MethodContext
-from xaibench.testing import check_method, one_thread, tiny_model
+from xaibench.base.errors import XaibenchError
+from xaibench.contract.plugins import load_harness
+from xaibench.contract.specs import MethodContext
+from xaibench.authoring.testing import check_method, one_thread, tiny_model
 from xaibench_captum import incremental
 
 HARNESS = load_harness()

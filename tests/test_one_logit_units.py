@@ -19,13 +19,13 @@ from conftest import TinyPlugin, tiny_samples
 from torch import nn
 
 import xaibench
-from xaibench.outputs import OutputForm, conform
-from xaibench.plugins import load_harness
-from xaibench.results import resolve_suite, run_suite
-from xaibench.runner import Runner, RunOptions
-from xaibench.specs import Samples, TrainRecipe
-from xaibench.store import Store
-from xaibench.training import train
+from xaibench.contract.outputs import OutputForm, conform
+from xaibench.contract.plugins import load_harness
+from xaibench.api.results import resolve_suite, run_suite
+from xaibench.running.runner import Runner, RunOptions
+from xaibench.contract.specs import Samples, TrainRecipe
+from xaibench.storage.store import Store
+from xaibench.models.training import train
 
 N, S = 6, 16
 
@@ -230,7 +230,7 @@ def test_a_suite_and_xaibench_score_give_the_hand_values(tmp_path, monkeypatch) 
                   for m in ("completeness-error", "dic", "deletion-auc")}
         runner = Runner(harness, suite, store, RunOptions(progress=False))
         key = runner.model_key(runner.datasets[0], runner.models[0])
-        monkeypatch.setattr("xaibench.models.CONTRACT_VERSION", 1)  # a cache from the +-z/2 days is not reused
+        monkeypatch.setattr("xaibench.models.provision.CONTRACT_VERSION", 1)  # a cache from the +-z/2 days is not reused
         assert runner.model_key(runner.datasets[0], runner.models[0]) != key
     ids = sorted(stored["completeness-error"], key=lambda i: int(i.rsplit("-", 1)[1]))
     x = test.x[[int(i.rsplit("-", 1)[1]) for i in ids]]

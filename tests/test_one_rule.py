@@ -5,7 +5,7 @@ import argparse
 
 import pytest
 
-from xaibench import cli
+from xaibench.api import cli
 
 
 # -- every option of every subcommand says what it is ------------------------------------------------
@@ -31,7 +31,7 @@ def test_every_option_of_every_subcommand_has_help_text() -> None:
 def test_the_first_progress_line_has_no_eta_and_later_ones_count_from_the_first_cell() -> None:
     import io
 
-    from xaibench import progress
+    from xaibench.base import progress
 
     out, now = io.StringIO(), [0.0]
     bar = progress.PlainProgress(200, "s", stream=out, clock=lambda: now[0])
@@ -49,7 +49,7 @@ def test_the_bar_shows_no_eta_until_a_second_unit_completes() -> None:
     import io
     import time
 
-    from xaibench import progress
+    from xaibench.base import progress
 
     bar = progress.Bar(total=10, desc="s", unit="cell", file=io.StringIO(), mininterval=0)
     bar.update(1)
@@ -65,10 +65,10 @@ def test_the_figure_line_counts_every_png_written(tmp_path, tiny_plugin) -> None
     from conftest import TINY_SUITE
 
     from xaibench.leaderboard.publish import publish_run
-    from xaibench.plugins import load_harness
-    from xaibench.runner import Runner, RunOptions
-    from xaibench.store import Store
-    from xaibench.suite import load_suite
+    from xaibench.contract.plugins import load_harness
+    from xaibench.running.runner import Runner, RunOptions
+    from xaibench.storage.store import Store
+    from xaibench.suites.suite import load_suite
 
     path = tmp_path / "suite.yaml"
     path.write_text(TINY_SUITE)
@@ -87,8 +87,8 @@ def test_the_figure_line_counts_every_png_written(tmp_path, tiny_plugin) -> None
 def test_printed_scores_show_each_metrics_mean_ci_and_n() -> None:
     import numpy as np
 
-    from xaibench.scores import Scores
-    from xaibench.stats import summarize
+    from xaibench.api.scores import Scores
+    from xaibench.scoring.stats import summarize
 
     values, ids = np.array([0.25, 0.5, np.nan, 1.0]), ("a", "b", "c", "d")
     mean, low, high, n = summarize(values, 0, ids)
@@ -109,11 +109,11 @@ def test_explain_writes_the_format_the_suffix_names_and_refuses_others_first(  #
     from conftest import TINY_SUITE
     from PIL import Image
 
-    from xaibench.plugins import load_harness
+    from xaibench.contract.plugins import load_harness
 
     suite = tmp_path / "suite.yaml"
     suite.write_text(TINY_SUITE)
-    monkeypatch.setattr("xaibench.cli.load_harness", lambda: load_harness([("tiny", tiny_plugin)]))
+    monkeypatch.setattr("xaibench.api.cli.load_harness", lambda: load_harness([("tiny", tiny_plugin)]))
     args = ["explain", "--suite", str(suite), "--method", "oracle", "--sample", "tiny-test-3",
             "--store", str(tmp_path / "r.sqlite")]
     home = tmp_path / "home"
@@ -134,10 +134,10 @@ def test_explain_writes_the_format_the_suffix_names_and_refuses_others_first(  #
 
 # -- the metric reference's "Needs" is what the API asks for ------------------------------------------
 def test_the_reference_names_method_exactly_where_score_refuses_to_run_without_it() -> None:
-    from xaibench import reference
-    from xaibench.errors import XaibenchError
-    from xaibench.plugins import load_harness
-    from xaibench.user_metrics import check_applicable
+    from xaibench.authoring import reference
+    from xaibench.base.errors import XaibenchError
+    from xaibench.contract.plugins import load_harness
+    from xaibench.api.user_metrics import check_applicable
 
     for e in load_harness().registry("metrics"):
         needs = reference.metric_needs(e.spec)
@@ -205,8 +205,8 @@ def test_metric_values_are_refused_by_score_in_one_line(metric, params, message)
     import torch
 
     import xaibench
-    from xaibench.errors import SuiteError
-    from xaibench.testing import tiny_model
+    from xaibench.base.errors import SuiteError
+    from xaibench.authoring.testing import tiny_model
 
     model, x, maps = tiny_model("image"), torch.rand(2, 1, 16, 16), torch.rand(2, 16, 16)
     with pytest.raises(SuiteError) as exc:
@@ -216,10 +216,10 @@ def test_metric_values_are_refused_by_score_in_one_line(metric, params, message)
 
 
 def test_every_metric_accepts_its_defaults_and_the_values_the_builtin_suites_give() -> None:
-    from xaibench.params import validate_params
-    from xaibench.plan import resolve
-    from xaibench.plugins import load_harness
-    from xaibench.suite import load_suite
+    from xaibench.suites.params import validate_params
+    from xaibench.suites.plan import resolve
+    from xaibench.contract.plugins import load_harness
+    from xaibench.suites.suite import load_suite
 
     harness = load_harness()
     for e in harness.metrics:
@@ -241,7 +241,7 @@ def _resnet18_64px():  # type: ignore[no-untyped-def]
 
 def test_resnet18_at_64px_layer4_is_refused_from_python_naming_layer3_which_is_accepted() -> None:
     import xaibench
-    from xaibench.errors import XaibenchError
+    from xaibench.base.errors import XaibenchError
 
     model, x = _resnet18_64px()  # torchvision ResNet-18 divides by 32 at layer4 (64 -> 2) and by 16 at layer3 (-> 4)
     with pytest.raises(XaibenchError) as exc:
@@ -263,7 +263,7 @@ def test_a_module_of_the_model_is_taken_as_layer_and_another_is_refused_in_one_l
     import torchvision
 
     import xaibench
-    from xaibench.errors import XaibenchError
+    from xaibench.base.errors import XaibenchError
 
     model, x = _resnet18_64px()
     by_module = xaibench.explain(model, x, method="gradcam", layer=model.layer3)  # as pytorch-grad-cam takes it
@@ -283,11 +283,11 @@ def test_a_module_of_the_model_is_taken_as_layer_and_another_is_refused_in_one_l
 
 
 def test_the_suite_refuses_layer4_naming_layer3_and_accepts_layer3_before_anything_runs(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from xaibench.errors import PlanError
-    from xaibench.plugins import load_harness
-    from xaibench.runner import Runner, RunOptions
-    from xaibench.store import Store
-    from xaibench.suite import load_suite
+    from xaibench.base.errors import PlanError
+    from xaibench.contract.plugins import load_harness
+    from xaibench.running.runner import Runner, RunOptions
+    from xaibench.storage.store import Store
+    from xaibench.suites.suite import load_suite
 
     def plan(method: str) -> int:
         path = tmp_path / "suite.yaml"
@@ -322,8 +322,8 @@ def _verdict(shapes: dict[str, list[int]]):  # type: ignore[no-untyped-def]
 
 @pytest.mark.parametrize("side", [1, 2, 3, 4, 5, 7, 8])
 def test_the_plan_and_the_verdict_apply_one_rule(side: int) -> None:
-    from xaibench.degenerate import check_cam_layer
-    from xaibench.errors import PlanError
+    from xaibench.scoring.degenerate import check_cam_layer
+    from xaibench.base.errors import PlanError
 
     try:
         check_cam_layer("l", (side, side + 1), (64, 64), "s.yaml:1", "gradcam", "m")
@@ -366,8 +366,8 @@ def test_explaining_with_every_captum_method_prints_no_warning() -> None:
     import torch
 
     import xaibench
-    from xaibench.plugins import load_harness
-    from xaibench.testing import tiny_model
+    from xaibench.contract.plugins import load_harness
+    from xaibench.authoring.testing import tiny_model
 
     model, x = tiny_model("image", in_channels=1), torch.rand(2, 1, 16, 16)
     names = sorted(e.spec.name for e in load_harness().methods if e.plugin == "captum")
@@ -386,8 +386,8 @@ def test_the_filter_is_captums_known_messages_around_xaibenchs_calls_only() -> N
     from captum.attr import Saliency
     from xaibench_captum.stochastic import attribute
 
-    from xaibench.specs import MethodContext
-    from xaibench.testing import tiny_model
+    from xaibench.contract.specs import MethodContext
+    from xaibench.authoring.testing import tiny_model
 
     model, x, target = tiny_model("image", in_channels=1), torch.rand(2, 1, 16, 16), torch.tensor([0, 1])
     # captum called directly warns (the message xaibench filters is captum's own) ...
@@ -412,10 +412,10 @@ def test_the_filter_is_captums_known_messages_around_xaibenchs_calls_only() -> N
 def test_a_suite_run_with_captum_methods_prints_no_captum_warning(tmp_path, tiny_plugin) -> None:  # type: ignore[no-untyped-def]
     from conftest import TINY_SUITE
 
-    from xaibench.plugins import load_harness
-    from xaibench.runner import Runner, RunOptions
-    from xaibench.store import Store
-    from xaibench.suite import load_suite
+    from xaibench.contract.plugins import load_harness
+    from xaibench.running.runner import Runner, RunOptions
+    from xaibench.storage.store import Store
+    from xaibench.suites.suite import load_suite
 
     path = tmp_path / "suite.yaml"
     path.write_text(TINY_SUITE.replace("methods: [input-times-one, random, {name: ground-truth, label: oracle}]",
@@ -439,7 +439,7 @@ CHOICE_PARAMS = ("fill", "order", "output", "cover", "selection", "similarity_me
 
 
 def test_every_rule_refuses_below_its_least_value_and_accepts_it_on_every_metric_that_takes_it() -> None:
-    from xaibench.plugins import load_harness
+    from xaibench.contract.plugins import load_harness
 
     covered = set()
     for e in load_harness().metrics:
@@ -461,7 +461,7 @@ def test_every_rule_refuses_below_its_least_value_and_accepts_it_on_every_metric
 def test_the_bar_extrapolates_the_rate_measured_after_the_first_cell(monkeypatch) -> None:  # type: ignore[no-untyped-def]
     import io
 
-    from xaibench import progress
+    from xaibench.base import progress
 
     now = [0.0]
     monkeypatch.setattr(progress.time, "monotonic", lambda: now[0])

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 import xaibench
-from xaibench.errors import SuiteError
-from xaibench.overrides import parse_assignments
-from xaibench.suite import Suite, load_suite
+from xaibench.base.errors import SuiteError
+from xaibench.suites.overrides import parse_assignments
+from xaibench.suites.suite import Suite, load_suite
 
 SUITE = """\
 name: set-test

@@ -9,10 +9,10 @@ from test_metrics import Linear2
 from torch import nn
 from xaibench_metrics.infidelity import infidelity, pixel_noise
 
-from xaibench.engine import Engine
-from xaibench.plugins import load_harness
-from xaibench.metric_inputs import MetricContext
-from xaibench.testing import score_metric
+from xaibench.scoring.engine import Engine
+from xaibench.contract.plugins import load_harness
+from xaibench.contract.metric_inputs import MetricContext
+from xaibench.authoring.testing import score_metric
 
 N, RUNS = 4, 12
 

@@ -17,11 +17,11 @@ from torch import nn
 from xaibench_metrics.confidence import drop_in_confidence, increase_in_confidence
 from xaibench_metrics.road import road
 
-from xaibench.engine import Engine
-from xaibench.maps import normalize
-from xaibench.plugins import load_harness
-from xaibench.metric_inputs import MetricContext
-from xaibench.testing import score_metric
+from xaibench.scoring.engine import Engine
+from xaibench.scoring.maps import normalize
+from xaibench.contract.plugins import load_harness
+from xaibench.contract.metric_inputs import MetricContext
+from xaibench.authoring.testing import score_metric
 
 N = 5
 

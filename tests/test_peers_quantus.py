@@ -13,11 +13,11 @@ import pytest
 import torch
 from torch import nn
 
-from xaibench import kernels
-from xaibench.engine import Engine
-from xaibench.plugins import load_harness
-from xaibench.metric_inputs import MetricContext
-from xaibench.testing import score_metric
+from xaibench.scoring import kernels
+from xaibench.scoring.engine import Engine
+from xaibench.contract.plugins import load_harness
+from xaibench.contract.metric_inputs import MetricContext
+from xaibench.authoring.testing import score_metric
 
 quantus = pytest.importorskip("quantus", reason="quantus (test extra) is not installed")
 

@@ -9,8 +9,8 @@ import torch.nn.functional as F
 from test_leaderboard import _store
 
 from xaibench import leaderboard
-from xaibench.specs import Samples
-from xaibench.training import evaluate
+from xaibench.contract.specs import Samples
+from xaibench.models.training import evaluate
 
 # labels and the predictions a stub model makes (the predicted class is written in the image):
 TRUE = [0, 0, 0, 1, 1, 2]

@@ -4,9 +4,9 @@ from __future__ import annotations
 import pytest
 
 from xaibench import hookimpl
-from xaibench.errors import DuplicateNameError, UnknownNameError, XaibenchError
-from xaibench.plugins import load_harness
-from xaibench.specs import MethodSpec
+from xaibench.base.errors import DuplicateNameError, UnknownNameError, XaibenchError
+from xaibench.contract.plugins import load_harness
+from xaibench.contract.specs import MethodSpec
 
 
 def test_builtin_plugins_are_found_through_entry_points() -> None:
@@ -80,7 +80,7 @@ def test_a_hook_that_raises_is_reported_and_others_still_load() -> None:
 
 
 def test_every_hook_is_documented() -> None:
-    from xaibench import hookspecs
+    from xaibench.contract import hookspecs
 
     for name in hookspecs.HOOK_KINDS:
         doc = getattr(hookspecs, name).__doc__ or ""

@@ -17,10 +17,12 @@ import torchvision
 from xaibench_models import weights, zoo
 from xaibench_models.small_cnn import build_small_cnn
 
-from xaibench import cli, pretrained
-from xaibench.errors import SuiteError, XaibenchError
-from xaibench.published import PretrainedWeights
-from xaibench.specs import ModelSpec, TrainRecipe
+from xaibench.api import cli
+
+from xaibench.models import pretrained
+from xaibench.base.errors import SuiteError, XaibenchError
+from xaibench.contract.published import PretrainedWeights
+from xaibench.contract.specs import ModelSpec, TrainRecipe
 from tests.conftest import tiny_samples
 
 

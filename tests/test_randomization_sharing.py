@@ -2,7 +2,7 @@
 
 MPRT-Spearman and MPRT-SSIM score the same cascade of randomized maps; eMPRT and sMPRT the
 same fully randomized model's maps. Through ``MetricContext.shared`` (one memo per method's
-cells, as :class:`xaibench.execution.Execution` gives it), the second metric calls the method
+cells, as :class:`xaibench.running.execution.Execution` gives it), the second metric calls the method
 no more for them, and its scores equal those of the metric called alone.
 """
 from __future__ import annotations
@@ -15,10 +15,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from xaibench.engine import Engine
-from xaibench.plugins import load_harness
-from xaibench.metric_inputs import MetricContext
-from xaibench.testing import score_metric
+from xaibench.scoring.engine import Engine
+from xaibench.contract.plugins import load_harness
+from xaibench.contract.metric_inputs import MetricContext
+from xaibench.authoring.testing import score_metric
 
 N = 4
 

@@ -1,7 +1,7 @@
 """Re-explanations in full calls: a metric's k perturbed copies of the samples, stacked.
 
 ``MetricContext.explain(inputs=...)`` takes ``k`` copies of the cell's ``N`` samples stacked copy-major
-(:func:`xaibench.explaining.copies`); :func:`xaibench.explaining.explain_samples` fills a batch-invariant
+(:func:`xaibench.running.explaining.copies`); :func:`xaibench.running.explaining.explain_samples` fills a batch-invariant
 method's calls across copies, and gives a method declared ``batch_invariant=False`` one copy per call,
 grouped as its maps' own calls were. The robustness scores through ``xaibench.score`` equal the
 definition computed here draw by draw, one ``xaibench.explain`` call per draw.
@@ -13,11 +13,11 @@ import pytest
 import torch
 
 import xaibench
-from xaibench.errors import CellError
-from xaibench.explaining import copies, explain_samples
-from xaibench.specs import MethodSpec, Samples
-from xaibench.stats import seed_from
-from xaibench.testing import tiny_model
+from xaibench.base.errors import CellError
+from xaibench.running.explaining import copies, explain_samples
+from xaibench.contract.specs import MethodSpec, Samples
+from xaibench.scoring.stats import seed_from
+from xaibench.authoring.testing import tiny_model
 from xaibench_metrics.robustness import input_noise
 
 N = 5
@@ -95,8 +95,8 @@ def test_sensitivity_through_the_api_equals_the_definition_draw_by_draw(metric: 
     draws, scale = 3, 0.05
     got = xaibench.score(model, x, targets, maps, [metric], method="saliency", method_batch_size=64,
                          params={metric: {"draws": draws, "scale": scale}})
-    from xaibench.execution import metric_seeds
-    from xaibench.plugins import load_harness
+    from xaibench.running.execution import metric_seeds
+    from xaibench.contract.plugins import load_harness
 
     spec = load_harness().metrics.get(metric)
     seeds = metric_seeds(0, spec, {**spec.defaults, "draws": draws, "scale": scale},

@@ -1,4 +1,4 @@
-"""The metric and method reference (xaibench.reference): complete for every registered spec, true to the specs.
+"""The metric and method reference (xaibench.authoring.reference): complete for every registered spec, true to the specs.
 
 The docs site renders these pages from the registry at build time (tools/mkdocs_reference.py), so
 what is checked here is the renderer and the fields it reads; tests/test_docs_site.py builds the site.
@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from xaibench import reference
-from xaibench.plugins import load_harness
-from xaibench.specs import METRIC_CATEGORIES
+from xaibench.authoring import reference
+from xaibench.contract.plugins import load_harness
+from xaibench.contract.specs import METRIC_CATEGORIES
 
 ROOT = Path(__file__).resolve().parents[1]
 HARNESS = load_harness()
@@ -137,11 +137,11 @@ def test_a_page_starts_with_its_title_the_notation_and_links_to_every_section() 
     links = ", ".join(f"[`{n}`](#{n})" for n in names)
     assert reference.NOTATION.startswith("Notation: `x` is the input `(C, *spatial)` with `P` pixels")
     assert pages["metrics/complexity.md"].startswith(
-        "# Complexity metrics\n\n<!-- generated from the registry by xaibench.reference; do not edit -->\n\n"
+        "# Complexity metrics\n\n<!-- generated from the registry by xaibench.authoring.reference; do not edit -->\n\n"
         f"{reference.NOTATION}\n{len(names)} metrics: {links}.\n\n### `{names[0]}` {{ #{names[0]} }}\n\n")
     methods = sorted(e.spec.name for e in HARNESS.methods)
     assert pages["methods.md"].startswith(
-        "# Methods\n\n<!-- generated from the registry by xaibench.reference; do not edit -->\n\n"
+        "# Methods\n\n<!-- generated from the registry by xaibench.authoring.reference; do not edit -->\n\n"
         "A method maps `(N, C, *spatial)` inputs and target classes to `(N, *spatial)` float32 maps. "
         "Parameters go under `params:` in a suite's method entry.\n\n"
         + ", ".join(f"[`{n}`](#{reference.anchor(n)})" for n in methods) + f".\n\n### `{methods[0]}` {{ #")

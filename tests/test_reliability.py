@@ -165,7 +165,7 @@ def test_sigkill_inside_a_cell_transaction_keeps_the_earlier_version(tmp_path: P
     store = tmp_path / "s.sqlite"
     code = f"""
 import os, signal
-from xaibench.store import CellResult, Store
+from xaibench.storage.store import CellResult, Store
 
 def cell(status, error):
     return CellResult("k", "d", "m", "me", "mt", status, 0.5 if status == "ok" else None, None, None, 1, 2, error, {{}})

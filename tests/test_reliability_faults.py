@@ -17,9 +17,9 @@ import pytest
 import torch
 
 from xaibench import leaderboard
-from xaibench.errors import CellError
-from xaibench.isolation import CellTimeout, ModelGuard, time_limit
-from xaibench.store import Store
+from xaibench.base.errors import CellError
+from xaibench.running.isolation import CellTimeout, ModelGuard, time_limit
+from xaibench.storage.store import Store
 
 xb = faults.xb  # the fixture running ``xaibench run`` in-process
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import faults
 import pytest
 
-from xaibench import cli
+from xaibench.api import cli
 
 BROKEN_IMPORT = 'raise ImportError("needs libfoo >= 2, which is not installed")\n'
 BROKEN_HOOK = textwrap.dedent("""

@@ -17,9 +17,9 @@ import pytest
 import torch
 from conftest import TinyCNN, tiny_samples
 
-from xaibench import environment
-from xaibench.specs import TrainRecipe
-from xaibench.training import train
+from xaibench.running import environment
+from xaibench.contract.specs import TrainRecipe
+from xaibench.models.training import train
 
 SUITE = """\
 name: threads
@@ -68,7 +68,7 @@ def test_the_trainer_runs_on_the_recipe_s_threads_and_restores_the_caller_s(thre
 def _run(tmp_path: Path, name: str, threads: int, train_threads: str, command: str = "run") -> Path:
     """Run (or only train) the suite in a fresh process on ``threads`` torch and numba threads; returns its folder.
 
-    No ``--batch-size``: the engine's batch on a CPU is fixed (``xaibench.throughput.engine_batch_size``), not
+    No ``--batch-size``: the engine's batch on a CPU is fixed (``xaibench.scoring.throughput.engine_batch_size``), not
     timed, so the default run is the one that must not move.
     """
     folder = tmp_path / name

@@ -61,7 +61,7 @@ def test_road_scores_volumes_through_the_registered_metric() -> None:
     from test_metrics import Linear2
     from xaibench_metrics.road import road
 
-    from xaibench.engine import Engine
+    from xaibench.scoring.engine import Engine
 
     g = torch.Generator().manual_seed(0)
     model = Linear2(torch.randn(1, 3, 4, 5, generator=g)).eval()

@@ -8,13 +8,15 @@ import pytest
 import torch
 from conftest import TINY_SUITE
 
-from xaibench import hookimpl, leaderboard, models
-from xaibench.cache import load_checkpoint
-from xaibench.plugins import load_harness
-from xaibench.runner import Runner, RunOptions
-from xaibench.specs import MethodSpec, MetricSpec
-from xaibench.store import Store
-from xaibench.suite import load_suite
+from xaibench import hookimpl, leaderboard
+
+from xaibench.models import provision as models
+from xaibench.storage.cache import load_checkpoint
+from xaibench.contract.plugins import load_harness
+from xaibench.running.runner import Runner, RunOptions
+from xaibench.contract.specs import MethodSpec, MetricSpec
+from xaibench.storage.store import Store
+from xaibench.suites.suite import load_suite
 
 
 class Faulty:
@@ -117,7 +119,7 @@ def test_target_label_and_unknown_layer(tmp_path: Path, tiny_plugin) -> None:  #
     text = TINY_SUITE.replace("seed: 0", "seed: 0\ntarget: label")
     summary, _ = _run(tmp_path, text, ("tiny", tiny_plugin))
     assert summary.computed == 9
-    from xaibench.errors import SuiteError
+    from xaibench.base.errors import SuiteError
 
     bad = TINY_SUITE.replace("methods: [", "methods: [{name: gradcam, params: {layer: featurs}}, ")
     with pytest.raises(SuiteError, match="did you mean 'features'"):
@@ -134,7 +136,7 @@ def test_an_optional_dataset_without_data_is_skipped_with_the_reason(tmp_path: P
 
 
 def test_a_required_dataset_without_data_stops_the_run_before_training(tmp_path: Path, tiny_plugin) -> None:  # type: ignore[no-untyped-def]
-    from xaibench.errors import XaibenchError
+    from xaibench.base.errors import XaibenchError
 
     with pytest.raises(XaibenchError, match="dataset 'busi'"):
         _run(tmp_path, TINY_SUITE.replace("datasets: [tiny]", "datasets: [tiny, busi]"), ("tiny", tiny_plugin))
@@ -159,7 +161,7 @@ def test_figures_and_training_skip_an_optional_dataset_without_data(tmp_path: Pa
 
 def test_deterministic_datasets_are_cached_exactly(tmp_path: Path) -> None:
     """A generated dataset is loaded once; the cached bundle is bit-identical (same fingerprint)."""
-    from xaibench.bundles import fingerprint
+    from xaibench.data.bundles import fingerprint
 
     suite = tmp_path / "s.yaml"
     suite.write_text("name: c\nseed: 1\nsamples: 4\nimage_size: 32\n"

@@ -1,8 +1,8 @@
 """Numbers follow the samples, not their order (issue 44, item 4).
 
 Every random draw of a metric or method comes from the run's seed and the sample's id
-(:func:`xaibench.execution.metric_seeds`, ``seed_from(seed, id)`` for methods), and the
-bootstrap resamples the samples sorted by id (:func:`xaibench.stats.summarize`). So the same
+(:func:`xaibench.running.execution.metric_seeds`, ``seed_from(seed, id)`` for methods), and the
+bootstrap resamples the samples sorted by id (:func:`xaibench.scoring.stats.summarize`). So the same
 samples in another order, with their ids, get the same per-sample scores (compared by id)
 and the same intervals; a sample scored alone gets its score in the batch. The expected
 values are the scores of the first order: the property is an equality between two calls,
@@ -18,12 +18,12 @@ import torch
 
 import xaibench
 from xaibench import hookimpl, leaderboard
-from xaibench.plugins import load_harness
-from xaibench.runner import Runner, RunOptions
-from xaibench.specs import DataBundle, DatasetSpec
-from xaibench.store import Store
-from xaibench.suite import load_suite
-from xaibench.testing import tiny_model
+from xaibench.contract.plugins import load_harness
+from xaibench.running.runner import Runner, RunOptions
+from xaibench.contract.specs import DataBundle, DatasetSpec
+from xaibench.storage.store import Store
+from xaibench.suites.suite import load_suite
+from xaibench.authoring.testing import tiny_model
 from segnets import unet
 
 HARNESS = load_harness()

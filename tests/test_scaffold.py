@@ -10,10 +10,10 @@ from types import ModuleType
 
 import pytest
 
-from xaibench.cli import main
-from xaibench.errors import XaibenchError
-from xaibench.plugins import load_harness
-from xaibench.scaffold import KINDS, PluginNames, new_plugin, render
+from xaibench.api.cli import main
+from xaibench.base.errors import XaibenchError
+from xaibench.contract.plugins import load_harness
+from xaibench.authoring.scaffold import KINDS, PluginNames, new_plugin, render
 
 
 def load_module(path: Path, name: str) -> ModuleType:

@@ -9,7 +9,7 @@ from torch import nn
 
 import xaibench
 from segnets import centred, unet
-from xaibench.errors import XaibenchError
+from xaibench.base.errors import XaibenchError
 
 
 def _threshold_segmenter() -> nn.Module:

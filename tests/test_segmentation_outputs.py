@@ -1,5 +1,5 @@
 """The output contract for segmentation models (issue 41, item 1): ``(N, K, *spatial)`` per-pixel logits at the
-input's size are a segmenter (:func:`xaibench.outputs.dense`), in 2D and 3D, one logit read as ``[-z, z]``,
+input's size are a segmenter (:func:`xaibench.contract.outputs.dense`), in 2D and 3D, one logit read as ``[-z, z]``,
 dict outputs through ``output_key``; shapes that are neither class scores nor per-pixel scores are refused."""
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import torch
 from torch import nn
 
 from segnets import DictSegmenter, unet
-from xaibench.errors import XaibenchError
-from xaibench.outputs import OutputForm, conform, dense, unwrap
+from xaibench.base.errors import XaibenchError
+from xaibench.contract.outputs import OutputForm, conform, dense, unwrap
 
 
 def _conform(model: nn.Module, k: int, spatial: tuple[int, ...], form: OutputForm = OutputForm()) -> nn.Module:

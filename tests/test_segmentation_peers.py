@@ -97,7 +97,7 @@ LEFT_OUT = {"supervised-saliency", "ablationcam"}
 
 
 def _registered() -> list[str]:
-    from xaibench.plugins import load_harness
+    from xaibench.contract.plugins import load_harness
 
     return [e.spec.name for e in load_harness().methods if e.spec.name not in LEFT_OUT]
 
@@ -106,8 +106,8 @@ def _registered() -> list[str]:
 def test_every_registered_method_runs_unchanged_on_a_region_target(name: str) -> None:
     """The one target adapter: every method reads (N, K) region scores, with no code of its own for segmenters;
     a method whose rules do not cover the network says so in one line, as on a classifier."""
-    from xaibench.errors import XaibenchError
-    from xaibench.plugins import load_harness
+    from xaibench.base.errors import XaibenchError
+    from xaibench.contract.plugins import load_harness
 
     spec = load_harness().methods.get(name)
     net = centred(unet(seed=0, k=2), X[:2])
@@ -123,7 +123,7 @@ def test_every_registered_method_runs_unchanged_on_a_region_target(name: str) ->
 
 
 def test_the_adapters_own_layer_names_resolve_as_the_users() -> None:
-    from xaibench.outputs import OutputForm, conform
+    from xaibench.contract.outputs import OutputForm, conform
 
     net = unet(k=1)
     seg = conform(net, num_classes=2, in_channels=1, spatial=(8, 8), form=OutputForm(), who="m")

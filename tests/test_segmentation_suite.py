@@ -12,12 +12,12 @@ import torch
 import xaibench
 from xaibench import leaderboard
 from segnets import factory
-from xaibench.errors import SuiteError
-from xaibench.options import RunOptions
-from xaibench.plugins import load_harness
-from xaibench.runner import Runner
-from xaibench.store import Store
-from xaibench.suite import load_suite
+from xaibench.base.errors import SuiteError
+from xaibench.suites.options import RunOptions
+from xaibench.contract.plugins import load_harness
+from xaibench.running.runner import Runner
+from xaibench.storage.store import Store
+from xaibench.suites.suite import load_suite
 
 SUITE = """name: seg-test
 samples: 4
@@ -50,7 +50,7 @@ def test_a_suites_region_target_is_checked_with_its_line(tmp_path: Path, target:
 
 
 def test_the_runner_scores_a_segmenter_as_xaibench_score_does(tmp_path: Path) -> None:
-    # a segmenter is evaluated for Dice and IoU (xaibench.segtraining); an untrained one fails the gate but its cells run
+    # a segmenter is evaluated for Dice and IoU (xaibench.models.segtraining); an untrained one fails the gate but its cells run
     suite = load_suite(_suite(tmp_path, "{region: ground-truth, class: 1, reduce: mean}"))
     assert suite.target == {"region": "ground-truth", "class": 1, "reduce": "mean", "box": None, "pixel": None}
     store = Store(tmp_path / "r.sqlite")
@@ -83,7 +83,7 @@ def test_the_runner_scores_a_segmenter_as_xaibench_score_does(tmp_path: Path) ->
 ])
 def test_a_target_the_model_cannot_explain_is_refused_by_the_plan_before_anything_trains(
         tmp_path: Path, target: str, model: str, message: str) -> None:
-    from xaibench.errors import PlanError
+    from xaibench.base.errors import PlanError
 
     path = tmp_path / "c.yaml"
     path.write_text(f"name: c\nseed: 0\nsamples: 4\nimage_size: 32\ntarget: {target}\n"
@@ -97,7 +97,7 @@ def test_a_target_the_model_cannot_explain_is_refused_by_the_plan_before_anythin
 
 def test_explain_titles_a_segmenters_map_with_its_region_target_and_region_score(tmp_path: Path,
                                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    from xaibench import overlay
+    from xaibench.figures import overlay
 
     runner = Runner(load_harness(), load_suite(_suite(tmp_path, "{region: ground-truth, class: 1, reduce: mean}")),
                     Store(tmp_path / "r.sqlite"), RunOptions(progress=False))
@@ -119,7 +119,7 @@ def test_explain_titles_a_segmenters_map_with_its_region_target_and_region_score
                                                    ("predicted", "class 1 over the predicted region, sum")])
 def test_a_segmenters_figures_say_what_was_explained_and_label_each_curve_panel(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, target: str, explained: str) -> None:
-    from xaibench import figures
+    from xaibench.figures import charts as figures
 
     runner = Runner(load_harness(), load_suite(_suite(tmp_path, target)), Store(tmp_path / "r.sqlite"),
                     RunOptions(progress=False))

@@ -9,8 +9,8 @@ from torch import nn
 
 import xaibench
 from segnets import DictSegmenter, centred, unet
-from xaibench.errors import XaibenchError
-from xaibench.targets import RegionTarget, region_target
+from xaibench.base.errors import XaibenchError
+from xaibench.suites.targets import RegionTarget, region_target
 
 X = torch.rand(3, 1, 8, 8, generator=torch.Generator().manual_seed(5))
 
@@ -99,7 +99,7 @@ def test_score_scores_a_users_segmenter_maps_on_the_region_score_as_each_sample_
 
 
 def test_a_suites_string_targets_on_a_segmenter() -> None:
-    from xaibench.segmentation import suite_target
+    from xaibench.scoring.segmentation import suite_target
 
     assert suite_target("predicted") == RegionTarget()
     assert suite_target({"region": "pixel", "class": 0, "reduce": "sum", "box": None, "pixel": [1, 2]}) == \

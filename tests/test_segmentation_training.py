@@ -8,11 +8,11 @@ import pytest
 
 import xaibench
 from xaibench.leaderboard.verdict import verdicts
-from xaibench.outputs import dense, unwrap
-from xaibench.plugins import load_harness
-from xaibench.results import resolve_suite, run_suite
-from xaibench.runner import RunOptions
-from xaibench.store import Store
+from xaibench.contract.outputs import dense, unwrap
+from xaibench.contract.plugins import load_harness
+from xaibench.api.results import resolve_suite, run_suite
+from xaibench.running.runner import RunOptions
+from xaibench.storage.store import Store
 
 TARGET = {"region": "predicted", "class": 1, "reduce": "sum"}
 SUITE = {"name": "seg-tiny", "seed": 0, "samples": 8, "image_size": 32, "target": TARGET,

@@ -9,8 +9,8 @@ import torch
 from xaibench_models import plugin as models_plugin
 from xaibench_networks import plugin as networks_plugin
 
-from xaibench.errors import XaibenchError
-from xaibench.plugins import load_harness
+from xaibench.base.errors import XaibenchError
+from xaibench.contract.plugins import load_harness
 
 #: name -> the dotted path of its bottleneck, read off the architecture's code (MONAI's recursive UNets nest one
 #: ``.1.submodule`` per stride; torchvision's backbones), and the bottleneck's stride with the default parameters.

@@ -13,11 +13,11 @@ from torch import nn
 from xaibench_datasets.plugin import load_synthetic
 from xaibench_models.small_unet import build_small_unet
 
-from xaibench.errors import XaibenchError
-from xaibench.gate import verdict
-from xaibench.segtraining import SEGMENTATION, evaluate_segmentation, overlap, segmentation_loss
-from xaibench.specs import SEGMENTATION_RECIPE, DatasetRequest
-from xaibench.training import train
+from xaibench.base.errors import XaibenchError
+from xaibench.models.gate import verdict
+from xaibench.models.segtraining import SEGMENTATION, evaluate_segmentation, overlap, segmentation_loss
+from xaibench.contract.specs import SEGMENTATION_RECIPE, DatasetRequest
+from xaibench.models.training import train
 
 CPU = torch.device("cpu")
 #: One 2x2 image: logits z whose sigmoids are 1/2, 3/4, 1/4, 1/2, and a mask on the 2nd and 4th pixel.

@@ -8,9 +8,9 @@ import pytest
 import torch
 from sklearn.linear_model import LogisticRegression
 
-from xaibench.plugins import load_harness
-from xaibench.specs import DatasetRequest
-from xaibench.testing import one_thread
+from xaibench.contract.plugins import load_harness
+from xaibench.contract.specs import DatasetRequest
+from xaibench.authoring.testing import one_thread
 from xaibench_datasets import mnist1d
 
 HARNESS = load_harness()

@@ -27,10 +27,10 @@ from xaibench_sise.sise import (
     sise,
 )
 
-from xaibench.maps import normalize
-from xaibench.specs import DatasetRequest, MethodContext, TrainRecipe
-from xaibench.testing import one_thread, tiny_model
-from xaibench.training import train
+from xaibench.scoring.maps import normalize
+from xaibench.contract.specs import DatasetRequest, MethodContext, TrainRecipe
+from xaibench.authoring.testing import one_thread, tiny_model
+from xaibench.models.training import train
 
 
 @pytest.fixture(autouse=True)

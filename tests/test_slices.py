@@ -6,8 +6,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from xaibench import figures
-from xaibench.slices import orthogonal_slices, slice_point
+from xaibench.figures import charts as figures
+from xaibench.figures.slices import orthogonal_slices, slice_point
 
 
 def test_slices_go_through_the_peak_and_keep_each_plane() -> None:

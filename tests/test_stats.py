@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy.stats import kendalltau, wilcoxon
 
-from xaibench import stats
+from xaibench.scoring import stats
 
 
 def test_summarize_ignores_nan_and_is_seeded() -> None:

@@ -1,4 +1,4 @@
-"""Leaderboard statistics pinned to independent values (the mutants of ``xaibench/stats.py``, docs/mutation.md)."""
+"""Leaderboard statistics pinned to independent values (the mutants of ``xaibench/scoring/stats.py``, docs/mutation.md)."""
 from __future__ import annotations
 
 import hashlib
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy.stats import bootstrap
 
-from xaibench import stats
+from xaibench.scoring import stats
 
 
 def test_seed_from_is_sha256_of_the_parts_joined_by_colons() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from xaibench.store import CellResult, PlanRow, Store
+from xaibench.storage.store import CellResult, PlanRow, Store
 
 
 def _cell(key: str, status: str = "ok", mean: float | None = 0.5) -> CellResult:
@@ -46,7 +46,7 @@ def test_plan_and_header_round_trip_and_reopen(tmp_path: Path) -> None:
 def test_not_a_database_gives_a_clear_error(tmp_path: Path) -> None:
     import pytest
 
-    from xaibench.errors import XaibenchError
+    from xaibench.base.errors import XaibenchError
 
     bad = tmp_path / "bad.sqlite"
     bad.write_bytes(b"this is not sqlite" * 100)
@@ -60,7 +60,7 @@ def test_a_writer_waits_for_a_short_lock_and_refuses_clearly_after_the_timeout(t
 
     import pytest
 
-    from xaibench.errors import XaibenchError
+    from xaibench.base.errors import XaibenchError
 
     path = tmp_path / "s.sqlite"
     Store(path).close()

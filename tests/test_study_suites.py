@@ -23,8 +23,8 @@ from xaibench_models import weights
 from xaibench_suites.plugin import SUITE_DIR
 
 from tests.test_pretrained import published
-from xaibench import cli
-from xaibench.download import Release
+from xaibench.api import cli
+from xaibench.data.download import Release
 
 
 def overridden(name: str, tmp_path: Path, top: dict[str, Any], models: dict[str, Any] | None = None,

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from xaibench.errors import SuiteError
-from xaibench.plugins import load_harness
-from xaibench.suite import load_suite
+from xaibench.base.errors import SuiteError
+from xaibench.contract.plugins import load_harness
+from xaibench.suites.suite import load_suite
 
 GOOD = """
 name: s
@@ -71,8 +71,8 @@ def test_yaml_is_loaded_safely(write_suite) -> None:  # type: ignore[no-untyped-
 
 
 def test_unknown_plugin_name_in_suite_points_at_its_line(write_suite) -> None:  # type: ignore[no-untyped-def]
-    from xaibench.runner import Runner
-    from xaibench.store import Store
+    from xaibench.running.runner import Runner
+    from xaibench.storage.store import Store
 
     path = write_suite(GOOD.replace("  - gradcam", "  - gradcma"))
     with Store(path.parent / "r.sqlite") as store, pytest.raises(SuiteError) as err:

@@ -15,10 +15,10 @@ from torch import nn
 from xaibench_captum.superpixels import slic_segments
 
 import xaibench
-from xaibench.errors import XaibenchError
-from xaibench.plugins import load_harness
-from xaibench.specs import MethodContext
-from xaibench.testing import one_thread, tiny_model
+from xaibench.base.errors import XaibenchError
+from xaibench.contract.plugins import load_harness
+from xaibench.contract.specs import MethodContext
+from xaibench.authoring.testing import one_thread, tiny_model
 
 HARNESS = load_harness()
 DEFAULTS = HARNESS.methods.get("lime").defaults

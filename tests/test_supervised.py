@@ -10,12 +10,12 @@ from xaibench_models.small_cnn import SmallCNN
 from xaibench_supervised.model import SupervisedSaliencyCNN, soft_dice_loss
 from xaibench_supervised.model import supervised_saliency
 
-from xaibench.plugins import load_harness
-from xaibench.runner import Runner, RunOptions
-from xaibench.specs import MethodContext, TrainRecipe
-from xaibench.store import Store
-from xaibench.suite import load_suite
-from xaibench.training import train
+from xaibench.contract.plugins import load_harness
+from xaibench.running.runner import Runner, RunOptions
+from xaibench.contract.specs import MethodContext, TrainRecipe
+from xaibench.storage.store import Store
+from xaibench.suites.suite import load_suite
+from xaibench.models.training import train
 
 CTX = MethodContext(layer=None, batch_size=8, sample_seeds=(0, 1))
 

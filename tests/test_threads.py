@@ -39,7 +39,7 @@ ENTRY_POINTS = {
         "import xaibench\nxaibench.explain(model, images, method='integrated-gradients', n_steps=4)"),
     "xaibench.run": f"import xaibench\nxaibench.run({SUITE!r}, store='r.sqlite', progress=False)",
     "the CLI": (f"import json, pathlib\npathlib.Path('threads.json').write_text(json.dumps({SUITE!r}))\n"
-                "from xaibench.cli import main\n"
+                "from xaibench.api.cli import main\n"
                 "assert main(['run', '--suite', 'threads.json', '--no-progress', '--out', 'boards']) == 0"),
 }
 

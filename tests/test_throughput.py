@@ -1,4 +1,4 @@
-"""The engine's batch size chosen by measured throughput (xaibench/throughput.py).
+"""The engine's batch size chosen by measured throughput (xaibench/scoring/throughput.py).
 
 The choice is checked on a model whose cost per batch is known by construction (it advances
 the calibration's clock by a fixed time per call up to 16 images, then with the square of the
@@ -17,12 +17,12 @@ import torch
 from conftest import TINY_SUITE
 from torch import nn
 
-from xaibench import throughput
-from xaibench.plugins import load_harness
-from xaibench.runner import Runner, RunOptions
-from xaibench.store import Store
-from xaibench.suite import load_suite
-from xaibench.throughput import fastest_batch_size, measure_throughput, pick
+from xaibench.scoring import throughput
+from xaibench.contract.plugins import load_harness
+from xaibench.running.runner import Runner, RunOptions
+from xaibench.storage.store import Store
+from xaibench.suites.suite import load_suite
+from xaibench.scoring.throughput import fastest_batch_size, measure_throughput, pick
 
 CALL = 0.004  # simulated seconds one call of the sleeper takes up to 16 images
 

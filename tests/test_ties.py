@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from xaibench.stats import paired_pvalue, significance_ranks
+from xaibench.scoring.stats import paired_pvalue, significance_ranks
 
 
 def test_differences_of_rounding_are_ties_and_real_differences_are_not() -> None:

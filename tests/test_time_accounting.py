@@ -4,10 +4,10 @@ from __future__ import annotations
 import json
 
 from xaibench import leaderboard
-from xaibench.plugins import load_harness
-from xaibench.runner import RunOptions, Runner
-from xaibench.store import Store
-from xaibench.suite import load_suite
+from xaibench.contract.plugins import load_harness
+from xaibench.running.runner import RunOptions, Runner
+from xaibench.storage.store import Store
+from xaibench.suites.suite import load_suite
 
 
 def test_the_label_randomized_twin_is_counted_and_its_training_booked_apart(tmp_path, tiny_plugin) -> None:  # type: ignore[no-untyped-def]

@@ -16,13 +16,17 @@ import yaml
 from conftest import tiny_samples
 from xaibench_supervised.model import SupervisedSaliencyCNN
 
-from xaibench import cli, hookimpl, transfer
-from xaibench.errors import XaibenchError
-from xaibench.plugins import load_harness
-from xaibench.runner import Runner, RunOptions
-from xaibench.specs import DataBundle, DatasetRequest, DatasetSpec, Samples
-from xaibench.store import Store
-from xaibench.suite import load_suite
+from xaibench import hookimpl
+
+from xaibench.api import cli
+
+from xaibench.models import transfer
+from xaibench.base.errors import XaibenchError
+from xaibench.contract.plugins import load_harness
+from xaibench.running.runner import Runner, RunOptions
+from xaibench.contract.specs import DataBundle, DatasetRequest, DatasetSpec, Samples
+from xaibench.storage.store import Store
+from xaibench.suites.suite import load_suite
 
 FAST = {"epochs": 2, "min_epochs": 0, "patience": 0, "batch_size": 16, "lr": 1e-2}
 
@@ -70,10 +74,10 @@ def suite_file(tmp_path: Path, target: dict[str, Any], models: list[dict[str, An
 def trained_states(tmp_path: Path, suite: Path, monkeypatch: pytest.MonkeyPatch, poison: str = "") -> list[dict]:
     """Every ``train`` call's initial and final state; training sets whose ids start with ``poison`` get
     :class:`Poisoned` masks."""
-    import xaibench.models
+    import xaibench.models.provision
 
     calls: list[dict] = []
-    real = xaibench.models.train
+    real = xaibench.models.provision.train
 
     def spy(net: torch.nn.Module, train_set: Samples, *args: Any, **kwargs: Any) -> torch.nn.Module:
         before = {k: v.detach().clone() for k, v in net.state_dict().items()}
@@ -83,7 +87,7 @@ def trained_states(tmp_path: Path, suite: Path, monkeypatch: pytest.MonkeyPatch,
         calls.append({"before": before, "after": {k: v.detach().clone() for k, v in net.state_dict().items()}})
         return out
 
-    monkeypatch.setattr(xaibench.models, "train", spy)
+    monkeypatch.setattr(xaibench.models.provision, "train", spy)
     harness = load_harness([("squares", Squares())])
     with Store(tmp_path / f"{suite.stem}.db") as store:
         Runner(harness, load_suite(suite), store, RunOptions(progress=False)).train_models()

@@ -9,12 +9,12 @@ import pytest
 import torch
 from scipy import ndimage
 
-from xaibench.bundles import check_bundle
-from xaibench.errors import XaibenchError
-from xaibench.fills import blur
-from xaibench.plugins import load_harness
-from xaibench.specs import DatasetRequest, MethodContext
-from xaibench.testing import modality_of, tiny_layer, tiny_model
+from xaibench.data.bundles import check_bundle
+from xaibench.base.errors import XaibenchError
+from xaibench.scoring.fills import blur
+from xaibench.contract.plugins import load_harness
+from xaibench.contract.specs import DatasetRequest, MethodContext
+from xaibench.authoring.testing import modality_of, tiny_layer, tiny_model
 from xaibench_datasets.volumes import CLASS_NAMES, generate, load_bundle
 
 HARNESS = load_harness()

@@ -9,8 +9,8 @@ import pytest
 import yaml
 
 from conftest import TINY_SUITE
-from xaibench.cli import build_parser, main
-from xaibench.plugins import load_harness
+from xaibench.api.cli import build_parser, main
+from xaibench.contract.plugins import load_harness
 
 WORKFLOW = Path(__file__).resolve().parents[1] / ".github" / "workflows" / "leaderboards.yml"
 
@@ -82,7 +82,7 @@ def test_pull_request_flow_fails_on_stale_and_passes_on_regenerated(
     suite.write_text(TINY_SUITE)
     monkeypatch.chdir(tmp_path)
     harness = load_harness([("tiny", tiny_plugin)])
-    monkeypatch.setattr("xaibench.cli.load_harness", lambda: harness)
+    monkeypatch.setattr("xaibench.api.cli.load_harness", lambda: harness)
     values = {"$suite": str(suite), "$STORE": "results.sqlite", "$out": "scratch"}
     (run,) = _commands(_step("Run the suites"), values)
     checks = _commands(_step("Fail when"), values)

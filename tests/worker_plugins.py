@@ -14,7 +14,7 @@ from conftest import TinyPlugin
 from xaibench_metrics.confidence import drop_in_confidence
 
 from xaibench import hookimpl
-from xaibench.specs import MetricSpec
+from xaibench.contract.specs import MetricSpec
 
 _tiny = TinyPlugin()
 xaibench_register_datasets = _tiny.xaibench_register_datasets

@@ -1,10 +1,10 @@
 """mkdocs hook: the metric and method reference pages, rendered from the installed plugins at build time.
 
 ``mkdocs.yml`` names this file under ``hooks:``. On every build it loads the plugins
-(:func:`xaibench.plugins.load_harness`) and adds the pages of :func:`xaibench.reference.pages`
+(:func:`xaibench.contract.plugins.load_harness`) and adds the pages of :func:`xaibench.authoring.reference.pages`
 under ``reference/``, so the reference is the registry of the build's environment and
 cannot drift from the code. A plugin that fails to load, or a metric or method lacking a
-reference field (:func:`xaibench.reference.problems`), fails the build with its reason.
+reference field (:func:`xaibench.authoring.reference.problems`), fails the build with its reason.
 """
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from mkdocs.config.defaults import MkDocsConfig
 from mkdocs.exceptions import PluginError
 from mkdocs.structure.files import File, Files
 
-from xaibench import reference
-from xaibench.plugins import load_harness
+from xaibench.authoring import reference
+from xaibench.contract.plugins import load_harness
 
 
 def on_files(files: Files, config: MkDocsConfig) -> Files:

@@ -10,7 +10,7 @@ The file is restored after every mutant and on any exit but SIGKILL: run it in a
 copy (``git archive HEAD | tar -x -C /tmp/m``), from that copy's root::
 
     PYTHONPATH=$PWD:$PWD/plugins:$PWD/tests NUMBA_DISABLE_JIT=1 python tools/mutate_in_process.py \\
-        xaibench/maps.py mutants.json
+        xaibench/scoring/maps.py mutants.json
 
 ``mutants.json`` gets, per mutant, its line, the mutated line, and killed / survived / timeout.
 

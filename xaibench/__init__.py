@@ -5,7 +5,10 @@ from typing import Any
 
 import pluggy
 
-from xaibench.version import __version__
+from xaibench.base import moved
+from xaibench.base.version import __version__
+
+moved.install()  # the flat layout's module paths, for one release (docs/architecture.md)
 
 #: Decorator for plugin hook implementations.
 hookimpl = pluggy.HookimplMarker("xaibench")

@@ -1,6 +1,6 @@
 """``python -m xaibench``: the same as the ``xaibench`` command."""
 import sys
 
-from xaibench.cli import main
+from xaibench.api.cli import main
 
 sys.exit(main())

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from xaibench.specs import MethodContext
+from xaibench.contract.specs import MethodContext
 
 
 def random_map(model: nn.Module, x: torch.Tensor, target: torch.Tensor, ctx: MethodContext) -> torch.Tensor:

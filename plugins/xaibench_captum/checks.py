@@ -12,11 +12,11 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from xaibench.fills import FILLS
-from xaibench.validate import is_integer, is_number
+from xaibench.scoring.fills import FILLS
+from xaibench.contract.validate import is_integer, is_number
 from xaibench_captum.stochastic import check_noise_tunnel, check_tunnel_method
 
-#: The channel reductions of :func:`xaibench.maps.reduce_channels`.
+#: The channel reductions of :func:`xaibench.scoring.maps.reduce_channels`.
 REDUCTIONS = ("sum", "abs", "max_abs")
 #: The fewest superpixels LIME and KernelSHAP explain with: one superpixel gives a constant map (LIME)
 #: and no coalition between the empty and the full one (KernelSHAP's kernel weights are then NaN).

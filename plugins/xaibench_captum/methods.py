@@ -12,10 +12,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from xaibench.errors import XaibenchError
-from xaibench.fills import fill_like
-from xaibench.maps import reduce_channels
-from xaibench.specs import MethodContext
+from xaibench.base.errors import XaibenchError
+from xaibench.scoring.fills import fill_like
+from xaibench.scoring.maps import reduce_channels
+from xaibench.contract.specs import MethodContext
 from xaibench_captum.modelcopy import hookable_copy
 from xaibench_captum.stochastic import attribute
 

@@ -17,9 +17,9 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from xaibench.errors import XaibenchError
-from xaibench.maps import reduce_channels
-from xaibench.specs import MethodContext
+from xaibench.base.errors import XaibenchError
+from xaibench.scoring.maps import reduce_channels
+from xaibench.contract.specs import MethodContext
 from xaibench_captum.stochastic import NT_TYPES, check_tunnel_method, tunnel_attribute
 
 

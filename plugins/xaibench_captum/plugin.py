@@ -6,7 +6,7 @@ captum attributes the model's logit for the target class; input attributions
 (captum's NoiseTunnel: SmoothGrad, SmoothGrad-squared or VarGrad), e.g.
 ``noise_tunnel: {type: smoothgrad, samples: 16, stdev: 0.1}``.
 
-The methods live in :mod:`xaibench_captum.methods`, named here with :func:`xaibench.lazy.lazy`
+The methods live in :mod:`xaibench_captum.methods`, named here with :func:`xaibench.contract.lazy.lazy`
 and imported at their first call; captum is imported inside them: it pulls in a large import
 graph that ``xaibench`` commands not explaining anything should not pay for.
 """
@@ -15,8 +15,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from xaibench import hookimpl
-from xaibench.lazy import lazy
-from xaibench.specs import MODALITIES, MethodSpec
+from xaibench.contract.lazy import lazy
+from xaibench.contract.specs import MODALITIES, MethodSpec
 
 #: The parameters of ``occlusion`` and ``occlusion-incremental`` (seed 003's window, stride and fill).
 OCCLUSION_DEFAULTS = {"window": 8, "stride": None, "fill": "zero", "per_pixel": True}

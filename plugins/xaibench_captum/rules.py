@@ -1,6 +1,6 @@
 """What the rules of captum's gradient-modifying methods cover: the ``covers`` functions of their specs.
 
-Each inspects the model once (:func:`xaibench.nonlinearities.inspect_model`) and names every
+Each inspects the model once (:func:`xaibench.models.nonlinearities.inspect_model`) and names every
 nonlinearity its rules are not defined for; the plan then marks the method's cells on that
 model not applicable with that line, so no plain-gradient map is ever scored under the method's name.
 
@@ -41,7 +41,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from xaibench.nonlinearities import Inspection, Site, inspect_model, uncovered_reason
+from xaibench.models.nonlinearities import Inspection, Site, inspect_model, uncovered_reason
 
 GUIDED_KINDS = frozenset({"ReLU", "MaxPool"})
 

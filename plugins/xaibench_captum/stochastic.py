@@ -24,8 +24,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from xaibench.specs import MethodContext
-from xaibench.validate import is_integer, is_number
+from xaibench.contract.specs import MethodContext
+from xaibench.contract.validate import is_integer, is_number
 
 #: captum's UserWarnings (regular expressions of their starts) that describe what xaibench asks of it on purpose.
 BENIGN_WARNINGS = (

@@ -47,9 +47,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from xaibench.errors import XaibenchError
-from xaibench.fills import fill_like
-from xaibench.specs import MethodContext
+from xaibench.base.errors import XaibenchError
+from xaibench.scoring.fills import fill_like
+from xaibench.contract.specs import MethodContext
 from xaibench_captum.checks import MIN_SUPERPIXELS, params_check
 from xaibench_captum.stochastic import attribute
 

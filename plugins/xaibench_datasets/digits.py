@@ -13,7 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from xaibench.specs import DataBundle, DatasetRequest, Samples
+from xaibench.contract.specs import DataBundle, DatasetRequest, Samples
 
 CLASS_NAMES = tuple(str(d) for d in range(10))
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from xaibench.specs import DataBundle, DatasetRequest, Samples
+from xaibench.contract.specs import DataBundle, DatasetRequest, Samples
 
 TEMPLATES = np.array([
     [5, 6, 6.5, 6.75, 7, 7, 7, 7, 6.75, 6.5, 6, 5],

@@ -34,7 +34,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from xaibench.specs import DataBundle, DatasetRequest, Samples
+from xaibench.contract.specs import DataBundle, DatasetRequest, Samples
 from xaibench_datasets.synthetic import check_generator_args
 
 CLASS_NAMES = ("normal", "benign", "malignant")

@@ -109,6 +109,6 @@ def native_resolution(cam: object) -> None:
 
     The library resizes 3D maps with ``scipy.ndimage.zoom`` (cubic splines, corner-aligned
     grid), unlike its 2D half-pixel bilinear resize; without a target size it skips the
-    resize, and the harness upsamples trilinearly with half-pixel centres (:func:`xaibench.maps.upsample`).
+    resize, and the harness upsamples trilinearly with half-pixel centres (:func:`xaibench.scoring.maps.upsample`).
     """
     cam.get_target_width_height = lambda input_tensor: None  # type: ignore[attr-defined]

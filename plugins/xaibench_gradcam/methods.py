@@ -7,7 +7,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from xaibench.specs import MethodContext
+from xaibench.contract.specs import MethodContext
 from xaibench_gradcam.adapters import (
     as_image_model,
     copying_hooks,
@@ -46,12 +46,12 @@ def streamed_score_cam(cam_class: type) -> type:
     channels of the target's score on the input masked by the channel's upsampled, min-max scaled activation.
     ``ScoreCAM.get_cam_weights`` builds the masked inputs of every sample and channel at once (``N x K`` inputs
     in memory) and runs them sample by sample in batches of ``batch_size``; here the (sample, channel) pairs go
-    through :meth:`xaibench.engine.Engine.perturbed_scores` in full batches across samples, each masked input
+    through :meth:`xaibench.scoring.engine.Engine.perturbed_scores` in full batches across samples, each masked input
     built when its batch runs. The scores are the target logit (``ClassifierOutputTarget``), the masks and the
     softmax are pytorch-grad-cam's operations: the weights are equal up to float rounding (checked against
     ``ScoreCAM`` itself in ``tests/test_cam_streaming.py``).
     """
-    from xaibench.engine import Engine
+    from xaibench.scoring.engine import Engine
 
     class StreamedScoreCAM(cam_class):  # type: ignore[misc, valid-type]
         def get_cam_weights(self, input_tensor, target_layer, targets, activations, grads):  # type: ignore[no-untyped-def]

@@ -21,7 +21,7 @@ map trilinearly with half-pixel centres, as in 2D (``native_resolution``). Eigen
 deterministic sign (see :func:`xaibench_gradcam.methods.sign_corrected`).
 
 The ``explain`` functions live in :mod:`xaibench_gradcam.methods`, imported at their first call
-(:func:`xaibench.lazy.lazy`); pytorch-grad-cam is imported inside them: importing it costs about two
+(:func:`xaibench.contract.lazy.lazy`); pytorch-grad-cam is imported inside them: importing it costs about two
 seconds, which every ``xaibench`` command would otherwise pay at start-up.
 """
 from __future__ import annotations
@@ -30,8 +30,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from xaibench import hookimpl
-from xaibench.lazy import lazy
-from xaibench.specs import MethodSpec
+from xaibench.contract.lazy import lazy
+from xaibench.contract.specs import MethodSpec
 
 GRADCAM_REPO = "Gildenblat et al., pytorch-grad-cam, https://github.com/jacobgil/pytorch-grad-cam"
 

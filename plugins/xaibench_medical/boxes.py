@@ -28,7 +28,7 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from xaibench.errors import XaibenchError
+from xaibench.base.errors import XaibenchError
 
 FORMATS = ("cub", "voc", "coco", "csv")
 Box = tuple[float, float, float, float]

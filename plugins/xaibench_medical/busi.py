@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from xaibench.errors import XaibenchError
-from xaibench.specs import DataBundle, DatasetRequest
+from xaibench.base.errors import XaibenchError
+from xaibench.contract.specs import DataBundle, DatasetRequest
 from xaibench_medical import common
 from xaibench_medical.imageio import open_image, read_bytes, resize_mask, to_array
 from xaibench_medical.masks import merged_mask, read_mask
@@ -90,7 +90,7 @@ def load_busi(request: DatasetRequest) -> DataBundle:
     ``Dataset_BUSI_with_GT``), ``val`` and ``test`` shares of a seeded stratified split (0.15,
     0.25), ``seed`` (default: the suite's) and ``verify`` (check the processed copy's sha256 sums).
     Returns ``x`` float32 ``(N, 1, S, S)`` in [0, 1] (``S``: the suite's ``image_size``, else 256), bool masks ``(N, S, S)`` (lesions OR-merged;
-    empty for ``normal``). Raises :class:`~xaibench.errors.XaibenchError` naming the expected layout
+    empty for ``normal``). Raises :class:`~xaibench.base.errors.XaibenchError` naming the expected layout
     for a missing or empty folder, and for a file whose checksum differs.
     """
     p = common.params_of(request, {"path": None, "val": 0.15, "test": 0.25, "seed": None, "verify": True})

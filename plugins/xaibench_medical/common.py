@@ -9,10 +9,10 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import torch
 
-from xaibench.download import Release, install
-from xaibench.errors import XaibenchError
-from xaibench.paths import under_root
-from xaibench.specs import DataBundle, DatasetRequest, Samples
+from xaibench.data.download import Release, install
+from xaibench.base.errors import XaibenchError
+from xaibench.storage.paths import under_root
+from xaibench.contract.specs import DataBundle, DatasetRequest, Samples
 
 SPLITS = ("train", "val", "test")
 #: Mask files beside their image: ``<name>_mask.png``, plus ``<name>_mask_1.png``, ... for further lesions.
@@ -45,10 +45,10 @@ def params_of(request: DatasetRequest, known: Mapping[str, Any]) -> dict[str, An
 def locate(request: DatasetRequest, source: Source, path: str | None, candidates: Sequence[str]) -> Path:
     """The dataset's folder or file: ``path``, else the first of ``candidates`` found, under the data root.
 
-    A suite's ``path`` must stay inside the data root (:func:`xaibench.paths.under_root`);
+    A suite's ``path`` must stay inside the data root (:func:`xaibench.storage.paths.under_root`);
     a missing dataset raises an error that names the expected layout and the public release,
     unless ``request.download`` is set and one of ``source.downloads`` provides it: then that
-    release is fetched, verified and unpacked into the data root (:mod:`xaibench.download`).
+    release is fetched, verified and unpacked into the data root (:mod:`xaibench.data.download`).
     """
     wanted = [path] if path is not None else list(candidates)
     release = next((r for r in source.downloads if r.provides in wanted), None)
@@ -113,7 +113,7 @@ def stratified_subset(y: np.ndarray, n: int | None, seed: int) -> np.ndarray:
 
 def samples(x: np.ndarray, y: np.ndarray, ids: Sequence[str], masks: np.ndarray | None = None,
             regions: np.ndarray | None = None) -> Samples:
-    """The :class:`~xaibench.specs.Samples` of numpy arrays: ``x`` float32 ``(N, C, *spatial)``, ``y`` int64 ``(N,)``,
+    """The :class:`~xaibench.contract.specs.Samples` of numpy arrays: ``x`` float32 ``(N, C, *spatial)``, ``y`` int64 ``(N,)``,
     ``ids`` (one stable string each), optional ``masks`` bool ``(N, *spatial)`` and ``regions`` int8 ``(N, *spatial)``.
     """
     return Samples(

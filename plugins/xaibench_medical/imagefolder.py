@@ -34,8 +34,8 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from xaibench.errors import XaibenchError
-from xaibench.specs import DataBundle, DatasetRequest
+from xaibench.base.errors import XaibenchError
+from xaibench.contract.specs import DataBundle, DatasetRequest
 from xaibench_medical import boxes as box_files
 from xaibench_medical import common
 from xaibench_medical.imageio import Report, image_channels, read_image, read_levels, resize_mask, to_array
@@ -99,7 +99,7 @@ def load_imagefolder(request: DatasetRequest) -> DataBundle:
     Classes are the sorted sub-folder names; ``x`` float32 ``(N, C, S, S)`` (``S``: the suite's
     ``image_size``, else the images' common size), 8-bit files in [0, 1], deeper ones scaled by their
     bit depth (:mod:`xaibench_medical.imageio`). Raises ``TypeError`` without ``path`` or for an unknown
-    parameter, :class:`~xaibench.errors.XaibenchError` for fewer than two class folders, an unreadable
+    parameter, :class:`~xaibench.base.errors.XaibenchError` for fewer than two class folders, an unreadable
     image or a box file naming no image of the folder.
     """
     p = common.params_of(request, {"path": None, "channels": None, "val": 0.15, "test": 0.25, "seed": None,

@@ -5,7 +5,7 @@ palette or RGB) are read with Pillow and scaled by 1/255 as before. Files with m
 8 bits per sample (16-bit PNG and TIFF, grayscale or RGB; Pillow's ``convert("L")`` would
 clip them and it reads 16-bit RGB as 8-bit) are decoded at their own depth with OpenCV
 (installed with grad-cam) and scaled by their dtype's range, the rule of
-:mod:`xaibench.inputs` (uint16: ``x / 65535``). DICOM files (``.dcm``, needs ``pip install
+:mod:`xaibench.data.inputs` (uint16: ``x / 65535``). DICOM files (``.dcm``, needs ``pip install
 pydicom``, the ``dicom`` extra) give their modality values: ``RescaleSlope * stored +
 RescaleIntercept`` (Hounsfield units for CT), unscaled, MONOCHROME1 negated so that brighter
 is higher; multi-frame files are refused.
@@ -36,8 +36,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from xaibench.errors import XaibenchError
-from xaibench.inputs import scaled_array
+from xaibench.base.errors import XaibenchError
+from xaibench.data.inputs import scaled_array
 
 #: Pillow mode per channel count.
 MODES = {1: "L", 3: "RGB"}

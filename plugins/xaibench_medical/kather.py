@@ -9,9 +9,9 @@ import re
 
 import numpy as np
 
-from xaibench.download import Release
-from xaibench.errors import XaibenchError
-from xaibench.specs import DataBundle, DatasetRequest
+from xaibench.data.download import Release
+from xaibench.base.errors import XaibenchError
+from xaibench.contract.specs import DataBundle, DatasetRequest
 from xaibench_medical import common
 from xaibench_medical.imageio import open_image, to_array
 
@@ -38,7 +38,7 @@ def load_kather(request: DatasetRequest) -> DataBundle:
     ``seed``, ``max_per_class`` (a seeded subset per class). ``x`` float32 ``(N, 3, S, S)`` in [0, 1]
     (150 px tiles unless the suite sets ``image_size``). With ``request.download`` the release zip is
     fetched and checked against its pinned sha256 first. Raises
-    :class:`~xaibench.errors.XaibenchError` naming the layout when the class folders are missing.
+    :class:`~xaibench.base.errors.XaibenchError` naming the layout when the class folders are missing.
     """
     p = common.params_of(request, {"path": None, "val": 0.1, "test": 0.2, "seed": None, "max_per_class": None})
     folder = common.locate(request, SOURCE, p["path"], (FOLDER, f"kather2016/{FOLDER}"))

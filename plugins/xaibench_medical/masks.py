@@ -23,7 +23,7 @@ as an annotation tool exports it and a viewer shows it:
    thresholded at 0.5); any other size is refused.
 
 Conversions are counted in the dataset's :class:`~xaibench_medical.imageio.Report`; every refusal is
-one :class:`~xaibench.errors.XaibenchError` naming the file and the fix.
+one :class:`~xaibench.base.errors.XaibenchError` naming the file and the fix.
 """
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from xaibench.errors import XaibenchError
+from xaibench.base.errors import XaibenchError
 from xaibench_medical.imageio import Report, decode, read_bytes, upright
 
 #: Formats whose compression changes pixel values.

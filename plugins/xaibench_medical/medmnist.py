@@ -21,10 +21,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from xaibench.cache import file_digest
-from xaibench.download import Release
-from xaibench.errors import XaibenchError
-from xaibench.specs import DataBundle, DatasetRequest
+from xaibench.storage.cache import file_digest
+from xaibench.data.download import Release
+from xaibench.base.errors import XaibenchError
+from xaibench.contract.specs import DataBundle, DatasetRequest
 from xaibench_medical.common import SPLITS, Source, locate, params_of, samples, stratified_subset
 from xaibench_medical.medmnist_releases import CLASSES_3D, MD5, MD5_3D, ZENODO
 

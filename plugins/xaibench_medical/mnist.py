@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from xaibench.download import Release
-from xaibench.errors import XaibenchError
-from xaibench.specs import DataBundle, DatasetRequest
+from xaibench.data.download import Release
+from xaibench.base.errors import XaibenchError
+from xaibench.contract.specs import DataBundle, DatasetRequest
 from xaibench_medical import common
 
 #: The release files by role, with torchvision's MD5s (``torchvision.datasets.MNIST.resources``, pinned here so
@@ -57,7 +57,7 @@ def load_mnist(request: DatasetRequest) -> DataBundle:
     ``request.params``: ``n_train`` / ``n_test`` (seeded stratified subsets; default all 60,000 /
     10,000), ``val`` (the share of the training images held out, 0.1), ``seed``. ``x`` float32
     ``(N, 1, 28, 28)`` in [0, 1]; no masks. The official test split is kept. Raises
-    :class:`~xaibench.errors.XaibenchError` naming the missing file (and ``--download``, which fetches
+    :class:`~xaibench.base.errors.XaibenchError` naming the missing file (and ``--download``, which fetches
     it checked against torchvision's MD5).
     """
     p = common.params_of(request, {"n_train": None, "n_test": None, "val": 0.1, "seed": None})

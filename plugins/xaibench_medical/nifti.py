@@ -22,8 +22,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from xaibench.errors import XaibenchError
-from xaibench.specs import DataBundle, DatasetRequest
+from xaibench.base.errors import XaibenchError
+from xaibench.contract.specs import DataBundle, DatasetRequest
 from xaibench_medical import common
 
 SOURCE = common.Source(

@@ -4,8 +4,8 @@ from __future__ import annotations
 from typing import Callable
 
 from xaibench import hookimpl
-from xaibench.lazy import lazy
-from xaibench.specs import DatasetSpec
+from xaibench.contract.lazy import lazy
+from xaibench.contract.specs import DatasetSpec
 
 BUSI_CITATION = ("Al-Dhabyani W., Gomaa M., Khaled H., Fahmy A., Dataset of breast ultrasound images, "
                  "Data in Brief 28, 2020")

@@ -32,7 +32,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 
-from xaibench.engine import Engine
+from xaibench.scoring.engine import Engine
 from xaibench_metrics.completeness import pearson_rows
 from xaibench_metrics.road import road
 

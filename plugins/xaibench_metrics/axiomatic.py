@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from xaibench.engine import Engine
+from xaibench.scoring.engine import Engine
 from xaibench_metrics.completeness import fill_baseline
 from xaibench_metrics.regions import patch_index
 from xaibench_metrics.scaling import scaled

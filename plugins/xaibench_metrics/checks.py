@@ -25,8 +25,8 @@ import importlib
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from xaibench.lazy import Lazy, lazy
-from xaibench.validate import is_integer, is_number
+from xaibench.contract.lazy import Lazy, lazy
+from xaibench.contract.validate import is_integer, is_number
 
 #: Choice parameters -> the constant a metric's module declares its accepted names in.
 CHOICES = {"fill": "FILLS", "order": "ORDERS", "zone": "ZONES", "output": "OUTPUTS", "cover": "COVERS",
@@ -34,8 +34,8 @@ CHOICES = {"fill": "FILLS", "order": "ORDERS", "zone": "ZONES", "output": "OUTPU
            "similarity_measure": "SIMILARITIES", "noise": "NOISES", "sign": "SIGNS", "score": "OVERLAPS",
            "normalise": "NORMALISE"}
 #: Where a choice's names come from when the metric's module declares none: ``module:CONSTANT`` of the core.
-CORE_CHOICES = {"fill": "xaibench.fills:FILLS", "output": "xaibench.engine:OUTPUTS", "sign": "xaibench.maps:SIGNS",
-                "score": "xaibench.kernels:OVERLAPS", "normalise": "xaibench_metrics.scaling:NORMALISE"}
+CORE_CHOICES = {"fill": "xaibench.scoring.fills:FILLS", "output": "xaibench.scoring.engine:OUTPUTS", "sign": "xaibench.scoring.maps:SIGNS",
+                "score": "xaibench.scoring.kernels:OVERLAPS", "normalise": "xaibench_metrics.scaling:NORMALISE"}
 #: Count parameters and their least value.
 COUNTS = {"draws": 1, "runs": 1, "sets": 1, "n": 1, "n_segments": 1, "grid": 1, "patch": 1, "blur_size": 1,
           "n_bins": 2, "steps": 1, "width": 1}

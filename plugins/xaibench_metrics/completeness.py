@@ -35,8 +35,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from xaibench.engine import OUTPUTS, Engine
-from xaibench.fills import mean_fill
+from xaibench.scoring.engine import OUTPUTS, Engine
+from xaibench.scoring.fills import mean_fill
 from xaibench_metrics.references import FILLS
 
 

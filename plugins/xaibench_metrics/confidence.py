@@ -3,7 +3,7 @@
 Chattopadhay et al., "Grad-CAM++", WACV 2018, Sec. 5.1: with ``p_c(x)`` the
 softmax probability of the explained class and ``L`` the map scaled to [0, 1]
 (after the sign handling, its minimum subtracted and divided by its range: the
-heat map's min-max scaling, :func:`xaibench.maps.normalize` with ``subtract_min``),
+heat map's min-max scaling, :func:`xaibench.scoring.maps.normalize` with ``subtract_min``),
 
     Average Drop = 100/N * sum_i max(0, p_c(x_i) - p_c(x_i * L_i)) / p_c(x_i)
     Increase in Confidence = 100/N * sum_i 1[p_c(x_i * L_i) > p_c(x_i)]
@@ -25,9 +25,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from xaibench.engine import Engine
-from xaibench.maps import normalize
-from xaibench.metric_inputs import Shared, unshared
+from xaibench.scoring.engine import Engine
+from xaibench.scoring.maps import normalize
+from xaibench.contract.metric_inputs import Shared, unshared
 
 COVERS = ("nonessential", "important")
 FILLS = ("darken", "zero")

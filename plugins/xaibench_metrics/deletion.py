@@ -5,14 +5,14 @@ Deletion removes pixels in decreasing order of the map, ``P / steps`` pixels per
 replacing them with a fill (RISE: zero; or the training mean), and records the
 softmax probability of the explained class after each step; a faithful map makes
 the probability fall fast, so a *lower* area is better. Insertion starts from a
-blurred copy of the image (RISE: Gaussian blur, kernel 11, sigma 5; :func:`xaibench.fills.blur`,
+blurred copy of the image (RISE: Gaussian blur, kernel 11, sigma 5; :func:`xaibench.scoring.fills.blur`,
 borders replicated) and puts the
 original pixels back in the same order; a *higher* area is better. The curve has
 ``steps + 1`` points, from the unperturbed (deletion) or fully blurred (insertion)
 input to the opposite end, and its area is the trapezoid rule on an x-axis
 normalised to [0, 1], so scores at different image sizes and step counts compare.
 
-The curve itself is :func:`xaibench.curves.perturbation_curve` (shared with the
+The curve itself is :func:`xaibench.scoring.curves.perturbation_curve` (shared with the
 leaderboard's curve figures): every step's input is built on the device from a
 precomputed rank of each pixel, and the engine streams all (sample, step) pairs in
 full batches. This module adds RISE's canvases and the area.
@@ -30,10 +30,10 @@ from typing import Sequence
 
 import numpy as np
 import torch
-from xaibench import kernels
-from xaibench.curves import perturbation_curve
-from xaibench.engine import Engine
-from xaibench.fills import blur
+from xaibench.scoring import kernels
+from xaibench.scoring.curves import perturbation_curve
+from xaibench.scoring.engine import Engine
+from xaibench.scoring.fills import blur
 from xaibench_metrics.completeness import fill_baseline
 
 FILLS = ("zero", "mean", "blur")

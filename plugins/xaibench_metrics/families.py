@@ -1,7 +1,7 @@
 """The specs of the metric families that live in their own modules, registered without importing them,
 and the constants the specs share with the implementations.
 
-Each family's functions are named here with :func:`xaibench.lazy.lazy`, so registering them
+Each family's functions are named here with :func:`xaibench.contract.lazy.lazy`, so registering them
 imports no torch; the module loads when the metric first runs.
 """
 from __future__ import annotations
@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from xaibench.lazy import lazy
-from xaibench.specs import MetricSpec, ModelVariant
+from xaibench.contract.lazy import lazy
+from xaibench.contract.specs import MetricSpec, ModelVariant
 
 #: ROAD's default fractions of pixels removed (Rong et al. 2022, Sec. 5).
 FRACTIONS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
@@ -61,7 +61,7 @@ SANITY_REVISITED = ("Hedström et al., Sanity Checks Revisited: An Exploration t
                     "Randomisation Test, XAI in Action workshop, NeurIPS 2023")
 RANDOM_LOGIT = "Sixt et al., When Explanations Lie: Why Many Modified BP Attributions Fail, ICML 2020"
 #: The NaN rule every metric shares (``MetricSpec.undefined``): the runner scores a constant map NaN
-#: (xaibench.degenerate), whatever the metric.
+#: (xaibench.scoring.degenerate), whatever the metric.
 CONSTANT = "a constant map (the runner's rule for every metric: it ranks no pixel)"
 
 symmetric_relevance_gain = lazy("xaibench_metrics.srg:symmetric_relevance_gain")

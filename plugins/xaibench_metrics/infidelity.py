@@ -19,7 +19,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from xaibench.engine import OUTPUTS, Engine
+from xaibench.scoring.engine import OUTPUTS, Engine
 
 
 def pixel_noise(x: torch.Tensor, runs: int, noise: float, sample_seeds: Sequence[int]) -> torch.Tensor:

@@ -27,8 +27,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from xaibench.engine import Engine
-from xaibench.fills import fill_like
+from xaibench.scoring.engine import Engine
+from xaibench.scoring.fills import fill_like
 
 FILLS = ("zero", "mean")
 

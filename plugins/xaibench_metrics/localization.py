@@ -1,6 +1,6 @@
 """Localization metrics: how well the map's relevance falls on the annotated lesion.
 
-All scores are numba kernels over flattened ``(N, P)`` maps (:mod:`xaibench.kernels`);
+All scores are numba kernels over flattened ``(N, P)`` maps (:mod:`xaibench.scoring.kernels`);
 every one is NaN on an empty mask. The top-k and mass scores of one method's maps come
 from a single fused kernel call, shared between the metric cells through ``shared``. Sign handling (``positive``: evidence for the
 class only, the default of the papers below; ``abs``: both signs) is a parameter.
@@ -35,11 +35,11 @@ import numpy as np
 import torch
 from scipy.stats import rankdata
 
-from xaibench import kernels
-from xaibench.maps import normalize
-from xaibench.metric_inputs import Shared, unshared
-from xaibench.specs import DataBundle
-from xaibench.validate import is_number
+from xaibench.scoring import kernels
+from xaibench.scoring.maps import normalize
+from xaibench.contract.metric_inputs import Shared, unshared
+from xaibench.contract.specs import DataBundle
+from xaibench.contract.validate import is_number
 from xaibench_metrics.families import TOP_K
 
 SELECTIONS = ("top-k", "threshold")

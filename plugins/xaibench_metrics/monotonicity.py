@@ -1,11 +1,11 @@
 """Faithfulness along the map's ranking of the pixels, in ``steps`` groups of consecutive ranks.
 
-Pixels (all channels of a pixel together) are ranked by the map (:func:`xaibench.curves.pixel_ranks`;
+Pixels (all channels of a pixel together) are ranked by the map (:func:`xaibench.scoring.curves.pixel_ranks`;
 ties in a random order seeded per sample from ``sample_seeds``, so two methods with the same map get
 the same score) and cut into ``steps`` groups: group ``g`` holds the ranks
 ``[round(g P / steps), round((g + 1) P / steps))`` of the ``P`` pixels (Quantus's ``features_in_step``
 is ``P / steps`` when that divides ``P``). Every perturbed input runs through the engine's batched
-passes (:meth:`xaibench.engine.Engine.perturbed_scores`).
+passes (:meth:`xaibench.scoring.engine.Engine.perturbed_scores`).
 
 - Faithfulness Estimate (Alvarez-Melis and Jaakkola, "Towards Robust Interpretability with
   Self-Explaining Neural Networks", NeurIPS 2018, Sec. 3, "faithfulness"): the Pearson correlation,
@@ -36,8 +36,8 @@ import numpy as np
 import torch
 from scipy.stats import rankdata
 
-from xaibench.curves import perturbation_curve, pixel_ranks
-from xaibench.engine import Engine
+from xaibench.scoring.curves import perturbation_curve, pixel_ranks
+from xaibench.scoring.engine import Engine
 from xaibench_metrics.completeness import fill_baseline, pearson_rows
 
 

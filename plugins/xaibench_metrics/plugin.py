@@ -13,8 +13,8 @@ from collections.abc import Callable
 from typing import Any
 
 from xaibench import hookimpl
-from xaibench.lazy import lazy
-from xaibench.specs import MODALITIES, MetricSpec
+from xaibench.contract.lazy import lazy
+from xaibench.contract.specs import MODALITIES, MetricSpec
 from xaibench_metrics.checks import checked
 from xaibench_metrics.families import (
     CONSTANT,
@@ -39,7 +39,7 @@ from xaibench_metrics.families import (
 from xaibench_metrics.references import OUTPUT, REFERENCE
 from xaibench_metrics.segspecs import register_segmentation
 
-# The scoring functions load with their modules (and torch) when a metric first runs (xaibench.lazy).
+# The scoring functions load with their modules (and torch) when a metric first runs (xaibench.contract.lazy).
 completeness_error = lazy("xaibench_metrics.completeness:completeness_error")
 faithfulness_correlation = lazy("xaibench_metrics.completeness:faithfulness_correlation")
 sensitivity_n = lazy("xaibench_metrics.completeness:sensitivity_n")

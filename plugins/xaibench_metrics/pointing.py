@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from xaibench import kernels
-from xaibench.metric_inputs import Shared, unshared
+from xaibench.scoring import kernels
+from xaibench.contract.metric_inputs import Shared, unshared
 
 
 def scaled_tolerance(tolerance: float, spatial: tuple[int, ...], reference: int) -> float:

@@ -57,11 +57,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from xaibench.layers import forward_order
-from xaibench.maps import normalize
-from xaibench.metric_inputs import Shared, unshared
-from xaibench.specs import DataBundle, TrainRecipe
-from xaibench.training import train
+from xaibench.contract.layers import forward_order
+from xaibench.scoring.maps import normalize
+from xaibench.contract.metric_inputs import Shared, unshared
+from xaibench.contract.specs import DataBundle, TrainRecipe
+from xaibench.models.training import train
 from xaibench_metrics.families import LABEL_RANDOMIZED
 
 SIMILARITIES = ("spearman", "ssim")
@@ -74,7 +74,7 @@ def resettable(module: nn.Module) -> bool:
 
 def randomizable_layers(model: nn.Module, example: torch.Tensor | None = None) -> list[str]:
     """Names of the :func:`resettable` modules, top (output) first: in the reverse of the order ``forward`` calls
-    them (:func:`xaibench.layers.forward_order`: the traced graph, or a forward pass of ``example`` where
+    them (:func:`xaibench.contract.layers.forward_order`: the traced graph, or a forward pass of ``example`` where
     ``torch.fx`` cannot trace the model), not of where ``__init__`` defines them (a classifier defined first is
     still the top).
 

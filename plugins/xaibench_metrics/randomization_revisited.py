@@ -52,9 +52,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from xaibench.maps import normalize
-from xaibench.metric_inputs import Shared, unshared
-from xaibench.stats import seed_from
+from xaibench.scoring.maps import normalize
+from xaibench.contract.metric_inputs import Shared, unshared
+from xaibench.scoring.stats import seed_from
 from xaibench_metrics.randomization import SIMILARITIES, resettable, similarity
 from xaibench_metrics.robustness import input_noise, restacked
 

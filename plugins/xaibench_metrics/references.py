@@ -1,7 +1,7 @@
 """The reference inputs of the metrics defined against one (completeness, sensitivity-n), without torch.
 
-``FILLS`` are the fills (:mod:`xaibench.fills`) such a reference may be: constants, not functions of the input.
-``REFERENCE`` pairs a metric's ``fill`` with the method's own baseline (:class:`xaibench.specs.Pairing`):
+``FILLS`` are the fills (:mod:`xaibench.scoring.fills`) such a reference may be: constants, not functions of the input.
+``REFERENCE`` pairs a metric's ``fill`` with the method's own baseline (:class:`xaibench.contract.specs.Pairing`):
 IG, GradientSHAP and DeepLIFT call it ``baseline``, occlusion and feature ablation ``fill``. Completeness
 (Sundararajan et al. 2017, Sec. 3, the completeness axiom: ``sum_i a_i = f(x) - f(b)``) and sensitivity-n
 (Ancona et al. 2018, Sec. 3.2: the sum of attributions of a set equals the output drop when the set is set to
@@ -10,7 +10,7 @@ the baseline) hold for the baseline ``b`` the attributions were computed from, a
 """
 from __future__ import annotations
 
-from xaibench.specs import Pairing
+from xaibench.contract.specs import Pairing
 
 FILLS = ("zero", "mean")
 

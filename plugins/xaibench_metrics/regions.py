@@ -28,8 +28,8 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from xaibench import kernels
-from xaibench.engine import Engine
+from xaibench.scoring import kernels
+from xaibench.scoring.engine import Engine
 from xaibench_metrics.completeness import fill_baseline
 
 ORDERS = ("morf", "lerf")

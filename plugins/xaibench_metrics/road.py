@@ -26,9 +26,9 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from xaibench.curves import pixel_ranks
-from xaibench.engine import Engine
-from xaibench.jit import njit  # numba loads at the first kernel call
+from xaibench.scoring.curves import pixel_ranks
+from xaibench.scoring.engine import Engine
+from xaibench.storage.jit import njit  # numba loads at the first kernel call
 from xaibench_metrics.families import FRACTIONS
 
 ORDERS = ("morf", "lerf")

@@ -59,8 +59,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from xaibench.engine import Engine
-from xaibench.layers import forward_order, output_layers, traced
+from xaibench.scoring.engine import Engine
+from xaibench.contract.layers import forward_order, output_layers, traced
 
 NOISES = ("uniform", "gaussian")
 
@@ -163,7 +163,7 @@ def _relative_change(a: torch.Tensor, b: torch.Tensor, eps_min: float) -> torch.
 
 def _representation(model: nn.Module, layer: str | None, example: torch.Tensor) -> tuple[nn.Module, str]:
     """The module whose input (``layer`` None: the parameterised module that produces the output, by the data flow,
-    :func:`xaibench.layers.output_layers`; where ``torch.fx`` cannot trace the model, the last one to finish on a
+    :func:`xaibench.contract.layers.output_layers`; where ``torch.fx`` cannot trace the model, the last one to finish on a
     forward pass of ``example``) or output (``layer``) is L(x).
 
     Raises :class:`ValueError` (one line) for a ``layer`` that is not a module, and with ``layer`` None where no
@@ -229,7 +229,7 @@ def relative_output_stability(inputs: torch.Tensor, maps: torch.Tensor, explain:
                               draws: int = 10, noise: str = "uniform", scale: float = 0.05, eps_min: float = 1e-6,
                               same_prediction: bool = True) -> np.ndarray:
     """ROS (Agarwal et al. 2022, Eq. 5): ``max_k ||rel(Phi(x), Phi(x'))|| / max(||h(x) - h(x')||, eps_min)``, h the logits
-    (the user's own: ``z`` of a one-logit model, :meth:`~xaibench.engine.Engine.own_logits`).
+    (the user's own: ``z`` of a one-logit model, :meth:`~xaibench.scoring.engine.Engine.own_logits`).
 
     ``(N,)`` float64, >= 0, lower is better; NaN where every draw changes the predicted class.
     """

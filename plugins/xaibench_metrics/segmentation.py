@@ -1,7 +1,7 @@
 """Metrics that mean something for a segmenter: task-level faithfulness and context reliance (issue 41, item 4).
 
 Both read the sample's region target (``MetricContext.segmentation``, a
-:class:`xaibench.segmentation.RegionScore`: the region ``R`` fixed on the unperturbed input, the class ``k``,
+:class:`xaibench.scoring.segmentation.RegionScore`: the region ``R`` fixed on the unperturbed input, the class ``k``,
 the per-pixel model), so they score one sample per call and are not applicable to classifiers.
 
 - **Deletion-Dice** (task-level faithfulness; the deletion protocol of Petsiuk et al. 2018 with the task's own
@@ -30,10 +30,10 @@ import torch
 from scipy import ndimage
 from torch import nn
 
-from xaibench import kernels
-from xaibench.curves import perturbation_curve
-from xaibench.engine import Engine
-from xaibench.errors import CellError
+from xaibench.scoring import kernels
+from xaibench.scoring.curves import perturbation_curve
+from xaibench.scoring.engine import Engine
+from xaibench.base.errors import CellError
 from xaibench_metrics.completeness import fill_baseline
 
 FILLS = ("zero", "mean")

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from xaibench.lazy import lazy
-from xaibench.specs import MODALITIES, MetricSpec
+from xaibench.contract.lazy import lazy
+from xaibench.contract.specs import MODALITIES, MetricSpec
 
 deletion_dice = lazy("xaibench_metrics.segmentation:deletion_dice")
 deletion_dice_curve = lazy("xaibench_metrics.segmentation:deletion_dice_curve")

@@ -11,10 +11,10 @@ the difference of the two areas cancels most of the bias the fill itself introdu
 
 in [-1, 1], higher is better; 0 for a map that orders nothing (a constant map, both
 orders remove pixels in index order) or for a model that ignores its input. The
-curves are :func:`xaibench.curves.perturbation_curve` (the deletion curve of
+curves are :func:`xaibench.scoring.curves.perturbation_curve` (the deletion curve of
 ``deletion-auc``): the target-class probability after each of ``steps`` removals of
 ``P / steps`` pixels (all channels of a pixel together), point 0 the unperturbed
-input. Removed pixels take the ``fill`` (:mod:`xaibench.fills`): ``mean`` (default,
+input. Removed pixels take the ``fill`` (:mod:`xaibench.scoring.fills`): ``mean`` (default,
 the training data's per-channel mean, neutral on average), ``zero`` or ``blur`` (a
 Gaussian blur of the input, standard deviation ``blur_sigma`` pixels).
 
@@ -28,10 +28,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from xaibench import kernels
-from xaibench.curves import perturbation_curve
-from xaibench.engine import Engine
-from xaibench.fills import fill_like
+from xaibench.scoring import kernels
+from xaibench.scoring.curves import perturbation_curve
+from xaibench.scoring.engine import Engine
+from xaibench.scoring.fills import fill_like
 
 FILLS = ("zero", "mean", "blur")
 

@@ -11,16 +11,16 @@ from typing import Callable
 from typing import TYPE_CHECKING
 
 from xaibench import hookimpl
-from xaibench.lazy import lazy
-from xaibench.published import PretrainedWeights
-from xaibench.specs import SEGMENTATION_RECIPE, ModelSpec, TrainRecipe
+from xaibench.contract.lazy import lazy
+from xaibench.contract.published import PretrainedWeights
+from xaibench.contract.specs import SEGMENTATION_RECIPE, ModelSpec, TrainRecipe
 from xaibench_models.segmenters import SEGMENTERS
 from xaibench_models.weights import HEADS, IMAGENET, UNUSED
 
 if TYPE_CHECKING:
     from torch import nn
 
-#: The module of the torchvision builders, imported when a model is first built (xaibench.lazy).
+#: The module of the torchvision builders, imported when a model is first built (xaibench.contract.lazy).
 ZOO = "xaibench_models.zoo"
 
 

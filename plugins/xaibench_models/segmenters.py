@@ -6,7 +6,7 @@ MobileNetV3-Large (output stride 16 for its high-level branch). Each is built wi
 random weights and trained by the harness, or loaded from the user's checkpoint; the
 first convolution takes the data's channels (:func:`xaibench_models.zoo.adapt_input`), the
 head the classes. Each returns torchvision's dict ``{"out": (N, K, H, W)}`` at the input's
-size: a suite entry names it with ``output_key: out`` (:mod:`xaibench.outputs`). The
+size: a suite entry names it with ``output_key: out`` (:mod:`xaibench.contract.outputs`). The
 auxiliary FCN head (``aux_loss``) is not built: it only matters for training with its loss.
 
 CAM layer: the backbone's last stage (``backbone.layer4`` of the ResNets, as in
@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # registering reads SEGMENTERS without importing torch (xaibench.lazy)
+if TYPE_CHECKING:  # registering reads SEGMENTERS without importing torch (xaibench.contract.lazy)
     from torch import nn
 
 #: torchvision builder -> (the path of its first convolution, its default CAM layer).

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from torch import nn
 
-from xaibench.layers import layers_for
+from xaibench.contract.layers import layers_for
 
 
 class SmallCNN(nn.Module):
     """``depth`` blocks of conv 3 + norm + ReLU (+ 2x pooling, all but the last), ``width * 2**i`` channels, global
-    average pooling and a linear head, for any modality (:func:`xaibench.layers.layers_for`).
+    average pooling and a linear head, for any modality (:func:`xaibench.contract.layers.layers_for`).
 
     Takes ``(N, in_channels, *spatial)``, returns ``(N, num_classes)`` logits; ``features[-1]`` is the
     CAM target layer, at ``1 / 2**(depth - 1)`` of the input size.

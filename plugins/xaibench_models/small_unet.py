@@ -1,6 +1,6 @@
 """The harness's own small UNet (Ronneberger et al., MICCAI 2015) for 2D images and 3D volumes: quick on two CPU cores.
 
-One definition for both modalities (Conv2d or Conv3d from :func:`xaibench.layers.layers_for`),
+One definition for both modalities (Conv2d or Conv3d from :func:`xaibench.contract.layers.layers_for`),
 so 2D and 3D segmentation benchmarks explain architecturally identical networks.
 """
 from __future__ import annotations
@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from xaibench.layers import layers_for
+from xaibench.contract.layers import layers_for
 
 
 def _block(conv: type[nn.Module], norm: type[nn.Module], cin: int, cout: int) -> nn.Sequential:

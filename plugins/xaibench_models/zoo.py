@@ -3,7 +3,7 @@
 Each is built with seeded random weights and trained by the harness (or loaded from
 the user's checkpoint); a suite's ``weights: imagenet`` starts training from
 torchvision's published ImageNet weights instead (:data:`xaibench_models.weights.IMAGENET`, loaded by
-:mod:`xaibench.pretrained`, never fetched without ``--download``). Adapting channels
+:mod:`xaibench.models.pretrained`, never fetched without ``--download``). Adapting channels
 replaces the first convolution with one of the same shape except its input
 channels; the classes go to torchvision's ``num_classes``. Every model keeps
 torchvision's module names, so a user's checkpoint of the same architecture loads.

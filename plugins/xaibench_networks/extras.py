@@ -4,7 +4,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-from xaibench.errors import XaibenchError
+from xaibench.base.errors import XaibenchError
 
 
 def require(module: str, extra: str, who: str) -> ModuleType:

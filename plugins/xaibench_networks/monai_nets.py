@@ -23,8 +23,8 @@ from typing import Any
 
 from torch import nn
 
-from xaibench.errors import XaibenchError
-from xaibench.outputs import unwrap
+from xaibench.base.errors import XaibenchError
+from xaibench.contract.outputs import unwrap
 from xaibench_networks.catalogue import NETS, SPATIAL_DIMS
 from xaibench_networks.extras import require
 

@@ -30,7 +30,7 @@ from typing import Any
 
 from torch import nn
 
-from xaibench.outputs import unwrap
+from xaibench.contract.outputs import unwrap
 from xaibench_networks.catalogue import SEG_NETS, SPATIAL_DIMS
 from xaibench_networks.monai_nets import monai_networks
 

@@ -3,7 +3,7 @@
 ``monai/<net>`` (2D or 3D from the data), classifiers and segmenters.
 
 Nothing here imports torch, timm or MONAI: builders and CAM-layer finders are named with
-:func:`xaibench.lazy.lazy`, and the libraries load when a network is first built (a missing
+:func:`xaibench.contract.lazy.lazy`, and the libraries load when a network is first built (a missing
 one stops the run at its plan with the pip command of its extra).
 """
 from __future__ import annotations
@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from xaibench import hookimpl
-from xaibench.lazy import lazy
-from xaibench.published import PretrainedWeights
-from xaibench.specs import SEGMENTATION_RECIPE, ModelSpec, TrainRecipe
+from xaibench.contract.lazy import lazy
+from xaibench.contract.published import PretrainedWeights
+from xaibench.contract.specs import SEGMENTATION_RECIPE, ModelSpec, TrainRecipe
 from xaibench_networks.catalogue import NETS, SEG_NETS, TIMM_IMAGENET
 
 TIMM = "xaibench_networks.timm_nets"

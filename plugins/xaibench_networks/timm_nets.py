@@ -20,8 +20,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from xaibench.errors import XaibenchError, did_you_mean
-from xaibench.outputs import unwrap
+from xaibench.base.errors import XaibenchError, did_you_mean
+from xaibench.contract.outputs import unwrap
 from xaibench_networks.extras import require
 
 #: Options the plugin sets itself, refused in a suite's ``params`` with what to use instead.

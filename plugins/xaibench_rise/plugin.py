@@ -4,8 +4,8 @@ from __future__ import annotations
 from typing import Callable
 
 from xaibench import hookimpl
-from xaibench.lazy import lazy
-from xaibench.specs import MODALITIES, MethodSpec
+from xaibench.contract.lazy import lazy
+from xaibench.contract.specs import MODALITIES, MethodSpec
 
 
 @hookimpl

@@ -14,7 +14,7 @@ in the paper) or its logit.
 Masks come from each sample's own seed (``ctx.sample_seeds``), so a sample gets
 the same map alone or inside any batch. Only the low-resolution grids and
 shifts are stored; full-size masks are built once per chunk of (sample, mask)
-pairs, which :meth:`xaibench.engine.Engine.masked_score_sum` streams into full
+pairs, which :meth:`xaibench.scoring.engine.Engine.masked_score_sum` streams into full
 batches of ``ctx.pass_batch`` (the engine's calibrated batch) across samples:
 memory stays bounded.
 """
@@ -25,9 +25,9 @@ import math
 import torch
 from torch import nn
 
-from xaibench.engine import Engine
-from xaibench.maps import upsample
-from xaibench.specs import MethodContext
+from xaibench.scoring.engine import Engine
+from xaibench.scoring.maps import upsample
+from xaibench.contract.specs import MethodContext
 
 
 def mask_grids(seeds: tuple[int, ...], n_masks: int, grid: int, p: float, spatial: tuple[int, ...]

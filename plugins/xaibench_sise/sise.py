@@ -16,7 +16,7 @@ maps used as input masks, from several depths, and fuses the per-layer results:
 4. **Layer visualisation maps**: ``A_l = sum_k f_c(x * M_k) * M_k`` with
    ``f_c`` the target class's softmax probability (``output: prob``) or logit:
    every (sample, mask) pair of every layer is scored through
-   :meth:`xaibench.engine.Engine.masked_score_sum` in full batches of
+   :meth:`xaibench.scoring.engine.Engine.masked_score_sum` in full batches of
    ``ctx.pass_batch`` (the engine's calibrated batch).
 5. **Block-wise cascading fusion**, shallow to deep: ``F_1 = n(A_1)``, then
    ``F_l = n(A_l) + n(F_{l-1}) * [n(A_l) > otsu(n(A_l))]`` with ``n`` min-max
@@ -33,9 +33,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from xaibench.engine import Engine
-from xaibench.maps import normalize, upsample
-from xaibench.specs import MethodContext
+from xaibench.scoring.engine import Engine
+from xaibench.scoring.maps import normalize, upsample
+from xaibench.contract.specs import MethodContext
 
 
 @dataclass(frozen=True)

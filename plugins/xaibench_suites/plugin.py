@@ -7,7 +7,7 @@ from typing import Callable
 import yaml
 
 from xaibench import hookimpl
-from xaibench.specs import SuiteSource
+from xaibench.contract.specs import SuiteSource
 
 SUITE_DIR = Path(__file__).parent / "suites"
 #: libyaml's safe loader where PyYAML was built with it: every command reads these files.

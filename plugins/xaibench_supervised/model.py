@@ -26,10 +26,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from xaibench.specs import MethodContext
+from xaibench.contract.specs import MethodContext
 from xaibench_models.small_cnn import SmallCNN
 
-from xaibench.layers import layers_for
+from xaibench.contract.layers import layers_for
 
 
 def soft_dice_loss(prob: torch.Tensor, target: torch.Tensor, eps: float = 1.0) -> torch.Tensor:

@@ -9,8 +9,8 @@ from __future__ import annotations
 from typing import Callable
 
 from xaibench import hookimpl
-from xaibench.lazy import lazy
-from xaibench.specs import MethodSpec, ModelSpec, TrainRecipe
+from xaibench.contract.lazy import lazy
+from xaibench.contract.specs import MethodSpec, ModelSpec, TrainRecipe
 
 CITATION = ("Fan Z., Li X., location-supervised saliency (seed 002); cf. Li K. et al., Tell Me Where to Look: "
             "Guided Attention Inference Network, CVPR 2018")

@@ -25,9 +25,9 @@ import torch
 import torch.nn.functional as F
 from torch import fx, nn
 
-from xaibench.errors import XaibenchError
-from xaibench.outputs import one_logit, unwrap
-from xaibench.segmentation import region_score
+from xaibench.base.errors import XaibenchError
+from xaibench.contract.outputs import one_logit, unwrap
+from xaibench.scoring.segmentation import region_score
 
 #: Module types with an LRP rule in every composite here (zennit's layer maps: the rule of the method on
 #: convolutions and linear layers, ``Norm`` on average pooling), and zennit's ``Sum`` from the canonizers.

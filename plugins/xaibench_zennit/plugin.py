@@ -7,15 +7,15 @@ the input relevance summed over channels, in the target logit's units. ``covers`
 operation LRP's rules do not define (SiLU, GELU, LayerNorm, a pre-activation BatchNorm, a residual
 add zennit cannot canonize) not applicable, with the reason, before any training. See ``docs/lrp.md``.
 
-The functions are named with :func:`xaibench.lazy.lazy`: zennit and torch are imported at first use.
+The functions are named with :func:`xaibench.contract.lazy.lazy`: zennit and torch are imported at first use.
 """
 from __future__ import annotations
 
 from collections.abc import Callable
 
 from xaibench import hookimpl
-from xaibench.lazy import lazy
-from xaibench.specs import MODALITIES, MethodSpec
+from xaibench.contract.lazy import lazy
+from xaibench.contract.specs import MODALITIES, MethodSpec
 
 OVERVIEW = ("Montavon, Binder, Lapuschkin, Samek & Mueller, Layer-wise relevance propagation: an overview, "
             "in Explainable AI, LNCS 11700, 2019, sec. 10.2")

@@ -18,12 +18,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from xaibench.errors import XaibenchError
-from xaibench.layers import input_layers
-from xaibench.maps import reduce_channels
-from xaibench.outputs import one_logit
-from xaibench.segmentation import region_score
-from xaibench.specs import MethodContext
+from xaibench.base.errors import XaibenchError
+from xaibench.contract.layers import input_layers
+from xaibench.scoring.maps import reduce_channels
+from xaibench.contract.outputs import one_logit
+from xaibench.scoring.segmentation import region_score
+from xaibench.contract.specs import MethodContext
 
 
 def canonizers() -> list[Any]:
@@ -44,9 +44,9 @@ def relevance(model: nn.Module, x: torch.Tensor, target: torch.Tensor, composite
     """Input relevance ``(N, C, *spatial)`` of the target logits under ``composite`` (a zennit ``Composite``).
 
     The output relevance is the one-hot target times the logit, so with a conserving rule the map
-    sums to ``f_c(x)`` (Montavon et al. 2019, sec. 10.1); for a one-logit model (:func:`xaibench.outputs.one_logit`)
+    sums to ``f_c(x)`` (Montavon et al. 2019, sec. 10.1); for a one-logit model (:func:`xaibench.contract.outputs.one_logit`)
     ``f_c`` is ``z`` for class 1 and ``-z`` for class 0, the relevance of ``z`` under ``R = f_c``. For a
-    segmenter's region score (:class:`xaibench.segmentation.RegionScore`, ``S_k = sum_i w_i y_k,i``, linear in the
+    segmenter's region score (:class:`xaibench.scoring.segmentation.RegionScore`, ``S_k = sum_i w_i y_k,i``, linear in the
     per-pixel logits) relevance starts at the per-pixel output with ``R_k,i = w_i y_k,i``, which sums to ``S_k``
     (the z-rule of that sum). The composite (hooks and canonizers) is
     removed in a ``finally``, also when the forward or backward raises. Parameters' ``.grad`` are
@@ -134,7 +134,7 @@ def lrp_alpha_beta(model: nn.Module, x: torch.Tensor, target: torch.Tensor, ctx:
 
 def input_layer_names(model: nn.Module, who: str) -> tuple[str, ...]:
     """The module paths of the convolutions and linear layers that read ``model``'s input, from its traced graph
-    (:func:`xaibench.layers.input_layers`), not the first such module in definition order as zennit's
+    (:func:`xaibench.contract.layers.input_layers`), not the first such module in definition order as zennit's
     ``SpecialFirstLayerMapComposite`` takes it (zennit issues #63, #76). Raises :class:`XaibenchError` (one line,
     starting with ``who``) where the model cannot be traced or no such layer reads the input alone."""
     from xaibench_zennit.coverage import LINEAR, ZennitTracer

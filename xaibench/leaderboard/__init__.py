@@ -18,7 +18,7 @@ comparing bytes.
 
 Figures: the metric-agreement heat maps are drawn from the store; the saliency
 galleries and deletion/insertion curves need the models and maps, so
-``xaibench run`` draws them (:func:`xaibench.figures.write_run_figures`) and the
+``xaibench run`` draws them (:func:`xaibench.figures.charts.write_run_figures`) and the
 markdown links them by their fixed names.
 """
 from __future__ import annotations

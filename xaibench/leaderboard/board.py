@@ -3,7 +3,7 @@
 Nothing here formats text. :func:`records` reads one :class:`Record` per planned
 cell from the store; :func:`board` groups them into :class:`Block` s (one per
 dataset x model, in plan order) with per-metric tie-aware significance ranks, the
-overall rank and the metric-agreement matrix (:mod:`xaibench.stats`). The
+overall rank and the metric-agreement matrix (:mod:`xaibench.scoring.stats`). The
 renderers (:mod:`~xaibench.leaderboard.markdown`, :mod:`~xaibench.leaderboard.exports`)
 only format what this module computes; the ``*_RULE`` texts say how in words.
 """
@@ -14,13 +14,13 @@ from typing import Any, Callable
 
 import numpy as np
 
-from xaibench import stats
-from xaibench.errors import XaibenchError
+from xaibench.scoring import stats
+from xaibench.base.errors import XaibenchError
 from xaibench.leaderboard.chance import RULE as CHANCE_RULE
 from xaibench.leaderboard.chance import MetricCalibration, calibrate, closed_form
-from xaibench.gate import unranked_reason
-from xaibench.gate import verdict as gate_verdict
-from xaibench.store import CellResult, PlanRow, Store
+from xaibench.models.gate import unranked_reason
+from xaibench.models.gate import verdict as gate_verdict
+from xaibench.storage.store import CellResult, PlanRow, Store
 
 #: How the leaderboard ranks, shown in the markdown and the JSON export.
 RANK_RULE = (
@@ -241,7 +241,7 @@ def pooled_blocks(store: Store, header: dict[str, Any], recs: list[Record], bloc
     standard deviation of the fold means. A cell is ``ok`` only when it is in every fold.
     The evaluation pools the folds: accuracy (and the majority rate) over all held-out
     samples, macro and per-class precision, recall and F1 as the mean over folds, and the model gate
-    (:func:`xaibench.gate.verdict`) on the pooled accuracy.
+    (:func:`xaibench.models.gate.verdict`) on the pooled accuracy.
     """
     datasets = header.get("datasets", {})
     groups: dict[tuple[str, str], list[Block]] = {}

@@ -3,22 +3,22 @@ uninformative metrics.
 
 Per metric of one dataset x model section, from the per-sample scores of its methods and of its
 calibration baselines (``MethodSpec.calibration``: ``chance`` is ``random``, ``oracle`` is
-``ground-truth``) and from the run's calibration facts (:func:`xaibench.calibration.calibration_facts`):
+``ground-truth``) and from the run's calibration facts (:func:`xaibench.scoring.calibration.calibration_facts`):
 
 - **the chance level and the oracle's score**: in closed form where the metric states them
   (``MetricSpec.chance``, such as the mean mask area fraction, and ``MetricSpec.oracle``), else the
   mean of the chance (oracle) baseline over the samples both baselines scored;
 - **the smallest meaningful effect**: :data:`MIN_EFFECT` of the span between the two, in the
   metric's units (0 where either is unknown): a smaller difference between two methods is a tie,
-  not a rank (:func:`xaibench.stats.significance_ranks`);
-- **each method against chance** (:func:`xaibench.stats.versus_reference`): paired Wilcoxon tests
+  not a rank (:func:`xaibench.scoring.stats.significance_ranks`);
+- **each method against chance** (:func:`xaibench.scoring.stats.versus_reference`): paired Wilcoxon tests
   of its per-sample scores against the chance baseline's on the same samples, Holm-corrected over
   the methods, with the same smallest effect: 1 above chance, 0 ``= chance``, -1 ``< chance``;
 - **uninformative here**: a localization or faithfulness metric (:data:`ORACLE_CATEGORIES`: where the
   annotated mask is what a good map should find; a randomization, robustness or complexity metric
   scores the mask and noise alike by construction, as maps that ignore the model) on which the
   oracle's per-sample scores do not differ from chance's
-  (paired Wilcoxon, alpha :data:`xaibench.stats.ALPHA`), or differ by less than :data:`MIN_SEPARATION` of
+  (paired Wilcoxon, alpha :data:`xaibench.scoring.stats.ALPHA`), or differ by less than :data:`MIN_SEPARATION` of
   the width of the metric's bounds (``MetricSpec.bounds``, where both are finite), cannot tell a good
   map from noise on this model; it ranks no method.
 """
@@ -30,7 +30,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from xaibench import stats
+from xaibench.scoring import stats
 
 #: Share of the span between the chance level and the oracle's score below which a difference is no effect.
 MIN_EFFECT = 0.05

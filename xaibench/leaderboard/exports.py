@@ -10,12 +10,12 @@ import io
 import json
 import math
 
-from xaibench import stats
+from xaibench.scoring import stats
 from xaibench.leaderboard import ranking, references, trust, verdict
-from xaibench.errors import XaibenchError
-from xaibench.figures import FIGURE_KINDS, figure_path
+from xaibench.base.errors import XaibenchError
+from xaibench.figures.charts import FIGURE_KINDS, figure_path
 from xaibench.leaderboard.board import AGREEMENT_RULE, CI_RULE, RANK_RULE, board, records
-from xaibench.store import Store
+from xaibench.storage.store import Store
 
 #: Version of the ``<suite>.json`` document layout; the index reads only documents of this schema.
 JSON_SCHEMA = 1

@@ -14,15 +14,15 @@ from collections.abc import Callable, Iterable
 import numpy as np
 from tabulate import tabulate
 
-from xaibench import stats
-from xaibench.degenerate import constant_map_notes
-from xaibench.environment import REPRODUCIBILITY
-from xaibench.gate import evaluation_notes, quality_line
+from xaibench.scoring import stats
+from xaibench.scoring.degenerate import constant_map_notes
+from xaibench.running.environment import REPRODUCIBILITY
+from xaibench.models.gate import evaluation_notes, quality_line
 from xaibench.leaderboard import ranking, references, trust, verdict
-from xaibench.figures import FIGURE_KINDS, figure_path
+from xaibench.figures.charts import FIGURE_KINDS, figure_path
 from xaibench.leaderboard.chance import chance_text
 from xaibench.leaderboard.board import AGREEMENT_RULE, CI_RULE, RANK_RULE, Block, Record, board
-from xaibench.store import Store
+from xaibench.storage.store import Store
 
 ARROW = {True: "↑", False: "↓"}
 
@@ -132,7 +132,7 @@ def _figure_links(suite: str, b: Block) -> list[str]:
 def render(store: Store, suite: str) -> str:
     """The markdown leaderboard of ``suite``'s latest run in ``store`` (``<suite>.md``), ending in one newline.
 
-    Raises :class:`~xaibench.errors.XaibenchError` when the store has no results for ``suite``.
+    Raises :class:`~xaibench.base.errors.XaibenchError` when the store has no results for ``suite``.
     """
     header = store.header(suite) or {}
     blocks = board(store, suite)

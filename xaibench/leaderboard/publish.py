@@ -11,15 +11,15 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from xaibench.errors import PublishError
-from xaibench.figures import agreement_heatmap, figure_path
+from xaibench.base.errors import PublishError
+from xaibench.figures.charts import agreement_heatmap, figure_path
 from xaibench.leaderboard import ranking
 from xaibench.leaderboard.board import board
 from xaibench.leaderboard.compare import differences
 from xaibench.leaderboard.exports import to_json
 from xaibench.leaderboard.index import INDEX, render_index, write_index
 from xaibench.leaderboard.markdown import render
-from xaibench.store import Store
+from xaibench.storage.store import Store
 
 
 def _rendered(store: Store, suite: str) -> dict[str, str]:
@@ -49,7 +49,7 @@ def _write(store: Store, suite: str, out_dir: str | Path) -> tuple[Path, list[Pa
 @contextmanager
 def stage(name: str, store: Store, suite: str, out_dir: str | Path) -> Iterator[None]:
     """Run one publishing stage of ``xaibench run`` (``name``: "leaderboard", "figures", ...) after its cells are
-    stored: any exception but an interrupt becomes a :class:`~xaibench.errors.PublishError` naming the stage, the
+    stored: any exception but an interrupt becomes a :class:`~xaibench.base.errors.PublishError` naming the stage, the
     cause and the command that writes the board from the store once the cause is fixed (chained: ``--debug``
     shows the traceback). Computed work is never lost: each cell was committed when it finished."""
     try:
@@ -64,9 +64,9 @@ def stage(name: str, store: Store, suite: str, out_dir: str | Path) -> Iterator[
 
 def publish_run(store: Store, suite: str, out_dir: str | Path, runner: Any = None) -> Iterator[tuple[str, bool]]:
     """Publish a finished run, stage by stage (:func:`stage`): the leaderboard, the run's figures (with
-    ``runner``: galleries and curves, :func:`xaibench.figures.write_run_figures`; None: none), the pruning of
+    ``runner``: galleries and curves, :func:`xaibench.figures.charts.write_run_figures`; None: none), the pruning of
     figures no longer linked, the calibration verdict. Yields ``(line to print, to stderr)`` as it goes."""
-    from xaibench.figures import prune, write_run_figures
+    from xaibench.figures.charts import prune, write_run_figures
     from xaibench.leaderboard import verdict
 
     with stage("leaderboard", store, suite, out_dir):

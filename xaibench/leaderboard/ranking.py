@@ -2,7 +2,7 @@
 
 Per leaderboard section (dataset x model) and across all sections of a suite, from
 the methods' mean scores (the calibration baselines are references and take no
-part), with the functions of :mod:`xaibench.metaeval`:
+part), with the functions of :mod:`xaibench.scoring.metaeval`:
 
 - the **aggregate rank** per family (metric category) and over all metrics: each
   metric ranks the methods by their means (1 = best, ties averaged), and a method's
@@ -24,8 +24,8 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 from tabulate import tabulate
 
-from xaibench import metaeval, stats
-from xaibench.figures import suite_figure_path
+from xaibench.scoring import metaeval, stats
+from xaibench.figures.charts import suite_figure_path
 from xaibench.leaderboard.board import Block, MethodRow
 
 RULE = (

@@ -15,7 +15,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from xaibench import metaeval
+from xaibench.scoring import metaeval
 from xaibench.leaderboard.board import Block, MethodRow
 from xaibench.leaderboard.chance import closed_form
 

@@ -2,7 +2,7 @@
 
 For every metric of the section, from the per-sample scores of the methods (the
 calibration baselines are left out: the question is whether the metric separates
-methods), with the functions of :mod:`xaibench.metaeval`:
+methods), with the functions of :mod:`xaibench.scoring.metaeval`:
 
 - **alpha**: inter-rater agreement, Krippendorff's ordinal alpha of the methods'
   ranks given by each sample (Tomsett et al. 2020, Sec. 4);
@@ -31,7 +31,7 @@ from typing import Any, Mapping
 import numpy as np
 from tabulate import tabulate
 
-from xaibench import metaeval
+from xaibench.scoring import metaeval
 from xaibench.leaderboard.board import Block, sample_scores
 
 #: Krippendorff's lowest alpha for tentative conclusions (Krippendorff, Content Analysis, 2004, Sec. 11.3.4).

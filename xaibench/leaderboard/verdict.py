@@ -4,7 +4,7 @@ A ranking of saliency methods means something only when the section passes four
 checks, each computed from what the run stored:
 
 - **the model learned**: its test accuracy is above the majority class's share,
-  by the model gate (:mod:`xaibench.gate`: a one-sided exact binomial test at alpha 0.05); a segmenter's
+  by the model gate (:mod:`xaibench.models.gate`: a one-sided exact binomial test at alpha 0.05); a segmenter's
   test Dice is above predicting background everywhere (the gate's bootstrap CI of the gain);
 - **the chance baseline is at chance**: on every metric whose chance level is known
   in closed form (``MetricSpec.chance``), the 95% CI of the ``calibration="chance"``
@@ -13,7 +13,7 @@ checks, each computed from what the run stored:
 - **the oracle is at its score**: the ``calibration="oracle"`` method
   (``ground-truth``) scores ``MetricSpec.oracle`` (1) wherever the metric fixes it;
 - **CAM layers are not too coarse**: every layer a CAM method explains passes the plan's
-  rule (:func:`xaibench.specs.cam_size_ok`: at least :data:`~xaibench.specs.MIN_CAM_SIZE` units
+  rule (:func:`xaibench.contract.specs.cam_size_ok`: at least :data:`~xaibench.contract.specs.MIN_CAM_SIZE` units
   along each spatial axis; a 2x2 map upsampled to the input is blocky and near chance on
   localization). Such a layer is planned only with ``allow_small_cam: true``, and it concerns
   the methods that explain it: the check names them (``Check.methods``) and the section still
@@ -23,7 +23,7 @@ checks, each computed from what the run stored:
 A check with nothing to check (no chance baseline, no metric with a known chance
 level, no CAM method) is listed as not checked, with the reason. The facts the checks
 need that are not scores (chance levels, mask fractions, CAM layer sizes) are put in
-the run's header by :func:`xaibench.calibration.calibration_facts` when the run is planned.
+the run's header by :func:`xaibench.scoring.calibration.calibration_facts` when the run is planned.
 """
 from __future__ import annotations
 
@@ -31,11 +31,11 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from xaibench.gate import ALPHA
-from xaibench.gate import verdict as model_gate
+from xaibench.models.gate import ALPHA
+from xaibench.models.gate import verdict as model_gate
 from xaibench.leaderboard.board import Block, board
-from xaibench.specs import MIN_CAM_SIZE, cam_size_ok
-from xaibench.store import Store
+from xaibench.contract.specs import MIN_CAM_SIZE, cam_size_ok
+from xaibench.storage.store import Store
 
 #: Tolerance of the oracle check (scores are means of floats).
 ORACLE_TOLERANCE = 1e-6

@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from xaibench.plugins import load_harness
-from xaibench.testing import check_method
+from xaibench.contract.plugins import load_harness
+from xaibench.authoring.testing import check_method
 
 
 @pytest.fixture(scope="module")

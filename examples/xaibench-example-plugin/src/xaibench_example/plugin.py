@@ -2,7 +2,7 @@
 
 The method wraps a library's implementation (captum's Deconvolution) rather than
 re-writing it; the model is a small architecture the built-in zoo lacks. Both
-follow the contracts of ``xaibench.specs``, exactly as a built-in plugin does.
+follow the contracts of ``xaibench.contract.specs``, exactly as a built-in plugin does.
 """
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ from captum.attr import Deconvolution
 from torch import nn
 
 from xaibench import hookimpl
-from xaibench.maps import reduce_channels
-from xaibench.nonlinearities import inspect_model, uncovered_reason
-from xaibench.specs import MethodContext, MethodSpec, ModelSpec, TrainRecipe
+from xaibench.scoring.maps import reduce_channels
+from xaibench.models.nonlinearities import inspect_model, uncovered_reason
+from xaibench.contract.specs import MethodContext, MethodSpec, ModelSpec, TrainRecipe
 
 
 def deconvnet(model: nn.Module, x: torch.Tensor, target: torch.Tensor, ctx: MethodContext,

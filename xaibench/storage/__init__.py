@@ -1,0 +1,3 @@
+"""What persists: the SQLite results store, the caches under ``XAIBENCH_HOME``, where suite paths may point,
+numba's compile cache.
+"""
