@@ -128,3 +128,35 @@ def test_the_provenance_names_the_installed_versions_of_the_libraries_that_chang
     versions = environment.library_versions()
     assert versions["numpy"] == numpy.__version__ and versions["numba"] == numba.__version__
     assert set(versions) <= set(environment.LIBRARIES)
+
+
+CPUINFO = """processor\t: 0
+vendor_id\t: GenuineIntel
+cpu family\t: 6
+model\t\t: 167
+model name\t: Intel(R) Xeon(R) Processor
+stepping\t: 1
+cache size\t: 491520 KB
+flags\t\t: fpu avx2 avx512f avx512_bf16 amx_tile
+
+processor\t: 1
+vendor_id\t: OtherVendor
+model\t\t: 1
+"""
+
+
+def test_the_provenance_names_the_processor_not_only_its_instruction_set(tmp_path: Path) -> None:
+    """Two AVX-512 machines trained other weights (the quick suite: accuracy 0.667 on one, 0.700 on the other), so
+    the board's "CPU kernels" names the processor (the first one's fields) and its kernel-relevant extensions."""
+    path = tmp_path / "cpuinfo"
+    path.write_text(CPUINFO)
+    info = environment.cpuinfo(path)
+    assert environment.processor(info) == "GenuineIntel family 6 model 167 stepping 1, 491520 KB cache"
+    capability = torch.backends.cpu.get_cpu_capability()
+    assert environment.cpu_kernels(info) == (f"{capability} (amx_tile, avx512_bf16) on GenuineIntel family 6 model "
+                                             "167 stepping 1, 491520 KB cache")
+    other = dict(info, model="143")
+    assert environment.cpu_kernels(other) != environment.cpu_kernels(info)  # another model: another machine
+    assert environment.cpu_kernels(dict(info, flags="fpu avx2 avx512f")) == (
+        f"{capability} on GenuineIntel family 6 model 167 stepping 1, 491520 KB cache")
+    assert environment.cpuinfo(tmp_path / "absent") == {}

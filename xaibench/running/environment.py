@@ -8,17 +8,24 @@ CPU (:func:`xaibench.scoring.throughput.engine_batch_size`; ``tests/test_reprodu
 """
 from __future__ import annotations
 
+import platform
 from collections.abc import Mapping
 from importlib import metadata
+from pathlib import Path
 
 #: The board's provenance row "could still change it": what, besides the suite and the rows above it,
 #: the numbers depend on, and what they do not.
-REPRODUCIBILITY = ("another CPU instruction set or other library versions than the above (their kernels round "
-                   "differently: the medical suite's model trained on AVX2 kernels is not the one trained on "
-                   "AVX-512), a GPU, a model trained with `train.threads: 0` (on the machine's thread count), and "
-                   "`--batch-size` (the forward-pass batch: 16 images on a CPU unless given; a batch of another "
-                   "size rounds some outputs otherwise, in the last digits of some scores); not the thread count "
-                   "or the machine's load: 1 and 2 threads write the same medical board")
+REPRODUCIBILITY = ("another processor or other library versions than the above (their kernels round differently: "
+                   "oneDNN and MKL choose theirs by the instruction set, its extensions and the processor, so two "
+                   "AVX-512 machines can train other weights), a GPU, a model trained with `train.threads: 0` (on the "
+                   "machine's thread count), and `--batch-size` (the forward-pass batch: 16 images on a CPU unless "
+                   "given; a batch of another size rounds some outputs otherwise, in the last digits of some scores); "
+                   "not the thread count or the machine's load: 1 and 2 threads write the same medical board")
+
+#: Instruction-set extensions beyond torch's capability level that oneDNN and MKL dispatch on (``/proc/cpuinfo``
+#: flag names): their presence changes which kernel runs, and so the rounding.
+EXTENSIONS = ("amx_tile", "amx_bf16", "avx512_fp16", "avx512_bf16", "avx512_vnni", "avx_vnni")
+CPUINFO = Path("/proc/cpuinfo")
 
 #: Distributions besides torch whose versions can change a score: array maths and kernels (numpy, numba,
 #: scipy) and the peer libraries the built-in methods call (captum, pytorch-grad-cam, zennit).
@@ -36,12 +43,46 @@ def library_versions() -> dict[str, str]:
     return found
 
 
-def cpu_kernels() -> str:
-    """The instruction set torch's CPU kernels run with (``torch.backends.cpu.get_cpu_capability()``: "AVX512",
-    "AVX2", "DEFAULT"...): another one rounds the same operations differently, so it can train other weights."""
+def cpu_kernels(info: Mapping[str, str] | None = None) -> str:
+    """The CPU kernels a board's numbers were computed with: torch's instruction set
+    (``torch.backends.cpu.get_cpu_capability()``: "AVX512", "AVX2", "DEFAULT"...), the :data:`EXTENSIONS` the
+    processor has, and the :func:`processor` (``info``: :func:`cpuinfo` of this machine unless given), e.g.
+    ``"AVX512 (amx_tile, avx512_bf16) on GenuineIntel family 6 model 167 stepping 1, 491520 KB cache"``. The
+    instruction set alone does not pin the rounding: on two AVX-512 virtual machines with one library stack the
+    ``quick`` suite's small CNN trained to test accuracy 0.667 and 0.700 (2026-12-07). The CI's board comparison
+    (``.ci/run``) treats another value as another machine."""
     import torch
 
-    return str(torch.backends.cpu.get_cpu_capability())
+    info = cpuinfo() if info is None else info
+    extensions = [e for e in EXTENSIONS if e in info.get("flags", "").split()]
+    listed = f" ({', '.join(extensions)})" if extensions else ""
+    return f"{torch.backends.cpu.get_cpu_capability()}{listed} on {processor(info)}"
+
+
+def cpuinfo(path: Path = CPUINFO) -> dict[str, str]:
+    """The first processor's fields of Linux's ``/proc/cpuinfo`` (``{"vendor_id": "GenuineIntel", ...}``); empty
+    where the file does not exist (macOS, Windows)."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return {}
+    fields: dict[str, str] = {}
+    for line in text.split("\n\n", 1)[0].splitlines():
+        key, sep, value = line.partition(":")
+        if sep:
+            fields.setdefault(key.strip(), value.strip())
+    return fields
+
+
+def processor(info: Mapping[str, str]) -> str:
+    """The processor of :func:`cpuinfo`'s ``info``: its vendor, family, model, stepping and cache size; without
+    them (not Linux) :func:`platform.processor` or :func:`platform.machine`."""
+    if "vendor_id" not in info:
+        return platform.processor() or platform.machine() or "unknown processor"
+    parts = [info["vendor_id"]] + [f"{name} {info[key]}" for key, name in
+                                   (("cpu family", "family"), ("model", "model"), ("stepping", "stepping"))
+                                   if key in info]
+    return " ".join(parts) + (f", {info['cache size']} cache" if "cache size" in info else "")
 
 
 def training_threads(threads: Mapping[str, int]) -> dict[str, int]:
