@@ -20,6 +20,7 @@ lower is better, LeRF: higher is better). pytorch-grad-cam's
 """
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Sequence
 
@@ -166,15 +167,18 @@ def _system(values, removed, offsets, weights):  # pragma: no cover - compiled b
 
 
 #: The solvers of :func:`linear_impute`: "banded" (Cholesky of the band, 1D and 2D), "superlu" (scipy's sparse
-#: LU) and "amg" (conjugate gradients preconditioned by pyamg's smoothed-aggregation multigrid, to :data:`AMG_RTOL`).
-SOLVERS = ("banded", "superlu", "amg")
+#: LU), "cholmod" (CHOLMOD's sparse Cholesky, through cvxopt) and "amg" (conjugate gradients preconditioned by pyamg's
+#: smoothed-aggregation multigrid, to :data:`AMG_RTOL`).
+SOLVERS = ("banded", "superlu", "cholmod", "amg")
 #: "amg" stops when each channel's residual is below this fraction of its right-hand side (2-norm); the imputed
 #: values then agree with SuperLU's to about 1e-9 of the image's scale (tests/test_road_solver.py checks 1e-6).
 AMG_RTOL = 1e-10
-#: The default solver by the number of grid points (:func:`default_solver`), from ``benchmarks/test_road_floor.py``'s
+#: The default solver by the number of grid points (:func:`default_solver`), from ``benchmarks/test_road_sizes.py``'s
 #: size sweep (half the pixels removed, one process, one thread): the banded Cholesky wins up to about 96^2 pixels,
-#: SuperLU above (its fill grows as n^1.5 on a plane, the band's as n^2); on volumes SuperLU's fill grows as n^2
-#: and multigrid's work as n, which wins from about 20^3 voxels.
+#: CHOLMOD above (a fill-reducing order: its fill grows about as n log n on a plane, the band's as n^2; 2.6-3x faster
+#: than SuperLU at 128^2-256^2, 2.5x over ROAD's nine fractions at 512^2); on volumes SuperLU's fill grows as n^2
+#: and multigrid's work as n, which wins from about 20^3 voxels (CHOLMOD, faster than SuperLU there too, was
+#: measured after these bounds were set: small volumes keep SuperLU, so the committed boards stay as they are).
 BANDED_UP_TO = 96 * 96
 SUPERLU_VOLUMES_UP_TO = 20 ** 3
 
@@ -183,7 +187,7 @@ def default_solver(spatial: Sequence[int]) -> str:
     """The fastest of :data:`SOLVERS` for a grid of shape ``spatial`` (1D, 2D or 3D), measured on a CPU."""
     points = int(np.prod(spatial))
     if len(spatial) <= 2:
-        return "banded" if len(spatial) == 1 or points <= BANDED_UP_TO else "superlu"
+        return "banded" if len(spatial) == 1 or points <= BANDED_UP_TO else "cholmod"
     return "superlu" if points <= SUPERLU_VOLUMES_UP_TO else "amg"
 
 
@@ -199,17 +203,20 @@ def linear_impute(image: np.ndarray, removed: np.ndarray, solver: str | None = N
       to those at most one short-axis line away, and factorises the band by Cholesky (LAPACK ``pbsv``
       through scipy's ``solveh_banded``): the band holds about ``f`` x the short side for a removed
       fraction ``f``; fastest on signals and small images.
-    - "superlu" is scipy's ``spsolve`` (COLAMD ordering); fastest on images above about 96^2 pixels and
-      on small volumes.
+    - "superlu" is scipy's ``spsolve`` (COLAMD ordering); fastest on small volumes.
+    - "cholmod" is CHOLMOD's sparse Cholesky (cvxopt's ``cvxopt.cholmod``, supernodal or simplicial as
+      CHOLMOD picks) in the AMD order of the whole grid (:func:`_grid_ordering`, once per grid shape), one
+      factorisation for all channels; fastest on images above about 96^2 pixels.
     - "amg" is conjugate gradients preconditioned by one V-cycle of pyamg's smoothed-aggregation
       multigrid, per channel, to a residual of :data:`AMG_RTOL` of the right-hand side; its work grows
       linearly with the removed voxels (SuperLU's as their square on a volume). ``start`` ``(C, *spatial)``
       is the initial guess at the removed pixels (the imputation at a nested smaller removal set, as ROAD's
       fractions give); the direct solvers ignore it.
 
-    The three agree to 1e-9 of the image's scale (tests/test_road_solver.py: 1e-6 asserted). Faster than
-    :func:`impute` on a CPU; :func:`impute` is the batched counterpart for accelerators. Raises ValueError
-    as :func:`impute` does, and for an unknown ``solver``; RuntimeError if "amg" does not converge.
+    The direct solvers agree to about 1e-13 of the image's scale, "amg" to 1e-9 (tests/test_road_solver.py
+    asserts 1e-12 for the band, 1e-6 for the others). Faster than :func:`impute` on a CPU; :func:`impute` is the
+    batched counterpart for accelerators. Raises ValueError as :func:`impute` does, and for an unknown ``solver``;
+    RuntimeError if "amg" does not converge.
     """
     from scipy.linalg import solveh_banded
     from scipy.sparse import coo_matrix
@@ -231,7 +238,10 @@ def linear_impute(image: np.ndarray, removed: np.ndarray, solver: str | None = N
     values = np.ascontiguousarray(image, dtype=np.float64).reshape(image.shape[0], *grid.shape)
     diag, rhs, rows, cols, vals = _system(values, np.ascontiguousarray(grid), *_STENCILS[removed.ndim])
     n = diag.size
-    if solver == "banded":
+    if solver == "cholmod":
+        order = np.argsort(_grid_ordering(grid.shape, removed.ndim)[grid.ravel()])
+        solved = _cholmod_solve(diag, rhs, rows, cols, vals, order)
+    elif solver == "banded":
         lower = rows > cols  # the matrix is symmetric: its lower band, ab[i - j, j] = A[i, j]
         band = np.zeros((1 + int((rows - cols)[lower].max(initial=0)), n))
         band[0] = diag
@@ -248,6 +258,49 @@ def linear_impute(image: np.ndarray, removed: np.ndarray, solver: str | None = N
     out = image.astype(np.float64)
     out[:, removed] = solved.reshape(n, -1).T
     return out
+
+
+@functools.lru_cache(maxsize=8)
+def _grid_ordering(shape: tuple[int, int, int], ndim: int) -> np.ndarray:
+    """Each point's rank ``(D * H * W,)`` in the AMD fill-reducing order of the whole grid's :data:`NEIGHBOURS` graph.
+
+    Restricted to the removed pixels it orders any removal set of that grid (the filled graph of an induced
+    subgraph, eliminated in the induced order, is a subgraph of the whole grid's): computed once per grid shape,
+    where an ordering per system cost CHOLMOD as much as its numeric factorisation (docs/performance.md)."""
+    from cvxopt import amd, matrix, spmatrix
+
+    diag, _, rows, cols, vals = _system(np.zeros((1, *shape)), np.ones(shape, dtype=np.bool_), *_STENCILS[ndim])
+    lower = rows > cols
+    order = np.asarray(amd.order(spmatrix(matrix(vals[lower]), matrix(rows[lower]), matrix(cols[lower]),
+                                          (diag.size, diag.size)))).ravel()
+    rank = np.empty_like(order)
+    rank[order] = np.arange(order.size)
+    rank.flags.writeable = False  # cached: shared by every call on this grid
+    return rank
+
+
+def _cholmod_solve(diag: np.ndarray, rhs: np.ndarray, rows: np.ndarray, cols: np.ndarray, vals: np.ndarray,
+                   order: np.ndarray) -> np.ndarray:
+    """``a^-1 rhs`` ``(n, C)`` by CHOLMOD's Cholesky of ``a`` (:func:`_system`'s ``diag`` and couplings), its
+    unknowns eliminated in ``order`` (a permutation of ``n``)."""
+    from cvxopt import cholmod, matrix, spmatrix
+
+    lower = rows > cols  # CHOLMOD reads the lower triangle
+    index = np.arange(diag.size)
+    a = spmatrix(matrix(np.concatenate([vals[lower], diag])), matrix(np.concatenate([rows[lower], index])),
+                 matrix(np.concatenate([cols[lower], index])), (diag.size, diag.size))
+    options = dict(cholmod.options)
+    cholmod.options["nmethods"] = 1  # the given order alone (CHOLMOD's default also tries AMD and keeps the best);
+    # cvxopt's options are module-wide: put back as they were
+    try:
+        factor = cholmod.symbolic(a, p=matrix(order), uplo="L")
+    finally:
+        cholmod.options.clear()
+        cholmod.options.update(options)
+    cholmod.numeric(a, factor)
+    solved = matrix(np.asfortranarray(rhs))
+    cholmod.solve(factor, solved)
+    return np.array(solved)
 
 
 def _amg_solve(a, rhs: np.ndarray, guess: np.ndarray) -> np.ndarray:
