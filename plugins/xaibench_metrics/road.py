@@ -175,12 +175,12 @@ SOLVERS = ("banded", "superlu", "cholmod", "amg")
 AMG_RTOL = 1e-10
 #: The default solver by the number of grid points (:func:`default_solver`), from ``benchmarks/test_road_sizes.py``'s
 #: size sweep (half the pixels removed, one process, one thread): the banded Cholesky wins up to about 96^2 pixels,
-#: CHOLMOD above (a fill-reducing order: its fill grows about as n log n on a plane, the band's as n^2; 2.6-3x faster
-#: than SuperLU at 128^2-256^2, 2.5x over ROAD's nine fractions at 512^2); on volumes SuperLU's fill grows as n^2
-#: and multigrid's work as n, which wins from about 20^3 voxels (CHOLMOD, faster than SuperLU there too, was
-#: measured after these bounds were set: small volumes keep SuperLU, so the committed boards stay as they are).
+#: CHOLMOD above (a fill-reducing order: its fill grows about as n log n on a plane, the band's as n^2; 2.0-3.1x
+#: faster than SuperLU at 128^2-512^2); on volumes CHOLMOD wins up to about 24^3 voxels (3.8-4.5x faster than
+#: SuperLU, 1.2-1.4x than multigrid at 24^3), multigrid above (a direct solver's fill grows as n^2 there, multigrid's
+#: work as n: 1.8-1.9x faster than CHOLMOD at 32^3).
 BANDED_UP_TO = 96 * 96
-SUPERLU_VOLUMES_UP_TO = 20 ** 3
+CHOLMOD_VOLUMES_UP_TO = 24 ** 3
 
 
 def default_solver(spatial: Sequence[int]) -> str:
@@ -188,7 +188,7 @@ def default_solver(spatial: Sequence[int]) -> str:
     points = int(np.prod(spatial))
     if len(spatial) <= 2:
         return "banded" if len(spatial) == 1 or points <= BANDED_UP_TO else "cholmod"
-    return "superlu" if points <= SUPERLU_VOLUMES_UP_TO else "amg"
+    return "cholmod" if points <= CHOLMOD_VOLUMES_UP_TO else "amg"
 
 
 def linear_impute(image: np.ndarray, removed: np.ndarray, solver: str | None = None,
@@ -203,13 +203,13 @@ def linear_impute(image: np.ndarray, removed: np.ndarray, solver: str | None = N
       to those at most one short-axis line away, and factorises the band by Cholesky (LAPACK ``pbsv``
       through scipy's ``solveh_banded``): the band holds about ``f`` x the short side for a removed
       fraction ``f``; fastest on signals and small images.
-    - "superlu" is scipy's ``spsolve`` (COLAMD ordering); fastest on small volumes.
+    - "superlu" is scipy's ``spsolve`` (COLAMD ordering): the reference the others are tested against.
     - "cholmod" is CHOLMOD's sparse Cholesky (cvxopt's ``cvxopt.cholmod``, supernodal or simplicial as
       CHOLMOD picks) in the AMD order of the whole grid (:func:`_grid_ordering`, once per grid shape), one
-      factorisation for all channels; fastest on images above about 96^2 pixels.
+      factorisation for all channels; fastest on images above about 96^2 pixels and on volumes up to about 24^3.
     - "amg" is conjugate gradients preconditioned by one V-cycle of pyamg's smoothed-aggregation
       multigrid, per channel, to a residual of :data:`AMG_RTOL` of the right-hand side; its work grows
-      linearly with the removed voxels (SuperLU's as their square on a volume). ``start`` ``(C, *spatial)``
+      linearly with the removed voxels (a direct solver's as their square on a volume). ``start`` ``(C, *spatial)``
       is the initial guess at the removed pixels (the imputation at a nested smaller removal set, as ROAD's
       fractions give); the direct solvers ignore it.
 
