@@ -1,8 +1,9 @@
 """ROAD at medical sizes: the imputation's solvers against the grid's size, and ROAD against its forward-pass floor.
 
-``test_solver_sweep`` times :func:`linear_impute`'s four solvers on one image or volume with half its pixels
-removed (MoRF order of a smooth random map, one channel on volumes, three on images) at 64-512 px and 16^3-64^3
-(CHOLMOD's ordering of the grid, cached per shape, computed before the timing), prints the table behind
+``test_solver_sweep`` times :func:`linear_impute`'s four solvers (CHOLMOD where cvxopt, an optional extra, is
+installed) on one image or volume with half its pixels removed (MoRF order of a smooth random map, one channel on
+volumes, three on images) at 64-512 px and 16^3-64^3 (CHOLMOD's ordering of the grid, cached per shape, computed
+before the timing), prints the table behind
 :func:`default_solver`'s crossovers and reports the default's time over the fastest's.
 ``test_road_vs_floor`` runs ROAD MoRF (the metric's default fractions) on one 512 px RGB image through
 torchvision's ResNet-18 and on one 64^3 volume through MONAI's 3D ResNet-18 (random weights, eval), against
@@ -11,8 +12,8 @@ the same number of forward passes of the same network on that input (the floor),
 :func:`xaibench.score` on the same two cases, its forward passes counted by a forward pre-hook (asserted
 equal to the fractions, the base logits and the API's fixed passes, :data:`API_PASSES`), against those passes at
 the least per-image cost (:func:`conftest.floor_per_image`), in alternating rounds; on the image also with
-SuperLU as the solver (the default before CHOLMOD), in the same rounds. ``XAIBENCH_ROAD_CASES=image-512`` skips
-the volume (minutes)::
+SuperLU as the solver (the default before CHOLMOD, and without cvxopt), in the same rounds.
+``XAIBENCH_ROAD_CASES=image-512`` skips the volume (minutes)::
 
     OMP_NUM_THREADS=1 python -m pytest benchmarks/test_road_sizes.py -s -p no:cacheprovider
 """
@@ -33,7 +34,7 @@ import xaibench
 from xaibench.engine import Engine
 from xaibench_metrics.families import FRACTIONS
 from xaibench_metrics import road as road_module
-from xaibench_metrics.road import SOLVERS, default_solver, linear_impute, removal_masks, road
+from xaibench_metrics.road import SOLVERS, cholmod_available, default_solver, linear_impute, removal_masks, road
 
 #: Grid shapes of the sweep, and the solvers too slow to time there (seconds to minutes per solve).
 SHAPES = [(64, 64), (128, 128), (256, 256), (512, 512), (16, 16, 16), (24, 24, 24), (32, 32, 32), (64, 64, 64)]
@@ -54,10 +55,12 @@ def test_solver_sweep() -> None:
         channels = 3 if len(spatial) == 2 else 1
         image = np.random.default_rng(0).random((channels, *spatial))
         removed = removal_masks(_smooth_map(spatial, 0), (0.5,), "morf")[0, 0].numpy()
-        if "cholmod" not in SKIP.get(spatial, ()):  # the grid's ordering: once per shape, as ROAD's fractions share it
+        skip = SKIP.get(spatial, set()) | ({"banded"} if len(spatial) == 3 else set()) | (
+            set() if cholmod_available() else {"cholmod"})  # the optional extra (GPL-3)
+        if "cholmod" not in skip:  # the grid's ordering: once per shape, as ROAD's fractions share it
             linear_impute(image, removed, "cholmod")
         times = {s: best_time(lambda s=s: linear_impute(image, removed, s), 1 if np.prod(spatial) > 1e5 else 3)
-                 for s in SOLVERS if s not in SKIP.get(spatial, ()) and not (s == "banded" and len(spatial) == 3)}
+                 for s in SOLVERS if s not in skip}
         chosen = default_solver(spatial)
         rows.append((spatial, times, chosen))
         report("ROAD imputation, half the pixels", f"default ({chosen}) / fastest at {spatial}",
@@ -132,7 +135,7 @@ def test_road_through_score_vs_its_passes(case: str, monkeypatch: pytest.MonkeyP
     with torch.inference_mode():
         target = net(x).argmax(1)
     chosen = default_solver(tuple(x.shape[2:]))
-    solvers = [chosen, "superlu"] if case == "image-512" else [chosen]
+    solvers = [chosen, "superlu"] if case == "image-512" and chosen != "superlu" else [chosen]
     counter = _Passes(type(net))
     handle = torch.nn.modules.module.register_module_forward_pre_hook(counter)
 

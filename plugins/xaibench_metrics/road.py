@@ -21,6 +21,7 @@ lower is better, LeRF: higher is better). pytorch-grad-cam's
 from __future__ import annotations
 
 import functools
+import importlib.util
 import itertools
 from collections.abc import Sequence
 
@@ -167,8 +168,9 @@ def _system(values, removed, offsets, weights):  # pragma: no cover - compiled b
 
 
 #: The solvers of :func:`linear_impute`: "banded" (Cholesky of the band, 1D and 2D), "superlu" (scipy's sparse
-#: LU), "cholmod" (CHOLMOD's sparse Cholesky, through cvxopt) and "amg" (conjugate gradients preconditioned by pyamg's
-#: smoothed-aggregation multigrid, to :data:`AMG_RTOL`).
+#: LU), "cholmod" (CHOLMOD's sparse Cholesky, through cvxopt: the optional extra ``xaibench[cholmod]``, GPL-3, see
+#: :func:`cholmod_available`) and "amg" (conjugate gradients preconditioned by pyamg's smoothed-aggregation
+#: multigrid, to :data:`AMG_RTOL`).
 SOLVERS = ("banded", "superlu", "cholmod", "amg")
 #: "amg" stops when each channel's residual is below this fraction of its right-hand side (2-norm); the imputed
 #: values then agree with SuperLU's to about 1e-9 of the image's scale (tests/test_road_solver.py checks 1e-6).
@@ -178,17 +180,39 @@ AMG_RTOL = 1e-10
 #: CHOLMOD above (a fill-reducing order: its fill grows about as n log n on a plane, the band's as n^2; 2.0-3.1x
 #: faster than SuperLU at 128^2-512^2); on volumes CHOLMOD wins up to about 24^3 voxels (3.8-4.5x faster than
 #: SuperLU, 1.2-1.4x than multigrid at 24^3), multigrid above (a direct solver's fill grows as n^2 there, multigrid's
-#: work as n: 1.8-1.9x faster than CHOLMOD at 32^3).
+#: work as n: 1.8-1.9x faster than CHOLMOD at 32^3). Without cvxopt, SuperLU takes CHOLMOD's place: above 96^2
+#: pixels, and on volumes up to about 20^3 voxels (:data:`SUPERLU_VOLUMES_UP_TO`), multigrid winning above.
 BANDED_UP_TO = 96 * 96
 CHOLMOD_VOLUMES_UP_TO = 24 ** 3
+SUPERLU_VOLUMES_UP_TO = 20 ** 3
+#: The one-line error of an explicit "cholmod" without cvxopt installed.
+CHOLMOD_MISSING = ('solver "cholmod" needs cvxopt (GPL-3, not installed with xaibench): pip install '
+                   f'"xaibench[cholmod]", or choose another solver of {tuple(s for s in SOLVERS if s != "cholmod")}')
+
+
+@functools.cache
+def cholmod_available() -> bool:
+    """Whether the "cholmod" solver can run: cvxopt (CHOLMOD's binding) is importable, looked up once per process
+    (``importlib.util.find_spec``, which does not import it). cvxopt is GPL-3, so xaibench (MIT) does not require
+    it: ``pip install "xaibench[cholmod]"`` opts in; a run's header records its version where it is installed
+    (:data:`xaibench.environment.LIBRARIES`)."""
+    return importlib.util.find_spec("cvxopt") is not None
 
 
 def default_solver(spatial: Sequence[int]) -> str:
-    """The fastest of :data:`SOLVERS` for a grid of shape ``spatial`` (1D, 2D or 3D), measured on a CPU."""
+    """The fastest of :data:`SOLVERS` for a grid of shape ``spatial`` (1D, 2D or 3D), measured on a CPU.
+
+    "banded" on signals and on images up to 96^2 pixels (:data:`BANDED_UP_TO`); with cvxopt installed
+    (:func:`cholmod_available`) "cholmod" on larger images and on volumes up to 24^3 voxels
+    (:data:`CHOLMOD_VOLUMES_UP_TO`), without it "superlu" on larger images and on volumes up to 20^3 voxels
+    (:data:`SUPERLU_VOLUMES_UP_TO`); "amg" on larger volumes."""
     points = int(np.prod(spatial))
+    cholmod = cholmod_available()
     if len(spatial) <= 2:
-        return "banded" if len(spatial) == 1 or points <= BANDED_UP_TO else "cholmod"
-    return "cholmod" if points <= CHOLMOD_VOLUMES_UP_TO else "amg"
+        return "banded" if len(spatial) == 1 or points <= BANDED_UP_TO else ("cholmod" if cholmod else "superlu")
+    if cholmod:
+        return "cholmod" if points <= CHOLMOD_VOLUMES_UP_TO else "amg"
+    return "superlu" if points <= SUPERLU_VOLUMES_UP_TO else "amg"
 
 
 def linear_impute(image: np.ndarray, removed: np.ndarray, solver: str | None = None,
@@ -207,6 +231,8 @@ def linear_impute(image: np.ndarray, removed: np.ndarray, solver: str | None = N
     - "cholmod" is CHOLMOD's sparse Cholesky (cvxopt's ``cvxopt.cholmod``, supernodal or simplicial as
       CHOLMOD picks) in the AMD order of the whole grid (:func:`_grid_ordering`, once per grid shape), one
       factorisation for all channels; fastest on images above about 96^2 pixels and on volumes up to about 24^3.
+      It needs cvxopt, an optional extra (GPL-3): ``pip install "xaibench[cholmod]"``; without it
+      :func:`default_solver` picks "superlu" (or "amg" above 20^3 voxels) instead.
     - "amg" is conjugate gradients preconditioned by one V-cycle of pyamg's smoothed-aggregation
       multigrid, per channel, to a residual of :data:`AMG_RTOL` of the right-hand side; its work grows
       linearly with the removed voxels (a direct solver's as their square on a volume). ``start`` ``(C, *spatial)``
@@ -216,7 +242,8 @@ def linear_impute(image: np.ndarray, removed: np.ndarray, solver: str | None = N
     The direct solvers agree to about 1e-13 of the image's scale, "amg" to 1e-9 (tests/test_road_solver.py
     asserts 1e-12 for the band, 1e-6 for the others). Faster than :func:`impute` on a CPU; :func:`impute` is the
     batched counterpart for accelerators. Raises ValueError as :func:`impute` does, and for an unknown ``solver``;
-    RuntimeError if "amg" does not converge.
+    ImportError (:data:`CHOLMOD_MISSING`) for "cholmod" without cvxopt installed; RuntimeError if "amg" does not
+    converge.
     """
     from scipy.linalg import solveh_banded
     from scipy.sparse import coo_matrix
@@ -228,6 +255,8 @@ def linear_impute(image: np.ndarray, removed: np.ndarray, solver: str | None = N
     solver = solver or default_solver(spatial)
     if solver not in SOLVERS:
         raise ValueError(f"solver must be one of {SOLVERS}, got {solver!r}")
+    if solver == "cholmod" and not cholmod_available():
+        raise ImportError(CHOLMOD_MISSING)
     if solver == "banded" and removed.ndim == 2 and spatial[1] > spatial[0]:  # raster order along the longer axis
         return linear_impute(image.swapaxes(-1, -2), removed.T, solver).swapaxes(-1, -2)
     if not removed.any():
