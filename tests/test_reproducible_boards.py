@@ -122,12 +122,19 @@ def test_the_provenance_resolves_training_on_the_run_s_threads_to_its_count() ->
 
 
 def test_the_provenance_names_the_installed_versions_of_the_libraries_that_change_scores() -> None:
+    """Including cvxopt where installed (the optional extra that makes ROAD solve by CHOLMOD), absent otherwise."""
     import numba
     import numpy
 
     versions = environment.library_versions()
     assert versions["numpy"] == numpy.__version__ and versions["numba"] == numba.__version__
     assert set(versions) <= set(environment.LIBRARIES)
+    try:
+        import cvxopt
+    except ImportError:
+        assert "cvxopt" not in versions
+    else:
+        assert versions["cvxopt"] == cvxopt.__version__
 
 
 CPUINFO = """processor\t: 0

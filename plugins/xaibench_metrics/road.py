@@ -20,6 +20,8 @@ lower is better, LeRF: higher is better). pytorch-grad-cam's
 """
 from __future__ import annotations
 
+import functools
+import importlib.util
 import itertools
 from collections.abc import Sequence
 
@@ -166,24 +168,50 @@ def _system(values, removed, offsets, weights):  # pragma: no cover - compiled b
 
 
 #: The solvers of :func:`linear_impute`: "banded" (Cholesky of the band, 1D and 2D), "superlu" (scipy's sparse
-#: LU) and "amg" (conjugate gradients preconditioned by pyamg's smoothed-aggregation multigrid, to :data:`AMG_RTOL`).
-SOLVERS = ("banded", "superlu", "amg")
+#: LU), "cholmod" (CHOLMOD's sparse Cholesky, through cvxopt: the optional extra ``xaibench[cholmod]``, GPL-3, see
+#: :func:`cholmod_available`) and "amg" (conjugate gradients preconditioned by pyamg's smoothed-aggregation
+#: multigrid, to :data:`AMG_RTOL`).
+SOLVERS = ("banded", "superlu", "cholmod", "amg")
 #: "amg" stops when each channel's residual is below this fraction of its right-hand side (2-norm); the imputed
 #: values then agree with SuperLU's to about 1e-9 of the image's scale (tests/test_road_solver.py checks 1e-6).
 AMG_RTOL = 1e-10
-#: The default solver by the number of grid points (:func:`default_solver`), from ``benchmarks/test_road_floor.py``'s
+#: The default solver by the number of grid points (:func:`default_solver`), from ``benchmarks/test_road_sizes.py``'s
 #: size sweep (half the pixels removed, one process, one thread): the banded Cholesky wins up to about 96^2 pixels,
-#: SuperLU above (its fill grows as n^1.5 on a plane, the band's as n^2); on volumes SuperLU's fill grows as n^2
-#: and multigrid's work as n, which wins from about 20^3 voxels.
+#: CHOLMOD above (a fill-reducing order: its fill grows about as n log n on a plane, the band's as n^2; 2.0-3.1x
+#: faster than SuperLU at 128^2-512^2); on volumes CHOLMOD wins up to about 24^3 voxels (3.8-4.5x faster than
+#: SuperLU, 1.2-1.4x than multigrid at 24^3), multigrid above (a direct solver's fill grows as n^2 there, multigrid's
+#: work as n: 1.8-1.9x faster than CHOLMOD at 32^3). Without cvxopt, SuperLU takes CHOLMOD's place: above 96^2
+#: pixels, and on volumes up to about 20^3 voxels (:data:`SUPERLU_VOLUMES_UP_TO`), multigrid winning above.
 BANDED_UP_TO = 96 * 96
+CHOLMOD_VOLUMES_UP_TO = 24 ** 3
 SUPERLU_VOLUMES_UP_TO = 20 ** 3
+#: The one-line error of an explicit "cholmod" without cvxopt installed.
+CHOLMOD_MISSING = ('solver "cholmod" needs cvxopt (GPL-3, not installed with xaibench): pip install '
+                   f'"xaibench[cholmod]", or choose another solver of {tuple(s for s in SOLVERS if s != "cholmod")}')
+
+
+@functools.cache
+def cholmod_available() -> bool:
+    """Whether the "cholmod" solver can run: cvxopt (CHOLMOD's binding) is importable, looked up once per process
+    (``importlib.util.find_spec``, which does not import it). cvxopt is GPL-3, so xaibench (MIT) does not require
+    it: ``pip install "xaibench[cholmod]"`` opts in; a run's header records its version where it is installed
+    (:data:`xaibench.running.environment.LIBRARIES`)."""
+    return importlib.util.find_spec("cvxopt") is not None
 
 
 def default_solver(spatial: Sequence[int]) -> str:
-    """The fastest of :data:`SOLVERS` for a grid of shape ``spatial`` (1D, 2D or 3D), measured on a CPU."""
+    """The fastest of :data:`SOLVERS` for a grid of shape ``spatial`` (1D, 2D or 3D), measured on a CPU.
+
+    "banded" on signals and on images up to 96^2 pixels (:data:`BANDED_UP_TO`); with cvxopt installed
+    (:func:`cholmod_available`) "cholmod" on larger images and on volumes up to 24^3 voxels
+    (:data:`CHOLMOD_VOLUMES_UP_TO`), without it "superlu" on larger images and on volumes up to 20^3 voxels
+    (:data:`SUPERLU_VOLUMES_UP_TO`); "amg" on larger volumes."""
     points = int(np.prod(spatial))
+    cholmod = cholmod_available()
     if len(spatial) <= 2:
-        return "banded" if len(spatial) == 1 or points <= BANDED_UP_TO else "superlu"
+        return "banded" if len(spatial) == 1 or points <= BANDED_UP_TO else ("cholmod" if cholmod else "superlu")
+    if cholmod:
+        return "cholmod" if points <= CHOLMOD_VOLUMES_UP_TO else "amg"
     return "superlu" if points <= SUPERLU_VOLUMES_UP_TO else "amg"
 
 
@@ -199,17 +227,23 @@ def linear_impute(image: np.ndarray, removed: np.ndarray, solver: str | None = N
       to those at most one short-axis line away, and factorises the band by Cholesky (LAPACK ``pbsv``
       through scipy's ``solveh_banded``): the band holds about ``f`` x the short side for a removed
       fraction ``f``; fastest on signals and small images.
-    - "superlu" is scipy's ``spsolve`` (COLAMD ordering); fastest on images above about 96^2 pixels and
-      on small volumes.
+    - "superlu" is scipy's ``spsolve`` (COLAMD ordering): the reference the others are tested against.
+    - "cholmod" is CHOLMOD's sparse Cholesky (cvxopt's ``cvxopt.cholmod``, supernodal or simplicial as
+      CHOLMOD picks) in the AMD order of the whole grid (:func:`_grid_ordering`, once per grid shape), one
+      factorisation for all channels; fastest on images above about 96^2 pixels and on volumes up to about 24^3.
+      It needs cvxopt, an optional extra (GPL-3): ``pip install "xaibench[cholmod]"``; without it
+      :func:`default_solver` picks "superlu" (or "amg" above 20^3 voxels) instead.
     - "amg" is conjugate gradients preconditioned by one V-cycle of pyamg's smoothed-aggregation
       multigrid, per channel, to a residual of :data:`AMG_RTOL` of the right-hand side; its work grows
-      linearly with the removed voxels (SuperLU's as their square on a volume). ``start`` ``(C, *spatial)``
+      linearly with the removed voxels (a direct solver's as their square on a volume). ``start`` ``(C, *spatial)``
       is the initial guess at the removed pixels (the imputation at a nested smaller removal set, as ROAD's
       fractions give); the direct solvers ignore it.
 
-    The three agree to 1e-9 of the image's scale (tests/test_road_solver.py: 1e-6 asserted). Faster than
-    :func:`impute` on a CPU; :func:`impute` is the batched counterpart for accelerators. Raises ValueError
-    as :func:`impute` does, and for an unknown ``solver``; RuntimeError if "amg" does not converge.
+    The direct solvers agree to about 1e-13 of the image's scale, "amg" to 1e-9 (tests/test_road_solver.py
+    asserts 1e-12 for the band, 1e-6 for the others). Faster than :func:`impute` on a CPU; :func:`impute` is the
+    batched counterpart for accelerators. Raises ValueError as :func:`impute` does, and for an unknown ``solver``;
+    ImportError (:data:`CHOLMOD_MISSING`) for "cholmod" without cvxopt installed; RuntimeError if "amg" does not
+    converge.
     """
     from scipy.linalg import solveh_banded
     from scipy.sparse import coo_matrix
@@ -221,6 +255,8 @@ def linear_impute(image: np.ndarray, removed: np.ndarray, solver: str | None = N
     solver = solver or default_solver(spatial)
     if solver not in SOLVERS:
         raise ValueError(f"solver must be one of {SOLVERS}, got {solver!r}")
+    if solver == "cholmod" and not cholmod_available():
+        raise ImportError(CHOLMOD_MISSING)
     if solver == "banded" and removed.ndim == 2 and spatial[1] > spatial[0]:  # raster order along the longer axis
         return linear_impute(image.swapaxes(-1, -2), removed.T, solver).swapaxes(-1, -2)
     if not removed.any():
@@ -231,7 +267,10 @@ def linear_impute(image: np.ndarray, removed: np.ndarray, solver: str | None = N
     values = np.ascontiguousarray(image, dtype=np.float64).reshape(image.shape[0], *grid.shape)
     diag, rhs, rows, cols, vals = _system(values, np.ascontiguousarray(grid), *_STENCILS[removed.ndim])
     n = diag.size
-    if solver == "banded":
+    if solver == "cholmod":
+        order = np.argsort(_grid_ordering(grid.shape, removed.ndim)[grid.ravel()])
+        solved = _cholmod_solve(diag, rhs, rows, cols, vals, order)
+    elif solver == "banded":
         lower = rows > cols  # the matrix is symmetric: its lower band, ab[i - j, j] = A[i, j]
         band = np.zeros((1 + int((rows - cols)[lower].max(initial=0)), n))
         band[0] = diag
@@ -248,6 +287,49 @@ def linear_impute(image: np.ndarray, removed: np.ndarray, solver: str | None = N
     out = image.astype(np.float64)
     out[:, removed] = solved.reshape(n, -1).T
     return out
+
+
+@functools.lru_cache(maxsize=8)
+def _grid_ordering(shape: tuple[int, int, int], ndim: int) -> np.ndarray:
+    """Each point's rank ``(D * H * W,)`` in the AMD fill-reducing order of the whole grid's :data:`NEIGHBOURS` graph.
+
+    Restricted to the removed pixels it orders any removal set of that grid (the filled graph of an induced
+    subgraph, eliminated in the induced order, is a subgraph of the whole grid's): computed once per grid shape,
+    where an ordering per system cost CHOLMOD as much as its numeric factorisation (docs/performance.md)."""
+    from cvxopt import amd, matrix, spmatrix
+
+    diag, _, rows, cols, vals = _system(np.zeros((1, *shape)), np.ones(shape, dtype=np.bool_), *_STENCILS[ndim])
+    lower = rows > cols
+    order = np.asarray(amd.order(spmatrix(matrix(vals[lower]), matrix(rows[lower]), matrix(cols[lower]),
+                                          (diag.size, diag.size)))).ravel()
+    rank = np.empty_like(order)
+    rank[order] = np.arange(order.size)
+    rank.flags.writeable = False  # cached: shared by every call on this grid
+    return rank
+
+
+def _cholmod_solve(diag: np.ndarray, rhs: np.ndarray, rows: np.ndarray, cols: np.ndarray, vals: np.ndarray,
+                   order: np.ndarray) -> np.ndarray:
+    """``a^-1 rhs`` ``(n, C)`` by CHOLMOD's Cholesky of ``a`` (:func:`_system`'s ``diag`` and couplings), its
+    unknowns eliminated in ``order`` (a permutation of ``n``)."""
+    from cvxopt import cholmod, matrix, spmatrix
+
+    lower = rows > cols  # CHOLMOD reads the lower triangle
+    index = np.arange(diag.size)
+    a = spmatrix(matrix(np.concatenate([vals[lower], diag])), matrix(np.concatenate([rows[lower], index])),
+                 matrix(np.concatenate([cols[lower], index])), (diag.size, diag.size))
+    options = dict(cholmod.options)
+    cholmod.options["nmethods"] = 1  # the given order alone (CHOLMOD's default also tries AMD and keeps the best);
+    # cvxopt's options are module-wide: put back as they were
+    try:
+        factor = cholmod.symbolic(a, p=matrix(order), uplo="L")
+    finally:
+        cholmod.options.clear()
+        cholmod.options.update(options)
+    cholmod.numeric(a, factor)
+    solved = matrix(np.asfortranarray(rhs))
+    cholmod.solve(factor, solved)
+    return np.array(solved)
 
 
 def _amg_solve(a, rhs: np.ndarray, guess: np.ndarray) -> np.ndarray:

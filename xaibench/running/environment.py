@@ -28,8 +28,10 @@ EXTENSIONS = ("amx_tile", "amx_bf16", "avx512_fp16", "avx512_bf16", "avx512_vnni
 CPUINFO = Path("/proc/cpuinfo")
 
 #: Distributions besides torch whose versions can change a score: array maths and kernels (numpy, numba,
-#: scipy) and the peer libraries the built-in methods call (captum, pytorch-grad-cam, zennit).
-LIBRARIES = ("numpy", "numba", "scipy", "captum", "grad-cam", "zennit")
+#: scipy), the peer libraries the built-in methods call (captum, pytorch-grad-cam, zennit) and cvxopt, the
+#: optional extra (GPL-3) whose presence decides ROAD's solver on images above 96^2 pixels and small volumes
+#: (CHOLMOD, else SuperLU: ``xaibench_metrics.road.default_solver``); absent from the header where not installed.
+LIBRARIES = ("numpy", "numba", "scipy", "captum", "grad-cam", "zennit", "cvxopt")
 
 
 def library_versions() -> dict[str, str]:
