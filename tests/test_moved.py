@@ -19,6 +19,25 @@ from xaibench.base.moved import MOVED, UNTIL
 
 ROOT = Path(__file__).resolve().parents[1]
 
+#: xaibench 0.1's modules beside ``__init__``, ``__main__`` and ``leaderboard/`` (``git show 5742de6:xaibench``).
+FLAT = """api applicability bundles byom cache calibration cli comparison curves degenerate download engine environment
+errors execution executors explaining figures fills folds gate hookdoc hookspecs inputs isolation jit kernels layers
+lazy maps metaeval metarun metric_inputs models nonlinearities options outputs overlay overrides params paths plan
+plugins pretrained progress published reference registry results runner samples scaffold scores segmentation
+segmented segtraining slices specs stats store suite targets testing throughput training transfer user_inputs
+user_methods user_metrics validate version""".split()
+
+
+def test_every_module_of_the_flat_layout_has_a_new_path() -> None:
+    assert sorted(MOVED) == sorted(set(FLAT) - {"api"})  # xaibench.api is still xaibench.api, a package now
+    for old, new in MOVED.items():
+        assert importlib.import_module(f"xaibench.{new}").__name__ == f"xaibench.{new}"
+        assert new.rpartition(".")[2] in (old, "provision", "charts")
+
+
+def test_the_release_that_removes_the_old_paths_is_the_one_the_architecture_page_names() -> None:
+    assert f"removed in {UNTIL})" in (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+
 
 @pytest.mark.parametrize("old", sorted(old for old, new in MOVED.items() if new.partition(".")[0] != old))
 def test_an_old_module_path_is_the_new_module_with_a_warning(old: str) -> None:

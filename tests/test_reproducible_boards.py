@@ -167,3 +167,42 @@ def test_the_provenance_names_the_processor_not_only_its_instruction_set(tmp_pat
     assert environment.cpu_kernels(dict(info, flags="fpu avx2 avx512f")) == (
         f"{capability} on GenuineIntel family 6 model 167 stepping 1, 491520 KB cache")
     assert environment.cpuinfo(tmp_path / "absent") == {}
+
+
+def test_the_provenance_lists_every_kernel_relevant_extension_and_reads_this_machine(monkeypatch) -> None:
+    info = {"vendor_id": "AuthenticAMD", "cpu family": "25", "model": "1",
+            "flags": "avx512f avx_vnni avx512_vnni avx512_bf16 avx512_fp16 amx_bf16 amx_tile sse"}
+    capability = torch.backends.cpu.get_cpu_capability()
+    assert environment.cpu_kernels(info) == (f"{capability} (amx_tile, amx_bf16, avx512_fp16, avx512_bf16, avx512_vnni, "
+                                             "avx_vnni) on AuthenticAMD family 25 model 1")
+    if Path("/proc/cpuinfo").exists():
+        assert environment.cpuinfo() == environment.cpuinfo(Path("/proc/cpuinfo")) != {}
+        assert environment.cpu_kernels() == environment.cpu_kernels(environment.cpuinfo(Path("/proc/cpuinfo")))
+    monkeypatch.setattr(environment.platform, "processor", lambda: "")
+    monkeypatch.setattr(environment.platform, "machine", lambda: "arm64")
+    assert environment.processor({}) == "arm64"  # no /proc/cpuinfo (macOS, Windows)
+    monkeypatch.setattr(environment.platform, "processor", lambda: "i386")
+    assert environment.processor({}) == "i386"
+    monkeypatch.setattr(environment.platform, "processor", lambda: "")
+    monkeypatch.setattr(environment.platform, "machine", lambda: "")
+    assert environment.processor({}) == "unknown processor"
+
+
+def test_the_provenance_names_what_could_still_change_a_board() -> None:
+    for fact in ("another processor", "library versions", "a GPU", "`train.threads: 0`", "`--batch-size`",
+                 "1 and 2 threads write the same medical board"):
+        assert fact in environment.REPRODUCIBILITY, fact
+
+
+def test_a_library_that_is_not_installed_is_left_out_and_the_others_kept(monkeypatch) -> None:
+    real = environment.metadata.version
+
+    def version(name: str) -> str:
+        if name == "numba":
+            raise environment.metadata.PackageNotFoundError(name)
+        return real(name)
+
+    monkeypatch.setattr(environment.metadata, "version", version)
+    versions = environment.library_versions()
+    assert "numba" not in versions
+    assert {"numpy", "scipy", "captum", "grad-cam", "zennit"} <= set(versions)

@@ -69,10 +69,10 @@ def cpuinfo(path: Path = CPUINFO) -> dict[str, str]:
     except OSError:
         return {}
     fields: dict[str, str] = {}
-    for line in text.split("\n\n", 1)[0].splitlines():
+    for line in text.splitlines():
         key, sep, value = line.partition(":")
         if sep:
-            fields.setdefault(key.strip(), value.strip())
+            fields.setdefault(key.strip(), value.strip())  # the first processor's value
     return fields
 
 
