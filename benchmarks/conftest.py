@@ -13,7 +13,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import pytest
 import torch
@@ -130,6 +130,27 @@ class CountingModel(torch.nn.Module):
         before = self.images
         fn()
         return self.images - before
+
+
+#: Images every :func:`xaibench.score` and :func:`xaibench.explain` call passes besides its method's or metric's: the
+#: output-contract check (``xaibench.contract.outputs.conform``, two zero inputs) made twice, by
+#: ``xaibench.api.segmented``'s classifier-or-segmenter test and by the call itself, and the one-sample memory probe of
+#: the engine batch (``xaibench.scoring.engine.activation_bytes_per_sample``).
+API_PASSES = 2 + 2 + 1
+
+
+class PassCounter:
+    """Images through any network of class ``cls`` in eval mode while ``on``: ``forward`` all of them,
+    ``backward`` those passed with gradients enabled. Register it with
+    ``torch.nn.modules.module.register_module_forward_pre_hook``."""
+
+    def __init__(self, cls: type) -> None:
+        self.cls, self.on, self.forward, self.backward = cls, False, 0, 0
+
+    def __call__(self, module: torch.nn.Module, args: tuple[Any, ...]) -> None:
+        if self.on and isinstance(module, self.cls) and not module.training:
+            self.forward += int(args[0].shape[0])
+            self.backward += int(args[0].shape[0]) if torch.is_grad_enabled() else 0
 
 
 def pytest_terminal_summary(terminalreporter) -> None:  # type: ignore[no-untyped-def]

@@ -10,7 +10,7 @@ torchvision's ResNet-18 and on one 64^3 volume through MONAI's 3D ResNet-18 (ran
 the same number of forward passes of the same network on that input (the floor), timed in the same run.
 ``test_road_through_score_vs_its_passes`` is issue 40's item 2 as a user runs it: ``road-morf`` through
 :func:`xaibench.score` on the same two cases, its forward passes counted by a forward pre-hook (asserted
-equal to the fractions, the base logits and the API's fixed passes, :data:`API_PASSES`), against those passes at
+equal to the fractions, the base logits and the API's fixed passes, :data:`conftest.API_PASSES`), against those passes at
 the least per-image cost (:func:`conftest.floor_per_image`), in alternating rounds; on the image also with
 SuperLU as the solver (the default before CHOLMOD, and without cvxopt), in the same rounds.
 ``XAIBENCH_ROAD_CASES=image-512`` skips the volume (minutes)::
@@ -22,13 +22,12 @@ from __future__ import annotations
 import os
 import statistics
 import time
-from typing import Any
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import best_time, floor_per_image, report
+from conftest import API_PASSES, PassCounter, best_time, floor_per_image, report
 
 import xaibench
 from xaibench.scoring.engine import Engine
@@ -71,17 +70,22 @@ def test_solver_sweep() -> None:
         print(f"{'x'.join(map(str, spatial))}: {cells}; default {chosen}")
 
 
-@pytest.mark.parametrize("case", ["image-512", "volume-64"])
-def test_road_vs_floor(case: str) -> None:
+def _network_and_input(case: str) -> tuple[torch.nn.Module, torch.Tensor]:
+    """``"image-512"``: torchvision's ResNet-18 and one RGB image of 512 px; ``"volume-64"``: MONAI's 3D
+    ResNet-18 and one 64^3 volume (skipped without MONAI). Random weights and inputs, seed 0."""
     torch.manual_seed(0)
     if case == "image-512":
         import torchvision
 
-        model, x = torchvision.models.resnet18(num_classes=2).eval(), torch.rand(1, 3, 512, 512)
-    else:
-        monai = pytest.importorskip("monai")
-        model = monai.networks.nets.resnet18(spatial_dims=3, n_input_channels=1, num_classes=2).eval()
-        x = torch.rand(1, 1, 64, 64, 64)
+        return torchvision.models.resnet18(num_classes=2).eval(), torch.rand(1, 3, 512, 512)
+    monai = pytest.importorskip("monai")
+    net = monai.networks.nets.resnet18(spatial_dims=3, n_input_channels=1, num_classes=2).eval()
+    return net, torch.rand(1, 1, 64, 64, 64)
+
+
+@pytest.mark.parametrize("case", ["image-512", "volume-64"])
+def test_road_vs_floor(case: str) -> None:
+    model, x = _network_and_input(case)
     maps = _smooth_map(tuple(x.shape[2:]), 1)
     with torch.inference_mode():
         target = model(x).argmax(1)
@@ -99,55 +103,31 @@ def test_road_vs_floor(case: str) -> None:
     report(f"ROAD {case}, ResNet-18", "ROAD / forward-pass floor", ours / t_floor, "<= 2")
 
 
-#: Images every :func:`xaibench.score` call passes besides the metric's: the output-contract check
-#: (``xaibench.contract.outputs.conform``, two zero inputs) made twice, by ``xaibench.api.segmented``'s classifier-or-segmenter
-#: test and by ``score`` itself, and the one-sample memory probe of the engine batch
-#: (``xaibench.scoring.engine.activation_bytes_per_sample``). The floor's batch sizes and rounds per case follow (a forward
-#: pass of the 3D ResNet-18 at 64^3 takes seconds).
-API_PASSES = 2 + 2 + 1
+#: The floor's batch sizes and rounds per case (a forward pass of the 3D ResNet-18 at 64^3 takes seconds).
 SCORE_CASES = {"image-512": ((1, 4, 8), 3), "volume-64": ((1, 2), 1)}
-
-
-class _Passes:
-    """Images through a network of class ``cls`` in eval mode (a global forward pre-hook), while ``on``."""
-
-    def __init__(self, cls: type) -> None:
-        self.cls, self.on, self.images = cls, False, 0
-
-    def __call__(self, module: torch.nn.Module, args: tuple[Any, ...]) -> None:
-        if self.on and isinstance(module, self.cls) and not module.training:
-            self.images += int(args[0].shape[0])
 
 
 @pytest.mark.parametrize("case", [c for c in SCORE_CASES
                                   if c in os.environ.get("XAIBENCH_ROAD_CASES", ",".join(SCORE_CASES))])
 def test_road_through_score_vs_its_passes(case: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    torch.manual_seed(0)
-    if case == "image-512":
-        import torchvision
-
-        net, x = torchvision.models.resnet18(num_classes=2).eval(), torch.rand(1, 3, 512, 512)
-    else:
-        monai = pytest.importorskip("monai")
-        net = monai.networks.nets.resnet18(spatial_dims=3, n_input_channels=1, num_classes=2).eval()
-        x = torch.rand(1, 1, 64, 64, 64)
+    net, x = _network_and_input(case)
     maps = _smooth_map(tuple(x.shape[2:]), 1).numpy()
     with torch.inference_mode():
         target = net(x).argmax(1)
     chosen = default_solver(tuple(x.shape[2:]))
     solvers = [chosen, "superlu"] if case == "image-512" and chosen != "superlu" else [chosen]
-    counter = _Passes(type(net))
+    counter = PassCounter(type(net))
     handle = torch.nn.modules.module.register_module_forward_pre_hook(counter)
 
     def run(solver: str) -> tuple[float, int]:
         monkeypatch.setattr(road_module, "default_solver", lambda spatial: solver)
-        counter.images, counter.on = 0, True
+        counter.forward, counter.on = 0, True
         start = time.perf_counter()
         try:
             xaibench.score(net, x, target, maps, "road-morf")
         finally:
             seconds, counter.on = time.perf_counter() - start, False
-        return seconds, counter.images
+        return seconds, counter.forward
 
     batches, rounds = SCORE_CASES[case]
     ratios: dict[str, list[float]] = {s: [] for s in solvers}

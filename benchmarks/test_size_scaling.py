@@ -34,7 +34,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import floor_per_image, report
+from conftest import API_PASSES, PassCounter, floor_per_image, report
 
 import xaibench
 from xaibench.base.errors import XaibenchError
@@ -94,9 +94,6 @@ FAMILIES = (
     Family("localization", "metric", "relevance-mass", lambda s: {}, lambda s: (1, 0)),
     Family("complexity", "metric", "sparseness", lambda s: {}, lambda s: (1, 0)),
 )
-#: Images of the output-contract check every Python API call makes (``xaibench.contract.outputs.conform``: one forward
-#: pass of two zero inputs): counted in the floor, asserted, and a share of a one-pass family's time.
-CHECK = 2
 SISE_MAX = {"2d": 256, "3d": 32}
 #: The families run at 128^3 (a few passes each).
 FIT_128 = ("CAMs", "gradients", "LRP", "ROAD", "localization", "complexity", "completeness")
@@ -126,18 +123,6 @@ def _case(modality: str, side: int) -> tuple[torch.Tensor, np.ndarray, np.ndarra
     return x, maps.numpy(), np.repeat(ball[None], n, 0)
 
 
-class Counter:
-    """Images through the network, forward and with gradients, while ``on``."""
-
-    def __init__(self, cls: type) -> None:
-        self.cls, self.on, self.forward, self.backward = cls, False, 0, 0
-
-    def __call__(self, module: torch.nn.Module, args: tuple[Any, ...]) -> None:
-        if self.on and isinstance(module, self.cls) and not module.training:
-            self.forward += int(args[0].shape[0])
-            self.backward += int(args[0].shape[0]) if torch.is_grad_enabled() else 0
-
-
 def _cell(fam: Family, net: torch.nn.Module, x: torch.Tensor, target: torch.Tensor, maps: np.ndarray,
           masks: np.ndarray, side: int) -> Callable[[], Any]:
     if fam.kind == "method":
@@ -151,7 +136,7 @@ def _cell(fam: Family, net: torch.nn.Module, x: torch.Tensor, target: torch.Tens
 @pytest.mark.parametrize("modality", ["2d", "3d"])
 def test_size_scaling(modality: str) -> None:
     net = _network(modality)
-    counter = Counter(type(net))
+    counter = PassCounter(type(net))
     handle = torch.nn.modules.module.register_module_forward_pre_hook(counter)
     rows: dict[str, dict[int, str]] = {}
     warm: set[str] = set()
@@ -198,7 +183,7 @@ def test_size_scaling(modality: str) -> None:
                 floor = fwd * t_fwd + bwd * (t_bwd - t_fwd)
                 ratio = seconds / floor
                 per_sample = fam.passes(side)
-                expected = (fwd, bwd) if per_sample is None else (len(x) * per_sample[0] + CHECK, len(x) * per_sample[1])
+                expected = (fwd, bwd) if per_sample is None else (len(x) * per_sample[0] + API_PASSES, len(x) * per_sample[1])
                 print(f"  {fam.family} ({fam.name}): {seconds:.2f} s, passes {fwd} / {bwd} (expected "
                       f"{expected[0]} / {expected[1]}), floor {floor:.2f} s, ratio {ratio:.2f}")
                 rows.setdefault(fam.family, {})[side] = f"{ratio:.2f}"
